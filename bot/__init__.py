@@ -1,0 +1,1 @@
+"""connbot: triage bot for VoIP connection-issue tickets."""

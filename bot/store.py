@@ -1,0 +1,95 @@
+"""The state store: engine, sessions, migrations, and the few operations that need care with SQL
+(leases that serialise work on a run across processes)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, event, or_, select, text, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.models import Run, utcnow
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(conn: Any, _record: Any) -> None:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA synchronous=NORMAL")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+class Store:
+    """Owns the database engine. `tx()` is a transaction; everything else builds on it."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def tx(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    def upgrade(self) -> None:
+        """Bring the schema to the newest migration."""
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # Leases: one worker at a time advances a run. A lease that outlives its holder (a killed
+    # worker) expires, and the run is then taken over. Writes made under a lease check that it
+    # is still held, so a worker that lost its lease cannot overwrite its successor's work.
+
+    def acquire(self, run_id: int, owner: str, seconds: float) -> bool:
+        now = utcnow()
+        with self.tx() as s:
+            result = s.execute(
+                update(Run)
+                .where(Run.id == run_id, Run.state != "ended")
+                .where(or_(Run.lease_until.is_(None), Run.lease_until < now, Run.lease_owner == owner))
+                .values(lease_owner=owner, lease_until=now + dt.timedelta(seconds=seconds))
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def holds(self, s: Session, run_id: int, owner: str) -> bool:
+        """Inside a transaction: lock the run row and say whether `owner` still holds it."""
+        row = s.execute(select(Run.lease_owner).where(Run.id == run_id).with_for_update()).first()
+        return row is not None and row[0] == owner
+
+    def release(self, run_id: int, owner: str) -> None:
+        with self.tx() as s:
+            s.execute(
+                update(Run)
+                .where(Run.id == run_id, Run.lease_owner == owner)
+                .values(lease_owner=None, lease_until=None)
+            )

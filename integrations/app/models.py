@@ -1,0 +1,42 @@
+"""Outcomes of the app-backend actions (App Management API v1)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class StatusOutcome(StrEnum):
+    REGISTERED = "registered"
+    REGISTERING = "registering"
+    UNREGISTERED = "unregistered"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    DEVICE_OFFLINE = "device_offline"
+
+
+class ReconnectOutcome(StrEnum):
+    RECONNECTED = "reconnected"
+    STILL_FAILING = "still_failing"
+    DEVICE_OFFLINE = "device_offline"
+    TIMEOUT = "timeout"
+
+
+class LastErrorOutcome(StrEnum):
+    FOUND = "found"
+    NONE = "none"
+
+
+class ConfigOutcome(StrEnum):
+    OK = "ok"
+    WRONG_HOST = "wrong_host"
+    WRONG_PORT = "wrong_port"
+    WRONG_TRANSPORT = "wrong_transport"
+    WRONG_USERNAME = "wrong_username"
+    WRONG_DOMAIN = "wrong_domain"
+    UNRESOLVABLE_HOST = "unresolvable_host"
+
+
+class FixConfigOutcome(StrEnum):
+    FIXED_CONNECTED = "fixed_connected"
+    FIXED_STILL_FAILING = "fixed_still_failing"
+    FORBIDDEN = "forbidden"

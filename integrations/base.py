@@ -1,0 +1,176 @@
+"""The adapter interface: actions, their results, their errors, and how adapters are found.
+
+An adapter is a class with a `name` (the same string as its entry point in the group
+`connbot.adapters`) and methods marked with `@action`. Each action takes one `ActionInput` and
+returns one `ActionResult` whose outcome is a member of the action's closed enum: the playbook
+branches on those outcomes, and `connbot playbook validate` checks them against the enums.
+
+Errors an adapter may raise (anything else is a bug and fails loudly):
+
+    AdapterError
+     ├── TransientError      timeouts, 429, 5xx: retried at the transport, then a failed step
+     ├── PermanentError      4xx, bad data: a failed step with the message
+     ├── NotConfiguredError  the adapter lacks settings for this: a human is asked instead
+     └── UnsupportedError    the device cannot do it (capabilities): a human is asked instead
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, Field
+
+GROUP = "connbot.adapters"
+
+
+class AdapterError(Exception):
+    """Something went wrong talking to an outside system."""
+
+
+class TransientError(AdapterError):
+    """Worth retrying: timeouts, dropped connections, 429, 5xx."""
+
+
+class PermanentError(AdapterError):
+    """Retrying will not help: 4xx other than 429, malformed answers."""
+
+
+class NotConfiguredError(AdapterError):
+    """The adapter has no settings for this action; a person does it instead."""
+
+
+class UnsupportedError(AdapterError):
+    """The device or system cannot do this action; a person does it instead."""
+
+
+class ActionInput(BaseModel):
+    """What an action is given: who the ticket is about and what earlier steps found."""
+
+    ticket_key: str
+    user: str | None = Field(None, description="the user's PBX identity: extension or SIP username")
+    reporter_email: str | None = None
+    facts: dict[str, Any] = Field(default_factory=dict, description="non-secret facts from earlier steps")
+    params: dict[str, Any] = Field(default_factory=dict, description="the step's params from the playbook")
+
+
+class ActionResult(BaseModel):
+    """An action's answer: an outcome from the action's enum, a one-line summary, evidence.
+
+    `facts` are merged into the run's facts for later steps (e.g. the device id found).
+    Evidence and facts must never hold secrets.
+    """
+
+    outcome: str
+    summary: str
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    facts: dict[str, Any] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """An action as the playbook sees it: its full name, outcomes and whether it changes an account."""
+
+    name: str
+    outcomes: tuple[str, ...]
+    changes_account: bool
+    method: str
+    doc: str
+
+
+E = TypeVar("E", bound=enum.Enum)
+F = TypeVar("F", bound=Callable[..., ActionResult])
+
+
+def action(outcomes: type[enum.Enum], *, changes_account: bool = False) -> Callable[[F], F]:
+    """Mark an adapter method as an action with a closed set of outcomes."""
+
+    def mark(func: F) -> F:
+        func.__connbot_action__ = (tuple(str(o.value) for o in outcomes), changes_account)  # type: ignore[attr-defined]
+        return func
+
+    return mark
+
+
+def result(outcome: enum.Enum, summary: str, **evidence: Any) -> ActionResult:
+    """Shorthand for an `ActionResult` with evidence given as keywords."""
+    return ActionResult(outcome=str(outcome.value), summary=summary, evidence=evidence)
+
+
+class Adapter(abc.ABC):
+    """Base of every adapter. Subclasses set `name` and mark actions with `@action`."""
+
+    name: ClassVar[str]
+
+    @classmethod
+    @abc.abstractmethod
+    def configure(cls) -> Adapter | None:
+        """Build the adapter from its settings; None when it is not configured.
+
+        Settings that are present but invalid raise `bot.errors.SettingsError`.
+        """
+
+    @classmethod
+    def actions(cls) -> dict[str, ActionSpec]:
+        specs = {}
+        for attr in dir(cls):
+            marked = getattr(getattr(cls, attr), "__connbot_action__", None)
+            if marked:
+                outcomes, changes = marked
+                doc = (getattr(cls, attr).__doc__ or "").strip().split("\n")[0]
+                name = f"{cls.name}.{attr}"
+                specs[name] = ActionSpec(name, outcomes, changes, attr, doc)
+        return specs
+
+    def run(self, spec: ActionSpec, inp: ActionInput) -> ActionResult:
+        res: ActionResult = getattr(self, spec.method)(inp)
+        if res.outcome not in spec.outcomes:
+            raise PermanentError(f"{spec.name} answered outcome {res.outcome!r}, not one of {list(spec.outcomes)}")
+        return res
+
+
+def discover() -> list[type[Adapter]]:
+    """Every adapter class installed under the entry-point group `connbot.adapters`."""
+    classes = []
+    for ep in entry_points(group=GROUP):
+        cls = ep.load()
+        if not (isinstance(cls, type) and issubclass(cls, Adapter)) or cls.name != ep.name:
+            raise TypeError(f"entry point {ep.name} = {ep.value} is not an Adapter named {ep.name!r}")
+        classes.append(cls)
+    return classes
+
+
+class Registry:
+    """The actions known (from every installed adapter) and those that can run (configured ones)."""
+
+    def __init__(self, classes: Iterable[type[Adapter]], adapters: Iterable[Adapter] = ()):
+        self.catalogue: dict[str, ActionSpec] = {}
+        for cls in classes:
+            self.catalogue.update(cls.actions())
+        self.adapters: dict[str, Adapter] = {}
+        for adapter in adapters:
+            self.catalogue.update(type(adapter).actions())
+            self.adapters[adapter.name] = adapter
+
+    @classmethod
+    def from_environment(cls) -> Registry:
+        """Discover installed adapters and configure those whose settings are present."""
+        classes = discover()
+        configured = [a for a in (c.configure() for c in classes) if a is not None]
+        return cls(classes, configured)
+
+    def available(self, action_name: str) -> bool:
+        return action_name.split(".", 1)[0] in self.adapters and action_name in self.catalogue
+
+    def execute(self, action_name: str, inp: ActionInput) -> ActionResult:
+        if not self.available(action_name):
+            raise NotConfiguredError(f"no configured adapter for {action_name}")
+        spec = self.catalogue[action_name]
+        return self.adapters[action_name.split(".", 1)[0]].run(spec, inp)
+
+    def outcomes(self) -> Mapping[str, tuple[str, ...]]:
+        return {name: spec.outcomes for name, spec in self.catalogue.items()}

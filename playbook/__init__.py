@@ -1,0 +1,1 @@
+"""Playbooks: the declarative format, its loader, and the pure engine that walks it."""

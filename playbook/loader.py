@@ -1,0 +1,172 @@
+"""Load a playbook file and validate the whole graph, reporting every problem at once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from bot.errors import PlaybookError
+from integrations.base import ActionSpec
+from playbook.models import Playbook, Step
+
+DEFAULT = Path(__file__).with_name("playbooks") / "connection_issues.yaml"
+
+
+def load(path: Path | None, catalogue: Mapping[str, ActionSpec]) -> Playbook:
+    """Read, parse and check a playbook. Raises `PlaybookError` listing every problem."""
+    path = path or DEFAULT
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlaybookError(source, [f"cannot read the file: {exc}"]) from None
+    return parse(text, catalogue, source)
+
+
+def parse(text: str, catalogue: Mapping[str, ActionSpec], source: str = "<playbook>") -> Playbook:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PlaybookError(source, [f"not valid YAML: {exc}"]) from None
+    if not isinstance(data, dict):
+        raise PlaybookError(source, ["expected a mapping with name, title, start and steps"])
+    try:
+        playbook = Playbook.model_validate(data)
+    except ValidationError as exc:
+        raise PlaybookError(source, [_where(err["loc"]) + err["msg"] for err in exc.errors()]) from None
+    problems = check(playbook, catalogue)
+    if problems:
+        raise PlaybookError(source, problems)
+    return playbook
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    if len(loc) >= 2 and loc[0] == "steps":
+        rest = ".".join(str(p) for p in loc[2:])
+        return f"step {loc[1]}: " + (f"{rest}: " if rest else "")
+    return ".".join(str(p) for p in loc) + ": " if loc else ""
+
+
+def check(pb: Playbook, catalogue: Mapping[str, ActionSpec]) -> list[str]:
+    """Every problem with the graph, each naming its step."""
+    problems: list[str] = []
+    if pb.start not in pb.steps:
+        problems.append(f"start: no step named {pb.start!r}")
+    for sid, step in pb.steps.items():
+        problems += [f"step {sid}: {p}" for p in _check_step(step, catalogue)]
+        for label, target in step.edges().items():
+            if target not in pb.steps:
+                problems.append(f"step {sid}: {label} goes to missing step {target!r}")
+    if pb.start in pb.steps:
+        reachable = _reachable(pb)
+        problems += [f"step {sid}: unreachable from the start ({pb.start})" for sid in pb.steps if sid not in reachable]
+    for cycle in _cycles(pb):
+        if not any(pb.steps[s].max_visits for s in cycle):
+            problems.append(f"step {cycle[0]}: in a cycle without a bound ({' -> '.join(cycle)}); set max_visits and on_exhausted on one of its steps")
+    return problems
+
+
+def _check_step(step: Step, catalogue: Mapping[str, ActionSpec]) -> list[str]:
+    problems = []
+    end_fields = step.close is not None or step.escalate is not None
+    if end_fields:
+        if step.close is not None and step.escalate is not None:
+            problems.append("an end either closes or escalates, not both")
+        if step.close is not None and not step.close.strip():
+            problems.append("close needs the reason to write on the ticket")
+        if step.escalate is not None and step.escalate <= step.level:
+            problems.append(f"escalates to level {step.escalate}, which is not above its own level {step.level}")
+        if step.then is not None and step.close is not None:
+            problems.append("then goes with escalate, not close")
+        if step.action or step.outcomes:
+            problems.append("an end has no action or outcomes")
+        return problems
+    if step.then is not None:
+        problems.append("then goes with escalate")
+    if not step.action:
+        problems.append("an end must be 'close: <reason>' or 'escalate: <level>'; this step has neither and no action")
+        return problems
+    if step.is_human:
+        if not step.outcomes:
+            problems.append("a human step needs the outcomes a person can answer")
+        if not step.on_timeout:
+            problems.append("waits for a person but has no on_timeout edge")
+    else:
+        spec = catalogue.get(step.action)
+        if spec is None:
+            problems.append(f"unknown action {step.action!r}")
+        else:
+            missing = [o for o in spec.outcomes if o not in step.outcomes]
+            extra = [o for o in step.outcomes if o not in spec.outcomes]
+            if missing:
+                problems.append(f"outcomes without an edge: {', '.join(missing)}")
+            if extra:
+                problems.append(f"{step.action} has no outcome {', '.join(extra)} (it has {', '.join(spec.outcomes)})")
+            if spec.changes_account and not step.approval:
+                problems.append(f"{step.action} changes an account, so the step needs approval: true")
+        if not step.on_failure:
+            problems.append("has no on_failure edge for when the action fails")
+    if step.approval:
+        if not step.on_rejected:
+            problems.append("asks for approval but has no on_rejected edge")
+        if not step.on_timeout:
+            problems.append("waits for approval but has no on_timeout edge")
+    if step.max_visits and not step.on_exhausted:
+        problems.append("max_visits needs an on_exhausted edge")
+    if step.collect and not step.ask_text:
+        problems.append("collect needs ask_text, the question whose answer it stores")
+    unknown_labels = [k for k in step.labels if k not in step.outcomes]
+    if unknown_labels:
+        problems.append(f"labels for outcomes it does not have: {', '.join(unknown_labels)}")
+    return problems
+
+
+def _reachable(pb: Playbook) -> set[str]:
+    seen, todo = set(), [pb.start]
+    while todo:
+        sid = todo.pop()
+        if sid in seen or sid not in pb.steps:
+            continue
+        seen.add(sid)
+        todo.extend(pb.steps[sid].edges().values())
+    return seen
+
+
+def _cycles(pb: Playbook) -> list[list[str]]:
+    """Strongly connected components that contain a cycle (Tarjan), each in a stable order."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in pb.steps[v].edges().values():
+            if w not in pb.steps:
+                continue
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1 or v in pb.steps[v].edges().values():
+                found.append(sorted(component, key=list(pb.steps).index))
+
+    for sid in pb.steps:
+        if sid not in index:
+            visit(sid)
+    return found

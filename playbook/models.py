@@ -1,0 +1,90 @@
+"""The playbook file format (YAML), as pydantic models."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+HUMAN = "human"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from `90`, `45s`, `30m`, `4h` or `2d`."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(f"expected a duration such as 45s, 30m, 4h or 2d, got {value!r}")
+    return float(match.group(1)) * _UNIT[match.group(2)]
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+StepId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+
+
+class Step(BaseModel):
+    """One step: an action with outcome edges, or an end (`close`, or `escalate` to a level).
+
+    An escalation with `then` hands the ticket to that level and continues there.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    title: str = Field(min_length=1, max_length=150)
+    level: int = Field(1, ge=1, le=9)
+    instructions: str = ""
+    action: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    outcomes: dict[str, StepId] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    on_failure: StepId | None = None
+    timeout: Duration | None = None
+    on_timeout: StepId | None = None
+    approval: bool = False
+    on_rejected: StepId | None = None
+    ask_text: str | None = None
+    collect: str | None = None
+    max_visits: int | None = Field(None, ge=1)
+    on_exhausted: StepId | None = None
+    close: str | None = None
+    escalate: int | None = Field(None, ge=2, le=9)
+    then: StepId | None = None
+
+    @property
+    def is_end(self) -> bool:
+        return self.close is not None or (self.escalate is not None and self.then is None)
+
+    @property
+    def is_human(self) -> bool:
+        return self.action == HUMAN
+
+    def edges(self) -> dict[str, str]:
+        """Every edge out of this step, labelled by what takes it."""
+        edges = {f"outcome {k!r}": v for k, v in self.outcomes.items()}
+        for label in ("on_failure", "on_timeout", "on_rejected", "on_exhausted", "then"):
+            target = getattr(self, label)
+            if target:
+                edges[label] = target
+        return edges
+
+    def label(self, outcome: str) -> str:
+        return self.labels.get(outcome) or outcome.replace("_", " ").capitalize()
+
+
+class Playbook(BaseModel):
+    """A whole playbook: its steps keyed by id, where it starts, the default wait for people."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: StepId
+    title: str
+    start: StepId
+    timeout: Duration = 4 * 3600.0
+    steps: dict[StepId, Step] = Field(min_length=1)
+
+    def wait_for(self, step: Step) -> float:
+        return step.timeout or self.timeout
