@@ -29,7 +29,11 @@ GROUP = "connbot.adapters"
 
 
 class AdapterError(Exception):
-    """Something went wrong talking to an outside system."""
+    """Something went wrong talking to an outside system. `status` is the HTTP status, if any."""
+
+    def __init__(self, message: str, status: int | None = None):
+        self.status = status
+        super().__init__(message)
 
 
 class TransientError(AdapterError):

@@ -1,0 +1,131 @@
+"""The only place that builds HTTP sessions and decides on retries, for every requests-based client.
+
+Policy: 429 and 503 are retried for any method, honouring `Retry-After` as a minimum wait;
+timeouts, dropped connections, 500/502/504 are retried only for idempotent calls. Waits grow
+exponentially with jitter, and the whole call is bounded by `RetryPolicy.total`: past that the
+last failure is raised as a `TransientError`. Other 4xx answers are returned to the caller, who
+maps them (`raise_for_status` below turns them into `PermanentError`).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_before_delay
+from tenacity.wait import wait_exponential_jitter
+
+from integrations.base import PermanentError, TransientError
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+ALWAYS_RETRY = frozenset({429, 503})
+RETRY_IF_IDEMPOTENT = frozenset({500, 502, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    total: float = 30.0
+    backoff: float = 0.5
+    max_backoff: float = 8.0
+    connect_timeout: float = 3.05
+    read_timeout: float = 15.0
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+
+
+class _Retryable(TransientError):
+    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None):
+        super().__init__(message, status)
+        self.retry_after = retry_after
+
+
+def retry_after(resp: requests.Response) -> float | None:
+    """`Retry-After` in seconds (number or HTTP date), clipped to at least one second."""
+    value = resp.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        if parsed is None:
+            return None
+        seconds = parsed.timestamp() - time.time()
+    return max(seconds, 1.0)
+
+
+def session(*, auth: Any = None, headers: dict[str, str] | None = None, verify: bool | str = True) -> requests.Session:
+    s = requests.Session()
+    s.auth = auth
+    s.verify = verify
+    s.headers.update({"User-Agent": "connbot/0.1", "Accept": "application/json"})
+    if headers:
+        s.headers.update(headers)
+    return s
+
+
+def _describe(resp: requests.Response) -> str:
+    body = resp.text[:300].strip()
+    return f"HTTP {resp.status_code} from {resp.request.method} {resp.url.split('?')[0]}" + (f": {body}" if body else "")
+
+
+def request(
+    s: requests.Session,
+    method: str,
+    url: str,
+    policy: RetryPolicy,
+    *,
+    idempotent: bool | None = None,
+    **kwargs: Any,
+) -> requests.Response:
+    """Send one request under the retry policy; returns the final response of a non-retried status."""
+    method = method.upper()
+    retry_all = method in IDEMPOTENT if idempotent is None else idempotent
+    kwargs.setdefault("timeout", (policy.connect_timeout, policy.read_timeout))
+
+    def attempt() -> requests.Response:
+        try:
+            resp = s.request(method, url, **kwargs)
+        except requests.ConnectionError as exc:
+            if retry_all:
+                raise _Retryable(f"cannot reach {url.split('?')[0]}: {type(exc).__name__}") from exc
+            raise TransientError(f"cannot reach {url.split('?')[0]}: {type(exc).__name__}") from exc
+        except requests.Timeout as exc:
+            if retry_all:
+                raise _Retryable(f"timed out: {method} {url.split('?')[0]}") from exc
+            raise TransientError(f"timed out: {method} {url.split('?')[0]}") from exc
+        if resp.status_code in ALWAYS_RETRY or (retry_all and resp.status_code in RETRY_IF_IDEMPOTENT):
+            raise _Retryable(_describe(resp), resp.status_code, retry_after(resp))
+        return resp
+
+    exp = wait_exponential_jitter(initial=policy.backoff, max=policy.max_backoff)
+
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        hinted = getattr(exc, "retry_after", None)
+        return max(exp(state), hinted) if hinted is not None else exp(state)
+
+    retrying = Retrying(
+        retry=retry_if_exception_type(_Retryable),
+        wait=wait,
+        stop=stop_after_attempt(policy.attempts) | stop_before_delay(policy.total),
+        sleep=policy.sleep,
+        reraise=True,
+    )
+    try:
+        return retrying(attempt)
+    except _Retryable as exc:
+        raise TransientError(str(exc), exc.status) from None
+
+
+def raise_for_status(resp: requests.Response) -> requests.Response:
+    """Pass 2xx/3xx through; 4xx become `PermanentError`, 5xx `TransientError`, with the status."""
+    if resp.status_code >= 500:
+        raise TransientError(_describe(resp), resp.status_code)
+    if resp.status_code >= 400:
+        raise PermanentError(_describe(resp), resp.status_code)
+    return resp
