@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.models import Run, utcnow
 
+log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -38,6 +40,22 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
+AFTER_COMMIT = "connbot.after_commit"
+
+
+def after_commit(s: Session, fn: Callable[[], None]) -> None:
+    """Call `fn` once the session's transaction has committed (e.g. to enqueue work it made)."""
+    s.info.setdefault(AFTER_COMMIT, []).append(fn)
+
+
+def _run_after_commit(s: Session) -> None:
+    for fn in s.info.pop(AFTER_COMMIT, []):
+        try:
+            fn()
+        except Exception:  # the transaction is committed; the sweeper picks up what was not enqueued
+            log.exception("after-commit callback failed")
+
+
 class Store:
     """Owns the database engine. `tx()` is a transaction; everything else builds on it."""
 
@@ -45,6 +63,8 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        event.listen(self._sessions, "after_commit", _run_after_commit)
+        event.listen(self._sessions, "after_rollback", lambda s: s.info.pop(AFTER_COMMIT, None))
 
     @contextmanager
     def tx(self) -> Iterator[Session]:

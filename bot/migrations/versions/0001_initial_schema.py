@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 04:23:31.559140
+Create Date: 2026-11-26 04:26:45.610063
 """
 from alembic import op
 import sqlalchemy as sa
@@ -73,6 +73,7 @@ def upgrade() -> None:
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('step', sa.String(length=64), nullable=True),
     sa.Column('visits', sa.JSON(), nullable=False),
+    sa.Column('approved', sa.Boolean(), nullable=False),
     sa.Column('facts', sa.JSON(), nullable=False),
     sa.Column('end_kind', sa.String(length=16), nullable=True),
     sa.Column('end_level', sa.Integer(), nullable=True),
@@ -143,6 +144,8 @@ def upgrade() -> None:
     sa.Column('run_id', sa.Integer(), nullable=False),
     sa.Column('seq', sa.Integer(), nullable=False),
     sa.Column('step', sa.String(length=64), nullable=False),
+    sa.Column('title', sa.Text(), nullable=False),
+    sa.Column('level', sa.Integer(), nullable=False),
     sa.Column('action', sa.String(length=64), nullable=False),
     sa.Column('mode', sa.String(length=16), nullable=False),
     sa.Column('outcome', sa.String(length=64), nullable=False),

@@ -1,0 +1,107 @@
+"""The JSON API under /api: file desk tickets, read tickets and runs, answer prompts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import select
+
+from bot import intake, prompts
+from bot.app import services_of
+from bot.errors import BadRequestError, NotFoundError
+from bot.models import Prompt, Run, Ticket
+from bot.views import prompt_dict, run_dict, ticket_dict
+
+api = Blueprint("api", __name__, url_prefix="/api")
+
+
+class TicketIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    summary: str = Field(min_length=1, max_length=255)
+    description: str = Field("", max_length=32767)
+    reporter: str = Field("", max_length=255)
+    user: str | None = Field(None, max_length=64, description="the user's extension or SIP username")
+
+
+class AnswerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    answer: str = Field(min_length=1, max_length=64)
+    text: str | None = Field(None, max_length=prompts.MAX_TEXT)
+    by: str = Field(min_length=1, max_length=255)
+
+
+def parse(model: type[BaseModel]) -> Any:
+    """The request's JSON body as `model`, or a 400 naming every problem."""
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise BadRequestError("expected a JSON object body (Content-Type: application/json)")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()]
+        raise BadRequestError("; ".join(problems)) from None
+
+
+@api.post("/tickets")
+def file_ticket():  # type: ignore[no-untyped-def]
+    body: TicketIn = parse(TicketIn)
+    svc = services_of(current_app)
+    ticket, run_id = intake.file_desk_ticket(svc, body.summary, body.description, body.reporter, body.user)
+    return jsonify(key=ticket.key, run=run_id, url=f"/tickets/{ticket.key}"), 201
+
+
+@api.get("/tickets/<key>")
+def get_ticket(key: str):  # type: ignore[no-untyped-def]
+    with services_of(current_app).store.tx() as s:
+        ticket = s.scalars(select(Ticket).where(Ticket.key == key)).first()
+        if ticket is None:
+            raise NotFoundError(f"no ticket {key!r}")
+        return jsonify(ticket_dict(ticket))
+
+
+@api.get("/runs")
+def list_runs():  # type: ignore[no-untyped-def]
+    limit = request.args.get("limit", "50")
+    if not limit.isdigit() or not 1 <= int(limit) <= 500:
+        raise BadRequestError("limit must be a whole number from 1 to 500")
+    with services_of(current_app).store.tx() as s:
+        runs = s.scalars(select(Run).order_by(Run.id.desc()).limit(int(limit)))
+        return jsonify(runs=[run_dict(r, steps=False) for r in runs])
+
+
+@api.get("/runs/<int:run_id>")
+def get_run(run_id: int):  # type: ignore[no-untyped-def]
+    with services_of(current_app).store.tx() as s:
+        run = s.get(Run, run_id)
+        if run is None:
+            raise NotFoundError(f"no run {run_id}")
+        return jsonify(run_dict(run))
+
+
+@api.get("/prompts")
+def list_prompts():  # type: ignore[no-untyped-def]
+    state = request.args.get("state", "open")
+    if state not in {"open", "answered", "expired", "cancelled"}:
+        raise BadRequestError("state must be one of open, answered, expired, cancelled")
+    with services_of(current_app).store.tx() as s:
+        rows = s.scalars(select(Prompt).where(Prompt.state == state).order_by(Prompt.created_at))
+        return jsonify(prompts=[prompt_dict(p) for p in rows])
+
+
+@api.post("/prompts/<prompt_id>/answer")
+def answer_prompt(prompt_id: str):  # type: ignore[no-untyped-def]
+    body: AnswerIn = parse(AnswerIn)
+    svc = services_of(current_app)
+    with svc.store.tx() as s:
+        result = prompts.answer(s, prompt_id, body.answer, body.text, body.by, "desk", svc.clock())
+        if result.won:
+            svc.queue.advance_after_commit(s, result.prompt.run_id)
+        data = prompt_dict(result.prompt)
+    if not result.won:
+        return jsonify(error="Conflict", message=f"already {data['state']}" + (
+            f" by {data['answered_by']}" if data["answered_by"] else ""), prompt=data), 409
+    return jsonify(data)

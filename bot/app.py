@@ -1,0 +1,59 @@
+"""The Flask application factory. Nothing happens at import time."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from bot.errors import BadRequestError, ConnbotError, NotFoundError
+from bot.services import Services
+from bot.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
+    """Build the web app. With no arguments it reads the settings from the environment."""
+    settings = settings or (services.settings if services else load_settings())
+    services = services or Services.build(settings)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.extensions["connbot"] = services
+
+    from bot.api import api
+    from bot.health import health
+
+    app.register_blueprint(health)
+    app.register_blueprint(api)
+    _register_errors(app)
+    return app
+
+
+def services_of(app: Flask) -> Services:
+    return app.extensions["connbot"]  # type: ignore[no-any-return]
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+        return jsonify(error=exc.name, message=exc.description), exc.code
+
+    @app.errorhandler(BadRequestError)
+    def bad_request(exc: BadRequestError):  # type: ignore[no-untyped-def]
+        return jsonify(error="Bad Request" if exc.status == 400 else "Error", message=str(exc)), exc.status
+
+    @app.errorhandler(NotFoundError)
+    def not_found(exc: NotFoundError):  # type: ignore[no-untyped-def]
+        return jsonify(error="Not Found", message=str(exc)), 404
+
+    @app.errorhandler(ConnbotError)
+    def connbot_error(exc: ConnbotError):  # type: ignore[no-untyped-def]
+        log.error("request failed: %s", exc)
+        return jsonify(error="Internal Server Error", message=str(exc)), 500
+
+    @app.errorhandler(Exception)
+    def bug(exc: Exception):  # type: ignore[no-untyped-def]
+        log.exception("unhandled error")
+        return jsonify(error="Internal Server Error", message="connbot hit an internal error; see its log"), 500

@@ -1,0 +1,209 @@
+"""The `connbot` command. Each command is a thin shell over a plain function."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from sqlalchemy import select
+
+from bot.errors import NotFoundError, PlaybookError, SettingsError
+from bot.settings import Settings, load_settings
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"connbot: {message}", err=True)
+    sys.exit(code)
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as exc:
+        _fail(f"bad settings:\n{exc}", 2)
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _services(settings: Settings) -> Any:
+    from bot.services import Services
+
+    try:
+        return Services.build(settings)
+    except (SettingsError, PlaybookError) as exc:
+        _fail(str(exc), 2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """connbot: triages VoIP 'the app can't connect' tickets with the support playbook.
+
+    Settings come from CONNBOT_* environment variables (and the file named by CONNBOT_CONFIG);
+    see the README for each.
+    """
+
+
+@main.command()
+@click.option("--host", default=None, help="address to bind (CONNBOT_HOST, default 127.0.0.1)")
+@click.option("--port", type=int, default=None, help="port to bind (CONNBOT_PORT, default 8080)")
+def serve(host: str | None, port: int | None) -> None:
+    """Run the web app and a worker in one process (the embedded default)."""
+    from bot.server import serve as run_server
+
+    settings = _settings(host=host, port=port)
+    _logging(settings)
+    run_server(settings)
+
+
+@main.command()
+@click.option("--threads", type=int, default=None, help="worker threads (CONNBOT_WORKER_THREADS, default 4)")
+def worker(threads: int | None) -> None:
+    """Consume the task queue: advance runs, process inbound events, sweep."""
+    from bot.server import work
+
+    settings = _settings(worker_threads=threads)
+    _logging(settings)
+    work(settings)
+
+
+@main.group()
+def db() -> None:
+    """The state store."""
+
+
+@db.command()
+def upgrade() -> None:
+    """Apply the database migrations (the Procfile's release step)."""
+    from bot.store import Store
+
+    settings = _settings()
+    _logging(settings)
+    Store(settings.sqlalchemy_url).upgrade()
+    click.echo(f"database is up to date ({settings.sqlalchemy_url.split('@')[-1]})")
+
+
+@main.group()
+def playbook() -> None:
+    """Check, draw and try out playbooks."""
+
+
+def _load_playbook(path: Path | None) -> Any:
+    from integrations.base import Registry, discover
+    from playbook import loader
+
+    try:
+        return loader.load(path, Registry(discover()).catalogue)
+    except PlaybookError as exc:
+        click.echo(f"connbot: {exc.source} is not a valid playbook:", err=True)
+        for problem in exc.problems:
+            click.echo(f"  - {problem}", err=True)
+        sys.exit(1)
+
+
+_PATH = click.argument("path", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+
+
+@playbook.command()
+@_PATH
+def validate(path: Path | None) -> None:
+    """Check a playbook (default: the shipped one) against the installed adapters."""
+    pb = _load_playbook(path)
+    ends = sum(1 for s in pb.steps.values() if s.is_end)
+    click.echo(f"{pb.name}: valid ({len(pb.steps)} steps, {ends} ends)")
+
+
+@playbook.command()
+@_PATH
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+def render(path: Path | None, fmt: str) -> None:
+    """Print a diagram of the playbook's graph."""
+    from playbook import render as r
+
+    click.echo(getattr(r, fmt)(_load_playbook(path)), nl=False)
+
+
+@playbook.command()
+@_PATH
+@click.option("--outcome", "outcomes", multiple=True, metavar="STEP=OUTCOME",
+              help="the outcome of a step; repeat for several steps, or for later visits of one step")
+def simulate(path: Path | None, outcomes: tuple[str, ...]) -> None:
+    """Walk the playbook with the given outcomes, without side effects; print the path and the end."""
+    from playbook.engine import simulate as walk
+
+    pb = _load_playbook(path)
+    answers: dict[str, list[str]] = {}
+    for item in outcomes:
+        step, sep, value = item.partition("=")
+        if not sep or step not in pb.steps:
+            _fail(f"--outcome {item!r}: expected STEP=OUTCOME with a step of {pb.name}", 2)
+        answers.setdefault(step, []).append(value)
+    try:
+        path_taken, end = walk(pb, answers)
+    except ValueError as exc:
+        _fail(str(exc), 1)
+    for n, (step, outcome) in enumerate(path_taken, 1):
+        click.echo(f"{n:2}. [L{pb.steps[step].level}] {step}: {outcome}")
+    click.echo(f"end: {'closed' if end.kind == 'close' else f'escalated to level {end.level}'}: {end.reason}")
+
+
+@main.group()
+def runs() -> None:
+    """Inspect runs."""
+
+
+@runs.command("list")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def list_runs(limit: int, as_json: bool) -> None:
+    """The most recent runs, newest first."""
+    from bot.models import Run
+    from bot.store import Store
+    from bot.views import run_dict
+
+    store = Store(_settings().sqlalchemy_url)
+    with store.tx() as s:
+        data = [run_dict(r, steps=False) for r in s.scalars(select(Run).order_by(Run.id.desc()).limit(limit))]
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    if not data:
+        click.echo("no runs yet")
+    for r in data:
+        end = {"close": "closed", "escalate": f"escalated to level {r['end_level']}"}.get(r["end"] or "", "")
+        click.echo(f"{r['id']:>6}  {r['ticket']:<12} {r['state']:<8} {r['step'] or '':<22} {end}")
+
+
+@runs.command("show")
+@click.argument("run_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def show_run(run_id: int, as_json: bool) -> None:
+    """Every step of a run with its outcome, evidence summary and timing."""
+    from bot.models import Run
+    from bot.store import Store
+    from bot.views import run_dict
+
+    store = Store(_settings().sqlalchemy_url)
+    with store.tx() as s:
+        run = s.get(Run, run_id)
+        if run is None:
+            _fail(str(NotFoundError(f"no run {run_id}")), 1)
+        data = run_dict(run)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(f"run {data['id']}  ticket {data['ticket']} ({data['ticket_source']})  playbook {data['playbook']}")
+    click.echo(f"classification: {data['classification'] or '-'}")
+    state = data["state"] if data["state"] != "ended" else (
+        "closed" if data["end"] == "close" else f"escalated to level {data['end_level']}")
+    click.echo(f"state: {state}" + (f"  (at {data['step']})" if data["state"] != "ended" else f": {data['end_reason']}"))
+    for st in data["steps"]:
+        who = f" by {st['answered_by']}" if st["answered_by"] else ""
+        click.echo(f"{st['seq']:>3}. [L{st['level']}] {st['title']}  -> {st['outcome']}{who}  ({st['seconds']:.2f}s, {st['mode']})")
+        if st["summary"]:
+            click.echo(f"       {st['summary']}")

@@ -1,0 +1,44 @@
+"""Liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from flask import Blueprint, Response, current_app, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot import metrics
+from bot.app import services_of
+
+health = Blueprint("health", __name__)
+
+
+@health.get("/healthz")
+def healthz():  # type: ignore[no-untyped-def]
+    return jsonify(status="ok")
+
+
+@health.get("/readyz")
+def readyz():  # type: ignore[no-untyped-def]
+    svc = services_of(current_app)
+    problems = {}
+    try:
+        svc.store.ping()
+    except SQLAlchemyError as exc:
+        problems["database"] = f"unreachable: {type(exc.__cause__ or exc).__name__}"
+    try:
+        svc.queue.ping()
+    except (RedisError, sqlite3.Error, OSError) as exc:
+        problems["queue"] = f"unreachable: {type(exc).__name__}"
+    if problems:
+        return jsonify(status="unavailable", problems=problems), 503
+    return jsonify(status="ready", database="ok", queue="ok")
+
+
+@health.get("/metrics")
+def prometheus():  # type: ignore[no-untyped-def]
+    svc = services_of(current_app)
+    reg = current_app.extensions.setdefault("connbot.metrics", metrics.registry(svc))
+    return Response(generate_latest(reg), mimetype=CONTENT_TYPE_LATEST)

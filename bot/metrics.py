@@ -1,0 +1,45 @@
+"""Prometheus metrics, read from the store at scrape time so every process reports the same totals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.core import CollectorRegistry, GaugeMetricFamily, Metric, SummaryMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from bot.models import Effect, Prompt, Run, StepResult
+from bot.services import Services
+
+
+class StoreCollector(Collector):
+    def __init__(self, svc: Services):
+        self.svc = svc
+
+    def collect(self) -> Iterator[Metric]:
+        runs = GaugeMetricFamily("connbot_runs", "Runs by state and end", labels=["state", "end"])
+        steps = SummaryMetricFamily("connbot_step_seconds", "Duration of automated steps by action", labels=["action"])
+        prompts = GaugeMetricFamily("connbot_prompts_open", "Questions waiting for a person")
+        effects = GaugeMetricFamily("connbot_effects_pending", "Side effects recorded but not yet made")
+        with self.svc.store.tx() as s:
+            for state, kind, level, count in s.execute(
+                    select(Run.state, Run.end_kind, Run.end_level, func.count()).group_by(Run.state, Run.end_kind, Run.end_level)):
+                end = "" if kind is None else (kind if kind == "close" else f"level{level}")
+                runs.add_metric([state, end], count)
+            duration = func.sum(func.julianday(StepResult.finished_at) - func.julianday(StepResult.started_at)) * 86400 \
+                if self.svc.store.engine.dialect.name == "sqlite" else \
+                func.sum(func.extract("epoch", StepResult.finished_at - StepResult.started_at))
+            for action, count, total in s.execute(
+                    select(StepResult.action, func.count(), duration).where(StepResult.mode == "auto").group_by(StepResult.action)):
+                steps.add_metric([action], count, float(total or 0))
+            prompts.add_metric([], s.scalar(select(func.count()).select_from(Prompt).where(Prompt.state == "open")) or 0)
+            effects.add_metric([], s.scalar(select(func.count()).select_from(Effect).where(Effect.state == "pending")) or 0)
+        queue = GaugeMetricFamily("connbot_queue_depth", "Tasks waiting in the queue")
+        queue.add_metric([], self.svc.queue.depth())
+        yield from (runs, steps, prompts, effects, queue)
+
+
+def registry(svc: Services) -> CollectorRegistry:
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(StoreCollector(svc))
+    return reg

@@ -1,0 +1,132 @@
+"""The only module that knows the task queue (Huey): task definitions, enqueueing, the consumer.
+
+Tasks carry ids, never objects. Two tasks exist: `advance_run(run_id)` and `process_event(event_id)`.
+The queue is a wake-up mechanism, not the source of truth: the store is. A task that is lost (a
+worker killed mid-task, Redis restarted) is found again by the sweeper, which every worker runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from huey import RedisHuey, SqliteHuey
+from huey.api import Huey
+from huey.consumer import Consumer
+from sqlalchemy.orm import Session
+
+from bot.store import after_commit
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def make_huey(url: str) -> Huey:
+    if url.startswith(("redis://", "rediss://")):
+        return RedisHuey("connbot", url=url, blocking=True, read_timeout=1)
+    filename = url.split("///", 1)[-1]
+    os.makedirs(os.path.dirname(os.path.abspath(filename)), exist_ok=True)
+    return SqliteHuey("connbot", filename=filename, timeout=30)
+
+
+class Queue:
+    """Huey and connbot's two tasks. `bind()` gives the tasks the services they run with."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.huey = make_huey(url)
+        self._services: Services | None = None
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+
+        @self.huey.task(name="advance_run")
+        def advance_run(run_id: int) -> None:
+            from bot import runner
+
+            owner = f"{self.owner}:{threading.get_ident()}"
+            if not runner.advance(self.services, run_id, owner):
+                # Another worker holds the run; look again shortly so no wake-up is lost.
+                self.advance(run_id, delay=1.0)
+
+        @self.huey.task(name="process_event")
+        def process_event(event_id: int) -> None:
+            from bot import intake
+
+            intake.process(self.services, event_id)
+
+        self._advance = advance_run
+        self._process = process_event
+
+    def bind(self, services: Services) -> None:
+        self._services = services
+
+    @property
+    def services(self) -> Services:
+        if self._services is None:
+            raise RuntimeError("queue tasks ran before Queue.bind()")
+        return self._services
+
+    def advance(self, run_id: int, delay: float | None = None) -> None:
+        if delay:
+            self._advance.schedule(args=(run_id,), delay=delay)
+        else:
+            self._advance(run_id)
+
+    def process(self, event_id: int) -> None:
+        self._process(event_id)
+
+    def advance_after_commit(self, s: Session, run_id: int) -> None:
+        after_commit(s, lambda: self.advance(run_id))
+
+    def process_after_commit(self, s: Session, event_id: int) -> None:
+        after_commit(s, lambda: self.process(event_id))
+
+    def depth(self) -> int:
+        return int(self.huey.pending_count())
+
+    def ping(self) -> None:
+        """Raise if the queue's storage cannot be reached."""
+        self.huey.pending_count()
+
+    def run_pending(self) -> int:
+        """Run every task that is due now, in this thread (tests and `connbot runs resume`)."""
+        done = 0
+        while (task := self.huey.dequeue()) is not None:
+            self.huey.execute(task)
+            done += 1
+        return done
+
+    def consumer(self, threads: int, in_process: bool) -> Consumer:
+        """A Huey consumer. In-process consumers leave signal handling to the host server."""
+        cls = _InProcessConsumer if in_process else Consumer
+        return cls(self.huey, workers=threads, worker_type="thread", periodic=False,
+                   initial_delay=0.05, max_delay=1.0, check_worker_health=True)
+
+
+class _InProcessConsumer(Consumer):
+    def _set_signal_handlers(self) -> None:  # the web server owns the process's signals
+        pass
+
+
+class Sweeper(threading.Thread):
+    """Runs `sweep` every `interval` seconds until stopped."""
+
+    def __init__(self, sweep: Callable[[], Any], interval: float):
+        super().__init__(name="connbot-sweeper", daemon=True)
+        self._sweep, self._interval = sweep, interval
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self._interval):
+            try:
+                self._sweep()
+            except Exception:  # a database or queue outage: log it and try again next round
+                log.exception("sweep failed")
+
+    def stop(self) -> None:
+        self._stop_event.set()

@@ -1,0 +1,316 @@
+"""Advancing runs: the only code that turns the engine's plans into actions, prompts and effects.
+
+Every transition is committed in one transaction together with the effects it causes (an
+outbox): comments, closing, escalating, showing and settling prompts. Effects are then made one
+by one, each once per idempotency key. A worker holds a lease on a run while it advances it, and
+every commit checks the lease is still its own, so a worker that was presumed dead cannot
+overwrite its successor's work.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot import prompts
+from bot.models import Effect, Event, Prompt, Run, StepResult, Ticket
+from bot.redact import redact
+from integrations.base import ActionInput, AdapterError, NotConfiguredError, TransientError, UnsupportedError
+from integrations.tickets import Note, StepRow, TicketRef
+from playbook import engine
+from playbook.engine import Ask, Escalate, Execute, Finish, Position
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+
+class LeaseLost(Exception):
+    """Another worker took the run over; this worker's transaction is rolled back."""
+
+
+def ticket_ref(ticket: Ticket) -> TicketRef:
+    return TicketRef(source=ticket.source, key=ticket.key, summary=ticket.summary)
+
+
+def rows(run: Run) -> list[StepRow]:
+    return [
+        StepRow(step=r.step, title=r.title, level=r.level, outcome=r.outcome, summary=r.summary, evidence=r.evidence,
+                by=r.answered_by, at=r.finished_at.isoformat(timespec="seconds"), seconds=round(r.seconds, 3))
+        for r in run.steps
+    ]
+
+
+def add_effect(s: Session, run: Run | None, key: str, kind: str, payload: dict[str, Any]) -> None:
+    s.add(Effect(key=key, run_id=run.id if run else None, kind=kind, payload=payload))
+
+
+def note_effect(s: Session, run: Run, key: str, note: Note, kind: str = "comment", **extra: Any) -> None:
+    add_effect(s, run, f"run:{run.id}:{key}", kind, {"ticket_id": run.ticket_id, "note": note.model_dump(), **extra})
+
+
+def start_run(svc: Services, s: Session, ticket: Ticket) -> Run | None:
+    """Start the playbook for a ticket that has never had a run. None if it has (or has one now)."""
+    if s.scalar(select(func.count()).select_from(Run).where(Run.ticket_id == ticket.id)):
+        return None
+    pos = engine.start(svc.playbook)
+    run = Run(ticket_id=ticket.id, active_ticket_id=ticket.id, playbook=svc.playbook.name,
+              step=pos.step, visits=dict(pos.visits))
+    try:
+        with s.begin_nested():
+            s.add(run)
+            s.flush()
+    except IntegrityError:
+        return None
+    note_effect(s, run, "start", Note(
+        heading="connbot is triaging this ticket",
+        lines=[f"It runs the '{svc.playbook.title}' playbook and writes what it finds here, level by level.",
+               ticket.match_reason] if ticket.match_reason else
+              [f"It runs the '{svc.playbook.title}' playbook and writes what it finds here, level by level."]))
+    s.flush()
+    svc.queue.advance_after_commit(s, run.id)
+    return run
+
+
+def advance(svc: Services, run_id: int, owner: str) -> bool:
+    """Advance a run as far as it can go now. False if another worker holds it."""
+    if not svc.store.acquire(run_id, owner, svc.settings.lease_seconds):
+        return False
+    try:
+        # Effects first, in order; while one cannot be made, the run waits (a retry is scheduled).
+        while flush_effects(svc, run_id):
+            if not _step(svc, run_id, owner):
+                flush_effects(svc, run_id)
+                break
+    except LeaseLost:
+        log.warning("run %s: lease lost to another worker", run_id)
+        return True
+    finally:
+        svc.store.release(run_id, owner)
+    return True
+
+
+def _commit_guard(svc: Services, s: Session, run: Run, owner: str) -> None:
+    if not svc.store.holds(s, run.id, owner):
+        raise LeaseLost(run.id)
+
+
+def _step(svc: Services, run_id: int, owner: str) -> bool:
+    """Take one step. True if the run moved and may move again."""
+    pb = svc.playbook
+    with svc.store.tx() as s:
+        run = s.get(Run, run_id)
+        if run is None or run.state == "ended":
+            return False
+        pos = Position(run.step or pb.start, run.visits, run.approved)
+        if run.state == "waiting":
+            return _resume(svc, s, run, pos, owner)
+        plan = engine.plan(pb, pos, svc.registry.available)
+        if isinstance(plan, Execute):
+            inp = ActionInput(ticket_key=run.ticket.key, user=run.ticket.user_ref,
+                              reporter_email=run.ticket.reporter if "@" in run.ticket.reporter else None,
+                              facts=dict(run.facts), params=dict(plan.step.params))
+            action = plan.step.action
+            assert action is not None
+    # The action runs outside any transaction: it may take a while.
+    if isinstance(plan, Execute):
+        started = svc.clock()
+        t0 = time.perf_counter()
+        try:
+            res = svc.registry.execute(action, inp)
+            event: engine.Event = engine.Outcome(res.outcome)
+            summary, evidence, facts = res.summary, redact(res.evidence), redact(res.facts)
+        except (NotConfiguredError, UnsupportedError) as exc:
+            plan = engine.plan(pb, pos, svc.registry.available, reason=str(exc))
+        except AdapterError as exc:
+            event, summary, evidence, facts = engine.Failed(str(exc)), f"{action} failed: {exc}", {"error": str(exc)}, {}
+        finished = started + dt.timedelta(seconds=time.perf_counter() - t0)
+    with svc.store.tx() as s:
+        _commit_guard(svc, s, run, owner)
+        run = s.get(Run, run_id)
+        assert run is not None
+        if isinstance(plan, Execute):
+            outcome = event.value if isinstance(event, engine.Outcome) else "failed"
+            _record(s, run, plan.step, pos.step, "auto", outcome, summary, evidence, None, started, finished)
+            run.facts = {**run.facts, **facts}
+            _move(run, engine.follow(pb, pos, event))
+        elif isinstance(plan, Ask):
+            _ask(svc, s, run, plan)
+            return False
+        elif isinstance(plan, Escalate):
+            _escalate(svc, s, run, plan, pos)
+        else:
+            _finish(svc, s, run, plan)
+            return False
+    return True
+
+
+def _record(s: Session, run: Run, step: Any, step_id: str, mode: str, outcome: str, summary: str,
+            evidence: dict[str, Any], by: str | None, started: dt.datetime, finished: dt.datetime) -> None:
+    run.steps.append(StepResult(seq=len(run.steps) + 1, step=step_id, title=step.title, level=step.level,
+                                action=step.action or "", mode=mode, outcome=outcome, summary=summary[:2000],
+                                evidence=evidence, answered_by=by, started_at=started, finished_at=finished))
+    log.info("run %s step %s: %s", run.id, step_id, outcome)
+
+
+def _move(run: Run, pos: Position) -> None:
+    run.step, run.visits, run.approved = pos.step, dict(pos.visits), pos.approved
+    run.state = "running"
+
+
+def _ask(svc: Services, s: Session, run: Run, plan: Ask) -> None:
+    now = svc.clock()
+    wait = svc.playbook.wait_for(plan.step)
+    prompt = Prompt(id=prompts.new_id(), run_id=run.id, seq=len(run.steps) + 1, step=run.step or "",
+                    kind=plan.kind, level=plan.step.level, title=plan.step.title,
+                    question=_question(plan), options=[list(o) for o in plan.options], text_label=plan.text_label,
+                    created_at=now, remind_at=now + dt.timedelta(seconds=wait / 2),
+                    expires_at=now + dt.timedelta(seconds=wait))
+    s.add(prompt)
+    run.state = "waiting"
+    s.flush()
+    for channel in svc.channels:
+        add_effect(s, run, f"prompt:{prompt.id}:{channel.name}:post", "prompt.post",
+                   {"prompt_id": prompt.id, "channel": channel.name})
+    what = "Approval needed" if plan.kind == "approval" else "Question for a person"
+    note_effect(s, run, f"prompt:{prompt.id}:asked", Note(
+        heading=f"{what}: {plan.step.title}",
+        lines=[prompt.question, f"Asked because of {plan.reason}. Answers: " + ", ".join(l for _, l in plan.options) + "."],
+        next=f"The run waits for an answer until {prompt.expires_at:%Y-%m-%d %H:%M} UTC."))
+
+
+def _question(plan: Ask) -> str:
+    if plan.kind == "approval":
+        return f"connbot wants to run {plan.step.action}: {plan.step.instructions} Approve?"
+    return plan.step.instructions or plan.step.title
+
+
+def _resume(svc: Services, s: Session, run: Run, pos: Position, owner: str) -> bool:
+    prompt = prompts.open_for(s, run)
+    if prompt is None or prompt.state == "open":
+        return False
+    _commit_guard(svc, s, run, owner)
+    step = svc.playbook.steps[pos.step]
+    if prompt.state == "answered":
+        label = dict((v, l) for v, l in prompt.options).get(prompt.answer or "", prompt.answer)
+        summary = f"{prompt.answered_by} answered: {label}" + (f" ({prompt.answer_text})" if prompt.answer_text else "")
+        trail = f"Answered by {prompt.answered_by} via {prompt.answered_via} at {prompt.answered_at:%Y-%m-%d %H:%M} UTC: {label}"
+        if prompt.kind == "approval":
+            if prompt.answer == engine.APPROVE:
+                new_pos = engine.approve(pos)
+                _record(s, run, step, pos.step, "approval", "approved", summary, {}, prompt.answered_by, prompt.created_at, prompt.answered_at or svc.clock())
+            else:
+                new_pos = engine.follow(svc.playbook, pos, engine.Rejected())
+                _record(s, run, step, pos.step, "approval", "rejected", summary, {}, prompt.answered_by, prompt.created_at, prompt.answered_at or svc.clock())
+        else:
+            evidence: dict[str, Any] = {"answer_text": prompt.answer_text} if prompt.answer_text else {}
+            if step.collect and prompt.answer_text:
+                run.facts = {**run.facts, step.collect: prompt.answer_text}
+            _record(s, run, step, pos.step, "human", prompt.answer or "", summary, evidence, prompt.answered_by, prompt.created_at, prompt.answered_at or svc.clock())
+            new_pos = engine.follow(svc.playbook, pos, engine.Outcome(prompt.answer or ""))
+    else:  # expired or cancelled
+        trail = f"No answer within {svc.playbook.wait_for(step) / 3600:g} h: following the step's timeout edge."
+        _record(s, run, step, pos.step, prompt.kind if prompt.kind == "approval" else "human", "timed_out", trail, {}, None, prompt.created_at, svc.clock())
+        new_pos = engine.follow(svc.playbook, pos, engine.TimedOut())
+    _move(run, new_pos)
+    for channel in svc.channels:
+        add_effect(s, run, f"prompt:{prompt.id}:{channel.name}:settle", "prompt.settle",
+                   {"prompt_id": prompt.id, "channel": channel.name})
+    note_effect(s, run, f"prompt:{prompt.id}:settled", Note(heading=f"{step.title}: {trail}"))
+    return True
+
+
+def _escalate(svc: Services, s: Session, run: Run, plan: Escalate, pos: Position) -> None:
+    now = svc.clock()
+    _record(s, run, plan.step, pos.step, "end", f"escalated_l{plan.level}", f"Escalated to level {plan.level}", {}, None, now, now)
+    note_effect(s, run, f"escalate:{plan.level}", Note(
+        heading=f"Level {plan.step.level} checks done: escalated to level {plan.level}",
+        lines=[plan.step.instructions] if plan.step.instructions else [],
+        rows=rows(run), next=f"connbot goes on with the level {plan.level} checks."), kind="escalate", level=plan.level)
+    _move(run, engine.continue_after(svc.playbook, pos, plan))
+
+
+def _finish(svc: Services, s: Session, run: Run, plan: Finish) -> None:
+    now = svc.clock()
+    outcome = "closed" if plan.kind == "close" else f"escalated_l{plan.level}"
+    _record(s, run, plan.step, run.step or "", "end", outcome, plan.reason, {}, None, now, now)
+    run.state, run.end_kind, run.end_level, run.end_reason = "ended", plan.kind, plan.level, plan.reason
+    run.active_ticket_id, run.ended_at = None, now
+    if plan.kind == "close":
+        note_effect(s, run, "end", Note(heading=f"Closed: {plan.step.title}", lines=[plan.reason], rows=rows(run)), kind="close")
+    else:
+        note_effect(s, run, "end", Note(
+            heading=f"Escalated to level {plan.level}", lines=[plan.reason], rows=rows(run),
+            next=f"Level {plan.level} takes over from the evidence above."), kind="escalate", level=plan.level)
+    log.info("run %s ended: %s", run.id, outcome)
+
+
+def flush_effects(svc: Services, run_id: int) -> bool:
+    """Make the pending effects of a run, oldest first. False at the first transient failure."""
+    with svc.store.tx() as s:
+        pending = list(s.scalars(select(Effect).where(Effect.run_id == run_id, Effect.state == "pending").order_by(Effect.id)))
+    for effect in pending:
+        try:
+            refs = svc.effector.make(effect)
+        except TransientError as exc:
+            with svc.store.tx() as s:
+                row = s.get(Effect, effect.id)
+                assert row is not None
+                row.attempts += 1
+                row.error = str(exc)[:2000]
+            log.warning("effect %s (%s) failed, will retry: %s", effect.key, effect.kind, exc)
+            svc.queue.advance(run_id, delay=min(300.0, 2.0 ** min(effect.attempts + 1, 8)))
+            return False
+        except AdapterError as exc:
+            with svc.store.tx() as s:
+                row = s.get(Effect, effect.id)
+                assert row is not None
+                row.state, row.error, row.attempts = "failed", str(exc)[:2000], row.attempts + 1
+            log.error("effect %s (%s) failed for good: %s", effect.key, effect.kind, exc)
+            continue
+        with svc.store.tx() as s:
+            row = s.get(Effect, effect.id)
+            assert row is not None
+            row.state, row.done_at, row.attempts = "done", svc.clock(), row.attempts + 1
+            if refs:
+                prompt = s.get(Prompt, effect.payload["prompt_id"])
+                if prompt is not None:
+                    prompt.channel_refs = {**prompt.channel_refs, **refs}
+    return True
+
+
+def sweep(svc: Services) -> dict[str, int]:
+    """Periodic housekeeping: expire and remind prompts, resume runs and events that were dropped."""
+    now = svc.clock()
+    counts = {"expired": 0, "reminded": 0, "resumed": 0, "events": 0}
+    stale = now - dt.timedelta(seconds=svc.settings.sweep_seconds)
+    with svc.store.tx() as s:
+        expired, remind = prompts.due(s, now)
+        for prompt in expired:
+            if prompts.expire(s, prompt):
+                counts["expired"] += 1
+                svc.queue.advance_after_commit(s, prompt.run_id)
+        for prompt in remind:
+            prompt.remind_at = None
+            counts["reminded"] += 1
+            for channel in svc.channels:
+                add_effect(s, prompt.run, f"prompt:{prompt.id}:{channel.name}:remind", "prompt.remind",
+                           {"prompt_id": prompt.id, "channel": channel.name})
+            svc.queue.advance_after_commit(s, prompt.run_id)
+        idle = select(Run.id).where(Run.state == "running", Run.updated_at < stale,
+                                    (Run.lease_until.is_(None)) | (Run.lease_until < now))
+        with_effects = select(Effect.run_id).where(Effect.state == "pending", Effect.created_at < stale, Effect.run_id.is_not(None))
+        for run_id in set(s.scalars(idle)) | set(s.scalars(with_effects)):
+            counts["resumed"] += 1
+            svc.queue.advance_after_commit(s, run_id)
+        for event_id in s.scalars(select(Event.id).where(Event.processed_at.is_(None), Event.received_at < stale)):
+            counts["events"] += 1
+            svc.queue.process_after_commit(s, event_id)
+    return counts

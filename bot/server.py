@@ -1,0 +1,72 @@
+"""Process entry points: the embedded server (web and worker in one process) and the worker."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from bot import runner
+from bot.queue import Sweeper
+from bot.services import Services
+from bot.settings import Settings
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def _prepare(settings: Settings) -> None:
+    if settings.embedded:
+        Store(settings.sqlalchemy_url).upgrade()
+
+
+class _Embedded(BaseApplication):  # type: ignore[misc]
+    """gunicorn with one threaded worker process that also runs the queue consumer and sweeper."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.background: list[Any] = []
+        super().__init__()
+
+    def load_config(self) -> None:
+        self.cfg.set("bind", f"{self.settings.host}:{self.settings.port}")
+        self.cfg.set("workers", 1)
+        self.cfg.set("worker_class", "gthread")
+        self.cfg.set("threads", 8)
+        self.cfg.set("post_worker_init", self._start_background)
+        self.cfg.set("worker_exit", self._stop_background)
+
+    def load(self) -> Any:
+        from bot.app import create_app
+
+        self.services = Services.build(self.settings)
+        return create_app(self.settings, self.services)
+
+    def _start_background(self, _worker: Any) -> None:
+        consumer = self.services.queue.consumer(self.settings.worker_threads, in_process=True)
+        consumer.start()
+        sweeper = Sweeper(lambda: runner.sweep(self.services), self.settings.sweep_seconds)
+        sweeper.start()
+        self.background = [consumer, sweeper]
+        log.info("connbot serving on http://%s:%s with an in-process worker", self.settings.host, self.settings.port)
+
+    def _stop_background(self, _server: Any, _worker: Any) -> None:
+        for part in self.background:
+            part.stop()
+
+
+def serve(settings: Settings) -> None:
+    _prepare(settings)
+    _Embedded(settings).run()
+
+
+def work(settings: Settings) -> None:
+    _prepare(settings)
+    services = Services.build(settings)
+    sweeper = Sweeper(lambda: runner.sweep(services), settings.sweep_seconds)
+    sweeper.start()
+    try:
+        services.queue.consumer(settings.worker_threads, in_process=False).run()
+    finally:
+        sweeper.stop()

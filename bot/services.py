@@ -1,0 +1,69 @@
+"""Everything a process needs, built once from the settings: store, queue, playbook, adapters,
+ticket systems, prompt channels. Web processes and workers build the same `Services`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from bot import intake
+from bot.desk import DeskTickets
+from bot.effects import Effector
+from bot.models import utcnow
+from bot.prompts import PromptChannel
+from bot.queue import Queue
+from bot.settings import Settings
+from bot.store import Store
+from integrations.base import Registry
+from integrations.tickets import TicketSystem
+from playbook import loader
+from playbook.models import Playbook
+
+
+def configured_ticket_systems() -> list[TicketSystem]:
+    """Ticket systems beyond the built-in desk whose settings are present (Jira)."""
+    return []
+
+
+def configured_channels() -> list[PromptChannel]:
+    """Prompt channels beyond the desk whose settings are present (Slack)."""
+    return []
+
+
+def intake_handlers() -> dict[str, intake.Handler]:
+    """Handlers of stored inbound events, by source."""
+    return {}
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    queue: Queue
+    playbook: Playbook
+    registry: Registry
+    tickets: dict[str, TicketSystem]
+    channels: Sequence[PromptChannel]
+    intake: dict[str, intake.Handler] = field(default_factory=dict)
+    clock: Callable[[], dt.datetime] = utcnow
+
+    def __post_init__(self) -> None:
+        self.effector = Effector(self.store, self.tickets, self.channels)
+        self.queue.bind(self)
+
+    @classmethod
+    def build(cls, settings: Settings, registry: Registry | None = None,
+              channels: Sequence[PromptChannel] = (), tickets: Sequence[TicketSystem] = ()) -> Services:
+        """Services from settings. Tests pass fakes for the registry, channels and ticket systems."""
+        store = Store(settings.sqlalchemy_url)
+        registry = registry or Registry.from_environment()
+        playbook = loader.load(settings.playbook, registry.catalogue)
+        systems: dict[str, TicketSystem] = {"desk": DeskTickets(store)}
+        systems.update({t.source: t for t in [*configured_ticket_systems(), *tickets]})
+        return cls(settings=settings, store=store, queue=Queue(settings.queue_target), playbook=playbook,
+                   registry=registry, tickets=systems, channels=[*configured_channels(), *channels],
+                   intake=intake_handlers())
+
+    def close(self) -> None:
+        self.store.dispose()

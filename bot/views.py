@@ -1,0 +1,42 @@
+"""Runs, tickets and prompts as plain data, for the JSON API and the CLI alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.models import Prompt, Run, Ticket
+
+
+def step_dict(r: Any) -> dict[str, Any]:
+    return {"seq": r.seq, "step": r.step, "title": r.title, "level": r.level, "action": r.action, "mode": r.mode,
+            "outcome": r.outcome, "summary": r.summary, "evidence": r.evidence, "answered_by": r.answered_by,
+            "started_at": r.started_at.isoformat(), "seconds": round(r.seconds, 3)}
+
+
+def run_dict(run: Run, steps: bool = True) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": run.id, "ticket": run.ticket.key, "ticket_source": run.ticket.source, "playbook": run.playbook,
+        "state": run.state, "step": run.step, "end": run.end_kind, "end_level": run.end_level,
+        "end_reason": run.end_reason, "classification": run.ticket.match_reason,
+        "created_at": run.created_at.isoformat(), "ended_at": run.ended_at.isoformat() if run.ended_at else None,
+    }
+    if steps:
+        data["steps"] = [step_dict(r) for r in run.steps]
+    return data
+
+
+def prompt_dict(p: Prompt) -> dict[str, Any]:
+    return {"id": p.id, "run": p.run_id, "ticket": p.run.ticket.key, "step": p.step, "kind": p.kind, "level": p.level,
+            "title": p.title, "question": p.question, "options": [{"value": v, "label": l} for v, l in p.options],
+            "text_label": p.text_label, "state": p.state, "answer": p.answer, "answer_text": p.answer_text,
+            "answered_by": p.answered_by, "answered_via": p.answered_via,
+            "answered_at": p.answered_at.isoformat() if p.answered_at else None,
+            "expires_at": p.expires_at.isoformat()}
+
+
+def ticket_dict(t: Ticket) -> dict[str, Any]:
+    return {"key": t.key, "source": t.source, "summary": t.summary, "description": t.description,
+            "reporter": t.reporter, "user": t.user_ref, "status": t.status, "level": t.level, "queue": t.queue,
+            "matched": t.matched, "match_reason": t.match_reason, "created_at": t.created_at.isoformat(),
+            "comments": [{"author": c.author, "body": c.body, "at": c.created_at.isoformat()} for c in t.comments],
+            "runs": [r.id for r in t.runs]}

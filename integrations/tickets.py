@@ -1,0 +1,66 @@
+"""The ticket-system interface (the local desk, Jira) and the notes connbot writes on tickets.
+
+A `Note` is neutral structure; each ticket system renders it in its own markup within its own
+limits. Every write carries a `marker`, the effect's idempotency key: a system must make a
+second write with the same marker a no-op, so a retried job never comments twice.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, Field
+
+
+class StepRow(BaseModel):
+    """One visited step as a line of a table on the ticket."""
+
+    step: str
+    title: str
+    level: int
+    outcome: str
+    summary: str
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    by: str | None = None
+    at: str
+    seconds: float
+
+
+class Note(BaseModel):
+    """What connbot writes on a ticket: a heading, paragraphs, a table of steps, what happens next."""
+
+    heading: str
+    lines: list[str] = Field(default_factory=list)
+    rows: list[StepRow] = Field(default_factory=list)
+    next: str = ""
+
+
+class TicketRef(BaseModel):
+    """Enough of a ticket for a ticket system to act on it."""
+
+    source: str
+    key: str
+    summary: str = ""
+
+
+class TicketSystem(abc.ABC):
+    """Where tickets live. `source` is the value stored in `tickets.source`."""
+
+    source: ClassVar[str]
+
+    @abc.abstractmethod
+    def comment(self, ticket: TicketRef, note: Note, marker: str) -> None:
+        """Write a note on the ticket, once per marker."""
+
+    @abc.abstractmethod
+    def close(self, ticket: TicketRef, note: Note, marker: str) -> None:
+        """Close the ticket as fixed, with the note saying why."""
+
+    @abc.abstractmethod
+    def escalate(self, ticket: TicketRef, level: int, note: Note, marker: str) -> None:
+        """Hand the ticket to a level's queue, with the evidence note."""
+
+    def link(self, ticket: TicketRef) -> str | None:
+        """A URL people can open for the ticket, if there is one."""
+        return None

@@ -1,0 +1,195 @@
+"""The playbook engine: pure functions that say what happens next. No I/O of its own.
+
+A run's position is a step and how often each step was visited. `plan()` says what to do at the
+position (run an action, ask a person, hand the ticket to a level, finish), and `follow()`
+says where an event (an outcome, a failure, a timeout, a rejection) leads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from playbook.models import Playbook, Step
+
+
+@dataclass(frozen=True)
+class Position:
+    step: str
+    visits: Mapping[str, int] = field(default_factory=dict)
+    approved: bool = False
+
+
+@dataclass(frozen=True)
+class Execute:
+    """Run the step's action through its adapter."""
+
+    step: Step
+
+
+@dataclass(frozen=True)
+class Ask:
+    """Ask a person: a question whose answers are the step's outcomes, or an approval."""
+
+    step: Step
+    kind: str  # "question" | "approval"
+    options: tuple[tuple[str, str], ...]
+    text_label: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Escalate:
+    """Hand the ticket to a level's queue and go on with that level's steps."""
+
+    step: Step
+    level: int
+    then: str
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The run ends: the ticket is closed, or escalated to a level that takes over."""
+
+    step: Step
+    kind: str  # "close" | "escalate"
+    level: int | None
+    reason: str
+
+
+Plan = Execute | Ask | Escalate | Finish
+
+APPROVE, REJECT = "approve", "reject"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    value: str
+
+
+@dataclass(frozen=True)
+class Failed:
+    reason: str
+
+
+@dataclass(frozen=True)
+class TimedOut:
+    pass
+
+
+@dataclass(frozen=True)
+class Rejected:
+    pass
+
+
+Event = Outcome | Failed | TimedOut | Rejected
+
+
+def start(pb: Playbook) -> Position:
+    return enter(pb, pb.start, {})
+
+
+def enter(pb: Playbook, step_id: str, visits: Mapping[str, int]) -> Position:
+    """Move to a step, counting the visit; a step past its max_visits passes on to on_exhausted."""
+    counts = dict(visits)
+    for _ in range(len(pb.steps) + 1):
+        step = pb.steps[step_id]
+        counts[step_id] = counts.get(step_id, 0) + 1
+        if step.max_visits is None or counts[step_id] <= step.max_visits or step.on_exhausted is None:
+            return Position(step_id, counts)
+        step_id = step.on_exhausted
+    raise RuntimeError(f"on_exhausted edges loop without end at {step_id}")  # the loader forbids this
+
+
+def plan(pb: Playbook, pos: Position, available: Callable[[str], bool], reason: str | None = None) -> Plan:
+    """What to do at `pos`. `reason` forces a question to a person (the adapter could not act)."""
+    step = pb.steps[pos.step]
+    if step.close is not None:
+        return Finish(step, "close", None, step.close)
+    if step.escalate is not None:
+        if step.then is None:
+            return Finish(step, "escalate", step.escalate, step.instructions or step.title)
+        return Escalate(step, step.escalate, step.then)
+    assert step.action is not None
+    if step.is_human or reason or not available(step.action):
+        why = "a person's judgment" if step.is_human else (reason or f"no adapter is configured for {step.action}")
+        options = tuple((o, step.label(o)) for o in step.outcomes)
+        return Ask(step, "question", options, step.ask_text, why)
+    if step.approval and not pos.approved:
+        return Ask(step, "approval", ((APPROVE, "Approve"), (REJECT, "Reject")), None, "it changes an account")
+    return Execute(step)
+
+
+def follow(pb: Playbook, pos: Position, event: Event) -> Position:
+    """Where `event` at `pos` leads."""
+    step = pb.steps[pos.step]
+    match event:
+        case Outcome(value):
+            target = step.outcomes[value]
+        case Failed():
+            target = step.on_failure or step.on_timeout
+        case TimedOut():
+            target = step.on_timeout or step.on_failure
+        case Rejected():
+            target = step.on_rejected
+    if target is None:  # the loader makes every one of these edges exist
+        raise ValueError(f"step {pos.step} has no edge for {event}")
+    return enter(pb, target, pos.visits)
+
+
+def approve(pos: Position) -> Position:
+    return Position(pos.step, pos.visits, approved=True)
+
+
+def continue_after(pb: Playbook, pos: Position, escalation: Escalate) -> Position:
+    return enter(pb, escalation.then, pos.visits)
+
+
+def edges(pb: Playbook) -> list[tuple[str, str, str]]:
+    """Every edge of the graph as (from, label, to)."""
+    return [(sid, label, target) for sid, step in pb.steps.items() for label, target in step.edges().items()]
+
+
+FAILED, TIMEOUT, REJECTED = "failed", "timeout", "rejected"
+
+
+def simulate(pb: Playbook, answers: Mapping[str, list[str]]) -> tuple[list[tuple[str, str]], Finish]:
+    """Walk the playbook with given outcomes, no side effects: the (step, outcome) path and the end.
+
+    `answers[step]` lists the outcomes of successive visits; besides the step's outcomes they may be
+    `failed`, `timeout` or `rejected` (an approval step is approved unless told `rejected`).
+    Raises ValueError naming the step when an answer is missing or not one of the step's.
+    """
+    pending = {k: list(v) for k, v in answers.items()}
+    pos, path = start(pb), []
+    for _ in range(10 * len(pb.steps) + 10):
+        p = plan(pb, pos, lambda _action: True)
+        if isinstance(p, Finish):
+            path.append((pos.step, p.kind if p.kind == "close" else f"escalate to level {p.level}"))
+            return path, p
+        if isinstance(p, Escalate):
+            path.append((pos.step, f"escalate to level {p.level}"))
+            pos = continue_after(pb, pos, p)
+            continue
+        if isinstance(p, Ask) and p.kind == "approval":
+            if pending.get(pos.step, [None])[0] == REJECTED:
+                pending[pos.step].pop(0)
+                path.append((pos.step, REJECTED))
+                pos = follow(pb, pos, Rejected())
+            else:
+                pos = approve(pos)
+            continue
+        step = pb.steps[pos.step]
+        if not pending.get(pos.step):
+            raise ValueError(f"no outcome given for step {pos.step} (one of {', '.join(step.outcomes)}, failed, timeout)")
+        value = pending[pos.step].pop(0)
+        event: Event = {FAILED: Failed("simulated"), TIMEOUT: TimedOut(), REJECTED: Rejected()}.get(value) or Outcome(value)
+        if isinstance(event, Outcome) and value not in step.outcomes:
+            raise ValueError(f"step {pos.step} has no outcome {value!r} (it has {', '.join(step.outcomes)})")
+        if isinstance(event, Failed) and step.is_human:
+            raise ValueError(f"step {pos.step} asks a person and cannot fail")
+        if isinstance(event, Rejected) and not step.approval:
+            raise ValueError(f"step {pos.step} asks for no approval, so it cannot be rejected")
+        path.append((pos.step, value))
+        pos = follow(pb, pos, event)
+    raise ValueError("the walk did not end: the answers keep the run in a loop")

@@ -1,0 +1,39 @@
+"""A scripted stand-in for adapters: each action answers the outcomes a test lists, in order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from integrations.base import ActionInput, ActionResult, ActionSpec, Adapter, AdapterError, Registry, discover
+
+
+class ScriptedAdapter(Adapter):
+    """Answers `script[action]` outcomes in turn; an `AdapterError` in the list is raised instead."""
+
+    name = "scripted"
+
+    def __init__(self, name: str, script: dict[str, list[Any]]):
+        self.name = name  # type: ignore[misc]
+        self.script = script
+        self.calls: list[tuple[str, ActionInput]] = []
+
+    @classmethod
+    def configure(cls) -> None:
+        return None
+
+    def run(self, spec: ActionSpec, inp: ActionInput) -> ActionResult:
+        self.calls.append((spec.name, inp))
+        answers = self.script.get(spec.name)
+        if not answers:
+            raise AssertionError(f"the test gave no outcome for {spec.name}")
+        answer = answers.pop(0)
+        if isinstance(answer, AdapterError):
+            raise answer
+        return ActionResult(outcome=answer, summary=f"{spec.name} found {answer}", evidence={"seen": answer})
+
+
+def scripted_registry(script: dict[str, list[Any]], systems: Iterable[str] = ("app", "pbx", "net", "logs")) -> Registry:
+    """A registry whose configured adapters for `systems` answer from `script` (keys are action names)."""
+    adapters = [ScriptedAdapter(system, {k: v for k, v in script.items() if k.startswith(system + ".")}) for system in systems]
+    return Registry(discover(), adapters)
