@@ -6,6 +6,7 @@ errors are translated here and nowhere else.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import secrets
@@ -121,7 +122,7 @@ def tls_check(host: str, port: int, timeout: float, cafile: str | None = None, s
             return Probe("tls", target, P.OK.value, f"{tls.version()}, certificate valid for {data['days_left']} more days", _ms(start), data)
     except ssl.SSLCertVerificationError as exc:
         code = exc.verify_code
-        outcome = (P.TLS_EXPIRED if code == 10 else P.TLS_HOSTNAME_MISMATCH if code == 62 else P.TLS_UNTRUSTED if code in TLS_UNTRUSTED_CODES else P.TLS_HANDSHAKE_FAILED).value
+        outcome = (P.TLS_EXPIRED if code == 10 else P.TLS_HOSTNAME_MISMATCH if code in (62, 64) else P.TLS_UNTRUSTED if code in TLS_UNTRUSTED_CODES else P.TLS_HANDSHAKE_FAILED).value
         return Probe("tls", target, outcome, f"{exc.verify_message} (verify code {code})", _ms(start), _expiry(_unverified_cert(host, port, timeout, name)))
     except ssl.SSLError as exc:
         detail = exc.reason or str(exc)
@@ -194,10 +195,10 @@ def sip_options(host: str, port: int, transport: str, timeout: float, *, cafile:
                     if call_id.encode() in data or b"Call-ID" not in data:
                         break
         else:
-            with socket.create_connection((host, port), timeout=timeout) as raw:
-                sock: Any = raw
+            with contextlib.ExitStack() as stack:
+                sock: Any = stack.enter_context(socket.create_connection((host, port), timeout=timeout))
                 if transport == "tls":
-                    sock = ssl.create_default_context(cafile=cafile).wrap_socket(raw, server_hostname=server_name or host)
+                    sock = stack.enter_context(ssl.create_default_context(cafile=cafile).wrap_socket(sock, server_hostname=server_name or host))
                 msg, _ = options_message(host, port, transport, sock.getsockname())
                 start = time.perf_counter()
                 sock.sendall(msg)
