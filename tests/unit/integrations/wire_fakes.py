@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +107,9 @@ class FakeAri:
         return 200, {}, json.dumps([{"attribute": k, "value": v} for k, v in store[oid].items()])
 
 
+REGISTERED = {"status": "succeeded", "result": {"registration_state": "registered", "sip_code": 200}}
+
+
 class FakeApp:
     """An App Management API v1 backend with one device of user 1001."""
 
@@ -120,8 +123,10 @@ class FakeApp:
         self.forbid_patch = False
         self.app_password: str | None = None
         # how the next reconnect ends: a list of statuses returned by successive polls
-        self.action_script: list[dict[str, Any]] = [{"status": "succeeded", "result": {"registration_state": "registered", "sip_code": 200}}]
+        self.action_script: list[dict[str, Any]] = [REGISTERED]
         self.actions: dict[str, list[dict[str, Any]]] = {}
+        # once this holds (e.g. the config was fixed), reconnects succeed
+        self.heal_when: Callable[[], bool] = lambda: False
         self.log_pages: list[list[str]] = []
         self.patches: list[dict[str, Any]] = []
         for method in (responses.GET, responses.POST, responses.PATCH):
@@ -137,7 +142,7 @@ class FakeApp:
 
     def _start(self) -> dict[str, Any]:
         aid = f"act-{len(self.actions) + 1}"
-        self.actions[aid] = list(self.action_script)
+        self.actions[aid] = [REGISTERED] if self.heal_when() else list(self.action_script)
         return {"action_id": aid, "status": "accepted", "poll": f"/v1/actions/{aid}"}
 
     def _handle(self, req: requests.PreparedRequest) -> Any:
