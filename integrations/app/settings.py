@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
 from bot.errors import SettingsError
 from bot.settings import Section
+from integrations import http
 
 
 class AppSettings(Section):
@@ -23,10 +23,7 @@ class AppSettings(Section):
     @field_validator("app_api_url")
     @classmethod
     def _url(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        if value and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname):
-            raise ValueError("expected an http(s):// URL")
-        return value.removesuffix("/v1")
+        return http.base_url(value, "/v1")
 
     @property
     def configured(self) -> bool:

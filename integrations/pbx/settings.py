@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from bot.errors import SettingsError
 from bot.settings import Section
+from integrations import http
 
 TRANSPORTS = ("udp", "tcp", "tls")
 
@@ -37,10 +38,7 @@ class PbxSettings(Section):
     @field_validator("ari_url")
     @classmethod
     def _ari_url(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        if value and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname):
-            raise ValueError("expected http(s)://host:port of Asterisk's HTTP server")
-        return value.removesuffix("/ari")
+        return http.base_url(value, "/ari")
 
     @field_validator("pbx_db_url")
     @classmethod
