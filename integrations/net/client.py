@@ -70,7 +70,10 @@ def resolve(host: str, port: int) -> Probe:
 
 def srv(domain: str, timeout: float) -> Probe:
     """SIP SRV records; none is normal (clients fall back to A/AAAA), so this never fails the path."""
-    resolver = dns.resolver.Resolver()
+    try:
+        resolver = dns.resolver.Resolver()
+    except dns.resolver.NoResolverConfiguration as exc:
+        return Probe("dns_srv", domain, P.OK.value, f"SRV not checked: {exc}")
     resolver.lifetime = timeout
     found: dict[str, list[str]] = {}
     notes = []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import requests
 import responses
 from openapi_core.exceptions import OpenAPIError
 
@@ -153,4 +154,11 @@ def test_the_contract_check_catches_an_answer_off_contract(app_api: FakeApp, rsp
     assert app_adapter().get_status(inp()).outcome == "unknown"
     with pytest.raises(OpenAPIError):
         app_api.validate()
+    rsps.calls.reset()
+
+
+def test_a_backend_that_does_not_answer_is_a_transient_error(app_api: FakeApp, rsps: responses.RequestsMock) -> None:
+    rsps.replace(responses.GET, re.compile(r"http://app\.test/v1/.*"), body=requests.ConnectTimeout("connect timed out"))
+    with pytest.raises(TransientError, match="cannot reach .*ConnectTimeout"):
+        app_adapter().get_status(inp())
     rsps.calls.reset()
