@@ -115,4 +115,5 @@ def expire(s: Session, prompt: Prompt) -> bool:
 
 
 def open_for(s: Session, run: Run) -> Prompt | None:
-    return s.scalars(select(Prompt).where(Prompt.run_id == run.id).order_by(Prompt.created_at.desc())).first()
+    # seq breaks ties: two prompts of a run can share a timestamp (a coarse or frozen clock).
+    return s.scalars(select(Prompt).where(Prompt.run_id == run.id).order_by(Prompt.created_at.desc(), Prompt.seq.desc())).first()
