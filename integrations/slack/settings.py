@@ -6,7 +6,7 @@ plain ones for the prompts of that level; lists are comma-separated Slack ids.
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from bot.errors import SettingsError
@@ -45,17 +45,19 @@ class SlackSettings(Section):
     answer_groups_l3: str = ""
     group_cache_seconds: float = Field(60, ge=0, description="how long user group members are remembered")
 
-    @model_validator(mode="after")
-    def _complete(self) -> SlackSettings:
+    @field_validator("api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("expected an http(s):// URL")
+        return value if value.endswith("/") else value + "/"
+
+    def missing(self) -> list[str]:
+        """The settings Slack cannot work without, once the bot token is set."""
         if self.bot_token is None:
-            return self
-        missing = [name for name, ok in (("SIGNING_SECRET", self.signing_secret is not None),
-                                         ("CHANNEL", bool(self.channel or self.channel_l1))) if not ok]
-        if missing:
-            raise ValueError(f"{ENV}BOT_TOKEN is set, so {', '.join(ENV + m for m in missing)} must be set too")
-        if not self.api_url.endswith("/"):
-            self.api_url += "/"
-        return self
+            return []
+        return [ENV + name for name, ok in (("SIGNING_SECRET", self.signing_secret is not None),
+                                            ("CHANNEL", bool(self.channel or self.channel_l1))) if not ok]
 
     @property
     def enabled(self) -> bool:
@@ -79,9 +81,7 @@ class SlackSettings(Section):
 
 def load_slack() -> SlackSettings | None:
     """The Slack settings if Slack is configured, else None. Raises SettingsError if half-configured."""
-    try:
-        section = load(SlackSettings)
-    except SettingsError as exc:
-        # A model-level problem has no field; name it the way the rest of the settings do.
-        raise SettingsError(str(exc).replace(f"{ENV}: ", "")) from None
+    section = load(SlackSettings)
+    if missing := section.missing():
+        raise SettingsError(f"{ENV}BOT_TOKEN is set, so {' and '.join(missing)} must be set too")
     return section if section.enabled else None
