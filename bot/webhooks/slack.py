@@ -1,9 +1,10 @@
 """Slack interactivity: the bolt app behind `POST /slack/events` (and Socket Mode).
 
-Every listener calls `ack()` first, before any database or network I/O, so Slack hears back in
-milliseconds; the work goes on after. An answer is stored with `prompts.answer` (first answer
-wins) together with a record of the delivery, so a retried delivery is seen once; the run is then
-enqueued and the runner edits the message through its `prompt.settle` effect. Signatures are
+Every listener acknowledges in the request thread before any database or network I/O, so Slack
+hears back in milliseconds; the work goes on after, in the channel's executor (bolt lazy
+listeners). An answer is stored with `prompts.answer` (first answer wins) together with a record
+of the delivery, so a retried delivery is seen once; the run is then enqueued and the runner
+edits the message through its `prompt.settle` effect. Signatures are
 always verified with `CONNBOT_SLACK_SIGNING_SECRET` (bolt answers 401 to forged or stale ones).
 """
 
@@ -40,22 +41,25 @@ def slack_channel(svc: Services) -> SlackChannel | None:
     return next((c for c in svc.channels if isinstance(c, SlackChannel)), None)
 
 
+def acknowledge(ack: Ack) -> None:
+    """The whole of what happens before Slack gets its answer: no database, no network."""
+    ack()
+
+
 class Interactions:
-    """What happens after a click or a form submission has been acknowledged."""
+    """What happens after a click or a form submission has been acknowledged (bolt lazy listeners)."""
 
     def __init__(self, svc: Services, channel: SlackChannel):
         self.svc, self.channel = svc, channel
 
-    def clicked(self, ack: Ack, body: dict[str, Any]) -> None:
-        ack()
+    def clicked(self, body: dict[str, Any]) -> None:
         action = body["actions"][0]
         user = body["user"]["id"]
         where = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
         self.answer(action["value"], blocks.choice_of(action["action_id"]), None, user,
                     f"action:{user}:{action['action_ts']}", where)
 
-    def detail(self, ack: Ack, body: dict[str, Any]) -> None:
-        ack()
+    def detail(self, body: dict[str, Any]) -> None:
         # trigger_id expires 3 s after the click: open the form before anything slow.
         action, user = body["actions"][0], body["user"]["id"]
         try:
@@ -67,8 +71,7 @@ class Interactions:
                               f"This question was already settled. {blocks.outcome_line(view)}")
         self._quietly(self.channel.open_modal, body["trigger_id"], view)
 
-    def submitted(self, ack: Ack, body: dict[str, Any]) -> None:
-        ack()
+    def submitted(self, body: dict[str, Any]) -> None:
         form, user = body["view"], body["user"]["id"]
         choice, text = blocks.submitted(form["state"]["values"])
         self.answer(form["private_metadata"], choice, text, user, f"view:{user}:{form['id']}:{form.get('hash', '')}", None)
@@ -142,12 +145,13 @@ def bolt_app(svc: Services, channel: SlackChannel) -> App:
     # bolt's own client stays tokenless (authorize hands it the token); listeners use the channel's.
     app = App(signing_secret=settings.signing_secret.get_secret_value(), client=WebClient(base_url=settings.api_url),
               authorize=authorize,
-              request_verification_enabled=True, process_before_response=False,
+              # With lazy listeners, this acks in the request thread and leaves the work to the executor.
+              request_verification_enabled=True, process_before_response=True,
               listener_executor=channel.executor, logger=logging.getLogger("connbot.slack.bolt"))
     handlers = Interactions(svc, channel)
-    app.action(re.compile("^" + re.escape(blocks.ANSWER)))(handlers.clicked)
-    app.action(blocks.DETAIL)(handlers.detail)
-    app.view(blocks.MODAL)(handlers.submitted)
+    app.action(re.compile("^" + re.escape(blocks.ANSWER)))(ack=acknowledge, lazy=[handlers.clicked])
+    app.action(blocks.DETAIL)(ack=acknowledge, lazy=[handlers.detail])
+    app.view(blocks.MODAL)(ack=acknowledge, lazy=[handlers.submitted])
     return app
 
 

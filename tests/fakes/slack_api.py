@@ -46,6 +46,7 @@ class SlackApiStub:
     calls: list[Call] = field(default_factory=list)
     groups: dict[str, list[str]] = field(default_factory=dict)
     failures: dict[str, list[tuple[int, dict[str, str], dict[str, Any]]]] = field(default_factory=dict)
+    held: dict[str, threading.Event] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._ts = itertools.count(1)
@@ -82,6 +83,10 @@ class SlackApiStub:
         self.failures.setdefault(method, []).append(
             (status, headers if headers is not None else {"Retry-After": "0"}, body or {"ok": False, "error": "ratelimited"}))
 
+    def hold(self, method: str) -> threading.Event:
+        """Calls to `method` wait until the returned event is set: Slack being slow, without sleeping."""
+        return self.held.setdefault(method, threading.Event())
+
     def to(self, method: str) -> list[dict[str, Any]]:
         """The arguments of every call to `method`, in order."""
         return [c.args for c in self.calls if c.method == method]
@@ -98,6 +103,8 @@ class SlackApiStub:
             if isinstance(args.get(key), str):
                 args[key] = json.loads(args[key])
         auth = h.headers.get("Authorization") or ""
+        if method in self.held:
+            self.held[method].wait(timeout=5)
         with self._lock:
             self.calls.append(Call(method, args, auth.removeprefix("Bearer ") or None))
             failure = self.failures.get(method, []) and self.failures[method].pop(0)

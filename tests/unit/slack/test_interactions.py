@@ -8,6 +8,7 @@ import json
 from sqlalchemy import select
 
 from bot import intake
+from bot.app import create_app
 from bot.models import Effect, Prompt, Run
 from tests.fakes.adapters import scripted_registry
 from tests.fakes.slack_api import CHANNEL, click, form, signed, submission
@@ -93,6 +94,27 @@ def test_a_user_who_may_not_answer_is_refused_and_nothing_changes(make_slack, sl
     world.answer("still_failing", user="W333")
     assert run_of(world, run_id)[2][:2] == [("check_status", "failed", "W333"), ("force_reconnect", "still_failing", "W333")]
     assert len(world.api.to("usergroups.users.list")) == 1
+
+
+def test_a_click_is_acknowledged_before_any_slow_work(make_slack, slack_api):
+    from concurrent.futures import ThreadPoolExecutor
+
+    slack_api.groups["S0ONCALL"] = ["W333"]
+    world = make_slack(human_everywhere(), answer_groups_l1="S0ONCALL")
+    _, run_id = file(world)
+    channel = world.svc.channels[0]
+    channel.executor = ThreadPoolExecutor(max_workers=1)  # as in production: work after the answer
+    world.web = create_app(services=world.svc).test_client()
+    slack_is_slow = slack_api.hold("usergroups.users.list")
+    prompt = world.open_prompt()
+    resp = world.send(click(prompt.id, "connbot_answer:failed", user="W333", action_ts="5.1"))
+    assert resp.status_code == 200  # answered while the group lookup still hangs
+    with world.svc.store.tx() as s:
+        assert s.get(Prompt, prompt.id).state == "open"
+    slack_is_slow.set()
+    channel.executor.shutdown(wait=True)
+    world.work()
+    assert run_of(world, run_id)[2] == [("check_status", "failed", "W333")]
 
 
 def test_forged_and_stale_signatures_get_401(make_slack):
