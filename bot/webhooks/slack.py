@@ -4,8 +4,8 @@ Every listener acknowledges in the request thread before any database or network
 hears back in milliseconds; the work goes on after, in the channel's executor (bolt lazy
 listeners). An answer is stored with `prompts.answer` (first answer wins) together with a record
 of the delivery, so a retried delivery is seen once; the run is then enqueued and the runner
-edits the message through its `prompt.settle` effect. Signatures are
-always verified with `CONNBOT_SLACK_SIGNING_SECRET` (bolt answers 401 to forged or stale ones).
+edits the message through its `prompt.settle` effect. Signatures are always verified with
+`CONNBOT_SLACK_SIGNING_SECRET` (bolt answers 401 to forged or stale ones).
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ nothing once the prompt has a message (its channel and ts are kept in `prompt.ch
 from __future__ import annotations
 
 from concurrent.futures import Executor, ThreadPoolExecutor
-from typing import Any
 
 from slack_sdk import WebClient
 
@@ -81,6 +80,6 @@ class SlackChannel(PromptChannel):
 
     def answerers_hint(self, level: int) -> str:
         """Who may answer, for a refusal note."""
-        names: list[Any] = [f"<@{u}>" for u in sorted(self.settings.answerers_for(level))]
+        names = [f"<@{u}>" for u in sorted(self.settings.answerers_for(level))]
         names += [f"<!subteam^{g}>" for g in sorted(self.settings.answer_groups_for(level))]
         return ", ".join(names) or "nobody is configured for this level"

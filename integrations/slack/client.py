@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import urllib.error
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from threading import Lock
 
@@ -51,13 +51,13 @@ def translated(method: str) -> Iterator[None]:
 class GroupMembers:
     """Members of Slack user groups, looked up with usergroups.users.list and kept briefly."""
 
-    def __init__(self, client: WebClient, ttl: float, clock: Callable[[], float] = time.monotonic):
-        self.client, self.ttl, self.clock = client, ttl, clock
+    def __init__(self, client: WebClient, ttl: float):
+        self.client, self.ttl = client, ttl
         self._cache: dict[str, tuple[float, frozenset[str]]] = {}
         self._lock = Lock()
 
     def __call__(self, group: str) -> frozenset[str]:
-        now = self.clock()
+        now = time.monotonic()
         with self._lock:
             hit = self._cache.get(group)
         if hit and now - hit[0] < self.ttl:
