@@ -24,9 +24,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     from bot.api import api
     from bot.health import health
+    from bot.webhooks import slack
 
     app.register_blueprint(health)
     app.register_blueprint(api)
+    slack.init_app(app, services)
     _register_errors(app)
     return app
 

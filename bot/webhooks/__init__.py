@@ -1,0 +1,1 @@
+"""Inbound webhooks: one module per source (verify, store, enqueue, answer)."""
