@@ -24,9 +24,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     from bot.api import api
     from bot.health import health
+    from bot.web import auth, desk
 
+    auth.install(app, settings)
     app.register_blueprint(health)
     app.register_blueprint(api)
+    app.register_blueprint(desk)
     _register_errors(app)
     return app
 
