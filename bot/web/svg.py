@@ -75,9 +75,9 @@ def playbook_graph(pb: Playbook, trail: Trail | None = None) -> Markup:
     visited = set(path)
     out = [f'<svg class="graph" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
            f'role="img" aria-label="{escape(pb.title)} playbook">',
-           '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
+           '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerUnits="userSpaceOnUse" markerWidth="9" markerHeight="9" '
            'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="arrowhead"/></marker>'
-           '<marker id="arrow-taken" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
+           '<marker id="arrow-taken" viewBox="0 0 10 10" refX="9" refY="5" markerUnits="userSpaceOnUse" markerWidth="9" markerHeight="9" '
            'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="arrowhead taken"/></marker></defs>']
     labels: dict[tuple[str, str], list[str]] = {}
     for src, label, dst in engine.edges(pb):
@@ -114,7 +114,11 @@ def _route(src: tuple[float, float], dst: tuple[float, float]) -> str:
         a, b = (x1 + NODE_W / 2, y1 + NODE_H), (x2 + NODE_W / 2, y2)
         mid = (a[1] + b[1]) / 2
         return f"M{a[0]:.0f},{a[1]:.0f} C{a[0]:.0f},{mid:.0f} {b[0]:.0f},{mid:.0f} {b[0]:.0f},{b[1]:.0f}"
-    # sideways or back up: right edge to right edge, bulging out to the right
+    if y2 == y1:  # same row: bottom to bottom, dipping below the row
+        a, b = (x1 + NODE_W / 2, y1 + NODE_H), (x2 + NODE_W / 2, y2 + NODE_H)
+        dip = a[1] + GAP_Y * 0.7
+        return f"M{a[0]:.0f},{a[1]:.0f} C{a[0]:.0f},{dip:.0f} {b[0]:.0f},{dip:.0f} {b[0]:.0f},{b[1]:.0f}"
+    # back up: right edge to right edge, bulging out to the right
     a, b = (x1 + NODE_W, y1 + NODE_H / 2), (x2 + NODE_W, y2 + NODE_H / 2)
     bulge = max(a[0], b[0]) + 30 + abs(a[1] - b[1]) / 10
     return f"M{a[0]:.0f},{a[1]:.0f} C{bulge:.0f},{a[1]:.0f} {bulge:.0f},{b[1]:.0f} {b[0]:.0f},{b[1]:.0f}"
