@@ -55,8 +55,13 @@ def main() -> None:
 def serve(host: str | None, port: int | None) -> None:
     """Run the web app and a worker in one process (the embedded default)."""
     from bot.server import serve as run_server
+    from bot.web.auth import policy
 
     settings = _settings(host=host, port=port)
+    try:
+        policy(settings)  # a desk reachable from other hosts needs a way to log in
+    except SettingsError as exc:
+        _fail(f"bad settings:\n{exc}", 2)
     _logging(settings)
     run_server(settings)
 

@@ -91,6 +91,7 @@ class Access:
     """The desk's access policy for one app, built from the settings."""
 
     def __init__(self, settings: Settings, desk: DeskSettings):
+        self.secret_key = desk.desk_secret_key.get_secret_value() if desk.desk_secret_key else secrets.token_hex(32)
         self.open_host = is_loopback(settings.host)
         self.token = settings.admin_token.get_secret_value() if settings.admin_token else None
         self.users = parse_users(desk.desk_users)
@@ -156,11 +157,15 @@ def csrf_ok() -> bool:
     return bool(sent) and "csrf" in session and hmac.compare_digest(sent.encode(), str(session["csrf"]).encode())
 
 
+def policy(settings: Settings) -> Access:
+    """The access policy these settings and the desk's own settings describe; SettingsError if unusable."""
+    return Access(settings, load(DeskSettings))
+
+
 def install(app: Flask, settings: Settings) -> Access:
     """Give the app a session key, the access policy and the CSRF token helper for templates."""
-    desk = load(DeskSettings)
-    access = Access(settings, desk)
-    app.secret_key = desk.desk_secret_key.get_secret_value() if desk.desk_secret_key else secrets.token_bytes(32)
+    access = policy(settings)
+    app.secret_key = access.secret_key
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                       SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
                       SESSION_COOKIE_NAME="connbot_desk")

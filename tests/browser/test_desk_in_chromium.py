@@ -13,17 +13,12 @@ import pytest
 from werkzeug.serving import make_server
 
 from bot.app import create_app
-from tests.fakes.adapters import scripted_registry
+from tests.fakes.desk import CLOSED_PATH, one_prompt_registry
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1400,1100")
-# The shipped playbook with these outcomes asks one person (fix the configuration by hand), then closes.
-SCRIPT = {"app.get_status": ["failed"], "app.reconnect": ["still_failing"], "app.get_last_error": ["found"],
-          "app.check_config": ["wrong_host"], "app.fix_config": ["forbidden"]}
-PATH = ["check_status", "force_reconnect", "record_error", "check_config", "fix_config", "fix_config_by_hand",
-        "close_config_fixed"]
 
 
 def _browser_or_skip():  # type: ignore[no-untyped-def]
@@ -48,7 +43,7 @@ def _browser_or_skip():  # type: ignore[no-untyped-def]
 @pytest.fixture
 def served(make_services) -> Iterator[str]:
     """The real app and an in-process worker on a free loopback port; yields the base URL."""
-    svc = make_services(registry=scripted_registry({k: list(v) for k, v in SCRIPT.items()}))
+    svc = make_services(registry=one_prompt_registry())
     server = make_server("127.0.0.1", 0, create_app(svc.settings, svc), threaded=True)
     consumer = svc.queue.consumer(2, in_process=True)
     consumer.start()
@@ -97,10 +92,10 @@ def test_file_answer_and_watch_the_ticket_close(served):
         assert "closed" in live.find_element(By.CSS_SELECTOR, ".facts-line").text
         assert not live.find_elements(By.CSS_SELECTOR, ".progress")
         visited = [g.get_attribute("data-step") for g in live.find_elements(By.CSS_SELECTOR, "g.node.visited")]
-        assert sorted(visited) == sorted(PATH)
+        assert sorted(visited) == sorted(CLOSED_PATH)
         taken = {(p.get_attribute("data-from"), p.get_attribute("data-to"))
                  for p in live.find_elements(By.CSS_SELECTOR, "path.edge.taken")}
-        assert taken == set(zip(PATH, PATH[1:]))
+        assert taken == set(zip(CLOSED_PATH, CLOSED_PATH[1:]))
         assert "Carol" in live.find_element(By.CSS_SELECTOR, "tr[data-step=fix_config_by_hand]").text
         ARTIFACTS.mkdir(exist_ok=True)
         driver.save_screenshot(str(ARTIFACTS / "desk-run-closed.png"))

@@ -1,30 +1,13 @@
 from __future__ import annotations
 
-import re
-
 import pytest
-from flask.testing import FlaskClient
 
 from bot.app import create_app
-from tests.fakes.adapters import scripted_registry
-
-# Outcomes that lead the shipped playbook to one question for a person (fix the configuration by
-# hand), whose answer "connected" closes the ticket.
-TO_ONE_PROMPT = {"app.get_status": ["failed"], "app.reconnect": ["still_failing"], "app.get_last_error": ["found"],
-                 "app.check_config": ["wrong_host"], "app.fix_config": ["forbidden"]}
-PROMPT_PATH = ["check_status", "force_reconnect", "record_error", "check_config", "fix_config", "fix_config_by_hand"]
-
-
-def csrf(client: FlaskClient, path: str = "/") -> str:
-    """The CSRF token of the client's session, read from a form on `path`."""
-    match = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).get_data(as_text=True))
-    assert match, f"no form with a CSRF token on {path}"
-    return match.group(1)
+from tests.fakes.desk import one_prompt_registry
 
 
 @pytest.fixture
 def desk(make_services):
     """An app on loopback over services whose adapters lead to one prompt, and its test client."""
-    svc = make_services(registry=scripted_registry({k: list(v) for k, v in TO_ONE_PROMPT.items()}))
-    app = create_app(svc.settings, svc)
-    return svc, app.test_client()
+    svc = make_services(registry=one_prompt_registry())
+    return svc, create_app(svc.settings, svc).test_client()

@@ -12,7 +12,7 @@ from bot.errors import SettingsError
 from bot.models import Prompt, Ticket
 from bot.settings import Settings
 from bot.web.auth import check_password, hash_password
-from desk.conftest import csrf
+from tests.fakes.desk import csrf
 
 TOKEN = "s3cret-admin-token"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from bot.models import Run, Ticket
-from desk.conftest import csrf
+from tests.fakes.desk import csrf
 
 SCRIPT = '<script>alert("pwned")</script><img src=x onerror=alert(1)>'
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bot import intake
 from bot.models import Prompt, Run, Ticket
-from desk.conftest import csrf
+from tests.fakes.desk import csrf
 
 
 def _waiting_prompt(svc) -> str:
@@ -59,22 +61,16 @@ def test_the_first_answer_wins_and_a_late_click_says_who_answered(desk):
         assert s.get(Prompt, prompt_id).answer == "connected"
 
 
-def test_an_answer_without_a_name_changes_nothing(desk):
+@pytest.mark.parametrize(("form", "status", "says"), [
+    ({"answer": "connected", "name": " "}, 200, "Give your name"),
+    ({"answer": "maybe", "name": "Carol"}, 400, "answer must be one of connected, still_failing"),
+])
+def test_a_refused_answer_says_why_and_changes_nothing(desk, form, status, says):
     svc, client = desk
     prompt_id = _waiting_prompt(svc)
-    resp = client.post(f"/prompts/{prompt_id}/answer", data={"csrf_token": csrf(client, "/prompts"),
-                                                              "answer": "connected", "name": " "}, follow_redirects=True)
-    assert "Give your name" in resp.get_data(as_text=True)
-    with svc.store.tx() as s:
-        assert s.get(Prompt, prompt_id).state == "open"
-
-
-def test_an_answer_that_is_not_an_option_is_refused(desk):
-    svc, client = desk
-    prompt_id = _waiting_prompt(svc)
-    resp = client.post(f"/prompts/{prompt_id}/answer", data={"csrf_token": csrf(client, "/prompts"),
-                                                              "answer": "maybe", "name": "Carol"})
-    assert resp.status_code == 400 and "answer must be one of connected, still_failing" in resp.get_data(as_text=True)
+    resp = client.post(f"/prompts/{prompt_id}/answer", data={"csrf_token": csrf(client, "/prompts"), **form},
+                       follow_redirects=True)
+    assert resp.status_code == status and says in resp.get_data(as_text=True)
     with svc.store.tx() as s:
         assert s.get(Prompt, prompt_id).state == "open"
 

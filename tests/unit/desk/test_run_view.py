@@ -6,7 +6,7 @@ import re
 
 from bot import intake
 from bot.models import Prompt
-from desk.conftest import PROMPT_PATH, csrf
+from tests.fakes.desk import CLOSED_PATH, PROMPT_PATH, csrf
 
 
 def _classes(svg: str, kind: str) -> dict[str, set[str]]:
@@ -48,7 +48,7 @@ def test_the_live_endpoint_follows_the_run_to_its_end(desk):
     after = client.get("/runs/1/live").get_json()
     assert (after["state"], after["done"]) == ("ended", True) and after["version"] != before["version"]
     html = after["html"]
-    path = [*PROMPT_PATH, "close_config_fixed"]
+    path = CLOSED_PATH
     nodes, edges = _classes(html, "node"), _classes(html, "edge")
     assert {s for s, c in nodes.items() if "visited" in c} == set(path)
     assert not any("current" in c for c in nodes.values())
