@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
-from bot import intake, prompts
+from bot import dashboard, intake, prompts
 from bot.app import services_of
 from bot.errors import BadRequestError, NotFoundError
 from bot.models import Prompt, Run, Ticket
-from bot.views import prompt_dict, run_dict, ticket_dict
+from bot.services import Services
+from bot.views import prompt_dict, run_dict, ticket_dict, ticket_row
 
 api = Blueprint("api", __name__, url_prefix="/api")
 
@@ -31,7 +32,14 @@ class AnswerIn(BaseModel):
 
     answer: str = Field(min_length=1, max_length=64)
     text: str | None = Field(None, max_length=prompts.MAX_TEXT)
-    by: str = Field(min_length=1, max_length=255)
+    by: str | None = Field(None, min_length=1, max_length=255, description="who answers; a logged-in desk user's name wins")
+
+
+def _limit() -> int:
+    limit = request.args.get("limit", "50")
+    if not limit.isdigit() or not 1 <= int(limit) <= 500:
+        raise BadRequestError("limit must be a whole number from 1 to 500")
+    return int(limit)
 
 
 def parse(model: type[BaseModel]) -> Any:
@@ -54,6 +62,12 @@ def file_ticket():  # type: ignore[no-untyped-def]
     return jsonify(key=ticket.key, run=run_id, url=f"/tickets/{ticket.key}"), 201
 
 
+@api.get("/tickets")
+def list_tickets():  # type: ignore[no-untyped-def]
+    with services_of(current_app).store.tx() as s:
+        return jsonify(tickets=[ticket_row(t) for t in dashboard.recent_tickets(s, _limit())])
+
+
 @api.get("/tickets/<key>")
 def get_ticket(key: str):  # type: ignore[no-untyped-def]
     with services_of(current_app).store.tx() as s:
@@ -65,11 +79,8 @@ def get_ticket(key: str):  # type: ignore[no-untyped-def]
 
 @api.get("/runs")
 def list_runs():  # type: ignore[no-untyped-def]
-    limit = request.args.get("limit", "50")
-    if not limit.isdigit() or not 1 <= int(limit) <= 500:
-        raise BadRequestError("limit must be a whole number from 1 to 500")
     with services_of(current_app).store.tx() as s:
-        runs = s.scalars(select(Run).order_by(Run.id.desc()).limit(int(limit)))
+        runs = s.scalars(select(Run).order_by(Run.id.desc()).limit(_limit()))
         return jsonify(runs=[run_dict(r, steps=False) for r in runs])
 
 
@@ -92,16 +103,24 @@ def list_prompts():  # type: ignore[no-untyped-def]
         return jsonify(prompts=[prompt_dict(p) for p in rows])
 
 
+def answer(svc: Services, prompt_id: str, choice: str, text: str | None, who: str) -> tuple[bool, dict[str, Any]]:
+    """Answer a prompt from the desk (page or API): first answer wins, and a winning answer wakes the run.
+    Returns whether this answer won and the prompt as it now stands."""
+    with svc.store.tx() as s:
+        result = prompts.answer(s, prompt_id, choice, text, who, "desk", svc.clock())
+        if result.won:
+            svc.queue.advance_after_commit(s, result.prompt.run_id)
+        return result.won, prompt_dict(result.prompt)
+
+
 @api.post("/prompts/<prompt_id>/answer")
 def answer_prompt(prompt_id: str):  # type: ignore[no-untyped-def]
     body: AnswerIn = parse(AnswerIn)
-    svc = services_of(current_app)
-    with svc.store.tx() as s:
-        result = prompts.answer(s, prompt_id, body.answer, body.text, body.by, "desk", svc.clock())
-        if result.won:
-            svc.queue.advance_after_commit(s, result.prompt.run_id)
-        data = prompt_dict(result.prompt)
-    if not result.won:
+    who = g.get("user") or body.by
+    if not who:
+        raise BadRequestError("by: who answers is missing (or log in)")
+    won, data = answer(services_of(current_app), prompt_id, body.answer, body.text, who)
+    if not won:
         return jsonify(error="Conflict", message=f"already {data['state']}" + (
             f" by {data['answered_by']}" if data["answered_by"] else ""), prompt=data), 409
     return jsonify(data)

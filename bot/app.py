@@ -25,10 +25,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     from bot.api import api
     from bot.health import health
     from bot.webhooks import slack
+    from bot.web import auth, desk
 
+    auth.install(app, settings)
     app.register_blueprint(health)
     app.register_blueprint(api)
     slack.init_app(app, services)
+    app.register_blueprint(desk)
     _register_errors(app)
     return app
 

@@ -55,8 +55,13 @@ def main() -> None:
 def serve(host: str | None, port: int | None) -> None:
     """Run the web app and a worker in one process (the embedded default)."""
     from bot.server import serve as run_server
+    from bot.web.auth import policy
 
     settings = _settings(host=host, port=port)
+    try:
+        policy(settings)  # a desk reachable from other hosts needs a way to log in
+    except SettingsError as exc:
+        _fail(f"bad settings:\n{exc}", 2)
     _logging(settings)
     run_server(settings)
 
@@ -207,6 +212,24 @@ def show_run(run_id: int, as_json: bool) -> None:
         click.echo(f"{st['seq']:>3}. [L{st['level']}] {st['title']}  -> {st['outcome']}{who}  ({st['seconds']:.2f}s, {st['mode']})")
         if st["summary"]:
             click.echo(f"       {st['summary']}")
+
+
+@main.group()
+def desk() -> None:
+    """The local web desk."""
+
+
+@desk.command("hash-password")
+@click.option("--name", default=None, help="print a whole CONNBOT_DESK_USERS entry, name:hash, for this user")
+def hash_password(name: str | None) -> None:
+    """Hash a desk user's password (asked twice, never echoed) for CONNBOT_DESK_USERS."""
+    from bot.web.auth import hash_password as make_hash
+
+    password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 8:
+        _fail("the password must have at least 8 characters", 2)
+    hashed = make_hash(password)
+    click.echo(f"{name}:{hashed}" if name else hashed)
 
 
 def _add_integration_commands() -> None:

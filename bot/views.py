@@ -40,3 +40,20 @@ def ticket_dict(t: Ticket) -> dict[str, Any]:
             "matched": t.matched, "match_reason": t.match_reason, "created_at": t.created_at.isoformat(),
             "comments": [{"author": c.author, "body": c.body, "at": c.created_at.isoformat()} for c in t.comments],
             "runs": [r.id for r in t.runs]}
+
+
+def run_label(run: Run | None) -> str:
+    """A run's state in words: running, waiting, closed, escalated to level N."""
+    if run is None:
+        return "no run"
+    if run.state != "ended":
+        return run.state
+    return "closed" if run.end_kind == "close" else f"escalated to level {run.end_level}"
+
+
+def ticket_row(t: Ticket) -> dict[str, Any]:
+    """A ticket as one line of a list: status, level and queue, and its latest run."""
+    run = t.runs[-1] if t.runs else None
+    return {"key": t.key, "source": t.source, "summary": t.summary, "reporter": t.reporter, "user": t.user_ref,
+            "status": t.status, "level": t.level, "queue": t.queue, "created_at": t.created_at.isoformat(),
+            "run": run.id if run else None, "run_state": run_label(run)}

@@ -1,0 +1,83 @@
+"""Answering prompts from the desk's pages: the Slack message's content, one click, first answer wins."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot import intake
+from bot.models import Prompt, Run, Ticket
+from tests.fakes.desk import csrf
+
+
+def _waiting_prompt(svc) -> str:
+    intake.file_desk_ticket(svc, "Alice can't connect", "", "alice@example.com", "1001")
+    svc.queue.run_pending()
+    with svc.store.tx() as s:
+        prompt = s.query(Prompt).one()
+        return prompt.id
+
+
+def test_the_page_shows_what_the_slack_message_shows(desk):
+    svc, client = desk
+    prompt_id = _waiting_prompt(svc)
+    page = client.get("/prompts").get_data(as_text=True)
+    assert f'id="prompt-{prompt_id}"' in page
+    assert "Fix the configuration by hand" in page           # the step
+    assert "DESK-1" in page and "Alice can&#39;t connect" in page and "1001" in page  # ticket and user
+    assert "Check the configuration of the application" in page and "wrong_host" in page  # what was found
+    assert "connbot could not change the app&#39;s configuration" in page  # question with instructions
+    assert 'data-answer="connected"' in page and 'data-answer="still_failing"' in page  # options
+    assert 'name="name"' in page  # on loopback the person gives a name
+
+
+def test_one_click_answers_and_the_run_goes_on_to_close(desk):
+    svc, client = desk
+    prompt_id = _waiting_prompt(svc)
+    resp = client.post(f"/prompts/{prompt_id}/answer", data={
+        "csrf_token": csrf(client, "/prompts"), "answer": "connected", "name": "Carol", "next": "/prompts"})
+    assert resp.status_code == 303 and resp.headers["Location"] == "/prompts"
+    assert "DESK-1: answered “Connected”" in client.get("/prompts").get_data(as_text=True)
+    svc.queue.run_pending()
+    with svc.store.tx() as s:
+        prompt = s.get(Prompt, prompt_id)
+        assert (prompt.answered_by, prompt.answered_via, prompt.answer) == ("Carol", "desk", "connected")
+        run = s.query(Run).one()
+        assert run.end_kind == "close" and run.steps[-2].answered_by == "Carol"
+        assert s.query(Ticket).one().status == "closed"
+
+
+def test_the_first_answer_wins_and_a_late_click_says_who_answered(desk):
+    svc, client = desk
+    prompt_id = _waiting_prompt(svc)
+    late = client.application.test_client()
+    token, late_token = csrf(client, "/prompts"), csrf(late, "/prompts")
+    client.post(f"/prompts/{prompt_id}/answer", data={"csrf_token": token, "answer": "connected", "name": "Carol"})
+    resp = late.post(f"/prompts/{prompt_id}/answer", data={"csrf_token": late_token, "answer": "still_failing",
+                                                            "name": "Dave"}, follow_redirects=True)
+    assert "this question was already answered by Carol" in resp.get_data(as_text=True)
+    api = client.post(f"/api/prompts/{prompt_id}/answer", json={"answer": "still_failing", "by": "Erin"})
+    assert api.status_code == 409 and api.get_json()["message"] == "already answered by Carol"
+    with svc.store.tx() as s:
+        assert s.get(Prompt, prompt_id).answer == "connected"
+
+
+@pytest.mark.parametrize(("form", "status", "says"), [
+    ({"answer": "connected", "name": " "}, 200, "Give your name"),
+    ({"answer": "maybe", "name": "Carol"}, 400, "answer must be one of connected, still_failing"),
+])
+def test_a_refused_answer_says_why_and_changes_nothing(desk, form, status, says):
+    svc, client = desk
+    prompt_id = _waiting_prompt(svc)
+    resp = client.post(f"/prompts/{prompt_id}/answer", data={"csrf_token": csrf(client, "/prompts"), **form},
+                       follow_redirects=True)
+    assert resp.status_code == status and says in resp.get_data(as_text=True)
+    with svc.store.tx() as s:
+        assert s.get(Prompt, prompt_id).state == "open"
+
+
+def test_a_redirect_after_answering_stays_on_this_site(desk):
+    svc, client = desk
+    prompt_id = _waiting_prompt(svc)
+    resp = client.post(f"/prompts/{prompt_id}/answer", data={"csrf_token": csrf(client, "/prompts"), "answer": "connected",
+                                                              "name": "Carol", "next": "//evil.example/x"})
+    assert resp.headers["Location"] == "/prompts"
