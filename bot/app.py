@@ -24,9 +24,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     from bot.api import api
     from bot.health import health
+    from bot.webhooks import jira
 
     app.register_blueprint(health)
     app.register_blueprint(api)
+    jira.register(app)
     _register_errors(app)
     return app
 

@@ -7,13 +7,22 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from bot import runner
+from bot import jira_intake, runner
 from bot.queue import Sweeper
 from bot.services import Services
 from bot.settings import Settings
 from bot.store import Store
 
 log = logging.getLogger(__name__)
+
+
+def _sweepers(services: Services) -> list[Sweeper]:
+    """The periodic jobs every worker runs: the sweeper and, with Jira configured, the backfill."""
+    sweepers = [Sweeper(lambda: runner.sweep(services), services.settings.sweep_seconds)]
+    backfill = jira_intake.backfiller(services)
+    if backfill is not None:  # ticks every sweep interval, searches Jira only when due
+        sweepers.append(Sweeper(backfill.tick, services.settings.sweep_seconds))
+    return sweepers
 
 
 def _prepare(settings: Settings) -> None:
@@ -46,9 +55,10 @@ class _Embedded(BaseApplication):  # type: ignore[misc]
     def _start_background(self, _worker: Any) -> None:
         consumer = self.services.queue.consumer(self.settings.worker_threads, in_process=True)
         consumer.start()
-        sweeper = Sweeper(lambda: runner.sweep(self.services), self.settings.sweep_seconds)
-        sweeper.start()
-        self.background = [consumer, sweeper]
+        sweepers = _sweepers(self.services)
+        for sweeper in sweepers:
+            sweeper.start()
+        self.background = [consumer, *sweepers]
         log.info("connbot serving on http://%s:%s with an in-process worker", self.settings.host, self.settings.port)
 
     def _stop_background(self, _server: Any, _worker: Any) -> None:
@@ -64,9 +74,11 @@ def serve(settings: Settings) -> None:
 def work(settings: Settings) -> None:
     _prepare(settings)
     services = Services.build(settings)
-    sweeper = Sweeper(lambda: runner.sweep(services), settings.sweep_seconds)
-    sweeper.start()
+    sweepers = _sweepers(services)
+    for sweeper in sweepers:
+        sweeper.start()
     try:
         services.queue.consumer(settings.worker_threads, in_process=False).run()
     finally:
-        sweeper.stop()
+        for sweeper in sweepers:
+            sweeper.stop()

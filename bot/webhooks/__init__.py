@@ -1,0 +1,1 @@
+"""Inbound webhooks: one blueprint per source. Each verifies, parses, stores, enqueues and answers."""
