@@ -10,6 +10,7 @@ maps them (`raise_for_status` below turns them into `PermanentError`).
 from __future__ import annotations
 
 import email.utils
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import Any
 
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_before_delay
-from tenacity.wait import wait_exponential_jitter
+from tenacity.wait import wait_exponential
 
 from integrations.base import PermanentError, TransientError
 
@@ -102,12 +103,15 @@ def request(
             raise _Retryable(_describe(resp), resp.status_code, retry_after(resp))
         return resp
 
-    exp = wait_exponential_jitter(initial=policy.backoff, max=policy.max_backoff)
+    # Exponential backoff with up to a second of jitter, capped; tenacity's own
+    # wait_exponential_jitter(initial=...) is deprecated in tenacity 9 (a DeprecationWarning).
+    exp = wait_exponential(multiplier=policy.backoff, max=policy.max_backoff)
 
     def wait(state: RetryCallState) -> float:
+        backoff = min(policy.max_backoff, exp(state) + random.uniform(0, min(1.0, policy.max_backoff)))
         exc = state.outcome.exception() if state.outcome else None
         hinted = getattr(exc, "retry_after", None)
-        return max(exp(state), hinted) if hinted is not None else exp(state)
+        return max(backoff, hinted) if hinted is not None else backoff
 
     retrying = Retrying(
         retry=retry_if_exception_type(_Retryable),
