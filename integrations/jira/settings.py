@@ -8,9 +8,10 @@ Cloud authenticates with `CONNBOT_JIRA_EMAIL` + `CONNBOT_JIRA_API_TOKEN`, Server
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from bot.settings import Section
@@ -44,7 +45,7 @@ class JiraSettings(Section):
     url: str = Field("", description="Jira base URL, e.g. https://example.atlassian.net")
     email: str = Field("", description="Cloud: the bot account's e-mail")
     api_token: SecretStr | None = Field(None, description="Cloud: the bot account's API token")
-    pat: SecretStr | None = Field(None, description="Server/Data Center: a personal access token")
+    pat: SecretStr | None = Field(None, validate_default=True, description="Server/Data Center: a personal access token")
     webhook_secret: SecretStr | None = Field(None, description="secret the webhook signs with (X-Hub-Signature)")
     webhook_token: SecretStr | None = Field(None, description="fallback: ?token= in the webhook URL")
     insecure_dev: bool = Field(False, description="accept unsigned webhooks when neither secret nor token is set")
@@ -84,8 +85,6 @@ class JiraSettings(Section):
     @field_validator("patterns")
     @classmethod
     def _patterns(cls, value: list[str]) -> list[str]:
-        import re
-
         for p in value:
             try:
                 re.compile(p)
@@ -93,12 +92,16 @@ class JiraSettings(Section):
                 raise ValueError(f"bad regular expression {p!r}: {exc}") from None
         return value
 
-    @model_validator(mode="after")
-    def _auth(self) -> JiraSettings:
-        if self.url and not (self.pat or (self.email and self.api_token)):
+    @field_validator("pat")
+    @classmethod
+    def _auth(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        # Checked on `pat`, declared after url, email and api_token, so the error names a secret
+        # setting and its message never echoes the values.
+        data = info.data
+        if data.get("url") and not (value or (data.get("email") and data.get("api_token"))):
             raise ValueError("CONNBOT_JIRA_URL is set: also set CONNBOT_JIRA_EMAIL and CONNBOT_JIRA_API_TOKEN "
                              "(Cloud) or CONNBOT_JIRA_PAT (Server/Data Center)")
-        return self
+        return value
 
     @property
     def configured(self) -> bool:

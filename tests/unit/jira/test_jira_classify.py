@@ -7,7 +7,9 @@ from sqlalchemy import select
 
 from bot import intake
 from bot.classify import Candidate, Rules, classify
+from bot.errors import SettingsError
 from bot.models import Event, Run, Ticket
+from bot.settings import load
 from integrations.jira.models import error_text
 from integrations.jira.settings import DEFAULT_KEYWORDS, JiraSettings
 from tests.fakes.adapters import scripted_registry
@@ -63,6 +65,14 @@ def test_lists_take_commas_or_json(monkeypatch):
     jira = JiraSettings()
     assert jira.labels == ["voip", "softphone"] and jira.projects == ["VOIP", "HELP"]
     assert jira.escalation[2].assignee == "abc"
+
+
+def test_a_url_without_credentials_names_the_settings_and_no_secret(monkeypatch):
+    monkeypatch.setenv("CONNBOT_JIRA_URL", "https://example.atlassian.net")
+    monkeypatch.setenv("CONNBOT_JIRA_API_TOKEN", "do-not-print-me")
+    with pytest.raises(SettingsError) as err:
+        load(JiraSettings)
+    assert "CONNBOT_JIRA_EMAIL" in str(err.value) and "do-not-print-me" not in str(err.value)
 
 
 def _deliver(svc, payload, delivery):
