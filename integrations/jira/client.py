@@ -41,7 +41,7 @@ class PolicySession(requests.Session):
         self.policy = policy
         self.max_retries = 0  # read by the jira package; the policy does the retrying
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.pop("_prepare_retry_class", None)
         if isinstance(kwargs.get("data"), dict):
             kwargs["data"] = json.dumps(kwargs["data"])

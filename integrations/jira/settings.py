@@ -32,10 +32,10 @@ class EscalationTarget(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    assignee: str = Field("", description="accountId on Cloud, user name on Server/Data Center")
+    assignee: str = Field(default="", description="accountId on Cloud, user name on Server/Data Center")
     components: list[str] = Field(default_factory=list, description="components to add")
     labels: list[str] = Field(default_factory=list, description="labels to add")
-    request_type: str = Field("", description="Jira Service Management request type id")
+    request_type: str = Field(default="", description="Jira Service Management request type id")
     fields: dict[str, Any] = Field(default_factory=dict, description="other fields to set, e.g. a custom queue field")
 
 
