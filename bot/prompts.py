@@ -115,4 +115,4 @@ def expire(s: Session, prompt: Prompt) -> bool:
 
 
 def open_for(s: Session, run: Run) -> Prompt | None:
-    return s.scalars(select(Prompt).where(Prompt.run_id == run.id).order_by(Prompt.created_at.desc())).first()
+    return s.scalars(select(Prompt).where(Prompt.run_id == run.id).order_by(Prompt.seq.desc())).first()

@@ -12,6 +12,7 @@ from bot.queue import Sweeper
 from bot.services import Services
 from bot.settings import Settings
 from bot.store import Store
+from integrations.base import Registry
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +72,10 @@ def serve(settings: Settings) -> None:
     _Embedded(settings).run()
 
 
-def work(settings: Settings) -> None:
+def work(settings: Settings, registry: Registry | None = None) -> None:
+    """Run a worker until SIGINT/SIGTERM. `registry` replaces the discovered adapters (tests)."""
     _prepare(settings)
-    services = Services.build(settings)
+    services = Services.build(settings, registry=registry)
     sweepers = _sweepers(services)
     for sweeper in sweepers:
         sweeper.start()

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_before_delay
@@ -57,6 +58,15 @@ def retry_after(resp: requests.Response) -> float | None:
             return None
         seconds = parsed.timestamp() - time.time()
     return max(seconds, 1.0)
+
+
+def base_url(value: str, api_suffix: str) -> str:
+    """A settings URL checked to be http(s)://host[:port], without a trailing slash or `api_suffix`."""
+    value = value.strip().rstrip("/")
+    parts = urlsplit(value)
+    if value and (parts.scheme not in ("http", "https") or not parts.hostname):
+        raise ValueError("expected an http(s)://host[:port] URL")
+    return value.removesuffix(api_suffix)
 
 
 def session(*, auth: Any = None, headers: dict[str, str] | None = None, verify: bool | str = True) -> requests.Session:

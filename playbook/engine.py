@@ -150,14 +150,15 @@ def edges(pb: Playbook) -> list[tuple[str, str, str]]:
     return [(sid, label, target) for sid, step in pb.steps.items() for label, target in step.edges().items()]
 
 
-FAILED, TIMEOUT, REJECTED = "failed", "timeout", "rejected"
+ERROR, TIMEOUT, REJECTED = "ERROR", "TIMEOUT", "REJECTED"
 
 
 def simulate(pb: Playbook, answers: Mapping[str, list[str]]) -> tuple[list[tuple[str, str]], Finish]:
     """Walk the playbook with given outcomes, no side effects: the (step, outcome) path and the end.
 
     `answers[step]` lists the outcomes of successive visits; besides the step's outcomes they may be
-    `failed`, `timeout` or `rejected` (an approval step is approved unless told `rejected`).
+    ERROR (the action failed), TIMEOUT (no answer in time) or REJECTED (an approval step is approved
+    unless told REJECTED). Outcomes are lower case, so these cannot clash with them.
     Raises ValueError naming the step when an answer is missing or not one of the step's.
     """
     pending = {k: list(v) for k, v in answers.items()}
@@ -181,9 +182,9 @@ def simulate(pb: Playbook, answers: Mapping[str, list[str]]) -> tuple[list[tuple
             continue
         step = pb.steps[pos.step]
         if not pending.get(pos.step):
-            raise ValueError(f"no outcome given for step {pos.step} (one of {', '.join(step.outcomes)}, failed, timeout)")
+            raise ValueError(f"no outcome given for step {pos.step} (one of {', '.join(step.outcomes)}, ERROR, TIMEOUT)")
         value = pending[pos.step].pop(0)
-        event: Event = {FAILED: Failed("simulated"), TIMEOUT: TimedOut(), REJECTED: Rejected()}.get(value) or Outcome(value)
+        event: Event = {ERROR: Failed("simulated"), TIMEOUT: TimedOut(), REJECTED: Rejected()}.get(value) or Outcome(value)
         if isinstance(event, Outcome) and value not in step.outcomes:
             raise ValueError(f"step {pos.step} has no outcome {value!r} (it has {', '.join(step.outcomes)})")
         if isinstance(event, Failed) and step.is_human:

@@ -45,5 +45,6 @@ class DatabaseOutcome(StrEnum):
     NO_DATABASE = "no_database"
     DB_UNREACHABLE = "db_unreachable"
     DB_SLOW = "db_slow"
+    DB_SCHEMA_MISSING = "db_schema_missing"
     ASTERISK_DB_LINK_DOWN = "asterisk_db_link_down"
     MODULE_NOT_LOADED = "module_not_loaded"

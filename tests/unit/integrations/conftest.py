@@ -1,0 +1,38 @@
+"""Fixtures: the outside systems faked at the wire (see wire_fakes.py)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+import responses
+
+from wire_fakes import FakeAri, FakeApp
+
+
+@pytest.fixture
+def rsps() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def ari(rsps: responses.RequestsMock) -> FakeAri:
+    return FakeAri(rsps)
+
+
+@pytest.fixture
+def app_api(rsps: responses.RequestsMock) -> Iterator[FakeApp]:
+    fake = FakeApp(rsps)
+    yield fake
+    fake.validate()
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No CONNBOT_ variable from the developer's shell leaks into a test."""
+    for key in list(os.environ):
+        if key.startswith("CONNBOT_"):
+            monkeypatch.delenv(key)
+    return monkeypatch

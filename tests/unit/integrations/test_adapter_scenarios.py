@@ -1,0 +1,181 @@
+"""Each seed case, walked through the real playbook with every adapter at work and the outside
+systems faked at the wire (ARI, the app backend), real sockets (network) and the real PostgreSQL.
+
+The walk stands in for the engine: automated steps run their action, approvals are granted, a
+human step or an end stops the walk. The assertion is on the path taken and the finding written.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from integrations.base import ActionInput, AdapterError, NotConfiguredError, Registry, UnsupportedError
+from integrations.logs.adapter import LogsAdapter
+from integrations.logs.settings import LogsSettings
+from integrations.net.adapter import NetAdapter
+from integrations.net.settings import NetSettings
+from integrations.pbx.client import ha1
+from playbook.loader import load
+from wire_fakes import FAST, FakeApp, FakeAri, app_adapter, app_settings, pbx_adapter, sip_settings
+
+ALL = ("app", "pbx", "net", "logs")
+
+
+class Walk:
+    def __init__(self, sip_port: int, db_url: str | None = None):
+        pbx = pbx_adapter(**({"pbx_db_url": db_url, "pbx_db_timeout": 1} if db_url else {}))
+        net = NetAdapter.from_settings(sip_settings(sip_port=sip_port), NetSettings(net_timeout=0.3, net_probes=2, net_probe_interval=0))
+        logs = LogsAdapter.from_settings(LogsSettings(), app_settings(), policy=FAST)
+        self.registry = Registry([], [app_adapter(), pbx, net, logs])
+        self.playbook = load(None, self.registry.catalogue)
+        self.findings: list[tuple[str, str, str]] = []
+
+    def run(self, facts: dict[str, Any] | None = None) -> str:
+        facts = dict(facts or {})
+        sid = self.playbook.start
+        for _ in range(40):
+            step = self.playbook.steps[sid]
+            if step.close is not None or (step.escalate and not step.then):
+                return sid
+            if step.escalate:
+                sid = step.then or sid
+                continue
+            if step.action == "human":
+                return sid
+            try:
+                res = self.registry.execute(step.action or "", ActionInput(ticket_key="VOIP-7", user="1001", facts=facts))
+            except (NotConfiguredError, UnsupportedError):
+                return sid  # a person is asked
+            except AdapterError as exc:
+                self.findings.append((sid, "failure", str(exc)))
+                sid = step.on_failure or sid
+                continue
+            self.findings.append((sid, res.outcome, res.summary))
+            facts.update(res.facts)
+            sid = step.outcomes[res.outcome]
+        raise AssertionError("the walk did not end")
+
+    def outcome(self, step: str) -> str:
+        return next(o for s, o, _ in self.findings if s == step)
+
+    def summary(self, step: str) -> str:
+        return next(t for s, _, t in self.findings if s == step)
+
+
+def closed_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def healthy_sip() -> Iterator[int]:
+    """A SIP stack on loopback UDP that answers every OPTIONS with 401, like Asterisk; yields its port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.05)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                data, addr = sock.recvfrom(65535)
+            except TimeoutError:
+                continue
+            head = [h for h in data.decode("utf-8", "replace").split("\r\n") if h.split(":", 1)[0] in ("Via", "From", "To", "Call-ID", "CSeq")]
+            sock.sendto(("\r\n".join(["SIP/2.0 401 Unauthorized", *head, "Content-Length: 0"]) + "\r\n\r\n").encode(), addr)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield sock.getsockname()[1]
+    stop.set()
+    thread.join(2)
+    sock.close()
+
+
+def matching_password(app_api: FakeApp) -> None:
+    app_api.config["accounts"][0]["credential_fingerprint"]["value"] = ha1("1001", "asterisk", "s3cret-pw")
+
+
+def test_healthy_after_reconnect_closes_as_transient(ari: FakeAri, app_api: FakeApp) -> None:
+    walk = Walk(5060)
+    assert walk.run() == "close_transient"
+    assert walk.outcome("check_status") == "failed" and walk.outcome("force_reconnect") == "reconnected"
+
+
+def test_wrong_pbx_port_in_the_app_is_fixed(ari: FakeAri, app_api: FakeApp) -> None:
+    app_api.action_script = [{"status": "failed", "result": {"registration_state": "failed", "sip_code": 408, "reason": "Request Timeout"}}]
+    app_api.config["accounts"][0]["server"]["port"] = 5080
+    app_api.heal_when = lambda: app_api.config["accounts"][0]["server"]["port"] == 5060
+    walk = Walk(5060)
+    assert walk.run() == "close_config_fixed"
+    assert walk.outcome("check_config") == "wrong_port" and "5080" in walk.summary("check_config")
+    assert app_api.config["accounts"][0]["server"]["port"] == 5060
+
+
+def test_missing_account_is_created(ari: FakeAri, app_api: FakeApp) -> None:
+    app_api.action_script = [{"status": "failed", "result": {"registration_state": "failed", "sip_code": 401}}]
+    ari.objects["endpoint"].clear()
+    walk = Walk(5060)
+    assert walk.run() == "close_account_fixed"
+    assert walk.outcome("check_account") == "missing" and walk.outcome("create_account") == "created"
+    assert app_api.app_password == ari.objects["auth"]["1001"]["password"]
+
+
+def test_password_mismatch_is_reset(ari: FakeAri, app_api: FakeApp) -> None:
+    app_api.action_script = [{"status": "failed", "result": {"registration_state": "failed", "sip_code": 401}}]
+    app_api.heal_when = lambda: app_api.app_password == ari.objects["auth"]["1001"]["password"]
+    walk = Walk(5060)
+    assert walk.run() == "close_password_fixed"
+    assert walk.outcome("record_error") == "found" and "401" in walk.summary("record_error")
+    assert walk.outcome("compare_password") == "password_mismatch" and walk.outcome("reset_password") == "updated_connected"
+
+
+def _still_failing(app_api: FakeApp) -> None:
+    app_api.action_script = [{"status": "failed", "result": {"registration_state": "failed", "sip_code": 408}}]
+    matching_password(app_api)
+
+
+def test_network_path_broken(ari: FakeAri, app_api: FakeApp) -> None:
+    _still_failing(app_api)
+    walk = Walk(closed_udp_port())
+    assert walk.run() == "fix_network"
+    assert walk.outcome("compare_password") == "match" and walk.outcome("check_network") == "unreachable"
+    assert "nothing listens on UDP" in walk.summary("check_network")
+
+
+def test_asterisk_module_not_running(ari: FakeAri, app_api: FakeApp, healthy_sip: int) -> None:
+    _still_failing(app_api)
+    ari.modules["res_pjsip_registrar.so"] = "Not Running"
+    walk = Walk(healthy_sip)
+    assert walk.run() == "restore_services"
+    assert walk.outcome("check_network") == "ok" and walk.outcome("check_asterisk") == "module_not_running"
+    assert "res_pjsip_registrar.so" in walk.summary("check_asterisk")
+
+
+def test_database_down(ari: FakeAri, app_api: FakeApp, healthy_sip: int) -> None:
+    _still_failing(app_api)
+    ari.modules["res_config_pgsql.so"] = "Running"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        unused = s.getsockname()[1]
+    walk = Walk(healthy_sip, db_url=f"postgresql://postgres@127.0.0.1:{unused}/test")
+    assert walk.run() == "restore_services"
+    assert walk.outcome("check_asterisk") == "up" and walk.outcome("check_database") == "db_unreachable"
+
+
+def test_only_the_client_logs_show_the_cause(ari: FakeAri, app_api: FakeApp, healthy_sip: int) -> None:
+    _still_failing(app_api)
+    app_api.log_pages = [[
+        "10:00:00.100 pjsua_acc.c sip:1001@pbx.example.com: registration success, status=200 (OK), will re-register in 300 seconds",
+        "10:05:00.000 pjsua_core.c Error sending keep-alive packet: Network is unreachable",
+    ]]
+    walk = Walk(healthy_sip)
+    assert walk.run() == "act_on_logs"
+    assert [walk.outcome(s) for s in ("check_network", "check_asterisk", "check_database")] == ["ok", "up", "no_database"]
+    assert walk.outcome("read_client_logs") == "nat_keepalive" and "keep-alive" in walk.summary("read_client_logs")

@@ -1,0 +1,262 @@
+"""net.check_path against real sockets on loopback: SIP responders over UDP, TCP and TLS, closed
+ports, certificates that are valid, expired, untrusted or for another name, names that do not resolve."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+
+from integrations.net import client as probes
+from integrations.net.adapter import NetAdapter
+from integrations.net.settings import NetSettings
+from integrations.pbx.settings import PbxSettings
+from wire_fakes import inp, sip_settings
+
+
+def _answer(request: bytes, status: str = "401 Unauthorized") -> bytes:
+    headers = [line for line in request.decode("utf-8", "replace").split("\r\n") if line.split(":", 1)[0] in ("Via", "From", "To", "Call-ID", "CSeq")]
+    return ("\r\n".join([f"SIP/2.0 {status}", *headers, "Content-Length: 0"]) + "\r\n\r\n").encode()
+
+
+class SipResponder:
+    """A minimal SIP server on 127.0.0.1 answering OPTIONS (401 like Asterisk); `answer_every` drops the rest."""
+
+    def __init__(self, transport: str, tls: ssl.SSLContext | None = None, answer_every: int = 1, silent: bool = False):
+        self.transport, self.tls, self.answer_every, self.silent = transport, tls, answer_every, silent
+        kind = socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
+        self.sock = socket.socket(socket.AF_INET, kind)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.1)
+        if kind == socket.SOCK_STREAM:
+            self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.seen = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _reply(self, data: bytes) -> bytes | None:
+        self.seen += 1
+        if self.silent or (self.seen - 1) % self.answer_every:
+            return None
+        return _answer(data)
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.transport == "udp":
+                    data, addr = self.sock.recvfrom(65535)
+                    reply = self._reply(data)
+                    if reply:
+                        self.sock.sendto(reply, addr)
+                    continue
+                conn, _ = self.sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            with conn:
+                conn.settimeout(2)
+                try:
+                    stream = self.tls.wrap_socket(conn, server_side=True) if self.tls else conn
+                except (OSError, ssl.SSLError):
+                    continue
+                with stream:
+                    try:
+                        data = stream.recv(65535)
+                        reply = self._reply(data) if data else None
+                        if reply:
+                            stream.sendall(reply)
+                    except (OSError, ssl.SSLError):
+                        continue
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+
+
+@pytest.fixture
+def responders() -> Iterator[list[SipResponder]]:
+    made: list[SipResponder] = []
+    yield made
+    for r in made:
+        r.close()
+
+
+def serve(responders: list[SipResponder], *args: Any, **kw: Any) -> SipResponder:
+    responders.append(SipResponder(*args, **kw))
+    return responders[-1]
+
+
+def closed_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def net(port: int, transport: str = "udp", host: str = "127.0.0.1", ari: int | None = None, **over: Any) -> NetAdapter:
+    settings = NetSettings.model_validate({"net_timeout": 0.5, "net_probes": 4, "net_probe_interval": 0.0, **over})
+    pbx = PbxSettings.model_validate({"ari_url": f"http://127.0.0.1:{ari}"}) if ari else None
+    return NetAdapter.from_settings(sip_settings(sip_host=host, sip_port=port, sip_transport=transport), settings, pbx)
+
+
+def check(adapter: NetAdapter) -> tuple[str, str, dict[str, Any]]:
+    res = adapter.check_path(inp())
+    return res.outcome, res.summary, res.evidence
+
+
+# -- SIP OPTIONS
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_sip_answering_401_is_a_healthy_path(responders: list[SipResponder], transport: str) -> None:
+    r = serve(responders, transport)
+    out, summary, ev = check(net(r.port, transport))
+    assert out == "ok" and "SIP/2.0 401 Unauthorized" in summary
+    assert ev["stats"]["sent"] == 4 and ev["stats"]["answered"] == 4 and ev["stats"]["loss_pct"] == 0
+    assert r.seen >= 4
+
+
+def test_the_ari_port_is_probed_too(responders: list[SipResponder]) -> None:
+    r = serve(responders, "udp")
+    out, summary, ev = check(net(r.port, ari=closed_port()))
+    assert out == "tcp_refused" and "tcp_ari" in summary
+
+
+def test_a_silent_sip_server_is_no_response(responders: list[SipResponder]) -> None:
+    r = serve(responders, "udp", silent=True)
+    out, summary, ev = check(net(r.port, net_probes=2, net_timeout=0.2))
+    assert out == "sip_no_response" and r.seen == 2
+
+
+def test_nothing_listening_on_udp_is_unreachable() -> None:
+    out, summary, _ = check(net(closed_port(socket.SOCK_DGRAM), net_probes=1))
+    assert out == "unreachable" and "ICMP" in summary
+
+
+def test_a_closed_tcp_port_is_refused() -> None:
+    out, summary, ev = check(net(closed_port(), "tcp"))
+    assert out == "tcp_refused" and ev["probes"][0]["probe"] == "tcp_sip"
+
+
+def test_loss_degrades_the_path(responders: list[SipResponder]) -> None:
+    r = serve(responders, "udp", answer_every=2)
+    out, summary, ev = check(net(r.port, net_timeout=0.2))
+    assert out == "degraded" and ev["stats"]["loss_pct"] == 50.0 and "loss" in summary
+
+
+def test_slow_answers_degrade_the_path(responders: list[SipResponder]) -> None:
+    r = serve(responders, "udp")
+    out, summary, _ = check(net(r.port, net_rtt_max_ms=0.000001))
+    assert out == "degraded" and "round trip" in summary
+
+
+def test_a_name_that_does_not_resolve() -> None:
+    out, summary, ev = check(net(5060, host="pbx.connbot-test.invalid"))
+    assert out == "dns_failure" and ev["probes"][0]["probe"] == "dns"
+
+
+def test_a_name_that_resolves_is_probed(responders: list[SipResponder]) -> None:
+    r = serve(responders, "udp")
+    out, _, ev = check(net(r.port, host="localhost", net_timeout=0.3))
+    assert out == "ok" and [p["probe"] for p in ev["probes"]][:2] == ["dns", "dns_srv"]
+
+
+# -- TLS
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+def tls_server(ca: trustme.CA, name: str = "127.0.0.1", expired: bool = False) -> ssl.SSLContext:
+    now = datetime.now(UTC)
+    cert = ca.issue_cert(name, not_before=now - timedelta(days=30), not_after=now - timedelta(days=1)) if expired else ca.issue_cert(name)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(ctx)
+    return ctx
+
+
+@pytest.fixture
+def ca_file(ca: trustme.CA, tmp_path: Path) -> Path:
+    path = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return path
+
+
+def test_tls_with_a_valid_certificate(responders: list[SipResponder], ca: trustme.CA, ca_file: Path) -> None:
+    r = serve(responders, "tls", tls=tls_server(ca))
+    out, summary, ev = check(net(r.port, "tls", net_tls_ca=ca_file, net_probes=2))
+    tls = next(p for p in ev["probes"] if p["probe"] == "tls")
+    assert out == "ok" and tls["data"]["days_left"] >= 300 and tls["data"]["version"].startswith("TLS")
+
+
+def test_tls_with_an_expired_certificate(responders: list[SipResponder], ca: trustme.CA, ca_file: Path) -> None:
+    r = serve(responders, "tls", tls=tls_server(ca, expired=True))
+    out, summary, ev = check(net(r.port, "tls", net_tls_ca=ca_file))
+    tls = next(p for p in ev["probes"] if p["probe"] == "tls")
+    assert out == "tls_expired" and "expired" in summary and tls["data"]["days_left"] < 0
+
+
+def test_tls_with_an_untrusted_certificate(responders: list[SipResponder], ca: trustme.CA) -> None:
+    r = serve(responders, "tls", tls=tls_server(ca))
+    assert check(net(r.port, "tls"))[0] == "tls_untrusted"
+
+
+def test_tls_with_a_certificate_for_another_name(responders: list[SipResponder], ca: trustme.CA, ca_file: Path) -> None:
+    r = serve(responders, "tls", tls=tls_server(ca, name="other.example.test"))
+    assert check(net(r.port, "tls", net_tls_ca=ca_file))[0] == "tls_hostname_mismatch"
+
+
+def test_tls_spoken_to_a_plain_port(responders: list[SipResponder]) -> None:
+    r = serve(responders, "tcp")
+    out, summary, _ = check(net(r.port, "tls"))
+    assert out == "tls_handshake_failed"
+
+
+# -- a real SIP peer
+SIPP_UAS = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="options responder">
+  <recv request="OPTIONS"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+</scenario>
+"""
+
+
+def test_options_to_a_real_sipp_uas(tmp_path: Path) -> None:
+    sipp = shutil.which("sipp")
+    if sipp is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("sipp (Debian package sip-tester) is not installed; .ci/run installs it when run as root")
+        pytest.skip("sipp (Debian package sip-tester) is not installed")
+    scenario = tmp_path / "uas.xml"
+    scenario.write_text(SIPP_UAS)
+    port = closed_port(socket.SOCK_DGRAM)
+    proc = subprocess.Popen([sipp, "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port), "-m", "1", "-nostdin", "-timeout", "20"],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        probe = probes.sip_options("127.0.0.1", port, "udp", 0.5)
+        while not probe.ok and time.monotonic() < deadline and proc.poll() is None:
+            probe = probes.sip_options("127.0.0.1", port, "udp", 0.5)
+        assert probe.ok and probe.detail == "SIP/2.0 200 OK"
+    finally:
+        proc.kill()
+        proc.wait(5)

@@ -1,0 +1,312 @@
+"""pbx.* against an ARI faked at the wire (and the app backend where passwords are involved)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+import requests
+
+from integrations.base import NotConfiguredError, PermanentError, TransientError
+from integrations.pbx.client import ha1
+from wire_fakes import FakeApp, FakeAri, inp, pbx_adapter
+
+PG = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def outcome_of(action: str, **kw: object) -> tuple[str, str, dict]:
+    res = getattr(pbx_adapter(**kw), action)(inp())
+    return res.outcome, res.summary, res.evidence
+
+
+# -- get_account
+def test_get_account_exists_names_its_parts(ari: FakeAri) -> None:
+    out, summary, ev = outcome_of("get_account")
+    assert out == "exists" and "1001" in summary
+    assert ev["auth"] == ["1001"] and ev["aors"] == ["1001"] and ev["missing"] == []
+
+
+def test_get_account_missing(ari: FakeAri) -> None:
+    ari.objects["endpoint"].clear()
+    out, summary, _ = outcome_of("get_account")
+    assert out == "missing" and "does not exist" in summary
+
+
+@pytest.mark.parametrize("gone, named", [("auth", "auth 1001"), ("aor", "aor 1001")])
+def test_get_account_incomplete_when_a_referenced_object_is_missing(ari: FakeAri, gone: str, named: str) -> None:
+    ari.objects[gone].clear()
+    out, summary, ev = outcome_of("get_account")
+    assert out == "incomplete" and named in summary and ev["missing"] == [named]
+
+
+def test_get_account_incomplete_when_the_endpoint_references_no_auth(ari: FakeAri) -> None:
+    ari.objects["endpoint"]["1001"]["auth"] = ""
+    out, _, ev = outcome_of("get_account")
+    assert out == "incomplete" and "auth (none referenced)" in ev["missing"]
+
+
+def test_wrong_ari_password_is_a_clear_permanent_error(ari: FakeAri) -> None:
+    with pytest.raises(PermanentError, match="401 Authentication required.*CONNBOT_ARI"):
+        pbx_adapter(ari_password="wrong").get_account(inp())
+
+
+@pytest.mark.parametrize("answer, error, text", [
+    ((500, {}, json.dumps({"message": "Internal Server Error"})), TransientError, "HTTP 500"),
+    ((200, {}, "<html>not json"), PermanentError, "malformed JSON"),
+    ((200, {}, json.dumps({"unexpected": "object"})), PermanentError, "expected a list"),
+    (requests.ReadTimeout("read timed out"), TransientError, "timed out"),
+])
+def test_get_account_maps_server_errors(ari: FakeAri, answer: object, error: type, text: str) -> None:
+    ari.broken["/endpoint/"] = answer
+    with pytest.raises(error, match=text):
+        pbx_adapter().get_account(inp())
+
+
+def test_get_account_needs_a_user(ari: FakeAri) -> None:
+    with pytest.raises(PermanentError, match="no PBX user"):
+        pbx_adapter().get_account(inp(user=None))
+
+
+# -- create_account
+def test_create_account_creates_auth_aor_endpoint_in_order_and_gives_the_app_the_password(ari: FakeAri, app_api: FakeApp) -> None:
+    for kind in ari.objects:
+        ari.objects[kind].clear()
+    res = pbx_adapter(pbx_context="users", pbx_transport="transport-tls").create_account(inp())
+    assert res.outcome == "created"
+    assert [(k, i) for k, i, _ in ari.puts] == [("auth", "1001"), ("aor", "1001"), ("endpoint", "1001")]
+    endpoint = ari.objects["endpoint"]["1001"]
+    assert endpoint["context"] == "users" and endpoint["transport"] == "transport-tls" and endpoint["auth"] == "1001"
+    password = ari.objects["auth"]["1001"]["password"]
+    assert len(password) >= 20 and app_api.app_password == password
+    assert res.evidence["app_password_set"] is True and password not in res.model_dump_json()
+    assert pbx_adapter().get_account(inp()).outcome == "exists"
+
+
+def test_create_account_without_app_says_the_password_must_be_reset(ari: FakeAri) -> None:
+    ari.objects["endpoint"].clear()
+    res = pbx_adapter(with_app=False).create_account(inp())
+    assert res.outcome == "created" and "NOT given the password" in res.summary
+
+
+@pytest.mark.parametrize("flag, outcome, words", [
+    ("read_only_user", "write_denied", "read-only"),
+    ("read_only_backend", "forbidden_readonly_backend", "by hand"),
+])
+def test_create_account_refused(ari: FakeAri, flag: str, outcome: str, words: str) -> None:
+    ari.objects["endpoint"].clear()
+    setattr(ari, flag, True)
+    res = pbx_adapter(with_app=False).create_account(inp())
+    assert res.outcome == outcome and words in res.summary and res.evidence["created"] == []
+
+
+def test_create_account_invalid_fields_reports_what_was_created(ari: FakeAri) -> None:
+    for kind in ari.objects:
+        ari.objects[kind].clear()
+    ari.reject_fields = {"endpoint"}
+    res = pbx_adapter(with_app=False).create_account(inp())
+    assert res.outcome == "invalid_fields" and res.evidence["created"] == ["auth", "aor"] and res.evidence["failed_at"] == "endpoint"
+
+
+def test_create_account_never_overwrites_an_existing_account(ari: FakeAri) -> None:
+    with pytest.raises(PermanentError, match="already exists"):
+        pbx_adapter(with_app=False).create_account(inp())
+    assert ari.puts == []
+
+
+# -- compare_credentials
+def _fingerprint(app_api: FakeApp, user: str = "1001", realm: str = "asterisk", password: str = "s3cret-pw") -> None:
+    app_api.config["accounts"][0]["credential_fingerprint"] = {"algorithm": "md5-ha1", "realm": realm, "value": ha1(user, realm, password)}
+
+
+def test_compare_credentials_match(ari: FakeAri, app_api: FakeApp) -> None:
+    _fingerprint(app_api)
+    out, summary, ev = outcome_of("compare_credentials")
+    assert out == "match" and ev["pbx_realm"] == "asterisk"
+
+
+def test_compare_credentials_password_mismatch(ari: FakeAri, app_api: FakeApp) -> None:
+    _fingerprint(app_api, password="old-password")
+    out, summary, _ = outcome_of("compare_credentials")
+    assert out == "password_mismatch" and "differs" in summary
+
+
+def test_compare_credentials_uses_md5_cred_when_the_pbx_stores_no_plaintext(ari: FakeAri, app_api: FakeApp) -> None:
+    ari.objects["auth"]["1001"].update(password="", md5_cred=ha1("1001", "asterisk", "s3cret-pw"), auth_type="md5")
+    _fingerprint(app_api)
+    assert outcome_of("compare_credentials")[0] == "match"
+
+
+def test_compare_credentials_username_mismatch(ari: FakeAri, app_api: FakeApp) -> None:
+    app_api.config["accounts"][0]["auth_username"] = "jane"
+    _fingerprint(app_api, user="jane")
+    out, summary, _ = outcome_of("compare_credentials")
+    assert out == "username_mismatch" and "'jane'" in summary
+
+
+def test_compare_credentials_realm_mismatch(ari: FakeAri, app_api: FakeApp) -> None:
+    _fingerprint(app_api, realm="pbx.example.com")
+    assert outcome_of("compare_credentials")[0] == "realm_mismatch"
+
+
+def test_compare_credentials_unknown_without_app_or_fingerprint(ari: FakeAri, app_api: FakeApp) -> None:
+    assert outcome_of("compare_credentials", with_app=False)[0] == "unknown"
+    app_api.config["accounts"][0]["credential_fingerprint"] = None
+    out, summary, _ = outcome_of("compare_credentials")
+    assert out == "unknown" and "fingerprint" in summary
+
+
+# -- reset_password
+def test_reset_password_sets_the_same_new_password_on_both_sides_and_reconnects(ari: FakeAri, app_api: FakeApp) -> None:
+    res = pbx_adapter().reset_password(inp())
+    assert res.outcome == "updated_connected"
+    new = ari.objects["auth"]["1001"]["password"]
+    assert new != "s3cret-pw" and app_api.app_password == new
+    assert app_api.patches[-1]["reregister"] is True
+    assert new not in res.model_dump_json()
+
+
+def test_reset_password_still_failing(ari: FakeAri, app_api: FakeApp) -> None:
+    app_api.action_script = [{"status": "running"}, {"status": "failed", "result": {"registration_state": "failed", "sip_code": 403}}]
+    res = pbx_adapter().reset_password(inp())
+    assert res.outcome == "updated_still_failing" and res.evidence["action_status"] == "failed"
+
+
+def test_reset_password_forbidden_by_the_pbx_changes_nothing(ari: FakeAri, app_api: FakeApp) -> None:
+    ari.read_only_backend = True
+    res = pbx_adapter().reset_password(inp())
+    assert res.outcome == "forbidden" and res.evidence["pbx_updated"] is False and app_api.patches == []
+
+
+def test_reset_password_forbidden_by_the_app_says_the_pbx_changed(ari: FakeAri, app_api: FakeApp) -> None:
+    app_api.forbid_patch = True
+    res = pbx_adapter().reset_password(inp())
+    assert res.outcome == "forbidden" and res.evidence["pbx_updated"] is True and "by hand" in res.summary
+
+
+def test_reset_password_forbidden_when_the_device_cannot_take_a_password(ari: FakeAri, app_api: FakeApp) -> None:
+    app_api.capabilities["config_write"] = ["server"]
+    res = pbx_adapter().reset_password(inp())
+    assert res.outcome == "forbidden" and ari.puts == []
+
+
+def test_reset_password_needs_the_app_backend(ari: FakeAri) -> None:
+    with pytest.raises(NotConfiguredError):
+        pbx_adapter(with_app=False).reset_password(inp())
+
+
+# -- health
+def test_health_up(ari: FakeAri) -> None:
+    out, summary, ev = outcome_of("health")
+    assert out == "up" and "22.5.0" in summary and set(ev["modules"].values()) == {"Running"}
+
+
+def test_health_down_when_ari_does_not_answer(ari: FakeAri) -> None:
+    ari.down = True
+    assert outcome_of("health")[0] == "down"
+
+
+def test_health_down_on_server_errors(ari: FakeAri) -> None:
+    ari.broken["/asterisk/ping"] = (503, {}, json.dumps({"message": "Service Unavailable"}))
+    assert outcome_of("health")[0] == "down"
+
+
+def test_health_auth_error(ari: FakeAri) -> None:
+    assert outcome_of("health", ari_password="nope")[0] == "auth_error"
+
+
+def test_health_acl_denied_is_an_auth_error(ari: FakeAri) -> None:
+    ari.broken["/asterisk/ping"] = (403, {}, json.dumps({"message": "Access denied by ACL"}))
+    assert outcome_of("health")[0] == "auth_error"
+
+
+def test_health_module_not_running(ari: FakeAri) -> None:
+    ari.modules["res_pjsip.so"] = "Not Running"
+    out, summary, _ = outcome_of("health")
+    assert out == "module_not_running" and "res_pjsip.so" in summary
+
+
+def test_health_module_missing(ari: FakeAri) -> None:
+    del ari.modules["chan_pjsip.so"]
+    out, summary, _ = outcome_of("health")
+    assert out == "module_missing" and "chan_pjsip.so" in summary
+
+
+# -- check_database
+@pytest.fixture
+def pg_schema() -> Iterator[tuple[str, psycopg.Connection]]:
+    """A fresh schema in the real PostgreSQL, reached through the URL's search_path."""
+    try:
+        conn = psycopg.connect(PG, autocommit=True, connect_timeout=2)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not available: {exc}")
+    name = f"connbot_{uuid.uuid4().hex[:8]}"
+    conn.execute(f"CREATE SCHEMA {name}")
+    try:
+        yield f"{PG}?options=-csearch_path%3D{name}", conn
+    finally:
+        conn.execute(f"DROP SCHEMA {name} CASCADE")
+        conn.close()
+
+
+def _tables(conn: psycopg.Connection, url: str) -> None:
+    schema = url.rsplit("%3D", 1)[1]
+    for t in ("ps_endpoints", "ps_auths", "ps_aors"):
+        conn.execute(f"CREATE TABLE {schema}.{t} (id varchar(40) PRIMARY KEY)")
+
+
+def _unused_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_check_database_ok(ari: FakeAri, pg_schema: tuple[str, psycopg.Connection]) -> None:
+    url, conn = pg_schema
+    _tables(conn, url)
+    ari.modules["res_config_pgsql.so"] = "Running"
+    out, summary, ev = outcome_of("check_database", pbx_db_url=url)
+    assert out == "db_ok" and ev["tables"] == {"ps_endpoints": True, "ps_auths": True, "ps_aors": True}
+    assert ev["lookup_through_asterisk"] == "ok" and ev["latency_ms"] >= 0
+
+
+def test_check_database_slow(ari: FakeAri, pg_schema: tuple[str, psycopg.Connection]) -> None:
+    url, conn = pg_schema
+    _tables(conn, url)
+    ari.modules["res_config_pgsql.so"] = "Running"
+    assert outcome_of("check_database", pbx_db_url=url, pbx_db_slow_ms=0.001)[0] == "db_slow"
+
+
+def test_check_database_schema_missing(ari: FakeAri, pg_schema: tuple[str, psycopg.Connection]) -> None:
+    out, summary, _ = outcome_of("check_database", pbx_db_url=pg_schema[0])
+    assert out == "db_schema_missing" and "ps_endpoints" in summary
+
+
+def test_check_database_unreachable_hides_the_password(ari: FakeAri) -> None:
+    out, summary, ev = outcome_of("check_database", pbx_db_url=f"postgresql://postgres:db-pw-123@127.0.0.1:{_unused_port()}/test", pbx_db_timeout=1)
+    assert out == "db_unreachable" and "db-pw-123" not in summary + json.dumps(ev)
+
+
+def test_check_database_module_not_loaded(ari: FakeAri, pg_schema: tuple[str, psycopg.Connection]) -> None:
+    url, conn = pg_schema
+    _tables(conn, url)
+    assert outcome_of("check_database", pbx_db_url=url)[0] == "module_not_loaded"
+
+
+def test_check_database_asterisk_link_down_when_the_driver_stopped(ari: FakeAri) -> None:
+    ari.modules.update({"res_odbc.so": "Not Running", "res_config_odbc.so": "Running"})
+    out, summary, _ = outcome_of("check_database")
+    assert out == "asterisk_db_link_down" and "res_odbc.so" in summary
+
+
+def test_check_database_asterisk_link_down_when_lookups_fail(ari: FakeAri) -> None:
+    ari.modules["res_config_pgsql.so"] = "Running"
+    ari.broken["/endpoint/"] = (500, {}, json.dumps({"message": "Internal Server Error"}))
+    assert outcome_of("check_database")[0] == "asterisk_db_link_down"
+
+
+def test_check_database_no_database(ari: FakeAri) -> None:
+    assert outcome_of("check_database")[0] == "no_database"

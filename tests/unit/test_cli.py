@@ -1,0 +1,88 @@
+"""The connbot command: settings errors, playbook commands, runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from bot import intake
+from bot.cli import main
+from tests.fakes.adapters import scripted_registry
+
+
+def run(*args: str, env: dict[str, str] | None = None):
+    return CliRunner().invoke(main, list(args), env=env)
+
+
+def test_a_bad_setting_stops_with_one_line_naming_it_and_exit_2(tmp_path):
+    connbot = Path(sys.executable).with_name("connbot")
+    proc = subprocess.run([str(connbot), "runs", "list"], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "CONNBOT_PORT": "eighty", "CONNBOT_QUEUE_URL": "amqp://x"})
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "CONNBOT_PORT: Input should be a valid integer, unable to parse string as an integer (got 'eighty')" in proc.stderr
+    assert "CONNBOT_QUEUE_URL: expected a redis:// or sqlite:/// URL (got 'amqp://x')" in proc.stderr
+
+
+def test_a_missing_config_file_is_named(tmp_path):
+    result = run("runs", "list", env={"CONNBOT_CONFIG": str(tmp_path / "nope.env")})
+    assert result.exit_code == 2 and f"CONNBOT_CONFIG: no such file: {tmp_path / 'nope.env'}" in result.output
+
+
+def test_settings_come_from_the_config_file_and_the_environment_wins(tmp_path, monkeypatch):
+    from bot.settings import load_settings
+
+    config = tmp_path / "connbot.env"
+    config.write_text("CONNBOT_PORT=9000\nCONNBOT_HOST=0.0.0.0\n")
+    monkeypatch.setenv("CONNBOT_CONFIG", str(config))
+    monkeypatch.setenv("CONNBOT_PORT", "9100")
+    settings = load_settings()
+    assert (settings.host, settings.port) == ("0.0.0.0", 9100)
+
+
+def test_playbook_validate_and_render_show_both_levels():
+    result = run("playbook", "validate")
+    assert result.exit_code == 0 and "connection_issues: valid (28 steps, 8 ends)" in result.output
+    mermaid = run("playbook", "render").output
+    assert mermaid.startswith("flowchart TD") and '"Level 1"' in mermaid and '"Level 2"' in mermaid
+    assert 'check_status -->|"registered, registering, unregistered, failed, unknown, device_offline, on_failure"| force_reconnect' in mermaid
+    dot = run("playbook", "render", "--format", "dot").output
+    assert dot.startswith('digraph "connection_issues"') and "escalate_l2 -> check_network" in dot
+
+
+def test_playbook_validate_lists_every_problem_of_a_broken_file(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: b\ntitle: B\nstart: a\nsteps:\n  a:\n    title: A\n    action: app.nope\n    on_failure: z\n")
+    result = run("playbook", "validate", str(broken))
+    assert result.exit_code == 1
+    assert "step a: unknown action 'app.nope'" in result.output
+    assert "step a: on_failure goes to missing step 'z'" in result.output
+
+
+def test_playbook_simulate_prints_the_path_and_the_end():
+    result = run("playbook", "simulate", "--outcome", "check_status=failed", "--outcome", "force_reconnect=timeout",
+                 "--outcome", "record_error=none", "--outcome", "check_config=ok", "--outcome", "check_account=missing",
+                 "--outcome", "create_account=REJECTED", "--outcome", "fix_account_by_hand=resolved")
+    assert result.exit_code == 0, result.output
+    assert " 6. [L1] create_account: REJECTED" in result.output
+    assert result.output.strip().endswith("end: closed: The user's account on the PrivateServer was missing or inconsistent; it was created or resolved.")
+    missing = run("playbook", "simulate", "--outcome", "check_status=failed")
+    assert missing.exit_code == 1 and "no outcome given for step force_reconnect" in missing.output
+
+
+def test_runs_list_and_show(make_services, settings, monkeypatch):
+    svc = make_services(registry=scripted_registry({"app.get_status": ["failed"], "app.reconnect": ["reconnected"]}))
+    ticket, run_id = intake.file_desk_ticket(svc, "Alice can't connect", "", "alice@example.com", "1001")
+    svc.queue.run_pending()
+    monkeypatch.setenv("CONNBOT_DATA_DIR", str(settings.data_dir))
+    listing = run("runs", "list").output
+    assert ticket.key in listing and "ended" in listing
+    shown = run("runs", "show", str(run_id)).output
+    assert "classification: Filed on the desk as a connection issue." in shown
+    assert "state: closed: The user experienced a temporary network problem" in shown
+    assert "2. [L1] Force a manual reconnection of the app  -> reconnected" in shown
+    assert "app.reconnect found reconnected" in shown
+    assert run("runs", "show", "99").exit_code == 1

@@ -1,0 +1,82 @@
+"""The HTTP skeleton: health, readiness, metrics, the JSON API and its errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.app import create_app
+from bot.services import Services
+from bot.settings import Settings
+from tests.fakes.adapters import scripted_registry
+
+
+@pytest.fixture
+def client(make_services):
+    svc = make_services(registry=scripted_registry({}, systems=()))
+    app = create_app(services=svc)
+    return app.test_client()
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").json == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json["database"] == "ok" and ready.json["queue"] == "ok"
+
+
+def test_readiness_names_the_database_when_it_is_unreachable(tmp_path):
+    settings = Settings(data_dir=tmp_path, database_url="postgresql://nobody@127.0.0.1:1/none")
+    svc = Services.build(settings, registry=scripted_registry({}, systems=()))
+    try:
+        resp = create_app(services=svc).test_client().get("/readyz")
+        assert resp.status_code == 503
+        assert "database" in resp.json["problems"] and "queue" not in resp.json["problems"]
+    finally:
+        svc.close()
+
+
+def test_filing_a_ticket_starts_a_run_that_asks_a_person(client):
+    resp = client.post("/api/tickets", json={"summary": "Alice can't connect", "user": "1001"})
+    assert resp.status_code == 201
+    key, run_id = resp.json["key"], resp.json["run"]
+    client.application.extensions["connbot"].queue.run_pending()
+    prompts = client.get("/api/prompts").json["prompts"]
+    assert [p["ticket"] for p in prompts] == [key] and prompts[0]["step"] == "check_status"
+    answered = client.post(f"/api/prompts/{prompts[0]['id']}/answer", json={"answer": "failed", "by": "bob"})
+    assert answered.status_code == 200 and answered.json["answered_by"] == "bob"
+    again = client.post(f"/api/prompts/{prompts[0]['id']}/answer", json={"answer": "registered", "by": "eve"})
+    assert again.status_code == 409 and "already answered by bob" in again.json["message"]
+    client.application.extensions["connbot"].queue.run_pending()
+    run = client.get(f"/api/runs/{run_id}").json
+    assert [s["step"] for s in run["steps"]] == ["check_status"] and run["step"] == "force_reconnect"
+    ticket = client.get(f"/api/tickets/{key}").json
+    assert ticket["comments"][0]["body"].startswith("connbot is triaging")
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({}, "summary: Field required"),
+    ({"summary": ""}, "summary: String should have at least 1 character"),
+    ({"summary": "x", "colour": "red"}, "colour: Extra inputs are not permitted"),
+    ({"summary": "x" * 300}, "summary: String should have at most 255 characters"),
+    ([1, 2], "expected a JSON object body"),
+])
+def test_bad_tickets_get_a_json_error_naming_the_problem(client, body, message):
+    resp = client.post("/api/tickets", json=body)
+    assert resp.status_code == 400 and message in resp.json["message"]
+
+
+def test_errors_are_json(client):
+    assert client.get("/api/runs/999").json == {"error": "Not Found", "message": "no run 999"}
+    assert client.get("/nowhere").status_code == 404 and client.get("/nowhere").is_json
+    assert client.delete("/api/tickets").status_code == 405 and client.delete("/api/tickets").is_json
+    big = client.post("/api/tickets", data=b"x" * (2 * 1024 * 1024), content_type="application/json")
+    assert big.status_code == 413 and big.json["error"] == "Request Entity Too Large"
+    assert client.post("/api/prompts/nope/answer", json={"answer": "x", "by": "b"}).status_code == 404
+    assert client.get("/api/runs?limit=0").status_code == 400
+
+
+def test_metrics_report_runs_steps_and_queue(client):
+    client.post("/api/tickets", json={"summary": "Alice can't connect"})
+    client.application.extensions["connbot"].queue.run_pending()
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'connbot_runs{end="",state="waiting"} 1.0' in text
+    assert "connbot_prompts_open 1.0" in text and "connbot_queue_depth 0.0" in text

@@ -1,0 +1,222 @@
+"""Runs through the real engine, store and queue, with scripted adapters answering."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+
+from bot import intake, prompts, runner
+from bot.models import Comment, Effect, Prompt, Run, Ticket
+from integrations.base import PermanentError, UnsupportedError
+from tests.fakes.adapters import scripted_registry
+
+L1_TO_ACCOUNT = {"app.get_status": ["failed"], "app.reconnect": ["still_failing"], "app.get_last_error": ["found"],
+                 "app.check_config": ["ok"]}
+
+
+def file(svc, summary="Alice can't connect"):
+    ticket, run_id = intake.file_desk_ticket(svc, summary, "", "alice@example.com", "1001")
+    svc.queue.run_pending()
+    return ticket, run_id
+
+
+def load(svc, run_id):
+    with svc.store.tx() as s:
+        run = s.get(Run, run_id)
+        steps = [(r.step, r.outcome) for r in run.steps]
+        comments = [c.body for c in run.ticket.comments]
+        return run, steps, comments, run.ticket
+
+
+def open_prompt(svc, run_id):
+    with svc.store.tx() as s:
+        return s.scalars(select(Prompt).where(Prompt.run_id == run_id, Prompt.state == "open")).one()
+
+
+def answer(svc, prompt_id, choice, text=None, who="bob"):
+    with svc.store.tx() as s:
+        result = prompts.answer(s, prompt_id, choice, text, who, "desk", svc.clock())
+        if result.won:
+            svc.queue.advance_after_commit(s, result.prompt.run_id)
+    svc.queue.run_pending()
+    return result.won
+
+
+def test_a_fixed_ticket_is_closed_with_the_reason_and_the_steps(make_services):
+    svc = make_services(registry=scripted_registry({"app.get_status": ["failed"], "app.reconnect": ["reconnected"]}))
+    ticket, run_id = file(svc)
+    run, steps, comments, t = load(svc, run_id)
+    assert run.state == "ended" and run.end_kind == "close"
+    assert steps == [("check_status", "failed"), ("force_reconnect", "reconnected"), ("close_transient", "closed")]
+    assert t.status == "closed" and t.key == ticket.key
+    assert comments[0].startswith("connbot is triaging this ticket")
+    assert "temporary network problem" in comments[-1] and "Force a manual reconnection" in comments[-1]
+
+
+def test_without_adapters_every_step_asks_a_person_and_the_answer_moves_the_run(make_services):
+    svc = make_services(registry=scripted_registry({}, systems=()))
+    _, run_id = file(svc)
+    prompt = open_prompt(svc, run_id)
+    assert prompt.step == "check_status" and [v for v, _ in prompt.options][0] == "registered"
+    assert "no adapter is configured for app.get_status" in load(svc, run_id)[2][-1]
+    assert answer(svc, prompt.id, "failed")
+    prompt = open_prompt(svc, run_id)
+    assert prompt.step == "force_reconnect"
+    assert answer(svc, prompt.id, "reconnected", who="carol")
+    run, steps, comments, t = load(svc, run_id)
+    assert run.end_kind == "close" and t.status == "closed"
+    assert steps[:2] == [("check_status", "failed"), ("force_reconnect", "reconnected")]
+    assert any("Answered by carol via desk" in c and "Reconnected" in c for c in comments)
+
+
+def test_the_first_answer_wins_and_later_ones_change_nothing(make_services):
+    svc = make_services(registry=scripted_registry({}, systems=()))
+    _, run_id = file(svc)
+    prompt = open_prompt(svc, run_id)
+    assert answer(svc, prompt.id, "failed", who="bob")
+    assert not answer(svc, prompt.id, "registered", who="eve")
+    run, steps, _, _ = load(svc, run_id)
+    assert steps == [("check_status", "failed")]
+    with svc.store.tx() as s:
+        assert s.get(Prompt, prompt.id).answered_by == "bob"
+
+
+def test_a_collected_answer_text_reaches_later_steps(make_services):
+    svc = make_services(registry=scripted_registry({
+        "app.get_status": ["failed"], "app.reconnect": ["still_failing"],
+        "app.get_last_error": [UnsupportedError("the app cannot report its last error")],
+        "app.check_config": ["ok"], "pbx.get_account": ["exists"], "pbx.compare_credentials": ["match"]},
+        systems=("app", "pbx")))
+    _, run_id = file(svc)
+    prompt = open_prompt(svc, run_id)
+    assert prompt.step == "record_error" and prompt.text_label.startswith("The exact error message")
+    assert answer(svc, prompt.id, "found", text="403 Forbidden")
+    calls = dict(svc.registry.adapters["pbx"].calls)
+    assert calls["pbx.get_account"].facts["error_message"] == "403 Forbidden"
+
+
+def test_an_adapter_error_follows_the_failure_edge_with_the_reason(make_services):
+    svc = make_services(registry=scripted_registry({
+        "app.get_status": [PermanentError("HTTP 404 from GET /v1/users/1001/devices")], "app.reconnect": ["reconnected"]}))
+    _, run_id = file(svc)
+    run, steps, _, _ = load(svc, run_id)
+    assert steps[0] == ("check_status", "failed")
+    with svc.store.tx() as s:
+        assert "HTTP 404" in s.get(Run, run_id).steps[0].summary
+    assert run.end_kind == "close"
+
+
+def test_an_account_change_waits_for_approval_and_a_rejection_takes_the_rejected_edge(make_services):
+    svc = make_services(registry=scripted_registry({**L1_TO_ACCOUNT, "pbx.get_account": ["missing"]}))
+    _, run_id = file(svc)
+    prompt = open_prompt(svc, run_id)
+    assert prompt.kind == "approval" and prompt.step == "create_account"
+    assert "pbx.create_account" in prompt.question
+    assert answer(svc, prompt.id, "reject", who="lead")
+    prompt = open_prompt(svc, run_id)
+    assert prompt.step == "fix_account_by_hand"
+    assert ("create_account", "rejected") in load(svc, run_id)[1]
+
+
+def test_an_approved_account_change_runs_the_action(make_services):
+    svc = make_services(registry=scripted_registry({**L1_TO_ACCOUNT, "pbx.get_account": ["missing"],
+                                                    "pbx.create_account": ["created"]}))
+    _, run_id = file(svc)
+    assert answer(svc, open_prompt(svc, run_id).id, "approve", who="lead")
+    run, steps, _, _ = load(svc, run_id)
+    assert ("create_account", "approved") in steps and ("create_account", "created") in steps
+    assert run.end_kind == "close"
+
+
+def test_escalation_hands_the_ticket_to_level_2_with_evidence_and_goes_on(make_services):
+    svc = make_services(registry=scripted_registry({
+        **L1_TO_ACCOUNT, "pbx.get_account": ["exists"], "pbx.compare_credentials": ["match"],
+        "net.check_path": ["ok"], "pbx.health": ["up"], "pbx.check_database": ["db_ok"], "logs.classify": ["none_found"]}))
+    _, run_id = file(svc)
+    run, steps, comments, ticket = load(svc, run_id)
+    assert run.end_kind == "escalate" and run.end_level == 3
+    assert ticket.level == 3 and ticket.queue == "Level 3" and ticket.status == "open"
+    packet = next(c for c in comments if c.startswith("Level 1 checks done: escalated to level 2"))
+    assert "Look for a password mismatch: match" in packet
+    assert comments[-1].startswith("Escalated to level 3") and "Check the network: ok" in comments[-1]
+
+
+def test_an_unanswered_prompt_is_reminded_then_times_out_along_the_timeout_edge(make_services):
+    svc = make_services(registry=scripted_registry({**L1_TO_ACCOUNT, "pbx.get_account": ["incomplete"],
+                                                    "net.check_path": ["ok"], "pbx.health": ["up"],
+                                                    "pbx.check_database": ["db_ok"], "logs.classify": ["none_found"]}))
+    now = [dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.timezone.utc)]
+    svc.clock = lambda: now[0]
+    _, run_id = file(svc)
+    prompt = open_prompt(svc, run_id)
+    assert prompt.step == "fix_account_by_hand"
+    now[0] += dt.timedelta(hours=1)
+    assert runner.sweep(svc)["reminded"] == 0
+    now[0] += dt.timedelta(hours=1, seconds=1)
+    assert runner.sweep(svc)["reminded"] == 1
+    assert runner.sweep(svc)["reminded"] == 0
+    now[0] += dt.timedelta(hours=2)
+    assert runner.sweep(svc)["expired"] == 1
+    svc.queue.run_pending()
+    run, steps, comments, _ = load(svc, run_id)
+    assert ("fix_account_by_hand", "timed_out") in steps and run.end_level == 3
+    assert any("No answer within 4 h" in c for c in comments)
+    assert not answer(svc, prompt.id, "resolved")
+
+
+def test_effects_are_made_once_even_when_flushed_again(make_services):
+    svc = make_services(registry=scripted_registry({"app.get_status": ["failed"], "app.reconnect": ["reconnected"]}))
+    _, run_id = file(svc)
+    with svc.store.tx() as s:
+        for effect in s.scalars(select(Effect)):
+            effect.state = "pending"  # as if the worker died after making them, before recording it
+    runner.flush_effects(svc, run_id)
+    with svc.store.tx() as s:
+        assert s.scalar(select(Comment).where(Comment.body.like("Closed:%")).limit(1)) is not None
+        bodies = [c.body for c in s.scalars(select(Comment))]
+    assert len(bodies) == len(set(bodies)) == 2
+
+
+def test_a_run_held_by_another_worker_is_left_alone_until_its_lease_expires(make_services, settings):
+    svc = make_services(registry=scripted_registry({"app.get_status": ["failed"], "app.reconnect": ["reconnected"]}))
+    with svc.store.tx() as s:
+        ticket = Ticket(source="desk", key="DESK-9", summary="x", matched=True)
+        s.add(ticket)
+        s.flush()
+        run = runner.start_run(svc, s, ticket)
+        run_id = run.id
+    assert svc.store.acquire(run_id, "other-worker", 60)
+    assert runner.advance(svc, run_id, "me") is False
+    assert load(svc, run_id)[1] == []
+    with svc.store.tx() as s:
+        s.get(Run, run_id).lease_until = svc.clock() - dt.timedelta(seconds=1)
+    assert runner.advance(svc, run_id, "me") is True
+    assert load(svc, run_id)[0].state == "ended"
+
+
+def test_one_run_per_ticket(make_services):
+    svc = make_services(registry=scripted_registry({}, systems=()))
+    _, run_id = file(svc)
+    with svc.store.tx() as s:
+        ticket = s.get(Run, run_id).ticket
+        assert runner.start_run(svc, s, ticket) is None
+        assert len(ticket.runs) == 1
+
+
+def test_prompts_approvals_and_escalation_work_the_same_on_every_backend(backend_settings, make_services):
+    svc = make_services(settings=backend_settings, registry=scripted_registry({
+        **L1_TO_ACCOUNT, "pbx.get_account": ["exists"], "pbx.compare_credentials": ["password_mismatch"],
+        "pbx.reset_password": ["updated_still_failing"], "net.check_path": ["ok"], "pbx.health": ["up"],
+        "pbx.check_database": ["db_ok"], "logs.classify": ["auth_failure"]}))
+    _, run_id = file(svc)
+    approval = open_prompt(svc, run_id)
+    assert approval.kind == "approval" and approval.step == "reset_password"
+    assert answer(svc, approval.id, "approve", who="lead")
+    human = open_prompt(svc, run_id)
+    assert human.step == "act_on_logs" and human.level == 2
+    assert answer(svc, human.id, "fixed", who="l2-agent")
+    run, steps, comments, ticket = load(svc, run_id)
+    assert run.end_kind == "close" and ticket.status == "closed" and ticket.level == 2
+    assert [s for s, _ in steps][-3:] == ["read_client_logs", "act_on_logs", "close_logs_fixed"]
+    assert len(comments) == len(set(comments))
