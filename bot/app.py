@@ -24,11 +24,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     from bot.api import api
     from bot.health import health
-    from bot.webhooks import jira
+    from bot.webhooks import jira, slack
 
     app.register_blueprint(health)
     app.register_blueprint(api)
     jira.register(app)
+    slack.init_app(app, services)
     _register_errors(app)
     return app
 

@@ -207,3 +207,12 @@ def show_run(run_id: int, as_json: bool) -> None:
         click.echo(f"{st['seq']:>3}. [L{st['level']}] {st['title']}  -> {st['outcome']}{who}  ({st['seconds']:.2f}s, {st['mode']})")
         if st["summary"]:
             click.echo(f"       {st['summary']}")
+
+
+def _add_integration_commands() -> None:
+    from bot.webhooks.slack import cli as slack_cli
+
+    main.add_command(slack_cli)
+
+
+_add_integration_commands()

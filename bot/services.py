@@ -32,7 +32,11 @@ def configured_ticket_systems() -> list[TicketSystem]:
 
 def configured_channels() -> list[PromptChannel]:
     """Prompt channels beyond the desk whose settings are present (Slack)."""
-    return []
+    from integrations.slack.channel import SlackChannel
+    from integrations.slack.settings import load_slack
+
+    slack = load_slack()
+    return [SlackChannel(slack)] if slack else []
 
 
 def intake_handlers() -> dict[str, intake.Handler]:

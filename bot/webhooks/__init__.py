@@ -1,1 +1,1 @@
-"""Inbound webhooks: one blueprint per source. Each verifies, parses, stores, enqueues and answers."""
+"""Inbound webhooks: one module per source (verify, store, enqueue, answer)."""

@@ -90,7 +90,7 @@ ROWS = [
       for o in ("down", "auth_error", "module_not_running", "module_missing", "ERROR")],
     *[(f"{TO_SERVICES} check_asterisk=up check_database={o} restore_services=fixed",
        f"{TO_SERVICES_STEPS} check_database restore_services close_services_fixed", "close")
-      for o in ("db_unreachable", "db_slow", "asterisk_db_link_down", "module_not_loaded", "ERROR")],
+      for o in ("db_unreachable", "db_slow", "db_schema_missing", "asterisk_db_link_down", "module_not_loaded", "ERROR")],
     *[(f"{TO_SERVICES} check_asterisk=down restore_services={o} read_client_logs=none_found",
        f"{TO_SERVICES_STEPS} restore_services read_client_logs escalate_l3", L3) for o in ("not_fixed", "TIMEOUT")],
     # second level: the client logs, then the third level

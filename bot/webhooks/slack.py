@@ -1,0 +1,194 @@
+"""Slack interactivity: the bolt app behind `POST /slack/events` (and Socket Mode).
+
+Every listener acknowledges in the request thread before any database or network I/O, so Slack
+hears back in milliseconds; the work goes on after, in the channel's executor (bolt lazy
+listeners). An answer is stored with `prompts.answer` (first answer wins) together with a record
+of the delivery, so a retried delivery is seen once; the run is then enqueued and the runner
+edits the message through its `prompt.settle` effect. Signatures are always verified with
+`CONNBOT_SLACK_SIGNING_SECRET` (bolt answers 401 to forged or stale ones).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import click
+from flask import Blueprint, Flask, request
+from slack_bolt import Ack, App
+from slack_bolt.adapter.flask import SlackRequestHandler
+from slack_bolt.authorization import AuthorizeResult
+from slack_sdk import WebClient
+from sqlalchemy.exc import IntegrityError
+
+from bot import prompts
+from bot.effects import view as prompt_view
+from bot.errors import BadRequestError, NotFoundError
+from bot.models import Event, Prompt
+from integrations.base import AdapterError
+from integrations.slack import blocks
+from integrations.slack.channel import SlackChannel
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+log = logging.getLogger(__name__)
+SOURCE = "slack"
+
+
+def slack_channel(svc: Services) -> SlackChannel | None:
+    return next((c for c in svc.channels if isinstance(c, SlackChannel)), None)
+
+
+def acknowledge(ack: Ack) -> None:
+    """The whole of what happens before Slack gets its answer: no database, no network."""
+    ack()
+
+
+class Interactions:
+    """What happens after a click or a form submission has been acknowledged (bolt lazy listeners)."""
+
+    def __init__(self, svc: Services, channel: SlackChannel):
+        self.svc, self.channel = svc, channel
+
+    def clicked(self, body: dict[str, Any]) -> None:
+        action = body["actions"][0]
+        user = body["user"]["id"]
+        where = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+        self.answer(action["value"], blocks.choice_of(action["action_id"]), None, user,
+                    f"action:{user}:{action['action_ts']}", where)
+
+    def detail(self, body: dict[str, Any]) -> None:
+        # trigger_id expires 3 s after the click: open the form before anything slow.
+        action, user = body["actions"][0], body["user"]["id"]
+        try:
+            view = self.svc.effector.prompt_view(action["value"])
+        except AdapterError:
+            return self._tell((body.get("channel") or {}).get("id"), user, "connbot does not know this question any more.")
+        if view.state != "open":
+            return self._tell((body.get("channel") or {}).get("id"), user,
+                              f"This question was already settled. {blocks.outcome_line(view)}")
+        self._quietly(self.channel.open_modal, body["trigger_id"], view)
+
+    def submitted(self, body: dict[str, Any]) -> None:
+        form, user = body["view"], body["user"]["id"]
+        choice, text = blocks.submitted(form["state"]["values"])
+        self.answer(form["private_metadata"], choice, text, user, f"view:{user}:{form['id']}:{form.get('hash', '')}", None)
+
+    def answer(self, prompt_id: str, choice: str, text: str | None, user: str, delivery: str, where: str | None) -> None:
+        """Store the answer if `user` may give it and the prompt is open; otherwise say why, ephemerally."""
+        with self.svc.store.tx() as s:
+            prompt = s.get(Prompt, prompt_id)
+            if prompt is None:
+                return self._tell(where, user, "connbot does not know this question any more.")
+            level, kind = prompt.level, prompt.kind
+            where = where or (prompt.channel_refs.get("slack") or {}).get("channel")
+        allowed = self._quietly(self.channel.may_answer, user, level, kind)
+        note = None
+        with self.svc.store.tx() as s:
+            event = Event(source=SOURCE, delivery_id=delivery[:255], kind="answer", ticket_key="",
+                          payload={"prompt": prompt_id, "choice": choice, "user": user}, processed_at=self.svc.clock())
+            try:
+                with s.begin_nested():
+                    s.add(event)
+                    s.flush()
+            except IntegrityError:
+                log.info("slack: delivery %s seen before; ignored", delivery)
+                return None
+            if not allowed:
+                event.outcome = "refused"
+                note = (f"Sorry, you may not {'approve' if kind == 'approval' else 'answer'} level-{level} questions "
+                        f"({self.channel.answerers_hint(level)} may). Nothing changed.")
+            else:
+                try:
+                    result = prompts.answer(s, prompt_id, choice, text, user, SOURCE, self.svc.clock())
+                except (BadRequestError, NotFoundError) as exc:
+                    event.outcome, note = f"rejected: {exc}", f"connbot could not take this answer: {exc}"
+                else:
+                    event.outcome = "answered" if result.won else f"too late: {result.prompt.state}"
+                    if result.won:
+                        self.svc.queue.advance_after_commit(s, result.prompt.run_id)
+                    else:
+                        settled = blocks.outcome_line(prompt_view(result.prompt, self.svc.tickets))
+                        note = f"This question was already settled. {settled} Nothing changed."
+            log.info("slack: %s on prompt %s by %s: %s", choice, prompt_id, user, event.outcome)
+        if note:
+            self._tell(where, user, note)
+        return None
+
+    def _tell(self, where: str | None, user: str, text: str) -> None:
+        if where:
+            self._quietly(self.channel.ephemeral, where, user, text)
+
+    @staticmethod
+    def _quietly(fn: Any, *args: Any) -> Any:
+        """Slack calls made after ack: a failure is logged (the user sees no reply), never raised
+        into bolt, which would log it as a crash. `may_answer` failing counts as not allowed."""
+        try:
+            return fn(*args)
+        except AdapterError as exc:
+            log.warning("slack: %s", exc)
+            return False
+
+
+def bolt_app(svc: Services, channel: SlackChannel) -> App:
+    """The bolt app: its listeners and signature verification (always on for HTTP)."""
+    settings = channel.settings
+    assert settings.bot_token is not None and settings.signing_secret is not None
+    token = settings.bot_token.get_secret_value()
+
+    def authorize(enterprise_id: str | None, team_id: str | None, user_id: str | None) -> AuthorizeResult:
+        # A single workspace and a known token: no auth.test call before the ack.
+        return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, user_id=user_id, bot_token=token)
+
+    # bolt's own client stays tokenless (authorize hands it the token); listeners use the channel's.
+    app = App(signing_secret=settings.signing_secret.get_secret_value(), client=WebClient(base_url=settings.api_url),
+              authorize=authorize,
+              # With lazy listeners, this acks in the request thread and leaves the work to the executor.
+              request_verification_enabled=True, process_before_response=True,
+              listener_executor=channel.executor, logger=logging.getLogger("connbot.slack.bolt"))
+    handlers = Interactions(svc, channel)
+    app.action(re.compile("^" + re.escape(blocks.ANSWER)))(ack=acknowledge, lazy=[handlers.clicked])
+    app.action(blocks.DETAIL)(ack=acknowledge, lazy=[handlers.detail])
+    app.view(blocks.MODAL)(ack=acknowledge, lazy=[handlers.submitted])
+    return app
+
+
+def init_app(app: Flask, svc: Services) -> None:
+    """Mount `POST /slack/events` when Slack is one of the prompt channels."""
+    channel = slack_channel(svc)
+    if channel is None:
+        return
+    handler = SlackRequestHandler(bolt_app(svc, channel))
+    bp = Blueprint("slack", __name__)
+
+    @bp.post("/slack/events")
+    def events():  # type: ignore[no-untyped-def]
+        return handler.handle(request)
+
+    app.register_blueprint(bp)
+
+
+@click.group("slack")
+def cli() -> None:
+    """Slack interactivity."""
+
+
+@cli.command()
+def socket() -> None:
+    """Receive Slack clicks over Socket Mode (no public URL needed); run a worker beside it."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    from bot.cli import _fail, _logging, _services, _settings
+
+    settings = _settings()
+    _logging(settings)
+    svc = _services(settings)
+    channel = slack_channel(svc)
+    if channel is None or channel.settings.app_token is None:
+        _fail("Socket Mode needs CONNBOT_SLACK_BOT_TOKEN, CONNBOT_SLACK_SIGNING_SECRET, CONNBOT_SLACK_CHANNEL "
+              "and CONNBOT_SLACK_APP_TOKEN (an app-level token, xapp-...)", 2)
+    log.info("connbot: Slack Socket Mode connecting")
+    SocketModeHandler(bolt_app(svc, channel), channel.settings.app_token.get_secret_value(),
+                      web_client=channel.client).start()

@@ -1,0 +1,177 @@
+"""Block Kit for prompts: the question message, its settled form, the "more detail" modal.
+
+Pure functions of a `PromptView`, kept within Slack's limits (shared/specs/slack/block_kit_limits.json):
+text that does not fit is cut with a visible "see the ticket for the full output". Buttons carry
+only the opaque prompt id (value) and the choice (action id); all state stays in connbot's store.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from bot.prompts import PromptView
+from playbook.engine import APPROVE, REJECT
+
+MAX_BLOCKS = 50
+SECTION = 3000
+HEADER = 150
+BUTTON = 75
+OPTION = 75
+MODAL_TITLE = 24
+TEXT_INPUT = 3000
+ACTIONS_PER_BLOCK = 25
+TOTAL = 12000
+TRUNCATED = "… (see the ticket for the full output)"
+
+ANSWER = "connbot_answer:"
+DETAIL = "connbot_detail"
+MODAL = "connbot_modal"
+CHOICE_BLOCK, TEXT_BLOCK = "choice", "text"
+Block = dict[str, Any]
+
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+
+
+def escape(text: str) -> str:
+    """Text from tickets and adapters, safe inside mrkdwn (no accidental links or mentions)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(text: str, limit: int, marker: str = TRUNCATED) -> str:
+    return text if len(text) <= limit else text[: limit - len(marker)].rstrip() + marker
+
+
+def plain(text: str, limit: int) -> dict[str, Any]:
+    return {"type": "plain_text", "text": clip(text, limit, "…"), "emoji": True}
+
+
+def section(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION)}}
+
+
+def mention(who: str | None) -> str:
+    """A Slack user id as a mention; anyone else (a desk user) by name."""
+    if not who:
+        return "someone"
+    return f"<@{who}>" if _SLACK_USER.match(who) else escape(who)
+
+
+def answer_action(choice: str) -> str:
+    return ANSWER + choice
+
+
+def choice_of(action_id: str) -> str:
+    return action_id.removeprefix(ANSWER)
+
+
+def _found(view: PromptView) -> str:
+    if not view.found:
+        return "*What connbot found so far:* nothing yet."
+    lines = ["*What connbot found so far:*"]
+    for row in view.found:
+        by = f" (by {mention(row.by)})" if row.by else ""
+        line = f"• [L{row.level}] {escape(row.title)}: *{escape(row.outcome)}*{by}"
+        if row.summary:
+            line += f" — {escape(row.summary)}"
+        if row.evidence:
+            line += "\n    " + escape(", ".join(f"{k}={v}" for k, v in row.evidence.items()))
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _heading(view: PromptView) -> list[Block]:
+    key = f"<{view.ticket_url}|{escape(view.ticket_key)}>" if view.ticket_url else escape(view.ticket_key)
+    who = f" · user *{escape(view.user)}*" if view.user else ""
+    what = "Approval needed" if view.kind == "approval" else "Question"
+    return [
+        {"type": "header", "text": plain(f"{view.ticket_key}: {view.ticket_summary}", HEADER)},
+        section(f"*{key}*{who} · level {view.level}"),
+        section(f"*{what}: {escape(view.title)}*\n{escape(view.question)}"),
+        section(_found(view)),
+    ]
+
+
+def _buttons(view: PromptView) -> list[Block]:
+    buttons: list[Block] = []
+    for value, label in view.options:
+        button: Block = {"type": "button", "text": plain(label, BUTTON), "value": view.id,
+                         "action_id": answer_action(value)}
+        if value == APPROVE and view.kind == "approval":
+            button["style"] = "primary"
+            button["confirm"] = {"title": plain("Approve this change?", 100),
+                                 "text": plain(view.question, 300),
+                                 "confirm": plain("Approve", 30), "deny": plain("Cancel", 30)}
+        elif value == REJECT and view.kind == "approval":
+            button["style"] = "danger"
+        buttons.append(button)
+    if view.text_label:
+        buttons.append({"type": "button", "text": plain("More detail…", BUTTON), "value": view.id, "action_id": DETAIL})
+    return [{"type": "actions", "block_id": f"answers{n}", "elements": buttons[n:n + ACTIONS_PER_BLOCK]}
+            for n in range(0, len(buttons), ACTIONS_PER_BLOCK)]
+
+
+def _fit(blocks: list[Block]) -> list[Block]:
+    """Keep the message under Slack's total size: shorten the findings (block 3) first."""
+    over = sum(len(str(b)) for b in blocks) - TOTAL
+    if over > 0:
+        text = blocks[3]["text"]["text"]
+        blocks[3] = section(clip(text, max(len(TRUNCATED) + 40, len(text) - over)))
+    return blocks[:MAX_BLOCKS]
+
+
+def prompt_message(view: PromptView) -> tuple[str, list[Block]]:
+    """The question: fallback text and blocks with one button per answer."""
+    deadline = {"type": "context", "elements": [{"type": "mrkdwn", "text": (
+        f"Waiting for an answer until {view.expires_at:%Y-%m-%d %H:%M} UTC; then the step's timeout edge is taken."
+        + (" Only the level's approvers may approve." if view.kind == "approval" else ""))}]}
+    blocks = _fit([*_heading(view), *_buttons(view), deadline])
+    return clip(f"{view.ticket_key}: {view.title}", 300, "…"), blocks
+
+
+def outcome_line(view: PromptView) -> str:
+    """What became of the prompt, in one line."""
+    if view.state == "answered":
+        at = f"{view.answered_at:%Y-%m-%d %H:%M} UTC" if view.answered_at else "an unknown time"
+        text = f" — “{escape(clip(view.answer_text, 500, '…'))}”" if view.answer_text else ""
+        return f"✅ Answered by {mention(view.answered_by)} at {at}: *{escape(view.answer_label or view.answer or '')}*{text}"
+    if view.state == "expired":
+        return "⏱ Timed out: following the step's timeout edge."
+    return f"This question was {view.state}."
+
+
+def settled_message(view: PromptView) -> tuple[str, list[Block]]:
+    """The question with its buttons replaced by who answered what, or that it timed out."""
+    line = outcome_line(view)
+    return clip(f"{view.ticket_key}: {view.title}: {line}", 300, "…"), _fit([*_heading(view), section(line)])
+
+
+def reminder_text(view: PromptView, group: str) -> str:
+    who = f"<!subteam^{group}> " if group else ""
+    return (f"{who}Reminder: {escape(view.ticket_key)} still waits for an answer to “{escape(view.title)}”, "
+            f"until {view.expires_at:%Y-%m-%d %H:%M} UTC.")
+
+
+def detail_modal(view: PromptView) -> Block:
+    """The "more detail" form: the answer and a text (e.g. the exact error message)."""
+    options = [{"text": plain(label, OPTION), "value": value} for value, label in view.options]
+    return {
+        "type": "modal", "callback_id": MODAL, "private_metadata": view.id,
+        "title": plain(f"Answer {view.ticket_key}", MODAL_TITLE),
+        "submit": plain("Send", MODAL_TITLE), "close": plain("Cancel", MODAL_TITLE),
+        "blocks": [
+            section(f"*{escape(view.title)}*\n{escape(view.question)}"),
+            {"type": "input", "block_id": CHOICE_BLOCK, "label": plain("Answer", 2000),
+             "element": {"type": "static_select", "action_id": CHOICE_BLOCK, "options": options[:100]}},
+            {"type": "input", "block_id": TEXT_BLOCK, "optional": True, "label": plain(view.text_label or "Details", 2000),
+             "element": {"type": "plain_text_input", "action_id": TEXT_BLOCK, "multiline": True,
+                         "max_length": TEXT_INPUT}},
+        ],
+    }
+
+
+def submitted(values: dict[str, Any]) -> tuple[str, str | None]:
+    """The (choice, text) of a submitted detail modal's `view.state.values`."""
+    choice = ((values.get(CHOICE_BLOCK, {}).get(CHOICE_BLOCK) or {}).get("selected_option") or {}).get("value", "")
+    text = (values.get(TEXT_BLOCK, {}).get(TEXT_BLOCK) or {}).get("value")
+    return choice, (text.strip() or None) if isinstance(text, str) else None

@@ -1,0 +1,1 @@
+from tests.fakes.slack_api import make_slack, slack_api  # noqa: F401  (fixtures)
