@@ -24,12 +24,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     from bot.api import api
     from bot.health import health
-    from bot.webhooks import slack
     from bot.web import auth, desk
+    from bot.webhooks import jira, slack
 
     auth.install(app, settings)
     app.register_blueprint(health)
     app.register_blueprint(api)
+    jira.register(app)
     slack.init_app(app, services)
     app.register_blueprint(desk)
     _register_errors(app)

@@ -7,7 +7,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from bot import runner
+from bot import jira_intake, runner
 from bot.queue import Sweeper
 from bot.services import Services
 from bot.settings import Settings
@@ -15,6 +15,15 @@ from bot.store import Store
 from integrations.base import Registry
 
 log = logging.getLogger(__name__)
+
+
+def _sweepers(services: Services) -> list[Sweeper]:
+    """The periodic jobs every worker runs: the sweeper and, with Jira configured, the backfill."""
+    sweepers = [Sweeper(lambda: runner.sweep(services), services.settings.sweep_seconds)]
+    backfill = jira_intake.backfiller(services)
+    if backfill is not None:  # ticks every sweep interval, searches Jira only when due
+        sweepers.append(Sweeper(backfill.tick, services.settings.sweep_seconds))
+    return sweepers
 
 
 def _prepare(settings: Settings) -> None:
@@ -47,9 +56,10 @@ class _Embedded(BaseApplication):  # type: ignore[misc]
     def _start_background(self, _worker: Any) -> None:
         consumer = self.services.queue.consumer(self.settings.worker_threads, in_process=True)
         consumer.start()
-        sweeper = Sweeper(lambda: runner.sweep(self.services), self.settings.sweep_seconds)
-        sweeper.start()
-        self.background = [consumer, sweeper]
+        sweepers = _sweepers(self.services)
+        for sweeper in sweepers:
+            sweeper.start()
+        self.background = [consumer, *sweepers]
         log.info("connbot serving on http://%s:%s with an in-process worker", self.settings.host, self.settings.port)
 
     def _stop_background(self, _server: Any, _worker: Any) -> None:
@@ -66,9 +76,11 @@ def work(settings: Settings, registry: Registry | None = None) -> None:
     """Run a worker until SIGINT/SIGTERM. `registry` replaces the discovered adapters (tests)."""
     _prepare(settings)
     services = Services.build(settings, registry=registry)
-    sweeper = Sweeper(lambda: runner.sweep(services), settings.sweep_seconds)
-    sweeper.start()
+    sweepers = _sweepers(services)
+    for sweeper in sweepers:
+        sweeper.start()
     try:
         services.queue.consumer(settings.worker_threads, in_process=False).run()
     finally:
-        sweeper.stop()
+        for sweeper in sweepers:
+            sweeper.stop()

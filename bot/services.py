@@ -13,7 +13,7 @@ from bot.effects import Effector
 from bot.models import utcnow
 from bot.prompts import PromptChannel
 from bot.queue import Queue
-from bot.settings import Settings
+from bot.settings import Settings, load
 from bot.store import Store
 from integrations.base import Registry
 from integrations.tickets import TicketSystem
@@ -23,7 +23,11 @@ from playbook.models import Playbook
 
 def configured_ticket_systems() -> list[TicketSystem]:
     """Ticket systems beyond the built-in desk whose settings are present (Jira)."""
-    return []
+    from integrations.jira.settings import JiraSettings
+    from integrations.jira.tickets import JiraTickets
+
+    jira = load(JiraSettings)
+    return [JiraTickets(jira)] if jira.configured else []
 
 
 def configured_channels() -> list[PromptChannel]:
@@ -37,7 +41,11 @@ def configured_channels() -> list[PromptChannel]:
 
 def intake_handlers() -> dict[str, intake.Handler]:
     """Handlers of stored inbound events, by source."""
-    return {}
+    from bot import jira_intake
+    from integrations.jira.settings import JiraSettings
+
+    jira = load(JiraSettings)
+    return {"jira": jira_intake.make_handler(jira)} if jira.configured or jira.receiving else {}
 
 
 @dataclass

@@ -1,0 +1,109 @@
+"""`POST /webhooks/jira`: verify, parse, store once, answer. No business logic here.
+
+Authentication: `X-Hub-Signature: sha256=<hex HMAC-SHA256 of the raw body>` with
+`CONNBOT_JIRA_WEBHOOK_SECRET`; for Jira versions that cannot sign, `?token=` compared with
+`CONNBOT_JIRA_WEBHOOK_TOKEN`. With neither configured, webhooks are refused unless
+`CONNBOT_JIRA_INSECURE_DEV=true`. Answers: 202 stored, 200 duplicate, 400 malformed, 401 not
+authenticated, 413 too large, 503 not configured or the store failed (Jira then retries).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot import intake
+from bot.app import services_of
+from bot.errors import BadRequestError
+from bot.settings import load
+from integrations.jira.models import WebhookPayload
+from integrations.jira.settings import JiraSettings
+
+log = logging.getLogger(__name__)
+blueprint = Blueprint("jira_webhook", __name__)
+EXTENSION = "connbot.jira"
+NOT_CONFIGURED = ("Jira webhooks are not configured: set CONNBOT_JIRA_WEBHOOK_SECRET (the webhook's secret) or "
+                  "CONNBOT_JIRA_WEBHOOK_TOKEN (and add ?token=... to the webhook URL); "
+                  "CONNBOT_JIRA_INSECURE_DEV=true accepts unsigned webhooks for development only")
+
+
+def register(app: Flask) -> None:
+    """Mount the receiver with the Jira settings read once, at app creation."""
+    app.extensions[EXTENSION] = load(JiraSettings)
+    app.register_blueprint(blueprint)
+
+
+def _reject(status: int, message: str) -> tuple[Response, int]:
+    log.warning("jira webhook rejected (%s) from %s: %s", status, request.remote_addr, message)
+    return jsonify(error="Unauthorized" if status == 401 else "Service Unavailable", message=message), status
+
+
+def authenticate(settings: JiraSettings, body: bytes) -> tuple[int, str] | None:
+    """None if the delivery is authentic, else (status, reason)."""
+    signature = request.headers.get("X-Hub-Signature")
+    token = request.args.get("token")
+    if settings.webhook_secret is not None and signature is not None:
+        digest = hmac.new(settings.webhook_secret.get_secret_value().encode(), body, hashlib.sha256).hexdigest()
+        if hmac.compare_digest(signature.strip().lower().encode(), f"sha256={digest}".encode()):
+            return None
+        return 401, "X-Hub-Signature does not match the body signed with CONNBOT_JIRA_WEBHOOK_SECRET"
+    if settings.webhook_token is not None and token is not None:
+        if hmac.compare_digest(token.encode(), settings.webhook_token.get_secret_value().encode()):
+            return None
+        return 401, "the ?token= in the webhook URL does not match CONNBOT_JIRA_WEBHOOK_TOKEN"
+    if settings.webhook_secret is not None:
+        return 401, "missing X-Hub-Signature header: give the Jira webhook the secret in CONNBOT_JIRA_WEBHOOK_SECRET"
+    if settings.webhook_token is not None:
+        return 401, "missing ?token= in the webhook URL (CONNBOT_JIRA_WEBHOOK_TOKEN)"
+    if settings.insecure_dev:
+        return None
+    return 503, NOT_CONFIGURED
+
+
+def parse(body: bytes) -> tuple[WebhookPayload, dict[str, object]]:
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequestError(f"body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadRequestError("body must be a JSON object (a Jira webhook payload)")
+    try:
+        return WebhookPayload.model_validate(data), data
+    except ValidationError as exc:
+        problems = [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()]
+        raise BadRequestError("not a Jira webhook payload: " + "; ".join(problems)) from None
+
+
+def delivery_id(payload: WebhookPayload) -> str:
+    """Jira's delivery identifier (stable across retries), else a hash of event, issue and timestamp."""
+    given = request.headers.get("X-Atlassian-Webhook-Identifier", "").strip()
+    if given:
+        return given[:255]
+    seed = f"{payload.webhook_event}|{payload.issue.key}|{payload.timestamp}"
+    return "sha256:" + hashlib.sha256(seed.encode()).hexdigest()
+
+
+@blueprint.post("/webhooks/jira")
+def receive():  # type: ignore[no-untyped-def]
+    settings: JiraSettings = current_app.extensions[EXTENSION]
+    body = request.get_data(cache=False)  # over MAX_CONTENT_LENGTH: 413 from Flask
+    failure = authenticate(settings, body)
+    if failure is not None:
+        return _reject(*failure)
+    payload, data = parse(body)
+    svc = services_of(current_app)
+    try:
+        event_id, new = intake.record(svc.store, "jira", delivery_id(payload), payload.webhook_event,
+                                      payload.issue.key, data, svc.queue.process_after_commit)
+    except SQLAlchemyError:
+        log.exception("jira webhook for %s could not be stored", payload.issue.key)
+        return jsonify(error="Service Unavailable", message="the event could not be stored; Jira will retry"), 503
+    if not new:
+        return jsonify(status="duplicate", event=event_id), 200
+    return jsonify(status="accepted", event=event_id), 202

@@ -1,0 +1,78 @@
+"""Jira as a ticket system: comments, closing by transition, escalating to a level's target.
+
+Each write is made once per marker. The bot's comment carries the marker (see `render`), and
+every write that changes the issue carries its comment in the same request (transition with
+comment; edit with comment), so "the marker is on the issue" means "the write was made". A
+retried job looks first and does nothing if it finds it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from integrations.base import PermanentError
+from integrations.jira.client import JiraClient
+from integrations.jira.render import has_marker, render
+from integrations.jira.settings import EscalationTarget, JiraSettings
+from integrations.tickets import Note, TicketRef, TicketSystem
+
+log = logging.getLogger(__name__)
+
+
+class JiraTickets(TicketSystem):
+    source = "jira"
+
+    def __init__(self, settings: JiraSettings, client: JiraClient | None = None):
+        self.settings = settings
+        self.client = client or JiraClient(settings)
+
+    def _done(self, key: str, marker: str) -> bool:
+        if any(has_marker(body, marker) for body in self.client.comment_bodies(key)):
+            log.info("jira %s: %s already written, skipping", key, marker)
+            return True
+        return False
+
+    def comment(self, ticket: TicketRef, note: Note, marker: str) -> None:
+        if not self._done(ticket.key, marker):
+            self.client.add_comment(ticket.key, render(note, marker))
+
+    def close(self, ticket: TicketRef, note: Note, marker: str) -> None:
+        if self._done(ticket.key, marker):
+            return
+        wanted = self.settings.resolved_status.casefold()
+        options = self.client.transitions(ticket.key)
+        chosen = next((t for t in options if str(t.get("name", "")).casefold() == wanted), None) or next(
+            (t for t in options if str(t.get("to", {}).get("name", "")).casefold() == wanted), None)
+        if chosen is None:
+            names = ", ".join(repr(t.get("name")) for t in options) or "none"
+            raise PermanentError(f"{ticket.key}: no transition named {self.settings.resolved_status!r} "
+                                 f"(CONNBOT_JIRA_RESOLVED_STATUS) is open to the bot; available: {names}")
+        fields: dict[str, Any] = {}
+        screen = chosen.get("fields")
+        if self.settings.resolution and (screen is None or "resolution" in screen):
+            fields["resolution"] = {"name": self.settings.resolution}
+        self.client.transition(ticket.key, str(chosen["id"]), fields, render(note, marker))
+
+    def escalate(self, ticket: TicketRef, level: int, note: Note, marker: str) -> None:
+        if self._done(ticket.key, marker):
+            return
+        target = self.settings.escalation.get(level)
+        if target is None:
+            log.warning("jira %s: no escalation target for level %s (CONNBOT_JIRA_ESCALATION); commenting only",
+                        ticket.key, level)
+            target = EscalationTarget()
+        if target.assignee:
+            self.client.assign(ticket.key, target.assignee)
+        fields = dict(target.fields)
+        if target.request_type:
+            fields[self.settings.request_type_field] = target.request_type
+        update: dict[str, Any] = {"comment": [{"add": {"body": render(note, marker)}}]}
+        if target.labels:
+            update["labels"] = [{"add": label} for label in target.labels]
+        if target.components:
+            update["components"] = [{"add": {"name": name}} for name in target.components]
+        self.client.edit(ticket.key, fields, update)
+
+    def link(self, ticket: TicketRef) -> str | None:
+        return self.client.browse_url(ticket.key)

@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from sqlalchemy import func, select
+
+from bot import intake
+from bot.app import create_app
+from bot.models import Event, Run, Ticket
+from tests.fakes.adapters import scripted_registry
+from tests.fakes.jira import configure, fixture, sign
+
+SECRET = "s3cret"
+
+
+def post(client, payload, secret=SECRET, headers=None, query=""):
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    hdrs = {"Content-Type": "application/json", **(headers or {})}
+    if secret:
+        hdrs["X-Hub-Signature"] = sign(body, secret)
+    return client.post("/webhooks/jira" + query, data=body, headers=hdrs)
+
+
+def process_events(svc):
+    """What the worker does with stored events; runs are started but not advanced (the queue is emptied)."""
+    with svc.store.tx() as s:
+        ids = list(s.scalars(select(Event.id).order_by(Event.id)))
+    for event_id in ids:
+        intake.process(svc, event_id)
+    svc.queue.huey.flush()
+
+
+def count(svc, model):
+    with svc.store.tx() as s:
+        return s.scalar(select(func.count()).select_from(model))
+
+
+@pytest.fixture
+def app_svc(monkeypatch, make_services):
+    configure(monkeypatch)
+    svc = make_services(registry=scripted_registry({}))
+    return create_app(services=svc).test_client(), svc
+
+
+def test_signed_delivery_is_stored_and_accepted(app_svc):
+    client, svc = app_svc
+    resp = post(client, fixture("cloud_issue_created.json"), headers={"X-Atlassian-Webhook-Identifier": "d-1"})
+    assert resp.status_code == 202 and resp.json["status"] == "accepted"
+    with svc.store.tx() as s:
+        event = s.scalars(select(Event)).one()
+        assert (event.source, event.delivery_id, event.kind, event.ticket_key) == ("jira", "d-1", "jira:issue_created", "VOIP-7")
+
+
+@pytest.mark.parametrize("signature", ["sha256=" + "0" * 64, "sha1=abc", ""])
+def test_wrong_signature_is_401_and_logged_without_the_body(app_svc, caplog, signature):
+    client, svc = app_svc
+    body = json.dumps(fixture("cloud_issue_created.json")).encode()
+    with caplog.at_level(logging.WARNING):
+        resp = client.post("/webhooks/jira", data=body, headers={"X-Hub-Signature": signature})
+    assert resp.status_code == 401 and "X-Hub-Signature" in resp.json["message"]
+    assert "VOIP-7" not in caplog.text and "rejected" in caplog.text
+    assert count(svc, Event) == 0
+
+
+def test_signature_with_another_secret_is_401(app_svc):
+    client, _ = app_svc
+    assert post(client, fixture("cloud_issue_created.json"), secret="other").status_code == 401
+
+
+def test_missing_signature_is_401(app_svc):
+    client, svc = app_svc
+    resp = post(client, fixture("cloud_issue_created.json"), secret=None)
+    assert resp.status_code == 401 and "missing X-Hub-Signature" in resp.json["message"]
+    assert count(svc, Event) == 0
+
+
+def test_token_fallback(monkeypatch, make_services):
+    configure(monkeypatch, WEBHOOK_SECRET="", WEBHOOK_TOKEN="t" * 40)
+    monkeypatch.delenv("CONNBOT_JIRA_WEBHOOK_SECRET")
+    client = create_app(services=make_services(registry=scripted_registry({}))).test_client()
+    payload = fixture("server_issue_created.json")
+    assert post(client, payload, secret=None, query="?token=" + "t" * 40).status_code == 202
+    assert post(client, payload, secret=None, query="?token=wrong").status_code == 401
+    assert post(client, payload, secret=None).status_code == 401
+
+
+def test_unconfigured_receiver_refuses_and_says_how_to_configure(make_services):
+    client = create_app(services=make_services(registry=scripted_registry({}))).test_client()
+    resp = post(client, fixture("server_issue_created.json"), secret=None)
+    assert resp.status_code == 503 and "CONNBOT_JIRA_WEBHOOK_SECRET" in resp.json["message"]
+
+
+def test_insecure_dev_switch_accepts_unsigned(monkeypatch, make_services):
+    monkeypatch.setenv("CONNBOT_JIRA_INSECURE_DEV", "true")
+    client = create_app(services=make_services(registry=scripted_registry({}))).test_client()
+    assert post(client, fixture("server_issue_created.json"), secret=None).status_code == 202
+
+
+def test_duplicate_deliveries_make_one_run(app_svc):
+    client, svc = app_svc
+    payload = fixture("cloud_issue_created.json")
+    first = post(client, payload, headers={"X-Atlassian-Webhook-Identifier": "d-1", "X-Atlassian-Webhook-Retry": "0"})
+    again = post(client, payload, headers={"X-Atlassian-Webhook-Identifier": "d-1", "X-Atlassian-Webhook-Retry": "1"})
+    assert (first.status_code, again.status_code) == (202, 200) and again.json["status"] == "duplicate"
+    # Without the identifier header the same event, issue and timestamp are one delivery too.
+    assert post(client, payload).status_code == 202
+    assert post(client, payload).status_code == 200
+    process_events(svc)
+    assert count(svc, Event) == 2
+    assert count(svc, Run) == 1
+
+
+@pytest.mark.parametrize("body, says", [
+    (b"{not json", "not valid JSON"),
+    (b'{"webhookEvent": "jira:issue_created", "timestamp": 1, "issue": {"key": "VOIP-1", "fields": {"summary": "x"', "not valid JSON"),
+    (b"[1, 2]", "JSON object"),
+    (json.dumps({"webhookEvent": "jira:issue_created", "timestamp": 1}).encode(), "issue: Field required"),
+    (json.dumps({"webhookEvent": "jira:issue_created", "timestamp": "soon", "issue": {"key": "A-1"}}).encode(), "timestamp"),
+])
+def test_malformed_and_truncated_bodies_are_400_saying_what(app_svc, body, says):
+    client, svc = app_svc
+    resp = post(client, body)
+    assert resp.status_code == 400 and says in resp.json["message"]
+    assert count(svc, Event) == 0
+
+
+def test_oversized_body_is_413(monkeypatch, make_services, settings):
+    configure(monkeypatch)
+    svc = make_services(settings=settings.model_copy(update={"max_body_bytes": 2048}), registry=scripted_registry({}))
+    client = create_app(services=svc).test_client()
+    payload = fixture("cloud_issue_created.json")
+    payload["issue"]["fields"]["description"] = "x" * 5000
+    resp = post(client, payload)
+    assert resp.status_code == 413 and resp.is_json
+    assert count(svc, Event) == 0
+
+
+def test_server_and_cloud_payloads_become_tickets(app_svc):
+    client, svc = app_svc
+    for name in ("cloud_issue_created.json", "server_issue_created.json", "server_issue_updated.json", "cloud_comment_created.json"):
+        assert post(client, fixture(name)).status_code == 202, name
+    process_events(svc)
+    with svc.store.tx() as s:
+        tickets = {t.key: t for t in s.scalars(select(Ticket))}
+        cloud = tickets["VOIP-7"]
+        assert cloud.reporter == "alice@example.com" and cloud.user_ref == "1001"
+        assert cloud.fields["reporter"]["account_id"] == "557058:b2e19a89-93eb-479c-a287-d6943fe6b823"
+        assert cloud.fields["error_text"] == "SIP/2.0 403 Forbidden - registration failed"
+        assert cloud.matched and "can't connect" in cloud.match_reason
+        server = tickets["TEST-4"]
+        assert server.reporter == "admin@admin.com" and server.user_ref is None and server.matched is False
+        assert tickets["TEST-11"].summary == "summary updated"
+        assert tickets["TEST-24"].summary == "test"

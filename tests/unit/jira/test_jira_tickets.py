@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import responses
+
+from integrations import http
+from integrations.base import PermanentError, TransientError
+from integrations.jira.client import JiraClient
+from integrations.jira.render import LIMIT, render
+from integrations.jira.settings import JiraSettings
+from integrations.jira.tickets import JiraTickets
+from integrations.tickets import Note, StepRow, TicketRef
+from tests.fakes.jira import URL, FakeJira
+
+REF = TicketRef(source="jira", key="VOIP-7", summary="can't connect")
+ESCALATION = {2: {"assignee": "5b10ac8d82e05b22cc7d4ef5", "components": ["Voice L2"], "labels": ["connbot-l2"],
+                  "request_type": "42", "fields": {"customfield_10060": {"value": "Voice team"}}}}
+
+
+def settings(**extra) -> JiraSettings:
+    base = dict(url=URL, email="bot@example.com", api_token="api-token-not-real", escalation=ESCALATION)
+    return JiraSettings(**{**base, **extra})
+
+
+def row(i: int, summary: str = "found it", **evidence) -> StepRow:
+    return StepRow(step=f"s{i}", title=f"Step {i} | check", level=1, outcome="failed", summary=summary,
+                   evidence=evidence, at="2024-07-04T01:48:31+00:00", seconds=0.5)
+
+
+@pytest.fixture
+def rsps():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as r:
+        yield r
+
+
+@pytest.fixture
+def fake(rsps):
+    return FakeJira(rsps)
+
+
+def test_comment_is_wiki_markup_with_a_table_and_the_marker():
+    body = render(Note(heading="Level 1 checks done", lines=["Found a {weird} thing"],
+                       rows=[row(1, registration="failed [403]")], next="Level 2 takes over."), "run:1:escalate:2")
+    assert body.startswith("h3. Level 1 checks done\n\nFound a \\{weird\\} thing")
+    assert "||Step||Level||Outcome||Evidence||By||When||" in body
+    assert "|Step 1 \\| check|L1|failed|found it; registration: failed \\[403\\]|connbot|" in body
+    assert "*Next:* Level 2 takes over." in body
+    assert body.rstrip().endswith("(connbot ref run:1:escalate:2){color}")
+
+
+def test_a_huge_note_is_truncated_visibly_within_the_limit():
+    note = Note(heading="Evidence", rows=[row(i, summary="x" * 1400) for i in range(60)])
+    body = render(note, "run:1:end")
+    assert len(body) <= LIMIT
+    assert "truncated to fit Jira's limit" in body and "(connbot ref run:1:end)" in body
+    small = render(Note(heading="ok", rows=[row(1)]), "m")
+    assert "truncated" not in small
+
+
+def test_comment_is_written_once_per_marker(fake):
+    jira = JiraTickets(settings())
+    note = Note(heading="connbot is triaging this ticket")
+    jira.comment(REF, note, "run:1:start")
+    jira.comment(REF, note, "run:1:start")  # the retried job
+    jira.comment(REF, note, "run:1:start2")
+    assert len(fake.issue("VOIP-7").comments) == 2
+
+
+def test_close_is_one_transition_with_resolution_and_comment(fake, rsps):
+    JiraTickets(settings(resolution="Fixed")).close(REF, Note(heading="Closed: fixed"), "run:1:end")
+    issue = fake.issue("VOIP-7")
+    assert (issue.status, issue.resolution) == ("Done", "Fixed")
+    assert len(issue.comments) == 1 and "h3. Closed: fixed" in issue.comments[0]
+    posted = [c.request for c in rsps.calls if c.request.method == "POST"]
+    assert len(posted) == 1 and json.loads(posted[0].body)["transition"] == {"id": 31}
+
+
+def test_close_with_an_unknown_status_names_the_setting_and_the_choices(fake):
+    with pytest.raises(PermanentError, match="CONNBOT_JIRA_RESOLVED_STATUS.*'In Progress', 'Done'"):
+        JiraTickets(settings(resolved_status="Resolved")).close(REF, Note(heading="x"), "run:1:end")
+
+
+def test_escalate_on_cloud_assigns_by_account_id_and_sets_the_level_fields(fake, rsps):
+    JiraTickets(settings()).escalate(REF, 2, Note(heading="Escalated to level 2", rows=[row(1)]), "run:1:escalate:2")
+    issue = fake.issue("VOIP-7")
+    assert issue.assignee == {"accountId": "5b10ac8d82e05b22cc7d4ef5"}
+    assert issue.components == ["Voice L2"] and issue.labels == ["connbot-l2"]
+    assert issue.fields == {"customfield_10060": {"value": "Voice team"}, "customfield_10010": "42"}
+    assert len(issue.comments) == 1 and "|Step 1 \\| check|L1|failed|" in issue.comments[0]
+
+
+def test_escalate_on_data_center_assigns_by_name(fake):
+    dc = JiraSettings(url=URL, pat="pat-not-real", escalation={3: {"assignee": "jdoe"}})
+    JiraTickets(dc).escalate(REF, 3, Note(heading="Escalated to level 3"), "run:1:end")
+    assert fake.issue("VOIP-7").assignee == {"name": "jdoe"}
+
+
+def test_a_write_retried_after_a_crash_does_not_comment_or_transition_twice(fake, rsps):
+    jira = JiraTickets(settings())
+    note = Note(heading="Escalated to level 2")
+    jira.escalate(REF, 2, note, "run:1:escalate:2")
+    jira.close(REF, note, "run:1:end")
+    # The worker died after Jira made the writes but before connbot recorded them: the job runs again.
+    writes = len([c for c in rsps.calls if c.request.method != "GET"])
+    jira.escalate(REF, 2, note, "run:1:escalate:2")
+    jira.close(REF, note, "run:1:end")
+    assert len([c for c in rsps.calls if c.request.method != "GET"]) == writes
+    assert len(fake.issue("VOIP-7").comments) == 2
+
+
+def test_429_is_retried_after_at_least_retry_after(rsps):
+    slept: list[float] = []
+    client = JiraClient(settings(), http.RetryPolicy(sleep=slept.append, backoff=0.01))
+    api = f"{URL}/rest/api/2/issue/VOIP-7/comment"
+    rsps.add(responses.POST, api, status=429, headers={"Retry-After": "7"}, json={"errorMessages": ["Rate limited"]})
+    rsps.add(responses.POST, api, status=201, json={"id": "1", "body": "hi"})
+    client.add_comment("VOIP-7", "hi")
+    assert len(slept) == 1 and slept[0] >= 7
+    assert len(rsps.calls) == 2
+
+
+def test_retries_are_bounded_then_transient(rsps):
+    slept: list[float] = []
+    client = JiraClient(settings(), http.RetryPolicy(sleep=slept.append, attempts=3, backoff=0.01))
+    rsps.add(responses.POST, f"{URL}/rest/api/2/issue/VOIP-7/comment", status=503)
+    with pytest.raises(TransientError):
+        client.add_comment("VOIP-7", "hi")
+    assert len(slept) == 2
+
+
+def test_4xx_is_permanent_with_jiras_message(rsps):
+    client = JiraClient(settings(), http.RetryPolicy(sleep=lambda s: None))
+    rsps.add(responses.POST, f"{URL}/rest/api/2/issue/VOIP-7/comment", status=400,
+             json={"errorMessages": [], "errors": {"comment": "Comment body can not be empty!"}})
+    with pytest.raises(PermanentError, match="HTTP 400.*Comment body can not be empty") as err:
+        client.add_comment("VOIP-7", "")
+    assert err.value.status == 400 and len(rsps.calls) == 1
+
+
+def test_auth_headers_cloud_and_data_center(rsps, fake):
+    JiraClient(settings()).add_comment("VOIP-7", "a")
+    JiraClient(JiraSettings(url=URL, pat="pat-not-real")).add_comment("VOIP-7", "b")
+    cloud, dc = [c.request.headers["Authorization"] for c in rsps.calls]
+    assert cloud.startswith("Basic ") and dc == "Bearer pat-not-real"
+
+
+def test_link_is_the_browse_url():
+    assert JiraTickets(settings()).link(REF) == f"{URL}/browse/VOIP-7"
