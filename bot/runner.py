@@ -137,7 +137,7 @@ def _step(svc: Services, run_id: int, owner: str) -> bool:
         run = s.get(Run, run_id)
         assert run is not None
         if isinstance(plan, Execute):
-            outcome = event.value if isinstance(event, engine.Outcome) else "failed"
+            outcome = event.value if isinstance(event, engine.Outcome) else "error"
             _record(s, run, plan.step, pos.step, "auto", outcome, summary, evidence, None, started, finished)
             run.facts = {**run.facts, **facts}
             _move(run, engine.follow(pb, pos, event))

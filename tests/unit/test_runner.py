@@ -101,7 +101,7 @@ def test_an_adapter_error_follows_the_failure_edge_with_the_reason(make_services
         "app.get_status": [PermanentError("HTTP 404 from GET /v1/users/1001/devices")], "app.reconnect": ["reconnected"]}))
     _, run_id = file(svc)
     run, steps, _, _ = load(svc, run_id)
-    assert steps[0] == ("check_status", "failed")
+    assert steps[0] == ("check_status", "error")
     with svc.store.tx() as s:
         assert "HTTP 404" in s.get(Run, run_id).steps[0].summary
     assert run.end_kind == "close"
