@@ -204,6 +204,8 @@ def show_run(run_id: int, as_json: bool) -> None:
         return
     click.echo(f"run {data['id']}  ticket {data['ticket']} ({data['ticket_source']})  playbook {data['playbook']}")
     click.echo(f"classification: {data['classification'] or '-'}")
+    if data["pbx"] or data["pbx_reason"]:
+        click.echo(f"PBX: {data['pbx'] or 'none'} ({data['pbx_reason']})")
     state = data["state"] if data["state"] != "ended" else (
         "closed" if data["end"] == "close" else f"escalated to level {data['end_level']}")
     click.echo(f"state: {state}" + (f"  (at {data['step']})" if data["state"] != "ended" else f": {data['end_reason']}"))
