@@ -162,16 +162,16 @@ def _where(raw: Any, loc: tuple[Any, ...]) -> str:
 def _semantic(directory: Directory) -> list[str]:
     problems = []
     names: dict[str, int] = {}
-    keys: dict[str, str] = {}
+    keys: dict[str, int] = {}
     for n, inst in enumerate(directory.instances, 1):
         label = f"instance {inst.name!r} (entry {n})"
         if inst.name in names:
             problems.append(f"{label}: name: duplicate of entry {names[inst.name]}")
         names.setdefault(inst.name, n)
         for key in inst.customers:
-            owner = keys.setdefault(key.casefold(), inst.name)
-            if owner != inst.name:
-                problems.append(f"{label}: customers: {key!r} is already a customer of {owner!r}")
+            owner = keys.setdefault(key.casefold(), n)
+            if owner != n:
+                problems.append(f"{label}: customers: {key!r} is already a customer of entry {owner}")
         for field, variable in inst.secret_envs():
             if not os.environ.get(variable):
                 problems.append(f"{label}: {field}: environment variable {variable} is not set")

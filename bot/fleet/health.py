@@ -40,7 +40,7 @@ def check(inst: Instance, registry: Registry) -> list[Check]:
     reachable = outcome not in (HealthOutcome.DOWN.value, "failed")
     accepted = reachable and outcome != HealthOutcome.AUTH_ERROR.value
     modules = accepted and outcome == HealthOutcome.UP.value
-    skipped = "not checked: " + summary
+    skipped = "not checked: ARI " + ("refused connbot's credentials" if reachable else "does not answer")
     checks = [Check("ari reachable", reachable, summary if not reachable else "ARI answers"),
               Check("ari credentials", accepted, skipped if not reachable else summary if not accepted else "accepted"),
               Check("sip modules", modules, summary if accepted else skipped)]
