@@ -37,7 +37,7 @@ def instance(name: str, customers: list[str], sip_port: int, **extra: Any) -> di
 
 def two_customers(sip_ports: tuple[int, int] | None = None) -> dict[str, Any]:
     acme, globex = sip_ports or (closed_udp_port(), closed_udp_port())
-    return {"routing": ROUTING, "instances": [
+    return {"routing": list(ROUTING), "instances": [
         instance("acme", ["ACME", "acme.example"], acme, slack_channel="C0ACME"),
         instance("globex", ["GLOBEX", "globex.example"], globex,
                  escalation={"2": {"assignee": "globex-l2", "components": ["Globex voice"]}})]}

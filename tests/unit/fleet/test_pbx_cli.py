@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +14,7 @@ from click.testing import CliRunner
 
 from bot.cli import main
 from bot.store import Store
+from tests.fakes.sip import sip_responder
 from tests.fakes.fleet import closed_udp_port, instance, use_directory
 from tests.unit.integrations.wire_fakes import fixture
 
@@ -71,32 +71,13 @@ def ari_servers() -> Iterator[tuple[AriServer, AriServer]]:
 
 
 @pytest.fixture
-def sip_responder() -> Iterator[int]:
-    """A SIP stack on loopback UDP answering every OPTIONS with 200 OK; yields its port."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(0.05)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                data, addr = sock.recvfrom(65535)
-            except TimeoutError:
-                continue
-            head = [h for h in data.decode("utf-8", "replace").split("\r\n") if h.split(":", 1)[0] in ("Via", "From", "To", "Call-ID", "CSeq")]
-            sock.sendto(("\r\n".join(["SIP/2.0 200 OK", *head, "Content-Length: 0"]) + "\r\n\r\n").encode(), addr)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield sock.getsockname()[1]
-    stop.set()
-    thread.join(2)
-    sock.close()
+def sip_port() -> Iterator[int]:
+    with sip_responder("200 OK") as port:
+        yield port
 
 
-def test_check_all_reports_one_healthy_and_one_failing_instance_and_list_shows_it(ari_servers, sip_responder, monkeypatch, tmp_path, settings):
-    acme = instance("acme", ["ACME"], sip_responder)
+def test_check_all_reports_one_healthy_and_one_failing_instance_and_list_shows_it(ari_servers, sip_port, monkeypatch, tmp_path, settings):
+    acme = instance("acme", ["ACME"], sip_port)
     globex = instance("globex", ["GLOBEX"], closed_udp_port())
     acme["ari"]["url"], globex["ari"]["url"] = ari_servers[0].url, ari_servers[1].url
     use_directory(monkeypatch, tmp_path, {"instances": [acme, globex]})
