@@ -54,12 +54,14 @@ def main() -> None:
 @click.option("--port", type=int, default=None, help="port to bind (CONNBOT_PORT, default 8080)")
 def serve(host: str | None, port: int | None) -> None:
     """Run the web app and a worker in one process (the embedded default)."""
+    from bot.fleet.registry import configured_directory
     from bot.server import serve as run_server
     from bot.web.auth import policy
 
     settings = _settings(host=host, port=port)
     try:
         policy(settings)  # a desk reachable from other hosts needs a way to log in
+        configured_directory()  # the web process builds its services later, where errors are not shown
     except SettingsError as exc:
         _fail(f"bad settings:\n{exc}", 2)
     _logging(settings)
@@ -74,7 +76,10 @@ def worker(threads: int | None) -> None:
 
     settings = _settings(worker_threads=threads)
     _logging(settings)
-    work(settings)
+    try:
+        work(settings)
+    except SettingsError as exc:
+        _fail(f"bad settings:\n{exc}", 2)
 
 
 @main.group()
@@ -204,6 +209,8 @@ def show_run(run_id: int, as_json: bool) -> None:
         return
     click.echo(f"run {data['id']}  ticket {data['ticket']} ({data['ticket_source']})  playbook {data['playbook']}")
     click.echo(f"classification: {data['classification'] or '-'}")
+    if data["pbx"] or data["pbx_reason"]:
+        click.echo(f"PBX: {data['pbx'] or 'none'} ({data['pbx_reason']})")
     state = data["state"] if data["state"] != "ended" else (
         "closed" if data["end"] == "close" else f"escalated to level {data['end_level']}")
     click.echo(f"state: {state}" + (f"  (at {data['step']})" if data["state"] != "ended" else f": {data['end_reason']}"))
@@ -233,9 +240,11 @@ def hash_password(name: str | None) -> None:
 
 
 def _add_integration_commands() -> None:
+    from bot.fleet.cli import pbx
     from bot.webhooks.slack import cli as slack_cli
 
     main.add_command(slack_cli)
+    main.add_command(pbx)
 
 
 _add_integration_commands()

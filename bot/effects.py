@@ -14,10 +14,13 @@ from integrations.tickets import Note, TicketSystem
 
 
 class Effector:
-    def __init__(self, store: Store, tickets: Mapping[str, TicketSystem], channels: Sequence[PromptChannel]):
+    def __init__(self, store: Store, tickets: Mapping[str, TicketSystem], channels: Sequence[PromptChannel],
+                 channel_for: Callable[[str | None], str | None] = lambda pbx: None):
+        """`channel_for` gives a run's PBX instance's own chat channel, if it has one."""
         self.store = store
         self.tickets = tickets
         self.channels = {c.name: c for c in channels}
+        self.channel_for = channel_for
 
     def make(self, effect: Effect) -> dict[str, Any] | None:
         """Carry out one effect. Returns references to keep with the prompt, if any."""
@@ -41,6 +44,7 @@ class Effector:
         if effect.kind == "close":
             system.close(ref, note, effect.key)
         elif effect.kind == "escalate":
+            ref.pbx = effect.payload.get("pbx")
             system.escalate(ref, int(effect.payload["level"]), note, effect.key)
         else:
             system.comment(ref, note, effect.key)
@@ -51,10 +55,10 @@ class Effector:
             prompt = s.get(Prompt, prompt_id)
             if prompt is None:
                 raise PermanentError(f"no prompt {prompt_id}")
-            return view(prompt, self.tickets)
+            return view(prompt, self.tickets, self.channel_for(prompt.run.pbx))
 
 
-def view(prompt: Prompt, tickets: Mapping[str, TicketSystem]) -> PromptView:
+def view(prompt: Prompt, tickets: Mapping[str, TicketSystem], channel: str | None = None) -> PromptView:
     """A prompt with its ticket and what the run found so far, for showing to people."""
     ticket = prompt.run.ticket
     ref = ticket_ref(ticket)
@@ -68,4 +72,4 @@ def view(prompt: Prompt, tickets: Mapping[str, TicketSystem]) -> PromptView:
         found=rows(prompt.run), state=prompt.state, answer=prompt.answer,
         answer_label=labels.get(prompt.answer or ""), answer_text=prompt.answer_text,
         answered_by=prompt.answered_by, answered_at=prompt.answered_at, expires_at=prompt.expires_at,
-        channel_refs=dict(prompt.channel_refs))
+        channel_refs=dict(prompt.channel_refs), channel=channel)

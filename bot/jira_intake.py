@@ -36,10 +36,11 @@ def rules(settings: JiraSettings) -> Rules:
                  patterns=settings.patterns)
 
 
-def issue_data(f: IssueFields, settings: JiraSettings) -> dict[str, Any]:
-    """What connbot keeps of an issue's fields (only those present in the payload)."""
+def issue_data(f: IssueFields, settings: JiraSettings, keep: tuple[str, ...] = ()) -> dict[str, Any]:
+    """What connbot keeps of an issue's fields (only those present in the payload); `keep` names
+    custom fields kept as they are (those the PBX routing rules read)."""
     present = f.model_fields_set | set(f.model_extra or {})
-    data: dict[str, Any] = {}
+    data: dict[str, Any] = {name: f.custom(name) for name in keep if name in (f.model_extra or {})}
     if "project" in present and f.project:
         data["project"] = f.project.key or f.project.name or ""
     if "issuetype" in present and f.issuetype:
@@ -67,7 +68,7 @@ def decide(settings: JiraSettings, summary: str, description: str, data: dict[st
         labels=data.get("labels", []), components=data.get("components", [])))
 
 
-def upsert(s: Session, settings: JiraSettings, payload: WebhookPayload) -> Ticket:
+def upsert(s: Session, settings: JiraSettings, payload: WebhookPayload, keep: tuple[str, ...] = ()) -> Ticket:
     """Create or update the ticket from a delivery, unless a newer one was applied already."""
     issue, f = payload.issue, payload.issue.fields
     ticket = s.scalars(select(Ticket).where(Ticket.source == "jira", Ticket.key == issue.key)).first()
@@ -86,7 +87,7 @@ def upsert(s: Session, settings: JiraSettings, payload: WebhookPayload) -> Ticke
     user = scalar(f.custom(settings.user_field)) if settings.user_field else ""
     if user:
         ticket.user_ref = user[:255]
-    data = {**(ticket.fields or {}), **issue_data(f, settings), "jira_timestamp": payload.timestamp}
+    data = {**(ticket.fields or {}), **issue_data(f, settings, keep), "jira_timestamp": payload.timestamp}
     decision = decide(settings, ticket.summary or "", ticket.description or "", data)
     ticket.fields = data
     ticket.matched, ticket.match_reason = decision.matched, decision.reason
@@ -100,7 +101,8 @@ def make_handler(settings: JiraSettings) -> intake.Handler:
     def handle(svc: Services, s: Session, event: Event) -> Ticket | None:
         if event.kind not in HANDLED_EVENTS:
             return None
-        return upsert(s, settings, WebhookPayload.model_validate(event.payload))
+        keep = tuple(svc.fleet.directory.fields) if svc.fleet else ()
+        return upsert(s, settings, WebhookPayload.model_validate(event.payload), keep)
 
     return handle
 

@@ -113,6 +113,8 @@ class Run(Base):
     end_kind: Mapped[str | None] = mapped_column(String(16))
     end_level: Mapped[int | None] = mapped_column()
     end_reason: Mapped[str] = mapped_column(Text, default="")
+    pbx: Mapped[str | None] = mapped_column(String(64))
+    pbx_reason: Mapped[str] = mapped_column(Text, default="")
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[dt.datetime | None] = mapped_column()
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -179,6 +181,28 @@ class Prompt(Base):
     channel_refs: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     run: Mapped[Run] = relationship()
+
+
+class PbxRoute(Base):
+    """A person's answer to "which PBX serves this customer?", remembered for the customer key."""
+
+    __tablename__ = "pbx_routes"
+
+    customer_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    pbx: Mapped[str] = mapped_column(String(64))
+    remembered_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class PbxHealth(Base):
+    """The last `connbot pbx check` of a PBX instance: one entry per check in `detail`."""
+
+    __tablename__ = "pbx_health"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    checked_at: Mapped[dt.datetime] = mapped_column()
+    ok: Mapped[bool] = mapped_column()
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class Effect(Base):

@@ -48,6 +48,7 @@ class PromptView(BaseModel):
     answered_at: dt.datetime | None
     expires_at: dt.datetime
     channel_refs: dict[str, object]
+    channel: str | None = None  # where the run's PBX instance wants its prompts, overriding the default
 
 
 class PromptChannel(abc.ABC):

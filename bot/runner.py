@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot import prompts
+from bot.fleet import routing
 from bot.models import Effect, Event, Prompt, Run, StepResult, Ticket
 from bot.redact import redact
 from integrations.base import ActionInput, AdapterError, NotConfiguredError, TransientError, UnsupportedError
@@ -69,11 +70,17 @@ def start_run(svc: Services, s: Session, ticket: Ticket) -> Run | None:
             s.flush()
     except IntegrityError:
         return None
-    note_effect(s, run, "start", Note(
-        heading="connbot is triaging this ticket",
-        lines=[f"It runs the '{svc.playbook.title}' playbook and writes what it finds here, level by level.",
-               ticket.match_reason] if ticket.match_reason else
-              [f"It runs the '{svc.playbook.title}' playbook and writes what it finds here, level by level."]))
+    lines = [f"It runs the '{svc.playbook.title}' playbook and writes what it finds here, level by level."]
+    lines += [ticket.match_reason] if ticket.match_reason else []
+    found = routing.route(s, svc.fleet.directory, ticket) if svc.fleet else None
+    if found:
+        run.pbx, run.pbx_reason = found.pbx, found.reason
+        lines.append(f"Checked against PBX {found.pbx} ({found.reason}).")
+    elif svc.fleet:
+        lines.append("No PBX is known for this ticket's customer: a person is asked which PBX to check it against.")
+    note_effect(s, run, "start", Note(heading="connbot is triaging this ticket", lines=lines))
+    if svc.fleet and not found:
+        _ask_route(svc, s, run, ticket)
     s.flush()
     svc.queue.advance_after_commit(s, run.id)
     return run
@@ -112,7 +119,8 @@ def _step(svc: Services, run_id: int, owner: str) -> bool:
         pos = Position(run.step or pb.start, run.visits, run.approved)
         if run.state == "waiting":
             return _resume(svc, s, run, pos, owner)
-        plan = engine.plan(pb, pos, svc.registry.available)
+        registry = svc.registry_for(run.pbx)
+        plan = engine.plan(pb, pos, registry.available)
         if isinstance(plan, Execute):
             inp = ActionInput(ticket_key=run.ticket.key, user=run.ticket.user_ref,
                               reporter_email=run.ticket.reporter if "@" in run.ticket.reporter else None,
@@ -124,11 +132,11 @@ def _step(svc: Services, run_id: int, owner: str) -> bool:
         started = svc.clock()
         t0 = time.perf_counter()
         try:
-            res = svc.registry.execute(action, inp)
+            res = registry.execute(action, inp)
             event: engine.Event = engine.Outcome(res.outcome)
             summary, evidence, facts = res.summary, redact(res.evidence), redact(res.facts)
         except (NotConfiguredError, UnsupportedError) as exc:
-            plan = engine.plan(pb, pos, svc.registry.available, reason=str(exc))
+            plan = engine.plan(pb, pos, registry.available, reason=str(exc))
         except AdapterError as exc:
             event, summary, evidence, facts = engine.Failed(str(exc)), f"{action} failed: {exc}", {"error": str(exc)}, {}
         finished = started + dt.timedelta(seconds=time.perf_counter() - t0)
@@ -165,25 +173,42 @@ def _move(run: Run, pos: Position) -> None:
     run.state = "running"
 
 
-def _ask(svc: Services, s: Session, run: Run, plan: Ask) -> None:
+def _new_prompt(svc: Services, run: Run, step: str, kind: str, level: int, title: str, question: str,
+                options: list[tuple[str, str]], text_label: str | None, wait: float) -> Prompt:
     now = svc.clock()
-    wait = svc.playbook.wait_for(plan.step)
-    prompt = Prompt(id=prompts.new_id(), run_id=run.id, seq=len(run.steps) + 1, step=run.step or "",
-                    kind=plan.kind, level=plan.step.level, title=plan.step.title,
-                    question=_question(plan), options=[list(o) for o in plan.options], text_label=plan.text_label,
-                    created_at=now, remind_at=now + dt.timedelta(seconds=wait / 2),
-                    expires_at=now + dt.timedelta(seconds=wait))
+    return Prompt(id=prompts.new_id(), run_id=run.id, seq=len(run.steps) + 1, step=step, kind=kind, level=level,
+                  title=title, question=question, options=[list(o) for o in options], text_label=text_label,
+                  created_at=now, remind_at=now + dt.timedelta(seconds=wait / 2), expires_at=now + dt.timedelta(seconds=wait))
+
+
+def _show(svc: Services, s: Session, run: Run, prompt: Prompt, heading: str, reason: str) -> None:
+    """Store the prompt, make the run wait for it, post it in every channel and note it on the ticket."""
     s.add(prompt)
     run.state = "waiting"
     s.flush()
     for channel in svc.channels:
         add_effect(s, run, f"prompt:{prompt.id}:{channel.name}:post", "prompt.post",
                    {"prompt_id": prompt.id, "channel": channel.name})
-    what = "Approval needed" if plan.kind == "approval" else "Question for a person"
     note_effect(s, run, f"prompt:{prompt.id}:asked", Note(
-        heading=f"{what}: {plan.step.title}",
-        lines=[prompt.question, f"Asked because of {plan.reason}. Answers: " + ", ".join(l for _, l in plan.options) + "."],
+        heading=heading,
+        lines=[prompt.question, f"Asked because of {reason}. Answers: " + ", ".join(l for _, l in prompt.options) + "."],
         next=f"The run waits for an answer until {prompt.expires_at:%Y-%m-%d %H:%M} UTC."))
+
+
+def _ask(svc: Services, s: Session, run: Run, plan: Ask) -> None:
+    prompt = _new_prompt(svc, run, run.step or "", plan.kind, plan.step.level, plan.step.title, _question(plan),
+                         list(plan.options), plan.text_label, svc.playbook.wait_for(plan.step))
+    what = "Approval needed" if plan.kind == "approval" else "Question for a person"
+    _show(svc, s, run, prompt, f"{what}: {plan.step.title}", plan.reason)
+
+
+def _ask_route(svc: Services, s: Session, run: Run, ticket: Ticket) -> None:
+    """Ask which PBX serves the ticket's customer; the run starts once someone answers."""
+    assert svc.fleet is not None
+    directory, step = svc.fleet.directory, routing.RouteStep()
+    prompt = _new_prompt(svc, run, routing.STEP, "route", step.level, step.title, routing.question(directory, ticket),
+                         routing.options(directory, ticket), None, svc.playbook.timeout)
+    _show(svc, s, run, prompt, f"Question for a person: {step.title}", "no routing rule matching a known customer")
 
 
 def _question(plan: Ask) -> str:
@@ -197,6 +222,8 @@ def _resume(svc: Services, s: Session, run: Run, pos: Position, owner: str) -> b
     if prompt is None or prompt.state == "open":
         return False
     _commit_guard(svc, s, run, owner)
+    if prompt.kind == "route":
+        return _resume_route(svc, s, run, prompt)
     step = svc.playbook.steps[pos.step]
     if prompt.state == "answered":
         label = dict((v, l) for v, l in prompt.options).get(prompt.answer or "", prompt.answer)
@@ -220,10 +247,32 @@ def _resume(svc: Services, s: Session, run: Run, pos: Position, owner: str) -> b
         _record(s, run, step, pos.step, prompt.kind if prompt.kind == "approval" else "human", "timed_out", trail, {}, None, prompt.created_at, svc.clock())
         new_pos = engine.follow(svc.playbook, pos, engine.TimedOut())
     _move(run, new_pos)
+    _settle(svc, s, run, prompt, f"{step.title}: {trail}")
+    return True
+
+
+def _settle(svc: Services, s: Session, run: Run, prompt: Prompt, heading: str) -> None:
     for channel in svc.channels:
         add_effect(s, run, f"prompt:{prompt.id}:{channel.name}:settle", "prompt.settle",
                    {"prompt_id": prompt.id, "channel": channel.name})
-    note_effect(s, run, f"prompt:{prompt.id}:settled", Note(heading=f"{step.title}: {trail}"))
+    note_effect(s, run, f"prompt:{prompt.id}:settled", Note(heading=heading))
+
+
+def _resume_route(svc: Services, s: Session, run: Run, prompt: Prompt) -> bool:
+    """A person chose the run's PBX (or no one did in time): the playbook starts."""
+    assert svc.fleet is not None
+    now, step = svc.clock(), routing.RouteStep()
+    if prompt.state == "answered" and prompt.answer and prompt.answered_by:
+        found = routing.answer(s, svc.fleet.directory, run.ticket, prompt.answer, prompt.answered_by, now)
+        run.pbx, run.pbx_reason, outcome = found.pbx, found.reason, found.pbx
+        trail = f"Checked against PBX {found.pbx} ({found.reason} via {prompt.answered_via})."
+    else:
+        run.pbx_reason, outcome = "no PBX was chosen in time: a person does every step", "timed_out"
+        trail = f"No answer within {svc.playbook.timeout / 3600:g} h: no PBX is used, a person does every step."
+    _record(s, run, step, routing.STEP, "human", outcome, trail, {}, prompt.answered_by, prompt.created_at,
+            prompt.answered_at or now)
+    run.state = "running"
+    _settle(svc, s, run, prompt, f"{step.title}: {trail}")
     return True
 
 
@@ -233,7 +282,8 @@ def _escalate(svc: Services, s: Session, run: Run, plan: Escalate, pos: Position
     note_effect(s, run, f"escalate:{plan.level}", Note(
         heading=f"Level {plan.step.level} checks done: escalated to level {plan.level}",
         lines=[plan.step.instructions] if plan.step.instructions else [],
-        rows=rows(run), next=f"connbot goes on with the level {plan.level} checks."), kind="escalate", level=plan.level)
+        rows=rows(run), next=f"connbot goes on with the level {plan.level} checks."), kind="escalate", level=plan.level,
+        pbx=run.pbx)
     _move(run, engine.continue_after(svc.playbook, pos, plan))
 
 
@@ -248,7 +298,8 @@ def _finish(svc: Services, s: Session, run: Run, plan: Finish) -> None:
     else:
         note_effect(s, run, "end", Note(
             heading=f"Escalated to level {plan.level}", lines=[plan.reason], rows=rows(run),
-            next=f"Level {plan.level} takes over from the evidence above."), kind="escalate", level=plan.level)
+            next=f"Level {plan.level} takes over from the evidence above."), kind="escalate", level=plan.level,
+            pbx=run.pbx)
     log.info("run %s ended: %s", run.id, outcome)
 
 

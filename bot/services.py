@@ -10,24 +10,25 @@ from dataclasses import dataclass, field
 from bot import intake
 from bot.desk import DeskTickets
 from bot.effects import Effector
+from bot.fleet.registry import Fleet, configured_directory
 from bot.models import utcnow
 from bot.prompts import PromptChannel
 from bot.queue import Queue
 from bot.settings import Settings, load
 from bot.store import Store
-from integrations.base import Registry
+from integrations.base import Registry, discover
 from integrations.tickets import TicketSystem
 from playbook import loader
 from playbook.models import Playbook
 
 
-def configured_ticket_systems() -> list[TicketSystem]:
+def configured_ticket_systems(fleet: Fleet | None = None) -> list[TicketSystem]:
     """Ticket systems beyond the built-in desk whose settings are present (Jira)."""
     from integrations.jira.settings import JiraSettings
     from integrations.jira.tickets import JiraTickets
 
     jira = load(JiraSettings)
-    return [JiraTickets(jira)] if jira.configured else []
+    return [JiraTickets(jira, by_pbx=fleet.escalations() if fleet else None)] if jira.configured else []
 
 
 def configured_channels() -> list[PromptChannel]:
@@ -59,23 +60,31 @@ class Services:
     channels: Sequence[PromptChannel]
     intake: dict[str, intake.Handler] = field(default_factory=dict)
     clock: Callable[[], dt.datetime] = utcnow
+    fleet: Fleet | None = None
 
     def __post_init__(self) -> None:
-        self.effector = Effector(self.store, self.tickets, self.channels)
+        self.effector = Effector(self.store, self.tickets, self.channels,
+                                 self.fleet.slack_channel if self.fleet else lambda pbx: None)
         self.queue.bind(self)
+
+    def registry_for(self, pbx: str | None) -> Registry:
+        """The adapters a run uses: its PBX instance's when a directory is configured, else the one registry."""
+        return self.fleet.registry(pbx) if self.fleet else self.registry
 
     @classmethod
     def build(cls, settings: Settings, registry: Registry | None = None,
               channels: Sequence[PromptChannel] = (), tickets: Sequence[TicketSystem] = ()) -> Services:
         """Services from settings. Tests pass fakes for the registry, channels and ticket systems."""
+        directory = configured_directory()
+        fleet = Fleet.build(directory, discover()) if directory else None
         store = Store(settings.sqlalchemy_url)
-        registry = registry or Registry.from_environment()
+        registry = registry or (fleet.nowhere if fleet else Registry.from_environment())
         playbook = loader.load(settings.playbook, registry.catalogue)
         systems: dict[str, TicketSystem] = {"desk": DeskTickets(store)}
-        systems.update({t.source: t for t in [*configured_ticket_systems(), *tickets]})
+        systems.update({t.source: t for t in [*configured_ticket_systems(fleet), *tickets]})
         return cls(settings=settings, store=store, queue=Queue(settings.queue_target), playbook=playbook,
                    registry=registry, tickets=systems, channels=[*configured_channels(), *channels],
-                   intake=intake_handlers())
+                   intake=intake_handlers(), fleet=fleet)
 
     def close(self) -> None:
         self.store.dispose()

@@ -18,6 +18,7 @@ def run_dict(run: Run, steps: bool = True) -> dict[str, Any]:
         "id": run.id, "ticket": run.ticket.key, "ticket_source": run.ticket.source, "playbook": run.playbook,
         "state": run.state, "step": run.step, "end": run.end_kind, "end_level": run.end_level,
         "end_reason": run.end_reason, "classification": run.ticket.match_reason,
+        "pbx": run.pbx, "pbx_reason": run.pbx_reason,
         "created_at": run.created_at.isoformat(), "ended_at": run.ended_at.isoformat() if run.ended_at else None,
     }
     if steps:

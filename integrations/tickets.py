@@ -42,6 +42,7 @@ class TicketRef(BaseModel):
     source: str
     key: str
     summary: str = ""
+    pbx: str | None = None  # the PBX instance the ticket was checked against, for per-instance targets
 
 
 class TicketSystem(abc.ABC):

@@ -23,9 +23,12 @@ log = logging.getLogger(__name__)
 class JiraTickets(TicketSystem):
     source = "jira"
 
-    def __init__(self, settings: JiraSettings, client: JiraClient | None = None):
+    def __init__(self, settings: JiraSettings, client: JiraClient | None = None,
+                 by_pbx: dict[str, dict[int, EscalationTarget]] | None = None):
+        """`by_pbx`: escalation targets of PBX instances that override `CONNBOT_JIRA_ESCALATION`."""
         self.settings = settings
         self.client = client or JiraClient(settings)
+        self.by_pbx = by_pbx or {}
 
     def _done(self, key: str, marker: str) -> bool:
         if any(has_marker(body, marker) for body in self.client.comment_bodies(key)):
@@ -57,7 +60,7 @@ class JiraTickets(TicketSystem):
     def escalate(self, ticket: TicketRef, level: int, note: Note, marker: str) -> None:
         if self._done(ticket.key, marker):
             return
-        target = self.settings.escalation.get(level)
+        target = self.by_pbx.get(ticket.pbx or "", {}).get(level) or self.settings.escalation.get(level)
         if target is None:
             log.warning("jira %s: no escalation target for level %s (CONNBOT_JIRA_ESCALATION); commenting only",
                         ticket.key, level)

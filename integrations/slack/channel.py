@@ -40,7 +40,7 @@ class SlackChannel(PromptChannel):
     def post(self, view: PromptView) -> dict[str, object] | None:
         if self.message_of(view):
             return None
-        channel = self.settings.channel_for(view.level)
+        channel = view.channel or self.settings.channel_for(view.level)
         text, body = blocks.prompt_message(view)
         with translated("chat.postMessage"):
             resp = self.poster.chat_postMessage(channel=channel, text=text, blocks=body, unfurl_links=False)

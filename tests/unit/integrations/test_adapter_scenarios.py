@@ -8,7 +8,6 @@ human step or an end stops the walk. The assertion is on the path taken and the 
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +20,7 @@ from integrations.net.adapter import NetAdapter
 from integrations.net.settings import NetSettings
 from integrations.pbx.client import ha1
 from playbook.loader import load
+from tests.fakes.sip import sip_responder
 from wire_fakes import FAST, FakeApp, FakeAri, app_adapter, app_settings, pbx_adapter, sip_settings
 
 ALL = ("app", "pbx", "net", "logs")
@@ -76,26 +76,8 @@ def closed_udp_port() -> int:
 @pytest.fixture
 def healthy_sip() -> Iterator[int]:
     """A SIP stack on loopback UDP that answers every OPTIONS with 401, like Asterisk; yields its port."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(0.05)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                data, addr = sock.recvfrom(65535)
-            except TimeoutError:
-                continue
-            head = [h for h in data.decode("utf-8", "replace").split("\r\n") if h.split(":", 1)[0] in ("Via", "From", "To", "Call-ID", "CSeq")]
-            sock.sendto(("\r\n".join(["SIP/2.0 401 Unauthorized", *head, "Content-Length: 0"]) + "\r\n\r\n").encode(), addr)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield sock.getsockname()[1]
-    stop.set()
-    thread.join(2)
-    sock.close()
+    with sip_responder("401 Unauthorized") as port:
+        yield port
 
 
 def matching_password(app_api: FakeApp) -> None:

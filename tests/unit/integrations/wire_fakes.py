@@ -45,7 +45,7 @@ def tuples_to_dict(tuples: list[dict[str, str]]) -> dict[str, str]:
 class FakeAri:
     """A PBX with PJSIP objects in a writable (or read-only) sorcery backend."""
 
-    def __init__(self, rsps: responses.RequestsMock, password: str = "s3cret-pw", ari_password: str = "ari-pw"):
+    def __init__(self, rsps: responses.RequestsMock, password: str = "s3cret-pw", ari_password: str = "ari-pw", url: str = ARI):
         self.password = ari_password
         self.objects: dict[str, dict[str, dict[str, str]]] = {
             "endpoint": {"1001": tuples_to_dict(fixture("pbx", "endpoint_1001.json"))},
@@ -59,8 +59,8 @@ class FakeAri:
         self.down = False
         self.broken: dict[str, Any] = {}  # path substring -> (status, body) to answer instead
         self.puts: list[tuple[str, str, dict[str, str]]] = []
-        rsps.add_callback(responses.GET, re.compile(re.escape(ARI) + r"/ari/.*"), callback=self._handle)
-        rsps.add_callback(responses.PUT, re.compile(re.escape(ARI) + r"/ari/.*"), callback=self._handle)
+        rsps.add_callback(responses.GET, re.compile(re.escape(url) + r"/ari/.*"), callback=self._handle)
+        rsps.add_callback(responses.PUT, re.compile(re.escape(url) + r"/ari/.*"), callback=self._handle)
 
     @staticmethod
     def _err(status: int, message: str) -> tuple[int, dict[str, str], str]:
@@ -113,8 +113,9 @@ REGISTERED = {"status": "succeeded", "result": {"registration_state": "registere
 class FakeApp:
     """An App Management API v1 backend with one device of user 1001."""
 
-    def __init__(self, rsps: responses.RequestsMock):
+    def __init__(self, rsps: responses.RequestsMock, url: str = APP, token: str = "app-token"):
         self.rsps = rsps
+        self.url, self.token = url, token
         self.devices = fixture("app", "devices.json")
         self.capabilities = fixture("app", "capabilities.json")
         self.status = fixture("app", "status_failed.json")
@@ -130,7 +131,7 @@ class FakeApp:
         self.log_pages: list[list[str]] = []
         self.patches: list[dict[str, Any]] = []
         for method in (responses.GET, responses.POST, responses.PATCH):
-            rsps.add_callback(method, re.compile(re.escape(APP) + r"/v1/.*"), callback=self._handle)
+            rsps.add_callback(method, re.compile(re.escape(url) + r"/v1/.*"), callback=self._handle)
 
     @staticmethod
     def _err(status: int, code: str, message: str) -> tuple[int, dict[str, str], str]:
@@ -146,7 +147,7 @@ class FakeApp:
         return {"action_id": aid, "status": "accepted", "poll": f"/v1/actions/{aid}"}
 
     def _handle(self, req: requests.PreparedRequest) -> Any:
-        if req.headers.get("Authorization") != "Bearer app-token":
+        if req.headers.get("Authorization") != f"Bearer {self.token}":
             return self._err(401, "unauthorized", "bad token")
         path = req.path_url.split("?")[0].removeprefix("/v1")
         if path.startswith("/users/"):
@@ -197,10 +198,10 @@ class FakeApp:
     def validate(self) -> None:
         """Every exchange with the backend conforms to the published contract."""
         spec = yaml.safe_load(CONTRACT.read_text(encoding="utf-8"))
-        spec["servers"] = [{"url": APP}]  # the published spec names an example host
+        spec["servers"] = [{"url": self.url}]  # the published spec names an example host
         api = OpenAPI.from_dict(spec)
         for call in self.rsps.calls:
-            if not call.request.url.startswith(APP):
+            if not call.request.url.startswith(self.url):
                 continue
             request = RequestsOpenAPIRequest(call.request)
             api.validate_request(request)
