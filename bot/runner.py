@@ -18,11 +18,11 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot import prompts
+from bot import identify, prompts
 from bot.fleet import routing
 from bot.models import Effect, Event, Prompt, Run, StepResult, Ticket
 from bot.redact import redact
-from integrations.base import ActionInput, AdapterError, NotConfiguredError, TransientError, UnsupportedError
+from integrations.base import ActionInput, AdapterError, Registry, NotConfiguredError, TransientError, UnsupportedError
 from integrations.tickets import Note, StepRow, TicketRef
 from playbook import engine
 from playbook.engine import Ask, Escalate, Execute, Finish, Position
@@ -120,13 +120,17 @@ def _step(svc: Services, run_id: int, owner: str) -> bool:
         if run.state == "waiting":
             return _resume(svc, s, run, pos, owner)
         registry = svc.registry_for(run.pbx)
+        lookup = ActionInput(ticket_key=run.ticket.key, reporter_email=identify.email(run.ticket)) \
+            if identify.needed(run) else None
         plan = engine.plan(pb, pos, registry.available)
         if isinstance(plan, Execute):
             inp = ActionInput(ticket_key=run.ticket.key, user=run.ticket.user_ref,
-                              reporter_email=run.ticket.reporter if "@" in run.ticket.reporter else None,
-                              facts=dict(run.facts), params=dict(plan.step.params))
+                              reporter_email=identify.email(run.ticket), facts=dict(run.facts),
+                              params=dict(plan.step.params))
             action = plan.step.action
             assert action is not None
+    if lookup is not None:
+        return _identify(svc, run_id, owner, registry, lookup)
     # The action runs outside any transaction: it may take a while.
     if isinstance(plan, Execute):
         started = svc.clock()
@@ -157,6 +161,52 @@ def _step(svc: Services, run_id: int, owner: str) -> bool:
         else:
             _finish(svc, s, run, plan)
             return False
+    return True
+
+
+def _identify(svc: Services, run_id: int, owner: str, registry: Registry, lookup: ActionInput) -> bool:
+    """Find the ticket's user by the reporter's e-mail, else ask a person. True if the run may go on."""
+    started, res, why = svc.clock(), None, "the ticket names no user and no reporter e-mail"
+    if lookup.reporter_email and registry.available(identify.ACTION):
+        try:
+            res = registry.execute(identify.ACTION, lookup)
+        except AdapterError as exc:
+            why = f"the look-up by e-mail failed: {exc}"
+    elif lookup.reporter_email:
+        why = f"no adapter is configured for {identify.ACTION}"
+    step = identify.IdentifyStep()
+    with svc.store.tx() as s:
+        run = s.get(Run, run_id)
+        assert run is not None
+        _commit_guard(svc, s, run, owner)
+        if res is not None:
+            _record(s, run, step, identify.STEP, "auto", res.outcome, res.summary, redact(res.evidence), None,
+                    started, svc.clock())
+            if res.outcome == "found":
+                run.ticket.user_ref = str(res.facts["user"])
+                return True
+            why = "the app backend does not know the reporter's e-mail"
+        prompt = _new_prompt(svc, run, identify.STEP, "identify", step.level, step.title, identify.QUESTION,
+                             identify.OPTIONS, identify.TEXT_LABEL, svc.playbook.timeout)
+        _show(svc, s, run, prompt, f"Question for a person: {step.title}", why)
+    return False
+
+
+def _resume_identify(svc: Services, s: Session, run: Run, prompt: Prompt) -> bool:
+    """A person named the ticket's user, or nobody could: the playbook starts either way."""
+    user = identify.accept(prompt.answer_text) if prompt.state == "answered" and prompt.answer == identify.GIVEN else None
+    if user:
+        run.ticket.user_ref = user
+        outcome, trail = identify.GIVEN, f"{prompt.answered_by} named the user: {user}."
+    else:
+        run.facts = {**run.facts, "identify_done": True}
+        outcome = identify.UNKNOWN if prompt.state == "answered" else "timed_out"
+        trail = ("Nobody named the user" + (f" ({prompt.answered_by})" if prompt.answered_by else " in time")
+                 + ": the steps that need the user fail or ask a person.")
+    _record(s, run, identify.IdentifyStep(), identify.STEP, "human", outcome, trail, {}, prompt.answered_by,
+            prompt.created_at, prompt.answered_at or svc.clock())
+    run.state = "running"
+    _settle(svc, s, run, prompt, f"{identify.IdentifyStep().title}: {trail}")
     return True
 
 
@@ -224,6 +274,8 @@ def _resume(svc: Services, s: Session, run: Run, pos: Position, owner: str) -> b
     _commit_guard(svc, s, run, owner)
     if prompt.kind == "route":
         return _resume_route(svc, s, run, prompt)
+    if prompt.kind == "identify":
+        return _resume_identify(svc, s, run, prompt)
     step = svc.playbook.steps[pos.step]
     if prompt.state == "answered":
         label = dict((v, l) for v, l in prompt.options).get(prompt.answer or "", prompt.answer)

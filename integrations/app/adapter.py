@@ -50,6 +50,22 @@ class AppAdapter(Adapter):
         return str(self.client.find_device(inp.user, known)["device_id"])
 
     # -- actions
+    @action(m.FindUserOutcome)
+    def find_user(self, inp: ActionInput) -> ActionResult:
+        """Who the ticket is about, looked up by the reporter's e-mail."""
+        if not inp.reporter_email:
+            raise PermanentError("the ticket names no reporter e-mail to look the user up by")
+        users = self.client.users_by_email(inp.reporter_email)
+        if len(users) != 1:
+            why = "knows no user" if not users else f"knows {len(users)} users"
+            return result(m.FindUserOutcome.NOT_FOUND, f"The app backend {why} with the e-mail {inp.reporter_email}.",
+                          email=inp.reporter_email, matches=len(users))
+        user = str(users[0]["user_ref"])
+        res = result(m.FindUserOutcome.FOUND, f"The app backend knows {inp.reporter_email} as user {user}.",
+                     email=inp.reporter_email, user=user)
+        res.facts["user"] = user
+        return res
+
     @action(m.StatusOutcome)
     def get_status(self, inp: ActionInput) -> ActionResult:
         """The registration state of the user's app."""

@@ -89,6 +89,12 @@ class AppClient:
         http.raise_for_status(resp)
         raise AdapterError(text, resp.status_code)  # pragma: no cover - raise_for_status raised
 
+    def users_by_email(self, email: str) -> list[dict[str, Any]]:
+        users = _obj(self._call("GET", "/users", params={"email": email}), "users").get("users")
+        if not isinstance(users, list):
+            raise PermanentError("app API users: no `users` list in the answer")
+        return [u for u in users if isinstance(u, dict) and u.get("user_ref")]
+
     def devices(self, user: str) -> list[dict[str, Any]]:
         data = _obj(self._call("GET", f"/users/{quote(user, safe='')}/devices"), "devices")
         devices = data.get("devices")

@@ -5,6 +5,11 @@ from __future__ import annotations
 from enum import StrEnum
 
 
+class FindUserOutcome(StrEnum):
+    FOUND = "found"
+    NOT_FOUND = "not_found"
+
+
 class StatusOutcome(StrEnum):
     REGISTERED = "registered"
     REGISTERING = "registering"

@@ -9,7 +9,7 @@ from integrations.base import ActionInput, ActionResult, ActionSpec, Adapter, Ad
 
 
 class ScriptedAdapter(Adapter):
-    """Answers `script[action]` outcomes in turn; an `AdapterError` in the list is raised instead."""
+    """Answers `script[action]` outcomes in turn; an `ActionResult` is answered as it is, an `AdapterError` raised."""
 
     name = "scripted"
 
@@ -30,6 +30,8 @@ class ScriptedAdapter(Adapter):
         answer = answers.pop(0)
         if isinstance(answer, AdapterError):
             raise answer
+        if isinstance(answer, ActionResult):
+            return answer
         return ActionResult(outcome=answer, summary=f"{spec.name} found {answer}", evidence={"seen": answer})
 
 

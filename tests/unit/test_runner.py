@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from bot import intake, prompts, runner
 from bot.models import Comment, Effect, Prompt, Run, Ticket
-from integrations.base import PermanentError, UnsupportedError
+from integrations.base import ActionResult, PermanentError, UnsupportedError
 from tests.fakes.adapters import scripted_registry
 
 L1_TO_ACCOUNT = {"app.get_status": ["failed"], "app.reconnect": ["still_failing"], "app.get_last_error": ["found"],
@@ -181,7 +181,7 @@ def test_effects_are_made_once_even_when_flushed_again(make_services):
 def test_a_run_held_by_another_worker_is_left_alone_until_its_lease_expires(make_services, settings):
     svc = make_services(registry=scripted_registry({"app.get_status": ["failed"], "app.reconnect": ["reconnected"]}))
     with svc.store.tx() as s:
-        ticket = Ticket(source="desk", key="DESK-9", summary="x", matched=True)
+        ticket = Ticket(source="desk", key="DESK-9", summary="x", user_ref="1001", matched=True)
         s.add(ticket)
         s.flush()
         run = runner.start_run(svc, s, ticket)
@@ -220,3 +220,42 @@ def test_prompts_approvals_and_escalation_work_the_same_on_every_backend(backend
     assert run.end_kind == "close" and ticket.status == "closed" and ticket.level == 2
     assert [s for s, _ in steps][-3:] == ["read_client_logs", "act_on_logs", "close_logs_fixed"]
     assert len(comments) == len(set(comments))
+
+
+def test_a_ticket_without_its_user_finds_it_by_the_reporters_email(make_services):
+    found = ActionResult(outcome="found", summary="The app backend knows alice@example.com as user 1001.",
+                         facts={"user": "1001"})
+    svc = make_services(registry=scripted_registry({"app.find_user": [found], "app.get_status": ["failed"],
+                                                    "app.reconnect": ["reconnected"]}))
+    _, run_id = intake.file_desk_ticket(svc, "Alice can't connect", "", "alice@example.com", None)
+    svc.queue.run_pending()
+    run, steps, _, ticket = load(svc, run_id)
+    assert ticket.user_ref == "1001" and steps[0] == ("identify_user", "found") and run.end_kind == "close"
+    assert svc.registry.adapters["app"].calls[1][1].user == "1001"
+
+
+def test_a_person_names_the_user_when_nobody_else_can(make_services):
+    svc = make_services(registry=scripted_registry({"app.find_user": ["not_found"], "app.get_status": ["failed"],
+                                                    "app.reconnect": ["reconnected"]}, systems=("app",)))
+    _, run_id = intake.file_desk_ticket(svc, "Someone can't connect", "", "help@example.com", None)
+    svc.queue.run_pending()
+    prompt = open_prompt(svc, run_id)
+    assert prompt.kind == "identify" and prompt.text_label == "The user's extension or SIP username"
+    assert "does not know the reporter's e-mail" in load(svc, run_id)[2][-1]
+    assert answer(svc, prompt.id, "given", text=" 1042 \n")
+    run, steps, comments, ticket = load(svc, run_id)
+    assert ticket.user_ref == "1042" and steps[1] == ("identify_user", "given") and run.end_kind == "close"
+    assert [call[1].user for call in svc.registry.adapters["app"].calls[1:]] == ["1042", "1042"]
+
+
+def test_when_nobody_knows_the_user_the_playbook_runs_anyway_and_asks_once(make_services):
+    svc = make_services(registry=scripted_registry({}, systems=()))
+    _, run_id = intake.file_desk_ticket(svc, "Someone can't connect", "", "", None)
+    svc.queue.run_pending()
+    prompt = open_prompt(svc, run_id)
+    assert prompt.kind == "identify"
+    assert "the ticket names no user and no reporter e-mail" in load(svc, run_id)[2][-1]
+    assert answer(svc, prompt.id, "unknown")
+    assert open_prompt(svc, run_id).step == "check_status"
+    assert answer(svc, open_prompt(svc, run_id).id, "registered")
+    assert open_prompt(svc, run_id).step == "force_reconnect"

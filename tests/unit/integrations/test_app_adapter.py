@@ -14,6 +14,18 @@ from integrations.base import NotConfiguredError, PermanentError, TransientError
 from wire_fakes import FakeApp, app_adapter, inp
 
 
+def test_find_user_by_the_reporters_email(app_api: FakeApp) -> None:
+    res = app_adapter().find_user(inp(user=None).model_copy(update={"reporter_email": "jane@example.com"}))
+    assert res.outcome == "found" and res.facts["user"] == "1001" and "jane@example.com as user 1001" in res.summary
+
+
+def test_find_user_unknown_or_ambiguous_email(app_api: FakeApp) -> None:
+    assert app_adapter().find_user(inp(user=None).model_copy(update={"reporter_email": "x@example.com"})).outcome == "not_found"
+    app_api.users.append({"user_ref": "1002", "email": "jane@example.com"})
+    res = app_adapter().find_user(inp(user=None).model_copy(update={"reporter_email": "jane@example.com"}))
+    assert res.outcome == "not_found" and "knows 2 users" in res.summary and "user" not in res.facts
+
+
 def test_get_status_finds_the_device_and_reports_the_failure(app_api: FakeApp) -> None:
     res = app_adapter().get_status(inp())
     assert res.outcome == "failed" and res.facts["device_id"] == "dsk-7f3a"

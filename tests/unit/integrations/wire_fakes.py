@@ -130,6 +130,7 @@ class FakeApp:
         self.heal_when: Callable[[], bool] = lambda: False
         self.log_pages: list[list[str]] = []
         self.patches: list[dict[str, Any]] = []
+        self.users = [{"user_ref": "1001", "email": "jane@example.com", "display_name": "Jane"}]
         for method in (responses.GET, responses.POST, responses.PATCH):
             rsps.add_callback(method, re.compile(re.escape(url) + r"/v1/.*"), callback=self._handle)
 
@@ -150,6 +151,9 @@ class FakeApp:
         if req.headers.get("Authorization") != f"Bearer {self.token}":
             return self._err(401, "unauthorized", "bad token")
         path = req.path_url.split("?")[0].removeprefix("/v1")
+        if path == "/users":
+            email = dict(p.split("=", 1) for p in req.path_url.split("?", 1)[1].split("&")).get("email", "")
+            return self._ok({"users": [u for u in self.users if u["email"] == email.replace("%40", "@")]})
         if path.startswith("/users/"):
             user = path.split("/")[2]
             return self._ok(self.devices if user == "1001" else {"devices": []})
