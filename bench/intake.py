@@ -24,7 +24,7 @@ from bench.common import BIN, ROOT, Backend, backend, count_rows, env_with, guni
 SECRET = "bench-webhook-secret"
 FIXTURE = ROOT / "tests" / "fixtures" / "jira" / "cloud_issue_created.json"
 POOL = 256
-WRK_SECONDS, WARMUP_SECONDS, RATE, RATE_SECONDS = 10, 2, 200, 10
+WRK_SECONDS, WARMUP_SECONDS, RATE, RATE_SECONDS = 8, 2, 200, 10
 CLICKS, CLICK_RATE = 200, 20
 
 

@@ -97,7 +97,9 @@ def throughput(kind: str, n_workers: int, workdir: Path) -> dict[str, Any]:
             "seconds": round(elapsed, 2), "runs_per_s": round(TICKETS / elapsed, 1),
             "runs_per_s_per_worker": round(TICKETS / elapsed / n_workers, 1),
             "adapter_calls": sum(t["adapter_calls"] for t in tallies),
-            "overhead_ms_per_step": round((task_s - adapter_s) / steps * 1000, 2)}
+            "overhead_ms_per_step": round((task_s - adapter_s) / steps * 1000, 2),
+            "statements_per_step": round(sum(t["statements"] for t in tallies) / steps, 1),
+            "commits_per_step": round(sum(t["commits"] for t in tallies) / steps, 1)}
 
 
 def rss_kb(pid: int) -> int:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from huey import signals
+from sqlalchemy import event
 
 from bot.services import Services
 from bot.settings import load_settings
@@ -28,13 +29,21 @@ class Tally:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.started: dict[int, float] = {}
-        self.tasks = self.adapter_calls = 0
+        self.tasks = self.adapter_calls = self.statements = self.commits = 0
         self.task_seconds = self.adapter_seconds = 0.0
 
     def adapter(self, seconds: float) -> None:
         with self.lock:
             self.adapter_calls += 1
             self.adapter_seconds += seconds
+
+    def statement(self, *_: Any) -> None:
+        with self.lock:
+            self.statements += 1
+
+    def commit(self, *_: Any) -> None:
+        with self.lock:
+            self.commits += 1
 
     def begin(self) -> None:
         self.started[threading.get_ident()] = time.perf_counter()
@@ -47,7 +56,8 @@ class Tally:
 
     def dump(self, path: Path) -> None:
         with self.lock:
-            data = {"tasks": self.tasks, "task_seconds": self.task_seconds,
+            data = {"tasks": self.tasks, "task_seconds": self.task_seconds, "statements": self.statements,
+                    "commits": self.commits,
                     "adapter_calls": self.adapter_calls, "adapter_seconds": self.adapter_seconds}
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data))
@@ -85,6 +95,8 @@ def main() -> None:
     settings = load_settings()
     services = Services.build(settings, registry=registry)
     huey = services.queue.huey
+    event.listen(services.store.engine, "before_cursor_execute", tally.statement)
+    event.listen(services.store.engine, "commit", tally.commit)
     huey.signal(signals.SIGNAL_EXECUTING)(lambda *_: tally.begin())
     huey.signal(signals.SIGNAL_COMPLETE, signals.SIGNAL_ERROR)(lambda *_: tally.end())
     stats, go = Path(os.environ["BENCH_STATS"]), Path(os.environ["BENCH_GO"])
