@@ -1,0 +1,211 @@
+"""Items 1 and 5: webhook intake against gunicorn serving connbot and a bare Flask endpoint, and the
+Slack acknowledgement time while the intake load runs.
+
+Load comes from other processes: `wrk` (closed loop, as fast as the server answers) with a pool of
+pre-signed bodies, and `bench.loadgen` (open loop at a fixed rate). Every 2xx must be a stored event.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bench.common import BIN, ROOT, Backend, backend, count_rows, env_with, gunicorn, upgrade
+
+SECRET = "bench-webhook-secret"
+FIXTURE = ROOT / "tests" / "fixtures" / "jira" / "cloud_issue_created.json"
+POOL = 256
+WRK_SECONDS, WARMUP_SECONDS, RATE, RATE_SECONDS = 8, 2, 200, 10
+CLICKS, CLICK_RATE = 200, 20
+
+
+def ensure_wrk() -> str:
+    """wrk from Debian, installed here when missing and we are root."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        raise SystemExit("bench: wrk is missing; install the Debian package 'wrk' (apt-get install wrk)")
+    subprocess.run(["apt-get", "update", "-qq"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, stdout=subprocess.DEVNULL)
+    return shutil.which("wrk") or "wrk"
+
+
+def signed_bodies(n: int) -> list[tuple[str, str]]:
+    """`n` distinct jira:issue_created bodies (issue keys VOIP-1000...) with their X-Hub-Signature."""
+    from tests.fakes.jira import sign
+
+    base = json.loads(FIXTURE.read_text())
+    out = []
+    for i in range(n):
+        data = json.loads(json.dumps(base))
+        data["issue"]["key"], data["issue"]["id"] = f"VOIP-{1000 + i}", str(20000 + i)
+        data["timestamp"] = 1700000000000 + i
+        body = json.dumps(data)
+        out.append((body, sign(body.encode(), SECRET)))
+    return out
+
+
+def write_pool(path: Path, bodies: list[tuple[str, str]]) -> None:
+    def lua(s: str) -> str:
+        level = "=" * 4
+        assert f"]{level}]" not in s
+        return f"[{level}[{s}]{level}]"
+
+    path.write_text("return {\n" + ",\n".join(f"{{{lua(b)}, {lua(sig)}}}" for b, sig in bodies) + "\n}\n")
+
+
+def wrk(base: str, seconds: float, tag: str, pool: Path, connections: int = 16) -> dict[str, Any]:
+    """Closed-loop load on POST /webhooks/jira for `seconds`; wrk's own summary as a dict."""
+    out = subprocess.run([ensure_wrk(), "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
+                          "-s", str(Path(__file__).with_name("intake.lua")), base],
+                         env={**os.environ, "BENCH_POOL": str(pool), "BENCH_TAG": tag},
+                         capture_output=True, text=True, check=True).stdout
+    match = re.search(r"^BENCH (\{.*\})$", out, re.M)
+    if not match:
+        raise RuntimeError(f"wrk printed no summary:\n{out}")
+    result: dict[str, Any] = json.loads(match.group(1))
+    result["rps"] = round(result["requests"] / result["seconds"], 1)
+    return result
+
+
+def fixed_rate(base: str, requests: list[dict[str, Any]], rate: float, workdir: Path) -> dict[str, Any]:
+    """Open-loop load from `bench.loadgen` in its own process."""
+    path = workdir / f"requests-{time.monotonic_ns()}.json"
+    path.write_text(json.dumps(requests))
+    out = subprocess.run([str(BIN / "python"), "-m", "bench.loadgen", str(path), str(rate), base],
+                         cwd=ROOT, env=env_with(), capture_output=True, text=True, check=True).stdout
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def jira_requests(bodies: list[tuple[str, str]], n: int, tag: str) -> list[dict[str, Any]]:
+    return [{"path": "/webhooks/jira", "body": bodies[i % len(bodies)][0],
+             "headers": {"Content-Type": "application/json", "X-Hub-Signature": bodies[i % len(bodies)][1],
+                         "X-Atlassian-Webhook-Identifier": f"{tag}-{i}"}} for i in range(n)]
+
+
+def measure(base: str, name: str, pool: Path, bodies: list[tuple[str, str]], workdir: Path) -> dict[str, Any]:
+    """Warm up, then the closed-loop maximum and the open-loop fixed rate. `ok` counts every 2xx sent."""
+    warm = wrk(base, WARMUP_SECONDS, f"{name}-warm", pool)
+    peak = wrk(base, WRK_SECONDS, f"{name}-peak", pool)
+    steady = fixed_rate(base, jira_requests(bodies, RATE * RATE_SECONDS, f"{name}-rate"), RATE, workdir)
+    return {"peak": peak, "steady": steady, "ok": warm["ok"] + peak["ok"] + steady["ok"],
+            "errors": warm["bad"] + peak["bad"] + peak["socket_errors"] + steady["sent"] - steady["ok"]}
+
+
+def intake(kind: str, workdir: Path) -> dict[str, Any]:
+    """Item 1 on one backend: connbot and the bare endpoint, each on the Procfile's gunicorn settings."""
+    bodies = signed_bodies(POOL)
+    pool = workdir / "pool.lua"
+    write_pool(pool, bodies)
+    with backend(kind, workdir) as be:
+        env = env_with(be.env, {"CONNBOT_JIRA_WEBHOOK_SECRET": SECRET})
+        upgrade(env)
+        with gunicorn("bot.app:create_app()", env, workdir / f"gunicorn-{kind}.log") as base:
+            connbot = measure(base, f"connbot-{kind}", pool, bodies, workdir)
+        stored = count_rows(be.url, "SELECT count(*) FROM events WHERE source = 'jira'")
+        queued = queue_depth(be)
+    with gunicorn("bench.bare:create_app()", env_with(), workdir / "gunicorn-bare.log") as base:
+        bare = measure(base, f"bare-{kind}", pool, bodies, workdir)
+    return {"backend": kind, "connbot": connbot, "bare": bare, "stored": stored, "queued": queued,
+            "ratio": round(connbot["peak"]["rps"] / bare["peak"]["rps"], 3)}
+
+
+def queue_depth(be: Backend) -> int:
+    from bot.queue import make_huey
+    from bot.settings import Settings
+
+    settings = Settings(**{k.removeprefix("CONNBOT_").lower(): v for k, v in be.env.items()})
+    return int(make_huey(settings.queue_target).pending_count())
+
+
+@contextmanager
+def environ(env: dict[str, str]) -> Iterator[None]:
+    """This process's CONNBOT_* environment replaced by `env` for a while (to build Services here)."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def open_prompts(n: int) -> list[tuple[str, str]]:
+    """File `n` desk tickets with no adapters configured, so each run asks its first step in Slack.
+    Returns (prompt id, first option) pairs."""
+    from sqlalchemy import select
+
+    from bot import intake as bot_intake
+    from bot.models import Prompt
+    from bot.services import Services
+    from bot.settings import load_settings
+
+    svc = Services.build(load_settings())
+    try:
+        for i in range(n):
+            bot_intake.file_desk_ticket(svc, f"Ann {i} can't connect", "", "ann@example.com", str(1000 + i))
+        svc.queue.run_pending()
+        with svc.store.tx() as s:
+            prompts = s.scalars(select(Prompt).where(Prompt.state == "open")).all()
+            return [(p.id, p.options[0][0]) for p in prompts if p.channel_refs.get("slack")]
+    finally:
+        svc.close()
+
+
+def slack_ack(kind: str, workdir: Path) -> dict[str, Any]:
+    """Item 5 on one backend: signed block_actions clicks at a fixed rate while wrk loads the intake."""
+    from tests.fakes.slack_api import BOT_TOKEN, CHANNEL, SIGNING_SECRET, SlackApiStub, click, form, signed
+
+    bodies = signed_bodies(POOL)
+    pool = workdir / "pool.lua"
+    write_pool(pool, bodies)
+    stub = SlackApiStub().start()
+    try:
+        with backend(kind, workdir) as be:
+            env = env_with(be.env, {"CONNBOT_JIRA_WEBHOOK_SECRET": SECRET, "CONNBOT_SLACK_BOT_TOKEN": BOT_TOKEN,
+                                    "CONNBOT_SLACK_SIGNING_SECRET": SIGNING_SECRET, "CONNBOT_SLACK_CHANNEL": CHANNEL,
+                                    "CONNBOT_SLACK_API_URL": stub.url})
+            upgrade(env)
+            with environ(env):
+                prompts = open_prompts(CLICKS)
+            with gunicorn("bot.app:create_app()", env, workdir / f"gunicorn-slack-{kind}.log") as base:
+                load = subprocess.Popen([ensure_wrk(), "-t1", "-c16", f"-d{CLICKS / CLICK_RATE + 4:.0f}s",
+                                         "-s", str(Path(__file__).with_name("intake.lua")), base],
+                                        env={**os.environ, "BENCH_POOL": str(pool), "BENCH_TAG": f"slack-{kind}"},
+                                        stdout=subprocess.PIPE, text=True)
+                time.sleep(2)  # the intake load is at full speed before the first click
+                requests = []
+                for n, (prompt_id, choice) in enumerate(prompts):
+                    body = form(click(prompt_id, f"connbot_answer:{choice}", action_ts=f"{time.time():.6f}.{n}"))
+                    requests.append({"path": "/slack/events", "body": body, "headers": signed(body)})
+                acks = fixed_rate(base, requests, CLICK_RATE, workdir)
+                out, _ = load.communicate(timeout=60)
+                time.sleep(1)  # the last lazy listeners store their answers
+            answered = count_rows(be.url, "SELECT count(*) FROM prompts WHERE state = 'answered'")
+        match = re.search(r"^BENCH (\{.*\})$", out, re.M)
+        intake_load = json.loads(match.group(1)) if match else {}
+        intake_load["rps"] = round(intake_load.get("requests", 0) / max(intake_load.get("seconds", 1), 1e-9), 1)
+        return {"backend": kind, "acks": acks, "prompts": len(prompts), "answered": answered, "intake": intake_load}
+    finally:
+        stub.stop()
+
+
+if __name__ == "__main__":
+    import sys
+
+    with tempfile.TemporaryDirectory(prefix="connbot-bench-") as tmp:
+        what = sys.argv[1] if len(sys.argv) > 1 else "intake"
+        kind = sys.argv[2] if len(sys.argv) > 2 else "sqlite"
+        fn = intake if what == "intake" else slack_ack
+        print(json.dumps(fn(kind, Path(tmp)), indent=1))

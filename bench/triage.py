@@ -1,0 +1,140 @@
+"""Items 2 and 3: triage throughput with 1, 2 and 4 worker processes whose adapters take 20 ms a
+call, the engine's own time per step, and a worker's memory after 100 and 10,000 runs."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bench.common import BIN, ROOT, Backend, backend, count_rows, env_with, upgrade
+
+# Five automated steps, then closed: status, reconnect, error, config (wrong port), fix.
+LONG = {"app.get_status": "failed", "app.reconnect": "still_failing", "app.get_last_error": "found",
+        "app.check_config": "wrong_port", "app.fix_config": "fixed_connected"}
+# Two automated steps, then closed: the shortest run (for the memory benchmark).
+SHORT = {"app.get_status": "failed", "app.reconnect": "reconnected"}
+TICKETS, DELAY, WORKERS = 1000, 0.020, (1, 2, 4)
+DONE_SQL = "SELECT count(*) FROM runs WHERE state IN ('ended', 'waiting')"
+
+
+def file_tickets(env: dict[str, str], n: int, first: int = 0) -> None:
+    """File `n` desk tickets in this process (each enqueues its run), as a burst would arrive."""
+    from bench.intake import environ
+    from bot import intake
+    from bot.services import Services
+    from bot.settings import load_settings
+
+    with environ(env):
+        svc = Services.build(load_settings())
+    try:
+        for i in range(first, first + n):
+            intake.file_desk_ticket(svc, f"User {i} can't connect", "", "user@example.com", str(1000 + i))
+    finally:
+        svc.close()
+
+
+@contextmanager
+def workers(n: int, env: dict[str, str], script: dict[str, str], delay: float, workdir: Path
+            ) -> Iterator[tuple[list[subprocess.Popen[bytes]], list[Path], Path]]:
+    """`n` bench workers, built and waiting; touch the yielded go file to let them take work."""
+    go = workdir / f"go-{time.monotonic_ns()}"
+    stats = [workdir / f"stats-{go.name}-{i}.json" for i in range(n)]
+    procs = [subprocess.Popen([str(BIN / "python"), "-m", "bench.worker"], cwd=ROOT,
+                              env={**env, "BENCH_SCRIPT": json.dumps(script), "BENCH_DELAY": str(delay),
+                                   "BENCH_GO": str(go), "BENCH_STATS": str(path)},
+                              stdout=subprocess.DEVNULL, stderr=open(workdir / "worker.log", "ab"))
+             for path in stats]
+    try:
+        deadline = time.monotonic() + 60
+        while not all(p.exists() for p in stats):
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                raise RuntimeError(f"bench workers did not start; see {workdir / 'worker.log'}")
+            time.sleep(0.05)
+        yield procs, stats, go
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def wait_done(be: Backend, n: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while count_rows(be.url, DONE_SQL) < n:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"runs not done within {timeout} s")
+        time.sleep(0.05)
+
+
+def throughput(kind: str, n_workers: int, workdir: Path) -> dict[str, Any]:
+    """1,000 tickets filed at once, then `n_workers` workers let go; time until every run ended or asks."""
+    with backend(kind, workdir) as be:
+        env = env_with(be.env)
+        upgrade(env)
+        file_tickets(env, TICKETS)
+        with workers(n_workers, env, LONG, DELAY, workdir) as (_, stats, go):
+            t0 = time.perf_counter()
+            go.touch()
+            wait_done(be, TICKETS, 300)
+            elapsed = time.perf_counter() - t0
+            time.sleep(0.5)  # the workers' last tallies
+            tallies = [json.loads(p.read_text()) for p in stats]
+        steps = count_rows(be.url, "SELECT count(*) FROM step_results")
+        ended = count_rows(be.url, "SELECT count(*) FROM runs WHERE state = 'ended'")
+    task_s = sum(t["task_seconds"] for t in tallies)
+    adapter_s = sum(t["adapter_seconds"] for t in tallies)
+    return {"backend": kind, "workers": n_workers, "runs": TICKETS, "ended": ended, "steps": steps,
+            "seconds": round(elapsed, 2), "runs_per_s": round(TICKETS / elapsed, 1),
+            "runs_per_s_per_worker": round(TICKETS / elapsed / n_workers, 1),
+            "adapter_calls": sum(t["adapter_calls"] for t in tallies),
+            "overhead_ms_per_step": round((task_s - adapter_s) / steps * 1000, 2),
+            "statements_per_step": round(sum(t["statements"] for t in tallies) / steps, 1),
+            "commits_per_step": round(sum(t["commits"] for t in tallies) / steps, 1)}
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def memory(kind: str, workdir: Path, first: int = 100, total: int = 10_000) -> dict[str, Any]:
+    """One worker, fast adapters: RSS after `first` runs and after `total`."""
+    with backend(kind, workdir) as be:
+        env = env_with(be.env)
+        upgrade(env)
+        file_tickets(env, first)
+        with workers(1, env, SHORT, 0.0, workdir) as (procs, _, go):
+            pid = procs[0].pid
+            t0 = time.perf_counter()
+            go.touch()
+            wait_done(be, first, 120)
+            after_first = rss_kb(pid)
+            file_tickets(env, total - first, first)
+            wait_done(be, total, 600)
+            elapsed = time.perf_counter() - t0
+            after_total = rss_kb(pid)
+    return {"backend": kind, "first": first, "total": total, "rss_first_mb": round(after_first / 1024, 1),
+            "rss_total_mb": round(after_total / 1024, 1), "growth": round(after_total / after_first - 1, 3),
+            "seconds": round(elapsed, 1)}
+
+
+if __name__ == "__main__":
+    import sys
+
+    with tempfile.TemporaryDirectory(prefix="connbot-bench-") as tmp:
+        if sys.argv[1] == "memory":
+            print(json.dumps(memory(sys.argv[2], Path(tmp), int(sys.argv[3]), int(sys.argv[4]))))
+        else:
+            print(json.dumps(throughput(sys.argv[2], int(sys.argv[3]), Path(tmp))))
