@@ -48,6 +48,8 @@ class PromptView(BaseModel):
     answered_at: dt.datetime | None
     expires_at: dt.datetime
     channel_refs: dict[str, object]
+    repeat: bool = False
+    """True when an earlier attempt of this call was made and may have landed (its answer was lost)."""
 
 
 class PromptChannel(abc.ABC):
@@ -57,7 +59,8 @@ class PromptChannel(abc.ABC):
 
     @abc.abstractmethod
     def post(self, prompt: PromptView) -> dict[str, object] | None:
-        """Show the prompt; returns references to store (e.g. channel and message ts)."""
+        """Show the prompt; returns references to store (e.g. channel and message ts). With
+        `prompt.repeat`, a message from the earlier attempt may exist: find it rather than post twice."""
 
     @abc.abstractmethod
     def settle(self, prompt: PromptView) -> None:
