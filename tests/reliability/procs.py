@@ -74,10 +74,10 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 class TcpProxy(threading.Thread):
     """Forwards 127.0.0.1:<port> to a target. `pause()` stops forwarding (calls hang), `resume()` goes on."""
 
-    def __init__(self, target_port: int):
+    def __init__(self, target_port: int, port: int = 0):
         super().__init__(daemon=True)
         self.target = ("127.0.0.1", target_port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener = socket.create_server(("127.0.0.1", port))
         self.port = int(self.listener.getsockname()[1])
         self.flowing = threading.Event()
         self.flowing.set()
