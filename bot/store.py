@@ -98,7 +98,9 @@ class Store:
         with self.tx() as s:
             result = s.execute(
                 update(Run)
-                .where(Run.id == run_id, Run.state != "ended")
+                # Ended runs too: the effects of their last transition may still be to make (a worker
+                # killed right after the end), and a refusal would reschedule the wake-up forever.
+                .where(Run.id == run_id)
                 .where(or_(Run.lease_until.is_(None), Run.lease_until < now, Run.lease_owner == owner))
                 .values(lease_owner=owner, lease_until=now + dt.timedelta(seconds=seconds))
             )

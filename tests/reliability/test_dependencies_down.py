@@ -93,13 +93,15 @@ def test_worker_and_web_wait_for_the_queue_and_recover(tmp_path: Path, make_serv
         redis_later()
         wait_for(lambda: (r := readyz()) is not None and r.status_code == 200, 30, "/readyz to recover")
 
-        def ended() -> bool:
-            with svc.store.tx() as s:
-                return s.get(Run, run_id).state == "ended"
-        wait_for(ended, 30, "the worker to recover and run the ticket filed during the outage")
+        wait_for(lambda: run_ended(svc, run_id), 30, "the worker to recover and run the ticket filed during the outage")
     finally:
         stop(worker)
         stop(web)
+
+
+def run_ended(svc, run_id: int) -> bool:  # type: ignore[no-untyped-def]
+    with svc.store.tx() as s:
+        return s.get(Run, run_id).state == "ended"
 
 
 def _file_while_down(svc):  # type: ignore[no-untyped-def]
@@ -129,10 +131,7 @@ def test_worker_waits_for_the_database_and_recovers(tmp_path: Path, pg_url: str,
         proxy = TcpProxy(int(PG_ADMIN_URL.rsplit(":", 1)[1].split("/")[0]), port=port)
         proxy.start()
 
-        def ended() -> bool:
-            with svc.store.tx() as s:
-                return s.get(Run, run_id).state == "ended"
-        wait_for(ended, 30, "the worker to run the ticket once the database is back")
+        wait_for(lambda: run_ended(svc, run_id), 30, "the worker to run the ticket once the database is back")
     finally:
         stop(worker)
         if proxy:

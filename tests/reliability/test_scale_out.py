@@ -59,7 +59,11 @@ def test_500_tickets_on_2_web_and_3_worker_processes(pg_url: str, redis_url: str
 
         wait_for(lambda: ended() >= TICKETS // 3, 120, "a third of the runs to end")
         kill(workers.pop(0))  # mid-way: its leases expire and the other two take its runs over
-        wait_for(lambda: ended() == TICKETS, 150, "every run to end", every=0.5)
+        def settled() -> bool:  # every run ended and every effect made (a killed worker's are made by the sweeper)
+            with svc.store.tx() as s:
+                return not s.scalar(select(func.count()).select_from(Effect).where(Effect.state != "done"))
+
+        wait_for(lambda: ended() == TICKETS and settled(), 150, "every run to end", every=0.5)
         elapsed = time.monotonic() - started
     finally:
         stop(web)
