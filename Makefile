@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint clean
+.PHONY: run test test-fast test-slow bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,14 @@ $(STAMP): $(BIN)/python pyproject.toml
 run: $(STAMP)
 	$(BIN)/connbot serve
 
-test: $(STAMP)
-	$(BIN)/pytest -q
+# The whole suite: the fast set, then the slow set (process kills, scale-out; about 2 minutes).
+test: test-fast test-slow
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "not slow"
+
+test-slow: $(STAMP)
+	$(BIN)/pytest -q -m slow
 
 # Benchmarks (a few minutes, loopback, PostgreSQL and Redis on 127.0.0.1): rewrites bench/RESULTS.md.
 # Installs the `bench` extra, and wrk from Debian when missing (as root).

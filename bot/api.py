@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
-from bot import dashboard, intake, prompts
+from bot import dashboard, intake, jsonbody, prompts
 from bot.app import services_of
 from bot.errors import BadRequestError, NotFoundError
 from bot.models import Prompt, Run, Ticket
@@ -44,7 +44,9 @@ def _limit() -> int:
 
 def parse(model: type[BaseModel]) -> Any:
     """The request's JSON body as `model`, or a 400 naming every problem."""
-    data = request.get_json(silent=True)
+    if not request.is_json:
+        raise BadRequestError("expected a JSON object body (Content-Type: application/json)")
+    data = jsonbody.loads(request.get_data(cache=False))
     if not isinstance(data, dict):
         raise BadRequestError("expected a JSON object body (Content-Type: application/json)")
     try:

@@ -28,7 +28,7 @@ class Effector:
             channel = self.channels.get(effect.payload["channel"])
             if channel is None:
                 raise PermanentError(f"prompt channel {effect.payload['channel']!r} is not configured any more")
-            view = self.prompt_view(effect.payload["prompt_id"])
+            view = self.prompt_view(effect.payload["prompt_id"]).model_copy(update={"repeat": effect.attempts > 1})
             call: Callable[[PromptView], Any] = {
                 "prompt.post": channel.post, "prompt.settle": channel.settle, "prompt.remind": channel.remind,
             }[effect.kind]

@@ -49,6 +49,8 @@ class PromptView(BaseModel):
     expires_at: dt.datetime
     channel_refs: dict[str, object]
     channel: str | None = None  # where the run's PBX instance wants its prompts, overriding the default
+    repeat: bool = False
+    """True when an earlier attempt of this call was made and may have landed (its answer was lost)."""
 
 
 class PromptChannel(abc.ABC):
@@ -58,7 +60,8 @@ class PromptChannel(abc.ABC):
 
     @abc.abstractmethod
     def post(self, prompt: PromptView) -> dict[str, object] | None:
-        """Show the prompt; returns references to store (e.g. channel and message ts)."""
+        """Show the prompt; returns references to store (e.g. channel and message ts). With
+        `prompt.repeat`, a message from the earlier attempt may exist: find it rather than post twice."""
 
     @abc.abstractmethod
     def settle(self, prompt: PromptView) -> None:

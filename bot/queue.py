@@ -10,16 +10,18 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from huey import RedisHuey
 from huey.api import Huey
-from huey.consumer import Consumer
+from huey.consumer import Consumer, Worker
 from huey.storage import SqliteStorage
 from sqlalchemy.orm import Session
 
+from bot.outage import OUTAGE_ERRORS, Outage
 from bot.store import after_commit
 
 if TYPE_CHECKING:
@@ -116,12 +118,58 @@ class Queue:
 
     def consumer(self, threads: int, in_process: bool) -> Consumer:
         """A Huey consumer. In-process consumers leave signal handling to the host server."""
-        cls = _InProcessConsumer if in_process else Consumer
+        cls = _InProcessConsumer if in_process else _Consumer
         return cls(self.huey, workers=threads, worker_type="thread", periodic=False,
                    initial_delay=0.05, max_delay=1.0, check_worker_health=True)
 
 
-class _InProcessConsumer(Consumer):
+class _OutageLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """The logger of a huey consumer thread: an error reaching the queue goes to the `Outage`."""
+
+    def __init__(self, logger: logging.Logger, outage: Outage):
+        super().__init__(logger, {})
+        self.outage = outage
+
+    def exception(self, msg: object, *args: object, **kwargs: object) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OUTAGE_ERRORS):
+            self.outage.failed(exc)
+        else:
+            super().exception(msg, *args, **kwargs)  # type: ignore[arg-type]
+
+
+class _Worker(Worker):
+    outage: Outage
+
+    def loop(self, now: Any = None) -> None:
+        failures = self.outage.failures
+        super().loop(now)
+        if failures and self.outage.failures == failures:
+            self.outage.ok()
+
+
+class _Consumer(Consumer):
+    """huey's consumer, calm through a queue outage (see `Outage`)."""
+
+    worker_class = _Worker
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        self.outage = Outage("the queue", log)
+        super().__init__(*args, **kwargs)
+
+    def _create_worker(self) -> Worker:
+        worker = super()._create_worker()
+        worker.outage = self.outage
+        worker._logger = _OutageLogger(worker._logger, self.outage)
+        return worker
+
+    def _create_scheduler(self) -> Any:
+        scheduler = super()._create_scheduler()
+        scheduler._logger = _OutageLogger(scheduler._logger, self.outage)
+        return scheduler
+
+
+class _InProcessConsumer(_Consumer):
     def _set_signal_handlers(self) -> None:  # the web server owns the process's signals
         pass
 
@@ -133,13 +181,18 @@ class Sweeper(threading.Thread):
         super().__init__(name="connbot-sweeper", daemon=True)
         self._sweep, self._interval = sweep, interval
         self._stop_event = threading.Event()
+        self.outage = Outage("the database or the queue (sweeper)", log)
 
     def run(self) -> None:
         while not self._stop_event.wait(self._interval):
             try:
                 self._sweep()
-            except Exception:  # a database or queue outage: log it and try again next round
+            except OUTAGE_ERRORS as exc:  # said once per outage; tried again next round
+                self.outage.failed(exc)
+            except Exception:  # a bug: loudly, and the next round still comes
                 log.exception("sweep failed")
+            else:
+                self.outage.ok()
 
     def stop(self) -> None:
         self._stop_event.set()

@@ -360,28 +360,34 @@ def flush_effects(svc: Services, run_id: int) -> bool:
     with svc.store.tx() as s:
         pending = list(s.scalars(select(Effect).where(Effect.run_id == run_id, Effect.state == "pending").order_by(Effect.id)))
     for effect in pending:
+        # The attempt is counted before it is made: after a crash mid-call, the next attempt knows
+        # an earlier one may have landed (channels without idempotency keys look for it first).
+        with svc.store.tx() as s:
+            row = s.get(Effect, effect.id)
+            assert row is not None
+            row.attempts += 1
+            effect.attempts = row.attempts
         try:
             refs = svc.effector.make(effect)
         except TransientError as exc:
             with svc.store.tx() as s:
                 row = s.get(Effect, effect.id)
                 assert row is not None
-                row.attempts += 1
                 row.error = str(exc)[:2000]
             log.warning("effect %s (%s) failed, will retry: %s", effect.key, effect.kind, exc)
-            svc.queue.advance(run_id, delay=min(300.0, 2.0 ** min(effect.attempts + 1, 8)))
+            svc.queue.advance(run_id, delay=min(300.0, 2.0 ** min(effect.attempts, 8)))
             return False
         except AdapterError as exc:
             with svc.store.tx() as s:
                 row = s.get(Effect, effect.id)
                 assert row is not None
-                row.state, row.error, row.attempts = "failed", str(exc)[:2000], row.attempts + 1
+                row.state, row.error = "failed", str(exc)[:2000]
             log.error("effect %s (%s) failed for good: %s", effect.key, effect.kind, exc)
             continue
         with svc.store.tx() as s:
             row = s.get(Effect, effect.id)
             assert row is not None
-            row.state, row.done_at, row.attempts = "done", svc.clock(), row.attempts + 1
+            row.state, row.done_at = "done", svc.clock()
             if refs:
                 prompt = s.get(Prompt, effect.payload["prompt_id"])
                 if prompt is not None:

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.models import Run, utcnow
+from bot.outage import OUTAGE_ERRORS
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -52,7 +53,9 @@ def _run_after_commit(s: Session) -> None:
     for fn in s.info.pop(AFTER_COMMIT, []):
         try:
             fn()
-        except Exception:  # the transaction is committed; the sweeper picks up what was not enqueued
+        except OUTAGE_ERRORS as exc:  # the transaction is committed; the sweeper picks up what was not enqueued
+            log.warning("after-commit callback failed, the sweeper will redo it: %s: %s", type(exc).__name__, exc)
+        except Exception:
             log.exception("after-commit callback failed")
 
 
@@ -95,7 +98,9 @@ class Store:
         with self.tx() as s:
             result = s.execute(
                 update(Run)
-                .where(Run.id == run_id, Run.state != "ended")
+                # Ended runs too: the effects of their last transition may still be to make (a worker
+                # killed right after the end), and a refusal would reschedule the wake-up forever.
+                .where(Run.id == run_id)
                 .where(or_(Run.lease_until.is_(None), Run.lease_until < now, Run.lease_owner == owner))
                 .values(lease_owner=owner, lease_until=now + dt.timedelta(seconds=seconds))
             )

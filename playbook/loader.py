@@ -31,12 +31,16 @@ def parse(text: str, catalogue: Mapping[str, ActionSpec], source: str = "<playbo
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise PlaybookError(source, [f"not valid YAML: {exc}"]) from None
+    except RecursionError:  # the parser recurses once per level of nesting
+        raise PlaybookError(source, ["the YAML nests too deeply"]) from None
     if not isinstance(data, dict):
         raise PlaybookError(source, ["expected a mapping with name, title, start and steps"])
     try:
         playbook = Playbook.model_validate(data)
     except ValidationError as exc:
         raise PlaybookError(source, [_where(err["loc"]) + err["msg"] for err in exc.errors()]) from None
+    except RecursionError:  # YAML aliases can make a structure that contains itself
+        raise PlaybookError(source, ["the YAML nests too deeply or an alias refers to itself"]) from None
     problems = check(playbook, catalogue)
     if problems:
         raise PlaybookError(source, problems)

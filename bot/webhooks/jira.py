@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import intake
+from bot import intake, jsonbody
 from bot.app import services_of
 from bot.errors import BadRequestError
 from bot.settings import load
@@ -67,10 +66,7 @@ def authenticate(settings: JiraSettings, body: bytes) -> tuple[int, str] | None:
 
 
 def parse(body: bytes) -> tuple[WebhookPayload, dict[str, object]]:
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequestError(f"body is not valid JSON: {exc}") from None
+    data = jsonbody.loads(body)
     if not isinstance(data, dict):
         raise BadRequestError("body must be a JSON object (a Jira webhook payload)")
     try:

@@ -13,16 +13,17 @@ from __future__ import annotations
 import logging
 import re
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 import click
-from flask import Blueprint, Flask, request
+from flask import Blueprint, Flask, Response, jsonify, make_response, request
 from slack_bolt import Ack, App
 from slack_bolt.adapter.flask import SlackRequestHandler
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 from sqlalchemy.exc import IntegrityError
 
-from bot import prompts
+from bot import jsonbody, prompts
 from bot.effects import view as prompt_view
 from bot.errors import BadRequestError, NotFoundError
 from bot.models import Event, Prompt
@@ -155,6 +156,34 @@ def bolt_app(svc: Services, channel: SlackChannel) -> App:
     return app
 
 
+def readable(body: str, content_type: str | None) -> None:
+    """Refuse, with a 400 naming the problem, a body bolt's parser would crash on (bad or too deeply
+    nested JSON); bolt parses before it verifies, so this runs first and stores nothing either way."""
+    if body and (content_type == "application/json" or body.startswith("{")):
+        data = jsonbody.loads(body)
+    elif "payload" in body and (payload := dict(parse_qsl(body, keep_blank_values=True)).get("payload")) is not None:
+        data = jsonbody.loads(payload, "payload")
+    else:
+        return
+    if not isinstance(data, dict):
+        raise BadRequestError("the payload must be a JSON object")
+
+
+BOLT_ERRORS = {
+    401: ("Unauthorized", "X-Slack-Signature does not verify with CONNBOT_SLACK_SIGNING_SECRET, or "
+                          "X-Slack-Request-Timestamp is missing or more than 5 minutes from now"),
+    404: ("Not Found", "connbot handles only its own prompts' buttons and forms; this request is none of them"),
+}
+
+
+def explained(resp: Response) -> Response:
+    """bolt's terse error bodies as connbot's JSON errors, which say what was wrong."""
+    known = BOLT_ERRORS.get(resp.status_code)
+    if known is None:
+        return resp
+    return make_response(jsonify(error=known[0], message=known[1]), resp.status_code)
+
+
 def init_app(app: Flask, svc: Services) -> None:
     """Mount `POST /slack/events` when Slack is one of the prompt channels."""
     channel = slack_channel(svc)
@@ -165,7 +194,8 @@ def init_app(app: Flask, svc: Services) -> None:
 
     @bp.post("/slack/events")
     def events():  # type: ignore[no-untyped-def]
-        return handler.handle(request)
+        readable(request.get_data(as_text=True), request.content_type)
+        return explained(handler.handle(request))
 
     app.register_blueprint(bp)
 

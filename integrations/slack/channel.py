@@ -3,18 +3,29 @@
 The core calls these through recorded effects; each call is idempotent for a prompt: `post` does
 nothing once the prompt has a message (its channel and ts are kept in `prompt.channel_refs`),
 `settle` rewrites the same message, `remind` replies in its thread.
+
+Slack has no idempotency keys, so each message connbot posts carries message metadata naming its
+prompt; when a post is repeated after an attempt whose answer was lost (a dropped connection, a
+worker killed mid-call), the channel's history is searched for that message first.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import Executor, ThreadPoolExecutor
 
+import logging
+from typing import Any
+
 from slack_sdk import WebClient
 
 from bot.prompts import PromptChannel, PromptView
+from integrations.base import PermanentError
 from integrations.slack import blocks
 from integrations.slack.client import GroupMembers, make_client, translated
 from integrations.slack.settings import SlackSettings
+
+log = logging.getLogger(__name__)
+PROMPT, REMINDER = "connbot_prompt", "connbot_reminder"
 
 
 class SlackChannel(PromptChannel):
@@ -41,9 +52,12 @@ class SlackChannel(PromptChannel):
         if self.message_of(view):
             return None
         channel = view.channel or self.settings.channel_for(view.level)
+        if view.repeat and (ts := self.posted(PROMPT, view.id, channel)):
+            return {"slack": {"channel": channel, "ts": ts}}
         text, body = blocks.prompt_message(view)
         with translated("chat.postMessage"):
-            resp = self.poster.chat_postMessage(channel=channel, text=text, blocks=body, unfurl_links=False)
+            resp = self.poster.chat_postMessage(channel=channel, text=text, blocks=body, unfurl_links=False,
+                                                metadata=self.metadata(PROMPT, view.id))
         return {"slack": {"channel": resp["channel"], "ts": resp["ts"]}}
 
     def settle(self, view: PromptView) -> None:
@@ -58,9 +72,32 @@ class SlackChannel(PromptChannel):
         where = self.message_of(view)
         if where is None:
             return
+        if view.repeat and self.posted(REMINDER, view.id, *where):
+            return
         with translated("chat.postMessage"):
-            self.poster.chat_postMessage(channel=where[0], thread_ts=where[1],
+            self.poster.chat_postMessage(channel=where[0], thread_ts=where[1], metadata=self.metadata(REMINDER, view.id),
                                          text=blocks.reminder_text(view, self.settings.group_for(view.level)))
+
+    @staticmethod
+    def metadata(kind: str, prompt_id: str) -> dict[str, Any]:
+        return {"event_type": kind, "event_payload": {"prompt_id": prompt_id}}
+
+    def posted(self, kind: str, prompt_id: str, channel: str, thread: str | None = None) -> str | None:
+        """The ts of a message of `kind` for the prompt among the channel's (or thread's) latest 200.
+        Without the history scopes, or with a channel given by name, nothing is found (and it is said)."""
+        try:
+            with translated("conversations.history"):
+                if thread:
+                    resp = self.client.conversations_replies(channel=channel, ts=thread, limit=200, include_all_metadata=True)
+                else:
+                    resp = self.client.conversations_history(channel=channel, limit=200, include_all_metadata=True)
+        except PermanentError as exc:
+            log.warning("slack: cannot look for an earlier post of prompt %s, posting again: %s", prompt_id, exc)
+            return None
+        for message in resp.get("messages") or ():
+            if message.get("metadata") == self.metadata(kind, prompt_id):
+                return str(message["ts"])
+        return None
 
     def may_answer(self, user: str, level: int, kind: str) -> bool:
         """Whether a Slack user may answer a prompt of this level. With no one listed for a level,

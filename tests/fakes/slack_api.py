@@ -47,6 +47,8 @@ class SlackApiStub:
     groups: dict[str, list[str]] = field(default_factory=dict)
     failures: dict[str, list[tuple[int, dict[str, str], dict[str, Any]]]] = field(default_factory=dict)
     held: dict[str, threading.Event] = field(default_factory=dict)
+    lost: dict[str, int] = field(default_factory=dict)
+    messages: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._ts = itertools.count(1)
@@ -83,6 +85,14 @@ class SlackApiStub:
         self.failures.setdefault(method, []).append(
             (status, headers if headers is not None else {"Retry-After": "0"}, body or {"ok": False, "error": "ratelimited"}))
 
+    def lose_next(self, method: str, times: int = 1) -> None:
+        """The next calls to `method` are carried out, but the connection drops before the answer."""
+        self.lost[method] = self.lost.get(method, 0) + times
+
+    def posts(self) -> list[dict[str, Any]]:
+        """Messages posted (chat.postMessage answered ok), answers lost or not."""
+        return list(self.messages)
+
     def hold(self, method: str) -> threading.Event:
         """Calls to `method` wait until the returned event is set: Slack being slow, without sleeping."""
         return self.held.setdefault(method, threading.Event())
@@ -99,7 +109,7 @@ class SlackApiStub:
             args = json.loads(raw)
         else:
             args = {k: v[0] for k, v in urllib.parse.parse_qs(raw or parsed.query).items()}
-        for key in ("blocks", "view"):  # form-encoded calls carry these as JSON strings
+        for key in ("blocks", "view", "metadata"):  # form-encoded calls carry these as JSON strings
             if isinstance(args.get(key), str):
                 args[key] = json.loads(args[key])
         auth = h.headers.get("Authorization") or ""
@@ -109,6 +119,12 @@ class SlackApiStub:
             self.calls.append(Call(method, args, auth.removeprefix("Bearer ") or None))
             failure = self.failures.get(method, []) and self.failures[method].pop(0)
             status, headers, body = failure or (200, {}, self._success(method, args))
+            lose = not failure and self.lost.get(method, 0) > 0
+            if lose:
+                self.lost[method] -= 1
+        if lose:  # done, but the caller never hears of it
+            h.close_connection = True
+            return
         data = json.dumps(body).encode()
         h.send_response(status)
         h.send_header("Content-Type", "application/json; charset=utf-8")
@@ -121,15 +137,26 @@ class SlackApiStub:
     def _success(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         if args.get("channel") == "C0MISSING":
             return {"ok": False, "error": "channel_not_found"}
-        try:
-            body = copy.deepcopy(fixture(f"web-api/{method}.json"))
-        except FileNotFoundError:
-            return {"ok": False, "error": "unknown_method"}
+        if method.startswith("conversations."):
+            body: dict[str, Any] = {}
+        else:
+            try:
+                body = copy.deepcopy(fixture(f"web-api/{method}.json"))
+            except FileNotFoundError:
+                return {"ok": False, "error": "unknown_method"}
         body = {k: v for k, v in body.items() if k not in {"error", "needed", "provided", "warning", "deprecated_argument"}}
         body["ok"] = True
         if "ts" in body:
             body["ts"] = args.get("ts") or f"1700000000.{next(self._ts):06d}"
             body["channel"] = args.get("channel", CHANNEL)
+        if method == "chat.postMessage" and body.get("ok"):
+            self.messages.append({"channel": body["channel"], "ts": body["ts"], "thread_ts": args.get("thread_ts"),
+                                  "text": args.get("text"), "blocks": args.get("blocks"), "metadata": args.get("metadata")})
+        if method in ("conversations.history", "conversations.replies"):
+            thread = args.get("ts") if method == "conversations.replies" else None
+            found = [m for m in self.messages if m["channel"] == args.get("channel") and m["thread_ts"] == thread]
+            return {"ok": True, "messages": [{k: v for k, v in m.items() if v is not None} for m in reversed(found)],
+                    "has_more": False}
         if method == "usergroups.users.list":
             body["users"] = self.groups.get(args.get("usergroup", ""), [])
         if method == "views.open":

@@ -1,0 +1,46 @@
+"""Reading JSON from outside: the one parser for request bodies, with errors a sender can act on.
+
+`json.loads` raises `RecursionError` on deeply nested input (about 1,000 levels) and what is
+parsed still has to be walked by pydantic, stored and dumped again, so depth is capped well below
+that, and every failure (bad UTF-8, bad JSON, too deep) becomes a `BadRequestError` naming it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bot.errors import BadRequestError
+
+MAX_DEPTH = 64
+
+
+def loads(body: bytes | str, what: str = "body") -> Any:
+    """Parse `body` as JSON, or raise `BadRequestError` saying what is wrong with it."""
+    if isinstance(body, bytes):
+        try:
+            body = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadRequestError(f"{what} is not valid UTF-8 (byte {exc.start})") from None
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise BadRequestError(f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequestError(f"{what} is JSON nested deeper than {MAX_DEPTH} levels") from None
+    if depth(data) > MAX_DEPTH:
+        raise BadRequestError(f"{what} is JSON nested deeper than {MAX_DEPTH} levels")
+    return data
+
+
+def depth(value: Any) -> int:
+    """How deeply lists and objects nest in `value`, found without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, level)
+            stack.extend((v, level + 1) for v in item)
+    return deepest
