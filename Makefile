@@ -15,7 +15,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/connbot serve
+	$(BIN)/connbot serve --lab
 
 test: $(STAMP)
 	$(BIN)/pytest -q

@@ -5,12 +5,14 @@ answer, given as a person would."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from bot import server
 from bot.app import create_app
 from bot.lab import SCENARIOS, Lab
 from bot.lab import desk as lab_desk
@@ -107,8 +109,6 @@ def test_each_scenario_reaches_its_end_through_the_real_adapters(name, desk):
 
 
 def lab_secret(variable: str) -> str:
-    import os
-
     return os.environ[variable]
 
 
@@ -128,3 +128,24 @@ def test_the_lab_writes_only_its_directory_into_the_data_dir(lab, settings):
     text = lab.directory.read_text()
     secrets = [v for k, v in lab.environment().items() if k.endswith(("_ARI_PASSWORD", "_APP_TOKEN"))]
     assert len(secrets) == 2 * len(SCENARIOS) and not any(secret in text for secret in secrets)
+
+
+@pytest.mark.parametrize("asked", [True, False])
+def test_serve_runs_the_lab_in_the_web_process_only_when_asked(asked, settings, monkeypatch):
+    monkeypatch.setattr(os, "environ", os.environ.copy())  # the lab sets its variables in the process
+    server._prepare(settings)
+    embedded = server._Embedded(settings, lab=asked)
+    app = embedded.load()
+    try:
+        lab = lab_desk.running(app)
+        page = app.test_client().get("/").get_data(as_text=True)
+        if not asked:
+            assert lab is None and embedded.services.fleet is None and "simulation" not in page
+            assert "CONNBOT_PBX_DIRECTORY" not in os.environ
+            return
+        assert lab is not None and os.environ["CONNBOT_PBX_DIRECTORY"] == str(lab.directory)
+        assert set(embedded.services.fleet.registries) == set(SCENARIOS)
+        assert "Lab: this is a simulation." in page
+        assert app.test_client().post("/api/tickets", json={"summary": "x", "scenario": "nothing_found"}).status_code == 201
+    finally:
+        embedded._stop_background(None, None)
