@@ -116,7 +116,7 @@ class Instance:
         inst.modules = {m: ("Not Running" if m in scenario.stopped else "Running") for m in MODULES}
         inst.server = {"host": HOST, "port": sip_port + (1 if scenario.wrong_port else 0), "transport": "udp"}
         inst.app_password = pw if scenario.same_password else pw[::-1] + "x"
-        inst.last_error = inst.first_error() or {"sip_code": 408, "reason": "Request Timeout", "local_error": "timeout"}
+        inst.last_error = inst.first_error()
         return inst
 
     @property
