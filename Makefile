@@ -15,7 +15,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/connbot serve
+	$(BIN)/connbot serve --lab
 
 # The whole suite: the fast set, then the slow set (process kills, scale-out; about 2 minutes).
 test: test-fast test-slow

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from bot import dashboard, intake, jsonbody, prompts
 from bot.app import services_of
 from bot.errors import BadRequestError, NotFoundError
+from bot.lab import desk as lab_desk
 from bot.models import Prompt, Run, Ticket
 from bot.services import Services
 from bot.views import prompt_dict, run_dict, ticket_dict, ticket_row
@@ -25,6 +26,7 @@ class TicketIn(BaseModel):
     description: str = Field("", max_length=32767)
     reporter: str = Field("", max_length=255)
     user: str | None = Field(None, max_length=64, description="the user's extension or SIP username")
+    scenario: str | None = Field(None, max_length=64, description="a lab scenario (only while the lab runs)")
 
 
 class AnswerIn(BaseModel):
@@ -60,7 +62,8 @@ def parse(model: type[BaseModel]) -> Any:
 def file_ticket():  # type: ignore[no-untyped-def]
     body: TicketIn = parse(TicketIn)
     svc = services_of(current_app)
-    ticket, run_id = intake.file_desk_ticket(svc, body.summary, body.description, body.reporter, body.user)
+    user, fields = lab_desk.ticket_extras(current_app, body.scenario, body.user)
+    ticket, run_id = intake.file_desk_ticket(svc, body.summary, body.description, body.reporter, user, fields)
     return jsonify(key=ticket.key, run=run_id, url=f"/tickets/{ticket.key}"), 201
 
 

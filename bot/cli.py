@@ -52,20 +52,26 @@ def main() -> None:
 @main.command()
 @click.option("--host", default=None, help="address to bind (CONNBOT_HOST, default 127.0.0.1)")
 @click.option("--port", type=int, default=None, help="port to bind (CONNBOT_PORT, default 8080)")
-def serve(host: str | None, port: int | None) -> None:
+@click.option("--lab", is_flag=True, default=False,
+              help="also run the lab: simulated PBXs and app backends for sample scenarios (CONNBOT_LAB=true)")
+def serve(host: str | None, port: int | None, lab: bool) -> None:
     """Run the web app and a worker in one process (the embedded default)."""
     from bot.fleet.registry import configured_directory
+    from bot.lab import LabSettings
     from bot.server import serve as run_server
+    from bot.settings import load
     from bot.web.auth import policy
 
     settings = _settings(host=host, port=port)
     try:
         policy(settings)  # a desk reachable from other hosts needs a way to log in
-        configured_directory()  # the web process builds its services later, where errors are not shown
+        lab = lab or load(LabSettings).lab
+        if not lab:  # the lab brings its own directory
+            configured_directory()  # the web process builds its services later, where errors are not shown
     except SettingsError as exc:
         _fail(f"bad settings:\n{exc}", 2)
     _logging(settings)
-    run_server(settings)
+    run_server(settings, lab=lab)
 
 
 @main.command()

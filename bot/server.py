@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -32,10 +33,12 @@ def _prepare(settings: Settings) -> None:
 
 
 class _Embedded(BaseApplication):  # type: ignore[misc]
-    """gunicorn with one threaded worker process that also runs the queue consumer and sweeper."""
+    """gunicorn with one threaded worker process that also runs the queue consumer and sweeper
+    and, with `lab`, the lab's stand-ins."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, lab: bool = False):
         self.settings = settings
+        self.lab = lab
         self.background: list[Any] = []
         super().__init__()
 
@@ -49,9 +52,21 @@ class _Embedded(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Any:
         from bot.app import create_app
+        from bot.lab import Lab
+        from bot.lab import desk as lab_desk
 
+        lab = None
+        if self.lab:  # in the worker process, before the services read the lab's directory and secrets
+            lab = Lab(self.settings.data_dir).start()
+            os.environ.update(lab.environment())
+            self.background.append(lab)
+            log.warning("connbot lab: a SIMULATION of %d scenarios (ARI at %s, app backends at %s, PBX directory %s)",
+                        len(lab.scenarios), lab.ari_url, lab.app_url, lab.directory)
         self.services = Services.build(self.settings)
-        return create_app(self.settings, self.services)
+        app = create_app(self.settings, self.services)
+        if lab:
+            lab_desk.install(app, lab)
+        return app
 
     def _start_background(self, _worker: Any) -> None:
         consumer = self.services.queue.consumer(self.settings.worker_threads, in_process=True)
@@ -59,17 +74,18 @@ class _Embedded(BaseApplication):  # type: ignore[misc]
         sweepers = _sweepers(self.services)
         for sweeper in sweepers:
             sweeper.start()
-        self.background = [consumer, *sweepers]
+        self.background += [consumer, *sweepers]
         log.info("connbot serving on http://%s:%s with an in-process worker", self.settings.host, self.settings.port)
 
     def _stop_background(self, _server: Any, _worker: Any) -> None:
-        for part in self.background:
+        for part in reversed(self.background):
             part.stop()
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, lab: bool = False) -> None:
+    """Web app and worker in one process; `lab` also runs the lab's stand-ins in it."""
     _prepare(settings)
-    _Embedded(settings).run()
+    _Embedded(settings, lab).run()
 
 
 def work(settings: Settings, registry: Registry | None = None) -> None:

@@ -18,6 +18,8 @@ from bot import dashboard, intake
 from bot.api import TicketIn, answer
 from bot.app import services_of
 from bot.effects import view
+from bot.lab import DEFAULT as DEFAULT_SCENARIO
+from bot.lab import desk as lab_desk
 from bot.errors import BadRequestError, NotFoundError
 from bot.models import Effect, Prompt, Run, Ticket
 from bot.services import Services
@@ -27,7 +29,7 @@ from bot.web.auth import Access, csrf_ok
 
 desk = Blueprint("desk", __name__, template_folder="templates", static_folder="static",
                  static_url_path="/desk-static")
-FORM_FIELDS = ("summary", "description", "reporter", "user")
+FORM_FIELDS = ("summary", "description", "reporter", "user", "scenario")
 
 
 def _svc() -> Services:
@@ -58,7 +60,7 @@ def _common() -> dict[str, Any]:
     with _svc().store.tx() as s:
         open_prompts = s.scalar(select(func.count()).select_from(Prompt).where(Prompt.state == "open"))
     return {"open_prompts": open_prompts, "user": g.get("user"), "login_required": _access().login_required(),
-            "duration": dashboard.duration}
+            "duration": dashboard.duration, "lab": lab_desk.running(current_app)}
 
 
 @desk.errorhandler(NotFoundError)
@@ -73,7 +75,8 @@ def _bad_request(exc: BadRequestError):  # type: ignore[no-untyped-def]
 
 @desk.get("/")
 def index():  # type: ignore[no-untyped-def]
-    return _index({}, [])
+    lab = {"scenario": DEFAULT_SCENARIO, "summary": "The app cannot connect"} if lab_desk.running(current_app) else {}
+    return _index(lab, [])
 
 
 def _index(form: dict[str, str], problems: list[str], status: int = 200):  # type: ignore[no-untyped-def]
@@ -86,11 +89,14 @@ def _index(form: dict[str, str], problems: list[str], status: int = 200):  # typ
 def file_ticket():  # type: ignore[no-untyped-def]
     form = {name: request.form.get(name, "") for name in FORM_FIELDS}
     try:
-        body = TicketIn.model_validate({**form, "user": form["user"].strip() or None})
+        body = TicketIn.model_validate({**form, "user": form["user"].strip() or None, "scenario": form["scenario"] or None})
+        user, fields = lab_desk.ticket_extras(current_app, body.scenario, body.user)
     except ValidationError as exc:
         problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         return _index(form, problems, 400)
-    ticket, run_id = intake.file_desk_ticket(_svc(), body.summary, body.description, body.reporter, body.user)
+    except BadRequestError as exc:
+        return _index(form, [str(exc)], 400)
+    ticket, run_id = intake.file_desk_ticket(_svc(), body.summary, body.description, body.reporter, user, fields)
     flash(f"Filed {ticket.key}; connbot is on it.", "ok")
     return redirect(url_for("desk.run_page", run_id=run_id), 303)
 

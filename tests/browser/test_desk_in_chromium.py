@@ -1,6 +1,7 @@
 """The desk in a real browser (headless Chromium from Debian's packages, driven by Selenium):
 file a ticket from the form, answer its prompt with a click, watch the run page update itself
-until the ticket is closed with its path highlighted."""
+until the ticket is closed with its path highlighted; and the same with the lab, as `make run`
+shows it to a newcomer: the default scenario, one approval, the real adapters."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import pytest
 from werkzeug.serving import make_server
 
 from bot.app import create_app
+from bot.lab import Lab
+from bot.lab import desk as lab_desk
 from tests.fakes.desk import CLOSED_PATH, one_prompt_registry
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -40,11 +43,12 @@ def _browser_or_skip():  # type: ignore[no-untyped-def]
     return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
 
 
-@pytest.fixture
-def served(make_services) -> Iterator[str]:
+def _serve(svc, lab: Lab | None = None) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """The real app and an in-process worker on a free loopback port; yields the base URL."""
-    svc = make_services(registry=one_prompt_registry())
-    server = make_server("127.0.0.1", 0, create_app(svc.settings, svc), threaded=True)
+    app = create_app(svc.settings, svc)
+    if lab:
+        lab_desk.install(app, lab)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
     consumer = svc.queue.consumer(2, in_process=True)
     consumer.start()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -55,6 +59,19 @@ def served(make_services) -> Iterator[str]:
         server.shutdown()
         thread.join(5)
         consumer.stop(graceful=True)
+
+
+@pytest.fixture
+def served(make_services) -> Iterator[str]:
+    yield from _serve(make_services(registry=one_prompt_registry()))
+
+
+@pytest.fixture
+def served_lab(make_services, settings, monkeypatch) -> Iterator[str]:
+    with Lab(settings.data_dir, reconnect_seconds=0.2) as lab:
+        for name, value in lab.environment().items():
+            monkeypatch.setenv(name, value)
+        yield from _serve(make_services(), lab)
 
 
 @pytest.mark.browser
@@ -103,5 +120,36 @@ def test_file_answer_and_watch_the_ticket_close(served):
         driver.find_element(By.LINK_TEXT, "DESK-1").click()
         assert driver.find_element(By.ID, "status").text == "closed"
         assert "Closed: Close - configuration fixed" in driver.find_element(By.TAG_NAME, "main").text
+    finally:
+        driver.quit()
+
+
+@pytest.mark.browser
+def test_a_newcomer_files_the_default_lab_scenario_and_approves_with_one_click(served_lab):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    driver = _browser_or_skip()
+    wait = WebDriverWait(driver, 30)
+    try:
+        driver.get(served_lab + "/")
+        assert "Lab: this is a simulation." in driver.find_element(By.ID, "lab-banner").text
+        form = driver.find_element(By.ID, "file-ticket")
+        assert Select(form.find_element(By.NAME, "scenario")).first_selected_option.text == "Password mismatch"
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
+        wait.until(lambda d: "/runs/" in d.current_url and d.find_elements(By.CSS_SELECTOR, "#live button[data-answer=approve]"))
+        assert "Lab: this is a simulation." in driver.find_element(By.ID, "lab-banner").text
+        driver.find_element(By.CSS_SELECTOR, "#live input[name=name]").send_keys("Newcomer")
+        driver.find_element(By.CSS_SELECTOR, "#live button[data-answer=approve]").click()
+
+        wait.until(lambda d: d.find_element(By.ID, "live").get_attribute("data-done") == "true")
+        live = driver.find_element(By.ID, "live")
+        assert "closed" in live.find_element(By.CSS_SELECTOR, ".facts-line").text
+        visited = {g.get_attribute("data-step") for g in live.find_elements(By.CSS_SELECTOR, "g.node.visited")}
+        assert {"compare_password", "reset_password", "close_password_fixed"} <= visited
+        assert "Newcomer" in live.find_element(By.CSS_SELECTOR, "tr[data-step=reset_password]").text
+        ARTIFACTS.mkdir(exist_ok=True)
+        driver.save_screenshot(str(ARTIFACTS / "lab-run-closed.png"))
     finally:
         driver.quit()

@@ -1,0 +1,10 @@
+"""The lab (`connbot serve --lab`): local stand-ins for each scenario's PBX, app backend and SIP
+port, speaking the real wire protocols, so a newcomer watches the real adapters work a ticket.
+It is a simulation and starts only when asked for (`--lab` or `CONNBOT_LAB=true`)."""
+
+from __future__ import annotations
+
+from bot.lab.lab import FIELD, Lab, LabSettings
+from bot.lab.scenarios import DEFAULT, SCENARIOS, Scenario
+
+__all__ = ["DEFAULT", "FIELD", "SCENARIOS", "Lab", "LabSettings", "Scenario"]

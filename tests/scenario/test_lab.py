@@ -1,0 +1,151 @@
+"""Done when: every lab scenario, filed through the desk API with the lab running, is worked by the
+real adapters against the lab's stand-ins (ARI, App Management API, SIP on loopback), routed
+through the real PBX directory, and reaches its expected end and finding; a person's part is one
+answer, given as a person would."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot import server
+from bot.app import create_app
+from bot.lab import SCENARIOS, Lab
+from bot.lab import desk as lab_desk
+from bot.models import Prompt, Run
+from playbook import loader
+
+# scenario: (the answers a person gives, by step; steps and outcomes the run must show; how it ends)
+EXPECTED: dict[str, tuple[dict[str, str], list[tuple[str, str]], tuple[str, int, str]]] = {
+    "healthy_after_reconnect": ({}, [("check_status", "failed"), ("force_reconnect", "reconnected")],
+                                ("close", 1, "close_transient")),
+    "wrong_server": ({}, [("force_reconnect", "still_failing"), ("check_config", "wrong_port"), ("fix_config", "fixed_connected")],
+                     ("close", 1, "close_config_fixed")),
+    "missing_account": ({"create_account": "approve"}, [("check_config", "ok"), ("check_account", "missing"),
+                        ("create_account", "approved"), ("create_account", "created")], ("close", 1, "close_account_fixed")),
+    "password_mismatch": ({"reset_password": "approve"}, [("check_account", "exists"), ("compare_password", "password_mismatch"),
+                          ("reset_password", "approved"), ("reset_password", "updated_connected")], ("close", 1, "close_password_fixed")),
+    "network_down": ({"fix_network": "fixed"}, [("compare_password", "match"), ("escalate_l2", "escalated_l2"),
+                     ("check_network", "sip_no_response"), ("fix_network", "fixed")], ("close", 2, "close_network_fixed")),
+    "asterisk_module_down": ({"restore_services": "fixed"}, [("check_network", "ok"), ("check_asterisk", "module_not_running"),
+                             ("restore_services", "fixed")], ("close", 2, "close_services_fixed")),
+    "database_down": ({"restore_services": "fixed"}, [("check_asterisk", "up"), ("check_database", "asterisk_db_link_down"),
+                      ("restore_services", "fixed")], ("close", 2, "close_services_fixed")),
+    "logs_only": ({"act_on_logs": "fixed"}, [("check_database", "db_ok"), ("read_client_logs", "nat_keepalive"), ("act_on_logs", "fixed")],
+                  ("close", 2, "close_logs_fixed")),
+    "nothing_found": ({}, [("check_database", "db_ok"), ("read_client_logs", "none_found"), ("escalate_l3", "escalated_l3")],
+                      ("escalate", 3, "escalate_l3")),
+}
+
+
+@pytest.fixture
+def lab(settings, monkeypatch) -> Iterator[Lab]:
+    with Lab(settings.data_dir, reconnect_seconds=0.05) as running:
+        for name, value in running.environment().items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("CONNBOT_APP_POLL_INTERVAL", "0.02")
+        monkeypatch.setenv("CONNBOT_NET_TIMEOUT", "0.2")
+        yield running
+
+
+@pytest.fixture
+def desk(lab, make_services):
+    svc = make_services()
+    app = create_app(svc.settings, svc)
+    lab_desk.install(app, lab)
+    return svc, app.test_client()
+
+
+def drive(svc, client, run_id: int, answers: dict[str, str]) -> list[str]:
+    """Work the queue until the run ends, answering each question as a person would; returns the steps asked."""
+    asked = []
+    for _ in range(200):
+        svc.queue.run_pending()
+        with svc.store.tx() as s:
+            run = s.get(Run, run_id)
+            if run.state == "ended":
+                return asked
+            prompt = s.scalars(select(Prompt).where(Prompt.run_id == run_id, Prompt.state == "open")).first()
+            question = (prompt.id, prompt.step) if prompt else None
+        if question:
+            assert question[1] in answers, f"unexpected question at {question[1]}"
+            resp = client.post(f"/api/prompts/{question[0]}/answer", json={"answer": answers[question[1]], "by": "Carol"})
+            assert resp.status_code == 200, resp.get_json()
+            asked.append(question[1])
+    raise AssertionError(f"run {run_id} did not end")
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_each_scenario_reaches_its_end_through_the_real_adapters(name, desk):
+    svc, client = desk
+    answers, findings, (kind, level, last) = EXPECTED[name]
+    resp = client.post("/api/tickets", json={"summary": "The app cannot connect", "scenario": name})
+    assert resp.status_code == 201, resp.get_json()
+
+    asked = drive(svc, client, resp.get_json()["run"], answers)
+
+    assert asked == list(answers)
+    with svc.store.tx() as s:
+        run = s.get(Run, resp.get_json()["run"])
+        steps = [(r.step, r.outcome) for r in run.steps]
+        assert (run.pbx, run.ticket.user_ref) == (name, SCENARIOS[name].user)
+        assert [f for f in steps if f in findings] == findings, steps
+        assert (run.end_kind, run.ticket.level, run.steps[-1].step) == (kind, level, last)
+        assert not any(r.outcome == "error" for r in run.steps), steps
+        ends = loader.load(None, svc.registry.catalogue).steps[last]
+        if kind == "close":
+            assert run.end_reason == ends.close and run.ticket.status == "closed"
+        else:
+            assert run.ticket.level == 3 and run.ticket.queue == "Level 3"
+        assert [r.answered_by for r in run.steps if r.mode in ("human", "approval")] == ["Carol"] * len(answers)
+        comments = "\n".join(c.body for c in run.ticket.comments)
+    assert f"Checked against PBX {name} (field lab_scenario is '{name}')." in comments
+    for inst in svc.fleet.directory.instances:
+        assert lab_secret(inst.ari.password_env) not in comments and lab_secret(inst.app.token_env) not in comments
+
+
+def lab_secret(variable: str) -> str:
+    return os.environ[variable]
+
+
+def test_the_password_reset_really_fixes_the_lab_app(desk, lab):
+    """What connbot changes lands in the stand-ins: after the reset the app's password is the PBX's."""
+    svc, client = desk
+    inst = lab.instances["password_mismatch"]
+    assert inst.objects["auth"]["2004"]["password"] != inst.app_password
+    resp = client.post("/api/tickets", json={"summary": "Bob cannot connect", "scenario": "password_mismatch"})
+    drive(svc, client, resp.get_json()["run"], {"reset_password": "approve"})
+    assert inst.objects["auth"]["2004"]["password"] == inst.app_password and inst.last_error is None
+
+
+def test_the_lab_writes_only_its_directory_into_the_data_dir(lab, settings):
+    written = sorted(p.relative_to(settings.data_dir) for p in Path(settings.data_dir).rglob("*") if p.is_file())
+    assert written == [Path("lab/pbx-directory.yaml")]
+    text = lab.directory.read_text()
+    secrets = [v for k, v in lab.environment().items() if k.endswith(("_ARI_PASSWORD", "_APP_TOKEN"))]
+    assert len(secrets) == 2 * len(SCENARIOS) and not any(secret in text for secret in secrets)
+
+
+@pytest.mark.parametrize("asked", [True, False])
+def test_serve_runs_the_lab_in_the_web_process_only_when_asked(asked, settings, monkeypatch):
+    monkeypatch.setattr(os, "environ", os.environ.copy())  # the lab sets its variables in the process
+    server._prepare(settings)
+    embedded = server._Embedded(settings, lab=asked)
+    app = embedded.load()
+    try:
+        lab = lab_desk.running(app)
+        page = app.test_client().get("/").get_data(as_text=True)
+        if not asked:
+            assert lab is None and embedded.services.fleet is None and "simulation" not in page
+            assert "CONNBOT_PBX_DIRECTORY" not in os.environ
+            return
+        assert lab is not None and os.environ["CONNBOT_PBX_DIRECTORY"] == str(lab.directory)
+        assert set(embedded.services.fleet.registries) == set(SCENARIOS)
+        assert "Lab: this is a simulation." in page
+        assert app.test_client().post("/api/tickets", json={"summary": "x", "scenario": "nothing_found"}).status_code == 201
+    finally:
+        embedded._stop_background(None, None)
