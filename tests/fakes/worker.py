@@ -1,6 +1,6 @@
 """A real `connbot worker` process whose adapters are scripted and slow, for tests that kill workers.
 
-TEST_SCRIPT is a JSON object {action: outcome}; TEST_LOG a file where each action's start and end
+TEST_SCRIPT is a JSON object {action: outcome} (other actions are unsupported: a person is asked); TEST_LOG a file where each action's start and end
 are appended; TEST_DELAY the seconds each action takes. Settings come from CONNBOT_* as usual.
 """
 
@@ -12,7 +12,7 @@ import time
 
 from bot.server import work
 from bot.settings import load_settings
-from integrations.base import ActionInput, ActionResult, ActionSpec, Adapter, Registry, discover
+from integrations.base import ActionInput, ActionResult, ActionSpec, Adapter, Registry, UnsupportedError, discover
 
 
 class SlowAdapter(Adapter):
@@ -33,6 +33,8 @@ class SlowAdapter(Adapter):
             os.fsync(f.fileno())
 
     def run(self, spec: ActionSpec, inp: ActionInput) -> ActionResult:
+        if spec.name not in self.script:
+            raise UnsupportedError(f"the test scripts no outcome for {spec.name}: a person is asked")
         self._write(f"start {inp.ticket_key} {spec.name}")
         time.sleep(self.delay)
         outcome = self.script[spec.name]
