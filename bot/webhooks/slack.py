@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 import click
 from flask import Blueprint, Flask, Response, jsonify, make_response, request
 from slack_bolt import Ack, App
-from slack_bolt.adapter.flask import SlackRequestHandler
+from slack_bolt.adapter.flask.handler import to_bolt_request, to_flask_response
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 from sqlalchemy.exc import IntegrityError
@@ -189,13 +189,19 @@ def init_app(app: Flask, svc: Services) -> None:
     channel = slack_channel(svc)
     if channel is None:
         return
-    handler = SlackRequestHandler(bolt_app(svc, channel))
+    bolt = bolt_app(svc, channel)
     bp = Blueprint("slack", __name__)
 
     @bp.post("/slack/events")
     def events():  # type: ignore[no-untyped-def]
         readable(request.get_data(as_text=True), request.content_type)
-        return explained(handler.handle(request))
+        try:
+            bolt_request = to_bolt_request(request)
+        except (TypeError, AttributeError, KeyError, ValueError) as exc:
+            # bolt reads ids out of the payload while building the request, before verifying it,
+            # and trusts their shape: a payload with e.g. "user": false is no Slack request.
+            raise BadRequestError(f"the payload does not have the shape of a Slack interaction ({type(exc).__name__})") from None
+        return explained(to_flask_response(bolt.dispatch(bolt_request)))
 
     app.register_blueprint(bp)
 
