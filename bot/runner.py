@@ -14,9 +14,9 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from bot import identify, prompts
 from bot.fleet import routing
@@ -49,8 +49,17 @@ def rows(run: Run) -> list[StepRow]:
     ]
 
 
+EFFECTS_ADDED = "connbot.effects_added"
+
+
 def add_effect(s: Session, run: Run | None, key: str, kind: str, payload: dict[str, Any]) -> None:
     s.add(Effect(key=key, run_id=run.id if run else None, kind=kind, payload=payload))
+    s.info[EFFECTS_ADDED] = True
+
+
+def _added_effects(s: Session) -> bool:
+    """Whether this transaction recorded an effect (so there is something to make after it)."""
+    return bool(s.info.get(EFFECTS_ADDED))
 
 
 def note_effect(s: Session, run: Run, key: str, note: Note, kind: str = "comment", **extra: Any) -> None:
@@ -92,9 +101,14 @@ def advance(svc: Services, run_id: int, owner: str) -> bool:
         return False
     try:
         # Effects first, in order; while one cannot be made, the run waits (a retry is scheduled).
-        while flush_effects(svc, run_id):
-            if not _step(svc, run_id, owner):
-                flush_effects(svc, run_id)
+        # After a step, only that step's effects can be pending (whoever records an effect for a
+        # run outside its lease also wakes the run up), so a step that recorded none needs no look.
+        ready = flush_effects(svc, run_id)
+        while ready:
+            moved, added = _step(svc, run_id, owner)
+            if added:
+                ready = flush_effects(svc, run_id)
+            if not moved:
                 break
     except LeaseLost:
         log.warning("run %s: lease lost to another worker", run_id)
@@ -104,21 +118,24 @@ def advance(svc: Services, run_id: int, owner: str) -> bool:
     return True
 
 
-def _commit_guard(svc: Services, s: Session, run: Run, owner: str) -> None:
-    if not svc.store.holds(s, run.id, owner):
-        raise LeaseLost(run.id)
+def _hold(svc: Services, s: Session, run_id: int, owner: str) -> Run:
+    """The run, locked and read afresh, for a transaction that writes under this worker's lease."""
+    run = svc.store.held(s, run_id, owner)
+    if run is None:
+        raise LeaseLost(run_id)
+    return run
 
 
-def _step(svc: Services, run_id: int, owner: str) -> bool:
-    """Take one step. True if the run moved and may move again."""
+def _step(svc: Services, run_id: int, owner: str) -> tuple[bool, bool]:
+    """Take one step. Says whether the run moved (and may move again), and whether it recorded effects."""
     pb = svc.playbook
     with svc.store.tx() as s:
-        run = s.get(Run, run_id)
+        run = s.get(Run, run_id, options=[joinedload(Run.ticket)])
         if run is None or run.state == "ended":
-            return False
+            return False, False
         pos = Position(run.step or pb.start, run.visits, run.approved)
         if run.state == "waiting":
-            return _resume(svc, s, run, pos, owner)
+            return _resume(svc, s, run, pos, owner), _added_effects(s)
         registry = svc.registry_for(run.pbx)
         lookup = ActionInput(ticket_key=run.ticket.key, reporter_email=identify.email(run.ticket)) \
             if identify.needed(run) else None
@@ -145,9 +162,8 @@ def _step(svc: Services, run_id: int, owner: str) -> bool:
             event, summary, evidence, facts = engine.Failed(str(exc)), f"{action} failed: {exc}", {"error": str(exc)}, {}
         finished = started + dt.timedelta(seconds=time.perf_counter() - t0)
     with svc.store.tx() as s:
-        _commit_guard(svc, s, run, owner)
-        run = s.get(Run, run_id)
-        assert run is not None
+        run = _hold(svc, s, run_id, owner)
+        moved = isinstance(plan, (Execute, Escalate))
         if isinstance(plan, Execute):
             outcome = event.value if isinstance(event, engine.Outcome) else "error"
             _record(s, run, plan.step, pos.step, "auto", outcome, summary, evidence, None, started, finished)
@@ -155,17 +171,16 @@ def _step(svc: Services, run_id: int, owner: str) -> bool:
             _move(run, engine.follow(pb, pos, event))
         elif isinstance(plan, Ask):
             _ask(svc, s, run, plan)
-            return False
         elif isinstance(plan, Escalate):
             _escalate(svc, s, run, plan, pos)
         else:
             _finish(svc, s, run, plan)
-            return False
-    return True
+        return moved, _added_effects(s)
 
 
-def _identify(svc: Services, run_id: int, owner: str, registry: Registry, lookup: ActionInput) -> bool:
-    """Find the ticket's user by the reporter's e-mail, else ask a person. True if the run may go on."""
+def _identify(svc: Services, run_id: int, owner: str, registry: Registry, lookup: ActionInput) -> tuple[bool, bool]:
+    """Find the ticket's user by the reporter's e-mail, else ask a person. Says whether the run may go
+    on, and whether it recorded effects."""
     started, res, why = svc.clock(), None, "the ticket names no user and no reporter e-mail"
     if lookup.reporter_email and registry.available(identify.ACTION):
         try:
@@ -176,20 +191,18 @@ def _identify(svc: Services, run_id: int, owner: str, registry: Registry, lookup
         why = f"no adapter is configured for {identify.ACTION}"
     step = identify.IdentifyStep()
     with svc.store.tx() as s:
-        run = s.get(Run, run_id)
-        assert run is not None
-        _commit_guard(svc, s, run, owner)
+        run = _hold(svc, s, run_id, owner)
         if res is not None:
             _record(s, run, step, identify.STEP, "auto", res.outcome, res.summary, redact(res.evidence), None,
                     started, svc.clock())
             if res.outcome == "found":
                 run.ticket.user_ref = str(res.facts["user"])
-                return True
+                return True, False
             why = "the app backend does not know the reporter's e-mail"
         prompt = _new_prompt(svc, run, identify.STEP, "identify", step.level, step.title, identify.QUESTION,
                              identify.OPTIONS, identify.TEXT_LABEL, svc.playbook.timeout)
         _show(svc, s, run, prompt, f"Question for a person: {step.title}", why)
-    return False
+    return False, True
 
 
 def _resume_identify(svc: Services, s: Session, run: Run, prompt: Prompt) -> bool:
@@ -212,9 +225,11 @@ def _resume_identify(svc: Services, s: Session, run: Run, prompt: Prompt) -> boo
 
 def _record(s: Session, run: Run, step: Any, step_id: str, mode: str, outcome: str, summary: str,
             evidence: dict[str, Any], by: str | None, started: dt.datetime, finished: dt.datetime) -> None:
-    run.steps.append(StepResult(seq=len(run.steps) + 1, step=step_id, title=step.title, level=step.level,
-                                action=step.action or "", mode=mode, outcome=outcome, summary=summary[:2000],
-                                evidence=evidence, answered_by=by, started_at=started, finished_at=finished))
+    # Numbered in the INSERT itself: no need to load the run's earlier results (the run row is locked).
+    seq = select(func.coalesce(func.max(StepResult.seq), 0) + 1).where(StepResult.run_id == run.id).scalar_subquery()
+    s.add(StepResult(run=run, seq=seq, step=step_id, title=step.title, level=step.level, action=step.action or "",
+                     mode=mode, outcome=outcome, summary=summary[:2000], evidence=evidence, answered_by=by,
+                     started_at=started, finished_at=finished))
     log.info("run %s step %s: %s", run.id, step_id, outcome)
 
 
@@ -271,7 +286,7 @@ def _resume(svc: Services, s: Session, run: Run, pos: Position, owner: str) -> b
     prompt = prompts.open_for(s, run)
     if prompt is None or prompt.state == "open":
         return False
-    _commit_guard(svc, s, run, owner)
+    _hold(svc, s, run.id, owner)
     if prompt.kind == "route":
         return _resume_route(svc, s, run, prompt)
     if prompt.kind == "identify":
@@ -363,36 +378,31 @@ def flush_effects(svc: Services, run_id: int) -> bool:
         # The attempt is counted before it is made: after a crash mid-call, the next attempt knows
         # an earlier one may have landed (channels without idempotency keys look for it first).
         with svc.store.tx() as s:
-            row = s.get(Effect, effect.id)
-            assert row is not None
-            row.attempts += 1
-            effect.attempts = row.attempts
+            effect.attempts = s.execute(update(Effect).where(Effect.id == effect.id)
+                                        .values(attempts=Effect.attempts + 1).returning(Effect.attempts)).scalar_one()
         try:
             refs = svc.effector.make(effect)
         except TransientError as exc:
-            with svc.store.tx() as s:
-                row = s.get(Effect, effect.id)
-                assert row is not None
-                row.error = str(exc)[:2000]
+            _update_effect(svc, effect, error=str(exc)[:2000])
             log.warning("effect %s (%s) failed, will retry: %s", effect.key, effect.kind, exc)
             svc.queue.advance(run_id, delay=min(300.0, 2.0 ** min(effect.attempts, 8)))
             return False
         except AdapterError as exc:
-            with svc.store.tx() as s:
-                row = s.get(Effect, effect.id)
-                assert row is not None
-                row.state, row.error = "failed", str(exc)[:2000]
+            _update_effect(svc, effect, state="failed", error=str(exc)[:2000])
             log.error("effect %s (%s) failed for good: %s", effect.key, effect.kind, exc)
             continue
-        with svc.store.tx() as s:
-            row = s.get(Effect, effect.id)
-            assert row is not None
-            row.state, row.done_at = "done", svc.clock()
-            if refs:
-                prompt = s.get(Prompt, effect.payload["prompt_id"])
-                if prompt is not None:
-                    prompt.channel_refs = {**prompt.channel_refs, **refs}
+        _update_effect(svc, effect, refs, state="done", done_at=svc.clock())
     return True
+
+
+def _update_effect(svc: Services, effect: Effect, refs: dict[str, Any] | None = None, **values: Any) -> None:
+    """One statement per outcome of an effect; references a channel gave are kept with the prompt."""
+    with svc.store.tx() as s:
+        s.execute(update(Effect).where(Effect.id == effect.id).values(**values))
+        if refs:
+            prompt = s.get(Prompt, effect.payload["prompt_id"])
+            if prompt is not None:
+                prompt.channel_refs = {**prompt.channel_refs, **refs}
 
 
 def sweep(svc: Services) -> dict[str, int]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event, or_, select, text, update
+from sqlalchemy import create_engine, event, or_, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -106,10 +106,11 @@ class Store:
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    def holds(self, s: Session, run_id: int, owner: str) -> bool:
-        """Inside a transaction: lock the run row and say whether `owner` still holds it."""
-        row = s.execute(select(Run.lease_owner).where(Run.id == run_id).with_for_update()).first()
-        return row is not None and row[0] == owner
+    def held(self, s: Session, run_id: int, owner: str) -> Run | None:
+        """Inside a transaction: lock the run row and read it afresh; None unless `owner` still holds
+        its lease. One statement for the check and the read the transaction's writes build on."""
+        run = s.get(Run, run_id, with_for_update=True, populate_existing=True)
+        return run if run is not None and run.lease_owner == owner else None
 
     def release(self, run_id: int, owner: str) -> None:
         with self.tx() as s:
