@@ -37,6 +37,7 @@ class Effector:
             ticket = s.get(Ticket, effect.payload["ticket_id"])
             assert ticket is not None
             ref = ticket_ref(ticket)
+        ref.first_attempt = effect.attempts == 1
         system = self.tickets.get(ref.source)
         if system is None:
             raise PermanentError(f"ticket system {ref.source!r} is not configured any more")

@@ -43,6 +43,9 @@ class TicketRef(BaseModel):
     key: str
     summary: str = ""
     pbx: str | None = None  # the PBX instance the ticket was checked against, for per-instance targets
+    # True when the store knows no earlier attempt of this write was made (an effect's first attempt,
+    # counted before it is made): a system may then skip looking for the write's marker first.
+    first_attempt: bool = False
 
 
 class TicketSystem(abc.ABC):

@@ -3,7 +3,8 @@
 Each write is made once per marker. The bot's comment carries the marker (see `render`), and
 every write that changes the issue carries its comment in the same request (transition with
 comment; edit with comment), so "the marker is on the issue" means "the write was made". A
-retried job looks first and does nothing if it finds it.
+retried job looks first and does nothing if it finds it; an effect's first attempt (recorded
+before it is made, `TicketRef.first_attempt`) has nothing to find and saves the look.
 """
 
 from __future__ import annotations
@@ -30,18 +31,20 @@ class JiraTickets(TicketSystem):
         self.client = client or JiraClient(settings)
         self.by_pbx = by_pbx or {}
 
-    def _done(self, key: str, marker: str) -> bool:
-        if any(has_marker(body, marker) for body in self.client.comment_bodies(key)):
-            log.info("jira %s: %s already written, skipping", key, marker)
+    def _done(self, ticket: TicketRef, marker: str) -> bool:
+        if ticket.first_attempt:
+            return False
+        if any(has_marker(body, marker) for body in self.client.comment_bodies(ticket.key)):
+            log.info("jira %s: %s already written, skipping", ticket.key, marker)
             return True
         return False
 
     def comment(self, ticket: TicketRef, note: Note, marker: str) -> None:
-        if not self._done(ticket.key, marker):
+        if not self._done(ticket, marker):
             self.client.add_comment(ticket.key, render(note, marker))
 
     def close(self, ticket: TicketRef, note: Note, marker: str) -> None:
-        if self._done(ticket.key, marker):
+        if self._done(ticket, marker):
             return
         wanted = self.settings.resolved_status.casefold()
         options = self.client.transitions(ticket.key)
@@ -58,7 +61,7 @@ class JiraTickets(TicketSystem):
         self.client.transition(ticket.key, str(chosen["id"]), fields, render(note, marker))
 
     def escalate(self, ticket: TicketRef, level: int, note: Note, marker: str) -> None:
-        if self._done(ticket.key, marker):
+        if self._done(ticket, marker):
             return
         target = self.by_pbx.get(ticket.pbx or "", {}).get(level) or self.settings.escalation.get(level)
         if target is None:

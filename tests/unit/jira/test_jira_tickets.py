@@ -148,3 +148,13 @@ def test_auth_headers_cloud_and_data_center(rsps, fake):
 
 def test_link_is_the_browse_url():
     assert JiraTickets(settings()).link(REF) == f"{URL}/browse/VOIP-7"
+
+
+def test_a_first_attempt_writes_without_reading_the_comments_a_repeat_reads_them_first(fake, rsps):
+    jira = JiraTickets(settings())
+    note = Note(heading="connbot is triaging this ticket")
+    jira.comment(REF.model_copy(update={"first_attempt": True}), note, "run:1:start")
+    assert [c.request.method for c in rsps.calls] == ["POST"]
+    jira.comment(REF, note, "run:1:start")  # a later attempt: the first may have landed, so it looks
+    assert [c.request.method for c in rsps.calls] == ["POST", "GET"]
+    assert len(fake.issue("VOIP-7").comments) == 1
