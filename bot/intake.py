@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+NEW_EVENT = insert(Event).returning(Event.id)
 Handler = Callable[["Services", Session, Event], Ticket | None]
 
 
@@ -32,11 +33,12 @@ def record(store: Store, source: str, delivery_id: str, kind: str, ticket_key: s
     """Store an inbound event once per (source, delivery id). Returns (event id, whether it is new)."""
     try:
         with store.tx() as s:
-            event = Event(source=source, delivery_id=delivery_id, kind=kind, ticket_key=ticket_key, payload=payload)
-            s.add(event)
-            s.flush()
-            enqueue(s, event.id)
-            return event.id, True
+            # A plain INSERT with its values as parameters (a cached statement): this is every webhook's
+            # path, and the ORM's unit of work cost more than the SQL.
+            event_id = s.connection().execute(NEW_EVENT, {"source": source, "delivery_id": delivery_id, "kind": kind,
+                                                          "ticket_key": ticket_key, "payload": payload}).scalar_one()
+            enqueue(s, event_id)
+            return event_id, True
     except IntegrityError:
         with store.tx() as s:
             existing = s.scalars(select(Event.id).where(Event.source == source, Event.delivery_id == delivery_id)).one()

@@ -34,13 +34,13 @@ def loads(body: bytes | str, what: str = "body") -> Any:
 
 
 def depth(value: Any) -> int:
-    """How deeply lists and objects nest in `value`, found without recursion."""
-    deepest, stack = 0, [(value, 1)]
+    """How deeply lists and objects nest in `value`, found without recursion. Only containers are
+    stacked (a webhook is mostly scalars: this walk is on every request's path)."""
+    containers = (dict, list)
+    deepest, stack = 0, [(value, 1)] if isinstance(value, containers) else []
     while stack:
         item, level = stack.pop()
-        if isinstance(item, dict):
-            item = list(item.values())
-        if isinstance(item, list):
-            deepest = max(deepest, level)
-            stack.extend((v, level + 1) for v in item)
+        deepest = max(deepest, level)
+        stack.extend((v, level + 1) for v in (item.values() if isinstance(item, dict) else item)
+                     if isinstance(v, containers))
     return deepest
