@@ -35,6 +35,29 @@ def machine() -> dict[str, str]:
             "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
+def load() -> float:
+    """The 1-minute load average now (the machine is shared: say what else was running)."""
+    return round(os.getloadavg()[0], 2)
+
+
+def _cpu_ticks() -> tuple[int, int]:
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields), fields[3] + fields[4]  # all, idle + iowait
+
+
+class CpuMeter:
+    """How busy all CPUs were between `start()` and `busy()` (0..1, from /proc/stat): a benchmark
+    that keeps every CPU busy cannot go faster by adding processes."""
+
+    def start(self) -> CpuMeter:
+        self.t0 = _cpu_ticks()
+        return self
+
+    def busy(self) -> float:
+        total, idle = (b - a for a, b in zip(self.t0, _cpu_ticks()))
+        return round(1 - idle / total, 3) if total else 0.0
+
+
 def percentile(values: Sequence[float], p: float) -> float:
     """The p-th percentile (nearest rank) of `values`; 0 for none."""
     if not values:

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.common import BIN, ROOT, Backend, backend, count_rows, env_with, gunicorn, upgrade
+from bench.common import BIN, ROOT, Backend, CpuMeter, backend, count_rows, env_with, gunicorn, load, upgrade
 
 SECRET = "bench-webhook-secret"
 FIXTURE = ROOT / "tests" / "fixtures" / "jira" / "cloud_issue_created.json"
@@ -96,17 +96,32 @@ def jira_requests(bodies: list[tuple[str, str]], n: int, tag: str) -> list[dict[
 def measure(base: str, name: str, pool: Path, bodies: list[tuple[str, str]], workdir: Path) -> dict[str, Any]:
     """Warm up, then the closed-loop maximum and the open-loop fixed rate. `ok` counts every 2xx sent."""
     warm = wrk(base, WARMUP_SECONDS, f"{name}-warm", pool)
+    cpu, load_before = CpuMeter().start(), load()
     peak = wrk(base, WRK_SECONDS, f"{name}-peak", pool)
+    peak["cpu_busy"] = cpu.busy()
     steady = fixed_rate(base, jira_requests(bodies, RATE * RATE_SECONDS, f"{name}-rate"), RATE, workdir)
-    return {"peak": peak, "steady": steady, "ok": warm["ok"] + peak["ok"] + steady["ok"],
+    return {"peak": peak, "steady": steady, "ok": warm["ok"] + peak["ok"] + steady["ok"], "load": [load_before, load()],
             "errors": warm["bad"] + peak["bad"] + peak["socket_errors"] + steady["sent"] - steady["ok"]}
 
 
-def intake(kind: str, workdir: Path) -> dict[str, Any]:
-    """Item 1 on one backend: connbot and the bare endpoint, each on the Procfile's gunicorn settings."""
+def _pool(workdir: Path) -> tuple[Path, list[tuple[str, str]]]:
     bodies = signed_bodies(POOL)
     pool = workdir / "pool.lua"
     write_pool(pool, bodies)
+    return pool, bodies
+
+
+def bare(workdir: Path) -> dict[str, Any]:
+    """The ceiling: the bare endpoint on the same gunicorn settings, measured once for both backends
+    (it touches no backend)."""
+    pool, bodies = _pool(workdir)
+    with gunicorn("bench.bare:create_app()", env_with(), workdir / "gunicorn-bare.log") as base:
+        return measure(base, "bare", pool, bodies, workdir)
+
+
+def intake(kind: str, workdir: Path, ceiling: dict[str, Any]) -> dict[str, Any]:
+    """Item 1 on one backend: connbot on the Procfile's gunicorn settings, against `ceiling` (`bare()`)."""
+    pool, bodies = _pool(workdir)
     with backend(kind, workdir) as be:
         env = env_with(be.env, {"CONNBOT_JIRA_WEBHOOK_SECRET": SECRET})
         upgrade(env)
@@ -114,10 +129,8 @@ def intake(kind: str, workdir: Path) -> dict[str, Any]:
             connbot = measure(base, f"connbot-{kind}", pool, bodies, workdir)
         stored = count_rows(be.url, "SELECT count(*) FROM events WHERE source = 'jira'")
         queued = queue_depth(be)
-    with gunicorn("bench.bare:create_app()", env_with(), workdir / "gunicorn-bare.log") as base:
-        bare = measure(base, f"bare-{kind}", pool, bodies, workdir)
-    return {"backend": kind, "connbot": connbot, "bare": bare, "stored": stored, "queued": queued,
-            "ratio": round(connbot["peak"]["rps"] / bare["peak"]["rps"], 3)}
+    return {"backend": kind, "connbot": connbot, "bare": ceiling, "stored": stored, "queued": queued,
+            "ratio": round(connbot["peak"]["rps"] / ceiling["peak"]["rps"], 3)}
 
 
 def queue_depth(be: Backend) -> int:
@@ -167,9 +180,7 @@ def slack_ack(kind: str, workdir: Path) -> dict[str, Any]:
     """Item 5 on one backend: signed block_actions clicks at a fixed rate while wrk loads the intake."""
     from tests.fakes.slack_api import BOT_TOKEN, CHANNEL, SIGNING_SECRET, SlackApiStub, click, form, signed
 
-    bodies = signed_bodies(POOL)
-    pool = workdir / "pool.lua"
-    write_pool(pool, bodies)
+    pool, _ = _pool(workdir)
     stub = SlackApiStub().start()
     try:
         with backend(kind, workdir) as be:
@@ -180,23 +191,25 @@ def slack_ack(kind: str, workdir: Path) -> dict[str, Any]:
             with environ(env):
                 prompts = open_prompts(CLICKS)
             with gunicorn("bot.app:create_app()", env, workdir / f"gunicorn-slack-{kind}.log") as base:
-                load = subprocess.Popen([ensure_wrk(), "-t1", "-c16", f"-d{CLICKS / CLICK_RATE + 4:.0f}s",
-                                         "-s", str(Path(__file__).with_name("intake.lua")), base],
-                                        env={**os.environ, "BENCH_POOL": str(pool), "BENCH_TAG": f"slack-{kind}"},
-                                        stdout=subprocess.PIPE, text=True)
+                background = subprocess.Popen([ensure_wrk(), "-t1", "-c16", f"-d{CLICKS / CLICK_RATE + 4:.0f}s",
+                                               "-s", str(Path(__file__).with_name("intake.lua")), base],
+                                              env={**os.environ, "BENCH_POOL": str(pool), "BENCH_TAG": f"slack-{kind}"},
+                                              stdout=subprocess.PIPE, text=True)
                 time.sleep(2)  # the intake load is at full speed before the first click
+                load_before = load()
                 requests = []
                 for n, (prompt_id, choice) in enumerate(prompts):
                     body = form(click(prompt_id, f"connbot_answer:{choice}", action_ts=f"{time.time():.6f}.{n}"))
                     requests.append({"path": "/slack/events", "body": body, "headers": signed(body)})
                 acks = fixed_rate(base, requests, CLICK_RATE, workdir)
-                out, _ = load.communicate(timeout=60)
+                out, _ = background.communicate(timeout=60)
                 time.sleep(1)  # the last lazy listeners store their answers
             answered = count_rows(be.url, "SELECT count(*) FROM prompts WHERE state = 'answered'")
         match = re.search(r"^BENCH (\{.*\})$", out, re.M)
         intake_load = json.loads(match.group(1)) if match else {}
         intake_load["rps"] = round(intake_load.get("requests", 0) / max(intake_load.get("seconds", 1), 1e-9), 1)
-        return {"backend": kind, "acks": acks, "prompts": len(prompts), "answered": answered, "intake": intake_load}
+        return {"backend": kind, "acks": acks, "prompts": len(prompts), "answered": answered, "intake": intake_load,
+                "load": [load_before, load()]}
     finally:
         stub.stop()
 
@@ -207,5 +220,7 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory(prefix="connbot-bench-") as tmp:
         what = sys.argv[1] if len(sys.argv) > 1 else "intake"
         kind = sys.argv[2] if len(sys.argv) > 2 else "sqlite"
-        fn = intake if what == "intake" else slack_ack
-        print(json.dumps(fn(kind, Path(tmp)), indent=1))
+        if what == "intake":
+            print(json.dumps(intake(kind, Path(tmp), bare(Path(tmp))), indent=1))
+        else:
+            print(json.dumps(slack_ack(kind, Path(tmp)), indent=1))

@@ -1,4 +1,5 @@
-"""`make bench`: every benchmark in turn (a few minutes), then bench/RESULTS.md rewritten."""
+"""`make bench`: every benchmark in turn (under 10 minutes on 2 CPUs), then bench/RESULTS.md and the
+figures of docs/performance.md rewritten."""
 
 from __future__ import annotations
 
@@ -6,36 +7,46 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import economy, intake, report, triage
-from bench.common import machine
+from bench import economy, intake, profile, report, triage
+from bench.common import ROOT, load, machine
 
 BACKENDS = ("sqlite", "postgres+redis")
 
 
 def main() -> None:
     started = time.monotonic()
-    results: dict[str, Any] = {"machine": machine()}
+    results: dict[str, Any] = {"machine": machine(), "timing": {}}
     with tempfile.TemporaryDirectory(prefix="connbot-bench-") as tmp:
         workdir = Path(tmp)
-        steps = [
-            ("intake", lambda: [intake.intake(kind, workdir) for kind in BACKENDS]),
+
+        def intake_all() -> list[dict[str, Any]]:
+            ceiling = intake.bare(workdir)
+            return [intake.intake(kind, workdir, ceiling) for kind in BACKENDS]
+
+        steps: list[tuple[str, Callable[[], Any]]] = [
+            ("intake", intake_all),
+            ("profile", profile.profile),
             ("slack", lambda: [intake.slack_ack(kind, workdir) for kind in BACKENDS]),
             ("triage", lambda: [triage.throughput(kind, n, workdir) for kind in BACKENDS for n in triage.WORKERS]),
             ("memory", lambda: triage.memory("sqlite", workdir)),
             ("economy", lambda: economy.economy(workdir)),
         ]
         for name, step in steps:
-            t0 = time.monotonic()
-            print(f"bench: {name} ...", file=sys.stderr, flush=True)
+            t0, load_before = time.monotonic(), load()
+            print(f"bench: {name} ... (load {load_before})", file=sys.stderr, flush=True)
             results[name] = step()
-            print(f"bench: {name} done in {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
+            took = round(time.monotonic() - t0)
+            results["timing"][name] = {"seconds": took, "load": [load_before, load()]}
+            print(f"bench: {name} done in {took} s (load {load()})", file=sys.stderr, flush=True)
     results["seconds"] = round(time.monotonic() - started)
     here = Path(__file__).parent
     (here / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     (here / "RESULTS.md").write_text(report.render(results))
+    (ROOT / "docs" / "performance.md").write_text(report.performance(results))
     print(f"bench: all done in {results['seconds']} s; see bench/RESULTS.md", file=sys.stderr)
 
 

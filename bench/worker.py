@@ -3,9 +3,10 @@ time per call, and a tally of where the time goes.
 
 BENCH_SCRIPT is a JSON object {action: outcome}; BENCH_DELAY the seconds each call sleeps;
 BENCH_GO a file the worker waits for before it takes work (so start-up is not timed);
-BENCH_STATS a file it rewrites every 0.2 s with {tasks, task_seconds, adapter_calls,
-adapter_seconds}. Task time is measured with Huey's executing/complete signals in the thread
-that runs the task; adapter time with perf_counter around the adapter call.
+BENCH_STATS a file it rewrites every 0.2 s with {tasks, task_seconds, task_cpu_seconds, adapter_calls,
+adapter_seconds, statements, commits}. Task time is measured with Huey's executing/complete signals
+in the thread that runs the task, as wall time and as the thread's CPU time (wall time also counts
+waiting for the GIL, a CPU or a lock); adapter time with perf_counter around the adapter call.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from integrations.base import ActionInput, ActionResult, ActionSpec, Adapter, Re
 class Tally:
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.started: dict[int, float] = {}
+        self.started: dict[int, tuple[float, float]] = {}
         self.tasks = self.adapter_calls = self.statements = self.commits = 0
-        self.task_seconds = self.adapter_seconds = 0.0
+        self.task_seconds = self.task_cpu_seconds = self.adapter_seconds = 0.0
 
     def adapter(self, seconds: float) -> None:
         with self.lock:
@@ -46,17 +47,20 @@ class Tally:
             self.commits += 1
 
     def begin(self) -> None:
-        self.started[threading.get_ident()] = time.perf_counter()
+        self.started[threading.get_ident()] = (time.perf_counter(), time.thread_time())
 
     def end(self) -> None:
-        took = time.perf_counter() - self.started.pop(threading.get_ident())
+        wall, cpu = self.started.pop(threading.get_ident())
+        took, cpu_took = time.perf_counter() - wall, time.thread_time() - cpu
         with self.lock:
             self.tasks += 1
             self.task_seconds += took
+            self.task_cpu_seconds += cpu_took
 
     def dump(self, path: Path) -> None:
         with self.lock:
-            data = {"tasks": self.tasks, "task_seconds": self.task_seconds, "statements": self.statements,
+            data = {"tasks": self.tasks, "task_seconds": self.task_seconds, "task_cpu_seconds": self.task_cpu_seconds,
+                    "statements": self.statements,
                     "commits": self.commits,
                     "adapter_calls": self.adapter_calls, "adapter_seconds": self.adapter_seconds}
         tmp = path.with_suffix(".tmp")
