@@ -423,10 +423,14 @@ def sweep(svc: Services) -> dict[str, int]:
                 add_effect(s, prompt.run, f"prompt:{prompt.id}:{channel.name}:remind", "prompt.remind",
                            {"prompt_id": prompt.id, "channel": channel.name})
             svc.queue.advance_after_commit(s, prompt.run_id)
-        idle = select(Run.id).where(Run.state == "running", Run.updated_at < stale,
-                                    (Run.lease_until.is_(None)) | (Run.lease_until < now))
+        free = (Run.lease_until.is_(None)) | (Run.lease_until < now)
+        idle = select(Run.id).where(Run.state == "running", Run.updated_at < stale, free)
+        # Waiting with no open prompt: answered or expired, and the wake-up that followed was lost
+        # (a worker killed while advancing it); the run would otherwise wait for ever.
+        open_prompt = select(Prompt.id).where(Prompt.run_id == Run.id, Prompt.state == "open").exists()
+        unblocked = select(Run.id).where(Run.state == "waiting", ~open_prompt, Run.updated_at < stale, free)
         with_effects = select(Effect.run_id).where(Effect.state == "pending", Effect.created_at < stale, Effect.run_id.is_not(None))
-        for run_id in set(s.scalars(idle)) | set(s.scalars(with_effects)):
+        for run_id in set(s.scalars(idle)) | set(s.scalars(unblocked)) | set(s.scalars(with_effects)):
             counts["resumed"] += 1
             svc.queue.advance_after_commit(s, run_id)
         for event_id in s.scalars(select(Event.id).where(Event.processed_at.is_(None), Event.received_at < stale)):

@@ -195,6 +195,21 @@ def test_a_run_held_by_another_worker_is_left_alone_until_its_lease_expires(make
     assert load(svc, run_id)[0].state == "ended"
 
 
+def test_an_answer_whose_wake_up_was_lost_is_picked_up_by_the_sweep(make_services):
+    """A worker killed while advancing the run an answer woke: the run still waits, its prompt is answered."""
+    svc = make_services(registry=scripted_registry({}, systems=()))
+    _, run_id = file(svc)
+    prompt = open_prompt(svc, run_id)
+    with svc.store.tx() as s:
+        assert prompts.answer(s, prompt.id, prompt.options[0][0], None, "bob", "desk", svc.clock()).won  # no wake-up
+    assert runner.sweep(svc)["resumed"] == 0, "a run is left to its own wake-up for sweep_seconds"
+    later = svc.clock() + dt.timedelta(seconds=svc.settings.sweep_seconds + 1)
+    svc.clock = lambda: later
+    assert runner.sweep(svc)["resumed"] == 1
+    svc.queue.run_pending()
+    assert load(svc, run_id)[1][0] == (prompt.step, prompt.options[0][0]), "the answer moved the run"
+
+
 def test_one_run_per_ticket(make_services):
     svc = make_services(registry=scripted_registry({}, systems=()))
     _, run_id = file(svc)
