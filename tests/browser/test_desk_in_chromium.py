@@ -126,11 +126,13 @@ def test_file_answer_and_watch_the_ticket_close(served):
 
 @pytest.mark.browser
 def test_a_newcomer_files_the_default_lab_scenario_and_approves_with_one_click(served_lab):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     driver = _browser_or_skip()
-    wait = WebDriverWait(driver, 30)
+    # The live panel is re-rendered while the run moves: an element found just before a refresh goes stale.
+    wait = WebDriverWait(driver, 30, ignored_exceptions=(StaleElementReferenceException,))
     try:
         driver.get(served_lab + "/")
         assert "Lab: this is a simulation." in driver.find_element(By.ID, "lab-banner").text
