@@ -119,15 +119,16 @@ def _memory(r: dict[str, Any]) -> list[str]:
     mem = r["memory"]
     out = ["## 3. Worker memory", "",
            f"One worker ({mem['backend']}, 4 threads), adapters answering at once, the two-step run (reconnect fixes it); "
-           f"tickets filed in batches while it works. VmRSS from /proc/<pid>/status. {mem['total']:,} runs (not "
-           "10,000: see the sizes above); the growth after the first 1,000 runs is the leak rate, extrapolated to "
-           "10,000.", "",
+           "tickets filed in batches while it works. VmRSS from /proc/<pid>/status. The growth per run after the "
+           "first 1,000 runs (imports, caches and connection pools warm by then) is the leak rate, extrapolated to "
+           "10,000 runs when fewer were run.", "",
            "| after runs | RSS MB |", "|---:|---:|"]
     out += [f"| {x['runs']:,} | {x['rss_mb']} |" for x in mem["samples"]]
     out += ["", f"Growth from {mem['first']} to {mem['total']:,} runs {mem['growth']:.1%} ({mark(mem['growth'] < GROWTH)}: "
             f"< 10 %), peak {mem['rss_total_mb']} MB ({mark(mem['rss_total_mb'] < RSS_MB)}: < 200 MB); "
-            f"{mem['kb_per_run_after_warmup']:.2f} KB per run after warm-up, so about {mem['rss_10000_mb_extrapolated']} MB "
-            f"at 10,000 runs. {mem['total']:,} runs took {mem['seconds']} s (load {_load(mem)}).", ""]
+            f"{mem['kb_per_run_after_warmup']:.2f} KB per run after warm-up"
+            + (f", so about {mem['rss_10000_mb_extrapolated']} MB at 10,000 runs" if mem["total"] < 10_000 else "")
+            + f". {mem['total']:,} runs took {mem['seconds']} s (load {_load(mem)}).", ""]
     return out
 
 
