@@ -259,12 +259,14 @@ same runs with one look per write, as before).
 
 ## Targets missed, and where the time goes
 
-**Intake at ≥ 50 % of the bare endpoint: missed (about 15–20 %).** The bare endpoint does nothing but Flask
+**Intake at ≥ 50 % of the bare endpoint: missed (11–20 % across runs).** The bare endpoint does nothing but Flask
 (about 0.15 ms a request in process); connbot per request checks the HMAC, parses and validates the payload
 (pydantic), stores the event in a committed transaction and commits its queue entry, about 0.8 ms in
 process: a ceiling of roughly 0.15 / 0.8 ≈ 18 % before any contention, and the gunicorn figures match it
 (with the CPUs 80–95 % busy the web tier is CPU-bound, wrk's own share included; on SQLite a run with the
-CPUs less busy lost time waiting for the write lock between the two gunicorn processes). The profile's shares show
+CPUs less busy lost time waiting for the write lock between the two gunicorn processes: SQLite's closed-loop
+figure is bimodal on this machine, about 1,200–1,350 req/s with the CPUs 81–84 % busy or 620–720 req/s with
+them 56–57 % busy, before and after this branch's changes alike). The profile's shares show
 no single hot spot left: storing is about 40 % (SQLAlchemy's connection and transaction handling around one
 INSERT and two commits), parsing and validation about 10 %, Flask and Werkzeug most of the rest. Reaching 50 %
 would mean about 0.3 ms a request, less than Flask plus one durable commit; answering before the event is
