@@ -186,7 +186,8 @@ def performance(r: dict[str, Any]) -> str:
         "| what | figure |", "|---|---|",
         f"| Jira webhook intake, gunicorn `--workers 2 --threads 4`, every event stored | SQLite {sq['connbot']['peak']['rps']:.0f} req/s, "
         f"PostgreSQL + Redis {pg['connbot']['peak']['rps']:.0f} req/s (bare Flask on the same settings: "
-        f"{sq['bare']['peak']['rps']:.0f} req/s) |",
+        f"{sq['bare']['peak']['rps']:.0f} req/s; SQLite's figure varies between about 620 and 1,350 from run to "
+        "run with the two gunicorn processes' waits for its write lock) |",
         f"| p99 at a steady 200 webhooks/s | SQLite {sq['connbot']['steady']['p99_ms']:.1f} ms, PostgreSQL + Redis "
         f"{pg['connbot']['steady']['p99_ms']:.1f} ms |",
         f"| one webhook in process | {p['connbot_ms']:.2f} ms (bare endpoint {p['bare_ms']:.2f} ms) |",
