@@ -104,7 +104,3 @@ class _FaultyMock:
 
     def add_callback(self, method: str, url: Any, callback: Callable[[Any], Any], **kwargs: Any) -> None:
         self.rsps.add_callback(method, url, callback=self.faults.wrap(self.system, callback), **kwargs)
-
-    @property
-    def calls(self) -> Any:
-        return self.rsps.calls
