@@ -123,6 +123,7 @@ class Run(Base):
 
     ticket: Mapped[Ticket] = relationship(back_populates="runs")
     steps: Mapped[list[StepResult]] = relationship(back_populates="run", order_by="StepResult.seq")
+    effects: Mapped[list[Effect]] = relationship(order_by="Effect.id", viewonly=True)
 
 
 class StepResult(Base):

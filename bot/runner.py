@@ -356,7 +356,12 @@ def _finish(svc: Services, s: Session, run: Run, plan: Finish) -> None:
 
 
 def flush_effects(svc: Services, run_id: int) -> bool:
-    """Make the pending effects of a run, oldest first. False at the first transient failure."""
+    """Make the pending effects of a run, oldest first. False at the first transient failure.
+
+    A transient failure is retried with backoff (the run waits, its effects stay in order) until
+    the effect has had `CONNBOT_EFFECT_ATTEMPTS` attempts; then it is failed for good like a
+    permanent one, and the run goes on. A prompt that could not be shown in a channel is said on
+    the ticket, so people know to answer it on the desk."""
     with svc.store.tx() as s:
         pending = list(s.scalars(select(Effect).where(Effect.run_id == run_id, Effect.state == "pending").order_by(Effect.id)))
     for effect in pending:
@@ -370,19 +375,18 @@ def flush_effects(svc: Services, run_id: int) -> bool:
         try:
             refs = svc.effector.make(effect)
         except TransientError as exc:
-            with svc.store.tx() as s:
-                row = s.get(Effect, effect.id)
-                assert row is not None
-                row.error = str(exc)[:2000]
-            log.warning("effect %s (%s) failed, will retry: %s", effect.key, effect.kind, exc)
-            svc.queue.advance(run_id, delay=min(300.0, 2.0 ** min(effect.attempts, 8)))
-            return False
+            if effect.attempts < svc.settings.effect_attempts:
+                with svc.store.tx() as s:
+                    row = s.get(Effect, effect.id)
+                    assert row is not None
+                    row.error = str(exc)[:2000]
+                log.warning("effect %s (%s) failed, will retry: %s", effect.key, effect.kind, exc)
+                svc.queue.advance(run_id, delay=min(300.0, 2.0 ** min(effect.attempts, 8)))
+                return False
+            _give_up(svc, effect, f"still failing after {effect.attempts} attempts: {exc}")
+            continue
         except AdapterError as exc:
-            with svc.store.tx() as s:
-                row = s.get(Effect, effect.id)
-                assert row is not None
-                row.state, row.error = "failed", str(exc)[:2000]
-            log.error("effect %s (%s) failed for good: %s", effect.key, effect.kind, exc)
+            _give_up(svc, effect, str(exc))
             continue
         with svc.store.tx() as s:
             row = s.get(Effect, effect.id)
@@ -393,6 +397,21 @@ def flush_effects(svc: Services, run_id: int) -> bool:
                 if prompt is not None:
                     prompt.channel_refs = {**prompt.channel_refs, **refs}
     return True
+
+
+def _give_up(svc: Services, effect: Effect, reason: str) -> None:
+    """Fail an effect for good (kept with its reason, counted in /metrics) and let the run go on."""
+    with svc.store.tx() as s:
+        row = s.get(Effect, effect.id)
+        assert row is not None
+        row.state, row.error = "failed", reason[:2000]
+        run = s.get(Run, row.run_id) if row.run_id is not None else None
+        if effect.kind == "prompt.post" and run is not None:
+            channel = effect.payload["channel"]
+            note_effect(s, run, f"prompt:{effect.payload['prompt_id']}:{channel}:unposted", Note(
+                heading=f"The question could not be posted in {channel}: answer it on the desk",
+                lines=[reason]))
+    log.error("effect %s (%s) failed for good: %s", effect.key, effect.kind, reason)
 
 
 def sweep(svc: Services) -> dict[str, int]:
