@@ -22,6 +22,7 @@ from bot import identify, prompts
 from bot.fleet import routing
 from bot.models import Effect, Event, Prompt, Run, StepResult, Ticket
 from bot.redact import redact
+from bot.store import after_commit
 from integrations.base import ActionInput, AdapterError, Registry, NotConfiguredError, TransientError, UnsupportedError
 from integrations.tickets import Note, StepRow, TicketRef
 from playbook import engine
@@ -119,6 +120,8 @@ def _step(svc: Services, run_id: int, owner: str) -> bool:
         pos = Position(run.step or pb.start, run.visits, run.approved)
         if run.state == "waiting":
             return _resume(svc, s, run, pos, owner)
+        if run.retry_at is not None and run.retry_at > svc.clock():
+            return False  # woken early: the step is retried at retry_at
         registry = svc.registry_for(run.pbx)
         lookup = ActionInput(ticket_key=run.ticket.key, reporter_email=identify.email(run.ticket)) \
             if identify.needed(run) else None
@@ -142,12 +145,18 @@ def _step(svc: Services, run_id: int, owner: str) -> bool:
         except (NotConfiguredError, UnsupportedError) as exc:
             plan = engine.plan(pb, pos, registry.available, reason=str(exc))
         except AdapterError as exc:
-            event, summary, evidence, facts = engine.Failed(str(exc)), f"{action} failed: {exc}", {"error": str(exc)}, {}
+            attempts = run.attempts + 1
+            retry = isinstance(exc, TransientError) and attempts < svc.settings.step_attempts
+            why = f"{action} failed" + (f" {attempts} times" if attempts > 1 else "") + f": {exc}"
+            event, summary, evidence, facts = engine.Failed(str(exc)), why, {"error": str(exc)}, {}
         finished = started + dt.timedelta(seconds=time.perf_counter() - t0)
     with svc.store.tx() as s:
         _commit_guard(svc, s, run, owner)
         run = s.get(Run, run_id)
         assert run is not None
+        if isinstance(plan, Execute) and isinstance(event, engine.Failed) and retry:
+            _retry_later(svc, s, run, why)
+            return False
         if isinstance(plan, Execute):
             outcome = event.value if isinstance(event, engine.Outcome) else "error"
             _record(s, run, plan.step, pos.step, "auto", outcome, summary, evidence, None, started, finished)
@@ -220,7 +229,17 @@ def _record(s: Session, run: Run, step: Any, step_id: str, mode: str, outcome: s
 
 def _move(run: Run, pos: Position) -> None:
     run.step, run.visits, run.approved = pos.step, dict(pos.visits), pos.approved
-    run.state = "running"
+    run.state, run.attempts, run.retry_at = "running", 0, None
+
+
+def _retry_later(svc: Services, s: Session, run: Run, why: str) -> None:
+    """An outside system is still failing after the transport's retries: try the step again later."""
+    run.attempts += 1
+    delay = min(300.0, 2.0 ** run.attempts)
+    run.retry_at = svc.clock() + dt.timedelta(seconds=delay)
+    run_id = run.id
+    after_commit(s, lambda: svc.queue.advance(run_id, delay=delay))
+    log.warning("run %s step %s: %s; trying again in %g s", run.id, run.step, why, delay)
 
 
 def _new_prompt(svc: Services, run: Run, step: str, kind: str, level: int, title: str, question: str,
@@ -433,7 +452,8 @@ def sweep(svc: Services) -> dict[str, int]:
                            {"prompt_id": prompt.id, "channel": channel.name})
             svc.queue.advance_after_commit(s, prompt.run_id)
         idle = select(Run.id).where(Run.state == "running", Run.updated_at < stale,
-                                    (Run.lease_until.is_(None)) | (Run.lease_until < now))
+                                    (Run.lease_until.is_(None)) | (Run.lease_until < now),
+                                    (Run.retry_at.is_(None)) | (Run.retry_at <= now))
         with_effects = select(Effect.run_id).where(Effect.state == "pending", Effect.created_at < stale, Effect.run_id.is_not(None))
         for run_id in set(s.scalars(idle)) | set(s.scalars(with_effects)):
             counts["resumed"] += 1

@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from bot.app import create_app
 from bot.metrics import registry as metrics_registry
-from bot.models import Effect, Prompt, Run
+from bot.models import Effect, Prompt, Run, utcnow
 from bot.settings import Settings, load
 from integrations import http
 from integrations.app.adapter import AppAdapter
@@ -58,8 +58,11 @@ class World:
     pristine: Any = None
     delays: list[float] = field(default_factory=list)  # the runner's scheduled retries, in seconds
 
+    skew: dt.timedelta = dt.timedelta(0)  # how far the runner's clock has jumped ahead of the wall's
+
     def __post_init__(self) -> None:
         self.pristine = copy.deepcopy((self.ari.objects, self.app.config))
+        self.svc.clock = lambda: utcnow() + self.skew
 
     def file(self, key: str) -> None:
         body = issue_event(key)
@@ -75,9 +78,10 @@ class World:
             if not later:
                 return
             now = huey._get_timestamp()
+            self.skew += max(task.eta - now for task in later) + dt.timedelta(seconds=1)  # the clock jumps
             for task in later:
                 self.delays.append(round((task.eta - now).total_seconds()))
-                task.eta = None  # due now: the clock jumps to it
+                task.eta = None  # due now
                 huey.enqueue(task)
         raise AssertionError("the queue never went quiet")
 
@@ -160,9 +164,10 @@ def metric(w: World, name: str) -> dict[str, float]:
     return found
 
 
-def test_every_ticket_ends_as_without_faults_when_a_third_of_all_calls_fail(world) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("seed", [1, 2, 3])  # seed 1 once exhausted a step's transport retries: the step is retried later
+def test_every_ticket_ends_as_without_faults_when_a_third_of_all_calls_fail(world, seed) -> None:  # type: ignore[no-untyped-def]
     # The app's POST and PATCH start a reconnect or set a password: only "nothing was done" faults for them.
-    w = world(Faults(rate=0.3, seed=2, careful={"app"}))
+    w = world(Faults(rate=0.3, seed=seed, careful={"app"}))
     for key in TICKETS:
         w.reset_accounts()
         w.file(key)
@@ -170,7 +175,7 @@ def test_every_ticket_ends_as_without_faults_when_a_third_of_all_calls_fail(worl
 
     assert w.runs() == {key: EXPECTED for key in TICKETS}
     for system in ("jira", "ari", "app", "slack"):
-        assert len(w.faults.injected(system)) >= 3, system
+        assert w.faults.injected(system), system
     assert set(w.faults.injected()) == set(KINDS)
     # Each comment on each issue once, in order, and the issue closed.
     for key in TICKETS:
@@ -189,7 +194,7 @@ def test_every_ticket_ends_as_without_faults_when_a_third_of_all_calls_fail(worl
     # Every retry after a 429 waited at least its Retry-After (the clients' waits are recorded).
     waits = w.faults.waits_after_429()
     assert len(waits) >= 5 and min(waits) >= w.faults.retry_after, waits
-    # Effects that failed were retried by the runner with a growing backoff, none given up.
+    # Effects and steps that failed were retried by the runner with a growing backoff, none given up.
     assert w.delays and set(w.delays) <= {2, 4, 8, 16}
     assert effects(w.svc, "failed") == [] and effects(w.svc, "pending") == []
 
@@ -245,11 +250,13 @@ def test_a_system_down_for_good_fails_the_step_into_its_failure_edge_with_the_re
         failed = next(r for r in run.steps if r.step == step)
         # A proxy's 503 is the system being down, not the app being offline (a finding of its own).
         assert failed.outcome == "error", (failed.outcome, failed.summary)
-        assert failed.summary.startswith(f"{action} failed: ") and "HTTP 503" in failed.summary
+        # The step was tried CONNBOT_STEP_ATTEMPTS times (3), each with the transport's own retries.
+        assert failed.summary.startswith(f"{action} failed 3 times: ") and "HTTP 503" in failed.summary
         after = run.steps[run.steps.index(failed) + 1].step
         assert after == w.svc.playbook.steps[step].on_failure
-    # Bounded: the step's call was tried 6 times (the retry policy), waits recorded, not slept.
-    assert w.faults.injected(system)[:6] == ["503"] * 6
+    # Bounded: the step's call was tried 3 x 6 times (the runner's attempts, each with the retry policy's),
+    # the runner waiting 2 then 4 s between attempts; waits recorded, not slept.
+    assert w.faults.injected(system)[:18] == ["503"] * 18 and w.delays[:2] == [2, 4]
     assert len([x for x in w.faults.timeline if x[0] == "sleep"]) >= 5
     assert any(failed.summary in c.replace("\\", "") or failed.summary[:60] in c for c in w.jira.issue("VOIP-1").comments), \
         "the reason is on the ticket"
