@@ -21,6 +21,8 @@ class StoreCollector(Collector):
         steps = SummaryMetricFamily("connbot_step_seconds", "Duration of automated steps by action", labels=["action"])
         prompts = GaugeMetricFamily("connbot_prompts_open", "Questions waiting for a person")
         effects = GaugeMetricFamily("connbot_effects_pending", "Side effects recorded but not yet made")
+        failed = GaugeMetricFamily("connbot_effects_failed", "Side effects given up on (refused, or still failing after every attempt)",
+                                   labels=["kind"])
         with self.svc.store.tx() as s:
             for state, kind, level, count in s.execute(
                     select(Run.state, Run.end_kind, Run.end_level, func.count()).group_by(Run.state, Run.end_kind, Run.end_level)):
@@ -34,9 +36,11 @@ class StoreCollector(Collector):
                 steps.add_metric([action], count, float(total or 0))
             prompts.add_metric([], s.scalar(select(func.count()).select_from(Prompt).where(Prompt.state == "open")) or 0)
             effects.add_metric([], s.scalar(select(func.count()).select_from(Effect).where(Effect.state == "pending")) or 0)
+            for kind, count in s.execute(select(Effect.kind, func.count()).where(Effect.state == "failed").group_by(Effect.kind)):
+                failed.add_metric([kind], count)
         queue = GaugeMetricFamily("connbot_queue_depth", "Tasks waiting in the queue")
         queue.add_metric([], self.svc.queue.depth())
-        yield from (runs, steps, prompts, effects, queue)
+        yield from (runs, steps, prompts, effects, failed, queue)
 
 
 def registry(svc: Services) -> CollectorRegistry:

@@ -109,6 +109,8 @@ class Run(Base):
     step: Mapped[str | None] = mapped_column(String(64))
     visits: Mapped[dict[str, Any]] = mapped_column(default=dict)
     approved: Mapped[bool] = mapped_column(default=False)
+    attempts: Mapped[int] = mapped_column(default=0)
+    retry_at: Mapped[dt.datetime | None] = mapped_column()
     facts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     end_kind: Mapped[str | None] = mapped_column(String(16))
     end_level: Mapped[int | None] = mapped_column()
@@ -123,6 +125,7 @@ class Run(Base):
 
     ticket: Mapped[Ticket] = relationship(back_populates="runs")
     steps: Mapped[list[StepResult]] = relationship(back_populates="run", order_by="StepResult.seq")
+    effects: Mapped[list[Effect]] = relationship(order_by="Effect.id", viewonly=True)
 
 
 class StepResult(Base):

@@ -22,6 +22,7 @@ from bot import identify, prompts
 from bot.fleet import routing
 from bot.models import Effect, Event, Prompt, Run, StepResult, Ticket
 from bot.redact import redact
+from bot.store import after_commit
 from integrations.base import ActionInput, AdapterError, Registry, NotConfiguredError, TransientError, UnsupportedError
 from integrations.tickets import Note, StepRow, TicketRef
 from playbook import engine
@@ -136,6 +137,8 @@ def _step(svc: Services, run_id: int, owner: str) -> tuple[bool, bool]:
         pos = Position(run.step or pb.start, run.visits, run.approved)
         if run.state == "waiting":
             return _resume(svc, s, run, pos, owner), _added_effects(s)
+        if run.retry_at is not None and run.retry_at > svc.clock():
+            return False, False  # woken early: the step is retried at retry_at
         registry = svc.registry_for(run.pbx)
         lookup = ActionInput(ticket_key=run.ticket.key, reporter_email=identify.email(run.ticket)) \
             if identify.needed(run) else None
@@ -159,10 +162,16 @@ def _step(svc: Services, run_id: int, owner: str) -> tuple[bool, bool]:
         except (NotConfiguredError, UnsupportedError) as exc:
             plan = engine.plan(pb, pos, registry.available, reason=str(exc))
         except AdapterError as exc:
-            event, summary, evidence, facts = engine.Failed(str(exc)), f"{action} failed: {exc}", {"error": str(exc)}, {}
+            attempts = run.attempts + 1
+            retry = isinstance(exc, TransientError) and attempts < svc.settings.step_attempts
+            why = f"{action} failed" + (f" {attempts} times" if attempts > 1 else "") + f": {exc}"
+            event, summary, evidence, facts = engine.Failed(str(exc)), why, {"error": str(exc)}, {}
         finished = started + dt.timedelta(seconds=time.perf_counter() - t0)
     with svc.store.tx() as s:
         run = _hold(svc, s, run_id, owner)
+        if isinstance(plan, Execute) and isinstance(event, engine.Failed) and retry:
+            _retry_later(svc, s, run, why)
+            return False, False
         moved = isinstance(plan, (Execute, Escalate))
         if isinstance(plan, Execute):
             outcome = event.value if isinstance(event, engine.Outcome) else "error"
@@ -235,7 +244,17 @@ def _record(s: Session, run: Run, step: Any, step_id: str, mode: str, outcome: s
 
 def _move(run: Run, pos: Position) -> None:
     run.step, run.visits, run.approved = pos.step, dict(pos.visits), pos.approved
-    run.state = "running"
+    run.state, run.attempts, run.retry_at = "running", 0, None
+
+
+def _retry_later(svc: Services, s: Session, run: Run, why: str) -> None:
+    """An outside system is still failing after the transport's retries: try the step again later."""
+    run.attempts += 1
+    delay = min(300.0, 2.0 ** run.attempts)
+    run.retry_at = svc.clock() + dt.timedelta(seconds=delay)
+    run_id = run.id
+    after_commit(s, lambda: svc.queue.advance(run_id, delay=delay))
+    log.warning("run %s step %s: %s; trying again in %g s", run.id, run.step, why, delay)
 
 
 def _new_prompt(svc: Services, run: Run, step: str, kind: str, level: int, title: str, question: str,
@@ -371,27 +390,37 @@ def _finish(svc: Services, s: Session, run: Run, plan: Finish) -> None:
 
 
 def flush_effects(svc: Services, run_id: int) -> bool:
-    """Make the pending effects of a run, oldest first. False at the first transient failure."""
-    with svc.store.tx() as s:
-        pending = list(s.scalars(select(Effect).where(Effect.run_id == run_id, Effect.state == "pending").order_by(Effect.id)))
-    for effect in pending:
-        # The attempt is counted before it is made: after a crash mid-call, the next attempt knows
-        # an earlier one may have landed (channels without idempotency keys look for it first).
+    """Make the pending effects of a run, oldest first. False at the first transient failure.
+
+    A transient failure is retried with backoff (the run waits, its effects stay in order) until
+    the effect has had `CONNBOT_EFFECT_ATTEMPTS` attempts; then it is failed for good like a
+    permanent one, and the run goes on. A prompt that could not be shown in a channel is said on
+    the ticket, so people know to answer it on the desk."""
+    more = True
+    while more:  # once more only when giving up on an effect recorded a note about it
+        more = False
         with svc.store.tx() as s:
-            effect.attempts = s.execute(update(Effect).where(Effect.id == effect.id)
-                                        .values(attempts=Effect.attempts + 1).returning(Effect.attempts)).scalar_one()
-        try:
-            refs = svc.effector.make(effect)
-        except TransientError as exc:
-            _update_effect(svc, effect, error=str(exc)[:2000])
-            log.warning("effect %s (%s) failed, will retry: %s", effect.key, effect.kind, exc)
-            svc.queue.advance(run_id, delay=min(300.0, 2.0 ** min(effect.attempts, 8)))
-            return False
-        except AdapterError as exc:
-            _update_effect(svc, effect, state="failed", error=str(exc)[:2000])
-            log.error("effect %s (%s) failed for good: %s", effect.key, effect.kind, exc)
-            continue
-        _update_effect(svc, effect, refs, state="done", done_at=svc.clock())
+            pending = list(s.scalars(select(Effect).where(Effect.run_id == run_id, Effect.state == "pending").order_by(Effect.id)))
+        for effect in pending:
+            # The attempt is counted before it is made: after a crash mid-call, the next attempt knows
+            # an earlier one may have landed (channels without idempotency keys look for it first).
+            with svc.store.tx() as s:
+                effect.attempts = s.execute(update(Effect).where(Effect.id == effect.id)
+                                            .values(attempts=Effect.attempts + 1).returning(Effect.attempts)).scalar_one()
+            try:
+                refs = svc.effector.make(effect)
+            except TransientError as exc:
+                if effect.attempts < svc.settings.effect_attempts:
+                    _update_effect(svc, effect, error=str(exc)[:2000])
+                    log.warning("effect %s (%s) failed, will retry: %s", effect.key, effect.kind, exc)
+                    svc.queue.advance(run_id, delay=min(300.0, 2.0 ** min(effect.attempts, 8)))
+                    return False
+                more |= _give_up(svc, effect, f"still failing after {effect.attempts} attempts: {exc}")
+                continue
+            except AdapterError as exc:
+                more |= _give_up(svc, effect, str(exc))
+                continue
+            _update_effect(svc, effect, refs, state="done", done_at=svc.clock())
     return True
 
 
@@ -403,6 +432,24 @@ def _update_effect(svc: Services, effect: Effect, refs: dict[str, Any] | None = 
             prompt = s.get(Prompt, effect.payload["prompt_id"])
             if prompt is not None:
                 prompt.channel_refs = {**prompt.channel_refs, **refs}
+
+
+def _give_up(svc: Services, effect: Effect, reason: str) -> bool:
+    """Fail an effect for good (kept with its reason, counted in /metrics) and let the run go on.
+    Says whether that recorded an effect of its own (the note that a prompt was not posted)."""
+    with svc.store.tx() as s:
+        row = s.get(Effect, effect.id)
+        assert row is not None
+        row.state, row.error = "failed", reason[:2000]
+        run = s.get(Run, row.run_id) if row.run_id is not None else None
+        if effect.kind == "prompt.post" and run is not None:
+            channel = effect.payload["channel"]
+            note_effect(s, run, f"prompt:{effect.payload['prompt_id']}:{channel}:unposted", Note(
+                heading=f"The question could not be posted in {channel}: answer it on the desk",
+                lines=[reason]))
+        noted = _added_effects(s)
+    log.error("effect %s (%s) failed for good: %s", effect.key, effect.kind, reason)
+    return noted
 
 
 def sweep(svc: Services) -> dict[str, int]:
@@ -424,7 +471,8 @@ def sweep(svc: Services) -> dict[str, int]:
                            {"prompt_id": prompt.id, "channel": channel.name})
             svc.queue.advance_after_commit(s, prompt.run_id)
         free = (Run.lease_until.is_(None)) | (Run.lease_until < now)
-        idle = select(Run.id).where(Run.state == "running", Run.updated_at < stale, free)
+        idle = select(Run.id).where(Run.state == "running", Run.updated_at < stale, free,
+                                    (Run.retry_at.is_(None)) | (Run.retry_at <= now))
         # Waiting with no open prompt: answered or expired, and the wake-up that followed was lost
         # (a worker killed while advancing it); the run would otherwise wait for ever.
         open_prompt = select(Prompt.id).where(Prompt.run_id == Run.id, Prompt.state == "open").exists()

@@ -72,6 +72,8 @@ class Settings(Section):
     playbook: Path | None = None
     lease_seconds: float = Field(300, gt=0, description="how long a worker may hold a run before another may take it over")
     sweep_seconds: float = Field(15, gt=0, description="how often a worker looks for runs to resume and prompts to expire")
+    step_attempts: int = Field(3, ge=1, description="attempts at a step whose outside system keeps failing (after the transport's own retries) before its failure edge is taken")
+    effect_attempts: int = Field(10, ge=1, description="attempts at a comment, close, escalation or Slack post before it is failed for good")
     worker_threads: int = Field(4, ge=1, le=64)
     log_level: str = "INFO"
     max_body_bytes: int = Field(1024 * 1024, ge=1024)

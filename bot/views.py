@@ -23,6 +23,8 @@ def run_dict(run: Run, steps: bool = True) -> dict[str, Any]:
     }
     if steps:
         data["steps"] = [step_dict(r) for r in run.steps]
+        data["failed_effects"] = [{"kind": e.kind, "key": e.key, "attempts": e.attempts, "error": e.error}
+                                  for e in run.effects if e.state == "failed"]
     return data
 
 

@@ -86,7 +86,6 @@ class ActionSpec:
     doc: str
 
 
-E = TypeVar("E", bound=enum.Enum)
 F = TypeVar("F", bound=Callable[..., ActionResult])
 
 

@@ -40,9 +40,19 @@ class RetryPolicy:
 
 
 class _Retryable(TransientError):
-    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None):
+    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None, body: str = ""):
         super().__init__(message, status)
         self.retry_after = retry_after
+        self.body = body
+
+
+class Exhausted(TransientError):
+    """Every attempt failed; `body` is the last error answer's body (empty after a timeout or a dropped
+    connection), for clients whose contract gives a 503 a meaning of its own."""
+
+    def __init__(self, message: str, status: int | None, body: str):
+        super().__init__(message, status)
+        self.body = body
 
 
 def retry_after(resp: requests.Response) -> float | None:
@@ -110,7 +120,7 @@ def request(
                 raise _Retryable(f"timed out: {method} {url.split('?')[0]}") from exc
             raise TransientError(f"timed out: {method} {url.split('?')[0]}") from exc
         if resp.status_code in ALWAYS_RETRY or (retry_all and resp.status_code in RETRY_IF_IDEMPOTENT):
-            raise _Retryable(_describe(resp), resp.status_code, retry_after(resp))
+            raise _Retryable(_describe(resp), resp.status_code, retry_after(resp), resp.text)
         return resp
 
     # Exponential backoff with up to a second of jitter, capped; tenacity's own
@@ -133,7 +143,7 @@ def request(
     try:
         return retrying(attempt)
     except _Retryable as exc:
-        raise TransientError(str(exc), exc.status) from None
+        raise Exhausted(str(exc), exc.status, exc.body) from None
 
 
 def raise_for_status(resp: requests.Response) -> requests.Response:

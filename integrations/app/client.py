@@ -7,6 +7,7 @@ cannot do the action. Asynchronous actions are polled with `wait` until they end
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -72,8 +73,9 @@ class AppClient:
         where = f"app API {method} {path.split('?')[0]}"
         try:
             resp = http.request(self._session, method, self.base + path, self.policy, **kwargs)
-        except TransientError as exc:
-            if exc.status == 503:
+        except http.Exhausted as exc:
+            # Only the contract's own 503 says the app is offline; a proxy's 503 is the backend being down.
+            if exc.status == 503 and _code(exc.body) == "device_offline":
                 raise DeviceOfflineError(f"{where}: 503 the app is offline (not connected to its backend)", 503) from None
             raise
         if resp.status_code < 400:
@@ -206,6 +208,15 @@ def _json(resp: requests.Response, where: str) -> Any:
         return resp.json()
     except ValueError:
         raise PermanentError(f"{where}: malformed JSON in the answer", resp.status_code) from None
+
+
+def _code(body: str) -> str | None:
+    """The contract's error code in an error answer's body, if it has one."""
+    try:
+        err = json.loads(body).get("error")
+    except (ValueError, AttributeError):
+        return None
+    return str(err.get("code")) if isinstance(err, dict) and err.get("code") else None
 
 
 def _error(resp: requests.Response) -> tuple[str | None, str]:

@@ -11,9 +11,10 @@ worker killed mid-call), the channel's history is searched for that message firs
 
 from __future__ import annotations
 
-from concurrent.futures import Executor, ThreadPoolExecutor
-
 import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 from slack_sdk import WebClient
@@ -31,13 +32,15 @@ PROMPT, REMINDER = "connbot_prompt", "connbot_reminder"
 class SlackChannel(PromptChannel):
     name = "slack"
 
-    def __init__(self, settings: SlackSettings, executor: Executor | None = None):
-        """`executor` runs the work that follows each acknowledged click (bolt's listener executor)."""
+    def __init__(self, settings: SlackSettings, executor: Executor | None = None,
+                 sleep: Callable[[float], None] = time.sleep):
+        """`executor` runs the work that follows each acknowledged click (bolt's listener executor);
+        `sleep` waits out a 429's Retry-After."""
         self.settings = settings
         self.executor = executor or ThreadPoolExecutor(max_workers=8, thread_name_prefix="connbot-slack")
-        self.client: WebClient = make_client(settings)
+        self.client: WebClient = make_client(settings, sleep=sleep)
         # New messages are never re-sent after a dropped connection: the first may have landed.
-        self.poster: WebClient = make_client(settings, may_repeat=False)
+        self.poster: WebClient = make_client(settings, may_repeat=False, sleep=sleep)
         self.members = GroupMembers(self.client, settings.group_cache_seconds)
 
     @staticmethod

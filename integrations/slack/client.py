@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import time
 import urllib.error
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from threading import Lock
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+from slack_sdk.http_retry import ConnectionErrorRetryHandler, HttpRequest, HttpResponse, RateLimitErrorRetryHandler, RetryHandler, RetryState
 
 from integrations.base import PermanentError, TransientError
 from integrations.slack.settings import SlackSettings
@@ -21,11 +21,32 @@ TIMEOUT = 10
 TRANSIENT = {"ratelimited", "service_unavailable", "fatal_error", "internal_error", "request_timeout"}
 
 
-def make_client(settings: SlackSettings, *, may_repeat: bool = True) -> WebClient:
+class RateLimitRetry(RateLimitErrorRetryHandler):
+    """Retries a 429 after exactly `Retry-After` seconds (one when absent), waiting through `sleep`."""
+
+    def __init__(self, max_retry_count: int, sleep: Callable[[float], None]):
+        super().__init__(max_retry_count=max_retry_count)
+        self.sleep = sleep
+
+    def prepare_for_next_attempt(self, *, state: RetryState, request: HttpRequest, response: HttpResponse | None = None,
+                                 error: Exception | None = None) -> None:
+        if response is None:
+            raise error or RuntimeError("a rate-limit retry without an answer")
+        value = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), None)
+        try:
+            wait = float(value[0] if isinstance(value, list) else value) if value else 1.0
+        except ValueError:
+            wait = 1.0
+        state.next_attempt_requested = True
+        self.sleep(max(wait, 0.0))
+        state.increment_current_attempt()
+
+
+def make_client(settings: SlackSettings, *, may_repeat: bool = True, sleep: Callable[[float], None] = time.sleep) -> WebClient:
     """A WebClient for the configured API URL. 429s are always retried after Retry-After (nothing
     was done); dropped connections only when `may_repeat`, since a post whose answer was lost may
     have been made."""
-    handlers = [RateLimitErrorRetryHandler(max_retry_count=2)]
+    handlers: list[RetryHandler] = [RateLimitRetry(2, sleep)]
     if may_repeat:
         handlers.append(ConnectionErrorRetryHandler(max_retry_count=1))
     token = settings.bot_token.get_secret_value() if settings.bot_token else None

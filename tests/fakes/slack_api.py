@@ -13,7 +13,7 @@ import json
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -49,6 +49,8 @@ class SlackApiStub:
     held: dict[str, threading.Event] = field(default_factory=dict)
     lost: dict[str, int] = field(default_factory=dict)
     messages: list[dict[str, Any]] = field(default_factory=list)
+    # asked on each call with nothing queued: an error answer, "drop" (done, answer lost) or None
+    fault: Callable[[str], tuple[int, dict[str, str], dict[str, Any]] | str | None] | None = None
 
     def __post_init__(self) -> None:
         self._ts = itertools.count(1)
@@ -118,9 +120,11 @@ class SlackApiStub:
         with self._lock:
             self.calls.append(Call(method, args, auth.removeprefix("Bearer ") or None))
             failure = self.failures.get(method, []) and self.failures[method].pop(0)
+            injected = None if failure or self.fault is None else self.fault(method)
+            failure = failure or (injected if isinstance(injected, tuple) else None)
             status, headers, body = failure or (200, {}, self._success(method, args))
-            lose = not failure and self.lost.get(method, 0) > 0
-            if lose:
+            lose = not failure and (self.lost.get(method, 0) > 0 or injected == "drop")
+            if lose and injected != "drop":
                 self.lost[method] -= 1
         if lose:  # done, but the caller never hears of it
             h.close_connection = True

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from bot import intake, prompts, runner
 from bot.models import Comment, Effect, Prompt, Run, Ticket
-from integrations.base import ActionResult, PermanentError, UnsupportedError
+from integrations.base import ActionResult, PermanentError, TransientError, UnsupportedError
 from tests.fakes.adapters import scripted_registry
 
 L1_TO_ACCOUNT = {"app.get_status": ["failed"], "app.reconnect": ["still_failing"], "app.get_last_error": ["found"],
@@ -274,3 +274,33 @@ def test_when_nobody_knows_the_user_the_playbook_runs_anyway_and_asks_once(make_
     assert open_prompt(svc, run_id).step == "check_status"
     assert answer(svc, open_prompt(svc, run_id).id, "registered")
     assert open_prompt(svc, run_id).step == "force_reconnect"
+
+
+def test_a_step_whose_system_keeps_failing_is_retried_later_then_takes_its_failure_edge(make_services):
+    svc = make_services(registry=scripted_registry({
+        "app.get_status": [TransientError("HTTP 503"), "failed"],
+        "app.reconnect": [TransientError("HTTP 502")] * 3,
+        "app.get_last_error": [UnsupportedError("no last error")]}, systems=("app",)))
+    now = [dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.timezone.utc)]
+    svc.clock = lambda: now[0]
+    _, run_id = file(svc)
+
+    def attempts():
+        with svc.store.tx() as s:
+            run = s.get(Run, run_id)
+            return run.attempts, [(r.step, r.outcome) for r in run.steps]
+
+    assert attempts() == (1, []), "the failed attempt is not a result: the step is tried again later"
+    runner.advance(svc, run_id, "me")
+    assert attempts() == (1, []), "not before its time"
+    now[0] += dt.timedelta(seconds=2)
+    runner.advance(svc, run_id, "me")
+    assert attempts() == (1, [("check_status", "failed")]), "the second attempt got through; the next step failed once"
+    for wait in (2, 4):
+        now[0] += dt.timedelta(seconds=wait)
+        runner.advance(svc, run_id, "me")
+    tries, steps = attempts()
+    assert tries == 0 and steps == [("check_status", "failed"), ("force_reconnect", "error")]
+    with svc.store.tx() as s:
+        assert s.get(Run, run_id).steps[1].summary == "app.reconnect failed 3 times: HTTP 502"
+    assert open_prompt(svc, run_id).step == "record_error", "the failure edge was taken"
