@@ -109,6 +109,10 @@ class Store:
     def held(self, s: Session, run_id: int, owner: str) -> Run | None:
         """Inside a transaction: lock the run row and read it afresh; None unless `owner` still holds
         its lease. One statement for the check and the read the transaction's writes build on."""
+        if self.engine.dialect.name == "sqlite":
+            # No row locks, and Python's sqlite3 begins a transaction only at its first write: take
+            # the database's write lock now, so the lease read below cannot change before our writes.
+            s.execute(update(Run).where(Run.id == run_id).values(lease_owner=Run.lease_owner))
         run = s.get(Run, run_id, with_for_update=True, populate_existing=True)
         return run if run is not None and run.lease_owner == owner else None
 
