@@ -160,7 +160,7 @@ def sizes(r: dict[str, Any]) -> str:
 
 
 def performance(r: dict[str, Any]) -> str:
-    """docs/performance.md (the README's Performance section): the headline figures of the last run."""
+    """The README's Performance section: the headline figures of the last run."""
     m, p = r["machine"], r["profile"]
     intake = {x["backend"]: x for x in r["intake"]}
     tri = {(x["backend"], x["workers"]): x for x in r["triage"]}
@@ -176,10 +176,10 @@ def performance(r: dict[str, Any]) -> str:
                 + f"{xs[0]['cpu_ms_per_step']:.1f} ms of it CPU with 1 worker)")
 
     return "\n".join([
-        "# Performance", "",
+        "## Performance", "",
         "`make bench` measures connbot on loopback in about "
         f"{round(r['seconds'] / 60)} minutes and rewrites `bench/RESULTS.md` (the figures, sizes, the machine, the "
-        "load during each item, profiles and explanations) and this page. It needs PostgreSQL and Redis on "
+        "load during each item, profiles and explanations) and this section of the README. It needs PostgreSQL and Redis on "
         "127.0.0.1 and installs `wrk` from Debian when missing.", "",
         f"Last run: {m['date']}, {m['nproc']} CPUs ({m['cpu']}) shared with other work, {m['memory']} memory, "
         f"Python {m['python']}.", "",
@@ -199,6 +199,12 @@ def performance(r: dict[str, Any]) -> str:
         f"{mem['total']:,} ({mem['growth']:.1%}) |",
         f"| Jira calls per run | {min(jira)} (closed at once) to {max(jira)} |",
         "| Slack calls per run | 2 per question (post, then edit when answered) |", "",
+        f"Against the targets: intake reaches {sq['connbot']['peak']['rps'] / sq['bare']['peak']['rps']:.0%} (SQLite) and "
+        f"{pg['connbot']['peak']['rps'] / sq['bare']['peak']['rps']:.0%} (PostgreSQL + Redis) of the bare endpoint's "
+        "throughput, short of 50 %: storing each event durably before answering costs several times the bare "
+        "endpoint's whole request (`bench/RESULTS.md` has the profile). Engine time per step is at the 5 ms target "
+        "with SQLite and one worker and above it on PostgreSQL, where each step's round trips share the 2 CPUs with "
+        "the database. The latency, Slack-ack and memory targets are met.", "",
         "Sizing: one process with SQLite takes hundreds of webhooks a second, far beyond a support team's Jira, "
         "and about 7 runs a second per worker thread when adapters answer in 20 ms. SQLite has one writer at a "
         "time: a few worker processes still help while adapter calls dominate, but every step waits longer for "
@@ -304,3 +310,10 @@ not; throughput still rises here because the 20 ms adapter calls, not the writes
 lock is the ceiling (about 1 / (time a commit holds the lock) transitions a second in all, whatever the number
 of workers). A few workers on SQLite are fine; to scale out, PostgreSQL + Redis.
 """
+
+
+def replace_section(readme: str, section: str) -> str:
+    """`readme` with its `## Performance` section (up to the next `## ` heading) replaced by `section`."""
+    start = readme.index("\n## Performance\n") + 1
+    end = readme.find("\n## ", start + 1)
+    return readme[:start] + section.rstrip("\n") + "\n" + (readme[end:] if end != -1 else "")

@@ -1,5 +1,5 @@
 """`make bench`: every benchmark in turn (under 10 minutes on 2 CPUs), then bench/RESULTS.md and the
-figures of docs/performance.md rewritten."""
+figures of the README's Performance section rewritten."""
 
 from __future__ import annotations
 
@@ -46,7 +46,8 @@ def main() -> None:
     here = Path(__file__).parent
     (here / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     (here / "RESULTS.md").write_text(report.render(results))
-    (ROOT / "docs" / "performance.md").write_text(report.performance(results))
+    readme = ROOT / "README.md"
+    readme.write_text(report.replace_section(readme.read_text(), report.performance(results)))
     print(f"bench: all done in {results['seconds']} s; see bench/RESULTS.md", file=sys.stderr)
 
 
