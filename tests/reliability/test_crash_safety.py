@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import redis
 import requests
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot import api, intake
-from bot.models import Comment, Event, Prompt, Run
+from bot.models import Comment, Effect, Event, Prompt, Run
 from bot.settings import Settings
 from tests.fakes.adapters import scripted_registry
 from tests.fakes.slack_api import BOT_TOKEN, CHANNEL, SIGNING_SECRET
@@ -51,9 +51,10 @@ def test_runs_survive_a_worker_killed_at_random_moments(settings: Settings, make
         for prompt_id in posted:
             api.answer(svc, prompt_id, "connected", None, "W111")
 
-    def all_ended() -> bool:
+    def all_ended() -> bool:  # every end committed, and every effect made (the last run's close included)
         with svc.store.tx() as s:
-            return all(s.get(Run, r).state == "ended" for r in run_ids)
+            pending = s.scalar(select(func.count()).select_from(Effect).where(Effect.state == "pending"))
+            return pending == 0 and all(s.get(Run, r).state == "ended" for r in run_ids)
 
     deadline = time.monotonic() + 240
     try:

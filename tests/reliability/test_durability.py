@@ -13,9 +13,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
 from bot import intake
-from bot.models import Run
+from bot.models import Effect, Run
 from bot.settings import Settings
 from tests.fakes.adapters import scripted_registry
 
@@ -63,10 +64,12 @@ def kill_between_steps_and_resume(settings: Settings, env_settings: dict[str, st
 
     second = start_worker(env)
     try:
-        def ended() -> bool:
+        def ended() -> bool:  # the end committed, and the effects of the end (closing the ticket) made
             with svc.store.tx() as s:
-                return s.get(Run, run_id).state == "ended"
-        wait_for(ended, 60, "the second worker to finish the run")
+                pending = s.scalar(select(func.count()).select_from(Effect).where(
+                    Effect.run_id == run_id, Effect.state == "pending"))
+                return s.get(Run, run_id).state == "ended" and pending == 0
+        wait_for(ended, 60, "the second worker to finish the run and its effects")
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(20)
