@@ -14,7 +14,6 @@ import pstats
 import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from bench.common import env_with

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, FilePath, ValidationError, field_validator, model_validator
 
 from bot.errors import SettingsError
 from bot.settings import Section
@@ -28,14 +28,8 @@ NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,54}$"  # room for "+remember" in a 64-char
 class FleetSettings(Section):
     """`CONNBOT_PBX_DIRECTORY`: the directory file; unset means one PBX from the `CONNBOT_ARI_*` settings."""
 
-    pbx_directory: Path | None = Field(None, description="YAML file listing the PBX instances and the routing rules")
+    pbx_directory: FilePath | None = Field(None, description="YAML file listing the PBX instances and the routing rules")
 
-    @field_validator("pbx_directory")
-    @classmethod
-    def _exists(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"no such file: {value}")
-        return value
 
 
 class _Strict(BaseModel):

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import select
 
 from bot import intake
 from bot.app import create_app
