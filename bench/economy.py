@@ -55,8 +55,8 @@ def jira_kind(method: str, url: str) -> str:
 def run_scenario(sc: Scenario, workdir: Path, monkeypatch: Any) -> dict[str, Any]:
     from sqlalchemy import select
 
-    from bot.app import create_app
-    from bot.models import Prompt, Run
+    from bot.web.app import create_app
+    from bot.state.models import Prompt, Run
     from bot.services import Services
     from bot.settings import Settings
     from integrations.slack.channel import SlackChannel

@@ -125,7 +125,7 @@ def intake(kind: str, workdir: Path, ceiling: dict[str, Any]) -> dict[str, Any]:
     with backend(kind, workdir) as be:
         env = env_with(be.env, {"CONNBOT_JIRA_WEBHOOK_SECRET": SECRET})
         upgrade(env)
-        with gunicorn("bot.app:create_app()", env, workdir / f"gunicorn-{kind}.log") as base:
+        with gunicorn("bot.web.app:create_app()", env, workdir / f"gunicorn-{kind}.log") as base:
             connbot = measure(base, f"connbot-{kind}", pool, bodies, workdir)
         stored = count_rows(be.url, "SELECT count(*) FROM events WHERE source = 'jira'")
         queued = queue_depth(be)
@@ -134,7 +134,7 @@ def intake(kind: str, workdir: Path, ceiling: dict[str, Any]) -> dict[str, Any]:
 
 
 def queue_depth(be: Backend) -> int:
-    from bot.queue import make_huey
+    from bot.state.queue import make_huey
     from bot.settings import Settings
 
     settings = Settings(**{k.removeprefix("CONNBOT_").lower(): v for k, v in be.env.items()})
@@ -159,8 +159,8 @@ def open_prompts(n: int) -> list[tuple[str, str]]:
     Returns (prompt id, first option) pairs."""
     from sqlalchemy import select
 
-    from bot import intake as bot_intake
-    from bot.models import Prompt
+    from bot.runs import intake as bot_intake
+    from bot.state.models import Prompt
     from bot.services import Services
     from bot.settings import load_settings
 
@@ -190,7 +190,7 @@ def slack_ack(kind: str, workdir: Path) -> dict[str, Any]:
             upgrade(env)
             with environ(env):
                 prompts = open_prompts(CLICKS)
-            with gunicorn("bot.app:create_app()", env, workdir / f"gunicorn-slack-{kind}.log") as base:
+            with gunicorn("bot.web.app:create_app()", env, workdir / f"gunicorn-slack-{kind}.log") as base:
                 background = subprocess.Popen([ensure_wrk(), "-t1", "-c16", f"-d{CLICKS / CLICK_RATE + 4:.0f}s",
                                                "-s", str(Path(__file__).with_name("intake.lua")), base],
                                               env={**os.environ, "BENCH_POOL": str(pool), "BENCH_TAG": f"slack-{kind}"},

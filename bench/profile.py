@@ -21,9 +21,9 @@ from bench.common import env_with
 REQUESTS, WARMUP = 600, 100
 # (share name, file suffix, function): cumulative time inside each, in the order a request meets them.
 PARTS = [
-    ("HMAC check of the body", "bot/webhooks/jira.py", "authenticate"),
-    ("JSON parse and pydantic validation", "bot/webhooks/jira.py", "parse"),
-    ("store the event: INSERT and commit (intake.record, enqueue included)", "bot/intake.py", "record"),
+    ("HMAC check of the body", "bot/web/webhooks/jira.py", "authenticate"),
+    ("JSON parse and pydantic validation", "bot/web/webhooks/jira.py", "parse"),
+    ("store the event: INSERT and commit (intake.record, enqueue included)", "bot/runs/intake.py", "record"),
     ("of which SQLite commits (the event's and the queue's)", "", "<method 'commit' of 'sqlite3.Connection' objects>"),
     ("of which Huey's enqueue (its own SQLite file)", "huey/api.py", "enqueue"),
     ("JSON answer (jsonify)", "flask/json/__init__.py", "jsonify"),
@@ -51,7 +51,7 @@ def profile() -> dict[str, Any]:
     """ms per request for connbot and the bare endpoint, and connbot's breakdown."""
     from bench.bare import create_app as bare_app
     from bench.intake import SECRET, environ, signed_bodies
-    from bot.app import create_app
+    from bot.web.app import create_app
     from bot.services import Services
     from bot.settings import load_settings
 

@@ -212,7 +212,7 @@ def performance(r: dict[str, Any]) -> str:
         "their own (on these 2 shared CPUs, 4 workers already keep them busy).", ""])
 
 
-BEFORE_AFTER = """### Engine per step, before → after (bot/runner.py, bot/store.py)
+BEFORE_AFTER = """### Engine per step, before → after (bot/runs/runner.py, bot/state/store.py)
 
 Same configuration (1,000 tickets, 20 ms adapters), run back to back with `python -m bench.triage throughput
 <backend> <workers>`: the runner and store of 43ca1ce (before), then this branch's (after). The 4-worker runs
@@ -245,8 +245,8 @@ lock waits grow with whatever else delays the lock's holder)."""
 
 ANALYSIS = """## What was optimised (before → after)
 
-**Intake: one INSERT instead of the ORM's unit of work (bot/intake.py), and a cheaper JSON depth guard
-(bot/jsonbody.py).** The profile below the intake table showed the event's store at 47 % of a webhook, of
+**Intake: one INSERT instead of the ORM's unit of work (bot/runs/intake.py), and a cheaper JSON depth guard
+(bot/web/jsonbody.py).** The profile below the intake table showed the event's store at 47 % of a webhook, of
 which SQLite's commits and Huey's enqueue were only 9 points: the rest was SQLAlchemy's unit of work (flush
 planning, identity map, attribute events) for one row. The event is now stored with a cached
 `INSERT ... RETURNING id` in the same transaction (same durability, same duplicate check by the unique
@@ -258,7 +258,7 @@ gunicorn processes wait for SQLite's write lock (its busy handler sleeps 1–100
 in-process figure and the p99 at a fixed rate (4–5 ms in every run). Earlier (previous engineer): Huey's
 SQLite queue with `synchronous=NORMAL` in WAL, 2.7 → 1.4 ms a webhook.
 
-**Jira: no comment scan on a write's first attempt (integrations/jira/tickets.py, bot/effects.py).** The
+**Jira: no comment scan on a write's first attempt (integrations/jira/tickets.py, bot/runs/effects.py).** The
 effect's attempt is recorded before it is made; on the first there is nothing to find, so the write goes
 straight out (`TicketRef.first_attempt`). Later attempts (after a crash or a transient failure) still read
 the comments for the marker first. Jira calls per run: 5–13 → 3–7 (the table's bracketed figures are the

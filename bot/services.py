@@ -7,15 +7,15 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from bot import intake
-from bot.desk import DeskTickets
-from bot.effects import Effector
+from bot.runs import intake
+from bot.state.desk import DeskTickets
+from bot.runs.effects import Effector
 from bot.fleet.registry import Fleet, configured_directory
-from bot.models import utcnow
-from bot.prompts import PromptChannel
-from bot.queue import Queue
+from bot.state.models import utcnow
+from bot.runs.prompts import PromptChannel
+from bot.state.queue import Queue
 from bot.settings import Settings, load
-from bot.store import Store
+from bot.state.store import Store
 from integrations.base import Registry, discover
 from integrations.tickets import TicketSystem
 from playbook import loader
@@ -42,7 +42,7 @@ def configured_channels() -> list[PromptChannel]:
 
 def intake_handlers() -> dict[str, intake.Handler]:
     """Handlers of stored inbound events, by source."""
-    from bot import jira_intake
+    from bot.runs import jira_intake
     from integrations.jira.settings import JiraSettings
 
     jira = load(JiraSettings)

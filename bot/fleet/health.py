@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.fleet.directory import Directory, Instance
-from bot.models import PbxHealth
-from bot.store import Store
+from bot.state.models import PbxHealth
+from bot.state.store import Store
 from integrations.base import ActionInput, AdapterError, Registry
 from integrations.net.models import PathOutcome
 from integrations.pbx.models import DatabaseOutcome, HealthOutcome

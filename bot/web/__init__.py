@@ -1,7 +1,1 @@
-"""The local web desk: tickets, prompts, live run views and the dashboard, served at `/`."""
-
-from __future__ import annotations
-
-from bot.web.pages import desk
-
-__all__ = ["desk"]
+"""The web wing: the app factory, the JSON API, the desk pages, health and metrics, the webhooks."""

@@ -1,5 +1,5 @@
 """The desk's pages. They read the store and call the same core functions as the JSON API:
-filing goes through `intake.file_desk_ticket`, answering through `bot.api.answer`."""
+filing goes through `intake.file_desk_ticket`, answering through `bot.web.api.answer`."""
 
 from __future__ import annotations
 
@@ -14,16 +14,17 @@ from markupsafe import Markup
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
-from bot import dashboard, intake
-from bot.api import TicketIn, answer
-from bot.app import services_of
-from bot.effects import view
+from bot.web import dashboard
+from bot.runs import intake
+from bot.web.api import TicketIn, answer
+from bot.web.app import services_of
+from bot.runs.effects import view
 from bot.lab import DEFAULT as DEFAULT_SCENARIO
 from bot.lab import desk as lab_desk
 from bot.errors import BadRequestError, NotFoundError
-from bot.models import Effect, Prompt, Run, Ticket
+from bot.state.models import Effect, Prompt, Run, Ticket
 from bot.services import Services
-from bot.views import step_dict, ticket_row
+from bot.web.views import step_dict, ticket_row
 from bot.web import svg
 from bot.web.auth import Access, csrf_ok
 

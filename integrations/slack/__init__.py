@@ -1,1 +1,1 @@
-"""Slack: prompts as interactive messages, answers through the bolt app in bot/webhooks/slack.py."""
+"""Slack: prompts as interactive messages, answers through the bolt app in bot/web/webhooks/slack.py."""

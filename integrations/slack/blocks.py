@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.prompts import PromptView
+from bot.runs.prompts import PromptView
 from playbook.engine import APPROVE, REJECT
 
 MAX_BLOCKS = 50

@@ -19,7 +19,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from bot.prompts import PromptChannel, PromptView
+from bot.runs.prompts import PromptChannel, PromptView
 from integrations.base import PermanentError
 from integrations.slack import blocks
 from integrations.slack.client import GroupMembers, make_client, translated

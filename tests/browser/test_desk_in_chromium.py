@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from bot.app import create_app
+from bot.web.app import create_app
 from bot.lab import Lab
 from bot.lab import desk as lab_desk
 from tests.fakes.desk import CLOSED_PATH, one_prompt_registry

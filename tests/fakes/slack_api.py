@@ -242,7 +242,7 @@ class SlackWorld:
     def open_prompt(self) -> Any:
         from sqlalchemy import select
 
-        from bot.models import Prompt
+        from bot.state.models import Prompt
 
         with self.svc.store.tx() as s:
             return s.scalars(select(Prompt).where(Prompt.state == "open")).one()
@@ -262,7 +262,7 @@ def make_slack(make_services: Any, slack_api: SlackApiStub) -> Any:
     """Build a SlackWorld: `make_slack(registry, **slack_settings)`."""
     import datetime as dt
 
-    from bot.app import create_app
+    from bot.web.app import create_app
     from integrations.slack.channel import SlackChannel
     from integrations.slack.settings import SlackSettings
 

@@ -10,7 +10,7 @@ import json
 import os
 import time
 
-from bot.server import work
+from bot.cli.server import work
 from bot.settings import load_settings
 from integrations.base import ActionInput, ActionResult, ActionSpec, Adapter, Registry, UnsupportedError, discover
 

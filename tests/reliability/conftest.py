@@ -12,7 +12,7 @@ import pytest
 import responses
 from sqlalchemy import func, select
 
-from bot.models import Event, Prompt, Run, Ticket
+from bot.state.models import Event, Prompt, Run, Ticket
 from tests.fakes.jira import FakeJira, configure, fixture, sign
 from tests.fakes.slack_api import SIGNING_SECRET, make_slack, slack_api  # noqa: F401  (fixtures)
 

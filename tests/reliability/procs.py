@@ -48,7 +48,7 @@ def start_worker(env: dict[str, str], log: IO[bytes] | int = subprocess.DEVNULL)
 def start_web(env: dict[str, str], port: int, workers: int = 2, log: IO[bytes] | int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
     """The Procfile's web command: gunicorn with the app factory."""
     return start([str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", "4",
-                  "bot.app:create_app()"], env, log)
+                  "bot.web.app:create_app()"], env, log)
 
 
 def kill(proc: subprocess.Popen[bytes]) -> None:

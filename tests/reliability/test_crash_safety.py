@@ -16,8 +16,9 @@ import redis
 import requests
 from sqlalchemy import func, select
 
-from bot import api, intake
-from bot.models import Comment, Effect, Event, Prompt, Run
+from bot.web import api
+from bot.runs import intake
+from bot.state.models import Comment, Effect, Event, Prompt, Run
 from bot.settings import Settings
 from tests.fakes.adapters import scripted_registry
 from tests.fakes.slack_api import BOT_TOKEN, CHANNEL, SIGNING_SECRET

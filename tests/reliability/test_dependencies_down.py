@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from bot import intake
-from bot.app import create_app
-from bot.models import Run
+from bot.runs import intake
+from bot.web.app import create_app
+from bot.state.models import Run
 from bot.settings import Settings
 from tests.conftest import PG_ADMIN_URL
 from tests.fakes.adapters import scripted_registry

@@ -8,8 +8,8 @@ from collections import Counter
 
 from sqlalchemy import select
 
-from bot.app import create_app
-from bot.models import Event, Run, Ticket
+from bot.web.app import create_app
+from bot.state.models import Event, Run, Ticket
 from tests.fakes.adapters import scripted_registry
 from tests.reliability.conftest import issue_event, jira_headers
 

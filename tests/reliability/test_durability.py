@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from bot import intake
-from bot.models import Effect, Run
+from bot.runs import intake
+from bot.state.models import Effect, Run
 from bot.settings import Settings
 from tests.fakes.adapters import scripted_registry
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from bot import intake
+from bot.runs import intake
 from tests.fakes.adapters import scripted_registry
 from tests.fakes.jira import sign
 from tests.fakes.slack_api import SIGNING_SECRET, click, form, signed
@@ -28,7 +28,7 @@ VALID = sign(BODY, JIRA_SECRET)
     sign(BODY + b" ", JIRA_SECRET),          # the signature of another body
 ])
 def test_a_forged_jira_webhook_is_refused_and_nothing_is_stored(jira, make_services, signature: str | None) -> None:
-    from bot.app import create_app
+    from bot.web.app import create_app
 
     svc = make_services(registry=scripted_registry({}))
     headers = {"Content-Type": "application/json", "X-Atlassian-Webhook-Identifier": "forged-1"}
@@ -43,7 +43,7 @@ def test_a_forged_jira_webhook_is_refused_and_nothing_is_stored(jira, make_servi
 
 def test_the_genuine_jira_webhook_is_accepted(jira, make_services) -> None:
     """The control: the same body with its real signature is stored and run."""
-    from bot.app import create_app
+    from bot.web.app import create_app
 
     svc = make_services(registry=scripted_registry({"app.get_status": ["connected"]}))
     resp = create_app(services=svc).test_client().post("/webhooks/jira", data=BODY, headers={

@@ -23,9 +23,9 @@ import pytest
 import responses
 from sqlalchemy import select
 
-from bot.app import create_app
-from bot.metrics import registry as metrics_registry
-from bot.models import Effect, Prompt, Run, utcnow
+from bot.web.app import create_app
+from bot.web.metrics import registry as metrics_registry
+from bot.state.models import Effect, Prompt, Run, utcnow
 from bot.settings import Settings, load
 from integrations import http
 from integrations.app.adapter import AppAdapter

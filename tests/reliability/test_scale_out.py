@@ -14,7 +14,7 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from bot.models import Comment, Effect, Run, StepResult
+from bot.state.models import Comment, Effect, Run, StepResult
 from bot.settings import Settings
 from tests.fakes.adapters import scripted_registry
 from tests.reliability.procs import free_port, kill, start_web, start_worker, stop, wait_for

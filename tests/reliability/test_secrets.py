@@ -19,10 +19,10 @@ import responses
 import yaml
 from sqlalchemy import select
 
-from bot.app import create_app
+from bot.web.app import create_app
 from bot.lab import SCENARIOS, Lab
 from bot.lab import desk as lab_desk
-from bot.models import Base, Prompt, Run
+from bot.state.models import Base, Prompt, Run
 from tests.fakes.jira import URL, FakeJira, sign
 from tests.fakes.slack_api import SlackApiStub
 from tests.reliability.conftest import issue_event

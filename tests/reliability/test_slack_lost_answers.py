@@ -3,7 +3,7 @@ while waiting) is not posted again: the retry finds the message by its metadata.
 
 from __future__ import annotations
 
-from bot import intake, runner
+from bot.runs import intake, runner
 from tests.fakes.adapters import scripted_registry
 
 

@@ -13,10 +13,10 @@ import responses
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from bot import intake, prompts
-from bot.cli import main
-from bot.models import Prompt, Run
-from bot.views import run_dict
+from bot.runs import intake, prompts
+from bot.cli.main import main
+from bot.state.models import Prompt, Run
+from bot.web.views import run_dict
 from integrations.pbx.client import ha1
 from tests.fakes import jira as fake_jira
 from tests.fakes.fleet import SECRETS, Backends, backends, two_customers, use_directory
@@ -100,7 +100,7 @@ def test_a_jira_ticket_routes_by_the_reporters_domain_and_escalates_to_its_insta
     payload = fake_jira.fixture("cloud_issue_created.json")
     payload["issue"]["fields"]["reporter"]["emailAddress"] = "bob@Globex.example"
     body = json.dumps(payload).encode()
-    from bot.app import create_app
+    from bot.web.app import create_app
 
     resp = create_app(services=svc).test_client().post("/webhooks/jira", data=body, headers={
         "Content-Type": "application/json", "X-Hub-Signature": fake_jira.sign(body, "s3cret"),

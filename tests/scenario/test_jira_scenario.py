@@ -10,8 +10,8 @@ import pytest
 import responses
 from sqlalchemy import select
 
-from bot.app import create_app
-from bot.models import Run
+from bot.web.app import create_app
+from bot.state.models import Run
 from tests.fakes.adapters import scripted_registry
 from tests.fakes.jira import FakeJira, configure, fixture, sign
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot import server
-from bot.app import create_app
+from bot.cli import server
+from bot.web.app import create_app
 from bot.lab import SCENARIOS, Lab
 from bot.lab import desk as lab_desk
-from bot.models import Prompt, Run
+from bot.state.models import Prompt, Run
 from playbook import loader
 
 # scenario: (the answers a person gives, by step; steps and outcomes the run must show; how it ends)

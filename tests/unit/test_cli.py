@@ -8,8 +8,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from bot import intake
-from bot.cli import main
+from bot.runs import intake
+from bot.cli.main import main
 from tests.fakes.adapters import scripted_registry
 
 

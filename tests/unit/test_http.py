@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.app import create_app
+from bot.web.app import create_app
 from bot.services import Services
 from bot.settings import Settings
 from tests.fakes.adapters import scripted_registry

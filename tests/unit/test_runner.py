@@ -6,8 +6,8 @@ import datetime as dt
 
 from sqlalchemy import select
 
-from bot import intake, prompts, runner
-from bot.models import Comment, Effect, Prompt, Run, Ticket
+from bot.runs import intake, prompts, runner
+from bot.state.models import Comment, Effect, Prompt, Run, Ticket
 from integrations.base import ActionResult, PermanentError, TransientError, UnsupportedError
 from tests.fakes.adapters import scripted_registry
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.app import create_app
+from bot.web.app import create_app
 from tests.fakes.desk import one_prompt_registry
 
 

@@ -6,10 +6,10 @@ import base64
 
 import pytest
 
-from bot import intake
-from bot.app import create_app
+from bot.runs import intake
+from bot.web.app import create_app
 from bot.errors import SettingsError
-from bot.models import Prompt, Ticket
+from bot.state.models import Prompt, Ticket
 from bot.settings import Settings
 from bot.web.auth import check_password, hash_password
 from tests.fakes.desk import csrf

@@ -7,8 +7,8 @@ from dataclasses import astuple
 
 import pytest
 
-from bot import dashboard
-from bot.models import Run, StepResult, Ticket, utcnow
+from bot.web import dashboard
+from bot.state.models import Run, StepResult, Ticket, utcnow
 
 TODAY = utcnow().date()
 BASE = dt.datetime.combine(TODAY, dt.time(10), tzinfo=dt.timezone.utc)
@@ -65,7 +65,7 @@ def test_the_numbers(make_services):
 
 
 def test_the_page_shows_them_with_charts(make_services):
-    from bot.app import create_app
+    from bot.web.app import create_app
 
     svc = make_services()
     _known_runs(svc)
@@ -79,7 +79,7 @@ def test_the_page_shows_them_with_charts(make_services):
 
 
 def test_an_empty_store_gives_an_empty_dashboard(make_services):
-    from bot.app import create_app
+    from bot.web.app import create_app
 
     svc = make_services()
     page = create_app(svc.settings, svc).test_client().get("/dashboard").get_data(as_text=True)

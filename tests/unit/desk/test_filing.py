@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from bot.models import Run, Ticket
+from bot.state.models import Run, Ticket
 from tests.fakes.desk import csrf
 
 SCRIPT = '<script>alert("pwned")</script><img src=x onerror=alert(1)>'

@@ -9,10 +9,10 @@ import pytest
 from markupsafe import escape
 from sqlalchemy import select
 
-from bot.app import create_app
+from bot.web.app import create_app
 from bot.lab import SCENARIOS, Lab
 from bot.lab import desk as lab_desk
-from bot.models import Ticket
+from bot.state.models import Ticket
 from tests.fakes.desk import csrf, one_prompt_registry
 
 BANNER = "Lab: this is a simulation."

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot import intake
-from bot.models import Prompt, Run, Ticket
+from bot.runs import intake
+from bot.state.models import Prompt, Run, Ticket
 from tests.fakes.desk import csrf
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from bot import intake
-from bot.models import Prompt
+from bot.runs import intake
+from bot.state.models import Prompt
 from tests.fakes.desk import CLOSED_PATH, PROMPT_PATH, csrf
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from bot.cli import main
+from bot.cli.main import main
 from bot.errors import SettingsError
 from bot.services import Services
 from tests.fakes.fleet import two_customers, use_directory

@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from click.testing import CliRunner
 
-from bot.cli import main
-from bot.store import Store
+from bot.cli.main import main
+from bot.state.store import Store
 from tests.fakes.sip import sip_responder
 from tests.fakes.fleet import closed_udp_port, instance, use_directory
 from tests.unit.integrations.wire_fakes import fixture

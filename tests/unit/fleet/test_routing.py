@@ -9,10 +9,10 @@ import pytest
 import responses
 
 from bot.errors import SettingsError
-from bot.fleet import routing
+from bot.runs import routing
 from bot.fleet.directory import parse
-from bot.models import PbxRoute, Ticket
-from bot.store import Store
+from bot.state.models import PbxRoute, Ticket
+from bot.state.store import Store
 from integrations.jira.settings import JiraSettings
 from integrations.jira.tickets import JiraTickets
 from integrations.tickets import Note, TicketRef

@@ -5,8 +5,8 @@ import datetime as dt
 import responses
 from sqlalchemy import select
 
-from bot import intake, jira_intake, runner
-from bot.models import Event, Run, Ticket
+from bot.runs import intake, jira_intake, runner
+from bot.state.models import Event, Run, Ticket
 from tests.fakes.adapters import scripted_registry
 from tests.fakes.jira import FakeJira, configure
 

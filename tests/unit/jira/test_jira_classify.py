@@ -5,10 +5,10 @@ import json
 import pytest
 from sqlalchemy import select
 
-from bot import intake
-from bot.classify import Candidate, Rules, classify
+from bot.runs import intake
+from bot.runs.classify import Candidate, Rules, classify
 from bot.errors import SettingsError
-from bot.models import Event, Run, Ticket
+from bot.state.models import Event, Run, Ticket
 from bot.settings import load
 from integrations.jira.models import error_text
 from integrations.jira.settings import DEFAULT_KEYWORDS, JiraSettings

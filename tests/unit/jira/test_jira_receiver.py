@@ -6,9 +6,9 @@ import logging
 import pytest
 from sqlalchemy import func, select
 
-from bot import intake
-from bot.app import create_app
-from bot.models import Event, Run, Ticket
+from bot.runs import intake
+from bot.web.app import create_app
+from bot.state.models import Event, Run, Ticket
 from tests.fakes.adapters import scripted_registry
 from tests.fakes.jira import configure, fixture, sign
 

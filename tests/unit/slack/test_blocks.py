@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from bot.prompts import PromptView
+from bot.runs.prompts import PromptView
 from integrations.slack import blocks
 from integrations.tickets import StepRow
 from tests.conftest import SHARED

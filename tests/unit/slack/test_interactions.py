@@ -7,9 +7,9 @@ import json
 
 from sqlalchemy import select
 
-from bot import intake
-from bot.app import create_app
-from bot.models import Effect, Prompt, Run
+from bot.runs import intake
+from bot.web.app import create_app
+from bot.state.models import Effect, Prompt, Run
 from tests.fakes.adapters import scripted_registry
 from tests.fakes.slack_api import CHANNEL, click, form, signed, submission
 
@@ -182,7 +182,7 @@ def test_no_one_may_approve_when_no_approvers_are_listed(make_slack):
 
 
 def test_reminder_in_the_thread_then_the_timeout_edge(make_slack):
-    from bot import runner
+    from bot.runs import runner
 
     world = make_slack(human_everywhere())
     _, run_id = file(world)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from bot.app import create_app
-from bot.cli import main
+from bot.web.app import create_app
+from bot.cli.main import main
 from bot.errors import SettingsError
 from integrations.slack.settings import SlackSettings, load_slack
 from tests.fakes.adapters import scripted_registry
@@ -48,7 +48,7 @@ def test_the_environment_wires_slack_in_and_posts_prompts_there(monkeypatch, mak
     monkeypatch.setenv("CONNBOT_SLACK_SIGNING_SECRET", SIGNING_SECRET)
     monkeypatch.setenv("CONNBOT_SLACK_CHANNEL", "C0ENV")
     monkeypatch.setenv("CONNBOT_SLACK_API_URL", slack_api.url)
-    from bot import intake
+    from bot.runs import intake
 
     svc = make_services(registry=scripted_registry({}, systems=()))
     assert [c.name for c in svc.channels] == ["slack"]

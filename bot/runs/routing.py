@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bot.fleet.directory import Directory, Rule
-from bot.models import PbxRoute, Ticket
+from bot.state.models import PbxRoute, Ticket
 
 STEP = "route_pbx"
 REMEMBER = "+remember"

@@ -18,11 +18,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
-from bot import identify, prompts
-from bot.fleet import routing
-from bot.models import Effect, Event, Prompt, Run, StepResult, Ticket
-from bot.redact import redact
-from bot.store import after_commit
+from bot.runs import identify, prompts
+from bot.runs import routing
+from bot.state.models import Effect, Event, Prompt, Run, StepResult, Ticket
+from bot.runs.redact import redact
+from bot.state.store import after_commit
 from integrations.base import ActionInput, AdapterError, Registry, NotConfiguredError, TransientError, UnsupportedError
 from integrations.tickets import Note, StepRow, TicketRef
 from playbook import engine

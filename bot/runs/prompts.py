@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.errors import BadRequestError, NotFoundError
-from bot.models import Prompt, Run
+from bot.state.models import Prompt, Run
 from integrations.tickets import StepRow
 
 MAX_TEXT = 4000

@@ -8,7 +8,7 @@ from prometheus_client.core import CollectorRegistry, GaugeMetricFamily, Metric,
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from bot.models import Effect, Prompt, Run, StepResult
+from bot.state.models import Effect, Prompt, Run, StepResult
 from bot.services import Services
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from bot.models import Effect, Prompt, Ticket
-from bot.prompts import PromptChannel, PromptView
-from bot.runner import rows, ticket_ref
-from bot.store import Store
+from bot.state.models import Effect, Prompt, Ticket
+from bot.runs.prompts import PromptChannel, PromptView
+from bot.runs.runner import rows, ticket_ref
+from bot.state.store import Store
 from integrations.base import PermanentError
 from integrations.tickets import Note, TicketSystem
 

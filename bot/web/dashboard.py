@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from bot.models import Run, Ticket
+from bot.state.models import Run, Ticket
 
 HUMAN_MODES = frozenset({"human", "approval"})
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.models import Run, Ticket
+from bot.state.models import Run, Ticket
 
 STEP = "identify_user"
 ACTION = "app.find_user"

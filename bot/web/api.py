@@ -8,13 +8,14 @@ from flask import Blueprint, current_app, g, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
-from bot import dashboard, intake, jsonbody, prompts
-from bot.app import services_of
+from bot.web import dashboard, jsonbody
+from bot.runs import intake, prompts
+from bot.web.app import services_of
 from bot.errors import BadRequestError, NotFoundError
 from bot.lab import desk as lab_desk
-from bot.models import Prompt, Run, Ticket
+from bot.state.models import Prompt, Run, Ticket
 from bot.services import Services
-from bot.views import prompt_dict, run_dict, ticket_dict, ticket_row
+from bot.web.views import prompt_dict, run_dict, ticket_dict, ticket_row
 
 api = Blueprint("api", __name__, url_prefix="/api")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.models import Prompt, Run, Ticket
+from bot.state.models import Prompt, Run, Ticket
 
 
 def step_dict(r: Any) -> dict[str, Any]:

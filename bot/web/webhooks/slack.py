@@ -23,10 +23,11 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 from sqlalchemy.exc import IntegrityError
 
-from bot import jsonbody, prompts
-from bot.effects import view as prompt_view
+from bot.web import jsonbody
+from bot.runs import prompts
+from bot.runs.effects import view as prompt_view
 from bot.errors import BadRequestError, NotFoundError
-from bot.models import Event, Prompt
+from bot.state.models import Event, Prompt
 from integrations.base import AdapterError
 from integrations.slack import blocks
 from integrations.slack.channel import SlackChannel
@@ -216,7 +217,7 @@ def socket() -> None:
     """Receive Slack clicks over Socket Mode (no public URL needed); run a worker beside it."""
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-    from bot.cli import _fail, _logging, _services, _settings
+    from bot.cli.main import _fail, _logging, _services, _settings
 
     settings = _settings()
     _logging(settings)

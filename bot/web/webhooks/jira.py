@@ -17,8 +17,9 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import intake, jsonbody
-from bot.app import services_of
+from bot.runs import intake
+from bot.web import jsonbody
+from bot.web.app import services_of
 from bot.errors import BadRequestError
 from bot.settings import load
 from integrations.jira.models import WebhookPayload

@@ -21,8 +21,8 @@ from huey.consumer import Consumer, Worker
 from huey.storage import SqliteStorage
 from sqlalchemy.orm import Session
 
-from bot.outage import OUTAGE_ERRORS, Outage
-from bot.store import after_commit
+from bot.state.outage import OUTAGE_ERRORS, Outage
+from bot.state.store import after_commit
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -61,7 +61,7 @@ class Queue:
 
         @self.huey.task(name="advance_run")
         def advance_run(run_id: int) -> None:
-            from bot import runner
+            from bot.runs import runner
 
             owner = f"{self.owner}:{threading.get_ident()}"
             if not runner.advance(self.services, run_id, owner):
@@ -70,7 +70,7 @@ class Queue:
 
         @self.huey.task(name="process_event")
         def process_event(event_id: int) -> None:
-            from bot import intake
+            from bot.runs import intake
 
             intake.process(self.services, event_id)
 

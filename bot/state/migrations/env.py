@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from bot.models import Base
+from bot.state.models import Base
 
 connection = context.config.attributes["connection"]
 context.configure(

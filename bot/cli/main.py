@@ -58,7 +58,7 @@ def serve(host: str | None, port: int | None, lab: bool) -> None:
     """Run the web app and a worker in one process (the embedded default)."""
     from bot.fleet.registry import configured_directory
     from bot.lab import LabSettings
-    from bot.server import serve as run_server
+    from bot.cli.server import serve as run_server
     from bot.settings import load
     from bot.web.auth import policy
 
@@ -78,7 +78,7 @@ def serve(host: str | None, port: int | None, lab: bool) -> None:
 @click.option("--threads", type=int, default=None, help="worker threads (CONNBOT_WORKER_THREADS, default 4)")
 def worker(threads: int | None) -> None:
     """Consume the task queue: advance runs, process inbound events, sweep."""
-    from bot.server import work
+    from bot.cli.server import work
 
     settings = _settings(worker_threads=threads)
     _logging(settings)
@@ -96,7 +96,7 @@ def db() -> None:
 @db.command()
 def upgrade() -> None:
     """Apply the database migrations (the Procfile's release step)."""
-    from bot.store import Store
+    from bot.state.store import Store
 
     settings = _settings()
     _logging(settings)
@@ -178,9 +178,9 @@ def runs() -> None:
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def list_runs(limit: int, as_json: bool) -> None:
     """The most recent runs, newest first."""
-    from bot.models import Run
-    from bot.store import Store
-    from bot.views import run_dict
+    from bot.state.models import Run
+    from bot.state.store import Store
+    from bot.web.views import run_dict
 
     store = Store(_settings().sqlalchemy_url)
     with store.tx() as s:
@@ -200,9 +200,9 @@ def list_runs(limit: int, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def show_run(run_id: int, as_json: bool) -> None:
     """Every step of a run with its outcome, evidence summary and timing."""
-    from bot.models import Run
-    from bot.store import Store
-    from bot.views import run_dict
+    from bot.state.models import Run
+    from bot.state.store import Store
+    from bot.web.views import run_dict
 
     store = Store(_settings().sqlalchemy_url)
     with store.tx() as s:
@@ -246,8 +246,8 @@ def hash_password(name: str | None) -> None:
 
 
 def _add_integration_commands() -> None:
-    from bot.fleet.cli import pbx
-    from bot.webhooks.slack import cli as slack_cli
+    from bot.cli.pbx import pbx
+    from bot.web.webhooks.slack import cli as slack_cli
 
     main.add_command(slack_cli)
     main.add_command(pbx)

@@ -11,8 +11,8 @@ from bot.errors import SettingsError
 from bot.fleet import health
 from bot.fleet.directory import ENV, Directory
 from bot.fleet.registry import configured_directory, instance_registry
-from bot.models import utcnow
-from bot.store import Store
+from bot.state.models import utcnow
+from bot.state.store import Store
 
 
 def _directory() -> Directory:
@@ -28,7 +28,7 @@ def _directory() -> Directory:
 
 
 def _store() -> Store:
-    from bot.cli import _settings
+    from bot.cli.main import _settings
 
     return Store(_settings().sqlalchemy_url)
 

@@ -9,8 +9,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import metrics
-from bot.app import services_of
+from bot.web import metrics
+from bot.web.app import services_of
 
 health = Blueprint("health", __name__)
 

@@ -16,8 +16,8 @@ from sqlalchemy import create_engine, event, or_, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.models import Run, utcnow
-from bot.outage import OUTAGE_ERRORS
+from bot.state.models import Run, utcnow
+from bot.state.outage import OUTAGE_ERRORS
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")

@@ -8,11 +8,11 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from bot import jira_intake, runner
-from bot.queue import Sweeper
+from bot.runs import jira_intake, runner
+from bot.state.queue import Sweeper
 from bot.services import Services
 from bot.settings import Settings
-from bot.store import Store
+from bot.state.store import Store
 from integrations.base import Registry
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class _Embedded(BaseApplication):  # type: ignore[misc]
         self.cfg.set("worker_exit", self._stop_background)
 
     def load(self) -> Any:
-        from bot.app import create_app
+        from bot.web.app import create_app
         from bot.lab import Lab
         from bot.lab import desk as lab_desk
 

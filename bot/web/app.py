@@ -22,10 +22,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["connbot"] = services
 
-    from bot.api import api
-    from bot.health import health
-    from bot.web import auth, desk
-    from bot.webhooks import jira, slack
+    from bot.web.api import api
+    from bot.web.health import health
+    from bot.web import auth
+    from bot.web.pages import desk
+    from bot.web.webhooks import jira, slack
 
     auth.install(app, settings)
     app.register_blueprint(health)

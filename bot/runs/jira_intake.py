@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot import intake
-from bot.classify import Candidate, Decision, Rules, classify
-from bot.models import Event, Run, Ticket
+from bot.runs import intake
+from bot.runs.classify import Candidate, Decision, Rules, classify
+from bot.state.models import Event, Run, Ticket
 from integrations.jira.client import JiraClient
 from integrations.jira.models import HANDLED_EVENTS, IssueFields, WebhookPayload, error_text, request_type, scalar
 from integrations.jira.settings import JiraSettings

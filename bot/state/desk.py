@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from bot.models import Comment, Ticket
-from bot.store import Store
+from bot.state.models import Comment, Ticket
+from bot.state.store import Store
 from integrations.tickets import Note, TicketRef, TicketSystem
 
 AUTHOR = "connbot"

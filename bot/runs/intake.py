@@ -15,9 +15,9 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot import runner
-from bot.models import Event, Ticket, utcnow
-from bot.store import Store
+from bot.runs import runner
+from bot.state.models import Event, Ticket, utcnow
+from bot.state.store import Store
 
 if TYPE_CHECKING:
     from bot.services import Services

@@ -1,0 +1,1 @@
+"""The `connbot` command and the process entry points (serve, worker)."""

@@ -1,0 +1,1 @@
+"""Runs: intake of inbound events, classification, identification, routing, the runner and prompts."""
