@@ -26,13 +26,27 @@ GUNICORN = ["--workers", "2", "--threads", "4"]  # the Procfile's web settings
 
 def machine() -> dict[str, str]:
     """nproc, CPU model, memory, Python and the date, for RESULTS.md."""
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor() or "unknown")
-    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                  if line.startswith("MemTotal"))
-    return {"nproc": str(os.cpu_count()), "cpu": model, "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",
-            "python": platform.python_version(), "kernel": platform.release(),
-            "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown",
+    )
+    mem_kb = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal")
+    )
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": model,
+        "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
 
 
 def load() -> float:
@@ -104,8 +118,11 @@ def backend(name: str, workdir: Path) -> Iterator[Backend]:
     rds.flushdb()
     url = f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}"
     try:
-        yield Backend(name, {"CONNBOT_DATA_DIR": str(data), "CONNBOT_DATABASE_URL": url, "CONNBOT_QUEUE_URL": REDIS_URL},
-                      url.replace("postgresql://", "postgresql+psycopg://"))
+        yield Backend(
+            name,
+            {"CONNBOT_DATA_DIR": str(data), "CONNBOT_DATABASE_URL": url, "CONNBOT_QUEUE_URL": REDIS_URL},
+            url.replace("postgresql://", "postgresql+psycopg://"),
+        )
     finally:
         rds.flushdb()
         rds.close()
@@ -124,8 +141,9 @@ def env_with(*parts: dict[str, str]) -> dict[str, str]:
 
 
 def upgrade(env: dict[str, str]) -> None:
-    subprocess.run([str(BIN / "connbot"), "db", "upgrade"], env=env, cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [str(BIN / "connbot"), "db", "upgrade"], env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL
+    )
 
 
 def wait_http(url: str, timeout: float = 30) -> None:
@@ -145,8 +163,13 @@ def gunicorn(app: str, env: dict[str, str], log: Path) -> Iterator[str]:
     """gunicorn with the Procfile's settings serving `app` on a free loopback port; yields its base URL."""
     port = free_port()
     with open(log, "ab") as out:
-        proc = subprocess.Popen([str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", *GUNICORN, app],
-                                env=env, cwd=ROOT, stdout=out, stderr=out)
+        proc = subprocess.Popen(
+            [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", *GUNICORN, app],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=out,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(base + "/healthz")

@@ -16,8 +16,14 @@ from typing import Any
 
 import responses
 
-L1_DONE = {"app.get_status": ["failed"], "app.reconnect": ["still_failing"], "app.get_last_error": ["found"],
-           "app.check_config": ["ok"], "pbx.get_account": ["exists"], "pbx.compare_credentials": ["match"]}
+L1_DONE = {
+    "app.get_status": ["failed"],
+    "app.reconnect": ["still_failing"],
+    "app.get_last_error": ["found"],
+    "app.check_config": ["ok"],
+    "pbx.get_account": ["exists"],
+    "pbx.compare_credentials": ["match"],
+}
 
 
 @dataclass
@@ -28,22 +34,46 @@ class Scenario:
 
 
 SCENARIOS = [
-    Scenario("temporary network problem: reconnect fixes it, closed",
-             {"app.get_status": ["failed"], "app.reconnect": ["reconnected"]}),
-    Scenario("wrong port in the app's configuration: fixed, closed",
-             {**L1_DONE, "app.check_config": ["wrong_port"], "app.fix_config": ["fixed_connected"]}),
-    Scenario("account missing on the PBX: created after an approval in Slack, closed",
-             {**L1_DONE, "pbx.get_account": ["missing"], "pbx.create_account": ["created"]}, ["approve"]),
-    Scenario("password mismatch: reset after an approval in Slack, closed",
-             {**L1_DONE, "pbx.compare_credentials": ["password_mismatch"], "pbx.reset_password": ["updated_connected"]},
-             ["approve"]),
-    Scenario("level 1 and 2 find nothing: escalated to level 2, then to level 3",
-             {**L1_DONE, "net.check_path": ["ok"], "pbx.health": ["up"], "pbx.check_database": ["db_ok"],
-              "logs.classify": ["none_found"]}),
-    Scenario("network path broken: escalated to level 2, repaired by a person (Slack), closed",
-             {**L1_DONE, "net.check_path": ["tcp_refused"]}, ["fixed"]),
-    Scenario("nothing automated: the first step asked in Slack and answered, closed",
-             {}, ["failed", "reconnected"]),
+    Scenario(
+        "temporary network problem: reconnect fixes it, closed",
+        {"app.get_status": ["failed"], "app.reconnect": ["reconnected"]},
+    ),
+    Scenario(
+        "wrong port in the app's configuration: fixed, closed",
+        {**L1_DONE, "app.check_config": ["wrong_port"], "app.fix_config": ["fixed_connected"]},
+    ),
+    Scenario(
+        "account missing on the PBX: created after an approval in Slack, closed",
+        {**L1_DONE, "pbx.get_account": ["missing"], "pbx.create_account": ["created"]},
+        ["approve"],
+    ),
+    Scenario(
+        "password mismatch: reset after an approval in Slack, closed",
+        {
+            **L1_DONE,
+            "pbx.compare_credentials": ["password_mismatch"],
+            "pbx.reset_password": ["updated_connected"],
+        },
+        ["approve"],
+    ),
+    Scenario(
+        "level 1 and 2 find nothing: escalated to level 2, then to level 3",
+        {
+            **L1_DONE,
+            "net.check_path": ["ok"],
+            "pbx.health": ["up"],
+            "pbx.check_database": ["db_ok"],
+            "logs.classify": ["none_found"],
+        },
+    ),
+    Scenario(
+        "network path broken: escalated to level 2, repaired by a person (Slack), closed",
+        {**L1_DONE, "net.check_path": ["tcp_refused"]},
+        ["fixed"],
+    ),
+    Scenario(
+        "nothing automated: the first step asked in Slack and answered, closed", {}, ["failed", "reconnected"]
+    ),
 ]
 
 
@@ -55,52 +85,98 @@ def jira_kind(method: str, url: str) -> str:
 def run_scenario(sc: Scenario, workdir: Path, monkeypatch: Any) -> dict[str, Any]:
     from sqlalchemy import select
 
-    from bot.web.app import create_app
-    from bot.state.models import Prompt, Run
     from bot.services import Services
     from bot.settings import Settings
+    from bot.state.models import Prompt, Run
+    from bot.web.app import create_app
     from integrations.slack.channel import SlackChannel
     from integrations.slack.settings import SlackSettings
     from tests.fakes.adapters import scripted_registry
     from tests.fakes.jira import FakeJira, configure, fixture, sign
-    from tests.fakes.slack_api import BOT_TOKEN, CHANNEL, SIGNING_SECRET, InlineExecutor, SlackApiStub, click, form, signed
+    from tests.fakes.slack_api import (
+        BOT_TOKEN,
+        CHANNEL,
+        SIGNING_SECRET,
+        InlineExecutor,
+        SlackApiStub,
+        click,
+        form,
+        signed,
+    )
 
-    configure(monkeypatch, ESCALATION='{"2": {"assignee": "l2-lead", "components": ["Voice L2"]}, "3": {"assignee": "l3-lead"}}',
-              RESOLUTION="Fixed")
+    configure(
+        monkeypatch,
+        ESCALATION='{"2": {"assignee": "l2-lead", "components": ["Voice L2"]}, "3": {"assignee": "l3-lead"}}',
+        RESOLUTION="Fixed",
+    )
     stub = SlackApiStub().start()
     try:
         with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
             FakeJira(rsps)
-            slack = SlackChannel(SlackSettings(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, api_url=stub.url,
-                                               channel=CHANNEL, answerers_l1="W111", answerers_l2="W111"),
-                                 executor=InlineExecutor())
+            slack = SlackChannel(
+                SlackSettings(
+                    bot_token=BOT_TOKEN,
+                    signing_secret=SIGNING_SECRET,
+                    api_url=stub.url,
+                    channel=CHANNEL,
+                    answerers_l1="W111",
+                    answerers_l2="W111",
+                ),
+                executor=InlineExecutor(),
+            )
             systems = sorted({a.split(".")[0] for a in sc.script})
-            svc = Services.build(Settings(data_dir=workdir / f"data-{time.monotonic_ns()}"),
-                                 registry=scripted_registry(sc.script, systems=systems), channels=[slack])
+            svc = Services.build(
+                Settings(data_dir=workdir / f"data-{time.monotonic_ns()}"),
+                registry=scripted_registry(sc.script, systems=systems),
+                channels=[slack],
+            )
             svc.store.upgrade()
             web = create_app(services=svc).test_client()
             body = json.dumps(fixture("cloud_issue_created.json")).encode()
-            resp = web.post("/webhooks/jira", data=body, headers={
-                "Content-Type": "application/json", "X-Hub-Signature": sign(body, "s3cret"),
-                "X-Atlassian-Webhook-Identifier": "economy-1"})
+            resp = web.post(
+                "/webhooks/jira",
+                data=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "X-Hub-Signature": sign(body, "s3cret"),
+                    "X-Atlassian-Webhook-Identifier": "economy-1",
+                },
+            )
             assert resp.status_code == 202, resp.get_data(as_text=True)
             svc.queue.run_pending()
             for n, choice in enumerate(sc.answers):
                 with svc.store.tx() as s:
                     prompt = s.scalars(select(Prompt).where(Prompt.state == "open")).one()
-                form_body = form(click(prompt.id, f"connbot_answer:{choice}", message_ts=prompt.channel_refs["slack"]["ts"],
-                                       action_ts=f"1715000000.{n:06d}"))
+                form_body = form(
+                    click(
+                        prompt.id,
+                        f"connbot_answer:{choice}",
+                        message_ts=prompt.channel_refs["slack"]["ts"],
+                        action_ts=f"1715000000.{n:06d}",
+                    )
+                )
                 assert web.post("/slack/events", data=form_body, headers=signed(form_body)).status_code == 200
                 svc.queue.run_pending()
             with svc.store.tx() as s:
                 run = s.scalars(select(Run)).one()
-                end = f"{run.end_kind} L{run.end_level}" if run.end_kind == "escalate" else str(run.end_kind or run.state)
+                end = (
+                    f"{run.end_kind} L{run.end_level}"
+                    if run.end_kind == "escalate"
+                    else str(run.end_kind or run.state)
+                )
                 steps = len(run.steps)
             jira = Counter(jira_kind(c.request.method or "", c.request.url) for c in rsps.calls)
             svc.close()
-        return {"scenario": sc.name, "end": end, "steps": steps, "prompts": len(sc.answers),
-                "jira": sum(jira.values()), "jira_by_kind": dict(jira),
-                "slack": len(stub.calls), "slack_by_method": dict(Counter(c.method for c in stub.calls))}
+        return {
+            "scenario": sc.name,
+            "end": end,
+            "steps": steps,
+            "prompts": len(sc.answers),
+            "jira": sum(jira.values()),
+            "jira_by_kind": dict(jira),
+            "slack": len(stub.calls),
+            "slack_by_method": dict(Counter(c.method for c in stub.calls)),
+        }
     finally:
         stub.stop()
 
@@ -108,8 +184,8 @@ def run_scenario(sc: Scenario, workdir: Path, monkeypatch: Any) -> dict[str, Any
 def economy(workdir: Path) -> list[dict[str, Any]]:
     import pytest
 
-    from bench.intake import environ
     from bench.common import env_with
+    from bench.intake import environ
 
     results = []
     for sc in SCENARIOS:

@@ -66,10 +66,23 @@ def write_pool(path: Path, bodies: list[tuple[str, str]]) -> None:
 
 def wrk(base: str, seconds: float, tag: str, pool: Path, connections: int = 16) -> dict[str, Any]:
     """Closed-loop load on POST /webhooks/jira for `seconds`; wrk's own summary as a dict."""
-    out = subprocess.run([ensure_wrk(), "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
-                          "-s", str(Path(__file__).with_name("intake.lua")), base],
-                         env={**os.environ, "BENCH_POOL": str(pool), "BENCH_TAG": tag},
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            ensure_wrk(),
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(Path(__file__).with_name("intake.lua")),
+            base,
+        ],
+        env={**os.environ, "BENCH_POOL": str(pool), "BENCH_TAG": tag},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     match = re.search(r"^BENCH (\{.*\})$", out, re.M)
     if not match:
         raise RuntimeError(f"wrk printed no summary:\n{out}")
@@ -82,15 +95,30 @@ def fixed_rate(base: str, requests: list[dict[str, Any]], rate: float, workdir: 
     """Open-loop load from `bench.loadgen` in its own process."""
     path = workdir / f"requests-{time.monotonic_ns()}.json"
     path.write_text(json.dumps(requests))
-    out = subprocess.run([str(BIN / "python"), "-m", "bench.loadgen", str(path), str(rate), base],
-                         cwd=ROOT, env=env_with(), capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [str(BIN / "python"), "-m", "bench.loadgen", str(path), str(rate), base],
+        cwd=ROOT,
+        env=env_with(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
 def jira_requests(bodies: list[tuple[str, str]], n: int, tag: str) -> list[dict[str, Any]]:
-    return [{"path": "/webhooks/jira", "body": bodies[i % len(bodies)][0],
-             "headers": {"Content-Type": "application/json", "X-Hub-Signature": bodies[i % len(bodies)][1],
-                         "X-Atlassian-Webhook-Identifier": f"{tag}-{i}"}} for i in range(n)]
+    return [
+        {
+            "path": "/webhooks/jira",
+            "body": bodies[i % len(bodies)][0],
+            "headers": {
+                "Content-Type": "application/json",
+                "X-Hub-Signature": bodies[i % len(bodies)][1],
+                "X-Atlassian-Webhook-Identifier": f"{tag}-{i}",
+            },
+        }
+        for i in range(n)
+    ]
 
 
 def measure(base: str, name: str, pool: Path, bodies: list[tuple[str, str]], workdir: Path) -> dict[str, Any]:
@@ -100,8 +128,13 @@ def measure(base: str, name: str, pool: Path, bodies: list[tuple[str, str]], wor
     peak = wrk(base, WRK_SECONDS, f"{name}-peak", pool)
     peak["cpu_busy"] = cpu.busy()
     steady = fixed_rate(base, jira_requests(bodies, RATE * RATE_SECONDS, f"{name}-rate"), RATE, workdir)
-    return {"peak": peak, "steady": steady, "ok": warm["ok"] + peak["ok"] + steady["ok"], "load": [load_before, load()],
-            "errors": warm["bad"] + peak["bad"] + peak["socket_errors"] + steady["sent"] - steady["ok"]}
+    return {
+        "peak": peak,
+        "steady": steady,
+        "ok": warm["ok"] + peak["ok"] + steady["ok"],
+        "load": [load_before, load()],
+        "errors": warm["bad"] + peak["bad"] + peak["socket_errors"] + steady["sent"] - steady["ok"],
+    }
 
 
 def _pool(workdir: Path) -> tuple[Path, list[tuple[str, str]]]:
@@ -129,13 +162,19 @@ def intake(kind: str, workdir: Path, ceiling: dict[str, Any]) -> dict[str, Any]:
             connbot = measure(base, f"connbot-{kind}", pool, bodies, workdir)
         stored = count_rows(be.url, "SELECT count(*) FROM events WHERE source = 'jira'")
         queued = queue_depth(be)
-    return {"backend": kind, "connbot": connbot, "bare": ceiling, "stored": stored, "queued": queued,
-            "ratio": round(connbot["peak"]["rps"] / ceiling["peak"]["rps"], 3)}
+    return {
+        "backend": kind,
+        "connbot": connbot,
+        "bare": ceiling,
+        "stored": stored,
+        "queued": queued,
+        "ratio": round(connbot["peak"]["rps"] / ceiling["peak"]["rps"], 3),
+    }
 
 
 def queue_depth(be: Backend) -> int:
-    from bot.state.queue import make_huey
     from bot.settings import Settings
+    from bot.state.queue import make_huey
 
     settings = Settings(**{k.removeprefix("CONNBOT_").lower(): v for k, v in be.env.items()})
     return int(make_huey(settings.queue_target).pending_count())
@@ -160,9 +199,9 @@ def open_prompts(n: int) -> list[tuple[str, str]]:
     from sqlalchemy import select
 
     from bot.runs import intake as bot_intake
-    from bot.state.models import Prompt
     from bot.services import Services
     from bot.settings import load_settings
+    from bot.state.models import Prompt
 
     svc = Services.build(load_settings())
     try:
@@ -184,22 +223,41 @@ def slack_ack(kind: str, workdir: Path) -> dict[str, Any]:
     stub = SlackApiStub().start()
     try:
         with backend(kind, workdir) as be:
-            env = env_with(be.env, {"CONNBOT_JIRA_WEBHOOK_SECRET": SECRET, "CONNBOT_SLACK_BOT_TOKEN": BOT_TOKEN,
-                                    "CONNBOT_SLACK_SIGNING_SECRET": SIGNING_SECRET, "CONNBOT_SLACK_CHANNEL": CHANNEL,
-                                    "CONNBOT_SLACK_API_URL": stub.url})
+            env = env_with(
+                be.env,
+                {
+                    "CONNBOT_JIRA_WEBHOOK_SECRET": SECRET,
+                    "CONNBOT_SLACK_BOT_TOKEN": BOT_TOKEN,
+                    "CONNBOT_SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                    "CONNBOT_SLACK_CHANNEL": CHANNEL,
+                    "CONNBOT_SLACK_API_URL": stub.url,
+                },
+            )
             upgrade(env)
             with environ(env):
                 prompts = open_prompts(CLICKS)
             with gunicorn("bot.web.app:create_app()", env, workdir / f"gunicorn-slack-{kind}.log") as base:
-                background = subprocess.Popen([ensure_wrk(), "-t1", "-c16", f"-d{CLICKS / CLICK_RATE + 4:.0f}s",
-                                               "-s", str(Path(__file__).with_name("intake.lua")), base],
-                                              env={**os.environ, "BENCH_POOL": str(pool), "BENCH_TAG": f"slack-{kind}"},
-                                              stdout=subprocess.PIPE, text=True)
+                background = subprocess.Popen(
+                    [
+                        ensure_wrk(),
+                        "-t1",
+                        "-c16",
+                        f"-d{CLICKS / CLICK_RATE + 4:.0f}s",
+                        "-s",
+                        str(Path(__file__).with_name("intake.lua")),
+                        base,
+                    ],
+                    env={**os.environ, "BENCH_POOL": str(pool), "BENCH_TAG": f"slack-{kind}"},
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
                 time.sleep(2)  # the intake load is at full speed before the first click
                 load_before = load()
                 requests = []
                 for n, (prompt_id, choice) in enumerate(prompts):
-                    body = form(click(prompt_id, f"connbot_answer:{choice}", action_ts=f"{time.time():.6f}.{n}"))
+                    body = form(
+                        click(prompt_id, f"connbot_answer:{choice}", action_ts=f"{time.time():.6f}.{n}")
+                    )
                     requests.append({"path": "/slack/events", "body": body, "headers": signed(body)})
                 acks = fixed_rate(base, requests, CLICK_RATE, workdir)
                 out, _ = background.communicate(timeout=60)
@@ -207,9 +265,17 @@ def slack_ack(kind: str, workdir: Path) -> dict[str, Any]:
             answered = count_rows(be.url, "SELECT count(*) FROM prompts WHERE state = 'answered'")
         match = re.search(r"^BENCH (\{.*\})$", out, re.M)
         intake_load = json.loads(match.group(1)) if match else {}
-        intake_load["rps"] = round(intake_load.get("requests", 0) / max(intake_load.get("seconds", 1), 1e-9), 1)
-        return {"backend": kind, "acks": acks, "prompts": len(prompts), "answered": answered, "intake": intake_load,
-                "load": [load_before, load()]}
+        intake_load["rps"] = round(
+            intake_load.get("requests", 0) / max(intake_load.get("seconds", 1), 1e-9), 1
+        )
+        return {
+            "backend": kind,
+            "acks": acks,
+            "prompts": len(prompts),
+            "answered": answered,
+            "intake": intake_load,
+            "load": [load_before, load()],
+        }
     finally:
         stub.stop()
 

@@ -58,10 +58,16 @@ def run(requests: list[dict[str, Any]], rate: float, base: str) -> dict[str, Any
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - start
-    return {"sent": len(requests), "seconds": round(elapsed, 3), "rate": rate, "statuses": dict(statuses),
-            "ok": sum(n for s, n in statuses.items() if s.startswith("2")),
-            "p50_ms": round(percentile(latencies, 50), 2), "p99_ms": round(percentile(latencies, 99), 2),
-            "max_ms": round(max(latencies, default=0), 2)}
+    return {
+        "sent": len(requests),
+        "seconds": round(elapsed, 3),
+        "rate": rate,
+        "statuses": dict(statuses),
+        "ok": sum(n for s, n in statuses.items() if s.startswith("2")),
+        "p50_ms": round(percentile(latencies, 50), 2),
+        "p99_ms": round(percentile(latencies, 99), 2),
+        "max_ms": round(max(latencies, default=0), 2),
+    }
 
 
 if __name__ == "__main__":

@@ -24,7 +24,11 @@ PARTS = [
     ("HMAC check of the body", "bot/web/webhooks/jira.py", "authenticate"),
     ("JSON parse and pydantic validation", "bot/web/webhooks/jira.py", "parse"),
     ("store the event: INSERT and commit (intake.record, enqueue included)", "bot/runs/intake.py", "record"),
-    ("of which SQLite commits (the event's and the queue's)", "", "<method 'commit' of 'sqlite3.Connection' objects>"),
+    (
+        "of which SQLite commits (the event's and the queue's)",
+        "",
+        "<method 'commit' of 'sqlite3.Connection' objects>",
+    ),
     ("of which Huey's enqueue (its own SQLite file)", "huey/api.py", "enqueue"),
     ("JSON answer (jsonify)", "flask/json/__init__.py", "jsonify"),
 ]
@@ -51,9 +55,9 @@ def profile() -> dict[str, Any]:
     """ms per request for connbot and the bare endpoint, and connbot's breakdown."""
     from bench.bare import create_app as bare_app
     from bench.intake import SECRET, environ, signed_bodies
-    from bot.web.app import create_app
     from bot.services import Services
     from bot.settings import load_settings
+    from bot.web.app import create_app
 
     bodies = signed_bodies(REQUESTS + WARMUP)
     with tempfile.TemporaryDirectory(prefix="connbot-profile-") as tmp:
@@ -62,14 +66,22 @@ def profile() -> dict[str, Any]:
             svc.store.upgrade()
             apps = {"connbot": create_app(services=svc).test_client(), "bare": bare_app().test_client()}
         try:
+
             def poster(who: str, offset: int) -> Callable[[int], int]:
                 client = apps[who]
 
                 def _post(i: int) -> int:
                     body, sig = bodies[(offset + i) % len(bodies)]
-                    return client.post("/webhooks/jira", data=body, headers={
-                        "Content-Type": "application/json", "X-Hub-Signature": sig,
-                        "X-Atlassian-Webhook-Identifier": f"profile-{who}-{offset}-{i}"}).status_code
+                    return client.post(
+                        "/webhooks/jira",
+                        data=body,
+                        headers={
+                            "Content-Type": "application/json",
+                            "X-Hub-Signature": sig,
+                            "X-Atlassian-Webhook-Identifier": f"profile-{who}-{offset}-{i}",
+                        },
+                    ).status_code
+
                 return _post
 
             ms = {}
@@ -83,8 +95,13 @@ def profile() -> dict[str, Any]:
             prof.disable()
         finally:
             svc.close()
-    return {"requests": REQUESTS, "connbot_ms": ms["connbot"], "bare_ms": ms["bare"],
-            "ratio": round(ms["bare"] / ms["connbot"], 3), "parts": _shares(prof)}
+    return {
+        "requests": REQUESTS,
+        "connbot_ms": ms["connbot"],
+        "bare_ms": ms["bare"],
+        "ratio": round(ms["bare"] / ms["connbot"], 3),
+        "parts": _shares(prof),
+    }
 
 
 if __name__ == "__main__":

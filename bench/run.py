@@ -31,7 +31,10 @@ def main() -> None:
             ("intake", intake_all),
             ("profile", profile.profile),
             ("slack", lambda: [intake.slack_ack(kind, workdir) for kind in BACKENDS]),
-            ("triage", lambda: [triage.throughput(kind, n, workdir) for kind in BACKENDS for n in triage.WORKERS]),
+            (
+                "triage",
+                lambda: [triage.throughput(kind, n, workdir) for kind in BACKENDS for n in triage.WORKERS],
+            ),
             ("memory", lambda: triage.memory("sqlite", workdir)),
             ("economy", lambda: economy.economy(workdir)),
         ]

@@ -20,8 +20,13 @@ from typing import Any
 from bench.common import BIN, ROOT, Backend, CpuMeter, backend, count_rows, env_with, load, upgrade
 
 # Five automated steps, then closed: status, reconnect, error, config (wrong port), fix.
-LONG = {"app.get_status": "failed", "app.reconnect": "still_failing", "app.get_last_error": "found",
-        "app.check_config": "wrong_port", "app.fix_config": "fixed_connected"}
+LONG = {
+    "app.get_status": "failed",
+    "app.reconnect": "still_failing",
+    "app.get_last_error": "found",
+    "app.check_config": "wrong_port",
+    "app.fix_config": "fixed_connected",
+}
 # Two automated steps, then closed: the shortest run (for the memory benchmark).
 SHORT = {"app.get_status": "failed", "app.reconnect": "reconnected"}
 TICKETS, DELAY, WORKERS = 1000, 0.020, (1, 2, 4)
@@ -46,16 +51,28 @@ def file_tickets(env: dict[str, str], n: int, first: int = 0) -> None:
 
 
 @contextmanager
-def workers(n: int, env: dict[str, str], script: dict[str, str], delay: float, workdir: Path
-            ) -> Iterator[tuple[list[subprocess.Popen[bytes]], list[Path], Path]]:
+def workers(
+    n: int, env: dict[str, str], script: dict[str, str], delay: float, workdir: Path
+) -> Iterator[tuple[list[subprocess.Popen[bytes]], list[Path], Path]]:
     """`n` bench workers, built and waiting; touch the yielded go file to let them take work."""
     go = workdir / f"go-{time.monotonic_ns()}"
     stats = [workdir / f"stats-{go.name}-{i}.json" for i in range(n)]
-    procs = [subprocess.Popen([str(BIN / "python"), "-m", "bench.worker"], cwd=ROOT,
-                              env={**env, "BENCH_SCRIPT": json.dumps(script), "BENCH_DELAY": str(delay),
-                                   "BENCH_GO": str(go), "BENCH_STATS": str(path)},
-                              stdout=subprocess.DEVNULL, stderr=open(workdir / "worker.log", "ab"))
-             for path in stats]
+    procs = [
+        subprocess.Popen(
+            [str(BIN / "python"), "-m", "bench.worker"],
+            cwd=ROOT,
+            env={
+                **env,
+                "BENCH_SCRIPT": json.dumps(script),
+                "BENCH_DELAY": str(delay),
+                "BENCH_GO": str(go),
+                "BENCH_STATS": str(path),
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=open(workdir / "worker.log", "ab"),
+        )
+        for path in stats
+    ]
     try:
         deadline = time.monotonic() + 60
         while not all(p.exists() for p in stats):
@@ -98,15 +115,23 @@ def throughput(kind: str, n_workers: int, workdir: Path) -> dict[str, Any]:
         ended = count_rows(be.url, "SELECT count(*) FROM runs WHERE state = 'ended'")
     task_s = sum(t["task_seconds"] for t in tallies)
     adapter_s = sum(t["adapter_seconds"] for t in tallies)
-    return {"backend": kind, "workers": n_workers, "runs": TICKETS, "ended": ended, "steps": steps,
-            "cpu_busy": busy, "load": [load_before, load()],
-            "cpu_ms_per_step": round(sum(t["task_cpu_seconds"] for t in tallies) / steps * 1000, 2),
-            "seconds": round(elapsed, 2), "runs_per_s": round(TICKETS / elapsed, 1),
-            "runs_per_s_per_worker": round(TICKETS / elapsed / n_workers, 1),
-            "adapter_calls": sum(t["adapter_calls"] for t in tallies),
-            "overhead_ms_per_step": round((task_s - adapter_s) / steps * 1000, 2),
-            "statements_per_step": round(sum(t["statements"] for t in tallies) / steps, 1),
-            "commits_per_step": round(sum(t["commits"] for t in tallies) / steps, 1)}
+    return {
+        "backend": kind,
+        "workers": n_workers,
+        "runs": TICKETS,
+        "ended": ended,
+        "steps": steps,
+        "cpu_busy": busy,
+        "load": [load_before, load()],
+        "cpu_ms_per_step": round(sum(t["task_cpu_seconds"] for t in tallies) / steps * 1000, 2),
+        "seconds": round(elapsed, 2),
+        "runs_per_s": round(TICKETS / elapsed, 1),
+        "runs_per_s_per_worker": round(TICKETS / elapsed / n_workers, 1),
+        "adapter_calls": sum(t["adapter_calls"] for t in tallies),
+        "overhead_ms_per_step": round((task_s - adapter_s) / steps * 1000, 2),
+        "statements_per_step": round(sum(t["statements"] for t in tallies) / steps, 1),
+        "commits_per_step": round(sum(t["commits"] for t in tallies) / steps, 1),
+    }
 
 
 def rss_kb(pid: int) -> int:
@@ -137,11 +162,19 @@ def memory(kind: str, workdir: Path, at: tuple[int, ...] = MEMORY_AT) -> dict[st
     first, last = samples[0]["rss_mb"], samples[-1]["rss_mb"]
     # After the first batch (imports, caches, connection pools warm), growth per run is the leak rate.
     per_run_kb = (last - samples[1]["rss_mb"]) * 1024 / (samples[-1]["runs"] - samples[1]["runs"])
-    return {"backend": kind, "samples": samples, "first": samples[0]["runs"], "total": samples[-1]["runs"],
-            "rss_first_mb": first, "rss_total_mb": last, "growth": round(last / first - 1, 3),
-            "kb_per_run_after_warmup": round(per_run_kb, 3),
-            "rss_10000_mb_extrapolated": round(last + per_run_kb * (10_000 - samples[-1]["runs"]) / 1024, 1),
-            "seconds": round(elapsed, 1), "load": [load_before, load()]}
+    return {
+        "backend": kind,
+        "samples": samples,
+        "first": samples[0]["runs"],
+        "total": samples[-1]["runs"],
+        "rss_first_mb": first,
+        "rss_total_mb": last,
+        "growth": round(last / first - 1, 3),
+        "kb_per_run_after_warmup": round(per_run_kb, 3),
+        "rss_10000_mb_extrapolated": round(last + per_run_kb * (10_000 - samples[-1]["runs"]) / 1024, 1),
+        "seconds": round(elapsed, 1),
+        "load": [load_before, load()],
+    }
 
 
 if __name__ == "__main__":
@@ -149,6 +182,8 @@ if __name__ == "__main__":
 
     with tempfile.TemporaryDirectory(prefix="connbot-bench-") as tmp:
         if sys.argv[1] == "memory":
-            print(json.dumps(memory(sys.argv[2], Path(tmp), tuple(int(n) for n in sys.argv[3:]) or MEMORY_AT)))
+            print(
+                json.dumps(memory(sys.argv[2], Path(tmp), tuple(int(n) for n in sys.argv[3:]) or MEMORY_AT))
+            )
         else:
             print(json.dumps(throughput(sys.argv[2], int(sys.argv[3]), Path(tmp))))

@@ -59,10 +59,15 @@ class Tally:
 
     def dump(self, path: Path) -> None:
         with self.lock:
-            data = {"tasks": self.tasks, "task_seconds": self.task_seconds, "task_cpu_seconds": self.task_cpu_seconds,
-                    "statements": self.statements,
-                    "commits": self.commits,
-                    "adapter_calls": self.adapter_calls, "adapter_seconds": self.adapter_seconds}
+            data = {
+                "tasks": self.tasks,
+                "task_seconds": self.task_seconds,
+                "task_cpu_seconds": self.task_cpu_seconds,
+                "statements": self.statements,
+                "commits": self.commits,
+                "adapter_calls": self.adapter_calls,
+                "adapter_seconds": self.adapter_seconds,
+            }
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data))
         tmp.replace(path)

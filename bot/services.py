@@ -7,16 +7,17 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from bot.runs import intake
-from bot.state.desk import DeskTickets
-from bot.runs.effects import Effector
 from bot.fleet.registry import Fleet, configured_directory
+from bot.runs import intake
+from bot.runs.effects import Effector
+from bot.settings import Settings
+from bot.state.desk import DeskTickets
 from bot.state.models import utcnow
-from bot.runs.prompts import PromptChannel
 from bot.state.queue import Queue
-from bot.settings import Settings, load
 from bot.state.store import Store
 from integrations.base import Registry, discover
+from integrations.prompts import PromptChannel
+from integrations.settings import load
 from integrations.tickets import TicketSystem
 from playbook import loader
 from playbook.models import Playbook
@@ -63,8 +64,12 @@ class Services:
     fleet: Fleet | None = None
 
     def __post_init__(self) -> None:
-        self.effector = Effector(self.store, self.tickets, self.channels,
-                                 self.fleet.slack_channel if self.fleet else lambda pbx: None)
+        self.effector = Effector(
+            self.store,
+            self.tickets,
+            self.channels,
+            self.fleet.slack_channel if self.fleet else lambda pbx: None,
+        )
         self.queue.bind(self)
 
     def registry_for(self, pbx: str | None) -> Registry:
@@ -72,8 +77,13 @@ class Services:
         return self.fleet.registry(pbx) if self.fleet else self.registry
 
     @classmethod
-    def build(cls, settings: Settings, registry: Registry | None = None,
-              channels: Sequence[PromptChannel] = (), tickets: Sequence[TicketSystem] = ()) -> Services:
+    def build(
+        cls,
+        settings: Settings,
+        registry: Registry | None = None,
+        channels: Sequence[PromptChannel] = (),
+        tickets: Sequence[TicketSystem] = (),
+    ) -> Services:
         """Services from settings. Tests pass fakes for the registry, channels and ticket systems."""
         directory = configured_directory()
         fleet = Fleet.build(directory, discover()) if directory else None
@@ -82,9 +92,17 @@ class Services:
         playbook = loader.load(settings.playbook, registry.catalogue)
         systems: dict[str, TicketSystem] = {"desk": DeskTickets(store)}
         systems.update({t.source: t for t in [*configured_ticket_systems(fleet), *tickets]})
-        return cls(settings=settings, store=store, queue=Queue(settings.queue_target), playbook=playbook,
-                   registry=registry, tickets=systems, channels=[*configured_channels(), *channels],
-                   intake=intake_handlers(), fleet=fleet)
+        return cls(
+            settings=settings,
+            store=store,
+            queue=Queue(settings.queue_target),
+            playbook=playbook,
+            registry=registry,
+            tickets=systems,
+            channels=[*configured_channels(), *channels],
+            intake=intake_handlers(),
+            fleet=fleet,
+        )
 
     def close(self) -> None:
         self.store.dispose()

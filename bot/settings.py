@@ -1,79 +1,42 @@
-"""connbot's settings: environment variables prefixed `CONNBOT_`, optionally a config file.
-
-`CONNBOT_CONFIG` names a file of `CONNBOT_NAME=value` lines (dotenv format); the same names
-as the environment, which wins over the file. Each integration has its own settings section
-in `integrations/<system>/settings.py`, loaded with `load()` below so that every section reads
-the same file and reports errors the same way.
-"""
+"""connbot's core settings (`CONNBOT_*`). The base every section shares, the config file and the
+error reporting live in `integrations.settings`; each integration's section beside it."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
 
-from bot.errors import SettingsError
-
-PREFIX = "CONNBOT_"
-
-
-class Section(BaseSettings):
-    """Base of every settings section: env prefix `CONNBOT_`, unknown names ignored."""
-
-    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", env_file=None)
-
-
-S = TypeVar("S", bound=Section)
-
-
-def config_file() -> str | None:
-    path = os.environ.get(f"{PREFIX}CONFIG")
-    if path and not Path(path).is_file():
-        raise SettingsError(f"{PREFIX}CONFIG: no such file: {path}")
-    return path or None
-
-
-def load(cls: type[S], **overrides: object) -> S:
-    """Build a settings section from the environment and the config file.
-
-    A bad value raises `SettingsError` with one line per problem naming the variable.
-    """
-    try:
-        return cls(_env_file=config_file(), **overrides)  # type: ignore[call-arg]
-    except ValidationError as exc:
-        raise SettingsError(describe(exc, cls)) from None
-
-
-def describe(exc: ValidationError, cls: type[BaseSettings]) -> str:
-    prefix = cls.model_config.get("env_prefix", PREFIX)
-    lines = []
-    for err in exc.errors():
-        field = str(err["loc"][0]) if err["loc"] else ""
-        info = cls.model_fields.get(field)
-        name = (info.alias if info and info.alias else f"{prefix}{field}").upper()
-        secret = info is not None and "SecretStr" in str(info.annotation)
-        msg = err["msg"].removeprefix("Value error, ")
-        got = "" if secret or err["type"] == "missing" else f" (got {err['input']!r})"
-        lines.append(f"{name}: {msg}{got}")
-    return "\n".join(lines)
+from integrations.settings import Section, load
 
 
 class Settings(Section):
     """Core settings. Integration sections live beside their integrations."""
 
     data_dir: Path = Field(Path("data"), description="where the embedded SQLite files live")
-    database_url: str = Field("", description="sqlite:///path or postgresql://...; default a file in data_dir")
+    database_url: str = Field(
+        "", description="sqlite:///path or postgresql://...; default a file in data_dir"
+    )
     queue_url: str = Field("", description="redis://... or sqlite:///path; default a file in data_dir")
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     playbook: Path | None = None
-    lease_seconds: float = Field(300, gt=0, description="how long a worker may hold a run before another may take it over")
-    sweep_seconds: float = Field(15, gt=0, description="how often a worker looks for runs to resume and prompts to expire")
-    step_attempts: int = Field(3, ge=1, description="attempts at a step whose outside system keeps failing (after the transport's own retries) before its failure edge is taken")
-    effect_attempts: int = Field(10, ge=1, description="attempts at a comment, close, escalation or Slack post before it is failed for good")
+    lease_seconds: float = Field(
+        300, gt=0, description="how long a worker may hold a run before another may take it over"
+    )
+    sweep_seconds: float = Field(
+        15, gt=0, description="how often a worker looks for runs to resume and prompts to expire"
+    )
+    step_attempts: int = Field(
+        3,
+        ge=1,
+        description="attempts at a step whose outside system keeps failing (after the transport's own retries) before its failure edge is taken",
+    )
+    effect_attempts: int = Field(
+        10,
+        ge=1,
+        description="attempts at a comment, close, escalation or Slack post before it is failed for good",
+    )
     worker_threads: int = Field(4, ge=1, le=64)
     log_level: str = "INFO"
     max_body_bytes: int = Field(1024 * 1024, ge=1024)

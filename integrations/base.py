@@ -19,11 +19,12 @@ from __future__ import annotations
 import abc
 import enum
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, Field
+
+from playbook.models import ActionSpec
 
 GROUP = "connbot.adapters"
 
@@ -75,17 +76,6 @@ class ActionResult(BaseModel):
     facts: dict[str, Any] = Field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class ActionSpec:
-    """An action as the playbook sees it: its full name, outcomes and whether it changes an account."""
-
-    name: str
-    outcomes: tuple[str, ...]
-    changes_account: bool
-    method: str
-    doc: str
-
-
 F = TypeVar("F", bound=Callable[..., ActionResult])
 
 
@@ -132,7 +122,9 @@ class Adapter(abc.ABC):
     def run(self, spec: ActionSpec, inp: ActionInput) -> ActionResult:
         res: ActionResult = getattr(self, spec.method)(inp)
         if res.outcome not in spec.outcomes:
-            raise PermanentError(f"{spec.name} answered outcome {res.outcome!r}, not one of {list(spec.outcomes)}")
+            raise PermanentError(
+                f"{spec.name} answered outcome {res.outcome!r}, not one of {list(spec.outcomes)}"
+            )
         return res
 
 

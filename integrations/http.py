@@ -40,7 +40,9 @@ class RetryPolicy:
 
 
 class _Retryable(TransientError):
-    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None, body: str = ""):
+    def __init__(
+        self, message: str, status: int | None = None, retry_after: float | None = None, body: str = ""
+    ):
         super().__init__(message, status)
         self.retry_after = retry_after
         self.body = body
@@ -79,7 +81,9 @@ def base_url(value: str, api_suffix: str) -> str:
     return value.removesuffix(api_suffix)
 
 
-def session(*, auth: Any = None, headers: dict[str, str] | None = None, verify: bool | str = True) -> requests.Session:
+def session(
+    *, auth: Any = None, headers: dict[str, str] | None = None, verify: bool | str = True
+) -> requests.Session:
     s = requests.Session()
     s.auth = auth
     s.verify = verify
@@ -91,7 +95,9 @@ def session(*, auth: Any = None, headers: dict[str, str] | None = None, verify: 
 
 def _describe(resp: requests.Response) -> str:
     body = resp.text[:300].strip()
-    return f"HTTP {resp.status_code} from {resp.request.method} {resp.url.split('?')[0]}" + (f": {body}" if body else "")
+    return f"HTTP {resp.status_code} from {resp.request.method} {resp.url.split('?')[0]}" + (
+        f": {body}" if body else ""
+    )
 
 
 def request(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from playbook.models import Playbook, Step
+from playbook.models import APPROVE, REJECT, Playbook, Step
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,6 @@ class Finish:
 
 
 Plan = Execute | Ask | Escalate | Finish
-
-APPROVE, REJECT = "approve", "reject"
 
 
 @dataclass(frozen=True)
@@ -112,11 +110,17 @@ def plan(pb: Playbook, pos: Position, available: Callable[[str], bool], reason: 
         return Escalate(step, step.escalate, step.then)
     assert step.action is not None
     if step.is_human or reason or not available(step.action):
-        why = "a person's judgment" if step.is_human else (reason or f"no adapter is configured for {step.action}")
+        why = (
+            "a person's judgment"
+            if step.is_human
+            else (reason or f"no adapter is configured for {step.action}")
+        )
         options = tuple((o, step.label(o)) for o in step.outcomes)
         return Ask(step, "question", options, step.ask_text, why)
     if step.approval and not pos.approved:
-        return Ask(step, "approval", ((APPROVE, "Approve"), (REJECT, "Reject")), None, "it changes an account")
+        return Ask(
+            step, "approval", ((APPROVE, "Approve"), (REJECT, "Reject")), None, "it changes an account"
+        )
     return Execute(step)
 
 
@@ -182,9 +186,13 @@ def simulate(pb: Playbook, answers: Mapping[str, list[str]]) -> tuple[list[tuple
             continue
         step = pb.steps[pos.step]
         if not pending.get(pos.step):
-            raise ValueError(f"no outcome given for step {pos.step} (one of {', '.join(step.outcomes)}, ERROR, TIMEOUT)")
+            raise ValueError(
+                f"no outcome given for step {pos.step} (one of {', '.join(step.outcomes)}, ERROR, TIMEOUT)"
+            )
         value = pending[pos.step].pop(0)
-        event: Event = {ERROR: Failed("simulated"), TIMEOUT: TimedOut(), REJECTED: Rejected()}.get(value) or Outcome(value)
+        event: Event = {ERROR: Failed("simulated"), TIMEOUT: TimedOut(), REJECTED: Rejected()}.get(
+            value
+        ) or Outcome(value)
         if isinstance(event, Outcome) and value not in step.outcomes:
             raise ValueError(f"step {pos.step} has no outcome {value!r} (it has {', '.join(step.outcomes)})")
         if isinstance(event, Failed) and step.is_human:

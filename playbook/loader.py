@@ -8,9 +8,8 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from bot.errors import PlaybookError
-from integrations.base import ActionSpec
-from playbook.models import Playbook, Step
+from playbook.errors import PlaybookError
+from playbook.models import ActionSpec, Playbook, Step
 
 DEFAULT = Path(__file__).with_name("playbooks") / "connection_issues.yaml"
 
@@ -66,10 +65,14 @@ def check(pb: Playbook, catalogue: Mapping[str, ActionSpec]) -> list[str]:
                 problems.append(f"step {sid}: {label} goes to missing step {target!r}")
     if pb.start in pb.steps:
         reachable = _reachable(pb)
-        problems += [f"step {sid}: unreachable from the start ({pb.start})" for sid in pb.steps if sid not in reachable]
+        problems += [
+            f"step {sid}: unreachable from the start ({pb.start})" for sid in pb.steps if sid not in reachable
+        ]
     for cycle in _cycles(pb):
         if not any(pb.steps[s].max_visits for s in cycle):
-            problems.append(f"step {cycle[0]}: in a cycle without a bound ({' -> '.join(cycle)}); set max_visits and on_exhausted on one of its steps")
+            problems.append(
+                f"step {cycle[0]}: in a cycle without a bound ({' -> '.join(cycle)}); set max_visits and on_exhausted on one of its steps"
+            )
     return problems
 
 
@@ -82,7 +85,9 @@ def _check_step(step: Step, catalogue: Mapping[str, ActionSpec]) -> list[str]:
         if step.close is not None and not step.close.strip():
             problems.append("close needs the reason to write on the ticket")
         if step.escalate is not None and step.escalate <= step.level:
-            problems.append(f"escalates to level {step.escalate}, which is not above its own level {step.level}")
+            problems.append(
+                f"escalates to level {step.escalate}, which is not above its own level {step.level}"
+            )
         if step.then is not None and step.close is not None:
             problems.append("then goes with escalate, not close")
         if step.action or step.outcomes:
@@ -91,7 +96,9 @@ def _check_step(step: Step, catalogue: Mapping[str, ActionSpec]) -> list[str]:
     if step.then is not None:
         problems.append("then goes with escalate")
     if not step.action:
-        problems.append("an end must be 'close: <reason>' or 'escalate: <level>'; this step has neither and no action")
+        problems.append(
+            "an end must be 'close: <reason>' or 'escalate: <level>'; this step has neither and no action"
+        )
         return problems
     if step.is_human:
         if not step.outcomes:
@@ -108,7 +115,9 @@ def _check_step(step: Step, catalogue: Mapping[str, ActionSpec]) -> list[str]:
             if missing:
                 problems.append(f"outcomes without an edge: {', '.join(missing)}")
             if extra:
-                problems.append(f"{step.action} has no outcome {', '.join(extra)} (it has {', '.join(spec.outcomes)})")
+                problems.append(
+                    f"{step.action} has no outcome {', '.join(extra)} (it has {', '.join(spec.outcomes)})"
+                )
             if spec.changes_account and not step.approval:
                 problems.append(f"{step.action} changes an account, so the step needs approval: true")
         if not step.on_failure:

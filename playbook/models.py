@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -10,6 +11,21 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 HUMAN = "human"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """An action as the playbook sees it: its full name, outcomes and whether it changes an account."""
+
+    name: str
+    outcomes: tuple[str, ...]
+    changes_account: bool
+    method: str
+    doc: str
+
+
+# The answers of an approval prompt.
+APPROVE, REJECT = "approve", "reject"
 
 
 def parse_duration(value: Any) -> float:

@@ -41,7 +41,9 @@ def make_services(settings: Settings) -> Iterator:
 
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
-REDIS_URL = "redis://127.0.0.1:6379/15"
+# A database of its own per test (1-15, at random), so that test runs side by side on one machine
+# rarely share one; each test flushes the one it gets.
+REDIS_URL = "redis://127.0.0.1:6379/{db}"
 
 
 @pytest.fixture
@@ -63,12 +65,15 @@ def pg_url() -> Iterator[str]:
 
 @pytest.fixture
 def redis_url() -> str:
+    import random
+
     import redis
 
-    client = redis.Redis.from_url(REDIS_URL)
+    url = REDIS_URL.format(db=random.randint(1, 15))
+    client = redis.Redis.from_url(url)
     client.flushdb()
     client.close()
-    return REDIS_URL
+    return url
 
 
 @pytest.fixture(params=["sqlite", "postgres+redis"])
@@ -76,5 +81,9 @@ def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings
     """Settings for the embedded defaults and for the scale-out stores, in turn."""
     if request.param == "sqlite":
         return Settings(data_dir=tmp_path / "data", sweep_seconds=0.1)
-    return Settings(data_dir=tmp_path / "data", sweep_seconds=0.1,
-                    database_url=request.getfixturevalue("pg_url"), queue_url=request.getfixturevalue("redis_url"))
+    return Settings(
+        data_dir=tmp_path / "data",
+        sweep_seconds=0.1,
+        database_url=request.getfixturevalue("pg_url"),
+        queue_url=request.getfixturevalue("redis_url"),
+    )

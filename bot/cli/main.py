@@ -3,41 +3,32 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 from sqlalchemy import select
 
-from bot.errors import NotFoundError, PlaybookError, SettingsError
-from bot.settings import Settings, load_settings
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"connbot: {message}", err=True)
-    sys.exit(code)
-
-
-def _settings(**overrides: Any) -> Settings:
-    try:
-        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
-    except SettingsError as exc:
-        _fail(f"bad settings:\n{exc}", 2)
-
-
-def _logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
-def _services(settings: Settings) -> Any:
-    from bot.services import Services
-
-    try:
-        return Services.build(settings)
-    except (SettingsError, PlaybookError) as exc:
-        _fail(str(exc), 2)
+from bot.cli.common import _fail, _logging, _settings
+from bot.cli.pbx import pbx
+from bot.cli.server import serve as run_server
+from bot.cli.server import work
+from bot.cli.slack import cli as slack_cli
+from bot.errors import NotFoundError
+from bot.fleet.registry import configured_directory
+from bot.lab import LabSettings
+from bot.state.models import Run
+from bot.state.store import Store
+from bot.web.auth import hash_password as make_hash
+from bot.web.auth import policy
+from bot.web.views import run_dict
+from integrations.base import Registry, discover
+from integrations.settings import SettingsError, load
+from playbook import loader
+from playbook import render as diagrams
+from playbook.engine import simulate as walk
+from playbook.errors import PlaybookError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -52,16 +43,14 @@ def main() -> None:
 @main.command()
 @click.option("--host", default=None, help="address to bind (CONNBOT_HOST, default 127.0.0.1)")
 @click.option("--port", type=int, default=None, help="port to bind (CONNBOT_PORT, default 8080)")
-@click.option("--lab", is_flag=True, default=False,
-              help="also run the lab: simulated PBXs and app backends for sample scenarios (CONNBOT_LAB=true)")
+@click.option(
+    "--lab",
+    is_flag=True,
+    default=False,
+    help="also run the lab: simulated PBXs and app backends for sample scenarios (CONNBOT_LAB=true)",
+)
 def serve(host: str | None, port: int | None, lab: bool) -> None:
     """Run the web app and a worker in one process (the embedded default)."""
-    from bot.fleet.registry import configured_directory
-    from bot.lab import LabSettings
-    from bot.cli.server import serve as run_server
-    from bot.settings import load
-    from bot.web.auth import policy
-
     settings = _settings(host=host, port=port)
     try:
         policy(settings)  # a desk reachable from other hosts needs a way to log in
@@ -78,8 +67,6 @@ def serve(host: str | None, port: int | None, lab: bool) -> None:
 @click.option("--threads", type=int, default=None, help="worker threads (CONNBOT_WORKER_THREADS, default 4)")
 def worker(threads: int | None) -> None:
     """Consume the task queue: advance runs, process inbound events, sweep."""
-    from bot.cli.server import work
-
     settings = _settings(worker_threads=threads)
     _logging(settings)
     try:
@@ -96,8 +83,6 @@ def db() -> None:
 @db.command()
 def upgrade() -> None:
     """Apply the database migrations (the Procfile's release step)."""
-    from bot.state.store import Store
-
     settings = _settings()
     _logging(settings)
     Store(settings.sqlalchemy_url).upgrade()
@@ -110,9 +95,6 @@ def playbook() -> None:
 
 
 def _load_playbook(path: Path | None) -> Any:
-    from integrations.base import Registry, discover
-    from playbook import loader
-
     try:
         return loader.load(path, Registry(discover()).catalogue)
     except PlaybookError as exc:
@@ -139,19 +121,20 @@ def validate(path: Path | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
 def render(path: Path | None, fmt: str) -> None:
     """Print a diagram of the playbook's graph."""
-    from playbook import render as r
-
-    click.echo(getattr(r, fmt)(_load_playbook(path)), nl=False)
+    click.echo(getattr(diagrams, fmt)(_load_playbook(path)), nl=False)
 
 
 @playbook.command()
 @_PATH
-@click.option("--outcome", "outcomes", multiple=True, metavar="STEP=OUTCOME",
-              help="the outcome of a step; repeat for several steps, or for later visits of one step")
+@click.option(
+    "--outcome",
+    "outcomes",
+    multiple=True,
+    metavar="STEP=OUTCOME",
+    help="the outcome of a step; repeat for several steps, or for later visits of one step",
+)
 def simulate(path: Path | None, outcomes: tuple[str, ...]) -> None:
     """Walk the playbook with the given outcomes, without side effects; print the path and the end."""
-    from playbook.engine import simulate as walk
-
     pb = _load_playbook(path)
     answers: dict[str, list[str]] = {}
     for item in outcomes:
@@ -178,10 +161,6 @@ def runs() -> None:
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def list_runs(limit: int, as_json: bool) -> None:
     """The most recent runs, newest first."""
-    from bot.state.models import Run
-    from bot.state.store import Store
-    from bot.web.views import run_dict
-
     store = Store(_settings().sqlalchemy_url)
     with store.tx() as s:
         data = [run_dict(r, steps=False) for r in s.scalars(select(Run).order_by(Run.id.desc()).limit(limit))]
@@ -200,10 +179,6 @@ def list_runs(limit: int, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def show_run(run_id: int, as_json: bool) -> None:
     """Every step of a run with its outcome, evidence summary and timing."""
-    from bot.state.models import Run
-    from bot.state.store import Store
-    from bot.web.views import run_dict
-
     store = Store(_settings().sqlalchemy_url)
     with store.tx() as s:
         run = s.get(Run, run_id)
@@ -213,16 +188,26 @@ def show_run(run_id: int, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
-    click.echo(f"run {data['id']}  ticket {data['ticket']} ({data['ticket_source']})  playbook {data['playbook']}")
+    click.echo(
+        f"run {data['id']}  ticket {data['ticket']} ({data['ticket_source']})  playbook {data['playbook']}"
+    )
     click.echo(f"classification: {data['classification'] or '-'}")
     if data["pbx"] or data["pbx_reason"]:
         click.echo(f"PBX: {data['pbx'] or 'none'} ({data['pbx_reason']})")
-    state = data["state"] if data["state"] != "ended" else (
-        "closed" if data["end"] == "close" else f"escalated to level {data['end_level']}")
-    click.echo(f"state: {state}" + (f"  (at {data['step']})" if data["state"] != "ended" else f": {data['end_reason']}"))
+    state = (
+        data["state"]
+        if data["state"] != "ended"
+        else ("closed" if data["end"] == "close" else f"escalated to level {data['end_level']}")
+    )
+    click.echo(
+        f"state: {state}"
+        + (f"  (at {data['step']})" if data["state"] != "ended" else f": {data['end_reason']}")
+    )
     for st in data["steps"]:
         who = f" by {st['answered_by']}" if st["answered_by"] else ""
-        click.echo(f"{st['seq']:>3}. [L{st['level']}] {st['title']}  -> {st['outcome']}{who}  ({st['seconds']:.2f}s, {st['mode']})")
+        click.echo(
+            f"{st['seq']:>3}. [L{st['level']}] {st['title']}  -> {st['outcome']}{who}  ({st['seconds']:.2f}s, {st['mode']})"
+        )
         if st["summary"]:
             click.echo(f"       {st['summary']}")
 
@@ -236,8 +221,6 @@ def desk() -> None:
 @click.option("--name", default=None, help="print a whole CONNBOT_DESK_USERS entry, name:hash, for this user")
 def hash_password(name: str | None) -> None:
     """Hash a desk user's password (asked twice, never echoed) for CONNBOT_DESK_USERS."""
-    from bot.web.auth import hash_password as make_hash
-
     password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     if len(password) < 8:
         _fail("the password must have at least 8 characters", 2)
@@ -245,12 +228,5 @@ def hash_password(name: str | None) -> None:
     click.echo(f"{name}:{hashed}" if name else hashed)
 
 
-def _add_integration_commands() -> None:
-    from bot.cli.pbx import pbx
-    from bot.web.webhooks.slack import cli as slack_cli
-
-    main.add_command(slack_cli)
-    main.add_command(pbx)
-
-
-_add_integration_commands()
+main.add_command(slack_cli)
+main.add_command(pbx)

@@ -7,12 +7,14 @@ import sys
 
 import click
 
-from bot.errors import SettingsError
+from bot.cli.common import _settings
 from bot.fleet import health
 from bot.fleet.directory import ENV, Directory
 from bot.fleet.registry import configured_directory, instance_registry
 from bot.state.models import utcnow
 from bot.state.store import Store
+from integrations.base import discover
+from integrations.settings import SettingsError
 
 
 def _directory() -> Directory:
@@ -22,14 +24,15 @@ def _directory() -> Directory:
         click.echo(f"connbot: bad settings:\n{exc}", err=True)
         sys.exit(2)
     if directory is None:
-        click.echo(f"connbot: no PBX directory is configured ({ENV}); connbot uses the one PBX of CONNBOT_ARI_*", err=True)
+        click.echo(
+            f"connbot: no PBX directory is configured ({ENV}); connbot uses the one PBX of CONNBOT_ARI_*",
+            err=True,
+        )
         sys.exit(2)
     return directory
 
 
 def _store() -> Store:
-    from bot.cli.main import _settings
-
     return Store(_settings().sqlalchemy_url)
 
 
@@ -61,14 +64,14 @@ def list_instances(as_json: bool) -> None:
 def check_instances(name: str | None, every: bool) -> None:
     """Check an instance (or --all): ARI reachable, credentials accepted, SIP modules running,
     database reachable (when configured), SIP port answering. Exits 1 when any check fails."""
-    from integrations.base import discover
-
     directory = _directory()
     if bool(name) == every:
         raise click.UsageError("name one instance or give --all")
     chosen = directory.instances if every else [i for i in directory.instances if i.name == name]
     if not chosen:
-        raise click.UsageError(f"no instance {name!r}; known: {', '.join(i.name for i in directory.instances)}")
+        raise click.UsageError(
+            f"no instance {name!r}; known: {', '.join(i.name for i in directory.instances)}"
+        )
     store, classes, failed = _store(), discover(), False
     for inst in chosen:
         try:

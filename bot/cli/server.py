@@ -8,11 +8,14 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from bot.lab import Lab
+from bot.lab import desk as lab_desk
 from bot.runs import jira_intake, runner
-from bot.state.queue import Sweeper
 from bot.services import Services
 from bot.settings import Settings
+from bot.state.queue import Sweeper
 from bot.state.store import Store
+from bot.web.app import create_app
 from integrations.base import Registry
 
 log = logging.getLogger(__name__)
@@ -51,17 +54,18 @@ class _Embedded(BaseApplication):  # type: ignore[misc]
         self.cfg.set("worker_exit", self._stop_background)
 
     def load(self) -> Any:
-        from bot.web.app import create_app
-        from bot.lab import Lab
-        from bot.lab import desk as lab_desk
-
         lab = None
         if self.lab:  # in the worker process, before the services read the lab's directory and secrets
             lab = Lab(self.settings.data_dir).start()
             os.environ.update(lab.environment())
             self.background.append(lab)
-            log.warning("connbot lab: a SIMULATION of %d scenarios (ARI at %s, app backends at %s, PBX directory %s)",
-                        len(lab.scenarios), lab.ari_url, lab.app_url, lab.directory)
+            log.warning(
+                "connbot lab: a SIMULATION of %d scenarios (ARI at %s, app backends at %s, PBX directory %s)",
+                len(lab.scenarios),
+                lab.ari_url,
+                lab.app_url,
+                lab.directory,
+            )
         self.services = Services.build(self.settings)
         app = create_app(self.settings, self.services)
         if lab:
@@ -75,7 +79,11 @@ class _Embedded(BaseApplication):  # type: ignore[misc]
         for sweeper in sweepers:
             sweeper.start()
         self.background += [consumer, *sweepers]
-        log.info("connbot serving on http://%s:%s with an in-process worker", self.settings.host, self.settings.port)
+        log.info(
+            "connbot serving on http://%s:%s with an in-process worker",
+            self.settings.host,
+            self.settings.port,
+        )
 
     def _stop_background(self, _server: Any, _worker: Any) -> None:
         for part in reversed(self.background):

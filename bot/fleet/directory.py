@@ -16,10 +16,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, FilePath, ValidationError, field_validator, model_validator
 
-from bot.errors import SettingsError
-from bot.settings import Section
 from integrations import http
 from integrations.jira.settings import EscalationTarget
+from integrations.settings import Section, SettingsError
 
 ENV = "CONNBOT_PBX_DIRECTORY"
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,54}$"  # room for "+remember" in a 64-character answer
@@ -28,8 +27,9 @@ NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,54}$"  # room for "+remember" in a 64-char
 class FleetSettings(Section):
     """`CONNBOT_PBX_DIRECTORY`: the directory file; unset means one PBX from the `CONNBOT_ARI_*` settings."""
 
-    pbx_directory: FilePath | None = Field(None, description="YAML file listing the PBX instances and the routing rules")
-
+    pbx_directory: FilePath | None = Field(
+        None, description="YAML file listing the PBX instances and the routing rules"
+    )
 
 
 class _Strict(BaseModel):
@@ -94,7 +94,9 @@ class Instance(_Strict):
     """One PBX (one customer's Asterisk) with its app backend and overrides."""
 
     name: str = Field(pattern=NAME)
-    customers: list[str] = Field(default_factory=list, description="customer keys: field values, e-mail domains")
+    customers: list[str] = Field(
+        default_factory=list, description="customer keys: field values, e-mail domains"
+    )
     ari: Ari
     sip: Sip
     db_url_env: str | None = None

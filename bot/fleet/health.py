@@ -41,9 +41,13 @@ def check(inst: Instance, registry: Registry) -> list[Check]:
     accepted = reachable and outcome != HealthOutcome.AUTH_ERROR.value
     modules = accepted and outcome == HealthOutcome.UP.value
     skipped = "not checked: ARI " + ("refused connbot's credentials" if reachable else "does not answer")
-    checks = [Check("ari reachable", reachable, summary if not reachable else "ARI answers"),
-              Check("ari credentials", accepted, skipped if not reachable else summary if not accepted else "accepted"),
-              Check("sip modules", modules, summary if accepted else skipped)]
+    checks = [
+        Check("ari reachable", reachable, summary if not reachable else "ARI answers"),
+        Check(
+            "ari credentials", accepted, skipped if not reachable else summary if not accepted else "accepted"
+        ),
+        Check("sip modules", modules, summary if accepted else skipped),
+    ]
     if inst.db_url_env:
         outcome, summary = _run(registry, "pbx.check_database")
         checks.append(Check("database", outcome == DatabaseOutcome.DB_OK.value, summary))
@@ -69,9 +73,16 @@ def listing(store: Store, directory: Directory) -> list[dict[str, Any]]:
     for inst in directory.instances:
         h = health.get(inst.name)
         failed = [f"{k}: {v['reason']}" for k, v in (h.detail if h else {}).items() if not v["ok"]]
-        rows.append({"name": inst.name, "customers": inst.customers, "ari": inst.ari.url,
-                     "sip": f"{inst.sip.host}:{inst.sip.port}/{inst.sip.transport}",
-                     "app": inst.app.url if inst.app else None,
-                     "checked_at": h.checked_at.isoformat(timespec="seconds") if h else None,
-                     "ok": h.ok if h else None, "failed": failed})
+        rows.append(
+            {
+                "name": inst.name,
+                "customers": inst.customers,
+                "ari": inst.ari.url,
+                "sip": f"{inst.sip.host}:{inst.sip.port}/{inst.sip.transport}",
+                "app": inst.app.url if inst.app else None,
+                "checked_at": h.checked_at.isoformat(timespec="seconds") if h else None,
+                "ok": h.ok if h else None,
+                "failed": failed,
+            }
+        )
     return rows

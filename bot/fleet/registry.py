@@ -13,9 +13,7 @@ from dataclasses import dataclass
 
 from pydantic import SecretStr
 
-from bot.errors import SettingsError
 from bot.fleet.directory import Directory, FleetSettings, Instance, load_directory, secret
-from bot.settings import load
 from integrations.app.adapter import AppAdapter
 from integrations.app.settings import AppSettings
 from integrations.base import Adapter, Registry
@@ -26,27 +24,47 @@ from integrations.net.adapter import NetAdapter
 from integrations.net.settings import NetSettings
 from integrations.pbx.adapter import PbxAdapter
 from integrations.pbx.settings import PbxSettings, SipSettings
+from integrations.settings import SettingsError, load
 
 
 def instance_settings(inst: Instance) -> tuple[PbxSettings, AppSettings | None, SipSettings]:
     """The PBX, app backend and SIP settings of one instance (secrets read from their variables)."""
     try:
-        pbx = load(PbxSettings, ari_url=inst.ari.url, ari_username=inst.ari.username, ari_verify=inst.ari.verify,
-                   ari_password=SecretStr(secret(inst.ari.password_env)),
-                   pbx_db_url=SecretStr(secret(inst.db_url_env)) if inst.db_url_env else None)
-        app = load(AppSettings, app_api_url=inst.app.url, app_api_token=SecretStr(secret(inst.app.token_env))) if inst.app else None
-        sip = load(SipSettings, sip_host=inst.sip.host, sip_port=inst.sip.port, sip_transport=inst.sip.transport,
-                   sip_domain=inst.sip.domain)
+        pbx = load(
+            PbxSettings,
+            ari_url=inst.ari.url,
+            ari_username=inst.ari.username,
+            ari_verify=inst.ari.verify,
+            ari_password=SecretStr(secret(inst.ari.password_env)),
+            pbx_db_url=SecretStr(secret(inst.db_url_env)) if inst.db_url_env else None,
+        )
+        app = (
+            load(AppSettings, app_api_url=inst.app.url, app_api_token=SecretStr(secret(inst.app.token_env)))
+            if inst.app
+            else None
+        )
+        sip = load(
+            SipSettings,
+            sip_host=inst.sip.host,
+            sip_port=inst.sip.port,
+            sip_transport=inst.sip.transport,
+            sip_domain=inst.sip.domain,
+        )
     except SettingsError as exc:
-        raise SettingsError("\n".join(f"instance {inst.name!r}: {line}" for line in str(exc).splitlines())) from None
+        raise SettingsError(
+            "\n".join(f"instance {inst.name!r}: {line}" for line in str(exc).splitlines())
+        ) from None
     return pbx, app, sip
 
 
 def instance_registry(inst: Instance, classes: Iterable[type[Adapter]]) -> Registry:
     """The adapters that check tickets of this instance's customers."""
     pbx, app, sip = instance_settings(inst)
-    adapters: list[Adapter] = [PbxAdapter.from_settings(pbx, app), NetAdapter.from_settings(sip, load(NetSettings), pbx),
-                               LogsAdapter.from_settings(load(LogsSettings), app)]
+    adapters: list[Adapter] = [
+        PbxAdapter.from_settings(pbx, app),
+        NetAdapter.from_settings(sip, load(NetSettings), pbx),
+        LogsAdapter.from_settings(load(LogsSettings), app),
+    ]
     if app:
         adapters.append(AppAdapter.from_settings(app, sip))
     return Registry(classes, adapters)
@@ -64,7 +82,9 @@ class Fleet:
     @classmethod
     def build(cls, directory: Directory, classes: Iterable[type[Adapter]]) -> Fleet:
         classes = list(classes)
-        return cls(directory, {i.name: instance_registry(i, classes) for i in directory.instances}, Registry(classes))
+        return cls(
+            directory, {i.name: instance_registry(i, classes) for i in directory.instances}, Registry(classes)
+        )
 
     def registry(self, name: str | None) -> Registry:
         return self.registries.get(name or "", self.nowhere)

@@ -18,9 +18,16 @@ from flask import Flask, Response, jsonify, request
 
 from bot.lab.scenarios import DOMAIN, REALM, Instance, now
 
-CAPABILITIES = {"reconnect": True, "resync": False, "network_test": False, "logs": True, "collect_logs": False,
-                "config_read": True, "config_write": ["server", "port", "transport", "password"],
-                "credential_fingerprint": ["md5-ha1"]}
+CAPABILITIES = {
+    "reconnect": True,
+    "resync": False,
+    "network_test": False,
+    "logs": True,
+    "collect_logs": False,
+    "config_read": True,
+    "config_write": ["server", "port", "transport", "password"],
+    "credential_fingerprint": ["md5-ha1"],
+}
 PATCHABLE = {"account_id", "server", "domain", "sip_username", "auth_username", "password", "reregister"}
 ACTIONS = ("reconnect", "resync", "network-test", "collect-logs")
 _ids = itertools.count(1)
@@ -37,26 +44,60 @@ def device_id(inst: Instance) -> str:
 
 
 def _device(inst: Instance) -> dict[str, Any]:
-    return {"device_id": device_id(inst), "kind": "desktop", "platform": "linux", "app": "LabPhone", "app_version": "1.0.0",
-            "online": True, "last_seen": now(), "accounts": [f"{inst.user}@{DOMAIN}"]}
+    return {
+        "device_id": device_id(inst),
+        "kind": "desktop",
+        "platform": "linux",
+        "app": "LabPhone",
+        "app_version": "1.0.0",
+        "online": True,
+        "last_seen": now(),
+        "accounts": [f"{inst.user}@{DOMAIN}"],
+    }
 
 
 def _account(inst: Instance) -> dict[str, Any]:
-    return {"account_id": "acc-1", "display_name": f"Lab user {inst.user}", "sip_username": inst.user, "auth_username": inst.user,
-            "domain": DOMAIN, "server": dict(inst.server), "outbound_proxy": None, "register": True, "expires": 600,
-            "srtp": "optional", "stun": None, "password_set": True,
-            "credential_fingerprint": {"algorithm": "md5-ha1", "realm": REALM, "value": inst.fingerprint()}}
+    return {
+        "account_id": "acc-1",
+        "display_name": f"Lab user {inst.user}",
+        "sip_username": inst.user,
+        "auth_username": inst.user,
+        "domain": DOMAIN,
+        "server": dict(inst.server),
+        "outbound_proxy": None,
+        "register": True,
+        "expires": 600,
+        "srtp": "optional",
+        "stun": None,
+        "password_set": True,
+        "credential_fingerprint": {"algorithm": "md5-ha1", "realm": REALM, "value": inst.fingerprint()},
+    }
 
 
 def _status(inst: Instance) -> dict[str, Any]:
     err = inst.last_error
-    registration = {"state": "failed" if err else "registered", "since": now(), "expires_in": None if err else 600,
-                    "registrar": {**inst.server, "resolved_ip": inst.server["host"]}, "attempts": 5 if err else 1,
-                    "last_error": {**err, "message": f"reg: sip:{inst.user}@{DOMAIN}: {err['sip_code']} {err['reason']}",
-                                   "at": now()} if err else None}
-    return {"device_id": device_id(inst), "app_state": "running",
-            "network": {"online": True, "type": "wifi", "local_ip": "192.168.1.23", "public_ip": None},
-            "accounts": [{"account_id": "acc-1", "aor": f"sip:{inst.user}@{DOMAIN}", "registration": registration}]}
+    registration = {
+        "state": "failed" if err else "registered",
+        "since": now(),
+        "expires_in": None if err else 600,
+        "registrar": {**inst.server, "resolved_ip": inst.server["host"]},
+        "attempts": 5 if err else 1,
+        "last_error": {
+            **err,
+            "message": f"reg: sip:{inst.user}@{DOMAIN}: {err['sip_code']} {err['reason']}",
+            "at": now(),
+        }
+        if err
+        else None,
+    }
+    return {
+        "device_id": device_id(inst),
+        "app_state": "running",
+        "network": {"online": True, "type": "wifi", "local_ip": "192.168.1.23", "public_ip": None},
+        "accounts": [
+            {"account_id": "acc-1", "aor": f"sip:{inst.user}@{DOMAIN}", "registration": registration}
+        ],
+    }
 
 
 class Backend:
@@ -68,7 +109,12 @@ class Backend:
 
     def start(self, inst: Instance) -> str:
         action_id = f"act-{next(_ids)}"
-        inst.actions[action_id] = {"type": "reconnect", "started": time.monotonic(), "started_at": now(), "end": None}
+        inst.actions[action_id] = {
+            "type": "reconnect",
+            "started": time.monotonic(),
+            "started_at": now(),
+            "end": None,
+        }
         return action_id
 
     def action(self, inst: Instance, action_id: str) -> dict[str, Any]:
@@ -77,10 +123,18 @@ class Backend:
         if act["end"] is None and time.monotonic() - act["started"] >= self.reconnect_seconds:
             inst.last_error = inst.failure()
             err = inst.last_error
-            act["end"] = {"status": "failed" if err else "succeeded", "finished_at": now(),
-                          "result": {"registration_state": "failed" if err else "registered",
-                                     "sip_code": err["sip_code"] if err else 200, "reason": err["reason"] if err else "OK"},
-                          "error": {"code": "registration_failed", "message": f"{err['sip_code']} {err['reason']}"} if err else None}
+            act["end"] = {
+                "status": "failed" if err else "succeeded",
+                "finished_at": now(),
+                "result": {
+                    "registration_state": "failed" if err else "registered",
+                    "sip_code": err["sip_code"] if err else 200,
+                    "reason": err["reason"] if err else "OK",
+                },
+                "error": {"code": "registration_failed", "message": f"{err['sip_code']} {err['reason']}"}
+                if err
+                else None,
+            }
         shown = act["end"] or {"status": "running", "finished_at": None, "result": None, "error": None}
         return {"action_id": action_id, "type": act["type"], "started_at": act["started_at"], **shown}
 
@@ -144,7 +198,11 @@ class Backend:
         if server is not None:
             if not isinstance(server, dict) or not {"host", "port", "transport"} <= set(server):
                 return _error(422, "invalid_config", "server: needs host, port and transport")
-            inst.server = {"host": str(server["host"]), "port": int(server["port"]), "transport": str(server["transport"])}
+            inst.server = {
+                "host": str(server["host"]),
+                "port": int(server["port"]),
+                "transport": str(server["transport"]),
+            }
         if body.get("password"):
             inst.app_password = str(body["password"])
         answer: dict[str, Any] = {"accounts": [_account(inst)]}
@@ -156,9 +214,24 @@ class Backend:
         limit = request.args.get("limit", "500")
         cursor = request.args.get("cursor", "0")
         if not limit.isdigit() or not 1 <= int(limit) <= 1000 or not cursor.isdigit():
-            return _error(422, "invalid_config", "limit must be 1..1000 and cursor a cursor from a previous page")
+            return _error(
+                422, "invalid_config", "limit must be 1..1000 and cursor a cursor from a previous page"
+            )
         lines = inst.log_lines()
         start, end = int(cursor), int(cursor) + int(limit)
-        entries = [{"ts": now(), "level": "error" if "error" in line.lower() else "info", "component": "sip", "message": line, "raw": line}
-                   for line in lines[start:end]]
-        return jsonify(entries=entries, next_cursor=str(end) if end < len(lines) else None, truncated=False, source="app_log")
+        entries = [
+            {
+                "ts": now(),
+                "level": "error" if "error" in line.lower() else "info",
+                "component": "sip",
+                "message": line,
+                "raw": line,
+            }
+            for line in lines[start:end]
+        ]
+        return jsonify(
+            entries=entries,
+            next_cursor=str(end) if end < len(lines) else None,
+            truncated=False,
+            source="app_log",
+        )

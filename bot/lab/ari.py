@@ -18,8 +18,12 @@ from bot.lab.scenarios import Instance, now
 OBJECT_TYPES = ("endpoint", "auth", "aor")
 ARI_USER = "connbot"
 ENTITY = "02:42:ac:11:00:02"
-DESCRIPTIONS = {"res_pjsip.so": "Basic SIP resource", "res_pjsip_registrar.so": "PJSIP Registrar Support",
-                "chan_pjsip.so": "PJSIP Channel Driver", "res_config_pgsql.so": "PostgreSQL RealTime Configuration Driver"}
+DESCRIPTIONS = {
+    "res_pjsip.so": "Basic SIP resource",
+    "res_pjsip_registrar.so": "PJSIP Registrar Support",
+    "chan_pjsip.so": "PJSIP Channel Driver",
+    "res_config_pgsql.so": "PostgreSQL RealTime Configuration Driver",
+}
 
 
 def _error(status: int, message: str) -> Response:
@@ -35,15 +39,34 @@ def _tuples(fields: Mapping[str, str]) -> Response:
 
 
 def _module(name: str, status: str) -> dict[str, Any]:
-    return {"name": name, "description": DESCRIPTIONS.get(name, name), "use_count": 1, "status": status, "support_level": "core"}
+    return {
+        "name": name,
+        "description": DESCRIPTIONS.get(name, name),
+        "use_count": 1,
+        "status": status,
+        "support_level": "core",
+    }
 
 
 def _info(only: set[str]) -> dict[str, Any]:
     started = "2026-01-05T08:00:01.000+0000"
-    info = {"build": {"os": "Linux", "kernel": "6.1.0", "options": "", "machine": "x86_64", "date": "2026-01-01", "user": "lab"},
-            "system": {"version": "22.5.0", "entity_id": ENTITY},
-            "config": {"name": "lab", "default_language": "en", "setid": {"user": "asterisk", "group": "asterisk"}},
-            "status": {"startup_time": started, "last_reload_time": started}}
+    info = {
+        "build": {
+            "os": "Linux",
+            "kernel": "6.1.0",
+            "options": "",
+            "machine": "x86_64",
+            "date": "2026-01-01",
+            "user": "lab",
+        },
+        "system": {"version": "22.5.0", "entity_id": ENTITY},
+        "config": {
+            "name": "lab",
+            "default_language": "en",
+            "setid": {"user": "asterisk", "group": "asterisk"},
+        },
+        "status": {"startup_time": started, "last_reload_time": started},
+    }
     return {k: v for k, v in info.items() if not only or k in only}
 
 
@@ -83,7 +106,11 @@ def _route(inst: Instance, parts: list[str]) -> Response:
         return jsonify([_module(n, st) for n, st in inst.modules.items()])
     if len(parts) == 3 and parts[:2] == ["asterisk", "modules"]:
         status = inst.modules.get(parts[2])
-        return jsonify(_module(parts[2], status)) if status else _error(404, "Module could not be found in running modules")
+        return (
+            jsonify(_module(parts[2], status))
+            if status
+            else _error(404, "Module could not be found in running modules")
+        )
     if len(parts) == 6 and parts[:3] == ["asterisk", "config", "dynamic"]:
         return _config(inst, *parts[3:])
     if parts[0] == "endpoints":
@@ -102,7 +129,9 @@ def _config(inst: Instance, config_class: str, object_type: str, object_id: str)
         return _tuples(found) if found is not None else _error(404, f"Object with id '{object_id}' not found")
     body = request.get_json(silent=True)
     fields = body.get("fields") if isinstance(body, dict) else None
-    if not isinstance(fields, list) or not all(isinstance(f, dict) and isinstance(f.get("attribute"), str) for f in fields):
+    if not isinstance(fields, list) or not all(
+        isinstance(f, dict) and isinstance(f.get("attribute"), str) for f in fields
+    ):
         return _error(400, "Bad request body")
     store.setdefault(object_id, {}).update({f["attribute"]: str(f.get("value", "")) for f in fields})
     return _tuples(store[object_id])
@@ -110,8 +139,15 @@ def _config(inst: Instance, config_class: str, object_type: str, object_id: str)
 
 def _endpoints(inst: Instance, rest: list[str]) -> Response:
     state = "online" if inst.last_error is None else "offline"
-    endpoints = [{"technology": "PJSIP", "resource": e, "state": state if e == inst.user else "offline", "channel_ids": []}
-                 for e in inst.objects.get("endpoint", {})]
+    endpoints = [
+        {
+            "technology": "PJSIP",
+            "resource": e,
+            "state": state if e == inst.user else "offline",
+            "channel_ids": [],
+        }
+        for e in inst.objects.get("endpoint", {})
+    ]
     if not rest:
         return jsonify(endpoints)
     if rest[0] != "PJSIP":

@@ -30,7 +30,11 @@ def ticket_extras(app: Flask, scenario: str | None, user: str | None) -> tuple[s
         return user, {}
     lab = running(app)
     if lab is None:
-        raise BadRequestError("scenario: the lab is not running; start connbot with `connbot serve --lab` (or CONNBOT_LAB=true)")
+        raise BadRequestError(
+            "scenario: the lab is not running; start connbot with `connbot serve --lab` (or CONNBOT_LAB=true)"
+        )
     if scenario not in lab.scenarios:
-        raise BadRequestError(f"scenario: unknown lab scenario {scenario!r}; one of {', '.join(lab.scenarios)}")
+        raise BadRequestError(
+            f"scenario: unknown lab scenario {scenario!r}; one of {', '.join(lab.scenarios)}"
+        )
     return user or lab.scenarios[scenario].user, {FIELD: scenario}

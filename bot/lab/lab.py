@@ -23,12 +23,17 @@ from bot.lab import ari
 from bot.lab.app_api import Backend
 from bot.lab.scenarios import DOMAIN, HOST, SCENARIOS, Instance, Scenario
 from bot.lab.sip import SipPorts
-from bot.settings import Section
+from integrations.settings import Section
 
 FIELD = "lab_scenario"
 # Quick enough for a demo: a reconnect ends after about a second; a silent SIP port costs 3 x 0.5 s.
-TIMINGS = {"CONNBOT_APP_POLL_INTERVAL": "0.25", "CONNBOT_APP_RECONNECT_DEADLINE": "10", "CONNBOT_NET_TIMEOUT": "0.5",
-           "CONNBOT_NET_PROBES": "3", "CONNBOT_NET_PROBE_INTERVAL": "0.05"}
+TIMINGS = {
+    "CONNBOT_APP_POLL_INTERVAL": "0.25",
+    "CONNBOT_APP_RECONNECT_DEADLINE": "10",
+    "CONNBOT_NET_TIMEOUT": "0.5",
+    "CONNBOT_NET_PROBES": "3",
+    "CONNBOT_NET_PROBE_INTERVAL": "0.05",
+}
 
 
 class LabSettings(Section):
@@ -71,19 +76,32 @@ class Lab:
 
     def _serve(self, app: Any) -> str:
         server = make_server(HOST, 0, app, threaded=True, request_handler=_Quiet)
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="lab-http", daemon=True)
+        thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="lab-http", daemon=True
+        )
         thread.start()
         self._servers.append((server, thread))
         return f"http://{HOST}:{server.server_port}"
 
     def directory_data(self) -> dict[str, Any]:
         """The PBX directory: one instance per scenario, customer key = the scenario's name."""
-        return {"routing": [{"field": FIELD}], "instances": [
-            {"name": name, "customers": [name],
-             "ari": {"url": f"{self.ari_url}/{name}", "username": ari.ARI_USER, "password_env": _variable(name, "ARI_PASSWORD")},
-             "sip": {"host": HOST, "port": inst.sip_port, "transport": "udp", "domain": DOMAIN},
-             "app": {"url": f"{self.app_url}/{name}", "token_env": _variable(name, "APP_TOKEN")}}
-            for name, inst in self.instances.items()]}
+        return {
+            "routing": [{"field": FIELD}],
+            "instances": [
+                {
+                    "name": name,
+                    "customers": [name],
+                    "ari": {
+                        "url": f"{self.ari_url}/{name}",
+                        "username": ari.ARI_USER,
+                        "password_env": _variable(name, "ARI_PASSWORD"),
+                    },
+                    "sip": {"host": HOST, "port": inst.sip_port, "transport": "udp", "domain": DOMAIN},
+                    "app": {"url": f"{self.app_url}/{name}", "token_env": _variable(name, "APP_TOKEN")},
+                }
+                for name, inst in self.instances.items()
+            ],
+        }
 
     def environment(self) -> dict[str, str]:
         """What connbot's process needs to use the lab: the directory, the secrets, quick timings."""

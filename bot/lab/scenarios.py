@@ -45,40 +45,85 @@ class Scenario:
     log: tuple[str, ...] = ()  # what the app's log shows beyond its start
 
 
-SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
-    Scenario("healthy_after_reconnect", "Healthy after a reconnect",
-             "The app lost its registration during a short network outage; everything is fine now.",
-             "Closed at level 1 without a person: a temporary network problem.", "2001", transient=True),
-    Scenario("wrong_server", "Wrong PBX port in the app",
-             "The app registers to the right PBX address but the wrong port.",
-             "Closed at level 1: connbot fixes the app's configuration.", "2002", wrong_port=True),
-    Scenario("missing_account", "Missing account",
-             "The user's account does not exist on the PBX.",
-             "Closed at level 1 after one click: approve creating the account.", "2003", account=False),
-    Scenario("password_mismatch", "Password mismatch",
-             "The app's password differs from the one on the PBX.",
-             "Closed at level 1 after one click: approve the password reset.", "2004", same_password=False),
-    Scenario("network_down", "Network path down",
-             "The PBX's SIP port does not answer; level 1 finds nothing wrong with the app or the account.",
-             "Escalated to level 2, where a person is asked to repair the network path (answer: fixed).", "2005",
-             sip_answers=False),
-    Scenario("asterisk_module_down", "Asterisk module down",
-             "Asterisk's SIP registrar module (res_pjsip_registrar.so) is loaded but not running.",
-             "Escalated to level 2, where a person is asked to restore the services (answer: fixed).", "2006",
-             stopped=(REGISTRAR_MODULE,)),
-    Scenario("database_down", "Database down",
-             "Asterisk's link to its realtime database (res_config_pgsql.so) is down.",
-             "Escalated to level 2, where a person is asked to restore the services (answer: fixed).", "2007",
-             stopped=(DB_LINK_MODULE,)),
-    Scenario("logs_only", "Cause only in the client logs",
-             "Every check passes, but the app's log shows its NAT keep-alives failing.",
-             "Escalated to level 2, where a person is asked to act on the logs (answer: fixed).", "2008",
-             hidden="NAT binding lost", log=("pjsua_core.c Error sending keep-alive packet: Network is unreachable",) * 3),
-    Scenario("nothing_found", "Nothing found",
-             "Every check passes and the logs show no known failure.",
-             "Escalated to level 3 with the evidence gathered.", "2009",
-             hidden="unknown cause", log=("account acc-1: registration pending", "network change detected: wifi")),
-)}
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario(
+            "healthy_after_reconnect",
+            "Healthy after a reconnect",
+            "The app lost its registration during a short network outage; everything is fine now.",
+            "Closed at level 1 without a person: a temporary network problem.",
+            "2001",
+            transient=True,
+        ),
+        Scenario(
+            "wrong_server",
+            "Wrong PBX port in the app",
+            "The app registers to the right PBX address but the wrong port.",
+            "Closed at level 1: connbot fixes the app's configuration.",
+            "2002",
+            wrong_port=True,
+        ),
+        Scenario(
+            "missing_account",
+            "Missing account",
+            "The user's account does not exist on the PBX.",
+            "Closed at level 1 after one click: approve creating the account.",
+            "2003",
+            account=False,
+        ),
+        Scenario(
+            "password_mismatch",
+            "Password mismatch",
+            "The app's password differs from the one on the PBX.",
+            "Closed at level 1 after one click: approve the password reset.",
+            "2004",
+            same_password=False,
+        ),
+        Scenario(
+            "network_down",
+            "Network path down",
+            "The PBX's SIP port does not answer; level 1 finds nothing wrong with the app or the account.",
+            "Escalated to level 2, where a person is asked to repair the network path (answer: fixed).",
+            "2005",
+            sip_answers=False,
+        ),
+        Scenario(
+            "asterisk_module_down",
+            "Asterisk module down",
+            "Asterisk's SIP registrar module (res_pjsip_registrar.so) is loaded but not running.",
+            "Escalated to level 2, where a person is asked to restore the services (answer: fixed).",
+            "2006",
+            stopped=(REGISTRAR_MODULE,),
+        ),
+        Scenario(
+            "database_down",
+            "Database down",
+            "Asterisk's link to its realtime database (res_config_pgsql.so) is down.",
+            "Escalated to level 2, where a person is asked to restore the services (answer: fixed).",
+            "2007",
+            stopped=(DB_LINK_MODULE,),
+        ),
+        Scenario(
+            "logs_only",
+            "Cause only in the client logs",
+            "Every check passes, but the app's log shows its NAT keep-alives failing.",
+            "Escalated to level 2, where a person is asked to act on the logs (answer: fixed).",
+            "2008",
+            hidden="NAT binding lost",
+            log=("pjsua_core.c Error sending keep-alive packet: Network is unreachable",) * 3,
+        ),
+        Scenario(
+            "nothing_found",
+            "Nothing found",
+            "Every check passes and the logs show no known failure.",
+            "Escalated to level 3 with the evidence gathered.",
+            "2009",
+            hidden="unknown cause",
+            log=("account acc-1: registration pending", "network change detected: wifi"),
+        ),
+    )
+}
 DEFAULT = "password_mismatch"
 
 
@@ -109,10 +154,28 @@ class Instance:
         inst = cls(scenario, sip_port, pw, secrets["ari"], secrets["app"])
         if scenario.account:
             inst.objects = {
-                "endpoint": {user: {"transport": "transport-udp", "aors": user, "auth": user, "context": CONTEXT,
-                                    "disallow": "all", "allow": "ulaw,alaw", "direct_media": "false"}},
-                "auth": {user: {"auth_type": "userpass", "username": user, "password": pw, "realm": "", "md5_cred": ""}},
-                "aor": {user: {"max_contacts": "1", "remove_existing": "yes", "qualify_frequency": "0"}}}
+                "endpoint": {
+                    user: {
+                        "transport": "transport-udp",
+                        "aors": user,
+                        "auth": user,
+                        "context": CONTEXT,
+                        "disallow": "all",
+                        "allow": "ulaw,alaw",
+                        "direct_media": "false",
+                    }
+                },
+                "auth": {
+                    user: {
+                        "auth_type": "userpass",
+                        "username": user,
+                        "password": pw,
+                        "realm": "",
+                        "md5_cred": "",
+                    }
+                },
+                "aor": {user: {"max_contacts": "1", "remove_existing": "yes", "qualify_frequency": "0"}},
+            }
         inst.modules = {m: ("Not Running" if m in scenario.stopped else "Running") for m in MODULES}
         inst.server = {"host": HOST, "port": sip_port + (1 if scenario.wrong_port else 0), "transport": "udp"}
         inst.app_password = pw if scenario.same_password else pw[::-1] + "x"
@@ -126,11 +189,19 @@ class Instance:
     def failure(self) -> dict[str, Any] | None:
         """Why the app cannot register now, as the app reports it (None: it can)."""
         s, auth = self.scenario, self.objects.get("auth", {}).get(self.user)
-        if self.server != {"host": HOST, "port": self.sip_port, "transport": "udp"} or not s.sip_answers or s.hidden:
+        if (
+            self.server != {"host": HOST, "port": self.sip_port, "transport": "udp"}
+            or not s.sip_answers
+            or s.hidden
+        ):
             return {"sip_code": 408, "reason": "Request Timeout", "local_error": "timeout"}
         if self.modules.get(REGISTRAR_MODULE) != "Running" or self.modules.get(DB_LINK_MODULE) != "Running":
             return {"sip_code": 503, "reason": "Service Unavailable", "local_error": None}
-        if self.user not in self.objects.get("endpoint", {}) or not auth or auth.get("password") != self.app_password:
+        if (
+            self.user not in self.objects.get("endpoint", {})
+            or not auth
+            or auth.get("password") != self.app_password
+        ):
             return {"sip_code": 401, "reason": "Unauthorized", "local_error": None}
         return None
 

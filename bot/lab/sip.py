@@ -17,7 +17,9 @@ HEADERS = ("Via", "From", "To", "Call-ID", "CSeq")
 def reply(request: bytes, status: str) -> bytes:
     """`SIP/2.0 <status>` with the request's Via, From, To, Call-ID and CSeq."""
     head = [h for h in request.decode("utf-8", "replace").split("\r\n") if h.split(":", 1)[0] in HEADERS]
-    return ("\r\n".join([f"SIP/2.0 {status}", *head, "Server: connbot-lab", "Content-Length: 0"]) + "\r\n\r\n").encode()
+    return (
+        "\r\n".join([f"SIP/2.0 {status}", *head, "Server: connbot-lab", "Content-Length: 0"]) + "\r\n\r\n"
+    ).encode()
 
 
 class SipPorts:

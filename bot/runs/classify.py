@@ -63,9 +63,13 @@ def _keyword(keywords: Sequence[str], text: str) -> str | None:
 def classify(rules: Rules, ticket: Candidate) -> Decision:
     """Decide whether `ticket` is a connection issue, and say why."""
     if rules.projects and not _first(rules.projects, [ticket.project]):
-        return Decision(False, f"project {ticket.project or '(none)'} is not one of {', '.join(rules.projects)}")
+        return Decision(
+            False, f"project {ticket.project or '(none)'} is not one of {', '.join(rules.projects)}"
+        )
     if rules.issue_types and not _first(rules.issue_types, [ticket.issue_type]):
-        return Decision(False, f"issue type {ticket.issue_type or '(none)'} is not one of {', '.join(rules.issue_types)}")
+        return Decision(
+            False, f"issue type {ticket.issue_type or '(none)'} is not one of {', '.join(rules.issue_types)}"
+        )
     if found := _first(rules.request_types, [ticket.request_type]):
         return Decision(True, f"request type {found!r} is a connection-issue request type")
     if found := _first(rules.labels, ticket.labels):
@@ -78,4 +82,6 @@ def classify(rules: Rules, ticket: Candidate) -> Decision:
     for pattern in rules.patterns:
         if re.search(pattern, text, re.I):
             return Decision(True, f"summary or description matches /{pattern}/")
-    return Decision(False, "no rule matched: no connection-issue request type, label, component, keyword or pattern")
+    return Decision(
+        False, "no rule matched: no connection-issue request type, label, component, keyword or pattern"
+    )

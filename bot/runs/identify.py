@@ -17,8 +17,10 @@ ACTION = "app.find_user"
 GIVEN, UNKNOWN = "given", "unknown"
 OPTIONS = [(GIVEN, "Here is the user"), (UNKNOWN, "Nobody knows")]
 TEXT_LABEL = "The user's extension or SIP username"
-QUESTION = ("The ticket does not say which PBX user (extension or SIP username) it is about, and connbot could "
-            "not find out from the reporter's e-mail. Which user is it?")
+QUESTION = (
+    "The ticket does not say which PBX user (extension or SIP username) it is about, and connbot could "
+    "not find out from the reporter's e-mail. Which user is it?"
+)
 
 
 @dataclass(frozen=True)

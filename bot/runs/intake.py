@@ -28,20 +28,41 @@ NEW_EVENT = insert(Event).returning(Event.id)
 Handler = Callable[["Services", Session, Event], Ticket | None]
 
 
-def record(store: Store, source: str, delivery_id: str, kind: str, ticket_key: str, payload: dict[str, Any],
-           enqueue: Callable[[Session, int], None]) -> tuple[int, bool]:
+def record(
+    store: Store,
+    source: str,
+    delivery_id: str,
+    kind: str,
+    ticket_key: str,
+    payload: dict[str, Any],
+    enqueue: Callable[[Session, int], None],
+) -> tuple[int, bool]:
     """Store an inbound event once per (source, delivery id). Returns (event id, whether it is new)."""
     try:
         with store.tx() as s:
             # A plain INSERT with its values as parameters (a cached statement): this is every webhook's
             # path, and the ORM's unit of work cost more than the SQL.
-            event_id = s.connection().execute(NEW_EVENT, {"source": source, "delivery_id": delivery_id, "kind": kind,
-                                                          "ticket_key": ticket_key, "payload": payload}).scalar_one()
+            event_id = (
+                s.connection()
+                .execute(
+                    NEW_EVENT,
+                    {
+                        "source": source,
+                        "delivery_id": delivery_id,
+                        "kind": kind,
+                        "ticket_key": ticket_key,
+                        "payload": payload,
+                    },
+                )
+                .scalar_one()
+            )
             enqueue(s, event_id)
             return event_id, True
     except IntegrityError:
         with store.tx() as s:
-            existing = s.scalars(select(Event.id).where(Event.source == source, Event.delivery_id == delivery_id)).one()
+            existing = s.scalars(
+                select(Event.id).where(Event.source == source, Event.delivery_id == delivery_id)
+            ).one()
             return existing, False
 
 
@@ -70,13 +91,27 @@ def _start(svc: Services, s: Session, ticket: Ticket | None) -> str:
     return f"started run {run.id}" if run else "ticket already has a run"
 
 
-def file_desk_ticket(svc: Services, summary: str, description: str, reporter: str, user_ref: str | None,
-                     fields: dict[str, Any] | None = None) -> tuple[Ticket, int]:
+def file_desk_ticket(
+    svc: Services,
+    summary: str,
+    description: str,
+    reporter: str,
+    user_ref: str | None,
+    fields: dict[str, Any] | None = None,
+) -> tuple[Ticket, int]:
     """File a ticket on the built-in desk and start its run. Returns the ticket and the run id."""
     with svc.store.tx() as s:
-        ticket = Ticket(source="desk", key=f"new-{uuid.uuid4().hex}", summary=summary, description=description,
-                        reporter=reporter, user_ref=user_ref or None, fields=fields or {}, matched=True,
-                        match_reason="Filed on the desk as a connection issue.")
+        ticket = Ticket(
+            source="desk",
+            key=f"new-{uuid.uuid4().hex}",
+            summary=summary,
+            description=description,
+            reporter=reporter,
+            user_ref=user_ref or None,
+            fields=fields or {},
+            matched=True,
+            match_reason="Filed on the desk as a connection issue.",
+        )
         s.add(ticket)
         s.flush()
         ticket.key = f"DESK-{ticket.id}"

@@ -19,7 +19,14 @@ from bot.runs import intake
 from bot.runs.classify import Candidate, Decision, Rules, classify
 from bot.state.models import Event, Run, Ticket
 from integrations.jira.client import JiraClient
-from integrations.jira.models import HANDLED_EVENTS, IssueFields, WebhookPayload, error_text, request_type, scalar
+from integrations.jira.models import (
+    HANDLED_EVENTS,
+    IssueFields,
+    WebhookPayload,
+    error_text,
+    request_type,
+    scalar,
+)
 from integrations.jira.settings import JiraSettings
 from integrations.jira.tickets import JiraTickets
 
@@ -31,9 +38,15 @@ OVERLAP = dt.timedelta(minutes=10)
 
 
 def rules(settings: JiraSettings) -> Rules:
-    return Rules(projects=settings.projects, issue_types=settings.issue_types, request_types=settings.request_types,
-                 labels=settings.labels, components=settings.components, keywords=settings.keywords,
-                 patterns=settings.patterns)
+    return Rules(
+        projects=settings.projects,
+        issue_types=settings.issue_types,
+        request_types=settings.request_types,
+        labels=settings.labels,
+        components=settings.components,
+        keywords=settings.keywords,
+        patterns=settings.patterns,
+    )
 
 
 def issue_data(f: IssueFields, settings: JiraSettings, keep: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -54,18 +67,30 @@ def issue_data(f: IssueFields, settings: JiraSettings, keep: tuple[str, ...] = (
     if "description" in present:
         data["error_text"] = error_text(f.description)
     if "reporter" in present and f.reporter:
-        data["reporter"] = {"email": f.reporter.email, "account_id": f.reporter.account_id,
-                            "name": f.reporter.name, "display_name": f.reporter.display_name}
+        data["reporter"] = {
+            "email": f.reporter.email,
+            "account_id": f.reporter.account_id,
+            "name": f.reporter.name,
+            "display_name": f.reporter.display_name,
+        }
     if "created" in present and f.created:
         data["created"] = f.created
     return data
 
 
 def decide(settings: JiraSettings, summary: str, description: str, data: dict[str, Any]) -> Decision:
-    return classify(rules(settings), Candidate(
-        summary=summary, description=description, project=data.get("project", ""),
-        issue_type=data.get("issue_type", ""), request_type=data.get("request_type", ""),
-        labels=data.get("labels", []), components=data.get("components", [])))
+    return classify(
+        rules(settings),
+        Candidate(
+            summary=summary,
+            description=description,
+            project=data.get("project", ""),
+            issue_type=data.get("issue_type", ""),
+            request_type=data.get("request_type", ""),
+            labels=data.get("labels", []),
+            components=data.get("components", []),
+        ),
+    )
 
 
 def upsert(s: Session, settings: JiraSettings, payload: WebhookPayload, keep: tuple[str, ...] = ()) -> Ticket:
@@ -76,7 +101,9 @@ def upsert(s: Session, settings: JiraSettings, payload: WebhookPayload, keep: tu
         ticket = Ticket(source="jira", key=issue.key, fields={})
         s.add(ticket)
     elif int(ticket.fields.get("jira_timestamp", 0)) > payload.timestamp:
-        log.info("jira %s: delivery from %s is older than the last applied; ignored", issue.key, payload.timestamp)
+        log.info(
+            "jira %s: delivery from %s is older than the last applied; ignored", issue.key, payload.timestamp
+        )
         return ticket
     if "summary" in f.model_fields_set:
         ticket.summary = f.summary
@@ -143,7 +170,11 @@ class Backfill:
         with self.svc.store.tx() as s:
             newest = s.scalar(select(func.max(Ticket.created_at)).where(Ticket.source == "jira"))
         floor = now - dt.timedelta(hours=self.settings.backfill_hours)
-        since = min(t for t in (newest, self.last_run) if t is not None) - OVERLAP if (newest or self.last_run) else floor
+        since = (
+            min(t for t in (newest, self.last_run) if t is not None) - OVERLAP
+            if (newest or self.last_run)
+            else floor
+        )
         return max(since, floor)
 
     def run(self, since: dt.datetime, now: dt.datetime) -> int:
@@ -154,7 +185,11 @@ class Backfill:
             with_runs = set(s.scalars(select(Ticket.key).join(Run).where(Ticket.source == "jira")))
         started = 0
         for raw in found:
-            body = {"timestamp": int(now.timestamp() * 1000), "webhookEvent": "jira:issue_created", "issue": raw}
+            body = {
+                "timestamp": int(now.timestamp() * 1000),
+                "webhookEvent": "jira:issue_created",
+                "issue": raw,
+            }
             payload = WebhookPayload.model_validate(body)
             key, f = payload.issue.key, payload.issue.fields
             if key in with_runs:
@@ -162,8 +197,15 @@ class Backfill:
             data = issue_data(f, self.settings)
             if not decide(self.settings, f.summary, f.description or "", data).matched:
                 continue
-            _, new = intake.record(self.svc.store, "jira", f"backfill:{key}", payload.webhook_event, key, body,
-                                   self.svc.queue.process_after_commit)
+            _, new = intake.record(
+                self.svc.store,
+                "jira",
+                f"backfill:{key}",
+                payload.webhook_event,
+                key,
+                body,
+                self.svc.queue.process_after_commit,
+            )
             started += int(new)
         if started:
             log.info("jira backfill: %s missed ticket(s) queued", started)

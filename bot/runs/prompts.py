@@ -7,69 +7,17 @@ so a double click, a retried delivery or an answer in a second channel changes n
 
 from __future__ import annotations
 
-import abc
 import datetime as dt
 import secrets
 from dataclasses import dataclass
-from typing import ClassVar
 
-from pydantic import BaseModel
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.errors import BadRequestError, NotFoundError
 from bot.state.models import Prompt, Run
-from integrations.tickets import StepRow
 
 MAX_TEXT = 4000
-
-
-class PromptView(BaseModel):
-    """Everything a channel needs to show a prompt, or its settled state."""
-
-    id: str
-    ticket_key: str
-    ticket_source: str
-    ticket_summary: str
-    ticket_url: str | None
-    user: str | None
-    level: int
-    kind: str
-    title: str
-    question: str
-    options: list[tuple[str, str]]
-    text_label: str | None
-    found: list[StepRow]
-    state: str
-    answer: str | None
-    answer_label: str | None
-    answer_text: str | None
-    answered_by: str | None
-    answered_at: dt.datetime | None
-    expires_at: dt.datetime
-    channel_refs: dict[str, object]
-    channel: str | None = None  # where the run's PBX instance wants its prompts, overriding the default
-    repeat: bool = False
-    """True when an earlier attempt of this call was made and may have landed (its answer was lost)."""
-
-
-class PromptChannel(abc.ABC):
-    """A place prompts are shown to people. Each call must be idempotent for the same prompt."""
-
-    name: ClassVar[str]
-
-    @abc.abstractmethod
-    def post(self, prompt: PromptView) -> dict[str, object] | None:
-        """Show the prompt; returns references to store (e.g. channel and message ts). With
-        `prompt.repeat`, a message from the earlier attempt may exist: find it rather than post twice."""
-
-    @abc.abstractmethod
-    def settle(self, prompt: PromptView) -> None:
-        """Replace the question with who answered what, or that it timed out."""
-
-    @abc.abstractmethod
-    def remind(self, prompt: PromptView) -> None:
-        """Nudge the people who can answer."""
 
 
 def new_id() -> str:
@@ -82,7 +30,9 @@ class Answered:
     prompt: Prompt
 
 
-def answer(s: Session, prompt_id: str, choice: str, text: str | None, who: str, via: str, now: dt.datetime) -> Answered:
+def answer(
+    s: Session, prompt_id: str, choice: str, text: str | None, who: str, via: str, now: dt.datetime
+) -> Answered:
     """Record an answer if the prompt is still open. Returns whether this answer won."""
     prompt = s.get(Prompt, prompt_id)
     if prompt is None:
@@ -94,12 +44,21 @@ def answer(s: Session, prompt_id: str, choice: str, text: str | None, who: str, 
         raise BadRequestError(f"text is longer than {MAX_TEXT} characters")
     if not who.strip():
         raise BadRequestError("who answered is missing")
-    won = s.execute(
-        update(Prompt)
-        .where(Prompt.id == prompt_id, Prompt.state == "open")
-        .values(state="answered", answer=choice, answer_text=(text or None), answered_by=who,
-                answered_via=via, answered_at=now)
-    ).rowcount == 1  # type: ignore[attr-defined]
+    won = (
+        s.execute(
+            update(Prompt)
+            .where(Prompt.id == prompt_id, Prompt.state == "open")
+            .values(
+                state="answered",
+                answer=choice,
+                answer_text=(text or None),
+                answered_by=who,
+                answered_via=via,
+                answered_at=now,
+            )
+        ).rowcount
+        == 1
+    )  # type: ignore[attr-defined]
     s.refresh(prompt)
     return Answered(won, prompt)
 
@@ -107,15 +66,26 @@ def answer(s: Session, prompt_id: str, choice: str, text: str | None, who: str, 
 def due(s: Session, now: dt.datetime) -> tuple[list[Prompt], list[Prompt]]:
     """Open prompts past their expiry, and open prompts due a reminder."""
     expired = list(s.scalars(select(Prompt).where(Prompt.state == "open", Prompt.expires_at <= now)))
-    remind = list(s.scalars(select(Prompt).where(
-        Prompt.state == "open", Prompt.remind_at.is_not(None), Prompt.remind_at <= now, Prompt.expires_at > now)))
+    remind = list(
+        s.scalars(
+            select(Prompt).where(
+                Prompt.state == "open",
+                Prompt.remind_at.is_not(None),
+                Prompt.remind_at <= now,
+                Prompt.expires_at > now,
+            )
+        )
+    )
     return expired, remind
 
 
 def expire(s: Session, prompt: Prompt) -> bool:
-    return s.execute(
-        update(Prompt).where(Prompt.id == prompt.id, Prompt.state == "open").values(state="expired")
-    ).rowcount == 1  # type: ignore[attr-defined]
+    return (
+        s.execute(
+            update(Prompt).where(Prompt.id == prompt.id, Prompt.state == "open").values(state="expired")
+        ).rowcount
+        == 1
+    )  # type: ignore[attr-defined]
 
 
 def open_for(s: Session, run: Run) -> Prompt | None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-SECRET_KEY = re.compile(r"pass(word)?|secret|token|md5_cred|api_key|authorization|credential(?!_fingerprint)", re.I)
+SECRET_KEY = re.compile(
+    r"pass(word)?|secret|token|md5_cred|api_key|authorization|credential(?!_fingerprint)", re.I
+)
 REDACTED = "[redacted]"
 
 

@@ -102,9 +102,15 @@ def options(directory: Directory, ticket: Ticket) -> list[tuple[str, str]]:
 
 def question(directory: Directory, ticket: Ticket) -> str:
     key = customer_key(directory, ticket)
-    found = f"its customer key {key!r} is in no instance's list" if key else "the routing rules find no customer key on it"
-    return (f"connbot cannot tell which PBX serves the customer of {ticket.key}: {found}. "
-            "Which PBX should it check the ticket against?")
+    found = (
+        f"its customer key {key!r} is in no instance's list"
+        if key
+        else "the routing rules find no customer key on it"
+    )
+    return (
+        f"connbot cannot tell which PBX serves the customer of {ticket.key}: {found}. "
+        "Which PBX should it check the ticket against?"
+    )
 
 
 def answer(s: Session, directory: Directory, ticket: Ticket, value: str, who: str, now: dt.datetime) -> Route:

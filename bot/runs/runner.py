@@ -18,12 +18,18 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
-from bot.runs import identify, prompts
-from bot.runs import routing
-from bot.state.models import Effect, Event, Prompt, Run, StepResult, Ticket
+from bot.runs import identify, prompts, routing
 from bot.runs.redact import redact
+from bot.state.models import Effect, Event, Prompt, Run, StepResult, Ticket
 from bot.state.store import after_commit
-from integrations.base import ActionInput, AdapterError, Registry, NotConfiguredError, TransientError, UnsupportedError
+from integrations.base import (
+    ActionInput,
+    AdapterError,
+    NotConfiguredError,
+    Registry,
+    TransientError,
+    UnsupportedError,
+)
 from integrations.tickets import Note, StepRow, TicketRef
 from playbook import engine
 from playbook.engine import Ask, Escalate, Execute, Finish, Position
@@ -44,8 +50,17 @@ def ticket_ref(ticket: Ticket) -> TicketRef:
 
 def rows(run: Run) -> list[StepRow]:
     return [
-        StepRow(step=r.step, title=r.title, level=r.level, outcome=r.outcome, summary=r.summary, evidence=r.evidence,
-                by=r.answered_by, at=r.finished_at.isoformat(timespec="seconds"), seconds=round(r.seconds, 3))
+        StepRow(
+            step=r.step,
+            title=r.title,
+            level=r.level,
+            outcome=r.outcome,
+            summary=r.summary,
+            evidence=r.evidence,
+            by=r.answered_by,
+            at=r.finished_at.isoformat(timespec="seconds"),
+            seconds=round(r.seconds, 3),
+        )
         for r in run.steps
     ]
 
@@ -64,7 +79,9 @@ def _added_effects(s: Session) -> bool:
 
 
 def note_effect(s: Session, run: Run, key: str, note: Note, kind: str = "comment", **extra: Any) -> None:
-    add_effect(s, run, f"run:{run.id}:{key}", kind, {"ticket_id": run.ticket_id, "note": note.model_dump(), **extra})
+    add_effect(
+        s, run, f"run:{run.id}:{key}", kind, {"ticket_id": run.ticket_id, "note": note.model_dump(), **extra}
+    )
 
 
 def start_run(svc: Services, s: Session, ticket: Ticket) -> Run | None:
@@ -72,8 +89,13 @@ def start_run(svc: Services, s: Session, ticket: Ticket) -> Run | None:
     if s.scalar(select(func.count()).select_from(Run).where(Run.ticket_id == ticket.id)):
         return None
     pos = engine.start(svc.playbook)
-    run = Run(ticket_id=ticket.id, active_ticket_id=ticket.id, playbook=svc.playbook.name,
-              step=pos.step, visits=dict(pos.visits))
+    run = Run(
+        ticket_id=ticket.id,
+        active_ticket_id=ticket.id,
+        playbook=svc.playbook.name,
+        step=pos.step,
+        visits=dict(pos.visits),
+    )
     try:
         with s.begin_nested():
             s.add(run)
@@ -87,7 +109,9 @@ def start_run(svc: Services, s: Session, ticket: Ticket) -> Run | None:
         run.pbx, run.pbx_reason = found.pbx, found.reason
         lines.append(f"Checked against PBX {found.pbx} ({found.reason}).")
     elif svc.fleet:
-        lines.append("No PBX is known for this ticket's customer: a person is asked which PBX to check it against.")
+        lines.append(
+            "No PBX is known for this ticket's customer: a person is asked which PBX to check it against."
+        )
     note_effect(s, run, "start", Note(heading="connbot is triaging this ticket", lines=lines))
     if svc.fleet and not found:
         _ask_route(svc, s, run, ticket)
@@ -140,13 +164,20 @@ def _step(svc: Services, run_id: int, owner: str) -> tuple[bool, bool]:
         if run.retry_at is not None and run.retry_at > svc.clock():
             return False, False  # woken early: the step is retried at retry_at
         registry = svc.registry_for(run.pbx)
-        lookup = ActionInput(ticket_key=run.ticket.key, reporter_email=identify.email(run.ticket)) \
-            if identify.needed(run) else None
+        lookup = (
+            ActionInput(ticket_key=run.ticket.key, reporter_email=identify.email(run.ticket))
+            if identify.needed(run)
+            else None
+        )
         plan = engine.plan(pb, pos, registry.available)
         if isinstance(plan, Execute):
-            inp = ActionInput(ticket_key=run.ticket.key, user=run.ticket.user_ref,
-                              reporter_email=identify.email(run.ticket), facts=dict(run.facts),
-                              params=dict(plan.step.params))
+            inp = ActionInput(
+                ticket_key=run.ticket.key,
+                user=run.ticket.user_ref,
+                reporter_email=identify.email(run.ticket),
+                facts=dict(run.facts),
+                params=dict(plan.step.params),
+            )
             action = plan.step.action
             assert action is not None
     if lookup is not None:
@@ -187,7 +218,9 @@ def _step(svc: Services, run_id: int, owner: str) -> tuple[bool, bool]:
         return moved, _added_effects(s)
 
 
-def _identify(svc: Services, run_id: int, owner: str, registry: Registry, lookup: ActionInput) -> tuple[bool, bool]:
+def _identify(
+    svc: Services, run_id: int, owner: str, registry: Registry, lookup: ActionInput
+) -> tuple[bool, bool]:
     """Find the ticket's user by the reporter's e-mail, else ask a person. Says whether the run may go
     on, and whether it recorded effects."""
     started, res, why = svc.clock(), None, "the ticket names no user and no reporter e-mail"
@@ -202,43 +235,111 @@ def _identify(svc: Services, run_id: int, owner: str, registry: Registry, lookup
     with svc.store.tx() as s:
         run = _hold(svc, s, run_id, owner)
         if res is not None:
-            _record(s, run, step, identify.STEP, "auto", res.outcome, res.summary, redact(res.evidence), None,
-                    started, svc.clock())
+            _record(
+                s,
+                run,
+                step,
+                identify.STEP,
+                "auto",
+                res.outcome,
+                res.summary,
+                redact(res.evidence),
+                None,
+                started,
+                svc.clock(),
+            )
             if res.outcome == "found":
                 run.ticket.user_ref = str(res.facts["user"])
                 return True, False
             why = "the app backend does not know the reporter's e-mail"
-        prompt = _new_prompt(svc, run, identify.STEP, "identify", step.level, step.title, identify.QUESTION,
-                             identify.OPTIONS, identify.TEXT_LABEL, svc.playbook.timeout)
+        prompt = _new_prompt(
+            svc,
+            run,
+            identify.STEP,
+            "identify",
+            step.level,
+            step.title,
+            identify.QUESTION,
+            identify.OPTIONS,
+            identify.TEXT_LABEL,
+            svc.playbook.timeout,
+        )
         _show(svc, s, run, prompt, f"Question for a person: {step.title}", why)
     return False, True
 
 
 def _resume_identify(svc: Services, s: Session, run: Run, prompt: Prompt) -> bool:
     """A person named the ticket's user, or nobody could: the playbook starts either way."""
-    user = identify.accept(prompt.answer_text) if prompt.state == "answered" and prompt.answer == identify.GIVEN else None
+    user = (
+        identify.accept(prompt.answer_text)
+        if prompt.state == "answered" and prompt.answer == identify.GIVEN
+        else None
+    )
     if user:
         run.ticket.user_ref = user
         outcome, trail = identify.GIVEN, f"{prompt.answered_by} named the user: {user}."
     else:
         run.facts = {**run.facts, "identify_done": True}
         outcome = identify.UNKNOWN if prompt.state == "answered" else "timed_out"
-        trail = ("Nobody named the user" + (f" ({prompt.answered_by})" if prompt.answered_by else " in time")
-                 + ": the steps that need the user fail or ask a person.")
-    _record(s, run, identify.IdentifyStep(), identify.STEP, "human", outcome, trail, {}, prompt.answered_by,
-            prompt.created_at, prompt.answered_at or svc.clock())
+        trail = (
+            "Nobody named the user"
+            + (f" ({prompt.answered_by})" if prompt.answered_by else " in time")
+            + ": the steps that need the user fail or ask a person."
+        )
+    _record(
+        s,
+        run,
+        identify.IdentifyStep(),
+        identify.STEP,
+        "human",
+        outcome,
+        trail,
+        {},
+        prompt.answered_by,
+        prompt.created_at,
+        prompt.answered_at or svc.clock(),
+    )
     run.state = "running"
     _settle(svc, s, run, prompt, f"{identify.IdentifyStep().title}: {trail}")
     return True
 
 
-def _record(s: Session, run: Run, step: Any, step_id: str, mode: str, outcome: str, summary: str,
-            evidence: dict[str, Any], by: str | None, started: dt.datetime, finished: dt.datetime) -> None:
+def _record(
+    s: Session,
+    run: Run,
+    step: Any,
+    step_id: str,
+    mode: str,
+    outcome: str,
+    summary: str,
+    evidence: dict[str, Any],
+    by: str | None,
+    started: dt.datetime,
+    finished: dt.datetime,
+) -> None:
     # Numbered in the INSERT itself: no need to load the run's earlier results (the run row is locked).
-    seq = select(func.coalesce(func.max(StepResult.seq), 0) + 1).where(StepResult.run_id == run.id).scalar_subquery()
-    s.add(StepResult(run=run, seq=seq, step=step_id, title=step.title, level=step.level, action=step.action or "",
-                     mode=mode, outcome=outcome, summary=summary[:2000], evidence=evidence, answered_by=by,
-                     started_at=started, finished_at=finished))
+    seq = (
+        select(func.coalesce(func.max(StepResult.seq), 0) + 1)
+        .where(StepResult.run_id == run.id)
+        .scalar_subquery()
+    )
+    s.add(
+        StepResult(
+            run=run,
+            seq=seq,
+            step=step_id,
+            title=step.title,
+            level=step.level,
+            action=step.action or "",
+            mode=mode,
+            outcome=outcome,
+            summary=summary[:2000],
+            evidence=evidence,
+            answered_by=by,
+            started_at=started,
+            finished_at=finished,
+        )
+    )
     log.info("run %s step %s: %s", run.id, step_id, outcome)
 
 
@@ -250,19 +351,41 @@ def _move(run: Run, pos: Position) -> None:
 def _retry_later(svc: Services, s: Session, run: Run, why: str) -> None:
     """An outside system is still failing after the transport's retries: try the step again later."""
     run.attempts += 1
-    delay = min(300.0, 2.0 ** run.attempts)
+    delay = min(300.0, 2.0**run.attempts)
     run.retry_at = svc.clock() + dt.timedelta(seconds=delay)
     run_id = run.id
     after_commit(s, lambda: svc.queue.advance(run_id, delay=delay))
     log.warning("run %s step %s: %s; trying again in %g s", run.id, run.step, why, delay)
 
 
-def _new_prompt(svc: Services, run: Run, step: str, kind: str, level: int, title: str, question: str,
-                options: list[tuple[str, str]], text_label: str | None, wait: float) -> Prompt:
+def _new_prompt(
+    svc: Services,
+    run: Run,
+    step: str,
+    kind: str,
+    level: int,
+    title: str,
+    question: str,
+    options: list[tuple[str, str]],
+    text_label: str | None,
+    wait: float,
+) -> Prompt:
     now = svc.clock()
-    return Prompt(id=prompts.new_id(), run_id=run.id, seq=len(run.steps) + 1, step=step, kind=kind, level=level,
-                  title=title, question=question, options=[list(o) for o in options], text_label=text_label,
-                  created_at=now, remind_at=now + dt.timedelta(seconds=wait / 2), expires_at=now + dt.timedelta(seconds=wait))
+    return Prompt(
+        id=prompts.new_id(),
+        run_id=run.id,
+        seq=len(run.steps) + 1,
+        step=step,
+        kind=kind,
+        level=level,
+        title=title,
+        question=question,
+        options=[list(o) for o in options],
+        text_label=text_label,
+        created_at=now,
+        remind_at=now + dt.timedelta(seconds=wait / 2),
+        expires_at=now + dt.timedelta(seconds=wait),
+    )
 
 
 def _show(svc: Services, s: Session, run: Run, prompt: Prompt, heading: str, reason: str) -> None:
@@ -271,17 +394,41 @@ def _show(svc: Services, s: Session, run: Run, prompt: Prompt, heading: str, rea
     run.state = "waiting"
     s.flush()
     for channel in svc.channels:
-        add_effect(s, run, f"prompt:{prompt.id}:{channel.name}:post", "prompt.post",
-                   {"prompt_id": prompt.id, "channel": channel.name})
-    note_effect(s, run, f"prompt:{prompt.id}:asked", Note(
-        heading=heading,
-        lines=[prompt.question, f"Asked because of {reason}. Answers: " + ", ".join(l for _, l in prompt.options) + "."],
-        next=f"The run waits for an answer until {prompt.expires_at:%Y-%m-%d %H:%M} UTC."))
+        add_effect(
+            s,
+            run,
+            f"prompt:{prompt.id}:{channel.name}:post",
+            "prompt.post",
+            {"prompt_id": prompt.id, "channel": channel.name},
+        )
+    note_effect(
+        s,
+        run,
+        f"prompt:{prompt.id}:asked",
+        Note(
+            heading=heading,
+            lines=[
+                prompt.question,
+                f"Asked because of {reason}. Answers: " + ", ".join(l for _, l in prompt.options) + ".",
+            ],
+            next=f"The run waits for an answer until {prompt.expires_at:%Y-%m-%d %H:%M} UTC.",
+        ),
+    )
 
 
 def _ask(svc: Services, s: Session, run: Run, plan: Ask) -> None:
-    prompt = _new_prompt(svc, run, run.step or "", plan.kind, plan.step.level, plan.step.title, _question(plan),
-                         list(plan.options), plan.text_label, svc.playbook.wait_for(plan.step))
+    prompt = _new_prompt(
+        svc,
+        run,
+        run.step or "",
+        plan.kind,
+        plan.step.level,
+        plan.step.title,
+        _question(plan),
+        list(plan.options),
+        plan.text_label,
+        svc.playbook.wait_for(plan.step),
+    )
     what = "Approval needed" if plan.kind == "approval" else "Question for a person"
     _show(svc, s, run, prompt, f"{what}: {plan.step.title}", plan.reason)
 
@@ -290,9 +437,26 @@ def _ask_route(svc: Services, s: Session, run: Run, ticket: Ticket) -> None:
     """Ask which PBX serves the ticket's customer; the run starts once someone answers."""
     assert svc.fleet is not None
     directory, step = svc.fleet.directory, routing.RouteStep()
-    prompt = _new_prompt(svc, run, routing.STEP, "route", step.level, step.title, routing.question(directory, ticket),
-                         routing.options(directory, ticket), None, svc.playbook.timeout)
-    _show(svc, s, run, prompt, f"Question for a person: {step.title}", "no routing rule matching a known customer")
+    prompt = _new_prompt(
+        svc,
+        run,
+        routing.STEP,
+        "route",
+        step.level,
+        step.title,
+        routing.question(directory, ticket),
+        routing.options(directory, ticket),
+        None,
+        svc.playbook.timeout,
+    )
+    _show(
+        svc,
+        s,
+        run,
+        prompt,
+        f"Question for a person: {step.title}",
+        "no routing rule matching a known customer",
+    )
 
 
 def _question(plan: Ask) -> str:
@@ -313,24 +477,76 @@ def _resume(svc: Services, s: Session, run: Run, pos: Position, owner: str) -> b
     step = svc.playbook.steps[pos.step]
     if prompt.state == "answered":
         label = dict((v, l) for v, l in prompt.options).get(prompt.answer or "", prompt.answer)
-        summary = f"{prompt.answered_by} answered: {label}" + (f" ({prompt.answer_text})" if prompt.answer_text else "")
+        summary = f"{prompt.answered_by} answered: {label}" + (
+            f" ({prompt.answer_text})" if prompt.answer_text else ""
+        )
         trail = f"Answered by {prompt.answered_by} via {prompt.answered_via} at {prompt.answered_at:%Y-%m-%d %H:%M} UTC: {label}"
         if prompt.kind == "approval":
             if prompt.answer == engine.APPROVE:
                 new_pos = engine.approve(pos)
-                _record(s, run, step, pos.step, "approval", "approved", summary, {}, prompt.answered_by, prompt.created_at, prompt.answered_at or svc.clock())
+                _record(
+                    s,
+                    run,
+                    step,
+                    pos.step,
+                    "approval",
+                    "approved",
+                    summary,
+                    {},
+                    prompt.answered_by,
+                    prompt.created_at,
+                    prompt.answered_at or svc.clock(),
+                )
             else:
                 new_pos = engine.follow(svc.playbook, pos, engine.Rejected())
-                _record(s, run, step, pos.step, "approval", "rejected", summary, {}, prompt.answered_by, prompt.created_at, prompt.answered_at or svc.clock())
+                _record(
+                    s,
+                    run,
+                    step,
+                    pos.step,
+                    "approval",
+                    "rejected",
+                    summary,
+                    {},
+                    prompt.answered_by,
+                    prompt.created_at,
+                    prompt.answered_at or svc.clock(),
+                )
         else:
             evidence: dict[str, Any] = {"answer_text": prompt.answer_text} if prompt.answer_text else {}
             if step.collect and prompt.answer_text:
                 run.facts = {**run.facts, step.collect: prompt.answer_text}
-            _record(s, run, step, pos.step, "human", prompt.answer or "", summary, evidence, prompt.answered_by, prompt.created_at, prompt.answered_at or svc.clock())
+            _record(
+                s,
+                run,
+                step,
+                pos.step,
+                "human",
+                prompt.answer or "",
+                summary,
+                evidence,
+                prompt.answered_by,
+                prompt.created_at,
+                prompt.answered_at or svc.clock(),
+            )
             new_pos = engine.follow(svc.playbook, pos, engine.Outcome(prompt.answer or ""))
     else:  # expired or cancelled
-        trail = f"No answer within {svc.playbook.wait_for(step) / 3600:g} h: following the step's timeout edge."
-        _record(s, run, step, pos.step, prompt.kind if prompt.kind == "approval" else "human", "timed_out", trail, {}, None, prompt.created_at, svc.clock())
+        trail = (
+            f"No answer within {svc.playbook.wait_for(step) / 3600:g} h: following the step's timeout edge."
+        )
+        _record(
+            s,
+            run,
+            step,
+            pos.step,
+            prompt.kind if prompt.kind == "approval" else "human",
+            "timed_out",
+            trail,
+            {},
+            None,
+            prompt.created_at,
+            svc.clock(),
+        )
         new_pos = engine.follow(svc.playbook, pos, engine.TimedOut())
     _move(run, new_pos)
     _settle(svc, s, run, prompt, f"{step.title}: {trail}")
@@ -339,8 +555,13 @@ def _resume(svc: Services, s: Session, run: Run, pos: Position, owner: str) -> b
 
 def _settle(svc: Services, s: Session, run: Run, prompt: Prompt, heading: str) -> None:
     for channel in svc.channels:
-        add_effect(s, run, f"prompt:{prompt.id}:{channel.name}:settle", "prompt.settle",
-                   {"prompt_id": prompt.id, "channel": channel.name})
+        add_effect(
+            s,
+            run,
+            f"prompt:{prompt.id}:{channel.name}:settle",
+            "prompt.settle",
+            {"prompt_id": prompt.id, "channel": channel.name},
+        )
     note_effect(s, run, f"prompt:{prompt.id}:settled", Note(heading=heading))
 
 
@@ -354,9 +575,22 @@ def _resume_route(svc: Services, s: Session, run: Run, prompt: Prompt) -> bool:
         trail = f"Checked against PBX {found.pbx} ({found.reason} via {prompt.answered_via})."
     else:
         run.pbx_reason, outcome = "no PBX was chosen in time: a person does every step", "timed_out"
-        trail = f"No answer within {svc.playbook.timeout / 3600:g} h: no PBX is used, a person does every step."
-    _record(s, run, step, routing.STEP, "human", outcome, trail, {}, prompt.answered_by, prompt.created_at,
-            prompt.answered_at or now)
+        trail = (
+            f"No answer within {svc.playbook.timeout / 3600:g} h: no PBX is used, a person does every step."
+        )
+    _record(
+        s,
+        run,
+        step,
+        routing.STEP,
+        "human",
+        outcome,
+        trail,
+        {},
+        prompt.answered_by,
+        prompt.created_at,
+        prompt.answered_at or now,
+    )
     run.state = "running"
     _settle(svc, s, run, prompt, f"{step.title}: {trail}")
     return True
@@ -364,12 +598,33 @@ def _resume_route(svc: Services, s: Session, run: Run, prompt: Prompt) -> bool:
 
 def _escalate(svc: Services, s: Session, run: Run, plan: Escalate, pos: Position) -> None:
     now = svc.clock()
-    _record(s, run, plan.step, pos.step, "end", f"escalated_l{plan.level}", f"Escalated to level {plan.level}", {}, None, now, now)
-    note_effect(s, run, f"escalate:{plan.level}", Note(
-        heading=f"Level {plan.step.level} checks done: escalated to level {plan.level}",
-        lines=[plan.step.instructions] if plan.step.instructions else [],
-        rows=rows(run), next=f"connbot goes on with the level {plan.level} checks."), kind="escalate", level=plan.level,
-        pbx=run.pbx)
+    _record(
+        s,
+        run,
+        plan.step,
+        pos.step,
+        "end",
+        f"escalated_l{plan.level}",
+        f"Escalated to level {plan.level}",
+        {},
+        None,
+        now,
+        now,
+    )
+    note_effect(
+        s,
+        run,
+        f"escalate:{plan.level}",
+        Note(
+            heading=f"Level {plan.step.level} checks done: escalated to level {plan.level}",
+            lines=[plan.step.instructions] if plan.step.instructions else [],
+            rows=rows(run),
+            next=f"connbot goes on with the level {plan.level} checks.",
+        ),
+        kind="escalate",
+        level=plan.level,
+        pbx=run.pbx,
+    )
     _move(run, engine.continue_after(svc.playbook, pos, plan))
 
 
@@ -380,12 +635,28 @@ def _finish(svc: Services, s: Session, run: Run, plan: Finish) -> None:
     run.state, run.end_kind, run.end_level, run.end_reason = "ended", plan.kind, plan.level, plan.reason
     run.active_ticket_id, run.ended_at = None, now
     if plan.kind == "close":
-        note_effect(s, run, "end", Note(heading=f"Closed: {plan.step.title}", lines=[plan.reason], rows=rows(run)), kind="close")
+        note_effect(
+            s,
+            run,
+            "end",
+            Note(heading=f"Closed: {plan.step.title}", lines=[plan.reason], rows=rows(run)),
+            kind="close",
+        )
     else:
-        note_effect(s, run, "end", Note(
-            heading=f"Escalated to level {plan.level}", lines=[plan.reason], rows=rows(run),
-            next=f"Level {plan.level} takes over from the evidence above."), kind="escalate", level=plan.level,
-            pbx=run.pbx)
+        note_effect(
+            s,
+            run,
+            "end",
+            Note(
+                heading=f"Escalated to level {plan.level}",
+                lines=[plan.reason],
+                rows=rows(run),
+                next=f"Level {plan.level} takes over from the evidence above.",
+            ),
+            kind="escalate",
+            level=plan.level,
+            pbx=run.pbx,
+        )
     log.info("run %s ended: %s", run.id, outcome)
 
 
@@ -400,13 +671,23 @@ def flush_effects(svc: Services, run_id: int) -> bool:
     while more:  # once more only when giving up on an effect recorded a note about it
         more = False
         with svc.store.tx() as s:
-            pending = list(s.scalars(select(Effect).where(Effect.run_id == run_id, Effect.state == "pending").order_by(Effect.id)))
+            pending = list(
+                s.scalars(
+                    select(Effect)
+                    .where(Effect.run_id == run_id, Effect.state == "pending")
+                    .order_by(Effect.id)
+                )
+            )
         for effect in pending:
             # The attempt is counted before it is made: after a crash mid-call, the next attempt knows
             # an earlier one may have landed (channels without idempotency keys look for it first).
             with svc.store.tx() as s:
-                effect.attempts = s.execute(update(Effect).where(Effect.id == effect.id)
-                                            .values(attempts=Effect.attempts + 1).returning(Effect.attempts)).scalar_one()
+                effect.attempts = s.execute(
+                    update(Effect)
+                    .where(Effect.id == effect.id)
+                    .values(attempts=Effect.attempts + 1)
+                    .returning(Effect.attempts)
+                ).scalar_one()
             try:
                 refs = svc.effector.make(effect)
             except TransientError as exc:
@@ -444,9 +725,15 @@ def _give_up(svc: Services, effect: Effect, reason: str) -> bool:
         run = s.get(Run, row.run_id) if row.run_id is not None else None
         if effect.kind == "prompt.post" and run is not None:
             channel = effect.payload["channel"]
-            note_effect(s, run, f"prompt:{effect.payload['prompt_id']}:{channel}:unposted", Note(
-                heading=f"The question could not be posted in {channel}: answer it on the desk",
-                lines=[reason]))
+            note_effect(
+                s,
+                run,
+                f"prompt:{effect.payload['prompt_id']}:{channel}:unposted",
+                Note(
+                    heading=f"The question could not be posted in {channel}: answer it on the desk",
+                    lines=[reason],
+                ),
+            )
         noted = _added_effects(s)
     log.error("effect %s (%s) failed for good: %s", effect.key, effect.kind, reason)
     return noted
@@ -467,21 +754,34 @@ def sweep(svc: Services) -> dict[str, int]:
             prompt.remind_at = None
             counts["reminded"] += 1
             for channel in svc.channels:
-                add_effect(s, prompt.run, f"prompt:{prompt.id}:{channel.name}:remind", "prompt.remind",
-                           {"prompt_id": prompt.id, "channel": channel.name})
+                add_effect(
+                    s,
+                    prompt.run,
+                    f"prompt:{prompt.id}:{channel.name}:remind",
+                    "prompt.remind",
+                    {"prompt_id": prompt.id, "channel": channel.name},
+                )
             svc.queue.advance_after_commit(s, prompt.run_id)
         free = (Run.lease_until.is_(None)) | (Run.lease_until < now)
-        idle = select(Run.id).where(Run.state == "running", Run.updated_at < stale, free,
-                                    (Run.retry_at.is_(None)) | (Run.retry_at <= now))
+        idle = select(Run.id).where(
+            Run.state == "running",
+            Run.updated_at < stale,
+            free,
+            (Run.retry_at.is_(None)) | (Run.retry_at <= now),
+        )
         # Waiting with no open prompt: answered or expired, and the wake-up that followed was lost
         # (a worker killed while advancing it); the run would otherwise wait for ever.
         open_prompt = select(Prompt.id).where(Prompt.run_id == Run.id, Prompt.state == "open").exists()
         unblocked = select(Run.id).where(Run.state == "waiting", ~open_prompt, Run.updated_at < stale, free)
-        with_effects = select(Effect.run_id).where(Effect.state == "pending", Effect.created_at < stale, Effect.run_id.is_not(None))
+        with_effects = select(Effect.run_id).where(
+            Effect.state == "pending", Effect.created_at < stale, Effect.run_id.is_not(None)
+        )
         for run_id in set(s.scalars(idle)) | set(s.scalars(unblocked)) | set(s.scalars(with_effects)):
             counts["resumed"] += 1
             svc.queue.advance_after_commit(s, run_id)
-        for event_id in s.scalars(select(Event.id).where(Event.processed_at.is_(None), Event.received_at < stale)):
+        for event_id in s.scalars(
+            select(Event.id).where(Event.processed_at.is_(None), Event.received_at < stale)
+        ):
             counts["events"] += 1
             svc.queue.process_after_commit(s, event_id)
     return counts

@@ -16,9 +16,14 @@ def render_text(note: Note) -> str:
     parts = [note.heading]
     parts += note.lines
     if note.rows:
-        parts.append("\n".join(
-            f"- [L{r.level}] {r.title}: {r.outcome}" + (f" by {r.by}" if r.by else "") + (f" ({r.summary})" if r.summary else "")
-            for r in note.rows))
+        parts.append(
+            "\n".join(
+                f"- [L{r.level}] {r.title}: {r.outcome}"
+                + (f" by {r.by}" if r.by else "")
+                + (f" ({r.summary})" if r.summary else "")
+                for r in note.rows
+            )
+        )
     if note.next:
         parts.append(f"Next: {note.next}")
     return "\n\n".join(p for p in parts if p)
@@ -32,7 +37,9 @@ class DeskTickets(TicketSystem):
 
     def _write(self, ticket: TicketRef, note: Note, marker: str, **changes: object) -> None:
         with self.store.tx() as s:
-            row = s.scalars(select(Ticket).where(Ticket.source == self.source, Ticket.key == ticket.key)).one()
+            row = s.scalars(
+                select(Ticket).where(Ticket.source == self.source, Ticket.key == ticket.key)
+            ).one()
             if s.scalars(select(Comment.id).where(Comment.marker == marker)).first() is not None:
                 return
             s.add(Comment(ticket_id=row.id, author=AUTHOR, body=render_text(note), marker=marker))

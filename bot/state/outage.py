@@ -27,7 +27,9 @@ class Outage:
             self.failures += 1
             first = self.failures == 1
         if first:
-            self.log.warning("%s unreachable (%s: %s); retrying until it is back", self.what, type(exc).__name__, exc)
+            self.log.warning(
+                "%s unreachable (%s: %s); retrying until it is back", self.what, type(exc).__name__, exc
+            )
 
     def ok(self) -> None:
         with self._lock:

@@ -119,8 +119,15 @@ class Queue:
     def consumer(self, threads: int, in_process: bool) -> Consumer:
         """A Huey consumer. In-process consumers leave signal handling to the host server."""
         cls = _InProcessConsumer if in_process else _Consumer
-        return cls(self.huey, workers=threads, worker_type="thread", periodic=False,
-                   initial_delay=0.05, max_delay=1.0, check_worker_health=True)
+        return cls(
+            self.huey,
+            workers=threads,
+            worker_type="thread",
+            periodic=False,
+            initial_delay=0.05,
+            max_delay=1.0,
+            check_worker_health=True,
+        )
 
 
 class _OutageLogger(logging.LoggerAdapter):  # type: ignore[type-arg]

@@ -53,8 +53,12 @@ def _run_after_commit(s: Session) -> None:
     for fn in s.info.pop(AFTER_COMMIT, []):
         try:
             fn()
-        except OUTAGE_ERRORS as exc:  # the transaction is committed; the sweeper picks up what was not enqueued
-            log.warning("after-commit callback failed, the sweeper will redo it: %s: %s", type(exc).__name__, exc)
+        except (
+            OUTAGE_ERRORS
+        ) as exc:  # the transaction is committed; the sweeper picks up what was not enqueued
+            log.warning(
+                "after-commit callback failed, the sweeper will redo it: %s: %s", type(exc).__name__, exc
+            )
         except Exception:
             log.exception("after-commit callback failed")
 

@@ -8,13 +8,13 @@ from flask import Blueprint, current_app, g, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
-from bot.web import dashboard, jsonbody
-from bot.runs import intake, prompts
-from bot.web.app import services_of
 from bot.errors import BadRequestError, NotFoundError
 from bot.lab import desk as lab_desk
-from bot.state.models import Prompt, Run, Ticket
+from bot.runs import intake, prompts
 from bot.services import Services
+from bot.state.models import Prompt, Run, Ticket
+from bot.web import dashboard, jsonbody
+from bot.web.app import services_of
 from bot.web.views import prompt_dict, run_dict, ticket_dict, ticket_row
 
 api = Blueprint("api", __name__, url_prefix="/api")
@@ -35,7 +35,9 @@ class AnswerIn(BaseModel):
 
     answer: str = Field(min_length=1, max_length=64)
     text: str | None = Field(None, max_length=prompts.MAX_TEXT)
-    by: str | None = Field(None, min_length=1, max_length=255, description="who answers; a logged-in desk user's name wins")
+    by: str | None = Field(
+        None, min_length=1, max_length=255, description="who answers; a logged-in desk user's name wins"
+    )
 
 
 def _limit() -> int:
@@ -109,7 +111,9 @@ def list_prompts():  # type: ignore[no-untyped-def]
         return jsonify(prompts=[prompt_dict(p) for p in rows])
 
 
-def answer(svc: Services, prompt_id: str, choice: str, text: str | None, who: str) -> tuple[bool, dict[str, Any]]:
+def answer(
+    svc: Services, prompt_id: str, choice: str, text: str | None, who: str
+) -> tuple[bool, dict[str, Any]]:
     """Answer a prompt from the desk (page or API): first answer wins, and a winning answer wakes the run.
     Returns whether this answer won and the prompt as it now stands."""
     with svc.store.tx() as s:
@@ -127,6 +131,10 @@ def answer_prompt(prompt_id: str):  # type: ignore[no-untyped-def]
         raise BadRequestError("by: who answers is missing (or log in)")
     won, data = answer(services_of(current_app), prompt_id, body.answer, body.text, who)
     if not won:
-        return jsonify(error="Conflict", message=f"already {data['state']}" + (
-            f" by {data['answered_by']}" if data["answered_by"] else ""), prompt=data), 409
+        return jsonify(
+            error="Conflict",
+            message=f"already {data['state']}"
+            + (f" by {data['answered_by']}" if data["answered_by"] else ""),
+            prompt=data,
+        ), 409
     return jsonify(data)

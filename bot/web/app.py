@@ -22,9 +22,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["connbot"] = services
 
+    from bot.web import auth
     from bot.web.api import api
     from bot.web.health import health
-    from bot.web import auth
     from bot.web.pages import desk
     from bot.web.webhooks import jira, slack
 
@@ -63,4 +63,6 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(Exception)
     def bug(exc: Exception):  # type: ignore[no-untyped-def]
         log.exception("unhandled error")
-        return jsonify(error="Internal Server Error", message="connbot hit an internal error; see its log"), 500
+        return jsonify(
+            error="Internal Server Error", message="connbot hit an internal error; see its log"
+        ), 500

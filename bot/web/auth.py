@@ -24,8 +24,8 @@ from urllib.parse import quote
 from flask import Flask, Response, g, jsonify, redirect, request, session
 from pydantic import Field, SecretStr
 
-from bot.errors import SettingsError
-from bot.settings import Section, Settings, load
+from bot.settings import Settings
+from integrations.settings import Section, SettingsError, load
 
 SCHEME = "pbkdf2_sha256"
 ITERATIONS = 600_000
@@ -35,8 +35,12 @@ OPEN_PREFIXES = ("/healthz", "/readyz", "/metrics", "/webhooks/", "/slack/", "/d
 class DeskSettings(Section):
     """Settings of the desk's access control."""
 
-    desk_users: str = Field("", description="comma-separated name:hash pairs (hash from `connbot desk hash-password`)")
-    desk_secret_key: SecretStr | None = Field(None, description="signs desk sessions; set it when several web processes serve the desk")
+    desk_users: str = Field(
+        "", description="comma-separated name:hash pairs (hash from `connbot desk hash-password`)"
+    )
+    desk_secret_key: SecretStr | None = Field(
+        None, description="signs desk sessions; set it when several web processes serve the desk"
+    )
 
 
 def hash_password(password: str, iterations: int = ITERATIONS, salt: bytes | None = None) -> str:
@@ -70,8 +74,10 @@ def parse_users(value: str) -> dict[str, str]:
         name, sep, stored = entry.partition(":")
         parts = stored.split("$")
         if not sep or not name or len(parts) != 4 or parts[0] != SCHEME or not parts[1].isdigit():
-            raise SettingsError(f"CONNBOT_DESK_USERS: expected name:{SCHEME}$<iterations>$<salt>$<hash>, "
-                                f"got an entry for {name or '?'!r} that is not (make one with `connbot desk hash-password`)")
+            raise SettingsError(
+                f"CONNBOT_DESK_USERS: expected name:{SCHEME}$<iterations>$<salt>$<hash>, "
+                f"got an entry for {name or '?'!r} that is not (make one with `connbot desk hash-password`)"
+            )
         users[name] = stored
     return users
 
@@ -91,13 +97,17 @@ class Access:
     """The desk's access policy for one app, built from the settings."""
 
     def __init__(self, settings: Settings, desk: DeskSettings):
-        self.secret_key = desk.desk_secret_key.get_secret_value() if desk.desk_secret_key else secrets.token_hex(32)
+        self.secret_key = (
+            desk.desk_secret_key.get_secret_value() if desk.desk_secret_key else secrets.token_hex(32)
+        )
         self.open_host = is_loopback(settings.host)
         self.token = settings.admin_token.get_secret_value() if settings.admin_token else None
         self.users = parse_users(desk.desk_users)
         if not self.open_host and not (self.token or self.users):
-            raise SettingsError(f"CONNBOT_HOST={settings.host} is not a loopback address, so the desk needs a login: "
-                                "set CONNBOT_ADMIN_TOKEN or CONNBOT_DESK_USERS")
+            raise SettingsError(
+                f"CONNBOT_HOST={settings.host} is not a loopback address, so the desk needs a login: "
+                "set CONNBOT_ADMIN_TOKEN or CONNBOT_DESK_USERS"
+            )
 
     def login_required(self) -> bool:
         return not (self.open_host and is_loopback(request.remote_addr))
@@ -111,12 +121,16 @@ class Access:
             return name if name and name not in self.users else "admin"
         return None
 
-    def from_header(self) -> str | None | bool:
+    def from_header(self) -> str | bool | None:
         """The name the Authorization header proves; None when there is none; False when it is wrong."""
         header = request.headers.get("Authorization", "")
         kind, _, value = header.partition(" ")
         if kind.lower() == "bearer":
-            return "admin" if self.token and hmac.compare_digest(value.strip().encode(), self.token.encode()) else False
+            return (
+                "admin"
+                if self.token and hmac.compare_digest(value.strip().encode(), self.token.encode())
+                else False
+            )
         if kind.lower() == "basic":
             try:
                 name, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
@@ -138,8 +152,12 @@ class Access:
             return None
         if proven is None and not request.path.startswith("/api/"):
             return redirect(f"/login?next={quote(request.full_path.rstrip('?'))}")  # type: ignore[return-value]
-        response = jsonify(error="Unauthorized", message="log in: a bearer admin token or basic-auth desk user is required"
-                           if proven is None else "wrong credentials")
+        response = jsonify(
+            error="Unauthorized",
+            message="log in: a bearer admin token or basic-auth desk user is required"
+            if proven is None
+            else "wrong credentials",
+        )
         response.status_code = 401
         response.headers["WWW-Authenticate"] = 'Basic realm="connbot desk"'
         return response
@@ -154,7 +172,9 @@ def csrf_token() -> str:
 
 def csrf_ok() -> bool:
     sent = request.form.get("csrf_token", "")
-    return bool(sent) and "csrf" in session and hmac.compare_digest(sent.encode(), str(session["csrf"]).encode())
+    return (
+        bool(sent) and "csrf" in session and hmac.compare_digest(sent.encode(), str(session["csrf"]).encode())
+    )
 
 
 def policy(settings: Settings) -> Access:
@@ -166,9 +186,12 @@ def install(app: Flask, settings: Settings) -> Access:
     """Give the app a session key, the access policy and the CSRF token helper for templates."""
     access = policy(settings)
     app.secret_key = access.secret_key
-    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
-                      SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
-                      SESSION_COOKIE_NAME="connbot_desk")
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
+        SESSION_COOKIE_NAME="connbot_desk",
+    )
     app.extensions["connbot.access"] = access
     app.before_request(access.guard)
     app.jinja_env.globals["csrf_token"] = csrf_token

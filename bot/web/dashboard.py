@@ -72,7 +72,9 @@ def compute(s: Session, today: dt.date, days: int = 30) -> Stats:
     stats = Stats(total=len(runs))
     first = today - dt.timedelta(days=days - 1)
     per_day = Counter(r.created_at.date() for r in runs if r.created_at.date() >= first)
-    stats.per_day = [(first + dt.timedelta(days=n), per_day.get(first + dt.timedelta(days=n), 0)) for n in range(days)]
+    stats.per_day = [
+        (first + dt.timedelta(days=n), per_day.get(first + dt.timedelta(days=n), 0)) for n in range(days)
+    ]
     ends: Counter[str] = Counter()
     resolved: Counter[str] = Counter()
     resolution: list[float] = []
@@ -113,4 +115,6 @@ def duration(seconds: float | None) -> str:
 
 def recent_tickets(s: Session, limit: int) -> list[Ticket]:
     """The newest tickets with their runs loaded, newest first."""
-    return list(s.scalars(select(Ticket).options(selectinload(Ticket.runs)).order_by(Ticket.id.desc()).limit(limit)))
+    return list(
+        s.scalars(select(Ticket).options(selectinload(Ticket.runs)).order_by(Ticket.id.desc()).limit(limit))
+    )

@@ -41,6 +41,9 @@ def depth(value: Any) -> int:
     while stack:
         item, level = stack.pop()
         deepest = max(deepest, level)
-        stack.extend((v, level + 1) for v in (item.values() if isinstance(item, dict) else item)
-                     if isinstance(v, containers))
+        stack.extend(
+            (v, level + 1)
+            for v in (item.values() if isinstance(item, dict) else item)
+            if isinstance(v, containers)
+        )
     return deepest

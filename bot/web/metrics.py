@@ -8,8 +8,8 @@ from prometheus_client.core import CollectorRegistry, GaugeMetricFamily, Metric,
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from bot.state.models import Effect, Prompt, Run, StepResult
 from bot.services import Services
+from bot.state.models import Effect, Prompt, Run, StepResult
 
 
 class StoreCollector(Collector):
@@ -18,25 +18,45 @@ class StoreCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         runs = GaugeMetricFamily("connbot_runs", "Runs by state and end", labels=["state", "end"])
-        steps = SummaryMetricFamily("connbot_step_seconds", "Duration of automated steps by action", labels=["action"])
+        steps = SummaryMetricFamily(
+            "connbot_step_seconds", "Duration of automated steps by action", labels=["action"]
+        )
         prompts = GaugeMetricFamily("connbot_prompts_open", "Questions waiting for a person")
         effects = GaugeMetricFamily("connbot_effects_pending", "Side effects recorded but not yet made")
-        failed = GaugeMetricFamily("connbot_effects_failed", "Side effects given up on (refused, or still failing after every attempt)",
-                                   labels=["kind"])
+        failed = GaugeMetricFamily(
+            "connbot_effects_failed",
+            "Side effects given up on (refused, or still failing after every attempt)",
+            labels=["kind"],
+        )
         with self.svc.store.tx() as s:
             for state, kind, level, count in s.execute(
-                    select(Run.state, Run.end_kind, Run.end_level, func.count()).group_by(Run.state, Run.end_kind, Run.end_level)):
+                select(Run.state, Run.end_kind, Run.end_level, func.count()).group_by(
+                    Run.state, Run.end_kind, Run.end_level
+                )
+            ):
                 end = "" if kind is None else (kind if kind == "close" else f"level{level}")
                 runs.add_metric([state, end], count)
-            duration = func.sum(func.julianday(StepResult.finished_at) - func.julianday(StepResult.started_at)) * 86400 \
-                if self.svc.store.engine.dialect.name == "sqlite" else \
-                func.sum(func.extract("epoch", StepResult.finished_at - StepResult.started_at))
+            duration = (
+                func.sum(func.julianday(StepResult.finished_at) - func.julianday(StepResult.started_at))
+                * 86400
+                if self.svc.store.engine.dialect.name == "sqlite"
+                else func.sum(func.extract("epoch", StepResult.finished_at - StepResult.started_at))
+            )
             for action, count, total in s.execute(
-                    select(StepResult.action, func.count(), duration).where(StepResult.mode == "auto").group_by(StepResult.action)):
+                select(StepResult.action, func.count(), duration)
+                .where(StepResult.mode == "auto")
+                .group_by(StepResult.action)
+            ):
                 steps.add_metric([action], count, float(total or 0))
-            prompts.add_metric([], s.scalar(select(func.count()).select_from(Prompt).where(Prompt.state == "open")) or 0)
-            effects.add_metric([], s.scalar(select(func.count()).select_from(Effect).where(Effect.state == "pending")) or 0)
-            for kind, count in s.execute(select(Effect.kind, func.count()).where(Effect.state == "failed").group_by(Effect.kind)):
+            prompts.add_metric(
+                [], s.scalar(select(func.count()).select_from(Prompt).where(Prompt.state == "open")) or 0
+            )
+            effects.add_metric(
+                [], s.scalar(select(func.count()).select_from(Effect).where(Effect.state == "pending")) or 0
+            )
+            for kind, count in s.execute(
+                select(Effect.kind, func.count()).where(Effect.state == "failed").group_by(Effect.kind)
+            ):
                 failed.add_metric([kind], count)
         queue = GaugeMetricFamily("connbot_queue_depth", "Tasks waiting in the queue")
         queue.add_metric([], self.svc.queue.depth())

@@ -8,28 +8,38 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, session,
-                   url_for)
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from markupsafe import Markup
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
-from bot.web import dashboard
-from bot.runs import intake
-from bot.web.api import TicketIn, answer
-from bot.web.app import services_of
-from bot.runs.effects import view
+from bot.errors import BadRequestError, NotFoundError
 from bot.lab import DEFAULT as DEFAULT_SCENARIO
 from bot.lab import desk as lab_desk
-from bot.errors import BadRequestError, NotFoundError
-from bot.state.models import Effect, Prompt, Run, Ticket
+from bot.runs import intake
+from bot.runs.effects import view
 from bot.services import Services
-from bot.web.views import step_dict, ticket_row
-from bot.web import svg
+from bot.state.models import Effect, Prompt, Run, Ticket
+from bot.web import dashboard, svg
+from bot.web.api import TicketIn, answer
+from bot.web.app import services_of
 from bot.web.auth import Access, csrf_ok
+from bot.web.views import step_dict, ticket_row
 
-desk = Blueprint("desk", __name__, template_folder="templates", static_folder="static",
-                 static_url_path="/desk-static")
+desk = Blueprint(
+    "desk", __name__, template_folder="templates", static_folder="static", static_url_path="/desk-static"
+)
 FORM_FIELDS = ("summary", "description", "reporter", "user", "scenario")
 
 
@@ -51,8 +61,13 @@ def _local(target: str | None, default: str) -> str:
 @desk.before_request
 def _check_csrf():  # type: ignore[no-untyped-def]
     if request.method == "POST" and not csrf_ok():
-        return render_template("error.html", status=400, message=(
-            "The form's security token is missing or out of date. Go back, reload the page and try again.")), 400
+        return render_template(
+            "error.html",
+            status=400,
+            message=(
+                "The form's security token is missing or out of date. Go back, reload the page and try again."
+            ),
+        ), 400
     return None
 
 
@@ -60,8 +75,13 @@ def _check_csrf():  # type: ignore[no-untyped-def]
 def _common() -> dict[str, Any]:
     with _svc().store.tx() as s:
         open_prompts = s.scalar(select(func.count()).select_from(Prompt).where(Prompt.state == "open"))
-    return {"open_prompts": open_prompts, "user": g.get("user"), "login_required": _access().login_required(),
-            "duration": dashboard.duration, "lab": lab_desk.running(current_app)}
+    return {
+        "open_prompts": open_prompts,
+        "user": g.get("user"),
+        "login_required": _access().login_required(),
+        "duration": dashboard.duration,
+        "lab": lab_desk.running(current_app),
+    }
 
 
 @desk.errorhandler(NotFoundError)
@@ -76,7 +96,11 @@ def _bad_request(exc: BadRequestError):  # type: ignore[no-untyped-def]
 
 @desk.get("/")
 def index():  # type: ignore[no-untyped-def]
-    lab = {"scenario": DEFAULT_SCENARIO, "summary": "The app cannot connect"} if lab_desk.running(current_app) else {}
+    lab = (
+        {"scenario": DEFAULT_SCENARIO, "summary": "The app cannot connect"}
+        if lab_desk.running(current_app)
+        else {}
+    )
     return _index(lab, [])
 
 
@@ -90,14 +114,18 @@ def _index(form: dict[str, str], problems: list[str], status: int = 200):  # typ
 def file_ticket():  # type: ignore[no-untyped-def]
     form = {name: request.form.get(name, "") for name in FORM_FIELDS}
     try:
-        body = TicketIn.model_validate({**form, "user": form["user"].strip() or None, "scenario": form["scenario"] or None})
+        body = TicketIn.model_validate(
+            {**form, "user": form["user"].strip() or None, "scenario": form["scenario"] or None}
+        )
         user, fields = lab_desk.ticket_extras(current_app, body.scenario, body.user)
     except ValidationError as exc:
         problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         return _index(form, problems, 400)
     except BadRequestError as exc:
         return _index(form, [str(exc)], 400)
-    ticket, run_id = intake.file_desk_ticket(_svc(), body.summary, body.description, body.reporter, user, fields)
+    ticket, run_id = intake.file_desk_ticket(
+        _svc(), body.summary, body.description, body.reporter, user, fields
+    )
     flash(f"Filed {ticket.key}; connbot is on it.", "ok")
     return redirect(url_for("desk.run_page", run_id=run_id), 303)
 
@@ -128,7 +156,9 @@ def answer_prompt(prompt_id: str):  # type: ignore[no-untyped-def]
         flash("Give your name so the ticket says who answered.", "error")
         return redirect(back, 303)
     session["name"] = who
-    won, data = answer(_svc(), prompt_id, request.form.get("answer", ""), request.form.get("text") or None, who)
+    won, data = answer(
+        _svc(), prompt_id, request.form.get("answer", ""), request.form.get("text") or None, who
+    )
     if won:
         label = next((o["label"] for o in data["options"] if o["value"] == data["answer"]), data["answer"])
         flash(f"{data['ticket']}: answered “{label}”. connbot goes on.", "ok")
@@ -148,7 +178,9 @@ def run_page(run_id: int):  # type: ignore[no-untyped-def]
 def run_live(run_id: int):  # type: ignore[no-untyped-def]
     """The live part of a run page, for the page's polling script."""
     context = _run_context(run_id)
-    return jsonify(state=context["run"].state, done=context["done"], version=context["version"], html=context["live"])
+    return jsonify(
+        state=context["run"].state, done=context["done"], version=context["version"], html=context["live"]
+    )
 
 
 def _run_context(run_id: int) -> dict[str, Any]:
@@ -162,12 +194,19 @@ def _run_context(run_id: int) -> dict[str, Any]:
         path = [r["step"] for r in steps] + ([current] if current else [])
         trail = svg.Trail(path=path, outcomes={r["step"]: r["outcome"] for r in steps}, current=current)
         prompt = s.scalars(select(Prompt).where(Prompt.run_id == run.id, Prompt.state == "open")).first()
-        pending = s.scalar(select(func.count()).select_from(Effect).where(Effect.run_id == run.id, Effect.state == "pending"))
+        pending = s.scalar(
+            select(func.count()).select_from(Effect).where(Effect.run_id == run.id, Effect.state == "pending")
+        )
         context: dict[str, Any] = {
-            "run": run, "ticket": ticket_row(run.ticket), "steps": steps, "graph": svg.playbook_graph(svc.playbook, trail),
+            "run": run,
+            "ticket": ticket_row(run.ticket),
+            "steps": steps,
+            "graph": svg.playbook_graph(svc.playbook, trail),
             "step_title": svc.playbook.steps[current].title if current in svc.playbook.steps else current,
-            "prompt": view(prompt, svc.tickets) if prompt else None, "name": session.get("name", ""),
-            "done": run.state == "ended" and not pending, "evidence": lambda e: json.dumps(e, indent=2, sort_keys=True),
+            "prompt": view(prompt, svc.tickets) if prompt else None,
+            "name": session.get("name", ""),
+            "done": run.state == "ended" and not pending,
+            "evidence": lambda e: json.dumps(e, indent=2, sort_keys=True),
         }
         context["live"] = Markup(render_template("_run_live.html", **context))  # autoescaped already
     context["version"] = hashlib.sha256(context["live"].encode()).hexdigest()[:16]
@@ -180,7 +219,9 @@ def dashboard_page():  # type: ignore[no-untyped-def]
     with svc.store.tx() as s:
         stats = dashboard.compute(s, svc.clock().date())
     per_day = svg.columns([(d.strftime("%b %d"), n) for d, n in stats.per_day], "runs per day")
-    ends = svg.bars([(name, n, f"{n} ({stats.share(n):.0%})") for name, n in stats.ends.items()], "runs by end")
+    ends = svg.bars(
+        [(name, n, f"{n} ({stats.share(n):.0%})") for name, n in stats.ends.items()], "runs by end"
+    )
     resolved = svg.bars([(name, n, str(n)) for name, n in stats.resolved_by], "tickets resolved by step")
     return render_template("dashboard.html", stats=stats, per_day=per_day, ends=ends, resolved=resolved)
 

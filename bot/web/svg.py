@@ -73,20 +73,26 @@ def playbook_graph(pb: Playbook, trail: Trail | None = None) -> Markup:
     path = list(trail.path) if trail else []
     taken = set(zip(path, path[1:]))
     visited = set(path)
-    out = [f'<svg class="graph" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
-           f'role="img" aria-label="{escape(pb.title)} playbook">',
-           '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerUnits="userSpaceOnUse" markerWidth="9" markerHeight="9" '
-           'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="arrowhead"/></marker>'
-           '<marker id="arrow-taken" viewBox="0 0 10 10" refX="9" refY="5" markerUnits="userSpaceOnUse" markerWidth="9" markerHeight="9" '
-           'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="arrowhead taken"/></marker></defs>']
+    out = [
+        f'<svg class="graph" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
+        f'role="img" aria-label="{escape(pb.title)} playbook">',
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerUnits="userSpaceOnUse" markerWidth="9" markerHeight="9" '
+        'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="arrowhead"/></marker>'
+        '<marker id="arrow-taken" viewBox="0 0 10 10" refX="9" refY="5" markerUnits="userSpaceOnUse" markerWidth="9" markerHeight="9" '
+        'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="arrowhead taken"/></marker></defs>',
+    ]
     labels: dict[tuple[str, str], list[str]] = {}
     for src, label, dst in engine.edges(pb):
         labels.setdefault((src, dst), []).append(label.replace("outcome ", "").replace("'", ""))
-    for (src, dst), names in sorted(labels.items(), key=lambda kv: kv[0] in taken):  # taken edges drawn on top
+    for (src, dst), names in sorted(
+        labels.items(), key=lambda kv: kv[0] in taken
+    ):  # taken edges drawn on top
         is_taken = (src, dst) in taken
-        out.append(f'<path class="edge{" taken" if is_taken else ""}" data-from="{src}" data-to="{dst}" '
-                   f'd="{_route(pos[src], pos[dst])}" marker-end="url(#arrow{"-taken" if is_taken else ""})">'
-                   f'<title>{escape(pb.steps[src].title)} → {escape(pb.steps[dst].title)}: {escape(", ".join(names))}</title></path>')
+        out.append(
+            f'<path class="edge{" taken" if is_taken else ""}" data-from="{src}" data-to="{dst}" '
+            f'd="{_route(pos[src], pos[dst])}" marker-end="url(#arrow{"-taken" if is_taken else ""})">'
+            f"<title>{escape(pb.steps[src].title)} → {escape(pb.steps[dst].title)}: {escape(', '.join(names))}</title></path>"
+        )
     for sid, step in pb.steps.items():
         x, y = pos[sid]
         classes = ["node", _kind(step)]
@@ -95,15 +101,19 @@ def playbook_graph(pb: Playbook, trail: Trail | None = None) -> Markup:
         if trail and trail.current == sid:
             classes.append("current")
         title = _lines(step.title, 30, 2)
-        out.append(f'<g class="{" ".join(classes)}" data-step="{sid}"><title>{escape(step.title)}'
-                   f'{" [" + escape(step.action) + "]" if step.action else ""} (level {step.level})</title>'
-                   f'<rect x="{x:.0f}" y="{y:.0f}" width="{NODE_W}" height="{NODE_H}" rx="8"/>')
+        out.append(
+            f'<g class="{" ".join(classes)}" data-step="{sid}"><title>{escape(step.title)}'
+            f"{' [' + escape(step.action) + ']' if step.action else ''} (level {step.level})</title>"
+            f'<rect x="{x:.0f}" y="{y:.0f}" width="{NODE_W}" height="{NODE_H}" rx="8"/>'
+        )
         for n, line in enumerate(title):
             out.append(f'<text x="{x + NODE_W / 2:.0f}" y="{y + 18 + n * 14:.0f}">{escape(line)}</text>')
         outcome = trail.outcomes.get(sid) if trail else None
         caption = outcome or (f"L{step.level} · {step.action}" if step.action else f"L{step.level}")
-        out.append(f'<text class="{"outcome" if outcome else "caption"}" x="{x + NODE_W / 2:.0f}" '
-                   f'y="{y + NODE_H - 8:.0f}">{escape(_lines(caption, 32, 1)[0])}</text></g>')
+        out.append(
+            f'<text class="{"outcome" if outcome else "caption"}" x="{x + NODE_W / 2:.0f}" '
+            f'y="{y + NODE_H - 8:.0f}">{escape(_lines(caption, 32, 1)[0])}</text></g>'
+        )
     out.append("</svg>")
     return Markup("".join(out))
 
@@ -129,18 +139,24 @@ def columns(points: Sequence[tuple[str, int]], label: str) -> Markup:
     w, h, left, bottom = 640, 180, 30, 22
     top = max((v for _, v in points), default=0) or 1
     step = (w - left) / max(len(points), 1)
-    out = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" role="img" aria-label="{escape(label)}">',
-           f'<text class="axis" x="0" y="12">{top}</text><text class="axis" x="0" y="{h - bottom}">0</text>',
-           f'<line class="axis" x1="{left}" y1="{h - bottom}" x2="{w}" y2="{h - bottom}"/>']
+    out = [
+        f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" role="img" aria-label="{escape(label)}">',
+        f'<text class="axis" x="0" y="12">{top}</text><text class="axis" x="0" y="{h - bottom}">0</text>',
+        f'<line class="axis" x1="{left}" y1="{h - bottom}" x2="{w}" y2="{h - bottom}"/>',
+    ]
     for n, (name, value) in enumerate(points):
         bar_h = (h - bottom - 8) * value / top
         x = left + n * step + 2
-        out.append(f'<rect class="bar" x="{x:.1f}" y="{h - bottom - bar_h:.1f}" width="{max(step - 4, 1):.1f}" '
-                   f'height="{bar_h:.1f}" data-value="{value}"><title>{escape(name)}: {value}</title></rect>')
+        out.append(
+            f'<rect class="bar" x="{x:.1f}" y="{h - bottom - bar_h:.1f}" width="{max(step - 4, 1):.1f}" '
+            f'height="{bar_h:.1f}" data-value="{value}"><title>{escape(name)}: {value}</title></rect>'
+        )
     for n in (0, len(points) - 1) if points else ():
         anchor = "start" if n == 0 else "end"
         x = left + n * step + (0 if n == 0 else step)
-        out.append(f'<text class="axis" x="{x:.0f}" y="{h - 6}" text-anchor="{anchor}">{escape(points[n][0])}</text>')
+        out.append(
+            f'<text class="axis" x="{x:.0f}" y="{h - 6}" text-anchor="{anchor}">{escape(points[n][0])}</text>'
+        )
     out.append("</svg>")
     return Markup("".join(out))
 
@@ -149,14 +165,18 @@ def bars(items: Sequence[tuple[str, float, str]], label: str) -> Markup:
     """Horizontal bars of (name, value, shown text), scaled to the largest value."""
     w, row, name_w = 640, 26, 250
     top = max((v for _, v, _ in items), default=0) or 1
-    out = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {max(len(items), 1) * row + 4}" '
-           f'role="img" aria-label="{escape(label)}">']
+    out = [
+        f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {max(len(items), 1) * row + 4}" '
+        f'role="img" aria-label="{escape(label)}">'
+    ]
     for n, (name, value, shown) in enumerate(items):
         y = n * row + 2
         length = (w - name_w - 70) * value / top
-        out.append(f'<text class="label" x="{name_w - 8}" y="{y + 17}" text-anchor="end">{escape(_lines(name, 38, 1)[0])}</text>'
-                   f'<rect class="bar" x="{name_w}" y="{y + 3}" width="{length:.1f}" height="{row - 8}" data-value="{value:g}">'
-                   f'<title>{escape(name)}: {escape(shown)}</title></rect>'
-                   f'<text class="value" x="{name_w + length + 6:.1f}" y="{y + 17}">{escape(shown)}</text>')
+        out.append(
+            f'<text class="label" x="{name_w - 8}" y="{y + 17}" text-anchor="end">{escape(_lines(name, 38, 1)[0])}</text>'
+            f'<rect class="bar" x="{name_w}" y="{y + 3}" width="{length:.1f}" height="{row - 8}" data-value="{value:g}">'
+            f"<title>{escape(name)}: {escape(shown)}</title></rect>"
+            f'<text class="value" x="{name_w + length + 6:.1f}" y="{y + 17}">{escape(shown)}</text>'
+        )
     out.append("</svg>")
     return Markup("".join(out))

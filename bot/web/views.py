@@ -8,41 +8,90 @@ from bot.state.models import Prompt, Run, Ticket
 
 
 def step_dict(r: Any) -> dict[str, Any]:
-    return {"seq": r.seq, "step": r.step, "title": r.title, "level": r.level, "action": r.action, "mode": r.mode,
-            "outcome": r.outcome, "summary": r.summary, "evidence": r.evidence, "answered_by": r.answered_by,
-            "started_at": r.started_at.isoformat(), "seconds": round(r.seconds, 3)}
+    return {
+        "seq": r.seq,
+        "step": r.step,
+        "title": r.title,
+        "level": r.level,
+        "action": r.action,
+        "mode": r.mode,
+        "outcome": r.outcome,
+        "summary": r.summary,
+        "evidence": r.evidence,
+        "answered_by": r.answered_by,
+        "started_at": r.started_at.isoformat(),
+        "seconds": round(r.seconds, 3),
+    }
 
 
 def run_dict(run: Run, steps: bool = True) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "id": run.id, "ticket": run.ticket.key, "ticket_source": run.ticket.source, "playbook": run.playbook,
-        "state": run.state, "step": run.step, "end": run.end_kind, "end_level": run.end_level,
-        "end_reason": run.end_reason, "classification": run.ticket.match_reason,
-        "pbx": run.pbx, "pbx_reason": run.pbx_reason,
-        "created_at": run.created_at.isoformat(), "ended_at": run.ended_at.isoformat() if run.ended_at else None,
+        "id": run.id,
+        "ticket": run.ticket.key,
+        "ticket_source": run.ticket.source,
+        "playbook": run.playbook,
+        "state": run.state,
+        "step": run.step,
+        "end": run.end_kind,
+        "end_level": run.end_level,
+        "end_reason": run.end_reason,
+        "classification": run.ticket.match_reason,
+        "pbx": run.pbx,
+        "pbx_reason": run.pbx_reason,
+        "created_at": run.created_at.isoformat(),
+        "ended_at": run.ended_at.isoformat() if run.ended_at else None,
     }
     if steps:
         data["steps"] = [step_dict(r) for r in run.steps]
-        data["failed_effects"] = [{"kind": e.kind, "key": e.key, "attempts": e.attempts, "error": e.error}
-                                  for e in run.effects if e.state == "failed"]
+        data["failed_effects"] = [
+            {"kind": e.kind, "key": e.key, "attempts": e.attempts, "error": e.error}
+            for e in run.effects
+            if e.state == "failed"
+        ]
     return data
 
 
 def prompt_dict(p: Prompt) -> dict[str, Any]:
-    return {"id": p.id, "run": p.run_id, "ticket": p.run.ticket.key, "step": p.step, "kind": p.kind, "level": p.level,
-            "title": p.title, "question": p.question, "options": [{"value": v, "label": l} for v, l in p.options],
-            "text_label": p.text_label, "state": p.state, "answer": p.answer, "answer_text": p.answer_text,
-            "answered_by": p.answered_by, "answered_via": p.answered_via,
-            "answered_at": p.answered_at.isoformat() if p.answered_at else None,
-            "expires_at": p.expires_at.isoformat()}
+    return {
+        "id": p.id,
+        "run": p.run_id,
+        "ticket": p.run.ticket.key,
+        "step": p.step,
+        "kind": p.kind,
+        "level": p.level,
+        "title": p.title,
+        "question": p.question,
+        "options": [{"value": v, "label": l} for v, l in p.options],
+        "text_label": p.text_label,
+        "state": p.state,
+        "answer": p.answer,
+        "answer_text": p.answer_text,
+        "answered_by": p.answered_by,
+        "answered_via": p.answered_via,
+        "answered_at": p.answered_at.isoformat() if p.answered_at else None,
+        "expires_at": p.expires_at.isoformat(),
+    }
 
 
 def ticket_dict(t: Ticket) -> dict[str, Any]:
-    return {"key": t.key, "source": t.source, "summary": t.summary, "description": t.description,
-            "reporter": t.reporter, "user": t.user_ref, "status": t.status, "level": t.level, "queue": t.queue,
-            "matched": t.matched, "match_reason": t.match_reason, "created_at": t.created_at.isoformat(),
-            "comments": [{"author": c.author, "body": c.body, "at": c.created_at.isoformat()} for c in t.comments],
-            "runs": [r.id for r in t.runs]}
+    return {
+        "key": t.key,
+        "source": t.source,
+        "summary": t.summary,
+        "description": t.description,
+        "reporter": t.reporter,
+        "user": t.user_ref,
+        "status": t.status,
+        "level": t.level,
+        "queue": t.queue,
+        "matched": t.matched,
+        "match_reason": t.match_reason,
+        "created_at": t.created_at.isoformat(),
+        "comments": [
+            {"author": c.author, "body": c.body, "at": c.created_at.isoformat()} for c in t.comments
+        ],
+        "runs": [r.id for r in t.runs],
+    }
 
 
 def run_label(run: Run | None) -> str:
@@ -57,6 +106,16 @@ def run_label(run: Run | None) -> str:
 def ticket_row(t: Ticket) -> dict[str, Any]:
     """A ticket as one line of a list: status, level and queue, and its latest run."""
     run = t.runs[-1] if t.runs else None
-    return {"key": t.key, "source": t.source, "summary": t.summary, "reporter": t.reporter, "user": t.user_ref,
-            "status": t.status, "level": t.level, "queue": t.queue, "created_at": t.created_at.isoformat(),
-            "run": run.id if run else None, "run_state": run_label(run)}
+    return {
+        "key": t.key,
+        "source": t.source,
+        "summary": t.summary,
+        "reporter": t.reporter,
+        "user": t.user_ref,
+        "status": t.status,
+        "level": t.level,
+        "queue": t.queue,
+        "created_at": t.created_at.isoformat(),
+        "run": run.id if run else None,
+        "run_state": run_label(run),
+    }

@@ -9,17 +9,38 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from bot.settings import load
 from integrations import http
 from integrations.app import models as m
-from integrations.app.client import AppClient, AppForbiddenError, DeviceOfflineError, from_settings, pick_account
+from integrations.app.client import (
+    AppClient,
+    AppForbiddenError,
+    DeviceOfflineError,
+    from_settings,
+    pick_account,
+)
 from integrations.app.settings import AppSettings
-from integrations.base import ActionInput, ActionResult, Adapter, NotConfiguredError, PermanentError, UnsupportedError, action, result
+from integrations.base import (
+    ActionInput,
+    ActionResult,
+    Adapter,
+    NotConfiguredError,
+    PermanentError,
+    UnsupportedError,
+    action,
+    result,
+)
 from integrations.pbx.settings import SipSettings
+from integrations.settings import load
 
 STATES = {s.value for s in m.StatusOutcome} - {m.StatusOutcome.DEVICE_OFFLINE.value}
 # what each checked setting is called in the capabilities' `config_write` list
-WRITE_KEYS = {"host": "server", "port": "port", "transport": "transport", "username": "username", "domain": "domain"}
+WRITE_KEYS = {
+    "host": "server",
+    "port": "port",
+    "transport": "transport",
+    "username": "username",
+    "domain": "domain",
+}
 
 
 class AppAdapter(Adapter):
@@ -37,7 +58,9 @@ class AppAdapter(Adapter):
         return cls.from_settings(settings, load(SipSettings))
 
     @classmethod
-    def from_settings(cls, settings: AppSettings, expected: SipSettings, policy: http.RetryPolicy | None = None) -> AppAdapter:
+    def from_settings(
+        cls, settings: AppSettings, expected: SipSettings, policy: http.RetryPolicy | None = None
+    ) -> AppAdapter:
         return cls(from_settings(settings, policy), expected)
 
     # -- helpers
@@ -58,11 +81,19 @@ class AppAdapter(Adapter):
         users = self.client.users_by_email(inp.reporter_email)
         if len(users) != 1:
             why = "knows no user" if not users else f"knows {len(users)} users"
-            return result(m.FindUserOutcome.NOT_FOUND, f"The app backend {why} with the e-mail {inp.reporter_email}.",
-                          email=inp.reporter_email, matches=len(users))
+            return result(
+                m.FindUserOutcome.NOT_FOUND,
+                f"The app backend {why} with the e-mail {inp.reporter_email}.",
+                email=inp.reporter_email,
+                matches=len(users),
+            )
         user = str(users[0]["user_ref"])
-        res = result(m.FindUserOutcome.FOUND, f"The app backend knows {inp.reporter_email} as user {user}.",
-                     email=inp.reporter_email, user=user)
+        res = result(
+            m.FindUserOutcome.FOUND,
+            f"The app backend knows {inp.reporter_email} as user {user}.",
+            email=inp.reporter_email,
+            user=user,
+        )
         res.facts["user"] = user
         return res
 
@@ -73,7 +104,11 @@ class AppAdapter(Adapter):
         try:
             status = self.client.status(device)
         except DeviceOfflineError:
-            res = result(m.StatusOutcome.DEVICE_OFFLINE, f"The app on device {device} is offline: its backend cannot reach it.", device_id=device)
+            res = result(
+                m.StatusOutcome.DEVICE_OFFLINE,
+                f"The app on device {device} is offline: its backend cannot reach it.",
+                device_id=device,
+            )
             res.facts["device_id"] = device
             return res
         account = pick_account(status.get("accounts"), inp.user)
@@ -81,12 +116,31 @@ class AppAdapter(Adapter):
         state = str(reg.get("state", "unknown"))
         outcome = m.StatusOutcome(state) if state in STATES else m.StatusOutcome.UNKNOWN
         registrar = reg.get("registrar") or {}
-        where = f" with {registrar.get('host')}:{registrar.get('port')}/{registrar.get('transport')}" if registrar.get("host") else ""
+        where = (
+            f" with {registrar.get('host')}:{registrar.get('port')}/{registrar.get('transport')}"
+            if registrar.get("host")
+            else ""
+        )
         err = (reg.get("last_error") or {}).get("message")
-        summary = f"The app on device {device} is {outcome.value}{where}" + (f"; last error: {err}" if err and outcome != m.StatusOutcome.REGISTERED else "") + "."
-        res = result(outcome, summary, device_id=device, account_id=account.get("account_id"), aor=account.get("aor"),
-                     state=state, since=reg.get("since"), registrar=registrar, last_error=reg.get("last_error"),
-                     attempts=reg.get("attempts"), app_state=status.get("app_state"), network=status.get("network"))
+        summary = (
+            f"The app on device {device} is {outcome.value}{where}"
+            + (f"; last error: {err}" if err and outcome != m.StatusOutcome.REGISTERED else "")
+            + "."
+        )
+        res = result(
+            outcome,
+            summary,
+            device_id=device,
+            account_id=account.get("account_id"),
+            aor=account.get("aor"),
+            state=state,
+            since=reg.get("since"),
+            registrar=registrar,
+            last_error=reg.get("last_error"),
+            attempts=reg.get("attempts"),
+            app_state=status.get("app_state"),
+            network=status.get("network"),
+        )
         res.facts.update(device_id=device, account_id=account.get("account_id"))
         return res
 
@@ -97,15 +151,39 @@ class AppAdapter(Adapter):
         account = inp.facts.get("account_id")
         end = self.client.reconnect(device, str(account) if account else None)
         if end is None:
-            return result(m.ReconnectOutcome.DEVICE_OFFLINE, f"Could not reconnect: the app on device {device} is offline.", device_id=device)
+            return result(
+                m.ReconnectOutcome.DEVICE_OFFLINE,
+                f"Could not reconnect: the app on device {device} is offline.",
+                device_id=device,
+            )
         if end.registered:
-            return result(m.ReconnectOutcome.RECONNECTED, f"The app reconnected and registered after {end.waited_s:.0f} s.", device_id=device, **end.evidence())
+            return result(
+                m.ReconnectOutcome.RECONNECTED,
+                f"The app reconnected and registered after {end.waited_s:.0f} s.",
+                device_id=device,
+                **end.evidence(),
+            )
         if end.status in ("deadline", "timeout"):
             who = "connbot's deadline" if end.status == "deadline" else "the app's own timeout"
-            return result(m.ReconnectOutcome.TIMEOUT, f"The reconnect did not finish within {who} ({end.waited_s:.0f} s).", device_id=device, **end.evidence())
-        why = end.error.get("message") or end.result.get("reason") or end.result.get("registration_state") or end.status
+            return result(
+                m.ReconnectOutcome.TIMEOUT,
+                f"The reconnect did not finish within {who} ({end.waited_s:.0f} s).",
+                device_id=device,
+                **end.evidence(),
+            )
+        why = (
+            end.error.get("message")
+            or end.result.get("reason")
+            or end.result.get("registration_state")
+            or end.status
+        )
         code = end.result.get("sip_code") or end.error.get("sip_code")
-        return result(m.ReconnectOutcome.STILL_FAILING, f"The app reconnected but still fails to register: {why}" + (f" (SIP {code})." if code else "."), device_id=device, **end.evidence())
+        return result(
+            m.ReconnectOutcome.STILL_FAILING,
+            f"The app reconnected but still fails to register: {why}" + (f" (SIP {code})." if code else "."),
+            device_id=device,
+            **end.evidence(),
+        )
 
     @action(m.LastErrorOutcome)
     def get_last_error(self, inp: ActionInput) -> ActionResult:
@@ -113,19 +191,38 @@ class AppAdapter(Adapter):
         device = self._device(inp)
         account = pick_account(self.client.status(device).get("accounts"), inp.user)
         err = (account.get("registration") or {}).get("last_error") or {}
-        message = err.get("message") or " ".join(str(x) for x in (err.get("sip_code"), err.get("reason") or err.get("local_error")) if x)
+        message = err.get("message") or " ".join(
+            str(x) for x in (err.get("sip_code"), err.get("reason") or err.get("local_error")) if x
+        )
         if not message:
-            return result(m.LastErrorOutcome.NONE, f"The app on device {device} reports no connection error.", device_id=device)
-        res = result(m.LastErrorOutcome.FOUND, f"The app reports: {message}", device_id=device, sip_code=err.get("sip_code"),
-                     reason=err.get("reason"), local_error=err.get("local_error"), at=err.get("at"), message=message)
+            return result(
+                m.LastErrorOutcome.NONE,
+                f"The app on device {device} reports no connection error.",
+                device_id=device,
+            )
+        res = result(
+            m.LastErrorOutcome.FOUND,
+            f"The app reports: {message}",
+            device_id=device,
+            sip_code=err.get("sip_code"),
+            reason=err.get("reason"),
+            local_error=err.get("local_error"),
+            at=err.get("at"),
+            message=message,
+        )
         res.facts["error_message"] = message
         return res
 
     def _differences(self, account: dict[str, Any], user: str | None) -> dict[str, dict[str, Any]]:
         exp = self.expected
         server = account.get("server") or {}
-        have = {"host": str(server.get("host") or "").lower(), "port": server.get("port"), "transport": str(server.get("transport") or "").lower(),
-                "username": account.get("auth_username") or account.get("sip_username"), "domain": str(account.get("domain") or "").lower()}
+        have = {
+            "host": str(server.get("host") or "").lower(),
+            "port": server.get("port"),
+            "transport": str(server.get("transport") or "").lower(),
+            "username": account.get("auth_username") or account.get("sip_username"),
+            "domain": str(account.get("domain") or "").lower(),
+        }
         want: dict[str, Any] = {"host": exp.sip_host, "port": exp.sip_port, "transport": exp.sip_transport}
         if user:
             want["username"] = user
@@ -137,30 +234,56 @@ class AppAdapter(Adapter):
     def check_config(self, inp: ActionInput) -> ActionResult:
         """Compare the app's SIP settings with what the PBX expects."""
         if not self.expected.sip_host:
-            raise NotConfiguredError("CONNBOT_SIP_HOST is not set: connbot does not know which server the app should use")
+            raise NotConfiguredError(
+                "CONNBOT_SIP_HOST is not set: connbot does not know which server the app should use"
+            )
         device = self._device(inp)
         self.client.require(device, "config_read", "read its configuration")
         account = pick_account(self.client.config(device).get("accounts"), inp.user)
         diffs = self._differences(account, inp.user)
         server = account.get("server") or {}
-        evidence = {"device_id": device, "app_server": server, "app_domain": account.get("domain"),
-                    "expected": {"host": self.expected.sip_host, "port": self.expected.sip_port, "transport": self.expected.sip_transport,
-                                 "domain": self.expected.sip_domain or None}, "differences": diffs}
+        evidence = {
+            "device_id": device,
+            "app_server": server,
+            "app_domain": account.get("domain"),
+            "expected": {
+                "host": self.expected.sip_host,
+                "port": self.expected.sip_port,
+                "transport": self.expected.sip_transport,
+                "domain": self.expected.sip_domain or None,
+            },
+            "differences": diffs,
+        }
         host = str(server.get("host") or "")
         dns_error = _resolve(host) if host else "no host configured"
         if dns_error and ("host" in diffs or host == self.expected.sip_host):
-            return result(m.ConfigOutcome.UNRESOLVABLE_HOST, f"The app's server host {host!r} does not resolve ({dns_error}).", dns_error=dns_error, **evidence)
+            return result(
+                m.ConfigOutcome.UNRESOLVABLE_HOST,
+                f"The app's server host {host!r} does not resolve ({dns_error}).",
+                dns_error=dns_error,
+                **evidence,
+            )
         for key in ("host", "port", "transport", "username", "domain"):
             if key in diffs:
                 d = diffs[key]
-                return result(m.ConfigOutcome(f"wrong_{key}"), f"The app uses {key} {d['app']!r} but the PBX expects {d['expected']!r}.", **evidence)
-        return result(m.ConfigOutcome.OK, f"The app's SIP settings match the PBX ({self.expected.sip_host}:{self.expected.sip_port}/{self.expected.sip_transport}).", **evidence)
+                return result(
+                    m.ConfigOutcome(f"wrong_{key}"),
+                    f"The app uses {key} {d['app']!r} but the PBX expects {d['expected']!r}.",
+                    **evidence,
+                )
+        return result(
+            m.ConfigOutcome.OK,
+            f"The app's SIP settings match the PBX ({self.expected.sip_host}:{self.expected.sip_port}/{self.expected.sip_transport}).",
+            **evidence,
+        )
 
     @action(m.FixConfigOutcome)
     def fix_config(self, inp: ActionInput) -> ActionResult:
         """Set the app's SIP settings to what the PBX expects and retest."""
         if not self.expected.sip_host:
-            raise NotConfiguredError("CONNBOT_SIP_HOST is not set: connbot does not know which server the app should use")
+            raise NotConfiguredError(
+                "CONNBOT_SIP_HOST is not set: connbot does not know which server the app should use"
+            )
         device = self._device(inp)
         caps = self.client.require(device, "config_read", "read its configuration")
         account = pick_account(self.client.config(device).get("accounts"), inp.user)
@@ -171,7 +294,11 @@ class AppAdapter(Adapter):
             raise UnsupportedError(f"device {device} does not let its backend change {', '.join(cannot)}")
         patch: dict[str, Any] = {"account_id": account.get("account_id"), "reregister": True}
         if diffs.keys() & {"host", "port", "transport"}:
-            patch["server"] = {"host": self.expected.sip_host, "port": self.expected.sip_port, "transport": self.expected.sip_transport}
+            patch["server"] = {
+                "host": self.expected.sip_host,
+                "port": self.expected.sip_port,
+                "transport": self.expected.sip_transport,
+            }
         if "domain" in diffs:
             patch["domain"] = self.expected.sip_domain
         if "username" in diffs:
@@ -180,14 +307,36 @@ class AppAdapter(Adapter):
         try:
             answer = self.client.patch_config(device, patch)
         except AppForbiddenError as exc:
-            return result(m.FixConfigOutcome.FORBIDDEN, f"The app backend refused to change the configuration ({exc.status}).", device_id=device, changes=changed, error=str(exc))
+            return result(
+                m.FixConfigOutcome.FORBIDDEN,
+                f"The app backend refused to change the configuration ({exc.status}).",
+                device_id=device,
+                changes=changed,
+                error=str(exc),
+            )
         action_id = answer.get("action_id")
-        end = self.client.wait(str(action_id)) if action_id else self.client.reconnect(device, account.get("account_id"))
-        evidence = {"device_id": device, "changes": changed, **(end.evidence() if end else {"action_status": "device_offline"})}
+        end = (
+            self.client.wait(str(action_id))
+            if action_id
+            else self.client.reconnect(device, account.get("account_id"))
+        )
+        evidence = {
+            "device_id": device,
+            "changes": changed,
+            **(end.evidence() if end else {"action_status": "device_offline"}),
+        }
         what = ", ".join(f"{k}={v}" for k, v in changed.items()) or "nothing needed changing"
         if end is not None and end.registered:
-            return result(m.FixConfigOutcome.FIXED_CONNECTED, f"Fixed the app's configuration ({what}); it registers now.", **evidence)
-        return result(m.FixConfigOutcome.FIXED_STILL_FAILING, f"Fixed the app's configuration ({what}) but it still does not register.", **evidence)
+            return result(
+                m.FixConfigOutcome.FIXED_CONNECTED,
+                f"Fixed the app's configuration ({what}); it registers now.",
+                **evidence,
+            )
+        return result(
+            m.FixConfigOutcome.FIXED_STILL_FAILING,
+            f"Fixed the app's configuration ({what}) but it still does not register.",
+            **evidence,
+        )
 
 
 def _resolve(host: str) -> str | None:

@@ -47,19 +47,35 @@ class ActionEnd:
 
     @property
     def registered(self) -> bool:
-        return self.status == "succeeded" and self.result.get("registration_state", "registered") == "registered"
+        return (
+            self.status == "succeeded" and self.result.get("registration_state", "registered") == "registered"
+        )
 
     def evidence(self) -> dict[str, Any]:
-        return {"action_id": self.action_id, "action_status": self.status, "waited_s": round(self.waited_s, 2),
-                "result": self.result, "error": self.error}
+        return {
+            "action_id": self.action_id,
+            "action_status": self.status,
+            "waited_s": round(self.waited_s, 2),
+            "result": self.result,
+            "error": self.error,
+        }
 
 
 class AppClient:
     """One backend of the App Management API v1, with a Bearer token."""
 
-    def __init__(self, base_url: str, token: SecretStr, *, policy: http.RetryPolicy, deadline: float = 40.0,
-                 poll_interval: float = 2.0, log_pages: int = 5,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        base_url: str,
+        token: SecretStr,
+        *,
+        policy: http.RetryPolicy,
+        deadline: float = 40.0,
+        poll_interval: float = 2.0,
+        log_pages: int = 5,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.base = base_url.rstrip("/") + "/v1"
         self.policy = policy
         self.deadline = deadline
@@ -76,7 +92,9 @@ class AppClient:
         except http.Exhausted as exc:
             # Only the contract's own 503 says the app is offline; a proxy's 503 is the backend being down.
             if exc.status == 503 and _code(exc.body) == "device_offline":
-                raise DeviceOfflineError(f"{where}: 503 the app is offline (not connected to its backend)", 503) from None
+                raise DeviceOfflineError(
+                    f"{where}: 503 the app is offline (not connected to its backend)", 503
+                ) from None
             raise
         if resp.status_code < 400:
             return _json(resp, where)
@@ -115,13 +133,17 @@ class AppClient:
 
     def patch_config(self, device_id: str, body: dict[str, Any]) -> dict[str, Any]:
         # PATCH is not idempotent for the retry policy: with reregister it starts an action.
-        return _obj(self._call("PATCH", f"/devices/{quote(device_id)}/config", json=body, idempotent=False), "config")
+        return _obj(
+            self._call("PATCH", f"/devices/{quote(device_id)}/config", json=body, idempotent=False), "config"
+        )
 
     def start_reconnect(self, device_id: str, account_id: str | None, mode: str = "reregister") -> str:
         body: dict[str, Any] = {"mode": mode}
         if account_id:
             body["account_id"] = account_id
-        data = _obj(self._call("POST", f"/devices/{quote(device_id)}/actions/reconnect", json=body), "reconnect")
+        data = _obj(
+            self._call("POST", f"/devices/{quote(device_id)}/actions/reconnect", json=body), "reconnect"
+        )
         if not data.get("action_id"):
             raise PermanentError("app API reconnect: no action_id in the answer")
         return str(data["action_id"])
@@ -137,7 +159,9 @@ class AppClient:
             status = str(data.get("status", ""))
             waited = self._clock() - start
             if status in FINAL:
-                return ActionEnd(action_id, status, _dict(data.get("result")), _dict(data.get("error")), waited)
+                return ActionEnd(
+                    action_id, status, _dict(data.get("result")), _dict(data.get("error")), waited
+                )
             if waited + self.poll_interval > self.deadline:
                 return ActionEnd(action_id, "deadline", {}, {}, waited)
             self._sleep(self.poll_interval)
@@ -161,7 +185,9 @@ class AppClient:
         """The device's capabilities; `UnsupportedError` when `capability` is off."""
         caps = self.capabilities(device_id)
         if not caps.get(capability):
-            raise UnsupportedError(f"device {device_id} cannot {what} through its backend (capability {capability!r} is off)")
+            raise UnsupportedError(
+                f"device {device_id} cannot {what} through its backend (capability {capability!r} is off)"
+            )
         return caps
 
     def reconnect(self, device_id: str, account_id: str | None) -> ActionEnd | None:
@@ -193,7 +219,9 @@ def pick_account(accounts: Any, user: str | None) -> dict[str, Any]:
         if not isinstance(acc, dict) or not user:
             continue
         aor = str(acc.get("aor", ""))
-        if user in (acc.get("sip_username"), acc.get("auth_username")) or aor.startswith((f"sip:{user}@", f"sips:{user}@")):
+        if user in (acc.get("sip_username"), acc.get("auth_username")) or aor.startswith(
+            (f"sip:{user}@", f"sips:{user}@")
+        ):
             return acc
     first = accounts[0]
     if not isinstance(first, dict):
@@ -241,5 +269,11 @@ def from_settings(settings: Any, policy: http.RetryPolicy | None = None) -> AppC
     """An `AppClient` from an `AppSettings` section (the token checked to be present)."""
     settings.require_token()
     policy = policy or http.RetryPolicy(read_timeout=settings.app_api_timeout)
-    return AppClient(settings.app_api_url, settings.app_api_token, policy=policy, deadline=settings.app_reconnect_deadline,
-                     poll_interval=settings.app_poll_interval, log_pages=settings.app_log_pages)
+    return AppClient(
+        settings.app_api_url,
+        settings.app_api_token,
+        policy=policy,
+        deadline=settings.app_reconnect_deadline,
+        poll_interval=settings.app_poll_interval,
+        log_pages=settings.app_log_pages,
+    )

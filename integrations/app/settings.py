@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-
 from pydantic import Field, SecretStr, field_validator
 
-from bot.errors import SettingsError
-from bot.settings import Section
 from integrations import http
+from integrations.settings import Section, SettingsError
 
 
 class AppSettings(Section):
@@ -16,7 +14,9 @@ class AppSettings(Section):
     app_api_url: str = Field("", description="base URL; connbot appends /v1/...")
     app_api_token: SecretStr | None = None
     app_api_timeout: float = Field(10.0, gt=0, description="seconds to wait for one API answer")
-    app_reconnect_deadline: float = Field(40.0, gt=0, description="seconds to wait for a reconnect (UDP gives up after 32 s)")
+    app_reconnect_deadline: float = Field(
+        40.0, gt=0, description="seconds to wait for a reconnect (UDP gives up after 32 s)"
+    )
     app_poll_interval: float = Field(2.0, gt=0, description="seconds between polls of an asynchronous action")
     app_log_pages: int = Field(5, ge=1, description="at most this many pages of device logs are read")
 

@@ -67,8 +67,14 @@ class JiraClient:
         else:
             assert settings.api_token is not None
             auth = {"basic_auth": (settings.email, settings.api_token.get_secret_value())}
-        self.jira = JIRA(server=settings.url, get_server_info=False, validate=False, max_retries=0,
-                         options={"check_update": False, "rest_api_version": "2"}, **auth)
+        self.jira = JIRA(
+            server=settings.url,
+            get_server_info=False,
+            validate=False,
+            max_retries=0,
+            options={"check_update": False, "rest_api_version": "2"},
+            **auth,
+        )
         session = PolicySession(policy or http.RetryPolicy())
         session.auth = self.jira._session.auth
         session.headers.update(self.jira._session.headers)
@@ -82,7 +88,9 @@ class JiraClient:
         """Every comment's body on the issue, oldest first (all pages)."""
         bodies: list[str] = []
         while True:
-            page = self.jira._get_json(f"issue/{key}/comment", params={"startAt": len(bodies), "maxResults": PAGE})
+            page = self.jira._get_json(
+                f"issue/{key}/comment", params={"startAt": len(bodies), "maxResults": PAGE}
+            )
             got = [str(c.get("body") or "") for c in page.get("comments", [])]
             bodies += got
             if not got or len(bodies) >= int(page.get("total", 0)):
@@ -116,7 +124,11 @@ class JiraClient:
         issues: list[dict[str, Any]] = []
         token: str | None = None
         while len(issues) < limit:
-            params: dict[str, Any] = {"jql": jql, "fields": "*all", "maxResults": min(PAGE, limit - len(issues))}
+            params: dict[str, Any] = {
+                "jql": jql,
+                "fields": "*all",
+                "maxResults": min(PAGE, limit - len(issues)),
+            }
             if self.cloud:
                 if token:
                     params["nextPageToken"] = token

@@ -42,8 +42,11 @@ def evidence(row: StepRow) -> str:
 
 def table(rows: list[StepRow]) -> str:
     head = "||Step||Level||Outcome||Evidence||By||When||"
-    lines = [f"|{escape(r.title or r.step)}|L{r.level}|{escape(r.outcome)}|{evidence(r)}|{escape(r.by or 'connbot')}"
-             f"|{escape(r.at)} ({r.seconds:g} s)|" for r in rows]
+    lines = [
+        f"|{escape(r.title or r.step)}|L{r.level}|{escape(r.outcome)}|{evidence(r)}|{escape(r.by or 'connbot')}"
+        f"|{escape(r.at)} ({r.seconds:g} s)|"
+        for r in rows
+    ]
     return "\n".join([head, *lines])
 
 

@@ -14,14 +14,34 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from bot.settings import Section
+from integrations.settings import Section
 
 DEFAULT_KEYWORDS = [
-    "can't connect", "cannot connect", "can not connect", "cant connect", "unable to connect", "won't connect",
-    "doesn't connect", "does not connect", "fails to connect", "failed to connect", "connection failed",
-    "connection failure", "connection problem", "connection issue", "connection error", "no connection",
-    "disconnected", "keeps disconnecting", "offline", "registration failed", "not registered", "unregistered",
-    "no service", "cannot register", "can't register",
+    "can't connect",
+    "cannot connect",
+    "can not connect",
+    "cant connect",
+    "unable to connect",
+    "won't connect",
+    "doesn't connect",
+    "does not connect",
+    "fails to connect",
+    "failed to connect",
+    "connection failed",
+    "connection failure",
+    "connection problem",
+    "connection issue",
+    "connection error",
+    "no connection",
+    "disconnected",
+    "keeps disconnecting",
+    "offline",
+    "registration failed",
+    "not registered",
+    "unregistered",
+    "no service",
+    "cannot register",
+    "can't register",
 ]
 
 Words = Annotated[list[str], NoDecode]
@@ -36,7 +56,9 @@ class EscalationTarget(BaseModel):
     components: list[str] = Field(default_factory=list, description="components to add")
     labels: list[str] = Field(default_factory=list, description="labels to add")
     request_type: str = Field(default="", description="Jira Service Management request type id")
-    fields: dict[str, Any] = Field(default_factory=dict, description="other fields to set, e.g. a custom queue field")
+    fields: dict[str, Any] = Field(
+        default_factory=dict, description="other fields to set, e.g. a custom queue field"
+    )
 
 
 class JiraSettings(Section):
@@ -45,10 +67,16 @@ class JiraSettings(Section):
     url: str = Field("", description="Jira base URL, e.g. https://example.atlassian.net")
     email: str = Field("", description="Cloud: the bot account's e-mail")
     api_token: SecretStr | None = Field(None, description="Cloud: the bot account's API token")
-    pat: SecretStr | None = Field(None, validate_default=True, description="Server/Data Center: a personal access token")
-    webhook_secret: SecretStr | None = Field(None, description="secret the webhook signs with (X-Hub-Signature)")
+    pat: SecretStr | None = Field(
+        None, validate_default=True, description="Server/Data Center: a personal access token"
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="secret the webhook signs with (X-Hub-Signature)"
+    )
     webhook_token: SecretStr | None = Field(None, description="fallback: ?token= in the webhook URL")
-    insecure_dev: bool = Field(False, description="accept unsigned webhooks when neither secret nor token is set")
+    insecure_dev: bool = Field(
+        False, description="accept unsigned webhooks when neither secret nor token is set"
+    )
     resolved_status: str = Field("Done", description="the transition (or target status) that closes a ticket")
     resolution: str = Field("Done", description="resolution set on closing; empty for none")
     user_field: str = Field("", description="custom field holding the user's extension or SIP username")
@@ -64,8 +92,16 @@ class JiraSettings(Section):
     backfill_minutes: float = Field(5, gt=0, description="how often to search Jira for missed tickets")
     backfill_hours: float = Field(24, gt=0, description="how far back the first search looks")
 
-    @field_validator("projects", "issue_types", "request_types", "labels", "components", "keywords", "patterns",
-                     mode="before")
+    @field_validator(
+        "projects",
+        "issue_types",
+        "request_types",
+        "labels",
+        "components",
+        "keywords",
+        "patterns",
+        mode="before",
+    )
     @classmethod
     def _words(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -99,8 +135,10 @@ class JiraSettings(Section):
         # setting and its message never echoes the values.
         data = info.data
         if data.get("url") and not (value or (data.get("email") and data.get("api_token"))):
-            raise ValueError("CONNBOT_JIRA_URL is set: also set CONNBOT_JIRA_EMAIL and CONNBOT_JIRA_API_TOKEN "
-                             "(Cloud) or CONNBOT_JIRA_PAT (Server/Data Center)")
+            raise ValueError(
+                "CONNBOT_JIRA_URL is set: also set CONNBOT_JIRA_EMAIL and CONNBOT_JIRA_API_TOKEN "
+                "(Cloud) or CONNBOT_JIRA_PAT (Server/Data Center)"
+            )
         return value
 
     @property

@@ -24,8 +24,12 @@ log = logging.getLogger(__name__)
 class JiraTickets(TicketSystem):
     source = "jira"
 
-    def __init__(self, settings: JiraSettings, client: JiraClient | None = None,
-                 by_pbx: dict[str, dict[int, EscalationTarget]] | None = None):
+    def __init__(
+        self,
+        settings: JiraSettings,
+        client: JiraClient | None = None,
+        by_pbx: dict[str, dict[int, EscalationTarget]] | None = None,
+    ):
         """`by_pbx`: escalation targets of PBX instances that override `CONNBOT_JIRA_ESCALATION`."""
         self.settings = settings
         self.client = client or JiraClient(settings)
@@ -49,11 +53,14 @@ class JiraTickets(TicketSystem):
         wanted = self.settings.resolved_status.casefold()
         options = self.client.transitions(ticket.key)
         chosen = next((t for t in options if str(t.get("name", "")).casefold() == wanted), None) or next(
-            (t for t in options if str(t.get("to", {}).get("name", "")).casefold() == wanted), None)
+            (t for t in options if str(t.get("to", {}).get("name", "")).casefold() == wanted), None
+        )
         if chosen is None:
             names = ", ".join(repr(t.get("name")) for t in options) or "none"
-            raise PermanentError(f"{ticket.key}: no transition named {self.settings.resolved_status!r} "
-                                 f"(CONNBOT_JIRA_RESOLVED_STATUS) is open to the bot; available: {names}")
+            raise PermanentError(
+                f"{ticket.key}: no transition named {self.settings.resolved_status!r} "
+                f"(CONNBOT_JIRA_RESOLVED_STATUS) is open to the bot; available: {names}"
+            )
         fields: dict[str, Any] = {}
         screen = chosen.get("fields")
         if self.settings.resolution and (screen is None or "resolution" in screen):
@@ -65,8 +72,11 @@ class JiraTickets(TicketSystem):
             return
         target = self.by_pbx.get(ticket.pbx or "", {}).get(level) or self.settings.escalation.get(level)
         if target is None:
-            log.warning("jira %s: no escalation target for level %s (CONNBOT_JIRA_ESCALATION); commenting only",
-                        ticket.key, level)
+            log.warning(
+                "jira %s: no escalation target for level %s (CONNBOT_JIRA_ESCALATION); commenting only",
+                ticket.key,
+                level,
+            )
             target = EscalationTarget()
         if target.assignee:
             self.client.assign(ticket.key, target.assignee)

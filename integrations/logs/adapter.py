@@ -9,15 +9,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.settings import load
 from integrations import http
 from integrations.app import client as app_client
 from integrations.app.client import AppClient
 from integrations.app.settings import AppSettings
-from integrations.base import ActionInput, ActionResult, Adapter, NotConfiguredError, PermanentError, TransientError, action, result
+from integrations.base import (
+    ActionInput,
+    ActionResult,
+    Adapter,
+    NotConfiguredError,
+    PermanentError,
+    TransientError,
+    action,
+    result,
+)
 from integrations.logs import models as m
 from integrations.logs.client import SUCCESS, Signature, classify, load_catalogue
 from integrations.logs.settings import LogsSettings
+from integrations.settings import load
 
 
 class LogsAdapter(Adapter):
@@ -35,8 +44,14 @@ class LogsAdapter(Adapter):
         return cls.from_settings(load(LogsSettings), app if app.configured else None)
 
     @classmethod
-    def from_settings(cls, settings: LogsSettings, app: AppSettings | None = None, policy: http.RetryPolicy | None = None) -> LogsAdapter:
-        return cls(load_catalogue(settings.logs_catalogue), app_client.from_settings(app, policy) if app else None, settings.logs_max_evidence)
+    def from_settings(
+        cls, settings: LogsSettings, app: AppSettings | None = None, policy: http.RetryPolicy | None = None
+    ) -> LogsAdapter:
+        return cls(
+            load_catalogue(settings.logs_catalogue),
+            app_client.from_settings(app, policy) if app else None,
+            settings.logs_max_evidence,
+        )
 
     def _app_lines(self, inp: ActionInput) -> tuple[list[str], dict[str, Any]]:
         if self.app is None or not (inp.user or inp.facts.get("device_id")):
@@ -53,20 +68,43 @@ class LogsAdapter(Adapter):
     def classify(self, inp: ActionInput) -> ActionResult:
         """Classify the client's recent log lines."""
         pasted = inp.facts.get("client_log") or ""
-        lines = (pasted if isinstance(pasted, list) else str(pasted).splitlines())
+        lines = pasted if isinstance(pasted, list) else str(pasted).splitlines()
         lines = [str(line) for line in lines if str(line).strip()]
         from_app, sources = self._app_lines(inp)
         if not lines and not from_app and "app_log_lines" not in sources:
-            raise NotConfiguredError("no client log: none was pasted and no app backend shares the device's logs"
-                                     + (f" ({sources['app_logs_error']})" if sources else ""))
+            raise NotConfiguredError(
+                "no client log: none was pasted and no app backend shares the device's logs"
+                + (f" ({sources['app_logs_error']})" if sources else "")
+            )
         matches = classify(lines + from_app, self.catalogue)
-        evidence: dict[str, Any] = {"lines_read": len(lines) + len(from_app), "pasted_lines": len(lines), **sources,
-                                    "matches": [{"line": x.line_no, "class": x.cls, "source": x.source, "text": x.line} for x in matches[-self.max_evidence:]]}
+        evidence: dict[str, Any] = {
+            "lines_read": len(lines) + len(from_app),
+            "pasted_lines": len(lines),
+            **sources,
+            "matches": [
+                {"line": x.line_no, "class": x.cls, "source": x.source, "text": x.line}
+                for x in matches[-self.max_evidence :]
+            ],
+        }
         failures = [x for x in matches if x.cls != SUCCESS]
         if not failures:
-            return result(m.LogClass.NONE_FOUND, f"No known failure signature in {evidence['lines_read']} log lines.", **evidence)
+            return result(
+                m.LogClass.NONE_FOUND,
+                f"No known failure signature in {evidence['lines_read']} log lines.",
+                **evidence,
+            )
         last = failures[-1]
         if matches[-1].cls == SUCCESS:
-            return result(m.LogClass.NONE_FOUND, f"The log ends with a successful registration (line {matches[-1].line_no}); earlier failures ({last.cls}) are over.", **evidence)
-        evidence["class_counts"] = {c: sum(1 for x in failures if x.cls == c) for c in dict.fromkeys(x.cls for x in failures)}
-        return result(m.LogClass(last.cls), f"Client log shows {last.cls.replace('_', ' ')}: {last.line[:200]}", **evidence)
+            return result(
+                m.LogClass.NONE_FOUND,
+                f"The log ends with a successful registration (line {matches[-1].line_no}); earlier failures ({last.cls}) are over.",
+                **evidence,
+            )
+        evidence["class_counts"] = {
+            c: sum(1 for x in failures if x.cls == c) for c in dict.fromkeys(x.cls for x in failures)
+        }
+        return result(
+            m.LogClass(last.cls),
+            f"Client log shows {last.cls.replace('_', ' ')}: {last.line[:200]}",
+            **evidence,
+        )

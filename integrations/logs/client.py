@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from bot.errors import SettingsError
 from integrations.logs.models import LogClass
+from integrations.settings import SettingsError
 
 SUCCESS = "success"
 CLASSES = {c.value for c in LogClass} - {LogClass.NONE_FOUND.value} | {SUCCESS}
@@ -42,11 +42,19 @@ def parse_catalogue(text: str, origin: str) -> list[Signature]:
         raise SettingsError(f"{origin}: expected a mapping with a list `signatures`")
     sigs, problems = [], []
     for i, entry in enumerate(entries, 1):
-        if not isinstance(entry, dict) or entry.get("class") not in CLASSES or not isinstance(entry.get("pattern"), str):
+        if (
+            not isinstance(entry, dict)
+            or entry.get("class") not in CLASSES
+            or not isinstance(entry.get("pattern"), str)
+        ):
             problems.append(f"entry {i}: needs `class` (one of {', '.join(sorted(CLASSES))}) and a `pattern`")
             continue
         try:
-            sigs.append(Signature(entry["class"], re.compile(entry["pattern"], re.IGNORECASE), str(entry.get("source", ""))))
+            sigs.append(
+                Signature(
+                    entry["class"], re.compile(entry["pattern"], re.IGNORECASE), str(entry.get("source", ""))
+                )
+            )
         except re.error as exc:
             problems.append(f"entry {i}: bad pattern: {exc}")
     if problems:
@@ -55,12 +63,18 @@ def parse_catalogue(text: str, origin: str) -> list[Signature]:
 
 
 def builtin() -> list[Signature]:
-    return parse_catalogue(files("integrations.logs").joinpath("signatures.yaml").read_text(encoding="utf-8"), "signatures.yaml")
+    return parse_catalogue(
+        files("integrations.logs").joinpath("signatures.yaml").read_text(encoding="utf-8"), "signatures.yaml"
+    )
 
 
 def load_catalogue(extra: Path | None = None) -> list[Signature]:
     """The built-in catalogue, preceded by the extra file's signatures when one is given."""
-    own = parse_catalogue(extra.read_text(encoding="utf-8"), f"CONNBOT_LOGS_CATALOGUE ({extra})") if extra else []
+    own = (
+        parse_catalogue(extra.read_text(encoding="utf-8"), f"CONNBOT_LOGS_CATALOGUE ({extra})")
+        if extra
+        else []
+    )
     return own + builtin()
 
 

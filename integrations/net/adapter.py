@@ -11,18 +11,24 @@ import statistics
 import time
 from typing import Any
 
-from bot.settings import load
 from integrations.base import ActionInput, ActionResult, Adapter, action, result
 from integrations.net import client as probes
 from integrations.net import models as m
 from integrations.net.settings import NetSettings
 from integrations.pbx.settings import PbxSettings, SipSettings
+from integrations.settings import load
 
 
 class NetAdapter(Adapter):
     name = "net"
 
-    def __init__(self, sip: SipSettings, settings: NetSettings, ari: tuple[str, int] | None = None, ari_tls: bool = False):
+    def __init__(
+        self,
+        sip: SipSettings,
+        settings: NetSettings,
+        ari: tuple[str, int] | None = None,
+        ari_tls: bool = False,
+    ):
         self.sip = sip
         self.settings = settings
         self.ari = ari
@@ -37,7 +43,9 @@ class NetAdapter(Adapter):
         return cls.from_settings(sip, load(NetSettings), load(PbxSettings))
 
     @classmethod
-    def from_settings(cls, sip: SipSettings, settings: NetSettings, pbx: PbxSettings | None = None) -> NetAdapter:
+    def from_settings(
+        cls, sip: SipSettings, settings: NetSettings, pbx: PbxSettings | None = None
+    ) -> NetAdapter:
         ari = pbx.ari_endpoint if pbx else None
         return cls(sip, settings, ari, bool(pbx and pbx.ari_url.startswith("https")))
 
@@ -48,12 +56,31 @@ class NetAdapter(Adapter):
         for i in range(s.net_probes):
             if i:
                 time.sleep(s.net_probe_interval)
-            series.append(probes.sip_options(host, self.sip.sip_port, transport, s.net_timeout, cafile=cafile, server_name=self.sip.sip_host))
+            series.append(
+                probes.sip_options(
+                    host,
+                    self.sip.sip_port,
+                    transport,
+                    s.net_timeout,
+                    cafile=cafile,
+                    server_name=self.sip.sip_host,
+                )
+            )
         rtts = [p.ms for p in series if p.ok and p.ms is not None]
-        stats: dict[str, Any] = {"sent": len(series), "answered": len(rtts), "loss_pct": round(100 * (len(series) - len(rtts)) / len(series), 1)}
+        stats: dict[str, Any] = {
+            "sent": len(series),
+            "answered": len(rtts),
+            "loss_pct": round(100 * (len(series) - len(rtts)) / len(series), 1),
+        }
         if rtts:
-            stats.update(rtt_min_ms=min(rtts), rtt_avg_ms=round(statistics.fmean(rtts), 2), rtt_max_ms=max(rtts),
-                         jitter_ms=round(statistics.fmean(abs(a - b) for a, b in zip(rtts, rtts[1:], strict=False)), 2) if len(rtts) > 1 else 0.0)
+            stats.update(
+                rtt_min_ms=min(rtts),
+                rtt_avg_ms=round(statistics.fmean(rtts), 2),
+                rtt_max_ms=max(rtts),
+                jitter_ms=round(statistics.fmean(abs(a - b) for a, b in zip(rtts, rtts[1:], strict=False)), 2)
+                if len(rtts) > 1
+                else 0.0,
+            )
         return series, stats
 
     @action(m.PathOutcome)
@@ -64,10 +91,19 @@ class NetAdapter(Adapter):
         done: list[probes.Probe] = []
 
         def finish(outcome: m.PathOutcome, summary: str, **extra: Any) -> ActionResult:
-            return result(outcome, summary, target=f"{host}:{port}/{transport}", probes=[p.evidence() for p in done], **extra)
+            return result(
+                outcome,
+                summary,
+                target=f"{host}:{port}/{transport}",
+                probes=[p.evidence() for p in done],
+                **extra,
+            )
 
         def failed(p: probes.Probe) -> ActionResult:
-            return finish(m.PathOutcome(p.outcome), f"Network path broken at {p.probe} to {p.target}: {p.outcome.replace('_', ' ')} ({p.detail}).")
+            return finish(
+                m.PathOutcome(p.outcome),
+                f"Network path broken at {p.probe} to {p.target}: {p.outcome.replace('_', ' ')} ({p.detail}).",
+            )
 
         if not probes.is_ip(host):
             done.append(probes.resolve(host, port))
@@ -82,7 +118,9 @@ class NetAdapter(Adapter):
             if not p.ok:
                 return failed(p)
         cafile = str(s.net_tls_ca) if s.net_tls_ca else None
-        tls_targets = ([(host, port)] if transport == "tls" else []) + ([self.ari] if self.ari and self.ari_tls else [])
+        tls_targets = ([(host, port)] if transport == "tls" else []) + (
+            [self.ari] if self.ari and self.ari_tls else []
+        )
         for thost, tport in tls_targets:
             done.append(probes.tls_check(thost, tport, s.net_timeout, cafile))
             if not done[-1].ok:
@@ -96,11 +134,32 @@ class NetAdapter(Adapter):
         if other:  # the other plain transport, for the record only
             done.append(probes.sip_options(host, port, other, s.net_timeout))
         answer = series[[p.ok for p in series].index(True)].detail
-        too = [f"{name} {stats[key]} {unit} > {limit:g}" for name, key, unit, limit in (
-            ("round trip", "rtt_avg_ms", "ms", s.net_rtt_max_ms), ("jitter", "jitter_ms", "ms", s.net_jitter_max_ms), ("loss", "loss_pct", "%", s.net_loss_max_pct))
-            if stats.get(key, 0) > limit]
-        expiring = [p for p in done if p.probe == "tls" and p.data.get("days_left", 10**6) < s.net_tls_warn_days]
-        note = "; certificate expires in " + ", ".join(f"{p.data['days_left']} days ({p.target})" for p in expiring) if expiring else ""
+        too = [
+            f"{name} {stats[key]} {unit} > {limit:g}"
+            for name, key, unit, limit in (
+                ("round trip", "rtt_avg_ms", "ms", s.net_rtt_max_ms),
+                ("jitter", "jitter_ms", "ms", s.net_jitter_max_ms),
+                ("loss", "loss_pct", "%", s.net_loss_max_pct),
+            )
+            if stats.get(key, 0) > limit
+        ]
+        expiring = [
+            p for p in done if p.probe == "tls" and p.data.get("days_left", 10**6) < s.net_tls_warn_days
+        ]
+        note = (
+            "; certificate expires in "
+            + ", ".join(f"{p.data['days_left']} days ({p.target})" for p in expiring)
+            if expiring
+            else ""
+        )
         if too:
-            return finish(m.PathOutcome.DEGRADED, f"The PBX answers SIP ({answer}) but the path is degraded: {'; '.join(too)}{note}.", stats=stats)
-        return finish(m.PathOutcome.OK, f"The path to {host}:{port}/{transport} is fine: SIP answers ({answer}), {stats['rtt_avg_ms']} ms round trip, {stats['loss_pct']} % loss{note}.", stats=stats)
+            return finish(
+                m.PathOutcome.DEGRADED,
+                f"The PBX answers SIP ({answer}) but the path is degraded: {'; '.join(too)}{note}.",
+                stats=stats,
+            )
+        return finish(
+            m.PathOutcome.OK,
+            f"The path to {host}:{port}/{transport} is fine: SIP answers ({answer}), {stats['rtt_avg_ms']} ms round trip, {stats['loss_pct']} % loss{note}.",
+            stats=stats,
+        )

@@ -85,7 +85,13 @@ def srv(domain: str, timeout: float) -> Probe:
             continue
         except (dns.resolver.NoNameservers, dns.exception.Timeout) as exc:
             notes.append(f"{name}: {type(exc).__name__}")
-    return Probe("dns_srv", domain, P.OK.value, "; ".join(notes) or (f"{len(found)} SRV names" if found else "no SRV records"), data={"srv": found})
+    return Probe(
+        "dns_srv",
+        domain,
+        P.OK.value,
+        "; ".join(notes) or (f"{len(found)} SRV names" if found else "no SRV records"),
+        data={"srv": found},
+    )
 
 
 def _connect_error(exc: OSError) -> str:
@@ -112,28 +118,61 @@ def _not_after(der: bytes | None) -> datetime | None:
     return x509.load_der_x509_certificate(der).not_valid_after_utc if der else None
 
 
-def tls_check(host: str, port: int, timeout: float, cafile: str | None = None, server_name: str | None = None) -> Probe:
+def tls_check(
+    host: str, port: int, timeout: float, cafile: str | None = None, server_name: str | None = None
+) -> Probe:
     """A verified handshake; on a verification failure the certificate is read again unverified for its expiry."""
     target = f"{host}:{port}"
     name = server_name or host
     ctx = ssl.create_default_context(cafile=cafile)
     start = time.perf_counter()
     try:
-        with socket.create_connection((host, port), timeout=timeout) as raw, ctx.wrap_socket(raw, server_hostname=name) as tls:
+        with (
+            socket.create_connection((host, port), timeout=timeout) as raw,
+            ctx.wrap_socket(raw, server_hostname=name) as tls,
+        ):
             expires = _not_after(tls.getpeercert(binary_form=True))
             data = {"version": tls.version(), **_expiry(expires)}
-            return Probe("tls", target, P.OK.value, f"{tls.version()}, certificate valid for {data['days_left']} more days", _ms(start), data)
+            return Probe(
+                "tls",
+                target,
+                P.OK.value,
+                f"{tls.version()}, certificate valid for {data['days_left']} more days",
+                _ms(start),
+                data,
+            )
     except ssl.SSLCertVerificationError as exc:
         code = exc.verify_code
-        outcome = (P.TLS_EXPIRED if code == 10 else P.TLS_HOSTNAME_MISMATCH if code in (62, 64) else P.TLS_UNTRUSTED if code in TLS_UNTRUSTED_CODES else P.TLS_HANDSHAKE_FAILED).value
-        return Probe("tls", target, outcome, f"{exc.verify_message} (verify code {code})", _ms(start), _expiry(_unverified_cert(host, port, timeout, name)))
+        outcome = (
+            P.TLS_EXPIRED
+            if code == 10
+            else P.TLS_HOSTNAME_MISMATCH
+            if code in (62, 64)
+            else P.TLS_UNTRUSTED
+            if code in TLS_UNTRUSTED_CODES
+            else P.TLS_HANDSHAKE_FAILED
+        ).value
+        return Probe(
+            "tls",
+            target,
+            outcome,
+            f"{exc.verify_message} (verify code {code})",
+            _ms(start),
+            _expiry(_unverified_cert(host, port, timeout, name)),
+        )
     except ssl.SSLError as exc:
         detail = exc.reason or str(exc)
         hint = " (the port speaks plain text)" if exc.reason == "WRONG_VERSION_NUMBER" else ""
         return Probe("tls", target, P.TLS_HANDSHAKE_FAILED.value, f"{detail}{hint}", _ms(start))
     except OSError as exc:
         if isinstance(exc, ConnectionResetError | BrokenPipeError) or exc.errno == errno.ECONNRESET:
-            return Probe("tls", target, P.TLS_HANDSHAKE_FAILED.value, f"connection reset during the handshake: {exc}", _ms(start))
+            return Probe(
+                "tls",
+                target,
+                P.TLS_HANDSHAKE_FAILED.value,
+                f"connection reset during the handshake: {exc}",
+                _ms(start),
+            )
         return Probe("tls", target, _connect_error(exc), str(exc) or type(exc).__name__, _ms(start))
 
 
@@ -142,7 +181,10 @@ def _unverified_cert(host: str, port: int, timeout: float, name: str) -> datetim
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     try:
-        with socket.create_connection((host, port), timeout=timeout) as raw, ctx.wrap_socket(raw, server_hostname=name) as tls:
+        with (
+            socket.create_connection((host, port), timeout=timeout) as raw,
+            ctx.wrap_socket(raw, server_hostname=name) as tls,
+        ):
             return _not_after(tls.getpeercert(binary_form=True))
     except (OSError, ValueError):
         return None
@@ -179,7 +221,15 @@ def _status_line(data: bytes) -> str | None:
     return first if first.startswith("SIP/2.0 ") else None
 
 
-def sip_options(host: str, port: int, transport: str, timeout: float, *, cafile: str | None = None, server_name: str | None = None) -> Probe:
+def sip_options(
+    host: str,
+    port: int,
+    transport: str,
+    timeout: float,
+    *,
+    cafile: str | None = None,
+    server_name: str | None = None,
+) -> Probe:
     """One OPTIONS; any SIP status line means the SIP stack answers (401 is normal for Asterisk)."""
     label = f"sip_options_{transport}"
     target = f"{host}:{port}/{transport}"
@@ -201,7 +251,11 @@ def sip_options(host: str, port: int, transport: str, timeout: float, *, cafile:
             with contextlib.ExitStack() as stack:
                 sock: Any = stack.enter_context(socket.create_connection((host, port), timeout=timeout))
                 if transport == "tls":
-                    sock = stack.enter_context(ssl.create_default_context(cafile=cafile).wrap_socket(sock, server_hostname=server_name or host))
+                    sock = stack.enter_context(
+                        ssl.create_default_context(cafile=cafile).wrap_socket(
+                            sock, server_hostname=server_name or host
+                        )
+                    )
                 msg, _ = options_message(host, port, transport, sock.getsockname())
                 start = time.perf_counter()
                 sock.sendall(msg)
@@ -210,7 +264,9 @@ def sip_options(host: str, port: int, transport: str, timeout: float, *, cafile:
         return Probe(label, target, P.SIP_NO_RESPONSE.value, f"no answer within {timeout:g} s", None)
     except ConnectionRefusedError:
         what = "ICMP port unreachable: nothing listens on UDP" if transport == "udp" else "connection refused"
-        return Probe(label, target, (P.UNREACHABLE if transport == "udp" else P.TCP_REFUSED).value, what, None)
+        return Probe(
+            label, target, (P.UNREACHABLE if transport == "udp" else P.TCP_REFUSED).value, what, None
+        )
     except ssl.SSLError as exc:
         return Probe(label, target, P.TLS_HANDSHAKE_FAILED.value, str(exc.reason or exc), None)
     except OSError as exc:

@@ -49,7 +49,7 @@ class AriNotFoundError(PermanentError):
 
 def ha1(username: str, realm: str, password: str) -> str:
     """The digest credential Asterisk and the app can both compute, never the password itself."""
-    return hashlib.md5(f"{username}:{realm}:{password}".encode()).hexdigest()  # noqa: S324 - RFC 2617 HA1
+    return hashlib.md5(f"{username}:{realm}:{password}".encode()).hexdigest()
 
 
 def redact(fields: dict[str, str]) -> dict[str, str]:
@@ -74,7 +74,15 @@ class Digest:
 class AriClient:
     """One Asterisk's ARI, over HTTP Basic authentication."""
 
-    def __init__(self, base_url: str, username: str, password: SecretStr, *, policy: http.RetryPolicy, verify: bool | str = True):
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: SecretStr,
+        *,
+        policy: http.RetryPolicy,
+        verify: bool | str = True,
+    ):
         self.base = base_url.rstrip("/") + "/ari"
         self.policy = policy
         self._session = http.session(auth=(username, password.get_secret_value()), verify=verify)
@@ -86,12 +94,17 @@ class AriClient:
         message = _message(resp)
         where = f"ARI {method} {path}"
         if resp.status_code == 401:
-            raise AriAuthError(f"{where}: 401 {message or 'Authentication required'} (check CONNBOT_ARI_USERNAME/PASSWORD)", 401)
+            raise AriAuthError(
+                f"{where}: 401 {message or 'Authentication required'} (check CONNBOT_ARI_USERNAME/PASSWORD)",
+                401,
+            )
         if resp.status_code == 403:
             if "write access denied" in message.lower():
                 raise WriteDeniedError(f"{where}: 403 {message} (the ARI user is read_only)", 403)
             if message.lower().startswith(("cannot create", "cannot update", "could not delete")):
-                raise ReadOnlyBackendError(f"{where}: 403 {message} (the sorcery backend is not writable)", 403)
+                raise ReadOnlyBackendError(
+                    f"{where}: 403 {message} (the sorcery backend is not writable)", 403
+                )
             raise AriForbiddenError(f"{where}: 403 {message}", 403)
         if resp.status_code == 404:
             raise AriNotFoundError(f"{where}: 404 {message}", 404)
@@ -105,7 +118,9 @@ class AriClient:
         return _mapping(self._call("GET", "/asterisk/ping"), "ping")
 
     def info(self, *only: str) -> dict[str, Any]:
-        return _mapping(self._call("GET", "/asterisk/info", params={"only": list(only)} if only else None), "info")
+        return _mapping(
+            self._call("GET", "/asterisk/info", params={"only": list(only)} if only else None), "info"
+        )
 
     def module(self, name: str) -> dict[str, Any] | None:
         """A loaded module by its full name (`res_pjsip.so`), or None when it is not loaded."""
@@ -157,7 +172,10 @@ def _json(resp: requests.Response) -> Any:
     try:
         return resp.json()
     except ValueError:
-        raise PermanentError(f"ARI answered {resp.request.method} {resp.url.split('?')[0]} with malformed JSON", resp.status_code) from None
+        raise PermanentError(
+            f"ARI answered {resp.request.method} {resp.url.split('?')[0]} with malformed JSON",
+            resp.status_code,
+        ) from None
 
 
 def _message(resp: requests.Response) -> str:
@@ -177,5 +195,7 @@ def _mapping(data: Any, what: str) -> dict[str, Any]:
 def _tuples(data: Any) -> dict[str, str]:
     """`List[ConfigTuple]` as a dict; anything else is a malformed answer."""
     if not isinstance(data, list) or not all(isinstance(t, dict) and "attribute" in t for t in data):
-        raise PermanentError(f"ARI config: expected a list of {{attribute, value}}, got {type(data).__name__}")
+        raise PermanentError(
+            f"ARI config: expected a list of {{attribute, value}}, got {type(data).__name__}"
+        )
     return {str(t["attribute"]): str(t.get("value", "")) for t in data}

@@ -34,7 +34,11 @@ class RealtimeDb:
         self._url = url
         self.timeout = timeout
         parts = urlsplit(url.get_secret_value())
-        self.target: dict[str, object] = {"host": parts.hostname, "port": parts.port or 5432, "database": parts.path.lstrip("/") or None}
+        self.target: dict[str, object] = {
+            "host": parts.hostname,
+            "port": parts.port or 5432,
+            "database": parts.path.lstrip("/") or None,
+        }
 
     def _scrub(self, text: str) -> str:
         secret = urlsplit(self._url.get_secret_value()).password
@@ -43,11 +47,22 @@ class RealtimeDb:
     def probe(self) -> DbProbe:
         start = time.perf_counter()
         try:
-            with psycopg.connect(self._url.get_secret_value(), connect_timeout=max(1, round(self.timeout)), autocommit=True) as conn:
+            with psycopg.connect(
+                self._url.get_secret_value(), connect_timeout=max(1, round(self.timeout)), autocommit=True
+            ) as conn:
                 conn.execute("SELECT 1").fetchone()
                 latency = (time.perf_counter() - start) * 1000
-                present = {t: conn.execute("SELECT to_regclass(%s) IS NOT NULL", (t,)).fetchone() == (True,) for t in TABLES}
+                present = {
+                    t: conn.execute("SELECT to_regclass(%s) IS NOT NULL", (t,)).fetchone() == (True,)
+                    for t in TABLES
+                }
         except psycopg.Error as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             return DbProbe(self.target, False, error=self._scrub(first))
-        return DbProbe(self.target, True, round(latency, 1), tuple(t for t, ok in present.items() if not ok), tables=present)
+        return DbProbe(
+            self.target,
+            True,
+            round(latency, 1),
+            tuple(t for t, ok in present.items() if not ok),
+            tables=present,
+        )

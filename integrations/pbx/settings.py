@@ -11,9 +11,8 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
-from bot.errors import SettingsError
-from bot.settings import Section
 from integrations import http
+from integrations.settings import Section, SettingsError
 
 TRANSPORTS = ("udp", "tcp", "tls")
 
@@ -26,7 +25,9 @@ class PbxSettings(Section):
     ari_password: SecretStr | None = None
     ari_verify: str = Field("true", description="TLS verification for ARI: true, false or a CA bundle path")
     ari_timeout: float = Field(5.0, gt=0, description="seconds to wait for one ARI answer")
-    pbx_db_url: SecretStr | None = Field(None, description="postgresql://user:pw@host/db of the realtime tables")
+    pbx_db_url: SecretStr | None = Field(
+        None, description="postgresql://user:pw@host/db of the realtime tables"
+    )
     pbx_db_timeout: float = Field(3.0, gt=0)
     pbx_db_slow_ms: float = Field(500.0, gt=0, description="a realtime query slower than this is db_slow")
     pbx_realm: str = Field("asterisk", min_length=1, description="digest realm when an auth object sets none")
@@ -55,9 +56,18 @@ class PbxSettings(Section):
 
     def require_credentials(self) -> None:
         """ARI needs both a user and a password once a URL is given."""
-        missing = [name for name, value in (("CONNBOT_ARI_USERNAME", self.ari_username), ("CONNBOT_ARI_PASSWORD", self.ari_password)) if not value]
+        missing = [
+            name
+            for name, value in (
+                ("CONNBOT_ARI_USERNAME", self.ari_username),
+                ("CONNBOT_ARI_PASSWORD", self.ari_password),
+            )
+            if not value
+        ]
         if missing:
-            raise SettingsError("\n".join(f"{name}: required when CONNBOT_ARI_URL is set" for name in missing))
+            raise SettingsError(
+                "\n".join(f"{name}: required when CONNBOT_ARI_URL is set" for name in missing)
+            )
 
     @property
     def verify(self) -> bool | str:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.runs.prompts import PromptView
-from playbook.engine import APPROVE, REJECT
+from integrations.prompts import PromptView
+from playbook.models import APPROVE, REJECT
 
 MAX_BLOCKS = 50
 SECTION = 3000
@@ -95,20 +95,31 @@ def _heading(view: PromptView) -> list[Block]:
 def _buttons(view: PromptView) -> list[Block]:
     buttons: list[Block] = []
     for value, label in view.options:
-        button: Block = {"type": "button", "text": plain(label, BUTTON), "value": view.id,
-                         "action_id": answer_action(value)}
+        button: Block = {
+            "type": "button",
+            "text": plain(label, BUTTON),
+            "value": view.id,
+            "action_id": answer_action(value),
+        }
         if value == APPROVE and view.kind == "approval":
             button["style"] = "primary"
-            button["confirm"] = {"title": plain("Approve this change?", 100),
-                                 "text": plain(view.question, 300),
-                                 "confirm": plain("Approve", 30), "deny": plain("Cancel", 30)}
+            button["confirm"] = {
+                "title": plain("Approve this change?", 100),
+                "text": plain(view.question, 300),
+                "confirm": plain("Approve", 30),
+                "deny": plain("Cancel", 30),
+            }
         elif value == REJECT and view.kind == "approval":
             button["style"] = "danger"
         buttons.append(button)
     if view.text_label:
-        buttons.append({"type": "button", "text": plain("More detail…", BUTTON), "value": view.id, "action_id": DETAIL})
-    return [{"type": "actions", "block_id": f"answers{n}", "elements": buttons[n:n + ACTIONS_PER_BLOCK]}
-            for n in range(0, len(buttons), ACTIONS_PER_BLOCK)]
+        buttons.append(
+            {"type": "button", "text": plain("More detail…", BUTTON), "value": view.id, "action_id": DETAIL}
+        )
+    return [
+        {"type": "actions", "block_id": f"answers{n}", "elements": buttons[n : n + ACTIONS_PER_BLOCK]}
+        for n in range(0, len(buttons), ACTIONS_PER_BLOCK)
+    ]
 
 
 def _fit(blocks: list[Block]) -> list[Block]:
@@ -122,9 +133,18 @@ def _fit(blocks: list[Block]) -> list[Block]:
 
 def prompt_message(view: PromptView) -> tuple[str, list[Block]]:
     """The question: fallback text and blocks with one button per answer."""
-    deadline = {"type": "context", "elements": [{"type": "mrkdwn", "text": (
-        f"Waiting for an answer until {view.expires_at:%Y-%m-%d %H:%M} UTC; then the step's timeout edge is taken."
-        + (" Only the level's approvers may approve." if view.kind == "approval" else ""))}]}
+    deadline = {
+        "type": "context",
+        "elements": [
+            {
+                "type": "mrkdwn",
+                "text": (
+                    f"Waiting for an answer until {view.expires_at:%Y-%m-%d %H:%M} UTC; then the step's timeout edge is taken."
+                    + (" Only the level's approvers may approve." if view.kind == "approval" else "")
+                ),
+            }
+        ],
+    }
     blocks = _fit([*_heading(view), *_buttons(view), deadline])
     return clip(f"{view.ticket_key}: {view.title}", 300, "…"), blocks
 
@@ -148,30 +168,50 @@ def settled_message(view: PromptView) -> tuple[str, list[Block]]:
 
 def reminder_text(view: PromptView, group: str) -> str:
     who = f"<!subteam^{group}> " if group else ""
-    return (f"{who}Reminder: {escape(view.ticket_key)} still waits for an answer to “{escape(view.title)}”, "
-            f"until {view.expires_at:%Y-%m-%d %H:%M} UTC.")
+    return (
+        f"{who}Reminder: {escape(view.ticket_key)} still waits for an answer to “{escape(view.title)}”, "
+        f"until {view.expires_at:%Y-%m-%d %H:%M} UTC."
+    )
 
 
 def detail_modal(view: PromptView) -> Block:
     """The "more detail" form: the answer and a text (e.g. the exact error message)."""
     options = [{"text": plain(label, OPTION), "value": value} for value, label in view.options]
     return {
-        "type": "modal", "callback_id": MODAL, "private_metadata": view.id,
+        "type": "modal",
+        "callback_id": MODAL,
+        "private_metadata": view.id,
         "title": plain(f"Answer {view.ticket_key}", MODAL_TITLE),
-        "submit": plain("Send", MODAL_TITLE), "close": plain("Cancel", MODAL_TITLE),
+        "submit": plain("Send", MODAL_TITLE),
+        "close": plain("Cancel", MODAL_TITLE),
         "blocks": [
             section(f"*{escape(view.title)}*\n{escape(view.question)}"),
-            {"type": "input", "block_id": CHOICE_BLOCK, "label": plain("Answer", 2000),
-             "element": {"type": "static_select", "action_id": CHOICE_BLOCK, "options": options[:100]}},
-            {"type": "input", "block_id": TEXT_BLOCK, "optional": True, "label": plain(view.text_label or "Details", 2000),
-             "element": {"type": "plain_text_input", "action_id": TEXT_BLOCK, "multiline": True,
-                         "max_length": TEXT_INPUT}},
+            {
+                "type": "input",
+                "block_id": CHOICE_BLOCK,
+                "label": plain("Answer", 2000),
+                "element": {"type": "static_select", "action_id": CHOICE_BLOCK, "options": options[:100]},
+            },
+            {
+                "type": "input",
+                "block_id": TEXT_BLOCK,
+                "optional": True,
+                "label": plain(view.text_label or "Details", 2000),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": TEXT_BLOCK,
+                    "multiline": True,
+                    "max_length": TEXT_INPUT,
+                },
+            },
         ],
     }
 
 
 def submitted(values: dict[str, Any]) -> tuple[str, str | None]:
     """The (choice, text) of a submitted detail modal's `view.state.values`."""
-    choice = ((values.get(CHOICE_BLOCK, {}).get(CHOICE_BLOCK) or {}).get("selected_option") or {}).get("value", "")
+    choice = ((values.get(CHOICE_BLOCK, {}).get(CHOICE_BLOCK) or {}).get("selected_option") or {}).get(
+        "value", ""
+    )
     text = (values.get(TEXT_BLOCK, {}).get(TEXT_BLOCK) or {}).get("value")
     return choice, (text.strip() or None) if isinstance(text, str) else None

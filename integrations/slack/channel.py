@@ -19,8 +19,8 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from bot.runs.prompts import PromptChannel, PromptView
 from integrations.base import PermanentError
+from integrations.prompts import PromptChannel, PromptView
 from integrations.slack import blocks
 from integrations.slack.client import GroupMembers, make_client, translated
 from integrations.slack.settings import SlackSettings
@@ -32,8 +32,12 @@ PROMPT, REMINDER = "connbot_prompt", "connbot_reminder"
 class SlackChannel(PromptChannel):
     name = "slack"
 
-    def __init__(self, settings: SlackSettings, executor: Executor | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        settings: SlackSettings,
+        executor: Executor | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         """`executor` runs the work that follows each acknowledged click (bolt's listener executor);
         `sleep` waits out a 429's Retry-After."""
         self.settings = settings
@@ -59,8 +63,13 @@ class SlackChannel(PromptChannel):
             return {"slack": {"channel": channel, "ts": ts}}
         text, body = blocks.prompt_message(view)
         with translated("chat.postMessage"):
-            resp = self.poster.chat_postMessage(channel=channel, text=text, blocks=body, unfurl_links=False,
-                                                metadata=self.metadata(PROMPT, view.id))
+            resp = self.poster.chat_postMessage(
+                channel=channel,
+                text=text,
+                blocks=body,
+                unfurl_links=False,
+                metadata=self.metadata(PROMPT, view.id),
+            )
         return {"slack": {"channel": resp["channel"], "ts": resp["ts"]}}
 
     def settle(self, view: PromptView) -> None:
@@ -78,8 +87,12 @@ class SlackChannel(PromptChannel):
         if view.repeat and self.posted(REMINDER, view.id, *where):
             return
         with translated("chat.postMessage"):
-            self.poster.chat_postMessage(channel=where[0], thread_ts=where[1], metadata=self.metadata(REMINDER, view.id),
-                                         text=blocks.reminder_text(view, self.settings.group_for(view.level)))
+            self.poster.chat_postMessage(
+                channel=where[0],
+                thread_ts=where[1],
+                metadata=self.metadata(REMINDER, view.id),
+                text=blocks.reminder_text(view, self.settings.group_for(view.level)),
+            )
 
     @staticmethod
     def metadata(kind: str, prompt_id: str) -> dict[str, Any]:
@@ -91,11 +104,17 @@ class SlackChannel(PromptChannel):
         try:
             with translated("conversations.history"):
                 if thread:
-                    resp = self.client.conversations_replies(channel=channel, ts=thread, limit=200, include_all_metadata=True)
+                    resp = self.client.conversations_replies(
+                        channel=channel, ts=thread, limit=200, include_all_metadata=True
+                    )
                 else:
-                    resp = self.client.conversations_history(channel=channel, limit=200, include_all_metadata=True)
+                    resp = self.client.conversations_history(
+                        channel=channel, limit=200, include_all_metadata=True
+                    )
         except PermanentError as exc:
-            log.warning("slack: cannot look for an earlier post of prompt %s, posting again: %s", prompt_id, exc)
+            log.warning(
+                "slack: cannot look for an earlier post of prompt %s, posting again: %s", prompt_id, exc
+            )
             return None
         for message in resp.get("messages") or ():
             if message.get("metadata") == self.metadata(kind, prompt_id):

@@ -11,7 +11,14 @@ from threading import Lock
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry import ConnectionErrorRetryHandler, HttpRequest, HttpResponse, RateLimitErrorRetryHandler, RetryHandler, RetryState
+from slack_sdk.http_retry import (
+    ConnectionErrorRetryHandler,
+    HttpRequest,
+    HttpResponse,
+    RateLimitErrorRetryHandler,
+    RetryHandler,
+    RetryState,
+)
 
 from integrations.base import PermanentError, TransientError
 from integrations.slack.settings import SlackSettings
@@ -28,8 +35,14 @@ class RateLimitRetry(RateLimitErrorRetryHandler):
         super().__init__(max_retry_count=max_retry_count)
         self.sleep = sleep
 
-    def prepare_for_next_attempt(self, *, state: RetryState, request: HttpRequest, response: HttpResponse | None = None,
-                                 error: Exception | None = None) -> None:
+    def prepare_for_next_attempt(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
         if response is None:
             raise error or RuntimeError("a rate-limit retry without an answer")
         value = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), None)
@@ -42,7 +55,9 @@ class RateLimitRetry(RateLimitErrorRetryHandler):
         state.increment_current_attempt()
 
 
-def make_client(settings: SlackSettings, *, may_repeat: bool = True, sleep: Callable[[float], None] = time.sleep) -> WebClient:
+def make_client(
+    settings: SlackSettings, *, may_repeat: bool = True, sleep: Callable[[float], None] = time.sleep
+) -> WebClient:
     """A WebClient for the configured API URL. 429s are always retried after Retry-After (nothing
     was done); dropped connections only when `may_repeat`, since a post whose answer was lost may
     have been made."""

@@ -9,8 +9,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from bot.errors import SettingsError
-from bot.settings import PREFIX, Section, load
+from integrations.settings import PREFIX, Section, SettingsError, load
 
 ENV = f"{PREFIX}SLACK_"
 LEVELS = (1, 2, 3)
@@ -27,9 +26,13 @@ class SlackSettings(Section):
     model_config = SettingsConfigDict(env_prefix=ENV, extra="ignore", env_file=None)
 
     bot_token: SecretStr | None = Field(None, description="bot token (xoxb-...); Slack is off without it")
-    signing_secret: SecretStr | None = Field(None, description="the app's signing secret; every request is verified")
+    signing_secret: SecretStr | None = Field(
+        None, description="the app's signing secret; every request is verified"
+    )
     app_token: SecretStr | None = Field(None, description="app-level token (xapp-...) for Socket Mode")
-    api_url: str = Field("https://slack.com/api/", description="Web API base URL; a gateway or test server may stand in")
+    api_url: str = Field(
+        "https://slack.com/api/", description="Web API base URL; a gateway or test server may stand in"
+    )
     channel: str = Field("", description="channel id (or name) prompts are posted in")
     channel_l1: str = ""
     channel_l2: str = ""
@@ -56,8 +59,14 @@ class SlackSettings(Section):
         """The settings Slack cannot work without, once the bot token is set."""
         if self.bot_token is None:
             return []
-        return [ENV + name for name, ok in (("SIGNING_SECRET", self.signing_secret is not None),
-                                            ("CHANNEL", bool(self.channel or self.channel_l1))) if not ok]
+        return [
+            ENV + name
+            for name, ok in (
+                ("SIGNING_SECRET", self.signing_secret is not None),
+                ("CHANNEL", bool(self.channel or self.channel_l1)),
+            )
+            if not ok
+        ]
 
     @property
     def enabled(self) -> bool:

@@ -13,15 +13,24 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from bot.web.app import create_app
 from bot.lab import Lab
 from bot.lab import desk as lab_desk
+from bot.web.app import create_app
 from tests.fakes.desk import CLOSED_PATH, one_prompt_registry
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1400,1100")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,1100",
+)
 
 
 def _browser_or_skip():  # type: ignore[no-untyped-def]
@@ -108,10 +117,14 @@ def test_file_answer_and_watch_the_ticket_close(served):
         live = driver.find_element(By.ID, "live")
         assert "closed" in live.find_element(By.CSS_SELECTOR, ".facts-line").text
         assert not live.find_elements(By.CSS_SELECTOR, ".progress")
-        visited = [g.get_attribute("data-step") for g in live.find_elements(By.CSS_SELECTOR, "g.node.visited")]
+        visited = [
+            g.get_attribute("data-step") for g in live.find_elements(By.CSS_SELECTOR, "g.node.visited")
+        ]
         assert sorted(visited) == sorted(CLOSED_PATH)
-        taken = {(p.get_attribute("data-from"), p.get_attribute("data-to"))
-                 for p in live.find_elements(By.CSS_SELECTOR, "path.edge.taken")}
+        taken = {
+            (p.get_attribute("data-from"), p.get_attribute("data-to"))
+            for p in live.find_elements(By.CSS_SELECTOR, "path.edge.taken")
+        }
         assert taken == set(zip(CLOSED_PATH, CLOSED_PATH[1:]))
         assert "Carol" in live.find_element(By.CSS_SELECTOR, "tr[data-step=fix_config_by_hand]").text
         ARTIFACTS.mkdir(exist_ok=True)
@@ -137,10 +150,17 @@ def test_a_newcomer_files_the_default_lab_scenario_and_approves_with_one_click(s
         driver.get(served_lab + "/")
         assert "Lab: this is a simulation." in driver.find_element(By.ID, "lab-banner").text
         form = driver.find_element(By.ID, "file-ticket")
-        assert Select(form.find_element(By.NAME, "scenario")).first_selected_option.text == "Password mismatch"
+        assert (
+            Select(form.find_element(By.NAME, "scenario")).first_selected_option.text == "Password mismatch"
+        )
         form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
 
-        wait.until(lambda d: "/runs/" in d.current_url and d.find_elements(By.CSS_SELECTOR, "#live button[data-answer=approve]"))
+        wait.until(
+            lambda d: (
+                "/runs/" in d.current_url
+                and d.find_elements(By.CSS_SELECTOR, "#live button[data-answer=approve]")
+            )
+        )
         assert "Lab: this is a simulation." in driver.find_element(By.ID, "lab-banner").text
         driver.find_element(By.CSS_SELECTOR, "#live input[name=name]").send_keys("Newcomer")
         driver.find_element(By.CSS_SELECTOR, "#live button[data-answer=approve]").click()
@@ -148,7 +168,9 @@ def test_a_newcomer_files_the_default_lab_scenario_and_approves_with_one_click(s
         wait.until(lambda d: d.find_element(By.ID, "live").get_attribute("data-done") == "true")
         live = driver.find_element(By.ID, "live")
         assert "closed" in live.find_element(By.CSS_SELECTOR, ".facts-line").text
-        visited = {g.get_attribute("data-step") for g in live.find_elements(By.CSS_SELECTOR, "g.node.visited")}
+        visited = {
+            g.get_attribute("data-step") for g in live.find_elements(By.CSS_SELECTOR, "g.node.visited")
+        }
         assert {"compare_password", "reset_password", "close_password_fixed"} <= visited
         assert "Newcomer" in live.find_element(By.CSS_SELECTOR, "tr[data-step=reset_password]").text
         ARTIFACTS.mkdir(exist_ok=True)

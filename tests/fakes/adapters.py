@@ -35,8 +35,12 @@ class ScriptedAdapter(Adapter):
         return ActionResult(outcome=answer, summary=f"{spec.name} found {answer}", evidence={"seen": answer})
 
 
-def scripted_registry(script: dict[str, list[Any]], systems: Iterable[str] = ("app", "pbx", "net", "logs")) -> Registry:
+def scripted_registry(
+    script: dict[str, list[Any]], systems: Iterable[str] = ("app", "pbx", "net", "logs")
+) -> Registry:
     """A registry whose configured adapters for `systems` answer from `script` (keys are action names)."""
-    adapters = [ScriptedAdapter(system, {k: list(v) for k, v in script.items() if k.startswith(system + ".")})
-                for system in systems]
+    adapters = [
+        ScriptedAdapter(system, {k: list(v) for k, v in script.items() if k.startswith(system + ".")})
+        for system in systems
+    ]
     return Registry(discover(), adapters)

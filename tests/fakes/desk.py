@@ -13,9 +13,20 @@ from tests.fakes.adapters import scripted_registry
 # Outcomes that lead the shipped playbook to one question for a person (fix the configuration by
 # hand), whose answer "connected" closes the ticket.
 TO_ONE_PROMPT: dict[str, list[Any]] = {
-    "app.get_status": ["failed"], "app.reconnect": ["still_failing"], "app.get_last_error": ["found"],
-    "app.check_config": ["wrong_host"], "app.fix_config": ["forbidden"]}
-PROMPT_PATH = ["check_status", "force_reconnect", "record_error", "check_config", "fix_config", "fix_config_by_hand"]
+    "app.get_status": ["failed"],
+    "app.reconnect": ["still_failing"],
+    "app.get_last_error": ["found"],
+    "app.check_config": ["wrong_host"],
+    "app.fix_config": ["forbidden"],
+}
+PROMPT_PATH = [
+    "check_status",
+    "force_reconnect",
+    "record_error",
+    "check_config",
+    "fix_config",
+    "fix_config_by_hand",
+]
 CLOSED_PATH = [*PROMPT_PATH, "close_config_fixed"]
 
 

@@ -62,8 +62,11 @@ class Faults:
 
     def waits_after_429(self) -> list[float]:
         """The wait a client took right after each 429 it retried."""
-        return [self.timeline[i + 1][1] for i, (what, v) in enumerate(self.timeline[:-1])
-                if what == "fault" and v[1] == "429" and self.timeline[i + 1][0] == "sleep"]
+        return [
+            self.timeline[i + 1][1]
+            for i, (what, v) in enumerate(self.timeline[:-1])
+            if what == "fault" and v[1] == "429" and self.timeline[i + 1][0] == "sleep"
+        ]
 
     def answer(self, kind: str) -> tuple[int, dict[str, str], str]:
         """A requests-side answer for a fault that is an answer; raises for timeouts and drops."""
@@ -72,7 +75,11 @@ class Faults:
         if kind == "drop":
             raise requests.ConnectionError("connection reset by peer (injected)")
         headers = {"Retry-After": str(self.retry_after)} if kind == "429" else {}
-        return int(kind), {"Content-Type": "text/html", **headers}, f"<html><body>{kind} from the proxy</body></html>"
+        return (
+            int(kind),
+            {"Content-Type": "text/html", **headers},
+            f"<html><body>{kind} from the proxy</body></html>",
+        )
 
     def wrap(self, system: str, callback: Callable[[Any], Any]) -> Callable[[Any], Any]:
         def faulty(request: Any) -> Any:

@@ -14,8 +14,12 @@ import yaml
 
 from tests.unit.integrations.wire_fakes import FakeApp, FakeAri
 
-SECRETS = {"ACME_ARI_PASSWORD": "acme-ari-pw", "ACME_APP_TOKEN": "acme-app-token",
-           "GLOBEX_ARI_PASSWORD": "globex-ari-pw", "GLOBEX_APP_TOKEN": "globex-app-token"}
+SECRETS = {
+    "ACME_ARI_PASSWORD": "acme-ari-pw",
+    "ACME_APP_TOKEN": "acme-app-token",
+    "GLOBEX_ARI_PASSWORD": "globex-ari-pw",
+    "GLOBEX_APP_TOKEN": "globex-app-token",
+}
 HOSTS = {"acme": ("pbx.acme.test", "app.acme.test"), "globex": ("pbx.globex.test", "app.globex.test")}
 ROUTING = [{"field": "customer"}, "email_domain", {"summary": r"\[(?P<customer>[A-Za-z0-9-]+)\]"}]
 
@@ -29,30 +33,51 @@ def closed_udp_port() -> int:
 def instance(name: str, customers: list[str], sip_port: int, **extra: Any) -> dict[str, Any]:
     ari, app = HOSTS.get(name, (f"pbx.{name}.test", f"app.{name}.test"))
     upper = name.upper()
-    return {"name": name, "customers": customers,
-            "ari": {"url": f"http://{ari}:8088", "username": "connbot", "password_env": f"{upper}_ARI_PASSWORD"},
-            "sip": {"host": "127.0.0.1", "port": sip_port, "transport": "udp", "domain": f"{name}.example"},
-            "app": {"url": f"http://{app}", "token_env": f"{upper}_APP_TOKEN"}, **extra}
+    return {
+        "name": name,
+        "customers": customers,
+        "ari": {"url": f"http://{ari}:8088", "username": "connbot", "password_env": f"{upper}_ARI_PASSWORD"},
+        "sip": {"host": "127.0.0.1", "port": sip_port, "transport": "udp", "domain": f"{name}.example"},
+        "app": {"url": f"http://{app}", "token_env": f"{upper}_APP_TOKEN"},
+        **extra,
+    }
 
 
 def two_customers(sip_ports: tuple[int, int] | None = None) -> dict[str, Any]:
     acme, globex = sip_ports or (closed_udp_port(), closed_udp_port())
-    return {"routing": list(ROUTING), "instances": [
-        instance("acme", ["ACME", "acme.example"], acme, slack_channel="C0ACME"),
-        instance("globex", ["GLOBEX", "globex.example"], globex,
-                 escalation={"2": {"assignee": "globex-l2", "components": ["Globex voice"]}})]}
+    return {
+        "routing": list(ROUTING),
+        "instances": [
+            instance("acme", ["ACME", "acme.example"], acme, slack_channel="C0ACME"),
+            instance(
+                "globex",
+                ["GLOBEX", "globex.example"],
+                globex,
+                escalation={"2": {"assignee": "globex-l2", "components": ["Globex voice"]}},
+            ),
+        ],
+    }
 
 
-def use_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, data: dict[str, Any],
-                  secrets: dict[str, str] | None = None) -> Path:
+def use_directory(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    data: dict[str, Any],
+    secrets: dict[str, str] | None = None,
+) -> Path:
     """Write the directory, point CONNBOT_PBX_DIRECTORY at it and set the secrets and fast timings."""
     path = tmp_path / "pbx-directory.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     monkeypatch.setenv("CONNBOT_PBX_DIRECTORY", str(path))
     for name, value in {**SECRETS, **(secrets if secrets is not None else {})}.items():
         monkeypatch.setenv(name, value)
-    for name, value in {"APP_POLL_INTERVAL": "0.01", "APP_RECONNECT_DEADLINE": "0.5", "NET_TIMEOUT": "0.3",
-                        "NET_PROBES": "1", "NET_PROBE_INTERVAL": "0"}.items():
+    for name, value in {
+        "APP_POLL_INTERVAL": "0.01",
+        "APP_RECONNECT_DEADLINE": "0.5",
+        "NET_TIMEOUT": "0.3",
+        "NET_PROBES": "1",
+        "NET_PROBE_INTERVAL": "0",
+    }.items():
         monkeypatch.setenv(f"CONNBOT_{name}", value)
     return path
 
@@ -73,6 +98,11 @@ class Backends:
 
 
 def backends(rsps: responses.RequestsMock) -> Backends:
-    ari = {n: FakeAri(rsps, ari_password=SECRETS[f"{n.upper()}_ARI_PASSWORD"], url=f"http://{HOSTS[n][0]}:8088") for n in HOSTS}
-    app = {n: FakeApp(rsps, url=f"http://{HOSTS[n][1]}", token=SECRETS[f"{n.upper()}_APP_TOKEN"]) for n in HOSTS}
+    ari = {
+        n: FakeAri(rsps, ari_password=SECRETS[f"{n.upper()}_ARI_PASSWORD"], url=f"http://{HOSTS[n][0]}:8088")
+        for n in HOSTS
+    }
+    app = {
+        n: FakeApp(rsps, url=f"http://{HOSTS[n][1]}", token=SECRETS[f"{n.upper()}_APP_TOKEN"]) for n in HOSTS
+    }
     return Backends(ari, app, rsps)

@@ -48,15 +48,21 @@ TRANSITIONS = [
 class FakeJira:
     """Register on a `responses.RequestsMock`; `issues` is the state, `calls` what was asked."""
 
-    def __init__(self, rsps: responses.RequestsMock, url: str = URL, search: list[dict[str, Any]] | None = None):
+    def __init__(
+        self, rsps: responses.RequestsMock, url: str = URL, search: list[dict[str, Any]] | None = None
+    ):
         self.url = url
         self.issues: dict[str, FakeIssue] = {}
         self.search_results = search or []
         self.searches: list[str] = []
         api = re.escape(url) + r"/rest/api/2"
-        rsps.add_callback(responses.GET, re.compile(api + r"/issue/([^/]+)/comment(\?.*)?$"), self._list_comments)
+        rsps.add_callback(
+            responses.GET, re.compile(api + r"/issue/([^/]+)/comment(\?.*)?$"), self._list_comments
+        )
         rsps.add_callback(responses.POST, re.compile(api + r"/issue/([^/]+)/comment$"), self._add_comment)
-        rsps.add_callback(responses.GET, re.compile(api + r"/issue/([^/]+)/transitions(\?.*)?$"), self._transitions)
+        rsps.add_callback(
+            responses.GET, re.compile(api + r"/issue/([^/]+)/transitions(\?.*)?$"), self._transitions
+        )
         rsps.add_callback(responses.POST, re.compile(api + r"/issue/([^/]+)/transitions$"), self._transition)
         rsps.add_callback(responses.PUT, re.compile(api + r"/issue/([^/]+)/assignee$"), self._assign)
         rsps.add_callback(responses.PUT, re.compile(api + r"/issue/([^/?]+)$"), self._edit)
@@ -73,8 +79,12 @@ class FakeJira:
         comments = self.issue(self._key(request)).comments
         start = int(request.params.get("startAt", 0))
         size = int(request.params.get("maxResults", 50))
-        page = [{"id": str(i), "body": b} for i, b in enumerate(comments)][start:start + size]
-        return 200, {}, json.dumps({"startAt": start, "maxResults": size, "total": len(comments), "comments": page})
+        page = [{"id": str(i), "body": b} for i, b in enumerate(comments)][start : start + size]
+        return (
+            200,
+            {},
+            json.dumps({"startAt": start, "maxResults": size, "total": len(comments), "comments": page}),
+        )
 
     def _add_comment(self, request: Any) -> tuple[int, dict[str, str], str]:
         issue = self.issue(self._key(request))
@@ -112,7 +122,13 @@ class FakeJira:
 
 def configure(monkeypatch: Any, **extra: str) -> None:
     """Set Cloud Jira settings in the environment (plus `extra`, names without the CONNBOT_JIRA_ prefix)."""
-    values = {"URL": URL, "EMAIL": "bot@example.com", "API_TOKEN": "api-token-not-real", "WEBHOOK_SECRET": "s3cret",
-              "USER_FIELD": "customfield_10050", **extra}
+    values = {
+        "URL": URL,
+        "EMAIL": "bot@example.com",
+        "API_TOKEN": "api-token-not-real",
+        "WEBHOOK_SECRET": "s3cret",
+        "USER_FIELD": "customfield_10050",
+        **extra,
+    }
     for name, value in values.items():
         monkeypatch.setenv(f"CONNBOT_JIRA_{name}", value)

@@ -82,10 +82,20 @@ class SlackApiStub:
         self.server.shutdown()
         self.server.server_close()
 
-    def fail_next(self, method: str, status: int = 429, headers: dict[str, str] | None = None,
-                  body: dict[str, Any] | None = None) -> None:
+    def fail_next(
+        self,
+        method: str,
+        status: int = 429,
+        headers: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> None:
         self.failures.setdefault(method, []).append(
-            (status, headers if headers is not None else {"Retry-After": "0"}, body or {"ok": False, "error": "ratelimited"}))
+            (
+                status,
+                headers if headers is not None else {"Retry-After": "0"},
+                body or {"ok": False, "error": "ratelimited"},
+            )
+        )
 
     def lose_next(self, method: str, times: int = 1) -> None:
         """The next calls to `method` are carried out, but the connection drops before the answer."""
@@ -148,23 +158,42 @@ class SlackApiStub:
                 body = copy.deepcopy(fixture(f"web-api/{method}.json"))
             except FileNotFoundError:
                 return {"ok": False, "error": "unknown_method"}
-        body = {k: v for k, v in body.items() if k not in {"error", "needed", "provided", "warning", "deprecated_argument"}}
+        body = {
+            k: v
+            for k, v in body.items()
+            if k not in {"error", "needed", "provided", "warning", "deprecated_argument"}
+        }
         body["ok"] = True
         if "ts" in body:
             body["ts"] = args.get("ts") or f"1700000000.{next(self._ts):06d}"
             body["channel"] = args.get("channel", CHANNEL)
         if method == "chat.postMessage" and body.get("ok"):
-            self.messages.append({"channel": body["channel"], "ts": body["ts"], "thread_ts": args.get("thread_ts"),
-                                  "text": args.get("text"), "blocks": args.get("blocks"), "metadata": args.get("metadata")})
+            self.messages.append(
+                {
+                    "channel": body["channel"],
+                    "ts": body["ts"],
+                    "thread_ts": args.get("thread_ts"),
+                    "text": args.get("text"),
+                    "blocks": args.get("blocks"),
+                    "metadata": args.get("metadata"),
+                }
+            )
         if method in ("conversations.history", "conversations.replies"):
             thread = args.get("ts") if method == "conversations.replies" else None
-            found = [m for m in self.messages if m["channel"] == args.get("channel") and m["thread_ts"] == thread]
-            return {"ok": True, "messages": [{k: v for k, v in m.items() if v is not None} for m in reversed(found)],
-                    "has_more": False}
+            found = [
+                m for m in self.messages if m["channel"] == args.get("channel") and m["thread_ts"] == thread
+            ]
+            return {
+                "ok": True,
+                "messages": [{k: v for k, v in m.items() if v is not None} for m in reversed(found)],
+                "has_more": False,
+            }
         if method == "usergroups.users.list":
             body["users"] = self.groups.get(args.get("usergroup", ""), [])
         if method == "views.open":
-            body["view"].update(id="V0DETAIL", type="modal", private_metadata=args["view"]["private_metadata"])
+            body["view"].update(
+                id="V0DETAIL", type="modal", private_metadata=args["view"]["private_metadata"]
+            )
         return body
 
 
@@ -191,16 +220,25 @@ def signed(body: str, secret: str = SIGNING_SECRET, timestamp: int | None = None
     """Headers of a request signed as Slack signs them."""
     ts = str(int(time.time()) if timestamp is None else timestamp)
     sig = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={sig}",
-            "Content-Type": "application/x-www-form-urlencoded"}
+    return {
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": f"v0={sig}",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
 
 
 def form(payload: dict[str, Any]) -> str:
     return urllib.parse.urlencode({"payload": json.dumps(payload)})
 
 
-def click(prompt_id: str, action_id: str, user: str = "W111", channel: str = CHANNEL,
-          message_ts: str = "1700000000.000001", action_ts: str = "1596530385.194939") -> dict[str, Any]:
+def click(
+    prompt_id: str,
+    action_id: str,
+    user: str = "W111",
+    channel: str = CHANNEL,
+    message_ts: str = "1700000000.000001",
+    action_ts: str = "1596530385.194939",
+) -> dict[str, Any]:
     """A block_actions payload (Slack's example) for a click on one of a prompt's buttons."""
     body = fixture("block_actions.button.json")
     body["user"]["id"] = user
@@ -214,10 +252,16 @@ def submission(prompt_id: str, choice: str, text: str | None, user: str = "W111"
     """A view_submission payload (Slack's example) for the "more detail" form."""
     body = fixture("view_submission.json")
     body["user"]["id"] = user
-    body["view"].update(callback_id="connbot_modal", private_metadata=prompt_id, state={"values": {
-        "choice": {"choice": {"type": "static_select", "selected_option": {"value": choice}}},
-        "text": {"text": {"type": "plain_text_input", "value": text}},
-    }})
+    body["view"].update(
+        callback_id="connbot_modal",
+        private_metadata=prompt_id,
+        state={
+            "values": {
+                "choice": {"choice": {"type": "static_select", "selected_option": {"value": choice}}},
+                "text": {"text": {"type": "plain_text_input", "value": text}},
+            }
+        },
+    )
     return body
 
 
@@ -250,8 +294,15 @@ class SlackWorld:
     def answer(self, choice: str, user: str = "W111") -> Any:
         """Click `choice` on the open prompt's message and let the run go on."""
         prompt = self.open_prompt()
-        resp = self.send(click(prompt.id, f"connbot_answer:{choice}", user=user,
-                               message_ts=prompt.channel_refs["slack"]["ts"], action_ts=f"{time.time():.6f}"))
+        resp = self.send(
+            click(
+                prompt.id,
+                f"connbot_answer:{choice}",
+                user=user,
+                message_ts=prompt.channel_refs["slack"]["ts"],
+                action_ts=f"{time.time():.6f}",
+            )
+        )
         assert resp.status_code == 200, resp.get_data(as_text=True)
         self.work()
         return prompt
@@ -267,10 +318,18 @@ def make_slack(make_services: Any, slack_api: SlackApiStub) -> Any:
     from integrations.slack.settings import SlackSettings
 
     def make(registry: Any, **overrides: Any) -> SlackWorld:
-        settings = SlackSettings(**{"bot_token": BOT_TOKEN, "signing_secret": SIGNING_SECRET, "api_url": slack_api.url,
-                                    "channel": CHANNEL, "group_l1": "S0LEVEL1", **overrides})
+        settings = SlackSettings(
+            **{
+                "bot_token": BOT_TOKEN,
+                "signing_secret": SIGNING_SECRET,
+                "api_url": slack_api.url,
+                "channel": CHANNEL,
+                "group_l1": "S0LEVEL1",
+                **overrides,
+            }
+        )
         svc = make_services(registry=registry, channels=[SlackChannel(settings, executor=InlineExecutor())])
-        now = [dt.datetime(2024, 5, 6, 9, 0, tzinfo=dt.timezone.utc)]
+        now = [dt.datetime(2024, 5, 6, 9, 0, tzinfo=dt.UTC)]
         svc.clock = lambda: now[0]
         return SlackWorld(svc=svc, api=slack_api, web=create_app(services=svc).test_client(), now=now)
 

@@ -12,7 +12,15 @@ import time
 
 from bot.cli.server import work
 from bot.settings import load_settings
-from integrations.base import ActionInput, ActionResult, ActionSpec, Adapter, Registry, UnsupportedError, discover
+from integrations.base import (
+    ActionInput,
+    ActionResult,
+    ActionSpec,
+    Adapter,
+    Registry,
+    UnsupportedError,
+    discover,
+)
 
 
 class SlowAdapter(Adapter):
@@ -45,7 +53,10 @@ class SlowAdapter(Adapter):
 def registry_from_env() -> Registry:
     script: dict[str, str] = json.loads(os.environ["TEST_SCRIPT"])
     systems = sorted({action.split(".")[0] for action in script})
-    adapters = [SlowAdapter(s, script, os.environ["TEST_LOG"], float(os.environ.get("TEST_DELAY", "0.2"))) for s in systems]
+    adapters = [
+        SlowAdapter(s, script, os.environ["TEST_LOG"], float(os.environ.get("TEST_DELAY", "0.2")))
+        for s in systems
+    ]
     return Registry(discover(), adapters)
 
 

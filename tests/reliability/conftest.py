@@ -33,7 +33,9 @@ def jira_headers(body: bytes, delivery: str | None = None, secret: str = JIRA_SE
     return headers
 
 
-def issue_event(key: str, kind: str = "jira:issue_created", timestamp: int = 1_720_046_912_109, **fields: Any) -> bytes:
+def issue_event(
+    key: str, kind: str = "jira:issue_created", timestamp: int = 1_720_046_912_109, **fields: Any
+) -> bytes:
     """A Jira Cloud webhook body (tests/fixtures/jira/cloud_issue_created.json) for issue `key`."""
     body = fixture("cloud_issue_created.json")
     body.update(timestamp=timestamp, webhookEvent=kind)
@@ -52,10 +54,12 @@ class Counts:
 
 def counts(svc: Any) -> Counts:
     with svc.store.tx() as s:
-        return Counts(events=s.scalar(select(func.count()).select_from(Event)) or 0,
-                      tickets=s.scalar(select(func.count()).select_from(Ticket)) or 0,
-                      runs=s.scalar(select(func.count()).select_from(Run)) or 0,
-                      answered=s.scalar(select(func.count()).select_from(Prompt).where(Prompt.state != "open")) or 0)
+        return Counts(
+            events=s.scalar(select(func.count()).select_from(Event)) or 0,
+            tickets=s.scalar(select(func.count()).select_from(Ticket)) or 0,
+            runs=s.scalar(select(func.count()).select_from(Run)) or 0,
+            answered=s.scalar(select(func.count()).select_from(Prompt).where(Prompt.state != "open")) or 0,
+        )
 
 
 def assert_json_error(resp: Any, status: int | None = None) -> dict[str, Any]:
@@ -64,6 +68,8 @@ def assert_json_error(resp: Any, status: int | None = None) -> dict[str, Any]:
     if status is not None:
         assert resp.status_code == status, resp.get_data(as_text=True)[:500]
     data = resp.get_json(silent=True)
-    assert isinstance(data, dict) and data.get("error") and data.get("message"), resp.get_data(as_text=True)[:500]
+    assert isinstance(data, dict) and data.get("error") and data.get("message"), resp.get_data(as_text=True)[
+        :500
+    ]
     assert "Traceback" not in resp.get_data(as_text=True)
     return data

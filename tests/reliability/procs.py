@@ -34,10 +34,18 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str, every: 
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
-def start(args: list[str], env: dict[str, str], log: IO[bytes] | int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
+def start(
+    args: list[str], env: dict[str, str], log: IO[bytes] | int = subprocess.DEVNULL
+) -> subprocess.Popen[bytes]:
     """A process in a group of its own, so that killing it kills its children too (gunicorn's workers)."""
-    return subprocess.Popen(args, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **env}, start_new_session=True,
-                            stdout=log, stderr=subprocess.STDOUT if log != subprocess.DEVNULL else log)
+    return subprocess.Popen(
+        args,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        start_new_session=True,
+        stdout=log,
+        stderr=subprocess.STDOUT if log != subprocess.DEVNULL else log,
+    )
 
 
 def start_worker(env: dict[str, str], log: IO[bytes] | int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
@@ -45,10 +53,24 @@ def start_worker(env: dict[str, str], log: IO[bytes] | int = subprocess.DEVNULL)
     return start([sys.executable, "-m", "tests.fakes.worker"], env, log)
 
 
-def start_web(env: dict[str, str], port: int, workers: int = 2, log: IO[bytes] | int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
+def start_web(
+    env: dict[str, str], port: int, workers: int = 2, log: IO[bytes] | int = subprocess.DEVNULL
+) -> subprocess.Popen[bytes]:
     """The Procfile's web command: gunicorn with the app factory."""
-    return start([str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", "4",
-                  "bot.web.app:create_app()"], env, log)
+    return start(
+        [
+            str(BIN / "gunicorn"),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            "4",
+            "bot.web.app:create_app()",
+        ],
+        env,
+        log,
+    )
 
 
 def kill(proc: subprocess.Popen[bytes]) -> None:

@@ -10,11 +10,11 @@ import string
 from typing import Any
 
 import pytest
-from hypothesis import example, HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bot.errors import PlaybookError
 from playbook import loader
+from playbook.errors import PlaybookError
 from tests.fakes.adapters import scripted_registry
 from tests.fakes.slack_api import signed
 from tests.reliability.conftest import assert_json_error, counts, issue_event, jira_headers
@@ -25,15 +25,45 @@ DEEP = 10_000
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
-    max_leaves=20)
-objects = st.dictionaries(st.sampled_from(["timestamp", "webhookEvent", "issue", "summary", "description", "user",
-                                           "reporter", "payload", "key", "fields", "type", "actions"]) | st.text(max_size=8),
-                          json_values, max_size=6)
-bodies = (st.binary(max_size=300)                                        # anything, invalid UTF-8 included
-          | objects.map(lambda o: json.dumps(o).encode())               # JSON objects of odd shapes
-          | json_values.map(lambda v: json.dumps(v).encode())           # JSON that is not an object
-          | st.sampled_from([b"[" * DEEP + b"]" * DEEP, b'{"a":' * DEEP + b"1" + b"}" * DEEP,
-                             b"\xff\xfe{}", b'{"issue": "\xed\xa0\x80"}', b"", b"null", b'{"timestamp": 1e999}']))
+    max_leaves=20,
+)
+objects = st.dictionaries(
+    st.sampled_from(
+        [
+            "timestamp",
+            "webhookEvent",
+            "issue",
+            "summary",
+            "description",
+            "user",
+            "reporter",
+            "payload",
+            "key",
+            "fields",
+            "type",
+            "actions",
+        ]
+    )
+    | st.text(max_size=8),
+    json_values,
+    max_size=6,
+)
+bodies = (
+    st.binary(max_size=300)  # anything, invalid UTF-8 included
+    | objects.map(lambda o: json.dumps(o).encode())  # JSON objects of odd shapes
+    | json_values.map(lambda v: json.dumps(v).encode())  # JSON that is not an object
+    | st.sampled_from(
+        [
+            b"[" * DEEP + b"]" * DEEP,
+            b'{"a":' * DEEP + b"1" + b"}" * DEEP,
+            b"\xff\xfe{}",
+            b'{"issue": "\xed\xa0\x80"}',
+            b"",
+            b"null",
+            b'{"timestamp": 1e999}',
+        ]
+    )
+)
 
 
 @pytest.fixture
@@ -66,7 +96,9 @@ def test_slack_events_fuzz(app, body: bytes) -> None:  # type: ignore[no-untyped
     client, svc = app
     before = counts(svc)
     for encoded in (body, b"payload=" + body):
-        headers = signed(encoded.decode("latin-1"))  # Slack signs the raw bytes; latin-1 keeps them as they are
+        headers = signed(
+            encoded.decode("latin-1")
+        )  # Slack signs the raw bytes; latin-1 keeps them as they are
         resp = client.post("/slack/events", data=encoded, headers=headers)
         assert resp.status_code < 500, resp.get_data(as_text=True)[:300]
         if resp.status_code >= 400:
@@ -83,14 +115,20 @@ def test_desk_api_fuzz(app, body: bytes) -> None:  # type: ignore[no-untyped-def
 
 
 @FUZZ
-@given(ticket=st.dictionaries(st.sampled_from(["summary", "description", "reporter", "user", "extra"]), json_values, max_size=5))
+@given(
+    ticket=st.dictionaries(
+        st.sampled_from(["summary", "description", "reporter", "user", "extra"]), json_values, max_size=5
+    )
+)
 def test_desk_api_fields_fuzz(app, ticket: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
     client, svc = app
     resp = client.post("/api/tickets", json=ticket)
     if resp.status_code == 201:
         return
     data = assert_json_error(resp, 400)
-    assert any(name in data["message"] for name in ("summary", "description", "reporter", "user", "extra", "body"))
+    assert any(
+        name in data["message"] for name in ("summary", "description", "reporter", "user", "extra", "body")
+    )
 
 
 def test_deep_nesting_is_a_clear_error_everywhere(app) -> None:  # type: ignore[no-untyped-def]
@@ -108,7 +146,12 @@ def test_deep_nesting_is_a_clear_error_everywhere(app) -> None:  # type: ignore[
 def test_invalid_utf8_is_named(app) -> None:  # type: ignore[no-untyped-def]
     client, svc = app
     body = b'{"webhookEvent": "jira:issue_created", "x": "\xff"}'
-    assert "UTF-8" in assert_json_error(client.post("/webhooks/jira", data=body, headers=jira_headers(body)), 400)["message"]
+    assert (
+        "UTF-8"
+        in assert_json_error(client.post("/webhooks/jira", data=body, headers=jira_headers(body)), 400)[
+            "message"
+        ]
+    )
 
 
 def test_bodies_up_to_the_size_limit_are_read_and_past_it_refused(app) -> None:  # type: ignore[no-untyped-def]
@@ -126,7 +169,10 @@ def test_bodies_up_to_the_size_limit_are_read_and_past_it_refused(app) -> None: 
     assert_json_error(client.post("/webhooks/jira", data=over, headers=jira_headers(over, "big-2")), 413)
     over_form = b"payload=" + b"x" * limit
     assert_json_error(client.post("/slack/events", data=over_form, headers=signed(over_form.decode())), 413)
-    assert_json_error(client.post("/api/tickets", data=b" " * (limit + 1), headers={"Content-Type": "application/json"}), 413)
+    assert_json_error(
+        client.post("/api/tickets", data=b" " * (limit + 1), headers={"Content-Type": "application/json"}),
+        413,
+    )
     assert counts(svc).events == 1
 
 
@@ -134,8 +180,15 @@ playbook_text = st.one_of(
     st.text(alphabet=string.printable, max_size=300),
     st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
     objects.map(json.dumps),  # JSON is YAML: structured nonsense
-    st.sampled_from(["[" * DEEP + "]" * DEEP, "a: &a [*a]", "steps: {x: {action: app.get_status}}",
-                     "- " * 2000 + "x", "name: x\nstart: a\nsteps:\n  a: {close: done}\n" * 2]),
+    st.sampled_from(
+        [
+            "[" * DEEP + "]" * DEEP,
+            "a: &a [*a]",
+            "steps: {x: {action: app.get_status}}",
+            "- " * 2000 + "x",
+            "name: x\nstart: a\nsteps:\n  a: {close: done}\n" * 2,
+        ]
+    ),
 )
 
 

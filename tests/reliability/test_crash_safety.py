@@ -16,31 +16,55 @@ import redis
 import requests
 from sqlalchemy import func, select
 
-from bot.web import api
 from bot.runs import intake
-from bot.state.models import Comment, Effect, Event, Prompt, Run
 from bot.settings import Settings
+from bot.state.models import Comment, Effect, Event, Prompt, Run
+from bot.web import api
 from tests.fakes.adapters import scripted_registry
 from tests.fakes.slack_api import BOT_TOKEN, CHANNEL, SIGNING_SECRET
 from tests.reliability.conftest import JIRA_SECRET, issue_event, jira_headers
 from tests.reliability.procs import TcpProxy, free_port, kill, start_web, start_worker, stop, wait_for
 
 RUNS = 100
-SCRIPT = {"app.get_status": "failed", "app.reconnect": "still_failing", "app.get_last_error": "found",
-          "app.check_config": "wrong_port", "app.fix_config": "forbidden"}
-PATH = ["check_status", "force_reconnect", "record_error", "check_config", "fix_config", "fix_config_by_hand",
-        "close_config_fixed"]
+SCRIPT = {
+    "app.get_status": "failed",
+    "app.reconnect": "still_failing",
+    "app.get_last_error": "found",
+    "app.check_config": "wrong_port",
+    "app.fix_config": "forbidden",
+}
+PATH = [
+    "check_status",
+    "force_reconnect",
+    "record_error",
+    "check_config",
+    "fix_config",
+    "fix_config_by_hand",
+    "close_config_fixed",
+]
 
 
 @pytest.mark.slow
-def test_runs_survive_a_worker_killed_at_random_moments(settings: Settings, make_services, slack_api, tmp_path: Path) -> None:
+def test_runs_survive_a_worker_killed_at_random_moments(
+    settings: Settings, make_services, slack_api, tmp_path: Path
+) -> None:
     svc = make_services(settings=settings, registry=scripted_registry({}))
-    env = {"CONNBOT_DATA_DIR": str(settings.data_dir), "CONNBOT_LEASE_SECONDS": "2", "CONNBOT_SWEEP_SECONDS": "0.5",
-           "TEST_SCRIPT": json.dumps(SCRIPT), "TEST_LOG": str(tmp_path / "actions.log"), "TEST_DELAY": "0.02",
-           "CONNBOT_SLACK_BOT_TOKEN": BOT_TOKEN, "CONNBOT_SLACK_SIGNING_SECRET": SIGNING_SECRET,
-           "CONNBOT_SLACK_CHANNEL": CHANNEL, "CONNBOT_SLACK_API_URL": slack_api.url}
-    run_ids = [intake.file_desk_ticket(svc, f"User {n} can't connect", "", "bob@example.com", str(1000 + n))[1]
-               for n in range(RUNS)]
+    env = {
+        "CONNBOT_DATA_DIR": str(settings.data_dir),
+        "CONNBOT_LEASE_SECONDS": "2",
+        "CONNBOT_SWEEP_SECONDS": "0.5",
+        "TEST_SCRIPT": json.dumps(SCRIPT),
+        "TEST_LOG": str(tmp_path / "actions.log"),
+        "TEST_DELAY": "0.02",
+        "CONNBOT_SLACK_BOT_TOKEN": BOT_TOKEN,
+        "CONNBOT_SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "CONNBOT_SLACK_CHANNEL": CHANNEL,
+        "CONNBOT_SLACK_API_URL": slack_api.url,
+    }
+    run_ids = [
+        intake.file_desk_ticket(svc, f"User {n} can't connect", "", "bob@example.com", str(1000 + n))[1]
+        for n in range(RUNS)
+    ]
     rng = random.Random(20240506)
     kills = 0
     worker = start_worker(env)
@@ -79,13 +103,24 @@ def test_runs_survive_a_worker_killed_at_random_moments(settings: Settings, make
         markers = Counter(s.scalars(select(Comment.marker)))
         prompts = {p.run_id: p for p in s.scalars(select(Prompt))}
     assert len(prompts) == RUNS
-    expected = {m for run in runs for m in (f"run:{run.id}:start", f"run:{run.id}:end",
-                                            f"run:{run.id}:prompt:{prompts[run.id].id}:asked",
-                                            f"run:{run.id}:prompt:{prompts[run.id].id}:settled")}
+    expected = {
+        m
+        for run in runs
+        for m in (
+            f"run:{run.id}:start",
+            f"run:{run.id}:end",
+            f"run:{run.id}:prompt:{prompts[run.id].id}:asked",
+            f"run:{run.id}:prompt:{prompts[run.id].id}:settled",
+        )
+    }
     assert set(markers) == expected, "no desk comment lost, none extra"
     assert max(markers.values()) == 1, "no desk comment made twice"
-    posts = Counter(pid for m in slack_api.posts() if m["thread_ts"] is None
-                    for pid in [p.id for p in prompts.values() if p.id in str(m["blocks"])])
+    posts = Counter(
+        pid
+        for m in slack_api.posts()
+        if m["thread_ts"] is None
+        for pid in [p.id for p in prompts.values() if p.id in str(m["blocks"])]
+    )
     assert set(posts) == {p.id for p in prompts.values()}, "every prompt posted to Slack"
     assert max(posts.values()) == 1, "no Slack message posted twice"
     settled = {u["ts"] for u in slack_api.to("chat.update")}
@@ -94,7 +129,9 @@ def test_runs_survive_a_worker_killed_at_random_moments(settings: Settings, make
 
 @pytest.mark.slow
 @pytest.mark.redis
-def test_a_jira_delivery_stored_by_a_web_process_killed_before_answering_runs_once(tmp_path: Path, redis_url: str, make_services) -> None:
+def test_a_jira_delivery_stored_by_a_web_process_killed_before_answering_runs_once(
+    tmp_path: Path, redis_url: str, make_services
+) -> None:
     """The web process commits the event, then hangs enqueueing it (Redis behind a paused proxy) and
     is killed: Jira sees no answer and retries the same delivery id."""
     real_redis = redis.Redis.from_url(redis_url).connection_pool.connection_kwargs["port"]
@@ -103,9 +140,17 @@ def test_a_jira_delivery_stored_by_a_web_process_killed_before_answering_runs_on
     data = tmp_path / "data"
     settings = Settings(data_dir=data, queue_url=redis_url)
     svc = make_services(settings=settings, registry=scripted_registry({}))
-    common = {"CONNBOT_DATA_DIR": str(data), "CONNBOT_JIRA_WEBHOOK_SECRET": JIRA_SECRET, "CONNBOT_SWEEP_SECONDS": "0.5"}
+    common = {
+        "CONNBOT_DATA_DIR": str(data),
+        "CONNBOT_JIRA_WEBHOOK_SECRET": JIRA_SECRET,
+        "CONNBOT_SWEEP_SECONDS": "0.5",
+    }
     port = free_port()
-    web = start_web({**common, "CONNBOT_QUEUE_URL": redis_url.replace(f":{real_redis}/", f":{proxy.port}/")}, port, workers=1)
+    web = start_web(
+        {**common, "CONNBOT_QUEUE_URL": redis_url.replace(f":{real_redis}/", f":{proxy.port}/")},
+        port,
+        workers=1,
+    )
     url = f"http://127.0.0.1:{port}/webhooks/jira"
     body = issue_event("VOIP-77")
     headers = jira_headers(body, "delivery-77")
@@ -121,16 +166,26 @@ def test_a_jira_delivery_stored_by_a_web_process_killed_before_answering_runs_on
         stop(web)
         proxy.close()
     web = start_web({**common, "CONNBOT_QUEUE_URL": redis_url}, port, workers=1)
-    worker = start_worker({**common, "CONNBOT_QUEUE_URL": redis_url, "TEST_SCRIPT": json.dumps(SCRIPT),
-                           "TEST_LOG": str(tmp_path / "actions.log"), "TEST_DELAY": "0"})
+    worker = start_worker(
+        {
+            **common,
+            "CONNBOT_QUEUE_URL": redis_url,
+            "TEST_SCRIPT": json.dumps(SCRIPT),
+            "TEST_LOG": str(tmp_path / "actions.log"),
+            "TEST_DELAY": "0",
+        }
+    )
     try:
         wait_for(lambda: _up(f"http://127.0.0.1:{port}/healthz"), 30, "gunicorn again")
-        retry = requests.post(url, data=body, headers={**headers, "X-Atlassian-Webhook-Retry": "1"}, timeout=5)
+        retry = requests.post(
+            url, data=body, headers={**headers, "X-Atlassian-Webhook-Retry": "1"}, timeout=5
+        )
         assert retry.status_code == 200 and retry.json()["status"] == "duplicate"
 
         def one_run_waiting() -> bool:
             with svc.store.tx() as s:
                 return s.scalars(select(Run.state)).all() == ["waiting"]
+
         wait_for(one_run_waiting, 30, "the stored event's run (resumed by the sweeper)")
     finally:
         stop(web)

@@ -8,8 +8,8 @@ from collections import Counter
 
 from sqlalchemy import select
 
-from bot.web.app import create_app
 from bot.state.models import Event, Run, Ticket
+from bot.web.app import create_app
 from tests.fakes.adapters import scripted_registry
 from tests.reliability.conftest import issue_event, jira_headers
 
@@ -20,9 +20,11 @@ KEYS = [f"VOIP-{n}" for n in range(1, 13)]
 
 def deliveries(key: str) -> list[tuple[str, bytes]]:
     """created, then two updates; each delivery id is kept across its retries, as Jira does."""
-    return [(f"{key}-c", issue_event(key, timestamp=T0)),
-            (f"{key}-u1", issue_event(key, "jira:issue_updated", timestamp=T0 + 1000)),
-            (f"{key}-u2", issue_event(key, "jira:issue_updated", timestamp=T0 + 2000, labels=["voip"]))]
+    return [
+        (f"{key}-c", issue_event(key, timestamp=T0)),
+        (f"{key}-u1", issue_event(key, "jira:issue_updated", timestamp=T0 + 1000)),
+        (f"{key}-u2", issue_event(key, "jira:issue_updated", timestamp=T0 + 2000, labels=["voip"])),
+    ]
 
 
 def test_each_ticket_runs_once_whatever_the_order_and_the_retries(jira, make_services) -> None:
@@ -45,7 +47,9 @@ def test_each_ticket_runs_once_whatever_the_order_and_the_retries(jira, make_ser
         runs = list(s.scalars(select(Run)))
         assert sorted(r.ticket.key for r in runs) == sorted(KEYS), "exactly one run per ticket"
         assert all(r.state == "ended" and r.end_kind == "close" for r in runs)
-        assert all(t.fields.get("labels") == ["voip"] for t in s.scalars(select(Ticket))), "the newest update applied"
+        assert all(t.fields.get("labels") == ["voip"] for t in s.scalars(select(Ticket))), (
+            "the newest update applied"
+        )
     for key in KEYS:
         issue = jira.issue(key)
         assert issue.status == "Done"
@@ -55,16 +59,34 @@ def test_each_ticket_runs_once_whatever_the_order_and_the_retries(jira, make_ser
     comments_before = {key: list(jira.issue(key).comments) for key in KEYS}
     for key in KEYS:
         for delivery, body in deliveries(key):
-            assert client.post("/webhooks/jira", data=body, headers=jira_headers(body, delivery)).status_code == 200
+            assert (
+                client.post("/webhooks/jira", data=body, headers=jira_headers(body, delivery)).status_code
+                == 200
+            )
         stale = issue_event(key, "jira:issue_updated", timestamp=T0 - HALF_HOUR, summary="Printer on fire")
-        assert client.post("/webhooks/jira", data=stale, headers=jira_headers(stale, f"{key}-late")).status_code == 202
-        newer = issue_event(key, "jira:issue_updated", timestamp=T0 + HALF_HOUR, summary="Softphone can't connect again")
-        assert client.post("/webhooks/jira", data=newer, headers=jira_headers(newer, f"{key}-later")).status_code == 202
+        assert (
+            client.post("/webhooks/jira", data=stale, headers=jira_headers(stale, f"{key}-late")).status_code
+            == 202
+        )
+        newer = issue_event(
+            key, "jira:issue_updated", timestamp=T0 + HALF_HOUR, summary="Softphone can't connect again"
+        )
+        assert (
+            client.post("/webhooks/jira", data=newer, headers=jira_headers(newer, f"{key}-later")).status_code
+            == 202
+        )
     svc.queue.run_pending()
     with svc.store.tx() as s:
         runs = list(s.scalars(select(Run)))
-        assert len(runs) == len(KEYS) and all(r.state == "ended" for r in runs), "no finished run reopened or restarted"
-        assert "Printer on fire" not in {t.summary for t in s.scalars(select(Ticket))}, "a stale update changes nothing"
-        late = {e.delivery_id: e.outcome for e in s.scalars(select(Event).where(Event.delivery_id.like("%-late%")))}
+        assert len(runs) == len(KEYS) and all(r.state == "ended" for r in runs), (
+            "no finished run reopened or restarted"
+        )
+        assert "Printer on fire" not in {t.summary for t in s.scalars(select(Ticket))}, (
+            "a stale update changes nothing"
+        )
+        late = {
+            e.delivery_id: e.outcome
+            for e in s.scalars(select(Event).where(Event.delivery_id.like("%-late%")))
+        }
         assert late and all(outcome == "ticket already has a run" for outcome in late.values())
     assert {key: jira.issue(key).comments for key in KEYS} == comments_before, "nothing written to Jira again"

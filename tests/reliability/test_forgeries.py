@@ -18,16 +18,21 @@ BODY = issue_event("VOIP-7")
 VALID = sign(BODY, JIRA_SECRET)
 
 
-@pytest.mark.parametrize("signature", [
-    None,                                   # no signature at all
-    sign(BODY, "not-the-secret"),           # signed with another secret
-    VALID[:40],                             # truncated
-    VALID[:-1],                             # one hex digit short
-    "sha256=",                              # empty digest
-    VALID.replace("sha256=", "sha1="),      # another algorithm's prefix
-    sign(BODY + b" ", JIRA_SECRET),          # the signature of another body
-])
-def test_a_forged_jira_webhook_is_refused_and_nothing_is_stored(jira, make_services, signature: str | None) -> None:
+@pytest.mark.parametrize(
+    "signature",
+    [
+        None,  # no signature at all
+        sign(BODY, "not-the-secret"),  # signed with another secret
+        VALID[:40],  # truncated
+        VALID[:-1],  # one hex digit short
+        "sha256=",  # empty digest
+        VALID.replace("sha256=", "sha1="),  # another algorithm's prefix
+        sign(BODY + b" ", JIRA_SECRET),  # the signature of another body
+    ],
+)
+def test_a_forged_jira_webhook_is_refused_and_nothing_is_stored(
+    jira, make_services, signature: str | None
+) -> None:
     from bot.web.app import create_app
 
     svc = make_services(registry=scripted_registry({}))
@@ -46,8 +51,19 @@ def test_the_genuine_jira_webhook_is_accepted(jira, make_services) -> None:
     from bot.web.app import create_app
 
     svc = make_services(registry=scripted_registry({"app.get_status": ["connected"]}))
-    resp = create_app(services=svc).test_client().post("/webhooks/jira", data=BODY, headers={
-        "Content-Type": "application/json", "X-Hub-Signature": VALID, "X-Atlassian-Webhook-Identifier": "real-1"})
+    resp = (
+        create_app(services=svc)
+        .test_client()
+        .post(
+            "/webhooks/jira",
+            data=BODY,
+            headers={
+                "Content-Type": "application/json",
+                "X-Hub-Signature": VALID,
+                "X-Atlassian-Webhook-Identifier": "real-1",
+            },
+        )
+    )
     assert resp.status_code == 202
     svc.queue.run_pending()
     assert (counts(svc).events, counts(svc).runs) == (1, 1)
@@ -61,12 +77,17 @@ def open_prompt_world(make_slack):  # type: ignore[no-untyped-def]
     return world, world.open_prompt()
 
 
-@pytest.mark.parametrize("forgery", ["wrong secret", "6 minutes old", "replayed after the window", "no signature",
-                                     "truncated"])
+@pytest.mark.parametrize(
+    "forgery", ["wrong secret", "6 minutes old", "replayed after the window", "no signature", "truncated"]
+)
 def test_a_forged_or_stale_slack_request_is_refused_and_nothing_is_answered(make_slack, forgery: str) -> None:
     world, prompt = open_prompt_world(make_slack)
     before = counts(world.svc)
-    body = form(click(prompt.id, "connbot_answer:" + prompt.options[0][0], message_ts=prompt.channel_refs["slack"]["ts"]))
+    body = form(
+        click(
+            prompt.id, "connbot_answer:" + prompt.options[0][0], message_ts=prompt.channel_refs["slack"]["ts"]
+        )
+    )
     now = int(time.time())
     headers = {
         "wrong secret": signed(body, secret="0" * len(SIGNING_SECRET)),
@@ -87,10 +108,16 @@ def test_a_forged_or_stale_slack_request_is_refused_and_nothing_is_answered(make
 def test_the_genuine_slack_click_answers(make_slack) -> None:
     """The control: the same click, signed now, answers the prompt and stores its delivery once."""
     world, prompt = open_prompt_world(make_slack)
-    body = form(click(prompt.id, "connbot_answer:" + prompt.options[0][0], message_ts=prompt.channel_refs["slack"]["ts"]))
+    body = form(
+        click(
+            prompt.id, "connbot_answer:" + prompt.options[0][0], message_ts=prompt.channel_refs["slack"]["ts"]
+        )
+    )
     headers = signed(body)
     assert world.web.post("/slack/events", data=body, headers=headers).status_code == 200
-    assert world.web.post("/slack/events", data=body, headers=headers).status_code == 200  # a replay within the window
+    assert (
+        world.web.post("/slack/events", data=body, headers=headers).status_code == 200
+    )  # a replay within the window
     world.work()
     assert counts(world.svc).answered == 1
     assert len(world.api.to("chat.update")) == 1

@@ -23,10 +23,10 @@ import pytest
 import responses
 from sqlalchemy import select
 
+from bot.settings import Settings
+from bot.state.models import Effect, Prompt, Run, utcnow
 from bot.web.app import create_app
 from bot.web.metrics import registry as metrics_registry
-from bot.state.models import Effect, Prompt, Run, utcnow
-from bot.settings import Settings, load
 from integrations import http
 from integrations.app.adapter import AppAdapter
 from integrations.base import Registry, discover
@@ -35,6 +35,7 @@ from integrations.jira.settings import JiraSettings
 from integrations.jira.tickets import JiraTickets
 from integrations.pbx.adapter import PbxAdapter
 from integrations.pbx.settings import PbxSettings
+from integrations.settings import load
 from integrations.slack.channel import SlackChannel
 from integrations.slack.settings import SlackSettings
 from tests.fakes.faults import KINDS, Faults
@@ -96,14 +97,18 @@ class World:
         for _ in range(100):
             self.work()
             with self.svc.store.tx() as s:
-                open_prompts = [(p.id, answers.get(p.step, p.options[0][0]))
-                            for p in s.scalars(select(Prompt).where(Prompt.state == "open"))]
+                open_prompts = [
+                    (p.id, answers.get(p.step, p.options[0][0]))
+                    for p in s.scalars(select(Prompt).where(Prompt.state == "open"))
+                ]
                 running = s.scalars(select(Run).where(Run.state != "ended")).all()
             if not running:
                 return
             assert open_prompts, "a run is neither ended nor waiting for a person: stuck"
             for prompt_id, choice in open_prompts:
-                resp = self.web.post(f"/api/prompts/{prompt_id}/answer", json={"answer": choice, "by": "Carol"})
+                resp = self.web.post(
+                    f"/api/prompts/{prompt_id}/answer", json={"answer": choice, "by": "Carol"}
+                )
                 assert resp.status_code == 200, resp.get_json()
         raise AssertionError("the runs did not end")
 
@@ -118,24 +123,54 @@ def world(make_services, monkeypatch, tmp_path) -> Iterator[Any]:  # type: ignor
 
     def make(faults: Faults, **settings: Any) -> World:
         configure(monkeypatch, RESOLUTION="Fixed")
-        policy = http.RetryPolicy(attempts=6, total=3600, backoff=0.5, max_backoff=8, connect_timeout=0.5,
-                                  read_timeout=0.5, sleep=faults.sleep)
+        policy = http.RetryPolicy(
+            attempts=6,
+            total=3600,
+            backoff=0.5,
+            max_backoff=8,
+            connect_timeout=0.5,
+            read_timeout=0.5,
+            sleep=faults.sleep,
+        )
         jira = FakeJira(faults.rsps("jira", rsps))
         ari, app = FakeAri(faults.rsps("ari", rsps)), FakeApp(faults.rsps("app", rsps))
-        app.action_script = [{"status": "failed", "error": {"code": "registration_failed", "message": "403 Forbidden"}}]
+        app.action_script = [
+            {"status": "failed", "error": {"code": "registration_failed", "message": "403 Forbidden"}}
+        ]
         app.heal_when = lambda: app.app_password is not None  # the password reset fixes it
         slack = SlackApiStub(fault=faults.slack).start()
         stubs.append(slack)
-        pbx = PbxAdapter.from_settings(PbxSettings.model_validate(
-            {"ari_url": ARI, "ari_username": "connbot", "ari_password": "ari-pw"}), app_settings(), policy=policy)
-        registry = Registry(discover(), [pbx, AppAdapter.from_settings(app_settings(), sip_settings(), policy=policy)])
+        pbx = PbxAdapter.from_settings(
+            PbxSettings.model_validate({"ari_url": ARI, "ari_username": "connbot", "ari_password": "ari-pw"}),
+            app_settings(),
+            policy=policy,
+        )
+        registry = Registry(
+            discover(), [pbx, AppAdapter.from_settings(app_settings(), sip_settings(), policy=policy)]
+        )
         tickets = JiraTickets(load(JiraSettings), client=JiraClient(load(JiraSettings), policy=policy))
-        channel = SlackChannel(SlackSettings(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, api_url=slack.url,
-                                             channel=CHANNEL), executor=InlineExecutor(), sleep=faults.sleep)
-        svc = make_services(settings=Settings(data_dir=tmp_path / "data", sweep_seconds=0.1, **settings),
-                            registry=registry, channels=[channel], tickets=[tickets])
-        return World(svc=svc, web=create_app(services=svc).test_client(), jira=jira, ari=ari, app=app, slack=slack,
-                     faults=faults)
+        channel = SlackChannel(
+            SlackSettings(
+                bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, api_url=slack.url, channel=CHANNEL
+            ),
+            executor=InlineExecutor(),
+            sleep=faults.sleep,
+        )
+        svc = make_services(
+            settings=Settings(data_dir=tmp_path / "data", sweep_seconds=0.1, **settings),
+            registry=registry,
+            channels=[channel],
+            tickets=[tickets],
+        )
+        return World(
+            svc=svc,
+            web=create_app(services=svc).test_client(),
+            jira=jira,
+            ari=ari,
+            app=app,
+            slack=slack,
+            faults=faults,
+        )
 
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         yield make
@@ -143,15 +178,26 @@ def world(make_services, monkeypatch, tmp_path) -> Iterator[Any]:  # type: ignor
         stub.stop()
 
 
-EXPECTED = [("check_status", "failed"), ("force_reconnect", "still_failing"), ("record_error", "found"),
-            ("check_config", "ok"), ("check_account", "exists"), ("compare_password", "password_mismatch"),
-            ("reset_password", "approved"), ("reset_password", "updated_connected"), ("close_password_fixed", "closed")]
+EXPECTED = [
+    ("check_status", "failed"),
+    ("force_reconnect", "still_failing"),
+    ("record_error", "found"),
+    ("check_config", "ok"),
+    ("check_account", "exists"),
+    ("compare_password", "password_mismatch"),
+    ("reset_password", "approved"),
+    ("reset_password", "updated_connected"),
+    ("close_password_fixed", "closed"),
+]
 APPROVE = {"reset_password": "approve"}
 
 
 def effects(svc: Any, state: str) -> list[tuple[str, str, int, str]]:
     with svc.store.tx() as s:
-        return [(e.key, e.kind, e.attempts, e.error) for e in s.scalars(select(Effect).where(Effect.state == state))]
+        return [
+            (e.key, e.kind, e.attempts, e.error)
+            for e in s.scalars(select(Effect).where(Effect.state == state))
+        ]
 
 
 def metric(w: World, name: str) -> dict[str, float]:
@@ -164,7 +210,9 @@ def metric(w: World, name: str) -> dict[str, float]:
     return found
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])  # seed 1 once exhausted a step's transport retries: the step is retried later
+@pytest.mark.parametrize(
+    "seed", [1, 2, 3]
+)  # seed 1 once exhausted a step's transport retries: the step is retried later
 def test_every_ticket_ends_as_without_faults_when_a_third_of_all_calls_fail(world, seed) -> None:  # type: ignore[no-untyped-def]
     # The app's POST and PATCH start a reconnect or set a password: only "nothing was done" faults for them.
     w = world(Faults(rate=0.3, seed=seed, careful={"app"}))
@@ -181,7 +229,12 @@ def test_every_ticket_ends_as_without_faults_when_a_third_of_all_calls_fail(worl
     for key in TICKETS:
         issue = w.jira.issue(key)
         headings = [c.split("\n", 1)[0] for c in issue.comments]
-        assert headings == ["h3. connbot is triaging this ticket", headings[1], headings[2], "h3. Closed: Close - password mismatch fixed"]
+        assert headings == [
+            "h3. connbot is triaging this ticket",
+            headings[1],
+            headings[2],
+            "h3. Closed: Close - password mismatch fixed",
+        ]
         assert headings[1].startswith("h3. Approval needed") and "Answered by Carol" in headings[2]
         assert (issue.status, issue.resolution) == ("Done", "Fixed")
     # One Slack message per question, settled once.
@@ -219,7 +272,12 @@ def test_jira_down_for_good_fails_its_writes_after_bounded_attempts_and_the_run_
     gave_up = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(gave_up) == 4 and all("failed for good: still failing after 4 attempts" in m for m in gave_up)
     run = w.web.get("/api/runs/1").get_json()
-    assert run["state"] == "ended" and [e["kind"] for e in run["failed_effects"]] == ["comment", "comment", "comment", "close"]
+    assert run["state"] == "ended" and [e["kind"] for e in run["failed_effects"]] == [
+        "comment",
+        "comment",
+        "comment",
+        "close",
+    ]
     assert "HTTP 503" in run["failed_effects"][0]["error"]
 
 
@@ -232,14 +290,22 @@ def test_slack_down_for_good_says_so_on_the_ticket_and_the_question_is_answered_
     assert [(kind, attempts) for _, kind, attempts, _ in effects(w.svc, "failed")] == [("prompt.post", 3)]
     assert w.slack.posts() == [] and len(w.faults.injected("slack")) == 3
     said = [c for c in w.jira.issue("VOIP-1").comments if "could not be posted in slack" in c]
-    assert len(said) == 1 and "still failing after 3 attempts: Slack " in said[0] and "failed: internal_error" in said[0]
+    assert (
+        len(said) == 1
+        and "still failing after 3 attempts: Slack " in said[0]
+        and "failed: internal_error" in said[0]
+    )
     assert w.jira.issue("VOIP-1").status == "Done"
     assert metric(w, "connbot_effects_failed") == {"kind=prompt.post": 1}
 
 
-@pytest.mark.parametrize("system, step, action", [("ari", "check_account", "pbx.get_account"),
-                                                  ("app", "check_status", "app.get_status")])
-def test_a_system_down_for_good_fails_the_step_into_its_failure_edge_with_the_reason(world, system, step, action) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    "system, step, action",
+    [("ari", "check_account", "pbx.get_account"), ("app", "check_status", "app.get_status")],
+)
+def test_a_system_down_for_good_fails_the_step_into_its_failure_edge_with_the_reason(
+    world, system, step, action
+) -> None:  # type: ignore[no-untyped-def]
     w = world(Faults(rate=0.0, down={system}))
     w.file("VOIP-1")
     w.answer_all({})
@@ -258,5 +324,7 @@ def test_a_system_down_for_good_fails_the_step_into_its_failure_edge_with_the_re
     # the runner waiting 2 then 4 s between attempts; waits recorded, not slept.
     assert w.faults.injected(system)[:18] == ["503"] * 18 and w.delays[:2] == [2, 4]
     assert len([x for x in w.faults.timeline if x[0] == "sleep"]) >= 5
-    assert any(failed.summary in c.replace("\\", "") or failed.summary[:60] in c for c in w.jira.issue("VOIP-1").comments), \
-        "the reason is on the ticket"
+    assert any(
+        failed.summary in c.replace("\\", "") or failed.summary[:60] in c
+        for c in w.jira.issue("VOIP-1").comments
+    ), "the reason is on the ticket"

@@ -14,8 +14,8 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from bot.state.models import Comment, Effect, Run, StepResult
 from bot.settings import Settings
+from bot.state.models import Comment, Effect, Run, StepResult
 from tests.fakes.adapters import scripted_registry
 from tests.reliability.procs import free_port, kill, start_web, start_worker, stop, wait_for
 
@@ -27,12 +27,22 @@ PATH = ["check_status", "force_reconnect", "close_transient"]
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.redis
-def test_500_tickets_on_2_web_and_3_worker_processes(pg_url: str, redis_url: str, tmp_path: Path, make_services) -> None:
+def test_500_tickets_on_2_web_and_3_worker_processes(
+    pg_url: str, redis_url: str, tmp_path: Path, make_services
+) -> None:
     settings = Settings(data_dir=tmp_path / "data", database_url=pg_url, queue_url=redis_url)
     svc = make_services(settings=settings, registry=scripted_registry({}))
-    env = {"CONNBOT_DATABASE_URL": pg_url, "CONNBOT_QUEUE_URL": redis_url, "CONNBOT_DATA_DIR": str(tmp_path / "data"),
-           "CONNBOT_LEASE_SECONDS": "3", "CONNBOT_SWEEP_SECONDS": "1", "CONNBOT_WORKER_THREADS": "4",
-           "TEST_SCRIPT": json.dumps(SCRIPT), "TEST_LOG": str(tmp_path / "actions.log"), "TEST_DELAY": "0.01"}
+    env = {
+        "CONNBOT_DATABASE_URL": pg_url,
+        "CONNBOT_QUEUE_URL": redis_url,
+        "CONNBOT_DATA_DIR": str(tmp_path / "data"),
+        "CONNBOT_LEASE_SECONDS": "3",
+        "CONNBOT_SWEEP_SECONDS": "1",
+        "CONNBOT_WORKER_THREADS": "4",
+        "TEST_SCRIPT": json.dumps(SCRIPT),
+        "TEST_LOG": str(tmp_path / "actions.log"),
+        "TEST_DELAY": "0.01",
+    }
     port = free_port()
     web = start_web(env, port, workers=2)
     workers = [start_worker(env) for _ in range(3)]
@@ -43,8 +53,11 @@ def test_500_tickets_on_2_web_and_3_worker_processes(pg_url: str, redis_url: str
         http.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=32))
 
         def file(n: int) -> int:
-            resp = http.post(f"{base}/api/tickets", json={"summary": f"User {n} can't connect", "user": str(1000 + n)},
-                             timeout=30)
+            resp = http.post(
+                f"{base}/api/tickets",
+                json={"summary": f"User {n} can't connect", "user": str(1000 + n)},
+                timeout=30,
+            )
             assert resp.status_code == 201, resp.text
             return int(resp.json()["run"])
 
@@ -59,7 +72,10 @@ def test_500_tickets_on_2_web_and_3_worker_processes(pg_url: str, redis_url: str
 
         wait_for(lambda: ended() >= TICKETS // 3, 120, "a third of the runs to end")
         kill(workers.pop(0))  # mid-way: its leases expire and the other two take its runs over
-        def settled() -> bool:  # every run ended and every effect made (a killed worker's are made by the sweeper)
+
+        def settled() -> (
+            bool
+        ):  # every run ended and every effect made (a killed worker's are made by the sweeper)
             with svc.store.tx() as s:
                 return not s.scalar(select(func.count()).select_from(Effect).where(Effect.state != "done"))
 
@@ -74,10 +90,14 @@ def test_500_tickets_on_2_web_and_3_worker_processes(pg_url: str, redis_url: str
         runs = list(s.scalars(select(Run)))
         assert len(runs) == TICKETS and all(r.end_kind == "close" for r in runs)
         steps = Counter(s.execute(select(StepResult.run_id, StepResult.step)).all())
-        assert max(steps.values()) == 1 and len(steps) == TICKETS * len(PATH), "each step recorded once per run"
+        assert max(steps.values()) == 1 and len(steps) == TICKETS * len(PATH), (
+            "each step recorded once per run"
+        )
         assert s.scalar(select(func.count()).select_from(Effect).where(Effect.state != "done")) == 0
         markers = Counter(s.scalars(select(Comment.marker)))
-    assert len(markers) == TICKETS * 2 and max(markers.values()) == 1, "start and end comment, once each, per ticket"
+    assert len(markers) == TICKETS * 2 and max(markers.values()) == 1, (
+        "start and end comment, once each, per ticket"
+    )
     print(f"500 runs in {elapsed:.1f} s")
 
 

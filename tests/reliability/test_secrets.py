@@ -19,10 +19,10 @@ import responses
 import yaml
 from sqlalchemy import select
 
-from bot.web.app import create_app
 from bot.lab import SCENARIOS, Lab
 from bot.lab import desk as lab_desk
 from bot.state.models import Base, Prompt, Run
+from bot.web.app import create_app
 from tests.fakes.jira import URL, FakeJira, sign
 from tests.fakes.slack_api import SlackApiStub
 from tests.reliability.conftest import issue_event
@@ -48,8 +48,10 @@ DB_PASSWORD = "CANARY-pbx-db-fleet-3f3"  # in the fleet's db_url_env variable of
 def world(settings, monkeypatch, make_services, caplog) -> Iterator[Any]:  # type: ignore[no-untyped-def]
     caplog.set_level(logging.DEBUG)
     stub = SlackApiStub().start()
-    with Lab(settings.data_dir, reconnect_seconds=0.05) as lab, \
-            responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+    with (
+        Lab(settings.data_dir, reconnect_seconds=0.05) as lab,
+        responses.RequestsMock(assert_all_requests_are_fired=False) as rsps,
+    ):
         rsps.add_passthru("http://127.0.0.1")  # the lab's stand-ins and the Slack stub are real servers
         jira = FakeJira(rsps)
         for name, value in {**lab.environment(), **CANARIES}.items():
@@ -86,7 +88,9 @@ def drive(svc: Any, client: Any) -> None:
             prompt = s.scalars(select(Prompt).where(Prompt.state == "open")).first()
             question = (prompt.id, prompt.options[0][0]) if prompt else None
         if question:
-            resp = client.post(f"/api/prompts/{question[0]}/answer", json={"answer": question[1], "by": "Carol"})
+            resp = client.post(
+                f"/api/prompts/{question[0]}/answer", json={"answer": question[1], "by": "Carol"}
+            )
             assert resp.status_code == 200, resp.get_json()
     raise AssertionError("the runs did not end")
 
@@ -103,23 +107,35 @@ def database_text(svc: Any) -> str:
 def test_no_secret_leaves_a_full_run_of_every_scenario_and_a_jira_ticket(world, caplog) -> None:  # type: ignore[no-untyped-def]
     svc, client, lab, jira, stub = world
     sip_passwords = {p for inst in lab.instances.values() for p in (inst.password, inst.app_password)}
-    canaries = {*CANARIES.values(), DB_PASSWORD, *sip_passwords,
-                *(v for k, v in lab.environment().items() if k.endswith(("_ARI_PASSWORD", "_APP_TOKEN")))}
+    canaries = {
+        *CANARIES.values(),
+        DB_PASSWORD,
+        *sip_passwords,
+        *(v for k, v in lab.environment().items() if k.endswith(("_ARI_PASSWORD", "_APP_TOKEN"))),
+    }
     canaries.add("CANARY-pbx-db-global-8e2")
 
     for name in SCENARIOS:
         resp = client.post("/api/tickets", json={"summary": "The app cannot connect", "scenario": name})
         assert resp.status_code == 201, resp.get_json()
     body = issue_event("VOIP-77", customfield_10050="1001")
-    resp = client.post(f"/webhooks/jira?token={CANARIES['CONNBOT_JIRA_WEBHOOK_TOKEN']}", data=body, headers={
-        "Content-Type": "application/json", "X-Hub-Signature": sign(body, CANARIES["CONNBOT_JIRA_WEBHOOK_SECRET"]),
-        "X-Atlassian-Webhook-Identifier": "delivery-77"})
+    resp = client.post(
+        f"/webhooks/jira?token={CANARIES['CONNBOT_JIRA_WEBHOOK_TOKEN']}",
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Hub-Signature": sign(body, CANARIES["CONNBOT_JIRA_WEBHOOK_SECRET"]),
+            "X-Atlassian-Webhook-Identifier": "delivery-77",
+        },
+    )
     assert resp.status_code == 202, resp.get_json()
     drive(svc, client)
 
     # The passwords connbot set while fixing accounts are secrets too.
     canaries |= {inst.app_password for inst in lab.instances.values()}
-    canaries |= {a["password"] for inst in lab.instances.values() for a in inst.objects.get("auth", {}).values()}
+    canaries |= {
+        a["password"] for inst in lab.instances.values() for a in inst.objects.get("auth", {}).values()
+    }
     with svc.store.tx() as s:
         runs = s.scalars(select(Run)).all()
         assert len(runs) == len(SCENARIOS) + 1 and all(r.state == "ended" for r in runs)
@@ -128,15 +144,24 @@ def test_no_secret_leaves_a_full_run_of_every_scenario_and_a_jira_ticket(world, 
     assert jira.issue("VOIP-77").comments, "Jira was written"
 
     places = {
-        "logs": "\n".join(f"{r.name} {r.getMessage()} {r.args!r} {r.exc_info!r} {r.exc_text}"
-                          for r in caplog.get_records("setup") + caplog.records),
+        "logs": "\n".join(
+            f"{r.name} {r.getMessage()} {r.args!r} {r.exc_info!r} {r.exc_text}"
+            for r in caplog.get_records("setup") + caplog.records
+        ),
         "database": database_text(svc),
         "jira comments": json.dumps({k: vars(i) for k, i in jira.issues.items()}),
         "slack bodies": json.dumps([c.args for c in stub.calls]),
         "metrics": client.get("/metrics").get_data(as_text=True),
-        "api": "\n".join(client.get(path).get_data(as_text=True) for path in [
-            "/api/tickets", "/api/runs", "/api/prompts", *(f"/api/runs/{i}" for i in run_ids),
-            *(f"/api/tickets/{k}" for k in keys)]),
+        "api": "\n".join(
+            client.get(path).get_data(as_text=True)
+            for path in [
+                "/api/tickets",
+                "/api/runs",
+                "/api/prompts",
+                *(f"/api/runs/{i}" for i in run_ids),
+                *(f"/api/tickets/{k}" for k in keys),
+            ]
+        ),
     }
     assert "CONNBOT_" not in places["metrics"]
     for where, text in places.items():

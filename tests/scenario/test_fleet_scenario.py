@@ -13,8 +13,8 @@ import responses
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from bot.runs import intake, prompts
 from bot.cli.main import main
+from bot.runs import intake, prompts
 from bot.state.models import Prompt, Run
 from bot.web.views import run_dict
 from integrations.pbx.client import ha1
@@ -40,7 +40,10 @@ def fleet(monkeypatch, tmp_path) -> Iterator[Backends]:
 def reaches_the_pbx(world: Backends, name: str, same_password: bool) -> None:
     """Make the app's settings agree with the instance, so the run goes on to the PBX checks."""
     account = world.app[name].config["accounts"][0]
-    account.update(domain=f"{name}.example", server={"host": "127.0.0.1", "port": world.sip_ports[name], "transport": "udp"})  # type: ignore[attr-defined]
+    account.update(
+        domain=f"{name}.example",
+        server={"host": "127.0.0.1", "port": world.sip_ports[name], "transport": "udp"},
+    )  # type: ignore[attr-defined]
     if same_password:
         account["credential_fingerprint"]["value"] = ha1("1001", "asterisk", "s3cret-pw")
     world.app[name].action_script = list(STILL_FAILING)
@@ -66,7 +69,9 @@ def assert_isolated(text: str, mine: str, other: str) -> None:
 
 def test_each_customer_is_checked_only_against_its_own_pbx_and_app(fleet, make_services):
     svc = make_services()
-    _, acme_run = intake.file_desk_ticket(svc, "Alice can't connect", "", "alice@example.com", "1001", {"customer": "ACME"})
+    _, acme_run = intake.file_desk_ticket(
+        svc, "Alice can't connect", "", "alice@example.com", "1001", {"customer": "ACME"}
+    )
     svc.queue.run_pending()
     assert fleet.hosts_called() == {"app.acme.test"}
     assert all(c.request.headers["Authorization"] == "Bearer acme-app-token" for c in fleet.rsps.calls)
@@ -75,7 +80,9 @@ def test_each_customer_is_checked_only_against_its_own_pbx_and_app(fleet, make_s
     fleet.rsps.calls.reset()
 
     reaches_the_pbx(fleet, "globex", same_password=False)
-    _, globex_run = intake.file_desk_ticket(svc, "Bob can't connect", "", "bob@example.com", "1001", {"customer": "globex"})
+    _, globex_run = intake.file_desk_ticket(
+        svc, "Bob can't connect", "", "bob@example.com", "1001", {"customer": "globex"}
+    )
     svc.queue.run_pending()
     assert fleet.hosts_called() == {"app.globex.test", "pbx.globex.test"}
     ari_auth = {c.request.headers["Authorization"] for c in fleet.calls_to("pbx.globex.test")}
@@ -92,7 +99,9 @@ def test_each_customer_is_checked_only_against_its_own_pbx_and_app(fleet, make_s
     assert_isolated(text_of(svc, globex_run), "globex", "acme")
 
 
-def test_a_jira_ticket_routes_by_the_reporters_domain_and_escalates_to_its_instances_target(fleet, make_services, monkeypatch):
+def test_a_jira_ticket_routes_by_the_reporters_domain_and_escalates_to_its_instances_target(
+    fleet, make_services, monkeypatch
+):
     fake_jira.configure(monkeypatch, ESCALATION='{"2": {"assignee": "everyone-l2"}}')
     jira = fake_jira.FakeJira(fleet.rsps)
     reaches_the_pbx(fleet, "globex", same_password=True)
@@ -102,9 +111,19 @@ def test_a_jira_ticket_routes_by_the_reporters_domain_and_escalates_to_its_insta
     body = json.dumps(payload).encode()
     from bot.web.app import create_app
 
-    resp = create_app(services=svc).test_client().post("/webhooks/jira", data=body, headers={
-        "Content-Type": "application/json", "X-Hub-Signature": fake_jira.sign(body, "s3cret"),
-        "X-Atlassian-Webhook-Identifier": "fleet-1"})
+    resp = (
+        create_app(services=svc)
+        .test_client()
+        .post(
+            "/webhooks/jira",
+            data=body,
+            headers={
+                "Content-Type": "application/json",
+                "X-Hub-Signature": fake_jira.sign(body, "s3cret"),
+                "X-Atlassian-Webhook-Identifier": "fleet-1",
+            },
+        )
+    )
     assert resp.status_code == 202
     svc.queue.run_pending()
 
@@ -115,10 +134,14 @@ def test_a_jira_ticket_routes_by_the_reporters_domain_and_escalates_to_its_insta
     assert not any("acme" in c.lower() for c in issue.comments)
     with svc.store.tx() as s:
         run = s.scalars(select(Run)).one()
-        assert run.pbx == "globex" and ("compare_password", "match") in [(r.step, r.outcome) for r in run.steps]
+        assert run.pbx == "globex" and ("compare_password", "match") in [
+            (r.step, r.outcome) for r in run.steps
+        ]
 
 
-def test_an_unknown_customer_is_asked_for_and_a_remembered_answer_routes_the_next_ticket(fleet, make_services, tmp_path, monkeypatch):
+def test_an_unknown_customer_is_asked_for_and_a_remembered_answer_routes_the_next_ticket(
+    fleet, make_services, tmp_path, monkeypatch
+):
     svc = make_services()
     _, first = intake.file_desk_ticket(svc, "Carl can't connect", "", "carl@newco.example", "1001")
     svc.queue.run_pending()
@@ -126,8 +149,11 @@ def test_an_unknown_customer_is_asked_for_and_a_remembered_answer_routes_the_nex
     prompt = open_prompt(svc, first)
     assert prompt is not None and prompt.kind == "route" and prompt.step == "route_pbx"
     assert [tuple(o) for o in prompt.options] == [
-        ("acme", "acme"), ("globex", "globex"), ("acme+remember", "acme, and remember it for newco.example"),
-        ("globex+remember", "globex, and remember it for newco.example")]
+        ("acme", "acme"),
+        ("globex", "globex"),
+        ("acme+remember", "acme, and remember it for newco.example"),
+        ("globex+remember", "globex, and remember it for newco.example"),
+    ]
     assert "'newco.example' is in no instance's list" in prompt.question
 
     with svc.store.tx() as s:
@@ -150,8 +176,12 @@ def test_an_unknown_customer_is_asked_for_and_a_remembered_answer_routes_the_nex
     with svc.store.tx() as s:
         run = s.get(Run, second)
         assert run.pbx == "acme" and run.pbx_reason == (
-            "the reporter's e-mail domain is newco.example, remembered for newco.example by bob")
-        assert "Checked against PBX acme (the reporter's e-mail domain is newco.example, remembered" in run.ticket.comments[0].body
+            "the reporter's e-mail domain is newco.example, remembered for newco.example by bob"
+        )
+        assert (
+            "Checked against PBX acme (the reporter's e-mail domain is newco.example, remembered"
+            in run.ticket.comments[0].body
+        )
 
 
 def test_a_ticket_with_no_customer_key_offers_only_the_instances(fleet, make_services):
@@ -170,7 +200,10 @@ def test_prompts_go_to_the_instances_slack_channel_and_a_route_is_answered_in_sl
     _, unknown = intake.file_desk_ticket(world.svc, "Carl can't connect", "", "carl@newco.example", "1001")
     world.work()
     posted = {m["channel"]: m for m in world.api.to("chat.postMessage")}
-    assert set(posted) == {"C0ACME", CHANNEL}  # acme's question in its channel; the routing question in the default
+    assert set(posted) == {
+        "C0ACME",
+        CHANNEL,
+    }  # acme's question in its channel; the routing question in the default
     assert "Choose the PBX" in json.dumps(posted[CHANNEL]["blocks"])
     assert "globex, and remember it for newco.example" in json.dumps(posted[CHANNEL]["blocks"])
 
@@ -178,7 +211,9 @@ def test_prompts_go_to_the_instances_slack_channel_and_a_route_is_answered_in_sl
         route = s.scalars(select(Prompt).where(Prompt.run_id == unknown)).one()
     from tests.fakes.slack_api import click
 
-    resp = world.send(click(route.id, "connbot_answer:globex", user="W111", message_ts=route.channel_refs["slack"]["ts"]))
+    resp = world.send(
+        click(route.id, "connbot_answer:globex", user="W111", message_ts=route.channel_refs["slack"]["ts"])
+    )
     assert resp.status_code == 200
     world.work()
     with world.svc.store.tx() as s:

@@ -10,8 +10,8 @@ import pytest
 import responses
 from sqlalchemy import select
 
-from bot.web.app import create_app
 from bot.state.models import Run
+from bot.web.app import create_app
 from tests.fakes.adapters import scripted_registry
 from tests.fakes.jira import FakeJira, configure, fixture, sign
 
@@ -33,20 +33,28 @@ def jira(rsps):
 def deliver(svc) -> None:
     body = json.dumps(fixture("cloud_issue_created.json")).encode()
     client = create_app(services=svc).test_client()
-    resp = client.post("/webhooks/jira", data=body, headers={
-        "Content-Type": "application/json", "X-Hub-Signature": sign(body, "s3cret"),
-        "X-Atlassian-Webhook-Identifier": "0b1d6b7e-7d4c-4b4e-9c39-8d7a4f9c6f10"})
+    resp = client.post(
+        "/webhooks/jira",
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Hub-Signature": sign(body, "s3cret"),
+            "X-Atlassian-Webhook-Identifier": "0b1d6b7e-7d4c-4b4e-9c39-8d7a4f9c6f10",
+        },
+    )
     assert resp.status_code == 202
     svc.queue.run_pending()
 
 
 def test_a_ticket_fixed_by_reconnecting_is_commented_and_closed(jira, rsps, make_services):
-    svc = make_services(registry=scripted_registry({"app.get_status": ["failed"], "app.reconnect": ["reconnected"]}))
+    svc = make_services(
+        registry=scripted_registry({"app.get_status": ["failed"], "app.reconnect": ["reconnected"]})
+    )
     deliver(svc)
     issue = jira.issue("VOIP-7")
     assert len(issue.comments) == 2
     start, end = issue.comments
-    assert start.startswith("h3. connbot is triaging this ticket") and "mentions \"can't connect\"" in start
+    assert start.startswith("h3. connbot is triaging this ticket") and 'mentions "can\'t connect"' in start
     assert end.startswith("h3. Closed:") and "|Check the client's connection status|L1|failed|" in end
     assert "|Force a manual reconnection of the app|L1|reconnected|" in end
     assert (issue.status, issue.resolution, issue.assignee) == ("Done", "Fixed", None)
@@ -58,8 +66,14 @@ def test_a_ticket_fixed_by_reconnecting_is_commented_and_closed(jira, rsps, make
 
 
 def test_a_ticket_level_1_cannot_fix_goes_to_the_level_2_target_with_the_evidence(jira, make_services):
-    script = {"app.get_status": ["failed"], "app.reconnect": ["still_failing"], "app.get_last_error": ["found"],
-              "app.check_config": ["ok"], "pbx.get_account": ["exists"], "pbx.compare_credentials": ["match"]}
+    script = {
+        "app.get_status": ["failed"],
+        "app.reconnect": ["still_failing"],
+        "app.get_last_error": ["found"],
+        "app.check_config": ["ok"],
+        "pbx.get_account": ["exists"],
+        "pbx.compare_credentials": ["match"],
+    }
     # Only the app and the PBX are automated: the level-2 network check waits for a person.
     svc = make_services(registry=scripted_registry(script, systems=("app", "pbx")))
     deliver(svc)
@@ -67,8 +81,11 @@ def test_a_ticket_level_1_cannot_fix_goes_to_the_level_2_target_with_the_evidenc
     assert issue.assignee == {"accountId": "5b10ac8d82e05b22cc7d4ef5"}
     assert issue.components == ["Voice L2"] and issue.fields == {"customfield_10060": {"value": "Voice team"}}
     escalation = next(c for c in issue.comments if "escalated to level 2" in c)
-    for title, outcome in [("Check the client's connection status", "failed"), ("Write down the exact error message", "found"),
-                           ("Look for a password mismatch", "match")]:
+    for title, outcome in [
+        ("Check the client's connection status", "failed"),
+        ("Write down the exact error message", "found"),
+        ("Look for a password mismatch", "match"),
+    ]:
         assert f"|{title}|L1|{outcome}|" in escalation
     assert "seen: still_failing" in escalation and "*Next:*" in escalation
     assert issue.status == "To Do"

@@ -13,32 +13,82 @@ import pytest
 from sqlalchemy import select
 
 from bot.cli import server
-from bot.web.app import create_app
 from bot.lab import SCENARIOS, Lab
 from bot.lab import desk as lab_desk
 from bot.state.models import Prompt, Run
+from bot.web.app import create_app
 from playbook import loader
 
 # scenario: (the answers a person gives, by step; steps and outcomes the run must show; how it ends)
 EXPECTED: dict[str, tuple[dict[str, str], list[tuple[str, str]], tuple[str, int, str]]] = {
-    "healthy_after_reconnect": ({}, [("check_status", "failed"), ("force_reconnect", "reconnected")],
-                                ("close", 1, "close_transient")),
-    "wrong_server": ({}, [("force_reconnect", "still_failing"), ("check_config", "wrong_port"), ("fix_config", "fixed_connected")],
-                     ("close", 1, "close_config_fixed")),
-    "missing_account": ({"create_account": "approve"}, [("check_config", "ok"), ("check_account", "missing"),
-                        ("create_account", "approved"), ("create_account", "created")], ("close", 1, "close_account_fixed")),
-    "password_mismatch": ({"reset_password": "approve"}, [("check_account", "exists"), ("compare_password", "password_mismatch"),
-                          ("reset_password", "approved"), ("reset_password", "updated_connected")], ("close", 1, "close_password_fixed")),
-    "network_down": ({"fix_network": "fixed"}, [("compare_password", "match"), ("escalate_l2", "escalated_l2"),
-                     ("check_network", "sip_no_response"), ("fix_network", "fixed")], ("close", 2, "close_network_fixed")),
-    "asterisk_module_down": ({"restore_services": "fixed"}, [("check_network", "ok"), ("check_asterisk", "module_not_running"),
-                             ("restore_services", "fixed")], ("close", 2, "close_services_fixed")),
-    "database_down": ({"restore_services": "fixed"}, [("check_asterisk", "up"), ("check_database", "asterisk_db_link_down"),
-                      ("restore_services", "fixed")], ("close", 2, "close_services_fixed")),
-    "logs_only": ({"act_on_logs": "fixed"}, [("check_database", "db_ok"), ("read_client_logs", "nat_keepalive"), ("act_on_logs", "fixed")],
-                  ("close", 2, "close_logs_fixed")),
-    "nothing_found": ({}, [("check_database", "db_ok"), ("read_client_logs", "none_found"), ("escalate_l3", "escalated_l3")],
-                      ("escalate", 3, "escalate_l3")),
+    "healthy_after_reconnect": (
+        {},
+        [("check_status", "failed"), ("force_reconnect", "reconnected")],
+        ("close", 1, "close_transient"),
+    ),
+    "wrong_server": (
+        {},
+        [
+            ("force_reconnect", "still_failing"),
+            ("check_config", "wrong_port"),
+            ("fix_config", "fixed_connected"),
+        ],
+        ("close", 1, "close_config_fixed"),
+    ),
+    "missing_account": (
+        {"create_account": "approve"},
+        [
+            ("check_config", "ok"),
+            ("check_account", "missing"),
+            ("create_account", "approved"),
+            ("create_account", "created"),
+        ],
+        ("close", 1, "close_account_fixed"),
+    ),
+    "password_mismatch": (
+        {"reset_password": "approve"},
+        [
+            ("check_account", "exists"),
+            ("compare_password", "password_mismatch"),
+            ("reset_password", "approved"),
+            ("reset_password", "updated_connected"),
+        ],
+        ("close", 1, "close_password_fixed"),
+    ),
+    "network_down": (
+        {"fix_network": "fixed"},
+        [
+            ("compare_password", "match"),
+            ("escalate_l2", "escalated_l2"),
+            ("check_network", "sip_no_response"),
+            ("fix_network", "fixed"),
+        ],
+        ("close", 2, "close_network_fixed"),
+    ),
+    "asterisk_module_down": (
+        {"restore_services": "fixed"},
+        [("check_network", "ok"), ("check_asterisk", "module_not_running"), ("restore_services", "fixed")],
+        ("close", 2, "close_services_fixed"),
+    ),
+    "database_down": (
+        {"restore_services": "fixed"},
+        [
+            ("check_asterisk", "up"),
+            ("check_database", "asterisk_db_link_down"),
+            ("restore_services", "fixed"),
+        ],
+        ("close", 2, "close_services_fixed"),
+    ),
+    "logs_only": (
+        {"act_on_logs": "fixed"},
+        [("check_database", "db_ok"), ("read_client_logs", "nat_keepalive"), ("act_on_logs", "fixed")],
+        ("close", 2, "close_logs_fixed"),
+    ),
+    "nothing_found": (
+        {},
+        [("check_database", "db_ok"), ("read_client_logs", "none_found"), ("escalate_l3", "escalated_l3")],
+        ("escalate", 3, "escalate_l3"),
+    ),
 }
 
 
@@ -73,7 +123,9 @@ def drive(svc, client, run_id: int, answers: dict[str, str]) -> list[str]:
             question = (prompt.id, prompt.step) if prompt else None
         if question:
             assert question[1] in answers, f"unexpected question at {question[1]}"
-            resp = client.post(f"/api/prompts/{question[0]}/answer", json={"answer": answers[question[1]], "by": "Carol"})
+            resp = client.post(
+                f"/api/prompts/{question[0]}/answer", json={"answer": answers[question[1]], "by": "Carol"}
+            )
             assert resp.status_code == 200, resp.get_json()
             asked.append(question[1])
     raise AssertionError(f"run {run_id} did not end")
@@ -101,11 +153,16 @@ def test_each_scenario_reaches_its_end_through_the_real_adapters(name, desk):
             assert run.end_reason == ends.close and run.ticket.status == "closed"
         else:
             assert run.ticket.level == 3 and run.ticket.queue == "Level 3"
-        assert [r.answered_by for r in run.steps if r.mode in ("human", "approval")] == ["Carol"] * len(answers)
+        assert [r.answered_by for r in run.steps if r.mode in ("human", "approval")] == ["Carol"] * len(
+            answers
+        )
         comments = "\n".join(c.body for c in run.ticket.comments)
     assert f"Checked against PBX {name} (field lab_scenario is '{name}')." in comments
     for inst in svc.fleet.directory.instances:
-        assert lab_secret(inst.ari.password_env) not in comments and lab_secret(inst.app.token_env) not in comments
+        assert (
+            lab_secret(inst.ari.password_env) not in comments
+            and lab_secret(inst.app.token_env) not in comments
+        )
 
 
 def lab_secret(variable: str) -> str:
@@ -117,13 +174,17 @@ def test_the_password_reset_really_fixes_the_lab_app(desk, lab):
     svc, client = desk
     inst = lab.instances["password_mismatch"]
     assert inst.objects["auth"]["2004"]["password"] != inst.app_password
-    resp = client.post("/api/tickets", json={"summary": "Bob cannot connect", "scenario": "password_mismatch"})
+    resp = client.post(
+        "/api/tickets", json={"summary": "Bob cannot connect", "scenario": "password_mismatch"}
+    )
     drive(svc, client, resp.get_json()["run"], {"reset_password": "approve"})
     assert inst.objects["auth"]["2004"]["password"] == inst.app_password and inst.last_error is None
 
 
 def test_the_lab_writes_only_its_directory_into_the_data_dir(lab, settings):
-    written = sorted(p.relative_to(settings.data_dir) for p in Path(settings.data_dir).rglob("*") if p.is_file())
+    written = sorted(
+        p.relative_to(settings.data_dir) for p in Path(settings.data_dir).rglob("*") if p.is_file()
+    )
     assert written == [Path("lab/pbx-directory.yaml")]
     text = lab.directory.read_text()
     secrets = [v for k, v in lab.environment().items() if k.endswith(("_ARI_PASSWORD", "_APP_TOKEN"))]
@@ -146,6 +207,11 @@ def test_serve_runs_the_lab_in_the_web_process_only_when_asked(asked, settings, 
         assert lab is not None and os.environ["CONNBOT_PBX_DIRECTORY"] == str(lab.directory)
         assert set(embedded.services.fleet.registries) == set(SCENARIOS)
         assert "Lab: this is a simulation." in page
-        assert app.test_client().post("/api/tickets", json={"summary": "x", "scenario": "nothing_found"}).status_code == 201
+        assert (
+            app.test_client()
+            .post("/api/tickets", json={"summary": "x", "scenario": "nothing_found"})
+            .status_code
+            == 201
+        )
     finally:
         embedded._stop_background(None, None)

@@ -11,8 +11,14 @@ from tests.fakes.slack_api import CHANNEL, click
 
 def test_a_desk_ticket_answered_in_slack_runs_to_its_end(make_slack):
     world = make_slack(scripted_registry({}, systems=()))  # no adapters: every step asks a person
-    filed = world.web.post("/api/tickets", json={"summary": "Bob's softphone says 'registration failed'",
-                                                 "reporter": "bob@example.com", "user": "1002"})
+    filed = world.web.post(
+        "/api/tickets",
+        json={
+            "summary": "Bob's softphone says 'registration failed'",
+            "reporter": "bob@example.com",
+            "user": "1002",
+        },
+    )
     assert filed.status_code == 201
     key, run_id = filed.get_json()["key"], filed.get_json()["run"]
     world.work()
@@ -22,8 +28,15 @@ def test_a_desk_ticket_answered_in_slack_runs_to_its_end(make_slack):
     assert first["channel"] == CHANNEL and key in first["text"]
     assert "1002" in json.dumps(first["blocks"]) and "Check the client" in json.dumps(first["blocks"])
     prompt = world.open_prompt()
-    resp = world.send(click(prompt.id, "connbot_answer:failed", user="W111",
-                            message_ts=prompt.channel_refs["slack"]["ts"], action_ts="1715000000.000100"))
+    resp = world.send(
+        click(
+            prompt.id,
+            "connbot_answer:failed",
+            user="W111",
+            message_ts=prompt.channel_refs["slack"]["ts"],
+            action_ts="1715000000.000100",
+        )
+    )
     assert resp.status_code == 200
     world.work()
 
@@ -36,7 +49,10 @@ def test_a_desk_ticket_answered_in_slack_runs_to_its_end(make_slack):
     run = world.web.get(f"/api/runs/{run_id}").get_json()
     assert run["state"] == "ended" and run["end"] == "close"
     assert [(s["step"], s["outcome"], s["answered_by"]) for s in run["steps"]] == [
-        ("check_status", "failed", "W111"), ("force_reconnect", "reconnected", "W222"), ("close_transient", "closed", None)]
+        ("check_status", "failed", "W111"),
+        ("force_reconnect", "reconnected", "W222"),
+        ("close_transient", "closed", None),
+    ]
 
     ticket = world.web.get(f"/api/tickets/{key}").get_json()
     assert ticket["status"] == "closed"
@@ -47,4 +63,6 @@ def test_a_desk_ticket_answered_in_slack_runs_to_its_end(make_slack):
     assert "Answered by W111 via slack at" in answered[0] and answered[0].endswith(": Failed")
     assert "Answered by W222 via slack" in answered[1]
     assert len(world.api.to("chat.update")) == 2 and len(world.api.to("chat.postEphemeral")) == 0
-    assert len([p for p in world.api.to("chat.postMessage") if "thread_ts" not in p]) == 2  # one message per prompt
+    assert (
+        len([p for p in world.api.to("chat.postMessage") if "thread_ts" not in p]) == 2
+    )  # one message per prompt

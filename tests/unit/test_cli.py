@@ -8,8 +8,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from bot.runs import intake
 from bot.cli.main import main
+from bot.runs import intake
 from tests.fakes.adapters import scripted_registry
 
 
@@ -19,11 +19,18 @@ def run(*args: str, env: dict[str, str] | None = None):
 
 def test_a_bad_setting_stops_with_one_line_naming_it_and_exit_2(tmp_path):
     connbot = Path(sys.executable).with_name("connbot")
-    proc = subprocess.run([str(connbot), "runs", "list"], capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "CONNBOT_PORT": "eighty", "CONNBOT_QUEUE_URL": "amqp://x"})
+    proc = subprocess.run(
+        [str(connbot), "runs", "list"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "CONNBOT_PORT": "eighty", "CONNBOT_QUEUE_URL": "amqp://x"},
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
-    assert "CONNBOT_PORT: Input should be a valid integer, unable to parse string as an integer (got 'eighty')" in proc.stderr
+    assert (
+        "CONNBOT_PORT: Input should be a valid integer, unable to parse string as an integer (got 'eighty')"
+        in proc.stderr
+    )
     assert "CONNBOT_QUEUE_URL: expected a redis:// or sqlite:/// URL (got 'amqp://x')" in proc.stderr
 
 
@@ -48,14 +55,19 @@ def test_playbook_validate_and_render_show_both_levels():
     assert result.exit_code == 0 and "connection_issues: valid (28 steps, 8 ends)" in result.output
     mermaid = run("playbook", "render").output
     assert mermaid.startswith("flowchart TD") and '"Level 1"' in mermaid and '"Level 2"' in mermaid
-    assert 'check_status -->|"registered, registering, unregistered, failed, unknown, device_offline, on_failure"| force_reconnect' in mermaid
+    assert (
+        'check_status -->|"registered, registering, unregistered, failed, unknown, device_offline, on_failure"| force_reconnect'
+        in mermaid
+    )
     dot = run("playbook", "render", "--format", "dot").output
     assert dot.startswith('digraph "connection_issues"') and "escalate_l2 -> check_network" in dot
 
 
 def test_playbook_validate_lists_every_problem_of_a_broken_file(tmp_path):
     broken = tmp_path / "broken.yaml"
-    broken.write_text("name: b\ntitle: B\nstart: a\nsteps:\n  a:\n    title: A\n    action: app.nope\n    on_failure: z\n")
+    broken.write_text(
+        "name: b\ntitle: B\nstart: a\nsteps:\n  a:\n    title: A\n    action: app.nope\n    on_failure: z\n"
+    )
     result = run("playbook", "validate", str(broken))
     assert result.exit_code == 1
     assert "step a: unknown action 'app.nope'" in result.output
@@ -63,18 +75,37 @@ def test_playbook_validate_lists_every_problem_of_a_broken_file(tmp_path):
 
 
 def test_playbook_simulate_prints_the_path_and_the_end():
-    result = run("playbook", "simulate", "--outcome", "check_status=failed", "--outcome", "force_reconnect=timeout",
-                 "--outcome", "record_error=none", "--outcome", "check_config=ok", "--outcome", "check_account=missing",
-                 "--outcome", "create_account=REJECTED", "--outcome", "fix_account_by_hand=resolved")
+    result = run(
+        "playbook",
+        "simulate",
+        "--outcome",
+        "check_status=failed",
+        "--outcome",
+        "force_reconnect=timeout",
+        "--outcome",
+        "record_error=none",
+        "--outcome",
+        "check_config=ok",
+        "--outcome",
+        "check_account=missing",
+        "--outcome",
+        "create_account=REJECTED",
+        "--outcome",
+        "fix_account_by_hand=resolved",
+    )
     assert result.exit_code == 0, result.output
     assert " 6. [L1] create_account: REJECTED" in result.output
-    assert result.output.strip().endswith("end: closed: The user's account on the PrivateServer was missing or inconsistent; it was created or resolved.")
+    assert result.output.strip().endswith(
+        "end: closed: The user's account on the PrivateServer was missing or inconsistent; it was created or resolved."
+    )
     missing = run("playbook", "simulate", "--outcome", "check_status=failed")
     assert missing.exit_code == 1 and "no outcome given for step force_reconnect" in missing.output
 
 
 def test_runs_list_and_show(make_services, settings, monkeypatch):
-    svc = make_services(registry=scripted_registry({"app.get_status": ["failed"], "app.reconnect": ["reconnected"]}))
+    svc = make_services(
+        registry=scripted_registry({"app.get_status": ["failed"], "app.reconnect": ["reconnected"]})
+    )
     ticket, run_id = intake.file_desk_ticket(svc, "Alice can't connect", "", "alice@example.com", "1001")
     svc.queue.run_pending()
     monkeypatch.setenv("CONNBOT_DATA_DIR", str(settings.data_dir))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.web.app import create_app
 from bot.services import Services
 from bot.settings import Settings
+from bot.web.app import create_app
 from tests.fakes.adapters import scripted_registry
 
 
@@ -52,13 +52,16 @@ def test_filing_a_ticket_starts_a_run_that_asks_a_person(client):
     assert ticket["comments"][0]["body"].startswith("connbot is triaging")
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ({}, "summary: Field required"),
-    ({"summary": ""}, "summary: String should have at least 1 character"),
-    ({"summary": "x", "colour": "red"}, "colour: Extra inputs are not permitted"),
-    ({"summary": "x" * 300}, "summary: String should have at most 255 characters"),
-    ([1, 2], "expected a JSON object body"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({}, "summary: Field required"),
+        ({"summary": ""}, "summary: String should have at least 1 character"),
+        ({"summary": "x", "colour": "red"}, "colour: Extra inputs are not permitted"),
+        ({"summary": "x" * 300}, "summary: String should have at most 255 characters"),
+        ([1, 2], "expected a JSON object body"),
+    ],
+)
 def test_bad_tickets_get_a_json_error_naming_the_problem(client, body, message):
     resp = client.post("/api/tickets", json=body)
     assert resp.status_code == 400 and message in resp.json["message"]

@@ -11,8 +11,12 @@ from bot.state.models import Comment, Effect, Prompt, Run, Ticket
 from integrations.base import ActionResult, PermanentError, TransientError, UnsupportedError
 from tests.fakes.adapters import scripted_registry
 
-L1_TO_ACCOUNT = {"app.get_status": ["failed"], "app.reconnect": ["still_failing"], "app.get_last_error": ["found"],
-                 "app.check_config": ["ok"]}
+L1_TO_ACCOUNT = {
+    "app.get_status": ["failed"],
+    "app.reconnect": ["still_failing"],
+    "app.get_last_error": ["found"],
+    "app.check_config": ["ok"],
+}
 
 
 def file(svc, summary="Alice can't connect"):
@@ -44,11 +48,17 @@ def answer(svc, prompt_id, choice, text=None, who="bob"):
 
 
 def test_a_fixed_ticket_is_closed_with_the_reason_and_the_steps(make_services):
-    svc = make_services(registry=scripted_registry({"app.get_status": ["failed"], "app.reconnect": ["reconnected"]}))
+    svc = make_services(
+        registry=scripted_registry({"app.get_status": ["failed"], "app.reconnect": ["reconnected"]})
+    )
     ticket, run_id = file(svc)
     run, steps, comments, t = load(svc, run_id)
     assert run.state == "ended" and run.end_kind == "close"
-    assert steps == [("check_status", "failed"), ("force_reconnect", "reconnected"), ("close_transient", "closed")]
+    assert steps == [
+        ("check_status", "failed"),
+        ("force_reconnect", "reconnected"),
+        ("close_transient", "closed"),
+    ]
     assert t.status == "closed" and t.key == ticket.key
     assert comments[0].startswith("connbot is triaging this ticket")
     assert "temporary network problem" in comments[-1] and "Force a manual reconnection" in comments[-1]
@@ -83,11 +93,19 @@ def test_the_first_answer_wins_and_later_ones_change_nothing(make_services):
 
 
 def test_a_collected_answer_text_reaches_later_steps(make_services):
-    svc = make_services(registry=scripted_registry({
-        "app.get_status": ["failed"], "app.reconnect": ["still_failing"],
-        "app.get_last_error": [UnsupportedError("the app cannot report its last error")],
-        "app.check_config": ["ok"], "pbx.get_account": ["exists"], "pbx.compare_credentials": ["match"]},
-        systems=("app", "pbx")))
+    svc = make_services(
+        registry=scripted_registry(
+            {
+                "app.get_status": ["failed"],
+                "app.reconnect": ["still_failing"],
+                "app.get_last_error": [UnsupportedError("the app cannot report its last error")],
+                "app.check_config": ["ok"],
+                "pbx.get_account": ["exists"],
+                "pbx.compare_credentials": ["match"],
+            },
+            systems=("app", "pbx"),
+        )
+    )
     _, run_id = file(svc)
     prompt = open_prompt(svc, run_id)
     assert prompt.step == "record_error" and prompt.text_label.startswith("The exact error message")
@@ -97,8 +115,14 @@ def test_a_collected_answer_text_reaches_later_steps(make_services):
 
 
 def test_an_adapter_error_follows_the_failure_edge_with_the_reason(make_services):
-    svc = make_services(registry=scripted_registry({
-        "app.get_status": [PermanentError("HTTP 404 from GET /v1/users/1001/devices")], "app.reconnect": ["reconnected"]}))
+    svc = make_services(
+        registry=scripted_registry(
+            {
+                "app.get_status": [PermanentError("HTTP 404 from GET /v1/users/1001/devices")],
+                "app.reconnect": ["reconnected"],
+            }
+        )
+    )
     _, run_id = file(svc)
     run, steps, _, _ = load(svc, run_id)
     assert steps[0] == ("check_status", "error")
@@ -120,8 +144,11 @@ def test_an_account_change_waits_for_approval_and_a_rejection_takes_the_rejected
 
 
 def test_an_approved_account_change_runs_the_action(make_services):
-    svc = make_services(registry=scripted_registry({**L1_TO_ACCOUNT, "pbx.get_account": ["missing"],
-                                                    "pbx.create_account": ["created"]}))
+    svc = make_services(
+        registry=scripted_registry(
+            {**L1_TO_ACCOUNT, "pbx.get_account": ["missing"], "pbx.create_account": ["created"]}
+        )
+    )
     _, run_id = file(svc)
     assert answer(svc, open_prompt(svc, run_id).id, "approve", who="lead")
     run, steps, _, _ = load(svc, run_id)
@@ -130,9 +157,19 @@ def test_an_approved_account_change_runs_the_action(make_services):
 
 
 def test_escalation_hands_the_ticket_to_level_2_with_evidence_and_goes_on(make_services):
-    svc = make_services(registry=scripted_registry({
-        **L1_TO_ACCOUNT, "pbx.get_account": ["exists"], "pbx.compare_credentials": ["match"],
-        "net.check_path": ["ok"], "pbx.health": ["up"], "pbx.check_database": ["db_ok"], "logs.classify": ["none_found"]}))
+    svc = make_services(
+        registry=scripted_registry(
+            {
+                **L1_TO_ACCOUNT,
+                "pbx.get_account": ["exists"],
+                "pbx.compare_credentials": ["match"],
+                "net.check_path": ["ok"],
+                "pbx.health": ["up"],
+                "pbx.check_database": ["db_ok"],
+                "logs.classify": ["none_found"],
+            }
+        )
+    )
     _, run_id = file(svc)
     run, steps, comments, ticket = load(svc, run_id)
     assert run.end_kind == "escalate" and run.end_level == 3
@@ -143,10 +180,19 @@ def test_escalation_hands_the_ticket_to_level_2_with_evidence_and_goes_on(make_s
 
 
 def test_an_unanswered_prompt_is_reminded_then_times_out_along_the_timeout_edge(make_services):
-    svc = make_services(registry=scripted_registry({**L1_TO_ACCOUNT, "pbx.get_account": ["incomplete"],
-                                                    "net.check_path": ["ok"], "pbx.health": ["up"],
-                                                    "pbx.check_database": ["db_ok"], "logs.classify": ["none_found"]}))
-    now = [dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.timezone.utc)]
+    svc = make_services(
+        registry=scripted_registry(
+            {
+                **L1_TO_ACCOUNT,
+                "pbx.get_account": ["incomplete"],
+                "net.check_path": ["ok"],
+                "pbx.health": ["up"],
+                "pbx.check_database": ["db_ok"],
+                "logs.classify": ["none_found"],
+            }
+        )
+    )
+    now = [dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC)]
     svc.clock = lambda: now[0]
     _, run_id = file(svc)
     prompt = open_prompt(svc, run_id)
@@ -166,7 +212,9 @@ def test_an_unanswered_prompt_is_reminded_then_times_out_along_the_timeout_edge(
 
 
 def test_effects_are_made_once_even_when_flushed_again(make_services):
-    svc = make_services(registry=scripted_registry({"app.get_status": ["failed"], "app.reconnect": ["reconnected"]}))
+    svc = make_services(
+        registry=scripted_registry({"app.get_status": ["failed"], "app.reconnect": ["reconnected"]})
+    )
     _, run_id = file(svc)
     with svc.store.tx() as s:
         for effect in s.scalars(select(Effect)):
@@ -179,7 +227,9 @@ def test_effects_are_made_once_even_when_flushed_again(make_services):
 
 
 def test_a_run_held_by_another_worker_is_left_alone_until_its_lease_expires(make_services, settings):
-    svc = make_services(registry=scripted_registry({"app.get_status": ["failed"], "app.reconnect": ["reconnected"]}))
+    svc = make_services(
+        registry=scripted_registry({"app.get_status": ["failed"], "app.reconnect": ["reconnected"]})
+    )
     with svc.store.tx() as s:
         ticket = Ticket(source="desk", key="DESK-9", summary="x", user_ref="1001", matched=True)
         s.add(ticket)
@@ -201,7 +251,9 @@ def test_an_answer_whose_wake_up_was_lost_is_picked_up_by_the_sweep(make_service
     _, run_id = file(svc)
     prompt = open_prompt(svc, run_id)
     with svc.store.tx() as s:
-        assert prompts.answer(s, prompt.id, prompt.options[0][0], None, "bob", "desk", svc.clock()).won  # no wake-up
+        assert prompts.answer(
+            s, prompt.id, prompt.options[0][0], None, "bob", "desk", svc.clock()
+        ).won  # no wake-up
     assert runner.sweep(svc)["resumed"] == 0, "a run is left to its own wake-up for sweep_seconds"
     later = svc.clock() + dt.timedelta(seconds=svc.settings.sweep_seconds + 1)
     svc.clock = lambda: later
@@ -220,10 +272,21 @@ def test_one_run_per_ticket(make_services):
 
 
 def test_prompts_approvals_and_escalation_work_the_same_on_every_backend(backend_settings, make_services):
-    svc = make_services(settings=backend_settings, registry=scripted_registry({
-        **L1_TO_ACCOUNT, "pbx.get_account": ["exists"], "pbx.compare_credentials": ["password_mismatch"],
-        "pbx.reset_password": ["updated_still_failing"], "net.check_path": ["ok"], "pbx.health": ["up"],
-        "pbx.check_database": ["db_ok"], "logs.classify": ["auth_failure"]}))
+    svc = make_services(
+        settings=backend_settings,
+        registry=scripted_registry(
+            {
+                **L1_TO_ACCOUNT,
+                "pbx.get_account": ["exists"],
+                "pbx.compare_credentials": ["password_mismatch"],
+                "pbx.reset_password": ["updated_still_failing"],
+                "net.check_path": ["ok"],
+                "pbx.health": ["up"],
+                "pbx.check_database": ["db_ok"],
+                "logs.classify": ["auth_failure"],
+            }
+        ),
+    )
     _, run_id = file(svc)
     approval = open_prompt(svc, run_id)
     assert approval.kind == "approval" and approval.step == "reset_password"
@@ -238,10 +301,16 @@ def test_prompts_approvals_and_escalation_work_the_same_on_every_backend(backend
 
 
 def test_a_ticket_without_its_user_finds_it_by_the_reporters_email(make_services):
-    found = ActionResult(outcome="found", summary="The app backend knows alice@example.com as user 1001.",
-                         facts={"user": "1001"})
-    svc = make_services(registry=scripted_registry({"app.find_user": [found], "app.get_status": ["failed"],
-                                                    "app.reconnect": ["reconnected"]}))
+    found = ActionResult(
+        outcome="found",
+        summary="The app backend knows alice@example.com as user 1001.",
+        facts={"user": "1001"},
+    )
+    svc = make_services(
+        registry=scripted_registry(
+            {"app.find_user": [found], "app.get_status": ["failed"], "app.reconnect": ["reconnected"]}
+        )
+    )
     _, run_id = intake.file_desk_ticket(svc, "Alice can't connect", "", "alice@example.com", None)
     svc.queue.run_pending()
     run, steps, _, ticket = load(svc, run_id)
@@ -250,8 +319,12 @@ def test_a_ticket_without_its_user_finds_it_by_the_reporters_email(make_services
 
 
 def test_a_person_names_the_user_when_nobody_else_can(make_services):
-    svc = make_services(registry=scripted_registry({"app.find_user": ["not_found"], "app.get_status": ["failed"],
-                                                    "app.reconnect": ["reconnected"]}, systems=("app",)))
+    svc = make_services(
+        registry=scripted_registry(
+            {"app.find_user": ["not_found"], "app.get_status": ["failed"], "app.reconnect": ["reconnected"]},
+            systems=("app",),
+        )
+    )
     _, run_id = intake.file_desk_ticket(svc, "Someone can't connect", "", "help@example.com", None)
     svc.queue.run_pending()
     prompt = open_prompt(svc, run_id)
@@ -277,11 +350,17 @@ def test_when_nobody_knows_the_user_the_playbook_runs_anyway_and_asks_once(make_
 
 
 def test_a_step_whose_system_keeps_failing_is_retried_later_then_takes_its_failure_edge(make_services):
-    svc = make_services(registry=scripted_registry({
-        "app.get_status": [TransientError("HTTP 503"), "failed"],
-        "app.reconnect": [TransientError("HTTP 502")] * 3,
-        "app.get_last_error": [UnsupportedError("no last error")]}, systems=("app",)))
-    now = [dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.timezone.utc)]
+    svc = make_services(
+        registry=scripted_registry(
+            {
+                "app.get_status": [TransientError("HTTP 503"), "failed"],
+                "app.reconnect": [TransientError("HTTP 502")] * 3,
+                "app.get_last_error": [UnsupportedError("no last error")],
+            },
+            systems=("app",),
+        )
+    )
+    now = [dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC)]
     svc.clock = lambda: now[0]
     _, run_id = file(svc)
 
@@ -295,7 +374,9 @@ def test_a_step_whose_system_keeps_failing_is_retried_later_then_takes_its_failu
     assert attempts() == (1, []), "not before its time"
     now[0] += dt.timedelta(seconds=2)
     runner.advance(svc, run_id, "me")
-    assert attempts() == (1, [("check_status", "failed")]), "the second attempt got through; the next step failed once"
+    assert attempts() == (1, [("check_status", "failed")]), (
+        "the second attempt got through; the next step failed once"
+    )
     for wait in (2, 4):
         now[0] += dt.timedelta(seconds=wait)
         runner.advance(svc, run_id, "me")

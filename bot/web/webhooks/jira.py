@@ -17,20 +17,22 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.errors import BadRequestError
 from bot.runs import intake
 from bot.web import jsonbody
 from bot.web.app import services_of
-from bot.errors import BadRequestError
-from bot.settings import load
 from integrations.jira.models import WebhookPayload
 from integrations.jira.settings import JiraSettings
+from integrations.settings import load
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("jira_webhook", __name__)
 EXTENSION = "connbot.jira"
-NOT_CONFIGURED = ("Jira webhooks are not configured: set CONNBOT_JIRA_WEBHOOK_SECRET (the webhook's secret) or "
-                  "CONNBOT_JIRA_WEBHOOK_TOKEN (and add ?token=... to the webhook URL); "
-                  "CONNBOT_JIRA_INSECURE_DEV=true accepts unsigned webhooks for development only")
+NOT_CONFIGURED = (
+    "Jira webhooks are not configured: set CONNBOT_JIRA_WEBHOOK_SECRET (the webhook's secret) or "
+    "CONNBOT_JIRA_WEBHOOK_TOKEN (and add ?token=... to the webhook URL); "
+    "CONNBOT_JIRA_INSECURE_DEV=true accepts unsigned webhooks for development only"
+)
 
 
 def register(app: Flask) -> None:
@@ -49,7 +51,9 @@ def authenticate(settings: JiraSettings, body: bytes) -> tuple[int, str] | None:
     signature = request.headers.get("X-Hub-Signature")
     token = request.args.get("token")
     if settings.webhook_secret is not None and signature is not None:
-        digest = hmac.new(settings.webhook_secret.get_secret_value().encode(), body, hashlib.sha256).hexdigest()
+        digest = hmac.new(
+            settings.webhook_secret.get_secret_value().encode(), body, hashlib.sha256
+        ).hexdigest()
         if hmac.compare_digest(signature.strip().lower().encode(), f"sha256={digest}".encode()):
             return None
         return 401, "X-Hub-Signature does not match the body signed with CONNBOT_JIRA_WEBHOOK_SECRET"
@@ -58,7 +62,10 @@ def authenticate(settings: JiraSettings, body: bytes) -> tuple[int, str] | None:
             return None
         return 401, "the ?token= in the webhook URL does not match CONNBOT_JIRA_WEBHOOK_TOKEN"
     if settings.webhook_secret is not None:
-        return 401, "missing X-Hub-Signature header: give the Jira webhook the secret in CONNBOT_JIRA_WEBHOOK_SECRET"
+        return (
+            401,
+            "missing X-Hub-Signature header: give the Jira webhook the secret in CONNBOT_JIRA_WEBHOOK_SECRET",
+        )
     if settings.webhook_token is not None:
         return 401, "missing ?token= in the webhook URL (CONNBOT_JIRA_WEBHOOK_TOKEN)"
     if settings.insecure_dev:
@@ -96,11 +103,20 @@ def receive():  # type: ignore[no-untyped-def]
     payload, data = parse(body)
     svc = services_of(current_app)
     try:
-        event_id, new = intake.record(svc.store, "jira", delivery_id(payload), payload.webhook_event,
-                                      payload.issue.key, data, svc.queue.process_after_commit)
+        event_id, new = intake.record(
+            svc.store,
+            "jira",
+            delivery_id(payload),
+            payload.webhook_event,
+            payload.issue.key,
+            data,
+            svc.queue.process_after_commit,
+        )
     except SQLAlchemyError:
         log.exception("jira webhook for %s could not be stored", payload.issue.key)
-        return jsonify(error="Service Unavailable", message="the event could not be stored; Jira will retry"), 503
+        return jsonify(
+            error="Service Unavailable", message="the event could not be stored; Jira will retry"
+        ), 503
     if not new:
         return jsonify(status="duplicate", event=event_id), 200
     return jsonify(status="accepted", event=event_id), 202

@@ -15,7 +15,6 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-import click
 from flask import Blueprint, Flask, Response, jsonify, make_response, request
 from slack_bolt import Ack, App
 from slack_bolt.adapter.flask.handler import to_bolt_request, to_flask_response
@@ -23,11 +22,11 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 from sqlalchemy.exc import IntegrityError
 
-from bot.web import jsonbody
+from bot.errors import BadRequestError, NotFoundError
 from bot.runs import prompts
 from bot.runs.effects import view as prompt_view
-from bot.errors import BadRequestError, NotFoundError
 from bot.state.models import Event, Prompt
+from bot.web import jsonbody
 from integrations.base import AdapterError
 from integrations.slack import blocks
 from integrations.slack.channel import SlackChannel
@@ -58,8 +57,14 @@ class Interactions:
         action = body["actions"][0]
         user = body["user"]["id"]
         where = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
-        self.answer(action["value"], blocks.choice_of(action["action_id"]), None, user,
-                    f"action:{user}:{action['action_ts']}", where)
+        self.answer(
+            action["value"],
+            blocks.choice_of(action["action_id"]),
+            None,
+            user,
+            f"action:{user}:{action['action_ts']}",
+            where,
+        )
 
     def detail(self, body: dict[str, Any]) -> None:
         # trigger_id expires 3 s after the click: open the form before anything slow.
@@ -67,18 +72,32 @@ class Interactions:
         try:
             view = self.svc.effector.prompt_view(action["value"])
         except AdapterError:
-            return self._tell((body.get("channel") or {}).get("id"), user, "connbot does not know this question any more.")
+            return self._tell(
+                (body.get("channel") or {}).get("id"), user, "connbot does not know this question any more."
+            )
         if view.state != "open":
-            return self._tell((body.get("channel") or {}).get("id"), user,
-                              f"This question was already settled. {blocks.outcome_line(view)}")
+            return self._tell(
+                (body.get("channel") or {}).get("id"),
+                user,
+                f"This question was already settled. {blocks.outcome_line(view)}",
+            )
         self._quietly(self.channel.open_modal, body["trigger_id"], view)
 
     def submitted(self, body: dict[str, Any]) -> None:
         form, user = body["view"], body["user"]["id"]
         choice, text = blocks.submitted(form["state"]["values"])
-        self.answer(form["private_metadata"], choice, text, user, f"view:{user}:{form['id']}:{form.get('hash', '')}", None)
+        self.answer(
+            form["private_metadata"],
+            choice,
+            text,
+            user,
+            f"view:{user}:{form['id']}:{form.get('hash', '')}",
+            None,
+        )
 
-    def answer(self, prompt_id: str, choice: str, text: str | None, user: str, delivery: str, where: str | None) -> None:
+    def answer(
+        self, prompt_id: str, choice: str, text: str | None, user: str, delivery: str, where: str | None
+    ) -> None:
         """Store the answer if `user` may give it and the prompt is open; otherwise say why, ephemerally."""
         with self.svc.store.tx() as s:
             prompt = s.get(Prompt, prompt_id)
@@ -89,8 +108,14 @@ class Interactions:
         allowed = self._quietly(self.channel.may_answer, user, level, kind)
         note = None
         with self.svc.store.tx() as s:
-            event = Event(source=SOURCE, delivery_id=delivery[:255], kind="answer", ticket_key="",
-                          payload={"prompt": prompt_id, "choice": choice, "user": user}, processed_at=self.svc.clock())
+            event = Event(
+                source=SOURCE,
+                delivery_id=delivery[:255],
+                kind="answer",
+                ticket_key="",
+                payload={"prompt": prompt_id, "choice": choice, "user": user},
+                processed_at=self.svc.clock(),
+            )
             try:
                 with s.begin_nested():
                     s.add(event)
@@ -100,8 +125,10 @@ class Interactions:
                 return None
             if not allowed:
                 event.outcome = "refused"
-                note = (f"Sorry, you may not {'approve' if kind == 'approval' else 'answer'} level-{level} questions "
-                        f"({self.channel.answerers_hint(level)} may). Nothing changed.")
+                note = (
+                    f"Sorry, you may not {'approve' if kind == 'approval' else 'answer'} level-{level} questions "
+                    f"({self.channel.answerers_hint(level)} may). Nothing changed."
+                )
             else:
                 try:
                     result = prompts.answer(s, prompt_id, choice, text, user, SOURCE, self.svc.clock())
@@ -145,11 +172,16 @@ def bolt_app(svc: Services, channel: SlackChannel) -> App:
         return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, user_id=user_id, bot_token=token)
 
     # bolt's own client stays tokenless (authorize hands it the token); listeners use the channel's.
-    app = App(signing_secret=settings.signing_secret.get_secret_value(), client=WebClient(base_url=settings.api_url),
-              authorize=authorize,
-              # With lazy listeners, this acks in the request thread and leaves the work to the executor.
-              request_verification_enabled=True, process_before_response=True,
-              listener_executor=channel.executor, logger=logging.getLogger("connbot.slack.bolt"))
+    app = App(
+        signing_secret=settings.signing_secret.get_secret_value(),
+        client=WebClient(base_url=settings.api_url),
+        authorize=authorize,
+        # With lazy listeners, this acks in the request thread and leaves the work to the executor.
+        request_verification_enabled=True,
+        process_before_response=True,
+        listener_executor=channel.executor,
+        logger=logging.getLogger("connbot.slack.bolt"),
+    )
     handlers = Interactions(svc, channel)
     app.action(re.compile("^" + re.escape(blocks.ANSWER)))(ack=acknowledge, lazy=[handlers.clicked])
     app.action(blocks.DETAIL)(ack=acknowledge, lazy=[handlers.detail])
@@ -162,7 +194,10 @@ def readable(body: str, content_type: str | None) -> None:
     nested JSON); bolt parses before it verifies, so this runs first and stores nothing either way."""
     if body and (content_type == "application/json" or body.startswith("{")):
         data = jsonbody.loads(body)
-    elif "payload" in body and (payload := dict(parse_qsl(body, keep_blank_values=True)).get("payload")) is not None:
+    elif (
+        "payload" in body
+        and (payload := dict(parse_qsl(body, keep_blank_values=True)).get("payload")) is not None
+    ):
         data = jsonbody.loads(payload, "payload")
     else:
         return
@@ -171,9 +206,15 @@ def readable(body: str, content_type: str | None) -> None:
 
 
 BOLT_ERRORS = {
-    401: ("Unauthorized", "X-Slack-Signature does not verify with CONNBOT_SLACK_SIGNING_SECRET, or "
-                          "X-Slack-Request-Timestamp is missing or more than 5 minutes from now"),
-    404: ("Not Found", "connbot handles only its own prompts' buttons and forms; this request is none of them"),
+    401: (
+        "Unauthorized",
+        "X-Slack-Signature does not verify with CONNBOT_SLACK_SIGNING_SECRET, or "
+        "X-Slack-Request-Timestamp is missing or more than 5 minutes from now",
+    ),
+    404: (
+        "Not Found",
+        "connbot handles only its own prompts' buttons and forms; this request is none of them",
+    ),
 }
 
 
@@ -201,31 +242,9 @@ def init_app(app: Flask, svc: Services) -> None:
         except (TypeError, AttributeError, KeyError, ValueError) as exc:
             # bolt reads ids out of the payload while building the request, before verifying it,
             # and trusts their shape: a payload with e.g. "user": false is no Slack request.
-            raise BadRequestError(f"the payload does not have the shape of a Slack interaction ({type(exc).__name__})") from None
+            raise BadRequestError(
+                f"the payload does not have the shape of a Slack interaction ({type(exc).__name__})"
+            ) from None
         return explained(to_flask_response(bolt.dispatch(bolt_request)))
 
     app.register_blueprint(bp)
-
-
-@click.group("slack")
-def cli() -> None:
-    """Slack interactivity."""
-
-
-@cli.command()
-def socket() -> None:
-    """Receive Slack clicks over Socket Mode (no public URL needed); run a worker beside it."""
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-    from bot.cli.main import _fail, _logging, _services, _settings
-
-    settings = _settings()
-    _logging(settings)
-    svc = _services(settings)
-    channel = slack_channel(svc)
-    if channel is None or channel.settings.app_token is None:
-        _fail("Socket Mode needs CONNBOT_SLACK_BOT_TOKEN, CONNBOT_SLACK_SIGNING_SECRET, CONNBOT_SLACK_CHANNEL "
-              "and CONNBOT_SLACK_APP_TOKEN (an app-level token, xapp-...)", 2)
-    log.info("connbot: Slack Socket Mode connecting")
-    SocketModeHandler(bolt_app(svc, channel), channel.settings.app_token.get_secret_value(),
-                      web_client=channel.client).start()

@@ -7,11 +7,11 @@ import base64
 import pytest
 
 from bot.runs import intake
-from bot.web.app import create_app
-from bot.errors import SettingsError
-from bot.state.models import Prompt, Ticket
 from bot.settings import Settings
+from bot.state.models import Prompt, Ticket
+from bot.web.app import create_app
 from bot.web.auth import check_password, hash_password
+from integrations.settings import SettingsError
 from tests.fakes.desk import csrf
 
 TOKEN = "s3cret-admin-token"
@@ -88,13 +88,16 @@ def test_the_login_form_logs_in_and_the_answer_carries_the_login_name(public):
     token = csrf(client, "/login")
     bad = client.post("/login", data={"csrf_token": token, "name": "alice", "password": "wrong"})
     assert bad.status_code == 401 and "Wrong name or password" in bad.get_data(as_text=True)
-    resp = client.post("/login", data={"csrf_token": token, "name": "alice", "password": "alice-pw-123",
-                                       "next": "/prompts"})
+    resp = client.post(
+        "/login", data={"csrf_token": token, "name": "alice", "password": "alice-pw-123", "next": "/prompts"}
+    )
     assert resp.status_code == 303 and resp.headers["Location"] == "/prompts"
     page = client.get("/prompts").get_data(as_text=True)
     assert 'name="name"' not in page and "alice" in page
-    client.post(f"/prompts/{prompt.id}/answer", data={"csrf_token": csrf(client, "/prompts"), "answer": option,
-                                                      "name": "mallory"})
+    client.post(
+        f"/prompts/{prompt.id}/answer",
+        data={"csrf_token": csrf(client, "/prompts"), "answer": option, "name": "mallory"},
+    )
     with svc.store.tx() as s:
         assert s.get(Prompt, prompt.id).answered_by == "alice"
 

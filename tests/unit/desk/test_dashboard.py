@@ -7,24 +7,47 @@ from dataclasses import astuple
 
 import pytest
 
-from bot.web import dashboard
 from bot.state.models import Run, StepResult, Ticket, utcnow
+from bot.web import dashboard
 
 TODAY = utcnow().date()
-BASE = dt.datetime.combine(TODAY, dt.time(10), tzinfo=dt.timezone.utc)
+BASE = dt.datetime.combine(TODAY, dt.time(10), tzinfo=dt.UTC)
 
 
-def _run(s, n: int, start: dt.datetime, ended_after: float | None, end: tuple[str, int | None] | None,
-         steps: list[tuple[str, int, str, float]]) -> None:
+def _run(
+    s,
+    n: int,
+    start: dt.datetime,
+    ended_after: float | None,
+    end: tuple[str, int | None] | None,
+    steps: list[tuple[str, int, str, float]],
+) -> None:
     """A run of ticket DESK-n: steps are (title, level, mode, seconds), back to back from `start`."""
     ticket = Ticket(source="desk", key=f"DESK-{n}", summary="x")
-    run = Run(ticket=ticket, playbook="connection_issues", created_at=start,
-              state="ended" if end else "running", end_kind=end[0] if end else None, end_level=end[1] if end else None,
-              ended_at=start + dt.timedelta(seconds=ended_after) if ended_after is not None else None)
+    run = Run(
+        ticket=ticket,
+        playbook="connection_issues",
+        created_at=start,
+        state="ended" if end else "running",
+        end_kind=end[0] if end else None,
+        end_level=end[1] if end else None,
+        ended_at=start + dt.timedelta(seconds=ended_after) if ended_after is not None else None,
+    )
     at = start
     for seq, (title, level, mode, seconds) in enumerate(steps, 1):
-        run.steps.append(StepResult(seq=seq, step=f"s{seq}", title=title, level=level, action="", mode=mode,
-                                    outcome="x", started_at=at, finished_at=at + dt.timedelta(seconds=seconds)))
+        run.steps.append(
+            StepResult(
+                seq=seq,
+                step=f"s{seq}",
+                title=title,
+                level=level,
+                action="",
+                mode=mode,
+                outcome="x",
+                started_at=at,
+                finished_at=at + dt.timedelta(seconds=seconds),
+            )
+        )
         at += dt.timedelta(seconds=seconds)
     s.add(run)
 
@@ -33,18 +56,58 @@ def _known_runs(svc) -> None:
     yesterday = BASE - dt.timedelta(days=1)
     with svc.store.tx() as s:
         # closed at level 1 by the bot alone: 30 s
-        _run(s, 1, yesterday, 30, ("close", None), [("Check status", 1, "auto", 10), ("Force reconnect", 1, "auto", 20),
-                                                     ("Close - transient", 1, "end", 0)])
+        _run(
+            s,
+            1,
+            yesterday,
+            30,
+            ("close", None),
+            [
+                ("Check status", 1, "auto", 10),
+                ("Force reconnect", 1, "auto", 20),
+                ("Close - transient", 1, "end", 0),
+            ],
+        )
         # closed after a person fixed the configuration (waited 300 s): 600 s
-        _run(s, 2, yesterday + dt.timedelta(hours=1), 600, ("close", None),
-             [("Check status", 1, "auto", 10), ("Fix config by hand", 1, "human", 300), ("Close - config", 1, "end", 0)])
+        _run(
+            s,
+            2,
+            yesterday + dt.timedelta(hours=1),
+            600,
+            ("close", None),
+            [
+                ("Check status", 1, "auto", 10),
+                ("Fix config by hand", 1, "human", 300),
+                ("Close - config", 1, "end", 0),
+            ],
+        )
         # escalated to level 3 after a person at level 2 (waited 1200 s): 3600 s
-        _run(s, 3, BASE, 3600, ("escalate", 3),
-             [("Escalate to L2", 1, "end", 0), ("Check network", 2, "auto", 5), ("Fix network", 2, "human", 1200),
-              ("Escalate to L3", 2, "end", 0)])
+        _run(
+            s,
+            3,
+            BASE,
+            3600,
+            ("escalate", 3),
+            [
+                ("Escalate to L2", 1, "end", 0),
+                ("Check network", 2, "auto", 5),
+                ("Fix network", 2, "human", 1200),
+                ("Escalate to L3", 2, "end", 0),
+            ],
+        )
         # closed at level 1 after an approval (waited 60 s): 1200 s
-        _run(s, 4, BASE + dt.timedelta(hours=1), 1200, ("close", None),
-             [("Create account", 1, "approval", 60), ("Create account", 1, "auto", 2), ("Close - account", 1, "end", 0)])
+        _run(
+            s,
+            4,
+            BASE + dt.timedelta(hours=1),
+            1200,
+            ("close", None),
+            [
+                ("Create account", 1, "approval", 60),
+                ("Create account", 1, "auto", 2),
+                ("Close - account", 1, "end", 0),
+            ],
+        )
         # still going
         _run(s, 5, BASE + dt.timedelta(hours=2), None, None, [("Check status", 1, "auto", 1)])
 
@@ -72,8 +135,14 @@ def test_the_page_shows_them_with_charts(make_services):
     page = create_app(svc.settings, svc).test_client().get("/dashboard").get_data(as_text=True)
     assert '<span class="num" id="runs-total">5</span>' in page
     assert '<span class="num" id="share-l1">25%</span>' in page
-    assert '<span class="num" id="resolution-median">15.0 min</span>' in page and '<span id="resolution-p90">48.0 min</span>' in page
-    assert '<span class="num" id="wait-median">5.0 min</span>' in page and '<span id="wait-p90">17.0 min</span>' in page
+    assert (
+        '<span class="num" id="resolution-median">15.0 min</span>' in page
+        and '<span id="resolution-p90">48.0 min</span>' in page
+    )
+    assert (
+        '<span class="num" id="wait-median">5.0 min</span>' in page
+        and '<span id="wait-p90">17.0 min</span>' in page
+    )
     assert "closed: 3 (75%)" in page and "level 3: 1 (25%)" in page
     assert page.count('<svg class="chart"') == 3
 

@@ -9,10 +9,10 @@ import pytest
 from markupsafe import escape
 from sqlalchemy import select
 
-from bot.web.app import create_app
 from bot.lab import SCENARIOS, Lab
 from bot.lab import desk as lab_desk
 from bot.state.models import Ticket
+from bot.web.app import create_app
 from tests.fakes.desk import csrf, one_prompt_registry
 
 BANNER = "Lab: this is a simulation."
@@ -31,7 +31,9 @@ def test_a_scenario_is_refused_when_the_lab_is_not_running(desk):
     svc, client = desk
     resp = client.post("/api/tickets", json={"summary": "x", "scenario": "password_mismatch"})
     assert resp.status_code == 400
-    assert resp.get_json()["message"].startswith("scenario: the lab is not running; start connbot with `connbot serve --lab`")
+    assert resp.get_json()["message"].startswith(
+        "scenario: the lab is not running; start connbot with `connbot serve --lab`"
+    )
     with svc.store.tx() as s:
         assert s.scalars(select(Ticket)).first() is None
 
@@ -46,17 +48,27 @@ def test_an_unknown_scenario_is_named(lab_desk_client):
     _, client = lab_desk_client
     resp = client.post("/api/tickets", json={"summary": "x", "scenario": "cosmic_rays"})
     assert resp.status_code == 400
-    assert resp.get_json()["message"] == f"scenario: unknown lab scenario 'cosmic_rays'; one of {', '.join(SCENARIOS)}"
+    assert (
+        resp.get_json()["message"]
+        == f"scenario: unknown lab scenario 'cosmic_rays'; one of {', '.join(SCENARIOS)}"
+    )
 
 
 def test_a_scenario_goes_into_the_ticket_and_picks_its_lab_user(lab_desk_client):
     svc, client = lab_desk_client
     assert client.post("/api/tickets", json={"summary": "a", "scenario": "network_down"}).status_code == 201
-    assert client.post("/api/tickets", json={"summary": "b", "scenario": "network_down", "user": "7777"}).status_code == 201
+    assert (
+        client.post(
+            "/api/tickets", json={"summary": "b", "scenario": "network_down", "user": "7777"}
+        ).status_code
+        == 201
+    )
     with svc.store.tx() as s:
         tickets = s.scalars(select(Ticket).order_by(Ticket.id)).all()
         assert [(t.user_ref, t.fields) for t in tickets] == [
-            ("2005", {"lab_scenario": "network_down"}), ("7777", {"lab_scenario": "network_down"})]
+            ("2005", {"lab_scenario": "network_down"}),
+            ("7777", {"lab_scenario": "network_down"}),
+        ]
 
 
 def test_every_page_says_it_is_a_simulation(lab_desk_client):
@@ -73,13 +85,23 @@ def test_the_form_picks_password_mismatch_and_files_in_one_click(lab_desk_client
     assert re.search(r'<option value="password_mismatch" selected>Password mismatch</option>', page)
     assert all(f'<option value="{name}"' in page for name in SCENARIOS)
     assert str(escape(SCENARIOS["password_mismatch"].description)) in page
-    form = {"csrf_token": csrf(client), "summary": re.search(r'name="summary"[^>]*value="([^"]*)"', page).group(1),
-            "description": "", "reporter": "", "user": "", "scenario": re.search(r'<option value="(\w+)" selected', page).group(1)}
+    form = {
+        "csrf_token": csrf(client),
+        "summary": re.search(r'name="summary"[^>]*value="([^"]*)"', page).group(1),
+        "description": "",
+        "reporter": "",
+        "user": "",
+        "scenario": re.search(r'<option value="(\w+)" selected', page).group(1),
+    }
     resp = client.post("/tickets", data=form)
     assert resp.status_code == 303
     with svc.store.tx() as s:
         ticket = s.scalars(select(Ticket)).one()
-        assert (ticket.summary, ticket.user_ref, ticket.fields) == ("The app cannot connect", "2004", {"lab_scenario": "password_mismatch"})
+        assert (ticket.summary, ticket.user_ref, ticket.fields) == (
+            "The app cannot connect",
+            "2004",
+            {"lab_scenario": "password_mismatch"},
+        )
 
 
 def test_the_form_shows_a_bad_scenario_as_a_problem(lab_desk_client):

@@ -22,7 +22,7 @@ def test_the_page_shows_what_the_slack_message_shows(desk):
     prompt_id = _waiting_prompt(svc)
     page = client.get("/prompts").get_data(as_text=True)
     assert f'id="prompt-{prompt_id}"' in page
-    assert "Fix the configuration by hand" in page           # the step
+    assert "Fix the configuration by hand" in page  # the step
     assert "DESK-1" in page and "Alice can&#39;t connect" in page and "1001" in page  # ticket and user
     assert "Check the configuration of the application" in page and "wrong_host" in page  # what was found
     assert "connbot could not change the app&#39;s configuration" in page  # question with instructions
@@ -33,8 +33,15 @@ def test_the_page_shows_what_the_slack_message_shows(desk):
 def test_one_click_answers_and_the_run_goes_on_to_close(desk):
     svc, client = desk
     prompt_id = _waiting_prompt(svc)
-    resp = client.post(f"/prompts/{prompt_id}/answer", data={
-        "csrf_token": csrf(client, "/prompts"), "answer": "connected", "name": "Carol", "next": "/prompts"})
+    resp = client.post(
+        f"/prompts/{prompt_id}/answer",
+        data={
+            "csrf_token": csrf(client, "/prompts"),
+            "answer": "connected",
+            "name": "Carol",
+            "next": "/prompts",
+        },
+    )
     assert resp.status_code == 303 and resp.headers["Location"] == "/prompts"
     assert "DESK-1: answered “Connected”" in client.get("/prompts").get_data(as_text=True)
     svc.queue.run_pending()
@@ -51,9 +58,14 @@ def test_the_first_answer_wins_and_a_late_click_says_who_answered(desk):
     prompt_id = _waiting_prompt(svc)
     late = client.application.test_client()
     token, late_token = csrf(client, "/prompts"), csrf(late, "/prompts")
-    client.post(f"/prompts/{prompt_id}/answer", data={"csrf_token": token, "answer": "connected", "name": "Carol"})
-    resp = late.post(f"/prompts/{prompt_id}/answer", data={"csrf_token": late_token, "answer": "still_failing",
-                                                            "name": "Dave"}, follow_redirects=True)
+    client.post(
+        f"/prompts/{prompt_id}/answer", data={"csrf_token": token, "answer": "connected", "name": "Carol"}
+    )
+    resp = late.post(
+        f"/prompts/{prompt_id}/answer",
+        data={"csrf_token": late_token, "answer": "still_failing", "name": "Dave"},
+        follow_redirects=True,
+    )
     assert "this question was already answered by Carol" in resp.get_data(as_text=True)
     api = client.post(f"/api/prompts/{prompt_id}/answer", json={"answer": "still_failing", "by": "Erin"})
     assert api.status_code == 409 and api.get_json()["message"] == "already answered by Carol"
@@ -61,15 +73,21 @@ def test_the_first_answer_wins_and_a_late_click_says_who_answered(desk):
         assert s.get(Prompt, prompt_id).answer == "connected"
 
 
-@pytest.mark.parametrize(("form", "status", "says"), [
-    ({"answer": "connected", "name": " "}, 200, "Give your name"),
-    ({"answer": "maybe", "name": "Carol"}, 400, "answer must be one of connected, still_failing"),
-])
+@pytest.mark.parametrize(
+    ("form", "status", "says"),
+    [
+        ({"answer": "connected", "name": " "}, 200, "Give your name"),
+        ({"answer": "maybe", "name": "Carol"}, 400, "answer must be one of connected, still_failing"),
+    ],
+)
 def test_a_refused_answer_says_why_and_changes_nothing(desk, form, status, says):
     svc, client = desk
     prompt_id = _waiting_prompt(svc)
-    resp = client.post(f"/prompts/{prompt_id}/answer", data={"csrf_token": csrf(client, "/prompts"), **form},
-                       follow_redirects=True)
+    resp = client.post(
+        f"/prompts/{prompt_id}/answer",
+        data={"csrf_token": csrf(client, "/prompts"), **form},
+        follow_redirects=True,
+    )
     assert resp.status_code == status and says in resp.get_data(as_text=True)
     with svc.store.tx() as s:
         assert s.get(Prompt, prompt_id).state == "open"
@@ -78,6 +96,13 @@ def test_a_refused_answer_says_why_and_changes_nothing(desk, form, status, says)
 def test_a_redirect_after_answering_stays_on_this_site(desk):
     svc, client = desk
     prompt_id = _waiting_prompt(svc)
-    resp = client.post(f"/prompts/{prompt_id}/answer", data={"csrf_token": csrf(client, "/prompts"), "answer": "connected",
-                                                              "name": "Carol", "next": "//evil.example/x"})
+    resp = client.post(
+        f"/prompts/{prompt_id}/answer",
+        data={
+            "csrf_token": csrf(client, "/prompts"),
+            "answer": "connected",
+            "name": "Carol",
+            "next": "//evil.example/x",
+        },
+    )
     assert resp.headers["Location"] == "/prompts"

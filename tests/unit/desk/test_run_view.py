@@ -13,8 +13,10 @@ def _classes(svg: str, kind: str) -> dict[str, set[str]]:
     """{step: classes} of the graph's nodes, or {"from>to": classes} of its edges."""
     if kind == "node":
         return {m[1]: set(m[0].split()) for m in re.findall(r'<g class="([^"]+)" data-step="([^"]+)"', svg)}
-    return {f"{m[1]}>{m[2]}": set(m[0].split())
-            for m in re.findall(r'<path class="([^"]+)" data-from="([^"]+)" data-to="([^"]+)"', svg)}
+    return {
+        f"{m[1]}>{m[2]}": set(m[0].split())
+        for m in re.findall(r'<path class="([^"]+)" data-from="([^"]+)" data-to="([^"]+)"', svg)
+    }
 
 
 def test_a_waiting_run_highlights_its_path_and_the_step_it_waits_at(desk):
@@ -26,11 +28,15 @@ def test_a_waiting_run_highlights_its_path_and_the_step_it_waits_at(desk):
     assert len(nodes) == len(svc.playbook.steps)
     assert {s for s, c in nodes.items() if "visited" in c} == set(PROMPT_PATH)
     assert {s for s, c in nodes.items() if "current" in c} == {"fix_config_by_hand"}
-    assert {e for e, c in edges.items() if "taken" in c} == {f"{a}>{b}" for a, b in zip(PROMPT_PATH, PROMPT_PATH[1:])}
+    assert {e for e, c in edges.items() if "taken" in c} == {
+        f"{a}>{b}" for a, b in zip(PROMPT_PATH, PROMPT_PATH[1:])
+    }
     assert "human" in nodes["fix_config_by_hand"] and "end-close" in nodes["close_config_fixed"]
     assert 'class="progress waiting"' in page and "Waiting for a person" in page
     assert 'data-answer="connected"' in page  # the question can be answered right here
-    assert "wrong_host" in page and "app.check_config found wrong_host" in page  # outcome and evidence summary
+    assert (
+        "wrong_host" in page and "app.check_config found wrong_host" in page
+    )  # outcome and evidence summary
 
 
 def test_the_live_endpoint_follows_the_run_to_its_end(desk):
@@ -39,11 +45,15 @@ def test_the_live_endpoint_follows_the_run_to_its_end(desk):
     svc.queue.run_pending()
     before = client.get("/runs/1/live").get_json()
     assert (before["state"], before["done"]) == ("waiting", False)
-    assert client.get("/runs/1/live").get_json()["version"] == before["version"]  # nothing moved, nothing to redraw
+    assert (
+        client.get("/runs/1/live").get_json()["version"] == before["version"]
+    )  # nothing moved, nothing to redraw
     with svc.store.tx() as s:
         prompt_id = s.query(Prompt).one().id
-    client.post(f"/prompts/{prompt_id}/answer", data={"csrf_token": csrf(client, "/prompts"), "answer": "connected",
-                                                      "name": "Carol"})
+    client.post(
+        f"/prompts/{prompt_id}/answer",
+        data={"csrf_token": csrf(client, "/prompts"), "answer": "connected", "name": "Carol"},
+    )
     svc.queue.run_pending()
     after = client.get("/runs/1/live").get_json()
     assert (after["state"], after["done"]) == ("ended", True) and after["version"] != before["version"]

@@ -6,8 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli.main import main
-from bot.errors import SettingsError
 from bot.services import Services
+from integrations.settings import SettingsError
 from tests.fakes.fleet import two_customers, use_directory
 
 
@@ -36,8 +36,12 @@ def test_a_valid_directory_gives_each_instance_its_own_adapters(make_services, m
 
 def test_a_missing_secret_variable_is_named_with_the_entry_and_field(make_services, monkeypatch, tmp_path):
     monkeypatch.delenv("GLOBEX_ARI_PASSWORD", raising=False)
-    message = rejected(make_services, monkeypatch, tmp_path, two_customers(), secrets={"GLOBEX_ARI_PASSWORD": ""})
-    assert message.endswith("instance 'globex' (entry 2): ari.password_env: environment variable GLOBEX_ARI_PASSWORD is not set")
+    message = rejected(
+        make_services, monkeypatch, tmp_path, two_customers(), secrets={"GLOBEX_ARI_PASSWORD": ""}
+    )
+    assert message.endswith(
+        "instance 'globex' (entry 2): ari.password_env: environment variable GLOBEX_ARI_PASSWORD is not set"
+    )
     assert "globex-ari-pw" not in message
 
 

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from bot.cli.main import main
 from bot.state.store import Store
-from tests.fakes.sip import sip_responder
 from tests.fakes.fleet import closed_udp_port, instance, use_directory
+from tests.fakes.sip import sip_responder
 from tests.unit.integrations.wire_fakes import fixture
 
 
@@ -37,7 +37,7 @@ class AriHandler(BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:  # quiet
         pass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.headers.get("Authorization") != self.server.auth:
             return self._send(401, {"message": "Authentication required"})
         path = self.path.split("?")[0].removeprefix("/ari")
@@ -46,7 +46,9 @@ class AriHandler(BaseHTTPRequestHandler):
         if path == "/asterisk/info":
             return self._send(200, fixture("pbx", "info.json"))
         if path.startswith("/asterisk/modules/"):
-            return self._send(200, {**fixture("pbx", "module.json", name=path.rsplit("/", 1)[1]), "status": "Running"})
+            return self._send(
+                200, {**fixture("pbx", "module.json", name=path.rsplit("/", 1)[1]), "status": "Running"}
+            )
         return self._send(404, {"message": "Resource not found"})
 
     def _send(self, status: int, body: object) -> None:
@@ -76,7 +78,9 @@ def sip_port() -> Iterator[int]:
         yield port
 
 
-def test_check_all_reports_one_healthy_and_one_failing_instance_and_list_shows_it(ari_servers, sip_port, monkeypatch, tmp_path, settings):
+def test_check_all_reports_one_healthy_and_one_failing_instance_and_list_shows_it(
+    ari_servers, sip_port, monkeypatch, tmp_path, settings
+):
     acme = instance("acme", ["ACME"], sip_port)
     globex = instance("globex", ["GLOBEX"], closed_udp_port())
     acme["ari"]["url"], globex["ari"]["url"] = ari_servers[0].url, ari_servers[1].url
@@ -88,7 +92,12 @@ def test_check_all_reports_one_healthy_and_one_failing_instance_and_list_shows_i
     assert result.exit_code == 1, result.output
     acme_lines = [line for line in result.output.splitlines() if line.startswith("acme")]
     globex_lines = [line for line in result.output.splitlines() if line.startswith("globex")]
-    assert [" ".join(line.split()[1:3]) for line in acme_lines] == ["ari reachable", "ari credentials", "sip modules", "sip port"]
+    assert [" ".join(line.split()[1:3]) for line in acme_lines] == [
+        "ari reachable",
+        "ari credentials",
+        "sip modules",
+        "sip port",
+    ]
     assert [line.split()[3] for line in acme_lines] == ["ok"] * 4
     assert [line.split()[3] for line in globex_lines] == ["ok", "FAIL", "FAIL", "FAIL"]
     assert "Asterisk refused connbot on ARI (401)" in globex_lines[1]

@@ -7,8 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 import responses
-
-from wire_fakes import FakeAri, FakeApp
+from wire_fakes import FakeApp, FakeAri
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from wire_fakes import FAST, FakeApp, FakeAri, app_adapter, app_settings, pbx_adapter, sip_settings
 
 from integrations.base import ActionInput, AdapterError, NotConfiguredError, Registry, UnsupportedError
 from integrations.logs.adapter import LogsAdapter
@@ -21,7 +22,6 @@ from integrations.net.settings import NetSettings
 from integrations.pbx.client import ha1
 from playbook.loader import load
 from tests.fakes.sip import sip_responder
-from wire_fakes import FAST, FakeApp, FakeAri, app_adapter, app_settings, pbx_adapter, sip_settings
 
 ALL = ("app", "pbx", "net", "logs")
 
@@ -29,7 +29,9 @@ ALL = ("app", "pbx", "net", "logs")
 class Walk:
     def __init__(self, sip_port: int, db_url: str | None = None):
         pbx = pbx_adapter(**({"pbx_db_url": db_url, "pbx_db_timeout": 1} if db_url else {}))
-        net = NetAdapter.from_settings(sip_settings(sip_port=sip_port), NetSettings(net_timeout=0.3, net_probes=2, net_probe_interval=0))
+        net = NetAdapter.from_settings(
+            sip_settings(sip_port=sip_port), NetSettings(net_timeout=0.3, net_probes=2, net_probe_interval=0)
+        )
         logs = LogsAdapter.from_settings(LogsSettings(), app_settings(), policy=FAST)
         self.registry = Registry([], [app_adapter(), pbx, net, logs])
         self.playbook = load(None, self.registry.catalogue)
@@ -48,7 +50,9 @@ class Walk:
             if step.action == "human":
                 return sid
             try:
-                res = self.registry.execute(step.action or "", ActionInput(ticket_key="VOIP-7", user="1001", facts=facts))
+                res = self.registry.execute(
+                    step.action or "", ActionInput(ticket_key="VOIP-7", user="1001", facts=facts)
+                )
             except (NotConfiguredError, UnsupportedError):
                 return sid  # a person is asked
             except AdapterError as exc:
@@ -91,7 +95,12 @@ def test_healthy_after_reconnect_closes_as_transient(ari: FakeAri, app_api: Fake
 
 
 def test_wrong_pbx_port_in_the_app_is_fixed(ari: FakeAri, app_api: FakeApp) -> None:
-    app_api.action_script = [{"status": "failed", "result": {"registration_state": "failed", "sip_code": 408, "reason": "Request Timeout"}}]
+    app_api.action_script = [
+        {
+            "status": "failed",
+            "result": {"registration_state": "failed", "sip_code": 408, "reason": "Request Timeout"},
+        }
+    ]
     app_api.config["accounts"][0]["server"]["port"] = 5080
     app_api.heal_when = lambda: app_api.config["accounts"][0]["server"]["port"] == 5060
     walk = Walk(5060)
@@ -101,7 +110,9 @@ def test_wrong_pbx_port_in_the_app_is_fixed(ari: FakeAri, app_api: FakeApp) -> N
 
 
 def test_missing_account_is_created(ari: FakeAri, app_api: FakeApp) -> None:
-    app_api.action_script = [{"status": "failed", "result": {"registration_state": "failed", "sip_code": 401}}]
+    app_api.action_script = [
+        {"status": "failed", "result": {"registration_state": "failed", "sip_code": 401}}
+    ]
     ari.objects["endpoint"].clear()
     walk = Walk(5060)
     assert walk.run() == "close_account_fixed"
@@ -110,16 +121,23 @@ def test_missing_account_is_created(ari: FakeAri, app_api: FakeApp) -> None:
 
 
 def test_password_mismatch_is_reset(ari: FakeAri, app_api: FakeApp) -> None:
-    app_api.action_script = [{"status": "failed", "result": {"registration_state": "failed", "sip_code": 401}}]
+    app_api.action_script = [
+        {"status": "failed", "result": {"registration_state": "failed", "sip_code": 401}}
+    ]
     app_api.heal_when = lambda: app_api.app_password == ari.objects["auth"]["1001"]["password"]
     walk = Walk(5060)
     assert walk.run() == "close_password_fixed"
     assert walk.outcome("record_error") == "found" and "401" in walk.summary("record_error")
-    assert walk.outcome("compare_password") == "password_mismatch" and walk.outcome("reset_password") == "updated_connected"
+    assert (
+        walk.outcome("compare_password") == "password_mismatch"
+        and walk.outcome("reset_password") == "updated_connected"
+    )
 
 
 def _still_failing(app_api: FakeApp) -> None:
-    app_api.action_script = [{"status": "failed", "result": {"registration_state": "failed", "sip_code": 408}}]
+    app_api.action_script = [
+        {"status": "failed", "result": {"registration_state": "failed", "sip_code": 408}}
+    ]
     matching_password(app_api)
 
 
@@ -153,11 +171,19 @@ def test_database_down(ari: FakeAri, app_api: FakeApp, healthy_sip: int) -> None
 
 def test_only_the_client_logs_show_the_cause(ari: FakeAri, app_api: FakeApp, healthy_sip: int) -> None:
     _still_failing(app_api)
-    app_api.log_pages = [[
-        "10:00:00.100 pjsua_acc.c sip:1001@pbx.example.com: registration success, status=200 (OK), will re-register in 300 seconds",
-        "10:05:00.000 pjsua_core.c Error sending keep-alive packet: Network is unreachable",
-    ]]
+    app_api.log_pages = [
+        [
+            "10:00:00.100 pjsua_acc.c sip:1001@pbx.example.com: registration success, status=200 (OK), will re-register in 300 seconds",
+            "10:05:00.000 pjsua_core.c Error sending keep-alive packet: Network is unreachable",
+        ]
+    ]
     walk = Walk(healthy_sip)
     assert walk.run() == "act_on_logs"
-    assert [walk.outcome(s) for s in ("check_network", "check_asterisk", "check_database")] == ["ok", "up", "no_database"]
-    assert walk.outcome("read_client_logs") == "nat_keepalive" and "keep-alive" in walk.summary("read_client_logs")
+    assert [walk.outcome(s) for s in ("check_network", "check_asterisk", "check_database")] == [
+        "ok",
+        "up",
+        "no_database",
+    ]
+    assert walk.outcome("read_client_logs") == "nat_keepalive" and "keep-alive" in walk.summary(
+        "read_client_logs"
+    )

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import SettingsError
 from integrations.app.adapter import AppAdapter
 from integrations.base import Registry, discover
 from integrations.logs.adapter import LogsAdapter
 from integrations.net.adapter import NetAdapter
 from integrations.pbx.adapter import PbxAdapter
+from integrations.settings import SettingsError
 from playbook.loader import load
 
 ADAPTERS = (AppAdapter, PbxAdapter, NetAdapter)
@@ -29,38 +29,86 @@ def test_logs_is_always_configured(clean_env: pytest.MonkeyPatch) -> None:
 
 
 def test_a_full_environment_configures_every_adapter(clean_env: pytest.MonkeyPatch) -> None:
-    for name, value in {"ARI_URL": "http://pbx:8088/", "ARI_USERNAME": "connbot", "ARI_PASSWORD": "pw", "APP_API_URL": "https://apps.example.com/v1",
-                        "APP_API_TOKEN": "tok", "SIP_HOST": "PBX.example.com", "PBX_DB_URL": "postgresql://a@db/asterisk"}.items():
+    for name, value in {
+        "ARI_URL": "http://pbx:8088/",
+        "ARI_USERNAME": "connbot",
+        "ARI_PASSWORD": "pw",
+        "APP_API_URL": "https://apps.example.com/v1",
+        "APP_API_TOKEN": "tok",
+        "SIP_HOST": "PBX.example.com",
+        "PBX_DB_URL": "postgresql://a@db/asterisk",
+    }.items():
         clean_env.setenv(f"CONNBOT_{name}", value)
     pbx = PbxAdapter.configure()
-    assert pbx is not None and pbx.app is not None and pbx.db is not None and pbx.ari.base == "http://pbx:8088/ari"
+    assert (
+        pbx is not None
+        and pbx.app is not None
+        and pbx.db is not None
+        and pbx.ari.base == "http://pbx:8088/ari"
+    )
     app = AppAdapter.configure()
-    assert app is not None and app.client.base == "https://apps.example.com/v1" and app.expected.sip_host == "pbx.example.com"
+    assert (
+        app is not None
+        and app.client.base == "https://apps.example.com/v1"
+        and app.expected.sip_host == "pbx.example.com"
+    )
     net = NetAdapter.configure()
     assert net is not None and net.ari == ("pbx", 8088)
     registry = Registry(discover(), [a for a in (pbx, app, net, LogsAdapter.configure()) if a])
     assert registry.available("pbx.reset_password") and registry.available("logs.classify")
 
 
-@pytest.mark.parametrize("env, named", [
-    ({"ARI_URL": "pbx:8088"}, "CONNBOT_ARI_URL"),
-    ({"ARI_URL": "http://pbx:8088"}, "CONNBOT_ARI_USERNAME"),
-    ({"ARI_URL": "http://pbx:8088", "ARI_USERNAME": "u", "ARI_PASSWORD": "p", "PBX_DB_URL": "mysql://x"}, "CONNBOT_PBX_DB_URL"),
-    ({"ARI_URL": "http://pbx:8088", "ARI_USERNAME": "u", "ARI_PASSWORD": "p", "PBX_DB_SLOW_MS": "fast"}, "CONNBOT_PBX_DB_SLOW_MS"),
-])
-def test_bad_pbx_settings_name_the_variable(clean_env: pytest.MonkeyPatch, env: dict[str, str], named: str) -> None:
+@pytest.mark.parametrize(
+    "env, named",
+    [
+        ({"ARI_URL": "pbx:8088"}, "CONNBOT_ARI_URL"),
+        ({"ARI_URL": "http://pbx:8088"}, "CONNBOT_ARI_USERNAME"),
+        (
+            {
+                "ARI_URL": "http://pbx:8088",
+                "ARI_USERNAME": "u",
+                "ARI_PASSWORD": "p",
+                "PBX_DB_URL": "mysql://x",
+            },
+            "CONNBOT_PBX_DB_URL",
+        ),
+        (
+            {
+                "ARI_URL": "http://pbx:8088",
+                "ARI_USERNAME": "u",
+                "ARI_PASSWORD": "p",
+                "PBX_DB_SLOW_MS": "fast",
+            },
+            "CONNBOT_PBX_DB_SLOW_MS",
+        ),
+    ],
+)
+def test_bad_pbx_settings_name_the_variable(
+    clean_env: pytest.MonkeyPatch, env: dict[str, str], named: str
+) -> None:
     for name, value in env.items():
         clean_env.setenv(f"CONNBOT_{name}", value)
     with pytest.raises(SettingsError, match=named):
         PbxAdapter.configure()
 
 
-@pytest.mark.parametrize("env, named", [
-    ({"APP_API_URL": "http://apps"}, "CONNBOT_APP_API_TOKEN"),
-    ({"APP_API_URL": "http://apps", "APP_API_TOKEN": "t", "APP_RECONNECT_DEADLINE": "-1"}, "CONNBOT_APP_RECONNECT_DEADLINE"),
-    ({"APP_API_URL": "http://apps", "APP_API_TOKEN": "t", "SIP_TRANSPORT": "sctp"}, "CONNBOT_SIP_TRANSPORT"),
-])
-def test_bad_app_settings_name_the_variable(clean_env: pytest.MonkeyPatch, env: dict[str, str], named: str) -> None:
+@pytest.mark.parametrize(
+    "env, named",
+    [
+        ({"APP_API_URL": "http://apps"}, "CONNBOT_APP_API_TOKEN"),
+        (
+            {"APP_API_URL": "http://apps", "APP_API_TOKEN": "t", "APP_RECONNECT_DEADLINE": "-1"},
+            "CONNBOT_APP_RECONNECT_DEADLINE",
+        ),
+        (
+            {"APP_API_URL": "http://apps", "APP_API_TOKEN": "t", "SIP_TRANSPORT": "sctp"},
+            "CONNBOT_SIP_TRANSPORT",
+        ),
+    ],
+)
+def test_bad_app_settings_name_the_variable(
+    clean_env: pytest.MonkeyPatch, env: dict[str, str], named: str
+) -> None:
     for name, value in env.items():
         clean_env.setenv(f"CONNBOT_{name}", value)
     with pytest.raises(SettingsError, match=named):

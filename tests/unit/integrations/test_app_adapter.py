@@ -9,18 +9,25 @@ import pytest
 import requests
 import responses
 from openapi_core.exceptions import OpenAPIError
+from wire_fakes import FakeApp, app_adapter, inp
 
 from integrations.base import NotConfiguredError, PermanentError, TransientError, UnsupportedError
-from wire_fakes import FakeApp, app_adapter, inp
 
 
 def test_find_user_by_the_reporters_email(app_api: FakeApp) -> None:
     res = app_adapter().find_user(inp(user=None).model_copy(update={"reporter_email": "jane@example.com"}))
-    assert res.outcome == "found" and res.facts["user"] == "1001" and "jane@example.com as user 1001" in res.summary
+    assert (
+        res.outcome == "found"
+        and res.facts["user"] == "1001"
+        and "jane@example.com as user 1001" in res.summary
+    )
 
 
 def test_find_user_unknown_or_ambiguous_email(app_api: FakeApp) -> None:
-    assert app_adapter().find_user(inp(user=None).model_copy(update={"reporter_email": "x@example.com"})).outcome == "not_found"
+    assert (
+        app_adapter().find_user(inp(user=None).model_copy(update={"reporter_email": "x@example.com"})).outcome
+        == "not_found"
+    )
     app_api.users.append({"user_ref": "1002", "email": "jane@example.com"})
     res = app_adapter().find_user(inp(user=None).model_copy(update={"reporter_email": "jane@example.com"}))
     assert res.outcome == "not_found" and "knows 2 users" in res.summary and "user" not in res.facts
@@ -50,13 +57,22 @@ def test_get_status_user_without_device_is_an_error(app_api: FakeApp) -> None:
 
 
 def test_reconnect_succeeds_after_polling(app_api: FakeApp) -> None:
-    app_api.action_script = [{"status": "accepted"}, {"status": "running"}, {"status": "succeeded", "result": {"registration_state": "registered", "sip_code": 200}}]
+    app_api.action_script = [
+        {"status": "accepted"},
+        {"status": "running"},
+        {"status": "succeeded", "result": {"registration_state": "registered", "sip_code": 200}},
+    ]
     res = app_adapter().reconnect(inp())
     assert res.outcome == "reconnected" and res.evidence["action_status"] == "succeeded"
 
 
 def test_reconnect_still_failing_says_why(app_api: FakeApp) -> None:
-    app_api.action_script = [{"status": "failed", "result": {"registration_state": "failed", "sip_code": 401, "reason": "Unauthorized"}}]
+    app_api.action_script = [
+        {
+            "status": "failed",
+            "result": {"registration_state": "failed", "sip_code": 401, "reason": "Unauthorized"},
+        }
+    ]
     res = app_adapter().reconnect(inp())
     assert res.outcome == "still_failing" and "Unauthorized" in res.summary and "401" in res.summary
 
@@ -85,7 +101,10 @@ def test_reconnect_unsupported_becomes_a_human_step(app_api: FakeApp) -> None:
 
 def test_get_last_error_found_puts_the_message_in_facts(app_api: FakeApp) -> None:
     res = app_adapter().get_last_error(inp())
-    assert res.outcome == "found" and res.facts["error_message"] == "reg: sip:1001@pbx.example.com: 401 Unauthorized"
+    assert (
+        res.outcome == "found"
+        and res.facts["error_message"] == "reg: sip:1001@pbx.example.com: 401 Unauthorized"
+    )
 
 
 def test_get_last_error_none(app_api: FakeApp) -> None:
@@ -98,15 +117,24 @@ def test_check_config_ok(app_api: FakeApp) -> None:
     assert res.outcome == "ok" and res.evidence["differences"] == {}
 
 
-@pytest.mark.parametrize("change, expected, outcome", [
-    ({"server": {"host": "127.0.0.2", "port": 5060, "transport": "udp"}}, {}, "wrong_host"),
-    ({"server": {"host": "127.0.0.1", "port": 5080, "transport": "udp"}}, {}, "wrong_port"),
-    ({"server": {"host": "127.0.0.1", "port": 5060, "transport": "tcp"}}, {}, "wrong_transport"),
-    ({"auth_username": "1002"}, {}, "wrong_username"),
-    ({}, {"sip_domain": "voip.example.org"}, "wrong_domain"),
-    ({"server": {"host": "pbx.nowhere.invalid", "port": 5060, "transport": "udp"}}, {}, "unresolvable_host"),
-])
-def test_check_config_finds_each_wrong_setting(app_api: FakeApp, change: dict, expected: dict, outcome: str) -> None:
+@pytest.mark.parametrize(
+    "change, expected, outcome",
+    [
+        ({"server": {"host": "127.0.0.2", "port": 5060, "transport": "udp"}}, {}, "wrong_host"),
+        ({"server": {"host": "127.0.0.1", "port": 5080, "transport": "udp"}}, {}, "wrong_port"),
+        ({"server": {"host": "127.0.0.1", "port": 5060, "transport": "tcp"}}, {}, "wrong_transport"),
+        ({"auth_username": "1002"}, {}, "wrong_username"),
+        ({}, {"sip_domain": "voip.example.org"}, "wrong_domain"),
+        (
+            {"server": {"host": "pbx.nowhere.invalid", "port": 5060, "transport": "udp"}},
+            {},
+            "unresolvable_host",
+        ),
+    ],
+)
+def test_check_config_finds_each_wrong_setting(
+    app_api: FakeApp, change: dict, expected: dict, outcome: str
+) -> None:
     app_api.config["accounts"][0].update(change)
     res = app_adapter(**expected).check_config(inp())
     assert res.outcome == outcome
@@ -127,13 +155,21 @@ def test_fix_config_patches_the_server_and_the_app_connects(app_api: FakeApp) ->
     app_api.config["accounts"][0]["server"]["port"] = 5080
     res = app_adapter().fix_config(inp())
     assert res.outcome == "fixed_connected"
-    assert app_api.patches == [{"account_id": "acc-1", "reregister": True, "server": {"host": "127.0.0.1", "port": 5060, "transport": "udp"}}]
+    assert app_api.patches == [
+        {
+            "account_id": "acc-1",
+            "reregister": True,
+            "server": {"host": "127.0.0.1", "port": 5060, "transport": "udp"},
+        }
+    ]
     assert app_adapter().check_config(inp()).outcome == "ok"
 
 
 def test_fix_config_still_failing(app_api: FakeApp) -> None:
     app_api.config["accounts"][0]["server"]["port"] = 5080
-    app_api.action_script = [{"status": "failed", "result": {"registration_state": "failed", "sip_code": 408}}]
+    app_api.action_script = [
+        {"status": "failed", "result": {"registration_state": "failed", "sip_code": 408}}
+    ]
     assert app_adapter().fix_config(inp()).outcome == "fixed_still_failing"
 
 
@@ -150,18 +186,25 @@ def test_fix_config_unsupported_field(app_api: FakeApp) -> None:
     assert app_api.patches == []
 
 
-@pytest.mark.parametrize("status, body, error", [
-    (500, '{"error":{"code":"internal","message":"boom"}}', TransientError),
-    (200, "{not json", PermanentError),
-])
-def test_backend_errors_are_translated(app_api: FakeApp, rsps: responses.RequestsMock, status: int, body: str, error: type) -> None:
+@pytest.mark.parametrize(
+    "status, body, error",
+    [
+        (500, '{"error":{"code":"internal","message":"boom"}}', TransientError),
+        (200, "{not json", PermanentError),
+    ],
+)
+def test_backend_errors_are_translated(
+    app_api: FakeApp, rsps: responses.RequestsMock, status: int, body: str, error: type
+) -> None:
     rsps.replace(responses.GET, re.compile(r"http://app\.test/v1/.*"), status=status, body=body)
     with pytest.raises(error, match="HTTP 500|malformed JSON"):
         app_adapter().get_status(inp())
     rsps.calls.reset()  # these answers break the contract on purpose
 
 
-def test_the_contract_check_catches_an_answer_off_contract(app_api: FakeApp, rsps: responses.RequestsMock) -> None:
+def test_the_contract_check_catches_an_answer_off_contract(
+    app_api: FakeApp, rsps: responses.RequestsMock
+) -> None:
     app_api.status["accounts"][0]["registration"]["state"] = "connected"
     assert app_adapter().get_status(inp()).outcome == "unknown"
     with pytest.raises(OpenAPIError):
@@ -169,8 +212,14 @@ def test_the_contract_check_catches_an_answer_off_contract(app_api: FakeApp, rsp
     rsps.calls.reset()
 
 
-def test_a_backend_that_does_not_answer_is_a_transient_error(app_api: FakeApp, rsps: responses.RequestsMock) -> None:
-    rsps.replace(responses.GET, re.compile(r"http://app\.test/v1/.*"), body=requests.ConnectTimeout("connect timed out"))
+def test_a_backend_that_does_not_answer_is_a_transient_error(
+    app_api: FakeApp, rsps: responses.RequestsMock
+) -> None:
+    rsps.replace(
+        responses.GET,
+        re.compile(r"http://app\.test/v1/.*"),
+        body=requests.ConnectTimeout("connect timed out"),
+    )
     with pytest.raises(TransientError, match="cannot reach .*ConnectTimeout"):
         app_adapter().get_status(inp())
     rsps.calls.reset()

@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from wire_fakes import FAST, FakeApp, app_settings, inp
 
-from bot.errors import SettingsError
 from integrations.base import NotConfiguredError
 from integrations.logs.adapter import LogsAdapter
 from integrations.logs.client import builtin, load_catalogue
 from integrations.logs.models import LogClass
 from integrations.logs.settings import LogsSettings
-from wire_fakes import FakeApp, app_settings, inp, FAST
+from integrations.settings import SettingsError
 
 LINES = {
     LogClass.AUTH_FAILURE: [
@@ -33,7 +33,9 @@ LINES = {
         "ua: reg: sip:1001@pbx.example.com: Register: Connection timed out [110]",
     ],
     LogClass.TRANSPORT_REFUSED: ["ua: reg: sip:1001@pbx.example.com: Register: Connection refused [111]"],
-    LogClass.SERVER_UNAVAILABLE: ["10:04:00.000   pjsua_acc.c  ....SIP registration failed, status=503 (Service Unavailable)"],
+    LogClass.SERVER_UNAVAILABLE: [
+        "10:04:00.000   pjsua_acc.c  ....SIP registration failed, status=503 (Service Unavailable)"
+    ],
     LogClass.TLS_FAILURE: [
         "10:05:00.000 tlsc0x7f  TLS connect() error: certificate verify failed (certificate has expired)",
         "ssl.SSLCertVerificationError: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate",
@@ -55,7 +57,9 @@ LINES = {
 
 
 def adapter(app: FakeApp | None = None, extra: Path | None = None) -> LogsAdapter:
-    return LogsAdapter.from_settings(LogsSettings(logs_catalogue=extra), app_settings() if app else None, policy=FAST)
+    return LogsAdapter.from_settings(
+        LogsSettings(logs_catalogue=extra), app_settings() if app else None, policy=FAST
+    )
 
 
 def test_every_class_has_test_lines() -> None:
@@ -67,20 +71,37 @@ def test_each_signature_class(cls: LogClass, line: str) -> None:
     log = "\n".join(["09:50:00.000 pjsua_core.c  Initializing", line, "09:59:00.000 pjsua_core.c  idle"])
     res = adapter().classify(inp(client_log=log))
     assert res.outcome == cls.value
-    assert res.evidence["matches"][-1] == {"line": 2, "class": cls.value, "source": res.evidence["matches"][-1]["source"], "text": line.strip()[:500]}
+    assert res.evidence["matches"][-1] == {
+        "line": 2,
+        "class": cls.value,
+        "source": res.evidence["matches"][-1]["source"],
+        "text": line.strip()[:500],
+    }
 
 
 def test_a_401_followed_by_200_is_the_normal_digest_exchange() -> None:
-    log = ("10:00:00.100 pjsua_acc.c SIP registration failed, status=401 (Unauthorized)\n"
-           "10:00:00.300 pjsua_acc.c sip:1001@pbx.example.com: registration success, status=200 (OK), will re-register in 300 seconds")
+    log = (
+        "10:00:00.100 pjsua_acc.c SIP registration failed, status=401 (Unauthorized)\n"
+        "10:00:00.300 pjsua_acc.c sip:1001@pbx.example.com: registration success, status=200 (OK), will re-register in 300 seconds"
+    )
     res = adapter().classify(inp(client_log=log))
     assert res.outcome == "none_found" and "successful registration" in res.summary
 
 
 def test_the_latest_failure_wins() -> None:
-    log = "\n".join([LINES[LogClass.DNS_FAILURE][0], LINES[LogClass.TIMEOUT_NO_RESPONSE][0], LINES[LogClass.AUTH_FAILURE][0]])
+    log = "\n".join(
+        [
+            LINES[LogClass.DNS_FAILURE][0],
+            LINES[LogClass.TIMEOUT_NO_RESPONSE][0],
+            LINES[LogClass.AUTH_FAILURE][0],
+        ]
+    )
     res = adapter().classify(inp(client_log=log))
-    assert res.outcome == "auth_failure" and res.evidence["class_counts"] == {"dns_failure": 1, "timeout_no_response": 1, "auth_failure": 1}
+    assert res.outcome == "auth_failure" and res.evidence["class_counts"] == {
+        "dns_failure": 1,
+        "timeout_no_response": 1,
+        "auth_failure": 1,
+    }
 
 
 def test_nothing_known_is_none_found() -> None:
@@ -100,16 +121,24 @@ def test_the_app_backend_logs_are_read_page_by_page(app_api: FakeApp) -> None:
 
 def test_an_extra_catalogue_adds_a_signature_without_code(tmp_path: Path) -> None:
     extra = tmp_path / "more.yaml"
-    extra.write_text("signatures:\n  - {class: nat_keepalive, source: acme, pattern: 'ACME keepalive lost'}\n")
-    assert adapter(extra=extra).classify(inp(client_log="12:00 ACME keepalive lost on wifi")).outcome == "nat_keepalive"
+    extra.write_text(
+        "signatures:\n  - {class: nat_keepalive, source: acme, pattern: 'ACME keepalive lost'}\n"
+    )
+    assert (
+        adapter(extra=extra).classify(inp(client_log="12:00 ACME keepalive lost on wifi")).outcome
+        == "nat_keepalive"
+    )
     assert len(load_catalogue(extra)) == len(builtin()) + 1
 
 
-@pytest.mark.parametrize("text, problem", [
-    ("signatures:\n  - {class: gremlins, pattern: 'x'}\n", "entry 1"),
-    ("signatures:\n  - {class: dns_failure, pattern: '(unclosed'}\n", "bad pattern"),
-    ("just text", "expected a mapping"),
-])
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("signatures:\n  - {class: gremlins, pattern: 'x'}\n", "entry 1"),
+        ("signatures:\n  - {class: dns_failure, pattern: '(unclosed'}\n", "bad pattern"),
+        ("just text", "expected a mapping"),
+    ],
+)
 def test_a_bad_extra_catalogue_is_a_settings_error(tmp_path: Path, text: str, problem: str) -> None:
     extra = tmp_path / "bad.yaml"
     extra.write_text(text)

@@ -17,23 +17,29 @@ from typing import Any
 
 import pytest
 import trustme
+from wire_fakes import inp, sip_settings
 
 from integrations.net import client as probes
 from integrations.net.adapter import NetAdapter
 from integrations.net.settings import NetSettings
 from integrations.pbx.settings import PbxSettings
-from wire_fakes import inp, sip_settings
 
 
 def _answer(request: bytes, status: str = "401 Unauthorized") -> bytes:
-    headers = [line for line in request.decode("utf-8", "replace").split("\r\n") if line.split(":", 1)[0] in ("Via", "From", "To", "Call-ID", "CSeq")]
+    headers = [
+        line
+        for line in request.decode("utf-8", "replace").split("\r\n")
+        if line.split(":", 1)[0] in ("Via", "From", "To", "Call-ID", "CSeq")
+    ]
     return ("\r\n".join([f"SIP/2.0 {status}", *headers, "Content-Length: 0"]) + "\r\n\r\n").encode()
 
 
 class SipResponder:
     """A minimal SIP server on 127.0.0.1 answering OPTIONS (401 like Asterisk); `answer_every` drops the rest."""
 
-    def __init__(self, transport: str, tls: ssl.SSLContext | None = None, answer_every: int = 1, silent: bool = False):
+    def __init__(
+        self, transport: str, tls: ssl.SSLContext | None = None, answer_every: int = 1, silent: bool = False
+    ):
         self.transport, self.tls, self.answer_every, self.silent = transport, tls, answer_every, silent
         kind = socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
         self.sock = socket.socket(socket.AF_INET, kind)
@@ -105,10 +111,16 @@ def closed_port(kind: int = socket.SOCK_STREAM) -> int:
         return s.getsockname()[1]
 
 
-def net(port: int, transport: str = "udp", host: str = "127.0.0.1", ari: int | None = None, **over: Any) -> NetAdapter:
-    settings = NetSettings.model_validate({"net_timeout": 0.5, "net_probes": 4, "net_probe_interval": 0.0, **over})
+def net(
+    port: int, transport: str = "udp", host: str = "127.0.0.1", ari: int | None = None, **over: Any
+) -> NetAdapter:
+    settings = NetSettings.model_validate(
+        {"net_timeout": 0.5, "net_probes": 4, "net_probe_interval": 0.0, **over}
+    )
     pbx = PbxSettings.model_validate({"ari_url": f"http://127.0.0.1:{ari}"}) if ari else None
-    return NetAdapter.from_settings(sip_settings(sip_host=host, sip_port=port, sip_transport=transport), settings, pbx)
+    return NetAdapter.from_settings(
+        sip_settings(sip_host=host, sip_port=port, sip_transport=transport), settings, pbx
+    )
 
 
 def check(adapter: NetAdapter) -> tuple[str, str, dict[str, Any]]:
@@ -179,7 +191,11 @@ def ca() -> trustme.CA:
 
 def tls_server(ca: trustme.CA, name: str = "127.0.0.1", expired: bool = False) -> ssl.SSLContext:
     now = datetime.now(UTC)
-    cert = ca.issue_cert(name, not_before=now - timedelta(days=30), not_after=now - timedelta(days=1)) if expired else ca.issue_cert(name)
+    cert = (
+        ca.issue_cert(name, not_before=now - timedelta(days=30), not_after=now - timedelta(days=1))
+        if expired
+        else ca.issue_cert(name)
+    )
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(ctx)
     return ctx
@@ -199,7 +215,9 @@ def test_tls_with_a_valid_certificate(responders: list[SipResponder], ca: trustm
     assert out == "ok" and tls["data"]["days_left"] >= 300 and tls["data"]["version"].startswith("TLS")
 
 
-def test_tls_with_an_expired_certificate(responders: list[SipResponder], ca: trustme.CA, ca_file: Path) -> None:
+def test_tls_with_an_expired_certificate(
+    responders: list[SipResponder], ca: trustme.CA, ca_file: Path
+) -> None:
     r = serve(responders, "tls", tls=tls_server(ca, expired=True))
     out, summary, ev = check(net(r.port, "tls", net_tls_ca=ca_file))
     tls = next(p for p in ev["probes"] if p["probe"] == "tls")
@@ -211,7 +229,9 @@ def test_tls_with_an_untrusted_certificate(responders: list[SipResponder], ca: t
     assert check(net(r.port, "tls"))[0] == "tls_untrusted"
 
 
-def test_tls_with_a_certificate_for_another_name(responders: list[SipResponder], ca: trustme.CA, ca_file: Path) -> None:
+def test_tls_with_a_certificate_for_another_name(
+    responders: list[SipResponder], ca: trustme.CA, ca_file: Path
+) -> None:
     r = serve(responders, "tls", tls=tls_server(ca, name="other.example.test"))
     assert check(net(r.port, "tls", net_tls_ca=ca_file))[0] == "tls_hostname_mismatch"
 
@@ -244,13 +264,32 @@ def test_options_to_a_real_sipp_uas(tmp_path: Path) -> None:
     sipp = shutil.which("sipp")
     if sipp is None:
         if os.environ.get("CI") == "true":
-            pytest.fail("sipp (Debian package sip-tester) is not installed; .ci/run installs it when run as root")
+            pytest.fail(
+                "sipp (Debian package sip-tester) is not installed; .ci/run installs it when run as root"
+            )
         pytest.skip("sipp (Debian package sip-tester) is not installed")
     scenario = tmp_path / "uas.xml"
     scenario.write_text(SIPP_UAS)
     port = closed_port(socket.SOCK_DGRAM)
-    proc = subprocess.Popen([sipp, "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port), "-m", "1", "-nostdin", "-timeout", "20"],
-                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sipp,
+            "-sf",
+            str(scenario),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "20",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 10
         probe = probes.sip_options("127.0.0.1", port, "udp", 0.5)

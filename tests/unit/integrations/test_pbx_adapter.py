@@ -10,10 +10,10 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 import requests
+from wire_fakes import FakeApp, FakeAri, inp, pbx_adapter
 
 from integrations.base import NotConfiguredError, PermanentError, TransientError
 from integrations.pbx.client import ha1
-from wire_fakes import FakeApp, FakeAri, inp, pbx_adapter
 
 PG = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -37,7 +37,9 @@ def test_get_account_missing(ari: FakeAri) -> None:
 
 
 @pytest.mark.parametrize("gone, named", [("auth", "auth 1001"), ("aor", "aor 1001")])
-def test_get_account_incomplete_when_a_referenced_object_is_missing(ari: FakeAri, gone: str, named: str) -> None:
+def test_get_account_incomplete_when_a_referenced_object_is_missing(
+    ari: FakeAri, gone: str, named: str
+) -> None:
     ari.objects[gone].clear()
     out, summary, ev = outcome_of("get_account")
     assert out == "incomplete" and named in summary and ev["missing"] == [named]
@@ -54,12 +56,15 @@ def test_wrong_ari_password_is_a_clear_permanent_error(ari: FakeAri) -> None:
         pbx_adapter(ari_password="wrong").get_account(inp())
 
 
-@pytest.mark.parametrize("answer, error, text", [
-    ((500, {}, json.dumps({"message": "Internal Server Error"})), TransientError, "HTTP 500"),
-    ((200, {}, "<html>not json"), PermanentError, "malformed JSON"),
-    ((200, {}, json.dumps({"unexpected": "object"})), PermanentError, "expected a list"),
-    (requests.ReadTimeout("read timed out"), TransientError, "timed out"),
-])
+@pytest.mark.parametrize(
+    "answer, error, text",
+    [
+        ((500, {}, json.dumps({"message": "Internal Server Error"})), TransientError, "HTTP 500"),
+        ((200, {}, "<html>not json"), PermanentError, "malformed JSON"),
+        ((200, {}, json.dumps({"unexpected": "object"})), PermanentError, "expected a list"),
+        (requests.ReadTimeout("read timed out"), TransientError, "timed out"),
+    ],
+)
 def test_get_account_maps_server_errors(ari: FakeAri, answer: object, error: type, text: str) -> None:
     ari.broken["/endpoint/"] = answer
     with pytest.raises(error, match=text):
@@ -72,14 +77,20 @@ def test_get_account_needs_a_user(ari: FakeAri) -> None:
 
 
 # -- create_account
-def test_create_account_creates_auth_aor_endpoint_in_order_and_gives_the_app_the_password(ari: FakeAri, app_api: FakeApp) -> None:
+def test_create_account_creates_auth_aor_endpoint_in_order_and_gives_the_app_the_password(
+    ari: FakeAri, app_api: FakeApp
+) -> None:
     for kind in ari.objects:
         ari.objects[kind].clear()
     res = pbx_adapter(pbx_context="users", pbx_transport="transport-tls").create_account(inp())
     assert res.outcome == "created"
     assert [(k, i) for k, i, _ in ari.puts] == [("auth", "1001"), ("aor", "1001"), ("endpoint", "1001")]
     endpoint = ari.objects["endpoint"]["1001"]
-    assert endpoint["context"] == "users" and endpoint["transport"] == "transport-tls" and endpoint["auth"] == "1001"
+    assert (
+        endpoint["context"] == "users"
+        and endpoint["transport"] == "transport-tls"
+        and endpoint["auth"] == "1001"
+    )
     password = ari.objects["auth"]["1001"]["password"]
     assert len(password) >= 20 and app_api.app_password == password
     assert res.evidence["app_password_set"] is True and password not in res.model_dump_json()
@@ -92,10 +103,13 @@ def test_create_account_without_app_says_the_password_must_be_reset(ari: FakeAri
     assert res.outcome == "created" and "NOT given the password" in res.summary
 
 
-@pytest.mark.parametrize("flag, outcome, words", [
-    ("read_only_user", "write_denied", "read-only"),
-    ("read_only_backend", "forbidden_readonly_backend", "by hand"),
-])
+@pytest.mark.parametrize(
+    "flag, outcome, words",
+    [
+        ("read_only_user", "write_denied", "read-only"),
+        ("read_only_backend", "forbidden_readonly_backend", "by hand"),
+    ],
+)
 def test_create_account_refused(ari: FakeAri, flag: str, outcome: str, words: str) -> None:
     ari.objects["endpoint"].clear()
     setattr(ari, flag, True)
@@ -108,7 +122,11 @@ def test_create_account_invalid_fields_reports_what_was_created(ari: FakeAri) ->
         ari.objects[kind].clear()
     ari.reject_fields = {"endpoint"}
     res = pbx_adapter(with_app=False).create_account(inp())
-    assert res.outcome == "invalid_fields" and res.evidence["created"] == ["auth", "aor"] and res.evidence["failed_at"] == "endpoint"
+    assert (
+        res.outcome == "invalid_fields"
+        and res.evidence["created"] == ["auth", "aor"]
+        and res.evidence["failed_at"] == "endpoint"
+    )
 
 
 def test_create_account_never_overwrites_an_existing_account(ari: FakeAri) -> None:
@@ -118,8 +136,14 @@ def test_create_account_never_overwrites_an_existing_account(ari: FakeAri) -> No
 
 
 # -- compare_credentials
-def _fingerprint(app_api: FakeApp, user: str = "1001", realm: str = "asterisk", password: str = "s3cret-pw") -> None:
-    app_api.config["accounts"][0]["credential_fingerprint"] = {"algorithm": "md5-ha1", "realm": realm, "value": ha1(user, realm, password)}
+def _fingerprint(
+    app_api: FakeApp, user: str = "1001", realm: str = "asterisk", password: str = "s3cret-pw"
+) -> None:
+    app_api.config["accounts"][0]["credential_fingerprint"] = {
+        "algorithm": "md5-ha1",
+        "realm": realm,
+        "value": ha1(user, realm, password),
+    }
 
 
 def test_compare_credentials_match(ari: FakeAri, app_api: FakeApp) -> None:
@@ -134,8 +158,12 @@ def test_compare_credentials_password_mismatch(ari: FakeAri, app_api: FakeApp) -
     assert out == "password_mismatch" and "differs" in summary
 
 
-def test_compare_credentials_uses_md5_cred_when_the_pbx_stores_no_plaintext(ari: FakeAri, app_api: FakeApp) -> None:
-    ari.objects["auth"]["1001"].update(password="", md5_cred=ha1("1001", "asterisk", "s3cret-pw"), auth_type="md5")
+def test_compare_credentials_uses_md5_cred_when_the_pbx_stores_no_plaintext(
+    ari: FakeAri, app_api: FakeApp
+) -> None:
+    ari.objects["auth"]["1001"].update(
+        password="", md5_cred=ha1("1001", "asterisk", "s3cret-pw"), auth_type="md5"
+    )
     _fingerprint(app_api)
     assert outcome_of("compare_credentials")[0] == "match"
 
@@ -160,7 +188,9 @@ def test_compare_credentials_unknown_without_app_or_fingerprint(ari: FakeAri, ap
 
 
 # -- reset_password
-def test_reset_password_sets_the_same_new_password_on_both_sides_and_reconnects(ari: FakeAri, app_api: FakeApp) -> None:
+def test_reset_password_sets_the_same_new_password_on_both_sides_and_reconnects(
+    ari: FakeAri, app_api: FakeApp
+) -> None:
     res = pbx_adapter().reset_password(inp())
     assert res.outcome == "updated_connected"
     new = ari.objects["auth"]["1001"]["password"]
@@ -170,7 +200,10 @@ def test_reset_password_sets_the_same_new_password_on_both_sides_and_reconnects(
 
 
 def test_reset_password_still_failing(ari: FakeAri, app_api: FakeApp) -> None:
-    app_api.action_script = [{"status": "running"}, {"status": "failed", "result": {"registration_state": "failed", "sip_code": 403}}]
+    app_api.action_script = [
+        {"status": "running"},
+        {"status": "failed", "result": {"registration_state": "failed", "sip_code": 403}},
+    ]
     res = pbx_adapter().reset_password(inp())
     assert res.outcome == "updated_still_failing" and res.evidence["action_status"] == "failed"
 
@@ -187,7 +220,9 @@ def test_reset_password_forbidden_by_the_app_says_the_pbx_changed(ari: FakeAri, 
     assert res.outcome == "forbidden" and res.evidence["pbx_updated"] is True and "by hand" in res.summary
 
 
-def test_reset_password_forbidden_when_the_device_cannot_take_a_password(ari: FakeAri, app_api: FakeApp) -> None:
+def test_reset_password_forbidden_when_the_device_cannot_take_a_password(
+    ari: FakeAri, app_api: FakeApp
+) -> None:
     app_api.capabilities["config_write"] = ["server"]
     res = pbx_adapter().reset_password(inp())
     assert res.outcome == "forbidden" and ari.puts == []
@@ -286,7 +321,11 @@ def test_check_database_schema_missing(ari: FakeAri, pg_schema: tuple[str, psyco
 
 
 def test_check_database_unreachable_hides_the_password(ari: FakeAri) -> None:
-    out, summary, ev = outcome_of("check_database", pbx_db_url=f"postgresql://postgres:db-pw-123@127.0.0.1:{_unused_port()}/test", pbx_db_timeout=1)
+    out, summary, ev = outcome_of(
+        "check_database",
+        pbx_db_url=f"postgresql://postgres:db-pw-123@127.0.0.1:{_unused_port()}/test",
+        pbx_db_timeout=1,
+    )
     assert out == "db_unreachable" and "db-pw-123" not in summary + json.dumps(ev)
 
 

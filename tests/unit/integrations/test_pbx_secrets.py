@@ -7,13 +7,20 @@ import re
 
 import pytest
 import requests
+from wire_fakes import FakeApp, FakeAri, inp, pbx_adapter
 
 from integrations.base import AdapterError
 from integrations.pbx.client import ha1
-from wire_fakes import FakeApp, FakeAri, inp, pbx_adapter
 
 CANARY = "CANARY-pw-7c1e9d"
-ACTIONS = ("get_account", "create_account", "compare_credentials", "reset_password", "health", "check_database")
+ACTIONS = (
+    "get_account",
+    "create_account",
+    "compare_credentials",
+    "reset_password",
+    "health",
+    "check_database",
+)
 
 
 @pytest.fixture
@@ -23,12 +30,20 @@ def canary_ari(rsps) -> FakeAri:  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("action", ACTIONS)
 @pytest.mark.parametrize("missing_account", [False, True])
-def test_no_action_leaks_a_password(canary_ari: FakeAri, app_api: FakeApp, caplog: pytest.LogCaptureFixture, action: str, missing_account: bool) -> None:
+def test_no_action_leaks_a_password(
+    canary_ari: FakeAri,
+    app_api: FakeApp,
+    caplog: pytest.LogCaptureFixture,
+    action: str,
+    missing_account: bool,
+) -> None:
     caplog.set_level(logging.DEBUG)
     app_api.config["accounts"][0]["credential_fingerprint"]["value"] = ha1("1001", "asterisk", "other")
     if missing_account:
         canary_ari.objects["endpoint"].clear()
-    adapter = pbx_adapter(ari_password=CANARY, pbx_db_url=f"postgresql://postgres:{CANARY}@127.0.0.1:1/test", pbx_db_timeout=1)
+    adapter = pbx_adapter(
+        ari_password=CANARY, pbx_db_url=f"postgresql://postgres:{CANARY}@127.0.0.1:1/test", pbx_db_timeout=1
+    )
     seen: list[str] = [repr(adapter), repr(adapter.ari), repr(vars(adapter.ari))]
     try:
         res = getattr(adapter, action)(inp())
@@ -51,7 +66,12 @@ def test_the_digest_never_shows_its_hash(canary_ari: FakeAri) -> None:
 
 def test_the_redacted_object_keeps_other_fields(canary_ari: FakeAri) -> None:
     obj = pbx_adapter(ari_password=CANARY).ari.get_object("auth", "1001")
-    assert obj is not None and obj["password"] == "<redacted>" and obj["username"] == "1001" and obj["md5_cred"] == ""
+    assert (
+        obj is not None
+        and obj["password"] == "<redacted>"
+        and obj["username"] == "1001"
+        and obj["md5_cred"] == ""
+    )
 
 
 def test_an_error_answer_echoing_the_password_is_not_repeated(canary_ari: FakeAri) -> None:

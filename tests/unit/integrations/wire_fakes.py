@@ -27,7 +27,15 @@ FIXTURES = ROOT / "tests" / "fixtures"
 CONTRACT = ROOT / "docs" / "app-management-api.yaml"
 ARI = "http://pbx.test:8088"
 APP = "http://app.test"
-FAST = http.RetryPolicy(attempts=2, total=1.0, backoff=0.0, max_backoff=0.0, connect_timeout=0.5, read_timeout=0.5, sleep=lambda s: None)
+FAST = http.RetryPolicy(
+    attempts=2,
+    total=1.0,
+    backoff=0.0,
+    max_backoff=0.0,
+    connect_timeout=0.5,
+    read_timeout=0.5,
+    sleep=lambda s: None,
+)
 
 
 def fixture(system: str, filename: str, **subst: str) -> Any:
@@ -45,7 +53,13 @@ def tuples_to_dict(tuples: list[dict[str, str]]) -> dict[str, str]:
 class FakeAri:
     """A PBX with PJSIP objects in a writable (or read-only) sorcery backend."""
 
-    def __init__(self, rsps: responses.RequestsMock, password: str = "s3cret-pw", ari_password: str = "ari-pw", url: str = ARI):
+    def __init__(
+        self,
+        rsps: responses.RequestsMock,
+        password: str = "s3cret-pw",
+        ari_password: str = "ari-pw",
+        url: str = ARI,
+    ):
         self.password = ari_password
         self.objects: dict[str, dict[str, dict[str, str]]] = {
             "endpoint": {"1001": tuples_to_dict(fixture("pbx", "endpoint_1001.json"))},
@@ -85,7 +99,11 @@ class FakeAri:
             name = path.rsplit("/", 1)[1]
             if name not in self.modules:
                 return self._err(404, "Module could not be found in running modules")
-            return 200, {}, json.dumps({**fixture("pbx", "module.json", name=name), "status": self.modules[name]})
+            return (
+                200,
+                {},
+                json.dumps({**fixture("pbx", "module.json", name=name), "status": self.modules[name]}),
+            )
         m = re.fullmatch(r"/asterisk/config/dynamic/res_pjsip/(\w+)/([^/]+)", path)
         if not m:
             return self._err(404, "Resource not found")
@@ -98,7 +116,9 @@ class FakeAri:
         if self.read_only_user:
             return self._err(403, "Write access denied")
         if self.read_only_backend:
-            return self._err(403, f"Cannot {'update' if oid in store else 'create'} sorcery objects of type '{kind}'")
+            return self._err(
+                403, f"Cannot {'update' if oid in store else 'create'} sorcery objects of type '{kind}'"
+            )
         fields = {f["attribute"]: f["value"] for f in json.loads(req.body or b"{}").get("fields", [])}
         if kind in self.reject_fields:
             return self._err(400, f"Creation of object '{oid}' failed field value validation")
@@ -136,7 +156,11 @@ class FakeApp:
 
     @staticmethod
     def _err(status: int, code: str, message: str) -> tuple[int, dict[str, str], str]:
-        return status, {"Content-Type": "application/json"}, json.dumps({"error": {"code": code, "message": message, "retryable": status >= 500}})
+        return (
+            status,
+            {"Content-Type": "application/json"},
+            json.dumps({"error": {"code": code, "message": message, "retryable": status >= 500}}),
+        )
 
     @staticmethod
     def _ok(body: Any, status: int = 200) -> tuple[int, dict[str, str], str]:
@@ -178,11 +202,24 @@ class FakeApp:
                 return self._err(501, "unsupported", "cannot reconnect")
             return self._ok(self._start(), 202)
         if what == "logs":
-            cursor = int(dict(p.split("=") for p in (req.path_url.split("?", 1) + [""])[1].split("&") if "=" in p).get("cursor", 0))
+            cursor = int(
+                dict(p.split("=") for p in (req.path_url.split("?", 1) + [""])[1].split("&") if "=" in p).get(
+                    "cursor", 0
+                )
+            )
             page = self.log_pages[cursor] if cursor < len(self.log_pages) else []
             nxt = str(cursor + 1) if cursor + 1 < len(self.log_pages) else None
-            return self._ok({"entries": [{"ts": "2026-08-06T09:58:10.120Z", "level": "info", "message": line, "raw": line} for line in page],
-                             "next_cursor": nxt, "truncated": False, "source": "app_log"})
+            return self._ok(
+                {
+                    "entries": [
+                        {"ts": "2026-08-06T09:58:10.120Z", "level": "info", "message": line, "raw": line}
+                        for line in page
+                    ],
+                    "next_cursor": nxt,
+                    "truncated": False,
+                    "source": "app_log",
+                }
+            )
         if req.method == "PATCH":
             if self.forbid_patch:
                 return self._err(403, "forbidden", "configuration is managed by provisioning")
@@ -220,21 +257,31 @@ def secret(value: str) -> SecretStr:
 def app_settings(**over: Any) -> Any:
     from integrations.app.settings import AppSettings
 
-    values = {"app_api_url": APP, "app_api_token": SecretStr("app-token"), "app_reconnect_deadline": 0.5, "app_poll_interval": 0.01, **over}
+    values = {
+        "app_api_url": APP,
+        "app_api_token": SecretStr("app-token"),
+        "app_reconnect_deadline": 0.5,
+        "app_poll_interval": 0.01,
+        **over,
+    }
     return AppSettings.model_validate(values)
 
 
 def sip_settings(**over: Any) -> Any:
     from integrations.pbx.settings import SipSettings
 
-    return SipSettings.model_validate({"sip_host": "127.0.0.1", "sip_port": 5060, "sip_transport": "udp", **over})
+    return SipSettings.model_validate(
+        {"sip_host": "127.0.0.1", "sip_port": 5060, "sip_transport": "udp", **over}
+    )
 
 
 def pbx_adapter(*, ari_password: str = "ari-pw", with_app: bool = True, **over: Any) -> Any:
     from integrations.pbx.adapter import PbxAdapter
     from integrations.pbx.settings import PbxSettings
 
-    settings = PbxSettings.model_validate({"ari_url": ARI, "ari_username": "connbot", "ari_password": SecretStr(ari_password), **over})
+    settings = PbxSettings.model_validate(
+        {"ari_url": ARI, "ari_username": "connbot", "ari_password": SecretStr(ari_password), **over}
+    )
     return PbxAdapter.from_settings(settings, app_settings() if with_app else None, policy=FAST)
 
 

@@ -12,27 +12,45 @@ from tests.fakes.jira import FakeJira, configure
 
 
 def issue(key: str, summary: str) -> dict:
-    return {"id": key.split("-")[1], "key": key, "fields": {
-        "summary": summary, "description": None, "labels": [], "components": [],
-        "project": {"key": "VOIP", "name": "VoIP Support"}, "issuetype": {"name": "Incident"},
-        "reporter": {"accountId": "557058:aaaa", "emailAddress": "bob@example.com", "displayName": "Bob"},
-        "created": "2024-07-04T01:48:31.971+0300"}}
+    return {
+        "id": key.split("-")[1],
+        "key": key,
+        "fields": {
+            "summary": summary,
+            "description": None,
+            "labels": [],
+            "components": [],
+            "project": {"key": "VOIP", "name": "VoIP Support"},
+            "issuetype": {"name": "Incident"},
+            "reporter": {"accountId": "557058:aaaa", "emailAddress": "bob@example.com", "displayName": "Bob"},
+            "created": "2024-07-04T01:48:31.971+0300",
+        },
+    }
 
 
 def test_backfill_starts_runs_for_missed_tickets_and_not_for_seen_ones(monkeypatch, make_services):
     configure(monkeypatch, PROJECTS="VOIP", BACKFILL_MINUTES="5")
     svc = make_services(registry=scripted_registry({}))
-    now = dt.datetime(2024, 7, 4, 12, 0, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2024, 7, 4, 12, 0, tzinfo=dt.UTC)
     svc.clock = lambda: now
     with svc.store.tx() as s:
-        seen = Ticket(source="jira", key="VOIP-1", summary="can't connect", matched=True, match_reason="seen",
-                      created_at=now - dt.timedelta(hours=1))
+        seen = Ticket(
+            source="jira",
+            key="VOIP-1",
+            summary="can't connect",
+            matched=True,
+            match_reason="seen",
+            created_at=now - dt.timedelta(hours=1),
+        )
         s.add(seen)
         s.flush()
         runner.start_run(svc, s, seen)
     svc.queue.huey.flush()
-    found = [issue("VOIP-1", "can't connect"), issue("VOIP-2", "App is offline since the update"),
-             issue("VOIP-3", "New headset please")]
+    found = [
+        issue("VOIP-1", "can't connect"),
+        issue("VOIP-2", "App is offline since the update"),
+        issue("VOIP-3", "New headset please"),
+    ]
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         fake = FakeJira(rsps, search=found)
         backfill = jira_intake.backfiller(svc)

@@ -7,46 +7,62 @@ from sqlalchemy import select
 
 from bot.runs import intake
 from bot.runs.classify import Candidate, Rules, classify
-from bot.errors import SettingsError
 from bot.state.models import Event, Run, Ticket
-from bot.settings import load
 from integrations.jira.models import error_text
 from integrations.jira.settings import DEFAULT_KEYWORDS, JiraSettings
+from integrations.settings import SettingsError, load
 from tests.fakes.adapters import scripted_registry
 from tests.fakes.jira import configure, fixture
 
 DEFAULTS = Rules(keywords=DEFAULT_KEYWORDS)
 
 
-@pytest.mark.parametrize("summary, description", [
-    ("Softphone can't connect", ""),
-    ("Softphone can’t connect", ""),  # typographic apostrophe
-    ("App says CONNECTION FAILED", ""),
-    ("Help", "Since the update the app is offline all day"),
-    ("Registration failed on my phone", ""),
-    ("No service on the desk app", ""),
-    ("Keeps showing Not Registered", ""),
-    ("Cannot connect to the PBX", ""),
-])
+@pytest.mark.parametrize(
+    "summary, description",
+    [
+        ("Softphone can't connect", ""),
+        ("Softphone can’t connect", ""),  # typographic apostrophe
+        ("App says CONNECTION FAILED", ""),
+        ("Help", "Since the update the app is offline all day"),
+        ("Registration failed on my phone", ""),
+        ("No service on the desk app", ""),
+        ("Keeps showing Not Registered", ""),
+        ("Cannot connect to the PBX", ""),
+    ],
+)
 def test_default_keywords_match_common_phrasings(summary, description):
     decision = classify(DEFAULTS, Candidate(summary=summary, description=description))
     assert decision.matched and "mentions" in decision.reason
 
 
-@pytest.mark.parametrize("summary", ["Printer is out of toner", "Connected the new monitor", "Offlineness report"])
+@pytest.mark.parametrize(
+    "summary", ["Printer is out of toner", "Connected the new monitor", "Offlineness report"]
+)
 def test_unrelated_tickets_do_not_match(summary):
     decision = classify(DEFAULTS, Candidate(summary=summary))
     assert not decision.matched and decision.reason.startswith("no rule matched")
 
 
 def test_scope_and_signals():
-    rules = Rules(projects=["VOIP"], issue_types=["Incident"], labels=["voip-connect"], components=["Softphone"],
-                  request_types=["Softphone problem"], keywords=DEFAULT_KEYWORDS, patterns=[r"\bSIP/2\.0 40[13]\b"])
+    rules = Rules(
+        projects=["VOIP"],
+        issue_types=["Incident"],
+        labels=["voip-connect"],
+        components=["Softphone"],
+        request_types=["Softphone problem"],
+        keywords=DEFAULT_KEYWORDS,
+        patterns=[r"\bSIP/2\.0 40[13]\b"],
+    )
     inside = dict(project="VOIP", issue_type="incident")
-    assert classify(rules, Candidate(summary="can't connect", project="HR", issue_type="Incident")).reason == \
-        "project HR is not one of VOIP"
+    assert (
+        classify(rules, Candidate(summary="can't connect", project="HR", issue_type="Incident")).reason
+        == "project HR is not one of VOIP"
+    )
     assert not classify(rules, Candidate(summary="can't connect", project="VOIP", issue_type="Story")).matched
-    assert classify(rules, Candidate(labels=["voip-connect"], **inside)).reason == "label 'voip-connect' marks connection issues"
+    assert (
+        classify(rules, Candidate(labels=["voip-connect"], **inside)).reason
+        == "label 'voip-connect' marks connection issues"
+    )
     assert "component 'Softphone'" in classify(rules, Candidate(components=["Softphone"], **inside)).reason
     assert "request type" in classify(rules, Candidate(request_type="Softphone problem", **inside)).reason
     assert "matches /" in classify(rules, Candidate(description="got SIP/2.0 403 back", **inside)).reason
@@ -76,8 +92,15 @@ def test_a_url_without_credentials_names_the_settings_and_no_secret(monkeypatch)
 
 
 def _deliver(svc, payload, delivery):
-    event_id, _ = intake.record(svc.store, "jira", delivery, payload["webhookEvent"], payload["issue"]["key"], payload,
-                                lambda s, i: None)
+    event_id, _ = intake.record(
+        svc.store,
+        "jira",
+        delivery,
+        payload["webhookEvent"],
+        payload["issue"]["key"],
+        payload,
+        lambda s, i: None,
+    )
     intake.process(svc, event_id)
     svc.queue.huey.flush()  # the run is started, not advanced: intake is what this test is about
     with svc.store.tx() as s:
@@ -103,7 +126,9 @@ def test_a_later_update_adding_a_label_starts_the_run_then(monkeypatch, make_ser
     stale = json.loads(json.dumps(created))
     stale["issue"]["fields"]["summary"] = "stale"
     ticket, runs, _ = _deliver(svc, stale, "d-0")
-    assert ticket.summary == "Printer on floor 3 is out of toner" and ticket.fields["labels"] == ["voip-connect"]
+    assert ticket.summary == "Printer on floor 3 is out of toner" and ticket.fields["labels"] == [
+        "voip-connect"
+    ]
 
     # An update after the run started never starts another.
     later = json.loads(json.dumps(updated))

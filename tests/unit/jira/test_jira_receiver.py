@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.runs import intake
-from bot.web.app import create_app
 from bot.state.models import Event, Run, Ticket
+from bot.web.app import create_app
 from tests.fakes.adapters import scripted_registry
 from tests.fakes.jira import configure, fixture, sign
 
@@ -46,11 +46,18 @@ def app_svc(monkeypatch, make_services):
 
 def test_signed_delivery_is_stored_and_accepted(app_svc):
     client, svc = app_svc
-    resp = post(client, fixture("cloud_issue_created.json"), headers={"X-Atlassian-Webhook-Identifier": "d-1"})
+    resp = post(
+        client, fixture("cloud_issue_created.json"), headers={"X-Atlassian-Webhook-Identifier": "d-1"}
+    )
     assert resp.status_code == 202 and resp.json["status"] == "accepted"
     with svc.store.tx() as s:
         event = s.scalars(select(Event)).one()
-        assert (event.source, event.delivery_id, event.kind, event.ticket_key) == ("jira", "d-1", "jira:issue_created", "VOIP-7")
+        assert (event.source, event.delivery_id, event.kind, event.ticket_key) == (
+            "jira",
+            "d-1",
+            "jira:issue_created",
+            "VOIP-7",
+        )
 
 
 @pytest.mark.parametrize("signature", ["sha256=" + "0" * 64, "sha1=abc", ""])
@@ -101,8 +108,12 @@ def test_insecure_dev_switch_accepts_unsigned(monkeypatch, make_services):
 def test_duplicate_deliveries_make_one_run(app_svc):
     client, svc = app_svc
     payload = fixture("cloud_issue_created.json")
-    first = post(client, payload, headers={"X-Atlassian-Webhook-Identifier": "d-1", "X-Atlassian-Webhook-Retry": "0"})
-    again = post(client, payload, headers={"X-Atlassian-Webhook-Identifier": "d-1", "X-Atlassian-Webhook-Retry": "1"})
+    first = post(
+        client, payload, headers={"X-Atlassian-Webhook-Identifier": "d-1", "X-Atlassian-Webhook-Retry": "0"}
+    )
+    again = post(
+        client, payload, headers={"X-Atlassian-Webhook-Identifier": "d-1", "X-Atlassian-Webhook-Retry": "1"}
+    )
     assert (first.status_code, again.status_code) == (202, 200) and again.json["status"] == "duplicate"
     # Without the identifier header the same event, issue and timestamp are one delivery too.
     assert post(client, payload).status_code == 202
@@ -112,13 +123,27 @@ def test_duplicate_deliveries_make_one_run(app_svc):
     assert count(svc, Run) == 1
 
 
-@pytest.mark.parametrize("body, says", [
-    (b"{not json", "not valid JSON"),
-    (b'{"webhookEvent": "jira:issue_created", "timestamp": 1, "issue": {"key": "VOIP-1", "fields": {"summary": "x"', "not valid JSON"),
-    (b"[1, 2]", "JSON object"),
-    (json.dumps({"webhookEvent": "jira:issue_created", "timestamp": 1}).encode(), "issue: Field required"),
-    (json.dumps({"webhookEvent": "jira:issue_created", "timestamp": "soon", "issue": {"key": "A-1"}}).encode(), "timestamp"),
-])
+@pytest.mark.parametrize(
+    "body, says",
+    [
+        (b"{not json", "not valid JSON"),
+        (
+            b'{"webhookEvent": "jira:issue_created", "timestamp": 1, "issue": {"key": "VOIP-1", "fields": {"summary": "x"',
+            "not valid JSON",
+        ),
+        (b"[1, 2]", "JSON object"),
+        (
+            json.dumps({"webhookEvent": "jira:issue_created", "timestamp": 1}).encode(),
+            "issue: Field required",
+        ),
+        (
+            json.dumps(
+                {"webhookEvent": "jira:issue_created", "timestamp": "soon", "issue": {"key": "A-1"}}
+            ).encode(),
+            "timestamp",
+        ),
+    ],
+)
 def test_malformed_and_truncated_bodies_are_400_saying_what(app_svc, body, says):
     client, svc = app_svc
     resp = post(client, body)
@@ -128,7 +153,9 @@ def test_malformed_and_truncated_bodies_are_400_saying_what(app_svc, body, says)
 
 def test_oversized_body_is_413(monkeypatch, make_services, settings):
     configure(monkeypatch)
-    svc = make_services(settings=settings.model_copy(update={"max_body_bytes": 2048}), registry=scripted_registry({}))
+    svc = make_services(
+        settings=settings.model_copy(update={"max_body_bytes": 2048}), registry=scripted_registry({})
+    )
     client = create_app(services=svc).test_client()
     payload = fixture("cloud_issue_created.json")
     payload["issue"]["fields"]["description"] = "x" * 5000
@@ -139,7 +166,12 @@ def test_oversized_body_is_413(monkeypatch, make_services, settings):
 
 def test_server_and_cloud_payloads_become_tickets(app_svc):
     client, svc = app_svc
-    for name in ("cloud_issue_created.json", "server_issue_created.json", "server_issue_updated.json", "cloud_comment_created.json"):
+    for name in (
+        "cloud_issue_created.json",
+        "server_issue_created.json",
+        "server_issue_updated.json",
+        "cloud_comment_created.json",
+    ):
         assert post(client, fixture(name)).status_code == 202, name
     process_events(svc)
     with svc.store.tx() as s:

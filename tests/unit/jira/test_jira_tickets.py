@@ -15,8 +15,15 @@ from integrations.tickets import Note, StepRow, TicketRef
 from tests.fakes.jira import URL, FakeJira
 
 REF = TicketRef(source="jira", key="VOIP-7", summary="can't connect")
-ESCALATION = {2: {"assignee": "5b10ac8d82e05b22cc7d4ef5", "components": ["Voice L2"], "labels": ["connbot-l2"],
-                  "request_type": "42", "fields": {"customfield_10060": {"value": "Voice team"}}}}
+ESCALATION = {
+    2: {
+        "assignee": "5b10ac8d82e05b22cc7d4ef5",
+        "components": ["Voice L2"],
+        "labels": ["connbot-l2"],
+        "request_type": "42",
+        "fields": {"customfield_10060": {"value": "Voice team"}},
+    }
+}
 
 
 def settings(**extra) -> JiraSettings:
@@ -25,8 +32,16 @@ def settings(**extra) -> JiraSettings:
 
 
 def row(i: int, summary: str = "found it", **evidence) -> StepRow:
-    return StepRow(step=f"s{i}", title=f"Step {i} | check", level=1, outcome="failed", summary=summary,
-                   evidence=evidence, at="2024-07-04T01:48:31+00:00", seconds=0.5)
+    return StepRow(
+        step=f"s{i}",
+        title=f"Step {i} | check",
+        level=1,
+        outcome="failed",
+        summary=summary,
+        evidence=evidence,
+        at="2024-07-04T01:48:31+00:00",
+        seconds=0.5,
+    )
 
 
 @pytest.fixture
@@ -41,8 +56,15 @@ def fake(rsps):
 
 
 def test_comment_is_wiki_markup_with_a_table_and_the_marker():
-    body = render(Note(heading="Level 1 checks done", lines=["Found a {weird} thing"],
-                       rows=[row(1, registration="failed [403]")], next="Level 2 takes over."), "run:1:escalate:2")
+    body = render(
+        Note(
+            heading="Level 1 checks done",
+            lines=["Found a {weird} thing"],
+            rows=[row(1, registration="failed [403]")],
+            next="Level 2 takes over.",
+        ),
+        "run:1:escalate:2",
+    )
     assert body.startswith("h3. Level 1 checks done\n\nFound a \\{weird\\} thing")
     assert "||Step||Level||Outcome||Evidence||By||When||" in body
     assert "|Step 1 \\| check|L1|failed|found it; registration: failed \\[403\\]|connbot|" in body
@@ -83,7 +105,9 @@ def test_close_with_an_unknown_status_names_the_setting_and_the_choices(fake):
 
 
 def test_escalate_on_cloud_assigns_by_account_id_and_sets_the_level_fields(fake, rsps):
-    JiraTickets(settings()).escalate(REF, 2, Note(heading="Escalated to level 2", rows=[row(1)]), "run:1:escalate:2")
+    JiraTickets(settings()).escalate(
+        REF, 2, Note(heading="Escalated to level 2", rows=[row(1)]), "run:1:escalate:2"
+    )
     issue = fake.issue("VOIP-7")
     assert issue.assignee == {"accountId": "5b10ac8d82e05b22cc7d4ef5"}
     assert issue.components == ["Voice L2"] and issue.labels == ["connbot-l2"]
@@ -114,7 +138,13 @@ def test_429_is_retried_after_at_least_retry_after(rsps):
     slept: list[float] = []
     client = JiraClient(settings(), http.RetryPolicy(sleep=slept.append, backoff=0.01))
     api = f"{URL}/rest/api/2/issue/VOIP-7/comment"
-    rsps.add(responses.POST, api, status=429, headers={"Retry-After": "7"}, json={"errorMessages": ["Rate limited"]})
+    rsps.add(
+        responses.POST,
+        api,
+        status=429,
+        headers={"Retry-After": "7"},
+        json={"errorMessages": ["Rate limited"]},
+    )
     rsps.add(responses.POST, api, status=201, json={"id": "1", "body": "hi"})
     client.add_comment("VOIP-7", "hi")
     assert len(slept) == 1 and slept[0] >= 7
@@ -132,8 +162,12 @@ def test_retries_are_bounded_then_transient(rsps):
 
 def test_4xx_is_permanent_with_jiras_message(rsps):
     client = JiraClient(settings(), http.RetryPolicy(sleep=lambda s: None))
-    rsps.add(responses.POST, f"{URL}/rest/api/2/issue/VOIP-7/comment", status=400,
-             json={"errorMessages": [], "errors": {"comment": "Comment body can not be empty!"}})
+    rsps.add(
+        responses.POST,
+        f"{URL}/rest/api/2/issue/VOIP-7/comment",
+        status=400,
+        json={"errorMessages": [], "errors": {"comment": "Comment body can not be empty!"}},
+    )
     with pytest.raises(PermanentError, match="HTTP 400.*Comment body can not be empty") as err:
         client.add_comment("VOIP-7", "")
     assert err.value.status == 400 and len(rsps.calls) == 1

@@ -7,15 +7,17 @@ import json
 
 import pytest
 
-from bot.runs.prompts import PromptView
+from integrations.prompts import PromptView
 from integrations.slack import blocks
 from integrations.tickets import StepRow
 from tests.conftest import SHARED
 
 LIMITS_FILE = SHARED / "specs/slack/block_kit_limits.json"
 if not LIMITS_FILE.is_file():
-    pytest.skip(f"Slack's Block Kit limits are read from {LIMITS_FILE}, which is not beside this checkout",
-                allow_module_level=True)
+    pytest.skip(
+        f"Slack's Block Kit limits are read from {LIMITS_FILE}, which is not beside this checkout",
+        allow_module_level=True,
+    )
 LIMITS = json.loads(LIMITS_FILE.read_text())
 
 
@@ -25,14 +27,39 @@ def limit(group: str, name: str) -> int:
 
 def make_view(**changes) -> PromptView:
     data = dict(
-        id="p-opaque-1", ticket_key="DESK-7", ticket_source="desk", ticket_summary="Alice's softphone can't connect",
-        ticket_url="http://desk.example/tickets/DESK-7", user="1001", level=1, kind="question",
-        title="Write down the exact error message", question="Write down the exact error message <b>now</b>.",
-        options=[("found", "Found an error"), ("none", "No error shown")], text_label="The exact error message",
-        found=[StepRow(step="check_status", title="Check status", level=1, outcome="failed", summary="app says failed",
-                       evidence={"state": "failed"}, at="2024-05-06T09:00:00", seconds=0.1)],
-        state="open", answer=None, answer_label=None, answer_text=None, answered_by=None, answered_at=None,
-        expires_at=dt.datetime(2024, 5, 6, 13, 0, tzinfo=dt.timezone.utc), channel_refs={})
+        id="p-opaque-1",
+        ticket_key="DESK-7",
+        ticket_source="desk",
+        ticket_summary="Alice's softphone can't connect",
+        ticket_url="http://desk.example/tickets/DESK-7",
+        user="1001",
+        level=1,
+        kind="question",
+        title="Write down the exact error message",
+        question="Write down the exact error message <b>now</b>.",
+        options=[("found", "Found an error"), ("none", "No error shown")],
+        text_label="The exact error message",
+        found=[
+            StepRow(
+                step="check_status",
+                title="Check status",
+                level=1,
+                outcome="failed",
+                summary="app says failed",
+                evidence={"state": "failed"},
+                at="2024-05-06T09:00:00",
+                seconds=0.1,
+            )
+        ],
+        state="open",
+        answer=None,
+        answer_label=None,
+        answer_text=None,
+        answered_by=None,
+        answered_at=None,
+        expires_at=dt.datetime(2024, 5, 6, 13, 0, tzinfo=dt.UTC),
+        channel_refs={},
+    )
     data.update(changes)
     return PromptView(**data)
 
@@ -54,8 +81,14 @@ def assert_within_limits(body: list[dict]) -> None:
 
 def test_prompt_message_has_the_ticket_user_findings_question_and_one_button_per_answer():
     text, body = blocks.prompt_message(make_view())
-    assert body[0] == {"type": "header", "text": {"type": "plain_text", "text": "DESK-7: Alice's softphone can't connect", "emoji": True}}
-    assert "<http://desk.example/tickets/DESK-7|DESK-7>" in body[1]["text"]["text"] and "1001" in body[1]["text"]["text"]
+    assert body[0] == {
+        "type": "header",
+        "text": {"type": "plain_text", "text": "DESK-7: Alice's softphone can't connect", "emoji": True},
+    }
+    assert (
+        "<http://desk.example/tickets/DESK-7|DESK-7>" in body[1]["text"]["text"]
+        and "1001" in body[1]["text"]["text"]
+    )
     assert "&lt;b&gt;now&lt;/b&gt;" in body[2]["text"]["text"]  # ticket text cannot inject mrkdwn links
     assert "Check status: *failed*" in body[3]["text"]["text"] and "state=failed" in body[3]["text"]["text"]
     buttons = [b for block in body if block["type"] == "actions" for b in block["elements"]]
@@ -69,8 +102,14 @@ def test_prompt_message_has_the_ticket_user_findings_question_and_one_button_per
 
 
 def test_no_detail_button_without_a_text_label_and_approvals_confirm():
-    _, body = blocks.prompt_message(make_view(kind="approval", text_label=None, options=[("approve", "Approve"), ("reject", "Reject")],
-                                              question="connbot wants to run pbx.create_account: create it. Approve?"))
+    _, body = blocks.prompt_message(
+        make_view(
+            kind="approval",
+            text_label=None,
+            options=[("approve", "Approve"), ("reject", "Reject")],
+            question="connbot wants to run pbx.create_account: create it. Approve?",
+        )
+    )
     buttons = [b for block in body if block["type"] == "actions" for b in block["elements"]]
     assert [b["action_id"] for b in buttons] == ["connbot_answer:approve", "connbot_answer:reject"]
     assert buttons[0]["style"] == "primary" and "pbx.create_account" in buttons[0]["confirm"]["text"]["text"]
@@ -78,23 +117,54 @@ def test_no_detail_button_without_a_text_label_and_approvals_confirm():
 
 
 def test_long_evidence_and_many_steps_are_truncated_with_a_pointer_to_the_ticket():
-    rows = [StepRow(step=f"s{n}", title=f"Step {n}", level=1, outcome="failed", summary="x" * 400,
-                    evidence={"log": "E" * 5000}, at="2024-05-06T09:00:00", seconds=1) for n in range(40)]
+    rows = [
+        StepRow(
+            step=f"s{n}",
+            title=f"Step {n}",
+            level=1,
+            outcome="failed",
+            summary="x" * 400,
+            evidence={"log": "E" * 5000},
+            at="2024-05-06T09:00:00",
+            seconds=1,
+        )
+        for n in range(40)
+    ]
     long_label = "L" * 200
-    _, body = blocks.prompt_message(make_view(found=rows, question="Q" * 9000, ticket_summary="S" * 400,
-                                              options=[(f"o{n}", long_label) for n in range(30)]))
+    _, body = blocks.prompt_message(
+        make_view(
+            found=rows,
+            question="Q" * 9000,
+            ticket_summary="S" * 400,
+            options=[(f"o{n}", long_label) for n in range(30)],
+        )
+    )
     assert_within_limits(body)
-    assert body[3]["text"]["text"].endswith(blocks.TRUNCATED) and "see the ticket for the full output" in blocks.TRUNCATED
+    assert (
+        body[3]["text"]["text"].endswith(blocks.TRUNCATED)
+        and "see the ticket for the full output" in blocks.TRUNCATED
+    )
     assert body[2]["text"]["text"].endswith(blocks.TRUNCATED)
-    assert sum(len(b["elements"]) for b in body if b["type"] == "actions") == 31  # every answer stays clickable
+    assert (
+        sum(len(b["elements"]) for b in body if b["type"] == "actions") == 31
+    )  # every answer stays clickable
 
 
 def test_settled_message_replaces_the_buttons_with_who_answered_what():
-    answered = make_view(state="answered", answer="found", answer_label="Found an error", answer_text="403 Forbidden",
-                         answered_by="W111", answered_at=dt.datetime(2024, 5, 6, 9, 30, tzinfo=dt.timezone.utc))
+    answered = make_view(
+        state="answered",
+        answer="found",
+        answer_label="Found an error",
+        answer_text="403 Forbidden",
+        answered_by="W111",
+        answered_at=dt.datetime(2024, 5, 6, 9, 30, tzinfo=dt.UTC),
+    )
     _, body = blocks.settled_message(answered)
     assert not [b for b in body if b["type"] == "actions"]
-    assert body[-1]["text"]["text"] == "✅ Answered by <@W111> at 2024-05-06 09:30 UTC: *Found an error* — “403 Forbidden”"
+    assert (
+        body[-1]["text"]["text"]
+        == "✅ Answered by <@W111> at 2024-05-06 09:30 UTC: *Found an error* — “403 Forbidden”"
+    )
     _, body = blocks.settled_message(make_view(state="expired"))
     assert body[-1]["text"]["text"] == "⏱ Timed out: following the step's timeout edge."
 
@@ -104,5 +174,8 @@ def test_detail_modal_carries_the_prompt_id_and_reads_back_choice_and_text():
     assert modal["private_metadata"] == "p-opaque-1" and modal["callback_id"] == blocks.MODAL
     assert len(modal["title"]["text"]) <= limit("views", "modal.title.max_length")
     assert [o["value"] for o in modal["blocks"][1]["element"]["options"]] == ["found", "none"]
-    values = {"choice": {"choice": {"selected_option": {"value": "found"}}}, "text": {"text": {"value": " 403 \n"}}}
+    values = {
+        "choice": {"choice": {"selected_option": {"value": "found"}}},
+        "text": {"text": {"value": " 403 \n"}},
+    }
     assert blocks.submitted(values) == ("found", "403")

@@ -8,8 +8,8 @@ import json
 from sqlalchemy import select
 
 from bot.runs import intake
-from bot.web.app import create_app
 from bot.state.models import Effect, Prompt, Run
+from bot.web.app import create_app
 from tests.fakes.adapters import scripted_registry
 from tests.fakes.slack_api import CHANNEL, click, form, signed, submission
 
@@ -39,7 +39,10 @@ def test_a_prompt_is_posted_once_in_the_levels_channel_with_its_buttons(make_sla
     prompt = world.open_prompt()
     buttons = [b for block in posts[0]["blocks"] if block["type"] == "actions" for b in block["elements"]]
     assert {b["value"] for b in buttons} == {prompt.id}
-    assert [b["action_id"] for b in buttons][:2] == ["connbot_answer:registered", "connbot_answer:registering"]
+    assert [b["action_id"] for b in buttons][:2] == [
+        "connbot_answer:registered",
+        "connbot_answer:registering",
+    ]
     assert prompt.channel_refs == {"slack": {"channel": CHANNEL, "ts": "1700000000.000001"}}
     # A worker that makes the post effect again (e.g. after a crash) posts nothing new.
     view = world.svc.effector.prompt_view(prompt.id)
@@ -67,7 +70,10 @@ def test_a_double_click_and_a_retried_delivery_resume_once(make_slack):
     first = click(prompt.id, "connbot_answer:failed", user="W111", action_ts="1.1")
     assert world.send(first).status_code == 200
     assert world.send(first).status_code == 200  # Slack delivers the same click again
-    assert world.send(click(prompt.id, "connbot_answer:registered", user="W222", action_ts="1.2")).status_code == 200
+    assert (
+        world.send(click(prompt.id, "connbot_answer:registered", user="W222", action_ts="1.2")).status_code
+        == 200
+    )
     world.work()
     _, _, steps, _ = run_of(world, run_id)
     assert steps == [("check_status", "failed", "W111")]
@@ -82,7 +88,9 @@ def test_a_user_who_may_not_answer_is_refused_and_nothing_changes(make_slack, sl
     world = make_slack(human_everywhere(), answerers_l1="W111", answer_groups_l1="S0ONCALL")
     _, run_id = file(world)
     prompt = world.open_prompt()
-    assert world.send(click(prompt.id, "connbot_answer:failed", user="W999", action_ts="2.1")).status_code == 200
+    assert (
+        world.send(click(prompt.id, "connbot_answer:failed", user="W999", action_ts="2.1")).status_code == 200
+    )
     world.work()
     with world.svc.store.tx() as s:
         assert s.get(Prompt, prompt.id).state == "open"
@@ -92,7 +100,10 @@ def test_a_user_who_may_not_answer_is_refused_and_nothing_changes(make_slack, sl
     # A member of an answering group may, and the group is looked up once for a while.
     world.answer("failed", user="W333")
     world.answer("still_failing", user="W333")
-    assert run_of(world, run_id)[2][:2] == [("check_status", "failed", "W333"), ("force_reconnect", "still_failing", "W333")]
+    assert run_of(world, run_id)[2][:2] == [
+        ("check_status", "failed", "W333"),
+        ("force_reconnect", "still_failing", "W333"),
+    ]
     assert len(world.api.to("usergroups.users.list")) == 1
 
 
@@ -123,8 +134,12 @@ def test_forged_and_stale_signatures_get_401(make_slack):
     prompt = world.open_prompt()
     body = form(click(prompt.id, "connbot_answer:failed"))
     forged = world.web.post("/slack/events", data=body, headers=signed(body, secret="not-the-secret"))
-    stale = world.web.post("/slack/events", data=body, headers=signed(body, timestamp=int(dt.datetime.now().timestamp()) - 360))
-    unsigned = world.web.post("/slack/events", data=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    stale = world.web.post(
+        "/slack/events", data=body, headers=signed(body, timestamp=int(dt.datetime.now().timestamp()) - 360)
+    )
+    unsigned = world.web.post(
+        "/slack/events", data=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert (forged.status_code, stale.status_code, unsigned.status_code) == (401, 401, 401)
     world.work()
     with world.svc.store.tx() as s:
@@ -153,8 +168,12 @@ def test_more_detail_opens_a_modal_whose_text_reaches_the_run(make_slack):
 
 
 def test_approvals_need_a_listed_approver_and_say_what_will_change(make_slack):
-    world = make_slack(scripted_registry({"pbx.get_account": ["missing"], "pbx.create_account": ["created"]}, systems=("pbx",)),
-                       answerers_l1="W111")
+    world = make_slack(
+        scripted_registry(
+            {"pbx.get_account": ["missing"], "pbx.create_account": ["created"]}, systems=("pbx",)
+        ),
+        answerers_l1="W111",
+    )
     _, run_id = file(world)
     for choice in ("failed", "still_failing", "none", "ok"):
         world.answer(choice)
@@ -166,8 +185,11 @@ def test_approvals_need_a_listed_approver_and_say_what_will_change(make_slack):
     assert world.open_prompt().id == prompt.id  # refused
     world.answer("approve", user="W111")
     state, _, steps, _ = run_of(world, run_id)
-    assert steps[-3:] == [("create_account", "approved", "W111"), ("create_account", "created", None),
-                          ("close_account_fixed", "closed", None)]
+    assert steps[-3:] == [
+        ("create_account", "approved", "W111"),
+        ("create_account", "created", None),
+        ("close_account_fixed", "closed", None),
+    ]
     assert state == "ended"
 
 
@@ -191,7 +213,10 @@ def test_reminder_in_the_thread_then_the_timeout_edge(make_slack):
     assert runner.sweep(world.svc)["reminded"] == 1
     world.work()
     reminder = world.api.to("chat.postMessage")[-1]
-    assert reminder["thread_ts"] == prompt.channel_refs["slack"]["ts"] and "<!subteam^S0LEVEL1>" in reminder["text"]
+    assert (
+        reminder["thread_ts"] == prompt.channel_refs["slack"]["ts"]
+        and "<!subteam^S0LEVEL1>" in reminder["text"]
+    )
     world.now[0] += dt.timedelta(hours=2)
     assert runner.sweep(world.svc)["expired"] == 1
     world.work()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from bot.web.app import create_app
 from bot.cli.main import main
-from bot.errors import SettingsError
+from bot.web.app import create_app
+from integrations.settings import SettingsError
 from integrations.slack.settings import SlackSettings, load_slack
 from tests.fakes.adapters import scripted_registry
 from tests.fakes.slack_api import SIGNING_SECRET, click, form, signed
@@ -29,12 +29,26 @@ def test_half_configured_slack_names_what_is_missing(monkeypatch):
 
 
 def test_per_level_channels_groups_and_answerers():
-    s = SlackSettings(bot_token="xoxb-1", signing_secret="s", channel="C1", channel_l2="C2", group_l2="S2",
-                      answerers_l1="W1, W2,", answer_groups_l2="S9")
+    s = SlackSettings(
+        bot_token="xoxb-1",
+        signing_secret="s",
+        channel="C1",
+        channel_l2="C2",
+        group_l2="S2",
+        answerers_l1="W1, W2,",
+        answer_groups_l2="S9",
+    )
     assert (s.channel_for(1), s.channel_for(2), s.channel_for(3)) == ("C1", "C2", "C1")
     assert (s.group_for(1), s.group_for(2)) == ("", "S2")
-    assert s.answerers_for(1) == {"W1", "W2"} and s.answer_groups_for(2) == {"S9"} and s.answerers_for(2) == set()
-    assert SlackSettings(bot_token="x", signing_secret="s", channel="C", api_url="http://gw/api").api_url == "http://gw/api/"
+    assert (
+        s.answerers_for(1) == {"W1", "W2"}
+        and s.answer_groups_for(2) == {"S9"}
+        and s.answerers_for(2) == set()
+    )
+    assert (
+        SlackSettings(bot_token="x", signing_secret="s", channel="C", api_url="http://gw/api").api_url
+        == "http://gw/api/"
+    )
 
 
 def test_a_bad_api_url_is_named(monkeypatch):
