@@ -83,7 +83,11 @@ def action(outcomes: type[enum.Enum], *, changes_account: bool = False) -> Calla
     """Mark an adapter method as an action with a closed set of outcomes."""
 
     def mark(func: F) -> F:
-        func.__connbot_action__ = (tuple(str(o.value) for o in outcomes), changes_account)  # type: ignore[attr-defined]
+        # A marker attribute on the function object, which mypy does not model.
+        func.__connbot_action__ = (  # type: ignore[attr-defined]
+            tuple(str(o.value) for o in outcomes),
+            changes_account,
+        )
         return func
 
     return mark

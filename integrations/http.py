@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -100,8 +100,14 @@ def _describe(resp: requests.Response) -> str:
     )
 
 
+class Sender(Protocol):
+    """What `request` sends through: a `requests.Session`, or anything with its `request` method."""
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response: ...
+
+
 def request(
-    s: requests.Session,
+    s: Sender,
     method: str,
     url: str,
     policy: RetryPolicy,

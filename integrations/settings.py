@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,13 +40,13 @@ def config_file() -> str | None:
     return path or None
 
 
-def load(cls: type[S], **overrides: object) -> S:
+def load(cls: type[S], **overrides: Any) -> S:
     """Build a settings section from the environment and the config file.
 
     A bad value raises `SettingsError` with one line per problem naming the variable.
     """
     try:
-        return cls(_env_file=config_file(), **overrides)  # type: ignore[call-arg]
+        return cls(_env_file=config_file(), **overrides)
     except ValidationError as exc:
         raise SettingsError(describe(exc, cls)) from None
 

@@ -37,7 +37,10 @@ class AppForbiddenError(PermanentError):
 
 @dataclass(frozen=True)
 class ActionEnd:
-    """How an asynchronous action ended: `succeeded`, `failed`, `timeout` (the device's) or `deadline` (ours)."""
+    """How an asynchronous action ended.
+
+    `succeeded`, `failed`, `timeout` (the device's) or `deadline` (ours).
+    """
 
     action_id: str
     status: str

@@ -47,7 +47,7 @@ class PolicySession(requests.Session):
             kwargs["data"] = json.dumps(kwargs["data"])
         method_s = method.decode() if isinstance(method, bytes) else method
         url_s = url.decode() if isinstance(url, bytes) else url
-        resp = http.request(_Plain(self), method_s, url_s, self.policy, **kwargs)  # type: ignore[arg-type]
+        resp = http.request(_Plain(self), method_s, url_s, self.policy, **kwargs)
         if resp.status_code >= 400:
             what = f"Jira answered HTTP {resp.status_code} to {method_s.upper()} {url_s.split('?')[0]}"
             detail = parse_error_msg(resp) or resp.text[:300].strip()
@@ -78,6 +78,7 @@ class JiraClient:
         session = PolicySession(policy or http.RetryPolicy())
         session.auth = self.jira._session.auth
         session.headers.update(self.jira._session.headers)
+        # The jira package types its session as its own ResilientSession; ours replaces it on purpose.
         self.jira._session = session  # type: ignore[assignment]
         self.jira.deploymentType = "Cloud" if self.cloud else "Server"
 

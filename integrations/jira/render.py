@@ -43,7 +43,8 @@ def evidence(row: StepRow) -> str:
 def table(rows: list[StepRow]) -> str:
     head = "||Step||Level||Outcome||Evidence||By||When||"
     lines = [
-        f"|{escape(r.title or r.step)}|L{r.level}|{escape(r.outcome)}|{evidence(r)}|{escape(r.by or 'connbot')}"
+        f"|{escape(r.title or r.step)}|L{r.level}|{escape(r.outcome)}|{evidence(r)}"
+        f"|{escape(r.by or 'connbot')}"
         f"|{escape(r.at)} ({r.seconds:g} s)|"
         for r in rows
     ]

@@ -148,7 +148,7 @@ class JiraSettings(Section):
 
     @property
     def cloud(self) -> bool:
-        """Cloud (e-mail + API token, users by accountId) rather than Server/Data Center (PAT, users by name)."""
+        """Cloud (e-mail + API token, users by accountId), not Server/Data Center (PAT, users by name)."""
         return self.pat is None
 
     @property

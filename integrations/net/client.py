@@ -121,7 +121,10 @@ def _not_after(der: bytes | None) -> datetime | None:
 def tls_check(
     host: str, port: int, timeout: float, cafile: str | None = None, server_name: str | None = None
 ) -> Probe:
-    """A verified handshake; on a verification failure the certificate is read again unverified for its expiry."""
+    """A verified handshake.
+
+    On a verification failure the certificate is read again, unverified, for its expiry.
+    """
     target = f"{host}:{port}"
     name = server_name or host
     ctx = ssl.create_default_context(cafile=cafile)
@@ -249,17 +252,19 @@ def sip_options(
                         break
         else:
             with contextlib.ExitStack() as stack:
-                sock: Any = stack.enter_context(socket.create_connection((host, port), timeout=timeout))
+                conn: socket.socket = stack.enter_context(
+                    socket.create_connection((host, port), timeout=timeout)
+                )
                 if transport == "tls":
-                    sock = stack.enter_context(
+                    conn = stack.enter_context(
                         ssl.create_default_context(cafile=cafile).wrap_socket(
-                            sock, server_hostname=server_name or host
+                            conn, server_hostname=server_name or host
                         )
                     )
-                msg, _ = options_message(host, port, transport, sock.getsockname())
+                msg, _ = options_message(host, port, transport, conn.getsockname())
                 start = time.perf_counter()
-                sock.sendall(msg)
-                data = sock.recv(65535)
+                conn.sendall(msg)
+                data = conn.recv(65535)
     except TimeoutError:
         return Probe(label, target, P.SIP_NO_RESPONSE.value, f"no answer within {timeout:g} s", None)
     except ConnectionRefusedError:

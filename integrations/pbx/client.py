@@ -68,7 +68,10 @@ class Digest:
     ha1: str | None  # None when neither a password nor md5_cred is set
 
     def __repr__(self) -> str:
-        return f"Digest(auth_id={self.auth_id!r}, username={self.username!r}, realm={self.realm!r}, ha1={'set' if self.ha1 else None})"
+        return (
+            f"Digest(auth_id={self.auth_id!r}, username={self.username!r}, realm={self.realm!r}, "
+            f"ha1={'set' if self.ha1 else None})"
+        )
 
 
 class AriClient:

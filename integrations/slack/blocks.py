@@ -139,7 +139,8 @@ def prompt_message(view: PromptView) -> tuple[str, list[Block]]:
             {
                 "type": "mrkdwn",
                 "text": (
-                    f"Waiting for an answer until {view.expires_at:%Y-%m-%d %H:%M} UTC; then the step's timeout edge is taken."
+                    f"Waiting for an answer until {view.expires_at:%Y-%m-%d %H:%M} UTC; "
+                    "then the step's timeout edge is taken."
                     + (" Only the level's approvers may approve." if view.kind == "approval" else "")
                 ),
             }
@@ -154,7 +155,8 @@ def outcome_line(view: PromptView) -> str:
     if view.state == "answered":
         at = f"{view.answered_at:%Y-%m-%d %H:%M} UTC" if view.answered_at else "an unknown time"
         text = f" — “{escape(clip(view.answer_text, 500, '…'))}”" if view.answer_text else ""
-        return f"✅ Answered by {mention(view.answered_by)} at {at}: *{escape(view.answer_label or view.answer or '')}*{text}"
+        label = escape(view.answer_label or view.answer or "")
+        return f"✅ Answered by {mention(view.answered_by)} at {at}: *{label}*{text}"
     if view.state == "expired":
         return "⏱ Timed out: following the step's timeout edge."
     return f"This question was {view.state}."
