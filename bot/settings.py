@@ -30,7 +30,8 @@ class Settings(Section):
     step_attempts: int = Field(
         3,
         ge=1,
-        description="attempts at a step whose outside system keeps failing (after the transport's own retries) before its failure edge is taken",
+        description="attempts at a step whose outside system keeps failing (after the transport's own "
+        "retries) before its failure edge is taken",
     )
     effect_attempts: int = Field(
         10,

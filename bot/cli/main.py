@@ -206,7 +206,8 @@ def show_run(run_id: int, as_json: bool) -> None:
     for st in data["steps"]:
         who = f" by {st['answered_by']}" if st["answered_by"] else ""
         click.echo(
-            f"{st['seq']:>3}. [L{st['level']}] {st['title']}  -> {st['outcome']}{who}  ({st['seconds']:.2f}s, {st['mode']})"
+            f"{st['seq']:>3}. [L{st['level']}] {st['title']}  -> {st['outcome']}{who}  "
+            f"({st['seconds']:.2f}s, {st['mode']})"
         )
         if st["summary"]:
             click.echo(f"       {st['summary']}")

@@ -35,7 +35,7 @@ def _prepare(settings: Settings) -> None:
         Store(settings.sqlalchemy_url).upgrade()
 
 
-class _Embedded(BaseApplication):  # type: ignore[misc]
+class _Embedded(BaseApplication):
     """gunicorn with one threaded worker process that also runs the queue consumer and sweeper
     and, with `lab`, the lab's stand-ins."""
 

@@ -32,6 +32,7 @@ def socket() -> None:
             2,
         )
     log.info("connbot: Slack Socket Mode connecting")
-    SocketModeHandler(
+    handler = SocketModeHandler(
         bolt_app(svc, channel), channel.settings.app_token.get_secret_value(), web_client=channel.client
-    ).start()
+    )
+    handler.start()  # type: ignore[no-untyped-call]  # slack_bolt leaves start() unannotated

@@ -8,12 +8,12 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event, or_, text, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import Update, create_engine, event, or_, text, update
+from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.state.models import Run, utcnow
@@ -63,6 +63,12 @@ def _run_after_commit(s: Session) -> None:
             log.exception("after-commit callback failed")
 
 
+def rows_updated(s: Session, statement: Update) -> int:
+    """Run an UPDATE in the session; the number of rows it matched."""
+    # An UPDATE's result is a cursor result, which has the count; the session types it as a plain Result.
+    return cast(CursorResult[Any], s.execute(statement)).rowcount
+
+
 class Store:
     """Owns the database engine. `tx()` is a transaction; everything else builds on it."""
 
@@ -100,15 +106,17 @@ class Store:
     def acquire(self, run_id: int, owner: str, seconds: float) -> bool:
         now = utcnow()
         with self.tx() as s:
-            result = s.execute(
-                update(Run)
-                # Ended runs too: the effects of their last transition may still be to make (a worker
-                # killed right after the end), and a refusal would reschedule the wake-up forever.
-                .where(Run.id == run_id)
-                .where(or_(Run.lease_until.is_(None), Run.lease_until < now, Run.lease_owner == owner))
-                .values(lease_owner=owner, lease_until=now + dt.timedelta(seconds=seconds))
+            return bool(
+                rows_updated(
+                    s,
+                    update(Run)
+                    # Ended runs too: the effects of their last transition may still be to make (a worker
+                    # killed right after the end), and a refusal would reschedule the wake-up forever.
+                    .where(Run.id == run_id)
+                    .where(or_(Run.lease_until.is_(None), Run.lease_until < now, Run.lease_owner == owner))
+                    .values(lease_owner=owner, lease_until=now + dt.timedelta(seconds=seconds)),
+                )
             )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def held(self, s: Session, run_id: int, owner: str) -> Run | None:
         """Inside a transaction: lock the run row and read it afresh; None unless `owner` still holds

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
+from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
@@ -62,7 +63,7 @@ def parse(model: type[BaseModel]) -> Any:
 
 
 @api.post("/tickets")
-def file_ticket():  # type: ignore[no-untyped-def]
+def file_ticket() -> ResponseReturnValue:
     body: TicketIn = parse(TicketIn)
     svc = services_of(current_app)
     user, fields = lab_desk.ticket_extras(current_app, body.scenario, body.user)
@@ -71,13 +72,13 @@ def file_ticket():  # type: ignore[no-untyped-def]
 
 
 @api.get("/tickets")
-def list_tickets():  # type: ignore[no-untyped-def]
+def list_tickets() -> ResponseReturnValue:
     with services_of(current_app).store.tx() as s:
         return jsonify(tickets=[ticket_row(t) for t in dashboard.recent_tickets(s, _limit())])
 
 
 @api.get("/tickets/<key>")
-def get_ticket(key: str):  # type: ignore[no-untyped-def]
+def get_ticket(key: str) -> ResponseReturnValue:
     with services_of(current_app).store.tx() as s:
         ticket = s.scalars(select(Ticket).where(Ticket.key == key)).first()
         if ticket is None:
@@ -86,14 +87,14 @@ def get_ticket(key: str):  # type: ignore[no-untyped-def]
 
 
 @api.get("/runs")
-def list_runs():  # type: ignore[no-untyped-def]
+def list_runs() -> ResponseReturnValue:
     with services_of(current_app).store.tx() as s:
         runs = s.scalars(select(Run).order_by(Run.id.desc()).limit(_limit()))
         return jsonify(runs=[run_dict(r, steps=False) for r in runs])
 
 
 @api.get("/runs/<int:run_id>")
-def get_run(run_id: int):  # type: ignore[no-untyped-def]
+def get_run(run_id: int) -> ResponseReturnValue:
     with services_of(current_app).store.tx() as s:
         run = s.get(Run, run_id)
         if run is None:
@@ -102,7 +103,7 @@ def get_run(run_id: int):  # type: ignore[no-untyped-def]
 
 
 @api.get("/prompts")
-def list_prompts():  # type: ignore[no-untyped-def]
+def list_prompts() -> ResponseReturnValue:
     state = request.args.get("state", "open")
     if state not in {"open", "answered", "expired", "cancelled"}:
         raise BadRequestError("state must be one of open, answered, expired, cancelled")
@@ -124,7 +125,7 @@ def answer(
 
 
 @api.post("/prompts/<prompt_id>/answer")
-def answer_prompt(prompt_id: str):  # type: ignore[no-untyped-def]
+def answer_prompt(prompt_id: str) -> ResponseReturnValue:
     body: AnswerIn = parse(AnswerIn)
     who = g.get("user") or body.by
     if not who:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from bot.errors import BadRequestError, ConnbotError, NotFoundError
@@ -39,29 +40,30 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
 
 def services_of(app: Flask) -> Services:
-    return app.extensions["connbot"]  # type: ignore[no-any-return]
+    services: Services = app.extensions["connbot"]
+    return services
 
 
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
-        return jsonify(error=exc.name, message=exc.description), exc.code
+    def http_error(exc: HTTPException) -> ResponseReturnValue:
+        return jsonify(error=exc.name, message=exc.description), exc.code or 500
 
     @app.errorhandler(BadRequestError)
-    def bad_request(exc: BadRequestError):  # type: ignore[no-untyped-def]
+    def bad_request(exc: BadRequestError) -> ResponseReturnValue:
         return jsonify(error="Bad Request" if exc.status == 400 else "Error", message=str(exc)), exc.status
 
     @app.errorhandler(NotFoundError)
-    def not_found(exc: NotFoundError):  # type: ignore[no-untyped-def]
+    def not_found(exc: NotFoundError) -> ResponseReturnValue:
         return jsonify(error="Not Found", message=str(exc)), 404
 
     @app.errorhandler(ConnbotError)
-    def connbot_error(exc: ConnbotError):  # type: ignore[no-untyped-def]
+    def connbot_error(exc: ConnbotError) -> ResponseReturnValue:
         log.error("request failed: %s", exc)
         return jsonify(error="Internal Server Error", message=str(exc)), 500
 
     @app.errorhandler(Exception)
-    def bug(exc: Exception):  # type: ignore[no-untyped-def]
+    def bug(exc: Exception) -> ResponseReturnValue:
         log.exception("unhandled error")
         return jsonify(
             error="Internal Server Error", message="connbot hit an internal error; see its log"

@@ -21,8 +21,9 @@ import ipaddress
 import secrets
 from urllib.parse import quote
 
-from flask import Flask, Response, g, jsonify, redirect, request, session
+from flask import Flask, g, jsonify, redirect, request, session
 from pydantic import Field, SecretStr
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from bot.settings import Settings
 from integrations.settings import Section, SettingsError, load
@@ -139,7 +140,7 @@ class Access:
             return self.verify(name, password) or False
         return None
 
-    def guard(self) -> Response | None:
+    def guard(self) -> WerkzeugResponse | None:
         """Before every request: let it through, or answer 401 / send the browser to the login page."""
         g.user = session.get("user")
         if not self.login_required() or request.path.startswith(OPEN_PREFIXES):
@@ -151,7 +152,7 @@ class Access:
         if proven is None and g.user:
             return None
         if proven is None and not request.path.startswith("/api/"):
-            return redirect(f"/login?next={quote(request.full_path.rstrip('?'))}")  # type: ignore[return-value]
+            return redirect(f"/login?next={quote(request.full_path.rstrip('?'))}")
         response = jsonify(
             error="Unauthorized",
             message="log in: a bearer admin token or basic-auth desk user is required"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from flask import Blueprint, Response, current_app, jsonify
+from flask.typing import ResponseReturnValue
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
@@ -16,12 +17,12 @@ health = Blueprint("health", __name__)
 
 
 @health.get("/healthz")
-def healthz():  # type: ignore[no-untyped-def]
+def healthz() -> ResponseReturnValue:
     return jsonify(status="ok")
 
 
 @health.get("/readyz")
-def readyz():  # type: ignore[no-untyped-def]
+def readyz() -> ResponseReturnValue:
     svc = services_of(current_app)
     problems = {}
     try:
@@ -38,7 +39,7 @@ def readyz():  # type: ignore[no-untyped-def]
 
 
 @health.get("/metrics")
-def prometheus():  # type: ignore[no-untyped-def]
+def prometheus() -> ResponseReturnValue:
     svc = services_of(current_app)
     reg = current_app.extensions.setdefault("connbot.metrics", metrics.registry(svc))
     return Response(generate_latest(reg), mimetype=CONTENT_TYPE_LATEST)

@@ -20,6 +20,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 from pydantic import ValidationError
 from sqlalchemy import func, select
@@ -48,7 +49,8 @@ def _svc() -> Services:
 
 
 def _access() -> Access:
-    return current_app.extensions["connbot.access"]  # type: ignore[no-any-return]
+    access: Access = current_app.extensions["connbot.access"]
+    return access
 
 
 def _local(target: str | None, default: str) -> str:
@@ -59,7 +61,7 @@ def _local(target: str | None, default: str) -> str:
 
 
 @desk.before_request
-def _check_csrf():  # type: ignore[no-untyped-def]
+def _check_csrf() -> ResponseReturnValue | None:
     if request.method == "POST" and not csrf_ok():
         return render_template(
             "error.html",
@@ -85,17 +87,17 @@ def _common() -> dict[str, Any]:
 
 
 @desk.errorhandler(NotFoundError)
-def _not_found(exc: NotFoundError):  # type: ignore[no-untyped-def]
+def _not_found(exc: NotFoundError) -> ResponseReturnValue:
     return render_template("error.html", status=404, message=str(exc)), 404
 
 
 @desk.errorhandler(BadRequestError)
-def _bad_request(exc: BadRequestError):  # type: ignore[no-untyped-def]
+def _bad_request(exc: BadRequestError) -> ResponseReturnValue:
     return render_template("error.html", status=exc.status, message=str(exc)), exc.status
 
 
 @desk.get("/")
-def index():  # type: ignore[no-untyped-def]
+def index() -> ResponseReturnValue:
     lab = (
         {"scenario": DEFAULT_SCENARIO, "summary": "The app cannot connect"}
         if lab_desk.running(current_app)
@@ -104,14 +106,14 @@ def index():  # type: ignore[no-untyped-def]
     return _index(lab, [])
 
 
-def _index(form: dict[str, str], problems: list[str], status: int = 200):  # type: ignore[no-untyped-def]
+def _index(form: dict[str, str], problems: list[str], status: int = 200) -> ResponseReturnValue:
     with _svc().store.tx() as s:
         tickets = [ticket_row(t) for t in dashboard.recent_tickets(s, 200)]
     return render_template("index.html", tickets=tickets, form=form, problems=problems), status
 
 
 @desk.post("/tickets")
-def file_ticket():  # type: ignore[no-untyped-def]
+def file_ticket() -> ResponseReturnValue:
     form = {name: request.form.get(name, "") for name in FORM_FIELDS}
     try:
         body = TicketIn.model_validate(
@@ -131,7 +133,7 @@ def file_ticket():  # type: ignore[no-untyped-def]
 
 
 @desk.get("/tickets/<key>")
-def ticket_page(key: str):  # type: ignore[no-untyped-def]
+def ticket_page(key: str) -> ResponseReturnValue:
     with _svc().store.tx() as s:
         ticket = s.scalars(select(Ticket).where(Ticket.key == key)).first()
         if ticket is None:
@@ -140,7 +142,7 @@ def ticket_page(key: str):  # type: ignore[no-untyped-def]
 
 
 @desk.get("/prompts")
-def prompts_page():  # type: ignore[no-untyped-def]
+def prompts_page() -> ResponseReturnValue:
     svc = _svc()
     with svc.store.tx() as s:
         rows = s.scalars(select(Prompt).where(Prompt.state == "open").order_by(Prompt.created_at))
@@ -149,7 +151,7 @@ def prompts_page():  # type: ignore[no-untyped-def]
 
 
 @desk.post("/prompts/<prompt_id>/answer")
-def answer_prompt(prompt_id: str):  # type: ignore[no-untyped-def]
+def answer_prompt(prompt_id: str) -> ResponseReturnValue:
     who = g.get("user") or request.form.get("name", "").strip()
     back = _local(request.form.get("next"), url_for("desk.prompts_page"))
     if not who:
@@ -169,13 +171,13 @@ def answer_prompt(prompt_id: str):  # type: ignore[no-untyped-def]
 
 
 @desk.get("/runs/<int:run_id>")
-def run_page(run_id: int):  # type: ignore[no-untyped-def]
+def run_page(run_id: int) -> ResponseReturnValue:
     context = _run_context(run_id)
     return render_template("run.html", **context)
 
 
 @desk.get("/runs/<int:run_id>/live")
-def run_live(run_id: int):  # type: ignore[no-untyped-def]
+def run_live(run_id: int) -> ResponseReturnValue:
     """The live part of a run page, for the page's polling script."""
     context = _run_context(run_id)
     return jsonify(
@@ -214,7 +216,7 @@ def _run_context(run_id: int) -> dict[str, Any]:
 
 
 @desk.get("/dashboard")
-def dashboard_page():  # type: ignore[no-untyped-def]
+def dashboard_page() -> ResponseReturnValue:
     svc = _svc()
     with svc.store.tx() as s:
         stats = dashboard.compute(s, svc.clock().date())
@@ -227,7 +229,7 @@ def dashboard_page():  # type: ignore[no-untyped-def]
 
 
 @desk.route("/login", methods=["GET", "POST"])
-def login():  # type: ignore[no-untyped-def]
+def login() -> ResponseReturnValue:
     target = _local(request.values.get("next"), url_for("desk.index"))
     if request.method == "POST":
         name = _access().verify(request.form.get("name", "").strip(), request.form.get("password", ""))
@@ -241,6 +243,6 @@ def login():  # type: ignore[no-untyped-def]
 
 
 @desk.post("/logout")
-def logout():  # type: ignore[no-untyped-def]
+def logout() -> ResponseReturnValue:
     session.clear()
     return redirect(url_for("desk.login"), 303)

@@ -6,6 +6,7 @@ need neither JavaScript nor anything from the internet to draw them.
 
 from __future__ import annotations
 
+import itertools
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -71,14 +72,16 @@ def playbook_graph(pb: Playbook, trail: Trail | None = None) -> Markup:
         for c, sid in enumerate(row):
             pos[sid] = (left + c * (NODE_W + GAP_X), PAD + r * (NODE_H + GAP_Y))
     path = list(trail.path) if trail else []
-    taken = set(zip(path, path[1:]))
+    taken = set(itertools.pairwise(path))
     visited = set(path)
     out = [
         f'<svg class="graph" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
         f'role="img" aria-label="{escape(pb.title)} playbook">',
-        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerUnits="userSpaceOnUse" markerWidth="9" markerHeight="9" '
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerUnits="userSpaceOnUse" '
+        'markerWidth="9" markerHeight="9" '
         'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="arrowhead"/></marker>'
-        '<marker id="arrow-taken" viewBox="0 0 10 10" refX="9" refY="5" markerUnits="userSpaceOnUse" markerWidth="9" markerHeight="9" '
+        '<marker id="arrow-taken" viewBox="0 0 10 10" refX="9" refY="5" markerUnits="userSpaceOnUse" '
+        'markerWidth="9" markerHeight="9" '
         'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="arrowhead taken"/></marker></defs>',
     ]
     labels: dict[tuple[str, str], list[str]] = {}
@@ -91,7 +94,8 @@ def playbook_graph(pb: Playbook, trail: Trail | None = None) -> Markup:
         out.append(
             f'<path class="edge{" taken" if is_taken else ""}" data-from="{src}" data-to="{dst}" '
             f'd="{_route(pos[src], pos[dst])}" marker-end="url(#arrow{"-taken" if is_taken else ""})">'
-            f"<title>{escape(pb.steps[src].title)} → {escape(pb.steps[dst].title)}: {escape(', '.join(names))}</title></path>"
+            f"<title>{escape(pb.steps[src].title)} → {escape(pb.steps[dst].title)}: "
+            f"{escape(', '.join(names))}</title></path>"
         )
     for sid, step in pb.steps.items():
         x, y = pos[sid]
@@ -140,7 +144,8 @@ def columns(points: Sequence[tuple[str, int]], label: str) -> Markup:
     top = max((v for _, v in points), default=0) or 1
     step = (w - left) / max(len(points), 1)
     out = [
-        f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" role="img" aria-label="{escape(label)}">',
+        f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" role="img" '
+        f'aria-label="{escape(label)}">',
         f'<text class="axis" x="0" y="12">{top}</text><text class="axis" x="0" y="{h - bottom}">0</text>',
         f'<line class="axis" x1="{left}" y1="{h - bottom}" x2="{w}" y2="{h - bottom}"/>',
     ]
@@ -166,15 +171,17 @@ def bars(items: Sequence[tuple[str, float, str]], label: str) -> Markup:
     w, row, name_w = 640, 26, 250
     top = max((v for _, v, _ in items), default=0) or 1
     out = [
-        f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {max(len(items), 1) * row + 4}" '
-        f'role="img" aria-label="{escape(label)}">'
+        f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" '
+        f'viewBox="0 0 {w} {max(len(items), 1) * row + 4}" role="img" aria-label="{escape(label)}">'
     ]
     for n, (name, value, shown) in enumerate(items):
         y = n * row + 2
         length = (w - name_w - 70) * value / top
         out.append(
-            f'<text class="label" x="{name_w - 8}" y="{y + 17}" text-anchor="end">{escape(_lines(name, 38, 1)[0])}</text>'
-            f'<rect class="bar" x="{name_w}" y="{y + 3}" width="{length:.1f}" height="{row - 8}" data-value="{value:g}">'
+            f'<text class="label" x="{name_w - 8}" y="{y + 17}" text-anchor="end">'
+            f"{escape(_lines(name, 38, 1)[0])}</text>"
+            f'<rect class="bar" x="{name_w}" y="{y + 3}" width="{length:.1f}" height="{row - 8}" '
+            f'data-value="{value:g}">'
             f"<title>{escape(name)}: {escape(shown)}</title></rect>"
             f'<text class="value" x="{name_w + length + 6:.1f}" y="{y + 17}">{escape(shown)}</text>'
         )

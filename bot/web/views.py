@@ -61,7 +61,7 @@ def prompt_dict(p: Prompt) -> dict[str, Any]:
         "level": p.level,
         "title": p.title,
         "question": p.question,
-        "options": [{"value": v, "label": l} for v, l in p.options],
+        "options": [{"value": value, "label": label} for value, label in p.options],
         "text_label": p.text_label,
         "state": p.state,
         "answer": p.answer,

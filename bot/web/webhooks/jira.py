@@ -14,6 +14,7 @@ import hmac
 import logging
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -94,7 +95,7 @@ def delivery_id(payload: WebhookPayload) -> str:
 
 
 @blueprint.post("/webhooks/jira")
-def receive():  # type: ignore[no-untyped-def]
+def receive() -> ResponseReturnValue:
     settings: JiraSettings = current_app.extensions[EXTENSION]
     body = request.get_data(cache=False)  # over MAX_CONTENT_LENGTH: 413 from Flask
     failure = authenticate(settings, body)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from flask import Blueprint, Flask, Response, jsonify, make_response, request
+from flask.typing import ResponseReturnValue
 from slack_bolt import Ack, App
 from slack_bolt.adapter.flask.handler import to_bolt_request, to_flask_response
 from slack_bolt.authorization import AuthorizeResult
@@ -126,7 +127,8 @@ class Interactions:
             if not allowed:
                 event.outcome = "refused"
                 note = (
-                    f"Sorry, you may not {'approve' if kind == 'approval' else 'answer'} level-{level} questions "
+                    f"Sorry, you may not {'approve' if kind == 'approval' else 'answer'} "
+                    f"level-{level} questions "
                     f"({self.channel.answerers_hint(level)} may). Nothing changed."
                 )
             else:
@@ -235,7 +237,7 @@ def init_app(app: Flask, svc: Services) -> None:
     bp = Blueprint("slack", __name__)
 
     @bp.post("/slack/events")
-    def events():  # type: ignore[no-untyped-def]
+    def events() -> ResponseReturnValue:
         readable(request.get_data(as_text=True), request.content_type)
         try:
             bolt_request = to_bolt_request(request)
