@@ -68,7 +68,7 @@ class CpuMeter:
         return self
 
     def busy(self) -> float:
-        total, idle = (b - a for a, b in zip(self.t0, _cpu_ticks()))
+        total, idle = (b - a for a, b in zip(self.t0, _cpu_ticks(), strict=True))
         return round(1 - idle / total, 3) if total else 0.0
 
 
@@ -102,7 +102,8 @@ class Backend:
 
 @contextmanager
 def backend(name: str, workdir: Path) -> Iterator[Backend]:
-    """`sqlite`: files under `workdir`; `postgres+redis`: a fresh schema and a flushed Redis db, dropped after."""
+    """`sqlite`: files under `workdir`; `postgres+redis`: a fresh schema and a flushed Redis db, dropped
+    after."""
     data = workdir / f"data-{uuid.uuid4().hex[:6]}"
     if name == "sqlite":
         yield Backend(name, {"CONNBOT_DATA_DIR": str(data)}, f"sqlite:///{data / 'connbot.db'}")

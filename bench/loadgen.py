@@ -1,4 +1,6 @@
-"""Open-loop load at a fixed rate, from its own process: `python -m bench.loadgen REQUESTS.json RATE BASE_URL`.
+"""Open-loop load at a fixed rate, from its own process.
+
+`python -m bench.loadgen REQUESTS.json RATE BASE_URL`
 
 REQUESTS.json is a list of {"path", "headers", "body"}; request i is due at start + i/RATE. Latency
 is measured from when a request was due (not when a free thread sent it), so a server that falls

@@ -23,10 +23,11 @@ def render(r: dict[str, Any]) -> str:
         "# connbot benchmarks: last results",
         "",
         f"Measured {m['date']} by `make bench` ({r['seconds']} s in all) on {m['nproc']} CPUs ({m['cpu']}), "
-        f"{m['memory']} memory, Python {m['python']}, Linux {m['kernel']}. Loopback only; PostgreSQL and Redis on "
-        "127.0.0.1, on the same 2 CPUs as everything else. The machine is shared with other sessions' test suites: "
-        "the 1-minute load average is given with each result (before → after; 2.0 means both CPUs were already "
-        "busy on average), and figures vary by some 20 % between runs; the ratios and targets are what to read.",
+        f"{m['memory']} memory, Python {m['python']}, Linux {m['kernel']}. Loopback only; PostgreSQL and "
+        "Redis on 127.0.0.1, on the same 2 CPUs as everything else. The machine is shared with other "
+        "sessions' test suites: the 1-minute load average is given with each result (before → after; 2.0 "
+        "means both CPUs were already busy on average), and figures vary by some 20 % between runs; the "
+        "ratios and targets are what to read.",
         "",
         "| item | seconds | load |",
         "|---|---:|---|",
@@ -40,26 +41,30 @@ def render(r: dict[str, Any]) -> str:
 
 def _intake(r: dict[str, Any]) -> list[str]:
     out = [
-        "## 1. Webhook intake (signed `jira:issue_created`, gunicorn `--workers 2 --threads 4`, the Procfile's)",
+        "## 1. Webhook intake (signed `jira:issue_created`, gunicorn `--workers 2 --threads 4`, the "
+        "Procfile's)",
         "",
         "Closed loop: `wrk -t1 -c16 -d8s` with a pool of 256 pre-signed bodies and a unique "
-        "`X-Atlassian-Webhook-Identifier` per request, after a 2 s warm-up. Fixed rate: 200 requests/s for 10 s from "
-        "`bench.loadgen` (open loop, latency counted from when each request was due). No worker runs: this is the "
-        "web tier alone. The bare endpoint touches no backend, so it is measured once.",
+        "`X-Atlassian-Webhook-Identifier` per request, after a 2 s warm-up. Fixed rate: 200 requests/s for "
+        "10 s from `bench.loadgen` (open loop, latency counted from when each request was due). No worker "
+        "runs: this is the web tier alone. The bare endpoint touches no backend, so it is measured once.",
         "",
-        "| endpoint | backend | req/s | p50 ms | p99 ms | CPUs busy | p99 ms at 200 req/s | 2xx sent | events stored | queued | load |",
+        "| endpoint | backend | req/s | p50 ms | p99 ms | CPUs busy | p99 ms at 200 req/s | 2xx sent | "
+        "events stored | queued | load |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     rows = [("bare", "–", r["intake"][0]["bare"], "–", "–")]
     rows += [("connbot", x["backend"], x["connbot"], str(x["stored"]), str(x["queued"])) for x in r["intake"]]
     for who, kind, x, stored, queued in rows:
         out.append(
-            f"| {who} | {kind} | {x['peak']['rps']:.0f} | {x['peak']['p50_ms']:.1f} | {x['peak']['p99_ms']:.1f} | "
-            f"{x['peak'].get('cpu_busy', 0):.0%} | {x['steady']['p99_ms']:.1f} | {x['ok']} | {stored} | {queued} | {_load(x)} |"
+            f"| {who} | {kind} | {x['peak']['rps']:.0f} | {x['peak']['p50_ms']:.1f} | "
+            f"{x['peak']['p99_ms']:.1f} | {x['peak'].get('cpu_busy', 0):.0%} | {x['steady']['p99_ms']:.1f} | "
+            f"{x['ok']} | {stored} | {queued} | {_load(x)} |"
         )
     out += [
         "",
-        "| backend | connbot / bare throughput | target ≥ 50 % | p99 at 200 req/s < 50 ms | every 2xx stored |",
+        "| backend | connbot / bare throughput | target ≥ 50 % | p99 at 200 req/s < 50 ms | "
+        "every 2xx stored |",
         "|---|---:|---|---|---|",
     ]
     for row in r["intake"]:
@@ -68,8 +73,8 @@ def _intake(r: dict[str, Any]) -> list[str]:
         stored_ok = 0 <= extra <= 32 and c["errors"] == 0
         out.append(
             f"| {row['backend']} | {row['ratio']:.0%} | {mark(row['ratio'] >= RATIO)} | "
-            f"{mark(c['steady']['p99_ms'] < INTAKE_P99_MS)} | {mark(stored_ok)} "
-            f"({c['ok']} answered 2xx, {row['stored']} stored: {extra} more, answered after wrk stopped reading) |"
+            f"{mark(c['steady']['p99_ms'] < INTAKE_P99_MS)} | {mark(stored_ok)} ({c['ok']} answered 2xx, "
+            f"{row['stored']} stored: {extra} more, answered after wrk stopped reading) |"
         )
     out += [
         "",
@@ -82,8 +87,8 @@ def _intake(r: dict[str, Any]) -> list[str]:
     out += [
         "### Where a webhook's time goes (`bench/profile.py`)",
         "",
-        f"In process (Flask's test client, SQLite, one thread, no gunicorn), {p['requests']} signed webhooks: "
-        f"connbot {p['connbot_ms']:.2f} ms a request, the bare endpoint {p['bare_ms']:.2f} ms "
+        f"In process (Flask's test client, SQLite, one thread, no gunicorn), {p['requests']} signed "
+        f"webhooks: connbot {p['connbot_ms']:.2f} ms a request, the bare endpoint {p['bare_ms']:.2f} ms "
         f"(bare / connbot = {p['ratio']:.0%}). Shares of connbot's time from a cProfile pass:",
         "",
         "| part | share |",
@@ -99,43 +104,47 @@ def _slack(r: dict[str, Any]) -> list[str]:
     out = [
         "## 5. Slack acknowledgement under the intake load",
         "",
-        f"Signed `block_actions` clicks (each on its own open prompt) at {r['slack'][0]['acks']['rate']:.0f}/s from "
-        "`bench.loadgen`, while `wrk` drives the Jira intake of item 1 at full speed on the same server.",
+        "Signed `block_actions` clicks (each on its own open prompt) at "
+        f"{r['slack'][0]['acks']['rate']:.0f}/s from `bench.loadgen`, while `wrk` drives the Jira intake of "
+        "item 1 at full speed on the same server.",
         "",
-        "| backend | clicks | p50 ms | p99 ms | max ms | target p99 < 300 ms | answers stored | intake req/s meanwhile | load |",
+        "| backend | clicks | p50 ms | p99 ms | max ms | target p99 < 300 ms | answers stored | intake req/s "
+        "meanwhile | load |",
         "|---|---:|---:|---:|---:|---|---:|---:|---|",
     ]
     for row in r["slack"]:
         a = row["acks"]
         out.append(
-            f"| {row['backend']} | {a['ok']}/{a['sent']} | {a['p50_ms']:.1f} | {a['p99_ms']:.1f} | {a['max_ms']:.1f} | "
-            f"{mark(a['p99_ms'] < ACK_MS and a['ok'] == a['sent'])} | {row['answered']}/{row['prompts']} | "
-            f"{row['intake'].get('rps', 0):.0f} | {_load(row)} |"
+            f"| {row['backend']} | {a['ok']}/{a['sent']} | {a['p50_ms']:.1f} | {a['p99_ms']:.1f} | "
+            f"{a['max_ms']:.1f} | {mark(a['p99_ms'] < ACK_MS and a['ok'] == a['sent'])} | "
+            f"{row['answered']}/{row['prompts']} | {row['intake'].get('rps', 0):.0f} | {_load(row)} |"
         )
-    return out + [""]
+    return [*out, ""]
 
 
 def _triage(r: dict[str, Any]) -> list[str]:
     out = [
         "## 2. Triage throughput",
         "",
-        f"{r['triage'][0]['runs']} desk tickets filed at once (all queued), then N `connbot worker` processes "
-        "(4 threads each, the default) are let go; scripted adapters sleep 20 ms a call; each run takes five "
-        "automated steps and closes (6 step results). Time until every run has ended. Engine overhead = (time "
-        "inside tasks − time inside adapter calls) / steps, summed over worker threads: wall time, so it includes "
-        "every database round trip and any wait for the GIL, a CPU or SQLite's write lock. Engine CPU = the "
-        "threads' own CPU time inside tasks / steps (no waiting counted). CPUs busy = the whole machine's, from "
-        "/proc/stat, while the runs ran (PostgreSQL, Redis and the other session included).",
+        f"{r['triage'][0]['runs']} desk tickets filed at once (all queued), then N `connbot worker` "
+        "processes (4 threads each, the default) are let go; scripted adapters sleep 20 ms a call; each run "
+        "takes five automated steps and closes (6 step results). Time until every run has ended. Engine "
+        "overhead = (time inside tasks − time inside adapter calls) / steps, summed over worker threads: "
+        "wall time, so it includes every database round trip and any wait for the GIL, a CPU or SQLite's "
+        "write lock. Engine CPU = the threads' own CPU time inside tasks / steps (no waiting counted). CPUs "
+        "busy = the whole machine's, from /proc/stat, while the runs ran (PostgreSQL, Redis and the other "
+        "session included).",
         "",
-        "| backend | workers | seconds | runs/s | runs/s per worker | overhead ms/step | engine CPU ms/step | "
-        "SQL statements/step | commits/step | CPUs busy | load |",
+        "| backend | workers | seconds | runs/s | runs/s per worker | overhead ms/step | engine CPU ms/step "
+        "| SQL statements/step | commits/step | CPUs busy | load |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in r["triage"]:
         out.append(
             f"| {row['backend']} | {row['workers']} | {row['seconds']:.1f} | {row['runs_per_s']:.1f} | "
-            f"{row['runs_per_s_per_worker']:.1f} | {row['overhead_ms_per_step']:.1f} | {row['cpu_ms_per_step']:.1f} | "
-            f"{row['statements_per_step']:.1f} | {row['commits_per_step']:.1f} | {row['cpu_busy']:.0%} | {_load(row)} |"
+            f"{row['runs_per_s_per_worker']:.1f} | {row['overhead_ms_per_step']:.1f} | "
+            f"{row['cpu_ms_per_step']:.1f} | {row['statements_per_step']:.1f} | "
+            f"{row['commits_per_step']:.1f} | {row['cpu_busy']:.0%} | {_load(row)} |"
         )
     for kind in ("sqlite", "postgres+redis"):
         rows = [x for x in r["triage"] if x["backend"] == kind]
@@ -147,7 +156,7 @@ def _triage(r: dict[str, Any]) -> list[str]:
                 f"overhead target < {TRIAGE_MS} ms/step {mark(best < TRIAGE_MS)} (best {best:.1f} ms wall, "
                 f"{min(x['cpu_ms_per_step'] for x in rows):.1f} ms CPU)."
             )
-    return out + ["", BEFORE_AFTER, ""]
+    return [*out, "", BEFORE_AFTER, ""]
 
 
 def _memory(r: dict[str, Any]) -> list[str]:
@@ -155,10 +164,10 @@ def _memory(r: dict[str, Any]) -> list[str]:
     out = [
         "## 3. Worker memory",
         "",
-        f"One worker ({mem['backend']}, 4 threads), adapters answering at once, the two-step run (reconnect fixes it); "
-        "tickets filed in batches while it works. VmRSS from /proc/<pid>/status. The growth per run after the "
-        "first 1,000 runs (imports, caches and connection pools warm by then) is the leak rate, extrapolated to "
-        "10,000 runs when fewer were run.",
+        f"One worker ({mem['backend']}, 4 threads), adapters answering at once, the two-step run (reconnect "
+        "fixes it); tickets filed in batches while it works. VmRSS from /proc/<pid>/status. The growth per "
+        "run after the first 1,000 runs (imports, caches and connection pools warm by then) is the leak "
+        "rate, extrapolated to 10,000 runs when fewer were run.",
         "",
         "| after runs | RSS MB |",
         "|---:|---:|",
@@ -166,9 +175,10 @@ def _memory(r: dict[str, Any]) -> list[str]:
     out += [f"| {x['runs']:,} | {x['rss_mb']} |" for x in mem["samples"]]
     out += [
         "",
-        f"Growth from {mem['first']} to {mem['total']:,} runs {mem['growth']:.1%} ({mark(mem['growth'] < GROWTH)}: "
-        f"< 10 %), peak {mem['rss_total_mb']} MB ({mark(mem['rss_total_mb'] < RSS_MB)}: < 200 MB); "
-        f"{mem['kb_per_run_after_warmup']:.2f} KB per run after warm-up"
+        f"Growth from {mem['first']} to {mem['total']:,} runs {mem['growth']:.1%} "
+        f"({mark(mem['growth'] < GROWTH)}: < 10 %), peak {mem['rss_total_mb']} MB "
+        f"({mark(mem['rss_total_mb'] < RSS_MB)}: < 200 MB); {mem['kb_per_run_after_warmup']:.2f} KB per run "
+        "after warm-up"
         + (
             f", so about {mem['rss_10000_mb_extrapolated']} MB at 10,000 runs"
             if mem["total"] < 10_000
@@ -186,7 +196,8 @@ def _economy(r: dict[str, Any]) -> list[str]:
         "",
         "From a signed webhook to the run's end; every human step answered by a signed Slack click. Before: "
         "every Jira write was preceded by a `GET .../comment` (all pages) looking for its marker; now only a "
-        "write's later attempts look (its first has nothing to find: the attempt is recorded before it is made).",
+        "write's later attempts look (its first has nothing to find: the attempt is recorded before it is "
+        "made).",
         "",
         "| scenario | end | steps | prompts | Jira calls (before) | Slack calls | Jira calls by kind |",
         "|---|---|---:|---:|---:|---:|---|",
@@ -197,7 +208,7 @@ def _economy(r: dict[str, Any]) -> list[str]:
             f"| {row['scenario']} | {row['end']} | {row['steps']} | {row['prompts']} | {row['jira']} "
             f"({row['jira'] + writes(row['jira_by_kind'])}) | {row['slack']} | {kinds} |"
         )
-    return out + [""]
+    return [*out, ""]
 
 
 def writes(by_kind: dict[str, int]) -> int:
@@ -208,10 +219,10 @@ def writes(by_kind: dict[str, int]) -> int:
 def sizes(r: dict[str, Any]) -> str:
     mem, tri = r["memory"], r["triage"][0]
     return (
-        f"Sizes (chosen so that `make bench` stays under 10 minutes on 2 CPUs): intake 2 s warm-up + 8 s closed "
-        f"loop + 10 s at 200 req/s per endpoint; Slack 200 clicks at 20/s; triage {tri['runs']:,} tickets for each "
-        f"of 1, 2 and 4 workers on each backend; memory one worker through {mem['total']:,} runs; API economy one "
-        "run per scenario."
+        "Sizes (chosen so that `make bench` stays under 10 minutes on 2 CPUs): intake 2 s warm-up + 8 s "
+        f"closed loop + 10 s at 200 req/s per endpoint; Slack 200 clicks at 20/s; triage {tri['runs']:,} "
+        f"tickets for each of 1, 2 and 4 workers on each backend; memory one worker through {mem['total']:,} "
+        "runs; API economy one run per scenario."
     )
 
 
@@ -239,44 +250,49 @@ def performance(r: dict[str, Any]) -> str:
         [
             "## Performance",
             "",
-            "`make bench` measures connbot on loopback in about "
-            f"{round(r['seconds'] / 60)} minutes and rewrites `bench/RESULTS.md` (the figures, sizes, the machine, the "
-            "load during each item, profiles and explanations) and this section of the README. It needs PostgreSQL and Redis on "
+            f"`make bench` measures connbot on loopback in about {round(r['seconds'] / 60)} minutes and "
+            "rewrites `bench/RESULTS.md` (the figures, sizes, the machine, the load during each item, "
+            "profiles and explanations) and this section of the README. It needs PostgreSQL and Redis on "
             "127.0.0.1 and installs `wrk` from Debian when missing.",
             "",
-            f"Last run: {m['date']}, {m['nproc']} CPUs ({m['cpu']}) shared with other work, {m['memory']} memory, "
-            f"Python {m['python']}.",
+            f"Last run: {m['date']}, {m['nproc']} CPUs ({m['cpu']}) shared with other work, {m['memory']} "
+            f"memory, Python {m['python']}.",
             "",
             "| what | figure |",
             "|---|---|",
-            f"| Jira webhook intake, gunicorn `--workers 2 --threads 4`, every event stored | SQLite {sq['connbot']['peak']['rps']:.0f} req/s, "
-            f"PostgreSQL + Redis {pg['connbot']['peak']['rps']:.0f} req/s (bare Flask on the same settings: "
-            f"{sq['bare']['peak']['rps']:.0f} req/s; SQLite's figure varies between about 620 and 1,350 from run to "
-            "run with the two gunicorn processes' waits for its write lock) |",
-            f"| p99 at a steady 200 webhooks/s | SQLite {sq['connbot']['steady']['p99_ms']:.1f} ms, PostgreSQL + Redis "
-            f"{pg['connbot']['steady']['p99_ms']:.1f} ms |",
+            "| Jira webhook intake, gunicorn `--workers 2 --threads 4`, every event stored | SQLite "
+            f"{sq['connbot']['peak']['rps']:.0f} req/s, PostgreSQL + Redis "
+            f"{pg['connbot']['peak']['rps']:.0f} req/s (bare Flask on the same settings: "
+            f"{sq['bare']['peak']['rps']:.0f} req/s; SQLite's figure varies between about 620 and 1,350 from "
+            "run to run with the two gunicorn processes' waits for its write lock) |",
+            f"| p99 at a steady 200 webhooks/s | SQLite {sq['connbot']['steady']['p99_ms']:.1f} ms, "
+            f"PostgreSQL + Redis {pg['connbot']['steady']['p99_ms']:.1f} ms |",
             f"| one webhook in process | {p['connbot_ms']:.2f} ms (bare endpoint {p['bare_ms']:.2f} ms) |",
             f"| triage, SQLite, 20 ms adapters | {tri_row('sqlite')} |",
             f"| triage, PostgreSQL + Redis | {tri_row('postgres+redis')} |",
-            f"| Slack click acknowledged, p99 under full intake load | SQLite {ack['sqlite']['acks']['p99_ms']:.0f} ms, "
-            f"PostgreSQL + Redis {ack['postgres+redis']['acks']['p99_ms']:.0f} ms (Slack allows 3 s) |",
-            f"| worker RSS | {mem['rss_first_mb']} MB after {mem['first']} runs, {mem['rss_total_mb']} MB after "
-            f"{mem['total']:,} ({mem['growth']:.1%}) |",
+            "| Slack click acknowledged, p99 under full intake load | SQLite "
+            f"{ack['sqlite']['acks']['p99_ms']:.0f} ms, PostgreSQL + Redis "
+            f"{ack['postgres+redis']['acks']['p99_ms']:.0f} ms (Slack allows 3 s) |",
+            f"| worker RSS | {mem['rss_first_mb']} MB after {mem['first']} runs, {mem['rss_total_mb']} MB "
+            f"after {mem['total']:,} ({mem['growth']:.1%}) |",
             f"| Jira calls per run | {min(jira)} (closed at once) to {max(jira)} |",
             "| Slack calls per run | 2 per question (post, then edit when answered) |",
             "",
-            f"Against the targets: intake reaches {sq['connbot']['peak']['rps'] / sq['bare']['peak']['rps']:.0%} (SQLite) and "
-            f"{pg['connbot']['peak']['rps'] / sq['bare']['peak']['rps']:.0%} (PostgreSQL + Redis) of the bare endpoint's "
-            "throughput, short of 50 %: storing each event durably before answering costs several times the bare "
-            "endpoint's whole request (`bench/RESULTS.md` has the profile). Engine time per step is at the 5 ms target "
-            "with SQLite and one worker and above it on PostgreSQL, where each step's round trips share the 2 CPUs with "
-            "the database. The latency, Slack-ack and memory targets are met.",
+            "Against the targets: intake reaches "
+            f"{sq['connbot']['peak']['rps'] / sq['bare']['peak']['rps']:.0%} (SQLite) and "
+            f"{pg['connbot']['peak']['rps'] / sq['bare']['peak']['rps']:.0%} (PostgreSQL + Redis) of the "
+            "bare endpoint's throughput, short of 50 %: storing each event durably before answering costs "
+            "several times the bare endpoint's whole request (`bench/RESULTS.md` has the profile). Engine "
+            "time per step is at the 5 ms target with SQLite and one worker and above it on PostgreSQL, "
+            "where each step's round trips share the 2 CPUs with the database. The latency, Slack-ack and "
+            "memory targets are met.",
             "",
-            "Sizing: one process with SQLite takes hundreds of webhooks a second, far beyond a support team's Jira, "
-            "and about 7 runs a second per worker thread when adapters answer in 20 ms. SQLite has one writer at a "
-            "time: a few worker processes still help while adapter calls dominate, but every step waits longer for "
-            "the write lock; to scale further use PostgreSQL + Redis, where more workers pay when they have CPUs of "
-            "their own (on these 2 shared CPUs, 4 workers already keep them busy).",
+            "Sizing: one process with SQLite takes hundreds of webhooks a second, far beyond a support "
+            "team's Jira, and about 7 runs a second per worker thread when adapters answer in 20 ms. SQLite "
+            "has one writer at a time: a few worker processes still help while adapter calls dominate, but "
+            "every step waits longer for the write lock; to scale further use PostgreSQL + Redis, where more "
+            "workers pay when they have CPUs of their own (on these 2 shared CPUs, 4 workers already keep "
+            "them busy).",
             "",
         ]
     )
@@ -296,7 +312,7 @@ were made while the machine's load was 5–8 (mostly these runs themselves: 16 w
 | SQL statements/step | 11.5 → 7.2 | 11.5 → 7.2 | 11.5 → 7.2 | 11.5 → 7.2 |
 | commits/step | 4.8 → 4.0 | 4.8 → 4.0 | 4.8 → 4.0 | 4.8 → 4.0 |
 | CPUs busy | 35 % → 32 % | 56 % → 51 % | 86 % → 77 % | 99 % → 99 % |
-| load (1-minute, before → after the run) | 1.3→1.1, 1.4→1.2 | 1.1→1.5, 1.2→1.6 | 0.9→1.4, 5.3→5.2 | 1.6→6.2, 4.8→8.1 |
+| 1-minute load, before → after | 1.3→1.1, 1.4→1.2 | 1.1→1.5, 1.2→1.6 | 0.9→1.4, 5.3→5.2 | 1.6→6.2, 4.8→8.1 |
 
 What changed, each guarantee kept (tests/reliability green): the lease check now locks *and* reads the run in
 one `SELECT ... FOR UPDATE` (it was a lease SELECT, then the run again); a step result is numbered inside its
@@ -336,9 +352,9 @@ same runs with one look per write, as before).
 
 ## Targets missed, and where the time goes
 
-**Intake at ≥ 50 % of the bare endpoint: missed (11–20 % across runs).** The bare endpoint does nothing but Flask
-(about 0.15 ms a request in process); connbot per request checks the HMAC, parses and validates the payload
-(pydantic), stores the event in a committed transaction and commits its queue entry, about 0.8 ms in
+**Intake at ≥ 50 % of the bare endpoint: missed (11–20 % across runs).** The bare endpoint does nothing but
+Flask (about 0.15 ms a request in process); connbot per request checks the HMAC, parses and validates the
+payload (pydantic), stores the event in a committed transaction and commits its queue entry, about 0.8 ms in
 process: a ceiling of roughly 0.15 / 0.8 ≈ 18 % before any contention, and the gunicorn figures match it
 (with the CPUs 80–95 % busy the web tier is CPU-bound, wrk's own share included; on SQLite a run with the
 CPUs less busy lost time waiting for the write lock between the two gunicorn processes: SQLite's closed-loop
@@ -375,10 +391,10 @@ across workers (each run has its own lease).
 
 SQLite has one writer at a time: every commit of every worker process takes the database's single write lock,
 and a process that finds it held sleeps in SQLite's busy handler (steps of 1 to 100 ms) before trying again.
-The engine's wall time per step therefore grows with the number of processes even though its CPU per step does
-not; throughput still rises here because the 20 ms adapter calls, not the writes, dominate a run, but the write
-lock is the ceiling (about 1 / (time a commit holds the lock) transitions a second in all, whatever the number
-of workers). A few workers on SQLite are fine; to scale out, PostgreSQL + Redis.
+The engine's wall time per step therefore grows with the number of processes even though its CPU per step
+does not; throughput still rises here because the 20 ms adapter calls, not the writes, dominate a run, but the
+write lock is the ceiling (about 1 / (time a commit holds the lock) transitions a second in all, whatever the
+number of workers). A few workers on SQLite are fine; to scale out, PostgreSQL + Redis.
 """
 
 

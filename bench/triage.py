@@ -57,22 +57,23 @@ def workers(
     """`n` bench workers, built and waiting; touch the yielded go file to let them take work."""
     go = workdir / f"go-{time.monotonic_ns()}"
     stats = [workdir / f"stats-{go.name}-{i}.json" for i in range(n)]
-    procs = [
-        subprocess.Popen(
-            [str(BIN / "python"), "-m", "bench.worker"],
-            cwd=ROOT,
-            env={
-                **env,
-                "BENCH_SCRIPT": json.dumps(script),
-                "BENCH_DELAY": str(delay),
-                "BENCH_GO": str(go),
-                "BENCH_STATS": str(path),
-            },
-            stdout=subprocess.DEVNULL,
-            stderr=open(workdir / "worker.log", "ab"),
-        )
-        for path in stats
-    ]
+    with open(workdir / "worker.log", "ab") as log:  # each worker gets its own copy of the descriptor
+        procs = [
+            subprocess.Popen(
+                [str(BIN / "python"), "-m", "bench.worker"],
+                cwd=ROOT,
+                env={
+                    **env,
+                    "BENCH_SCRIPT": json.dumps(script),
+                    "BENCH_DELAY": str(delay),
+                    "BENCH_GO": str(go),
+                    "BENCH_STATS": str(path),
+                },
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+            for path in stats
+        ]
     try:
         deadline = time.monotonic() + 60
         while not all(p.exists() for p in stats):
