@@ -5,6 +5,7 @@ shows it to a newcomer: the default scenario, one approval, the real adapters.""
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections.abc import Iterator
@@ -125,7 +126,7 @@ def test_file_answer_and_watch_the_ticket_close(served):
             (p.get_attribute("data-from"), p.get_attribute("data-to"))
             for p in live.find_elements(By.CSS_SELECTOR, "path.edge.taken")
         }
-        assert taken == set(zip(CLOSED_PATH, CLOSED_PATH[1:]))
+        assert taken == set(itertools.pairwise(CLOSED_PATH))
         assert "Carol" in live.find_element(By.CSS_SELECTOR, "tr[data-step=fix_config_by_hand]").text
         ARTIFACTS.mkdir(exist_ok=True)
         driver.save_screenshot(str(ARTIFACTS / "desk-run-closed.png"))

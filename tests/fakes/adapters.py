@@ -9,7 +9,10 @@ from integrations.base import ActionInput, ActionResult, ActionSpec, Adapter, Ad
 
 
 class ScriptedAdapter(Adapter):
-    """Answers `script[action]` outcomes in turn; an `ActionResult` is answered as it is, an `AdapterError` raised."""
+    """Answers `script[action]` outcomes in turn.
+
+    An `ActionResult` is answered as it is, an `AdapterError` raised.
+    """
 
     name = "scripted"
 

@@ -1,7 +1,8 @@
 """A real `connbot worker` process whose adapters are scripted and slow, for tests that kill workers.
 
-TEST_SCRIPT is a JSON object {action: outcome} (other actions are unsupported: a person is asked); TEST_LOG a file where each action's start and end
-are appended; TEST_DELAY the seconds each action takes. Settings come from CONNBOT_* as usual.
+TEST_SCRIPT is a JSON object {action: outcome} (other actions are unsupported: a person is asked);
+TEST_LOG a file where each action's start and end are appended; TEST_DELAY the seconds each action
+takes. Settings come from CONNBOT_* as usual.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ gunicorn with the Procfile's web command, and a TCP proxy the test can pause, cu
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -75,10 +76,8 @@ def start_web(
 
 def kill(proc: subprocess.Popen[bytes]) -> None:
     """SIGKILL the process and its children: no clean-up of any kind."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait(10)
 
 

@@ -82,7 +82,7 @@ def assert_refused_cleanly(resp: Any) -> None:
 @FUZZ
 @given(body=bodies)
 def test_jira_webhook_fuzz(app, body: bytes) -> None:  # type: ignore[no-untyped-def]
-    client, svc = app
+    client, _svc = app
     resp = client.post("/webhooks/jira", data=body, headers=jira_headers(body))
     assert_refused_cleanly(resp)
     if resp.status_code >= 400:
@@ -109,7 +109,7 @@ def test_slack_events_fuzz(app, body: bytes) -> None:  # type: ignore[no-untyped
 @FUZZ
 @given(body=bodies)
 def test_desk_api_fuzz(app, body: bytes) -> None:  # type: ignore[no-untyped-def]
-    client, svc = app
+    client, _svc = app
     resp = client.post("/api/tickets", data=body, headers={"Content-Type": "application/json"})
     assert_refused_cleanly(resp)
 
@@ -121,7 +121,7 @@ def test_desk_api_fuzz(app, body: bytes) -> None:  # type: ignore[no-untyped-def
     )
 )
 def test_desk_api_fields_fuzz(app, ticket: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
-    client, svc = app
+    client, _svc = app
     resp = client.post("/api/tickets", json=ticket)
     if resp.status_code == 201:
         return
@@ -132,7 +132,7 @@ def test_desk_api_fields_fuzz(app, ticket: dict[str, Any]) -> None:  # type: ign
 
 
 def test_deep_nesting_is_a_clear_error_everywhere(app) -> None:  # type: ignore[no-untyped-def]
-    client, svc = app
+    client, _svc = app
     deep = b"[" * DEEP + b"]" * DEEP
     resp = client.post("/webhooks/jira", data=deep, headers=jira_headers(deep))
     assert "nest" in assert_json_error(resp, 400)["message"]
@@ -144,7 +144,7 @@ def test_deep_nesting_is_a_clear_error_everywhere(app) -> None:  # type: ignore[
 
 
 def test_invalid_utf8_is_named(app) -> None:  # type: ignore[no-untyped-def]
-    client, svc = app
+    client, _svc = app
     body = b'{"webhookEvent": "jira:issue_created", "x": "\xff"}'
     assert (
         "UTF-8"

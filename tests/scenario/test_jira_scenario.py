@@ -15,7 +15,10 @@ from bot.web.app import create_app
 from tests.fakes.adapters import scripted_registry
 from tests.fakes.jira import FakeJira, configure, fixture, sign
 
-L2 = '{"2": {"assignee": "5b10ac8d82e05b22cc7d4ef5", "components": ["Voice L2"], "fields": {"customfield_10060": {"value": "Voice team"}}}}'
+L2 = (
+    '{"2": {"assignee": "5b10ac8d82e05b22cc7d4ef5", "components": ["Voice L2"], '
+    '"fields": {"customfield_10060": {"value": "Voice team"}}}}'
+)
 
 
 @pytest.fixture

@@ -111,7 +111,10 @@ def desk(lab, make_services):
 
 
 def drive(svc, client, run_id: int, answers: dict[str, str]) -> list[str]:
-    """Work the queue until the run ends, answering each question as a person would; returns the steps asked."""
+    """Work the queue until the run ends, answering each question as a person would.
+
+    Returns the steps asked.
+    """
     asked = []
     for _ in range(200):
         svc.queue.run_pending()

@@ -56,8 +56,8 @@ def test_playbook_validate_and_render_show_both_levels():
     mermaid = run("playbook", "render").output
     assert mermaid.startswith("flowchart TD") and '"Level 1"' in mermaid and '"Level 2"' in mermaid
     assert (
-        'check_status -->|"registered, registering, unregistered, failed, unknown, device_offline, on_failure"| force_reconnect'
-        in mermaid
+        'check_status -->|"registered, registering, unregistered, failed, unknown, device_offline, '
+        'on_failure"| force_reconnect' in mermaid
     )
     dot = run("playbook", "render", "--format", "dot").output
     assert dot.startswith('digraph "connection_issues"') and "escalate_l2 -> check_network" in dot
@@ -96,7 +96,8 @@ def test_playbook_simulate_prints_the_path_and_the_end():
     assert result.exit_code == 0, result.output
     assert " 6. [L1] create_account: REJECTED" in result.output
     assert result.output.strip().endswith(
-        "end: closed: The user's account on the PrivateServer was missing or inconsistent; it was created or resolved."
+        "end: closed: The user's account on the PrivateServer was missing or inconsistent; it was created or "
+        "resolved."
     )
     missing = run("playbook", "simulate", "--outcome", "check_status=failed")
     assert missing.exit_code == 1 and "no outcome given for step force_reconnect" in missing.output

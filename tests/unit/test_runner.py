@@ -68,7 +68,7 @@ def test_without_adapters_every_step_asks_a_person_and_the_answer_moves_the_run(
     svc = make_services(registry=scripted_registry({}, systems=()))
     _, run_id = file(svc)
     prompt = open_prompt(svc, run_id)
-    assert prompt.step == "check_status" and [v for v, _ in prompt.options][0] == "registered"
+    assert prompt.step == "check_status" and next(v for v, _ in prompt.options) == "registered"
     assert "no adapter is configured for app.get_status" in load(svc, run_id)[2][-1]
     assert answer(svc, prompt.id, "failed")
     prompt = open_prompt(svc, run_id)
@@ -86,7 +86,7 @@ def test_the_first_answer_wins_and_later_ones_change_nothing(make_services):
     prompt = open_prompt(svc, run_id)
     assert answer(svc, prompt.id, "failed", who="bob")
     assert not answer(svc, prompt.id, "registered", who="eve")
-    run, steps, _, _ = load(svc, run_id)
+    _run, steps, _, _ = load(svc, run_id)
     assert steps == [("check_status", "failed")]
     with svc.store.tx() as s:
         assert s.get(Prompt, prompt.id).answered_by == "bob"
@@ -171,7 +171,7 @@ def test_escalation_hands_the_ticket_to_level_2_with_evidence_and_goes_on(make_s
         )
     )
     _, run_id = file(svc)
-    run, steps, comments, ticket = load(svc, run_id)
+    run, _steps, comments, ticket = load(svc, run_id)
     assert run.end_kind == "escalate" and run.end_level == 3
     assert ticket.level == 3 and ticket.queue == "Level 3" and ticket.status == "open"
     packet = next(c for c in comments if c.startswith("Level 1 checks done: escalated to level 2"))
@@ -331,7 +331,7 @@ def test_a_person_names_the_user_when_nobody_else_can(make_services):
     assert prompt.kind == "identify" and prompt.text_label == "The user's extension or SIP username"
     assert "does not know the reporter's e-mail" in load(svc, run_id)[2][-1]
     assert answer(svc, prompt.id, "given", text=" 1042 \n")
-    run, steps, comments, ticket = load(svc, run_id)
+    run, steps, _comments, ticket = load(svc, run_id)
     assert ticket.user_ref == "1042" and steps[1] == ("identify_user", "given") and run.end_kind == "close"
     assert [call[1].user for call in svc.registry.adapters["app"].calls[1:]] == ["1042", "1042"]
 

@@ -122,7 +122,7 @@ def test_a_public_bind_without_any_credentials_does_not_start(tmp_path, make_ser
 def test_a_malformed_desk_user_is_a_settings_error(tmp_path, make_services, monkeypatch):
     monkeypatch.setenv("CONNBOT_DESK_USERS", "alice:plaintext")
     settings = Settings(data_dir=tmp_path / "data")
-    with pytest.raises(SettingsError, match="CONNBOT_DESK_USERS.*'alice'") as err:
+    with pytest.raises(SettingsError, match=r"CONNBOT_DESK_USERS.*'alice'") as err:
         create_app(settings, make_services(settings=settings))
     assert "plaintext" not in str(err.value)
 

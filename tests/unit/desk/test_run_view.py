@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from bot.runs import intake
@@ -29,7 +30,7 @@ def test_a_waiting_run_highlights_its_path_and_the_step_it_waits_at(desk):
     assert {s for s, c in nodes.items() if "visited" in c} == set(PROMPT_PATH)
     assert {s for s, c in nodes.items() if "current" in c} == {"fix_config_by_hand"}
     assert {e for e, c in edges.items() if "taken" in c} == {
-        f"{a}>{b}" for a, b in zip(PROMPT_PATH, PROMPT_PATH[1:])
+        f"{a}>{b}" for a, b in itertools.pairwise(PROMPT_PATH)
     }
     assert "human" in nodes["fix_config_by_hand"] and "end-close" in nodes["close_config_fixed"]
     assert 'class="progress waiting"' in page and "Waiting for a person" in page
@@ -62,7 +63,7 @@ def test_the_live_endpoint_follows_the_run_to_its_end(desk):
     nodes, edges = _classes(html, "node"), _classes(html, "edge")
     assert {s for s, c in nodes.items() if "visited" in c} == set(path)
     assert not any("current" in c for c in nodes.values())
-    assert {e for e, c in edges.items() if "taken" in c} == {f"{a}>{b}" for a, b in zip(path, path[1:])}
+    assert {e for e, c in edges.items() if "taken" in c} == {f"{a}>{b}" for a, b in itertools.pairwise(path)}
     assert 'class="progress' not in html
     assert "state-closed" in html and "Carol" in html
 

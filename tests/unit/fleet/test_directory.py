@@ -63,10 +63,13 @@ def test_bad_urls_unknown_keys_and_bad_rules_are_each_reported(make_services, mo
     lines = rejected(make_services, monkeypatch, tmp_path, data).splitlines()
     path = tmp_path / "pbx-directory.yaml"
     assert lines == [
-        f"CONNBOT_PBX_DIRECTORY ({path}): routing rule 4: the regular expression '\\\\[([A-Z]+)\\\\]' has no (?P<customer>...) group",
-        f"CONNBOT_PBX_DIRECTORY ({path}): instance 'acme' (entry 1): ari.url: expected an http(s)://host[:port] URL",
+        f"CONNBOT_PBX_DIRECTORY ({path}): routing rule 4: the regular expression '\\\\[([A-Z]+)\\\\]' has no "
+        "(?P<customer>...) group",
+        f"CONNBOT_PBX_DIRECTORY ({path}): instance 'acme' (entry 1): ari.url: expected an "
+        "http(s)://host[:port] URL",
         f"CONNBOT_PBX_DIRECTORY ({path}): instance 'globex' (entry 2): sip.protocol: unknown key",
-        f"CONNBOT_PBX_DIRECTORY ({path}): instance 'globex' (entry 2): app.url: expected an http(s)://host[:port] URL",
+        f"CONNBOT_PBX_DIRECTORY ({path}): instance 'globex' (entry 2): app.url: expected an "
+        "http(s)://host[:port] URL",
     ]
 
 

@@ -173,7 +173,8 @@ def test_only_the_client_logs_show_the_cause(ari: FakeAri, app_api: FakeApp, hea
     _still_failing(app_api)
     app_api.log_pages = [
         [
-            "10:00:00.100 pjsua_acc.c sip:1001@pbx.example.com: registration success, status=200 (OK), will re-register in 300 seconds",
+            "10:00:00.100 pjsua_acc.c sip:1001@pbx.example.com: registration success, status=200 (OK), will "
+            "re-register in 300 seconds",
             "10:05:00.000 pjsua_core.c Error sending keep-alive packet: Network is unreachable",
         ]
     ]

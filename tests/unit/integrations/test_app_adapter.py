@@ -197,7 +197,7 @@ def test_backend_errors_are_translated(
     app_api: FakeApp, rsps: responses.RequestsMock, status: int, body: str, error: type
 ) -> None:
     rsps.replace(responses.GET, re.compile(r"http://app\.test/v1/.*"), status=status, body=body)
-    with pytest.raises(error, match="HTTP 500|malformed JSON"):
+    with pytest.raises(error, match=r"HTTP 500|malformed JSON"):
         app_adapter().get_status(inp())
     rsps.calls.reset()  # these answers break the contract on purpose
 
@@ -220,6 +220,6 @@ def test_a_backend_that_does_not_answer_is_a_transient_error(
         re.compile(r"http://app\.test/v1/.*"),
         body=requests.ConnectTimeout("connect timed out"),
     )
-    with pytest.raises(TransientError, match="cannot reach .*ConnectTimeout"):
+    with pytest.raises(TransientError, match=r"cannot reach .*ConnectTimeout"):
         app_adapter().get_status(inp())
     rsps.calls.reset()

@@ -18,15 +18,21 @@ LINES = {
     LogClass.AUTH_FAILURE: [
         "09:58:10.120   pjsua_acc.c  ....SIP registration failed, status=401 (Unauthorized)",
         "reg: sip:1001@pbx.example.com: 401 Unauthorized",
-        "[2026-08-06 09:58:10] NOTICE[2210]: res_pjsip/pjsip_distributor.c:676 log_failed_request: Request 'REGISTER' from '<sip:1001@pbx.example.com>' failed for '203.0.113.5:5060' (callid: a84b4c76e66710) - Failed to authenticate",
-        "10:00:01.002 sip_auth_client.c  Authorization failed for sip:pbx.example.com: server rejected with stale=false",
+        "[2026-08-06 09:58:10] NOTICE[2210]: res_pjsip/pjsip_distributor.c:676 log_failed_request: Request "
+        "'REGISTER' from '<sip:1001@pbx.example.com>' failed for '203.0.113.5:5060' (callid: a84b4c76e66710) "
+        "- Failed to authenticate",
+        "10:00:01.002 sip_auth_client.c  Authorization failed for sip:pbx.example.com: server rejected with "
+        "stale=false",
     ],
     LogClass.UNKNOWN_USER: [
-        "[2026-08-06 09:58:10] NOTICE[2210]: res_pjsip/pjsip_distributor.c:676 log_failed_request: Request 'REGISTER' from '<sip:1009@pbx.example.com>' failed for '203.0.113.5:5060' (callid: 9a8b) - No matching endpoint found after 5 tries in 0.123 ms",
+        "[2026-08-06 09:58:10] NOTICE[2210]: res_pjsip/pjsip_distributor.c:676 log_failed_request: Request "
+        "'REGISTER' from '<sip:1009@pbx.example.com>' failed for '203.0.113.5:5060' (callid: 9a8b) - No "
+        "matching endpoint found after 5 tries in 0.123 ms",
     ],
     LogClass.FORBIDDEN: ["SIP registration failed, status=403 (Forbidden)"],
     LogClass.MAX_CONTACTS: [
-        "WARNING[2211]: res_pjsip_registrar.c:780 registrar_validate_contacts: Registration attempt from endpoint '1001' (203.0.113.5:5060) to AOR '1001' will exceed max contacts of 1",
+        "WARNING[2211]: res_pjsip_registrar.c:780 registrar_validate_contacts: Registration attempt from "
+        "endpoint '1001' (203.0.113.5:5060) to AOR '1001' will exceed max contacts of 1",
     ],
     LogClass.TIMEOUT_NO_RESPONSE: [
         "10:02:33.000   pjsua_acc.c  ....SIP registration failed, status=408 (Request Timeout)",
@@ -38,20 +44,26 @@ LINES = {
     ],
     LogClass.TLS_FAILURE: [
         "10:05:00.000 tlsc0x7f  TLS connect() error: certificate verify failed (certificate has expired)",
-        "ssl.SSLCertVerificationError: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate",
+        "ssl.SSLCertVerificationError: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
+        "self-signed certificate",
     ],
     LogClass.DNS_FAILURE: [
-        "10:06:00.000   pjsua_acc.c  ....SIP registration failed, status=502 (gethostbyname() has returned error (PJ_ERESOLVE))",
+        "10:06:00.000   pjsua_acc.c  ....SIP registration failed, status=502 (gethostbyname() has returned "
+        "error (PJ_ERESOLVE))",
         "ua: reg: sip:1001@pbx.exmaple.com: Register: Destination address required [89]",
     ],
     LogClass.NAT_KEEPALIVE: [
-        "VERBOSE[2212]: res_pjsip/pjsip_options.c:1234 Contact 1001/sip:1001@192.168.1.23:5060 is now Unreachable.  RTT: 0.000 msec",
-        "[2026-08-06 10:10:00] VERBOSE[2230]: res_pjsip_registrar.c Removed contact 'sip:1001@192.168.1.23:5060' from AOR '1001' due to expiration",
+        "VERBOSE[2212]: res_pjsip/pjsip_options.c:1234 Contact 1001/sip:1001@192.168.1.23:5060 is now "
+        "Unreachable.  RTT: 0.000 msec",
+        "[2026-08-06 10:10:00] VERBOSE[2230]: res_pjsip_registrar.c Removed contact "
+        "'sip:1001@192.168.1.23:5060' from AOR '1001' due to expiration",
     ],
     LogClass.CONFIG_ERROR: ["10:07:00.000   pjsua_acc.c  Invalid registrar URI: sip:pbx example com"],
     LogClass.DB_BACKEND: [
-        "WARNING[2301]: res_odbc.c:531 ast_odbc_prepare_and_execute: SQL query 'SELECT * FROM ps_endpoints' took 2412 milliseconds to execute on class 'asterisk', this may indicate a database problem",
-        "ERROR[2302]: res_config_pgsql.c:1510 pgsql_reconnect: PostgreSQL RealTime: Failed to connect database asterisk on 10.0.0.5: Unable to connect asterisk@10.0.0.5, port 5432",
+        "WARNING[2301]: res_odbc.c:531 ast_odbc_prepare_and_execute: SQL query 'SELECT * FROM ps_endpoints' "
+        "took 2412 milliseconds to execute on class 'asterisk', this may indicate a database problem",
+        "ERROR[2302]: res_config_pgsql.c:1510 pgsql_reconnect: PostgreSQL RealTime: Failed to connect "
+        "database asterisk on 10.0.0.5: Unable to connect asterisk@10.0.0.5, port 5432",
     ],
 }
 
@@ -81,8 +93,9 @@ def test_each_signature_class(cls: LogClass, line: str) -> None:
 
 def test_a_401_followed_by_200_is_the_normal_digest_exchange() -> None:
     log = (
-        "10:00:00.100 pjsua_acc.c SIP registration failed, status=401 (Unauthorized)\n"
-        "10:00:00.300 pjsua_acc.c sip:1001@pbx.example.com: registration success, status=200 (OK), will re-register in 300 seconds"
+        "10:00:00.100 pjsua_acc.c SIP registration failed, status=401 (Unauthorized)\n10:00:00.300 "
+        "pjsua_acc.c sip:1001@pbx.example.com: registration success, status=200 (OK), will re-register in "
+        "300 seconds"
     )
     res = adapter().classify(inp(client_log=log))
     assert res.outcome == "none_found" and "successful registration" in res.summary

@@ -35,7 +35,10 @@ def _answer(request: bytes, status: str = "401 Unauthorized") -> bytes:
 
 
 class SipResponder:
-    """A minimal SIP server on 127.0.0.1 answering OPTIONS (401 like Asterisk); `answer_every` drops the rest."""
+    """A minimal SIP server on 127.0.0.1 answering OPTIONS (401 like Asterisk).
+
+    `answer_every` drops the rest.
+    """
 
     def __init__(
         self, transport: str, tls: ssl.SSLContext | None = None, answer_every: int = 1, silent: bool = False
@@ -140,13 +143,13 @@ def test_sip_answering_401_is_a_healthy_path(responders: list[SipResponder], tra
 
 def test_the_ari_port_is_probed_too(responders: list[SipResponder]) -> None:
     r = serve(responders, "udp")
-    out, summary, ev = check(net(r.port, ari=closed_port()))
+    out, summary, _ev = check(net(r.port, ari=closed_port()))
     assert out == "tcp_refused" and "tcp_ari" in summary
 
 
 def test_a_silent_sip_server_is_no_response(responders: list[SipResponder]) -> None:
     r = serve(responders, "udp", silent=True)
-    out, summary, ev = check(net(r.port, net_probes=2, net_timeout=0.2))
+    out, _summary, _ev = check(net(r.port, net_probes=2, net_timeout=0.2))
     assert out == "sip_no_response" and r.seen == 2
 
 
@@ -156,7 +159,7 @@ def test_nothing_listening_on_udp_is_unreachable() -> None:
 
 
 def test_a_closed_tcp_port_is_refused() -> None:
-    out, summary, ev = check(net(closed_port(), "tcp"))
+    out, _summary, ev = check(net(closed_port(), "tcp"))
     assert out == "tcp_refused" and ev["probes"][0]["probe"] == "tcp_sip"
 
 
@@ -173,7 +176,7 @@ def test_slow_answers_degrade_the_path(responders: list[SipResponder]) -> None:
 
 
 def test_a_name_that_does_not_resolve() -> None:
-    out, summary, ev = check(net(5060, host="pbx.connbot-test.invalid"))
+    out, _summary, ev = check(net(5060, host="pbx.connbot-test.invalid"))
     assert out == "dns_failure" and ev["probes"][0]["probe"] == "dns"
 
 
@@ -210,7 +213,7 @@ def ca_file(ca: trustme.CA, tmp_path: Path) -> Path:
 
 def test_tls_with_a_valid_certificate(responders: list[SipResponder], ca: trustme.CA, ca_file: Path) -> None:
     r = serve(responders, "tls", tls=tls_server(ca))
-    out, summary, ev = check(net(r.port, "tls", net_tls_ca=ca_file, net_probes=2))
+    out, _summary, ev = check(net(r.port, "tls", net_tls_ca=ca_file, net_probes=2))
     tls = next(p for p in ev["probes"] if p["probe"] == "tls")
     assert out == "ok" and tls["data"]["days_left"] >= 300 and tls["data"]["version"].startswith("TLS")
 
@@ -238,7 +241,7 @@ def test_tls_with_a_certificate_for_another_name(
 
 def test_tls_spoken_to_a_plain_port(responders: list[SipResponder]) -> None:
     r = serve(responders, "tcp")
-    out, summary, _ = check(net(r.port, "tls"))
+    out, _summary, _ = check(net(r.port, "tls"))
     assert out == "tls_handshake_failed"
 
 

@@ -52,7 +52,7 @@ def test_get_account_incomplete_when_the_endpoint_references_no_auth(ari: FakeAr
 
 
 def test_wrong_ari_password_is_a_clear_permanent_error(ari: FakeAri) -> None:
-    with pytest.raises(PermanentError, match="401 Authentication required.*CONNBOT_ARI"):
+    with pytest.raises(PermanentError, match=r"401 Authentication required.*CONNBOT_ARI"):
         pbx_adapter(ari_password="wrong").get_account(inp())
 
 
@@ -148,7 +148,7 @@ def _fingerprint(
 
 def test_compare_credentials_match(ari: FakeAri, app_api: FakeApp) -> None:
     _fingerprint(app_api)
-    out, summary, ev = outcome_of("compare_credentials")
+    out, _summary, ev = outcome_of("compare_credentials")
     assert out == "match" and ev["pbx_realm"] == "asterisk"
 
 
@@ -303,7 +303,7 @@ def test_check_database_ok(ari: FakeAri, pg_schema: tuple[str, psycopg.Connectio
     url, conn = pg_schema
     _tables(conn, url)
     ari.modules["res_config_pgsql.so"] = "Running"
-    out, summary, ev = outcome_of("check_database", pbx_db_url=url)
+    out, _summary, ev = outcome_of("check_database", pbx_db_url=url)
     assert out == "db_ok" and ev["tables"] == {"ps_endpoints": True, "ps_auths": True, "ps_aors": True}
     assert ev["lookup_through_asterisk"] == "ok" and ev["latency_ms"] >= 0
 

@@ -203,7 +203,7 @@ class FakeApp:
             return self._ok(self._start(), 202)
         if what == "logs":
             cursor = int(
-                dict(p.split("=") for p in (req.path_url.split("?", 1) + [""])[1].split("&") if "=" in p).get(
+                dict(p.split("=") for p in ([*req.path_url.split("?", 1), ""])[1].split("&") if "=" in p).get(
                     "cursor", 0
                 )
             )

@@ -69,7 +69,10 @@ def test_scope_and_signals():
 
 
 def test_error_text_is_taken_from_code_noformat_and_quoted_lines():
-    description = "Hi\n{code:java}\nE/SIP: 408 Request Timeout\n{code}\n> Registration failed (503)\nbq. no network\nthanks"
+    description = (
+        "Hi\n{code:java}\nE/SIP: 408 Request Timeout\n{code}\n"
+        "> Registration failed (503)\nbq. no network\nthanks"
+    )
     assert error_text(description) == "E/SIP: 408 Request Timeout\nRegistration failed (503)\nno network"
     assert error_text("nothing quoted here") == ""
 

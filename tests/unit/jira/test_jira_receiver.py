@@ -128,7 +128,8 @@ def test_duplicate_deliveries_make_one_run(app_svc):
     [
         (b"{not json", "not valid JSON"),
         (
-            b'{"webhookEvent": "jira:issue_created", "timestamp": 1, "issue": {"key": "VOIP-1", "fields": {"summary": "x"',
+            b'{"webhookEvent": "jira:issue_created", "timestamp": 1, '
+            b'"issue": {"key": "VOIP-1", "fields": {"summary": "x"',
             "not valid JSON",
         ),
         (b"[1, 2]", "JSON object"),

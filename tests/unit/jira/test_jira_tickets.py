@@ -100,7 +100,7 @@ def test_close_is_one_transition_with_resolution_and_comment(fake, rsps):
 
 
 def test_close_with_an_unknown_status_names_the_setting_and_the_choices(fake):
-    with pytest.raises(PermanentError, match="CONNBOT_JIRA_RESOLVED_STATUS.*'In Progress', 'Done'"):
+    with pytest.raises(PermanentError, match=r"CONNBOT_JIRA_RESOLVED_STATUS.*'In Progress', 'Done'"):
         JiraTickets(settings(resolved_status="Resolved")).close(REF, Note(heading="x"), "run:1:end")
 
 
@@ -168,7 +168,7 @@ def test_4xx_is_permanent_with_jiras_message(rsps):
         status=400,
         json={"errorMessages": [], "errors": {"comment": "Comment body can not be empty!"}},
     )
-    with pytest.raises(PermanentError, match="HTTP 400.*Comment body can not be empty") as err:
+    with pytest.raises(PermanentError, match=r"HTTP 400.*Comment body can not be empty") as err:
         client.add_comment("VOIP-7", "")
     assert err.value.status == 400 and len(rsps.calls) == 1
 

@@ -36,7 +36,8 @@ ROWS = [
     # the reconnection does not help: the error message, then the configuration
     *[
         (
-            f"check_status=failed force_reconnect={o} record_error=none check_config=wrong_port fix_config=fixed_connected",
+            f"check_status=failed force_reconnect={o} record_error=none check_config=wrong_port "
+            "fix_config=fixed_connected",
             f"{TO_CONFIG_STEPS} fix_config close_config_fixed",
             "close",
         )
@@ -44,7 +45,8 @@ ROWS = [
     ],
     *[
         (
-            f"check_status=failed force_reconnect=timeout record_error={o} check_config=wrong_host fix_config=fixed_connected",
+            f"check_status=failed force_reconnect=timeout record_error={o} check_config=wrong_host "
+            "fix_config=fixed_connected",
             f"{TO_CONFIG_STEPS} fix_config close_config_fixed",
             "close",
         )
@@ -60,7 +62,8 @@ ROWS = [
     ],
     # the fix does not help, or cannot be made: a person fixes it, or the account is next
     (
-        f"{TO_CONFIG} check_config=wrong_port fix_config=fixed_still_failing check_account=missing create_account=created",
+        f"{TO_CONFIG} check_config=wrong_port fix_config=fixed_still_failing check_account=missing "
+        "create_account=created",
         f"{TO_CONFIG_STEPS} fix_config check_account create_account close_account_fixed",
         "close",
     ),
@@ -70,12 +73,14 @@ ROWS = [
         "close",
     ),
     (
-        f"{TO_CONFIG} check_config=wrong_port fix_config=ERROR fix_config_by_hand=still_failing check_account=missing create_account=created",
+        f"{TO_CONFIG} check_config=wrong_port fix_config=ERROR fix_config_by_hand=still_failing "
+        "check_account=missing create_account=created",
         f"{TO_CONFIG_STEPS} fix_config fix_config_by_hand check_account create_account close_account_fixed",
         "close",
     ),
     (
-        f"{TO_CONFIG} check_config=wrong_port fix_config=forbidden fix_config_by_hand=TIMEOUT check_account=missing create_account=created",
+        f"{TO_CONFIG} check_config=wrong_port fix_config=forbidden fix_config_by_hand=TIMEOUT "
+        "check_account=missing create_account=created",
         f"{TO_CONFIG_STEPS} fix_config fix_config_by_hand check_account create_account close_account_fixed",
         "close",
     ),
@@ -101,25 +106,30 @@ ROWS = [
         )
     ],
     (
-        f"{TO_ACCOUNT} check_account=incomplete fix_account_by_hand=not_resolved check_network=ok check_asterisk=up "
-        "check_database=db_ok read_client_logs=none_found",
-        f"{TO_ACCOUNT_STEPS} fix_account_by_hand escalate_l2 check_network check_asterisk check_database read_client_logs escalate_l3",
+        f"{TO_ACCOUNT} check_account=incomplete fix_account_by_hand=not_resolved check_network=ok "
+        "check_asterisk=up check_database=db_ok read_client_logs=none_found",
+        f"{TO_ACCOUNT_STEPS} fix_account_by_hand escalate_l2 check_network check_asterisk check_database "
+        "read_client_logs escalate_l3",
         L3,
     ),
     (
-        f"{TO_ACCOUNT} check_account=incomplete fix_account_by_hand=TIMEOUT check_network=ok check_asterisk=up "
-        "check_database=db_ok read_client_logs=none_found",
-        f"{TO_ACCOUNT_STEPS} fix_account_by_hand escalate_l2 check_network check_asterisk check_database read_client_logs escalate_l3",
+        f"{TO_ACCOUNT} check_account=incomplete fix_account_by_hand=TIMEOUT check_network=ok "
+        "check_asterisk=up check_database=db_ok read_client_logs=none_found",
+        f"{TO_ACCOUNT_STEPS} fix_account_by_hand escalate_l2 check_network check_asterisk check_database "
+        "read_client_logs escalate_l3",
         L3,
     ),
     (
-        f"{TO_ACCOUNT} check_account=ERROR check_network=ok check_asterisk=up check_database=db_ok read_client_logs=none_found",
-        f"{TO_ACCOUNT_STEPS} escalate_l2 check_network check_asterisk check_database read_client_logs escalate_l3",
+        f"{TO_ACCOUNT} check_account=ERROR check_network=ok check_asterisk=up check_database=db_ok "
+        "read_client_logs=none_found",
+        f"{TO_ACCOUNT_STEPS} escalate_l2 check_network check_asterisk check_database read_client_logs "
+        "escalate_l3",
         L3,
     ),
     # the password
     (
-        f"{TO_ACCOUNT} check_account=exists compare_password=password_mismatch reset_password=updated_connected",
+        f"{TO_ACCOUNT} check_account=exists compare_password=password_mismatch "
+        "reset_password=updated_connected",
         f"{TO_ACCOUNT_STEPS} compare_password reset_password close_password_fixed",
         "close",
     ),
@@ -133,7 +143,8 @@ ROWS = [
     ],
     *[
         (
-            f"{TO_ACCOUNT} check_account=exists compare_password={o} check_password_by_hand=mismatch reset_password=updated_connected",
+            f"{TO_ACCOUNT} check_account=exists compare_password={o} check_password_by_hand=mismatch "
+            "reset_password=updated_connected",
             f"{TO_ACCOUNT_STEPS} compare_password check_password_by_hand reset_password close_password_fixed",
             "close",
         )
@@ -141,20 +152,20 @@ ROWS = [
     ],
     *[
         (
-            f"{TO_ACCOUNT} check_account=exists compare_password=unknown check_password_by_hand={o} check_network=ok "
-            "check_asterisk=up check_database=db_ok read_client_logs=none_found",
-            f"{TO_ACCOUNT_STEPS} compare_password check_password_by_hand escalate_l2 check_network check_asterisk "
-            "check_database read_client_logs escalate_l3",
+            f"{TO_ACCOUNT} check_account=exists compare_password=unknown check_password_by_hand={o} "
+            "check_network=ok check_asterisk=up check_database=db_ok read_client_logs=none_found",
+            f"{TO_ACCOUNT_STEPS} compare_password check_password_by_hand escalate_l2 check_network "
+            "check_asterisk check_database read_client_logs escalate_l3",
             L3,
         )
         for o in ("same", "TIMEOUT")
     ],
     *[
         (
-            f"{TO_ACCOUNT} check_account=exists compare_password=password_mismatch reset_password={o} check_network=ok "
-            "check_asterisk=up check_database=db_ok read_client_logs=none_found",
-            f"{TO_ACCOUNT_STEPS} compare_password reset_password escalate_l2 check_network check_asterisk check_database "
-            "read_client_logs escalate_l3",
+            f"{TO_ACCOUNT} check_account=exists compare_password=password_mismatch reset_password={o} "
+            "check_network=ok check_asterisk=up check_database=db_ok read_client_logs=none_found",
+            f"{TO_ACCOUNT_STEPS} compare_password reset_password escalate_l2 check_network check_asterisk "
+            "check_database read_client_logs escalate_l3",
             L3,
         )
         for o in ("updated_still_failing", "forbidden", "REJECTED", "TIMEOUT", "ERROR")
@@ -181,14 +192,16 @@ ROWS = [
     ],
     *[
         (
-            f"{TO_L2} check_network=degraded fix_network={o} check_asterisk=up check_database=db_ok read_client_logs=none_found",
+            f"{TO_L2} check_network=degraded fix_network={o} check_asterisk=up check_database=db_ok "
+            "read_client_logs=none_found",
             f"{TO_L2_STEPS} fix_network check_asterisk check_database read_client_logs escalate_l3",
             L3,
         )
         for o in ("not_fixed", "TIMEOUT")
     ],
     (
-        f"{TO_L2} check_network=ERROR check_asterisk=up check_database=no_database read_client_logs=none_found",
+        f"{TO_L2} check_network=ERROR check_asterisk=up check_database=no_database "
+        "read_client_logs=none_found",
         f"{TO_L2_STEPS} check_asterisk check_database read_client_logs escalate_l3",
         L3,
     ),

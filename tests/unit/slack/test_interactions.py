@@ -32,7 +32,7 @@ def run_of(world, run_id):
 
 def test_a_prompt_is_posted_once_in_the_levels_channel_with_its_buttons(make_slack):
     world = make_slack(human_everywhere())
-    _, run_id = file(world)
+    _, _run_id = file(world)
     posts = world.api.to("chat.postMessage")
     assert len(posts) == 1 and posts[0]["channel"] == CHANNEL
     assert world.api.calls[0].token == "xoxb-connbot-test"
