@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast test-slow bench clean
+.PHONY: run test test-fast test-slow lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,13 @@ run: $(STAMP)
 
 # The whole suite: the fast set, then the slow set (process kills, scale-out; about 2 minutes).
 test: test-fast test-slow
+
+# Style, import contracts and types: ruff's format and lint, import-linter, mypy --strict.
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -m "not slow"
