@@ -3,6 +3,8 @@ error reporting live in `integrations.settings`; each integration's section besi
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
@@ -10,10 +12,19 @@ from pydantic import Field, SecretStr, field_validator
 from integrations.settings import Section, load
 
 
+def default_data_dir(environ: Mapping[str, str]) -> Path:
+    """The embedded store's folder when CONNBOT_DATA_DIR is not set: the same from any current folder."""
+    base = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "connbot"
+
+
 class Settings(Section):
     """Core settings. Integration sections live beside their integrations."""
 
-    data_dir: Path = Field(Path("data"), description="where the embedded SQLite files live")
+    data_dir: Path = Field(
+        default_factory=lambda: default_data_dir(os.environ),
+        description="where the embedded SQLite files live; default $XDG_DATA_HOME/connbot or ~/.local/share/connbot",
+    )
     database_url: str = Field(
         "", description="sqlite:///path or postgresql://...; default a file in data_dir"
     )

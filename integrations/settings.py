@@ -9,12 +9,16 @@ the same file and reports errors the same way.
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
 
 class SettingsError(Exception):
@@ -25,19 +29,75 @@ PREFIX = "CONNBOT_"
 
 
 class Section(BaseSettings):
-    """Base of every settings section: env prefix `CONNBOT_`, unknown names ignored."""
+    """Base of every settings section: env prefix `CONNBOT_`, unknown names ignored (and warned
+    about by `unknown_names`). Every subclass is listed in `sections`, so the names are known."""
 
     model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", env_file=None)
+    sections: ClassVar[list[type[Section]]] = []
+    # Names a section reads itself rather than through a field (e.g. a file's path).
+    extra_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        Section.sections.append(cls)
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        info = cls.model_fields.get(field)
+        return (info.alias if info and info.alias else f"{cls.model_config.get('env_prefix', PREFIX)}{field}").upper()
 
 
 S = TypeVar("S", bound=Section)
 
 
+_LINE = re.compile(r"^\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*\s*=.*$")
+
+
 def config_file() -> str | None:
+    """The file named by `CONNBOT_CONFIG`, checked line by line (a bad line is named with its number)."""
     path = os.environ.get(f"{PREFIX}CONFIG")
-    if path and not Path(path).is_file():
-        raise SettingsError(f"{PREFIX}CONFIG: no such file: {path}")
-    return path or None
+    if not path:
+        return None
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = "no such file" if isinstance(exc, FileNotFoundError) else f"cannot read it ({exc})"
+        raise SettingsError(f"{PREFIX}CONFIG: {reason}: {path}") from None
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip() and not line.lstrip().startswith("#") and not _LINE.match(line):
+            raise SettingsError(f"{PREFIX}CONFIG: {path} line {number}: expected NAME=value")
+    return path
+
+
+def config_names(path: str | None) -> set[str]:
+    """The names set in the config file (already checked by `config_file`)."""
+    if not path:
+        return set()
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    names = (line.split("=", 1)[0].strip().removeprefix("export").strip() for line in lines if "=" in line)
+    return {name.upper() for name in names if not name.startswith("#")}
+
+
+def known_names() -> set[str]:
+    """Every `CONNBOT_*` name a section reads."""
+    names = {f"{PREFIX}CONFIG"}
+    for cls in Section.sections:
+        names.update(cls.env_name(field) for field in cls.model_fields)
+        names.update(cls.extra_names)
+    return names
+
+
+def unknown_names(environ: Mapping[str, str], also: Iterable[str] = ()) -> list[str]:
+    """One line per `CONNBOT_*` name (environment or config file) that no section reads, with the
+    closest known name: a misspelt setting is otherwise silently ignored."""
+    known = known_names()
+    lines = []
+    for name in sorted({n.upper() for n in [*environ, *also] if n.upper().startswith(PREFIX)}):
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            lines.append(f"{name} is not a connbot setting and is ignored{hint}")
+    return lines
 
 
 def load(cls: type[S], **overrides: Any) -> S:
@@ -49,6 +109,10 @@ def load(cls: type[S], **overrides: Any) -> S:
         return cls(_env_file=config_file(), **overrides)
     except ValidationError as exc:
         raise SettingsError(describe(exc, cls)) from None
+    except SourceError as exc:  # a structured value (JSON) that does not parse
+        found = re.search(r'field "(\w+)"', str(exc))
+        name = cls.env_name(found.group(1)) if found else "a setting"
+        raise SettingsError(f"{name}: expected a JSON value, and this does not parse as JSON") from None
 
 
 def describe(exc: ValidationError, cls: type[BaseSettings]) -> str:

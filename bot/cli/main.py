@@ -10,13 +10,13 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from bot.cli.common import _fail, _logging, _settings
+from bot.cli.common import ConnbotGroup, _fail, _logging, _settings, existing_store, warn_unknown_names
 from bot.cli.pbx import pbx
 from bot.cli.server import serve as run_server
 from bot.cli.server import work
 from bot.cli.slack import cli as slack_cli
 from bot.errors import NotFoundError
-from bot.fleet.registry import configured_directory
+from bot.services import Services
 from bot.lab import LabSettings
 from bot.state.models import Run
 from bot.state.store import Store
@@ -24,20 +24,21 @@ from bot.web.auth import hash_password as make_hash
 from bot.web.auth import policy
 from bot.web.views import run_dict
 from integrations.base import Registry, discover
-from integrations.settings import SettingsError, load
+from integrations.settings import load
 from playbook import loader
 from playbook import render as diagrams
 from playbook.engine import simulate as walk
 from playbook.errors import PlaybookError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ConnbotGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """connbot: triages VoIP 'the app can't connect' tickets with the support playbook.
 
     Settings come from CONNBOT_* environment variables (and the file named by CONNBOT_CONFIG);
     see the README for each.
     """
+    warn_unknown_names()
 
 
 @main.command()
@@ -52,13 +53,14 @@ def main() -> None:
 def serve(host: str | None, port: int | None, lab: bool) -> None:
     """Run the web app and a worker in one process (the embedded default)."""
     settings = _settings(host=host, port=port)
-    try:
-        policy(settings)  # a desk reachable from other hosts needs a way to log in
-        lab = lab or load(LabSettings).lab
-        if not lab:  # the lab brings its own directory
-            configured_directory()  # the web process builds its services later, where errors are not shown
-    except SettingsError as exc:
-        _fail(f"bad settings:\n{exc}", 2)
+    policy(settings)  # a desk reachable from other hosts needs a way to log in
+    lab = lab or load(LabSettings).lab
+    # The web process builds its services later, where errors are not shown: build them once here
+    # so that a bad setting or playbook is one line (the lab brings its own PBX directory).
+    if lab:
+        loader.load(settings.playbook, Registry(discover()).catalogue)
+    else:
+        Services.build(settings).close()
     _logging(settings)
     run_server(settings, lab=lab)
 
@@ -69,10 +71,7 @@ def worker(threads: int | None) -> None:
     """Consume the task queue: advance runs, process inbound events, sweep."""
     settings = _settings(worker_threads=threads)
     _logging(settings)
-    try:
-        work(settings)
-    except SettingsError as exc:
-        _fail(f"bad settings:\n{exc}", 2)
+    work(settings)
 
 
 @main.group()
@@ -161,7 +160,7 @@ def runs() -> None:
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def list_runs(limit: int, as_json: bool) -> None:
     """The most recent runs, newest first."""
-    store = Store(_settings().sqlalchemy_url)
+    store = existing_store(_settings())
     with store.tx() as s:
         data = [run_dict(r, steps=False) for r in s.scalars(select(Run).order_by(Run.id.desc()).limit(limit))]
     if as_json:
@@ -179,7 +178,7 @@ def list_runs(limit: int, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def show_run(run_id: int, as_json: bool) -> None:
     """Every step of a run with its outcome, evidence summary and timing."""
-    store = Store(_settings().sqlalchemy_url)
+    store = existing_store(_settings())
     with store.tx() as s:
         run = s.get(Run, run_id)
         if run is None:

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from bot.cli.common import _settings
+from bot.cli.common import _settings, existing_store
 from bot.fleet import health
 from bot.fleet.directory import ENV, Directory
 from bot.fleet.registry import configured_directory, instance_registry
@@ -33,7 +33,7 @@ def _directory() -> Directory:
 
 
 def _store() -> Store:
-    return Store(_settings().sqlalchemy_url)
+    return existing_store(_settings())
 
 
 @click.group()

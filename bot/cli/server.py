@@ -98,8 +98,8 @@ def serve(settings: Settings, lab: bool = False) -> None:
 
 def work(settings: Settings, registry: Registry | None = None) -> None:
     """Run a worker until SIGINT/SIGTERM. `registry` replaces the discovered adapters (tests)."""
-    _prepare(settings)
     services = Services.build(settings, registry=registry)
+    _prepare(settings)
     sweepers = _sweepers(services)
     for sweeper in sweepers:
         sweeper.start()

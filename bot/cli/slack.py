@@ -7,7 +7,8 @@ import logging
 import click
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-from bot.cli.common import _fail, _logging, _services, _settings
+from bot.cli.common import _fail, _logging, _settings
+from bot.services import Services
 from bot.web.webhooks.slack import bolt_app, slack_channel
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ def socket() -> None:
     """Receive Slack clicks over Socket Mode (no public URL needed); run a worker beside it."""
     settings = _settings()
     _logging(settings)
-    svc = _services(settings)
+    svc = Services.build(settings)
     channel = slack_channel(svc)
     if channel is None or channel.settings.app_token is None:
         _fail(
