@@ -44,7 +44,9 @@ class Section(BaseSettings):
     @classmethod
     def env_name(cls, field: str) -> str:
         info = cls.model_fields.get(field)
-        return (info.alias if info and info.alias else f"{cls.model_config.get('env_prefix', PREFIX)}{field}").upper()
+        return (
+            info.alias if info and info.alias else f"{cls.model_config.get('env_prefix', PREFIX)}{field}"
+        ).upper()
 
 
 S = TypeVar("S", bound=Section)
