@@ -23,7 +23,7 @@ class Settings(Section):
 
     data_dir: Path = Field(
         default_factory=lambda: default_data_dir(os.environ),
-        description="where the embedded SQLite files live; default $XDG_DATA_HOME/connbot or ~/.local/share/connbot",
+        description="where the embedded SQLite files live (default: see default_data_dir)",
     )
     database_url: str = Field(
         "", description="sqlite:///path or postgresql://...; default a file in data_dir"

@@ -16,8 +16,8 @@ from bot.cli.server import serve as run_server
 from bot.cli.server import work
 from bot.cli.slack import cli as slack_cli
 from bot.errors import NotFoundError
-from bot.services import Services
 from bot.lab import LabSettings
+from bot.services import Services
 from bot.state.models import Run
 from bot.state.store import Store
 from bot.web.auth import hash_password as make_hash
