@@ -45,7 +45,8 @@ def pbx() -> None:
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def list_instances(as_json: bool) -> None:
     """Each instance, its customers and its last health check."""
-    rows = health.listing(_store(), _directory())
+    directory = _directory()
+    rows = health.listing(_store(), directory)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
