@@ -32,6 +32,7 @@ from playbook.errors import PlaybookError
 
 
 @click.group(cls=ConnbotGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="connbot", prog_name="connbot")
 def main() -> None:
     """connbot: triages VoIP 'the app can't connect' tickets with the support playbook.
 
