@@ -60,9 +60,8 @@ class _Embedded(BaseApplication):
             os.environ.update(lab.environment())
             self.background.append(lab)
             log.warning(
-                "connbot lab: a SIMULATION of %d scenarios (ARI at %s, app backends at %s, PBX directory %s)",
+                "connbot lab: a SIMULATION of %d scenarios (app backends at %s, PBX directory %s)",
                 len(lab.scenarios),
-                lab.ari_url,
                 lab.app_url,
                 lab.directory,
             )

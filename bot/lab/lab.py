@@ -1,11 +1,13 @@
-"""The lab: every scenario's stand-ins on loopback, wired into connbot through the PBX directory.
+"""The lab: every scenario's simulated PBX and app backend on loopback, wired into connbot through
+the PBX directory.
 
-`Lab.start()` binds the ARI and App Management API stand-ins (one HTTP server each, a base path
-per scenario) and one SIP port per scenario, then writes a PBX directory into `<data_dir>/lab/`
-with one instance per scenario, routed by the desk ticket's `lab_scenario` field. Its
-`environment()` names that file and gives each instance's secrets random values; with those in
-the environment the real fleet routing and the real adapters check each lab ticket against its
-scenario's stand-ins, and nothing in the runner or the adapters knows about the lab.
+`Lab.start()` builds each scenario's world (`scenarios.Instance`: an Asterisk with its own ARI and
+SIP ports, an app backend under `/<scenario>` of one shared HTTP server), then writes a PBX
+directory into `<data_dir>/lab/` with one instance per scenario, routed by the desk ticket's
+`lab_scenario` field. Its `environment()` names that file and gives each instance's secrets random
+values; with those in the environment the real fleet routing and the real adapters check each lab
+ticket against its scenario's simulators, and nothing in the runner or the adapters knows about
+the lab. `reset()` puts every scenario back to its initial state.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ from typing import Any
 
 import yaml
 from pydantic import Field
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.exceptions import NotFound
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-from bot.lab import ari
-from bot.lab.app_api import Backend
-from bot.lab.scenarios import DOMAIN, HOST, SCENARIOS, Instance, Scenario
-from bot.lab.sip import SipPorts
+from bot.lab.scenarios import DOMAIN, SCENARIOS, Instance, Scenario
 from integrations.settings import Section
+from simulators import app_api
+from simulators.ari import ARI_USER
+from simulators.serve import HOST, Server
 
 FIELD = "lab_scenario"
 # Quick enough for a demo: a reconnect ends after about a second; a silent SIP port costs 3 x 0.5 s.
@@ -42,46 +45,51 @@ class LabSettings(Section):
     lab: bool = Field(False, description="run the simulated PBXs and app backends of the lab scenarios")
 
 
-class _Quiet(WSGIRequestHandler):
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        """The stand-ins' requests are not connbot's; keep them out of its log."""
-
-
 def _variable(scenario: str, what: str) -> str:
     return f"CONNBOT_LAB_{scenario.upper()}_{what}"
 
 
 class Lab:
-    """The running stand-ins of every scenario and the directory that routes lab tickets to them."""
+    """The running simulators of every scenario and the directory that routes lab tickets to them."""
 
-    def __init__(self, data_dir: Path, reconnect_seconds: float = 1.0):
+    def __init__(self, data_dir: Path, reconnect_seconds: float = 1.0, db_wait: float = 2.0):
         self.directory = data_dir / "lab" / "pbx-directory.yaml"
         self.reconnect_seconds = reconnect_seconds
+        self.db_wait = db_wait
         self.scenarios: dict[str, Scenario] = dict(SCENARIOS)
         self.instances: dict[str, Instance] = {}
-        self._sip = SipPorts()
-        self._servers: list[tuple[BaseWSGIServer, threading.Thread]] = []
+        dispatcher = DispatcherMiddleware(NotFound())
+        self._mounts: dict[str, Any] = dispatcher.mounts  # each scenario's backend under /<scenario>
+        self._apps = Server(dispatcher)
+        self._lock = threading.Lock()
+
+    @property
+    def app_url(self) -> str:
+        return self._apps.url
 
     def start(self) -> Lab:
-        for name, scenario in self.scenarios.items():
-            port = self._sip.open("200 OK" if scenario.sip_answers else None)
-            keys = {k: secrets.token_urlsafe(16) for k in ("sip", "ari", "app")}
-            self.instances[name] = Instance.build(scenario, port, keys)
-        self._sip.start()
-        self.ari_url = self._serve(ari.create(self.instances))
-        self.app_url = self._serve(Backend(self.instances, self.reconnect_seconds).app())
+        with self._lock:
+            for name, scenario in self.scenarios.items():
+                keys = {k: secrets.token_urlsafe(16) for k in ("sip", "ari", "app")}
+                self._build(name, Instance(scenario, keys, self.reconnect_seconds, self.db_wait))
+        self._apps.start()
         self.directory.parent.mkdir(parents=True, exist_ok=True)
         self.directory.write_text(yaml.safe_dump(self.directory_data(), sort_keys=False), encoding="utf-8")
         return self
 
-    def _serve(self, app: Any) -> str:
-        server = make_server(HOST, 0, app, threaded=True, request_handler=_Quiet)
-        thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="lab-http", daemon=True
-        )
-        thread.start()
-        self._servers.append((server, thread))
-        return f"http://{HOST}:{server.server_port}"
+    def _build(self, name: str, inst: Instance) -> None:
+        self.instances[name] = inst
+        self._mounts[f"/{name}"] = app_api.create(inst.backend)
+
+    def reset(self) -> None:
+        """Every scenario back to its initial state, on the same ports and with the same secrets."""
+        with self._lock:
+            for name, old in list(self.instances.items()):
+                old.stop()
+                ports = (old.pbx.ari.port, old.pbx.sip.port)
+                self._build(
+                    name, Instance(old.scenario, old.keys, self.reconnect_seconds, self.db_wait, ports)
+                )
 
     def directory_data(self) -> dict[str, Any]:
         """The PBX directory: one instance per scenario, customer key = the scenario's name."""
@@ -92,11 +100,11 @@ class Lab:
                     "name": name,
                     "customers": [name],
                     "ari": {
-                        "url": f"{self.ari_url}/{name}",
-                        "username": ari.ARI_USER,
+                        "url": inst.pbx.ari_url,
+                        "username": ARI_USER,
                         "password_env": _variable(name, "ARI_PASSWORD"),
                     },
-                    "sip": {"host": HOST, "port": inst.sip_port, "transport": "udp", "domain": DOMAIN},
+                    "sip": {"host": HOST, "port": inst.pbx.sip_port, "transport": "udp", "domain": DOMAIN},
                     "app": {"url": f"{self.app_url}/{name}", "token_env": _variable(name, "APP_TOKEN")},
                 }
                 for name, inst in self.instances.items()
@@ -107,17 +115,15 @@ class Lab:
         """What connbot's process needs to use the lab: the directory, the secrets, quick timings."""
         env = {"CONNBOT_PBX_DIRECTORY": str(self.directory), **TIMINGS}
         for name, inst in self.instances.items():
-            env[_variable(name, "ARI_PASSWORD")] = inst.ari_password
-            env[_variable(name, "APP_TOKEN")] = inst.app_token
+            env[_variable(name, "ARI_PASSWORD")] = inst.keys["ari"]
+            env[_variable(name, "APP_TOKEN")] = inst.keys["app"]
         return env
 
     def stop(self) -> None:
-        for server, thread in self._servers:
-            server.shutdown()
-            server.server_close()
-            thread.join(5)
-        self._servers.clear()
-        self._sip.stop()
+        with self._lock:
+            for inst in self.instances.values():
+                inst.stop()
+        self._apps.stop()
 
     def __enter__(self) -> Lab:
         return self.start()

@@ -1,34 +1,35 @@
-"""The lab's scenarios and the state of one simulated PBX instance.
+"""The lab's scenarios and the simulated world of one scenario (a PBX and an app backend).
 
-A scenario is a small declarative fault: what is wrong on the PBX, in the app or on the path
-between them. `Instance` holds the live state the stand-ins serve for one scenario (PJSIP objects,
-module states, the app's configuration and password) and decides whether the app can register
-with it, so a fix that connbot makes (a new password, the right port, a created account) really
-makes the app register, and a fault outside connbot's reach keeps it failing.
+A scenario is a small declarative fault: what is wrong on the PBX, in the app, on the path
+between them or in the ticket. `Instance` builds one scenario's world from the simulators (an
+Asterisk with its ARI and SIP ports, an app backend with the user's device) and decides whether
+the app can register with that PBX, so a fix that connbot makes (a new password, the right port,
+a created account) really makes the app register, and a fault outside connbot's reach keeps it
+failing. Every scenario starts from a clean state, and `Instance.reset` restores it.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from integrations.pbx.client import ha1
+from simulators import ari
+from simulators.app_api import Backend, Device
+from simulators.pbx import Pbx
 
 REALM = "asterisk"
 DOMAIN = "lab.example"
 CONTEXT = "from-internal"
-HOST = "127.0.0.1"
-REGISTRAR_MODULE = "res_pjsip_registrar.so"
-MODULES = ("res_pjsip.so", REGISTRAR_MODULE, "chan_pjsip.so", "res_config_pgsql.so")
-DB_LINK_MODULE = "res_config_pgsql.so"
 APP_BOOT_LOG = ("LabPhone 1.0 starting", "account acc-1: registering with the PBX")
+TIMEOUT = {"sip_code": 408, "reason": "Request Timeout", "local_error": "timeout"}
+REFUSED = {"sip_code": 503, "reason": "Connection refused", "local_error": "connection_refused"}
+UNAVAILABLE = {"sip_code": 503, "reason": "Service Unavailable", "local_error": None}
+UNAUTHORIZED = {"sip_code": 401, "reason": "Unauthorized", "local_error": None}
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """One preset: its fault, what a newcomer should see happen, and the lab user it concerns."""
+    """One preset: its fault, what a newcomer should see happen, and the extension its ticket names."""
 
     name: str
     title: str
@@ -38,11 +39,22 @@ class Scenario:
     transient: bool = False  # the app failed once; a reconnect is all it needs
     wrong_port: bool = False  # the app registers to the wrong SIP port
     account: bool = True  # the user's PJSIP endpoint, auth and AOR exist
+    auth_object: bool = True  # the auth object the endpoint names exists
     same_password: bool = True  # the app's password is the PBX's
-    sip_answers: bool = True  # the PBX's SIP port answers
+    sip_answers: bool = True  # the PBX's SIP port answers (False: silent, packets lost on the way)
     stopped: tuple[str, ...] = ()  # Asterisk modules that are loaded but not running
+    asterisk_running: bool = True  # False: Asterisk is stopped, its ARI and SIP ports refuse
+    sip_stack_running: bool = True  # False: res_pjsip not running, ARI answers, SIP refuses
+    database_up: bool = True  # False: the realtime database behind Asterisk is unreachable
+    user_firewall: bool = False  # the user's own network drops the device's packets to the PBX
+    real_user: str = ""  # the extension that exists, when the ticket names another (a typo)
     hidden: str = ""  # a cause nobody's check sees (only, perhaps, the client's log)
     log: tuple[str, ...] = ()  # what the app's log shows beyond its start
+
+    @property
+    def device_user(self) -> str:
+        """The extension the PBX account and the app's device belong to."""
+        return self.real_user or self.user
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -94,15 +106,16 @@ SCENARIOS: dict[str, Scenario] = {
             "Asterisk's SIP registrar module (res_pjsip_registrar.so) is loaded but not running.",
             "Escalated to level 2, where a person is asked to restore the services (answer: fixed).",
             "2006",
-            stopped=(REGISTRAR_MODULE,),
+            stopped=(ari.REGISTRAR_MODULE,),
         ),
         Scenario(
             "database_down",
-            "Database down",
-            "Asterisk's link to its realtime database (res_config_pgsql.so) is down.",
+            "Database link down",
+            "Asterisk's realtime database driver (res_config_pgsql.so) is not running; the user's "
+            "objects are still answered from sorcery's memory cache, but registrations fail.",
             "Escalated to level 2, where a person is asked to restore the services (answer: fixed).",
             "2007",
-            stopped=(DB_LINK_MODULE,),
+            stopped=(ari.DB_LINK_MODULE,),
         ),
         Scenario(
             "logs_only",
@@ -122,101 +135,187 @@ SCENARIOS: dict[str, Scenario] = {
             hidden="unknown cause",
             log=("account acc-1: registration pending", "network change detected: wifi"),
         ),
+        Scenario(
+            "asterisk_stopped",
+            "Asterisk stopped",
+            "Asterisk is not running on the PBX: its ARI port and its SIP port refuse connections.",
+            "Level 2 is asked once to restart Asterisk; no account is touched.",
+            "2010",
+            asterisk_running=False,
+        ),
+        Scenario(
+            "sip_stack_down",
+            "SIP stack down (res_pjsip)",
+            "Asterisk runs and ARI answers, but res_pjsip.so is not running: the SIP port refuses.",
+            "Level 2 is asked once to restore the SIP stack; the network is not blamed.",
+            "2011",
+            sip_stack_running=False,
+        ),
+        Scenario(
+            "realtime_db_down",
+            "Realtime database down",
+            "The database behind Asterisk is unreachable: account look-ups are slow and find nothing "
+            "(404), writes are refused (403), res_config_pgsql.so reports down.",
+            "Level 2 is asked once to restore the database; no account is created during the outage.",
+            "2012",
+            database_up=False,
+        ),
+        Scenario(
+            "user_network_blocked",
+            "User's network blocks the PBX",
+            "A firewall on the user's side drops the app's packets: connbot's own probes of the PBX "
+            "pass, the device's network test gets no answer.",
+            "The user's network is named as the cause (device test failing, server path fine).",
+            "2013",
+            user_firewall=True,
+        ),
+        Scenario(
+            "missing_auth_object",
+            "Account without its auth object",
+            "The user's endpoint names an auth object that does not exist on the PBX.",
+            "The account is found incomplete; creating only the missing auth object is offered for approval.",
+            "2014",
+            auth_object=False,
+        ),
+        Scenario(
+            "unknown_extension",
+            "Ticket names an unknown extension",
+            "The ticket names extension 2105, which neither the app backend nor the PBX knows "
+            "(the user is 2015: a typo).",
+            "connbot says plainly that nobody knows this user before anything is created.",
+            "2105",
+            real_user="2015",
+        ),
     )
 }
 DEFAULT = "password_mismatch"
 
 
-def now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class Instance:
-    """The live state of one scenario's PBX and app backend, shared by the stand-ins (under a lock)."""
-
-    scenario: Scenario
-    sip_port: int
-    password: str  # the PBX's SIP password for the user
-    ari_password: str
-    app_token: str
-    objects: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
-    modules: dict[str, str] = field(default_factory=dict)
-    server: dict[str, Any] = field(default_factory=dict)
-    app_password: str = ""
-    last_error: dict[str, Any] | None = None  # None once the app registered
-    actions: dict[str, dict[str, Any]] = field(default_factory=dict)
-    lock: threading.RLock = field(default_factory=threading.RLock)
-
-    @classmethod
-    def build(cls, scenario: Scenario, sip_port: int, secrets: dict[str, str]) -> Instance:
-        user, pw = scenario.user, secrets["sip"]
-        inst = cls(scenario, sip_port, pw, secrets["ari"], secrets["app"])
-        if scenario.account:
-            inst.objects = {
-                "endpoint": {
-                    user: {
-                        "transport": "transport-udp",
-                        "aors": user,
-                        "auth": user,
-                        "context": CONTEXT,
-                        "disallow": "all",
-                        "allow": "ulaw,alaw",
-                        "direct_media": "false",
-                    }
-                },
-                "auth": {
-                    user: {
-                        "auth_type": "userpass",
-                        "username": user,
-                        "password": pw,
-                        "realm": "",
-                        "md5_cred": "",
-                    }
-                },
-                "aor": {user: {"max_contacts": "1", "remove_existing": "yes", "qualify_frequency": "0"}},
+def _account(user: str, password: str, auth_object: bool) -> dict[str, dict[str, dict[str, str]]]:
+    objects = {
+        "endpoint": {
+            user: {
+                "transport": "transport-udp",
+                "aors": user,
+                "auth": user,
+                "context": CONTEXT,
+                "disallow": "all",
+                "allow": "ulaw,alaw",
+                "direct_media": "false",
             }
-        inst.modules = {m: ("Not Running" if m in scenario.stopped else "Running") for m in MODULES}
-        inst.server = {"host": HOST, "port": sip_port + (1 if scenario.wrong_port else 0), "transport": "udp"}
-        inst.app_password = pw if scenario.same_password else pw[::-1] + "x"
-        inst.last_error = inst.first_error()
-        return inst
+        },
+        "aor": {user: {"max_contacts": "1", "remove_existing": "yes", "qualify_frequency": "0"}},
+    }
+    if auth_object:
+        objects["auth"] = {
+            user: {
+                "auth_type": "userpass",
+                "username": user,
+                "password": password,
+                "realm": "",
+                "md5_cred": "",
+            }
+        }
+    return objects
+
+
+class Instance:
+    """One scenario's world: `pbx` (Asterisk, ARI and SIP) and `backend` (the app's management API)."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        keys: dict[str, str],
+        action_seconds: float,
+        db_wait: float,
+        ports: tuple[int, int] = (0, 0),
+    ):
+        self.scenario = scenario
+        self.keys = keys
+        user, pw = scenario.device_user, keys["sip"]
+        self.asterisk = ari.Asterisk(
+            ari_password=keys["ari"],
+            objects=_account(user, pw, scenario.auth_object) if scenario.account else {},
+            db_wait=db_wait,
+            online=lambda resource: resource == user and self.device.last_error is None,
+        )
+        self.asterisk.stop_modules(*scenario.stopped)
+        self.pbx = Pbx(self.asterisk, "200 OK" if scenario.sip_answers else None)
+        self.pbx.ari.port, self.pbx.sip.port = ports
+        self.pbx.start()
+        if not scenario.database_up:
+            self.asterisk.database_down()
+        if not scenario.sip_stack_running:
+            self.pbx.stop_sip_stack()
+        if not scenario.asterisk_running:
+            self.pbx.stop()
+        self.device = Device(
+            user=user,
+            device_id=f"lab-{user}",
+            server={
+                "host": self.pbx.host,
+                "port": self.pbx.sip_port + (1 if scenario.wrong_port else 0),
+                "transport": "udp",
+            },
+            password=pw if scenario.same_password else pw[::-1] + "x",
+            domain=DOMAIN,
+            realm=REALM,
+            blocked=scenario.user_firewall,
+            failure=lambda _device: self.failure(),
+        )
+        self.device.last_error = TIMEOUT if scenario.transient else self.failure()
+        self.device.log = self._log()
+        self.backend = Backend(token=keys["app"], devices=[self.device], action_seconds=action_seconds)
 
     @property
     def user(self) -> str:
         return self.scenario.user
 
+    @property
+    def password(self) -> str:
+        """The PBX's SIP password for the user, as the lab set it up."""
+        return self.keys["sip"]
+
+    @property
+    def app_password(self) -> str:
+        return self.device.password
+
+    @property
+    def objects(self) -> dict[str, dict[str, dict[str, str]]]:
+        return self.asterisk.objects
+
+    @property
+    def last_error(self) -> dict[str, Any] | None:
+        return self.device.last_error
+
     def failure(self) -> dict[str, Any] | None:
         """Why the app cannot register now, as the app reports it (None: it can)."""
-        s, auth = self.scenario, self.objects.get("auth", {}).get(self.user)
-        if (
-            self.server != {"host": HOST, "port": self.sip_port, "transport": "udp"}
-            or not s.sip_answers
-            or s.hidden
-        ):
-            return {"sip_code": 408, "reason": "Request Timeout", "local_error": "timeout"}
-        if self.modules.get(REGISTRAR_MODULE) != "Running" or self.modules.get(DB_LINK_MODULE) != "Running":
-            return {"sip_code": 503, "reason": "Service Unavailable", "local_error": None}
-        if (
-            self.user not in self.objects.get("endpoint", {})
-            or not auth
-            or auth.get("password") != self.app_password
-        ):
-            return {"sip_code": 401, "reason": "Unauthorized", "local_error": None}
+        s, pbx, asterisk, device = self.scenario, self.pbx, self.asterisk, self.device
+        user = s.device_user
+        if device.blocked:
+            return TIMEOUT
+        if not pbx.running or not pbx.sip.open:
+            return REFUSED
+        if device.server != {"host": pbx.host, "port": pbx.sip_port, "transport": "udp"} or not s.sip_answers:
+            return TIMEOUT
+        if s.hidden:
+            return TIMEOUT
+        if not asterisk.db_up:  # no endpoint found: Asterisk challenges an unknown user as any other
+            return UNAUTHORIZED
+        if any(asterisk.modules.get(m) != "Running" for m in (ari.REGISTRAR_MODULE, ari.DB_LINK_MODULE)):
+            return UNAVAILABLE
+        endpoint = asterisk.objects.get("endpoint", {}).get(user)
+        auth = asterisk.objects.get("auth", {}).get(endpoint.get("auth", "")) if endpoint else None
+        if not auth or auth.get("password") != device.password:
+            return UNAUTHORIZED
         return None
 
-    def first_error(self) -> dict[str, Any] | None:
-        """The error the app shows before anyone touched it: a timeout for the transient scenario."""
-        if self.scenario.transient:
-            return {"sip_code": 408, "reason": "Request Timeout", "local_error": "timeout"}
-        return self.failure()
-
-    def fingerprint(self) -> str:
-        return ha1(self.user, REALM, self.app_password)
-
-    def log_lines(self) -> list[str]:
-        error = self.first_error()
+    def _log(self) -> list[str]:
+        error = self.device.last_error
         lines = [*APP_BOOT_LOG, *self.scenario.log]
         if error and not self.scenario.log:
-            lines.append(f"reg: sip:{self.user}@{DOMAIN}: {error['sip_code']} {error['reason']}")
+            lines.append(f"reg: sip:{self.device.user}@{DOMAIN}: {error['sip_code']} {error['reason']}")
         return lines
+
+    def stop(self) -> None:
+        self.pbx.stop()
