@@ -211,7 +211,7 @@ def _config(asterisk: Asterisk, config_class: str, object_type: str, object_id: 
 
 
 def _endpoints(asterisk: Asterisk, rest: list[str]) -> Response:
-    endpoints = [
+    endpoints: list[dict[str, Any]] = [
         {
             "technology": "PJSIP",
             "resource": e,
