@@ -206,7 +206,9 @@ def open_prompts(n: int) -> list[tuple[str, str]]:
     svc = Services.build(load_settings())
     try:
         for i in range(n):
-            bot_intake.file_desk_ticket(svc, f"Ann {i} can't connect", "", "ann@example.com", str(1000 + i))
+            bot_intake.file_desk_ticket(
+                svc.context, f"Ann {i} can't connect", "", "ann@example.com", str(1000 + i)
+            )
         svc.queue.run_pending()
         with svc.store.tx() as s:
             prompts = s.scalars(select(Prompt).where(Prompt.state == "open")).all()

@@ -45,7 +45,9 @@ def file_tickets(env: dict[str, str], n: int, first: int = 0) -> None:
         svc = Services.build(load_settings())
     try:
         for i in range(first, first + n):
-            intake.file_desk_ticket(svc, f"User {i} can't connect", "", "user@example.com", str(1000 + i))
+            intake.file_desk_ticket(
+                svc.context, f"User {i} can't connect", "", "user@example.com", str(1000 + i)
+            )
     finally:
         svc.close()
 

@@ -1,23 +1,27 @@
-"""Everything a process needs, built once from the settings: store, queue, playbook, adapters,
-ticket systems, prompt channels. Web processes and workers build the same `Services`."""
+"""The composition root: everything a process needs, built once from the settings (store, queue,
+playbook, adapters, ticket systems, prompt channels), and the `RunContext` the runs wing works with.
+Web processes and workers build the same `Services`."""
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from bot.fleet.registry import Fleet, configured_directory
-from bot.runs import intake
-from bot.runs.effects import Effector
+from bot.runs import intake, jira_intake, steps
+from bot.runs.context import Handler, Limits, RunContext, no_channel
 from bot.settings import Settings
 from bot.state.desk import DeskTickets
-from bot.state.models import utcnow
-from bot.state.queue import Queue
+from bot.state.queue import Queue, Tasks
 from bot.state.store import Store
 from integrations.base import Registry, discover
+from integrations.jira.settings import JiraSettings
+from integrations.jira.tickets import JiraTickets
 from integrations.prompts import PromptChannel
 from integrations.settings import load
+from integrations.slack.channel import SlackChannel
+from integrations.slack.settings import load_slack
 from integrations.tickets import TicketSystem
 from playbook import loader
 from playbook.models import Playbook
@@ -25,27 +29,18 @@ from playbook.models import Playbook
 
 def configured_ticket_systems(fleet: Fleet | None = None) -> list[TicketSystem]:
     """Ticket systems beyond the built-in desk whose settings are present (Jira)."""
-    from integrations.jira.settings import JiraSettings
-    from integrations.jira.tickets import JiraTickets
-
     jira = load(JiraSettings)
     return [JiraTickets(jira, by_pbx=fleet.escalations() if fleet else None)] if jira.configured else []
 
 
 def configured_channels() -> list[PromptChannel]:
     """Prompt channels beyond the desk whose settings are present (Slack)."""
-    from integrations.slack.channel import SlackChannel
-    from integrations.slack.settings import load_slack
-
     slack = load_slack()
     return [SlackChannel(slack)] if slack else []
 
 
-def intake_handlers() -> dict[str, intake.Handler]:
+def intake_handlers() -> dict[str, Handler]:
     """Handlers of stored inbound events, by source."""
-    from bot.runs import jira_intake
-    from integrations.jira.settings import JiraSettings
-
     jira = load(JiraSettings)
     return {"jira": jira_intake.make_handler(jira)} if jira.configured or jira.receiving else {}
 
@@ -59,18 +54,30 @@ class Services:
     registry: Registry
     tickets: dict[str, TicketSystem]
     channels: Sequence[PromptChannel]
-    intake: dict[str, intake.Handler] = field(default_factory=dict)
-    clock: Callable[[], dt.datetime] = utcnow
+    intake: dict[str, Handler] = field(default_factory=dict)
     fleet: Fleet | None = None
 
     def __post_init__(self) -> None:
-        self.effector = Effector(
-            self.store,
-            self.tickets,
-            self.channels,
-            self.fleet.slack_channel if self.fleet else lambda pbx: None,
+        self.context = RunContext(
+            store=self.store,
+            waker=self.queue,
+            playbook=self.playbook,
+            registry_for=self.registry_for,
+            tickets=self.tickets,
+            channels=self.channels,
+            limits=Limits(
+                lease_seconds=self.settings.lease_seconds,
+                sweep_seconds=self.settings.sweep_seconds,
+                step_attempts=self.settings.step_attempts,
+                effect_attempts=self.settings.effect_attempts,
+            ),
+            directory=self.fleet.directory if self.fleet else None,
+            channel_for=self.fleet.slack_channel if self.fleet else no_channel,
+            intake=self.intake,
         )
-        self.queue.bind(self)
+        self.queue.bind(
+            Tasks(advance=partial(steps.advance, self.context), process=partial(intake.process, self.context))
+        )
 
     def registry_for(self, pbx: str | None) -> Registry:
         """The adapters a run uses: its PBX instance's when a directory is configured, else the one registry."""

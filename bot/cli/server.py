@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+from functools import partial
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
 from bot.lab import Lab
 from bot.lab import desk as lab_desk
-from bot.runs import jira_intake, runner
+from bot.runs import jira_intake
+from bot.runs.sweeper import sweep
 from bot.services import Services
 from bot.settings import Settings
 from bot.state.queue import Sweeper
@@ -23,8 +25,8 @@ log = logging.getLogger(__name__)
 
 def _sweepers(services: Services) -> list[Sweeper]:
     """The periodic jobs every worker runs: the sweeper and, with Jira configured, the backfill."""
-    sweepers = [Sweeper(lambda: runner.sweep(services), services.settings.sweep_seconds)]
-    backfill = jira_intake.backfiller(services)
+    sweepers = [Sweeper(partial(sweep, services.context), services.settings.sweep_seconds)]
+    backfill = jira_intake.backfiller(services.context)
     if backfill is not None:  # ticks every sweep interval, searches Jira only when due
         sweepers.append(Sweeper(backfill.tick, services.settings.sweep_seconds))
     return sweepers

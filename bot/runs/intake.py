@@ -9,23 +9,20 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.runs import runner
+from bot.runs.context import RunContext
+from bot.runs.steps import start_run
 from bot.state.models import Event, Ticket, utcnow
 from bot.state.store import Store
-
-if TYPE_CHECKING:
-    from bot.services import Services
 
 log = logging.getLogger(__name__)
 
 NEW_EVENT = insert(Event).returning(Event.id)
-Handler = Callable[["Services", Session, Event], Ticket | None]
 
 
 def record(
@@ -66,33 +63,33 @@ def record(
             return existing, False
 
 
-def process(svc: Services, event_id: int) -> None:
+def process(ctx: RunContext, event_id: int) -> None:
     """Turn a stored event into a ticket update and, where it matches, a run."""
-    with svc.store.tx() as s:
+    with ctx.store.tx() as s:
         event = s.get(Event, event_id)
         if event is None or event.processed_at is not None:
             return
-        handler = svc.intake.get(event.source)
+        handler = ctx.intake.get(event.source)
         if handler is None:
             event.outcome = f"no handler for source {event.source!r}"
         else:
-            ticket = handler(svc, s, event)
-            event.outcome = _start(svc, s, ticket)
+            ticket = handler(ctx, s, event)
+            event.outcome = _start(ctx, s, ticket)
         event.processed_at = utcnow()
         log.info("event %s (%s %s): %s", event.id, event.source, event.kind, event.outcome)
 
 
-def _start(svc: Services, s: Session, ticket: Ticket | None) -> str:
+def _start(ctx: RunContext, s: Session, ticket: Ticket | None) -> str:
     if ticket is None:
         return "ignored"
     if not ticket.matched:
         return f"not a connection issue: {ticket.match_reason}"
-    run = runner.start_run(svc, s, ticket)
+    run = start_run(ctx, s, ticket)
     return f"started run {run.id}" if run else "ticket already has a run"
 
 
 def file_desk_ticket(
-    svc: Services,
+    ctx: RunContext,
     summary: str,
     description: str,
     reporter: str,
@@ -100,7 +97,7 @@ def file_desk_ticket(
     fields: dict[str, Any] | None = None,
 ) -> tuple[Ticket, int]:
     """File a ticket on the built-in desk and start its run. Returns the ticket and the run id."""
-    with svc.store.tx() as s:
+    with ctx.store.tx() as s:
         ticket = Ticket(
             source="desk",
             key=f"new-{uuid.uuid4().hex}",
@@ -115,6 +112,6 @@ def file_desk_ticket(
         s.add(ticket)
         s.flush()
         ticket.key = f"DESK-{ticket.id}"
-        run = runner.start_run(svc, s, ticket)
+        run = start_run(ctx, s, ticket)
         assert run is not None
         return ticket, run.id

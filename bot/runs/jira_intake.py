@@ -10,13 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.runs import intake
 from bot.runs.classify import Candidate, Decision, Rules, classify
+from bot.runs.context import Handler, RunContext
 from bot.state.models import Event, Run, Ticket
 from integrations.jira.client import JiraClient
 from integrations.jira.models import (
@@ -29,9 +30,6 @@ from integrations.jira.models import (
 )
 from integrations.jira.settings import JiraSettings
 from integrations.jira.tickets import JiraTickets
-
-if TYPE_CHECKING:
-    from bot.services import Services
 
 log = logging.getLogger(__name__)
 OVERLAP = dt.timedelta(minutes=10)
@@ -122,13 +120,13 @@ def upsert(s: Session, settings: JiraSettings, payload: WebhookPayload, keep: tu
     return ticket
 
 
-def make_handler(settings: JiraSettings) -> intake.Handler:
+def make_handler(settings: JiraSettings) -> Handler:
     """The intake handler for source "jira"."""
 
-    def handle(svc: Services, s: Session, event: Event) -> Ticket | None:
+    def handle(ctx: RunContext, s: Session, event: Event) -> Ticket | None:
         if event.kind not in HANDLED_EVENTS:
             return None
-        keep = tuple(svc.fleet.directory.fields) if svc.fleet else ()
+        keep = tuple(ctx.directory.fields) if ctx.directory is not None else ()
         return upsert(s, settings, WebhookPayload.model_validate(event.payload), keep)
 
     return handle
@@ -152,13 +150,13 @@ def jql(settings: JiraSettings, minutes: int) -> str:
 class Backfill:
     """Finds tickets whose webhook never came: every `backfill_minutes`, from the newest seen on."""
 
-    def __init__(self, svc: Services, settings: JiraSettings, client: JiraClient):
-        self.svc, self.settings, self.client = svc, settings, client
+    def __init__(self, ctx: RunContext, settings: JiraSettings, client: JiraClient):
+        self.ctx, self.settings, self.client = ctx, settings, client
         self.last_run: dt.datetime | None = None
 
     def tick(self) -> int | None:
         """Run if due (at once on the first call). Returns how many tickets were started, None if not due."""
-        now = self.svc.clock()
+        now = self.ctx.clock()
         if self.last_run and now < self.last_run + dt.timedelta(minutes=self.settings.backfill_minutes):
             return None
         since = self._since(now)
@@ -167,7 +165,7 @@ class Backfill:
         return started
 
     def _since(self, now: dt.datetime) -> dt.datetime:
-        with self.svc.store.tx() as s:
+        with self.ctx.store.tx() as s:
             newest = s.scalar(select(func.max(Ticket.created_at)).where(Ticket.source == "jira"))
         floor = now - dt.timedelta(hours=self.settings.backfill_hours)
         since = (
@@ -181,7 +179,7 @@ class Backfill:
         """Record a `backfill:<key>` event for each matching ticket created since `since` that has no run."""
         minutes = max(1, math.ceil((now - since).total_seconds() / 60))
         found = self.client.search(jql(self.settings, minutes))
-        with self.svc.store.tx() as s:
+        with self.ctx.store.tx() as s:
             with_runs = set(s.scalars(select(Ticket.key).join(Run).where(Ticket.source == "jira")))
         started = 0
         for raw in found:
@@ -198,13 +196,13 @@ class Backfill:
             if not decide(self.settings, f.summary, f.description or "", data).matched:
                 continue
             _, new = intake.record(
-                self.svc.store,
+                self.ctx.store,
                 "jira",
                 f"backfill:{key}",
                 payload.webhook_event,
                 key,
                 body,
-                self.svc.queue.process_after_commit,
+                self.ctx.waker.process_after_commit,
             )
             started += int(new)
         if started:
@@ -212,7 +210,7 @@ class Backfill:
         return started
 
 
-def backfiller(svc: Services) -> Backfill | None:
+def backfiller(ctx: RunContext) -> Backfill | None:
     """The backfill for the configured Jira, if there is one."""
-    system = svc.tickets.get("jira")
-    return Backfill(svc, system.settings, system.client) if isinstance(system, JiraTickets) else None
+    system = ctx.tickets.get("jira")
+    return Backfill(ctx, system.settings, system.client) if isinstance(system, JiraTickets) else None

@@ -9,15 +9,30 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.errors import BadRequestError, NotFoundError
+from bot.runs.context import RunContext
+from bot.runs.trail import rows, ticket_ref
 from bot.state.models import Prompt, Run
+from integrations.base import PermanentError
+from integrations.prompts import PromptView
+from integrations.tickets import TicketSystem
 
 MAX_TEXT = 4000
+
+
+class Via(StrEnum):
+    """Where an answer was given (kept with the prompt and said on the ticket)."""
+
+    DESK = "desk"  # the desk's pages
+    API = "api"  # the JSON API
+    SLACK = "slack"
 
 
 def new_id() -> str:
@@ -30,10 +45,11 @@ class Answered:
     prompt: Prompt
 
 
-def answer(
-    s: Session, prompt_id: str, choice: str, text: str | None, who: str, via: str, now: dt.datetime
+def answer_prompt(
+    ctx: RunContext, s: Session, prompt_id: str, choice: str, text: str | None, who: str, via: Via
 ) -> Answered:
-    """Record an answer if the prompt is still open. Returns whether this answer won."""
+    """Record an answer in `s` if the prompt is still open; a winning answer wakes the run once `s`
+    commits. Returns whether this answer won, and the prompt as it now stands."""
     prompt = s.get(Prompt, prompt_id)
     if prompt is None:
         raise NotFoundError(f"no prompt {prompt_id!r}")
@@ -53,13 +69,15 @@ def answer(
                 answer=choice,
                 answer_text=(text or None),
                 answered_by=who,
-                answered_via=via,
-                answered_at=now,
+                answered_via=via.value,
+                answered_at=ctx.clock(),
             )
-        ).rowcount
+        ).rowcount  # type: ignore[attr-defined]
         == 1
-    )  # type: ignore[attr-defined]
+    )
     s.refresh(prompt)
+    if won:
+        ctx.waker.advance_after_commit(s, prompt.run_id)
     return Answered(won, prompt)
 
 
@@ -80,13 +98,51 @@ def due(s: Session, now: dt.datetime) -> tuple[list[Prompt], list[Prompt]]:
 
 
 def expire(s: Session, prompt: Prompt) -> bool:
-    return (
-        s.execute(
-            update(Prompt).where(Prompt.id == prompt.id, Prompt.state == "open").values(state="expired")
-        ).rowcount
-        == 1
-    )  # type: ignore[attr-defined]
+    result = s.execute(
+        update(Prompt).where(Prompt.id == prompt.id, Prompt.state == "open").values(state="expired")
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def open_for(s: Session, run: Run) -> Prompt | None:
     return s.scalars(select(Prompt).where(Prompt.run_id == run.id).order_by(Prompt.seq.desc())).first()
+
+
+def view(prompt: Prompt, tickets: Mapping[str, TicketSystem], channel: str | None = None) -> PromptView:
+    """A prompt with its ticket and what the run found so far, for showing to people."""
+    ticket = prompt.run.ticket
+    system = tickets.get(ticket.source)
+    labels = dict(prompt.options)
+    return PromptView(
+        id=prompt.id,
+        ticket_key=ticket.key,
+        ticket_source=ticket.source,
+        ticket_summary=ticket.summary,
+        ticket_url=system.link(ticket_ref(ticket)) if system else None,
+        user=ticket.user_ref,
+        level=prompt.level,
+        kind=prompt.kind,
+        title=prompt.title,
+        question=prompt.question,
+        options=[(value, label) for value, label in prompt.options],
+        text_label=prompt.text_label,
+        found=rows(prompt.run),
+        state=prompt.state,
+        answer=prompt.answer,
+        answer_label=labels.get(prompt.answer or ""),
+        answer_text=prompt.answer_text,
+        answered_by=prompt.answered_by,
+        answered_at=prompt.answered_at,
+        expires_at=prompt.expires_at,
+        channel_refs=dict(prompt.channel_refs),
+        channel=channel,
+    )
+
+
+def view_of(ctx: RunContext, prompt_id: str) -> PromptView:
+    """The prompt `prompt_id` as a channel shows it (with its PBX instance's chat channel, if any)."""
+    with ctx.store.tx() as s:
+        prompt = s.get(Prompt, prompt_id)
+        if prompt is None:
+            raise PermanentError(f"no prompt {prompt_id}")
+        return view(prompt, ctx.tickets, ctx.channel_for(prompt.run.pbx))

@@ -13,7 +13,8 @@ import socket
 import sys
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from huey import RedisHuey
 from huey.api import Huey
@@ -23,9 +24,6 @@ from sqlalchemy.orm import Session
 
 from bot.state.outage import OUTAGE_ERRORS, Outage
 from bot.state.store import after_commit
-
-if TYPE_CHECKING:
-    from bot.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -50,41 +48,46 @@ class _SqliteStorage(SqliteStorage):
         return conn
 
 
+@dataclass(frozen=True)
+class Tasks:
+    """What the queue's tasks do, given by the composition root: `advance(run_id, owner)` advances
+    a run (False when another worker holds it), `process(event_id)` processes a stored event."""
+
+    advance: Callable[[int, str], bool]
+    process: Callable[[int], None]
+
+
 class Queue:
-    """Huey and connbot's two tasks. `bind()` gives the tasks the services they run with."""
+    """Huey and connbot's two tasks. `bind()` gives the tasks what they do."""
 
     def __init__(self, url: str):
         self.url = url
         self.huey = make_huey(url)
-        self._services: Services | None = None
+        self._tasks: Tasks | None = None
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
 
         @self.huey.task(name="advance_run")
         def advance_run(run_id: int) -> None:
-            from bot.runs import runner
-
             owner = f"{self.owner}:{threading.get_ident()}"
-            if not runner.advance(self.services, run_id, owner):
+            if not self.tasks.advance(run_id, owner):
                 # Another worker holds the run; look again shortly so no wake-up is lost.
                 self.advance(run_id, delay=1.0)
 
         @self.huey.task(name="process_event")
         def process_event(event_id: int) -> None:
-            from bot.runs import intake
-
-            intake.process(self.services, event_id)
+            self.tasks.process(event_id)
 
         self._advance = advance_run
         self._process = process_event
 
-    def bind(self, services: Services) -> None:
-        self._services = services
+    def bind(self, tasks: Tasks) -> None:
+        self._tasks = tasks
 
     @property
-    def services(self) -> Services:
-        if self._services is None:
+    def tasks(self) -> Tasks:
+        if self._tasks is None:
             raise RuntimeError("queue tasks ran before Queue.bind()")
-        return self._services
+        return self._tasks
 
     def advance(self, run_id: int, delay: float | None = None) -> None:
         if delay:

@@ -12,10 +12,10 @@ from sqlalchemy import select
 from bot.errors import BadRequestError, NotFoundError
 from bot.lab import desk as lab_desk
 from bot.runs import intake, prompts
-from bot.services import Services
+from bot.runs.prompts import Via
 from bot.state.models import Prompt, Run, Ticket
 from bot.web import dashboard, jsonbody
-from bot.web.app import services_of
+from bot.web.current import services_of
 from bot.web.views import prompt_dict, run_dict, ticket_dict, ticket_row
 
 api = Blueprint("api", __name__, url_prefix="/api")
@@ -67,7 +67,9 @@ def file_ticket() -> ResponseReturnValue:
     body: TicketIn = parse(TicketIn)
     svc = services_of(current_app)
     user, fields = lab_desk.ticket_extras(current_app, body.scenario, body.user)
-    ticket, run_id = intake.file_desk_ticket(svc, body.summary, body.description, body.reporter, user, fields)
+    ticket, run_id = intake.file_desk_ticket(
+        svc.context, body.summary, body.description, body.reporter, user, fields
+    )
     return jsonify(key=ticket.key, run=run_id, url=f"/tickets/{ticket.key}"), 201
 
 
@@ -112,15 +114,12 @@ def list_prompts() -> ResponseReturnValue:
         return jsonify(prompts=[prompt_dict(p) for p in rows])
 
 
-def answer(
-    svc: Services, prompt_id: str, choice: str, text: str | None, who: str
-) -> tuple[bool, dict[str, Any]]:
-    """Answer a prompt from the desk (page or API): first answer wins, and a winning answer wakes the run.
-    Returns whether this answer won and the prompt as it now stands."""
-    with svc.store.tx() as s:
-        result = prompts.answer(s, prompt_id, choice, text, who, "desk", svc.clock())
-        if result.won:
-            svc.queue.advance_after_commit(s, result.prompt.run_id)
+def answer(prompt_id: str, choice: str, text: str | None, who: str, via: Via) -> tuple[bool, dict[str, Any]]:
+    """Answer a prompt from the desk's pages or the API: first answer wins, and a winning answer wakes
+    the run. Returns whether this answer won and the prompt as it now stands."""
+    ctx = services_of(current_app).context
+    with ctx.store.tx() as s:
+        result = prompts.answer_prompt(ctx, s, prompt_id, choice, text, who, via)
         return result.won, prompt_dict(result.prompt)
 
 
@@ -130,7 +129,7 @@ def answer_prompt(prompt_id: str) -> ResponseReturnValue:
     who = g.get("user") or body.by
     if not who:
         raise BadRequestError("by: who answers is missing (or log in)")
-    won, data = answer(services_of(current_app), prompt_id, body.answer, body.text, who)
+    won, data = answer(prompt_id, body.answer, body.text, who, Via.API)
     if not won:
         return jsonify(
             error="Conflict",

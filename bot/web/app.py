@@ -11,6 +11,12 @@ from werkzeug.exceptions import HTTPException
 from bot.errors import BadRequestError, ConnbotError, NotFoundError
 from bot.services import Services
 from bot.settings import Settings, load_settings
+from bot.web import auth
+from bot.web.api import api
+from bot.web.current import EXTENSION
+from bot.web.health import health
+from bot.web.pages import desk
+from bot.web.webhooks import jira, slack
 
 log = logging.getLogger(__name__)
 
@@ -21,14 +27,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     services = services or Services.build(settings)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.extensions["connbot"] = services
-
-    from bot.web import auth
-    from bot.web.api import api
-    from bot.web.health import health
-    from bot.web.pages import desk
-    from bot.web.webhooks import jira, slack
-
+    app.extensions[EXTENSION] = services
     auth.install(app, settings)
     app.register_blueprint(health)
     app.register_blueprint(api)
@@ -37,11 +36,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_blueprint(desk)
     _register_errors(app)
     return app
-
-
-def services_of(app: Flask) -> Services:
-    services: Services = app.extensions["connbot"]
-    return services
 
 
 def _register_errors(app: Flask) -> None:

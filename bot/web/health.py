@@ -11,7 +11,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.web import metrics
-from bot.web.app import services_of
+from bot.web.current import services_of
 
 health = Blueprint("health", __name__)
 

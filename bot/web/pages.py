@@ -29,13 +29,13 @@ from bot.errors import BadRequestError, NotFoundError
 from bot.lab import DEFAULT as DEFAULT_SCENARIO
 from bot.lab import desk as lab_desk
 from bot.runs import intake
-from bot.runs.effects import view
+from bot.runs.prompts import Via, view
 from bot.services import Services
 from bot.state.models import Effect, Prompt, Run, Ticket
 from bot.web import dashboard, svg
 from bot.web.api import TicketIn, answer
-from bot.web.app import services_of
 from bot.web.auth import Access, csrf_ok
+from bot.web.current import services_of
 from bot.web.views import step_dict, ticket_row
 
 desk = Blueprint(
@@ -126,7 +126,7 @@ def file_ticket() -> ResponseReturnValue:
     except BadRequestError as exc:
         return _index(form, [str(exc)], 400)
     ticket, run_id = intake.file_desk_ticket(
-        _svc(), body.summary, body.description, body.reporter, user, fields
+        _svc().context, body.summary, body.description, body.reporter, user, fields
     )
     flash(f"Filed {ticket.key}; connbot is on it.", "ok")
     return redirect(url_for("desk.run_page", run_id=run_id), 303)
@@ -159,7 +159,7 @@ def answer_prompt(prompt_id: str) -> ResponseReturnValue:
         return redirect(back, 303)
     session["name"] = who
     won, data = answer(
-        _svc(), prompt_id, request.form.get("answer", ""), request.form.get("text") or None, who
+        prompt_id, request.form.get("answer", ""), request.form.get("text") or None, who, Via.DESK
     )
     if won:
         label = next((o["label"] for o in data["options"] if o["value"] == data["answer"]), data["answer"])
@@ -219,7 +219,7 @@ def _run_context(run_id: int) -> dict[str, Any]:
 def dashboard_page() -> ResponseReturnValue:
     svc = _svc()
     with svc.store.tx() as s:
-        stats = dashboard.compute(s, svc.clock().date())
+        stats = dashboard.compute(s, svc.context.clock().date())
     per_day = svg.columns([(d.strftime("%b %d"), n) for d, n in stats.per_day], "runs per day")
     ends = svg.bars(
         [(name, n, f"{n} ({stats.share(n):.0%})") for name, n in stats.ends.items()], "runs by end"

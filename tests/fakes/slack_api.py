@@ -330,7 +330,7 @@ def make_slack(make_services: Any, slack_api: SlackApiStub) -> Any:
         )
         svc = make_services(registry=registry, channels=[SlackChannel(settings, executor=InlineExecutor())])
         now = [dt.datetime(2024, 5, 6, 9, 0, tzinfo=dt.UTC)]
-        svc.clock = lambda: now[0]
+        svc.context.clock = lambda: now[0]
         return SlackWorld(svc=svc, api=slack_api, web=create_app(services=svc).test_client(), now=now)
 
     return make

@@ -62,7 +62,9 @@ def test_runs_survive_a_worker_killed_at_random_moments(
         "CONNBOT_SLACK_API_URL": slack_api.url,
     }
     run_ids = [
-        intake.file_desk_ticket(svc, f"User {n} can't connect", "", "bob@example.com", str(1000 + n))[1]
+        intake.file_desk_ticket(svc.context, f"User {n} can't connect", "", "bob@example.com", str(1000 + n))[
+            1
+        ]
         for n in range(RUNS)
     ]
     rng = random.Random(20240506)

@@ -137,7 +137,7 @@ def run_ended(svc, run_id: int) -> bool:  # type: ignore[no-untyped-def]
 
 def _file_while_down(svc):  # type: ignore[no-untyped-def]
     """File a desk ticket while the queue is down: stored, its wake-up lost (the sweeper finds it)."""
-    return intake.file_desk_ticket(svc, "Bob can't connect", "", "bob@example.com", "1002")
+    return intake.file_desk_ticket(svc.context, "Bob can't connect", "", "bob@example.com", "1002")
 
 
 @pytest.mark.slow
@@ -145,7 +145,7 @@ def _file_while_down(svc):  # type: ignore[no-untyped-def]
 def test_worker_waits_for_the_database_and_recovers(tmp_path: Path, pg_url: str, make_services) -> None:
     real = Settings(data_dir=tmp_path / "data", database_url=pg_url)
     svc = make_services(settings=real, registry=scripted_registry({}))
-    _, run_id = intake.file_desk_ticket(svc, "Bob can't connect", "", "bob@example.com", "1002")
+    _, run_id = intake.file_desk_ticket(svc.context, "Bob can't connect", "", "bob@example.com", "1002")
     port = free_port()
     behind_proxy = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{port}")
     log = tmp_path / "worker.log"

@@ -58,7 +58,7 @@ def kill_between_steps_and_resume(
     settings: Settings, env_settings: dict[str, str], make_services, tmp_path: Path
 ) -> None:
     svc = make_services(settings=settings, registry=scripted_registry({}))
-    ticket, run_id = intake.file_desk_ticket(svc, "Bob can't connect", "", "bob@example.com", "1002")
+    ticket, run_id = intake.file_desk_ticket(svc.context, "Bob can't connect", "", "bob@example.com", "1002")
     log = tmp_path / "actions.log"
     env = {
         **os.environ,

@@ -72,7 +72,7 @@ def test_the_genuine_jira_webhook_is_accepted(jira, make_services) -> None:
 def open_prompt_world(make_slack):  # type: ignore[no-untyped-def]
     """connbot with Slack, one desk ticket whose run waits on a prompt posted to Slack."""
     world = make_slack(scripted_registry({}, systems=()))
-    intake.file_desk_ticket(world.svc, "Bob can't connect", "", "bob@example.com", "1002")
+    intake.file_desk_ticket(world.svc.context, "Bob can't connect", "", "bob@example.com", "1002")
     world.work()
     return world, world.open_prompt()
 

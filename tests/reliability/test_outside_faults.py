@@ -63,7 +63,7 @@ class World:
 
     def __post_init__(self) -> None:
         self.pristine = copy.deepcopy((self.ari.objects, self.app.config))
-        self.svc.clock = lambda: utcnow() + self.skew
+        self.svc.context.clock = lambda: utcnow() + self.skew
 
     def file(self, key: str) -> None:
         body = issue_event(key)

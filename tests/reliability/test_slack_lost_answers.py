@@ -3,7 +3,7 @@ while waiting) is not posted again: the retry finds the message by its metadata.
 
 from __future__ import annotations
 
-from bot.runs import intake, runner
+from bot.runs import intake, steps
 from tests.fakes.adapters import scripted_registry
 
 
@@ -15,11 +15,13 @@ def prompt_posts(api, prompt_id: str) -> list[dict]:  # type: ignore[no-untyped-
 def test_a_post_whose_answer_was_lost_is_found_not_repeated(make_slack) -> None:
     world = make_slack(scripted_registry({}, systems=()))
     world.api.lose_next("chat.postMessage")
-    intake.file_desk_ticket(world.svc, "Bob can't connect", "", "bob@example.com", "1002")
+    intake.file_desk_ticket(world.svc.context, "Bob can't connect", "", "bob@example.com", "1002")
     world.work()
     prompt = world.open_prompt()
     assert "slack" not in prompt.channel_refs, "the first attempt's answer was lost"
-    runner.advance(world.svc, prompt.run_id, "test")  # the retry the runner scheduled (after a backoff), now
+    steps.advance(
+        world.svc.context, prompt.run_id, "test"
+    )  # the retry the runner scheduled (after a backoff), now
     posts = prompt_posts(world.api, prompt.id)
     assert len(posts) == 1, "one message for the prompt"
     assert world.open_prompt().channel_refs["slack"]["ts"] == posts[0]["ts"]

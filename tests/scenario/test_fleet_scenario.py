@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from bot.cli.main import main
 from bot.runs import intake, prompts
+from bot.runs.prompts import Via
 from bot.state.models import Prompt, Run
 from bot.web.views import run_dict
 from integrations.pbx.client import ha1
@@ -70,7 +71,7 @@ def assert_isolated(text: str, mine: str, other: str) -> None:
 def test_each_customer_is_checked_only_against_its_own_pbx_and_app(fleet, make_services):
     svc = make_services()
     _, acme_run = intake.file_desk_ticket(
-        svc, "Alice can't connect", "", "alice@example.com", "1001", {"customer": "ACME"}
+        svc.context, "Alice can't connect", "", "alice@example.com", "1001", {"customer": "ACME"}
     )
     svc.queue.run_pending()
     assert fleet.hosts_called() == {"app.acme.test"}
@@ -81,7 +82,7 @@ def test_each_customer_is_checked_only_against_its_own_pbx_and_app(fleet, make_s
 
     reaches_the_pbx(fleet, "globex", same_password=False)
     _, globex_run = intake.file_desk_ticket(
-        svc, "Bob can't connect", "", "bob@example.com", "1001", {"customer": "globex"}
+        svc.context, "Bob can't connect", "", "bob@example.com", "1001", {"customer": "globex"}
     )
     svc.queue.run_pending()
     assert fleet.hosts_called() == {"app.globex.test", "pbx.globex.test"}
@@ -143,7 +144,7 @@ def test_an_unknown_customer_is_asked_for_and_a_remembered_answer_routes_the_nex
     fleet, make_services, tmp_path, monkeypatch
 ):
     svc = make_services()
-    _, first = intake.file_desk_ticket(svc, "Carl can't connect", "", "carl@newco.example", "1001")
+    _, first = intake.file_desk_ticket(svc.context, "Carl can't connect", "", "carl@newco.example", "1001")
     svc.queue.run_pending()
     assert fleet.hosts_called() == set()  # nothing is checked before someone says where
     prompt = open_prompt(svc, first)
@@ -157,8 +158,7 @@ def test_an_unknown_customer_is_asked_for_and_a_remembered_answer_routes_the_nex
     assert "'newco.example' is in no instance's list" in prompt.question
 
     with svc.store.tx() as s:
-        assert prompts.answer(s, prompt.id, "acme+remember", None, "bob", "desk", svc.clock()).won
-        svc.queue.advance_after_commit(s, first)
+        assert prompts.answer_prompt(svc.context, s, prompt.id, "acme+remember", None, "bob", Via.DESK).won
     svc.queue.run_pending()
     assert fleet.hosts_called() == {"app.acme.test"}
     data = json.loads(text_of(svc, first))[0]
@@ -170,7 +170,7 @@ def test_an_unknown_customer_is_asked_for_and_a_remembered_answer_routes_the_nex
     shown = CliRunner().invoke(main, ["runs", "show", str(first)])
     assert "PBX: acme (chosen by bob, remembered for newco.example)" in shown.output
 
-    _, second = intake.file_desk_ticket(svc, "Dora can't connect", "", "dora@NewCo.example", "1001")
+    _, second = intake.file_desk_ticket(svc.context, "Dora can't connect", "", "dora@NewCo.example", "1001")
     svc.queue.run_pending()
     assert open_prompt(svc, second) is None
     with svc.store.tx() as s:
@@ -186,7 +186,7 @@ def test_an_unknown_customer_is_asked_for_and_a_remembered_answer_routes_the_nex
 
 def test_a_ticket_with_no_customer_key_offers_only_the_instances(fleet, make_services):
     svc = make_services()
-    _, run_id = intake.file_desk_ticket(svc, "Someone can't connect", "", "front desk", "1001")
+    _, run_id = intake.file_desk_ticket(svc.context, "Someone can't connect", "", "front desk", "1001")
     svc.queue.run_pending()
     prompt = open_prompt(svc, run_id)
     assert [v for v, _ in prompt.options] == ["acme", "globex"]
@@ -196,8 +196,10 @@ def test_a_ticket_with_no_customer_key_offers_only_the_instances(fleet, make_ser
 def test_prompts_go_to_the_instances_slack_channel_and_a_route_is_answered_in_slack(fleet, make_slack):
     world = make_slack(None)
     fleet.app["acme"].action_script = list(STILL_FAILING)
-    intake.file_desk_ticket(world.svc, "Alice can't connect", "", "alice@acme.example", "1001")
-    _, unknown = intake.file_desk_ticket(world.svc, "Carl can't connect", "", "carl@newco.example", "1001")
+    intake.file_desk_ticket(world.svc.context, "Alice can't connect", "", "alice@acme.example", "1001")
+    _, unknown = intake.file_desk_ticket(
+        world.svc.context, "Carl can't connect", "", "carl@newco.example", "1001"
+    )
     world.work()
     posted = {m["channel"]: m for m in world.api.to("chat.postMessage")}
     assert set(posted) == {

@@ -107,7 +107,9 @@ def test_runs_list_and_show(make_services, settings, monkeypatch):
     svc = make_services(
         registry=scripted_registry({"app.get_status": ["failed"], "app.reconnect": ["reconnected"]})
     )
-    ticket, run_id = intake.file_desk_ticket(svc, "Alice can't connect", "", "alice@example.com", "1001")
+    ticket, run_id = intake.file_desk_ticket(
+        svc.context, "Alice can't connect", "", "alice@example.com", "1001"
+    )
     svc.queue.run_pending()
     monkeypatch.setenv("CONNBOT_DATA_DIR", str(settings.data_dir))
     listing = run("runs", "list").output

@@ -43,6 +43,7 @@ def test_filing_a_ticket_starts_a_run_that_asks_a_person(client):
     assert [p["ticket"] for p in prompts] == [key] and prompts[0]["step"] == "check_status"
     answered = client.post(f"/api/prompts/{prompts[0]['id']}/answer", json={"answer": "failed", "by": "bob"})
     assert answered.status_code == 200 and answered.json["answered_by"] == "bob"
+    assert answered.json["answered_via"] == "api"
     again = client.post(f"/api/prompts/{prompts[0]['id']}/answer", json={"answer": "registered", "by": "eve"})
     assert again.status_code == 409 and "already answered by bob" in again.json["message"]
     client.application.extensions["connbot"].queue.run_pending()
@@ -50,6 +51,7 @@ def test_filing_a_ticket_starts_a_run_that_asks_a_person(client):
     assert [s["step"] for s in run["steps"]] == ["check_status"] and run["step"] == "force_reconnect"
     ticket = client.get(f"/api/tickets/{key}").json
     assert ticket["comments"][0]["body"].startswith("connbot is triaging")
+    assert any("Answered by bob via api" in c["body"] for c in ticket["comments"])
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,9 @@ import datetime as dt
 
 from sqlalchemy import select
 
-from bot.runs import intake, prompts, runner
+from bot.runs import intake, outbox, prompts, sweeper
+from bot.runs.prompts import Via
+from bot.runs.steps import advance, start_run
 from bot.state.models import Comment, Effect, Prompt, Run, Ticket
 from integrations.base import ActionResult, PermanentError, TransientError, UnsupportedError
 from tests.fakes.adapters import scripted_registry
@@ -20,7 +22,7 @@ L1_TO_ACCOUNT = {
 
 
 def file(svc, summary="Alice can't connect"):
-    ticket, run_id = intake.file_desk_ticket(svc, summary, "", "alice@example.com", "1001")
+    ticket, run_id = intake.file_desk_ticket(svc.context, summary, "", "alice@example.com", "1001")
     svc.queue.run_pending()
     return ticket, run_id
 
@@ -40,9 +42,7 @@ def open_prompt(svc, run_id):
 
 def answer(svc, prompt_id, choice, text=None, who="bob"):
     with svc.store.tx() as s:
-        result = prompts.answer(s, prompt_id, choice, text, who, "desk", svc.clock())
-        if result.won:
-            svc.queue.advance_after_commit(s, result.prompt.run_id)
+        result = prompts.answer_prompt(svc.context, s, prompt_id, choice, text, who, Via.DESK)
     svc.queue.run_pending()
     return result.won
 
@@ -193,17 +193,17 @@ def test_an_unanswered_prompt_is_reminded_then_times_out_along_the_timeout_edge(
         )
     )
     now = [dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC)]
-    svc.clock = lambda: now[0]
+    svc.context.clock = lambda: now[0]
     _, run_id = file(svc)
     prompt = open_prompt(svc, run_id)
     assert prompt.step == "fix_account_by_hand"
     now[0] += dt.timedelta(hours=1)
-    assert runner.sweep(svc)["reminded"] == 0
+    assert sweeper.sweep(svc.context)["reminded"] == 0
     now[0] += dt.timedelta(hours=1, seconds=1)
-    assert runner.sweep(svc)["reminded"] == 1
-    assert runner.sweep(svc)["reminded"] == 0
+    assert sweeper.sweep(svc.context)["reminded"] == 1
+    assert sweeper.sweep(svc.context)["reminded"] == 0
     now[0] += dt.timedelta(hours=2)
-    assert runner.sweep(svc)["expired"] == 1
+    assert sweeper.sweep(svc.context)["expired"] == 1
     svc.queue.run_pending()
     run, steps, comments, _ = load(svc, run_id)
     assert ("fix_account_by_hand", "timed_out") in steps and run.end_level == 3
@@ -219,7 +219,7 @@ def test_effects_are_made_once_even_when_flushed_again(make_services):
     with svc.store.tx() as s:
         for effect in s.scalars(select(Effect)):
             effect.state = "pending"  # as if the worker died after making them, before recording it
-    runner.flush_effects(svc, run_id)
+    outbox.flush_effects(svc.context, run_id)
     with svc.store.tx() as s:
         assert s.scalar(select(Comment).where(Comment.body.like("Closed:%")).limit(1)) is not None
         bodies = [c.body for c in s.scalars(select(Comment))]
@@ -234,14 +234,14 @@ def test_a_run_held_by_another_worker_is_left_alone_until_its_lease_expires(make
         ticket = Ticket(source="desk", key="DESK-9", summary="x", user_ref="1001", matched=True)
         s.add(ticket)
         s.flush()
-        run = runner.start_run(svc, s, ticket)
+        run = start_run(svc.context, s, ticket)
         run_id = run.id
     assert svc.store.acquire(run_id, "other-worker", 60)
-    assert runner.advance(svc, run_id, "me") is False
+    assert advance(svc.context, run_id, "me") is False
     assert load(svc, run_id)[1] == []
     with svc.store.tx() as s:
-        s.get(Run, run_id).lease_until = svc.clock() - dt.timedelta(seconds=1)
-    assert runner.advance(svc, run_id, "me") is True
+        s.get(Run, run_id).lease_until = svc.context.clock() - dt.timedelta(seconds=1)
+    assert advance(svc.context, run_id, "me") is True
     assert load(svc, run_id)[0].state == "ended"
 
 
@@ -251,13 +251,14 @@ def test_an_answer_whose_wake_up_was_lost_is_picked_up_by_the_sweep(make_service
     _, run_id = file(svc)
     prompt = open_prompt(svc, run_id)
     with svc.store.tx() as s:
-        assert prompts.answer(
-            s, prompt.id, prompt.options[0][0], None, "bob", "desk", svc.clock()
-        ).won  # no wake-up
-    assert runner.sweep(svc)["resumed"] == 0, "a run is left to its own wake-up for sweep_seconds"
-    later = svc.clock() + dt.timedelta(seconds=svc.settings.sweep_seconds + 1)
-    svc.clock = lambda: later
-    assert runner.sweep(svc)["resumed"] == 1
+        assert prompts.answer_prompt(
+            svc.context, s, prompt.id, prompt.options[0][0], None, "bob", Via.DESK
+        ).won
+    svc.queue.huey.flush()  # the wake-up is lost
+    assert sweeper.sweep(svc.context)["resumed"] == 0, "a run is left to its own wake-up for sweep_seconds"
+    later = svc.context.clock() + dt.timedelta(seconds=svc.settings.sweep_seconds + 1)
+    svc.context.clock = lambda: later
+    assert sweeper.sweep(svc.context)["resumed"] == 1
     svc.queue.run_pending()
     assert load(svc, run_id)[1][0] == (prompt.step, prompt.options[0][0]), "the answer moved the run"
 
@@ -267,7 +268,7 @@ def test_one_run_per_ticket(make_services):
     _, run_id = file(svc)
     with svc.store.tx() as s:
         ticket = s.get(Run, run_id).ticket
-        assert runner.start_run(svc, s, ticket) is None
+        assert start_run(svc.context, s, ticket) is None
         assert len(ticket.runs) == 1
 
 
@@ -311,7 +312,7 @@ def test_a_ticket_without_its_user_finds_it_by_the_reporters_email(make_services
             {"app.find_user": [found], "app.get_status": ["failed"], "app.reconnect": ["reconnected"]}
         )
     )
-    _, run_id = intake.file_desk_ticket(svc, "Alice can't connect", "", "alice@example.com", None)
+    _, run_id = intake.file_desk_ticket(svc.context, "Alice can't connect", "", "alice@example.com", None)
     svc.queue.run_pending()
     run, steps, _, ticket = load(svc, run_id)
     assert ticket.user_ref == "1001" and steps[0] == ("identify_user", "found") and run.end_kind == "close"
@@ -325,7 +326,7 @@ def test_a_person_names_the_user_when_nobody_else_can(make_services):
             systems=("app",),
         )
     )
-    _, run_id = intake.file_desk_ticket(svc, "Someone can't connect", "", "help@example.com", None)
+    _, run_id = intake.file_desk_ticket(svc.context, "Someone can't connect", "", "help@example.com", None)
     svc.queue.run_pending()
     prompt = open_prompt(svc, run_id)
     assert prompt.kind == "identify" and prompt.text_label == "The user's extension or SIP username"
@@ -338,7 +339,7 @@ def test_a_person_names_the_user_when_nobody_else_can(make_services):
 
 def test_when_nobody_knows_the_user_the_playbook_runs_anyway_and_asks_once(make_services):
     svc = make_services(registry=scripted_registry({}, systems=()))
-    _, run_id = intake.file_desk_ticket(svc, "Someone can't connect", "", "", None)
+    _, run_id = intake.file_desk_ticket(svc.context, "Someone can't connect", "", "", None)
     svc.queue.run_pending()
     prompt = open_prompt(svc, run_id)
     assert prompt.kind == "identify"
@@ -361,7 +362,7 @@ def test_a_step_whose_system_keeps_failing_is_retried_later_then_takes_its_failu
         )
     )
     now = [dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC)]
-    svc.clock = lambda: now[0]
+    svc.context.clock = lambda: now[0]
     _, run_id = file(svc)
 
     def attempts():
@@ -370,16 +371,16 @@ def test_a_step_whose_system_keeps_failing_is_retried_later_then_takes_its_failu
             return run.attempts, [(r.step, r.outcome) for r in run.steps]
 
     assert attempts() == (1, []), "the failed attempt is not a result: the step is tried again later"
-    runner.advance(svc, run_id, "me")
+    advance(svc.context, run_id, "me")
     assert attempts() == (1, []), "not before its time"
     now[0] += dt.timedelta(seconds=2)
-    runner.advance(svc, run_id, "me")
+    advance(svc.context, run_id, "me")
     assert attempts() == (1, [("check_status", "failed")]), (
         "the second attempt got through; the next step failed once"
     )
     for wait in (2, 4):
         now[0] += dt.timedelta(seconds=wait)
-        runner.advance(svc, run_id, "me")
+        advance(svc.context, run_id, "me")
     tries, steps = attempts()
     assert tries == 0 and steps == [("check_status", "failed"), ("force_reconnect", "error")]
     with svc.store.tx() as s:

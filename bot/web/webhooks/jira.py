@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.errors import BadRequestError
 from bot.runs import intake
 from bot.web import jsonbody
-from bot.web.app import services_of
+from bot.web.current import services_of
 from integrations.jira.models import WebhookPayload
 from integrations.jira.settings import JiraSettings
 from integrations.settings import load

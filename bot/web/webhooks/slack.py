@@ -2,7 +2,7 @@
 
 Every listener acknowledges in the request thread before any database or network I/O, so Slack
 hears back in milliseconds; the work goes on after, in the channel's executor (bolt lazy
-listeners). An answer is stored with `prompts.answer` (first answer wins) together with a record
+listeners). An answer is stored with `prompts.answer_prompt` (first answer wins) together with a record
 of the delivery, so a retried delivery is seen once; the run is then enqueued and the runner
 edits the message through its `prompt.settle` effect. Signatures are always verified with
 `CONNBOT_SLACK_SIGNING_SECRET` (bolt answers 401 to forged or stale ones).
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl
 
 from flask import Blueprint, Flask, Response, jsonify, make_response, request
@@ -25,15 +25,13 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.errors import BadRequestError, NotFoundError
 from bot.runs import prompts
-from bot.runs.effects import view as prompt_view
+from bot.runs.prompts import Via
+from bot.services import Services
 from bot.state.models import Event, Prompt
 from bot.web import jsonbody
 from integrations.base import AdapterError
 from integrations.slack import blocks
 from integrations.slack.channel import SlackChannel
-
-if TYPE_CHECKING:
-    from bot.services import Services
 
 log = logging.getLogger(__name__)
 SOURCE = "slack"
@@ -71,7 +69,7 @@ class Interactions:
         # trigger_id expires 3 s after the click: open the form before anything slow.
         action, user = body["actions"][0], body["user"]["id"]
         try:
-            view = self.svc.effector.prompt_view(action["value"])
+            view = prompts.view_of(self.svc.context, action["value"])
         except AdapterError:
             return self._tell(
                 (body.get("channel") or {}).get("id"), user, "connbot does not know this question any more."
@@ -115,7 +113,7 @@ class Interactions:
                 kind="answer",
                 ticket_key="",
                 payload={"prompt": prompt_id, "choice": choice, "user": user},
-                processed_at=self.svc.clock(),
+                processed_at=self.svc.context.clock(),
             )
             try:
                 with s.begin_nested():
@@ -133,15 +131,15 @@ class Interactions:
                 )
             else:
                 try:
-                    result = prompts.answer(s, prompt_id, choice, text, user, SOURCE, self.svc.clock())
+                    result = prompts.answer_prompt(
+                        self.svc.context, s, prompt_id, choice, text, user, Via.SLACK
+                    )
                 except (BadRequestError, NotFoundError) as exc:
                     event.outcome, note = f"rejected: {exc}", f"connbot could not take this answer: {exc}"
                 else:
                     event.outcome = "answered" if result.won else f"too late: {result.prompt.state}"
-                    if result.won:
-                        self.svc.queue.advance_after_commit(s, result.prompt.run_id)
-                    else:
-                        settled = blocks.outcome_line(prompt_view(result.prompt, self.svc.tickets))
+                    if not result.won:
+                        settled = blocks.outcome_line(prompts.view(result.prompt, self.svc.tickets))
                         note = f"This question was already settled. {settled} Nothing changed."
             log.info("slack: %s on prompt %s by %s: %s", choice, prompt_id, user, event.outcome)
         if note:

@@ -80,7 +80,7 @@ def test_the_admin_token_and_desk_users_are_let_in(public):
 
 def test_the_login_form_logs_in_and_the_answer_carries_the_login_name(public):
     svc, client = public
-    intake.file_desk_ticket(svc, "Alice can't connect", "", "", "1001")
+    intake.file_desk_ticket(svc.context, "Alice can't connect", "", "", "1001")
     svc.queue.run_pending()  # with no adapters configured, the first step is a question
     with svc.store.tx() as s:
         prompt = s.query(Prompt).one()

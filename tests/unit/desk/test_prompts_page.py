@@ -10,7 +10,7 @@ from tests.fakes.desk import csrf
 
 
 def _waiting_prompt(svc) -> str:
-    intake.file_desk_ticket(svc, "Alice can't connect", "", "alice@example.com", "1001")
+    intake.file_desk_ticket(svc.context, "Alice can't connect", "", "alice@example.com", "1001")
     svc.queue.run_pending()
     with svc.store.tx() as s:
         prompt = s.query(Prompt).one()

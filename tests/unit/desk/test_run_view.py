@@ -22,7 +22,7 @@ def _classes(svg: str, kind: str) -> dict[str, set[str]]:
 
 def test_a_waiting_run_highlights_its_path_and_the_step_it_waits_at(desk):
     svc, client = desk
-    intake.file_desk_ticket(svc, "Alice can't connect", "", "", "1001")
+    intake.file_desk_ticket(svc.context, "Alice can't connect", "", "", "1001")
     svc.queue.run_pending()
     page = client.get("/runs/1").get_data(as_text=True)
     nodes, edges = _classes(page, "node"), _classes(page, "edge")
@@ -42,7 +42,7 @@ def test_a_waiting_run_highlights_its_path_and_the_step_it_waits_at(desk):
 
 def test_the_live_endpoint_follows_the_run_to_its_end(desk):
     svc, client = desk
-    intake.file_desk_ticket(svc, "Alice can't connect", "", "", "1001")
+    intake.file_desk_ticket(svc.context, "Alice can't connect", "", "", "1001")
     svc.queue.run_pending()
     before = client.get("/runs/1/live").get_json()
     assert (before["state"], before["done"]) == ("waiting", False)

@@ -5,7 +5,7 @@ import datetime as dt
 import responses
 from sqlalchemy import select
 
-from bot.runs import intake, jira_intake, runner
+from bot.runs import intake, jira_intake, steps
 from bot.state.models import Event, Run, Ticket
 from tests.fakes.adapters import scripted_registry
 from tests.fakes.jira import FakeJira, configure
@@ -32,7 +32,7 @@ def test_backfill_starts_runs_for_missed_tickets_and_not_for_seen_ones(monkeypat
     configure(monkeypatch, PROJECTS="VOIP", BACKFILL_MINUTES="5")
     svc = make_services(registry=scripted_registry({}))
     now = dt.datetime(2024, 7, 4, 12, 0, tzinfo=dt.UTC)
-    svc.clock = lambda: now
+    svc.context.clock = lambda: now
     with svc.store.tx() as s:
         seen = Ticket(
             source="jira",
@@ -44,7 +44,7 @@ def test_backfill_starts_runs_for_missed_tickets_and_not_for_seen_ones(monkeypat
         )
         s.add(seen)
         s.flush()
-        runner.start_run(svc, s, seen)
+        steps.start_run(svc.context, s, seen)
     svc.queue.huey.flush()
     found = [
         issue("VOIP-1", "can't connect"),
@@ -53,7 +53,7 @@ def test_backfill_starts_runs_for_missed_tickets_and_not_for_seen_ones(monkeypat
     ]
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         fake = FakeJira(rsps, search=found)
-        backfill = jira_intake.backfiller(svc)
+        backfill = jira_intake.backfiller(svc.context)
         assert backfill is not None
         assert backfill.tick() == 1
         # Due again only after CONNBOT_JIRA_BACKFILL_MINUTES; then the run it started counts as seen.
@@ -61,7 +61,7 @@ def test_backfill_starts_runs_for_missed_tickets_and_not_for_seen_ones(monkeypat
         with svc.store.tx() as s:
             event = s.scalars(select(Event).where(Event.delivery_id == "backfill:VOIP-2")).one()
             event_id = event.id
-        intake.process(svc, event_id)
+        intake.process(svc.context, event_id)
         svc.queue.huey.flush()
         now += dt.timedelta(minutes=6)
         assert backfill.tick() == 0
@@ -76,4 +76,4 @@ def test_backfill_starts_runs_for_missed_tickets_and_not_for_seen_ones(monkeypat
 
 
 def test_no_backfill_without_jira(make_services):
-    assert jira_intake.backfiller(make_services(registry=scripted_registry({}))) is None
+    assert jira_intake.backfiller(make_services(registry=scripted_registry({})).context) is None

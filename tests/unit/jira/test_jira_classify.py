@@ -104,7 +104,7 @@ def _deliver(svc, payload, delivery):
         payload,
         lambda s, i: None,
     )
-    intake.process(svc, event_id)
+    intake.process(svc.context, event_id)
     svc.queue.huey.flush()  # the run is started, not advanced: intake is what this test is about
     with svc.store.tx() as s:
         ticket = s.scalars(select(Ticket).where(Ticket.key == payload["issue"]["key"])).one()

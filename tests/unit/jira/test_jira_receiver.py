@@ -28,7 +28,7 @@ def process_events(svc):
     with svc.store.tx() as s:
         ids = list(s.scalars(select(Event.id).order_by(Event.id)))
     for event_id in ids:
-        intake.process(svc, event_id)
+        intake.process(svc.context, event_id)
     svc.queue.huey.flush()
 
 

@@ -7,7 +7,7 @@ import json
 
 from sqlalchemy import select
 
-from bot.runs import intake
+from bot.runs import intake, prompts, sweeper
 from bot.state.models import Effect, Prompt, Run
 from bot.web.app import create_app
 from tests.fakes.adapters import scripted_registry
@@ -19,7 +19,7 @@ def human_everywhere():
 
 
 def file(world, summary="Alice can't connect"):
-    ticket, run_id = intake.file_desk_ticket(world.svc, summary, "", "alice@example.com", "1001")
+    ticket, run_id = intake.file_desk_ticket(world.svc.context, summary, "", "alice@example.com", "1001")
     world.work()
     return ticket, run_id
 
@@ -45,7 +45,7 @@ def test_a_prompt_is_posted_once_in_the_levels_channel_with_its_buttons(make_sla
     ]
     assert prompt.channel_refs == {"slack": {"channel": CHANNEL, "ts": "1700000000.000001"}}
     # A worker that makes the post effect again (e.g. after a crash) posts nothing new.
-    view = world.svc.effector.prompt_view(prompt.id)
+    view = prompts.view_of(world.svc.context, prompt.id)
     assert world.svc.channels[0].post(view) is None
     assert len(world.api.to("chat.postMessage")) == 1
 
@@ -204,13 +204,12 @@ def test_no_one_may_approve_when_no_approvers_are_listed(make_slack):
 
 
 def test_reminder_in_the_thread_then_the_timeout_edge(make_slack):
-    from bot.runs import runner
 
     world = make_slack(human_everywhere())
     _, run_id = file(world)
     prompt = world.open_prompt()
     world.now[0] += dt.timedelta(hours=2, seconds=1)  # half of the playbook's 4 h
-    assert runner.sweep(world.svc)["reminded"] == 1
+    assert sweeper.sweep(world.svc.context)["reminded"] == 1
     world.work()
     reminder = world.api.to("chat.postMessage")[-1]
     assert (
@@ -218,7 +217,7 @@ def test_reminder_in_the_thread_then_the_timeout_edge(make_slack):
         and "<!subteam^S0LEVEL1>" in reminder["text"]
     )
     world.now[0] += dt.timedelta(hours=2)
-    assert runner.sweep(world.svc)["expired"] == 1
+    assert sweeper.sweep(world.svc.context)["expired"] == 1
     world.work()
     _, step, steps, _ = run_of(world, run_id)
     assert steps[0][:2] == ("check_status", "timed_out") and step == "force_reconnect"

@@ -67,7 +67,7 @@ def test_the_environment_wires_slack_in_and_posts_prompts_there(monkeypatch, mak
     svc = make_services(registry=scripted_registry({}, systems=()))
     assert [c.name for c in svc.channels] == ["slack"]
     web = create_app(services=svc).test_client()
-    intake.file_desk_ticket(svc, "Carol can't connect", "", "carol@example.com", "1003")
+    intake.file_desk_ticket(svc.context, "Carol can't connect", "", "carol@example.com", "1003")
     svc.queue.run_pending()
     assert [p["channel"] for p in slack_api.to("chat.postMessage")] == ["C0ENV"]
     body = form(click("nope", "connbot_answer:failed"))

@@ -1,0 +1,70 @@
+"""What the runs wing works with, handed to it by the composition root (`bot.services`).
+
+Nothing in `bot.runs` reaches for settings or builds its own clients: the store, the queue's
+wake-ups, the playbook, the adapters of a PBX instance, the ticket systems, the prompt channels,
+the PBX directory, the clock and the limits all come in through a `RunContext`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sqlalchemy.orm import Session
+
+from bot.fleet.directory import Directory
+from bot.state.models import Event, Ticket, utcnow
+from bot.state.store import Store
+from integrations.base import Registry
+from integrations.prompts import PromptChannel
+from integrations.tickets import TicketSystem
+from playbook.models import Playbook
+
+
+class Waker(Protocol):
+    """Wakes a worker for a run or a stored event (the queue)."""
+
+    def advance(self, run_id: int, delay: float | None = None) -> None: ...
+
+    def advance_after_commit(self, s: Session, run_id: int) -> None: ...
+
+    def process_after_commit(self, s: Session, event_id: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How long a worker holds a run, how often it sweeps, how often a step or an effect is tried."""
+
+    lease_seconds: float
+    sweep_seconds: float
+    step_attempts: int
+    effect_attempts: int
+
+
+# Turns a stored inbound event of one source into a ticket (None: leave it alone).
+Handler = Callable[["RunContext", Session, Event], Ticket | None]
+
+
+def no_channel(pbx: str | None) -> str | None:
+    """No PBX instance has a chat channel of its own (no PBX directory)."""
+    return None
+
+
+@dataclass
+class RunContext:
+    store: Store
+    waker: Waker
+    playbook: Playbook
+    registry_for: Callable[[str | None], Registry]
+    tickets: Mapping[str, TicketSystem]
+    channels: Sequence[PromptChannel]
+    limits: Limits
+    directory: Directory | None = None
+    channel_for: Callable[[str | None], str | None] = no_channel
+    intake: Mapping[str, Handler] = field(default_factory=dict)
+    clock: Callable[[], dt.datetime] = utcnow
+
+    def channel(self, name: str) -> PromptChannel | None:
+        return next((c for c in self.channels if c.name == name), None)

@@ -1,0 +1,592 @@
+"""Advancing runs: the only code that turns the engine's plans into actions, prompts and effects.
+
+Every transition is committed in one transaction together with the effects it causes (see
+`bot.runs.outbox`). A worker holds a lease on a run while it advances it, and every commit checks
+the lease is still its own, so a worker that was presumed dead cannot overwrite its successor's work.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, joinedload
+
+from bot.runs import identify, prompts, routing
+from bot.runs.context import RunContext
+from bot.runs.outbox import add_effect, added_effects, flush_effects, note_effect
+from bot.runs.redact import redact
+from bot.runs.trail import rows
+from bot.state.models import Prompt, Run, StepResult, Ticket
+from bot.state.store import after_commit
+from integrations.base import (
+    ActionInput,
+    AdapterError,
+    NotConfiguredError,
+    Registry,
+    TransientError,
+    UnsupportedError,
+)
+from integrations.tickets import Note
+from playbook import engine
+from playbook.engine import Ask, Escalate, Execute, Finish, Position
+
+log = logging.getLogger(__name__)
+
+
+class LeaseLost(Exception):
+    """Another worker took the run over; this worker's transaction is rolled back."""
+
+
+class StepLike(Protocol):
+    """A playbook step, or one of the steps connbot takes before the playbook (identify, route)."""
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def level(self) -> int: ...
+
+    @property
+    def action(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What one step of a run did, as its step result keeps it."""
+
+    step: str
+    mode: str  # auto, human, approval or end
+    outcome: str
+    summary: str
+    started: dt.datetime
+    finished: dt.datetime
+    evidence: dict[str, Any] = field(default_factory=dict)
+    by: str | None = None
+
+
+def start_run(ctx: RunContext, s: Session, ticket: Ticket) -> Run | None:
+    """Start the playbook for a ticket that has never had a run. None if it has (or has one now)."""
+    if s.scalar(select(func.count()).select_from(Run).where(Run.ticket_id == ticket.id)):
+        return None
+    pos = engine.start(ctx.playbook)
+    run = Run(
+        ticket_id=ticket.id,
+        active_ticket_id=ticket.id,
+        playbook=ctx.playbook.name,
+        step=pos.step,
+        visits=dict(pos.visits),
+    )
+    try:
+        with s.begin_nested():
+            s.add(run)
+            s.flush()
+    except IntegrityError:
+        return None
+    lines = [f"It runs the '{ctx.playbook.title}' playbook and writes what it finds here, level by level."]
+    lines += [ticket.match_reason] if ticket.match_reason else []
+    found = routing.route(s, ctx.directory, ticket) if ctx.directory is not None else None
+    if found:
+        run.pbx, run.pbx_reason = found.pbx, found.reason
+        lines.append(f"Checked against PBX {found.pbx} ({found.reason}).")
+    elif ctx.directory is not None:
+        lines.append(
+            "No PBX is known for this ticket's customer: a person is asked which PBX to check it against."
+        )
+    note_effect(s, run, "start", Note(heading="connbot is triaging this ticket", lines=lines))
+    if ctx.directory is not None and not found:
+        _ask_route(ctx, s, run, ticket)
+    s.flush()
+    ctx.waker.advance_after_commit(s, run.id)
+    return run
+
+
+def advance(ctx: RunContext, run_id: int, owner: str) -> bool:
+    """Advance a run as far as it can go now. False if another worker holds it."""
+    if not ctx.store.acquire(run_id, owner, ctx.limits.lease_seconds):
+        return False
+    try:
+        # Effects first, in order; while one cannot be made, the run waits (a retry is scheduled).
+        # After a step, only that step's effects can be pending (whoever records an effect for a
+        # run outside its lease also wakes the run up), so a step that recorded none needs no look.
+        ready = flush_effects(ctx, run_id)
+        while ready:
+            moved, added = _step(ctx, run_id, owner)
+            if added:
+                ready = flush_effects(ctx, run_id)
+            if not moved:
+                break
+    except LeaseLost:
+        log.warning("run %s: lease lost to another worker", run_id)
+        return True
+    finally:
+        ctx.store.release(run_id, owner)
+    return True
+
+
+def _hold(ctx: RunContext, s: Session, run_id: int, owner: str) -> Run:
+    """The run, locked and read afresh, for a transaction that writes under this worker's lease."""
+    run = ctx.store.held(s, run_id, owner)
+    if run is None:
+        raise LeaseLost(run_id)
+    return run
+
+
+def _step(ctx: RunContext, run_id: int, owner: str) -> tuple[bool, bool]:
+    """Take one step. Says whether the run moved (and may move again), and whether it recorded effects."""
+    pb = ctx.playbook
+    with ctx.store.tx() as s:
+        run = s.get(Run, run_id, options=[joinedload(Run.ticket)])
+        if run is None or run.state == "ended":
+            return False, False
+        pos = Position(run.step or pb.start, run.visits, run.approved)
+        if run.state == "waiting":
+            return _resume(ctx, s, run, pos, owner), added_effects(s)
+        if run.retry_at is not None and run.retry_at > ctx.clock():
+            return False, False  # woken early: the step is retried at retry_at
+        registry = ctx.registry_for(run.pbx)
+        lookup = (
+            ActionInput(ticket_key=run.ticket.key, reporter_email=identify.email(run.ticket))
+            if identify.needed(run)
+            else None
+        )
+        plan = engine.plan(pb, pos, registry.available)
+        if isinstance(plan, Execute):
+            inp = ActionInput(
+                ticket_key=run.ticket.key,
+                user=run.ticket.user_ref,
+                reporter_email=identify.email(run.ticket),
+                facts=dict(run.facts),
+                params=dict(plan.step.params),
+            )
+            action = plan.step.action
+            assert action is not None
+    if lookup is not None:
+        return _identify(ctx, run_id, owner, registry, lookup)
+    # The action runs outside any transaction: it may take a while.
+    if isinstance(plan, Execute):
+        started = ctx.clock()
+        t0 = time.perf_counter()
+        try:
+            res = registry.execute(action, inp)
+            event: engine.Event = engine.Outcome(res.outcome)
+            summary, evidence, facts = res.summary, redact(res.evidence), redact(res.facts)
+        except (NotConfiguredError, UnsupportedError) as exc:
+            plan = engine.plan(pb, pos, registry.available, reason=str(exc))
+        except AdapterError as exc:
+            attempts = run.attempts + 1
+            retry = isinstance(exc, TransientError) and attempts < ctx.limits.step_attempts
+            why = f"{action} failed" + (f" {attempts} times" if attempts > 1 else "") + f": {exc}"
+            event, summary, evidence, facts = engine.Failed(str(exc)), why, {"error": str(exc)}, {}
+        finished = started + dt.timedelta(seconds=time.perf_counter() - t0)
+    with ctx.store.tx() as s:
+        run = _hold(ctx, s, run_id, owner)
+        if isinstance(plan, Execute) and isinstance(event, engine.Failed) and retry:
+            _retry_later(ctx, s, run, why)
+            return False, False
+        moved = isinstance(plan, (Execute, Escalate))
+        if isinstance(plan, Execute):
+            outcome = event.value if isinstance(event, engine.Outcome) else "error"
+            _record(
+                s, run, plan.step, StepRecord(pos.step, "auto", outcome, summary, started, finished, evidence)
+            )
+            run.facts = {**run.facts, **facts}
+            _move(run, engine.follow(pb, pos, event))
+        elif isinstance(plan, Ask):
+            _ask(ctx, s, run, plan)
+        elif isinstance(plan, Escalate):
+            _escalate(ctx, s, run, plan, pos)
+        else:
+            _finish(ctx, s, run, plan)
+        return moved, added_effects(s)
+
+
+def _identify(
+    ctx: RunContext, run_id: int, owner: str, registry: Registry, lookup: ActionInput
+) -> tuple[bool, bool]:
+    """Find the ticket's user by the reporter's e-mail, else ask a person. Says whether the run may go
+    on, and whether it recorded effects."""
+    started, res, why = ctx.clock(), None, "the ticket names no user and no reporter e-mail"
+    if lookup.reporter_email and registry.available(identify.ACTION):
+        try:
+            res = registry.execute(identify.ACTION, lookup)
+        except AdapterError as exc:
+            why = f"the look-up by e-mail failed: {exc}"
+    elif lookup.reporter_email:
+        why = f"no adapter is configured for {identify.ACTION}"
+    step = identify.IdentifyStep()
+    with ctx.store.tx() as s:
+        run = _hold(ctx, s, run_id, owner)
+        if res is not None:
+            _record(
+                s,
+                run,
+                step,
+                StepRecord(
+                    identify.STEP,
+                    "auto",
+                    res.outcome,
+                    res.summary,
+                    started,
+                    ctx.clock(),
+                    redact(res.evidence),
+                ),
+            )
+            if res.outcome == "found":
+                run.ticket.user_ref = str(res.facts["user"])
+                return True, False
+            why = "the app backend does not know the reporter's e-mail"
+        prompt = _new_prompt(
+            ctx,
+            run,
+            step,
+            step_id=identify.STEP,
+            kind="identify",
+            question=identify.QUESTION,
+            options=identify.OPTIONS,
+            text_label=identify.TEXT_LABEL,
+            wait=ctx.playbook.timeout,
+        )
+        _show(ctx, s, run, prompt, f"Question for a person: {step.title}", why)
+    return False, True
+
+
+def _resume_identify(ctx: RunContext, s: Session, run: Run, prompt: Prompt) -> bool:
+    """A person named the ticket's user, or nobody could: the playbook starts either way."""
+    user = (
+        identify.accept(prompt.answer_text)
+        if prompt.state == "answered" and prompt.answer == identify.GIVEN
+        else None
+    )
+    if user:
+        run.ticket.user_ref = user
+        outcome, trail = identify.GIVEN, f"{prompt.answered_by} named the user: {user}."
+    else:
+        run.facts = {**run.facts, "identify_done": True}
+        outcome = identify.UNKNOWN if prompt.state == "answered" else "timed_out"
+        trail = (
+            "Nobody named the user"
+            + (f" ({prompt.answered_by})" if prompt.answered_by else " in time")
+            + ": the steps that need the user fail or ask a person."
+        )
+    _record(s, run, identify.IdentifyStep(), _human(ctx, prompt, identify.STEP, "human", outcome, trail))
+    run.state = "running"
+    _settle(ctx, s, run, prompt, f"{identify.IdentifyStep().title}: {trail}")
+    return True
+
+
+def _human(
+    ctx: RunContext,
+    prompt: Prompt,
+    step_id: str,
+    mode: str,
+    outcome: str,
+    summary: str,
+    evidence: dict[str, Any] | None = None,
+) -> StepRecord:
+    """The record of a step a person settled (or nobody did, in time), from the prompt's question."""
+    return StepRecord(
+        step_id,
+        mode,
+        outcome,
+        summary,
+        prompt.created_at,
+        prompt.answered_at or ctx.clock(),
+        evidence or {},
+        prompt.answered_by,
+    )
+
+
+def _record(s: Session, run: Run, step: StepLike, rec: StepRecord) -> None:
+    # Numbered in the INSERT itself: no need to load the run's earlier results (the run row is locked).
+    seq = (
+        select(func.coalesce(func.max(StepResult.seq), 0) + 1)
+        .where(StepResult.run_id == run.id)
+        .scalar_subquery()
+    )
+    s.add(
+        StepResult(
+            run=run,
+            seq=seq,
+            step=rec.step,
+            title=step.title,
+            level=step.level,
+            action=step.action or "",
+            mode=rec.mode,
+            outcome=rec.outcome,
+            summary=rec.summary[:2000],
+            evidence=rec.evidence,
+            answered_by=rec.by,
+            started_at=rec.started,
+            finished_at=rec.finished,
+        )
+    )
+    log.info("run %s step %s: %s", run.id, rec.step, rec.outcome)
+
+
+def _move(run: Run, pos: Position) -> None:
+    run.step, run.visits, run.approved = pos.step, dict(pos.visits), pos.approved
+    run.state, run.attempts, run.retry_at = "running", 0, None
+
+
+def _retry_later(ctx: RunContext, s: Session, run: Run, why: str) -> None:
+    """An outside system is still failing after the transport's retries: try the step again later."""
+    run.attempts += 1
+    delay = min(300.0, 2.0**run.attempts)
+    run.retry_at = ctx.clock() + dt.timedelta(seconds=delay)
+    run_id = run.id
+    after_commit(s, lambda: ctx.waker.advance(run_id, delay=delay))
+    log.warning("run %s step %s: %s; trying again in %g s", run.id, run.step, why, delay)
+
+
+def _new_prompt(
+    ctx: RunContext,
+    run: Run,
+    step: StepLike,
+    *,
+    step_id: str,
+    kind: str,
+    question: str,
+    options: list[tuple[str, str]],
+    text_label: str | None,
+    wait: float,
+) -> Prompt:
+    now = ctx.clock()
+    return Prompt(
+        id=prompts.new_id(),
+        run_id=run.id,
+        seq=len(run.steps) + 1,
+        step=step_id,
+        kind=kind,
+        level=step.level,
+        title=step.title,
+        question=question,
+        options=[list(o) for o in options],
+        text_label=text_label,
+        created_at=now,
+        remind_at=now + dt.timedelta(seconds=wait / 2),
+        expires_at=now + dt.timedelta(seconds=wait),
+    )
+
+
+def _show(ctx: RunContext, s: Session, run: Run, prompt: Prompt, heading: str, reason: str) -> None:
+    """Store the prompt, make the run wait for it, post it in every channel and note it on the ticket."""
+    s.add(prompt)
+    run.state = "waiting"
+    s.flush()
+    for channel in ctx.channels:
+        add_effect(
+            s,
+            run,
+            f"prompt:{prompt.id}:{channel.name}:post",
+            "prompt.post",
+            {"prompt_id": prompt.id, "channel": channel.name},
+        )
+    note_effect(
+        s,
+        run,
+        f"prompt:{prompt.id}:asked",
+        Note(
+            heading=heading,
+            lines=[
+                prompt.question,
+                f"Asked because of {reason}. Answers: "
+                + ", ".join(label for _, label in prompt.options)
+                + ".",
+            ],
+            next=f"The run waits for an answer until {prompt.expires_at:%Y-%m-%d %H:%M} UTC.",
+        ),
+    )
+
+
+def _ask(ctx: RunContext, s: Session, run: Run, plan: Ask) -> None:
+    prompt = _new_prompt(
+        ctx,
+        run,
+        plan.step,
+        step_id=run.step or "",
+        kind=plan.kind,
+        question=_question(plan),
+        options=list(plan.options),
+        text_label=plan.text_label,
+        wait=ctx.playbook.wait_for(plan.step),
+    )
+    what = "Approval needed" if plan.kind == "approval" else "Question for a person"
+    _show(ctx, s, run, prompt, f"{what}: {plan.step.title}", plan.reason)
+
+
+def _ask_route(ctx: RunContext, s: Session, run: Run, ticket: Ticket) -> None:
+    """Ask which PBX serves the ticket's customer; the run starts once someone answers."""
+    assert ctx.directory is not None
+    directory, step = ctx.directory, routing.RouteStep()
+    prompt = _new_prompt(
+        ctx,
+        run,
+        step,
+        step_id=routing.STEP,
+        kind="route",
+        question=routing.question(directory, ticket),
+        options=routing.options(directory, ticket),
+        text_label=None,
+        wait=ctx.playbook.timeout,
+    )
+    _show(
+        ctx,
+        s,
+        run,
+        prompt,
+        f"Question for a person: {step.title}",
+        "no routing rule matching a known customer",
+    )
+
+
+def _question(plan: Ask) -> str:
+    if plan.kind == "approval":
+        return f"connbot wants to run {plan.step.action}: {plan.step.instructions} Approve?"
+    return plan.step.instructions or plan.step.title
+
+
+def _resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) -> bool:
+    prompt = prompts.open_for(s, run)
+    if prompt is None or prompt.state == "open":
+        return False
+    _hold(ctx, s, run.id, owner)
+    if prompt.kind == "route":
+        return _resume_route(ctx, s, run, prompt)
+    if prompt.kind == "identify":
+        return _resume_identify(ctx, s, run, prompt)
+    step = ctx.playbook.steps[pos.step]
+    if prompt.state == "answered":
+        label = dict(prompt.options).get(prompt.answer or "", prompt.answer)
+        summary = f"{prompt.answered_by} answered: {label}" + (
+            f" ({prompt.answer_text})" if prompt.answer_text else ""
+        )
+        trail = (
+            f"Answered by {prompt.answered_by} via {prompt.answered_via}"
+            f" at {prompt.answered_at:%Y-%m-%d %H:%M} UTC: {label}"
+        )
+        if prompt.kind == "approval":
+            approved = prompt.answer == engine.APPROVE
+            _record(
+                s,
+                run,
+                step,
+                _human(ctx, prompt, pos.step, "approval", "approved" if approved else "rejected", summary),
+            )
+            new_pos = engine.approve(pos) if approved else engine.follow(ctx.playbook, pos, engine.Rejected())
+        else:
+            if step.collect and prompt.answer_text:
+                run.facts = {**run.facts, step.collect: prompt.answer_text}
+            evidence = {"answer_text": prompt.answer_text} if prompt.answer_text else {}
+            _record(
+                s, run, step, _human(ctx, prompt, pos.step, "human", prompt.answer or "", summary, evidence)
+            )
+            new_pos = engine.follow(ctx.playbook, pos, engine.Outcome(prompt.answer or ""))
+    else:  # expired or cancelled
+        trail = (
+            f"No answer within {ctx.playbook.wait_for(step) / 3600:g} h: following the step's timeout edge."
+        )
+        mode = "approval" if prompt.kind == "approval" else "human"
+        _record(s, run, step, StepRecord(pos.step, mode, "timed_out", trail, prompt.created_at, ctx.clock()))
+        new_pos = engine.follow(ctx.playbook, pos, engine.TimedOut())
+    _move(run, new_pos)
+    _settle(ctx, s, run, prompt, f"{step.title}: {trail}")
+    return True
+
+
+def _settle(ctx: RunContext, s: Session, run: Run, prompt: Prompt, heading: str) -> None:
+    for channel in ctx.channels:
+        add_effect(
+            s,
+            run,
+            f"prompt:{prompt.id}:{channel.name}:settle",
+            "prompt.settle",
+            {"prompt_id": prompt.id, "channel": channel.name},
+        )
+    note_effect(s, run, f"prompt:{prompt.id}:settled", Note(heading=heading))
+
+
+def _resume_route(ctx: RunContext, s: Session, run: Run, prompt: Prompt) -> bool:
+    """A person chose the run's PBX (or no one did in time): the playbook starts."""
+    assert ctx.directory is not None
+    now, step = ctx.clock(), routing.RouteStep()
+    if prompt.state == "answered" and prompt.answer and prompt.answered_by:
+        found = routing.answer(s, ctx.directory, run.ticket, prompt.answer, prompt.answered_by, now)
+        run.pbx, run.pbx_reason, outcome = found.pbx, found.reason, found.pbx
+        trail = f"Checked against PBX {found.pbx} ({found.reason} via {prompt.answered_via})."
+    else:
+        run.pbx_reason, outcome = "no PBX was chosen in time: a person does every step", "timed_out"
+        trail = (
+            f"No answer within {ctx.playbook.timeout / 3600:g} h: no PBX is used, a person does every step."
+        )
+    _record(
+        s,
+        run,
+        step,
+        _human(ctx, prompt, routing.STEP, "human", outcome, trail),
+    )
+    run.state = "running"
+    _settle(ctx, s, run, prompt, f"{step.title}: {trail}")
+    return True
+
+
+def _escalate(ctx: RunContext, s: Session, run: Run, plan: Escalate, pos: Position) -> None:
+    now = ctx.clock()
+    _record(
+        s,
+        run,
+        plan.step,
+        StepRecord(pos.step, "end", f"escalated_l{plan.level}", f"Escalated to level {plan.level}", now, now),
+    )
+    note_effect(
+        s,
+        run,
+        f"escalate:{plan.level}",
+        Note(
+            heading=f"Level {plan.step.level} checks done: escalated to level {plan.level}",
+            lines=[plan.step.instructions] if plan.step.instructions else [],
+            rows=rows(run),
+            next=f"connbot goes on with the level {plan.level} checks.",
+        ),
+        kind="escalate",
+        level=plan.level,
+        pbx=run.pbx,
+    )
+    _move(run, engine.continue_after(ctx.playbook, pos, plan))
+
+
+def _finish(ctx: RunContext, s: Session, run: Run, plan: Finish) -> None:
+    now = ctx.clock()
+    outcome = "closed" if plan.kind == "close" else f"escalated_l{plan.level}"
+    _record(s, run, plan.step, StepRecord(run.step or "", "end", outcome, plan.reason, now, now))
+    run.state, run.end_kind, run.end_level, run.end_reason = "ended", plan.kind, plan.level, plan.reason
+    run.active_ticket_id, run.ended_at = None, now
+    if plan.kind == "close":
+        note_effect(
+            s,
+            run,
+            "end",
+            Note(heading=f"Closed: {plan.step.title}", lines=[plan.reason], rows=rows(run)),
+            kind="close",
+        )
+    else:
+        note_effect(
+            s,
+            run,
+            "end",
+            Note(
+                heading=f"Escalated to level {plan.level}",
+                lines=[plan.reason],
+                rows=rows(run),
+                next=f"Level {plan.level} takes over from the evidence above.",
+            ),
+            kind="escalate",
+            level=plan.level,
+            pbx=run.pbx,
+        )
+    log.info("run %s ended: %s", run.id, outcome)

@@ -1,0 +1,61 @@
+"""The sweep every worker runs periodically: prompts expire and are reminded, and runs and events
+whose wake-up was lost (a worker killed mid-task, the queue restarted) are woken again."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+
+from bot.runs import prompts
+from bot.runs.context import RunContext
+from bot.runs.outbox import add_effect
+from bot.state.models import Effect, Event, Prompt, Run
+
+
+def sweep(ctx: RunContext) -> dict[str, int]:
+    """Periodic housekeeping: expire and remind prompts, resume runs and events that were dropped."""
+    now = ctx.clock()
+    counts = {"expired": 0, "reminded": 0, "resumed": 0, "events": 0}
+    stale = now - dt.timedelta(seconds=ctx.limits.sweep_seconds)
+    with ctx.store.tx() as s:
+        expired, remind = prompts.due(s, now)
+        for prompt in expired:
+            if prompts.expire(s, prompt):
+                counts["expired"] += 1
+                ctx.waker.advance_after_commit(s, prompt.run_id)
+        for prompt in remind:
+            prompt.remind_at = None
+            counts["reminded"] += 1
+            for channel in ctx.channels:
+                add_effect(
+                    s,
+                    prompt.run,
+                    f"prompt:{prompt.id}:{channel.name}:remind",
+                    "prompt.remind",
+                    {"prompt_id": prompt.id, "channel": channel.name},
+                )
+            ctx.waker.advance_after_commit(s, prompt.run_id)
+        free = (Run.lease_until.is_(None)) | (Run.lease_until < now)
+        idle = select(Run.id).where(
+            Run.state == "running",
+            Run.updated_at < stale,
+            free,
+            (Run.retry_at.is_(None)) | (Run.retry_at <= now),
+        )
+        # Waiting with no open prompt: answered or expired, and the wake-up that followed was lost
+        # (a worker killed while advancing it); the run would otherwise wait for ever.
+        open_prompt = select(Prompt.id).where(Prompt.run_id == Run.id, Prompt.state == "open").exists()
+        unblocked = select(Run.id).where(Run.state == "waiting", ~open_prompt, Run.updated_at < stale, free)
+        with_effects = select(Effect.run_id).where(
+            Effect.state == "pending", Effect.created_at < stale, Effect.run_id.is_not(None)
+        )
+        for run_id in set(s.scalars(idle)) | set(s.scalars(unblocked)) | set(s.scalars(with_effects)):
+            counts["resumed"] += 1
+            ctx.waker.advance_after_commit(s, run_id)
+        for event_id in s.scalars(
+            select(Event.id).where(Event.processed_at.is_(None), Event.received_at < stale)
+        ):
+            counts["events"] += 1
+            ctx.waker.process_after_commit(s, event_id)
+    return counts
