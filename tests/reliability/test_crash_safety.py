@@ -17,9 +17,9 @@ import requests
 from sqlalchemy import func, select
 
 from bot.runs import intake
+from bot.runs.prompts import Via, answer_prompt
 from bot.settings import Settings
 from bot.state.models import Comment, Effect, Event, Prompt, Run
-from bot.web import api
 from tests.fakes.adapters import scripted_registry
 from tests.fakes.slack_api import BOT_TOKEN, CHANNEL, SIGNING_SECRET
 from tests.reliability.conftest import JIRA_SECRET, issue_event, jira_headers
@@ -76,7 +76,8 @@ def test_runs_survive_a_worker_killed_at_random_moments(
             ids = list(s.scalars(select(Prompt.id).where(Prompt.state == "open")))
             posted = [p for p in ids if s.get(Prompt, p).channel_refs.get("slack")]
         for prompt_id in posted:
-            api.answer(svc, prompt_id, "connected", None, "W111")
+            with svc.store.tx() as s:
+                answer_prompt(svc.context, s, prompt_id, "connected", None, "W111", Via.DESK)
 
     def all_ended() -> bool:  # every end committed, and every effect made (the last run's close included)
         with svc.store.tx() as s:
