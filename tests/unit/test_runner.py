@@ -245,9 +245,12 @@ def test_a_run_held_by_another_worker_is_left_alone_until_its_lease_expires(make
     assert load(svc, run_id)[0].state == "ended"
 
 
-def test_an_answer_whose_wake_up_was_lost_is_picked_up_by_the_sweep(make_services):
+def test_an_answer_whose_wake_up_was_lost_is_picked_up_by_the_sweep(make_services, settings):
     """A worker killed while advancing the run an answer woke: the run still waits, its prompt is answered."""
-    svc = make_services(registry=scripted_registry({}, systems=()))
+    # The sweep's grace period is longer than filing takes even on a busy machine; the clock then jumps.
+    svc = make_services(
+        settings=settings.model_copy(update={"sweep_seconds": 30}), registry=scripted_registry({}, systems=())
+    )
     _, run_id = file(svc)
     prompt = open_prompt(svc, run_id)
     with svc.store.tx() as s:
