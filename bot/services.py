@@ -80,7 +80,7 @@ class Services:
         )
 
     def registry_for(self, pbx: str | None) -> Registry:
-        """The adapters a run uses: its PBX instance's when a directory is configured, else the one registry."""
+        """The adapters a run uses: its PBX instance's when there is a directory, else the one registry."""
         return self.fleet.registry(pbx) if self.fleet else self.registry
 
     @classmethod

@@ -18,7 +18,7 @@ from bot.cli.slack import cli as slack_cli
 from bot.errors import NotFoundError
 from bot.lab import LabSettings
 from bot.services import Services
-from bot.state.models import Run
+from bot.state.models import Run, RunState
 from bot.state.store import Store
 from bot.web.auth import hash_password as make_hash
 from bot.web.auth import policy
@@ -196,12 +196,12 @@ def show_run(run_id: int, as_json: bool) -> None:
         click.echo(f"PBX: {data['pbx'] or 'none'} ({data['pbx_reason']})")
     state = (
         data["state"]
-        if data["state"] != "ended"
+        if data["state"] != RunState.ENDED
         else ("closed" if data["end"] == "close" else f"escalated to level {data['end_level']}")
     )
     click.echo(
         f"state: {state}"
-        + (f"  (at {data['step']})" if data["state"] != "ended" else f": {data['end_reason']}")
+        + (f"  (at {data['step']})" if data["state"] != RunState.ENDED else f": {data['end_reason']}")
     )
     for st in data["steps"]:
         who = f" by {st['answered_by']}" if st["answered_by"] else ""

@@ -5,18 +5,19 @@ per idempotency key; a transient failure is retried with backoff, a permanent on
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any, Literal
 
+from pydantic import BaseModel, Field, TypeAdapter
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.runs import prompts
 from bot.runs.context import RunContext
 from bot.runs.trail import ticket_ref
-from bot.state.models import Effect, Prompt, Run, Ticket
+from bot.state.models import Effect, EffectState, Prompt, Run, Ticket
 from integrations.base import AdapterError, PermanentError, TransientError
-from integrations.prompts import PromptView
+from integrations.prompts import PromptChannel, PromptView
 from integrations.tickets import Note
 
 log = logging.getLogger(__name__)
@@ -24,8 +25,50 @@ log = logging.getLogger(__name__)
 EFFECTS_ADDED = "connbot.effects_added"
 
 
-def add_effect(s: Session, run: Run | None, key: str, kind: str, payload: dict[str, Any]) -> None:
-    s.add(Effect(key=key, run_id=run.id if run else None, kind=kind, payload=payload))
+class TicketNote(BaseModel):
+    """A note on the run's ticket; `close` also closes it."""
+
+    kind: Literal["comment", "close"]
+    ticket_id: int
+    note: Note
+
+
+class Escalation(BaseModel):
+    """The run's ticket handed to a level's queue (of the run's PBX instance, where it has its own)."""
+
+    kind: Literal["escalate"]
+    ticket_id: int
+    note: Note
+    level: int
+    pbx: str | None = None
+
+
+class PromptShown(BaseModel):
+    """A prompt posted in, settled in or reminded of in one prompt channel."""
+
+    kind: Literal["prompt.post", "prompt.settle", "prompt.remind"]
+    prompt_id: str
+    channel: str
+
+
+Payload = Annotated[TicketNote | Escalation | PromptShown, Field(discriminator="kind")]
+_PAYLOAD: TypeAdapter[Payload] = TypeAdapter(Payload)
+
+
+def payload_of(effect: Effect) -> Payload:
+    """An effect's payload as its kind's model (the kind is kept in its own column)."""
+    return _PAYLOAD.validate_python({**effect.payload, "kind": effect.kind})
+
+
+def add_effect(s: Session, run: Run | None, key: str, payload: Payload) -> None:
+    s.add(
+        Effect(
+            key=key,
+            run_id=run.id if run else None,
+            kind=payload.kind,
+            payload=payload.model_dump(exclude={"kind"}),
+        )
+    )
     s.info[EFFECTS_ADDED] = True
 
 
@@ -34,10 +77,36 @@ def added_effects(s: Session) -> bool:
     return bool(s.info.get(EFFECTS_ADDED))
 
 
-def note_effect(s: Session, run: Run, key: str, note: Note, kind: str = "comment", **extra: Any) -> None:
+def note_effect(
+    s: Session, run: Run, key: str, note: Note, kind: Literal["comment", "close"] = "comment"
+) -> None:
+    add_effect(s, run, f"run:{run.id}:{key}", TicketNote(kind=kind, ticket_id=run.ticket_id, note=note))
+
+
+def escalation_effect(s: Session, run: Run, key: str, note: Note, level: int) -> None:
     add_effect(
-        s, run, f"run:{run.id}:{key}", kind, {"ticket_id": run.ticket_id, "note": note.model_dump(), **extra}
+        s,
+        run,
+        f"run:{run.id}:{key}",
+        Escalation(kind="escalate", ticket_id=run.ticket_id, note=note, level=level, pbx=run.pbx),
     )
+
+
+def prompt_effects(
+    s: Session,
+    run: Run,
+    prompt_id: str,
+    channels: Iterable[PromptChannel],
+    what: Literal["post", "settle", "remind"],
+) -> None:
+    """Post, settle or remind of a prompt in every channel."""
+    for channel in channels:
+        add_effect(
+            s,
+            run,
+            f"prompt:{prompt_id}:{channel.name}:{what}",
+            PromptShown(kind=f"prompt.{what}", prompt_id=prompt_id, channel=channel.name),
+        )
 
 
 def flush_effects(ctx: RunContext, run_id: int) -> bool:
@@ -54,7 +123,7 @@ def flush_effects(ctx: RunContext, run_id: int) -> bool:
             pending = list(
                 s.scalars(
                     select(Effect)
-                    .where(Effect.run_id == run_id, Effect.state == "pending")
+                    .where(Effect.run_id == run_id, Effect.state == EffectState.PENDING)
                     .order_by(Effect.id)
                 )
             )
@@ -81,41 +150,39 @@ def flush_effects(ctx: RunContext, run_id: int) -> bool:
             except AdapterError as exc:
                 more |= _give_up(ctx, effect, str(exc))
                 continue
-            _update_effect(ctx, effect, refs, state="done", done_at=ctx.clock())
+            _update_effect(ctx, effect, refs, state=EffectState.DONE, done_at=ctx.clock())
     return True
 
 
 def make(ctx: RunContext, effect: Effect) -> dict[str, Any] | None:
     """Carry out one effect. Returns references to keep with the prompt, if any."""
-    if effect.kind.startswith("prompt."):
-        channel = ctx.channel(effect.payload["channel"])
+    payload = payload_of(effect)
+    if isinstance(payload, PromptShown):
+        channel = ctx.channel(payload.channel)
         if channel is None:
-            raise PermanentError(f"prompt channel {effect.payload['channel']!r} is not configured any more")
-        view = prompts.view_of(ctx, effect.payload["prompt_id"]).model_copy(
-            update={"repeat": effect.attempts > 1}
-        )
-        call: Callable[[PromptView], Any] = {
+            raise PermanentError(f"prompt channel {payload.channel!r} is not configured any more")
+        view = prompts.view_of(ctx, payload.prompt_id).model_copy(update={"repeat": effect.attempts > 1})
+        call: Callable[[PromptView], dict[str, Any] | None] = {
             "prompt.post": channel.post,
             "prompt.settle": channel.settle,
             "prompt.remind": channel.remind,
-        }[effect.kind]
-        return call(view)  # type: ignore[no-any-return]
+        }[payload.kind]
+        return call(view)
     with ctx.store.tx() as s:
-        ticket = s.get(Ticket, effect.payload["ticket_id"])
+        ticket = s.get(Ticket, payload.ticket_id)
         assert ticket is not None
         ref = ticket_ref(ticket)
     ref.first_attempt = effect.attempts == 1
     system = ctx.tickets.get(ref.source)
     if system is None:
         raise PermanentError(f"ticket system {ref.source!r} is not configured any more")
-    note = Note.model_validate(effect.payload["note"])
-    if effect.kind == "close":
-        system.close(ref, note, effect.key)
-    elif effect.kind == "escalate":
-        ref.pbx = effect.payload.get("pbx")
-        system.escalate(ref, int(effect.payload["level"]), note, effect.key)
+    if isinstance(payload, Escalation):
+        ref.pbx = payload.pbx
+        system.escalate(ref, payload.level, payload.note, effect.key)
+    elif payload.kind == "close":
+        system.close(ref, payload.note, effect.key)
     else:
-        system.comment(ref, note, effect.key)
+        system.comment(ref, payload.note, effect.key)
     return None
 
 
@@ -125,8 +192,9 @@ def _update_effect(
     """One statement per outcome of an effect; references a channel gave are kept with the prompt."""
     with ctx.store.tx() as s:
         s.execute(update(Effect).where(Effect.id == effect.id).values(**values))
-        if refs:
-            prompt = s.get(Prompt, effect.payload["prompt_id"])
+        payload = payload_of(effect)
+        if refs and isinstance(payload, PromptShown):
+            prompt = s.get(Prompt, payload.prompt_id)
             if prompt is not None:
                 prompt.channel_refs = {**prompt.channel_refs, **refs}
 
@@ -137,14 +205,15 @@ def _give_up(ctx: RunContext, effect: Effect, reason: str) -> bool:
     with ctx.store.tx() as s:
         row = s.get(Effect, effect.id)
         assert row is not None
-        row.state, row.error = "failed", reason[:2000]
+        row.state, row.error = EffectState.FAILED, reason[:2000]
         run = s.get(Run, row.run_id) if row.run_id is not None else None
-        if effect.kind == "prompt.post" and run is not None:
-            channel = effect.payload["channel"]
+        payload = payload_of(effect)
+        if isinstance(payload, PromptShown) and payload.kind == "prompt.post" and run is not None:
+            channel = payload.channel
             note_effect(
                 s,
                 run,
-                f"prompt:{effect.payload['prompt_id']}:{channel}:unposted",
+                f"prompt:{payload.prompt_id}:{channel}:unposted",
                 Note(
                     heading=f"The question could not be posted in {channel}: answer it on the desk",
                     lines=[reason],

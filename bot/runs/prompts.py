@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from bot.errors import BadRequestError, NotFoundError
 from bot.runs.context import RunContext
 from bot.runs.trail import rows, ticket_ref
-from bot.state.models import Prompt, Run
+from bot.state.models import Prompt, PromptState, Run
 from integrations.base import PermanentError
 from integrations.prompts import PromptView
 from integrations.tickets import TicketSystem
@@ -63,9 +63,9 @@ def answer_prompt(
     won = (
         s.execute(
             update(Prompt)
-            .where(Prompt.id == prompt_id, Prompt.state == "open")
+            .where(Prompt.id == prompt_id, Prompt.state == PromptState.OPEN)
             .values(
-                state="answered",
+                state=PromptState.ANSWERED,
                 answer=choice,
                 answer_text=(text or None),
                 answered_by=who,
@@ -83,11 +83,13 @@ def answer_prompt(
 
 def due(s: Session, now: dt.datetime) -> tuple[list[Prompt], list[Prompt]]:
     """Open prompts past their expiry, and open prompts due a reminder."""
-    expired = list(s.scalars(select(Prompt).where(Prompt.state == "open", Prompt.expires_at <= now)))
+    expired = list(
+        s.scalars(select(Prompt).where(Prompt.state == PromptState.OPEN, Prompt.expires_at <= now))
+    )
     remind = list(
         s.scalars(
             select(Prompt).where(
-                Prompt.state == "open",
+                Prompt.state == PromptState.OPEN,
                 Prompt.remind_at.is_not(None),
                 Prompt.remind_at <= now,
                 Prompt.expires_at > now,
@@ -99,7 +101,9 @@ def due(s: Session, now: dt.datetime) -> tuple[list[Prompt], list[Prompt]]:
 
 def expire(s: Session, prompt: Prompt) -> bool:
     result = s.execute(
-        update(Prompt).where(Prompt.id == prompt.id, Prompt.state == "open").values(state="expired")
+        update(Prompt)
+        .where(Prompt.id == prompt.id, Prompt.state == PromptState.OPEN)
+        .values(state=PromptState.EXPIRED)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 

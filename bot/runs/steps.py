@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session, joinedload
 
 from bot.runs import identify, prompts, routing
 from bot.runs.context import RunContext
-from bot.runs.outbox import add_effect, added_effects, flush_effects, note_effect
+from bot.runs.outbox import added_effects, escalation_effect, flush_effects, note_effect, prompt_effects
 from bot.runs.redact import redact
 from bot.runs.trail import rows
-from bot.state.models import Prompt, Run, StepResult, Ticket
+from bot.state.models import Prompt, PromptState, Run, RunState, StepResult, Ticket
 from bot.state.store import after_commit
 from integrations.base import (
     ActionInput,
@@ -35,6 +35,7 @@ from integrations.base import (
 from integrations.tickets import Note
 from playbook import engine
 from playbook.engine import Ask, Escalate, Execute, Finish, Position
+from playbook.models import APPROVE
 
 log = logging.getLogger(__name__)
 
@@ -142,10 +143,10 @@ def _step(ctx: RunContext, run_id: int, owner: str) -> tuple[bool, bool]:
     pb = ctx.playbook
     with ctx.store.tx() as s:
         run = s.get(Run, run_id, options=[joinedload(Run.ticket)])
-        if run is None or run.state == "ended":
+        if run is None or run.state == RunState.ENDED:
             return False, False
         pos = Position(run.step or pb.start, run.visits, run.approved)
-        if run.state == "waiting":
+        if run.state == RunState.WAITING:
             return _resume(ctx, s, run, pos, owner), added_effects(s)
         if run.retry_at is not None and run.retry_at > ctx.clock():
             return False, False  # woken early: the step is retried at retry_at
@@ -164,8 +165,8 @@ def _step(ctx: RunContext, run_id: int, owner: str) -> tuple[bool, bool]:
                 facts=dict(run.facts),
                 params=dict(plan.step.params),
             )
-            action = plan.step.action
-            assert action is not None
+            assert plan.step.action is not None
+            action: str = plan.step.action
     if lookup is not None:
         return _identify(ctx, run_id, owner, registry, lookup)
     # The action runs outside any transaction: it may take a while.
@@ -260,7 +261,7 @@ def _resume_identify(ctx: RunContext, s: Session, run: Run, prompt: Prompt) -> b
     """A person named the ticket's user, or nobody could: the playbook starts either way."""
     user = (
         identify.accept(prompt.answer_text)
-        if prompt.state == "answered" and prompt.answer == identify.GIVEN
+        if prompt.state == PromptState.ANSWERED and prompt.answer == identify.GIVEN
         else None
     )
     if user:
@@ -268,14 +269,14 @@ def _resume_identify(ctx: RunContext, s: Session, run: Run, prompt: Prompt) -> b
         outcome, trail = identify.GIVEN, f"{prompt.answered_by} named the user: {user}."
     else:
         run.facts = {**run.facts, "identify_done": True}
-        outcome = identify.UNKNOWN if prompt.state == "answered" else "timed_out"
+        outcome = identify.UNKNOWN if prompt.state == PromptState.ANSWERED else "timed_out"
         trail = (
             "Nobody named the user"
             + (f" ({prompt.answered_by})" if prompt.answered_by else " in time")
             + ": the steps that need the user fail or ask a person."
         )
     _record(s, run, identify.IdentifyStep(), _human(ctx, prompt, identify.STEP, "human", outcome, trail))
-    run.state = "running"
+    run.state = RunState.RUNNING
     _settle(ctx, s, run, prompt, f"{identify.IdentifyStep().title}: {trail}")
     return True
 
@@ -331,7 +332,7 @@ def _record(s: Session, run: Run, step: StepLike, rec: StepRecord) -> None:
 
 def _move(run: Run, pos: Position) -> None:
     run.step, run.visits, run.approved = pos.step, dict(pos.visits), pos.approved
-    run.state, run.attempts, run.retry_at = "running", 0, None
+    run.state, run.attempts, run.retry_at = RunState.RUNNING, 0, None
 
 
 def _retry_later(ctx: RunContext, s: Session, run: Run, why: str) -> None:
@@ -377,16 +378,9 @@ def _new_prompt(
 def _show(ctx: RunContext, s: Session, run: Run, prompt: Prompt, heading: str, reason: str) -> None:
     """Store the prompt, make the run wait for it, post it in every channel and note it on the ticket."""
     s.add(prompt)
-    run.state = "waiting"
+    run.state = RunState.WAITING
     s.flush()
-    for channel in ctx.channels:
-        add_effect(
-            s,
-            run,
-            f"prompt:{prompt.id}:{channel.name}:post",
-            "prompt.post",
-            {"prompt_id": prompt.id, "channel": channel.name},
-        )
+    prompt_effects(s, run, prompt.id, ctx.channels, "post")
     note_effect(
         s,
         run,
@@ -453,7 +447,7 @@ def _question(plan: Ask) -> str:
 
 def _resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) -> bool:
     prompt = prompts.open_for(s, run)
-    if prompt is None or prompt.state == "open":
+    if prompt is None or prompt.state == PromptState.OPEN:
         return False
     _hold(ctx, s, run.id, owner)
     if prompt.kind == "route":
@@ -461,7 +455,7 @@ def _resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) ->
     if prompt.kind == "identify":
         return _resume_identify(ctx, s, run, prompt)
     step = ctx.playbook.steps[pos.step]
-    if prompt.state == "answered":
+    if prompt.state == PromptState.ANSWERED:
         label = dict(prompt.options).get(prompt.answer or "", prompt.answer)
         summary = f"{prompt.answered_by} answered: {label}" + (
             f" ({prompt.answer_text})" if prompt.answer_text else ""
@@ -471,7 +465,7 @@ def _resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) ->
             f" at {prompt.answered_at:%Y-%m-%d %H:%M} UTC: {label}"
         )
         if prompt.kind == "approval":
-            approved = prompt.answer == engine.APPROVE
+            approved = prompt.answer == APPROVE
             _record(
                 s,
                 run,
@@ -500,14 +494,7 @@ def _resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) ->
 
 
 def _settle(ctx: RunContext, s: Session, run: Run, prompt: Prompt, heading: str) -> None:
-    for channel in ctx.channels:
-        add_effect(
-            s,
-            run,
-            f"prompt:{prompt.id}:{channel.name}:settle",
-            "prompt.settle",
-            {"prompt_id": prompt.id, "channel": channel.name},
-        )
+    prompt_effects(s, run, prompt.id, ctx.channels, "settle")
     note_effect(s, run, f"prompt:{prompt.id}:settled", Note(heading=heading))
 
 
@@ -515,7 +502,7 @@ def _resume_route(ctx: RunContext, s: Session, run: Run, prompt: Prompt) -> bool
     """A person chose the run's PBX (or no one did in time): the playbook starts."""
     assert ctx.directory is not None
     now, step = ctx.clock(), routing.RouteStep()
-    if prompt.state == "answered" and prompt.answer and prompt.answered_by:
+    if prompt.state == PromptState.ANSWERED and prompt.answer and prompt.answered_by:
         found = routing.answer(s, ctx.directory, run.ticket, prompt.answer, prompt.answered_by, now)
         run.pbx, run.pbx_reason, outcome = found.pbx, found.reason, found.pbx
         trail = f"Checked against PBX {found.pbx} ({found.reason} via {prompt.answered_via})."
@@ -530,7 +517,7 @@ def _resume_route(ctx: RunContext, s: Session, run: Run, prompt: Prompt) -> bool
         step,
         _human(ctx, prompt, routing.STEP, "human", outcome, trail),
     )
-    run.state = "running"
+    run.state = RunState.RUNNING
     _settle(ctx, s, run, prompt, f"{step.title}: {trail}")
     return True
 
@@ -543,7 +530,7 @@ def _escalate(ctx: RunContext, s: Session, run: Run, plan: Escalate, pos: Positi
         plan.step,
         StepRecord(pos.step, "end", f"escalated_l{plan.level}", f"Escalated to level {plan.level}", now, now),
     )
-    note_effect(
+    escalation_effect(
         s,
         run,
         f"escalate:{plan.level}",
@@ -553,9 +540,7 @@ def _escalate(ctx: RunContext, s: Session, run: Run, plan: Escalate, pos: Positi
             rows=rows(run),
             next=f"connbot goes on with the level {plan.level} checks.",
         ),
-        kind="escalate",
-        level=plan.level,
-        pbx=run.pbx,
+        plan.level,
     )
     _move(run, engine.continue_after(ctx.playbook, pos, plan))
 
@@ -564,7 +549,12 @@ def _finish(ctx: RunContext, s: Session, run: Run, plan: Finish) -> None:
     now = ctx.clock()
     outcome = "closed" if plan.kind == "close" else f"escalated_l{plan.level}"
     _record(s, run, plan.step, StepRecord(run.step or "", "end", outcome, plan.reason, now, now))
-    run.state, run.end_kind, run.end_level, run.end_reason = "ended", plan.kind, plan.level, plan.reason
+    run.state, run.end_kind, run.end_level, run.end_reason = (
+        RunState.ENDED,
+        plan.kind,
+        plan.level,
+        plan.reason,
+    )
     run.active_ticket_id, run.ended_at = None, now
     if plan.kind == "close":
         note_effect(
@@ -575,7 +565,8 @@ def _finish(ctx: RunContext, s: Session, run: Run, plan: Finish) -> None:
             kind="close",
         )
     else:
-        note_effect(
+        assert plan.level is not None
+        escalation_effect(
             s,
             run,
             "end",
@@ -585,8 +576,6 @@ def _finish(ctx: RunContext, s: Session, run: Run, plan: Finish) -> None:
                 rows=rows(run),
                 next=f"Level {plan.level} takes over from the evidence above.",
             ),
-            kind="escalate",
-            level=plan.level,
-            pbx=run.pbx,
+            plan.level,
         )
     log.info("run %s ended: %s", run.id, outcome)

@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from bot.runs import prompts
 from bot.runs.context import RunContext
-from bot.runs.outbox import add_effect
-from bot.state.models import Effect, Event, Prompt, Run
+from bot.runs.outbox import prompt_effects
+from bot.state.models import Effect, EffectState, Event, Prompt, PromptState, Run, RunState
 
 
 def sweep(ctx: RunContext) -> dict[str, int]:
@@ -27,30 +27,28 @@ def sweep(ctx: RunContext) -> dict[str, int]:
         for prompt in remind:
             prompt.remind_at = None
             counts["reminded"] += 1
-            for channel in ctx.channels:
-                add_effect(
-                    s,
-                    prompt.run,
-                    f"prompt:{prompt.id}:{channel.name}:remind",
-                    "prompt.remind",
-                    {"prompt_id": prompt.id, "channel": channel.name},
-                )
+            prompt_effects(s, prompt.run, prompt.id, ctx.channels, "remind")
             ctx.waker.advance_after_commit(s, prompt.run_id)
         free = (Run.lease_until.is_(None)) | (Run.lease_until < now)
         idle = select(Run.id).where(
-            Run.state == "running",
+            Run.state == RunState.RUNNING,
             Run.updated_at < stale,
             free,
             (Run.retry_at.is_(None)) | (Run.retry_at <= now),
         )
         # Waiting with no open prompt: answered or expired, and the wake-up that followed was lost
         # (a worker killed while advancing it); the run would otherwise wait for ever.
-        open_prompt = select(Prompt.id).where(Prompt.run_id == Run.id, Prompt.state == "open").exists()
-        unblocked = select(Run.id).where(Run.state == "waiting", ~open_prompt, Run.updated_at < stale, free)
-        with_effects = select(Effect.run_id).where(
-            Effect.state == "pending", Effect.created_at < stale, Effect.run_id.is_not(None)
+        open_prompt = (
+            select(Prompt.id).where(Prompt.run_id == Run.id, Prompt.state == PromptState.OPEN).exists()
         )
-        for run_id in set(s.scalars(idle)) | set(s.scalars(unblocked)) | set(s.scalars(with_effects)):
+        unblocked = select(Run.id).where(
+            Run.state == RunState.WAITING, ~open_prompt, Run.updated_at < stale, free
+        )
+        with_effects = select(Effect.run_id).where(
+            Effect.state == EffectState.PENDING, Effect.created_at < stale, Effect.run_id.is_not(None)
+        )
+        effects_of = {run_id for run_id in s.scalars(with_effects) if run_id is not None}
+        for run_id in set(s.scalars(idle)) | set(s.scalars(unblocked)) | effects_of:
             counts["resumed"] += 1
             ctx.waker.advance_after_commit(s, run_id)
         for event_id in s.scalars(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from enum import StrEnum
+from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -29,6 +30,45 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=dt.UTC)
         return value
+
+
+class RunState(StrEnum):
+    RUNNING = "running"  # a worker may take its next step
+    WAITING = "waiting"  # for an answer to its open prompt
+    ENDED = "ended"  # closed or escalated for good
+
+
+class PromptState(StrEnum):
+    OPEN = "open"
+    ANSWERED = "answered"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+class EffectState(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"  # for good, with its reason
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class States(TypeDecorator[E]):
+    """A state kept as its string value (as it always was), read back as the enum member."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def __init__(self, enum: type[E]):
+        super().__init__()
+        self.enum = enum
+
+    def process_bind_param(self, value: E | str | None, dialect: Any) -> str | None:
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: str | None, dialect: Any) -> E | None:
+        return None if value is None else self.enum(value)
 
 
 class Base(DeclarativeBase):
@@ -110,7 +150,7 @@ class Run(Base):
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
     active_ticket_id: Mapped[int | None] = mapped_column(unique=True)
     playbook: Mapped[str] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(16), default="running", index=True)
+    state: Mapped[RunState] = mapped_column(States(RunState), default=RunState.RUNNING, index=True)
     step: Mapped[str | None] = mapped_column(String(64))
     visits: Mapped[dict[str, Any]] = mapped_column(default=dict)
     approved: Mapped[bool] = mapped_column(default=False)
@@ -177,7 +217,7 @@ class Prompt(Base):
     question: Mapped[str] = mapped_column(Text)
     options: Mapped[list[Any]] = mapped_column(default=list)
     text_label: Mapped[str | None] = mapped_column(Text)
-    state: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    state: Mapped[PromptState] = mapped_column(States(PromptState), default=PromptState.OPEN, index=True)
     answer: Mapped[str | None] = mapped_column(String(64))
     answer_text: Mapped[str | None] = mapped_column(Text)
     answered_by: Mapped[str | None] = mapped_column(String(255))
@@ -223,7 +263,7 @@ class Effect(Base):
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
     kind: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    state: Mapped[EffectState] = mapped_column(States(EffectState), default=EffectState.PENDING, index=True)
     attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

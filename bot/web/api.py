@@ -13,7 +13,7 @@ from bot.errors import BadRequestError, NotFoundError
 from bot.lab import desk as lab_desk
 from bot.runs import intake, prompts
 from bot.runs.prompts import Via
-from bot.state.models import Prompt, Run, Ticket
+from bot.state.models import Prompt, PromptState, Run, Ticket
 from bot.web import dashboard, jsonbody
 from bot.web.current import services_of
 from bot.web.views import prompt_dict, run_dict, ticket_dict, ticket_row
@@ -106,9 +106,9 @@ def get_run(run_id: int) -> ResponseReturnValue:
 
 @api.get("/prompts")
 def list_prompts() -> ResponseReturnValue:
-    state = request.args.get("state", "open")
-    if state not in {"open", "answered", "expired", "cancelled"}:
-        raise BadRequestError("state must be one of open, answered, expired, cancelled")
+    state = request.args.get("state", PromptState.OPEN)
+    if state not in set(PromptState):
+        raise BadRequestError(f"state must be one of {', '.join(PromptState)}")
     with services_of(current_app).store.tx() as s:
         rows = s.scalars(select(Prompt).where(Prompt.state == state).order_by(Prompt.created_at))
         return jsonify(prompts=[prompt_dict(p) for p in rows])

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from bot.state.models import Run, Ticket
+from bot.state.models import Run, RunState, Ticket
 
 HUMAN_MODES = frozenset({"human", "approval"})
 
@@ -83,7 +83,7 @@ def compute(s: Session, today: dt.date, days: int = 30) -> Stats:
         human = [st for st in run.steps if st.mode in HUMAN_MODES]
         if human:
             waits.append(sum(st.seconds for st in human))
-        if run.state != "ended" or run.ended_at is None:
+        if run.state != RunState.ENDED or run.ended_at is None:
             continue
         ends[end_name(run)] += 1
         resolution.append((run.ended_at - run.created_at).total_seconds())

@@ -9,7 +9,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from bot.services import Services
-from bot.state.models import Effect, Prompt, Run, StepResult
+from bot.state.models import Effect, EffectState, Prompt, PromptState, Run, StepResult
 
 
 class StoreCollector(Collector):
@@ -49,13 +49,19 @@ class StoreCollector(Collector):
             ):
                 steps.add_metric([action], count, float(total or 0))
             prompts.add_metric(
-                [], s.scalar(select(func.count()).select_from(Prompt).where(Prompt.state == "open")) or 0
+                [],
+                s.scalar(select(func.count()).select_from(Prompt).where(Prompt.state == PromptState.OPEN))
+                or 0,
             )
             effects.add_metric(
-                [], s.scalar(select(func.count()).select_from(Effect).where(Effect.state == "pending")) or 0
+                [],
+                s.scalar(select(func.count()).select_from(Effect).where(Effect.state == EffectState.PENDING))
+                or 0,
             )
             for kind, count in s.execute(
-                select(Effect.kind, func.count()).where(Effect.state == "failed").group_by(Effect.kind)
+                select(Effect.kind, func.count())
+                .where(Effect.state == EffectState.FAILED)
+                .group_by(Effect.kind)
             ):
                 failed.add_metric([kind], count)
         queue = GaugeMetricFamily("connbot_queue_depth", "Tasks waiting in the queue")

@@ -31,7 +31,7 @@ from bot.lab import desk as lab_desk
 from bot.runs import intake
 from bot.runs.prompts import Via, view
 from bot.services import Services
-from bot.state.models import Effect, Prompt, Run, Ticket
+from bot.state.models import Effect, EffectState, Prompt, PromptState, Run, RunState, Ticket
 from bot.web import dashboard, svg
 from bot.web.api import TicketIn, answer
 from bot.web.auth import Access, csrf_ok
@@ -76,7 +76,9 @@ def _check_csrf() -> ResponseReturnValue | None:
 @desk.context_processor
 def _common() -> dict[str, Any]:
     with _svc().store.tx() as s:
-        open_prompts = s.scalar(select(func.count()).select_from(Prompt).where(Prompt.state == "open"))
+        open_prompts = s.scalar(
+            select(func.count()).select_from(Prompt).where(Prompt.state == PromptState.OPEN)
+        )
     return {
         "open_prompts": open_prompts,
         "user": g.get("user"),
@@ -145,7 +147,7 @@ def ticket_page(key: str) -> ResponseReturnValue:
 def prompts_page() -> ResponseReturnValue:
     svc = _svc()
     with svc.store.tx() as s:
-        rows = s.scalars(select(Prompt).where(Prompt.state == "open").order_by(Prompt.created_at))
+        rows = s.scalars(select(Prompt).where(Prompt.state == PromptState.OPEN).order_by(Prompt.created_at))
         views = [view(p, svc.tickets) for p in rows]
     return render_template("prompts.html", prompts=views, name=session.get("name", ""))
 
@@ -192,12 +194,16 @@ def _run_context(run_id: int) -> dict[str, Any]:
         if run is None:
             raise NotFoundError(f"no run {run_id}")
         steps = [step_dict(r) for r in run.steps]
-        current = run.step if run.state != "ended" else None
+        current = run.step if run.state != RunState.ENDED else None
         path = [r["step"] for r in steps] + ([current] if current else [])
         trail = svg.Trail(path=path, outcomes={r["step"]: r["outcome"] for r in steps}, current=current)
-        prompt = s.scalars(select(Prompt).where(Prompt.run_id == run.id, Prompt.state == "open")).first()
+        prompt = s.scalars(
+            select(Prompt).where(Prompt.run_id == run.id, Prompt.state == PromptState.OPEN)
+        ).first()
         pending = s.scalar(
-            select(func.count()).select_from(Effect).where(Effect.run_id == run.id, Effect.state == "pending")
+            select(func.count())
+            .select_from(Effect)
+            .where(Effect.run_id == run.id, Effect.state == EffectState.PENDING)
         )
         context: dict[str, Any] = {
             "run": run,
@@ -207,7 +213,7 @@ def _run_context(run_id: int) -> dict[str, Any]:
             "step_title": svc.playbook.steps[current].title if current in svc.playbook.steps else current,
             "prompt": view(prompt, svc.tickets) if prompt else None,
             "name": session.get("name", ""),
-            "done": run.state == "ended" and not pending,
+            "done": run.state == RunState.ENDED and not pending,
             "evidence": lambda e: json.dumps(e, indent=2, sort_keys=True),
         }
         context["live"] = Markup(render_template("_run_live.html", **context))  # autoescaped already

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.state.models import Prompt, Run, Ticket
+from bot.state.models import EffectState, Prompt, Run, RunState, Ticket
 
 
 def step_dict(r: Any) -> dict[str, Any]:
@@ -46,7 +46,7 @@ def run_dict(run: Run, steps: bool = True) -> dict[str, Any]:
         data["failed_effects"] = [
             {"kind": e.kind, "key": e.key, "attempts": e.attempts, "error": e.error}
             for e in run.effects
-            if e.state == "failed"
+            if e.state == EffectState.FAILED
         ]
     return data
 
@@ -98,7 +98,7 @@ def run_label(run: Run | None) -> str:
     """A run's state in words: running, waiting, closed, escalated to level N."""
     if run is None:
         return "no run"
-    if run.state != "ended":
+    if run.state != RunState.ENDED:
         return run.state
     return "closed" if run.end_kind == "close" else f"escalated to level {run.end_level}"
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from bot.runs import intake, outbox, prompts, sweeper
 from bot.runs.prompts import Via
@@ -62,6 +63,23 @@ def test_a_fixed_ticket_is_closed_with_the_reason_and_the_steps(make_services):
     assert t.status == "closed" and t.key == ticket.key
     assert comments[0].startswith("connbot is triaging this ticket")
     assert "temporary network problem" in comments[-1] and "Force a manual reconnection" in comments[-1]
+
+
+def test_states_and_effect_payloads_are_stored_as_the_plain_values_they_always_were(make_services):
+    """Rows written before the states became enums read the same, and the rows written now are
+    what other readers of the database (reports, older processes during a deploy) expect."""
+    svc = make_services(
+        registry=scripted_registry({"app.get_status": ["failed"], "app.reconnect": ["reconnected"]})
+    )
+    _, run_id = file(svc)
+    with svc.store.tx() as s:
+        assert (
+            s.execute(text("SELECT state FROM runs WHERE id = :id"), {"id": run_id}).scalar_one() == "ended"
+        )
+        effects = s.execute(text("SELECT kind, state, payload FROM effects ORDER BY id")).all()
+    assert {(kind, state) for kind, state, _ in effects} == {("comment", "done"), ("close", "done")}
+    close = json.loads(effects[-1][2]) if isinstance(effects[-1][2], str) else effects[-1][2]
+    assert set(close) == {"ticket_id", "note"} and close["note"]["heading"].startswith("Closed:")
 
 
 def test_without_adapters_every_step_asks_a_person_and_the_answer_moves_the_run(make_services):

@@ -27,7 +27,7 @@ from bot.errors import BadRequestError, NotFoundError
 from bot.runs import prompts
 from bot.runs.prompts import Via
 from bot.services import Services
-from bot.state.models import Event, Prompt
+from bot.state.models import Event, Prompt, PromptState
 from bot.web import jsonbody
 from integrations.base import AdapterError
 from integrations.slack import blocks
@@ -74,7 +74,7 @@ class Interactions:
             return self._tell(
                 (body.get("channel") or {}).get("id"), user, "connbot does not know this question any more."
             )
-        if view.state != "open":
+        if view.state != PromptState.OPEN:
             return self._tell(
                 (body.get("channel") or {}).get("id"),
                 user,
