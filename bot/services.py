@@ -21,27 +21,24 @@ from integrations.jira.tickets import JiraTickets
 from integrations.prompts import PromptChannel
 from integrations.settings import load
 from integrations.slack.channel import SlackChannel
-from integrations.slack.settings import load_slack
+from integrations.slack.settings import SlackSettings, load_slack
 from integrations.tickets import TicketSystem
 from playbook import loader
 from playbook.models import Playbook
 
 
-def configured_ticket_systems(fleet: Fleet | None = None) -> list[TicketSystem]:
+def configured_ticket_systems(jira: JiraSettings, fleet: Fleet | None) -> list[TicketSystem]:
     """Ticket systems beyond the built-in desk whose settings are present (Jira)."""
-    jira = load(JiraSettings)
     return [JiraTickets(jira, by_pbx=fleet.escalations() if fleet else None)] if jira.configured else []
 
 
-def configured_channels() -> list[PromptChannel]:
+def configured_channels(slack: SlackSettings | None) -> list[PromptChannel]:
     """Prompt channels beyond the desk whose settings are present (Slack)."""
-    slack = load_slack()
     return [SlackChannel(slack)] if slack else []
 
 
-def intake_handlers() -> dict[str, Handler]:
+def intake_handlers(jira: JiraSettings) -> dict[str, Handler]:
     """Handlers of stored inbound events, by source."""
-    jira = load(JiraSettings)
     return {"jira": jira_intake.make_handler(jira)} if jira.configured or jira.receiving else {}
 
 
@@ -54,6 +51,7 @@ class Services:
     registry: Registry
     tickets: dict[str, TicketSystem]
     channels: Sequence[PromptChannel]
+    jira: JiraSettings  # also read by the web's Jira webhook receiver
     intake: dict[str, Handler] = field(default_factory=dict)
     fleet: Fleet | None = None
 
@@ -91,14 +89,15 @@ class Services:
         channels: Sequence[PromptChannel] = (),
         tickets: Sequence[TicketSystem] = (),
     ) -> Services:
-        """Services from settings. Tests pass fakes for the registry, channels and ticket systems."""
-        directory = configured_directory()
+        """Services from settings; each integration's section is read here, once. Tests pass fakes for
+        the registry, channels and ticket systems."""
+        jira, slack, directory = load(JiraSettings), load_slack(), configured_directory()
         fleet = Fleet.build(directory, discover()) if directory else None
         store = Store(settings.sqlalchemy_url)
         registry = registry or (fleet.nowhere if fleet else Registry.from_environment())
         playbook = loader.load(settings.playbook, registry.catalogue)
         systems: dict[str, TicketSystem] = {"desk": DeskTickets(store)}
-        systems.update({t.source: t for t in [*configured_ticket_systems(fleet), *tickets]})
+        systems.update({t.source: t for t in [*configured_ticket_systems(jira, fleet), *tickets]})
         return cls(
             settings=settings,
             store=store,
@@ -106,8 +105,9 @@ class Services:
             playbook=playbook,
             registry=registry,
             tickets=systems,
-            channels=[*configured_channels(), *channels],
-            intake=intake_handlers(),
+            channels=[*configured_channels(slack), *channels],
+            jira=jira,
+            intake=intake_handlers(jira),
             fleet=fleet,
         )
 

@@ -20,8 +20,8 @@ from bot.lab import LabSettings
 from bot.services import Services
 from bot.state.models import Run, RunState
 from bot.state.store import Store
+from bot.web.auth import Access, DeskSettings
 from bot.web.auth import hash_password as make_hash
-from bot.web.auth import policy
 from bot.web.views import run_dict
 from integrations.base import Registry, discover
 from integrations.settings import load
@@ -54,7 +54,7 @@ def main() -> None:
 def serve(host: str | None, port: int | None, lab: bool) -> None:
     """Run the web app and a worker in one process (the embedded default)."""
     settings = _settings(host=host, port=port)
-    policy(settings)  # a desk reachable from other hosts needs a way to log in
+    Access(settings, load(DeskSettings))  # a desk reachable from other hosts needs a way to log in
     lab = lab or load(LabSettings).lab
     # The web process builds its services later, where errors are not shown: build them once here
     # so that a bad setting or playbook is one line (the lab brings its own PBX directory).

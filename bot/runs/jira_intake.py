@@ -137,7 +137,7 @@ def _quote(values: list[str]) -> str:
 
 
 def jql(settings: JiraSettings, minutes: int) -> str:
-    """Tickets in scope created in the last `minutes` (relative, so the bot user's time zone does not matter)."""
+    """Tickets in scope created in the last `minutes` (relative: the bot user's time zone does not matter)."""
     parts = []
     if settings.projects:
         parts.append(f"project in ({_quote(settings.projects)})")

@@ -13,10 +13,12 @@ from bot.services import Services
 from bot.settings import Settings, load_settings
 from bot.web import auth
 from bot.web.api import api
+from bot.web.auth import DeskSettings
 from bot.web.current import EXTENSION
 from bot.web.health import health
 from bot.web.pages import desk
 from bot.web.webhooks import jira, slack
+from integrations.settings import load
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +30,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions[EXTENSION] = services
-    auth.install(app, settings)
+    auth.install(app, settings, load(DeskSettings))
     app.register_blueprint(health)
     app.register_blueprint(api)
-    jira.register(app)
+    jira.register(app, services.jira)
     slack.init_app(app, services)
     app.register_blueprint(desk)
     _register_errors(app)

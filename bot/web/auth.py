@@ -26,7 +26,7 @@ from pydantic import Field, SecretStr
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from bot.settings import Settings
-from integrations.settings import Section, SettingsError, load
+from integrations.settings import Section, SettingsError
 
 SCHEME = "pbkdf2_sha256"
 ITERATIONS = 600_000
@@ -178,14 +178,9 @@ def csrf_ok() -> bool:
     )
 
 
-def policy(settings: Settings) -> Access:
-    """The access policy these settings and the desk's own settings describe; SettingsError if unusable."""
-    return Access(settings, load(DeskSettings))
-
-
-def install(app: Flask, settings: Settings) -> Access:
+def install(app: Flask, settings: Settings, desk: DeskSettings) -> Access:
     """Give the app a session key, the access policy and the CSRF token helper for templates."""
-    access = policy(settings)
+    access = Access(settings, desk)
     app.secret_key = access.secret_key
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,

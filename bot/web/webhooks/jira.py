@@ -24,7 +24,6 @@ from bot.web import jsonbody
 from bot.web.current import services_of
 from integrations.jira.models import WebhookPayload
 from integrations.jira.settings import JiraSettings
-from integrations.settings import load
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("jira_webhook", __name__)
@@ -36,9 +35,9 @@ NOT_CONFIGURED = (
 )
 
 
-def register(app: Flask) -> None:
-    """Mount the receiver with the Jira settings read once, at app creation."""
-    app.extensions[EXTENSION] = load(JiraSettings)
+def register(app: Flask, settings: JiraSettings) -> None:
+    """Mount the receiver with the Jira settings the services were built with."""
+    app.extensions[EXTENSION] = settings
     app.register_blueprint(blueprint)
 
 
