@@ -15,26 +15,35 @@ from bot.settings import Settings
 from bot.state.desk import DeskTickets
 from bot.state.queue import Queue, Tasks
 from bot.state.store import Store
-from integrations.base import Registry, discover
+from integrations import prompts, tickets
+from integrations.base import Registry, discover, installed
 from integrations.jira.settings import JiraSettings
-from integrations.jira.tickets import JiraTickets
 from integrations.prompts import PromptChannel
-from integrations.settings import load
-from integrations.slack.channel import SlackChannel
-from integrations.slack.settings import SlackSettings, load_slack
+from integrations.settings import Sections
 from integrations.tickets import TicketSystem
 from playbook import loader
 from playbook.models import Playbook
 
 
-def configured_ticket_systems(jira: JiraSettings, fleet: Fleet | None) -> list[TicketSystem]:
-    """Ticket systems beyond the built-in desk whose settings are present (Jira)."""
-    return [JiraTickets(jira, by_pbx=fleet.escalations() if fleet else None)] if jira.configured else []
+def configured_ticket_systems(sections: Sections, fleet: Fleet | None) -> list[TicketSystem]:
+    """The installed ticket systems (entry points `connbot.tickets`) whose settings configure them."""
+    by_pbx = fleet.escalations() if fleet else {}
+    found = (cls.configure(sections, by_pbx) for cls in installed(tickets.GROUP, TicketSystem, _source))
+    return [system for system in found if system is not None]
 
 
-def configured_channels(slack: SlackSettings | None) -> list[PromptChannel]:
-    """Prompt channels beyond the desk whose settings are present (Slack)."""
-    return [SlackChannel(slack)] if slack else []
+def configured_channels(sections: Sections) -> list[PromptChannel]:
+    """The installed prompt channels (entry points `connbot.channels`) whose settings configure them."""
+    found = (cls.configure(sections) for cls in installed(prompts.GROUP, PromptChannel, _name))
+    return [channel for channel in found if channel is not None]
+
+
+def _source(cls: type[TicketSystem]) -> str:
+    return cls.source
+
+
+def _name(cls: type[PromptChannel]) -> str:
+    return cls.name
 
 
 def intake_handlers(jira: JiraSettings) -> dict[str, Handler]:
@@ -91,13 +100,14 @@ class Services:
     ) -> Services:
         """Services from settings; each integration's section is read here, once. Tests pass fakes for
         the registry, channels and ticket systems."""
-        jira, slack, directory = load(JiraSettings), load_slack(), configured_directory()
-        fleet = Fleet.build(directory, discover()) if directory else None
+        sections, directory = Sections(), configured_directory()
+        fleet = Fleet.build(directory, discover(), sections) if directory else None
         store = Store(settings.sqlalchemy_url)
         registry = registry or (fleet.nowhere if fleet else Registry.from_environment())
         playbook = loader.load(settings.playbook, registry.catalogue)
         systems: dict[str, TicketSystem] = {"desk": DeskTickets(store)}
-        systems.update({t.source: t for t in [*configured_ticket_systems(jira, fleet), *tickets]})
+        systems.update({t.source: t for t in [*configured_ticket_systems(sections, fleet), *tickets]})
+        jira = sections(JiraSettings)
         return cls(
             settings=settings,
             store=store,
@@ -105,7 +115,7 @@ class Services:
             playbook=playbook,
             registry=registry,
             tickets=systems,
-            channels=[*configured_channels(slack), *channels],
+            channels=[*configured_channels(sections), *channels],
             jira=jira,
             intake=intake_handlers(jira),
             fleet=fleet,

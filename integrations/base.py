@@ -132,15 +132,32 @@ class Adapter(abc.ABC):
         return res
 
 
-def discover() -> list[type[Adapter]]:
-    """Every adapter class installed under the entry-point group `connbot.adapters`."""
-    classes = []
-    for ep in entry_points(group=GROUP):
+P = TypeVar("P")
+
+
+def installed(group: str, base: type, name_of: Callable[[type[P]], str]) -> list[type[P]]:
+    """Every class installed under the entry-point `group`: each a `base` (the class `name_of` takes)
+    whose name is its entry point's."""
+    classes: list[type[P]] = []
+    for ep in entry_points(group=group):
         cls = ep.load()
-        if not (isinstance(cls, type) and issubclass(cls, Adapter)) or cls.name != ep.name:
-            raise TypeError(f"entry point {ep.name} = {ep.value} is not an Adapter named {ep.name!r}")
+        if not _subclass(cls, base) or name_of(cls) != ep.name:
+            raise TypeError(f"entry point {ep.name} = {ep.value} is not a {base.__name__} named {ep.name!r}")
         classes.append(cls)
     return classes
+
+
+def _subclass(obj: object, base: type) -> bool:
+    return isinstance(obj, type) and issubclass(obj, base)
+
+
+def discover() -> list[type[Adapter]]:
+    """Every adapter class installed under the entry-point group `connbot.adapters`."""
+    return installed(GROUP, Adapter, _adapter_name)
+
+
+def _adapter_name(cls: type[Adapter]) -> str:
+    return cls.name
 
 
 class Registry:

@@ -12,7 +12,10 @@ from typing import ClassVar
 
 from pydantic import BaseModel
 
+from integrations.settings import Sections
 from integrations.tickets import StepRow
+
+GROUP = "connbot.channels"  # the entry-point group prompt channels are installed under, by `name`
 
 
 class PromptView(BaseModel):
@@ -48,6 +51,11 @@ class PromptChannel(abc.ABC):
     """A place prompts are shown to people. Each call must be idempotent for the same prompt."""
 
     name: ClassVar[str]
+
+    @classmethod
+    def configure(cls, sections: Sections) -> PromptChannel | None:
+        """The channel built from its settings sections, None when they do not configure it."""
+        return None
 
     @abc.abstractmethod
     def post(self, prompt: PromptView) -> dict[str, object] | None:

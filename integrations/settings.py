@@ -117,6 +117,21 @@ def load(cls: type[S], **overrides: Any) -> S:
         raise SettingsError(f"{name}: expected a JSON value, and this does not parse as JSON") from None
 
 
+class Sections:
+    """Settings sections, each loaded (with `load`) once, when first asked for: what a process's
+    composition root hands to the ticket systems and prompt channels it configures."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[type[Section], Section] = {}
+
+    def __call__(self, cls: type[S]) -> S:
+        section = self._loaded.get(cls)
+        if section is None:
+            section = self._loaded[cls] = load(cls)
+        assert isinstance(section, cls)
+        return section
+
+
 def describe(exc: ValidationError, cls: type[BaseSettings]) -> str:
     prefix = cls.model_config.get("env_prefix", PREFIX)
     lines = []

@@ -8,9 +8,14 @@ second write with the same marker a no-op, so a retried job never comments twice
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
+
+from integrations.settings import Sections
+
+GROUP = "connbot.tickets"  # the entry-point group ticket systems are installed under, by `source`
 
 
 class StepRow(BaseModel):
@@ -52,6 +57,12 @@ class TicketSystem(abc.ABC):
     """Where tickets live. `source` is the value stored in `tickets.source`."""
 
     source: ClassVar[str]
+
+    @classmethod
+    def configure(cls, sections: Sections, by_pbx: Mapping[str, Mapping[int, Any]]) -> TicketSystem | None:
+        """The system built from its settings sections, None when they do not configure it. `by_pbx`:
+        the escalation targets PBX instances set for themselves (from the PBX directory)."""
+        return None
 
     @abc.abstractmethod
     def comment(self, ticket: TicketRef, note: Note, marker: str) -> None:

@@ -14,7 +14,7 @@ from bot.fleet.registry import configured_directory, instance_registry
 from bot.state.models import utcnow
 from bot.state.store import Store
 from integrations.base import discover
-from integrations.settings import SettingsError
+from integrations.settings import Sections, SettingsError
 
 
 def _directory() -> Directory:
@@ -73,10 +73,10 @@ def check_instances(name: str | None, every: bool) -> None:
         raise click.UsageError(
             f"no instance {name!r}; known: {', '.join(i.name for i in directory.instances)}"
         )
-    store, classes, failed = _store(), discover(), False
+    store, classes, sections, failed = _store(), discover(), Sections(), False
     for inst in chosen:
         try:
-            registry = instance_registry(inst, classes)
+            registry = instance_registry(inst, classes, sections)
         except SettingsError as exc:
             click.echo(f"connbot: bad settings:\n{exc}", err=True)
             sys.exit(2)

@@ -24,7 +24,7 @@ from integrations.net.adapter import NetAdapter
 from integrations.net.settings import NetSettings
 from integrations.pbx.adapter import PbxAdapter
 from integrations.pbx.settings import PbxSettings, SipSettings
-from integrations.settings import SettingsError, load
+from integrations.settings import Sections, SettingsError, load
 
 
 def instance_settings(inst: Instance) -> tuple[PbxSettings, AppSettings | None, SipSettings]:
@@ -57,13 +57,13 @@ def instance_settings(inst: Instance) -> tuple[PbxSettings, AppSettings | None, 
     return pbx, app, sip
 
 
-def instance_registry(inst: Instance, classes: Iterable[type[Adapter]]) -> Registry:
+def instance_registry(inst: Instance, classes: Iterable[type[Adapter]], sections: Sections) -> Registry:
     """The adapters that check tickets of this instance's customers."""
     pbx, app, sip = instance_settings(inst)
     adapters: list[Adapter] = [
         PbxAdapter.from_settings(pbx, app),
-        NetAdapter.from_settings(sip, load(NetSettings), pbx),
-        LogsAdapter.from_settings(load(LogsSettings), app),
+        NetAdapter.from_settings(sip, sections(NetSettings), pbx),
+        LogsAdapter.from_settings(sections(LogsSettings), app),
     ]
     if app:
         adapters.append(AppAdapter.from_settings(app, sip))
@@ -80,11 +80,10 @@ class Fleet:
     nowhere: Registry
 
     @classmethod
-    def build(cls, directory: Directory, classes: Iterable[type[Adapter]]) -> Fleet:
+    def build(cls, directory: Directory, classes: Iterable[type[Adapter]], sections: Sections) -> Fleet:
         classes = list(classes)
-        return cls(
-            directory, {i.name: instance_registry(i, classes) for i in directory.instances}, Registry(classes)
-        )
+        registries = {i.name: instance_registry(i, classes, sections) for i in directory.instances}
+        return cls(directory, registries, Registry(classes))
 
     def registry(self, name: str | None) -> Registry:
         return self.registries.get(name or "", self.nowhere)

@@ -10,12 +10,14 @@ before it is made, `TicketRef.first_attempt`) has nothing to find and saves the 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from integrations.base import PermanentError
 from integrations.jira.client import JiraClient
 from integrations.jira.render import has_marker, render
 from integrations.jira.settings import EscalationTarget, JiraSettings
+from integrations.settings import Sections
 from integrations.tickets import Note, TicketRef, TicketSystem
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,15 @@ class JiraTickets(TicketSystem):
         self.settings = settings
         self.client = client or JiraClient(settings)
         self.by_pbx = by_pbx or {}
+
+    @classmethod
+    def configure(cls, sections: Sections, by_pbx: Mapping[str, Mapping[int, Any]]) -> JiraTickets | None:
+        settings = sections(JiraSettings)
+        return (
+            cls(settings, by_pbx={pbx: dict(targets) for pbx, targets in by_pbx.items()})
+            if settings.configured
+            else None
+        )
 
     def _done(self, ticket: TicketRef, marker: str) -> bool:
         if ticket.first_attempt:

@@ -21,9 +21,10 @@ from slack_sdk import WebClient
 
 from integrations.base import PermanentError
 from integrations.prompts import PromptChannel, PromptView
+from integrations.settings import Sections
 from integrations.slack import blocks
 from integrations.slack.client import GroupMembers, make_client, translated
-from integrations.slack.settings import SlackSettings
+from integrations.slack.settings import SlackSettings, enabled
 
 log = logging.getLogger(__name__)
 PROMPT, REMINDER = "connbot_prompt", "connbot_reminder"
@@ -46,6 +47,11 @@ class SlackChannel(PromptChannel):
         # New messages are never re-sent after a dropped connection: the first may have landed.
         self.poster: WebClient = make_client(settings, may_repeat=False, sleep=sleep)
         self.members = GroupMembers(self.client, settings.group_cache_seconds)
+
+    @classmethod
+    def configure(cls, sections: Sections) -> SlackChannel | None:
+        settings = enabled(sections(SlackSettings))
+        return cls(settings) if settings else None
 
     @staticmethod
     def message_of(view: PromptView) -> tuple[str, str] | None:

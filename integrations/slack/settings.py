@@ -90,7 +90,11 @@ class SlackSettings(Section):
 
 def load_slack() -> SlackSettings | None:
     """The Slack settings if Slack is configured, else None. Raises SettingsError if half-configured."""
-    section = load(SlackSettings)
+    return enabled(load(SlackSettings))
+
+
+def enabled(section: SlackSettings) -> SlackSettings | None:
+    """`section` if it configures Slack, else None. Raises SettingsError if half-configured."""
     if missing := section.missing():
         raise SettingsError(f"{ENV}BOT_TOKEN is set, so {' and '.join(missing)} must be set too")
     return section if section.enabled else None
