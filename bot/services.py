@@ -22,6 +22,7 @@ from integrations.prompts import PromptChannel
 from integrations.settings import Sections
 from integrations.tickets import TicketSystem
 from playbook import loader
+from playbook.diagnosis import load_rules
 from playbook.models import Playbook
 
 
@@ -104,7 +105,8 @@ class Services:
         fleet = Fleet.build(directory, discover(), sections) if directory else None
         store = Store(settings.sqlalchemy_url)
         registry = registry or (fleet.nowhere if fleet else Registry.from_environment())
-        playbook = loader.load(settings.playbook, registry.catalogue)
+        rules = load_rules(settings.diagnosis_rules, settings.diagnosis_rules_replace)
+        playbook = loader.load(settings.playbook, registry.catalogue, rules)
         systems: dict[str, TicketSystem] = {"desk": DeskTickets(store)}
         systems.update({t.source: t for t in [*configured_ticket_systems(sections, fleet), *tickets]})
         jira = sections(JiraSettings)

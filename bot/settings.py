@@ -32,6 +32,12 @@ class Settings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     playbook: Path | None = None
+    diagnosis_rules: Path | None = Field(
+        None, description="a team's diagnosis rules file: its causes extend (or override) the shipped ones"
+    )
+    diagnosis_rules_replace: bool = Field(
+        False, description="the team's rules file replaces the shipped rules instead of extending them"
+    )
     lease_seconds: float = Field(
         300, gt=0, description="how long a worker may hold a run before another may take it over"
     )

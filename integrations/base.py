@@ -10,6 +10,7 @@ Errors an adapter may raise (anything else is a bug and fails loudly):
     AdapterError
      ├── TransientError      timeouts, 429, 5xx: retried at the transport, then a failed step
      ├── PermanentError      4xx, bad data: a failed step with the message
+     │    └── RefusedError   the connection was refused: a finding, never retried
      ├── NotConfiguredError  the adapter lacks settings for this: a human is asked instead
      └── UnsupportedError    the device cannot do it (capabilities): a human is asked instead
 """
@@ -22,8 +23,9 @@ from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
+from playbook.facts import check as check_findings
 from playbook.models import ActionSpec
 
 GROUP = "connbot.adapters"
@@ -32,9 +34,15 @@ GROUP = "connbot.adapters"
 class AdapterError(Exception):
     """Something went wrong talking to an outside system. `status` is the HTTP status, if any."""
 
-    def __init__(self, message: str, status: int | None = None):
+    def __init__(self, message: str, status: int | None = None, facts: dict[str, Any] | None = None):
         self.status = status
+        self.facts: dict[str, Any] = facts or {}
         super().__init__(message)
+
+    def found(self, **facts: Any) -> AdapterError:
+        """Attach findings (checked like a result's) observed before the failure; returns self."""
+        self.facts.update(check_findings(facts))
+        return self
 
 
 class TransientError(AdapterError):
@@ -43,6 +51,10 @@ class TransientError(AdapterError):
 
 class PermanentError(AdapterError):
     """Retrying will not help: 4xx other than 429, malformed answers."""
+
+
+class RefusedError(PermanentError):
+    """The system refused the connection: nothing listens there. A fact about it, not a fault to retry."""
 
 
 class NotConfiguredError(AdapterError):
@@ -66,7 +78,8 @@ class ActionInput(BaseModel):
 class ActionResult(BaseModel):
     """An action's answer: an outcome from the action's enum, a one-line summary, evidence.
 
-    `facts` are merged into the run's facts for later steps (e.g. the device id found).
+    `facts` are merged into the run's facts for later steps (e.g. the device id found); those
+    named in `playbook.facts.Findings` are findings, type-checked here, that the diagnosis reads.
     Evidence and facts must never hold secrets.
     """
 
@@ -74,6 +87,16 @@ class ActionResult(BaseModel):
     summary: str
     evidence: dict[str, Any] = Field(default_factory=dict)
     facts: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("facts")
+    @classmethod
+    def _typed_findings(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return {**value, **check_findings(value)}
+
+    def found(self, **facts: Any) -> ActionResult:
+        """Add findings (checked against `Findings`); returns self, for `return result(...).found(...)`."""
+        self.facts.update(check_findings(facts))
+        return self
 
 
 F = TypeVar("F", bound=Callable[..., ActionResult])

@@ -1,7 +1,9 @@
 """The only place that builds HTTP sessions and decides on retries, for every requests-based client.
 
 Policy: 429 and 503 are retried for any method, honouring `Retry-After` as a minimum wait;
-timeouts, dropped connections, 500/502/504 are retried only for idempotent calls. Waits grow
+timeouts, dropped connections, 500/502/504 are retried only for idempotent calls. A refused
+connection is never retried: nothing listens there, which is a finding (`RefusedError`), not a
+transient fault. Waits grow
 exponentially with jitter, and the whole call is bounded by `RetryPolicy.total`: past that the
 last failure is raised as a `TransientError`. Other 4xx answers are returned to the caller, who
 maps them (`raise_for_status` below turns them into `PermanentError`).
@@ -21,7 +23,7 @@ import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_before_delay
 from tenacity.wait import wait_exponential
 
-from integrations.base import PermanentError, TransientError
+from integrations.base import PermanentError, RefusedError, TransientError
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 ALWAYS_RETRY = frozenset({429, 503})
@@ -81,6 +83,21 @@ def base_url(value: str, api_suffix: str) -> str:
     return value.removesuffix(api_suffix)
 
 
+def refused(exc: BaseException) -> bool:
+    """Whether a connection error comes from a refused connection (requests wraps urllib3 wraps the OS's)."""
+    seen: list[BaseException] = []
+    todo: list[object] = [exc]
+    while todo and len(seen) < 20:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or any(item is s for s in seen):
+            continue
+        if isinstance(item, ConnectionRefusedError):
+            return True
+        seen.append(item)
+        todo += [item.__cause__, item.__context__, getattr(item, "reason", None), *item.args]
+    return False
+
+
 def session(
     *, auth: Any = None, headers: dict[str, str] | None = None, verify: bool | str = True
 ) -> requests.Session:
@@ -124,6 +141,8 @@ def request(
         try:
             resp = s.request(method, url, **kwargs)
         except requests.ConnectionError as exc:
+            if refused(exc):
+                raise RefusedError(f"connection refused by {url.split('?')[0]}") from exc
             if retry_all:
                 raise _Retryable(f"cannot reach {url.split('?')[0]}: {type(exc).__name__}") from exc
             raise TransientError(f"cannot reach {url.split('?')[0]}: {type(exc).__name__}") from exc

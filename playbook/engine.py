@@ -1,15 +1,20 @@
 """The playbook engine: pure functions that say what happens next. No I/O of its own.
 
 A run's position is a step and how often each step was visited. `plan()` says what to do at the
-position (run an action, ask a person, hand the ticket to a level, finish), and `follow()`
-says where an event (an outcome, a failure, a timeout, a rejection) leads.
+position (run an action, ask a person, take a decision the findings already give, hand the ticket
+to a level, finish), and `follow()` says where an event (an outcome, a failure, a timeout, a
+rejection, a decision) leads. The findings so far are given to `plan()`; the playbook's diagnosis
+rules turn them into ranked causes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+from playbook import facts as f
+from playbook.diagnosis import Cause, diagnose
 from playbook.models import APPROVE, REJECT, Playbook, Step
 
 
@@ -29,13 +34,40 @@ class Execute:
 
 @dataclass(frozen=True)
 class Ask:
-    """Ask a person: a question whose answers are the step's outcomes, or an approval."""
+    """Ask a person: a question whose answers are the step's outcomes, or an approval.
+
+    `cause` is the leading cause when one is diagnosed: its statement and supporting findings go
+    into the question (for an `ask_cause` step the question is the cause's own)."""
 
     step: Step
     kind: str  # "question" | "approval"
     options: tuple[tuple[str, str], ...]
     text_label: str | None
     reason: str
+    cause: Cause | None = None
+
+    @property
+    def question(self) -> str:
+        if self.step.ask_cause and self.cause is not None:
+            return self.cause.question()
+        base = (
+            f"connbot wants to run {self.step.action}: {self.step.instructions} Approve?"
+            if self.kind == "approval"
+            else self.step.instructions or self.step.title
+        )
+        if self.cause is None:
+            return base
+        return f"{base}\nconnbot's diagnosis: {self.cause.question()}"
+
+
+@dataclass(frozen=True)
+class Decide:
+    """The findings already answer the step: record `outcome` (or the route taken) and go to `target`."""
+
+    step: Step
+    outcome: str
+    target: str
+    because: str
 
 
 @dataclass(frozen=True)
@@ -57,7 +89,7 @@ class Finish:
     reason: str
 
 
-Plan = Execute | Ask | Escalate | Finish
+Plan = Execute | Ask | Decide | Escalate | Finish
 
 
 @dataclass(frozen=True)
@@ -99,16 +131,38 @@ def enter(pb: Playbook, step_id: str, visits: Mapping[str, int]) -> Position:
     raise RuntimeError(f"on_exhausted edges loop without end at {step_id}")  # the loader forbids this
 
 
-def plan(pb: Playbook, pos: Position, available: Callable[[str], bool], reason: str | None = None) -> Plan:
-    """What to do at `pos`. `reason` forces a question to a person (the adapter could not act)."""
+def leading(pb: Playbook, facts: Mapping[str, Any]) -> Cause | None:
+    """The leading cause of the findings, or None when they point at none (the fallback leads)."""
+    cause = diagnose(pb.rules, facts)[0]
+    return None if cause.id == pb.rules.fallback else cause
+
+
+def plan(
+    pb: Playbook,
+    pos: Position,
+    available: Callable[[str], bool],
+    reason: str | None = None,
+    facts: Mapping[str, Any] | None = None,
+) -> Plan:
+    """What to do at `pos`, knowing the run's `facts`. `reason` forces a question to a person (the
+    adapter could not act)."""
     step = pb.steps[pos.step]
+    facts = facts or {}
     if step.close is not None:
         return Finish(step, "close", None, step.close)
     if step.escalate is not None:
         if step.then is None:
             return Finish(step, "escalate", step.escalate, step.instructions or step.title)
         return Escalate(step, step.escalate, step.then)
+    if step.is_route:
+        return _route(pb, step, facts)
+    found = f.findings(facts)
+    for outcome, cond in step.decided.items():
+        if f.holds(cond, found):
+            because = ", ".join(f"{k}: {_shown(found.get(k))}" for k in cond)
+            return Decide(step, outcome, step.outcomes[outcome], f"the findings already say so ({because})")
     assert step.action is not None
+    cause = leading(pb, facts)
     if step.is_human or reason or not available(step.action):
         why = (
             "a person's judgment"
@@ -116,12 +170,45 @@ def plan(pb: Playbook, pos: Position, available: Callable[[str], bool], reason: 
             else (reason or f"no adapter is configured for {step.action}")
         )
         options = tuple((o, step.label(o)) for o in step.outcomes)
-        return Ask(step, "question", options, step.ask_text, why)
+        return Ask(step, "question", options, step.ask_text, why, cause)
     if step.approval and not pos.approved:
         return Ask(
-            step, "approval", ((APPROVE, "Approve"), (REJECT, "Reject")), None, "it changes an account"
+            step,
+            "approval",
+            ((APPROVE, "Approve"), (REJECT, "Reject")),
+            None,
+            "it changes an account",
+            cause,
         )
     return Execute(step)
+
+
+def _shown(value: Any) -> str:
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value).lower()
+
+
+def _route(pb: Playbook, step: Step, facts: Mapping[str, Any]) -> Decide:
+    causes = diagnose(pb.rules, facts)
+    lead = causes[0]
+    found = f.findings(facts)
+    why = f"leading cause: {lead.title} ({lead.confidence:.0%})" if lead.id != pb.rules.fallback else ""
+    for n, route in enumerate(step.route, 1):
+        if route.cause and lead.id not in route.cause:
+            continue
+        if route.facts and not f.holds(route.facts, found):
+            continue
+        because = why if route.cause else ""
+        if route.facts:
+            shown = ", ".join(f"{k}: {_shown(found.get(k))}" for k in route.facts)
+            because = f"{because}; {shown}" if because else shown
+        return Decide(step, f"route {n}", route.goto, because)
+    assert step.otherwise is not None  # the loader requires it
+    return Decide(step, "otherwise", step.otherwise, why or "no cause stands out")
+
+
+def decide(pb: Playbook, pos: Position, decision: Decide) -> Position:
+    """Where a decision leads."""
+    return enter(pb, decision.target, pos.visits)
 
 
 def follow(pb: Playbook, pos: Position, event: Event) -> Position:
@@ -157,24 +244,51 @@ def edges(pb: Playbook) -> list[tuple[str, str, str]]:
 ERROR, TIMEOUT, REJECTED = "ERROR", "TIMEOUT", "REJECTED"
 
 
-def simulate(pb: Playbook, answers: Mapping[str, list[str]]) -> tuple[list[tuple[str, str]], Finish]:
-    """Walk the playbook with given outcomes, no side effects: the (step, outcome) path and the end.
+DECIDED = "decided: "
+
+
+class Unanswered(ValueError):
+    """The walk reached a step whose outcome was not given; `path` ends with that step."""
+
+    def __init__(self, message: str, path: list[tuple[str, str]]):
+        super().__init__(message)
+        self.path = path
+
+
+def simulate(
+    pb: Playbook,
+    answers: Mapping[str, list[str]],
+    facts: Mapping[str, Any] | None = None,
+    found: Mapping[str, Mapping[str, Any]] | None = None,
+) -> tuple[list[tuple[str, str]], Finish]:
+    """Walk the playbook with given outcomes and findings, no side effects: the (step, outcome) path
+    and the end.
 
     `answers[step]` lists the outcomes of successive visits; besides the step's outcomes they may be
     ERROR (the action failed), TIMEOUT (no answer in time) or REJECTED (an approval step is approved
-    unless told REJECTED). Outcomes are lower case, so these cannot clash with them.
-    Raises ValueError naming the step when an answer is missing or not one of the step's.
+    unless told REJECTED). Outcomes are lower case, so these cannot clash with them. `facts` are
+    the run's findings from the start, `found[step]` those a step adds when it runs: steps the
+    findings decide are shown as `decided: <outcome>`, decisions by the route taken (`route 1`,
+    `otherwise`).
+    Raises ValueError naming the step when an answer is missing or not one of the step's, or a
+    finding that is not one.
     """
+    facts = f.check(facts or {})
+    later = {step: f.check(values) for step, values in (found or {}).items()}
     pending = {k: list(v) for k, v in answers.items()}
     pos, path = start(pb), []
     for _ in range(10 * len(pb.steps) + 10):
-        p = plan(pb, pos, lambda _action: True)
+        p = plan(pb, pos, lambda _action: True, facts=facts)
         if isinstance(p, Finish):
             path.append((pos.step, p.kind if p.kind == "close" else f"escalate to level {p.level}"))
             return path, p
         if isinstance(p, Escalate):
             path.append((pos.step, f"escalate to level {p.level}"))
             pos = continue_after(pb, pos, p)
+            continue
+        if isinstance(p, Decide):
+            path.append((pos.step, p.outcome if p.step.is_route else DECIDED + p.outcome))
+            pos = decide(pb, pos, p)
             continue
         if isinstance(p, Ask) and p.kind == "approval":
             if pending.get(pos.step, [None])[0] == REJECTED:
@@ -186,8 +300,9 @@ def simulate(pb: Playbook, answers: Mapping[str, list[str]]) -> tuple[list[tuple
             continue
         step = pb.steps[pos.step]
         if not pending.get(pos.step):
-            raise ValueError(
-                f"no outcome given for step {pos.step} (one of {', '.join(step.outcomes)}, ERROR, TIMEOUT)"
+            raise Unanswered(
+                f"no outcome given for step {pos.step} (one of {', '.join(step.outcomes)}, ERROR, TIMEOUT)",
+                [*path, (pos.step, "unanswered")],
             )
         value = pending[pos.step].pop(0)
         event: Event = {ERROR: Failed("simulated"), TIMEOUT: TimedOut(), REJECTED: Rejected()}.get(
@@ -200,5 +315,6 @@ def simulate(pb: Playbook, answers: Mapping[str, list[str]]) -> tuple[list[tuple
         if isinstance(event, Rejected) and not step.approval:
             raise ValueError(f"step {pos.step} asks for no approval, so it cannot be rejected")
         path.append((pos.step, value))
+        facts = {**facts, **later.pop(pos.step, {})}
         pos = follow(pb, pos, event)
     raise ValueError("the walk did not end: the answers keep the run in a loop")

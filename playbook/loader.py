@@ -8,24 +8,32 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from playbook import facts
+from playbook.diagnosis import Rules, load_rules
 from playbook.errors import PlaybookError
 from playbook.models import ActionSpec, Playbook, Step
 
 DEFAULT = Path(__file__).with_name("playbooks") / "connection_issues.yaml"
 
 
-def load(path: Path | None, catalogue: Mapping[str, ActionSpec]) -> Playbook:
-    """Read, parse and check a playbook. Raises `PlaybookError` listing every problem."""
+def load(path: Path | None, catalogue: Mapping[str, ActionSpec], rules: Rules | None = None) -> Playbook:
+    """Read, parse and check a playbook against its diagnosis rules (default: the shipped ones).
+    Raises `PlaybookError` listing every problem."""
     path = path or DEFAULT
     source = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PlaybookError(source, [f"cannot read the file: {exc}"]) from None
-    return parse(text, catalogue, source)
+    return parse(text, catalogue, source, rules)
 
 
-def parse(text: str, catalogue: Mapping[str, ActionSpec], source: str = "<playbook>") -> Playbook:
+def parse(
+    text: str,
+    catalogue: Mapping[str, ActionSpec],
+    source: str = "<playbook>",
+    rules: Rules | None = None,
+) -> Playbook:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -40,9 +48,11 @@ def parse(text: str, catalogue: Mapping[str, ActionSpec], source: str = "<playbo
         raise PlaybookError(source, [_where(err["loc"]) + err["msg"] for err in exc.errors()]) from None
     except RecursionError:  # YAML aliases can make a structure that contains itself
         raise PlaybookError(source, ["the YAML nests too deeply or an alias refers to itself"]) from None
-    problems = check(playbook, catalogue)
+    rules = rules or load_rules()
+    problems = check(playbook, catalogue, rules)
     if problems:
         raise PlaybookError(source, problems)
+    playbook._rules = rules
     return playbook
 
 
@@ -53,13 +63,14 @@ def _where(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(p) for p in loc) + ": " if loc else ""
 
 
-def check(pb: Playbook, catalogue: Mapping[str, ActionSpec]) -> list[str]:
+def check(pb: Playbook, catalogue: Mapping[str, ActionSpec], rules: Rules) -> list[str]:
     """Every problem with the graph, each naming its step."""
     problems: list[str] = []
     if pb.start not in pb.steps:
         problems.append(f"start: no step named {pb.start!r}")
     for sid, step in pb.steps.items():
         problems += [f"step {sid}: {p}" for p in _check_step(step, catalogue)]
+        problems += [f"step {sid}: {p}" for p in _check_findings(step, rules)]
         for label, target in step.edges().items():
             if target not in pb.steps:
                 problems.append(f"step {sid}: {label} goes to missing step {target!r}")
@@ -76,8 +87,37 @@ def check(pb: Playbook, catalogue: Mapping[str, ActionSpec]) -> list[str]:
     return problems
 
 
+def _check_findings(step: Step, rules: Rules) -> list[str]:
+    """The parts of a step that read the findings and the diagnosis."""
+    problems = []
+    for n, route in enumerate(step.route, 1):
+        if not route.cause and not route.facts:
+            problems.append(f"route {n}: needs a cause, facts, or both")
+        unknown = [c for c in route.cause if c not in rules.causes]
+        if unknown:
+            problems.append(
+                f"route {n}: no diagnosis rule for cause {', '.join(unknown)} "
+                f"(known: {', '.join(rules.causes)})"
+            )
+        if route.facts:
+            problems += [f"route {n}: facts: {p}" for p in facts.check_condition(route.facts)]
+    for outcome, cond in step.decided.items():
+        if outcome not in step.outcomes:
+            problems.append(f"decided: {outcome!r} is not one of the step's outcomes")
+        problems += [f"decided: {outcome}: {p}" for p in facts.check_condition(cond)]
+    if step.ask_cause and not step.is_human:
+        problems.append("ask_cause goes with action: human (a question to a person)")
+    return problems
+
+
 def _check_step(step: Step, catalogue: Mapping[str, ActionSpec]) -> list[str]:
     problems = []
+    if step.is_route:
+        if step.otherwise is None:
+            problems.append("a decision (route) needs otherwise: the step when no route applies")
+        if step.action or step.outcomes or step.close is not None or step.escalate is not None:
+            problems.append("a decision (route) has no action, outcomes, close or escalate")
+        return problems
     end_fields = step.close is not None or step.escalate is not None
     if end_fields:
         if step.close is not None and step.escalate is not None:

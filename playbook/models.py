@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator
+
+if TYPE_CHECKING:
+    from playbook.diagnosis import Rules
 
 HUMAN = "human"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
@@ -42,10 +45,30 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 StepId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 
 
-class Step(BaseModel):
-    """One step: an action with outcome edges, or an end (`close`, or `escalate` to a level).
+class Route(BaseModel):
+    """One branch of a decision step: taken when the leading cause is one of `cause` and/or the
+    findings meet `facts` (both, when both are given)."""
 
-    An escalation with `then` hands the ticket to that level and continues there.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cause: list[StepId] = Field(default_factory=list)
+    facts: dict[str, Any] = Field(default_factory=dict)
+    goto: StepId
+
+    @field_validator("cause", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class Step(BaseModel):
+    """One step: an action with outcome edges, a decision (`route`) on the diagnosis, or an end
+    (`close`, or `escalate` to a level).
+
+    An escalation with `then` hands the ticket to that level and continues there. `decided` maps
+    outcomes to conditions on the findings: when one holds, the step is recorded as decided with
+    that outcome and neither run nor asked. A human step with `ask_cause` asks the leading cause's
+    own question, its supporting findings in it.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -69,6 +92,10 @@ class Step(BaseModel):
     close: str | None = None
     escalate: int | None = Field(None, ge=2, le=9)
     then: StepId | None = None
+    route: list[Route] = Field(default_factory=list)
+    otherwise: StepId | None = None
+    decided: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    ask_cause: bool = False
 
     @property
     def is_end(self) -> bool:
@@ -78,10 +105,15 @@ class Step(BaseModel):
     def is_human(self) -> bool:
         return self.action == HUMAN
 
+    @property
+    def is_route(self) -> bool:
+        return bool(self.route) or self.otherwise is not None
+
     def edges(self) -> dict[str, str]:
         """Every edge out of this step, labelled by what takes it."""
         edges = {f"outcome {k!r}": v for k, v in self.outcomes.items()}
-        for label in ("on_failure", "on_timeout", "on_rejected", "on_exhausted", "then"):
+        edges.update({f"route {n + 1}": r.goto for n, r in enumerate(self.route)})
+        for label in ("on_failure", "on_timeout", "on_rejected", "on_exhausted", "then", "otherwise"):
             target = getattr(self, label)
             if target:
                 edges[label] = target
@@ -92,7 +124,9 @@ class Step(BaseModel):
 
 
 class Playbook(BaseModel):
-    """A whole playbook: its steps keyed by id, where it starts, the default wait for people."""
+    """A whole playbook: its steps keyed by id, where it starts, the default wait for people.
+
+    `rules` are the diagnosis rules its decisions use (set by the loader)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -101,6 +135,14 @@ class Playbook(BaseModel):
     start: StepId
     timeout: Duration = 4 * 3600.0
     steps: dict[StepId, Step] = Field(min_length=1)
+
+    _rules: Rules | None = PrivateAttr(None)
+
+    @property
+    def rules(self) -> Rules:
+        if self._rules is None:
+            raise RuntimeError("the playbook was not loaded with diagnosis rules (playbook.loader sets them)")
+        return self._rules
 
     def wait_for(self, step: Step) -> float:
         return step.timeout or self.timeout

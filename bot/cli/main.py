@@ -27,8 +27,11 @@ from integrations.base import Registry, discover
 from integrations.settings import load
 from playbook import loader
 from playbook import render as diagrams
+from playbook.diagnosis import diagnose
 from playbook.engine import simulate as walk
 from playbook.errors import PlaybookError
+from playbook.facts import LIST_FINDINGS
+from playbook.facts import check as check_findings
 
 
 @click.group(cls=ConnbotGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -133,8 +136,17 @@ def render(path: Path | None, fmt: str) -> None:
     metavar="STEP=OUTCOME",
     help="the outcome of a step; repeat for several steps, or for later visits of one step",
 )
-def simulate(path: Path | None, outcomes: tuple[str, ...]) -> None:
-    """Walk the playbook with the given outcomes, without side effects; print the path and the end."""
+@click.option(
+    "--fact",
+    "facts",
+    multiple=True,
+    metavar="[STEP.]FINDING=VALUE",
+    help="a finding the run has from the start, or (STEP.) that a step adds when it runs; "
+    "a list finding takes comma-separated values",
+)
+def simulate(path: Path | None, outcomes: tuple[str, ...], facts: tuple[str, ...]) -> None:
+    """Walk the playbook with the given outcomes and findings, without side effects; print the path,
+    the end and the leading cause."""
     pb = _load_playbook(path)
     answers: dict[str, list[str]] = {}
     for item in outcomes:
@@ -142,13 +154,28 @@ def simulate(path: Path | None, outcomes: tuple[str, ...]) -> None:
         if not sep or step not in pb.steps:
             _fail(f"--outcome {item!r}: expected STEP=OUTCOME with a step of {pb.name}", 2)
         answers.setdefault(step, []).append(value)
+    start: dict[str, Any] = {}
+    found: dict[str, dict[str, Any]] = {}
+    for item in facts:
+        key, sep, value = item.partition("=")
+        step, _, name = key.rpartition(".")
+        if not sep or not name or (step and step not in pb.steps):
+            _fail(
+                f"--fact {item!r}: expected FINDING=VALUE or STEP.FINDING=VALUE with a step of {pb.name}", 2
+            )
+        into = found.setdefault(step, {}) if step else start
+        into[name] = value.split(",") if name in LIST_FINDINGS else value
     try:
-        path_taken, end = walk(pb, answers)
+        path_taken, end = walk(pb, answers, start, found)
     except ValueError as exc:
         _fail(str(exc), 1)
     for n, (step, outcome) in enumerate(path_taken, 1):
         click.echo(f"{n:2}. [L{pb.steps[step].level}] {step}: {outcome}")
     click.echo(f"end: {'closed' if end.kind == 'close' else f'escalated to level {end.level}'}: {end.reason}")
+    every = {**start, **{k: v for step in found.values() for k, v in step.items()}}
+    if every:
+        cause = diagnose(pb.rules, check_findings(every))[0]
+        click.echo(f"leading cause: {cause.title} ({cause.confidence:.0%}): {cause.question()}")
 
 
 @main.group()

@@ -12,8 +12,10 @@ from typing import Any
 from integrations import http
 from integrations.app import models as m
 from integrations.app.client import (
+    ActionEnd,
     AppClient,
     AppForbiddenError,
+    DeviceNotFoundError,
     DeviceOfflineError,
     from_settings,
     pick_account,
@@ -70,7 +72,10 @@ class AppAdapter(Adapter):
             return str(known)
         if not inp.user:
             raise PermanentError("the ticket names neither the user's extension nor a device")
-        return str(self.client.find_device(inp.user, known)["device_id"])
+        try:
+            return str(self.client.find_device(inp.user, known)["device_id"])
+        except DeviceNotFoundError as exc:
+            raise exc.found(user_known_app=False) from None
 
     # -- actions
     @action(m.FindUserOutcome)
@@ -86,7 +91,7 @@ class AppAdapter(Adapter):
                 f"The app backend {why} with the e-mail {inp.reporter_email}.",
                 email=inp.reporter_email,
                 matches=len(users),
-            )
+            ).found(user_known_app=False if not users else None)
         user = str(users[0]["user_ref"])
         res = result(
             m.FindUserOutcome.FOUND,
@@ -95,7 +100,7 @@ class AppAdapter(Adapter):
             user=user,
         )
         res.facts["user"] = user
-        return res
+        return res.found(user_known_app=True)
 
     @action(m.StatusOutcome)
     def get_status(self, inp: ActionInput) -> ActionResult:
@@ -110,7 +115,7 @@ class AppAdapter(Adapter):
                 device_id=device,
             )
             res.facts["device_id"] = device
-            return res
+            return res.found(registration="device_offline", user_known_app=True)
         account = pick_account(status.get("accounts"), inp.user)
         reg = account.get("registration") or {}
         state = str(reg.get("state", "unknown"))
@@ -142,7 +147,11 @@ class AppAdapter(Adapter):
             network=status.get("network"),
         )
         res.facts.update(device_id=device, account_id=account.get("account_id"))
-        return res
+        return res.found(
+            registration=outcome.value,
+            registration_error=error_class(reg.get("last_error")),
+            user_known_app=True,
+        )
 
     @action(m.ReconnectOutcome)
     def reconnect(self, inp: ActionInput) -> ActionResult:
@@ -155,14 +164,14 @@ class AppAdapter(Adapter):
                 m.ReconnectOutcome.DEVICE_OFFLINE,
                 f"Could not reconnect: the app on device {device} is offline.",
                 device_id=device,
-            )
+            ).found(reconnect="device_offline")
         if end.registered:
             return result(
                 m.ReconnectOutcome.RECONNECTED,
                 f"The app reconnected and registered after {end.waited_s:.0f} s.",
                 device_id=device,
                 **end.evidence(),
-            )
+            ).found(reconnect="registered", registration="registered", registration_error="none")
         if end.status in ("deadline", "timeout"):
             who = "connbot's deadline" if end.status == "deadline" else "the app's own timeout"
             return result(
@@ -170,7 +179,7 @@ class AppAdapter(Adapter):
                 f"The reconnect did not finish within {who} ({end.waited_s:.0f} s).",
                 device_id=device,
                 **end.evidence(),
-            )
+            ).found(reconnect="timeout")
         why = (
             end.error.get("message")
             or end.result.get("reason")
@@ -183,7 +192,7 @@ class AppAdapter(Adapter):
             f"The app reconnected but still fails to register: {why}" + (f" (SIP {code})." if code else "."),
             device_id=device,
             **end.evidence(),
-        )
+        ).found(reconnect="failing")
 
     @action(m.LastErrorOutcome)
     def get_last_error(self, inp: ActionInput) -> ActionResult:
@@ -199,7 +208,7 @@ class AppAdapter(Adapter):
                 m.LastErrorOutcome.NONE,
                 f"The app on device {device} reports no connection error.",
                 device_id=device,
-            )
+            ).found(registration_error="none")
         res = result(
             m.LastErrorOutcome.FOUND,
             f"The app reports: {message}",
@@ -211,7 +220,7 @@ class AppAdapter(Adapter):
             message=message,
         )
         res.facts["error_message"] = message
-        return res
+        return res.found(registration_error=error_class(err))
 
     def _differences(self, account: dict[str, Any], user: str | None) -> dict[str, dict[str, Any]]:
         exp = self.expected
@@ -262,7 +271,7 @@ class AppAdapter(Adapter):
                 f"The app's server host {host!r} does not resolve ({dns_error}).",
                 dns_error=dns_error,
                 **evidence,
-            )
+            ).found(app_config="unresolvable_host")
         for key in ("host", "port", "transport", "username", "domain"):
             if key in diffs:
                 d = diffs[key]
@@ -270,12 +279,12 @@ class AppAdapter(Adapter):
                     m.ConfigOutcome(f"wrong_{key}"),
                     f"The app uses {key} {d['app']!r} but the PBX expects {d['expected']!r}.",
                     **evidence,
-                )
+                ).found(app_config=f"wrong_{key}")
         return result(
             m.ConfigOutcome.OK,
             f"The app's SIP settings match the PBX ({self.expected.sip_host}:{self.expected.sip_port}/{self.expected.sip_transport}).",
             **evidence,
-        )
+        ).found(app_config="ok")
 
     @action(m.FixConfigOutcome)
     def fix_config(self, inp: ActionInput) -> ActionResult:
@@ -337,6 +346,104 @@ class AppAdapter(Adapter):
             f"Fixed the app's configuration ({what}) but it still does not register.",
             **evidence,
         )
+
+    @action(m.NetworkTestOutcome)
+    def test_network(self, inp: ActionInput) -> ActionResult:
+        """The device's own network test towards its server (DNS, TCP, TLS, SIP OPTIONS)."""
+        device = self._device(inp)
+        out = m.NetworkTestOutcome
+        if not self.client.capabilities(device).get("network_test"):
+            return result(
+                out.UNSUPPORTED,
+                f"The app on device {device} cannot run a network test; only connbot's own probes count.",
+                device_id=device,
+            ).found(device_path="unsupported")
+        account = inp.facts.get("account_id")
+        end = self.client.network_test(device, str(account) if account else None)
+        if end is None:
+            return result(
+                out.DEVICE_OFFLINE,
+                f"No network test: the app on device {device} is offline.",
+                device_id=device,
+            ).found(registration="device_offline")
+        if end.status != "succeeded":
+            why = end.error.get("message") or end.status
+            return result(
+                out.NO_RESULT,
+                f"The device's network test gave no result ({why}).",
+                device_id=device,
+                **end.evidence(),
+            )
+        outcome, summary = network_verdict(end)
+        return result(outcome, summary, device_id=device, **end.evidence()).found(device_path=outcome.value)
+
+
+def error_class(err: Any) -> str:
+    """The class of a registration's `last_error` (the contract's sip_code / local_error)."""
+    if not isinstance(err, dict) or not (err.get("sip_code") or err.get("local_error")):
+        return "none"
+    local = {
+        "dns": "dns",
+        "timeout": "timeout",
+        "connection_refused": "refused",
+        "tls": "tls",
+        "network_down": "network_down",
+    }
+    if err.get("local_error") in local:
+        return local[str(err["local_error"])]
+    code = err.get("sip_code")
+    return {
+        401: "auth",
+        407: "auth",
+        403: "forbidden",
+        404: "not_found",
+        408: "timeout",
+        503: "unavailable",
+    }.get(code if isinstance(code, int) else 0, "other")
+
+
+def network_verdict(end: ActionEnd) -> tuple[m.NetworkTestOutcome, str]:
+    """The first failing layer of a device's network test, and one sentence with its numbers."""
+    out, res = m.NetworkTestOutcome, end.result
+    dns = res.get("dns") if isinstance(res.get("dns"), dict) else {}
+    host = str(dns.get("host") or "the server")[:200]
+    if dns.get("error"):
+        return (
+            out.DNS_FAILURE,
+            f"From the user's device, {host} does not resolve ({str(dns['error'])[:200]}).",
+        )
+    for tcp in res.get("tcp") or []:
+        if isinstance(tcp, dict) and not tcp.get("ok"):
+            kind = {"connection_refused": out.TCP_REFUSED, "timeout": out.TCP_TIMEOUT}.get(
+                str(tcp.get("error")), out.UNREACHABLE
+            )
+            what = kind.value.replace("_", " ")
+            return kind, f"From the user's device, TCP port {tcp.get('port')} of {host}: {what}."
+    tls = res.get("tls") if isinstance(res.get("tls"), dict) else {}
+    if tls and not tls.get("ok"):
+        err = str(tls.get("verify_error") or "").lower()
+        kind = (
+            out.TLS_EXPIRED
+            if "expired" in err
+            else out.TLS_HOSTNAME_MISMATCH
+            if "hostname" in err or "mismatch" in err
+            else out.TLS_UNTRUSTED
+            if "self" in err or "issuer" in err or "untrusted" in err
+            else out.TLS_HANDSHAKE_FAILED
+        )
+        return kind, f"From the user's device, TLS to {host} fails: {err[:200] or 'handshake failed'}."
+    sip = res.get("sip_options") if isinstance(res.get("sip_options"), dict) else {}
+    if not sip.get("status_line"):
+        if sip.get("error") == "connection_refused":
+            kind = out.UNREACHABLE if sip.get("transport") == "udp" else out.TCP_REFUSED
+            return kind, f"From the user's device, {host} refuses SIP ({sip.get('transport')})."
+        return out.SIP_NO_RESPONSE, f"From the user's device, {host} does not answer SIP OPTIONS."
+    rtt = sip.get("rtt_ms") if isinstance(sip.get("rtt_ms"), dict) else {}
+    return (
+        out.OK,
+        f"From the user's device, {host} answers SIP ({str(sip['status_line'])[:60]}) in "
+        f"{rtt.get('avg', '?')} ms, {sip.get('loss_pct', '?')} % loss.",
+    )
 
 
 def _resolve(host: str) -> str | None:

@@ -140,16 +140,18 @@ class AppClient:
             self._call("PATCH", f"/devices/{quote(device_id)}/config", json=body, idempotent=False), "config"
         )
 
+    def start_action(self, device_id: str, kind: str, body: dict[str, Any]) -> str:
+        """Start an asynchronous action (`reconnect`, `network-test`); its id."""
+        data = _obj(self._call("POST", f"/devices/{quote(device_id)}/actions/{kind}", json=body), kind)
+        if not data.get("action_id"):
+            raise PermanentError(f"app API {kind}: no action_id in the answer")
+        return str(data["action_id"])
+
     def start_reconnect(self, device_id: str, account_id: str | None, mode: str = "reregister") -> str:
         body: dict[str, Any] = {"mode": mode}
         if account_id:
             body["account_id"] = account_id
-        data = _obj(
-            self._call("POST", f"/devices/{quote(device_id)}/actions/reconnect", json=body), "reconnect"
-        )
-        if not data.get("action_id"):
-            raise PermanentError("app API reconnect: no action_id in the answer")
-        return str(data["action_id"])
+        return self.start_action(device_id, "reconnect", body)
 
     def action(self, action_id: str) -> dict[str, Any]:
         return _obj(self._call("GET", f"/actions/{quote(action_id)}"), "action")
@@ -198,6 +200,15 @@ class AppClient:
         self.require(device_id, "reconnect", "reconnect")
         try:
             return self.wait(self.start_reconnect(device_id, account_id))
+        except DeviceOfflineError:
+            return None
+
+    def network_test(self, device_id: str, account_id: str | None) -> ActionEnd | None:
+        """Run the device's own network test towards its account's server; None when the app is offline."""
+        try:
+            return self.wait(
+                self.start_action(device_id, "network-test", {"account_id": account_id} if account_id else {})
+            )
         except DeviceOfflineError:
             return None
 

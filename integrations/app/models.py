@@ -45,3 +45,21 @@ class FixConfigOutcome(StrEnum):
     FIXED_CONNECTED = "fixed_connected"
     FIXED_STILL_FAILING = "fixed_still_failing"
     FORBIDDEN = "forbidden"
+
+
+class NetworkTestOutcome(StrEnum):
+    """The device-side network test: the first failing layer, as the server-side probes name them."""
+
+    OK = "ok"
+    DNS_FAILURE = "dns_failure"
+    TCP_REFUSED = "tcp_refused"
+    TCP_TIMEOUT = "tcp_timeout"
+    UNREACHABLE = "unreachable"
+    TLS_EXPIRED = "tls_expired"
+    TLS_UNTRUSTED = "tls_untrusted"
+    TLS_HOSTNAME_MISMATCH = "tls_hostname_mismatch"
+    TLS_HANDSHAKE_FAILED = "tls_handshake_failed"
+    SIP_NO_RESPONSE = "sip_no_response"
+    UNSUPPORTED = "unsupported"
+    DEVICE_OFFLINE = "device_offline"
+    NO_RESULT = "no_result"

@@ -92,14 +92,14 @@ class LogsAdapter(Adapter):
                 m.LogClass.NONE_FOUND,
                 f"No known failure signature in {evidence['lines_read']} log lines.",
                 **evidence,
-            )
+            ).found(log_class="none_found")
         last = failures[-1]
         if matches[-1].cls == SUCCESS:
             return result(
                 m.LogClass.NONE_FOUND,
                 f"The log ends with a successful registration (line {matches[-1].line_no}); earlier failures ({last.cls}) are over.",
                 **evidence,
-            )
+            ).found(log_class="none_found")
         evidence["class_counts"] = {
             c: sum(1 for x in failures if x.cls == c) for c in dict.fromkeys(x.cls for x in failures)
         }
@@ -107,4 +107,4 @@ class LogsAdapter(Adapter):
             m.LogClass(last.cls),
             f"Client log shows {last.cls.replace('_', ' ')}: {last.line[:200]}",
             **evidence,
-        )
+        ).found(log_class=last.cls)

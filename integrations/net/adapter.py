@@ -97,6 +97,8 @@ class NetAdapter(Adapter):
                 target=f"{host}:{port}/{transport}",
                 probes=[p.evidence() for p in done],
                 **extra,
+            ).found(
+                server_path=outcome.value, sip_target=f"{host}:{port}/{transport}", **_seen(done, transport)
             )
 
         def failed(p: probes.Probe) -> ActionResult:
@@ -163,3 +165,26 @@ class NetAdapter(Adapter):
             f"The path to {host}:{port}/{transport} is fine: SIP answers ({answer}), {stats['rtt_avg_ms']} ms round trip, {stats['loss_pct']} % loss{note}.",
             stats=stats,
         )
+
+
+SIP_PORT = {
+    m.PathOutcome.OK.value: "answers",
+    m.PathOutcome.TCP_REFUSED.value: "refuses",
+    m.PathOutcome.UNREACHABLE.value: "refuses",
+    m.PathOutcome.TCP_TIMEOUT.value: "silent",
+    m.PathOutcome.SIP_NO_RESPONSE.value: "silent",
+}
+
+
+def _seen(done: list[probes.Probe], transport: str) -> dict[str, Any]:
+    """What the probes say about the SIP port over its transport (the last probe of it) and a
+    refused ARI port."""
+    seen: dict[str, Any] = {}
+    for p in done:
+        if p.probe in ("tcp_sip", f"sip_options_{transport}") and p.outcome in SIP_PORT:
+            if p.probe == "tcp_sip" and p.ok:
+                continue  # a TCP connect proves the port listens, not that SIP answers
+            seen["sip_port"] = SIP_PORT[p.outcome]
+        if p.probe == "tcp_ari" and p.outcome == m.PathOutcome.TCP_REFUSED.value:
+            seen["ari"] = "refused"
+    return seen

@@ -7,9 +7,13 @@ The app client is optional; without it the password actions cannot see or set th
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import secrets
+import time
+from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
@@ -21,8 +25,10 @@ from integrations.base import (
     ActionInput,
     ActionResult,
     Adapter,
+    AdapterError,
     NotConfiguredError,
     PermanentError,
+    RefusedError,
     TransientError,
     action,
     result,
@@ -99,21 +105,61 @@ class PbxAdapter(Adapter):
             raise PermanentError("the ticket names no PBX user (extension)")
         return inp.user
 
+    @property
+    def pbx(self) -> str:
+        return urlsplit(self.settings.ari_url).hostname or self.settings.ari_url
+
+    @contextlib.contextmanager
+    def _ari(self) -> Iterator[None]:
+        """A failure talking to ARI carries what it says about ARI: refused, timeout, unauthorised."""
+        try:
+            yield
+        except AdapterError as exc:
+            if isinstance(exc, RefusedError):
+                ari = "refused"
+            elif isinstance(exc, (AriAuthError, AriForbiddenError)):
+                ari = "unauthorised"
+            elif isinstance(exc, TransientError) and exc.status is None:
+                ari = "timeout"
+            else:
+                ari = "error"
+            raise exc.found(pbx=self.pbx, ari=ari) from None
+
+    def _lookup(self, kind: str, oid: str, slowest: list[float]) -> dict[str, str] | None:
+        """An object by ARI, its time added to `slowest` (the look-ups' times in ms)."""
+        start = time.perf_counter()
+        try:
+            return self.ari.get_object(kind, oid)
+        finally:
+            slowest.append(round((time.perf_counter() - start) * 1000, 1))
+
     # -- accounts
     @action(m.AccountOutcome)
     def get_account(self, inp: ActionInput) -> ActionResult:
         """Whether the user's endpoint, auth and AOR exist."""
         user = self._user(inp)
-        endpoint = self.ari.get_object("endpoint", user)
+        times: list[float] = []
+        with self._ari():
+            endpoint = self._lookup("endpoint", user, times)
+            auths, aors = _ids((endpoint or {}).get("auth")), _ids((endpoint or {}).get("aors"))
+            missing = [f"auth {a}" for a in auths if self._lookup("auth", a, times) is None]
+            missing += [f"aor {a}" for a in aors if self._lookup("aor", a, times) is None]
+        seen = {
+            "pbx": self.pbx,
+            "ari": "reachable",
+            "config_lookup": "found" if endpoint is not None else "not_found",
+            "config_lookup_status": 200 if endpoint is not None else 404,
+            "config_lookup_ms": max(times),
+            "user_known_pbx": endpoint is not None,
+        }
         if endpoint is None:
             return result(
                 m.AccountOutcome.MISSING,
-                f"Account {user} does not exist on the PBX (no PJSIP endpoint {user}).",
+                f"Account {user} does not exist on the PBX: no PJSIP endpoint {user} "
+                f"(look-up {max(times):.0f} ms, 404).",
                 endpoint=user,
-            )
-        auths, aors = _ids(endpoint.get("auth")), _ids(endpoint.get("aors"))
-        missing = [f"auth {a}" for a in auths if self.ari.get_object("auth", a) is None]
-        missing += [f"aor {a}" for a in aors if self.ari.get_object("aor", a) is None]
+                lookup_ms=max(times),
+            ).found(**seen, account="missing")
         missing += [f"{kind} (none referenced)" for kind, ids in (("auth", auths), ("aor", aors)) if not ids]
         evidence = {
             "endpoint": user,
@@ -128,68 +174,86 @@ class PbxAdapter(Adapter):
                 m.AccountOutcome.INCOMPLETE,
                 f"Account {user} is incomplete on the PBX: its endpoint lacks {', '.join(missing)}.",
                 **evidence,
-            )
+            ).found(**seen, account="incomplete", account_missing=missing)
         return result(
             m.AccountOutcome.EXISTS,
             f"Account {user} exists on the PBX (endpoint, auth {','.join(auths)}, AOR {','.join(aors)}).",
             **evidence,
-        )
+        ).found(**seen, account="exists")
 
     @action(m.CreateAccountOutcome, changes_account=True)
     def create_account(self, inp: ActionInput) -> ActionResult:
-        """Create the user's auth, AOR and endpoint, in that order."""
+        """Create the user's auth, AOR and endpoint, in that order; of an incomplete account, only the
+        objects its endpoint names but that do not exist."""
         user = self._user(inp)
-        if self.ari.get_object("endpoint", user) is not None:
-            raise PermanentError(f"account {user} already exists on the PBX; not overwriting it")
         s = self.settings
         password = new_password()
         auth = {"auth_type": "userpass", "username": user, "password": password.get_secret_value()}
         if s.pbx_realm != "asterisk":
             auth["realm"] = s.pbx_realm
-        endpoint = {"auth": user, "aors": user, "context": s.pbx_context, "allow": s.pbx_allow}
-        if s.pbx_transport:
-            endpoint["transport"] = s.pbx_transport
-        steps: list[tuple[str, dict[str, str]]] = [
-            ("auth", auth),
-            ("aor", {"max_contacts": str(s.pbx_max_contacts), "remove_existing": "yes"}),
-            ("endpoint", endpoint),
-        ]
+        aor = {"max_contacts": str(s.pbx_max_contacts), "remove_existing": "yes"}
+        with self._ari():
+            existing = self.ari.get_object("endpoint", user)
+            if existing is None:
+                endpoint = {"auth": user, "aors": user, "context": s.pbx_context, "allow": s.pbx_allow}
+                if s.pbx_transport:
+                    endpoint["transport"] = s.pbx_transport
+                steps = [("auth", user, auth), ("aor", user, aor), ("endpoint", user, endpoint)]
+            else:
+                steps = self._missing_objects(user, existing, auth, aor)
         created: list[str] = []
-        for kind, fields in steps:
+        what = "create account" if existing is None else "repair account"
+        for kind, oid, fields in steps:
             try:
-                self.ari.put_object(kind, user, fields)
+                with self._ari():
+                    self.ari.put_object(kind, oid, fields)
             except WriteDeniedError as exc:
                 return result(
                     m.CreateAccountOutcome.WRITE_DENIED,
-                    f"Cannot create account {user}: connbot's ARI user is read-only (403 Write access denied).",
+                    f"Cannot {what} {user}: connbot's ARI user is read-only (403 Write access denied).",
                     created=created,
-                    failed_at=kind,
+                    failed_at=f"{kind} {oid}",
                     error=str(exc),
-                )
+                ).found(config_writable=False)
             except ReadOnlyBackendError as exc:
                 return result(
                     m.CreateAccountOutcome.FORBIDDEN_READONLY_BACKEND,
-                    f"Cannot create account {user}: the PBX keeps accounts in a read-only backend (e.g. pjsip.conf); create it by hand.",
+                    f"Cannot {what} {user}: the PBX refused to write its {kind} (403: a read-only "
+                    "backend such as pjsip.conf, or a database that refuses writes); do it by hand "
+                    "once the PBX accepts writes.",
                     created=created,
-                    failed_at=kind,
+                    failed_at=f"{kind} {oid}",
                     error=str(exc),
-                )
+                ).found(config_writable=False)
             except InvalidFieldsError as exc:
                 return result(
                     m.CreateAccountOutcome.INVALID_FIELDS,
-                    f"Asterisk rejected the {kind} of account {user} (400); check CONNBOT_PBX_* settings.",
+                    f"Asterisk rejected the {kind} {oid} of account {user} (400); "
+                    "check CONNBOT_PBX_* settings.",
                     created=created,
-                    failed_at=kind,
+                    failed_at=f"{kind} {oid}",
                     error=str(exc),
                 )
-            created.append(kind)
-        pushed = self._push_password(inp, password) if self.app else "no app backend configured"
-        summary = f"Created account {user} on the PBX (auth, AOR, endpoint; context {s.pbx_context})"
-        summary += (
-            "; the app got the new password."
-            if pushed is None
-            else f"; the app was NOT given the password ({pushed}): reset it to connect."
+            created.append(f"{kind} {oid}")
+        new_auth = any(kind == "auth" for kind, _, _ in steps)
+        pushed = (
+            (self._push_password(inp, password) if self.app else "no app backend configured")
+            if new_auth
+            else None
         )
+        summary = (
+            f"Created account {user} on the PBX (auth, AOR, endpoint; context {s.pbx_context})"
+            if existing is None
+            else f"Repaired account {user} on the PBX: created only its missing {', '.join(created)}"
+        )
+        if new_auth:
+            summary += (
+                "; the app got the new password."
+                if pushed is None
+                else f"; the app was NOT given the password ({pushed}): reset it to connect."
+            )
+        else:
+            summary += "."
         return result(
             m.CreateAccountOutcome.CREATED,
             summary,
@@ -197,8 +261,26 @@ class PbxAdapter(Adapter):
             context=s.pbx_context,
             transport=s.pbx_transport or None,
             allow=s.pbx_allow,
-            app_password_set=pushed is None,
-        )
+            app_password_set=new_auth and pushed is None,
+        ).found(config_writable=True, account="exists", account_missing=[], user_known_pbx=True)
+
+    def _missing_objects(
+        self, user: str, endpoint: dict[str, str], auth: dict[str, str], aor: dict[str, str]
+    ) -> list[tuple[str, str, dict[str, str]]]:
+        """The auth and AOR objects an existing endpoint names that do not exist, to create."""
+        auths, aors = _ids(endpoint.get("auth")), _ids(endpoint.get("aors"))
+        if not auths or not aors:
+            raise PermanentError(
+                f"the endpoint of account {user} names no {'auth' if not auths else 'AOR'}: "
+                "creating objects cannot repair it; fix the endpoint by hand"
+            )
+        steps = [("auth", a, auth) for a in auths if self.ari.get_object("auth", a) is None]
+        steps += [("aor", a, aor) for a in aors if self.ari.get_object("aor", a) is None]
+        if not steps:
+            raise PermanentError(
+                f"account {user} already exists on the PBX and is complete; not overwriting it"
+            )
+        return steps
 
     def _push_password(self, inp: ActionInput, password: SecretStr) -> str | None:
         """Give the app the password (no re-register); None on success, else why not."""
@@ -239,7 +321,8 @@ class PbxAdapter(Adapter):
                 "Cannot compare passwords: no app backend is configured (CONNBOT_APP_API_URL).",
                 endpoint=user,
             )
-        endpoint = self.ari.get_object("endpoint", user)
+        with self._ari():
+            endpoint = self.ari.get_object("endpoint", user)
         auths = _ids(endpoint.get("auth")) if endpoint else []
         if not auths:
             return result(
@@ -279,24 +362,24 @@ class PbxAdapter(Adapter):
                 m.CredentialsOutcome.USERNAME_MISMATCH,
                 f"The app authenticates as {app_user!r} but the PBX expects {digest.username!r}.",
                 **evidence,
-            )
+            ).found(credentials="username_mismatch")
         if fp.get("realm") != digest.realm:
             return result(
                 m.CredentialsOutcome.REALM_MISMATCH,
                 f"The app's credentials are for realm {fp.get('realm')!r} but the PBX uses {digest.realm!r}.",
                 **evidence,
-            )
+            ).found(credentials="realm_mismatch")
         if not hmac.compare_digest(str(fp["value"]).lower(), digest.ha1):
             return result(
                 m.CredentialsOutcome.PASSWORD_MISMATCH,
                 f"The app's password for {user} differs from the PBX's (HA1 digests differ).",
                 **evidence,
-            )
+            ).found(credentials="password_mismatch")
         return result(
             m.CredentialsOutcome.MATCH,
             f"The app's username, realm and password for {user} match the PBX's.",
             **evidence,
-        )
+        ).found(credentials="match")
 
     @action(m.ResetPasswordOutcome, changes_account=True)
     def reset_password(self, inp: ActionInput) -> ActionResult:
@@ -336,7 +419,7 @@ class PbxAdapter(Adapter):
                 pbx_updated=False,
                 app_updated=False,
                 error=str(exc),
-            )
+            ).found(config_writable=False)
         try:
             answer = self.app.patch_config(
                 device,
@@ -385,16 +468,20 @@ class PbxAdapter(Adapter):
     def health(self, inp: ActionInput) -> ActionResult:
         """Asterisk answers and its SIP modules run."""
         try:
-            ping = self.ari.ping()
-            info = self.ari.info("status", "system")
+            with self._ari():
+                ping = self.ari.ping()
+                info = self.ari.info("status", "system")
         except (AriAuthError, AriForbiddenError) as exc:
             return result(
                 m.HealthOutcome.AUTH_ERROR,
                 f"Asterisk refused connbot on ARI ({exc.status}): check the ARI user, password and ACL.",
                 error=str(exc),
-            )
-        except TransientError as exc:
-            return result(m.HealthOutcome.DOWN, f"Asterisk does not answer on ARI: {exc}", error=str(exc))
+            ).found(**exc.facts)
+        except (TransientError, RefusedError) as exc:
+            how = "refuses connections" if isinstance(exc, RefusedError) else "does not answer"
+            return result(
+                m.HealthOutcome.DOWN, f"Asterisk on {self.pbx} {how} on ARI: {exc}", error=str(exc)
+            ).found(**exc.facts)
         modules = {name: self.ari.module(name) for name in SIP_MODULES}
         states = {name: (mod or {}).get("status", "missing") for name, mod in modules.items()}
         evidence = {
@@ -406,38 +493,42 @@ class PbxAdapter(Adapter):
         }
         not_loaded = [n for n, st in states.items() if st == "missing"]
         not_running = [n for n, st in states.items() if st not in ("missing", "Running")]
+        seen = {"pbx": self.pbx, "ari": "reachable"}
         if not_running:
             return result(
                 m.HealthOutcome.MODULE_NOT_RUNNING,
                 f"Asterisk answers but {', '.join(not_running)} is not running.",
                 **evidence,
-            )
+            ).found(**seen, pjsip="not_running", pjsip_stopped=not_running)
         if not_loaded:
             return result(
                 m.HealthOutcome.MODULE_MISSING,
                 f"Asterisk answers but {', '.join(not_loaded)} is not loaded.",
                 **evidence,
-            )
+            ).found(**seen, pjsip="missing", pjsip_stopped=not_loaded)
         return result(
             m.HealthOutcome.UP,
             f"Asterisk {evidence['version'] or ''} answers and its SIP modules run.".replace("  ", " "),
             **evidence,
-        )
+        ).found(**seen, pjsip="running")
 
     @action(m.DatabaseOutcome)
     def check_database(self, inp: ActionInput) -> ActionResult:
         """The realtime database answers, quickly, and Asterisk's link to it is up."""
-        modules = {name: (self.ari.module(name) or {}).get("status", "missing") for name in DB_MODULES}
+        with self._ari():
+            modules = {name: (self.ari.module(name) or {}).get("status", "missing") for name in DB_MODULES}
         realtime = {n: st for n, st in modules.items() if n in REALTIME_MODULES and st != "missing"}
         evidence: dict[str, Any] = {"modules": modules}
         out = m.DatabaseOutcome
+        slow_ms = self.settings.pbx_db_slow_ms
+        seen: dict[str, Any] = {"pbx": self.pbx, "ari": "reachable"}
         if self.db is not None:
             probe = self.db.probe()
             evidence.update(
                 database=probe.target,
                 latency_ms=probe.latency_ms,
                 tables=probe.tables,
-                threshold_ms=self.settings.pbx_db_slow_ms,
+                threshold_ms=slow_ms,
             )
             if not probe.reachable:
                 return result(
@@ -445,52 +536,77 @@ class PbxAdapter(Adapter):
                     f"The realtime database does not answer: {probe.error}",
                     error=probe.error,
                     **evidence,
-                )
+                ).found(**seen, realtime_db="unreachable")
+            seen["realtime_db_ms"] = probe.latency_ms
             if probe.missing_tables:
                 return result(
                     out.DB_SCHEMA_MISSING,
                     f"The realtime database lacks the PJSIP tables {', '.join(probe.missing_tables)}.",
                     **evidence,
-                )
-            if probe.latency_ms is not None and probe.latency_ms > self.settings.pbx_db_slow_ms:
+                ).found(**seen, realtime_db="schema_missing")
+            if probe.latency_ms is not None and probe.latency_ms > slow_ms:
                 return result(
                     out.DB_SLOW,
-                    f"The realtime database is slow: {probe.latency_ms:.0f} ms (threshold {self.settings.pbx_db_slow_ms:.0f} ms).",
+                    f"The realtime database is slow: {probe.latency_ms:.0f} ms (threshold {slow_ms:.0f} ms).",
                     **evidence,
-                )
+                ).found(**seen, realtime_db="slow")
             if not realtime:
                 return result(
                     out.MODULE_NOT_LOADED,
                     "The database answers but Asterisk has no realtime driver loaded (res_config_odbc.so / res_config_pgsql.so).",
                     **evidence,
-                )
+                ).found(**seen, realtime_db="none")
         elif not realtime:
             return result(
                 out.NO_DATABASE,
                 "Asterisk uses no realtime database (no realtime driver loaded, CONNBOT_PBX_DB_URL not set).",
                 **evidence,
-            )
+            ).found(**seen, realtime_db="none")
         stopped = [n for n, st in modules.items() if st not in ("missing", "Running")]
         if stopped:
             return result(
                 out.ASTERISK_DB_LINK_DOWN,
                 f"Asterisk's database link is down: {', '.join(stopped)} is not running.",
                 **evidence,
-            )
+            ).found(**seen, realtime_db="link_down")
         if inp.user:
+            times: list[float] = []
             try:
-                self.ari.get_object("endpoint", inp.user)
+                with self._ari():
+                    found = self._lookup("endpoint", inp.user, times) is not None
             except TransientError as exc:
                 return result(
                     out.ASTERISK_DB_LINK_DOWN,
                     f"Asterisk cannot read accounts from its database: {exc}",
                     error=str(exc),
                     **evidence,
-                )
-            evidence["lookup_through_asterisk"] = "ok"
+                ).found(**seen, realtime_db="link_down", config_lookup="error")
+            ms = times[-1]
+            evidence.update(lookup_through_asterisk="found" if found else "not found", lookup_ms=ms)
+            seen.update(
+                config_lookup="found" if found else "not_found",
+                config_lookup_ms=ms,
+                config_lookup_status=200 if found else 404,
+            )
+            if ms > slow_ms and not found:
+                return result(
+                    out.ASTERISK_DB_LINK_DOWN,
+                    "Asterisk cannot serve accounts from its database: "
+                    f"looking up {inp.user} took {ms:.0f} ms "
+                    f"(threshold {slow_ms:.0f} ms) and answered 404.",
+                    **evidence,
+                ).found(**seen, realtime_db="link_down")
+            if ms > slow_ms:
+                return result(
+                    out.DB_SLOW,
+                    f"Asterisk is slow to read accounts: looking up {inp.user} took {ms:.0f} ms "
+                    f"(threshold {slow_ms:.0f} ms).",
+                    **evidence,
+                ).found(**seen, realtime_db="slow")
         where = f"answers in {evidence['latency_ms']:.0f} ms and " if self.db is not None else ""
+        lookup = f"; looking up {inp.user} took {evidence['lookup_ms']:.0f} ms" if inp.user else ""
         return result(
             out.DB_OK,
-            f"The realtime database {where}Asterisk's link to it ({', '.join(realtime)}) is up.",
+            f"The realtime database {where}Asterisk's link to it ({', '.join(realtime)}) is up{lookup}.",
             **evidence,
-        )
+        ).found(**seen, realtime_db="ok")

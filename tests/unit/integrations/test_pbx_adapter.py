@@ -124,8 +124,8 @@ def test_create_account_invalid_fields_reports_what_was_created(ari: FakeAri) ->
     res = pbx_adapter(with_app=False).create_account(inp())
     assert (
         res.outcome == "invalid_fields"
-        and res.evidence["created"] == ["auth", "aor"]
-        and res.evidence["failed_at"] == "endpoint"
+        and res.evidence["created"] == ["auth 1001", "aor 1001"]
+        and res.evidence["failed_at"] == "endpoint 1001"
     )
 
 
@@ -305,7 +305,7 @@ def test_check_database_ok(ari: FakeAri, pg_schema: tuple[str, psycopg.Connectio
     ari.modules["res_config_pgsql.so"] = "Running"
     out, _summary, ev = outcome_of("check_database", pbx_db_url=url)
     assert out == "db_ok" and ev["tables"] == {"ps_endpoints": True, "ps_auths": True, "ps_aors": True}
-    assert ev["lookup_through_asterisk"] == "ok" and ev["latency_ms"] >= 0
+    assert ev["lookup_through_asterisk"] == "found" and ev["latency_ms"] >= 0
 
 
 def test_check_database_slow(ari: FakeAri, pg_schema: tuple[str, psycopg.Connection]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,7 @@ class FakeAri:
         self.read_only_backend = False
         self.reject_fields: set[str] = set()  # object types whose PUT fails validation
         self.down = False
+        self.lookup_delay = 0.0  # seconds each configuration look-up takes (a realtime database in trouble)
         self.broken: dict[str, Any] = {}  # path substring -> (status, body) to answer instead
         self.puts: list[tuple[str, str, dict[str, str]]] = []
         rsps.add_callback(responses.GET, re.compile(re.escape(url) + r"/ari/.*"), callback=self._handle)
@@ -108,6 +110,7 @@ class FakeAri:
         if not m:
             return self._err(404, "Resource not found")
         kind, oid = m.groups()
+        time.sleep(self.lookup_delay)
         store = self.objects.setdefault(kind, {})
         if req.method == "GET":
             if oid not in store:
@@ -149,6 +152,19 @@ class FakeApp:
         # once this holds (e.g. the config was fixed), reconnects succeed
         self.heal_when: Callable[[], bool] = lambda: False
         self.log_pages: list[list[str]] = []
+        # what the device's own network test measures (the contract's network-test result)
+        self.network_result: dict[str, Any] = {
+            "dns": {"host": "pbx.example.com", "a": ["203.0.113.10"], "srv": [], "error": None},
+            "tcp": [{"port": 5060, "ok": True, "connect_ms": 23.1, "error": None}],
+            "tls": None,
+            "sip_options": {
+                "transport": "udp",
+                "status_line": "SIP/2.0 401 Unauthorized",
+                "rtt_ms": {"min": 20.1, "avg": 24.0, "max": 31.2},
+                "jitter_ms": 2.3,
+                "loss_pct": 0,
+            },
+        }
         self.patches: list[dict[str, Any]] = []
         self.users = [{"user_ref": "1001", "email": "jane@example.com", "display_name": "Jane"}]
         for method in (responses.GET, responses.POST, responses.PATCH):
@@ -186,8 +202,12 @@ class FakeApp:
             if script is None:
                 return self._err(404, "device_not_found", "no such action")
             step = script.pop(0) if len(script) > 1 else script[0]
-            return self._ok({"action_id": path.split("/")[2], "type": "reconnect", **step})
-        m = re.fullmatch(r"/devices/([^/]+)/(capabilities|status|config|logs|actions/reconnect)", path)
+            kind = "network-test" if "network_test" in step else "reconnect"
+            body = {"status": "succeeded", "result": step["network_test"]} if kind == "network-test" else step
+            return self._ok({"action_id": path.split("/")[2], "type": kind, **body})
+        m = re.fullmatch(
+            r"/devices/([^/]+)/(capabilities|status|config|logs|actions/reconnect|actions/network-test)", path
+        )
         if not m or m.group(1) != "dsk-7f3a":
             return self._err(404, "device_not_found", "no such device")
         what = m.group(2)
@@ -197,6 +217,12 @@ class FakeApp:
             return self._err(503, "device_offline", "the app is not connected")
         if what == "status":
             return self._ok(self.status)
+        if what == "actions/network-test":
+            if not self.capabilities.get("network_test"):
+                return self._err(501, "unsupported", "cannot test the network")
+            aid = f"act-{len(self.actions) + 1}"
+            self.actions[aid] = [{"network_test": self.network_result}]
+            return self._ok({"action_id": aid, "status": "accepted", "poll": f"/v1/actions/{aid}"}, 202)
         if what == "actions/reconnect":
             if not self.capabilities.get("reconnect"):
                 return self._err(501, "unsupported", "cannot reconnect")

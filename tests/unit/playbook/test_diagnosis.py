@@ -1,0 +1,214 @@
+"""The diagnosis: a corpus of findings -> the expected leading cause (conflicting and partial
+evidence included), a test that fails when a shipped rule leads in no row, and the rules file's
+validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from playbook import diagnosis
+from playbook.errors import PlaybookError
+
+RULES = diagnosis.load_rules()
+
+# findings (space-separated name=value) -> the leading cause
+CORPUS = [
+    # Asterisk stopped: ARI and SIP refuse
+    ("ari=refused sip_port=refuses", "asterisk_down"),
+    ("ari=refused", "asterisk_down"),  # partial: only ARI seen (level 1's account look-up)
+    ("ari=timeout sip_port=silent", "asterisk_down"),
+    ("ari=refused sip_port=refuses server_path=tcp_refused device_path=tcp_refused", "asterisk_down"),
+    # conflicting: ARI refused but the app is registered -> nothing stands out
+    ("ari=refused registration=registered", "unknown"),
+    # res_pjsip not running: ARI answers, SIP refuses
+    ("ari=reachable sip_port=refuses", "sip_stack_down"),
+    ("ari=reachable pjsip=not_running", "sip_stack_down"),
+    ("pjsip=missing sip_port=silent ari=reachable", "sip_stack_down"),
+    # conflicting: modules said stopped, but SIP answers now
+    ("ari=reachable pjsip=not_running sip_port=answers", "unknown"),
+    # the realtime database is down: look-ups slow and 404, writes 403
+    ("ari=reachable config_lookup=not_found config_lookup_ms=3100 account=missing", "realtime_db_down"),
+    ("ari=reachable realtime_db=unreachable account=missing", "realtime_db_down"),
+    ("ari=reachable realtime_db=link_down", "realtime_db_down"),
+    (
+        "ari=reachable config_lookup=not_found config_lookup_ms=2500 account=missing user_known_app=true config_writable=false",
+        "realtime_db_down",
+    ),
+    ("log_class=db_backend", "realtime_db_down"),
+    # slow but answering
+    ("ari=reachable realtime_db=slow realtime_db_ms=900 config_lookup=found", "pbx_overloaded"),
+    ("ari=reachable config_lookup=found config_lookup_ms=2200", "pbx_overloaded"),
+    ("log_class=server_unavailable registration_error=unavailable", "pbx_overloaded"),
+    # the user's network blocks the PBX: connbot reaches it, the device does not
+    ("server_path=ok sip_port=answers device_path=tcp_timeout", "user_network_blocked"),
+    ("server_path=ok device_path=unreachable registration_error=timeout", "user_network_blocked"),
+    # partial: no device test, the app times out while connbot gets through -> not enough
+    ("server_path=ok registration_error=timeout", "unknown"),
+    # the network in front of the PBX: both fail
+    ("server_path=tcp_timeout device_path=tcp_timeout", "server_network_fault"),
+    ("server_path=sip_no_response", "server_network_fault"),
+    ("server_path=unreachable device_path=unsupported", "server_network_fault"),
+    # TLS trust
+    ("server_path=tls_expired", "tls_trust"),
+    ("server_path=ok log_class=tls_failure", "tls_trust"),
+    ("device_path=tls_untrusted registration_error=tls", "tls_trust"),
+    # DNS
+    ("server_path=dns_failure", "dns"),
+    ("app_config=unresolvable_host", "dns"),
+    ("device_path=dns_failure server_path=ok registration_error=dns", "dns"),
+    # wrong settings
+    ("app_config=wrong_port", "wrong_settings"),
+    ("app_config=wrong_transport server_path=ok", "wrong_settings"),
+    # the account
+    (
+        "ari=reachable account=missing user_known_app=true realtime_db=ok config_lookup=not_found config_lookup_ms=12",
+        "account_missing",
+    ),
+    ("account=missing", "account_missing"),
+    # conflicting: missing, but the look-up was slow and the database link down -> the database
+    ("account=missing realtime_db=link_down", "realtime_db_down"),
+    ("account=incomplete account_missing=auth_1001 ari=reachable", "account_incomplete"),
+    ("credentials=password_mismatch", "password_mismatch"),
+    ("credentials=realm_mismatch log_class=auth_failure", "password_mismatch"),
+    ("account=exists log_class=auth_failure registration_error=auth", "password_mismatch"),
+    # conflicting: the log says auth, but the credentials match -> not the password
+    ("credentials=match log_class=auth_failure", "unknown"),
+    # nobody knows this user (a typo)
+    ("user_known_app=false user_known_pbx=false account=missing", "unknown_user"),
+    ("user_known_app=false account=missing ari=reachable realtime_db=ok", "unknown_user"),
+    # temporary
+    ("reconnect=registered", "transient"),
+    ("registration=failed reconnect=registered", "transient"),
+    # nothing at all, or nothing that means anything
+    ("", "unknown"),
+    ("server_path=ok sip_port=answers ari=reachable pjsip=running realtime_db=ok", "unknown"),
+]
+
+
+def findings(text: str) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for item in text.split():
+        name, _, value = item.partition("=")
+        out[name] = [value.replace("_", " ")] if name == "account_missing" else value
+    return out
+
+
+def test_the_corpus_is_large_enough() -> None:
+    assert len(CORPUS) >= 30
+
+
+@pytest.mark.parametrize(("facts", "expected"), CORPUS, ids=[c[0] or "nothing" for c in CORPUS])
+def test_leading_cause(facts: str, expected: str) -> None:
+    causes = diagnosis.diagnose(RULES, findings(facts))
+    assert causes[0].id == expected, [(c.id, c.confidence) for c in causes]
+
+
+def test_every_shipped_rule_leads_in_some_row() -> None:
+    led = {diagnosis.diagnose(RULES, findings(facts))[0].id for facts, _ in CORPUS}
+    assert set(RULES.causes) - led == set(), "causes no row of the corpus leads to"
+
+
+def test_a_cause_says_what_supports_and_contradicts_it_in_plain_words() -> None:
+    facts = findings("ari=refused sip_port=refuses sip_target=pbx1:5061/tls pbx=pbx1 registration=registered")
+    cause = next(c for c in diagnosis.diagnose(RULES, facts) if c.id == "asterisk_down")
+    assert cause.supporting == (
+        "ARI refused connbot's connection",
+        "SIP pbx1:5061/tls refused the connection",
+    )
+    assert cause.contrary == ("the app is registered",)
+    assert cause.confidence == pytest.approx(0.0)
+    lead = diagnosis.diagnose(
+        RULES, findings("ari=refused sip_port=refuses sip_target=pbx1:5061/tls pbx=pbx1")
+    )[0]
+    assert lead.question() == (
+        "Asterisk on pbx1 does not answer: ARI refused connbot's connection; SIP pbx1:5061/tls refused "
+        "the connection. Start or restart Asterisk on pbx1, then answer Fixed."
+    )
+
+
+def test_findings_that_do_not_fit_are_ignored_not_trusted() -> None:
+    assert diagnosis.diagnose(RULES, {"ari": "on fire", "config_lookup_ms": "slow"})[0].id == "unknown"
+
+
+# -- the rules file: validated at load, extendable by a team
+def _rules(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "rules.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_team_adds_a_cause_and_it_leads(tmp_path: Path) -> None:
+    extra = _rules(
+        tmp_path,
+        """
+causes:
+  sbc_blocks:
+    title: The SBC blocks the user
+    level: 2
+    says: The session border controller drops the user's packets
+    fix: Whitelist the user's network on the SBC, then answer Fixed.
+    support:
+      - {when: {server_path: ok, device_path: tcp_timeout}, weight: 1, note: "only the device times out"}
+""",
+    )
+    rules = diagnosis.load_rules(extra)
+    assert "asterisk_down" in rules.causes and "sbc_blocks" in rules.causes
+    assert diagnosis.diagnose(rules, findings("server_path=ok device_path=tcp_timeout"))[0].id == "sbc_blocks"
+
+
+def test_a_team_file_replaces_the_rules(tmp_path: Path) -> None:
+    extra = _rules(
+        tmp_path,
+        """
+causes:
+  anything:
+    title: Something
+    says: something
+    fix: look
+    support: [{when: {ari: refused}, weight: 1, note: ARI refused}]
+  nothing:
+    title: Nothing
+    says: nothing
+    fix: look
+    fallback: true
+""",
+    )
+    rules = diagnosis.load_rules(extra, replace=True)
+    assert list(rules.causes) == ["anything", "nothing"]
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (
+            "causes: {x: {title: X, says: x, fix: y, support: [{when: {arii: refused}, weight: 1, note: n}]}}",
+            "cause x: support.0.when: Value error, unknown finding 'arii'",
+        ),
+        (
+            "causes: {x: {title: X, says: x, fix: y, support: [{when: {ari: sleepy}, weight: 1, note: n}]}}",
+            "cause x: support.0.when: Value error, ari: 'sleepy' is not a possible value",
+        ),
+        (
+            "causes: {x: {title: X, says: x, fix: y, support: [{when: {ari: refused}, weight: 2, note: n}]}}",
+            "cause x: support.0.weight: Input should be less than or equal to 1",
+        ),
+        (
+            "causes: {x: {title: X, says: 'on {host}', fix: y, support: [{when: {ari: refused}, weight: 1, note: n}]}}",
+            "cause x: says: Value error, {host} is not a finding",
+        ),
+        (
+            "causes: {x: {title: X, says: x, fix: y}}",
+            "cause x: a cause without support clauses is never found",
+        ),
+        (
+            "causes: {x: {title: X, says: x, fix: y, support: [{when: {config_lookup_ms: {gt: fast}}, weight: 1, note: n}]}}",
+            "cause x: support.0.when: Value error, config_lookup_ms: gt needs a number",
+        ),
+    ],
+)
+def test_rules_are_validated_naming_the_cause_and_field(tmp_path: Path, body: str, problem: str) -> None:
+    with pytest.raises(PlaybookError) as err:
+        diagnosis.load_rules(_rules(tmp_path, body), replace=True)
+    assert any(p.startswith(problem) for p in err.value.problems), err.value.problems
