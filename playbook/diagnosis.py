@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from playbook import facts as f
 from playbook.errors import PlaybookError
-from playbook.models import StepId
+from playbook.models import Playbook, StepId
 
 DEFAULT = Path(__file__).with_name("playbooks") / "diagnosis.yaml"
 
@@ -172,8 +172,11 @@ def diagnose(rules: Rules, facts: Mapping[str, Any]) -> tuple[Cause, ...]:
     return tuple(causes)
 
 
-def leading(rules: Rules, facts: Mapping[str, Any]) -> Cause:
-    return diagnose(rules, facts)[0]
+def rules_of(pb: Playbook) -> Rules:
+    """The diagnosis rules a playbook was loaded with."""
+    if not isinstance(pb._rules, Rules):
+        raise RuntimeError("the playbook was not loaded with diagnosis rules (playbook.loader sets them)")
+    return pb._rules
 
 
 # -- loading

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from playbook import facts as f
-from playbook.diagnosis import Cause, diagnose
+from playbook.diagnosis import Cause, diagnose, rules_of
 from playbook.models import APPROVE, REJECT, Playbook, Step
 
 
@@ -133,8 +133,8 @@ def enter(pb: Playbook, step_id: str, visits: Mapping[str, int]) -> Position:
 
 def leading(pb: Playbook, facts: Mapping[str, Any]) -> Cause | None:
     """The leading cause of the findings, or None when they point at none (the fallback leads)."""
-    cause = diagnose(pb.rules, facts)[0]
-    return None if cause.id == pb.rules.fallback else cause
+    cause = diagnose(rules_of(pb), facts)[0]
+    return None if cause.id == rules_of(pb).fallback else cause
 
 
 def plan(
@@ -188,10 +188,10 @@ def _shown(value: Any) -> str:
 
 
 def _route(pb: Playbook, step: Step, facts: Mapping[str, Any]) -> Decide:
-    causes = diagnose(pb.rules, facts)
+    causes = diagnose(rules_of(pb), facts)
     lead = causes[0]
     found = f.findings(facts)
-    why = f"leading cause: {lead.title} ({lead.confidence:.0%})" if lead.id != pb.rules.fallback else ""
+    why = f"leading cause: {lead.title} ({lead.confidence:.0%})" if lead.id != rules_of(pb).fallback else ""
     for n, route in enumerate(step.route, 1):
         if route.cause and lead.id not in route.cause:
             continue
@@ -214,6 +214,7 @@ def decide(pb: Playbook, pos: Position, decision: Decide) -> Position:
 def follow(pb: Playbook, pos: Position, event: Event) -> Position:
     """Where `event` at `pos` leads."""
     step = pb.steps[pos.step]
+    target: str | None
     match event:
         case Outcome(value):
             target = step.outcomes[value]
@@ -305,9 +306,8 @@ def simulate(
                 [*path, (pos.step, "unanswered")],
             )
         value = pending[pos.step].pop(0)
-        event: Event = {ERROR: Failed("simulated"), TIMEOUT: TimedOut(), REJECTED: Rejected()}.get(
-            value
-        ) or Outcome(value)
+        special: dict[str, Event] = {ERROR: Failed("simulated"), TIMEOUT: TimedOut(), REJECTED: Rejected()}
+        event = special.get(value) or Outcome(value)
         if isinstance(event, Outcome) and value not in step.outcomes:
             raise ValueError(f"step {pos.step} has no outcome {value!r} (it has {', '.join(step.outcomes)})")
         if isinstance(event, Failed) and step.is_human:

@@ -215,12 +215,14 @@ def _test(test: Any, value: Any) -> bool:
             return not _test(arg, value)
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             return False
-        return {
-            "gt": value > arg,
-            "ge": value >= arg,
-            "lt": value < arg,
-            "le": value <= arg,
-        }[op]
+        return bool(
+            {
+                "gt": value > arg,
+                "ge": value >= arg,
+                "lt": value < arg,
+                "le": value <= arg,
+            }[op]
+        )
     if isinstance(test, list):
         return any(_test(t, value) for t in test)
     if isinstance(value, list):

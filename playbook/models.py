@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator
-
-if TYPE_CHECKING:
-    from playbook.diagnosis import Rules
 
 HUMAN = "human"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
@@ -124,9 +121,8 @@ class Step(BaseModel):
 
 
 class Playbook(BaseModel):
-    """A whole playbook: its steps keyed by id, where it starts, the default wait for people.
-
-    `rules` are the diagnosis rules its decisions use (set by the loader)."""
+    """A whole playbook: its steps keyed by id, where it starts, the default wait for people, and
+    (set by the loader) the diagnosis rules its decisions use."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -136,13 +132,7 @@ class Playbook(BaseModel):
     timeout: Duration = 4 * 3600.0
     steps: dict[StepId, Step] = Field(min_length=1)
 
-    _rules: Rules | None = PrivateAttr(None)
-
-    @property
-    def rules(self) -> Rules:
-        if self._rules is None:
-            raise RuntimeError("the playbook was not loaded with diagnosis rules (playbook.loader sets them)")
-        return self._rules
+    _rules: object = PrivateAttr(None)  # playbook.diagnosis.Rules, set by the loader; read with rules_of()
 
     def wait_for(self, step: Step) -> float:
         return step.timeout or self.timeout

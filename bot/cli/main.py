@@ -27,7 +27,7 @@ from integrations.base import Registry, discover
 from integrations.settings import load
 from playbook import loader
 from playbook import render as diagrams
-from playbook.diagnosis import diagnose
+from playbook.diagnosis import diagnose, rules_of
 from playbook.engine import simulate as walk
 from playbook.errors import PlaybookError
 from playbook.facts import LIST_FINDINGS
@@ -174,7 +174,7 @@ def simulate(path: Path | None, outcomes: tuple[str, ...], facts: tuple[str, ...
     click.echo(f"end: {'closed' if end.kind == 'close' else f'escalated to level {end.level}'}: {end.reason}")
     every = {**start, **{k: v for step in found.values() for k, v in step.items()}}
     if every:
-        cause = diagnose(pb.rules, check_findings(every))[0]
+        cause = diagnose(rules_of(pb), check_findings(every))[0]
         click.echo(f"leading cause: {cause.title} ({cause.confidence:.0%}): {cause.question()}")
 
 

@@ -405,7 +405,7 @@ def error_class(err: Any) -> str:
 def network_verdict(end: ActionEnd) -> tuple[m.NetworkTestOutcome, str]:
     """The first failing layer of a device's network test, and one sentence with its numbers."""
     out, res = m.NetworkTestOutcome, end.result
-    dns = res.get("dns") if isinstance(res.get("dns"), dict) else {}
+    dns: dict[str, Any] = _dict(res.get("dns"))
     host = str(dns.get("host") or "the server")[:200]
     if dns.get("error"):
         return (
@@ -419,7 +419,7 @@ def network_verdict(end: ActionEnd) -> tuple[m.NetworkTestOutcome, str]:
             )
             what = kind.value.replace("_", " ")
             return kind, f"From the user's device, TCP port {tcp.get('port')} of {host}: {what}."
-    tls = res.get("tls") if isinstance(res.get("tls"), dict) else {}
+    tls: dict[str, Any] = _dict(res.get("tls"))
     if tls and not tls.get("ok"):
         err = str(tls.get("verify_error") or "").lower()
         kind = (
@@ -432,18 +432,22 @@ def network_verdict(end: ActionEnd) -> tuple[m.NetworkTestOutcome, str]:
             else out.TLS_HANDSHAKE_FAILED
         )
         return kind, f"From the user's device, TLS to {host} fails: {err[:200] or 'handshake failed'}."
-    sip = res.get("sip_options") if isinstance(res.get("sip_options"), dict) else {}
+    sip: dict[str, Any] = _dict(res.get("sip_options"))
     if not sip.get("status_line"):
         if sip.get("error") == "connection_refused":
             kind = out.UNREACHABLE if sip.get("transport") == "udp" else out.TCP_REFUSED
             return kind, f"From the user's device, {host} refuses SIP ({sip.get('transport')})."
         return out.SIP_NO_RESPONSE, f"From the user's device, {host} does not answer SIP OPTIONS."
-    rtt = sip.get("rtt_ms") if isinstance(sip.get("rtt_ms"), dict) else {}
+    rtt = _dict(sip.get("rtt_ms"))
     return (
         out.OK,
         f"From the user's device, {host} answers SIP ({str(sip['status_line'])[:60]}) in "
         f"{rtt.get('avg', '?')} ms, {sip.get('loss_pct', '?')} % loss.",
     )
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _resolve(host: str) -> str | None:

@@ -146,7 +146,9 @@ def test_steps_reading_findings_are_validated(change: str, problem: str) -> None
         "    otherwise: done\n  fix:": "  fix:",
         "      down: {ari: refused}": "      dead: {ari: refused}",
         "    ask_cause: true": "    instructions: Fix the cause.",
-        "      - {facts: {ari: reachable, realtime_db: [ok, none]}, goto: create}": "      - {facts: {arii: reachable}, goto: create}",
+        "      - {facts: {ari: reachable, realtime_db: [ok, none]}, goto: create}": (
+            "      - {facts: {arii: reachable}, goto: create}"
+        ),
     }[change]
     text = PLAYBOOK.replace(change, broken, 1)
     if change == "    ask_cause: true":

@@ -33,7 +33,8 @@ CORPUS = [
     ("ari=reachable realtime_db=unreachable account=missing", "realtime_db_down"),
     ("ari=reachable realtime_db=link_down", "realtime_db_down"),
     (
-        "ari=reachable config_lookup=not_found config_lookup_ms=2500 account=missing user_known_app=true config_writable=false",
+        "ari=reachable config_lookup=not_found config_lookup_ms=2500 account=missing user_known_app=true "
+        "config_writable=false",
         "realtime_db_down",
     ),
     ("log_class=db_backend", "realtime_db_down"),
@@ -63,7 +64,8 @@ CORPUS = [
     ("app_config=wrong_transport server_path=ok", "wrong_settings"),
     # the account
     (
-        "ari=reachable account=missing user_known_app=true realtime_db=ok config_lookup=not_found config_lookup_ms=12",
+        "ari=reachable account=missing user_known_app=true realtime_db=ok config_lookup=not_found "
+        "config_lookup_ms=12",
         "account_missing",
     ),
     ("account=missing", "account_missing"),
@@ -183,7 +185,8 @@ causes:
     ("body", "problem"),
     [
         (
-            "causes: {x: {title: X, says: x, fix: y, support: [{when: {arii: refused}, weight: 1, note: n}]}}",
+            "causes: {x: {title: X, says: x, fix: y, support: [{when: {arii: refused}, weight: 1, "
+            "note: n}]}}",
             "cause x: support.0.when: Value error, unknown finding 'arii'",
         ),
         (
@@ -195,7 +198,8 @@ causes:
             "cause x: support.0.weight: Input should be less than or equal to 1",
         ),
         (
-            "causes: {x: {title: X, says: 'on {host}', fix: y, support: [{when: {ari: refused}, weight: 1, note: n}]}}",
+            "causes: {x: {title: X, says: 'on {host}', fix: y, support: [{when: {ari: refused}, "
+            "weight: 1, note: n}]}}",
             "cause x: says: Value error, {host} is not a finding",
         ),
         (
@@ -203,7 +207,8 @@ causes:
             "cause x: a cause without support clauses is never found",
         ),
         (
-            "causes: {x: {title: X, says: x, fix: y, support: [{when: {config_lookup_ms: {gt: fast}}, weight: 1, note: n}]}}",
+            "causes: {x: {title: X, says: x, fix: y, support: [{when: {config_lookup_ms: {gt: fast}}, "
+            "weight: 1, note: n}]}}",
             "cause x: support.0.when: Value error, config_lookup_ms: gt needs a number",
         ),
     ],
