@@ -18,6 +18,7 @@ from bot.cli.slack import cli as slack_cli
 from bot.errors import NotFoundError
 from bot.lab import LabSettings
 from bot.services import Services
+from bot.settings import Settings
 from bot.state.models import Run, RunState
 from bot.state.store import Store
 from bot.web.auth import Access, DeskSettings
@@ -27,7 +28,7 @@ from integrations.base import Registry, discover
 from integrations.settings import load
 from playbook import loader
 from playbook import render as diagrams
-from playbook.diagnosis import diagnose, rules_of
+from playbook.diagnosis import Rules, diagnose, load_rules, rules_of
 from playbook.engine import simulate as walk
 from playbook.errors import PlaybookError
 from playbook.facts import LIST_FINDINGS
@@ -62,7 +63,7 @@ def serve(host: str | None, port: int | None, lab: bool) -> None:
     # The web process builds its services later, where errors are not shown: build them once here
     # so that a bad setting or playbook is one line (the lab brings its own PBX directory).
     if lab:
-        loader.load(settings.playbook, Registry(discover()).catalogue)
+        loader.load(settings.playbook, Registry(discover()).catalogue, _rules(settings))
     else:
         Services.build(settings).close()
     _logging(settings)
@@ -97,9 +98,14 @@ def playbook() -> None:
     """Check, draw and try out playbooks."""
 
 
+def _rules(settings: Settings) -> Rules:
+    """The diagnosis rules: the shipped ones, extended or replaced by CONNBOT_DIAGNOSIS_RULES."""
+    return load_rules(settings.diagnosis_rules, settings.diagnosis_rules_replace)
+
+
 def _load_playbook(path: Path | None) -> Any:
     try:
-        return loader.load(path, Registry(discover()).catalogue)
+        return loader.load(path, Registry(discover()).catalogue, _rules(load(Settings)))
     except PlaybookError as exc:
         click.echo(f"connbot: {exc.source} is not a valid playbook:", err=True)
         for problem in exc.problems:
