@@ -10,8 +10,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test]'
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -37,8 +37,8 @@ test-slow: $(STAMP)
 # Installs the `bench` extra, and wrk from Debian when missing (as root).
 BENCH_STAMP := $(VENV)/.installed-bench
 
-$(BENCH_STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+$(BENCH_STAMP): $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,bench]'
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)

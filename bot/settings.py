@@ -58,6 +58,9 @@ class Settings(Section):
     worker_threads: int = Field(4, ge=1, le=64)
     log_level: str = "INFO"
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    body_seconds: float = Field(
+        10, gt=0, description="how long a client may take to send a request body before it is answered 408"
+    )
     public_url: str = Field("http://127.0.0.1:8080", description="how people reach the desk; used in links")
     admin_token: SecretStr | None = None
 

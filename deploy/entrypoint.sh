@@ -9,7 +9,11 @@ role="${1:-web}"
 [ "$#" -gt 0 ] && shift
 case "$role" in
     web)
-        exec gunicorn --bind "0.0.0.0:${PORT:-8080}" --workers "${WEB_CONCURRENCY:-2}" --threads 4 \
+        # Bound beyond loopback, so connbot must know it (the desk then needs a login, and refuses
+        # to start without a way to log in). 64 threads: a slow client holds one for at most
+        # CONNBOT_BODY_SECONDS, and many of them at once leave threads for everyone else.
+        export CONNBOT_HOST=0.0.0.0
+        exec gunicorn --bind "0.0.0.0:${PORT:-8080}" --workers "${WEB_CONCURRENCY:-2}" --threads 64 \
             "$@" 'bot.web.app:create_app()'
         ;;
     worker) exec connbot worker "$@" ;;

@@ -21,6 +21,9 @@ from bot.web.app import create_app
 from integrations.base import Registry
 
 log = logging.getLogger(__name__)
+# Request threads of the web process (as the Procfile's `--threads`): a client that sends a request
+# slowly holds one until CONNBOT_BODY_SECONDS, so there are enough for many such clients at once.
+THREADS = 64
 
 
 def _sweepers(services: Services) -> list[Sweeper]:
@@ -51,7 +54,7 @@ class _Embedded(BaseApplication):
         self.cfg.set("bind", f"{self.settings.host}:{self.settings.port}")
         self.cfg.set("workers", 1)
         self.cfg.set("worker_class", "gthread")
-        self.cfg.set("threads", 8)
+        self.cfg.set("threads", THREADS)
         self.cfg.set("post_worker_init", self._start_background)
         self.cfg.set("worker_exit", self._stop_background)
 

@@ -7,12 +7,15 @@ alone); a ticket that matches the connection-issue rules and never had a run sta
 from __future__ import annotations
 
 import logging
+import sqlite3
 import uuid
 from collections.abc import Callable
 from typing import Any
 
+from redis.exceptions import RedisError
 from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from bot.runs.context import RunContext
@@ -23,6 +26,19 @@ from bot.state.store import Store
 log = logging.getLogger(__name__)
 
 NEW_EVENT = insert(Event).returning(Event.id)
+QUARANTINED = "quarantined: "
+DESK_FILED = "desk:ticket_filed"
+MAX_REASON = 500
+# Failures that may pass: raised, so that the event is offered again.
+TRANSIENT = (
+    RedisError,
+    OSError,
+    sqlite3.OperationalError,
+    OperationalError,
+    InterfaceError,
+    IntegrityError,
+    PoolTimeout,
+)
 
 
 def record(
@@ -64,19 +80,53 @@ def record(
 
 
 def process(ctx: RunContext, event_id: int) -> None:
-    """Turn a stored event into a ticket update and, where it matches, a run."""
+    """Turn a stored event into a ticket update and, where it matches, a run.
+
+    An event whose source this process has no handler for (a worker started without the Jira
+    settings) is left unprocessed for a worker that has one. An event that fails for a reason
+    trying again cannot cure (a value the database refuses, a payload of the wrong shape) is
+    quarantined: marked processed with the reason, said once in the log, listed by `GET
+    /api/events?state=quarantined` and counted in `connbot_events_quarantined`. What may pass
+    (the database or the queue unreachable, two workers racing for one ticket) is raised, and the
+    sweeper offers the event again."""
+    try:
+        with ctx.store.tx() as s:
+            event = s.get(Event, event_id)
+            if event is None or event.processed_at is not None:
+                return
+            handler = ctx.intake.get(event.source)
+            if handler is None:
+                log.debug(
+                    "event %s (%s): no handler here; left for a worker that has one", event_id, event.source
+                )
+                return
+            ticket = handler(ctx, s, event)
+            event.outcome = _start(ctx, s, ticket)
+            event.processed_at = utcnow()
+            log.info("event %s (%s %s): %s", event.id, event.source, event.kind, event.outcome)
+    except TRANSIENT:
+        raise
+    except Exception as exc:
+        quarantine(ctx, event_id, reason(exc))
+
+
+def reason(exc: BaseException) -> str:
+    """Why an event failed, in one bounded line: the driver's own message for a database error
+    (SQLAlchemy's would carry the statement and its parameters), the exception's otherwise."""
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    text = " ".join(str(cause).split())
+    return f"{type(cause).__name__}: {text}"[:MAX_REASON]
+
+
+def quarantine(ctx: RunContext, event_id: int, why: str) -> None:
+    """Set an event aside for good, with the reason; the sweeper never offers it again."""
     with ctx.store.tx() as s:
         event = s.get(Event, event_id)
         if event is None or event.processed_at is not None:
             return
-        handler = ctx.intake.get(event.source)
-        if handler is None:
-            event.outcome = f"no handler for source {event.source!r}"
-        else:
-            ticket = handler(ctx, s, event)
-            event.outcome = _start(ctx, s, ticket)
+        event.outcome = QUARANTINED + why
         event.processed_at = utcnow()
-        log.info("event %s (%s %s): %s", event.id, event.source, event.kind, event.outcome)
+        log.error("event %s (%s %r) quarantined: %r", event.id, event.source, event.kind[:64], why)
 
 
 def _start(ctx: RunContext, s: Session, ticket: Ticket | None) -> str:
@@ -95,8 +145,12 @@ def file_desk_ticket(
     reporter: str,
     user_ref: str | None,
     fields: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
 ) -> tuple[Ticket, int]:
-    """File a ticket on the built-in desk and start its run. Returns the ticket and the run id."""
+    """File a ticket on the built-in desk and start its run. Returns the ticket and the run id.
+    With an `idempotency_key`, the filing is recorded as an event of source "desk" in the same
+    transaction: a second filing with the key raises IntegrityError and files nothing
+    (`filed_with` then finds the first)."""
     with ctx.store.tx() as s:
         ticket = Ticket(
             source="desk",
@@ -114,4 +168,26 @@ def file_desk_ticket(
         ticket.key = f"DESK-{ticket.id}"
         run = start_run(ctx, s, ticket)
         assert run is not None
+        if idempotency_key is not None:
+            s.add(
+                Event(
+                    source="desk",
+                    delivery_id=idempotency_key,
+                    kind=DESK_FILED,
+                    ticket_key=ticket.key,
+                    payload={"run": run.id},
+                    processed_at=utcnow(),
+                    outcome=f"started run {run.id}",
+                )
+            )
+            s.flush()
         return ticket, run.id
+
+
+def filed_with(ctx: RunContext, idempotency_key: str) -> tuple[str, int] | None:
+    """The ticket key and run id a desk filing with this idempotency key made, if one did."""
+    with ctx.store.tx() as s:
+        event = s.scalars(
+            select(Event).where(Event.source == "desk", Event.delivery_id == idempotency_key)
+        ).first()
+        return (event.ticket_key, int(event.payload["run"])) if event is not None else None

@@ -25,6 +25,7 @@ from integrations.prompts import PromptView
 from integrations.tickets import TicketSystem
 
 MAX_TEXT = 4000
+MAX_NAME = 255  # prompts.answered_by
 
 
 class Via(StrEnum):
@@ -60,6 +61,8 @@ def answer_prompt(
         raise BadRequestError(f"text is longer than {MAX_TEXT} characters")
     if not who.strip():
         raise BadRequestError("who answered is missing")
+    if len(who) > MAX_NAME:
+        raise BadRequestError(f"who answered: longer than {MAX_NAME} characters")
     won = (
         s.execute(
             update(Prompt)

@@ -52,7 +52,9 @@ def sweep(ctx: RunContext) -> dict[str, int]:
             counts["resumed"] += 1
             ctx.waker.advance_after_commit(s, run_id)
         for event_id in s.scalars(
-            select(Event.id).where(Event.processed_at.is_(None), Event.received_at < stale)
+            select(Event.id).where(
+                Event.processed_at.is_(None), Event.received_at < stale, Event.source.in_(list(ctx.intake))
+            )
         ):
             counts["events"] += 1
             ctx.waker.process_after_commit(s, event_id)

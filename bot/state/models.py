@@ -137,6 +137,18 @@ class Event(Base):
     outcome: Mapped[str] = mapped_column(Text, default="")
 
 
+class DeskSession(Base):
+    """A desk login, held on the server: the session cookie carries only its id, so logging out
+    (deleting the row) ends it even for a copy of the cookie."""
+
+    __tablename__ = "desk_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
 class Run(Base):
     """One run of a playbook for a ticket: a persistent state machine any worker can advance.
 

@@ -8,15 +8,16 @@ from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from bot.errors import BadRequestError, NotFoundError
 from bot.lab import desk as lab_desk
 from bot.runs import intake, prompts
 from bot.runs.prompts import Via
-from bot.state.models import Prompt, PromptState, Run, Ticket
+from bot.state.models import Event, Prompt, PromptState, Run, Ticket
 from bot.web import dashboard, jsonbody
 from bot.web.current import services_of
-from bot.web.views import prompt_dict, run_dict, ticket_dict, ticket_row
+from bot.web.views import event_dict, prompt_dict, run_dict, ticket_dict, ticket_row
 
 api = Blueprint("api", __name__, url_prefix="/api")
 
@@ -62,15 +63,33 @@ def parse(model: type[BaseModel]) -> Any:
         raise BadRequestError("; ".join(problems)) from None
 
 
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not (1 <= len(key) <= 255 and key.isascii() and key.isprintable()):
+        raise BadRequestError("Idempotency-Key: expected 1 to 255 printable ASCII characters")
+    return key
+
+
 @api.post("/tickets")
 def file_ticket() -> ResponseReturnValue:
+    """File a desk ticket. A request carrying an `Idempotency-Key` header already used is answered
+    200 with the ticket the first one filed (a client retrying after a lost answer files once)."""
+    key = _idempotency_key()
     body: TicketIn = parse(TicketIn)
     svc = services_of(current_app)
-    user, fields = lab_desk.ticket_extras(current_app, body.scenario, body.user)
-    ticket, run_id = intake.file_desk_ticket(
-        svc.context, body.summary, body.description, body.reporter, user, fields
-    )
-    return jsonify(key=ticket.key, run=run_id, url=f"/tickets/{ticket.key}"), 201
+    earlier = intake.filed_with(svc.context, key) if key is not None else None
+    if earlier is None:
+        user, fields = lab_desk.ticket_extras(current_app, body.scenario, body.user)
+        try:
+            ticket, run_id = intake.file_desk_ticket(
+                svc.context, body.summary, body.description, body.reporter, user, fields, key
+            )
+            return jsonify(key=ticket.key, run=run_id, url=f"/tickets/{ticket.key}"), 201
+        except IntegrityError:  # the same key, filed at the same moment by a twin request
+            earlier = intake.filed_with(svc.context, key) if key is not None else None
+            if earlier is None:
+                raise
+    return jsonify(key=earlier[0], run=earlier[1], url=f"/tickets/{earlier[0]}"), 200
 
 
 @api.get("/tickets")
@@ -86,6 +105,21 @@ def get_ticket(key: str) -> ResponseReturnValue:
         if ticket is None:
             raise NotFoundError(f"no ticket {key!r}")
         return jsonify(ticket_dict(ticket))
+
+
+@api.get("/events")
+def list_events():  # type: ignore[no-untyped-def]
+    """Stored inbound events, newest first; `?state=quarantined` lists those set aside for good."""
+    state = request.args.get("state", "all")
+    if state not in {"all", "pending", "quarantined"}:
+        raise BadRequestError("state must be one of all, pending, quarantined")
+    query = select(Event).order_by(Event.id.desc()).limit(_limit())
+    if state == "pending":
+        query = query.where(Event.processed_at.is_(None))
+    elif state == "quarantined":
+        query = query.where(Event.outcome.startswith(intake.QUARANTINED, autoescape=True))
+    with services_of(current_app).store.tx() as s:
+        return jsonify(events=[event_dict(e) for e in s.scalars(query)])
 
 
 @api.get("/runs")

@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException
 from bot.errors import BadRequestError, ConnbotError, NotFoundError
 from bot.services import Services
 from bot.settings import Settings, load_settings
-from bot.web import auth
+from bot.web import auth, edge
 from bot.web.api import api
 from bot.web.auth import DeskSettings
 from bot.web.current import EXTENSION
@@ -30,10 +30,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions[EXTENSION] = services
-    auth.install(app, settings, load(DeskSettings))
+    edge.install(app, settings)
+    auth.install(app, settings, load(DeskSettings), services.store)
     app.register_blueprint(health)
     app.register_blueprint(api)
-    jira.register(app, services.jira)
+    jira.register(app, services.jira, settings.host)
     slack.init_app(app, services)
     app.register_blueprint(desk)
     _register_errors(app)

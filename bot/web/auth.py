@@ -1,36 +1,66 @@
 """Who may use the desk: open on loopback, a login everywhere else; CSRF tokens on every form.
 
-The desk needs no login while it is bound to a loopback address (`CONNBOT_HOST`, default
-127.0.0.1) and the request comes from loopback. Otherwise every desk page and every /api call
-needs a login: the admin token (`CONNBOT_ADMIN_TOKEN`, as a bearer token, a basic-auth password
-or on the login form) or a desk user (`CONNBOT_DESK_USERS`, basic auth or the login form).
+The desk needs no login while it is configured for a loopback address (`CONNBOT_HOST`, default
+127.0.0.1), the socket the request came in on is really bound to one (gunicorn's `--bind`, which
+may differ from `CONNBOT_HOST`, as the WSGI `SERVER_NAME`), and the request comes from loopback.
+Otherwise every desk page and every /api call needs a login: the admin token
+(`CONNBOT_ADMIN_TOKEN`, as a bearer token, a basic-auth password or on the login form) or a desk
+user (`CONNBOT_DESK_USERS`, basic auth or the login form).
 Machine endpoints (/healthz, /readyz, /metrics, /webhooks/*, /slack/*) verify their callers
 their own way and stay outside the login.
 
 Passwords are stored as `pbkdf2_sha256$<iterations>$<salt>$<hash>` (hashlib.pbkdf2_hmac), made
-with `connbot desk hash-password`.
+with `connbot desk hash-password`. A name that is no desk user costs the same hashing as one that
+is (so timing does not tell them apart); failed logins are throttled per name and per client
+address (`Throttle`), and at most one password is hashed at a time per process, so a burst of
+logins cannot take the CPUs from everything else. A login on the form is held on the server
+(`DeskSession`, 12 hours); logging out deletes it, so a copied cookie stops working too.
+
+Every answer carries the security headers (`HEADERS`): a Content-Security-Policy allowing only
+the desk's own scripts and styles and no framing, `nosniff` and a same-origin Referrer-Policy.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import hashlib
 import hmac
 import ipaddress
 import secrets
+import socket
+import threading
+import time
+from collections import deque
 from urllib.parse import quote
 
 from flask import Flask, g, jsonify, redirect, request, session
 from pydantic import Field, SecretStr
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from bot.errors import BadRequestError
 from bot.settings import Settings
+from bot.state.models import DeskSession, utcnow
+from bot.state.store import Store
 from integrations.settings import Section, SettingsError
 
+SESSION_TTL = dt.timedelta(hours=12)
+HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+}
 SCHEME = "pbkdf2_sha256"
 ITERATIONS = 600_000
-OPEN_PREFIXES = ("/healthz", "/readyz", "/metrics", "/webhooks/", "/slack/", "/desk-static/", "/login")
+MIN_TOKEN = 16
+# Endpoints for machines, which check their callers their own way.
+MACHINE_PREFIXES = ("/healthz", "/readyz", "/metrics", "/webhooks/", "/slack/")
+OPEN_PREFIXES = (*MACHINE_PREFIXES, "/desk-static/", "/login")
 
 
 class DeskSettings(Section):
@@ -83,6 +113,16 @@ def parse_users(value: str) -> dict[str, str]:
     return users
 
 
+def bound_to_loopback() -> bool:
+    """Whether the listening socket this request came in on is bound to a loopback address (gunicorn
+    and werkzeug give the bound address as `SERVER_NAME`; a unix socket counts as not loopback,
+    since a proxy in front of it may serve anyone)."""
+    sock = request.environ.get("gunicorn.socket")
+    if sock is not None and sock.family == socket.AF_UNIX:
+        return False
+    return is_loopback(request.environ.get("SERVER_NAME"))
+
+
 def is_loopback(host: str | None) -> bool:
     if not host:
         return False
@@ -94,8 +134,48 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+class Throttle:
+    """Failed logins remembered per key (a name, a client address) for `window` seconds; a key with
+    `limit` failures in that time is refused without its password being hashed. Per process."""
+
+    def __init__(self, limit: int, window: float):
+        self.limit, self.window = limit, window
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, key: str) -> float:
+        """Seconds until `key` may try again (0 when it may now)."""
+        now = time.monotonic()
+        with self._lock:
+            failures = self._failures.get(key)
+            while failures and failures[0] <= now - self.window:
+                failures.popleft()
+            if not failures:
+                self._failures.pop(key, None)
+                return 0.0
+            return failures[0] + self.window - now if len(failures) >= self.limit else 0.0
+
+    def failed(self, key: str) -> None:
+        with self._lock:
+            self._failures.setdefault(key, deque()).append(time.monotonic())
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._failures.pop(key, None)
+
+
+class TooManyLogins(BadRequestError):
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message, status=429)
+        self.retry_after = max(1, int(retry_after + 0.999))
+
+
 class Access:
     """The desk's access policy for one app, built from the settings."""
+
+    # Failed logins allowed per name and per client address in 15 minutes, and passwords hashed
+    # at once per process (PBKDF2 takes a CPU for a good part of a second).
+    PER_NAME, PER_CLIENT, WINDOW, HASHING = 5, 20, 900.0, 1
 
     def __init__(self, settings: Settings, desk: DeskSettings):
         self.secret_key = (
@@ -104,6 +184,20 @@ class Access:
         self.open_host = is_loopback(settings.host)
         self.token = settings.admin_token.get_secret_value() if settings.admin_token else None
         self.users = parse_users(desk.desk_users)
+        # What an unknown name is checked against: the same cost as the users' own hashes.
+        self._rounds = max((int(h.split("$")[1]) for h in self.users.values()), default=ITERATIONS)
+        self._decoy: str | None = None  # made on first use: a hash costs as much as a login
+        self.by_name, self.by_client = (
+            Throttle(self.PER_NAME, self.WINDOW),
+            Throttle(self.PER_CLIENT, self.WINDOW),
+        )
+        self._hashing = threading.BoundedSemaphore(self.HASHING)
+        self.store: Store | None = None
+        if self.token is not None and len(self.token) < MIN_TOKEN:
+            raise SettingsError(
+                f"CONNBOT_ADMIN_TOKEN is {len(self.token)} characters; it needs at least {MIN_TOKEN} "
+                "(make one with `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
         if not self.open_host and not (self.token or self.users):
             raise SettingsError(
                 f"CONNBOT_HOST={settings.host} is not a loopback address, so the desk needs a login: "
@@ -111,16 +205,65 @@ class Access:
             )
 
     def login_required(self) -> bool:
-        return not (self.open_host and is_loopback(request.remote_addr))
+        return not (self.open_host and bound_to_loopback() and is_loopback(request.remote_addr))
 
     def verify(self, name: str, password: str) -> str | None:
-        """The logged-in name for these credentials, or None."""
-        stored = self.users.get(name)
-        if stored is not None and check_password(password, stored):
+        """The logged-in name for these credentials, or None. Raises `TooManyLogins` (429) while the
+        name or the client is throttled, or while another password is being hashed for too long."""
+        client, key = request.remote_addr or "?", name[:255]  # the throttle's keys, bounded
+        wait = max(self.by_name.wait(key), self.by_client.wait(client))
+        if wait:
+            raise TooManyLogins(f"too many failed logins; try again in {int(wait) + 1} s", wait)
+        if not self._hashing.acquire(timeout=5):
+            raise TooManyLogins("too many logins at once; try again in a few seconds", 5)
+        try:
+            # Always one hash, an unknown name's against the decoy: the time does not tell names apart.
+            known = check_password(password, self.users.get(name) or self._decoy_hash()) and name in self.users
+        finally:
+            self._hashing.release()
+        if known:
+            self.by_name.forget(key)
             return name
         if self.token and hmac.compare_digest(password.encode(), self.token.encode()):
             return name if name and name not in self.users else "admin"
+        self.by_name.failed(key)
+        self.by_client.failed(client)
         return None
+
+    def _decoy_hash(self) -> str:
+        if self._decoy is None:
+            self._decoy = hash_password(secrets.token_urlsafe(16), iterations=self._rounds)
+        return self._decoy
+
+    def open_session(self, user: str) -> str:
+        """Hold a new login on the server; returns the id the session cookie carries."""
+        assert self.store is not None
+        sid = secrets.token_urlsafe(32)
+        now = utcnow()
+        with self.store.tx() as s:
+            s.query(DeskSession).filter(DeskSession.expires_at <= now).delete()
+            s.add(DeskSession(id=sid, user=user, created_at=now, expires_at=now + SESSION_TTL))
+        return sid
+
+    def session_user(self) -> str | None:
+        """Who this request's session cookie is logged in as, if its login is still held."""
+        sid = session.get("sid")
+        if not isinstance(sid, str) or self.store is None:
+            return None
+        with self.store.tx() as s:
+            held = s.get(DeskSession, sid)
+            user = held.user if held is not None and held.expires_at > utcnow() else None
+        if user is None:
+            session.pop("sid", None)
+        return user
+
+    def close_session(self) -> None:
+        """Log out: the login is deleted on the server, whichever copy of the cookie comes back."""
+        sid = session.get("sid")
+        if isinstance(sid, str) and self.store is not None:
+            with self.store.tx() as s:
+                s.query(DeskSession).filter(DeskSession.id == sid).delete()
+        session.clear()
 
     def from_header(self) -> str | bool | None:
         """The name the Authorization header proves; None when there is none; False when it is wrong."""
@@ -142,8 +285,11 @@ class Access:
 
     def guard(self) -> WerkzeugResponse | None:
         """Before every request: let it through, or answer 401 / send the browser to the login page."""
-        g.user = session.get("user")
-        if not self.login_required() or request.path.startswith(OPEN_PREFIXES):
+        if request.path.startswith(OPEN_PREFIXES):
+            g.user = None
+            return None
+        g.user = self.session_user()
+        if not self.login_required():
             return None
         proven = self.from_header()
         if proven:
@@ -178,11 +324,28 @@ def csrf_ok() -> bool:
     )
 
 
-def install(app: Flask, settings: Settings, desk: DeskSettings) -> Access:
-    """Give the app a session key, the access policy and the CSRF token helper for templates."""
+def _too_many(exc: TooManyLogins) -> WerkzeugResponse:
+    response = jsonify(error="Too Many Requests", message=str(exc))
+    response.status_code = 429
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def secure_headers(response: WerkzeugResponse) -> WerkzeugResponse:
+    """After every request: the security headers, where a view did not set its own."""
+    for name, value in HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def install(app: Flask, settings: Settings, desk: DeskSettings, store: Store) -> Access:
+    """Give the app a session key, the access policy, the security headers and the CSRF token
+    helper for templates; desk logins are held in `store`."""
     access = Access(settings, desk)
+    access.store = store
     app.secret_key = access.secret_key
     app.config.update(
+        PERMANENT_SESSION_LIFETIME=SESSION_TTL,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
@@ -190,5 +353,7 @@ def install(app: Flask, settings: Settings, desk: DeskSettings) -> Access:
     )
     app.extensions["connbot.access"] = access
     app.before_request(access.guard)
+    app.after_request(secure_headers)
+    app.register_error_handler(TooManyLogins, _too_many)
     app.jinja_env.globals["csrf_token"] = csrf_token
     return access

@@ -8,8 +8,9 @@ from prometheus_client.core import CollectorRegistry, GaugeMetricFamily, Metric,
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from bot.runs.intake import QUARANTINED
 from bot.services import Services
-from bot.state.models import Effect, EffectState, Prompt, PromptState, Run, StepResult
+from bot.state.models import Effect, EffectState, Event, Prompt, PromptState, Run, StepResult
 
 
 class StoreCollector(Collector):
@@ -27,6 +28,10 @@ class StoreCollector(Collector):
             "connbot_effects_failed",
             "Side effects given up on (refused, or still failing after every attempt)",
             labels=["kind"],
+        )
+        quarantined = GaugeMetricFamily(
+            "connbot_events_quarantined",
+            "Inbound events set aside for good: they cannot be processed (/api/events?state=quarantined)",
         )
         with self.svc.store.tx() as s:
             for state, kind, level, count in s.execute(
@@ -64,9 +69,18 @@ class StoreCollector(Collector):
                 .group_by(Effect.kind)
             ):
                 failed.add_metric([kind], count)
+            quarantined.add_metric(
+                [],
+                s.scalar(
+                    select(func.count())
+                    .select_from(Event)
+                    .where(Event.outcome.startswith(QUARANTINED, autoescape=True))
+                )
+                or 0,
+            )
         queue = GaugeMetricFamily("connbot_queue_depth", "Tasks waiting in the queue")
         queue.add_metric([], self.svc.queue.depth())
-        yield from (runs, steps, prompts, effects, failed, queue)
+        yield from (runs, steps, prompts, effects, failed, quarantined, queue)
 
 
 def registry(svc: Services) -> CollectorRegistry:

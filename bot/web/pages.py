@@ -241,7 +241,7 @@ def login() -> ResponseReturnValue:
         name = _access().verify(request.form.get("name", "").strip(), request.form.get("password", ""))
         if name:
             session.clear()
-            session["user"] = name
+            session["sid"] = _access().open_session(name)
             return redirect(target, 303)
         flash("Wrong name or password.", "error")
         return render_template("login.html", next=target), 401
@@ -250,5 +250,5 @@ def login() -> ResponseReturnValue:
 
 @desk.post("/logout")
 def logout() -> ResponseReturnValue:
-    session.clear()
+    _access().close_session()
     return redirect(url_for("desk.login"), 303)

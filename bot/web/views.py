@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.state.models import EffectState, Prompt, Run, RunState, Ticket
+from bot.state.models import EffectState, Event, Prompt, Run, RunState, Ticket
 
 
 def step_dict(r: Any) -> dict[str, Any]:
@@ -21,6 +21,19 @@ def step_dict(r: Any) -> dict[str, Any]:
         "answered_by": r.answered_by,
         "started_at": r.started_at.isoformat(),
         "seconds": round(r.seconds, 3),
+    }
+
+
+def event_dict(event: Event) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "source": event.source,
+        "delivery_id": event.delivery_id,
+        "kind": event.kind,
+        "ticket": event.ticket_key,
+        "received_at": event.received_at.isoformat(),
+        "processed_at": event.processed_at.isoformat() if event.processed_at else None,
+        "outcome": event.outcome,
     }
 
 

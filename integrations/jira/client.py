@@ -56,6 +56,11 @@ class PolicySession(requests.Session):
         return resp
 
 
+def user_id(user: dict[str, Any]) -> str:
+    """A Jira user's stable id: accountId (Cloud), else key, else name (Server/Data Center)."""
+    return str(user.get("accountId") or user.get("key") or user.get("name") or "")
+
+
 class JiraClient:
     """The few Jira calls connbot makes, by issue key, with plain data in and out."""
 
@@ -81,20 +86,28 @@ class JiraClient:
         # The jira package types its session as its own ResilientSession; ours replaces it on purpose.
         self.jira._session = session  # type: ignore[assignment]
         self.jira.deploymentType = "Cloud" if self.cloud else "Server"
+        self._me: str | None = None
 
     def browse_url(self, key: str) -> str:
         return f"{self.settings.url}/browse/{key}"
 
-    def comment_bodies(self, key: str) -> list[str]:
-        """Every comment's body on the issue, oldest first (all pages)."""
+    def myself(self) -> str:
+        """Who connbot writes as: the accountId on Cloud, the user key (else name) on Server (asked once)."""
+        if self._me is None:
+            self._me = user_id(self.jira._get_json("myself"))
+        return self._me
+
+    def own_comment_bodies(self, key: str) -> list[str]:
+        """The body of every comment connbot's own account wrote on the issue, oldest first (all pages)."""
+        me = self.myself()
         bodies: list[str] = []
+        seen = 0
         while True:
-            page = self.jira._get_json(
-                f"issue/{key}/comment", params={"startAt": len(bodies), "maxResults": PAGE}
-            )
-            got = [str(c.get("body") or "") for c in page.get("comments", [])]
-            bodies += got
-            if not got or len(bodies) >= int(page.get("total", 0)):
+            page = self.jira._get_json(f"issue/{key}/comment", params={"startAt": seen, "maxResults": PAGE})
+            got = page.get("comments", [])
+            seen += len(got)
+            bodies += [str(c.get("body") or "") for c in got if user_id(c.get("author") or {}) == me]
+            if not got or seen >= int(page.get("total", 0)):
                 return bodies
 
     def add_comment(self, key: str, body: str) -> None:

@@ -65,7 +65,7 @@ class WebhookPayload(_Open):
     """One delivery. `timestamp` is milliseconds since the epoch when Jira sent it."""
 
     timestamp: int
-    webhook_event: str = Field(alias="webhookEvent", min_length=1)
+    webhook_event: str = Field(alias="webhookEvent", min_length=1, max_length=64)
     issue_event_type_name: str | None = None
     user: JiraUser | None = None
     issue: Issue

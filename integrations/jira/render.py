@@ -15,7 +15,12 @@ from integrations.tickets import Note, StepRow
 
 LIMIT = 32767
 TRUNCATED = "\n\n*[connbot: this comment was truncated to fit Jira's limit; the full record is in connbot.]*"
-_SPECIAL = re.compile(r"([|{}\[\]])")
+# Characters that open markup able to add content or structure (table cells, macros, links and
+# mentions, images), escaped with a backslash; text effects (`*bold*`, `-struck-`) are left, they
+# only style the text. A backslash of the text cannot be escaped (`\\` is a line break in wiki
+# markup) and would turn the escape after it into a live `|`: it becomes the look-alike U+29F5.
+_SPECIAL = re.compile(r"([|{}\[\]!])")
+BACKSLASH = "\u29f5"
 
 
 def marker_tag(marker: str) -> str:
@@ -24,8 +29,9 @@ def marker_tag(marker: str) -> str:
 
 
 def escape(text: str) -> str:
-    """Text safe inside wiki markup and table cells: markup brackets escaped, lines joined."""
-    text = " ".join(str(text).split())
+    """Any text (from a ticket, a person or an outside system) made inert inside wiki markup and
+    table cells: markup characters escaped, backslashes replaced, lines joined."""
+    text = " ".join(str(text).split()).replace("\\", BACKSLASH)
     return _SPECIAL.sub(r"\\\1", text) or " "
 
 
@@ -73,4 +79,5 @@ def render(note: Note, marker: str) -> str:
 
 
 def has_marker(body: str, marker: str) -> bool:
+    """Whether a comment (one connbot's own account wrote) carries the marker."""
     return escape(marker_tag(marker)) in body

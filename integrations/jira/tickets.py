@@ -1,6 +1,7 @@
 """Jira as a ticket system: comments, closing by transition, escalating to a level's target.
 
-Each write is made once per marker. The bot's comment carries the marker (see `render`), and
+Each write is made once per marker. The bot's comment carries the marker (see `render`; only
+comments written by connbot's own account count, so a marker pasted by anyone else is ignored), and
 every write that changes the issue carries its comment in the same request (transition with
 comment; edit with comment), so "the marker is on the issue" means "the write was made". A
 retried job looks first and does nothing if it finds it; an effect's first attempt (recorded
@@ -49,7 +50,7 @@ class JiraTickets(TicketSystem):
     def _done(self, ticket: TicketRef, marker: str) -> bool:
         if ticket.first_attempt:
             return False
-        if any(has_marker(body, marker) for body in self.client.comment_bodies(ticket.key)):
+        if any(has_marker(body, marker) for body in self.client.own_comment_bodies(ticket.key)):
             log.info("jira %s: %s already written, skipping", ticket.key, marker)
             return True
         return False

@@ -17,6 +17,8 @@ from typing import Any
 import responses
 
 URL = "https://example.atlassian.net"
+# The account connbot's API token belongs to: GET /myself and the author of every comment it adds.
+BOT_USER = {"accountId": "5b10ac8d82e05b22cc7d4ef5", "displayName": "connbot", "accountType": "atlassian"}
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "jira"
 
 
@@ -37,6 +39,8 @@ class FakeIssue:
     labels: list[str] = field(default_factory=list)
     components: list[str] = field(default_factory=list)
     fields: dict[str, Any] = field(default_factory=dict)
+    # The authors of comments not written by the bot's account, by their index in `comments`.
+    foreign: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 TRANSITIONS = [
@@ -67,6 +71,7 @@ class FakeJira:
         rsps.add_callback(responses.PUT, re.compile(api + r"/issue/([^/]+)/assignee$"), self._assign)
         rsps.add_callback(responses.PUT, re.compile(api + r"/issue/([^/?]+)$"), self._edit)
         rsps.add_callback(responses.GET, re.compile(api + r"/search(/jql)?(\?.*)?$"), self._search)
+        rsps.add_callback(responses.GET, re.compile(api + r"/myself$"), self._myself)
 
     def issue(self, key: str) -> FakeIssue:
         return self.issues.setdefault(key, FakeIssue())
@@ -79,7 +84,10 @@ class FakeJira:
         comments = self.issue(self._key(request)).comments
         start = int(request.params.get("startAt", 0))
         size = int(request.params.get("maxResults", 50))
-        page = [{"id": str(i), "body": b} for i, b in enumerate(comments)][start : start + size]
+        foreign = self.issue(self._key(request)).foreign
+        page = [
+            {"id": str(i), "body": b, "author": foreign.get(i, BOT_USER)} for i, b in enumerate(comments)
+        ][start : start + size]
         return (
             200,
             {},
@@ -90,6 +98,15 @@ class FakeJira:
         issue = self.issue(self._key(request))
         issue.comments.append(json.loads(request.body)["body"])
         return 201, {}, json.dumps({"id": str(len(issue.comments)), "body": issue.comments[-1]})
+
+    def comment_as(self, key: str, author: dict[str, Any], body: str) -> None:
+        """A comment someone else (a reporter, an agent) writes on the issue."""
+        issue = self.issue(key)
+        issue.foreign[len(issue.comments)] = author
+        issue.comments.append(body)
+
+    def _myself(self, request: Any) -> tuple[int, dict[str, str], str]:
+        return 200, {}, json.dumps(BOT_USER)
 
     def _transitions(self, request: Any) -> tuple[int, dict[str, str], str]:
         return 200, {}, json.dumps({"transitions": TRANSITIONS})

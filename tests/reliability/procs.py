@@ -55,14 +55,18 @@ def start_worker(env: dict[str, str], log: IO[bytes] | int = subprocess.DEVNULL)
 
 
 def start_web(
-    env: dict[str, str], port: int, workers: int = 2, log: IO[bytes] | int = subprocess.DEVNULL
+    env: dict[str, str],
+    port: int,
+    workers: int = 2,
+    log: IO[bytes] | int = subprocess.DEVNULL,
+    host: str = "127.0.0.1",
 ) -> subprocess.Popen[bytes]:
     """The Procfile's web command: gunicorn with the app factory."""
     return start(
         [
             str(BIN / "gunicorn"),
             "--bind",
-            f"127.0.0.1:{port}",
+            f"{host}:{port}",
             "--workers",
             str(workers),
             "--threads",

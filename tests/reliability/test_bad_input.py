@@ -1,18 +1,21 @@
 """Bad input: fuzzed bodies on both webhook endpoints and the desk API, and fuzzed playbooks. Never a
 5xx or a traceback; always a JSON error naming the problem. Bodies up to the size limit, invalid
 UTF-8 and JSON nested 10,000 levels deep included. Deliveries are signed for real, so the fuzz
-reaches the parsers behind the signature checks."""
+reaches the parsers behind the signature checks. Every test with an app runs on SQLite and on
+PostgreSQL."""
 
 from __future__ import annotations
 
 import json
 import string
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from bot.settings import Settings
 from playbook import loader
 from playbook.errors import PlaybookError
 from tests.fakes.adapters import scripted_registry
@@ -66,6 +69,13 @@ bodies = (
 )
 
 
+@pytest.fixture(name="settings", params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """The fuzz runs on the embedded store and on PostgreSQL, which refuses more (NUL characters)."""
+    url = request.getfixturevalue("pg_url") if request.param == "postgres" else ""
+    return Settings(data_dir=tmp_path / "data", sweep_seconds=0.1, database_url=url)
+
+
 @pytest.fixture
 def app(jira, make_slack):  # type: ignore[no-untyped-def]
     """connbot with Jira and Slack configured; its test client and services."""
@@ -81,6 +91,7 @@ def assert_refused_cleanly(resp: Any) -> None:
 
 @FUZZ
 @given(body=bodies)
+@example(body=issue_event("VOIP-1", summary="nul\x00"))  # PostgreSQL cannot store it: was a 503
 def test_jira_webhook_fuzz(app, body: bytes) -> None:  # type: ignore[no-untyped-def]
     client, _svc = app
     resp = client.post("/webhooks/jira", data=body, headers=jira_headers(body))
@@ -120,6 +131,7 @@ def test_desk_api_fuzz(app, body: bytes) -> None:  # type: ignore[no-untyped-def
         st.sampled_from(["summary", "description", "reporter", "user", "extra"]), json_values, max_size=5
     )
 )
+@example(ticket={"summary": "a\x00b"})  # PostgreSQL cannot store it: was a 500
 def test_desk_api_fields_fuzz(app, ticket: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
     client, _svc = app
     resp = client.post("/api/tickets", json=ticket)

@@ -3,7 +3,8 @@
 Authentication: `X-Hub-Signature: sha256=<hex HMAC-SHA256 of the raw body>` with
 `CONNBOT_JIRA_WEBHOOK_SECRET`; for Jira versions that cannot sign, `?token=` compared with
 `CONNBOT_JIRA_WEBHOOK_TOKEN`. With neither configured, webhooks are refused unless
-`CONNBOT_JIRA_INSECURE_DEV=true`. Answers: 202 stored, 200 duplicate, 400 malformed, 401 not
+`CONNBOT_JIRA_INSECURE_DEV=true`, which only a process configured for and bound to loopback
+accepts. Answers: 202 stored, 200 duplicate, 400 malformed, 401 not
 authenticated, 413 too large, 503 not configured or the store failed (Jira then retries).
 """
 
@@ -21,9 +22,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.errors import BadRequestError
 from bot.runs import intake
 from bot.web import jsonbody
+from bot.web.auth import bound_to_loopback, is_loopback
 from bot.web.current import services_of
 from integrations.jira.models import WebhookPayload
 from integrations.jira.settings import JiraSettings
+from integrations.settings import SettingsError
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("jira_webhook", __name__)
@@ -35,8 +38,13 @@ NOT_CONFIGURED = (
 )
 
 
-def register(app: Flask, settings: JiraSettings) -> None:
-    """Mount the receiver with the Jira settings the services were built with."""
+def register(app: Flask, settings: JiraSettings, host: str) -> None:
+    """Mount the receiver with the Jira settings the services were built with. `host`: CONNBOT_HOST."""
+    if settings.insecure_dev and not is_loopback(host):
+        raise SettingsError(
+            f"CONNBOT_JIRA_INSECURE_DEV=true accepts unsigned webhooks, so it is for a desk on loopback "
+            f"only; CONNBOT_HOST is {host}: set CONNBOT_JIRA_WEBHOOK_SECRET instead"
+        )
     app.extensions[EXTENSION] = settings
     app.register_blueprint(blueprint)
 
@@ -68,7 +76,7 @@ def authenticate(settings: JiraSettings, body: bytes) -> tuple[int, str] | None:
         )
     if settings.webhook_token is not None:
         return 401, "missing ?token= in the webhook URL (CONNBOT_JIRA_WEBHOOK_TOKEN)"
-    if settings.insecure_dev:
+    if settings.insecure_dev and bound_to_loopback():
         return None
     return 503, NOT_CONFIGURED
 

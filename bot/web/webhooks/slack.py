@@ -5,7 +5,8 @@ hears back in milliseconds; the work goes on after, in the channel's executor (b
 listeners). An answer is stored with `prompts.answer_prompt` (first answer wins) together with a record
 of the delivery, so a retried delivery is seen once; the run is then enqueued and the runner
 edits the message through its `prompt.settle` effect. Signatures are always verified with
-`CONNBOT_SLACK_SIGNING_SECRET` (bolt answers 401 to forged or stale ones).
+`CONNBOT_SLACK_SIGNING_SECRET`, first by connbot (401 and one log line to a forged or stale
+request) and again by bolt.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from slack_bolt import Ack, App
 from slack_bolt.adapter.flask.handler import to_bolt_request, to_flask_response
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
+from slack_sdk.signature import SignatureVerifier
 from sqlalchemy.exc import IntegrityError
 
 from bot.errors import BadRequestError, NotFoundError
@@ -226,6 +228,16 @@ def explained(resp: Response) -> Response:
     return make_response(jsonify(error=known[0], message=known[1]), resp.status_code)
 
 
+def signed(verifier: SignatureVerifier) -> bool:
+    """Whether the request carries Slack's signature of its body, made less than 5 minutes ago."""
+    timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+    if not timestamp.isdigit() or len(timestamp) > 12:
+        return False
+    # The body as bolt reads it (decoded, bad bytes replaced), so both checks agree on every request.
+    body = request.get_data(as_text=True)
+    return verifier.is_valid(body, timestamp, request.headers.get("X-Slack-Signature", ""))
+
+
 def init_app(app: Flask, svc: Services) -> None:
     """Mount `POST /slack/events` when Slack is one of the prompt channels."""
     channel = slack_channel(svc)
@@ -234,8 +246,20 @@ def init_app(app: Flask, svc: Services) -> None:
     bolt = bolt_app(svc, channel)
     bp = Blueprint("slack", __name__)
 
+    secret = channel.settings.signing_secret
+    assert secret is not None  # a Slack channel is only made with its signing secret
+    verifier = SignatureVerifier(secret.get_secret_value())
+
     @bp.post("/slack/events")
     def events() -> ResponseReturnValue:
+        # Verified here, before bolt: bolt logs the whole body of a request that fails (forged log
+        # lines, terminal escapes, a MiB a request). A refusal is one line of our own, nothing of the
+        # request in it but the peer's address.
+        if not signed(verifier):
+            log.warning(
+                "slack: request from %s refused (401): signature does not verify", request.remote_addr
+            )
+            return explained(make_response("", 401))
         readable(request.get_data(as_text=True), request.content_type)
         try:
             bolt_request = to_bolt_request(request)

@@ -190,5 +190,11 @@ def test_a_first_attempt_writes_without_reading_the_comments_a_repeat_reads_them
     jira.comment(REF.model_copy(update={"first_attempt": True}), note, "run:1:start")
     assert [c.request.method for c in rsps.calls] == ["POST"]
     jira.comment(REF, note, "run:1:start")  # a later attempt: the first may have landed, so it looks
-    assert [c.request.method for c in rsps.calls] == ["POST", "GET"]
+    # who connbot is (asked once), then the comments
+    assert [c.request.url.split("/rest/api/2/")[1].split("?")[0] for c in rsps.calls[1:]] == [
+        "myself",
+        "issue/VOIP-7/comment",
+    ]
+    jira.comment(REF, note, "run:1:start")
+    assert [c.request.method for c in rsps.calls] == ["POST", "GET", "GET", "GET"]
     assert len(fake.issue("VOIP-7").comments) == 1

@@ -1,0 +1,163 @@
+"""Checks every request passes before any view sees it.
+
+The desk and the API answer only to the host names people reach them by: `CONNBOT_PUBLIC_URL`'s
+host and the loopback names. Any other `Host:` is a 400, which stops DNS rebinding (a web page
+the operator opens pointing its own name at 127.0.0.1 to file tickets or answer prompts on the
+loopback desk). The machine endpoints (health, metrics, webhooks) keep any host: load balancers
+and probes call them by address.
+
+A NUL character (U+0000) in the path, the query string or a desk form is refused with a 400 naming
+where it was: PostgreSQL cannot hold one in text, and no ticket key, id or field needs one. JSON
+bodies are checked by `jsonbody.loads`. The machine endpoints' bodies (/webhooks/*, /slack/*) are
+read raw by their own views, so their forms are not parsed here.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask, request
+
+from bot.errors import BadRequestError
+from bot.settings import Settings
+from bot.web.auth import MACHINE_PREFIXES
+
+RAW_BODIES = ("/webhooks/", "/slack/")
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+NUL = "\x00"
+
+
+def refuse_nul() -> None:
+    """Before every request: a 400 naming the part of the request that carries a NUL character."""
+    if NUL in request.path:
+        raise BadRequestError("the URL path contains a NUL character (U+0000)")
+    for name, value in request.args.items(multi=True):
+        if NUL in name or NUL in value:
+            raise BadRequestError(f"query parameter {_shown(name)}: contains a NUL character (U+0000)")
+    if (
+        request.method == "POST"
+        and request.mimetype
+        in (
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        )
+        and not request.path.startswith(RAW_BODIES)
+    ):
+        for name, value in request.form.items(multi=True):
+            if NUL in name or NUL in value:
+                raise BadRequestError(f"form field {_shown(name)}: contains a NUL character (U+0000)")
+
+
+def _shown(name: str) -> str:
+    """A field name from the request, fit to quote in an answer: NULs spelt out, at most 64 characters."""
+    return repr(name.replace(NUL, "\\u0000")[:64])
+
+
+def allowed_hosts(settings: Settings) -> frozenset[str]:
+    """The host names the desk answers to: the public URL's and the loopback names."""
+    public = urlsplit(settings.public_url).hostname
+    return LOOPBACK_NAMES | ({public} if public else set())
+
+
+def _host_name(host: str) -> str | None:
+    """The name in a `Host:` header, without port or brackets, lower case; None if it is malformed."""
+    try:
+        return urlsplit("//" + host).hostname
+    except ValueError:
+        return None
+
+
+class BoundedBody:
+    """WSGI middleware: every request body is read here, before any view runs, within a deadline
+    and a size limit, and handed on whole. A body not in within `seconds` is answered 408 and the
+    connection closed, so a client sending a little and then waiting holds a server thread for
+    `seconds` at most; a body sent without a Content-Length (chunked) over `limit` bytes is answered
+    413, not read truncated (a signature check would call it forged). A Content-Length over the
+    limit is left to Flask's 413."""
+
+    CHUNK = 65536
+
+    def __init__(self, app: Any, limit: int, seconds: float):
+        self.app, self.limit, self.seconds = app, limit, seconds
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        declared = environ.get("CONTENT_LENGTH") or ""
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if declared.isdigit() and 0 < int(declared) <= self.limit:
+            want = int(declared)
+        elif chunked and not declared and environ.get("wsgi.input_terminated"):
+            want = self.limit + 1
+        else:
+            return self.app(environ, start_response)  # type: ignore[no-any-return]
+        try:
+            body = self._read(environ, want)
+        except TimeoutError:
+            return _answer(
+                start_response, "408 Request Timeout", f"the body did not arrive within {self.seconds:g} s"
+            )
+        if len(body) > self.limit:
+            return _answer(
+                start_response, "413 Request Entity Too Large", f"the body is over {self.limit} bytes"
+            )
+        environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
+        return self.app(environ, start_response)  # type: ignore[no-any-return]
+
+    def _read(self, environ: dict[str, Any], want: int) -> bytes:
+        """Up to `want` bytes of the body; TimeoutError when they take longer than `seconds`."""
+        stream, sock = environ["wsgi.input"], environ.get("gunicorn.socket")
+        deadline = time.monotonic() + self.seconds
+        previous = sock.gettimeout() if sock is not None else None
+        parts: list[bytes] = []
+        got = 0
+        try:
+            while got < want:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                if sock is not None:
+                    sock.settimeout(left)
+                chunk = stream.read(min(self.CHUNK, want - got))
+                if not chunk:
+                    break
+                parts.append(chunk)
+                got += len(chunk)
+        finally:
+            if sock is not None:
+                sock.settimeout(previous)
+        return b"".join(parts)
+
+
+def _answer(start_response: Any, status: str, message: str) -> list[bytes]:
+    """A JSON error answered by the middleware itself; the connection is closed after it."""
+    payload = json.dumps({"error": status.split(" ", 1)[1], "message": message}).encode()
+    start_response(
+        status,
+        [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(payload))),
+            ("Connection", "close"),
+        ],
+    )
+    return [payload]
+
+
+def install(app: Flask, settings: Settings) -> None:
+    hosts = allowed_hosts(settings)
+    app.wsgi_app = BoundedBody(app.wsgi_app, settings.max_body_bytes, settings.body_seconds)  # type: ignore[method-assign]
+
+    def check_host() -> None:
+        if request.path.startswith(MACHINE_PREFIXES):
+            return
+        if _host_name(request.host) not in hosts:
+            raise BadRequestError(
+                "the Host header names a host this desk does not answer to: use the host of "
+                "CONNBOT_PUBLIC_URL or a loopback name (localhost, 127.0.0.1, [::1])"
+            )
+
+    app.before_request(check_host)
+    app.before_request(refuse_nul)
