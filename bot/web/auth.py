@@ -185,8 +185,10 @@ class Access:
         self.token = settings.admin_token.get_secret_value() if settings.admin_token else None
         self.users = parse_users(desk.desk_users)
         # What an unknown name is checked against: the same cost as the users' own hashes.
-        self._rounds = max((int(h.split("$")[1]) for h in self.users.values()), default=ITERATIONS)
-        self._decoy: str | None = None  # made on first use: a hash costs as much as a login
+        # What an unknown name is checked against, at the users' own cost (with no users, no name
+        # is known and there is nothing to tell apart).
+        rounds = max((int(h.split("$")[1]) for h in self.users.values()), default=ITERATIONS)
+        self._decoy = hash_password(secrets.token_urlsafe(16), iterations=rounds) if self.users else None
         self.by_name, self.by_client = (
             Throttle(self.PER_NAME, self.WINDOW),
             Throttle(self.PER_CLIENT, self.WINDOW),
@@ -217,8 +219,9 @@ class Access:
         if not self._hashing.acquire(timeout=5):
             raise TooManyLogins("too many logins at once; try again in a few seconds", 5)
         try:
-            # Always one hash, an unknown name's against the decoy: the time does not tell names apart.
-            known = check_password(password, self.users.get(name) or self._decoy_hash()) and name in self.users
+            # One hash whatever the name (an unknown one against the decoy): timing tells no names apart.
+            stored = self.users.get(name, self._decoy)
+            known = stored is not None and check_password(password, stored) and name in self.users
         finally:
             self._hashing.release()
         if known:
@@ -229,11 +232,6 @@ class Access:
         self.by_name.failed(key)
         self.by_client.failed(client)
         return None
-
-    def _decoy_hash(self) -> str:
-        if self._decoy is None:
-            self._decoy = hash_password(secrets.token_urlsafe(16), iterations=self._rounds)
-        return self._decoy
 
     def open_session(self, user: str) -> str:
         """Hold a new login on the server; returns the id the session cookie carries."""
