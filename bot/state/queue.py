@@ -7,9 +7,11 @@ worker killed mid-task, Redis restarted) is found again by the sweeper, which ev
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import socket
+import sqlite3
 import sys
 import threading
 from collections.abc import Callable
@@ -18,7 +20,7 @@ from typing import Any
 
 from huey import RedisHuey
 from huey.api import Huey
-from huey.consumer import Consumer, Worker
+from huey.consumer import Consumer, Scheduler, Worker
 from huey.storage import SqliteStorage
 from sqlalchemy.orm import Session
 
@@ -42,7 +44,7 @@ class _SqliteStorage(SqliteStorage):
     ~2 ms a request). A wake-up lost to a power cut is found again by the sweeper: the store, not
     the queue, is the source of truth."""
 
-    def _create_connection(self):  # type: ignore[no-untyped-def]
+    def _create_connection(self) -> sqlite3.Connection:
         conn = super()._create_connection()
         conn.execute("pragma synchronous=NORMAL")
         return conn
@@ -133,25 +135,28 @@ class Queue:
         )
 
 
-class _OutageLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+_Logger = logging.Logger | logging.LoggerAdapter[Any]
+
+
+class _OutageLogger(logging.LoggerAdapter[_Logger]):
     """The logger of a huey consumer thread: an error reaching the queue goes to the `Outage`."""
 
-    def __init__(self, logger: logging.Logger, outage: Outage):
+    def __init__(self, logger: _Logger, outage: Outage):
         super().__init__(logger, {})
         self.outage = outage
 
-    def exception(self, msg: object, *args: object, **kwargs: object) -> None:
+    def exception(self, msg: object, *args: object, **kwargs: Any) -> None:
         exc = sys.exc_info()[1]
         if isinstance(exc, OUTAGE_ERRORS):
             self.outage.failed(exc)
         else:
-            super().exception(msg, *args, **kwargs)  # type: ignore[arg-type]
+            super().exception(msg, *args, **kwargs)
 
 
 class _Worker(Worker):
     outage: Outage
 
-    def loop(self, now: Any = None) -> None:
+    def loop(self, now: dt.datetime | None = None) -> None:
         failures = self.outage.failures
         super().loop(now)
         if failures and self.outage.failures == failures:
@@ -167,13 +172,14 @@ class _Consumer(Consumer):
         self.outage = Outage("the queue", log)
         super().__init__(*args, **kwargs)
 
-    def _create_worker(self) -> Worker:
+    def _create_worker(self) -> _Worker:
         worker = super()._create_worker()
+        assert isinstance(worker, _Worker)  # made from worker_class
         worker.outage = self.outage
         worker._logger = _OutageLogger(worker._logger, self.outage)
         return worker
 
-    def _create_scheduler(self) -> Any:
+    def _create_scheduler(self) -> Scheduler:
         scheduler = super()._create_scheduler()
         scheduler._logger = _OutageLogger(scheduler._logger, self.outage)
         return scheduler
