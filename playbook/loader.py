@@ -82,7 +82,8 @@ def check(pb: Playbook, catalogue: Mapping[str, ActionSpec], rules: Rules) -> li
     for cycle in _cycles(pb):
         if not any(pb.steps[s].max_visits for s in cycle):
             problems.append(
-                f"step {cycle[0]}: in a cycle without a bound ({' -> '.join(cycle)}); set max_visits and on_exhausted on one of its steps"
+                f"step {cycle[0]}: in a cycle without a bound ({' -> '.join(cycle)}); set max_visits and "
+                "on_exhausted on one of its steps"
             )
     return problems
 

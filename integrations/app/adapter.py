@@ -282,7 +282,8 @@ class AppAdapter(Adapter):
                 ).found(app_config=f"wrong_{key}")
         return result(
             m.ConfigOutcome.OK,
-            f"The app's SIP settings match the PBX ({self.expected.sip_host}:{self.expected.sip_port}/{self.expected.sip_transport}).",
+            "The app's SIP settings match the PBX "
+            f"({self.expected.sip_host}:{self.expected.sip_port}/{self.expected.sip_transport}).",
             **evidence,
         ).found(app_config="ok")
 

@@ -97,7 +97,8 @@ class LogsAdapter(Adapter):
         if matches[-1].cls == SUCCESS:
             return result(
                 m.LogClass.NONE_FOUND,
-                f"The log ends with a successful registration (line {matches[-1].line_no}); earlier failures ({last.cls}) are over.",
+                f"The log ends with a successful registration (line {matches[-1].line_no}); earlier failures "
+                f"({last.cls}) are over.",
                 **evidence,
             ).found(log_class="none_found")
         evidence["class_counts"] = {

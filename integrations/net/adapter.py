@@ -7,6 +7,7 @@ jitter and loss. The first failing layer is the outcome; every probe is in the e
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
 from typing import Any
@@ -77,7 +78,7 @@ class NetAdapter(Adapter):
                 rtt_min_ms=min(rtts),
                 rtt_avg_ms=round(statistics.fmean(rtts), 2),
                 rtt_max_ms=max(rtts),
-                jitter_ms=round(statistics.fmean(abs(a - b) for a, b in zip(rtts, rtts[1:], strict=False)), 2)
+                jitter_ms=round(statistics.fmean(abs(a - b) for a, b in itertools.pairwise(rtts)), 2)
                 if len(rtts) > 1
                 else 0.0,
             )
@@ -104,7 +105,8 @@ class NetAdapter(Adapter):
         def failed(p: probes.Probe) -> ActionResult:
             return finish(
                 m.PathOutcome(p.outcome),
-                f"Network path broken at {p.probe} to {p.target}: {p.outcome.replace('_', ' ')} ({p.detail}).",
+                f"Network path broken at {p.probe} to {p.target}: "
+                f"{p.outcome.replace('_', ' ')} ({p.detail}).",
             )
 
         if not probes.is_ip(host):
@@ -162,7 +164,8 @@ class NetAdapter(Adapter):
             )
         return finish(
             m.PathOutcome.OK,
-            f"The path to {host}:{port}/{transport} is fine: SIP answers ({answer}), {stats['rtt_avg_ms']} ms round trip, {stats['loss_pct']} % loss{note}.",
+            f"The path to {host}:{port}/{transport} is fine: SIP answers ({answer}), {stats['rtt_avg_ms']} "
+            f"ms round trip, {stats['loss_pct']} % loss{note}.",
             stats=stats,
         )
 

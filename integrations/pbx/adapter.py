@@ -387,7 +387,8 @@ class PbxAdapter(Adapter):
         user = self._user(inp)
         if self.app is None:
             raise NotConfiguredError(
-                "pbx.reset_password needs the app backend (CONNBOT_APP_API_URL) to give the app the new password"
+                "pbx.reset_password needs the app backend (CONNBOT_APP_API_URL) "
+                "to give the app the new password"
             )
         device, account = self._app_account(inp)
         caps = self.app.capabilities(device)
@@ -432,7 +433,8 @@ class PbxAdapter(Adapter):
         except AppForbiddenError as exc:
             return result(
                 m.ResetPasswordOutcome.FORBIDDEN,
-                f"Set a new password on the PBX, but the app backend refused it ({exc.status}): the app must be given a new password by hand.",
+                f"Set a new password on the PBX, but the app backend refused it ({exc.status}): the app must "
+                "be given a new password by hand.",
                 device_id=device,
                 pbx_updated=True,
                 app_updated=False,
@@ -553,7 +555,8 @@ class PbxAdapter(Adapter):
             if not realtime:
                 return result(
                     out.MODULE_NOT_LOADED,
-                    "The database answers but Asterisk has no realtime driver loaded (res_config_odbc.so / res_config_pgsql.so).",
+                    "The database answers but Asterisk has no realtime driver loaded (res_config_odbc.so / "
+                    "res_config_pgsql.so).",
                     **evidence,
                 ).found(**seen, realtime_db="none")
         elif not realtime:
