@@ -34,7 +34,7 @@ from integrations.base import (
 )
 from integrations.tickets import Note
 from playbook import engine
-from playbook.engine import Ask, Escalate, Execute, Finish, Position
+from playbook.engine import Ask, Decide, Escalate, Execute, Finish, Position
 from playbook.models import APPROVE
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class StepRecord:
     """What one step of a run did, as its step result keeps it."""
 
     step: str
-    mode: str  # auto, human, approval or end
+    mode: str  # auto, human, approval, decided (by the findings) or end
     outcome: str
     summary: str
     started: dt.datetime
@@ -156,7 +156,7 @@ def _step(ctx: RunContext, run_id: int, owner: str) -> tuple[bool, bool]:
             if identify.needed(run)
             else None
         )
-        plan = engine.plan(pb, pos, registry.available)
+        plan = engine.plan(pb, pos, registry.available, facts=run.facts)
         if isinstance(plan, Execute):
             inp = ActionInput(
                 ticket_key=run.ticket.key,
@@ -178,19 +178,21 @@ def _step(ctx: RunContext, run_id: int, owner: str) -> tuple[bool, bool]:
             event: engine.Event = engine.Outcome(res.outcome)
             summary, evidence, facts = res.summary, redact(res.evidence), redact(res.facts)
         except (NotConfiguredError, UnsupportedError) as exc:
-            plan = engine.plan(pb, pos, registry.available, reason=str(exc))
+            plan = engine.plan(pb, pos, registry.available, reason=str(exc), facts=run.facts)
         except AdapterError as exc:
             attempts = run.attempts + 1
             retry = isinstance(exc, TransientError) and attempts < ctx.limits.step_attempts
             why = f"{action} failed" + (f" {attempts} times" if attempts > 1 else "") + f": {exc}"
-            event, summary, evidence, facts = engine.Failed(str(exc)), why, {"error": str(exc)}, {}
+            # what the adapter saw before it failed (e.g. ARI refused) is kept as findings
+            event, summary, evidence = engine.Failed(str(exc)), why, {"error": str(exc)}
+            facts = redact(exc.facts)
         finished = started + dt.timedelta(seconds=time.perf_counter() - t0)
     with ctx.store.tx() as s:
         run = _hold(ctx, s, run_id, owner)
         if isinstance(plan, Execute) and isinstance(event, engine.Failed) and retry:
             _retry_later(ctx, s, run, why)
             return False, False
-        moved = isinstance(plan, (Execute, Escalate))
+        moved = isinstance(plan, (Execute, Escalate, Decide))
         if isinstance(plan, Execute):
             outcome = event.value if isinstance(event, engine.Outcome) else "error"
             _record(
@@ -198,6 +200,18 @@ def _step(ctx: RunContext, run_id: int, owner: str) -> tuple[bool, bool]:
             )
             run.facts = {**run.facts, **facts}
             _move(run, engine.follow(pb, pos, event))
+        elif isinstance(plan, Decide):
+            now = ctx.clock()
+            taken = plan.outcome if not plan.step.is_route else f"{plan.outcome}: {plan.target}"
+            _record(
+                s,
+                run,
+                plan.step,
+                StepRecord(
+                    pos.step, "decided", plan.outcome[:64], f"{plan.because or taken} ({taken})", now, now
+                ),
+            )
+            _move(run, engine.decide(pb, pos, plan))
         elif isinstance(plan, Ask):
             _ask(ctx, s, run, plan)
         elif isinstance(plan, Escalate):
@@ -405,7 +419,7 @@ def _ask(ctx: RunContext, s: Session, run: Run, plan: Ask) -> None:
         plan.step,
         step_id=run.step or "",
         kind=plan.kind,
-        question=_question(plan),
+        question=plan.question,
         options=list(plan.options),
         text_label=plan.text_label,
         wait=ctx.playbook.wait_for(plan.step),
@@ -437,12 +451,6 @@ def _ask_route(ctx: RunContext, s: Session, run: Run, ticket: Ticket) -> None:
         f"Question for a person: {step.title}",
         "no routing rule matching a known customer",
     )
-
-
-def _question(plan: Ask) -> str:
-    if plan.kind == "approval":
-        return f"connbot wants to run {plan.step.action}: {plan.step.instructions} Approve?"
-    return plan.step.instructions or plan.step.title
 
 
 def _resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) -> bool:

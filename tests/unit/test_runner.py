@@ -407,3 +407,44 @@ def test_a_step_whose_system_keeps_failing_is_retried_later_then_takes_its_failu
     with svc.store.tx() as s:
         assert s.get(Run, run_id).steps[1].summary == "app.reconnect failed 3 times: HTTP 502"
     assert open_prompt(svc, run_id).step == "record_error", "the failure edge was taken"
+
+
+def test_findings_accumulate_even_from_a_failed_step_and_the_question_carries_the_diagnosis(make_services):
+    """Asterisk stopped: the account look-up fails with ARI refused; the run keeps that finding, the
+    network probe adds SIP refused, and the question a person gets names the cause with both."""
+    refused = PermanentError("connection refused by http://pbx1:8088/ari/...").found(
+        pbx="pbx1", ari="refused"
+    )
+    svc = make_services(
+        registry=scripted_registry(
+            {
+                **L1_TO_ACCOUNT,
+                "pbx.get_account": [refused],
+                "net.check_path": [
+                    ActionResult(
+                        outcome="tcp_refused",
+                        summary="Network path broken at tcp_sip to pbx1:5061: tcp refused.",
+                        facts={
+                            "server_path": "tcp_refused",
+                            "sip_port": "refuses",
+                            "sip_target": "pbx1:5061/tls",
+                        },
+                    )
+                ],
+                "pbx.health": ["down"],
+            }
+        )
+    )
+    _, run_id = file(svc)
+    run, steps, _comments, _ticket = load(svc, run_id)
+    assert ("check_account", "error") in steps
+    assert {k: run.facts[k] for k in ("ari", "sip_port", "server_path")} == {
+        "ari": "refused",
+        "sip_port": "refuses",
+        "server_path": "tcp_refused",
+    }
+    question = open_prompt(svc, run_id).question
+    assert question.endswith(
+        "connbot's diagnosis: Asterisk on pbx1 does not answer: ARI refused connbot's connection; "
+        "SIP pbx1:5061/tls refused the connection. Start or restart Asterisk on pbx1, then answer Fixed."
+    )
