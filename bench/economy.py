@@ -1,6 +1,6 @@
 """Item 4: Jira and Slack calls per run for each scenario of the seed playbook (fewer is better:
-both rate-limit). Jira is faked at the wire (tests/fakes/jira.py on `responses`), Slack is the stub
-Web API server on loopback (tests/fakes/slack_api.py); each scenario starts from a signed
+both rate-limit). Jira is the Jira simulator mounted on `responses` (tests/fakes/jira.py), Slack the
+Web API simulator on loopback (simulators/slack.py); each scenario starts from a signed
 jira:issue_created webhook and every human step is answered by a signed Slack click."""
 
 from __future__ import annotations
@@ -91,25 +91,17 @@ def run_scenario(sc: Scenario, workdir: Path, monkeypatch: Any) -> dict[str, Any
     from bot.web.app import create_app
     from integrations.slack.channel import SlackChannel
     from integrations.slack.settings import SlackSettings
+    from simulators.slack import CHANNEL, SlackWebApi
     from tests.fakes.adapters import scripted_registry
     from tests.fakes.jira import FakeJira, configure, fixture, sign
-    from tests.fakes.slack_api import (
-        BOT_TOKEN,
-        CHANNEL,
-        SIGNING_SECRET,
-        InlineExecutor,
-        SlackApiStub,
-        click,
-        form,
-        signed,
-    )
+    from tests.fakes.slack_api import BOT_TOKEN, SIGNING_SECRET, InlineExecutor, click, form, signed
 
     configure(
         monkeypatch,
         ESCALATION='{"2": {"assignee": "l2-lead", "components": ["Voice L2"]}, "3": {"assignee": "l3-lead"}}',
         RESOLUTION="Fixed",
     )
-    stub = SlackApiStub().start()
+    stub = SlackWebApi().start()
     try:
         with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
             FakeJira(rsps)

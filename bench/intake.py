@@ -219,10 +219,11 @@ def open_prompts(n: int) -> list[tuple[str, str]]:
 
 def slack_ack(kind: str, workdir: Path) -> dict[str, Any]:
     """Item 5 on one backend: signed block_actions clicks at a fixed rate while wrk loads the intake."""
-    from tests.fakes.slack_api import BOT_TOKEN, CHANNEL, SIGNING_SECRET, SlackApiStub, click, form, signed
+    from simulators.slack import CHANNEL, SlackWebApi
+    from tests.fakes.slack_api import BOT_TOKEN, SIGNING_SECRET, click, form, signed
 
     pool, _ = _pool(workdir)
-    stub = SlackApiStub().start()
+    stub = SlackWebApi().start()
     try:
         with backend(kind, workdir) as be:
             env = env_with(

@@ -9,8 +9,9 @@ The state is an `Asterisk`. Its PJSIP objects live in a realtime database (sorce
 wizard, writable) unless `writable` is off (the static pjsip.conf wizard: every write is 403).
 While its realtime database is down (`db_up` off) a configuration look-up waits for the dead
 database (`db_wait` seconds) and then finds nothing (404), and a write fails (403), as
-res_config_pgsql makes sorcery fail. A stopped Asterisk answers nothing at all: that is the
-serving side's business (`simulators.pbx` closes its ports).
+res_config_pgsql makes sorcery fail; a slow database (`lookup_seconds`) slows every look-up.
+A stopped Asterisk answers nothing at all: that is the serving side's business (`simulators.pbx`
+closes its ports).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class Asterisk:
     read_only_user: bool = False  # connbot's ARI user has `read_only = yes`
     db_up: bool = True  # the realtime database answers
     db_wait: float = 2.0  # seconds a look-up waits for a dead realtime database
+    lookup_seconds: float = 0.0  # seconds every configuration look-up or write takes (a slow database)
     invalid: set[str] = field(default_factory=set)  # object types whose writes fail field validation
     online: Callable[[str], bool] = lambda resource: False  # whether an endpoint has an available contact
     writes: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
@@ -143,8 +145,10 @@ def create(asterisk: Asterisk) -> Flask:
         if request.method != "GET" and asterisk.read_only_user:
             return _error(403, "Write access denied")
         parts = path.strip("/").split("/")
-        if parts[:3] == ["asterisk", "config", "dynamic"] and len(parts) == 6 and not asterisk.db_up:
-            return _config_without_db(asterisk, parts[4], parts[5])
+        if parts[:3] == ["asterisk", "config", "dynamic"] and len(parts) == 6:
+            if not asterisk.db_up:
+                return _config_without_db(asterisk, parts[4], parts[5])
+            time.sleep(asterisk.lookup_seconds)
         with asterisk.lock:
             return _route(asterisk, parts)
 

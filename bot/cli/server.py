@@ -10,7 +10,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from bot.lab import Lab
-from bot.lab import desk as lab_desk
+from bot.lab import web as lab_web
 from bot.runs import jira_intake
 from bot.runs.sweeper import sweep
 from bot.services import Services
@@ -73,7 +73,7 @@ class _Embedded(BaseApplication):
         self.services = Services.build(self.settings)
         app = create_app(self.settings, self.services)
         if lab:
-            lab_desk.install(app, lab)
+            lab_web.install(app, lab)
         return app
 
     def _start_background(self, _worker: Any) -> None:

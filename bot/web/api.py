@@ -11,7 +11,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from bot.errors import BadRequestError, NotFoundError
-from bot.lab import desk as lab_desk
 from bot.runs import intake, prompts
 from bot.runs.prompts import Via
 from bot.state.models import Event, Prompt, PromptState, Run, Ticket
@@ -29,7 +28,6 @@ class TicketIn(BaseModel):
     description: str = Field("", max_length=32767)
     reporter: str = Field("", max_length=255)
     user: str | None = Field(None, max_length=64, description="the user's extension or SIP username")
-    scenario: str | None = Field(None, max_length=64, description="a lab scenario (only while the lab runs)")
 
 
 class AnswerIn(BaseModel):
@@ -79,10 +77,9 @@ def file_ticket() -> ResponseReturnValue:
     svc = services_of(current_app)
     earlier = intake.filed_with(svc.context, key) if key is not None else None
     if earlier is None:
-        user, fields = lab_desk.ticket_extras(current_app, body.scenario, body.user)
         try:
             ticket, run_id = intake.file_desk_ticket(
-                svc.context, body.summary, body.description, body.reporter, user, fields, key
+                svc.context, body.summary, body.description, body.reporter, body.user, {}, key
             )
             return jsonify(key=ticket.key, run=run_id, url=f"/tickets/{ticket.key}"), 201
         except IntegrityError:  # the same key, filed at the same moment by a twin request

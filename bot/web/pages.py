@@ -26,13 +26,11 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from bot.errors import BadRequestError, NotFoundError
-from bot.lab import DEFAULT as DEFAULT_SCENARIO
-from bot.lab import desk as lab_desk
 from bot.runs import intake
 from bot.runs.prompts import Via, view
 from bot.services import Services
 from bot.state.models import Effect, EffectState, Prompt, PromptState, Run, RunState, Ticket
-from bot.web import dashboard, svg
+from bot.web import dashboard, extension, svg
 from bot.web.api import TicketIn, answer
 from bot.web.auth import Access, csrf_ok
 from bot.web.current import services_of
@@ -41,7 +39,7 @@ from bot.web.views import step_dict, ticket_row
 desk = Blueprint(
     "desk", __name__, template_folder="templates", static_folder="static", static_url_path="/desk-static"
 )
-FORM_FIELDS = ("summary", "description", "reporter", "user", "scenario")
+FORM_FIELDS = ("summary", "description", "reporter", "user")
 
 
 def _svc() -> Services:
@@ -84,7 +82,7 @@ def _common() -> dict[str, Any]:
         "user": g.get("user"),
         "login_required": _access().login_required(),
         "duration": dashboard.duration,
-        "lab": lab_desk.running(current_app),
+        "extension": extension.of(current_app),
     }
 
 
@@ -100,12 +98,8 @@ def _bad_request(exc: BadRequestError) -> ResponseReturnValue:
 
 @desk.get("/")
 def index() -> ResponseReturnValue:
-    lab = (
-        {"scenario": DEFAULT_SCENARIO, "summary": "The app cannot connect"}
-        if lab_desk.running(current_app)
-        else {}
-    )
-    return _index(lab, [])
+    added = extension.of(current_app)
+    return _index(dict(added.form_defaults) if added else {}, [])
 
 
 def _index(form: dict[str, str], problems: list[str], status: int = 200) -> ResponseReturnValue:
@@ -116,17 +110,17 @@ def _index(form: dict[str, str], problems: list[str], status: int = 200) -> Resp
 
 @desk.post("/tickets")
 def file_ticket() -> ResponseReturnValue:
+    added = extension.of(current_app)
+    extra = {name: request.form.get(name, "") for name in (added.form_fields if added else ())}
     form = {name: request.form.get(name, "") for name in FORM_FIELDS}
     try:
-        body = TicketIn.model_validate(
-            {**form, "user": form["user"].strip() or None, "scenario": form["scenario"] or None}
-        )
-        user, fields = lab_desk.ticket_extras(current_app, body.scenario, body.user)
+        body = TicketIn.model_validate({**form, "user": form["user"].strip() or None})
+        user, fields = added.file(extra, body.user) if added else (body.user, {})
     except ValidationError as exc:
         problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        return _index(form, problems, 400)
+        return _index({**form, **extra}, problems, 400)
     except BadRequestError as exc:
-        return _index(form, [str(exc)], 400)
+        return _index({**form, **extra}, [str(exc)], 400)
     ticket, run_id = intake.file_desk_ticket(
         _svc().context, body.summary, body.description, body.reporter, user, fields
     )

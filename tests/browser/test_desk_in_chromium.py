@@ -15,7 +15,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from bot.lab import Lab
-from bot.lab import desk as lab_desk
+from bot.lab import web as lab_web
 from bot.web.app import create_app
 from tests.fakes.desk import CLOSED_PATH, one_prompt_registry
 
@@ -57,7 +57,7 @@ def _serve(svc, lab: Lab | None = None) -> Iterator[str]:  # type: ignore[no-unt
     """The real app and an in-process worker on a free loopback port; yields the base URL."""
     app = create_app(svc.settings, svc)
     if lab:
-        lab_desk.install(app, lab)
+        lab_web.install(app, lab)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     consumer = svc.queue.consumer(2, in_process=True)
     consumer.start()

@@ -38,9 +38,10 @@ from integrations.pbx.settings import PbxSettings
 from integrations.settings import load
 from integrations.slack.channel import SlackChannel
 from integrations.slack.settings import SlackSettings
+from simulators.slack import CHANNEL, SlackWebApi
 from tests.fakes.faults import KINDS, Faults
 from tests.fakes.jira import FakeJira, configure
-from tests.fakes.slack_api import BOT_TOKEN, CHANNEL, SIGNING_SECRET, InlineExecutor, SlackApiStub
+from tests.fakes.slack_api import BOT_TOKEN, SIGNING_SECRET, InlineExecutor
 from tests.reliability.conftest import issue_event, jira_headers
 from tests.unit.integrations.wire_fakes import ARI, FakeApp, FakeAri, app_settings, sip_settings
 
@@ -54,7 +55,7 @@ class World:
     jira: FakeJira
     ari: FakeAri
     app: FakeApp
-    slack: SlackApiStub
+    slack: SlackWebApi
     faults: Faults
     pristine: Any = None
     delays: list[float] = field(default_factory=list)  # the runner's scheduled retries, in seconds
@@ -119,7 +120,7 @@ class World:
 
 @pytest.fixture
 def world(make_services, monkeypatch, tmp_path) -> Iterator[Any]:  # type: ignore[no-untyped-def]
-    stubs: list[SlackApiStub] = []
+    stubs: list[SlackWebApi] = []
 
     def make(faults: Faults, **settings: Any) -> World:
         configure(monkeypatch, RESOLUTION="Fixed")
@@ -138,7 +139,7 @@ def world(make_services, monkeypatch, tmp_path) -> Iterator[Any]:  # type: ignor
             {"status": "failed", "error": {"code": "registration_failed", "message": "403 Forbidden"}}
         ]
         app.heal_when = lambda: app.app_password is not None  # the password reset fixes it
-        slack = SlackApiStub(fault=faults.slack).start()
+        slack = SlackWebApi(fault=faults.slack).start()
         stubs.append(slack)
         pbx = PbxAdapter.from_settings(
             PbxSettings.model_validate({"ari_url": ARI, "ari_username": "connbot", "ari_password": "ari-pw"}),

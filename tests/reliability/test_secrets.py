@@ -20,11 +20,11 @@ import yaml
 from sqlalchemy import select
 
 from bot.lab import Lab
-from bot.lab import desk as lab_desk
+from bot.lab import web as lab_web
 from bot.state.models import Base, Prompt, Run
 from bot.web.app import create_app
+from simulators.slack import SlackWebApi
 from tests.fakes.jira import URL, FakeJira, sign
-from tests.fakes.slack_api import SlackApiStub
 from tests.reliability.conftest import issue_event
 
 CANARIES = {
@@ -61,7 +61,7 @@ SCENARIOS = (
 @pytest.fixture
 def world(settings, monkeypatch, make_services, caplog) -> Iterator[Any]:  # type: ignore[no-untyped-def]
     caplog.set_level(logging.DEBUG)
-    stub = SlackApiStub().start()
+    stub = SlackWebApi().start()
     with (
         Lab(settings.data_dir, reconnect_seconds=0.05) as lab,
         responses.RequestsMock(assert_all_requests_are_fired=False) as rsps,
@@ -87,7 +87,7 @@ def world(settings, monkeypatch, make_services, caplog) -> Iterator[Any]:  # typ
         monkeypatch.setenv("CONNBOT_SLACK_CHANNEL", "C0PROMPTS")
         svc = make_services()
         app = create_app(svc.settings, svc)
-        lab_desk.install(app, lab)
+        lab_web.install(app, lab)
         yield svc, app.test_client(), lab, jira, stub
     stub.stop()
 
@@ -130,7 +130,7 @@ def test_no_secret_leaves_a_full_run_of_every_scenario_and_a_jira_ticket(world, 
     canaries.add("CANARY-pbx-db-global-8e2")
 
     for name in SCENARIOS:
-        resp = client.post("/api/tickets", json={"summary": "The app cannot connect", "scenario": name})
+        resp = client.post("/api/lab/tickets", json={"summary": "The app cannot connect", "scenario": name})
         assert resp.status_code == 201, resp.get_json()
     body = issue_event("VOIP-77", customfield_10050="1001")
     resp = client.post(

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from bot.cli import server
 from bot.lab import SCENARIOS, Lab
-from bot.lab import desk as lab_desk
+from bot.lab import web as lab_web
 from bot.state.models import Prompt, Run
 from bot.web.app import create_app
 from playbook import loader
@@ -106,7 +106,7 @@ def lab(settings, monkeypatch) -> Iterator[Lab]:
 def desk(lab, make_services):
     svc = make_services()
     app = create_app(svc.settings, svc)
-    lab_desk.install(app, lab)
+    lab_web.install(app, lab)
     return svc, app.test_client()
 
 
@@ -138,7 +138,7 @@ def drive(svc, client, run_id: int, answers: dict[str, str]) -> list[str]:
 def test_each_scenario_reaches_its_end_through_the_real_adapters(name, desk):
     svc, client = desk
     answers, findings, (kind, level, last) = EXPECTED[name]
-    resp = client.post("/api/tickets", json={"summary": "The app cannot connect", "scenario": name})
+    resp = client.post("/api/lab/tickets", json={"summary": "The app cannot connect", "scenario": name})
     assert resp.status_code == 201, resp.get_json()
 
     asked = drive(svc, client, resp.get_json()["run"], answers)
@@ -178,7 +178,7 @@ def test_the_password_reset_really_fixes_the_lab_app(desk, lab):
     inst = lab.instances["password_mismatch"]
     assert inst.objects["auth"]["2004"]["password"] != inst.app_password
     resp = client.post(
-        "/api/tickets", json={"summary": "Bob cannot connect", "scenario": "password_mismatch"}
+        "/api/lab/tickets", json={"summary": "Bob cannot connect", "scenario": "password_mismatch"}
     )
     drive(svc, client, resp.get_json()["run"], {"reset_password": "approve"})
     assert inst.objects["auth"]["2004"]["password"] == inst.app_password and inst.last_error is None
@@ -201,7 +201,7 @@ def test_serve_runs_the_lab_in_the_web_process_only_when_asked(asked, settings, 
     embedded = server._Embedded(settings, lab=asked)
     app = embedded.load()
     try:
-        lab = lab_desk.running(app)
+        lab = lab_web.running(app)
         page = app.test_client().get("/").get_data(as_text=True)
         if not asked:
             assert lab is None and embedded.services.fleet is None and "simulation" not in page
@@ -212,7 +212,7 @@ def test_serve_runs_the_lab_in_the_web_process_only_when_asked(asked, settings, 
         assert "Lab: this is a simulation." in page
         assert (
             app.test_client()
-            .post("/api/tickets", json={"summary": "x", "scenario": "nothing_found"})
+            .post("/api/lab/tickets", json={"summary": "x", "scenario": "nothing_found"})
             .status_code
             == 201
         )

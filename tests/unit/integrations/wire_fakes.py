@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,8 @@ from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAP
 from pydantic import SecretStr
 
 from integrations import http
+from simulators import ari
+from tests.fakes.wire import mount
 
 ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -52,7 +53,9 @@ def tuples_to_dict(tuples: list[dict[str, str]]) -> dict[str, str]:
 
 
 class FakeAri:
-    """A PBX with PJSIP objects in a writable (or read-only) sorcery backend."""
+    """The ARI simulator (simulators/ari.py) mounted at `url`: a PBX with user 1001's PJSIP objects
+    in a writable (or read-only) sorcery backend. `down` refuses connections; `broken` (a path
+    substring mapped to an answer or an exception) injects faults beyond the simulator's own."""
 
     def __init__(
         self,
@@ -61,73 +64,68 @@ class FakeAri:
         ari_password: str = "ari-pw",
         url: str = ARI,
     ):
-        self.password = ari_password
-        self.objects: dict[str, dict[str, dict[str, str]]] = {
-            "endpoint": {"1001": tuples_to_dict(fixture("pbx", "endpoint_1001.json"))},
-            "auth": {"1001": tuples_to_dict(fixture("pbx", "auth_1001.json", password=password))},
-            "aor": {"1001": tuples_to_dict(fixture("pbx", "aor_1001.json"))},
-        }
-        self.modules = {m: "Running" for m in ("res_pjsip.so", "res_pjsip_registrar.so", "chan_pjsip.so")}
-        self.read_only_user = False
-        self.read_only_backend = False
-        self.reject_fields: set[str] = set()  # object types whose PUT fails validation
+        self.asterisk = ari.Asterisk(
+            ari_password=ari_password,
+            objects={
+                "endpoint": {"1001": tuples_to_dict(fixture("pbx", "endpoint_1001.json"))},
+                "auth": {"1001": tuples_to_dict(fixture("pbx", "auth_1001.json", password=password))},
+                "aor": {"1001": tuples_to_dict(fixture("pbx", "aor_1001.json"))},
+            },
+            modules={m: "Running" for m in ari.SIP_STACK},
+        )
         self.down = False
-        self.lookup_delay = 0.0  # seconds each configuration look-up takes (a realtime database in trouble)
-        self.broken: dict[str, Any] = {}  # path substring -> (status, body) to answer instead
-        self.puts: list[tuple[str, str, dict[str, str]]] = []
-        rsps.add_callback(responses.GET, re.compile(re.escape(url) + r"/ari/.*"), callback=self._handle)
-        rsps.add_callback(responses.PUT, re.compile(re.escape(url) + r"/ari/.*"), callback=self._handle)
+        self.broken: dict[str, Any] = {}
+        mount(rsps, url, ari.create(self.asterisk), refused=lambda: self.down, faults=self.broken)
 
-    @staticmethod
-    def _err(status: int, message: str) -> tuple[int, dict[str, str], str]:
-        return status, {"Content-Type": "application/json"}, json.dumps({"message": message})
+    @property
+    def objects(self) -> dict[str, dict[str, dict[str, str]]]:
+        return self.asterisk.objects
 
-    def _handle(self, req: requests.PreparedRequest) -> Any:
-        if self.down:
-            raise requests.ConnectionError("connection refused")
-        if req.headers.get("Authorization") != requests.auth._basic_auth_str("connbot", self.password):
-            return self._err(401, "Authentication required")
-        path = req.path_url.split("?")[0].removeprefix("/ari")
-        for key, answer in self.broken.items():
-            if key in path:
-                if isinstance(answer, Exception):
-                    raise answer
-                return answer
-        if path == "/asterisk/ping":
-            return 200, {}, json.dumps(fixture("pbx", "ping.json"))
-        if path == "/asterisk/info":
-            return 200, {}, json.dumps(fixture("pbx", "info.json"))
-        if path.startswith("/asterisk/modules/"):
-            name = path.rsplit("/", 1)[1]
-            if name not in self.modules:
-                return self._err(404, "Module could not be found in running modules")
-            return (
-                200,
-                {},
-                json.dumps({**fixture("pbx", "module.json", name=name), "status": self.modules[name]}),
-            )
-        m = re.fullmatch(r"/asterisk/config/dynamic/res_pjsip/(\w+)/([^/]+)", path)
-        if not m:
-            return self._err(404, "Resource not found")
-        kind, oid = m.groups()
-        time.sleep(self.lookup_delay)
-        store = self.objects.setdefault(kind, {})
-        if req.method == "GET":
-            if oid not in store:
-                return self._err(404, f"Object with id '{oid}' not found")
-            return 200, {}, json.dumps([{"attribute": k, "value": v} for k, v in store[oid].items()])
-        if self.read_only_user:
-            return self._err(403, "Write access denied")
-        if self.read_only_backend:
-            return self._err(
-                403, f"Cannot {'update' if oid in store else 'create'} sorcery objects of type '{kind}'"
-            )
-        fields = {f["attribute"]: f["value"] for f in json.loads(req.body or b"{}").get("fields", [])}
-        if kind in self.reject_fields:
-            return self._err(400, f"Creation of object '{oid}' failed field value validation")
-        self.puts.append((kind, oid, fields))
-        store.setdefault(oid, {}).update(fields)
-        return 200, {}, json.dumps([{"attribute": k, "value": v} for k, v in store[oid].items()])
+    @objects.setter
+    def objects(self, value: dict[str, dict[str, dict[str, str]]]) -> None:
+        self.asterisk.objects = value
+
+    @property
+    def modules(self) -> dict[str, str]:
+        return self.asterisk.modules
+
+    @property
+    def puts(self) -> list[tuple[str, str, dict[str, str]]]:
+        """Every object written, in order: (object type, id, fields)."""
+        return self.asterisk.writes
+
+    @property
+    def read_only_user(self) -> bool:
+        return self.asterisk.read_only_user
+
+    @read_only_user.setter
+    def read_only_user(self, value: bool) -> None:
+        self.asterisk.read_only_user = value
+
+    @property
+    def read_only_backend(self) -> bool:
+        return not self.asterisk.writable
+
+    @read_only_backend.setter
+    def read_only_backend(self, value: bool) -> None:
+        self.asterisk.writable = not value
+
+    @property
+    def reject_fields(self) -> set[str]:
+        return self.asterisk.invalid
+
+    @reject_fields.setter
+    def reject_fields(self, value: set[str]) -> None:
+        self.asterisk.invalid = value
+
+    @property
+    def lookup_delay(self) -> float:
+        """Seconds each configuration look-up or write takes (a realtime database in trouble)."""
+        return self.asterisk.lookup_seconds
+
+    @lookup_delay.setter
+    def lookup_delay(self, value: float) -> None:
+        self.asterisk.lookup_seconds = value
 
 
 REGISTERED = {"status": "succeeded", "result": {"registration_state": "registered", "sip_code": 200}}

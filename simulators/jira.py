@@ -1,0 +1,163 @@
+"""Jira's REST API v2 as connbot uses it: comments, transitions, assignee, issue edits and search.
+
+The state is a `Jira` of `Issue`s (comments, status, resolution, assignee, labels, components,
+fields), so idempotency can be checked by what ends up on an issue; every JQL searched is kept.
+Errors have Jira's shape, `{"errorMessages": [...], "errors": {...}}`, from the Cloud platform
+spec (specs/jira/jira-cloud-platform-v3.bot-subset.json).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+
+TRANSITIONS: list[dict[str, Any]] = [
+    {"id": "11", "name": "In Progress", "to": {"name": "In Progress"}, "fields": {}},
+    {"id": "31", "name": "Done", "to": {"name": "Done"}, "fields": {"resolution": {"required": False}}},
+]
+
+
+@dataclass
+class Issue:
+    comments: list[str] = field(default_factory=list)
+    status: str = "To Do"
+    resolution: str | None = None
+    assignee: dict[str, Any] | None = None
+    labels: list[str] = field(default_factory=list)
+    components: list[str] = field(default_factory=list)
+    fields: dict[str, Any] = field(default_factory=dict)
+    # The authors of comments not written by the API token's account, by their index in `comments`.
+    foreign: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class Jira:
+    """The issues (created on first use, as if they existed), what search answers and the account
+    the API token belongs to (`GET /myself`, the author of every comment added through the API)."""
+
+    account: dict[str, Any] = field(
+        default_factory=lambda: {
+            "accountId": "5b10ac8d82e05b22cc7d4ef5",
+            "displayName": "connbot",
+            "accountType": "atlassian",
+        }
+    )
+    issues: dict[str, Issue] = field(default_factory=dict)
+    search_results: list[dict[str, Any]] = field(default_factory=list)
+    searches: list[str] = field(default_factory=list)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def issue(self, key: str) -> Issue:
+        return self.issues.setdefault(key, Issue())
+
+    def comment_as(self, key: str, author: dict[str, Any], body: str) -> None:
+        """A comment someone else (a reporter, an agent) writes on the issue."""
+        with self.lock:
+            issue = self.issue(key)
+            issue.foreign[len(issue.comments)] = author
+            issue.comments.append(body)
+
+
+def _error(status: int, *messages: str, **errors: str) -> Response:
+    resp = jsonify(errorMessages=list(messages), errors=errors)
+    resp.status_code = status
+    return resp
+
+
+def _body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    return body if isinstance(body, dict) else {}
+
+
+def create(jira: Jira) -> Flask:
+    """The REST API of `jira`, at `/rest/api/2/...`."""
+    app = Flask(__name__)
+    api = "/rest/api/2"
+
+    @app.errorhandler(404)
+    def _not_found(_exc: Exception) -> Response:
+        return _error(404, "The requested resource could not be found.")
+
+    @app.errorhandler(405)
+    def _not_allowed(_exc: Exception) -> Response:
+        return _error(405, "Method not allowed.")
+
+    @app.get(f"{api}/issue/<key>/comment")
+    def list_comments(key: str) -> Response:
+        with jira.lock:
+            issue = jira.issue(key)
+            comments = issue.comments
+            start = request.args.get("startAt", 0, type=int)
+            size = request.args.get("maxResults", 50, type=int)
+            page = [
+                {"id": str(i), "body": b, "author": issue.foreign.get(i, jira.account)}
+                for i, b in enumerate(comments)
+            ][start : start + size]
+            return jsonify(startAt=start, maxResults=size, total=len(comments), comments=page)
+
+    @app.post(f"{api}/issue/<key>/comment")
+    def add_comment(key: str) -> Response:
+        text = _body().get("body")
+        if not isinstance(text, str) or not text:
+            return _error(400, comment="Comment body can not be empty!")
+        with jira.lock:
+            issue = jira.issue(key)
+            issue.comments.append(text)
+            resp = jsonify(id=str(len(issue.comments)), body=text)
+        resp.status_code = 201
+        return resp
+
+    @app.get(f"{api}/myself")
+    def myself() -> Response:
+        return jsonify(jira.account)
+
+    @app.get(f"{api}/issue/<key>/transitions")
+    def transitions(key: str) -> Response:
+        return jsonify(transitions=TRANSITIONS)
+
+    @app.post(f"{api}/issue/<key>/transitions")
+    def transition(key: str) -> Response:
+        body = _body()
+        wanted = str((body.get("transition") or {}).get("id", ""))
+        chosen = next((t for t in TRANSITIONS if t["id"] == wanted), None)
+        if chosen is None:
+            return _error(400, f"Transition id '{wanted}' is not valid for this issue.")
+        with jira.lock:
+            issue = jira.issue(key)
+            issue.status = str(chosen["to"]["name"])
+            issue.resolution = (body.get("fields") or {}).get("resolution", {}).get("name")
+            issue.comments += [c["add"]["body"] for c in (body.get("update") or {}).get("comment", [])]
+        return Response(status=204)
+
+    @app.put(f"{api}/issue/<key>/assignee")
+    def assign(key: str) -> Response:
+        with jira.lock:
+            jira.issue(key).assignee = _body()
+        return Response(status=204)
+
+    @app.put(f"{api}/issue/<key>")
+    def edit(key: str) -> Response:
+        body = _body()
+        update = body.get("update") or {}
+        with jira.lock:
+            issue = jira.issue(key)
+            issue.comments += [c["add"]["body"] for c in update.get("comment", [])]
+            issue.labels += [c["add"] for c in update.get("labels", [])]
+            issue.components += [c["add"]["name"] for c in update.get("components", [])]
+            issue.fields.update(body.get("fields") or {})
+        return Response(status=204)
+
+    @app.get(f"{api}/search")
+    @app.get(f"{api}/search/jql")
+    def search() -> Response:
+        jql = request.args.get("jql")
+        if jql is None:
+            return _error(400, "The 'jql' query parameter is required.")
+        with jira.lock:
+            jira.searches.append(jql)
+            return jsonify(issues=jira.search_results, total=len(jira.search_results))
+
+    return app
