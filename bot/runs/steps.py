@@ -34,6 +34,7 @@ from integrations.base import (
 )
 from integrations.tickets import Note
 from playbook import engine
+from playbook.diagnosis import diagnose, rules_of
 from playbook.engine import Ask, Decide, Escalate, Execute, Finish, Position
 from playbook.models import APPROVE
 
@@ -544,13 +545,33 @@ def _escalate(ctx: RunContext, s: Session, run: Run, plan: Escalate, pos: Positi
         f"escalate:{plan.level}",
         Note(
             heading=f"Level {plan.step.level} checks done: escalated to level {plan.level}",
-            lines=[plan.step.instructions] if plan.step.instructions else [],
+            lines=([plan.step.instructions] if plan.step.instructions else []) + _diagnosis(ctx, run),
             rows=rows(run),
             next=f"connbot goes on with the level {plan.level} checks.",
         ),
         plan.level,
     )
     _move(run, engine.continue_after(ctx.playbook, pos, plan))
+
+
+def _diagnosis(ctx: RunContext, run: Run) -> list[str]:
+    """The leading cause and the next candidates, from the run's findings, one sentence each."""
+    rules = rules_of(ctx.playbook)
+    causes = diagnose(rules, run.facts)
+    lead, rest = causes[0], [c for c in causes[1:3] if c.confidence > 0]
+    if lead.id == rules.fallback:
+        first = "The findings point at no single cause" + (
+            f" (weaker candidates: {', '.join(f'{c.title} {c.confidence:.0%}' for c in rest)})."
+            if rest
+            else "."
+        )
+        return [first]
+    lines = [f"Leading cause: {lead.title} ({lead.confidence:.0%}). {lead.question()}"]
+    if lead.contrary:
+        lines.append(f"Against it: {'; '.join(lead.contrary)}.")
+    if rest:
+        lines.append("Also possible: " + ", ".join(f"{c.title} ({c.confidence:.0%})" for c in rest) + ".")
+    return lines
 
 
 def _finish(ctx: RunContext, s: Session, run: Run, plan: Finish) -> None:
@@ -569,7 +590,11 @@ def _finish(ctx: RunContext, s: Session, run: Run, plan: Finish) -> None:
             s,
             run,
             "end",
-            Note(heading=f"Closed: {plan.step.title}", lines=[plan.reason], rows=rows(run)),
+            Note(
+                heading=f"Closed: {plan.step.title}",
+                lines=[plan.reason, *_diagnosis(ctx, run)],
+                rows=rows(run),
+            ),
             kind="close",
         )
     else:
@@ -580,7 +605,7 @@ def _finish(ctx: RunContext, s: Session, run: Run, plan: Finish) -> None:
             "end",
             Note(
                 heading=f"Escalated to level {plan.level}",
-                lines=[plan.reason],
+                lines=[plan.reason, *_diagnosis(ctx, run)],
                 rows=rows(run),
                 next=f"Level {plan.level} takes over from the evidence above.",
             ),

@@ -448,3 +448,34 @@ def test_findings_accumulate_even_from_a_failed_step_and_the_question_carries_th
         "connbot's diagnosis: Asterisk on pbx1 does not answer: ARI refused connbot's connection; "
         "SIP pbx1:5061/tls refused the connection. Start or restart Asterisk on pbx1, then answer Fixed."
     )
+
+
+def test_the_escalation_comment_names_the_leading_cause_from_the_findings(make_services):
+    slow = ActionResult(
+        outcome="db_ok",
+        summary="The realtime database answers; looking up 1001 took 2200 ms.",
+        facts={"pbx": "pbx1", "config_lookup": "found", "config_lookup_ms": 2200},
+    )
+    svc = make_services(
+        registry=scripted_registry(
+            {
+                **L1_TO_ACCOUNT,
+                "pbx.get_account": ["exists"],
+                "pbx.compare_credentials": ["match"],
+                "net.check_path": ["ok"],
+                "pbx.health": ["up"],
+                "pbx.check_database": [slow],
+                "logs.classify": ["none_found"],
+            }
+        )
+    )
+    _, run_id = file(svc)
+    run, _steps, comments, _ticket = load(svc, run_id)
+    assert run.end_level == 3
+    assert "Nothing arose" not in comments[-1]
+    assert (
+        "Leading cause: The PBX is slow or overloaded (50%). Asterisk on pbx1 answers slowly: "
+        "account look-ups take 2200.0 ms." in comments[-1]
+    )
+    level1 = next(c for c in comments if c.startswith("Level 1 checks done"))
+    assert "The findings point at no single cause." in level1
