@@ -45,15 +45,23 @@ class Ask:
     text_label: str | None
     reason: str
     cause: Cause | None = None
+    rejected: str | None = None  # for an approval: the title of the step a rejection leads to
 
     @property
     def question(self) -> str:
+        """The question in plain words: an approval says what will change and what a rejection does."""
         if self.step.ask_cause and self.cause is not None:
             return self.cause.question()
+        what = self.step.instructions or self.step.title
         base = (
-            f"connbot wants to run {self.step.action}: {self.step.instructions} Approve?"
+            f"If you approve, connbot will change the user's account: {what} "
+            + (
+                f"If you reject, nothing is changed and the ticket goes on to “{self.rejected}”."
+                if self.rejected
+                else "If you reject, nothing is changed."
+            )
             if self.kind == "approval"
-            else self.step.instructions or self.step.title
+            else what
         )
         if self.cause is None:
             return base
@@ -165,7 +173,7 @@ def plan(
     cause = leading(pb, facts)
     if step.is_human or reason or not available(step.action):
         why = (
-            "a person's judgment"
+            "the step needs a person's judgment"
             if step.is_human
             else (reason or f"no adapter is configured for {step.action}")
         )
@@ -177,8 +185,9 @@ def plan(
             "approval",
             ((APPROVE, "Approve"), (REJECT, "Reject")),
             None,
-            "it changes an account",
+            "it changes the user's account, so a person approves it first",
             cause,
+            pb.steps[step.on_rejected].title if step.on_rejected else None,
         )
     return Execute(step)
 

@@ -404,7 +404,7 @@ def _show(ctx: RunContext, s: Session, run: Run, prompt: Prompt, heading: str, r
             heading=heading,
             lines=[
                 prompt.question,
-                f"Asked because of {reason}. Answers: "
+                f"Why a person is asked: {reason}. Answers: "
                 + ", ".join(label for _, label in prompt.options)
                 + ".",
             ],

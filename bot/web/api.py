@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
@@ -13,10 +14,11 @@ from sqlalchemy.exc import IntegrityError
 from bot.errors import BadRequestError, NotFoundError
 from bot.runs import intake, prompts
 from bot.runs.prompts import Via
+from bot.services import Services
 from bot.state.models import Event, Prompt, PromptState, Run, Ticket
-from bot.web import dashboard, jsonbody
+from bot.web import jsonbody, worklist
 from bot.web.current import services_of
-from bot.web.views import event_dict, prompt_dict, run_dict, ticket_dict, ticket_row
+from bot.web.views import event_dict, prompt_dict, run_dict, ticket_dict
 
 api = Blueprint("api", __name__, url_prefix="/api")
 
@@ -89,10 +91,17 @@ def file_ticket() -> ResponseReturnValue:
     return jsonify(key=earlier[0], run=earlier[1], url=f"/tickets/{earlier[0]}"), 200
 
 
+def find_tickets(svc: Services, args: Mapping[str, str]) -> worklist.Page:
+    """The page of the ticket list these URL parameters ask for (the desk's list and the API's)."""
+    configured = [i.name for i in svc.fleet.directory.instances] if svc.fleet else []
+    with svc.store.tx() as s:
+        pbxs = worklist.known_pbxs(s, configured)
+        return worklist.find(s, worklist.parse(args, pbxs), svc.context.clock(), pbxs)
+
+
 @api.get("/tickets")
 def list_tickets() -> ResponseReturnValue:
-    with services_of(current_app).store.tx() as s:
-        return jsonify(tickets=[ticket_row(t) for t in dashboard.recent_tickets(s, _limit())])
+    return jsonify(find_tickets(services_of(current_app), request.args).as_json())
 
 
 @api.get("/tickets/<key>")

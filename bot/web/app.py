@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify
+from flask import Flask, g, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
@@ -41,27 +41,39 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     return app
 
 
+# Paths whose callers are programs: their errors are JSON. Everything else is a page in a browser.
+MACHINE_PATHS = ("/api/", "/webhooks/", "/slack/", "/healthz", "/readyz", "/metrics")
+TITLES = {400: "Bad Request", 404: "Not Found", 500: "Internal Server Error"}
+
+
+def error_response(status: int, message: str, title: str | None = None) -> ResponseReturnValue:
+    """An error as JSON for programs (`{"error", "message"}`) or as the desk's error page for people."""
+    title = title or TITLES.get(status, "Error")
+    if request.path.startswith(MACHINE_PATHS):
+        return jsonify(error=title, message=message), status
+    g.error_page = True  # the page's frame reads nothing more from the store: it may be what failed
+    return render_template("error.html", status=status, title=title, message=message), status
+
+
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> ResponseReturnValue:
-        return jsonify(error=exc.name, message=exc.description), exc.code or 500
+        return error_response(exc.code or 500, exc.description or "", exc.name)
 
     @app.errorhandler(BadRequestError)
     def bad_request(exc: BadRequestError) -> ResponseReturnValue:
-        return jsonify(error="Bad Request" if exc.status == 400 else "Error", message=str(exc)), exc.status
+        return error_response(exc.status, str(exc), "Bad Request" if exc.status == 400 else "Error")
 
     @app.errorhandler(NotFoundError)
     def not_found(exc: NotFoundError) -> ResponseReturnValue:
-        return jsonify(error="Not Found", message=str(exc)), 404
+        return error_response(404, str(exc))
 
     @app.errorhandler(ConnbotError)
     def connbot_error(exc: ConnbotError) -> ResponseReturnValue:
         log.error("request failed: %s", exc)
-        return jsonify(error="Internal Server Error", message=str(exc)), 500
+        return error_response(500, str(exc))
 
     @app.errorhandler(Exception)
     def bug(exc: Exception) -> ResponseReturnValue:
         log.exception("unhandled error")
-        return jsonify(
-            error="Internal Server Error", message="connbot hit an internal error; see its log"
-        ), 500
+        return error_response(500, "connbot hit an internal error; see its log")

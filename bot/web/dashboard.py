@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from bot.state.models import Run, RunState, Ticket
+from bot.state.models import Run, RunState
 
 HUMAN_MODES = frozenset({"human", "approval"})
 
@@ -111,10 +111,3 @@ def duration(seconds: float | None) -> str:
         if seconds >= size:
             return f"{seconds / size:.1f} {unit}"
     return f"{seconds:.0f} s"
-
-
-def recent_tickets(s: Session, limit: int) -> list[Ticket]:
-    """The newest tickets with their runs loaded, newest first."""
-    return list(
-        s.scalars(select(Ticket).options(selectinload(Ticket.runs)).order_by(Ticket.id.desc()).limit(limit))
-    )

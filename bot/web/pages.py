@@ -3,8 +3,12 @@ filing goes through `intake.file_desk_ticket`, answering through `bot.web.api.an
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
-import json
+import re
+import secrets
+from dataclasses import dataclass
+from itertools import groupby
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,17 +28,22 @@ from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 from pydantic import ValidationError
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from bot.errors import BadRequestError, NotFoundError
-from bot.runs import intake
+from bot.runs import intake, prompts
 from bot.runs.prompts import Via, view
+from bot.runs.trail import ticket_ref
 from bot.services import Services
 from bot.state.models import Effect, EffectState, Prompt, PromptState, Run, RunState, Ticket
-from bot.web import dashboard, extension, svg
-from bot.web.api import TicketIn, answer
+from bot.web import dashboard, extension, svg, worklist
+from bot.web.api import TicketIn, answer, find_tickets
 from bot.web.auth import Access, csrf_ok
 from bot.web.current import services_of
 from bot.web.views import step_dict, ticket_row
+from integrations.base import AdapterError
+from integrations.prompts import PromptView
+from integrations.tickets import Note, StepRow
 
 desk = Blueprint(
     "desk", __name__, template_folder="templates", static_folder="static", static_url_path="/desk-static"
@@ -59,26 +68,27 @@ def _local(target: str | None, default: str) -> str:
 
 
 @desk.before_request
-def _check_csrf() -> ResponseReturnValue | None:
+def _check_csrf() -> None:
     if request.method == "POST" and not csrf_ok():
-        return render_template(
-            "error.html",
-            status=400,
-            message=(
-                "The form's security token is missing or out of date. Go back, reload the page and try again."
-            ),
-        ), 400
-    return None
-
-
-@desk.context_processor
-def _common() -> dict[str, Any]:
-    with _svc().store.tx() as s:
-        open_prompts = s.scalar(
-            select(func.count()).select_from(Prompt).where(Prompt.state == PromptState.OPEN)
+        raise BadRequestError(
+            "The form's security token is missing or out of date. Go back, reload the page and try again."
         )
+
+
+def open_prompts() -> int | None:
+    """How many prompts are open, for the nav; None for a visitor who has not logged in (where one must)
+    and on error pages."""
+    if g.get("error_page") or (_access().login_required() and not g.get("user")):
+        return None
+    with _svc().store.tx() as s:
+        return s.scalar(select(func.count()).select_from(Prompt).where(Prompt.state == PromptState.OPEN)) or 0
+
+
+@desk.app_context_processor
+def _common() -> dict[str, Any]:
+    """Every page's frame (error pages outside the desk's routes too): the nav's counts, who is logged in."""
     return {
-        "open_prompts": open_prompts,
+        "open_prompts": open_prompts(),
         "user": g.get("user"),
         "login_required": _access().login_required(),
         "duration": dashboard.duration,
@@ -86,14 +96,13 @@ def _common() -> dict[str, Any]:
     }
 
 
-@desk.errorhandler(NotFoundError)
-def _not_found(exc: NotFoundError) -> ResponseReturnValue:
-    return render_template("error.html", status=404, message=str(exc)), 404
-
-
-@desk.errorhandler(BadRequestError)
-def _bad_request(exc: BadRequestError) -> ResponseReturnValue:
-    return render_template("error.html", status=exc.status, message=str(exc)), exc.status
+@desk.app_template_global("ago")
+def _ago(when: dt.datetime | str | None) -> str:
+    """How long ago `when` was, for people: "5.0 min ago"; a dash for none."""
+    if when is None:
+        return "–"
+    at = dt.datetime.fromisoformat(when) if isinstance(when, str) else when
+    return f"{dashboard.duration(max(0.0, (_svc().context.clock() - at).total_seconds()))} ago"
 
 
 @desk.get("/")
@@ -103,9 +112,10 @@ def index() -> ResponseReturnValue:
 
 
 def _index(form: dict[str, str], problems: list[str], status: int = 200) -> ResponseReturnValue:
-    with _svc().store.tx() as s:
-        tickets = [ticket_row(t) for t in dashboard.recent_tickets(s, 200)]
-    return render_template("index.html", tickets=tickets, form=form, problems=problems), status
+    page = find_tickets(_svc(), request.args)
+    return render_template(
+        "index.html", page=page, query=page.query, form=form, problems=problems, sorts=worklist.SORTS
+    ), status
 
 
 @desk.post("/tickets")
@@ -128,22 +138,136 @@ def file_ticket() -> ResponseReturnValue:
     return redirect(url_for("desk.run_page", run_id=run_id), 303)
 
 
+def _ticket(s: Session, key: str) -> Ticket:
+    ticket = s.scalars(select(Ticket).where(Ticket.key == key)).first()
+    if ticket is None:
+        raise NotFoundError(f"no ticket {key[:64]!r}")
+    return ticket
+
+
 @desk.get("/tickets/<key>")
 def ticket_page(key: str) -> ResponseReturnValue:
-    with _svc().store.tx() as s:
-        ticket = s.scalars(select(Ticket).where(Ticket.key == key)).first()
-        if ticket is None:
-            raise NotFoundError(f"no ticket {key!r}")
-        return render_template("ticket.html", ticket=ticket, row=ticket_row(ticket))
+    svc = _svc()
+    with svc.store.tx() as s:
+        ticket = _ticket(s, key)
+        run_ids = [r.id for r in ticket.runs]
+        prompt = s.scalars(
+            select(Prompt)
+            .where(Prompt.run_id.in_(run_ids), Prompt.state == "open")
+            .order_by(Prompt.created_at)
+        ).first()
+        system = svc.tickets.get(ticket.source)
+        return render_template(
+            "ticket.html",
+            ticket=ticket,
+            row=ticket_row(ticket),
+            prompt=_card(prompt) if prompt else None,
+            name=session.get("name", ""),
+            link=system.link(ticket_ref(ticket)) if system else None,
+            acts=system is not None,
+            marker=secrets.token_urlsafe(18),
+        )
+
+
+AGENT_ACTIONS = ("comment", "close", "reassign")
+_MARKER = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+
+@desk.post("/tickets/<key>/<act>")
+def agent_action(key: str, act: str) -> ResponseReturnValue:
+    """An agent comments on, closes or reassigns a ticket, through the ticket system it lives in (the
+    desk's own store, or Jira). The form's one-time marker makes a double submit write once."""
+    if act not in AGENT_ACTIONS:
+        raise NotFoundError(f"no ticket action {act[:32]!r}; there are {', '.join(AGENT_ACTIONS)}")
+    svc = _svc()
+    back = url_for("desk.ticket_page", key=key)
+    who = g.get("user") or request.form.get("name", "").strip()[:255]
+    text = request.form.get("text", "").strip()
+    marker = request.form.get("marker", "")
+    if not _MARKER.match(marker):
+        raise BadRequestError("marker: the form's one-time marker is missing; reload the page and try again")
+    if len(text) > prompts.MAX_TEXT:
+        raise BadRequestError(f"text: longer than {prompts.MAX_TEXT} characters")
+    if not who:
+        flash("Give your name so the ticket says who wrote it.", "error")
+        return redirect(back, 303)
+    if act == "comment" and not text:
+        flash("Write the comment first.", "error")
+        return redirect(back, 303)
+    level = 0
+    if act == "reassign":
+        level = _level(request.form.get("level", ""))
+    session["name"] = who
+    with svc.store.tx() as s:
+        ticket = _ticket(s, key)
+        ref = ticket_ref(ticket)
+    system = svc.tickets.get(ref.source)
+    if system is None:
+        raise BadRequestError(f"the ticket system {ref.source!r} of {ref.key} is not configured")
+    heading = {
+        "comment": f"Comment from {who}",
+        "close": f"Closed by {who}",
+        "reassign": f"Handed to level {level} by {who}",
+    }[act]
+    note = Note(heading=heading, lines=[text] if text else [])
+    try:
+        if act == "close":
+            system.close(ref, note, f"agent:{marker}")
+        elif act == "reassign":
+            system.escalate(ref, level, note, f"agent:{marker}")
+        else:
+            system.comment(ref, note, f"agent:{marker}")
+    except AdapterError as exc:
+        flash(f"{ref.key}: the {ref.source} ticket system refused: {str(exc)[:300]}", "error")
+        return redirect(back, 303)
+    with svc.store.tx() as s:  # the list shows what the ticket system now says
+        ticket = _ticket(s, key)
+        ticket.updated_at = svc.context.clock()
+        if act == "close":
+            ticket.status = "closed"
+        elif act == "reassign":
+            ticket.level, ticket.queue = level, f"Level {level}"
+    done = {"comment": "commented", "close": "closed", "reassign": f"handed to level {level}"}[act]
+    flash(f"{ref.key}: {done}.", "ok")
+    return redirect(back, 303)
+
+
+def _level(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 9:
+        raise BadRequestError(f"level: expected a level from 1 to 9, got {value[:16]!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class Card:
+    """An open prompt as the desk shows it: what every channel shows, and the run, when it was asked
+    and the decisive finding (the step whose outcome led to the question)."""
+
+    view: PromptView
+    run: int
+    asked_at: dt.datetime
+
+    @property
+    def finding(self) -> StepRow | None:
+        return self.view.found[-1] if self.view.found else None
+
+
+def _card(prompt: Prompt) -> Card:
+    return Card(view(prompt, _svc().tickets), prompt.run_id, prompt.created_at)
 
 
 @desk.get("/prompts")
 def prompts_page() -> ResponseReturnValue:
     svc = _svc()
     with svc.store.tx() as s:
-        rows = s.scalars(select(Prompt).where(Prompt.state == PromptState.OPEN).order_by(Prompt.created_at))
-        views = [view(p, svc.tickets) for p in rows]
-    return render_template("prompts.html", prompts=views, name=session.get("name", ""))
+        rows = s.scalars(
+            select(Prompt)
+            .where(Prompt.state == PromptState.OPEN)
+            .order_by(Prompt.level.desc(), Prompt.created_at)
+        )
+        cards = [_card(p) for p in rows]
+    levels = [(level, list(group)) for level, group in groupby(cards, key=lambda c: c.view.level)]
+    return render_template("prompts.html", levels=levels, name=session.get("name", ""))
 
 
 @desk.post("/prompts/<prompt_id>/answer")
@@ -177,7 +301,11 @@ def run_live(run_id: int) -> ResponseReturnValue:
     """The live part of a run page, for the page's polling script."""
     context = _run_context(run_id)
     return jsonify(
-        state=context["run"].state, done=context["done"], version=context["version"], html=context["live"]
+        state=context["run"].state,
+        done=context["done"],
+        version=context["version"],
+        html=context["live"],
+        open_prompts=open_prompts(),
     )
 
 
@@ -204,11 +332,11 @@ def _run_context(run_id: int) -> dict[str, Any]:
             "ticket": ticket_row(run.ticket),
             "steps": steps,
             "graph": svg.playbook_graph(svc.playbook, trail),
+            "path_graph": svg.playbook_graph(svc.playbook, trail, path_only=True),
             "step_title": svc.playbook.steps[current].title if current in svc.playbook.steps else current,
-            "prompt": view(prompt, svc.tickets) if prompt else None,
+            "prompt": _card(prompt) if prompt else None,
             "name": session.get("name", ""),
             "done": run.state == RunState.ENDED and not pending,
-            "evidence": lambda e: json.dumps(e, indent=2, sort_keys=True),
         }
         context["live"] = Markup(render_template("_run_live.html", **context))  # autoescaped already
     context["version"] = hashlib.sha256(context["live"].encode()).hexdigest()[:16]

@@ -6,17 +6,18 @@ need neither JavaScript nor anything from the internet to draw them.
 
 from __future__ import annotations
 
-import itertools
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from markupsafe import Markup, escape
 
 from playbook import engine
 from playbook.models import Playbook, Step
 
-NODE_W, NODE_H, GAP_X, GAP_Y, PAD = 190, 56, 26, 46, 16
+NODE_W, NODE_H, GAP_X, GAP_Y, PAD, BAND = 190, 56, 44, 78, 16, 26
+LABEL_W = 26  # characters of an edge label before it is cut (the whole label is in its tooltip)
 
 
 @dataclass(frozen=True)
@@ -28,8 +29,10 @@ class Trail:
     current: str | None
 
 
-def layers(pb: Playbook) -> list[list[str]]:
-    """Steps in rows by their distance from the start (breadth first), in playbook order within a row."""
+def layers(pb: Playbook, only: Collection[str] | None = None) -> list[tuple[int, list[str]]]:
+    """Steps in rows, as (level, steps): by level first (a level's steps never share a row with
+    another level's), then by distance from the start (breadth first), in playbook order within a row.
+    With `only`, just those steps."""
     depth = {pb.start: 0}
     queue = [pb.start]
     for sid in queue:
@@ -37,10 +40,11 @@ def layers(pb: Playbook) -> list[list[str]]:
             if target not in depth:
                 depth[target] = depth[sid] + 1
                 queue.append(target)
-    rows: list[list[str]] = [[] for _ in range(max(depth.values()) + 1)]
-    for sid in pb.steps:
-        rows[depth.get(sid, 0)].append(sid)
-    return rows
+    rows: dict[tuple[int, int], list[str]] = {}
+    for sid, step in pb.steps.items():
+        if only is None or sid in only:
+            rows.setdefault((step.level, depth.get(sid, 0)), []).append(sid)
+    return [(level, rows[(level, d)]) for level, d in sorted(rows)]
 
 
 def _kind(step: Step) -> str:
@@ -59,83 +63,146 @@ def _lines(text: str, width: int, count: int) -> list[str]:
     return lines
 
 
-def playbook_graph(pb: Playbook, trail: Trail | None = None) -> Markup:
-    """The playbook as an SVG graph; with a trail, visited steps and taken edges carry classes
-    `visited` and `taken`, and the step the run is at carries `current`."""
-    rows = layers(pb)
-    widest = max(len(r) for r in rows)
-    width = PAD * 2 + widest * NODE_W + (widest - 1) * GAP_X + 60
-    height = PAD * 2 + len(rows) * NODE_H + (len(rows) - 1) * GAP_Y
-    pos: dict[str, tuple[float, float]] = {}
-    for r, row in enumerate(rows):
-        left = (width - 60 - (len(row) * NODE_W + (len(row) - 1) * GAP_X)) / 2
-        for c, sid in enumerate(row):
-            pos[sid] = (left + c * (NODE_W + GAP_X), PAD + r * (NODE_H + GAP_Y))
+def _edge_label(label: str) -> str:
+    return label.replace("outcome ", "").replace("'", "").replace("_", " ")
+
+
+@dataclass
+class _Grid:
+    """Boxes on a grid of columns and rows. Edges run only in the gaps between rows and between
+    columns, so no edge crosses a box; each edge gets its own lane in a gap."""
+
+    rows: list[tuple[int, list[str]]]
+    widest: int
+    cell: dict[str, tuple[int, int]]  # step -> (row, column)
+    used: dict[tuple[str, int], int]  # lanes taken per gap
+
+    def x(self, col: int) -> float:
+        return PAD + BAND + GAP_X / 2 + col * (NODE_W + GAP_X)
+
+    def y(self, row: int) -> float:
+        return PAD + row * (NODE_H + GAP_Y)
+
+    def lane(self, kind: str, index: int, size: float) -> float:
+        """The offset into a gap of `size` of the next edge there, clear of the gap's edges."""
+        n = self.used.get((kind, index), 0)
+        self.used[(kind, index)] = n + 1
+        return 6 + (n * 7) % max(size - 12, 1)
+
+    def route(self, src: str, dst: str, exit_x: float, entry_x: float) -> str:
+        (r1, _), (r2, c2) = self.cell[src], self.cell[dst]
+        top = self.y(r1) + NODE_H
+        if r2 == r1 + 1:  # the next row: down, across in the gap, down
+            mid = top + self.lane("row", r1, GAP_Y)
+            points = [(exit_x, top), (exit_x, mid), (entry_x, mid), (entry_x, self.y(r2))]
+        else:  # down into the gap, across to the column gap beside the target, along it, across, down
+            below = top + self.lane("row", r1, GAP_Y)
+            above = self.y(r2) - GAP_Y + self.lane("row", r2 - 1, GAP_Y)
+            side = c2 if entry_x >= exit_x or c2 == 0 else c2 + 1
+            channel = self.x(side) - GAP_X + self.lane("col", side, GAP_X)
+            points = [
+                (exit_x, top),
+                (exit_x, below),
+                (channel, below),
+                (channel, above),
+                (entry_x, above),
+                (entry_x, self.y(r2)),
+            ]
+        return "M" + " L".join(f"{px:.0f},{py:.0f}" for px, py in points)
+
+
+def playbook_graph(pb: Playbook, trail: Trail | None = None, path_only: bool = False) -> Markup:
+    """The playbook as an SVG graph in bands by level, with outcome labels on its edges; with a trail,
+    visited steps and taken edges carry classes `visited` and `taken`, and the step the run is at
+    carries `current`. `path_only` draws just the trail's steps and the edges it took."""
     path = list(trail.path) if trail else []
-    taken = set(itertools.pairwise(path))
+    taken = set(pairwise(path))
     visited = set(path)
+    rows = layers(pb, visited if path_only else None)
+    if not rows:
+        return Markup('<p class="empty">No step visited yet.</p>')
+    widest = max(len(steps) for _, steps in rows)
+    grid = _Grid(rows, widest, {}, {})
+    for r, (_, steps) in enumerate(rows):
+        for c, sid in enumerate(steps, (widest - len(steps)) // 2):
+            grid.cell[sid] = (r, c)
+    width = grid.x(widest) + PAD
+    height = grid.y(len(rows)) - GAP_Y + NODE_H / 2 + PAD
     out = [
-        f'<svg class="graph" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
-        f'role="img" aria-label="{escape(pb.title)} playbook">',
-        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerUnits="userSpaceOnUse" '
-        'markerWidth="9" markerHeight="9" '
-        'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="arrowhead"/></marker>'
-        '<marker id="arrow-taken" viewBox="0 0 10 10" refX="9" refY="5" markerUnits="userSpaceOnUse" '
-        'markerWidth="9" markerHeight="9" '
-        'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="arrowhead taken"/></marker></defs>',
+        f'<svg class="graph{" path-only" if path_only else ""}" xmlns="http://www.w3.org/2000/svg" '
+        f'viewBox="0 0 {width:.0f} {height:.0f}" width="{width:.0f}" role="img" '
+        f'aria-label="{escape(pb.title)} playbook{" (the run’s path)" if path_only else ""}">',
+        "<defs>"
+        + "".join(
+            f'<marker id="arrow{suffix}" viewBox="0 0 10 10" refX="9" refY="5" markerUnits="userSpaceOnUse" '
+            f'markerWidth="9" markerHeight="9" orient="auto-start-reverse">'
+            f'<path d="M0,0 L10,5 L0,10 z" class="arrowhead{cls}"/></marker>'
+            for suffix, cls in (("", ""), ("-taken", " taken"))
+        )
+        + "</defs>",
     ]
+    for level in sorted({level for level, _ in rows}):
+        band = [r for r, (lv, _) in enumerate(rows) if lv == level]
+        y0, y1 = grid.y(band[0]) - GAP_Y / 3, grid.y(band[-1]) + NODE_H + GAP_Y / 3
+        out.append(
+            f'<g class="band" data-level="{level}"><rect x="2" y="{max(y0, 2):.0f}" width="{width - 4:.0f}" '
+            f'height="{y1 - max(y0, 2):.0f}" rx="6"/><text x="{PAD}" y="{(y0 + y1) / 2:.0f}" '
+            f'transform="rotate(-90 {PAD} {(y0 + y1) / 2:.0f})">Level {level}</text></g>'
+        )
     labels: dict[tuple[str, str], list[str]] = {}
     for src, label, dst in engine.edges(pb):
-        labels.setdefault((src, dst), []).append(label.replace("outcome ", "").replace("'", ""))
-    for (src, dst), names in sorted(
-        labels.items(), key=lambda kv: kv[0] in taken
-    ):  # taken edges drawn on top
+        if src in grid.cell and dst in grid.cell and (not path_only or (src, dst) in taken):
+            labels.setdefault((src, dst), []).append(_edge_label(label))
+    exits: dict[str, list[str]] = {}
+    entries: dict[str, list[str]] = {}
+    for src, dst in labels:
+        exits.setdefault(src, []).append(dst)
+        entries.setdefault(dst, []).append(src)
+    edges, texts = [], []
+    for (src, dst), names in sorted(labels.items(), key=lambda kv: kv[0] in taken):  # taken on top
         is_taken = (src, dst) in taken
-        out.append(
-            f'<path class="edge{" taken" if is_taken else ""}" data-from="{src}" data-to="{dst}" '
-            f'd="{_route(pos[src], pos[dst])}" marker-end="url(#arrow{"-taken" if is_taken else ""})">'
+        outs, ins = exits[src], entries[dst]
+        sx, dx = grid.x(grid.cell[src][1]), grid.x(grid.cell[dst][1])
+        exit_x = sx + NODE_W * (outs.index(dst) + 1) / (len(outs) + 1)
+        entry_x = dx + NODE_W * (ins.index(src) + 1) / (len(ins) + 1)
+        full = ", ".join(names)
+        taken_class, arrow = (" taken", "url(#arrow-taken)") if is_taken else ("", "url(#arrow)")
+        edges.append(
+            f'<path class="edge{taken_class}" data-from="{src}" data-to="{dst}" '
+            f'd="{grid.route(src, dst, exit_x, entry_x)}" marker-end="{arrow}">'
             f"<title>{escape(pb.steps[src].title)} → {escape(pb.steps[dst].title)}: "
-            f"{escape(', '.join(names))}</title></path>"
+            f"{escape(full)}</title></path>"
         )
-    for sid, step in pb.steps.items():
-        x, y = pos[sid]
+        shown = full if len(full) <= LABEL_W else full[: LABEL_W - 1].rstrip(", ") + "…"
+        label_y = grid.y(grid.cell[src][0]) + NODE_H + 10 + 10 * (outs.index(dst) % 3)
+        texts.append(
+            f'<text class="edge-label{taken_class}" data-from="{src}" data-to="{dst}" '
+            f'x="{exit_x + 3:.0f}" y="{label_y:.0f}">{escape(shown)}<title>{escape(full)}</title></text>'
+        )
+    out += edges + texts
+    for sid, (r, c) in grid.cell.items():
+        step = pb.steps[sid]
+        x, y = grid.x(c), grid.y(r)
         classes = ["node", _kind(step)]
         if sid in visited:
             classes.append("visited")
         if trail and trail.current == sid:
             classes.append("current")
-        title = _lines(step.title, 30, 2)
         out.append(
             f'<g class="{" ".join(classes)}" data-step="{sid}"><title>{escape(step.title)}'
             f"{' [' + escape(step.action) + ']' if step.action else ''} (level {step.level})</title>"
             f'<rect x="{x:.0f}" y="{y:.0f}" width="{NODE_W}" height="{NODE_H}" rx="8"/>'
         )
-        for n, line in enumerate(title):
+        for n, line in enumerate(_lines(step.title, 30, 2)):
             out.append(f'<text x="{x + NODE_W / 2:.0f}" y="{y + 18 + n * 14:.0f}">{escape(line)}</text>')
         outcome = trail.outcomes.get(sid) if trail else None
-        caption = outcome or (f"L{step.level} · {step.action}" if step.action else f"L{step.level}")
+        caption = outcome.replace("_", " ") if outcome else (step.action or "")
         out.append(
             f'<text class="{"outcome" if outcome else "caption"}" x="{x + NODE_W / 2:.0f}" '
             f'y="{y + NODE_H - 8:.0f}">{escape(_lines(caption, 32, 1)[0])}</text></g>'
         )
     out.append("</svg>")
     return Markup("".join(out))
-
-
-def _route(src: tuple[float, float], dst: tuple[float, float]) -> str:
-    (x1, y1), (x2, y2) = src, dst
-    if y2 > y1:  # downwards: bottom centre to top centre
-        a, b = (x1 + NODE_W / 2, y1 + NODE_H), (x2 + NODE_W / 2, y2)
-        mid = (a[1] + b[1]) / 2
-        return f"M{a[0]:.0f},{a[1]:.0f} C{a[0]:.0f},{mid:.0f} {b[0]:.0f},{mid:.0f} {b[0]:.0f},{b[1]:.0f}"
-    if y2 == y1:  # same row: bottom to bottom, dipping below the row
-        a, b = (x1 + NODE_W / 2, y1 + NODE_H), (x2 + NODE_W / 2, y2 + NODE_H)
-        dip = a[1] + GAP_Y * 0.7
-        return f"M{a[0]:.0f},{a[1]:.0f} C{a[0]:.0f},{dip:.0f} {b[0]:.0f},{dip:.0f} {b[0]:.0f},{b[1]:.0f}"
-    # back up: right edge to right edge, bulging out to the right
-    a, b = (x1 + NODE_W, y1 + NODE_H / 2), (x2 + NODE_W, y2 + NODE_H / 2)
-    bulge = max(a[0], b[0]) + 30 + abs(a[1] - b[1]) / 10
-    return f"M{a[0]:.0f},{a[1]:.0f} C{bulge:.0f},{a[1]:.0f} {bulge:.0f},{b[1]:.0f} {b[0]:.0f},{b[1]:.0f}"
 
 
 def columns(points: Sequence[tuple[str, int]], label: str) -> Markup:

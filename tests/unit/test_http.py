@@ -71,7 +71,9 @@ def test_bad_tickets_get_a_json_error_naming_the_problem(client, body, message):
 
 def test_errors_are_json(client):
     assert client.get("/api/runs/999").json == {"error": "Not Found", "message": "no run 999"}
-    assert client.get("/nowhere").status_code == 404 and client.get("/nowhere").is_json
+    assert client.get("/api/nowhere").status_code == 404 and client.get("/api/nowhere").is_json
+    page = client.get("/nowhere")  # outside the API, a person's browser gets a page
+    assert page.status_code == 404 and page.content_type.startswith("text/html")
     assert client.delete("/api/tickets").status_code == 405 and client.delete("/api/tickets").is_json
     big = client.post("/api/tickets", data=b"x" * (2 * 1024 * 1024), content_type="application/json")
     assert big.status_code == 413 and big.json["error"] == "Request Entity Too Large"

@@ -154,7 +154,11 @@ def test_an_account_change_waits_for_approval_and_a_rejection_takes_the_rejected
     _, run_id = file(svc)
     prompt = open_prompt(svc, run_id)
     assert prompt.kind == "approval" and prompt.step == "create_account"
-    assert "pbx.create_account" in prompt.question
+    assert prompt.question.startswith("If you approve, connbot will change the user's account")
+    assert "pbx.create_account" not in prompt.question  # plain words, not the action's name
+    assert (
+        "If you reject, nothing is changed and the ticket goes on to “Create the account" in prompt.question
+    )
     assert answer(svc, prompt.id, "reject", who="lead")
     prompt = open_prompt(svc, run_id)
     assert prompt.step == "fix_account_by_hand"

@@ -13,6 +13,11 @@ document.querySelectorAll("[data-live-url]").forEach(function (box) {
           box.dataset.state = d.state;
         }
         if (d) box.dataset.done = d.done ? "true" : "false";
+        var badge = document.getElementById("open-prompts");
+        if (d && badge && typeof d.open_prompts === "number") {
+          badge.textContent = String(d.open_prompts);
+          badge.hidden = d.open_prompts === 0;
+        }
       })
       .catch(function () {})
       .then(function () { setTimeout(tick, 1000); });

@@ -131,3 +131,12 @@ def test_password_hashes_are_salted_and_checked():
     one, two = hash_password("pw-1234567", iterations=1000), hash_password("pw-1234567", iterations=1000)
     assert one != two and one.startswith("pbkdf2_sha256$1000$")
     assert check_password("pw-1234567", one) and not check_password("pw-1234568", one)
+
+
+def test_the_login_page_does_not_tell_anonymous_visitors_how_many_prompts_are_open(public):
+    svc, client = public
+    intake.file_desk_ticket(svc.context, "Alice can't connect", "", "", "1001")
+    svc.queue.run_pending()  # one open question
+    assert 'id="open-prompts"' not in client.get("/login").get_data(as_text=True)
+    page = client.get("/prompts", headers=_basic("alice", "alice-pw-123")).get_data(as_text=True)
+    assert '<span class="badge" id="open-prompts">1</span>' in page

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from bot.runs import intake
@@ -106,3 +108,25 @@ def test_a_redirect_after_answering_stays_on_this_site(desk):
         },
     )
     assert resp.headers["Location"] == "/prompts"
+
+
+def test_an_answer_through_the_json_api_is_recorded_via_api(desk):
+    svc, client = desk
+    prompt_id = _waiting_prompt(svc)
+    resp = client.post(f"/api/prompts/{prompt_id}/answer", json={"answer": "connected", "by": "Erin"})
+    assert resp.status_code == 200 and resp.get_json()["answered_via"] == "api"
+    svc.queue.run_pending()
+    page = client.get("/tickets/DESK-1").get_data(as_text=True)
+    assert "Answered by Erin via api" in page
+
+
+def test_the_card_shows_the_finding_the_age_and_links(desk):
+    svc, client = desk
+    prompt_id = _waiting_prompt(svc)
+    page = client.get("/prompts").get_data(as_text=True)
+    card = page[page.index(f'id="prompt-{prompt_id}"') :]
+    finding = card[card.index('class="finding"') : card.index("</div>")]
+    assert "Fix the configuration" in finding and "forbidden" in finding  # the step that led here
+    assert card.index('class="finding"') < card.index("connbot could not change")  # inside, before the ask
+    assert 'href="/runs/1"' in card and 'href="/tickets/DESK-1"' in card
+    assert re.search(r"asked \d+ s ago", card) and 'id="level-1"' in page

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import re
 
@@ -72,3 +73,61 @@ def test_an_unknown_run_is_a_404_page(desk):
     _, client = desk
     resp = client.get("/runs/99")
     assert resp.status_code == 404 and "no run 99" in resp.get_data(as_text=True)
+
+
+def _boxes(svg: str) -> dict[str, tuple[float, float, float, float]]:
+    number = r'="([\d.]+)"'
+    found = re.findall(
+        rf'data-step="([^"]+)"><title>.*?</title><rect x{number} y{number} width{number} height{number}', svg
+    )
+    return {m[0]: tuple(float(v) for v in m[1:]) for m in found}
+
+
+def _segments(d: str) -> list[tuple[float, float, float, float]]:
+    points = [tuple(map(float, p.split(","))) for p in re.findall(r"[\d.]+,[\d.]+", d)]
+    return [(*a, *b) for a, b in itertools.pairwise(points)]
+
+
+def _crosses(seg: tuple[float, float, float, float], box: tuple[float, float, float, float]) -> bool:
+    x1, y1, x2, y2 = seg
+    bx, by, bw, bh = box
+    return min(x1, x2) < bx + bw and max(x1, x2) > bx and min(y1, y2) < by + bh and max(y1, y2) > by
+
+
+def test_the_diagram_is_laid_out_by_level_with_labelled_edges_that_pass_no_box(desk):
+    svc, client = desk
+    intake.file_desk_ticket(svc.context, "Alice can't connect", "", "", "1001")
+    svc.queue.run_pending()
+    page = client.get("/runs/1").get_data(as_text=True)
+    full = page[page.index('<svg class="graph"') : page.index("</svg>")]
+    boxes = _boxes(full)
+    assert len(boxes) == len(svc.playbook.steps)
+    lowest_l1 = max(y for sid, (_, y, _, _) in boxes.items() if svc.playbook.steps[sid].level == 1)
+    assert all(y > lowest_l1 for sid, (_, y, _, _) in boxes.items() if svc.playbook.steps[sid].level == 2)
+    edges = re.findall(r'<path class="edge[^"]*" data-from="([^"]+)" data-to="([^"]+)" d="([^"]+)"', full)
+    assert len(edges) > 30
+    for src, dst, d in edges:
+        for seg in _segments(d):
+            hit = [sid for sid, box in boxes.items() if _crosses(seg, box)]
+            assert not hit, f"edge {src}->{dst} passes through {hit}"
+    labels = re.findall(
+        r'<text class="edge-label[^"]*" data-from="check_config" data-to="fix_config"[^>]*>', full
+    )
+    assert labels and "wrong host" in full
+    assert 'aria-label="Legend"' in page and "ticket closed" in page
+    path = page[page.index('<svg class="graph path-only"') :]
+    path = path[: path.index("</svg>")]
+    assert set(_boxes(path)) == set(PROMPT_PATH)  # the path-only view: just the visited steps
+
+
+def test_a_waiting_run_is_not_redrawn_while_nothing_moves(desk):
+    """The live panel is redrawn when its HTML changes: a ticking "asked 5 s ago" would redraw it
+    every second and wipe out a name being typed into its question."""
+    svc, client = desk
+    intake.file_desk_ticket(svc.context, "Alice can't connect", "", "", "1001")
+    svc.queue.run_pending()
+    first = client.get("/runs/1/live").get_json()
+    later = svc.context.clock() + dt.timedelta(minutes=5)
+    svc.context.clock = lambda: later
+    again = client.get("/runs/1/live").get_json()
+    assert again["version"] == first["version"] and "asked at" in again["html"]

@@ -180,7 +180,7 @@ def test_approvals_need_a_listed_approver_and_say_what_will_change(make_slack):
     prompt = world.open_prompt()
     assert prompt.kind == "approval"
     text = json.dumps(world.api.to("chat.postMessage")[-1]["blocks"])
-    assert "Approval needed" in text and "pbx.create_account" in text
+    assert "Approval needed" in text and "If you approve, connbot will change the user's account" in text
     world.answer("approve", user="W222")
     assert world.open_prompt().id == prompt.id  # refused
     world.answer("approve", user="W111")
