@@ -20,6 +20,7 @@ from bot.errors import BadRequestError, NotFoundError
 from bot.runs.context import RunContext
 from bot.runs.trail import rows, ticket_ref
 from bot.state.models import Prompt, PromptState, Run
+from bot.state.store import rows_updated
 from integrations.base import PermanentError
 from integrations.prompts import PromptView
 from integrations.tickets import TicketSystem
@@ -64,7 +65,8 @@ def answer_prompt(
     if len(who) > MAX_NAME:
         raise BadRequestError(f"who answered: longer than {MAX_NAME} characters")
     won = (
-        s.execute(
+        rows_updated(
+            s,
             update(Prompt)
             .where(Prompt.id == prompt_id, Prompt.state == PromptState.OPEN)
             .values(
@@ -74,8 +76,8 @@ def answer_prompt(
                 answered_by=who,
                 answered_via=via.value,
                 answered_at=ctx.clock(),
-            )
-        ).rowcount  # type: ignore[attr-defined]
+            ),
+        )
         == 1
     )
     s.refresh(prompt)
@@ -103,12 +105,15 @@ def due(s: Session, now: dt.datetime) -> tuple[list[Prompt], list[Prompt]]:
 
 
 def expire(s: Session, prompt: Prompt) -> bool:
-    result = s.execute(
-        update(Prompt)
-        .where(Prompt.id == prompt.id, Prompt.state == PromptState.OPEN)
-        .values(state=PromptState.EXPIRED)
+    return (
+        rows_updated(
+            s,
+            update(Prompt)
+            .where(Prompt.id == prompt.id, Prompt.state == PromptState.OPEN)
+            .values(state=PromptState.EXPIRED),
+        )
+        == 1
     )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def open_for(s: Session, run: Run) -> Prompt | None:

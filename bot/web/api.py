@@ -114,7 +114,7 @@ def get_ticket(key: str) -> ResponseReturnValue:
 
 
 @api.get("/events")
-def list_events():  # type: ignore[no-untyped-def]
+def list_events() -> ResponseReturnValue:
     """Stored inbound events, newest first; `?state=quarantined` lists those set aside for good."""
     state = request.args.get("state", "all")
     if state not in {"all", "pending", "quarantined"}:

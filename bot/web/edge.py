@@ -18,7 +18,7 @@ import io
 import json
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from flask import Flask, request
@@ -26,6 +26,9 @@ from flask import Flask, request
 from bot.errors import BadRequestError
 from bot.settings import Settings
 from bot.web.auth import MACHINE_PREFIXES
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 RAW_BODIES = ("/webhooks/", "/slack/")
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -82,10 +85,10 @@ class BoundedBody:
 
     CHUNK = 65536
 
-    def __init__(self, app: Any, limit: int, seconds: float):
+    def __init__(self, app: WSGIApplication, limit: int, seconds: float):
         self.app, self.limit, self.seconds = app, limit, seconds
 
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         declared = environ.get("CONTENT_LENGTH") or ""
         chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
         if declared.isdigit() and 0 < int(declared) <= self.limit:
@@ -93,7 +96,7 @@ class BoundedBody:
         elif chunked and not declared and environ.get("wsgi.input_terminated"):
             want = self.limit + 1
         else:
-            return self.app(environ, start_response)  # type: ignore[no-any-return]
+            return self.app(environ, start_response)
         try:
             body = self._read(environ, want)
         except TimeoutError:
@@ -105,9 +108,9 @@ class BoundedBody:
                 start_response, "413 Request Entity Too Large", f"the body is over {self.limit} bytes"
             )
         environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
-        return self.app(environ, start_response)  # type: ignore[no-any-return]
+        return self.app(environ, start_response)
 
-    def _read(self, environ: dict[str, Any], want: int) -> bytes:
+    def _read(self, environ: WSGIEnvironment, want: int) -> bytes:
         """Up to `want` bytes of the body; TimeoutError when they take longer than `seconds`."""
         stream, sock = environ["wsgi.input"], environ.get("gunicorn.socket")
         deadline = time.monotonic() + self.seconds
@@ -132,7 +135,7 @@ class BoundedBody:
         return b"".join(parts)
 
 
-def _answer(start_response: Any, status: str, message: str) -> list[bytes]:
+def _answer(start_response: StartResponse, status: str, message: str) -> list[bytes]:
     """A JSON error answered by the middleware itself; the connection is closed after it."""
     payload = json.dumps({"error": status.split(" ", 1)[1], "message": message}).encode()
     start_response(
@@ -148,7 +151,10 @@ def _answer(start_response: Any, status: str, message: str) -> list[bytes]:
 
 def install(app: Flask, settings: Settings) -> None:
     hosts = allowed_hosts(settings)
-    app.wsgi_app = BoundedBody(app.wsgi_app, settings.max_body_bytes, settings.body_seconds)  # type: ignore[method-assign]
+    # Flask's documented way to add WSGI middleware; mypy sees a method being replaced.
+    app.wsgi_app = BoundedBody(  # type: ignore[method-assign]
+        app.wsgi_app, settings.max_body_bytes, settings.body_seconds
+    )
 
     def check_host() -> None:
         if request.path.startswith(MACHINE_PREFIXES):
