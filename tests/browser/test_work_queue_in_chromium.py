@@ -127,13 +127,15 @@ def test_the_prompt_card_shows_the_finding_and_tells_approve_from_reject(served)
 
 @pytest.mark.browser
 def test_the_ticket_page_answers_its_question_and_lets_an_agent_act(served):
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     _file(served, "Alice can't connect", "1001")
     _wait_for_open_prompts(served, 1)
     driver = _browser_or_skip()
-    wait = WebDriverWait(driver, 30)
+    # The page's live panel may be redrawn while a wait reads it: a stale element is read again.
+    wait = WebDriverWait(driver, 30, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
     try:
         driver.get(served + "/tickets/DESK-1")
         assert driver.find_element(By.ID, "level").text == "Level 1"
