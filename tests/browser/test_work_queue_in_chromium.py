@@ -135,7 +135,9 @@ def test_the_ticket_page_answers_its_question_and_lets_an_agent_act(served):
     _wait_for_open_prompts(served, 1)
     driver = _browser_or_skip()
     # The page's live panel may be redrawn while a wait reads it: a stale element is read again.
-    wait = WebDriverWait(driver, 30, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
+    wait = WebDriverWait(
+        driver, 30, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
+    )
     try:
         driver.get(served + "/tickets/DESK-1")
         assert driver.find_element(By.ID, "level").text == "Level 1"
