@@ -153,7 +153,7 @@ def ticket_page(key: str) -> ResponseReturnValue:
         run_ids = [r.id for r in ticket.runs]
         prompt = s.scalars(
             select(Prompt)
-            .where(Prompt.run_id.in_(run_ids), Prompt.state == "open")
+            .where(Prompt.run_id.in_(run_ids), Prompt.state == PromptState.OPEN)
             .order_by(Prompt.created_at)
         ).first()
         system = svc.tickets.get(ticket.source)
