@@ -19,7 +19,7 @@ import responses
 import yaml
 from sqlalchemy import select
 
-from bot.lab import Lab
+from bot.lab import SCENARIOS, Lab
 from bot.lab import web as lab_web
 from bot.state.models import Base, Prompt, Run
 from bot.web.app import create_app
@@ -41,21 +41,7 @@ CANARIES = {
     "CONNBOT_DESK_SECRET_KEY": "CANARY-desk-secret-key-5b1",
     "CONNBOT_PBX_DB_URL": "postgresql://asterisk:CANARY-pbx-db-global-8e2@127.0.0.1:1/asterisk",
 }
-DB_PASSWORD = "CANARY-pbx-db-fleet-3f3"
-# The lab's first nine presets. The later ones (issue 13's situations: a stopped Asterisk, a dead
-# realtime database, ...) read the same secrets, but today their runs wait minutes on retries of
-# refused or empty answers (issue 13, item 6).
-SCENARIOS = (
-    "healthy_after_reconnect",
-    "wrong_server",
-    "missing_account",
-    "password_mismatch",
-    "network_down",
-    "asterisk_module_down",
-    "database_down",
-    "logs_only",
-    "nothing_found",
-)  # in the fleet's db_url_env variable of every PBX instance
+DB_PASSWORD = "CANARY-pbx-db-fleet-3f3"  # in the fleet's db_url_env variable of every PBX instance
 
 
 @pytest.fixture
@@ -63,7 +49,7 @@ def world(settings, monkeypatch, make_services, caplog) -> Iterator[Any]:  # typ
     caplog.set_level(logging.DEBUG)
     stub = SlackWebApi().start()
     with (
-        Lab(settings.data_dir, reconnect_seconds=0.05) as lab,
+        Lab(settings.data_dir, reconnect_seconds=0.05, db_wait=0.1) as lab,
         responses.RequestsMock(assert_all_requests_are_fired=False) as rsps,
     ):
         rsps.add_passthru("http://127.0.0.1")  # the lab's stand-ins and the Slack stub are real servers
