@@ -49,6 +49,7 @@ def _wait_for_open_prompts(base: str, count: int) -> None:
 
 @pytest.mark.browser
 def test_search_and_filters_narrow_the_ticket_list(served):
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -66,17 +67,22 @@ def test_search_and_filters_narrow_the_ticket_list(served):
         form = driver.find_element(By.ID, "filters")
         form.find_element(By.NAME, "q").send_keys("bob")
         form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-        WebDriverWait(driver, 30).until(lambda d: "q=bob" in d.current_url)
+        # Every click loads a page: wait for its address before reading it (a stale element is read again).
+        wait = WebDriverWait(
+            driver, 30, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
+        )
+        wait.until(lambda d: "q=bob" in d.current_url)
         rows = driver.find_elements(By.CSS_SELECTOR, "#tickets tbody tr")
         assert [r.get_attribute("data-key") for r in rows] == ["DESK-2"]
         assert "1 ticket matches" in driver.find_element(By.ID, "ticket-count").text
         assert "waiting" in rows[0].find_element(By.CSS_SELECTOR, "td.waiting .state").get_attribute("class")
 
         driver.find_element(By.ID, "clear-filters").click()
+        wait.until(lambda d: "q=bob" not in d.current_url)
         form = driver.find_element(By.ID, "filters")
         Select(form.find_element(By.NAME, "status")).select_by_value("closed")
         form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-        assert "status=closed" in driver.current_url
+        wait.until(lambda d: "status=closed" in d.current_url)
         assert not driver.find_elements(By.CSS_SELECTOR, "#tickets tbody tr")
         assert "No ticket matches" in driver.find_element(By.TAG_NAME, "main").text
 
@@ -86,6 +92,7 @@ def test_search_and_filters_narrow_the_ticket_list(served):
         ]
         assert keys == ["DESK-1", "DESK-2", "DESK-3"]
         driver.find_element(By.CSS_SELECTOR, "th a.sort.sorted").click()  # the sorted column turns round
+        wait.until(lambda d: d.current_url != served + "/?sort=key")
         keys = [
             r.get_attribute("data-key") for r in driver.find_elements(By.CSS_SELECTOR, "#tickets tbody tr")
         ]
