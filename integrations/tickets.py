@@ -18,6 +18,22 @@ from integrations.settings import Sections
 GROUP = "connbot.tickets"  # the entry-point group ticket systems are installed under, by `source`
 
 
+def plain(value: Any) -> str:
+    """A finding's or an evidence value in plain words: yes/no, numbers without trailing zeros, lists
+    joined with commas, mappings as `name: value` pairs. Never JSON."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.2f}".rstrip("0").rstrip(".")
+    if isinstance(value, Mapping):
+        return "; ".join(f"{k}: {plain(v)}" for k, v in value.items()) or "none"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(plain(v) for v in value) or "none"
+    return str(value)
+
+
 class StepRow(BaseModel):
     """One visited step as a line of a table on the ticket."""
 

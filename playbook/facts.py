@@ -138,9 +138,10 @@ def check(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def findings(facts: Mapping[str, Any]) -> dict[str, Any]:
-    """The findings of a run's facts (anything else, or a value that does not fit, is left out)."""
+    """The findings of a run's facts, in `Findings`' order (anything else, or a value that does not
+    fit, is left out)."""
     out = {}
-    for name in NAMES & facts.keys():
+    for name in (n for n in Findings.model_fields if n in facts):
         try:
             out.update(check({name: facts[name]}))
         except ValueError:

@@ -26,6 +26,7 @@ from bot.web.auth import hash_password as make_hash
 from bot.web.views import run_dict
 from integrations.base import Registry, discover
 from integrations.settings import load
+from integrations.tickets import plain
 from playbook import loader
 from playbook import render as diagrams
 from playbook.diagnosis import Rules, diagnose, load_rules, rules_of
@@ -211,13 +212,18 @@ def list_runs(limit: int, as_json: bool) -> None:
 @click.argument("run_id", type=int)
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def show_run(run_id: int, as_json: bool) -> None:
-    """Every step of a run with its outcome, evidence summary and timing."""
-    store = existing_store(_settings())
+    """Every step of a run with its outcome, evidence summary and timing; its findings and diagnosis."""
+    settings = _settings()
+    try:
+        rules = _rules(settings)
+    except PlaybookError as exc:
+        _fail(f"{exc.source} is not a valid diagnosis rules file: {'; '.join(exc.problems)}", 1)
+    store = existing_store(settings)
     with store.tx() as s:
         run = s.get(Run, run_id)
         if run is None:
             _fail(str(NotFoundError(f"no run {run_id}")), 1)
-        data = run_dict(run)
+        data = run_dict(run, rules=rules)
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -244,6 +250,21 @@ def show_run(run_id: int, as_json: bool) -> None:
         )
         if st["summary"]:
             click.echo(f"       {st['summary']}")
+    _echo_diagnosis(data["findings"], data["diagnosis"])
+
+
+def _echo_diagnosis(found: dict[str, Any], causes: list[dict[str, Any]]) -> None:
+    click.echo("findings:" if found else "findings: none yet")
+    for name, value in found.items():
+        click.echo(f"  {name}: {plain(value)}")
+    lead, rest = causes[0], causes[1:]
+    click.echo(f"diagnosis: {lead['title']} ({lead['confidence']:.0%}): {lead['statement']}")
+    for label, notes in (("why", lead["supporting"]), ("against it", lead["contrary"])):
+        if notes:
+            click.echo(f"  {label}: {'; '.join(notes)}")
+    click.echo(f"  what to do: {lead['action']}")
+    if rest:
+        click.echo("  also possible: " + ", ".join(f"{c['title']} ({c['confidence']:.0%})" for c in rest))
 
 
 @main.group()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
+
+from playbook.facts import findings
 
 SECRET_KEY = re.compile(
     r"pass(word)?|secret|token|md5_cred|api_key|authorization|credential(?!_fingerprint)", re.I
@@ -17,3 +20,9 @@ def redact(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [redact(v) for v in value]
     return value
+
+
+def redact_facts(facts: Mapping[str, Any]) -> dict[str, Any]:
+    """A step's facts, redacted, except its findings: those are a closed, type-checked vocabulary
+    (`credentials: password_mismatch` names a result, not a secret) that the diagnosis must see."""
+    return {**redact(dict(facts)), **findings(facts)}

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, joinedload
 from bot.runs import identify, prompts, routing
 from bot.runs.context import RunContext
 from bot.runs.outbox import added_effects, escalation_effect, flush_effects, note_effect, prompt_effects
-from bot.runs.redact import redact
+from bot.runs.redact import redact, redact_facts
 from bot.runs.trail import rows
 from bot.state.models import Prompt, PromptState, Run, RunState, StepResult, Ticket
 from bot.state.store import after_commit
@@ -177,7 +177,7 @@ def _step(ctx: RunContext, run_id: int, owner: str) -> tuple[bool, bool]:
         try:
             res = registry.execute(action, inp)
             event: engine.Event = engine.Outcome(res.outcome)
-            summary, evidence, facts = res.summary, redact(res.evidence), redact(res.facts)
+            summary, evidence, facts = res.summary, redact(res.evidence), redact_facts(res.facts)
         except (NotConfiguredError, UnsupportedError) as exc:
             plan = engine.plan(pb, pos, registry.available, reason=str(exc), facts=run.facts)
         except AdapterError as exc:
@@ -186,7 +186,7 @@ def _step(ctx: RunContext, run_id: int, owner: str) -> tuple[bool, bool]:
             why = f"{action} failed" + (f" {attempts} times" if attempts > 1 else "") + f": {exc}"
             # what the adapter saw before it failed (e.g. ARI refused) is kept as findings
             event, summary, evidence = engine.Failed(str(exc)), why, {"error": str(exc)}
-            facts = redact(exc.facts)
+            facts = redact_facts(exc.facts)
         finished = started + dt.timedelta(seconds=time.perf_counter() - t0)
     with ctx.store.tx() as s:
         run = _hold(ctx, s, run_id, owner)

@@ -19,6 +19,7 @@ from bot.state.models import Event, Prompt, PromptState, Run, Ticket
 from bot.web import jsonbody, worklist
 from bot.web.current import services_of
 from bot.web.views import event_dict, prompt_dict, run_dict, ticket_dict
+from playbook.diagnosis import rules_of
 
 api = Blueprint("api", __name__, url_prefix="/api")
 
@@ -137,11 +138,12 @@ def list_runs() -> ResponseReturnValue:
 
 @api.get("/runs/<int:run_id>")
 def get_run(run_id: int) -> ResponseReturnValue:
-    with services_of(current_app).store.tx() as s:
+    svc = services_of(current_app)
+    with svc.store.tx() as s:
         run = s.get(Run, run_id)
         if run is None:
             raise NotFoundError(f"no run {run_id}")
-        return jsonify(run_dict(run))
+        return jsonify(run_dict(run, rules=rules_of(svc.playbook)))
 
 
 @api.get("/prompts")

@@ -40,10 +40,11 @@ from bot.web import dashboard, extension, svg, worklist
 from bot.web.api import TicketIn, answer, find_tickets
 from bot.web.auth import Access, csrf_ok
 from bot.web.current import services_of
-from bot.web.views import step_dict, ticket_row
+from bot.web.views import diagnosis_dict, step_dict, ticket_row
 from integrations.base import AdapterError
 from integrations.prompts import PromptView
 from integrations.tickets import Note, StepRow
+from playbook.diagnosis import rules_of
 
 desk = Blueprint(
     "desk", __name__, template_folder="templates", static_folder="static", static_url_path="/desk-static"
@@ -337,6 +338,7 @@ def _run_context(run_id: int) -> dict[str, Any]:
             "prompt": _card(prompt) if prompt else None,
             "name": session.get("name", ""),
             "done": run.state == RunState.ENDED and not pending,
+            **diagnosis_dict(rules_of(svc.playbook), run.facts),
         }
         context["live"] = Markup(render_template("_run_live.html", **context))  # autoescaped already
     context["version"] = hashlib.sha256(context["live"].encode()).hexdigest()[:16]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from bot.state.models import EffectState, Event, Prompt, Run, RunState, Ticket
+from playbook.diagnosis import Rules, diagnose
+from playbook.facts import findings
 
 
 def step_dict(r: Any) -> dict[str, Any]:
@@ -37,7 +40,18 @@ def event_dict(event: Event) -> dict[str, Any]:
     }
 
 
-def run_dict(run: Run, steps: bool = True) -> dict[str, Any]:
+def diagnosis_dict(rules: Rules, facts: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's findings (not the ids its steps pass on) and its diagnosis: the leading cause first
+    (the fallback cause when the findings point at none), then the other candidates with some
+    confidence, each as `Cause.as_dict()`. What `runs show`, the API and the desk's run page show."""
+    causes = diagnose(rules, facts)
+    shown = [causes[0], *(c for c in causes[1:] if c.confidence > 0)]
+    return {"findings": findings(facts), "diagnosis": [c.as_dict() for c in shown]}
+
+
+def run_dict(run: Run, steps: bool = True, rules: Rules | None = None) -> dict[str, Any]:
+    """A run as plain data; with `rules` (those the playbook was loaded with), its findings and
+    diagnosis too."""
     data: dict[str, Any] = {
         "id": run.id,
         "ticket": run.ticket.key,
@@ -61,6 +75,8 @@ def run_dict(run: Run, steps: bool = True) -> dict[str, Any]:
             for e in run.effects
             if e.state == EffectState.FAILED
         ]
+    if rules is not None:
+        data.update(diagnosis_dict(rules, run.facts))
     return data
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from click.testing import CliRunner
 
 from bot.cli.main import main
 from bot.runs import intake
+from integrations.base import ActionResult
 from tests.fakes.adapters import scripted_registry
 
 
@@ -104,8 +106,18 @@ def test_playbook_simulate_prints_the_path_and_the_end():
 
 
 def test_runs_list_and_show(make_services, settings, monkeypatch):
+    status = ActionResult(
+        outcome="failed",
+        summary="The app on device d1 is failed; last error: 408 Request Timeout.",
+        facts={"device_id": "d1", "registration": "failed", "registration_error": "timeout"},
+    )
+    reconnected = ActionResult(
+        outcome="reconnected",
+        summary="The app on device d1 reconnected and registered in 2 s.",
+        facts={"reconnect": "registered", "registration": "registered", "user_known_app": True},
+    )
     svc = make_services(
-        registry=scripted_registry({"app.get_status": ["failed"], "app.reconnect": ["reconnected"]})
+        registry=scripted_registry({"app.get_status": [status], "app.reconnect": [reconnected]})
     )
     ticket, run_id = intake.file_desk_ticket(
         svc.context, "Alice can't connect", "", "alice@example.com", "1001"
@@ -118,5 +130,50 @@ def test_runs_list_and_show(make_services, settings, monkeypatch):
     assert "classification: Filed on the desk as a connection issue." in shown
     assert "state: closed: The user experienced a temporary network problem" in shown
     assert "2. [L1] Force a manual reconnection of the app  -> reconnected" in shown
-    assert "app.reconnect found reconnected" in shown
+    assert "       The app on device d1 reconnected and registered in 2 s." in shown
+    # the findings as plain lines (the device id passed between steps is no finding), then the diagnosis
+    lines = shown.splitlines()
+    found = lines[lines.index("findings:") + 1 : lines.index("findings:") + 5]
+    assert found == [
+        "  registration: registered",
+        "  registration_error: timeout",
+        "  reconnect: registered",
+        "  user_known_app: yes",
+    ]
+    assert "device_id" not in shown
+    assert (
+        "diagnosis: A temporary problem (100%): The problem was temporary: the app registers again" in lines
+    )
+    assert "  why: the app reconnected and registered; the app is registered" in lines
+    assert "  what to do: Nothing to do; close the ticket." in lines
+    data = json.loads(run("runs", "show", str(run_id), "--json").output)
+    assert data["findings"]["reconnect"] == "registered" and "device_id" not in data["findings"]
+    assert data["diagnosis"][0]["cause"] == "transient" and data["diagnosis"][0]["confidence"] == 1.0
     assert run("runs", "show", "99").exit_code == 1
+
+
+def test_runs_show_says_what_speaks_against_the_leading_cause_and_names_the_others(
+    make_services, settings, monkeypatch
+):
+    status = ActionResult(
+        outcome="failed",
+        summary="The app on device d2 is failed; last error: 401 Unauthorized.",
+        facts={"credentials": "password_mismatch", "log_class": "auth_failure", "account": "missing"},
+    )
+    svc = make_services(
+        registry=scripted_registry({"app.get_status": [status], "app.reconnect": ["reconnected"]})
+    )
+    _, run_id = intake.file_desk_ticket(svc.context, "Bob can't connect", "", "bob@example.com", "1002")
+    svc.queue.run_pending()
+    monkeypatch.setenv("CONNBOT_DATA_DIR", str(settings.data_dir))
+    lines = run("runs", "show", str(run_id)).output.splitlines()
+    lead = lines.index(
+        "diagnosis: The app's password (or user name) differs from the PBX's (80%): "
+        "The app's credentials do not match the PBX's (password_mismatch)"
+    )
+    assert lines[lead + 1 :] == [
+        "  why: the HA1 digests differ; the log shows authentication failures",
+        "  against it: there is no account to authenticate against",
+        "  what to do: Set a new password on the PBX and in the app, with approval.",
+        "  also possible: The user's account is missing on the PBX (50%)",
+    ]

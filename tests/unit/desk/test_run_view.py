@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import itertools
 import re
 
 from bot.runs import intake
 from bot.state.models import Prompt
+from bot.web.app import create_app
+from integrations.base import ActionResult
+from tests.fakes.adapters import scripted_registry
 from tests.fakes.desk import CLOSED_PATH, PROMPT_PATH, csrf
 
 
@@ -131,3 +135,51 @@ def test_a_waiting_run_is_not_redrawn_while_nothing_moves(desk):
     svc.context.clock = lambda: later
     again = client.get("/runs/1/live").get_json()
     assert again["version"] == first["version"] and "asked at" in again["html"]
+
+
+def test_the_run_page_shows_the_findings_as_a_table_and_the_diagnosis_in_words(make_services):
+    status = ActionResult(
+        outcome="failed",
+        summary="The app on device d1 is failed.",
+        facts={
+            "device_id": "d1",
+            "pbx": "<i>pbx1</i>",
+            "ari": "refused",
+            "sip_port": "refuses",
+            "sip_target": "pbx1:5061/tls",
+            "pjsip_stopped": ["res_pjsip.so", "chan_pjsip.so"],
+            "user_known_app": True,
+        },
+    )
+    svc = make_services(
+        registry=scripted_registry({"app.get_status": [status], "app.reconnect": ["reconnected"]})
+    )
+    client = create_app(svc.settings, svc).test_client()
+    _, run_id = intake.file_desk_ticket(svc.context, "Alice can't connect", "", "", "1001")
+    svc.queue.run_pending()
+    page = client.get(f"/runs/{run_id}").get_data(as_text=True)
+    part = page[page.index('<section id="run-diagnosis">') :]
+    cells = re.findall(
+        r'<tr><td data-label="Finding"><code>([^<]+)</code></td><td data-label="Value">(.*?)</td></tr>', part
+    )
+    assert cells == [
+        ("pbx", "&lt;i&gt;pbx1&lt;/i&gt;"),  # a value from outside is text, not markup
+        ("ari", "refused"),
+        ("sip_port", "refuses"),
+        ("sip_target", "pbx1:5061/tls"),
+        ("pjsip_stopped", "res_pjsip.so, chan_pjsip.so"),
+        ("user_known_app", "yes"),
+    ]
+    assert "<i>pbx1</i>" not in page
+    text = html.unescape(" ".join(re.sub(r"<[^>]+>", " ", part).split()))
+    assert "Leading cause Asterisk is down (90 %) : Asterisk on <i>pbx1</i> does not answer" in text
+    assert "Why ARI refused connbot's connection SIP pbx1:5061/tls refused the connection" in text
+    assert "What to do Start or restart Asterisk on <i>pbx1</i>, then answer Fixed." in text
+    assert "What speaks against it" not in text and "device_id" not in part and "{" not in part
+    api = client.get(f"/api/runs/{run_id}").get_json()
+    assert api["findings"]["ari"] == "refused" and "device_id" not in api["findings"]
+    assert [c["cause"] for c in api["diagnosis"]][:1] == ["asterisk_down"]
+    assert api["diagnosis"][0]["supporting"] == [
+        "ARI refused connbot's connection",
+        "SIP pbx1:5061/tls refused the connection",
+    ]
