@@ -6,9 +6,13 @@ Actions are asynchronous and end `action_seconds` after they start:
 * `reconnect` (and a config PATCH with `reregister`) ends with whatever the device's `failure`
   decides then, so what was fixed on the PBX or in the app really helps and what was not keeps
   failing;
-* `network-test` probes the configured registrar from the device (SIP OPTIONS over UDP, as in
-  §7 of the design notes): a device behind a firewall on the user's side gets no answer at all,
-  a closed port is refused, an open one answers with its status line.
+* `network-test` probes the configured registrar from the device (SIP OPTIONS over UDP, and a TCP
+  connect when the account uses TCP or TLS, as in §7 of the design notes): a device behind a
+  firewall on the user's side gets no answer at all, a closed port is refused, an open one answers
+  with its status line;
+* an `unresponsive` app takes the command but never reports back: its reconnect ends `timeout`.
+
+A device whose configuration provisioning owns (`managed`) refuses every PATCH (403 `forbidden`).
 
 Bearer authentication; errors as `{"error": {"code", "message", "retryable"}}`.
 """
@@ -102,6 +106,7 @@ class Device:
     user: str
     server: dict[str, Any]  # host, port, transport
     password: str
+    auth_username: str = ""  # the digest username (default: `user`)
     domain: str = "pbx.example.com"
     realm: str = "asterisk"
     device_id: str = ""
@@ -110,16 +115,32 @@ class Device:
     online: bool = True  # the app is connected to its management channel
     blocked: bool = False  # a firewall on the user's side drops the device's packets to the PBX
     last_error: dict[str, Any] | None = None  # why the last registration failed (None: registered)
+    state: str = ""  # the registration state the app reports ("": failed or registered, by last_error)
+    managed: bool = False  # provisioning owns the configuration: every PATCH is 403
+    unresponsive: bool = False  # takes commands, never reports back: actions end in timeout
     log: list[str] = field(default_factory=list)
     failure: Callable[[Device], dict[str, Any] | None] = lambda device: None  # why it cannot register now
     patches: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.device_id = self.device_id or f"dev-{self.user}"
+        self.auth_username = self.auth_username or self.user
 
     @property
-    def fingerprint(self) -> str:
-        return ha1(self.user, self.realm, self.password)
+    def fingerprint(self) -> dict[str, str] | None:
+        """The password's MD5-HA1 fingerprint, where the app offers one."""
+        if "md5-ha1" not in self.capabilities.get("credential_fingerprint", []):
+            return None
+        return {
+            "algorithm": "md5-ha1",
+            "realm": self.realm,
+            "value": ha1(self.auth_username, self.realm, self.password),
+        }
+
+    def describe(self, err: dict[str, Any]) -> str:
+        """A registration failure as the app's log line says it."""
+        why = f"{err['sip_code']} {err['reason']}" if err.get("sip_code") else str(err.get("local_error"))
+        return f"reg: sip:{self.user}@{self.domain}: {why.replace('_', ' ')}"
 
     def network_test(self) -> dict[str, Any]:
         """What the device's own probes of its registrar find (design notes §6.2, §7)."""
@@ -129,12 +150,27 @@ class Device:
             if self.blocked
             else probe(host, port)
         )
+        tcp = [] if self.server["transport"] == "udp" else [self._connect(host, port)]
         return {
             "dns": {"host": host, "a": [host], "srv": [], "error": None},
-            "tcp": [],
+            "tcp": tcp,
             "tls": None,
             "sip_options": {"transport": self.server["transport"], **sip},
         }
+
+    def _connect(self, host: str, port: int) -> dict[str, Any]:
+        """One TCP connect to the registrar, timed."""
+        if self.blocked:
+            return {"port": port, "ok": False, "connect_ms": None, "error": "timeout"}
+        started = time.perf_counter()
+        try:
+            socket.create_connection((host, port), timeout=PROBE_TIMEOUT).close()
+        except ConnectionRefusedError:
+            return {"port": port, "ok": False, "connect_ms": None, "error": "connection_refused"}
+        except OSError:
+            return {"port": port, "ok": False, "connect_ms": None, "error": "timeout"}
+        ms = round((time.perf_counter() - started) * 1000, 2)
+        return {"port": port, "ok": True, "connect_ms": ms, "error": None}
 
 
 @dataclass
@@ -145,6 +181,7 @@ class Backend:
     devices: list[Device] = field(default_factory=list)
     users: list[dict[str, str]] = field(default_factory=list)  # user_ref, email, display_name
     action_seconds: float = 1.0
+    log_page: int = 1000  # the most log entries one page holds, whatever limit was asked
     actions: dict[str, dict[str, Any]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -172,6 +209,13 @@ class Backend:
 
     @staticmethod
     def _finish(device: Device, kind: str) -> dict[str, Any]:
+        if device.unresponsive:
+            message = f"the app did not report back on its {kind}"
+            return {
+                "status": "timeout",
+                "result": None,
+                "error": {"code": "device_timeout", "message": message},
+            }
         if kind == "network-test":
             return {"status": "succeeded", "result": device.network_test(), "error": None}
         device.last_error = err = device.failure(device)
@@ -182,9 +226,7 @@ class Backend:
                 "sip_code": err["sip_code"] if err else 200,
                 "reason": err["reason"] if err else "OK",
             },
-            "error": {"code": "registration_failed", "message": f"{err['sip_code']} {err['reason']}"}
-            if err
-            else None,
+            "error": {"code": "registration_failed", "message": device.describe(err)} if err else None,
         }
 
 
@@ -212,7 +254,7 @@ def _account(d: Device) -> dict[str, Any]:
         "account_id": ACCOUNT,
         "display_name": f"User {d.user}",
         "sip_username": d.user,
-        "auth_username": d.user,
+        "auth_username": d.auth_username,
         "domain": d.domain,
         "server": dict(d.server),
         "outbound_proxy": None,
@@ -221,25 +263,19 @@ def _account(d: Device) -> dict[str, Any]:
         "srtp": "optional",
         "stun": None,
         "password_set": True,
-        "credential_fingerprint": {"algorithm": "md5-ha1", "realm": d.realm, "value": d.fingerprint},
+        "credential_fingerprint": d.fingerprint,
     }
 
 
 def _status(d: Device) -> dict[str, Any]:
     err = d.last_error
     registration = {
-        "state": "failed" if err else "registered",
+        "state": d.state or ("failed" if err else "registered"),
         "since": now(),
         "expires_in": None if err else 600,
         "registrar": {**d.server, "resolved_ip": d.server["host"]},
         "attempts": 5 if err else 1,
-        "last_error": {
-            **err,
-            "message": f"reg: sip:{d.user}@{d.domain}: {err['sip_code']} {err['reason']}",
-            "at": now(),
-        }
-        if err
-        else None,
+        "last_error": {**err, "message": d.describe(err), "at": now()} if err else None,
     }
     return {
         "device_id": d.device_id,
@@ -300,7 +336,7 @@ def _route(backend: Backend, parts: list[str]) -> Response:
     if what == "status":
         return jsonify(_status(device))
     if what == "logs":
-        return _logs(device)
+        return _logs(backend, device)
     if what == "config" and request.method == "PATCH":
         return _patch(backend, device)
     if len(parts) == 4 and parts[2] == "actions" and request.method == "POST":
@@ -319,6 +355,8 @@ def _route(backend: Backend, parts: list[str]) -> Response:
 
 
 def _patch(backend: Backend, device: Device) -> Response:
+    if device.managed:
+        return _error(403, "forbidden", "configuration is managed by provisioning")
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or body.get("account_id") != ACCOUNT:
         return _error(422, "invalid_config", f"account_id: expected {ACCOUNT}")
@@ -333,6 +371,9 @@ def _patch(backend: Backend, device: Device) -> Response:
             "port": int(server["port"]),
             "transport": str(server["transport"]),
         }
+    for name in ("auth_username", "domain"):
+        if body.get(name):
+            setattr(device, name, str(body[name]))
     if body.get("password"):
         device.password = str(body["password"])
     device.patches.append({k: ("***" if k == "password" else v) for k, v in body.items()})
@@ -342,12 +383,12 @@ def _patch(backend: Backend, device: Device) -> Response:
     return jsonify(answer)
 
 
-def _logs(device: Device) -> Response:
+def _logs(backend: Backend, device: Device) -> Response:
     limit = request.args.get("limit", "500")
     cursor = request.args.get("cursor", "0")
     if not limit.isdigit() or not 1 <= int(limit) <= 1000 or not cursor.isdigit():
         return _error(422, "invalid_config", "limit must be 1..1000 and cursor a cursor from a previous page")
-    start, end = int(cursor), int(cursor) + int(limit)
+    start, end = int(cursor), int(cursor) + min(int(limit), backend.log_page)
     entries = [
         {
             "ts": now(),

@@ -3,7 +3,7 @@ system answers 500, 502 or 503, 429 with `Retry-After`, times out or drops the c
 of doing what was asked. A system can also be taken down altogether (`down`).
 
 `Faults.rsps(system, rsps)` stands in for a `responses.RequestsMock` when a fake registers its
-callbacks (FakeJira, FakeAri, FakeApp), so every callback first asks the faults; the Slack stub asks
+callbacks (FakeJira, FakeAri, app_backend), so every callback first asks the faults; the Slack stub asks
 `Faults.slack`. Everything that happened, faults and waits, goes on one `timeline`, in order.
 """
 

@@ -12,7 +12,8 @@ import pytest
 import responses
 import yaml
 
-from tests.unit.integrations.wire_fakes import FakeApp, FakeAri
+from simulators.app_api import Backend
+from tests.unit.integrations.wire_fakes import FakeAri, app_backend, check_contract
 
 SECRETS = {
     "ACME_ARI_PASSWORD": "acme-ari-pw",
@@ -87,8 +88,13 @@ class Backends:
     """Each customer's ARI and app backend."""
 
     ari: dict[str, FakeAri]
-    app: dict[str, FakeApp]
+    app: dict[str, Backend]
     rsps: responses.RequestsMock
+
+    def check_contracts(self) -> None:
+        """Every exchange with each app backend conforms to the published contract."""
+        for name in self.app:
+            check_contract(self.rsps, f"http://{HOSTS[name][1]}")
 
     def hosts_called(self) -> set[str]:
         return {c.request.url.split("/")[2].split(":")[0] for c in self.rsps.calls}
@@ -103,6 +109,7 @@ def backends(rsps: responses.RequestsMock) -> Backends:
         for n in HOSTS
     }
     app = {
-        n: FakeApp(rsps, url=f"http://{HOSTS[n][1]}", token=SECRETS[f"{n.upper()}_APP_TOKEN"]) for n in HOSTS
+        n: app_backend(rsps, url=f"http://{HOSTS[n][1]}", token=SECRETS[f"{n.upper()}_APP_TOKEN"])
+        for n in HOSTS
     }
     return Backends(ari, app, rsps)

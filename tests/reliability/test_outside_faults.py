@@ -38,12 +38,20 @@ from integrations.pbx.settings import PbxSettings
 from integrations.settings import load
 from integrations.slack.channel import SlackChannel
 from integrations.slack.settings import SlackSettings
+from simulators.app_api import Backend, Device
 from simulators.slack import CHANNEL, SlackWebApi
 from tests.fakes.faults import KINDS, Faults
 from tests.fakes.jira import FakeJira, configure
 from tests.fakes.slack_api import BOT_TOKEN, SIGNING_SECRET, InlineExecutor
 from tests.reliability.conftest import issue_event, jira_headers
-from tests.unit.integrations.wire_fakes import ARI, FakeApp, FakeAri, app_settings, sip_settings
+from tests.unit.integrations.wire_fakes import (
+    ARI,
+    STALE_PASSWORD,
+    FakeAri,
+    app_backend,
+    app_settings,
+    sip_settings,
+)
 
 TICKETS = [f"VOIP-{n}" for n in range(1, 9)]
 
@@ -54,7 +62,7 @@ class World:
     web: Any
     jira: FakeJira
     ari: FakeAri
-    app: FakeApp
+    app: Backend
     slack: SlackWebApi
     faults: Faults
     pristine: Any = None
@@ -62,8 +70,12 @@ class World:
 
     skew: dt.timedelta = dt.timedelta(0)  # how far the runner's clock has jumped ahead of the wall's
 
+    @property
+    def phone(self) -> Device:
+        return self.app.devices[0]
+
     def __post_init__(self) -> None:
-        self.pristine = copy.deepcopy((self.ari.objects, self.app.config))
+        self.pristine = copy.deepcopy((self.ari.objects, self.phone.server, self.phone.last_error))
         self.svc.context.clock = lambda: utcnow() + self.skew
 
     def file(self, key: str) -> None:
@@ -89,8 +101,8 @@ class World:
 
     def reset_accounts(self) -> None:
         """The next ticket finds the PBX and the app as the first did: passwords differ again."""
-        self.ari.objects, self.app.config = copy.deepcopy(self.pristine)
-        self.app.app_password = None
+        self.ari.objects, self.phone.server, self.phone.last_error = copy.deepcopy(self.pristine)
+        self.phone.password = STALE_PASSWORD
 
     def answer_all(self, answers: dict[str, str]) -> None:
         """Work until every run ended, answering each question on the desk as a person would
@@ -134,11 +146,12 @@ def world(make_services, monkeypatch, tmp_path) -> Iterator[Any]:  # type: ignor
             sleep=faults.sleep,
         )
         jira = FakeJira(faults.rsps("jira", rsps))
-        ari, app = FakeAri(faults.rsps("ari", rsps)), FakeApp(faults.rsps("app", rsps))
-        app.action_script = [
-            {"status": "failed", "error": {"code": "registration_failed", "message": "403 Forbidden"}}
-        ]
-        app.heal_when = lambda: app.app_password is not None  # the password reset fixes it
+        ari, app = FakeAri(faults.rsps("ari", rsps)), app_backend(faults.rsps("app", rsps))
+        app.devices[0].failure = lambda device: (  # the password reset fixes it
+            {"sip_code": 403, "reason": "Forbidden", "local_error": None}
+            if device.password == STALE_PASSWORD
+            else None
+        )
         slack = SlackWebApi(fault=faults.slack).start()
         stubs.append(slack)
         pbx = PbxAdapter.from_settings(

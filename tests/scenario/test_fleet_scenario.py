@@ -18,12 +18,10 @@ from bot.runs import intake, prompts
 from bot.runs.prompts import Via
 from bot.state.models import Prompt, Run
 from bot.web.views import run_dict
-from integrations.pbx.client import ha1
 from tests.fakes import jira as fake_jira
 from tests.fakes.fleet import SECRETS, Backends, backends, two_customers, use_directory
 from tests.fakes.slack_api import CHANNEL
-
-STILL_FAILING = [{"status": "failed", "result": {"registration_state": "failed", "sip_code": 401}}]
+from tests.unit.integrations.wire_fakes import UNAUTHORIZED
 
 
 @pytest.fixture
@@ -34,20 +32,17 @@ def fleet(monkeypatch, tmp_path) -> Iterator[Backends]:
         world = backends(rsps)
         world.sip_ports = {i["name"]: i["sip"]["port"] for i in data["instances"]}  # type: ignore[attr-defined]
         yield world
-    for fake in world.app.values():
-        fake.validate()
+    world.check_contracts()
 
 
 def reaches_the_pbx(world: Backends, name: str, same_password: bool) -> None:
     """Make the app's settings agree with the instance, so the run goes on to the PBX checks."""
-    account = world.app[name].config["accounts"][0]
-    account.update(
-        domain=f"{name}.example",
-        server={"host": "127.0.0.1", "port": world.sip_ports[name], "transport": "udp"},
-    )  # type: ignore[attr-defined]
+    phone = world.app[name].devices[0]
+    phone.domain = f"{name}.example"
+    phone.server = {"host": "127.0.0.1", "port": world.sip_ports[name], "transport": "udp"}  # type: ignore[attr-defined]
     if same_password:
-        account["credential_fingerprint"]["value"] = ha1("1001", "asterisk", "s3cret-pw")
-    world.app[name].action_script = list(STILL_FAILING)
+        phone.password = "s3cret-pw"  # the PBX's
+    phone.failure = lambda device: UNAUTHORIZED
 
 
 def text_of(svc, run_id: int) -> str:
@@ -76,8 +71,7 @@ def test_each_customer_is_checked_only_against_its_own_pbx_and_app(fleet, make_s
     svc.queue.run_pending()
     assert fleet.hosts_called() == {"app.acme.test"}
     assert all(c.request.headers["Authorization"] == "Bearer acme-app-token" for c in fleet.rsps.calls)
-    for fake in fleet.app.values():
-        fake.validate()
+    fleet.check_contracts()
     fleet.rsps.calls.reset()
 
     reaches_the_pbx(fleet, "globex", same_password=False)
@@ -195,7 +189,7 @@ def test_a_ticket_with_no_customer_key_offers_only_the_instances(fleet, make_ser
 
 def test_prompts_go_to_the_instances_slack_channel_and_a_route_is_answered_in_slack(fleet, make_slack):
     world = make_slack(None)
-    fleet.app["acme"].action_script = list(STILL_FAILING)
+    fleet.app["acme"].devices[0].failure = lambda device: UNAUTHORIZED
     intake.file_desk_ticket(world.svc.context, "Alice can't connect", "", "alice@acme.example", "1001")
     _, unknown = intake.file_desk_ticket(
         world.svc.context, "Carl can't connect", "", "carl@newco.example", "1001"

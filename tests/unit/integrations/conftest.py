@@ -7,7 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 import responses
-from wire_fakes import FakeApp, FakeAri
+from wire_fakes import FakeAri, app_backend, check_contract
+
+from simulators.app_api import Backend, Device
 
 
 @pytest.fixture
@@ -22,10 +24,16 @@ def ari(rsps: responses.RequestsMock) -> FakeAri:
 
 
 @pytest.fixture
-def app_api(rsps: responses.RequestsMock) -> Iterator[FakeApp]:
-    fake = FakeApp(rsps)
-    yield fake
-    fake.validate()
+def app_api(rsps: responses.RequestsMock) -> Iterator[Backend]:
+    backend = app_backend(rsps)
+    yield backend
+    check_contract(rsps)
+
+
+@pytest.fixture
+def phone(app_api: Backend) -> Device:
+    """User 1001's app on the `app_api` backend."""
+    return app_api.devices[0]
 
 
 @pytest.fixture

@@ -12,15 +12,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from wire_fakes import FAST, FakeApp, FakeAri, app_adapter, app_settings, pbx_adapter, sip_settings
+from wire_fakes import FAST, UNAUTHORIZED, FakeAri, app_adapter, app_settings, pbx_adapter, sip_settings
 
 from integrations.base import ActionInput, AdapterError, NotConfiguredError, Registry, UnsupportedError
 from integrations.logs.adapter import LogsAdapter
 from integrations.logs.settings import LogsSettings
 from integrations.net.adapter import NetAdapter
 from integrations.net.settings import NetSettings
-from integrations.pbx.client import ha1
 from playbook.loader import load
+from simulators.app_api import Device
 from tests.fakes.sip import sip_responder
 
 ALL = ("app", "pbx", "net", "logs")
@@ -84,47 +84,39 @@ def healthy_sip() -> Iterator[int]:
         yield port
 
 
-def matching_password(app_api: FakeApp) -> None:
-    app_api.config["accounts"][0]["credential_fingerprint"]["value"] = ha1("1001", "asterisk", "s3cret-pw")
+REGISTRATION_TIMEOUT = {"sip_code": 408, "reason": "Request Timeout", "local_error": "timeout"}
 
 
-def test_healthy_after_reconnect_closes_as_transient(ari: FakeAri, app_api: FakeApp) -> None:
+def same_password(ari: FakeAri, phone: Device) -> bool:
+    return phone.password == ari.objects["auth"].get("1001", {}).get("password")
+
+
+def test_healthy_after_reconnect_closes_as_transient(ari: FakeAri, phone: Device) -> None:
     walk = Walk(5060)
     assert walk.run() == "close_transient"
     assert walk.outcome("check_status") == "failed" and walk.outcome("force_reconnect") == "reconnected"
 
 
-def test_wrong_pbx_port_in_the_app_is_fixed(ari: FakeAri, app_api: FakeApp) -> None:
-    app_api.action_script = [
-        {
-            "status": "failed",
-            "result": {"registration_state": "failed", "sip_code": 408, "reason": "Request Timeout"},
-        }
-    ]
-    app_api.config["accounts"][0]["server"]["port"] = 5080
-    app_api.heal_when = lambda: app_api.config["accounts"][0]["server"]["port"] == 5060
+def test_wrong_pbx_port_in_the_app_is_fixed(ari: FakeAri, phone: Device) -> None:
+    phone.server["port"] = 5080
+    phone.failure = lambda device: None if device.server["port"] == 5060 else REGISTRATION_TIMEOUT
     walk = Walk(5060)
     assert walk.run() == "close_config_fixed"
     assert walk.outcome("check_config") == "wrong_port" and "5080" in walk.summary("check_config")
-    assert app_api.config["accounts"][0]["server"]["port"] == 5060
+    assert phone.server["port"] == 5060
 
 
-def test_missing_account_is_created(ari: FakeAri, app_api: FakeApp) -> None:
-    app_api.action_script = [
-        {"status": "failed", "result": {"registration_state": "failed", "sip_code": 401}}
-    ]
+def test_missing_account_is_created(ari: FakeAri, phone: Device) -> None:
+    phone.failure = lambda device: None if same_password(ari, device) else UNAUTHORIZED
     ari.objects["endpoint"].clear()
     walk = Walk(5060)
     assert walk.run() == "close_account_fixed"
     assert walk.outcome("check_account") == "missing" and walk.outcome("create_account") == "created"
-    assert app_api.app_password == ari.objects["auth"]["1001"]["password"]
+    assert same_password(ari, phone)
 
 
-def test_password_mismatch_is_reset(ari: FakeAri, app_api: FakeApp) -> None:
-    app_api.action_script = [
-        {"status": "failed", "result": {"registration_state": "failed", "sip_code": 401}}
-    ]
-    app_api.heal_when = lambda: app_api.app_password == ari.objects["auth"]["1001"]["password"]
+def test_password_mismatch_is_reset(ari: FakeAri, phone: Device) -> None:
+    phone.failure = lambda device: None if same_password(ari, device) else UNAUTHORIZED
     walk = Walk(5060)
     assert walk.run() == "close_password_fixed"
     assert walk.outcome("record_error") == "found" and "401" in walk.summary("record_error")
@@ -134,23 +126,21 @@ def test_password_mismatch_is_reset(ari: FakeAri, app_api: FakeApp) -> None:
     )
 
 
-def _still_failing(app_api: FakeApp) -> None:
-    app_api.action_script = [
-        {"status": "failed", "result": {"registration_state": "failed", "sip_code": 408}}
-    ]
-    matching_password(app_api)
+def _still_failing(phone: Device) -> None:
+    phone.failure = lambda device: REGISTRATION_TIMEOUT
+    phone.password = "s3cret-pw"  # the PBX's
 
 
-def test_network_path_broken(ari: FakeAri, app_api: FakeApp) -> None:
-    _still_failing(app_api)
+def test_network_path_broken(ari: FakeAri, phone: Device) -> None:
+    _still_failing(phone)
     walk = Walk(closed_udp_port())
     assert walk.run() == "fix_network"
     assert walk.outcome("compare_password") == "match" and walk.outcome("check_network") == "unreachable"
     assert "nothing listens on UDP" in walk.summary("check_network")
 
 
-def test_asterisk_module_not_running(ari: FakeAri, app_api: FakeApp, healthy_sip: int) -> None:
-    _still_failing(app_api)
+def test_asterisk_module_not_running(ari: FakeAri, phone: Device, healthy_sip: int) -> None:
+    _still_failing(phone)
     ari.modules["res_pjsip_registrar.so"] = "Not Running"
     walk = Walk(healthy_sip)
     assert walk.run() == "restore_services"
@@ -158,8 +148,8 @@ def test_asterisk_module_not_running(ari: FakeAri, app_api: FakeApp, healthy_sip
     assert "res_pjsip_registrar.so" in walk.summary("check_asterisk")
 
 
-def test_database_down(ari: FakeAri, app_api: FakeApp, healthy_sip: int) -> None:
-    _still_failing(app_api)
+def test_database_down(ari: FakeAri, phone: Device, healthy_sip: int) -> None:
+    _still_failing(phone)
     ari.modules["res_config_pgsql.so"] = "Running"
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -169,14 +159,12 @@ def test_database_down(ari: FakeAri, app_api: FakeApp, healthy_sip: int) -> None
     assert walk.outcome("check_asterisk") == "up" and walk.outcome("check_database") == "db_unreachable"
 
 
-def test_only_the_client_logs_show_the_cause(ari: FakeAri, app_api: FakeApp, healthy_sip: int) -> None:
-    _still_failing(app_api)
-    app_api.log_pages = [
-        [
-            "10:00:00.100 pjsua_acc.c sip:1001@pbx.example.com: registration success, status=200 (OK), will "
-            "re-register in 300 seconds",
-            "10:05:00.000 pjsua_core.c Error sending keep-alive packet: Network is unreachable",
-        ]
+def test_only_the_client_logs_show_the_cause(ari: FakeAri, phone: Device, healthy_sip: int) -> None:
+    _still_failing(phone)
+    phone.log = [
+        "10:00:00.100 pjsua_acc.c sip:1001@pbx.example.com: registration success, status=200 (OK), will "
+        "re-register in 300 seconds",
+        "10:05:00.000 pjsua_core.c Error sending keep-alive packet: Network is unreachable",
     ]
     walk = Walk(healthy_sip)
     assert walk.run() == "act_on_logs"

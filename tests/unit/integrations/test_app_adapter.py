@@ -9,12 +9,15 @@ import pytest
 import requests
 import responses
 from openapi_core.exceptions import OpenAPIError
-from wire_fakes import FakeApp, app_adapter, inp
+from wire_fakes import app_adapter, check_contract, inp
 
 from integrations.base import NotConfiguredError, PermanentError, TransientError, UnsupportedError
+from simulators.app_api import Backend, Device
+
+REGISTRATION_TIMEOUT = {"sip_code": 408, "reason": "Request Timeout", "local_error": "timeout"}
 
 
-def test_find_user_by_the_reporters_email(app_api: FakeApp) -> None:
+def test_find_user_by_the_reporters_email(app_api: Backend) -> None:
     res = app_adapter().find_user(inp(user=None).model_copy(update={"reporter_email": "jane@example.com"}))
     assert (
         res.outcome == "found"
@@ -23,7 +26,7 @@ def test_find_user_by_the_reporters_email(app_api: FakeApp) -> None:
     )
 
 
-def test_find_user_unknown_or_ambiguous_email(app_api: FakeApp) -> None:
+def test_find_user_unknown_or_ambiguous_email(app_api: Backend) -> None:
     assert (
         app_adapter().find_user(inp(user=None).model_copy(update={"reporter_email": "x@example.com"})).outcome
         == "not_found"
@@ -33,73 +36,65 @@ def test_find_user_unknown_or_ambiguous_email(app_api: FakeApp) -> None:
     assert res.outcome == "not_found" and "knows 2 users" in res.summary and "user" not in res.facts
 
 
-def test_get_status_finds_the_device_and_reports_the_failure(app_api: FakeApp) -> None:
+def test_get_status_finds_the_device_and_reports_the_failure(phone: Device) -> None:
     res = app_adapter().get_status(inp())
     assert res.outcome == "failed" and res.facts["device_id"] == "dsk-7f3a"
     assert "401 Unauthorized" in res.summary and res.evidence["registrar"]["port"] == 5060
 
 
 @pytest.mark.parametrize("state", ["registered", "registering", "unregistered", "unknown"])
-def test_get_status_maps_each_state(app_api: FakeApp, state: str) -> None:
-    app_api.status["accounts"][0]["registration"]["state"] = state
+def test_get_status_maps_each_state(phone: Device, state: str) -> None:
+    phone.state = state
     assert app_adapter().get_status(inp()).outcome == state
 
 
-def test_get_status_device_offline(app_api: FakeApp) -> None:
-    app_api.offline = True
+def test_get_status_device_offline(phone: Device) -> None:
+    phone.online = False
     res = app_adapter().get_status(inp())
     assert res.outcome == "device_offline" and res.facts["device_id"] == "dsk-7f3a"
 
 
-def test_get_status_user_without_device_is_an_error(app_api: FakeApp) -> None:
+def test_get_status_user_without_device_is_an_error(app_api: Backend) -> None:
     with pytest.raises(PermanentError, match="no device"):
         app_adapter().get_status(inp(user="2002"))
 
 
-def test_reconnect_succeeds_after_polling(app_api: FakeApp) -> None:
-    app_api.action_script = [
-        {"status": "accepted"},
-        {"status": "running"},
-        {"status": "succeeded", "result": {"registration_state": "registered", "sip_code": 200}},
-    ]
+def test_reconnect_succeeds_after_polling(app_api: Backend, rsps: responses.RequestsMock) -> None:
+    app_api.action_seconds = 0.05
     res = app_adapter().reconnect(inp())
     assert res.outcome == "reconnected" and res.evidence["action_status"] == "succeeded"
+    assert len([c for c in rsps.calls if "/v1/actions/" in c.request.url]) > 1
 
 
-def test_reconnect_still_failing_says_why(app_api: FakeApp) -> None:
-    app_api.action_script = [
-        {
-            "status": "failed",
-            "result": {"registration_state": "failed", "sip_code": 401, "reason": "Unauthorized"},
-        }
-    ]
+def test_reconnect_still_failing_says_why(phone: Device) -> None:
+    phone.failure = lambda device: {"sip_code": 401, "reason": "Unauthorized", "local_error": None}
     res = app_adapter().reconnect(inp())
     assert res.outcome == "still_failing" and "Unauthorized" in res.summary and "401" in res.summary
 
 
-def test_reconnect_times_out_at_our_deadline(app_api: FakeApp) -> None:
-    app_api.action_script = [{"status": "running"}]
+def test_reconnect_times_out_at_our_deadline(app_api: Backend) -> None:
+    app_api.action_seconds = 60
     res = app_adapter().reconnect(inp())
     assert res.outcome == "timeout" and res.evidence["action_status"] == "deadline"
 
 
-def test_reconnect_device_timeout(app_api: FakeApp) -> None:
-    app_api.action_script = [{"status": "timeout"}]
+def test_reconnect_device_timeout(phone: Device) -> None:
+    phone.unresponsive = True
     assert app_adapter().reconnect(inp()).outcome == "timeout"
 
 
-def test_reconnect_device_offline(app_api: FakeApp) -> None:
-    app_api.offline = True
+def test_reconnect_device_offline(phone: Device) -> None:
+    phone.online = False
     assert app_adapter().reconnect(inp()).outcome == "device_offline"
 
 
-def test_reconnect_unsupported_becomes_a_human_step(app_api: FakeApp) -> None:
-    app_api.capabilities["reconnect"] = False
+def test_reconnect_unsupported_becomes_a_human_step(phone: Device) -> None:
+    phone.capabilities["reconnect"] = False
     with pytest.raises(UnsupportedError, match="reconnect"):
         app_adapter().reconnect(inp())
 
 
-def test_get_last_error_found_puts_the_message_in_facts(app_api: FakeApp) -> None:
+def test_get_last_error_found_puts_the_message_in_facts(app_api: Backend) -> None:
     res = app_adapter().get_last_error(inp())
     assert (
         res.outcome == "found"
@@ -107,12 +102,12 @@ def test_get_last_error_found_puts_the_message_in_facts(app_api: FakeApp) -> Non
     )
 
 
-def test_get_last_error_none(app_api: FakeApp) -> None:
-    app_api.status["accounts"][0]["registration"]["last_error"] = None
+def test_get_last_error_none(phone: Device) -> None:
+    phone.last_error = None
     assert app_adapter().get_last_error(inp()).outcome == "none"
 
 
-def test_check_config_ok(app_api: FakeApp) -> None:
+def test_check_config_ok(app_api: Backend) -> None:
     res = app_adapter().check_config(inp())
     assert res.outcome == "ok" and res.evidence["differences"] == {}
 
@@ -133,29 +128,31 @@ def test_check_config_ok(app_api: FakeApp) -> None:
     ],
 )
 def test_check_config_finds_each_wrong_setting(
-    app_api: FakeApp, change: dict, expected: dict, outcome: str
+    phone: Device, change: dict, expected: dict, outcome: str
 ) -> None:
-    app_api.config["accounts"][0].update(change)
+    for name, value in change.items():
+        setattr(phone, name, value)
     res = app_adapter(**expected).check_config(inp())
     assert res.outcome == outcome
 
 
-def test_check_config_wrong_port_names_both_values(app_api: FakeApp) -> None:
-    app_api.config["accounts"][0]["server"]["port"] = 5080
+def test_check_config_wrong_port_names_both_values(phone: Device) -> None:
+    phone.server["port"] = 5080
     res = app_adapter().check_config(inp())
     assert "5080" in res.summary and "5060" in res.summary
 
 
-def test_check_config_needs_the_expected_host(app_api: FakeApp) -> None:
+def test_check_config_needs_the_expected_host(app_api: Backend) -> None:
     with pytest.raises(NotConfiguredError, match="CONNBOT_SIP_HOST"):
         app_adapter(sip_host="").check_config(inp())
 
 
-def test_fix_config_patches_the_server_and_the_app_connects(app_api: FakeApp) -> None:
-    app_api.config["accounts"][0]["server"]["port"] = 5080
+def test_fix_config_patches_the_server_and_the_app_connects(phone: Device) -> None:
+    phone.server["port"] = 5080
+    phone.failure = lambda device: None if device.server["port"] == 5060 else REGISTRATION_TIMEOUT
     res = app_adapter().fix_config(inp())
     assert res.outcome == "fixed_connected"
-    assert app_api.patches == [
+    assert phone.patches == [
         {
             "account_id": "acc-1",
             "reregister": True,
@@ -165,25 +162,23 @@ def test_fix_config_patches_the_server_and_the_app_connects(app_api: FakeApp) ->
     assert app_adapter().check_config(inp()).outcome == "ok"
 
 
-def test_fix_config_still_failing(app_api: FakeApp) -> None:
-    app_api.config["accounts"][0]["server"]["port"] = 5080
-    app_api.action_script = [
-        {"status": "failed", "result": {"registration_state": "failed", "sip_code": 408}}
-    ]
+def test_fix_config_still_failing(phone: Device) -> None:
+    phone.server["port"] = 5080
+    phone.failure = lambda device: REGISTRATION_TIMEOUT
     assert app_adapter().fix_config(inp()).outcome == "fixed_still_failing"
 
 
-def test_fix_config_forbidden(app_api: FakeApp) -> None:
-    app_api.config["accounts"][0]["server"]["port"] = 5080
-    app_api.forbid_patch = True
+def test_fix_config_forbidden(phone: Device) -> None:
+    phone.server["port"] = 5080
+    phone.managed = True
     assert app_adapter().fix_config(inp()).outcome == "forbidden"
 
 
-def test_fix_config_unsupported_field(app_api: FakeApp) -> None:
-    app_api.config["accounts"][0]["auth_username"] = "1002"
+def test_fix_config_unsupported_field(phone: Device) -> None:
+    phone.auth_username = "1002"
     with pytest.raises(UnsupportedError, match="username"):
         app_adapter().fix_config(inp())
-    assert app_api.patches == []
+    assert phone.patches == []
 
 
 @pytest.mark.parametrize(
@@ -194,32 +189,28 @@ def test_fix_config_unsupported_field(app_api: FakeApp) -> None:
     ],
 )
 def test_backend_errors_are_translated(
-    app_api: FakeApp, rsps: responses.RequestsMock, status: int, body: str, error: type
+    rsps: responses.RequestsMock, status: int, body: str, error: type
 ) -> None:
-    rsps.replace(responses.GET, re.compile(r"http://app\.test/v1/.*"), status=status, body=body)
+    rsps.add(responses.GET, re.compile(r"http://app\.test/v1/.*"), status=status, body=body)
     with pytest.raises(error, match=r"HTTP 500|malformed JSON"):
         app_adapter().get_status(inp())
-    rsps.calls.reset()  # these answers break the contract on purpose
 
 
 def test_the_contract_check_catches_an_answer_off_contract(
-    app_api: FakeApp, rsps: responses.RequestsMock
+    phone: Device, rsps: responses.RequestsMock
 ) -> None:
-    app_api.status["accounts"][0]["registration"]["state"] = "connected"
+    phone.state = "connected"
     assert app_adapter().get_status(inp()).outcome == "unknown"
     with pytest.raises(OpenAPIError):
-        app_api.validate()
+        check_contract(rsps)
     rsps.calls.reset()
 
 
-def test_a_backend_that_does_not_answer_is_a_transient_error(
-    app_api: FakeApp, rsps: responses.RequestsMock
-) -> None:
-    rsps.replace(
+def test_a_backend_that_does_not_answer_is_a_transient_error(rsps: responses.RequestsMock) -> None:
+    rsps.add(
         responses.GET,
         re.compile(r"http://app\.test/v1/.*"),
         body=requests.ConnectTimeout("connect timed out"),
     )
     with pytest.raises(TransientError, match=r"cannot reach .*ConnectTimeout"):
         app_adapter().get_status(inp())
-    rsps.calls.reset()

@@ -3,17 +3,20 @@ never retried. ARI and the app backend are faked at the wire (a closed port refu
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 
 import pytest
 from pydantic import SecretStr, ValidationError
-from wire_fakes import FAST, FakeApp, FakeAri, app_adapter, inp, pbx_adapter
+from wire_fakes import FAST, FakeAri, app_adapter, inp, pbx_adapter
 
 from integrations import http
 from integrations.base import ActionResult, PermanentError, RefusedError
 from integrations.pbx.adapter import PbxAdapter
 from integrations.pbx.settings import PbxSettings
+from simulators.app_api import Backend, Device
+from tests.fakes.sip import sip_responder
 
 
 def closed_port() -> int:
@@ -111,41 +114,39 @@ def test_slow_404_lookups_are_a_database_that_does_not_serve_accounts(ari: FakeA
     assert res.facts["realtime_db"] == "link_down" and res.facts["config_lookup"] == "not_found"
 
 
-def test_status_findings_classify_the_registration_error(app_api: FakeApp) -> None:
+def test_status_findings_classify_the_registration_error(phone: Device) -> None:
     res = app_adapter().get_status(inp())
     assert res.facts["registration"] == "failed" and res.facts["registration_error"] == "auth"
     assert res.facts["user_known_app"] is True
-    app_api.status["accounts"][0]["registration"]["last_error"] = {
-        "sip_code": None,
-        "reason": None,
-        "local_error": "connection_refused",
-        "message": "connect: connection refused",
-        "at": "2026-08-06T09:58:10Z",
-    }
+    phone.last_error = {"sip_code": None, "reason": None, "local_error": "connection_refused"}
     assert app_adapter().get_status(inp()).facts["registration_error"] == "refused"
 
 
-def test_a_user_nobody_knows_is_a_finding(app_api: FakeApp) -> None:
+def test_a_user_nobody_knows_is_a_finding(app_api: Backend) -> None:
     with pytest.raises(PermanentError) as err:
         app_adapter().get_status(inp(user="1009"))
     assert err.value.facts == {"user_known_app": False}
 
 
-def test_the_device_side_network_test_passes(app_api: FakeApp) -> None:
-    res = app_adapter().test_network(inp())
+def test_the_device_side_network_test_passes(phone: Device) -> None:
+    with sip_responder("401 Unauthorized") as port:
+        phone.server["port"] = port
+        res = app_adapter().test_network(inp())
     assert res.outcome == "ok" and res.facts["device_path"] == "ok"
-    assert "answers SIP (SIP/2.0 401 Unauthorized) in 24.0 ms, 0 % loss" in res.summary
+    assert re.search(
+        r"127\.0\.0\.1 answers SIP \(SIP/2\.0 401 Unauthorized\) in [\d.]+ ms, 0 % loss", res.summary
+    )
 
 
-def test_the_device_side_network_test_sees_a_user_side_firewall(app_api: FakeApp) -> None:
-    app_api.network_result["tcp"] = [{"port": 5060, "ok": False, "connect_ms": None, "error": "timeout"}]
-    app_api.network_result["sip_options"] = {"transport": "udp", "status_line": None, "loss_pct": 100}
+def test_the_device_side_network_test_sees_a_user_side_firewall(phone: Device) -> None:
+    phone.server["transport"] = "tcp"
+    phone.blocked = True
     res = app_adapter().test_network(inp())
     assert res.outcome == "tcp_timeout" and res.facts["device_path"] == "tcp_timeout"
-    assert res.summary == "From the user's device, TCP port 5060 of pbx.example.com: tcp timeout."
+    assert res.summary == "From the user's device, TCP port 5060 of 127.0.0.1: tcp timeout."
 
 
-def test_a_device_without_the_network_test_says_so(app_api: FakeApp) -> None:
-    app_api.capabilities["network_test"] = False
+def test_a_device_without_the_network_test_says_so(phone: Device) -> None:
+    phone.capabilities["network_test"] = False
     res = app_adapter().test_network(inp())
     assert res.outcome == "unsupported" and res.facts["device_path"] == "unsupported"

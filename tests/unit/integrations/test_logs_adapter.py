@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from wire_fakes import FAST, FakeApp, app_settings, inp
+from wire_fakes import FAST, app_settings, inp
 
 from integrations.base import NotConfiguredError
 from integrations.logs.adapter import LogsAdapter
@@ -13,6 +13,7 @@ from integrations.logs.client import builtin, load_catalogue
 from integrations.logs.models import LogClass
 from integrations.logs.settings import LogsSettings
 from integrations.settings import SettingsError
+from simulators.app_api import Backend
 
 LINES = {
     LogClass.AUTH_FAILURE: [
@@ -68,7 +69,7 @@ LINES = {
 }
 
 
-def adapter(app: FakeApp | None = None, extra: Path | None = None) -> LogsAdapter:
+def adapter(app: Backend | None = None, extra: Path | None = None) -> LogsAdapter:
     return LogsAdapter.from_settings(
         LogsSettings(logs_catalogue=extra), app_settings() if app else None, policy=FAST
     )
@@ -126,8 +127,9 @@ def test_without_any_log_a_person_is_asked() -> None:
         adapter().classify(inp())
 
 
-def test_the_app_backend_logs_are_read_page_by_page(app_api: FakeApp) -> None:
-    app_api.log_pages = [["09:58:00 app start"], [LINES[LogClass.TLS_FAILURE][0]]]
+def test_the_app_backend_logs_are_read_page_by_page(app_api: Backend) -> None:
+    app_api.log_page = 1
+    app_api.devices[0].log = ["09:58:00 app start", LINES[LogClass.TLS_FAILURE][0]]
     res = adapter(app_api).classify(inp())
     assert res.outcome == "tls_failure" and res.evidence["app_log_lines"] == 2
 

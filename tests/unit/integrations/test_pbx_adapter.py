@@ -10,10 +10,11 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 import requests
-from wire_fakes import FakeApp, FakeAri, inp, pbx_adapter
+from wire_fakes import FakeAri, inp, pbx_adapter
 
 from integrations.base import NotConfiguredError, PermanentError, TransientError
 from integrations.pbx.client import ha1
+from simulators.app_api import Backend, Device
 
 PG = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -78,7 +79,7 @@ def test_get_account_needs_a_user(ari: FakeAri) -> None:
 
 # -- create_account
 def test_create_account_creates_auth_aor_endpoint_in_order_and_gives_the_app_the_password(
-    ari: FakeAri, app_api: FakeApp
+    ari: FakeAri, phone: Device
 ) -> None:
     for kind in ari.objects:
         ari.objects[kind].clear()
@@ -92,7 +93,7 @@ def test_create_account_creates_auth_aor_endpoint_in_order_and_gives_the_app_the
         and endpoint["auth"] == "1001"
     )
     password = ari.objects["auth"]["1001"]["password"]
-    assert len(password) >= 20 and app_api.app_password == password
+    assert len(password) >= 20 and phone.password == password
     assert res.evidence["app_password_set"] is True and password not in res.model_dump_json()
     assert pbx_adapter().get_account(inp()).outcome == "exists"
 
@@ -136,94 +137,84 @@ def test_create_account_never_overwrites_an_existing_account(ari: FakeAri) -> No
 
 
 # -- compare_credentials
-def _fingerprint(
-    app_api: FakeApp, user: str = "1001", realm: str = "asterisk", password: str = "s3cret-pw"
-) -> None:
-    app_api.config["accounts"][0]["credential_fingerprint"] = {
-        "algorithm": "md5-ha1",
-        "realm": realm,
-        "value": ha1(user, realm, password),
-    }
+def _credentials(phone: Device, realm: str = "asterisk", password: str = "s3cret-pw") -> None:
+    phone.realm, phone.password = realm, password
 
 
-def test_compare_credentials_match(ari: FakeAri, app_api: FakeApp) -> None:
-    _fingerprint(app_api)
+def test_compare_credentials_match(ari: FakeAri, phone: Device) -> None:
+    _credentials(phone)
     out, _summary, ev = outcome_of("compare_credentials")
     assert out == "match" and ev["pbx_realm"] == "asterisk"
 
 
-def test_compare_credentials_password_mismatch(ari: FakeAri, app_api: FakeApp) -> None:
-    _fingerprint(app_api, password="old-password")
+def test_compare_credentials_password_mismatch(ari: FakeAri, phone: Device) -> None:
+    _credentials(phone, password="old-password")
     out, summary, _ = outcome_of("compare_credentials")
     assert out == "password_mismatch" and "differs" in summary
 
 
 def test_compare_credentials_uses_md5_cred_when_the_pbx_stores_no_plaintext(
-    ari: FakeAri, app_api: FakeApp
+    ari: FakeAri, phone: Device
 ) -> None:
     ari.objects["auth"]["1001"].update(
         password="", md5_cred=ha1("1001", "asterisk", "s3cret-pw"), auth_type="md5"
     )
-    _fingerprint(app_api)
+    _credentials(phone)
     assert outcome_of("compare_credentials")[0] == "match"
 
 
-def test_compare_credentials_username_mismatch(ari: FakeAri, app_api: FakeApp) -> None:
-    app_api.config["accounts"][0]["auth_username"] = "jane"
-    _fingerprint(app_api, user="jane")
+def test_compare_credentials_username_mismatch(ari: FakeAri, phone: Device) -> None:
+    phone.auth_username = "jane"
+    _credentials(phone)
     out, summary, _ = outcome_of("compare_credentials")
     assert out == "username_mismatch" and "'jane'" in summary
 
 
-def test_compare_credentials_realm_mismatch(ari: FakeAri, app_api: FakeApp) -> None:
-    _fingerprint(app_api, realm="pbx.example.com")
+def test_compare_credentials_realm_mismatch(ari: FakeAri, phone: Device) -> None:
+    _credentials(phone, realm="pbx.example.com")
     assert outcome_of("compare_credentials")[0] == "realm_mismatch"
 
 
-def test_compare_credentials_unknown_without_app_or_fingerprint(ari: FakeAri, app_api: FakeApp) -> None:
+def test_compare_credentials_unknown_without_app_or_fingerprint(ari: FakeAri, phone: Device) -> None:
     assert outcome_of("compare_credentials", with_app=False)[0] == "unknown"
-    app_api.config["accounts"][0]["credential_fingerprint"] = None
+    phone.capabilities["credential_fingerprint"] = []
     out, summary, _ = outcome_of("compare_credentials")
     assert out == "unknown" and "fingerprint" in summary
 
 
 # -- reset_password
 def test_reset_password_sets_the_same_new_password_on_both_sides_and_reconnects(
-    ari: FakeAri, app_api: FakeApp
+    ari: FakeAri, phone: Device
 ) -> None:
     res = pbx_adapter().reset_password(inp())
     assert res.outcome == "updated_connected"
     new = ari.objects["auth"]["1001"]["password"]
-    assert new != "s3cret-pw" and app_api.app_password == new
-    assert app_api.patches[-1]["reregister"] is True
+    assert new != "s3cret-pw" and phone.password == new
+    assert phone.patches[-1]["reregister"] is True
     assert new not in res.model_dump_json()
 
 
-def test_reset_password_still_failing(ari: FakeAri, app_api: FakeApp) -> None:
-    app_api.action_script = [
-        {"status": "running"},
-        {"status": "failed", "result": {"registration_state": "failed", "sip_code": 403}},
-    ]
+def test_reset_password_still_failing(ari: FakeAri, app_api: Backend, phone: Device) -> None:
+    app_api.action_seconds = 0.02
+    phone.failure = lambda device: {"sip_code": 403, "reason": "Forbidden", "local_error": None}
     res = pbx_adapter().reset_password(inp())
     assert res.outcome == "updated_still_failing" and res.evidence["action_status"] == "failed"
 
 
-def test_reset_password_forbidden_by_the_pbx_changes_nothing(ari: FakeAri, app_api: FakeApp) -> None:
+def test_reset_password_forbidden_by_the_pbx_changes_nothing(ari: FakeAri, phone: Device) -> None:
     ari.read_only_backend = True
     res = pbx_adapter().reset_password(inp())
-    assert res.outcome == "forbidden" and res.evidence["pbx_updated"] is False and app_api.patches == []
+    assert res.outcome == "forbidden" and res.evidence["pbx_updated"] is False and phone.patches == []
 
 
-def test_reset_password_forbidden_by_the_app_says_the_pbx_changed(ari: FakeAri, app_api: FakeApp) -> None:
-    app_api.forbid_patch = True
+def test_reset_password_forbidden_by_the_app_says_the_pbx_changed(ari: FakeAri, phone: Device) -> None:
+    phone.managed = True
     res = pbx_adapter().reset_password(inp())
     assert res.outcome == "forbidden" and res.evidence["pbx_updated"] is True and "by hand" in res.summary
 
 
-def test_reset_password_forbidden_when_the_device_cannot_take_a_password(
-    ari: FakeAri, app_api: FakeApp
-) -> None:
-    app_api.capabilities["config_write"] = ["server"]
+def test_reset_password_forbidden_when_the_device_cannot_take_a_password(ari: FakeAri, phone: Device) -> None:
+    phone.capabilities["config_write"] = ["server"]
     res = pbx_adapter().reset_password(inp())
     assert res.outcome == "forbidden" and ari.puts == []
 

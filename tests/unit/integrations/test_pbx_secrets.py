@@ -7,10 +7,11 @@ import re
 
 import pytest
 import requests
-from wire_fakes import FakeApp, FakeAri, inp, pbx_adapter
+from wire_fakes import FakeAri, inp, pbx_adapter
 
 from integrations.base import AdapterError
 from integrations.pbx.client import ha1
+from simulators.app_api import Device
 
 CANARY = "CANARY-pw-7c1e9d"
 ACTIONS = (
@@ -32,13 +33,13 @@ def canary_ari(rsps) -> FakeAri:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("missing_account", [False, True])
 def test_no_action_leaks_a_password(
     canary_ari: FakeAri,
-    app_api: FakeApp,
+    phone: Device,
     caplog: pytest.LogCaptureFixture,
     action: str,
     missing_account: bool,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    app_api.config["accounts"][0]["credential_fingerprint"]["value"] = ha1("1001", "asterisk", "other")
+    phone.password = "other"
     if missing_account:
         canary_ari.objects["endpoint"].clear()
     adapter = pbx_adapter(

@@ -1,15 +1,14 @@
-"""Fakes of the outside systems at the wire (ARI, the App Management API) and fixture loading.
+"""The outside systems at the wire (ARI, the App Management API) and fixture loading.
 
-`FakeAri` answers like Asterisk's ARI (shapes of the official api-docs, `{"message"}` errors);
-`FakeApp` answers like a backend of docs/app-management-api.yaml, and every request connbot sent
-to it and every answer it gave are validated against that contract when the test ends.
+Both are the simulators of `simulators/` mounted on `responses`: `FakeAri` is ARI's with user
+1001's PJSIP objects; `app_backend` is the App Management API's with user 1001's app, and
+`check_contract` validates every request connbot sent to it and every answer it gave against
+docs/app-management-api.yaml (the `app_api` fixture does so when the test ends).
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAP
 from pydantic import SecretStr
 
 from integrations import http
-from simulators import ari
+from simulators import app_api, ari
 from tests.fakes.wire import mount
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -128,150 +127,46 @@ class FakeAri:
         self.asterisk.lookup_seconds = value
 
 
-REGISTERED = {"status": "succeeded", "result": {"registration_state": "registered", "sip_code": 200}}
+USER, DEVICE = "1001", "dsk-7f3a"
+STALE_PASSWORD = "old-pw"  # the app's SIP password before anyone fixed it: not the PBX's "s3cret-pw"
+UNAUTHORIZED = {"sip_code": 401, "reason": "Unauthorized", "local_error": None}
 
 
-class FakeApp:
-    """An App Management API v1 backend with one device of user 1001."""
+def app_backend(rsps: responses.RequestsMock, url: str = APP, token: str = "app-token") -> app_api.Backend:
+    """The App Management API simulator (simulators/app_api.py) mounted at `url`: user 1001
+    (jane@example.com) with one desktop app, registering with 127.0.0.1:5060 over UDP, whose last
+    registration failed with 401 (its password is not the PBX's) and whose next reconnect succeeds.
+    Actions end at their first poll."""
+    device = app_api.Device(
+        user=USER,
+        device_id=DEVICE,
+        app="AcmePhone",
+        server={"host": "127.0.0.1", "port": 5060, "transport": "udp"},
+        password=STALE_PASSWORD,
+        last_error=dict(UNAUTHORIZED),
+    )
+    backend = app_api.Backend(
+        token=token,
+        devices=[device],
+        users=[{"user_ref": USER, "email": "jane@example.com", "display_name": "Jane"}],
+        action_seconds=0.0,
+    )
+    mount(rsps, url, app_api.create(backend))
+    return backend
 
-    def __init__(self, rsps: responses.RequestsMock, url: str = APP, token: str = "app-token"):
-        self.rsps = rsps
-        self.url, self.token = url, token
-        self.devices = fixture("app", "devices.json")
-        self.capabilities = fixture("app", "capabilities.json")
-        self.status = fixture("app", "status_failed.json")
-        self.config = fixture("app", "config.json")
-        self.offline = False
-        self.forbid_patch = False
-        self.app_password: str | None = None
-        # how the next reconnect ends: a list of statuses returned by successive polls
-        self.action_script: list[dict[str, Any]] = [REGISTERED]
-        self.actions: dict[str, list[dict[str, Any]]] = {}
-        # once this holds (e.g. the config was fixed), reconnects succeed
-        self.heal_when: Callable[[], bool] = lambda: False
-        self.log_pages: list[list[str]] = []
-        # what the device's own network test measures (the contract's network-test result)
-        self.network_result: dict[str, Any] = {
-            "dns": {"host": "pbx.example.com", "a": ["203.0.113.10"], "srv": [], "error": None},
-            "tcp": [{"port": 5060, "ok": True, "connect_ms": 23.1, "error": None}],
-            "tls": None,
-            "sip_options": {
-                "transport": "udp",
-                "status_line": "SIP/2.0 401 Unauthorized",
-                "rtt_ms": {"min": 20.1, "avg": 24.0, "max": 31.2},
-                "jitter_ms": 2.3,
-                "loss_pct": 0,
-            },
-        }
-        self.patches: list[dict[str, Any]] = []
-        self.users = [{"user_ref": "1001", "email": "jane@example.com", "display_name": "Jane"}]
-        for method in (responses.GET, responses.POST, responses.PATCH):
-            rsps.add_callback(method, re.compile(re.escape(url) + r"/v1/.*"), callback=self._handle)
 
-    @staticmethod
-    def _err(status: int, code: str, message: str) -> tuple[int, dict[str, str], str]:
-        return (
-            status,
-            {"Content-Type": "application/json"},
-            json.dumps({"error": {"code": code, "message": message, "retryable": status >= 500}}),
-        )
-
-    @staticmethod
-    def _ok(body: Any, status: int = 200) -> tuple[int, dict[str, str], str]:
-        return status, {"Content-Type": "application/json"}, json.dumps(body)
-
-    def _start(self) -> dict[str, Any]:
-        aid = f"act-{len(self.actions) + 1}"
-        self.actions[aid] = [REGISTERED] if self.heal_when() else list(self.action_script)
-        return {"action_id": aid, "status": "accepted", "poll": f"/v1/actions/{aid}"}
-
-    def _handle(self, req: requests.PreparedRequest) -> Any:
-        if req.headers.get("Authorization") != f"Bearer {self.token}":
-            return self._err(401, "unauthorized", "bad token")
-        path = req.path_url.split("?")[0].removeprefix("/v1")
-        if path == "/users":
-            email = dict(p.split("=", 1) for p in req.path_url.split("?", 1)[1].split("&")).get("email", "")
-            return self._ok({"users": [u for u in self.users if u["email"] == email.replace("%40", "@")]})
-        if path.startswith("/users/"):
-            user = path.split("/")[2]
-            return self._ok(self.devices if user == "1001" else {"devices": []})
-        if path.startswith("/actions/"):
-            script = self.actions.get(path.split("/")[2])
-            if script is None:
-                return self._err(404, "device_not_found", "no such action")
-            step = script.pop(0) if len(script) > 1 else script[0]
-            kind = "network-test" if "network_test" in step else "reconnect"
-            body = {"status": "succeeded", "result": step["network_test"]} if kind == "network-test" else step
-            return self._ok({"action_id": path.split("/")[2], "type": kind, **body})
-        m = re.fullmatch(
-            r"/devices/([^/]+)/(capabilities|status|config|logs|actions/reconnect|actions/network-test)", path
-        )
-        if not m or m.group(1) != "dsk-7f3a":
-            return self._err(404, "device_not_found", "no such device")
-        what = m.group(2)
-        if what == "capabilities":
-            return self._ok(self.capabilities)
-        if self.offline and what != "config":
-            return self._err(503, "device_offline", "the app is not connected")
-        if what == "status":
-            return self._ok(self.status)
-        if what == "actions/network-test":
-            if not self.capabilities.get("network_test"):
-                return self._err(501, "unsupported", "cannot test the network")
-            aid = f"act-{len(self.actions) + 1}"
-            self.actions[aid] = [{"network_test": self.network_result}]
-            return self._ok({"action_id": aid, "status": "accepted", "poll": f"/v1/actions/{aid}"}, 202)
-        if what == "actions/reconnect":
-            if not self.capabilities.get("reconnect"):
-                return self._err(501, "unsupported", "cannot reconnect")
-            return self._ok(self._start(), 202)
-        if what == "logs":
-            cursor = int(
-                dict(p.split("=") for p in ([*req.path_url.split("?", 1), ""])[1].split("&") if "=" in p).get(
-                    "cursor", 0
-                )
-            )
-            page = self.log_pages[cursor] if cursor < len(self.log_pages) else []
-            nxt = str(cursor + 1) if cursor + 1 < len(self.log_pages) else None
-            return self._ok(
-                {
-                    "entries": [
-                        {"ts": "2026-08-06T09:58:10.120Z", "level": "info", "message": line, "raw": line}
-                        for line in page
-                    ],
-                    "next_cursor": nxt,
-                    "truncated": False,
-                    "source": "app_log",
-                }
-            )
-        if req.method == "PATCH":
-            if self.forbid_patch:
-                return self._err(403, "forbidden", "configuration is managed by provisioning")
-            body = json.loads(req.body or b"{}")
-            self.patches.append(body)
-            account = self.config["accounts"][0]
-            if "server" in body:
-                account["server"] = body["server"]
-            if "password" in body:
-                self.app_password = body["password"]
-            answer = dict(self.config)
-            if body.get("reregister"):
-                answer["action_id"] = self._start()["action_id"]
-            return self._ok(answer)
-        return self._ok(self.config)
-
-    def validate(self) -> None:
-        """Every exchange with the backend conforms to the published contract."""
-        spec = yaml.safe_load(CONTRACT.read_text(encoding="utf-8"))
-        spec["servers"] = [{"url": self.url}]  # the published spec names an example host
-        api = OpenAPI.from_dict(spec)
-        for call in self.rsps.calls:
-            if not call.request.url.startswith(self.url):
-                continue
-            request = RequestsOpenAPIRequest(call.request)
-            api.validate_request(request)
-            if isinstance(call.response, requests.Response):
-                api.validate_response(request, RequestsOpenAPIResponse(call.response))
+def check_contract(rsps: responses.RequestsMock, url: str = APP) -> None:
+    """Every exchange with the app backend at `url` conforms to the published contract."""
+    spec = yaml.safe_load(CONTRACT.read_text(encoding="utf-8"))
+    spec["servers"] = [{"url": url}]  # the published spec names an example host
+    api = OpenAPI.from_dict(spec)
+    for call in rsps.calls:
+        if not call.request.url.startswith(url):
+            continue
+        request = RequestsOpenAPIRequest(call.request)
+        api.validate_request(request)
+        if isinstance(call.response, requests.Response):
+            api.validate_response(request, RequestsOpenAPIResponse(call.response))
 
 
 def secret(value: str) -> SecretStr:
