@@ -1,75 +1,31 @@
-"""`connbot pbx check` against real sockets on loopback: an ARI HTTP server and a SIP responder for
+"""`connbot pbx check` against real sockets on loopback: the ARI simulator and a SIP responder for
 the healthy instance; the failing one refuses connbot's ARI password and its SIP port is closed."""
 
 from __future__ import annotations
 
-import base64
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from click.testing import CliRunner
 
 from bot.cli.main import main
 from bot.state.store import Store
+from simulators import ari
+from simulators.serve import Server
 from tests.fakes.fleet import closed_udp_port, instance, use_directory
 from tests.fakes.sip import sip_responder
-from tests.unit.integrations.wire_fakes import fixture
 
 
-class AriServer(ThreadingHTTPServer):
-    """Asterisk's ARI as far as `pbx.health` reads it, for one user and password."""
-
-    def __init__(self, password: str):
-        self.auth = "Basic " + base64.b64encode(f"connbot:{password}".encode()).decode()
-        super().__init__(("127.0.0.1", 0), AriHandler)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class AriHandler(BaseHTTPRequestHandler):
-    server: AriServer
-
-    def log_message(self, *args: object) -> None:  # quiet
-        pass
-
-    def do_GET(self) -> None:
-        if self.headers.get("Authorization") != self.server.auth:
-            return self._send(401, {"message": "Authentication required"})
-        path = self.path.split("?")[0].removeprefix("/ari")
-        if path == "/asterisk/ping":
-            return self._send(200, fixture("pbx", "ping.json"))
-        if path == "/asterisk/info":
-            return self._send(200, fixture("pbx", "info.json"))
-        if path.startswith("/asterisk/modules/"):
-            return self._send(
-                200, {**fixture("pbx", "module.json", name=path.rsplit("/", 1)[1]), "status": "Running"}
-            )
-        return self._send(404, {"message": "Resource not found"})
-
-    def _send(self, status: int, body: object) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+def ari_server(password: str) -> Server:
+    """The ARI simulator (simulators/ari.py) on loopback: an Asterisk whose SIP stack runs, with
+    connbot's ARI password `password`."""
+    return Server(ari.create(ari.Asterisk(ari_password=password)))
 
 
 @pytest.fixture
-def ari_servers() -> Iterator[tuple[AriServer, AriServer]]:
-    servers = (AriServer("acme-ari-pw"), AriServer("the-real-globex-pw"))
-    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
-    for t in threads:
-        t.start()
-    yield servers
-    for s in servers:
-        s.shutdown()
-        s.server_close()
+def ari_servers() -> Iterator[tuple[Server, Server]]:
+    with ari_server("acme-ari-pw") as acme, ari_server("the-real-globex-pw") as globex:
+        yield acme, globex
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,88 +22,22 @@ from integrations.net import client as probes
 from integrations.net.adapter import NetAdapter
 from integrations.net.settings import NetSettings
 from integrations.pbx.settings import PbxSettings
-
-
-def _answer(request: bytes, status: str = "401 Unauthorized") -> bytes:
-    headers = [
-        line
-        for line in request.decode("utf-8", "replace").split("\r\n")
-        if line.split(":", 1)[0] in ("Via", "From", "To", "Call-ID", "CSeq")
-    ]
-    return ("\r\n".join([f"SIP/2.0 {status}", *headers, "Content-Length: 0"]) + "\r\n\r\n").encode()
-
-
-class SipResponder:
-    """A minimal SIP server on 127.0.0.1 answering OPTIONS (401 like Asterisk).
-
-    `answer_every` drops the rest.
-    """
-
-    def __init__(
-        self, transport: str, tls: ssl.SSLContext | None = None, answer_every: int = 1, silent: bool = False
-    ):
-        self.transport, self.tls, self.answer_every, self.silent = transport, tls, answer_every, silent
-        kind = socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
-        self.sock = socket.socket(socket.AF_INET, kind)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.1)
-        if kind == socket.SOCK_STREAM:
-            self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.seen = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _reply(self, data: bytes) -> bytes | None:
-        self.seen += 1
-        if self.silent or (self.seen - 1) % self.answer_every:
-            return None
-        return _answer(data)
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                if self.transport == "udp":
-                    data, addr = self.sock.recvfrom(65535)
-                    reply = self._reply(data)
-                    if reply:
-                        self.sock.sendto(reply, addr)
-                    continue
-                conn, _ = self.sock.accept()
-            except (TimeoutError, OSError):
-                continue
-            with conn:
-                conn.settimeout(2)
-                try:
-                    stream = self.tls.wrap_socket(conn, server_side=True) if self.tls else conn
-                except (OSError, ssl.SSLError):
-                    continue
-                with stream:
-                    try:
-                        data = stream.recv(65535)
-                        reply = self._reply(data) if data else None
-                        if reply:
-                            stream.sendall(reply)
-                    except (OSError, ssl.SSLError):
-                        continue
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
+from simulators.sip import SipPort
 
 
 @pytest.fixture
-def responders() -> Iterator[list[SipResponder]]:
-    made: list[SipResponder] = []
+def responders() -> Iterator[list[SipPort]]:
+    made: list[SipPort] = []
     yield made
     for r in made:
-        r.close()
+        r.stop()
 
 
-def serve(responders: list[SipResponder], *args: Any, **kw: Any) -> SipResponder:
-    responders.append(SipResponder(*args, **kw))
+def serve(
+    responders: list[SipPort], transport: str, status: str | None = "401 Unauthorized", **kw: Any
+) -> SipPort:
+    """The SIP simulator (simulators/sip.py) answering 401 like Asterisk, over `transport`."""
+    responders.append(SipPort(status, transport=transport, **kw).start())
     return responders[-1]
 
 
@@ -133,7 +66,7 @@ def check(adapter: NetAdapter) -> tuple[str, str, dict[str, Any]]:
 
 # -- SIP OPTIONS
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
-def test_sip_answering_401_is_a_healthy_path(responders: list[SipResponder], transport: str) -> None:
+def test_sip_answering_401_is_a_healthy_path(responders: list[SipPort], transport: str) -> None:
     r = serve(responders, transport)
     out, summary, ev = check(net(r.port, transport))
     assert out == "ok" and "SIP/2.0 401 Unauthorized" in summary
@@ -141,14 +74,14 @@ def test_sip_answering_401_is_a_healthy_path(responders: list[SipResponder], tra
     assert r.seen >= 4
 
 
-def test_the_ari_port_is_probed_too(responders: list[SipResponder]) -> None:
+def test_the_ari_port_is_probed_too(responders: list[SipPort]) -> None:
     r = serve(responders, "udp")
     out, summary, _ev = check(net(r.port, ari=closed_port()))
     assert out == "tcp_refused" and "tcp_ari" in summary
 
 
-def test_a_silent_sip_server_is_no_response(responders: list[SipResponder]) -> None:
-    r = serve(responders, "udp", silent=True)
+def test_a_silent_sip_server_is_no_response(responders: list[SipPort]) -> None:
+    r = serve(responders, "udp", status=None)
     out, _summary, _ev = check(net(r.port, net_probes=2, net_timeout=0.2))
     assert out == "sip_no_response" and r.seen == 2
 
@@ -163,13 +96,13 @@ def test_a_closed_tcp_port_is_refused() -> None:
     assert out == "tcp_refused" and ev["probes"][0]["probe"] == "tcp_sip"
 
 
-def test_loss_degrades_the_path(responders: list[SipResponder]) -> None:
+def test_loss_degrades_the_path(responders: list[SipPort]) -> None:
     r = serve(responders, "udp", answer_every=2)
     out, summary, ev = check(net(r.port, net_timeout=0.2))
     assert out == "degraded" and ev["stats"]["loss_pct"] == 50.0 and "loss" in summary
 
 
-def test_slow_answers_degrade_the_path(responders: list[SipResponder]) -> None:
+def test_slow_answers_degrade_the_path(responders: list[SipPort]) -> None:
     r = serve(responders, "udp")
     out, summary, _ = check(net(r.port, net_rtt_max_ms=0.000001))
     assert out == "degraded" and "round trip" in summary
@@ -180,7 +113,7 @@ def test_a_name_that_does_not_resolve() -> None:
     assert out == "dns_failure" and ev["probes"][0]["probe"] == "dns"
 
 
-def test_a_name_that_resolves_is_probed(responders: list[SipResponder]) -> None:
+def test_a_name_that_resolves_is_probed(responders: list[SipPort]) -> None:
     r = serve(responders, "udp")
     out, _, ev = check(net(r.port, host="localhost", net_timeout=0.3))
     assert out == "ok" and [p["probe"] for p in ev["probes"]][:2] == ["dns", "dns_srv"]
@@ -211,35 +144,33 @@ def ca_file(ca: trustme.CA, tmp_path: Path) -> Path:
     return path
 
 
-def test_tls_with_a_valid_certificate(responders: list[SipResponder], ca: trustme.CA, ca_file: Path) -> None:
+def test_tls_with_a_valid_certificate(responders: list[SipPort], ca: trustme.CA, ca_file: Path) -> None:
     r = serve(responders, "tls", tls=tls_server(ca))
     out, _summary, ev = check(net(r.port, "tls", net_tls_ca=ca_file, net_probes=2))
     tls = next(p for p in ev["probes"] if p["probe"] == "tls")
     assert out == "ok" and tls["data"]["days_left"] >= 300 and tls["data"]["version"].startswith("TLS")
 
 
-def test_tls_with_an_expired_certificate(
-    responders: list[SipResponder], ca: trustme.CA, ca_file: Path
-) -> None:
+def test_tls_with_an_expired_certificate(responders: list[SipPort], ca: trustme.CA, ca_file: Path) -> None:
     r = serve(responders, "tls", tls=tls_server(ca, expired=True))
     out, summary, ev = check(net(r.port, "tls", net_tls_ca=ca_file))
     tls = next(p for p in ev["probes"] if p["probe"] == "tls")
     assert out == "tls_expired" and "expired" in summary and tls["data"]["days_left"] < 0
 
 
-def test_tls_with_an_untrusted_certificate(responders: list[SipResponder], ca: trustme.CA) -> None:
+def test_tls_with_an_untrusted_certificate(responders: list[SipPort], ca: trustme.CA) -> None:
     r = serve(responders, "tls", tls=tls_server(ca))
     assert check(net(r.port, "tls"))[0] == "tls_untrusted"
 
 
 def test_tls_with_a_certificate_for_another_name(
-    responders: list[SipResponder], ca: trustme.CA, ca_file: Path
+    responders: list[SipPort], ca: trustme.CA, ca_file: Path
 ) -> None:
     r = serve(responders, "tls", tls=tls_server(ca, name="other.example.test"))
     assert check(net(r.port, "tls", net_tls_ca=ca_file))[0] == "tls_hostname_mismatch"
 
 
-def test_tls_spoken_to_a_plain_port(responders: list[SipResponder]) -> None:
+def test_tls_spoken_to_a_plain_port(responders: list[SipPort]) -> None:
     r = serve(responders, "tcp")
     out, _summary, _ = check(net(r.port, "tls"))
     assert out == "tls_handshake_failed"
