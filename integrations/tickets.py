@@ -34,6 +34,21 @@ def plain(value: Any) -> str:
     return str(value)
 
 
+def evidence_rows(evidence: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """A step's evidence as (name, value) rows of a table: nested mappings flattened into dotted
+    names, a list of mappings one row per item (`probes 2`), everything else `plain`."""
+    out: list[tuple[str, str]] = []
+    for key, value in evidence.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out += evidence_rows(value, f"{name}.")
+        elif isinstance(value, (list, tuple)) and any(isinstance(v, Mapping) for v in value):
+            out += [(f"{name} {n}", plain(v)) for n, v in enumerate(value, 1)]
+        else:
+            out.append((name, plain(value)))
+    return out
+
+
 class StepRow(BaseModel):
     """One visited step as a line of a table on the ticket."""
 

@@ -124,9 +124,17 @@ class _Fill(dict[str, Any]):
         return "?"
 
 
+def _word(value: Any) -> Any:
+    """A finding as it reads in a sentence: lists joined, milliseconds without a trailing `.0`."""
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    if isinstance(value, float):
+        return f"{value:.0f}" if abs(value) >= 10 else f"{value:g}"
+    return value
+
+
 def _fill(template: str, findings: Mapping[str, Any]) -> str:
-    values = _Fill({k: (", ".join(map(str, v)) if isinstance(v, list) else v) for k, v in findings.items()})
-    return template.format_map(values)
+    return template.format_map(_Fill({k: _word(v) for k, v in findings.items()}))
 
 
 def diagnose(rules: Rules, facts: Mapping[str, Any]) -> tuple[Cause, ...]:

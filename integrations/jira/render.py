@@ -1,20 +1,25 @@
 """Notes as Jira wiki markup (REST v2, Cloud and Server alike), within Jira's comment limit.
 
-A comment is a heading, paragraphs, a table of the steps (outcome, evidence, who, when) and what
-happens next, ending with a small grey reference line carrying the write's marker: that line is
-how a retried job recognises a comment it already made.
+A comment is a heading, paragraphs, a table of the steps (outcome, what was found in one sentence,
+who, when), what happens next, and the full evidence of each step as name/value tables inside a
+collapsed block, ending with a small grey reference line carrying the write's marker: that line is
+how a retried job recognises a comment it already made. Evidence is never dumped as JSON; when the
+comment would pass Jira's limit, the evidence block is the first thing left out.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any
 
-from integrations.tickets import Note, StepRow
+from integrations.tickets import Note, StepRow, evidence_rows
 
 LIMIT = 32767
 TRUNCATED = "\n\n*[connbot: this comment was truncated to fit Jira's limit; the full record is in connbot.]*"
+NO_EVIDENCE = (
+    "_The full evidence of each step is too long for a comment: it is on the run's page in connbot._"
+)
+# The collapsed block the full evidence goes in (Jira Cloud shows it closed, one click opens it).
+EVIDENCE = ("{expand:Full evidence, step by step}", "{expand}")
 # Characters that open markup able to add content or structure (table cells, macros, links and
 # mentions, images), escaped with a backslash; text effects (`*bold*`, `-struck-`) are left, they
 # only style the text. A backslash of the text cannot be escaped (`\\` is a line break in wiki
@@ -35,26 +40,31 @@ def escape(text: str) -> str:
     return _SPECIAL.sub(r"\\\1", text) or " "
 
 
-def _value(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= 300 else text[:299] + "…"
-
-
-def evidence(row: StepRow) -> str:
-    parts = [row.summary] if row.summary else []
-    parts += [f"{k}: {_value(v)}" for k, v in row.evidence.items()]
-    return escape("; ".join(parts)[:1500])
+def _clip(text: str, size: int) -> str:
+    return text if len(text) <= size else text[: size - 1] + "…"
 
 
 def table(rows: list[StepRow]) -> str:
-    head = "||Step||Level||Outcome||Evidence||By||When||"
+    """One row per step: what was found is the step's one-sentence summary."""
+    head = "||Step||Level||Outcome||Found||By||When||"
     lines = [
-        f"|{escape(r.title or r.step)}|L{r.level}|{escape(r.outcome)}|{evidence(r)}"
+        f"|{escape(r.title or r.step)}|L{r.level}|{escape(r.outcome)}|{escape(_clip(r.summary, 600))}"
         f"|{escape(r.by or 'connbot')}"
         f"|{escape(r.at)} ({r.seconds:g} s)|"
         for r in rows
     ]
     return "\n".join([head, *lines])
+
+
+def evidence_block(rows: list[StepRow]) -> str:
+    """Each step's evidence as a name/value table under the step's number and title, collapsed."""
+    parts = []
+    for n, r in enumerate(rows, 1):
+        items = evidence_rows(r.evidence)
+        if items:
+            cells = "\n".join(f"|{escape(name)}|{escape(_clip(value, 300))}|" for name, value in items)
+            parts.append(f"*{n}. {escape(r.title or r.step)}*\n||Name||Value||\n{cells}")
+    return "\n\n".join([EVIDENCE[0], *parts, EVIDENCE[1]]) if parts else ""
 
 
 def render(note: Note, marker: str) -> str:
@@ -65,9 +75,11 @@ def render(note: Note, marker: str) -> str:
         parts.append(table(note.rows))
     if note.next:
         parts.append(f"*Next:* {escape(note.next)}")
-    body = "\n\n".join(parts)
-    if len(body) + len(footer) <= LIMIT:
-        return body + footer
+    block = evidence_block(note.rows)
+    for attempt in [[*parts, block], [*parts, NO_EVIDENCE]] if block else [parts]:
+        body = "\n\n".join(attempt)
+        if len(body) + len(footer) <= LIMIT:
+            return body + footer
     budget = LIMIT - len(footer) - len(TRUNCATED)
     kept, size = [], 0
     for line in body.split("\n"):

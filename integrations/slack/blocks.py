@@ -72,10 +72,8 @@ def _found(view: PromptView) -> str:
     for row in view.found:
         by = f" (by {mention(row.by)})" if row.by else ""
         line = f"• [L{row.level}] {escape(row.title)}: *{escape(row.outcome)}*{by}"
-        if row.summary:
+        if row.summary:  # the one-sentence summary; the full evidence is on the ticket
             line += f" — {escape(row.summary)}"
-        if row.evidence:
-            line += "\n    " + escape(", ".join(f"{k}={v}" for k, v in row.evidence.items()))
         lines.append(line)
     return "\n".join(lines)
 

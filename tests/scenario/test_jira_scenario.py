@@ -90,7 +90,8 @@ def test_a_ticket_level_1_cannot_fix_goes_to_the_level_2_target_with_the_evidenc
         ("Look for a password mismatch", "match"),
     ]:
         assert f"|{title}|L1|{outcome}|" in escalation
-    assert "seen: still_failing" in escalation and "*Next:*" in escalation
+    assert "|app.reconnect found still_failing|" in escalation and "*Next:*" in escalation
+    assert "|seen|still_failing|" in escalation  # the full evidence, as a table in the collapsed block
     assert issue.status == "To Do"
     with svc.store.tx() as s:
         run = s.scalars(select(Run)).one()

@@ -137,10 +137,11 @@ def test_a_waiting_run_is_not_redrawn_while_nothing_moves(desk):
     assert again["version"] == first["version"] and "asked at" in again["html"]
 
 
-def test_the_run_page_shows_the_findings_as_a_table_and_the_diagnosis_in_words(make_services):
+def test_the_run_page_shows_evidence_and_findings_as_tables_and_the_diagnosis_in_words(make_services):
     status = ActionResult(
         outcome="failed",
         summary="The app on device d1 is failed.",
+        evidence={"device_id": "d1", "registrar": {"host": "pbx1", "port": 5061}},
         facts={
             "device_id": "d1",
             "pbx": "<i>pbx1</i>",
@@ -158,6 +159,9 @@ def test_the_run_page_shows_the_findings_as_a_table_and_the_diagnosis_in_words(m
     _, run_id = intake.file_desk_ticket(svc.context, "Alice can't connect", "", "", "1001")
     svc.queue.run_pending()
     page = client.get(f"/runs/{run_id}").get_data(as_text=True)
+    steps = page[page.index('<section id="run-steps">') : page.index('<section id="run-diagnosis">')]
+    # a step's evidence is a table (nested objects as nested tables), not JSON
+    assert '<th scope="row">host</th><td>pbx1</td>' in steps and "{" not in steps
     part = page[page.index('<section id="run-diagnosis">') :]
     cells = re.findall(
         r'<tr><td data-label="Finding"><code>([^<]+)</code></td><td data-label="Value">(.*?)</td></tr>', part

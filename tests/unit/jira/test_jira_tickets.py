@@ -66,19 +66,61 @@ def test_comment_is_wiki_markup_with_a_table_and_the_marker():
         "run:1:escalate:2",
     )
     assert body.startswith("h3. Level 1 checks done\n\nFound a \\{weird\\} thing")
-    assert "||Step||Level||Outcome||Evidence||By||When||" in body
-    assert "|Step 1 \\| check|L1|failed|found it; registration: failed \\[403\\]|connbot|" in body
+    assert "||Step||Level||Outcome||Found||By||When||" in body
+    assert "|Step 1 \\| check|L1|failed|found it|connbot|" in body
     assert "*Next:* Level 2 takes over." in body
+    assert "|registration|failed \\[403\\]|" in body
     assert body.rstrip().endswith("(connbot ref run:1:escalate:2){color}")
 
 
+def test_each_step_row_is_one_sentence_and_the_full_evidence_is_a_collapsed_table_never_json():
+    status = row(
+        1,
+        summary="The app on device d1 is failed with pbx1:5061/tls; last error: 408 Request Timeout.",
+        device_id="d1",
+        registrar={"host": "pbx1", "port": 5061, "transport": "tls"},
+        probes=[{"probe": "tcp_sip", "ok": True, "ms": 3.25}, {"probe": "tls", "ok": False, "ms": None}],
+        modules={},
+        missing=[],
+        app_password_set=False,
+    )
+    body = render(Note(heading="Escalated to level 2", rows=[status, row(2, summary="no evidence")]), "m")
+    found = "The app on device d1 is failed with pbx1:5061/tls; last error: 408 Request Timeout."
+    assert f"|Step 1 \\| check|L1|failed|{found}|connbot|" in body
+    assert "\\{" not in body and '"host"' not in body and "registrar:" not in body
+    evidence = body[body.index("{expand:Full evidence, step by step}") : body.rindex("{expand}")]
+    assert evidence.splitlines()[2:] == [
+        "*1. Step 1 \\| check*",
+        "||Name||Value||",
+        "|device_id|d1|",
+        "|registrar.host|pbx1|",
+        "|registrar.port|5061|",
+        "|registrar.transport|tls|",
+        "|probes 1|probe: tcp_sip; ok: yes; ms: 3.25|",
+        "|probes 2|probe: tls; ok: no; ms: -|",
+        "|modules|none|",
+        "|missing|none|",
+        "|app_password_set|no|",
+        "",
+    ]
+    assert "Step 2" not in evidence  # a step without evidence has no table
+
+
 def test_a_huge_note_is_truncated_visibly_within_the_limit():
-    note = Note(heading="Evidence", rows=[row(i, summary="x" * 1400) for i in range(60)])
+    note = Note(heading="Evidence", rows=[row(i, summary="x" * 500) for i in range(60)])
     body = render(note, "run:1:end")
     assert len(body) <= LIMIT
     assert "truncated to fit Jira's limit" in body and "(connbot ref run:1:end)" in body
     small = render(Note(heading="ok", rows=[row(1)]), "m")
     assert "truncated" not in small
+
+
+def test_evidence_too_long_for_a_comment_is_left_out_first_and_the_steps_stay():
+    rows = [row(i, summary=f"step {i} found it", log="E" * 290, lines=list(range(50))) for i in range(80)]
+    body = render(Note(heading="Escalated", rows=rows, next="Level 2 takes over."), "m")
+    assert len(body) <= LIMIT and "truncated" not in body
+    assert "{expand" not in body and "it is on the run's page in connbot" in body
+    assert "|step 79 found it|" in body and "*Next:* Level 2 takes over." in body
 
 
 def test_comment_is_written_once_per_marker(fake):

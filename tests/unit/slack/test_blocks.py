@@ -90,7 +90,11 @@ def test_prompt_message_has_the_ticket_user_findings_question_and_one_button_per
         and "1001" in body[1]["text"]["text"]
     )
     assert "&lt;b&gt;now&lt;/b&gt;" in body[2]["text"]["text"]  # ticket text cannot inject mrkdwn links
-    assert "Check status: *failed*" in body[3]["text"]["text"] and "state=failed" in body[3]["text"]["text"]
+    # each step in one sentence; its evidence stays on the ticket, never dumped as key=value or JSON
+    assert (
+        body[3]["text"]["text"]
+        == "*What connbot found so far:*\n• [L1] Check status: *failed* — app says failed"
+    )
     buttons = [b for block in body if block["type"] == "actions" for b in block["elements"]]
     assert [(b["text"]["text"], b["action_id"], b["value"]) for b in buttons] == [
         ("Found an error", "connbot_answer:found", "p-opaque-1"),
