@@ -111,10 +111,24 @@ def session(
 
 
 def _describe(resp: requests.Response) -> str:
-    body = resp.text[:300].strip()
+    said = _said(resp)
     return f"HTTP {resp.status_code} from {resp.request.method} {resp.url.split('?')[0]}" + (
-        f": {body}" if body else ""
+        f": {said}" if said else ""
     )
+
+
+def _said(resp: requests.Response) -> str:
+    """What an error answer says in words: a JSON body's message (ARI's `message`, the app API's
+    `error.message`) rather than the JSON itself, which would end up escaped in ticket comments."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.text[:300].strip()
+    if not isinstance(body, dict):
+        return ""
+    error = body.get("error")
+    message = body.get("message") or (error.get("message") if isinstance(error, dict) else error)
+    return str(message or "")[:300].strip()
 
 
 class Sender(Protocol):

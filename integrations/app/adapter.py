@@ -335,7 +335,7 @@ class AppAdapter(Adapter):
             "changes": changed,
             **(end.evidence() if end else {"action_status": "device_offline"}),
         }
-        what = ", ".join(f"{k}={v}" for k, v in changed.items()) or "nothing needed changing"
+        what = ", ".join(f"{k} {v}" for k, v in changed.items()) or "nothing needed changing"
         if end is not None and end.registered:
             return result(
                 m.FixConfigOutcome.FIXED_CONNECTED,

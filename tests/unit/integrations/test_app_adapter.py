@@ -152,6 +152,7 @@ def test_fix_config_patches_the_server_and_the_app_connects(phone: Device) -> No
     phone.failure = lambda device: None if device.server["port"] == 5060 else REGISTRATION_TIMEOUT
     res = app_adapter().fix_config(inp())
     assert res.outcome == "fixed_connected"
+    assert res.summary == "Fixed the app's configuration (port 5060); it registers now."
     assert phone.patches == [
         {
             "account_id": "acc-1",

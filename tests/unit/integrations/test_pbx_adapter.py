@@ -60,7 +60,12 @@ def test_wrong_ari_password_is_a_clear_permanent_error(ari: FakeAri) -> None:
 @pytest.mark.parametrize(
     "answer, error, text",
     [
-        ((500, {}, json.dumps({"message": "Internal Server Error"})), TransientError, "HTTP 500"),
+        # the answer's message in words, not its JSON (it ends up in ticket comments)
+        (
+            (500, {}, json.dumps({"message": "Internal Server Error"})),
+            TransientError,
+            r"HTTP 500 from GET \S+: Internal Server Error$",
+        ),
         ((200, {}, "<html>not json"), PermanentError, "malformed JSON"),
         ((200, {}, json.dumps({"unexpected": "object"})), PermanentError, "expected a list"),
         (requests.ReadTimeout("read timed out"), TransientError, "timed out"),
