@@ -24,6 +24,7 @@ from sqlalchemy import event
 from bot.services import Services
 from bot.settings import load_settings
 from integrations.base import ActionInput, ActionResult, ActionSpec, Adapter, Registry, discover
+from integrations.settings import Sections
 
 
 class Tally:
@@ -83,7 +84,7 @@ class SleepyAdapter(Adapter):
         self.script, self.delay, self.tally = script, delay, tally
 
     @classmethod
-    def configure(cls) -> None:
+    def configure(cls, sections: Sections) -> None:
         return None
 
     def run(self, spec: ActionSpec, inp: ActionInput) -> ActionResult:

@@ -4,7 +4,8 @@ Web processes and workers build the same `Services`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -62,6 +63,7 @@ class Services:
     tickets: dict[str, TicketSystem]
     channels: Sequence[PromptChannel]
     jira: JiraSettings  # also read by the web's Jira webhook receiver
+    sections: Sections  # every other section the web and the runs read, loaded once
     intake: dict[str, Handler] = field(default_factory=dict)
     fleet: Fleet | None = None
 
@@ -98,13 +100,16 @@ class Services:
         registry: Registry | None = None,
         channels: Sequence[PromptChannel] = (),
         tickets: Sequence[TicketSystem] = (),
+        environ: Mapping[str, str] = os.environ,
     ) -> Services:
-        """Services from settings; each integration's section is read here, once. Tests pass fakes for
-        the registry, channels and ticket systems."""
-        sections, directory = Sections(), configured_directory()
+        """Services from settings; each integration's section is read here, once, from `environ` (the
+        process's environment, or the lab's overlay on it). Tests pass fakes for the registry,
+        channels and ticket systems."""
+        sections = Sections(environ)
+        directory = configured_directory(sections)
         fleet = Fleet.build(directory, discover(), sections) if directory else None
         store = Store(settings.sqlalchemy_url)
-        registry = registry or (fleet.nowhere if fleet else Registry.from_environment())
+        registry = registry or (fleet.nowhere if fleet else Registry.configure(discover(), sections))
         rules = load_rules(settings.diagnosis_rules, settings.diagnosis_rules_replace)
         playbook = loader.load(settings.playbook, registry.catalogue, rules)
         systems: dict[str, TicketSystem] = {"desk": DeskTickets(store)}
@@ -119,6 +124,7 @@ class Services:
             tickets=systems,
             channels=[*configured_channels(sections), *channels],
             jira=jira,
+            sections=sections,
             intake=intake_handlers(jira),
             fleet=fleet,
         )

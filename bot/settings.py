@@ -102,5 +102,6 @@ class Settings(Section):
         return self.sqlalchemy_url.startswith("sqlite")
 
 
-def load_settings(**overrides: object) -> Settings:
-    return load(Settings, **overrides)
+def load_settings(environ: Mapping[str, str] = os.environ, /, **overrides: object) -> Settings:
+    """The core settings from `overrides`, then `environ`, then the config file it names."""
+    return load(Settings, environ, **overrides)

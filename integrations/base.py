@@ -25,6 +25,7 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, Field, field_validator
 
+from integrations.settings import Sections
 from playbook.facts import check as check_findings
 from playbook.models import ActionSpec
 
@@ -128,10 +129,11 @@ class Adapter(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def configure(cls) -> Adapter | None:
-        """Build the adapter from its settings; None when it is not configured.
+    def configure(cls, sections: Sections) -> Adapter | None:
+        """Build the adapter from its settings sections (the single PBX's, or one PBX instance's
+        in a fleet); None when they do not configure it.
 
-        Settings that are present but invalid raise `bot.errors.SettingsError`.
+        Settings that are present but invalid raise `integrations.settings.SettingsError`.
         """
 
     @classmethod
@@ -196,11 +198,10 @@ class Registry:
             self.adapters[adapter.name] = adapter
 
     @classmethod
-    def from_environment(cls) -> Registry:
-        """Discover installed adapters and configure those whose settings are present."""
-        classes = discover()
-        configured = [a for a in (c.configure() for c in classes) if a is not None]
-        return cls(classes, configured)
+    def configure(cls, classes: Iterable[type[Adapter]], sections: Sections) -> Registry:
+        """Every action of `classes`, and an adapter of each class that `sections` configure."""
+        classes = list(classes)
+        return cls(classes, [a for a in (c.configure(sections) for c in classes) if a is not None])
 
     def available(self, action_name: str) -> bool:
         return action_name.split(".", 1)[0] in self.adapters and action_name in self.catalogue

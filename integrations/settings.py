@@ -5,6 +5,10 @@ a config file.
 as the environment, which wins over the file. Each integration has its own settings section
 in `integrations/<system>/settings.py`, loaded with `load()` below so that every section reads
 the same file and reports errors the same way.
+
+The environment is a mapping handed down from the entry point: the process's own by default, or
+the process's with an overlay (the lab's directory, secrets and timings), never edited in place.
+`Sections(environ)` loads each section from it once.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, DotEnvSettingsSource, EnvSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
 
@@ -55,9 +59,20 @@ S = TypeVar("S", bound=Section)
 _LINE = re.compile(r"^\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*\s*=.*$")
 
 
-def config_file() -> str | None:
+class _Environ(EnvSettingsSource):
+    """pydantic-settings' environment source, reading `environ` instead of the process's."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]):
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {name.lower(): value for name, value in self._environ.items()}
+
+
+def config_file(environ: Mapping[str, str] = os.environ) -> str | None:
     """The file named by `CONNBOT_CONFIG`, checked line by line (a bad line is named with its number)."""
-    path = os.environ.get(f"{PREFIX}CONFIG")
+    path = environ.get(f"{PREFIX}CONFIG")
     if not path:
         return None
     try:
@@ -102,13 +117,15 @@ def unknown_names(environ: Mapping[str, str], also: Iterable[str] = ()) -> list[
     return lines
 
 
-def load(cls: type[S], **overrides: Any) -> S:
-    """Build a settings section from the environment and the config file.
+def load(cls: type[S], environ: Mapping[str, str] = os.environ, /, **overrides: Any) -> S:
+    """Build a settings section from `overrides`, then `environ`, then the config file it names.
 
     A bad value raises `SettingsError` with one line per problem naming the variable.
     """
     try:
-        return cls(_env_file=config_file(), **overrides)
+        path = config_file(environ)
+        from_file = DotEnvSettingsSource(cls, env_file=path)() if path else {}
+        return cls.model_validate({**from_file, **_Environ(cls, environ)(), **overrides})
     except ValidationError as exc:
         raise SettingsError(describe(exc, cls)) from None
     except SourceError as exc:  # a structured value (JSON) that does not parse
@@ -118,16 +135,22 @@ def load(cls: type[S], **overrides: Any) -> S:
 
 
 class Sections:
-    """Settings sections, each loaded (with `load`) once, when first asked for: what a process's
-    composition root hands to the ticket systems and prompt channels it configures."""
+    """Settings sections, each loaded (with `load`) from `environ` once, when first asked for: what a
+    process's composition root hands to the adapters, ticket systems and prompt channels it configures."""
 
-    def __init__(self) -> None:
-        self._loaded: dict[type[Section], Section] = {}
+    def __init__(self, environ: Mapping[str, str] = os.environ, given: Iterable[Section] = ()) -> None:
+        self.environ = environ
+        self._loaded: dict[type[Section], Section] = {type(section): section for section in given}
+
+    def given(self, *sections: Section) -> Sections:
+        """These sections (e.g. one PBX instance's, built from its directory entry) in place of the
+        environment's, and every other section from the same environment."""
+        return Sections(self.environ, [*self._loaded.values(), *sections])
 
     def __call__(self, cls: type[S]) -> S:
         section = self._loaded.get(cls)
         if section is None:
-            section = self._loaded[cls] = load(cls)
+            section = self._loaded[cls] = load(cls, self.environ)
         assert isinstance(section, cls)
         return section
 

@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from bot.fleet.registry import configured_directory
 from bot.settings import Settings, load_settings
 from bot.state.store import Store
-from integrations.settings import SettingsError, config_file, config_names, unknown_names
+from integrations.settings import Sections, SettingsError, config_file, config_names, unknown_names
 from playbook.errors import PlaybookError
 
 
@@ -65,7 +65,7 @@ def warn_unknown_names() -> None:
     """Warn once, on stderr, about `CONNBOT_*` names no setting reads (a misspelt setting is
     otherwise silently ignored). Names the PBX directory gives its secrets are known too."""
     path = config_file()
-    directory = configured_directory()
+    directory = configured_directory(Sections())
     secrets = {v for i in directory.instances for _, v in i.secret_envs()} if directory else set()
     for line in unknown_names({k: v for k, v in os.environ.items() if k not in secrets}, config_names(path)):
         click.echo(f"connbot: warning: {line}", err=True)

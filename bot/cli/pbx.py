@@ -17,9 +17,9 @@ from integrations.base import discover
 from integrations.settings import Sections, SettingsError
 
 
-def _directory() -> Directory:
+def _directory(sections: Sections) -> Directory:
     try:
-        directory = configured_directory()
+        directory = configured_directory(sections)
     except SettingsError as exc:
         click.echo(f"connbot: bad settings:\n{exc}", err=True)
         sys.exit(2)
@@ -45,7 +45,7 @@ def pbx() -> None:
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def list_instances(as_json: bool) -> None:
     """Each instance, its customers and its last health check."""
-    directory = _directory()
+    directory = _directory(Sections())
     rows = health.listing(_store(), directory)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -65,7 +65,8 @@ def list_instances(as_json: bool) -> None:
 def check_instances(name: str | None, every: bool) -> None:
     """Check an instance (or --all): ARI reachable, credentials accepted, SIP modules running,
     database reachable (when configured), SIP port answering. Exits 1 when any check fails."""
-    directory = _directory()
+    sections = Sections()
+    directory = _directory(sections)
     if bool(name) == every:
         raise click.UsageError("name one instance or give --all")
     chosen = directory.instances if every else [i for i in directory.instances if i.name == name]
@@ -73,7 +74,7 @@ def check_instances(name: str | None, every: bool) -> None:
         raise click.UsageError(
             f"no instance {name!r}; known: {', '.join(i.name for i in directory.instances)}"
         )
-    store, classes, sections, failed = _store(), discover(), Sections(), False
+    store, classes, failed = _store(), discover(), False
     for inst in chosen:
         try:
             registry = instance_registry(inst, classes, sections)

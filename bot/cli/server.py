@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
@@ -60,9 +61,10 @@ class _Embedded(BaseApplication):
 
     def load(self) -> Any:
         lab = None
-        if self.lab:  # in the worker process, before the services read the lab's directory and secrets
+        environ: Mapping[str, str] = os.environ
+        if self.lab:  # in the worker process; the services read the lab's directory and secrets
             lab = Lab(self.settings.data_dir).start()
-            os.environ.update(lab.environment())
+            environ = {**os.environ, **lab.environment()}
             self.background.append(lab)
             log.warning(
                 "connbot lab: a SIMULATION of %d scenarios (app backends at %s, PBX directory %s)",
@@ -70,7 +72,7 @@ class _Embedded(BaseApplication):
                 lab.app_url,
                 lab.directory,
             )
-        self.services = Services.build(self.settings)
+        self.services = Services.build(self.settings, environ=environ)
         app = create_app(self.settings, self.services)
         if lab:
             lab_web.install(app, lab)

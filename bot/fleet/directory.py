@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -136,9 +137,9 @@ class Directory(_Strict):
         return [r.field for r in self.routing if r.field]
 
 
-def secret(variable: str) -> str:
+def secret(variable: str, environ: Mapping[str, str]) -> str:
     """The value of a secret's environment variable (checked to be set when the directory was loaded)."""
-    return os.environ[variable]
+    return environ[variable]
 
 
 def _where(raw: Any, loc: tuple[Any, ...]) -> str:
@@ -155,7 +156,7 @@ def _where(raw: Any, loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc) or "file"
 
 
-def _semantic(directory: Directory) -> list[str]:
+def _semantic(directory: Directory, environ: Mapping[str, str]) -> list[str]:
     problems = []
     names: dict[str, int] = {}
     keys: dict[str, int] = {}
@@ -169,13 +170,14 @@ def _semantic(directory: Directory) -> list[str]:
             if owner != n:
                 problems.append(f"{label}: customers: {key!r} is already a customer of entry {owner}")
         for field, variable in inst.secret_envs():
-            if not os.environ.get(variable):
+            if not environ.get(variable):
                 problems.append(f"{label}: {field}: environment variable {variable} is not set")
     return problems
 
 
-def parse(raw: Any, source: str) -> Directory:
-    """Validate a directory's data; `SettingsError` lists every problem, one per line."""
+def parse(raw: Any, source: str, environ: Mapping[str, str] = os.environ) -> Directory:
+    """Validate a directory's data (its secrets' variables set in `environ`); `SettingsError` lists
+    every problem, one per line."""
     head = f"{ENV} ({source})"
     try:
         directory = Directory.model_validate(raw)
@@ -187,14 +189,14 @@ def parse(raw: Any, source: str) -> Directory:
                 msg = "unknown key"
             lines.append(f"{head}: {_where(raw, tuple(err['loc']))}: {msg}")
         raise SettingsError("\n".join(lines)) from None
-    if problems := _semantic(directory):
+    if problems := _semantic(directory, environ):
         raise SettingsError("\n".join(f"{head}: {p}" for p in problems))
     return directory
 
 
-def load_directory(path: Path) -> Directory:
+def load_directory(path: Path, environ: Mapping[str, str] = os.environ) -> Directory:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise SettingsError(f"{ENV} ({path}): cannot read the directory: {exc}") from None
-    return parse(raw, str(path))
+    return parse(raw, str(path), environ)

@@ -1,9 +1,12 @@
 """One adapter set per PBX instance, each from its own settings objects: no shared clients, no
 shared credentials.
 
-Settings that are not about reaching a system (timeouts, probe counts, the PBX context new
-accounts get) come from the usual `CONNBOT_*` sections; everything that says where a system is and
-how to log in comes from the instance alone, so nothing of the single-PBX settings leaks in.
+Each instance's entry gives its own PBX, app backend and SIP sections; every installed adapter
+class (entry points `connbot.adapters`) configures itself from those, as it does from the
+single-PBX settings, so this module names no adapter. Settings that are not about reaching a
+system (timeouts, probe counts, the PBX context new accounts get) come from the usual `CONNBOT_*`
+sections; everything that says where a system is and how to log in comes from the instance alone,
+so nothing of the single-PBX settings leaks in.
 """
 
 from __future__ import annotations
@@ -14,37 +17,40 @@ from dataclasses import dataclass
 from pydantic import SecretStr
 
 from bot.fleet.directory import Directory, FleetSettings, Instance, load_directory, secret
-from integrations.app.adapter import AppAdapter
 from integrations.app.settings import AppSettings
 from integrations.base import Adapter, Registry
 from integrations.jira.settings import EscalationTarget
-from integrations.logs.adapter import LogsAdapter
-from integrations.logs.settings import LogsSettings
-from integrations.net.adapter import NetAdapter
-from integrations.net.settings import NetSettings
-from integrations.pbx.adapter import PbxAdapter
 from integrations.pbx.settings import PbxSettings, SipSettings
 from integrations.settings import Sections, SettingsError, load
 
 
-def instance_settings(inst: Instance) -> tuple[PbxSettings, AppSettings | None, SipSettings]:
-    """The PBX, app backend and SIP settings of one instance (secrets read from their variables)."""
+def instance_sections(inst: Instance, sections: Sections) -> Sections:
+    """`sections` with the PBX, app backend and SIP sections of one instance (secrets read from
+    their variables); an instance without an app backend has an unconfigured one."""
+    environ = sections.environ
     try:
         pbx = load(
             PbxSettings,
+            environ,
             ari_url=inst.ari.url,
             ari_username=inst.ari.username,
             ari_verify=inst.ari.verify,
-            ari_password=SecretStr(secret(inst.ari.password_env)),
-            pbx_db_url=SecretStr(secret(inst.db_url_env)) if inst.db_url_env else None,
+            ari_password=SecretStr(secret(inst.ari.password_env, environ)),
+            pbx_db_url=SecretStr(secret(inst.db_url_env, environ)) if inst.db_url_env else None,
         )
         app = (
-            load(AppSettings, app_api_url=inst.app.url, app_api_token=SecretStr(secret(inst.app.token_env)))
+            load(
+                AppSettings,
+                environ,
+                app_api_url=inst.app.url,
+                app_api_token=SecretStr(secret(inst.app.token_env, environ)),
+            )
             if inst.app
-            else None
+            else load(AppSettings, environ, app_api_url="", app_api_token=None)
         )
         sip = load(
             SipSettings,
+            environ,
             sip_host=inst.sip.host,
             sip_port=inst.sip.port,
             sip_transport=inst.sip.transport,
@@ -54,20 +60,13 @@ def instance_settings(inst: Instance) -> tuple[PbxSettings, AppSettings | None, 
         raise SettingsError(
             "\n".join(f"instance {inst.name!r}: {line}" for line in str(exc).splitlines())
         ) from None
-    return pbx, app, sip
+    return sections.given(pbx, app, sip)
 
 
 def instance_registry(inst: Instance, classes: Iterable[type[Adapter]], sections: Sections) -> Registry:
-    """The adapters that check tickets of this instance's customers."""
-    pbx, app, sip = instance_settings(inst)
-    adapters: list[Adapter] = [
-        PbxAdapter.from_settings(pbx, app),
-        NetAdapter.from_settings(sip, sections(NetSettings), pbx),
-        LogsAdapter.from_settings(sections(LogsSettings), app),
-    ]
-    if app:
-        adapters.append(AppAdapter.from_settings(app, sip))
-    return Registry(classes, adapters)
+    """The adapters that check tickets of this instance's customers: each of `classes` that the
+    instance's sections configure."""
+    return Registry.configure(classes, instance_sections(inst, sections))
 
 
 @dataclass
@@ -97,7 +96,7 @@ class Fleet:
         return {i.name: i.escalation for i in self.directory.instances if i.escalation}
 
 
-def configured_directory() -> Directory | None:
+def configured_directory(sections: Sections) -> Directory | None:
     """The directory named by `CONNBOT_PBX_DIRECTORY`, validated; None when it is not set."""
-    path = load(FleetSettings).pbx_directory
-    return load_directory(path) if path else None
+    path = sections(FleetSettings).pbx_directory
+    return load_directory(path, sections.environ) if path else None

@@ -18,7 +18,6 @@ from bot.web.current import EXTENSION
 from bot.web.health import health
 from bot.web.pages import desk
 from bot.web.webhooks import jira, slack
-from integrations.settings import load
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +30,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions[EXTENSION] = services
     edge.install(app, settings)
-    auth.install(app, settings, load(DeskSettings), services.store)
+    auth.install(app, settings, services.sections(DeskSettings), services.store)
     app.register_blueprint(health)
     app.register_blueprint(api)
     jira.register(app, services.jira, settings.host)

@@ -32,7 +32,7 @@ from integrations.base import (
     result,
 )
 from integrations.pbx.settings import SipSettings
-from integrations.settings import load
+from integrations.settings import Sections
 
 STATES = {s.value for s in m.StatusOutcome} - {m.StatusOutcome.DEVICE_OFFLINE.value}
 # what each checked setting is called in the capabilities' `config_write` list
@@ -53,11 +53,11 @@ class AppAdapter(Adapter):
         self.expected = expected
 
     @classmethod
-    def configure(cls) -> AppAdapter | None:
-        settings = load(AppSettings)
+    def configure(cls, sections: Sections) -> AppAdapter | None:
+        settings = sections(AppSettings)
         if not settings.configured:
             return None
-        return cls.from_settings(settings, load(SipSettings))
+        return cls.from_settings(settings, sections(SipSettings))
 
     @classmethod
     def from_settings(

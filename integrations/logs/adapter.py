@@ -26,7 +26,7 @@ from integrations.base import (
 from integrations.logs import models as m
 from integrations.logs.client import SUCCESS, Signature, classify, load_catalogue
 from integrations.logs.settings import LogsSettings
-from integrations.settings import load
+from integrations.settings import Sections
 
 
 class LogsAdapter(Adapter):
@@ -38,10 +38,10 @@ class LogsAdapter(Adapter):
         self.max_evidence = max_evidence
 
     @classmethod
-    def configure(cls) -> LogsAdapter | None:
+    def configure(cls, sections: Sections) -> LogsAdapter | None:
         """Always configured: the catalogue ships with connbot and a person can paste a log."""
-        app = load(AppSettings)
-        return cls.from_settings(load(LogsSettings), app if app.configured else None)
+        app = sections(AppSettings)
+        return cls.from_settings(sections(LogsSettings), app if app.configured else None)
 
     @classmethod
     def from_settings(

@@ -17,7 +17,7 @@ from integrations.net import client as probes
 from integrations.net import models as m
 from integrations.net.settings import NetSettings
 from integrations.pbx.settings import PbxSettings, SipSettings
-from integrations.settings import load
+from integrations.settings import Sections
 
 
 class NetAdapter(Adapter):
@@ -36,12 +36,12 @@ class NetAdapter(Adapter):
         self.ari_tls = ari_tls
 
     @classmethod
-    def configure(cls) -> NetAdapter | None:
+    def configure(cls, sections: Sections) -> NetAdapter | None:
         """Configured once a SIP host is known (`CONNBOT_SIP_HOST`)."""
-        sip = load(SipSettings)
+        sip = sections(SipSettings)
         if not sip.sip_host:
             return None
-        return cls.from_settings(sip, load(NetSettings), load(PbxSettings))
+        return cls.from_settings(sip, sections(NetSettings), sections(PbxSettings))
 
     @classmethod
     def from_settings(

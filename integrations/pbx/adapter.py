@@ -44,7 +44,7 @@ from integrations.pbx.client import (
 )
 from integrations.pbx.db import RealtimeDb
 from integrations.pbx.settings import PbxSettings
-from integrations.settings import load
+from integrations.settings import Sections
 
 SIP_MODULES = ("res_pjsip.so", "res_pjsip_registrar.so", "chan_pjsip.so")
 DB_MODULES = ("res_odbc.so", "res_config_odbc.so", "res_config_pgsql.so")
@@ -76,11 +76,11 @@ class PbxAdapter(Adapter):
         self.db = db
 
     @classmethod
-    def configure(cls) -> PbxAdapter | None:
-        settings = load(PbxSettings)
+    def configure(cls, sections: Sections) -> PbxAdapter | None:
+        settings = sections(PbxSettings)
         if not settings.configured:
             return None
-        app_settings = load(AppSettings)
+        app_settings = sections(AppSettings)
         return cls.from_settings(settings, app_settings if app_settings.configured else None)
 
     @classmethod

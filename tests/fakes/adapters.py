@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from integrations.base import ActionInput, ActionResult, ActionSpec, Adapter, AdapterError, Registry, discover
+from integrations.settings import Sections
 
 
 class ScriptedAdapter(Adapter):
@@ -22,7 +23,7 @@ class ScriptedAdapter(Adapter):
         self.calls: list[tuple[str, ActionInput]] = []
 
     @classmethod
-    def configure(cls) -> None:
+    def configure(cls, sections: Sections) -> None:
         return None
 
     def run(self, spec: ActionSpec, inp: ActionInput) -> ActionResult:

@@ -22,6 +22,7 @@ from integrations.base import (
     UnsupportedError,
     discover,
 )
+from integrations.settings import Sections
 
 
 class SlowAdapter(Adapter):
@@ -32,7 +33,7 @@ class SlowAdapter(Adapter):
         self.script, self.log, self.delay = script, log, delay
 
     @classmethod
-    def configure(cls) -> None:
+    def configure(cls, sections: Sections) -> None:
         return None
 
     def _write(self, line: str) -> None:

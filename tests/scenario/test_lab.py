@@ -93,18 +93,16 @@ EXPECTED: dict[str, tuple[dict[str, str], list[tuple[str, str]], tuple[str, int,
 
 
 @pytest.fixture
-def lab(settings, monkeypatch) -> Iterator[Lab]:
+def lab(settings) -> Iterator[Lab]:
     with Lab(settings.data_dir, reconnect_seconds=0.05) as running:
-        for name, value in running.environment().items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setenv("CONNBOT_APP_POLL_INTERVAL", "0.02")
-        monkeypatch.setenv("CONNBOT_NET_TIMEOUT", "0.2")
         yield running
 
 
 @pytest.fixture
 def desk(lab, make_services):
-    svc = make_services()
+    """connbot configured by the lab's overlay on the environment (quicker timings on top)."""
+    overlay = {**lab.environment(), "CONNBOT_APP_POLL_INTERVAL": "0.02", "CONNBOT_NET_TIMEOUT": "0.2"}
+    svc = make_services(environ={**os.environ, **overlay})
     app = create_app(svc.settings, svc)
     lab_web.install(app, lab)
     return svc, app.test_client()
@@ -161,15 +159,9 @@ def test_each_scenario_reaches_its_end_through_the_real_adapters(name, desk):
         )
         comments = "\n".join(c.body for c in run.ticket.comments)
     assert f"Checked against PBX {name} (field lab_scenario is '{name}')." in comments
+    secrets = svc.sections.environ
     for inst in svc.fleet.directory.instances:
-        assert (
-            lab_secret(inst.ari.password_env) not in comments
-            and lab_secret(inst.app.token_env) not in comments
-        )
-
-
-def lab_secret(variable: str) -> str:
-    return os.environ[variable]
+        assert secrets[inst.ari.password_env] not in comments and secrets[inst.app.token_env] not in comments
 
 
 def test_the_password_reset_really_fixes_the_lab_app(desk, lab):
@@ -195,8 +187,8 @@ def test_the_lab_writes_only_its_directory_into_the_data_dir(lab, settings):
 
 
 @pytest.mark.parametrize("asked", [True, False])
-def test_serve_runs_the_lab_in_the_web_process_only_when_asked(asked, settings, monkeypatch):
-    monkeypatch.setattr(os, "environ", os.environ.copy())  # the lab sets its variables in the process
+def test_serve_runs_the_lab_in_the_web_process_only_when_asked(asked, settings):
+    before = dict(os.environ)
     server._prepare(settings)
     embedded = server._Embedded(settings, lab=asked)
     app = embedded.load()
@@ -205,9 +197,10 @@ def test_serve_runs_the_lab_in_the_web_process_only_when_asked(asked, settings, 
         page = app.test_client().get("/").get_data(as_text=True)
         if not asked:
             assert lab is None and embedded.services.fleet is None and "simulation" not in page
-            assert "CONNBOT_PBX_DIRECTORY" not in os.environ
             return
-        assert lab is not None and os.environ["CONNBOT_PBX_DIRECTORY"] == str(lab.directory)
+        assert lab is not None and embedded.services.sections.environ["CONNBOT_PBX_DIRECTORY"] == str(
+            lab.directory
+        )
         assert set(embedded.services.fleet.registries) == set(SCENARIOS)
         assert "Lab: this is a simulation." in page
         assert (
@@ -218,3 +211,4 @@ def test_serve_runs_the_lab_in_the_web_process_only_when_asked(asked, settings, 
         )
     finally:
         embedded._stop_background(None, None)
+    assert dict(os.environ) == before  # the lab configures connbot, not the process's environment

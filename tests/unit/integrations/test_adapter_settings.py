@@ -12,7 +12,7 @@ from integrations.base import Registry, discover
 from integrations.logs.adapter import LogsAdapter
 from integrations.net.adapter import NetAdapter
 from integrations.pbx.adapter import PbxAdapter
-from integrations.settings import SettingsError
+from integrations.settings import Sections, SettingsError
 from playbook.loader import load
 
 ADAPTERS = (AppAdapter, PbxAdapter, NetAdapter)
@@ -20,11 +20,11 @@ ADAPTERS = (AppAdapter, PbxAdapter, NetAdapter)
 
 @pytest.mark.parametrize("cls", ADAPTERS)
 def test_without_settings_an_adapter_is_not_configured(clean_env: pytest.MonkeyPatch, cls: type) -> None:
-    assert cls.configure() is None
+    assert cls.configure(Sections()) is None
 
 
 def test_logs_is_always_configured(clean_env: pytest.MonkeyPatch) -> None:
-    adapter = LogsAdapter.configure()
+    adapter = LogsAdapter.configure(Sections())
     assert adapter is not None and adapter.app is None
 
 
@@ -39,22 +39,22 @@ def test_a_full_environment_configures_every_adapter(clean_env: pytest.MonkeyPat
         "PBX_DB_URL": "postgresql://a@db/asterisk",
     }.items():
         clean_env.setenv(f"CONNBOT_{name}", value)
-    pbx = PbxAdapter.configure()
+    pbx = PbxAdapter.configure(Sections())
     assert (
         pbx is not None
         and pbx.app is not None
         and pbx.db is not None
         and pbx.ari.base == "http://pbx:8088/ari"
     )
-    app = AppAdapter.configure()
+    app = AppAdapter.configure(Sections())
     assert (
         app is not None
         and app.client.base == "https://apps.example.com/v1"
         and app.expected.sip_host == "pbx.example.com"
     )
-    net = NetAdapter.configure()
+    net = NetAdapter.configure(Sections())
     assert net is not None and net.ari == ("pbx", 8088)
-    registry = Registry(discover(), [a for a in (pbx, app, net, LogsAdapter.configure()) if a])
+    registry = Registry(discover(), [a for a in (pbx, app, net, LogsAdapter.configure(Sections())) if a])
     assert registry.available("pbx.reset_password") and registry.available("logs.classify")
 
 
@@ -89,7 +89,7 @@ def test_bad_pbx_settings_name_the_variable(
     for name, value in env.items():
         clean_env.setenv(f"CONNBOT_{name}", value)
     with pytest.raises(SettingsError, match=named):
-        PbxAdapter.configure()
+        PbxAdapter.configure(Sections())
 
 
 @pytest.mark.parametrize(
@@ -112,20 +112,20 @@ def test_bad_app_settings_name_the_variable(
     for name, value in env.items():
         clean_env.setenv(f"CONNBOT_{name}", value)
     with pytest.raises(SettingsError, match=named):
-        AppAdapter.configure()
+        AppAdapter.configure(Sections())
 
 
 def test_a_missing_extra_catalogue_is_a_settings_error(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     clean_env.setenv("CONNBOT_LOGS_CATALOGUE", str(tmp_path / "nope.yaml"))
     with pytest.raises(SettingsError, match="CONNBOT_LOGS_CATALOGUE"):
-        LogsAdapter.configure()
+        LogsAdapter.configure(Sections())
 
 
 def test_bad_net_settings_name_the_variable(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("CONNBOT_SIP_HOST", "pbx")
     clean_env.setenv("CONNBOT_NET_PROBES", "0")
     with pytest.raises(SettingsError, match="CONNBOT_NET_PROBES"):
-        NetAdapter.configure()
+        NetAdapter.configure(Sections())
 
 
 def test_the_reconnect_deadline_defaults_past_the_udp_register_timeout(clean_env: pytest.MonkeyPatch) -> None:
