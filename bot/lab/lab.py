@@ -5,8 +5,9 @@ the PBX directory.
 SIP ports, an app backend under `/<scenario>` of one shared HTTP server), then writes a PBX
 directory into `<data_dir>/lab/` with one instance per scenario, routed by the desk ticket's
 `lab_scenario` field. Its `environment()` names that file and gives each instance's secrets random
-values; with those in the environment the real fleet routing and the real adapters check each lab
-ticket against its scenario's simulators, and nothing in the runner or the adapters knows about
+values; with those overlaid on the environment connbot's services are built from (never written
+into the process's), the real fleet routing and the real adapters check each lab ticket against
+its scenario's simulators, and nothing in the runner or the adapters knows about
 the lab. `reset()` puts every scenario back to its initial state.
 """
 
@@ -112,7 +113,8 @@ class Lab:
         }
 
     def environment(self) -> dict[str, str]:
-        """What connbot's process needs to use the lab: the directory, the secrets, quick timings."""
+        """What connbot's settings need to use the lab, as an overlay on the environment: the
+        directory, the secrets, quick timings."""
         env = {"CONNBOT_PBX_DIRECTORY": str(self.directory), **TIMINGS}
         for name, inst in self.instances.items():
             env[_variable(name, "ARI_PASSWORD")] = inst.keys["ari"]
