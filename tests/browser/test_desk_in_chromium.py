@@ -77,11 +77,9 @@ def served(make_services) -> Iterator[str]:
 
 
 @pytest.fixture
-def served_lab(make_services, settings, monkeypatch) -> Iterator[str]:
+def served_lab(make_services, settings) -> Iterator[str]:
     with Lab(settings.data_dir, reconnect_seconds=0.2) as lab:
-        for name, value in lab.environment().items():
-            monkeypatch.setenv(name, value)
-        yield from _serve(make_services(), lab)
+        yield from _serve(make_services(environ={**os.environ, **lab.environment()}), lab)
 
 
 @pytest.mark.browser
