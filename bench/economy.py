@@ -82,25 +82,23 @@ def jira_kind(method: str, url: str) -> str:
     return f"{method} " + re.sub(r"^issue/[^/]+", "issue/{key}", path)
 
 
-def run_scenario(sc: Scenario, workdir: Path, monkeypatch: Any) -> dict[str, Any]:
+def run_scenario(sc: Scenario, workdir: Path) -> dict[str, Any]:
     from sqlalchemy import select
 
+    from bench.common import env_with
     from bot.services import Services
-    from bot.settings import Settings
+    from bot.settings import load_settings
     from bot.state.models import Prompt, Run
     from bot.web.app import create_app
     from integrations.slack.channel import SlackChannel
     from integrations.slack.settings import SlackSettings
     from simulators.slack import CHANNEL, SlackWebApi
     from tests.fakes.adapters import scripted_registry
-    from tests.fakes.jira import FakeJira, configure, fixture, sign
+    from tests.fakes.jira import FakeJira, fixture, jira_env, sign
     from tests.fakes.slack_api import BOT_TOKEN, SIGNING_SECRET, InlineExecutor, click, form, signed
 
-    configure(
-        monkeypatch,
-        ESCALATION='{"2": {"assignee": "l2-lead", "components": ["Voice L2"]}, "3": {"assignee": "l3-lead"}}',
-        RESOLUTION="Fixed",
-    )
+    escalation = '{"2": {"assignee": "l2-lead", "components": ["Voice L2"]}, "3": {"assignee": "l3-lead"}}'
+    env = env_with(jira_env(ESCALATION=escalation, RESOLUTION="Fixed"))
     stub = SlackWebApi().start()
     try:
         with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
@@ -118,9 +116,10 @@ def run_scenario(sc: Scenario, workdir: Path, monkeypatch: Any) -> dict[str, Any
             )
             systems = sorted({a.split(".")[0] for a in sc.script})
             svc = Services.build(
-                Settings(data_dir=workdir / f"data-{time.monotonic_ns()}"),
+                load_settings(env, data_dir=workdir / f"data-{time.monotonic_ns()}"),
                 registry=scripted_registry(sc.script, systems=systems),
                 channels=[slack],
+                environ=env,
             )
             svc.store.upgrade()
             web = create_app(services=svc).test_client()
@@ -174,16 +173,7 @@ def run_scenario(sc: Scenario, workdir: Path, monkeypatch: Any) -> dict[str, Any
 
 
 def economy(workdir: Path) -> list[dict[str, Any]]:
-    import pytest
-
-    from bench.common import env_with
-    from bench.intake import environ
-
-    results = []
-    for sc in SCENARIOS:
-        with environ(env_with()), pytest.MonkeyPatch.context() as mp:
-            results.append(run_scenario(sc, workdir, mp))
-    return results
+    return [run_scenario(sc, workdir) for sc in SCENARIOS]
 
 
 if __name__ == "__main__":

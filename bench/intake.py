@@ -14,8 +14,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -180,22 +178,9 @@ def queue_depth(be: Backend) -> int:
     return int(make_huey(settings.queue_target).pending_count())
 
 
-@contextmanager
-def environ(env: dict[str, str]) -> Iterator[None]:
-    """This process's CONNBOT_* environment replaced by `env` for a while (to build Services here)."""
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
-def open_prompts(n: int) -> list[tuple[str, str]]:
-    """File `n` desk tickets with no adapters configured, so each run asks its first step in Slack.
-    Returns (prompt id, first option) pairs."""
+def open_prompts(n: int, env: dict[str, str]) -> list[tuple[str, str]]:
+    """File `n` desk tickets, with connbot configured by `env` and no adapters, so each run asks its
+    first step in Slack. Returns (prompt id, first option) pairs."""
     from sqlalchemy import select
 
     from bot.runs import intake as bot_intake
@@ -203,7 +188,7 @@ def open_prompts(n: int) -> list[tuple[str, str]]:
     from bot.settings import load_settings
     from bot.state.models import Prompt
 
-    svc = Services.build(load_settings())
+    svc = Services.build(load_settings(env), environ=env)
     try:
         for i in range(n):
             bot_intake.file_desk_ticket(
@@ -237,8 +222,7 @@ def slack_ack(kind: str, workdir: Path) -> dict[str, Any]:
                 },
             )
             upgrade(env)
-            with environ(env):
-                prompts = open_prompts(CLICKS)
+            prompts = open_prompts(CLICKS, env)
             with gunicorn("bot.web.app:create_app()", env, workdir / f"gunicorn-slack-{kind}.log") as base:
                 background = subprocess.Popen(
                     [

@@ -54,8 +54,8 @@ class FakeJira:
         self.jira.comment_as(key, author, body)
 
 
-def configure(monkeypatch: Any, **extra: str) -> None:
-    """Set Cloud Jira settings in the environment (plus `extra`, names without the CONNBOT_JIRA_ prefix)."""
+def jira_env(**extra: str) -> dict[str, str]:
+    """Cloud Jira settings as environment variables (plus `extra`, names without the CONNBOT_JIRA_ prefix)."""
     values = {
         "URL": URL,
         "EMAIL": "bot@example.com",
@@ -64,5 +64,10 @@ def configure(monkeypatch: Any, **extra: str) -> None:
         "USER_FIELD": "customfield_10050",
         **extra,
     }
-    for name, value in values.items():
-        monkeypatch.setenv(f"CONNBOT_JIRA_{name}", value)
+    return {f"CONNBOT_JIRA_{name}": value for name, value in values.items()}
+
+
+def configure(monkeypatch: Any, **extra: str) -> None:
+    """Set Cloud Jira settings (`jira_env`) in the environment."""
+    for name, value in jira_env(**extra).items():
+        monkeypatch.setenv(name, value)
