@@ -34,6 +34,21 @@ def test_a_valid_directory_gives_each_instance_its_own_adapters(make_services, m
     assert svc.registry_for(None).adapters == {} and svc.registry.adapters == {}
 
 
+def test_an_instance_without_an_app_backend_gets_none_of_the_single_pbx_one(
+    make_services, monkeypatch, tmp_path
+):
+    data = two_customers()
+    del data["instances"][1]["app"]
+    use_directory(monkeypatch, tmp_path, data)
+    monkeypatch.setenv("CONNBOT_APP_API_URL", "http://single-app.test")
+    monkeypatch.setenv("CONNBOT_APP_API_TOKEN", "single-app-token")
+    svc = make_services()
+    globex = svc.registry_for("globex")
+    assert set(globex.adapters) == {"pbx", "net", "logs"}
+    assert globex.adapters["pbx"].app is None and globex.adapters["logs"].app is None
+    assert "app" in svc.registry_for("acme").adapters
+
+
 def test_a_missing_secret_variable_is_named_with_the_entry_and_field(make_services, monkeypatch, tmp_path):
     monkeypatch.delenv("GLOBEX_ARI_PASSWORD", raising=False)
     message = rejected(

@@ -23,6 +23,13 @@ def test_without_settings_an_adapter_is_not_configured(clean_env: pytest.MonkeyP
     assert cls.configure(Sections()) is None
 
 
+def test_adapters_are_configured_from_the_environment_they_are_handed(clean_env: pytest.MonkeyPatch) -> None:
+    environ = {"CONNBOT_SIP_HOST": "pbx.example.com", "CONNBOT_NET_TIMEOUT": "0.7"}
+    net = NetAdapter.configure(Sections(environ))
+    assert net is not None and net.sip.sip_host == "pbx.example.com" and net.settings.net_timeout == 0.7
+    assert NetAdapter.configure(Sections()) is None  # the process's environment was not touched
+
+
 def test_logs_is_always_configured(clean_env: pytest.MonkeyPatch) -> None:
     adapter = LogsAdapter.configure(Sections())
     assert adapter is not None and adapter.app is None
