@@ -16,6 +16,8 @@ from typing import Any
 
 import responses
 
+from tests.fakes.adapters import observed
+
 L1_DONE = {
     "app.get_status": ["failed"],
     "app.reconnect": ["still_failing"],
@@ -29,7 +31,7 @@ L1_DONE = {
 @dataclass
 class Scenario:
     name: str
-    script: dict[str, list[str]]
+    script: dict[str, list[Any]]
     answers: list[str] = field(default_factory=list)  # the clicks on the prompts, in order
 
 
@@ -43,8 +45,14 @@ SCENARIOS = [
         {**L1_DONE, "app.check_config": ["wrong_port"], "app.fix_config": ["fixed_connected"]},
     ),
     Scenario(
-        "account missing on the PBX: created after an approval in Slack, closed",
-        {**L1_DONE, "pbx.get_account": ["missing"], "pbx.create_account": ["created"]},
+        "account missing on the PBX: database checked, created after a Slack approval, checked, closed",
+        {
+            **L1_DONE,
+            "pbx.get_account": [observed("missing", ari="reachable", account="missing")],
+            "pbx.check_database": [observed("db_ok", realtime_db="ok")],
+            "pbx.create_account": ["created"],
+            "app.recheck": ["registered"],
+        },
         ["approve"],
     ),
     Scenario(
@@ -61,14 +69,22 @@ SCENARIOS = [
         {
             **L1_DONE,
             "net.check_path": ["ok"],
+            "app.test_network": ["ok"],
             "pbx.health": ["up"],
             "pbx.check_database": ["db_ok"],
             "logs.classify": ["none_found"],
         },
     ),
     Scenario(
-        "network path broken: escalated to level 2, repaired by a person (Slack), closed",
-        {**L1_DONE, "net.check_path": ["tcp_refused"]},
+        "network path broken: escalated to level 2, one question (Slack), the fix checked, closed",
+        {
+            **L1_DONE,
+            "net.check_path": [observed("sip_no_response", server_path="sip_no_response", sip_port="silent")],
+            "app.test_network": [observed("sip_no_response", device_path="sip_no_response")],
+            "pbx.health": ["up"],
+            "pbx.check_database": ["db_ok"],
+            "app.recheck": ["registered"],
+        },
         ["fixed"],
     ),
     Scenario(

@@ -88,7 +88,12 @@ class Findings(BaseModel):
         ]
         | None
     ) = Field(None, description="the class of the device's last registration error")
-    reconnect: Literal["registered", "failing", "timeout", "device_offline"] | None = None
+    reconnect: Literal["registered", "failing", "timeout", "device_offline"] | None = Field(
+        None, description="the forced reconnection of the first level"
+    )
+    recheck: Literal["registered", "failing", "timeout", "device_offline"] | None = Field(
+        None, description="the reconnection connbot makes to check a fix"
+    )
     device_path: PATH | Literal["unsupported"] | None = Field(
         None, description="the device-side network test (from the user's network)"
     )

@@ -77,6 +77,12 @@ class Asterisk:
         self.db_up = False
         self.stop_modules(DB_LINK_MODULE)
 
+    def repair(self) -> None:
+        """What an administrator's fix leaves: every module running, the realtime database back."""
+        self.db_up = True
+        for name in self.modules:
+            self.modules[name] = "Running"
+
     @property
     def sip_stack_running(self) -> bool:
         return self.modules.get(PJSIP_MODULE) == "Running"

@@ -5,6 +5,8 @@ as the real process's would.
 * `stop_sip_stack()`: res_pjsip is not running; ARI answers (and shows the module "Not Running"),
   the SIP port refuses.
 * `asterisk.database_down()`: the realtime database is unreachable (see `simulators.ari`).
+* `repair()`: an administrator's fix: Asterisk (re)started with every module and its database, on
+  the same ports.
 """
 
 from __future__ import annotations
@@ -62,6 +64,15 @@ class Pbx:
         if not self.sip.port:
             self.sip.start()
         self.sip.stop()
+
+    def repair(self) -> None:
+        """Asterisk restarted by an administrator: every module runs, both ports listen again."""
+        with self.asterisk.lock:
+            self.asterisk.repair()
+        if not self.ari.running:
+            self.ari.start()
+        if not self.sip.open:
+            self.sip.start()
 
     def __enter__(self) -> Pbx:
         return self.start()

@@ -7,8 +7,9 @@ directory into `<data_dir>/lab/` with one instance per scenario, routed by the d
 `lab_scenario` field. Its `environment()` names that file and gives each instance's secrets random
 values; with those overlaid on the environment connbot's services are built from (never written
 into the process's), the real fleet routing and the real adapters check each lab ticket against
-its scenario's simulators, and nothing in the runner or the adapters knows about
-the lab. `reset()` puts every scenario back to its initial state.
+its scenario's simulators, and nothing in the runner or the adapters knows about the lab.
+`repair(name)` makes the fix a person would make in one scenario (restart Asterisk, open the
+path); `reset()` puts every scenario back to its initial state.
 """
 
 from __future__ import annotations
@@ -91,6 +92,15 @@ class Lab:
                 self._build(
                     name, Instance(old.scenario, old.keys, self.reconnect_seconds, self.db_wait, ports)
                 )
+
+    def repair(self, name: str) -> Instance:
+        """Do, in scenario `name`, the fix a person would make outside connbot's reach (`Instance.repair`).
+
+        Raises KeyError for an unknown scenario."""
+        with self._lock:
+            inst = self.instances[name]
+            inst.repair()
+            return inst
 
     def directory_data(self) -> dict[str, Any]:
         """The PBX directory: one instance per scenario, customer key = the scenario's name."""

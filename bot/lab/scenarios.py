@@ -5,7 +5,8 @@ between them or in the ticket. `Instance` builds one scenario's world from the s
 Asterisk with its ARI and SIP ports, an app backend with the user's device) and decides whether
 the app can register with that PBX, so a fix that connbot makes (a new password, the right port,
 a created account) really makes the app register, and a fault outside connbot's reach keeps it
-failing. Every scenario starts from a clean state, and `Instance.reset` restores it.
+failing until a person repairs it (`Instance.repair`: what an administrator would do, such as
+restarting Asterisk). Every scenario starts from a clean state, and `Lab.reset` restores it.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ SCENARIOS: dict[str, Scenario] = {
             "missing_account",
             "Missing account",
             "The user's account does not exist on the PBX.",
-            "Closed at level 1 after one click: approve creating the account.",
+            "Closed at level 1 after one click (approve creating the account), once the app registers.",
             "2003",
             account=False,
         ),
@@ -96,7 +97,7 @@ SCENARIOS: dict[str, Scenario] = {
             "network_down",
             "Network path down",
             "The PBX's SIP port does not answer; level 1 finds nothing wrong with the app or the account.",
-            "Escalated to level 2, where a person is asked to repair the network path (answer: fixed).",
+            "Level 2 names the network in front of the PBX and asks once (Repair, then Fixed).",
             "2005",
             sip_answers=False,
         ),
@@ -104,7 +105,7 @@ SCENARIOS: dict[str, Scenario] = {
             "asterisk_module_down",
             "Asterisk module down",
             "Asterisk's SIP registrar module (res_pjsip_registrar.so) is loaded but not running.",
-            "Escalated to level 2, where a person is asked to restore the services (answer: fixed).",
+            "Level 2 names the SIP stack and asks once (Repair, then Fixed).",
             "2006",
             stopped=(ari.REGISTRAR_MODULE,),
         ),
@@ -113,7 +114,7 @@ SCENARIOS: dict[str, Scenario] = {
             "Database link down",
             "Asterisk's realtime database driver (res_config_pgsql.so) is not running; the user's "
             "objects are still answered from sorcery's memory cache, but registrations fail.",
-            "Escalated to level 2, where a person is asked to restore the services (answer: fixed).",
+            "Level 2 names the realtime database and asks once (Repair, then Fixed).",
             "2007",
             stopped=(ari.DB_LINK_MODULE,),
         ),
@@ -121,7 +122,7 @@ SCENARIOS: dict[str, Scenario] = {
             "logs_only",
             "Cause only in the client logs",
             "Every check passes, but the app's log shows its NAT keep-alives failing.",
-            "Escalated to level 2, where a person is asked to act on the logs (answer: fixed).",
+            "Level 2 reads the client logs and asks a person to act on them (Repair, then Fixed).",
             "2008",
             hidden="NAT binding lost",
             log=("pjsua_core.c Error sending keep-alive packet: Network is unreachable",) * 3,
@@ -139,7 +140,7 @@ SCENARIOS: dict[str, Scenario] = {
             "asterisk_stopped",
             "Asterisk stopped",
             "Asterisk is not running on the PBX: its ARI port and its SIP port refuse connections.",
-            "Level 2 is asked once to restart Asterisk; no account is touched.",
+            "Level 2 is asked once to restart Asterisk (Repair, then Fixed); no account is touched.",
             "2010",
             asterisk_running=False,
         ),
@@ -147,7 +148,7 @@ SCENARIOS: dict[str, Scenario] = {
             "sip_stack_down",
             "SIP stack down (res_pjsip)",
             "Asterisk runs and ARI answers, but res_pjsip.so is not running: the SIP port refuses.",
-            "Level 2 is asked once to restore the SIP stack; the network is not blamed.",
+            "Level 2 is asked once to restore the SIP stack (Repair, then Fixed); the network is not blamed.",
             "2011",
             sip_stack_running=False,
         ),
@@ -156,7 +157,7 @@ SCENARIOS: dict[str, Scenario] = {
             "Realtime database down",
             "The database behind Asterisk is unreachable: account look-ups are slow and find nothing "
             "(404), writes are refused (403), res_config_pgsql.so reports down.",
-            "Level 2 is asked once to restore the database; no account is created during the outage.",
+            "Level 2 is asked once to restore the database (Repair, then Fixed); no account is created.",
             "2012",
             database_up=False,
         ),
@@ -165,7 +166,7 @@ SCENARIOS: dict[str, Scenario] = {
             "User's network blocks the PBX",
             "A firewall on the user's side drops the app's packets: connbot's own probes of the PBX "
             "pass, the device's network test gets no answer.",
-            "The user's network is named as the cause (device test failing, server path fine).",
+            "Level 2 names the user's network (device test failing, server path fine) and asks once.",
             "2013",
             user_firewall=True,
         ),
@@ -182,7 +183,7 @@ SCENARIOS: dict[str, Scenario] = {
             "Ticket names an unknown extension",
             "The ticket names extension 2105, which neither the app backend nor the PBX knows "
             "(the user is 2015: a typo).",
-            "connbot says plainly that nobody knows this user before anything is created.",
+            "connbot says plainly that nobody knows this user and asks before anything is created.",
             "2105",
             real_user="2015",
         ),
@@ -232,6 +233,7 @@ class Instance:
     ):
         self.scenario = scenario
         self.keys = keys
+        self.hidden = scenario.hidden  # a cause no check sees, until a person repairs it
         user, pw = scenario.device_user, keys["sip"]
         self.asterisk = ari.Asterisk(
             ari_password=keys["ari"],
@@ -296,9 +298,12 @@ class Instance:
             return TIMEOUT
         if not pbx.running or not pbx.sip.open:
             return REFUSED
-        if device.server != {"host": pbx.host, "port": pbx.sip_port, "transport": "udp"} or not s.sip_answers:
+        if (
+            device.server != {"host": pbx.host, "port": pbx.sip_port, "transport": "udp"}
+            or not pbx.sip.status
+        ):
             return TIMEOUT
-        if s.hidden:
+        if self.hidden:
             return TIMEOUT
         if not asterisk.db_up:  # no endpoint found: Asterisk challenges an unknown user as any other
             return UNAUTHORIZED
@@ -309,6 +314,16 @@ class Instance:
         if not auth or auth.get("password") != device.password:
             return UNAUTHORIZED
         return None
+
+    def repair(self) -> None:
+        """What a person fixing the fault outside connbot's reach does: restart Asterisk with its modules
+        and database, open the network path, lift the user's firewall, cure the hidden cause. The
+        app registers again at its next reconnection; what connbot fixes (account, password, app
+        settings) stays as it is."""
+        self.pbx.sip.status = "200 OK"
+        self.pbx.repair()
+        self.device.blocked = False
+        self.hidden = ""
 
     def _log(self) -> list[str]:
         error = self.device.last_error

@@ -1,5 +1,6 @@
 """The lab in the web app, installed only when the lab runs (`connbot serve --lab`): its blueprint
-(`POST /api/lab/tickets`, `POST /api/lab/reset`, the Reset button's `POST /lab/reset`) and its
+(`POST /api/lab/tickets`, `POST /api/lab/scenarios/<name>/repair`, `POST /api/lab/reset`, and the
+Repair and Reset buttons' `POST /lab/scenarios/<name>/repair`, `POST /lab/reset`) and its
 extension of the desk (the simulation banner, the scenario select of the filing form, the
 scenarios under it). The production app and JSON API know nothing of it."""
 
@@ -13,7 +14,7 @@ from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 from pydantic import Field
 
-from bot.errors import BadRequestError
+from bot.errors import BadRequestError, NotFoundError
 from bot.lab.lab import FIELD, Lab
 from bot.lab.scenarios import DEFAULT
 from bot.runs import intake
@@ -92,6 +93,29 @@ def file_ticket() -> ResponseReturnValue:
         services_of(current_app).context, body.summary, body.description, body.reporter, user, fields
     )
     return jsonify(key=ticket.key, run=run_id, url=f"/tickets/{ticket.key}"), 201
+
+
+def _repair(name: str) -> str:
+    if name not in _lab().scenarios:
+        raise NotFoundError(f"no lab scenario {name!r}; one of {', '.join(_lab().scenarios)}")
+    _lab().repair(name)
+    return f"Repaired the fault of scenario {name}, as a person would; connbot's re-check will see it."
+
+
+@lab.post("/api/lab/scenarios/<name>/repair")
+def repair_api(name: str) -> ResponseReturnValue:
+    return jsonify(repaired=name, message=_repair(name))
+
+
+@lab.post("/lab/scenarios/<name>/repair")
+def repair_page(name: str) -> ResponseReturnValue:
+    if not csrf_ok():
+        flash(
+            "The form's security token is missing or out of date; nothing was repaired. Try again.", "error"
+        )
+    else:
+        flash(_repair(name), "ok")
+    return redirect(url_for("desk.index"), 303)
 
 
 @lab.post("/api/lab/reset")

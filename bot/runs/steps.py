@@ -413,7 +413,14 @@ def _show(ctx: RunContext, s: Session, run: Run, prompt: Prompt, heading: str, r
     )
 
 
+# The run's fact naming the cause a person was last asked about (or asked to approve a change for):
+# what a closing comment names, since the findings after a fix no longer show the fault.
+ASKED_CAUSE = "asked_cause"
+
+
 def _ask(ctx: RunContext, s: Session, run: Run, plan: Ask) -> None:
+    if plan.cause is not None:
+        run.facts = {**run.facts, ASKED_CAUSE: plan.cause.as_dict()}
     prompt = _new_prompt(
         ctx,
         run,
@@ -574,6 +581,16 @@ def _diagnosis(ctx: RunContext, run: Run) -> list[str]:
     return lines
 
 
+def _fixed_cause(ctx: RunContext, run: Run) -> list[str]:
+    """For a closing comment: the cause a person was asked about (what the fix was for), else the
+    diagnosis of the findings."""
+    asked = run.facts.get(ASKED_CAUSE)
+    if not isinstance(asked, dict):
+        return _diagnosis(ctx, run)
+    why = f": {'; '.join(asked['supporting'])}" if asked.get("supporting") else ""
+    return [f"Cause: {asked['title']}. {asked['statement']}{why}."]
+
+
 def _finish(ctx: RunContext, s: Session, run: Run, plan: Finish) -> None:
     now = ctx.clock()
     outcome = "closed" if plan.kind == "close" else f"escalated_l{plan.level}"
@@ -592,7 +609,7 @@ def _finish(ctx: RunContext, s: Session, run: Run, plan: Finish) -> None:
             "end",
             Note(
                 heading=f"Closed: {plan.step.title}",
-                lines=[plan.reason, *_diagnosis(ctx, run)],
+                lines=[plan.reason, *_fixed_cause(ctx, run)],
                 rows=rows(run),
             ),
             kind="close",

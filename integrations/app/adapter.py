@@ -35,6 +35,12 @@ from integrations.pbx.settings import SipSettings
 from integrations.settings import Sections
 
 STATES = {s.value for s in m.StatusOutcome} - {m.StatusOutcome.DEVICE_OFFLINE.value}
+_RECHECKED = {
+    m.ReconnectOutcome.RECONNECTED: m.RecheckOutcome.REGISTERED,
+    m.ReconnectOutcome.STILL_FAILING: m.RecheckOutcome.STILL_FAILING,
+    m.ReconnectOutcome.DEVICE_OFFLINE: m.RecheckOutcome.DEVICE_OFFLINE,
+    m.ReconnectOutcome.TIMEOUT: m.RecheckOutcome.TIMEOUT,
+}
 # what each checked setting is called in the capabilities' `config_write` list
 WRITE_KEYS = {
     "host": "server",
@@ -193,6 +199,16 @@ class AppAdapter(Adapter):
             device_id=device,
             **end.evidence(),
         ).found(reconnect="failing")
+
+    @action(m.RecheckOutcome)
+    def recheck(self, inp: ActionInput) -> ActionResult:
+        """Check a fix: force a reconnection and say whether the app registers now."""
+        done = self.reconnect(inp)
+        outcome = _RECHECKED[m.ReconnectOutcome(done.outcome)]
+        said = "registers now" if outcome == m.RecheckOutcome.REGISTERED else "does not register yet"
+        return result(outcome, f"Checked again: the app {said}. {done.summary}", **done.evidence).found(
+            recheck=done.facts["reconnect"]
+        )
 
     @action(m.LastErrorOutcome)
     def get_last_error(self, inp: ActionInput) -> ActionResult:

@@ -26,6 +26,13 @@ class ReconnectOutcome(StrEnum):
     TIMEOUT = "timeout"
 
 
+class RecheckOutcome(StrEnum):
+    REGISTERED = "registered"
+    STILL_FAILING = "still_failing"
+    DEVICE_OFFLINE = "device_offline"
+    TIMEOUT = "timeout"
+
+
 class LastErrorOutcome(StrEnum):
     FOUND = "found"
     NONE = "none"

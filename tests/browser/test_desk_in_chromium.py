@@ -109,7 +109,12 @@ def test_file_answer_and_watch_the_ticket_close(served):
         assert "Fix the configuration by hand" in card.text and "1001" in card.text
         card.find_element(By.NAME, "name").send_keys("Carol")
         card.find_element(By.CSS_SELECTOR, "button[data-answer=connected]").click()
-        wait.until(lambda d: "answered “Connected”" in d.find_element(By.CSS_SELECTOR, ".flash").text)
+        wait.until(
+            lambda d: (
+                "answered “Fixed, the app connects (connbot checks again)”"
+                in d.find_element(By.CSS_SELECTOR, ".flash").text
+            )
+        )
 
         driver.switch_to.window(run_tab)  # never reloaded: the page updates itself
         wait.until(lambda d: d.find_element(By.ID, "live").get_attribute("data-done") == "true")

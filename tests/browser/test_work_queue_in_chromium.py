@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.browser.test_desk_in_chromium import ARTIFACTS, _browser_or_skip, _serve
-from tests.fakes.adapters import scripted_registry
+from tests.fakes.adapters import observed, scripted_registry
 
 # The shipped playbook up to the approval to create a missing account (for each of up to three tickets).
 TO_APPROVAL = {
@@ -17,7 +17,8 @@ TO_APPROVAL = {
     "app.reconnect": ["still_failing"],
     "app.get_last_error": ["found"],
     "app.check_config": ["ok"],
-    "pbx.get_account": ["missing"],
+    "pbx.get_account": [observed("missing", ari="reachable", account="missing", user_known_app=True)],
+    "pbx.check_database": [observed("db_ok", realtime_db="ok")],
 }
 
 
@@ -113,9 +114,12 @@ def test_the_prompt_card_shows_the_finding_and_tells_approve_from_reject(served)
         card = driver.find_element(By.CSS_SELECTOR, "#level-1 article.prompt.approval")
         finding = card.find_element(By.CSS_SELECTOR, ".question .finding")
         assert finding.is_displayed()  # not inside a collapsed list
-        assert "Check the user's account on the PrivateServer" in finding.text and "missing" in finding.text
+        assert (
+            "Decide whether the account can be changed" in finding.text and "realtime_db: ok" in finding.text
+        )
         question = card.find_element(By.CSS_SELECTOR, ".question").text
         assert "If you approve, connbot will change the user's account" in question
+        assert "connbot's diagnosis: The PBX has no account for the user" in question
         assert "If you reject, nothing is changed" in question and "pbx.create_account" not in card.text
         assert "asked" in card.find_element(By.CSS_SELECTOR, "time.asked").text
         approve = card.find_element(By.CSS_SELECTOR, "button[data-answer=approve]")

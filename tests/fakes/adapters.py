@@ -48,3 +48,10 @@ def scripted_registry(
         for system in systems
     ]
     return Registry(discover(), adapters)
+
+
+def observed(outcome: str, **findings: Any) -> ActionResult:
+    """A scripted answer that reports findings too, as the real adapters do."""
+    return ActionResult(
+        outcome=outcome, summary=f"found {outcome}", evidence={"seen": outcome}, facts=findings
+    )

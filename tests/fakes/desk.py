@@ -11,13 +11,14 @@ from integrations.base import Registry
 from tests.fakes.adapters import scripted_registry
 
 # Outcomes that lead the shipped playbook to one question for a person (fix the configuration by
-# hand), whose answer "connected" closes the ticket.
+# hand), whose answer "connected" closes the ticket once connbot's check sees the app register.
 TO_ONE_PROMPT: dict[str, list[Any]] = {
     "app.get_status": ["failed"],
     "app.reconnect": ["still_failing"],
     "app.get_last_error": ["found"],
     "app.check_config": ["wrong_host"],
     "app.fix_config": ["forbidden"],
+    "app.recheck": ["registered"],
 }
 PROMPT_PATH = [
     "check_status",
@@ -27,7 +28,7 @@ PROMPT_PATH = [
     "fix_config",
     "fix_config_by_hand",
 ]
-CLOSED_PATH = [*PROMPT_PATH, "close_config_fixed"]
+CLOSED_PATH = [*PROMPT_PATH, "recheck_config", "close_config_fixed"]
 
 
 def one_prompt_registry() -> Registry:

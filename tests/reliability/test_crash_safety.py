@@ -32,6 +32,7 @@ SCRIPT = {
     "app.get_last_error": "found",
     "app.check_config": "wrong_port",
     "app.fix_config": "forbidden",
+    "app.recheck": "registered",
 }
 PATH = [
     "check_status",
@@ -40,6 +41,7 @@ PATH = [
     "check_config",
     "fix_config",
     "fix_config_by_hand",
+    "recheck_config",
     "close_config_fixed",
 ]
 

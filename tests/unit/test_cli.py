@@ -54,7 +54,7 @@ def test_settings_come_from_the_config_file_and_the_environment_wins(tmp_path, m
 
 def test_playbook_validate_and_render_show_both_levels():
     result = run("playbook", "validate")
-    assert result.exit_code == 0 and "connection_issues: valid (28 steps, 8 ends)" in result.output
+    assert result.exit_code == 0 and "connection_issues: valid (35 steps, 7 ends)" in result.output
     mermaid = run("playbook", "render").output
     assert mermaid.startswith("flowchart TD") and '"Level 1"' in mermaid and '"Level 2"' in mermaid
     assert (
@@ -80,26 +80,25 @@ def test_playbook_simulate_prints_the_path_and_the_end():
     result = run(
         "playbook",
         "simulate",
-        "--outcome",
-        "check_status=failed",
-        "--outcome",
-        "force_reconnect=timeout",
-        "--outcome",
-        "record_error=none",
-        "--outcome",
-        "check_config=ok",
-        "--outcome",
-        "check_account=missing",
-        "--outcome",
-        "create_account=REJECTED",
-        "--outcome",
-        "fix_account_by_hand=resolved",
+        *("--outcome", "check_status=failed"),
+        *("--outcome", "force_reconnect=timeout"),
+        *("--outcome", "record_error=none"),
+        *("--outcome", "check_config=ok"),
+        *("--outcome", "check_account=missing"),
+        *("--fact", "check_account.ari=reachable"),
+        *("--fact", "check_account.account=missing"),
+        *("--outcome", "check_backend=db_ok"),
+        *("--fact", "check_backend.realtime_db=ok"),
+        *("--outcome", "create_account=REJECTED"),
+        *("--outcome", "fix_account_by_hand=resolved"),
+        *("--outcome", "recheck_account=registered"),
     )
     assert result.exit_code == 0, result.output
-    assert " 6. [L1] create_account: REJECTED" in result.output
+    assert " 7. [L1] account_gate: route 3" in result.output
+    assert " 8. [L1] create_account: REJECTED" in result.output
     assert result.output.strip().endswith(
-        "end: closed: The user's account on the PrivateServer was missing or inconsistent; it was created or "
-        "resolved."
+        "leading cause: The user's account is missing on the PBX (50%): The PBX has no account for the user: "
+        "the PBX has no endpoint for the user. Create the account (auth, AOR, endpoint), with approval."
     )
     missing = run("playbook", "simulate", "--outcome", "check_status=failed")
     assert missing.exit_code == 1 and "no outcome given for step force_reconnect" in missing.output

@@ -12,13 +12,24 @@ from bot.runs.prompts import Via
 from bot.runs.steps import advance, start_run
 from bot.state.models import Comment, Effect, Prompt, Run, Ticket
 from integrations.base import ActionResult, PermanentError, TransientError, UnsupportedError
-from tests.fakes.adapters import scripted_registry
+from tests.fakes.adapters import observed, scripted_registry
 
 L1_TO_ACCOUNT = {
     "app.get_status": ["failed"],
     "app.reconnect": ["still_failing"],
     "app.get_last_error": ["found"],
     "app.check_config": ["ok"],
+}
+# the account looks missing while the PBX and its database answer: creating it is safe
+MISSING = {
+    "pbx.get_account": [observed("missing", ari="reachable", account="missing", user_known_app=True)],
+    "pbx.check_database": [observed("db_ok", realtime_db="ok")],
+}
+L2_PASSING = {
+    "net.check_path": ["ok"],
+    "app.test_network": ["ok"],
+    "pbx.health": ["up"],
+    "pbx.check_database": ["db_ok"],
 }
 
 
@@ -150,7 +161,7 @@ def test_an_adapter_error_follows_the_failure_edge_with_the_reason(make_services
 
 
 def test_an_account_change_waits_for_approval_and_a_rejection_takes_the_rejected_edge(make_services):
-    svc = make_services(registry=scripted_registry({**L1_TO_ACCOUNT, "pbx.get_account": ["missing"]}))
+    svc = make_services(registry=scripted_registry({**L1_TO_ACCOUNT, **MISSING}))
     _, run_id = file(svc)
     prompt = open_prompt(svc, run_id)
     assert prompt.kind == "approval" and prompt.step == "create_account"
@@ -168,13 +179,14 @@ def test_an_account_change_waits_for_approval_and_a_rejection_takes_the_rejected
 def test_an_approved_account_change_runs_the_action(make_services):
     svc = make_services(
         registry=scripted_registry(
-            {**L1_TO_ACCOUNT, "pbx.get_account": ["missing"], "pbx.create_account": ["created"]}
+            {**L1_TO_ACCOUNT, **MISSING, "pbx.create_account": ["created"], "app.recheck": ["registered"]}
         )
     )
     _, run_id = file(svc)
     assert answer(svc, open_prompt(svc, run_id).id, "approve", who="lead")
     run, steps, _, _ = load(svc, run_id)
     assert ("create_account", "approved") in steps and ("create_account", "created") in steps
+    assert steps[-2:] == [("recheck_account", "registered"), ("close_account_fixed", "closed")]
     assert run.end_kind == "close"
 
 
@@ -185,9 +197,7 @@ def test_escalation_hands_the_ticket_to_level_2_with_evidence_and_goes_on(make_s
                 **L1_TO_ACCOUNT,
                 "pbx.get_account": ["exists"],
                 "pbx.compare_credentials": ["match"],
-                "net.check_path": ["ok"],
-                "pbx.health": ["up"],
-                "pbx.check_database": ["db_ok"],
+                **L2_PASSING,
                 "logs.classify": ["none_found"],
             }
         )
@@ -207,9 +217,8 @@ def test_an_unanswered_prompt_is_reminded_then_times_out_along_the_timeout_edge(
             {
                 **L1_TO_ACCOUNT,
                 "pbx.get_account": ["incomplete"],
-                "net.check_path": ["ok"],
-                "pbx.health": ["up"],
-                "pbx.check_database": ["db_ok"],
+                **L2_PASSING,
+                "pbx.check_database": ["db_ok", "db_ok"],  # before changing the account, and on level 2
                 "logs.classify": ["none_found"],
             }
         )
@@ -306,10 +315,9 @@ def test_prompts_approvals_and_escalation_work_the_same_on_every_backend(backend
                 "pbx.get_account": ["exists"],
                 "pbx.compare_credentials": ["password_mismatch"],
                 "pbx.reset_password": ["updated_still_failing"],
-                "net.check_path": ["ok"],
-                "pbx.health": ["up"],
-                "pbx.check_database": ["db_ok"],
-                "logs.classify": ["auth_failure"],
+                **L2_PASSING,
+                "logs.classify": [observed("nat_keepalive", log_class="nat_keepalive")],
+                "app.recheck": ["registered"],
             }
         ),
     )
@@ -322,7 +330,13 @@ def test_prompts_approvals_and_escalation_work_the_same_on_every_backend(backend
     assert answer(svc, human.id, "fixed", who="l2-agent")
     run, steps, comments, ticket = load(svc, run_id)
     assert run.end_kind == "close" and ticket.status == "closed" and ticket.level == 2
-    assert [s for s, _ in steps][-3:] == ["read_client_logs", "act_on_logs", "close_logs_fixed"]
+    assert [s for s, _ in steps][-5:] == [
+        "read_client_logs",
+        "diagnose_logs",
+        "act_on_logs",
+        "recheck_l2",
+        "close_l2_fixed",
+    ]
     assert len(comments) == len(set(comments))
 
 
@@ -435,22 +449,24 @@ def test_findings_accumulate_even_from_a_failed_step_and_the_question_carries_th
                         },
                     )
                 ],
-                "pbx.health": ["down"],
+                "app.test_network": [observed("tcp_refused", device_path="tcp_refused")],
             }
         )
     )
     _, run_id = file(svc)
     run, steps, _comments, _ticket = load(svc, run_id)
-    assert ("check_account", "error") in steps
+    assert ("check_account", "error") in steps and ("check_asterisk", "down") in steps  # decided
     assert {k: run.facts[k] for k in ("ari", "sip_port", "server_path")} == {
         "ari": "refused",
         "sip_port": "refuses",
         "server_path": "tcp_refused",
     }
-    question = open_prompt(svc, run_id).question
-    assert question.endswith(
-        "connbot's diagnosis: Asterisk on pbx1 does not answer: ARI refused connbot's connection; "
-        "SIP pbx1:5061/tls refused the connection. Start or restart Asterisk on pbx1, then answer Fixed."
+    prompt = open_prompt(svc, run_id)
+    assert (prompt.step, prompt.level) == ("fix_cause", 2)
+    assert prompt.question == (
+        "Asterisk on pbx1 does not answer: ARI refused connbot's connection; SIP pbx1:5061/tls refused "
+        "the connection; the user's device was refused too. Start or restart Asterisk on pbx1, then "
+        "answer Fixed."
     )
 
 
@@ -466,14 +482,14 @@ def test_the_escalation_comment_names_the_leading_cause_from_the_findings(make_s
                 **L1_TO_ACCOUNT,
                 "pbx.get_account": ["exists"],
                 "pbx.compare_credentials": ["match"],
-                "net.check_path": ["ok"],
-                "pbx.health": ["up"],
+                **L2_PASSING,
                 "pbx.check_database": [slow],
                 "logs.classify": ["none_found"],
             }
         )
     )
     _, run_id = file(svc)
+    assert answer(svc, open_prompt(svc, run_id).id, "not_fixed", who="l2-agent")
     run, _steps, comments, _ticket = load(svc, run_id)
     assert run.end_level == 3
     assert "Nothing arose" not in comments[-1]

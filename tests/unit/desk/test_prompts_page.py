@@ -45,13 +45,16 @@ def test_one_click_answers_and_the_run_goes_on_to_close(desk):
         },
     )
     assert resp.status_code == 303 and resp.headers["Location"] == "/prompts"
-    assert "DESK-1: answered “Connected”" in client.get("/prompts").get_data(as_text=True)
+    assert "DESK-1: answered “Fixed, the app connects (connbot checks again)”" in client.get(
+        "/prompts"
+    ).get_data(as_text=True)
     svc.queue.run_pending()
     with svc.store.tx() as s:
         prompt = s.get(Prompt, prompt_id)
         assert (prompt.answered_by, prompt.answered_via, prompt.answer) == ("Carol", "desk", "connected")
         run = s.query(Run).one()
-        assert run.end_kind == "close" and run.steps[-2].answered_by == "Carol"
+        assert run.end_kind == "close" and run.steps[-3].answered_by == "Carol"
+        assert run.steps[-2].step == "recheck_config"  # connbot checked the person's word
         assert s.query(Ticket).one().status == "closed"
 
 

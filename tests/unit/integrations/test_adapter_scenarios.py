@@ -19,6 +19,8 @@ from integrations.logs.adapter import LogsAdapter
 from integrations.logs.settings import LogsSettings
 from integrations.net.adapter import NetAdapter
 from integrations.net.settings import NetSettings
+from playbook import engine
+from playbook.diagnosis import Cause
 from playbook.loader import load
 from simulators.app_api import Device
 from tests.fakes.sip import sip_responder
@@ -33,35 +35,44 @@ class Walk:
             sip_settings(sip_port=sip_port), NetSettings(net_timeout=0.3, net_probes=2, net_probe_interval=0)
         )
         logs = LogsAdapter.from_settings(LogsSettings(), app_settings(), policy=FAST)
-        self.registry = Registry([], [app_adapter(), pbx, net, logs])
+        self.registry = Registry([], [app_adapter(sip_port=sip_port), pbx, net, logs])
         self.playbook = load(None, self.registry.catalogue)
         self.findings: list[tuple[str, str, str]] = []
+        self.cause: Cause | None = None  # the leading cause of the question the walk stopped at
 
     def run(self, facts: dict[str, Any] | None = None) -> str:
+        """Advance through the real engine until a person is asked (approvals are given) or the end;
+        the step reached."""
         facts = dict(facts or {})
-        sid = self.playbook.start
-        for _ in range(40):
-            step = self.playbook.steps[sid]
-            if step.close is not None or (step.escalate and not step.then):
-                return sid
-            if step.escalate:
-                sid = step.then or sid
-                continue
-            if step.action == "human":
-                return sid
-            try:
-                res = self.registry.execute(
-                    step.action or "", ActionInput(ticket_key="VOIP-7", user="1001", facts=facts)
-                )
-            except (NotConfiguredError, UnsupportedError):
-                return sid  # a person is asked
-            except AdapterError as exc:
-                self.findings.append((sid, "failure", str(exc)))
-                sid = step.on_failure or sid
-                continue
-            self.findings.append((sid, res.outcome, res.summary))
-            facts.update(res.facts)
-            sid = step.outcomes[res.outcome]
+        pb, pos = self.playbook, engine.start(self.playbook)
+        for _ in range(60):
+            plan = engine.plan(pb, pos, self.registry.available, facts=facts)
+            if isinstance(plan, engine.Finish):
+                return pos.step
+            if isinstance(plan, engine.Escalate):
+                pos = engine.continue_after(pb, pos, plan)
+            elif isinstance(plan, engine.Decide):
+                pos = engine.decide(pb, pos, plan)
+            elif isinstance(plan, engine.Ask):
+                if plan.kind != "approval":
+                    self.cause = plan.cause
+                    return pos.step  # a person is asked
+                pos = engine.approve(pos)
+            else:
+                try:
+                    res = self.registry.execute(
+                        plan.step.action or "", ActionInput(ticket_key="VOIP-7", user="1001", facts=facts)
+                    )
+                except (NotConfiguredError, UnsupportedError):
+                    return pos.step  # a person is asked
+                except AdapterError as exc:
+                    self.findings.append((pos.step, "failure", str(exc)))
+                    facts.update(exc.facts)
+                    pos = engine.follow(pb, pos, engine.Failed(str(exc)))
+                    continue
+                self.findings.append((pos.step, res.outcome, res.summary))
+                facts.update(res.facts)
+                pos = engine.follow(pb, pos, engine.Outcome(res.outcome))
         raise AssertionError("the walk did not end")
 
     def outcome(self, step: str) -> str:
@@ -126,41 +137,44 @@ def test_password_mismatch_is_reset(ari: FakeAri, phone: Device) -> None:
     )
 
 
-def _still_failing(phone: Device) -> None:
+def _still_failing(phone: Device, sip_port: int) -> None:
+    """The app keeps timing out although it is set up right (its registrar: the PBX at `sip_port`)."""
     phone.failure = lambda device: REGISTRATION_TIMEOUT
     phone.password = "s3cret-pw"  # the PBX's
+    phone.server["port"] = sip_port
 
 
 def test_network_path_broken(ari: FakeAri, phone: Device) -> None:
-    _still_failing(phone)
-    walk = Walk(closed_udp_port())
-    assert walk.run() == "fix_network"
+    port = closed_udp_port()
+    _still_failing(phone, port)
+    walk = Walk(port)
+    assert walk.run() == "fix_cause" and walk.cause and walk.cause.id == "server_network_fault"
     assert walk.outcome("compare_password") == "match" and walk.outcome("check_network") == "unreachable"
     assert "nothing listens on UDP" in walk.summary("check_network")
 
 
 def test_asterisk_module_not_running(ari: FakeAri, phone: Device, healthy_sip: int) -> None:
-    _still_failing(phone)
+    _still_failing(phone, healthy_sip)
     ari.modules["res_pjsip_registrar.so"] = "Not Running"
     walk = Walk(healthy_sip)
-    assert walk.run() == "restore_services"
+    assert walk.run() == "fix_cause" and walk.cause and walk.cause.id == "sip_stack_down"
     assert walk.outcome("check_network") == "ok" and walk.outcome("check_asterisk") == "module_not_running"
     assert "res_pjsip_registrar.so" in walk.summary("check_asterisk")
 
 
 def test_database_down(ari: FakeAri, phone: Device, healthy_sip: int) -> None:
-    _still_failing(phone)
+    _still_failing(phone, healthy_sip)
     ari.modules["res_config_pgsql.so"] = "Running"
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         unused = s.getsockname()[1]
     walk = Walk(healthy_sip, db_url=f"postgresql://postgres@127.0.0.1:{unused}/test")
-    assert walk.run() == "restore_services"
+    assert walk.run() == "fix_cause" and walk.cause and walk.cause.id == "realtime_db_down"
     assert walk.outcome("check_asterisk") == "up" and walk.outcome("check_database") == "db_unreachable"
 
 
 def test_only_the_client_logs_show_the_cause(ari: FakeAri, phone: Device, healthy_sip: int) -> None:
-    _still_failing(phone)
+    _still_failing(phone, healthy_sip)
     phone.log = [
         "10:00:00.100 pjsua_acc.c sip:1001@pbx.example.com: registration success, status=200 (OK), will "
         "re-register in 300 seconds",

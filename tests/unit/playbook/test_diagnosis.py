@@ -26,8 +26,10 @@ CORPUS = [
     ("ari=reachable sip_port=refuses", "sip_stack_down"),
     ("ari=reachable pjsip=not_running", "sip_stack_down"),
     ("pjsip=missing sip_port=silent ari=reachable", "sip_stack_down"),
-    # conflicting: modules said stopped, but SIP answers now
-    ("ari=reachable pjsip=not_running sip_port=answers", "unknown"),
+    # a stopped registrar leaves res_pjsip answering OPTIONS: still the SIP stack
+    ("ari=reachable pjsip=not_running sip_port=answers", "sip_stack_down"),
+    # conflicting: the modules run, yet the SIP port refuses
+    ("ari=reachable pjsip=running sip_port=refuses", "unknown"),
     # the realtime database is down: look-ups slow and 404, writes 403
     ("ari=reachable config_lookup=not_found config_lookup_ms=3100 account=missing", "realtime_db_down"),
     ("ari=reachable realtime_db=unreachable account=missing", "realtime_db_down"),

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from bot.runs import intake, prompts, sweeper
 from bot.state.models import Effect, Prompt, Run
 from bot.web.app import create_app
-from tests.fakes.adapters import scripted_registry
+from tests.fakes.adapters import observed, scripted_registry
 from tests.fakes.slack_api import CHANNEL, click, form, signed, submission
 
 
@@ -167,11 +167,16 @@ def test_more_detail_opens_a_modal_whose_text_reaches_the_run(make_slack):
         assert s.get(Prompt, prompt.id).answer_text == "SIP/2.0 403 Forbidden (bad auth)"
 
 
+# the account looks missing while the PBX and its database answer: creating it is offered
+MISSING = {
+    "pbx.get_account": [observed("missing", ari="reachable", account="missing")],
+    "pbx.check_database": [observed("db_ok", realtime_db="ok")],
+}
+
+
 def test_approvals_need_a_listed_approver_and_say_what_will_change(make_slack):
     world = make_slack(
-        scripted_registry(
-            {"pbx.get_account": ["missing"], "pbx.create_account": ["created"]}, systems=("pbx",)
-        ),
+        scripted_registry({**MISSING, "pbx.create_account": ["created"]}, systems=("pbx",)),
         answerers_l1="W111",
     )
     _, run_id = file(world)
@@ -184,17 +189,19 @@ def test_approvals_need_a_listed_approver_and_say_what_will_change(make_slack):
     world.answer("approve", user="W222")
     assert world.open_prompt().id == prompt.id  # refused
     world.answer("approve", user="W111")
+    world.answer("registered", user="W111")  # no app adapter here: a person checks the fix
     state, _, steps, _ = run_of(world, run_id)
-    assert steps[-3:] == [
+    assert steps[-4:] == [
         ("create_account", "approved", "W111"),
         ("create_account", "created", None),
+        ("recheck_account", "registered", "W111"),
         ("close_account_fixed", "closed", None),
     ]
     assert state == "ended"
 
 
 def test_no_one_may_approve_when_no_approvers_are_listed(make_slack):
-    world = make_slack(scripted_registry({"pbx.get_account": ["missing"]}, systems=("pbx",)))
+    world = make_slack(scripted_registry(MISSING, systems=("pbx",)))
     file(world)
     for choice in ("failed", "still_failing", "none", "ok"):
         world.answer(choice)
