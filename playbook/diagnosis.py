@@ -101,10 +101,14 @@ class Cause:
     supporting: tuple[str, ...]
     contrary: tuple[str, ...]
 
+    def found(self) -> str:
+        """The cause in plain words with the findings that support it."""
+        why = f": {'; '.join(self.supporting)}" if self.supporting else ""
+        return f"{self.statement}{why}"
+
     def question(self) -> str:
         """The one specific question for the person who can fix it, the supporting facts in it."""
-        why = f": {'; '.join(self.supporting)}" if self.supporting else ""
-        return f"{self.statement}{why}. {self.action}"
+        return f"{self.found()}. {self.action}"
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -413,14 +413,16 @@ def _show(ctx: RunContext, s: Session, run: Run, prompt: Prompt, heading: str, r
     )
 
 
-# The run's fact naming the cause a person was last asked about (or asked to approve a change for):
-# what a closing comment names, since the findings after a fix no longer show the fault.
+# The run's fact naming the cause the last question (or approval) was asked about, if any: what a
+# closing comment names, since the findings after a fix no longer show the fault.
 ASKED_CAUSE = "asked_cause"
 
 
 def _ask(ctx: RunContext, s: Session, run: Run, plan: Ask) -> None:
+    facts = {k: v for k, v in run.facts.items() if k != ASKED_CAUSE}
     if plan.cause is not None:
-        run.facts = {**run.facts, ASKED_CAUSE: plan.cause.as_dict()}
+        facts[ASKED_CAUSE] = {"cause": plan.cause.id, "title": plan.cause.title, "found": plan.cause.found()}
+    run.facts = facts
     prompt = _new_prompt(
         ctx,
         run,
@@ -587,8 +589,7 @@ def _fixed_cause(ctx: RunContext, run: Run) -> list[str]:
     asked = run.facts.get(ASKED_CAUSE)
     if not isinstance(asked, dict):
         return _diagnosis(ctx, run)
-    why = f": {'; '.join(asked['supporting'])}" if asked.get("supporting") else ""
-    return [f"Cause: {asked['title']}. {asked['statement']}{why}."]
+    return [f"Cause: {asked['title']}. {asked['found']}."]
 
 
 def _finish(ctx: RunContext, s: Session, run: Run, plan: Finish) -> None:

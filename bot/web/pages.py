@@ -242,19 +242,22 @@ def _level(value: str) -> int:
 @dataclass(frozen=True)
 class Card:
     """An open prompt as the desk shows it: what every channel shows, and the run, when it was asked
-    and the decisive finding (the step whose outcome led to the question)."""
+    and the decisive finding (the last step that found something before the question: the playbook's
+    decisions on the findings are passed over, they find nothing themselves)."""
 
     view: PromptView
     run: int
     asked_at: dt.datetime
-
-    @property
-    def finding(self) -> StepRow | None:
-        return self.view.found[-1] if self.view.found else None
+    finding: StepRow | None
 
 
 def _card(prompt: Prompt) -> Card:
-    return Card(view(prompt, _svc().tickets), prompt.run_id, prompt.created_at)
+    svc = _svc()
+    shown = view(prompt, svc.tickets)
+    found = [
+        r for r in shown.found if r.step not in svc.playbook.steps or not svc.playbook.steps[r.step].is_route
+    ]
+    return Card(shown, prompt.run_id, prompt.created_at, found[-1] if found else None)
 
 
 @desk.get("/prompts")

@@ -114,9 +114,7 @@ def test_the_prompt_card_shows_the_finding_and_tells_approve_from_reject(served)
         card = driver.find_element(By.CSS_SELECTOR, "#level-1 article.prompt.approval")
         finding = card.find_element(By.CSS_SELECTOR, ".question .finding")
         assert finding.is_displayed()  # not inside a collapsed list
-        assert (
-            "Decide whether the account can be changed" in finding.text and "realtime_db: ok" in finding.text
-        )
+        assert "Check the PBX's account database" in finding.text and "db ok" in finding.text
         question = card.find_element(By.CSS_SELECTOR, ".question").text
         assert "If you approve, connbot will change the user's account" in question
         assert "connbot's diagnosis: The PBX has no account for the user" in question

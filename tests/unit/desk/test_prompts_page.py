@@ -8,6 +8,8 @@ import pytest
 
 from bot.runs import intake
 from bot.state.models import Prompt, Run, Ticket
+from bot.web.app import create_app
+from tests.fakes.adapters import observed, scripted_registry
 from tests.fakes.desk import csrf
 
 
@@ -133,3 +135,26 @@ def test_the_card_shows_the_finding_the_age_and_links(desk):
     assert card.index('class="finding"') < card.index("connbot could not change")  # inside, before the ask
     assert 'href="/runs/1"' in card and 'href="/tickets/DESK-1"' in card
     assert re.search(r"asked \d+ s ago", card) and 'id="level-1"' in page
+
+
+def test_the_decisive_finding_is_the_last_check_not_a_decision(make_services):
+    """Before an account approval the playbook decides on the findings (account_gate): the card shows
+    the check that decided it (the database answers), not the decision, which found nothing."""
+    svc = make_services(
+        registry=scripted_registry(
+            {
+                "app.get_status": ["failed"],
+                "app.reconnect": ["still_failing"],
+                "app.get_last_error": ["found"],
+                "app.check_config": ["ok"],
+                "pbx.get_account": [observed("missing", ari="reachable", account="missing")],
+                "pbx.check_database": [observed("db_ok", realtime_db="ok")],
+            }
+        )
+    )
+    client = create_app(svc.settings, svc).test_client()
+    _waiting_prompt(svc)
+    page = client.get("/prompts").get_data(as_text=True)
+    box = re.search(r'<div class="finding" role="note">(.*?)</div>', page, re.S)
+    assert box and "Check the PBX&#39;s account database before changing an account" in box.group(1)
+    assert "Decide whether the account can be changed" not in box.group(1)

@@ -45,31 +45,9 @@ DOWN_STEPS = (
 )
 NAT = "read_client_logs.log_class=nat_keepalive"
 L3 = "escalate to level 3"
-L2_OUTCOMES = (
-    "dns_failure",
-    "tcp_refused",
-    "tcp_timeout",
-    "unreachable",
-    "tls_expired",
-    "tls_untrusted",
-    "tls_hostname_mismatch",
-    "tls_handshake_failed",
-    "sip_no_response",
-)
-LOG_CLASSES = (
-    "auth_failure",
-    "unknown_user",
-    "forbidden",
-    "max_contacts",
-    "timeout_no_response",
-    "transport_refused",
-    "server_unavailable",
-    "tls_failure",
-    "dns_failure",
-    "nat_keepalive",
-    "config_error",
-    "db_backend",
-)
+# every failing result of the path checks, and every class of the log classifier but "nothing found"
+L2_OUTCOMES = tuple(o for o in PB.steps["check_network"].outcomes if o not in ("ok", "degraded"))
+LOG_CLASSES = tuple(o for o in PB.steps["read_client_logs"].outcomes if o != "none_found")
 RULED = ("tls_failure", "dns_failure", "db_backend")  # log classes a diagnosis rule alone makes a cause
 NOT_REGISTERED = ("still_failing", "device_offline", "timeout", "ERROR")
 
