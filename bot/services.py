@@ -4,6 +4,7 @@ Web processes and workers build the same `Services`."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ from functools import partial
 
 from bot.fleet.registry import Fleet, configured_directory
 from bot.runs import intake, jira_intake, steps
-from bot.runs.context import Handler, Limits, RunContext, no_channel
+from bot.runs.context import Handler, IncidentPolicy, Limits, RunContext, no_channel
 from bot.settings import Settings
 from bot.state.desk import DeskTickets
 from bot.state.queue import Queue, Tasks
@@ -84,10 +85,28 @@ class Services:
             directory=self.fleet.directory if self.fleet else None,
             channel_for=self.fleet.slack_channel if self.fleet else no_channel,
             intake=self.intake,
+            incidents=IncidentPolicy(
+                enabled=self.settings.incidents,
+                threshold=self.settings.incident_threshold,
+                window=dt.timedelta(minutes=self.settings.incident_window_minutes),
+                check=self.settings.incident_check_seconds,
+                check_max=self.settings.incident_check_max_seconds,
+                batch=self.settings.incident_batch,
+                remind=self.settings.incident_remind_minutes * 60,
+                health_every=self.settings.health_check_seconds,
+            ),
+            instances=self.instances,
+            desk_url=self.settings.public_url.rstrip("/"),
         )
         self.queue.bind(
             Tasks(advance=partial(steps.advance, self.context), process=partial(intake.process, self.context))
         )
+
+    def instances(self) -> list[str]:
+        """The PBX instances connbot checks: the directory's, or "" for the one PBX it is configured for."""
+        if self.fleet:
+            return [i.name for i in self.fleet.directory.instances]
+        return [""] if self.registry.available("pbx.health") else []
 
     def registry_for(self, pbx: str | None) -> Registry:
         """The adapters a run uses: its PBX instance's when there is a directory, else the one registry."""

@@ -55,6 +55,29 @@ class Settings(Section):
         ge=1,
         description="attempts at a comment, close, escalation or Slack post before it is failed for good",
     )
+    incidents: bool = Field(
+        True, description="join the tickets of a failing PBX into one incident (README, Incidents)"
+    )
+    incident_threshold: int = Field(
+        5,
+        ge=0,
+        description="tickets of one PBX whose apps report the same error within the window that open an "
+        "incident (0: never by count)",
+    )
+    incident_window_minutes: float = Field(10, gt=0, description="the window of CONNBOT_INCIDENT_THRESHOLD")
+    incident_check_seconds: float = Field(
+        30, gt=0, description="first re-check of a failing PBX; the wait doubles after each failed check"
+    )
+    incident_check_max_seconds: float = Field(300, gt=0, description="the longest wait between re-checks")
+    incident_batch: int = Field(
+        20, ge=1, le=200, description="apps re-checked at once when a PBX is back (the app backend's load)"
+    )
+    incident_remind_minutes: float = Field(
+        30, gt=0, description="how often the incident's Slack thread is reminded while it is open"
+    )
+    health_check_seconds: float = Field(
+        60, ge=0, description="how often every PBX is checked, to open incidents before tickets (0: never)"
+    )
     worker_threads: int = Field(4, ge=1, le=64)
     log_level: str = "INFO"
     max_body_bytes: int = Field(1024 * 1024, ge=1024)

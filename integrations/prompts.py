@@ -47,6 +47,31 @@ class PromptView(BaseModel):
     """True when an earlier attempt of this call was made and may have landed (its answer was lost)."""
 
 
+class IncidentView(BaseModel):
+    """Everything a channel needs to show an incident's one message, and to remind of it."""
+
+    id: int
+    pbx: str
+    title: str
+    statement: str
+    state: str  # open, recovering, closed
+    opened_at: dt.datetime
+    tickets: int
+    users: int
+    closed_tickets: int
+    health: str
+    checked_at: dt.datetime | None
+    owner: str | None
+    restored_by: str | None
+    parent_key: str | None
+    parent_url: str | None
+    url: str  # the incident's desk page
+    summary: str  # how it ended, once closed
+    channel: str | None = None  # the PBX instance's own channel, overriding the level's
+    message: dict[str, object]  # the channel's references to the message, once posted
+    repeat: bool = False  # an earlier post may have landed
+
+
 class PromptChannel(abc.ABC):
     """A place prompts are shown to people. Each call must be idempotent for the same prompt."""
 
@@ -69,3 +94,13 @@ class PromptChannel(abc.ABC):
     @abc.abstractmethod
     def remind(self, prompt: PromptView) -> None:
         """Nudge the people who can answer."""
+
+    def show_incident(self, incident: IncidentView) -> dict[str, object] | None:
+        """Post the incident's one message, or edit it in place once posted (`incident.message`);
+        returns references to keep. A channel that shows no incidents returns None (the desk has its
+        incident page)."""
+        return None
+
+    def remind_incident(self, incident: IncidentView) -> None:
+        """Remind of the open incident in its message's thread."""
+        return None

@@ -110,3 +110,16 @@ class TicketSystem(abc.ABC):
     def link(self, ticket: TicketRef) -> str | None:
         """A URL people can open for the ticket, if there is one."""
         return None
+
+    # Incidents: a parent issue standing for the outage, its children linked to it, resolved with
+    # `close`. A system that keeps no parent issues (the desk: its incident page lists the children)
+    # opens none.
+
+    def open_parent(self, summary: str, note: Note, marker: str) -> str | None:
+        """Create the incident's parent issue, once per marker; its key, or None when this system
+        creates none."""
+        return None
+
+    def link_parent(self, ticket: TicketRef, parent_key: str) -> None:
+        """Link the ticket to the parent issue (a no-op when the link exists)."""
+        return None

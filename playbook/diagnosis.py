@@ -67,6 +67,9 @@ class CauseRule(BaseModel):
     says: str = Field(min_length=1, max_length=300, description="the cause in plain words")
     fix: str = Field(min_length=1, max_length=300, description="what would confirm or fix it")
     fallback: bool = False
+    incident: bool = Field(
+        False, description="a fault of the PBX instance itself: every user of it is affected (an incident)"
+    )
     support: list[Clause] = Field(default_factory=list)
     against: list[Clause] = Field(default_factory=list)
 
@@ -100,6 +103,7 @@ class Cause:
     action: str
     supporting: tuple[str, ...]
     contrary: tuple[str, ...]
+    incident: bool = False  # a fault of the PBX instance: its tickets are joined into one incident
 
     def found(self) -> str:
         """The cause in plain words with the findings that support it."""
@@ -120,6 +124,7 @@ class Cause:
             "action": self.action,
             "supporting": list(self.supporting),
             "contrary": list(self.contrary),
+            "incident": self.incident,
         }
 
 
@@ -165,6 +170,7 @@ def diagnose(rules: Rules, facts: Mapping[str, Any]) -> tuple[Cause, ...]:
             _fill(rule.fix, found),
             tuple(_fill(c.note, found) for c in support),
             tuple(_fill(c.note, found) for c in against),
+            rule.incident,
         )
         for conf, _, cid, rule, support, against in ranked
     ]

@@ -8,6 +8,7 @@ spec (specs/jira/jira-cloud-platform-v3.bot-subset.json).
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,12 @@ class Issue:
     fields: dict[str, Any] = field(default_factory=dict)
     # The authors of comments not written by the API token's account, by their index in `comments`.
     foreign: dict[int, dict[str, Any]] = field(default_factory=dict)
+    summary: str = ""
+    description: str = ""
+    project: str = ""
+    issue_type: str = ""
+    # (link type, the other issue's key, "inward" or "outward"), in the order they were made
+    links: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -46,6 +53,9 @@ class Jira:
         }
     )
     issues: dict[str, Issue] = field(default_factory=dict)
+    # the projects and issue types issues can be created in (`POST /issue`), and link types
+    projects: dict[str, list[str]] = field(default_factory=lambda: {"OPS": ["Incident", "Task"]})
+    link_types: list[str] = field(default_factory=lambda: ["Relates", "Blocks", "Duplicate"])
     search_results: list[dict[str, Any]] = field(default_factory=list)
     searches: list[str] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -70,6 +80,21 @@ def _error(status: int, *messages: str, **errors: str) -> Response:
 def _body() -> dict[str, Any]:
     body = request.get_json(silent=True)
     return body if isinstance(body, dict) else {}
+
+
+def _by_fields(jira: Jira, jql: str) -> list[dict[str, Any]] | None:
+    """The issues a JQL of `project = "P" AND labels = "L"` clauses finds among the created ones; None
+    for any other query (answered with `search_results`)."""
+    clauses = [c.strip() for c in jql.split(" AND ")]
+    wanted = [re.fullmatch(r'(project|labels) = "([^"]*)"', c) for c in clauses]
+    if not all(wanted):
+        return None
+    found = []
+    for key, issue in jira.issues.items():
+        have = {"project": [issue.project], "labels": issue.labels}
+        if all(m is not None and m[2] in have[m[1]] for m in wanted):
+            found.append({"key": key, "fields": {"summary": issue.summary, "labels": issue.labels}})
+    return found
 
 
 def create(jira: Jira) -> Flask:
@@ -150,6 +175,62 @@ def create(jira: Jira) -> Flask:
             issue.fields.update(body.get("fields") or {})
         return Response(status=204)
 
+    @app.post(f"{api}/issue")
+    def create_issue() -> Response:
+        fields = _body().get("fields") or {}
+        project = (fields.get("project") or {}).get("key", "")
+        kind = (fields.get("issuetype") or {}).get("name", "")
+        errors = {}
+        if project not in jira.projects:
+            errors["project"] = "valid project is required"
+        elif kind not in jira.projects[project]:
+            errors["issuetype"] = "The issue type selected is invalid."
+        if not str(fields.get("summary") or "").strip():
+            errors["summary"] = "You must specify a summary of the issue."
+        if errors:
+            return _error(400, **errors)
+        with jira.lock:
+            key = f"{project}-{sum(1 for k in jira.issues if k.startswith(project + '-')) + 1}"
+            jira.issues[key] = Issue(
+                summary=str(fields["summary"]),
+                description=str(fields.get("description") or ""),
+                labels=list(fields.get("labels") or []),
+                project=project,
+                issue_type=kind,
+            )
+        resp = jsonify(
+            id=str(10000 + len(jira.issues)), key=key, self=f"{request.host_url}{api[1:]}/issue/{key}"
+        )
+        resp.status_code = 201
+        return resp
+
+    @app.get(f"{api}/issue/<key>")
+    def get_issue(key: str) -> Response:
+        with jira.lock:
+            issue = jira.issue(key)
+            links = [
+                {"type": {"name": kind}, f"{way}Issue": {"key": other}} for kind, other, way in issue.links
+            ]
+            return jsonify(
+                key=key, fields={"summary": issue.summary, "issuelinks": links, "labels": issue.labels}
+            )
+
+    @app.post(f"{api}/issueLink")
+    def link_issues() -> Response:
+        body = _body()
+        kind = (body.get("type") or {}).get("name", "")
+        inward = (body.get("inwardIssue") or {}).get("key")
+        outward = (body.get("outwardIssue") or {}).get("key")
+        if kind not in jira.link_types:
+            return _error(404, f"No issue link type with name '{kind}' found.")
+        if not inward or not outward:
+            return _error(400, "Both an inward and an outward issue are required.")
+        with jira.lock:
+            # as in Jira, each request makes a link: a repeated request shows twice
+            jira.issue(inward).links.append((kind, outward, "outward"))
+            jira.issue(outward).links.append((kind, inward, "inward"))
+        return Response(status=201)
+
     @app.get(f"{api}/search")
     @app.get(f"{api}/search/jql")
     def search() -> Response:
@@ -158,6 +239,8 @@ def create(jira: Jira) -> Flask:
             return _error(400, "The 'jql' query parameter is required.")
         with jira.lock:
             jira.searches.append(jql)
-            return jsonify(issues=jira.search_results, total=len(jira.search_results))
+            found = _by_fields(jira, jql)
+            issues = jira.search_results if found is None else found
+            return jsonify(issues=issues, total=len(issues))
 
     return app

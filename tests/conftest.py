@@ -20,9 +20,14 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
+# The periodic check of every PBX is off unless a test is about it (tests/scenario/test_incidents.py):
+# elsewhere each sweep would run it against the test's scripted adapters.
+QUIET = {"sweep_seconds": 0.1, "health_check_seconds": 0}
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", sweep_seconds=0.1)
+    return Settings(data_dir=tmp_path / "data", **QUIET)
 
 
 @pytest.fixture
@@ -80,10 +85,10 @@ def redis_url() -> str:
 def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     """Settings for the embedded defaults and for the scale-out stores, in turn."""
     if request.param == "sqlite":
-        return Settings(data_dir=tmp_path / "data", sweep_seconds=0.1)
+        return Settings(data_dir=tmp_path / "data", **QUIET)
     return Settings(
         data_dir=tmp_path / "data",
-        sweep_seconds=0.1,
+        **QUIET,
         database_url=request.getfixturevalue("pg_url"),
         queue_url=request.getfixturevalue("redis_url"),
     )

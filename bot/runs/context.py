@@ -43,6 +43,21 @@ class Limits:
     effect_attempts: int
 
 
+@dataclass(frozen=True)
+class IncidentPolicy:
+    """When an incident opens, how a failing PBX is re-checked and its tickets released (README,
+    Incidents). `threshold` 0: never by count; `health_every` 0: no periodic check of every PBX."""
+
+    enabled: bool = True
+    threshold: int = 5
+    window: dt.timedelta = dt.timedelta(minutes=10)
+    check: float = 30.0
+    check_max: float = 300.0
+    batch: int = 20
+    remind: float = 1800.0
+    health_every: float = 60.0
+
+
 # Turns a stored inbound event of one source into a ticket (None: leave it alone).
 Handler = Callable[["RunContext", Session, Event], Ticket | None]
 
@@ -64,6 +79,9 @@ class RunContext:
     directory: Directory | None = None
     channel_for: Callable[[str | None], str | None] = no_channel
     intake: Mapping[str, Handler] = field(default_factory=dict)
+    incidents: IncidentPolicy = field(default_factory=IncidentPolicy)
+    instances: Callable[[], Sequence[str]] = tuple
+    desk_url: str = "http://127.0.0.1:8080"  # where people reach the desk's pages (CONNBOT_PUBLIC_URL)
     clock: Callable[[], dt.datetime] = utcnow
 
     def channel(self, name: str) -> PromptChannel | None:

@@ -43,6 +43,14 @@ class Escalation(BaseModel):
     pbx: str | None = None
 
 
+class IncidentLink(BaseModel):
+    """The run's ticket linked to its incident's parent issue."""
+
+    kind: Literal["incident.link"]
+    ticket_id: int
+    parent_key: str
+
+
 class PromptShown(BaseModel):
     """A prompt posted in, settled in or reminded of in one prompt channel."""
 
@@ -51,7 +59,7 @@ class PromptShown(BaseModel):
     channel: str
 
 
-Payload = Annotated[TicketNote | Escalation | PromptShown, Field(discriminator="kind")]
+Payload = Annotated[TicketNote | Escalation | IncidentLink | PromptShown, Field(discriminator="kind")]
 _PAYLOAD: TypeAdapter[Payload] = TypeAdapter(Payload)
 
 
@@ -179,6 +187,8 @@ def make(ctx: RunContext, effect: Effect) -> dict[str, Any] | None:
     if isinstance(payload, Escalation):
         ref.pbx = payload.pbx
         system.escalate(ref, payload.level, payload.note, effect.key)
+    elif isinstance(payload, IncidentLink):
+        system.link_parent(ref, payload.parent_key)
     elif payload.kind == "close":
         system.close(ref, payload.note, effect.key)
     else:

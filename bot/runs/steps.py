@@ -17,12 +17,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
-from bot.runs import identify, prompts, routing
+from bot.runs import identify, incidents, prompts, routing
 from bot.runs.context import RunContext
 from bot.runs.outbox import added_effects, escalation_effect, flush_effects, note_effect, prompt_effects
 from bot.runs.redact import redact, redact_facts
 from bot.runs.trail import rows
-from bot.state.models import Prompt, PromptState, Run, RunState, StepResult, Ticket
+from bot.state.models import Incident, Prompt, PromptState, Run, RunState, StepResult, Ticket
 from bot.state.store import after_commit
 from integrations.base import (
     ActionInput,
@@ -100,6 +100,8 @@ def start_run(ctx: RunContext, s: Session, ticket: Ticket) -> Run | None:
         lines.append(
             "No PBX is known for this ticket's customer: a person is asked which PBX to check it against."
         )
+    if incidents.hold_if_open(ctx, s, run, lines):  # one comment: the start and the incident together
+        return run
     note_effect(s, run, "start", Note(heading="connbot is triaging this ticket", lines=lines))
     if ctx.directory is not None and not found:
         _ask_route(ctx, s, run, ticket)
@@ -144,7 +146,7 @@ def _step(ctx: RunContext, run_id: int, owner: str) -> tuple[bool, bool]:
     pb = ctx.playbook
     with ctx.store.tx() as s:
         run = s.get(Run, run_id, options=[joinedload(Run.ticket)])
-        if run is None or run.state == RunState.ENDED:
+        if run is None or run.state in (RunState.ENDED, RunState.HELD):
             return False, False
         pos = Position(run.step or pb.start, run.visits, run.approved)
         if run.state == RunState.WAITING:
@@ -158,6 +160,8 @@ def _step(ctx: RunContext, run_id: int, owner: str) -> tuple[bool, bool]:
             else None
         )
         plan = engine.plan(pb, pos, registry.available, facts=run.facts)
+        # Before acting (or asking, or escalating) for a user of a PBX that has an open incident: join it.
+        held = isinstance(plan, (Execute, Ask, Escalate)) and incidents.holding(ctx, s, run)
         if isinstance(plan, Execute):
             inp = ActionInput(
                 ticket_key=run.ticket.key,
@@ -168,6 +172,8 @@ def _step(ctx: RunContext, run_id: int, owner: str) -> tuple[bool, bool]:
             )
             assert plan.step.action is not None
             action: str = plan.step.action
+    if held:
+        return _join(ctx, run_id, owner)
     if lookup is not None:
         return _identify(ctx, run_id, owner, registry, lookup)
     # The action runs outside any transaction: it may take a while.
@@ -191,6 +197,9 @@ def _step(ctx: RunContext, run_id: int, owner: str) -> tuple[bool, bool]:
     with ctx.store.tx() as s:
         run = _hold(ctx, s, run_id, owner)
         if isinstance(plan, Execute) and isinstance(event, engine.Failed) and retry:
+            # What the failure showed (e.g. ARI refused) may already name a fault of the whole PBX.
+            if incidents.detect(ctx, s, run, {**run.facts, **facts}):
+                return False, added_effects(s)
             _retry_later(ctx, s, run, why)
             return False, False
         moved = isinstance(plan, (Execute, Escalate, Decide))
@@ -201,6 +210,8 @@ def _step(ctx: RunContext, run_id: int, owner: str) -> tuple[bool, bool]:
             )
             run.facts = {**run.facts, **facts}
             _move(run, engine.follow(pb, pos, event))
+            if incidents.detect(ctx, s, run, run.facts):
+                return False, added_effects(s)
         elif isinstance(plan, Decide):
             now = ctx.clock()
             taken = plan.outcome if not plan.step.is_route else f"{plan.outcome}: {plan.target}"
@@ -220,6 +231,14 @@ def _step(ctx: RunContext, run_id: int, owner: str) -> tuple[bool, bool]:
         else:
             _finish(ctx, s, run, plan)
         return moved, added_effects(s)
+
+
+def _join(ctx: RunContext, run_id: int, owner: str) -> tuple[bool, bool]:
+    """Join the open incident of the run's PBX (found before its next step), if it is still open."""
+    with ctx.store.tx() as s:
+        run = _hold(ctx, s, run_id, owner)
+        joined = incidents.hold_if_open(ctx, s, run)
+        return not joined, added_effects(s)
 
 
 def _identify(
@@ -592,17 +611,16 @@ def _fixed_cause(ctx: RunContext, run: Run) -> list[str]:
     return [f"Cause: {asked['title']}. {asked['found']}."]
 
 
+def _end(ctx: RunContext, run: Run, kind: str, level: int | None, reason: str) -> None:
+    run.state, run.end_kind, run.end_level, run.end_reason = RunState.ENDED, kind, level, reason
+    run.active_ticket_id, run.ended_at = None, ctx.clock()
+
+
 def _finish(ctx: RunContext, s: Session, run: Run, plan: Finish) -> None:
     now = ctx.clock()
     outcome = "closed" if plan.kind == "close" else f"escalated_l{plan.level}"
     _record(s, run, plan.step, StepRecord(run.step or "", "end", outcome, plan.reason, now, now))
-    run.state, run.end_kind, run.end_level, run.end_reason = (
-        RunState.ENDED,
-        plan.kind,
-        plan.level,
-        plan.reason,
-    )
-    run.active_ticket_id, run.ended_at = None, now
+    _end(ctx, run, plan.kind, plan.level, plan.reason)
     if plan.kind == "close":
         note_effect(
             s,
@@ -630,3 +648,64 @@ def _finish(ctx: RunContext, s: Session, run: Run, plan: Finish) -> None:
             plan.level,
         )
     log.info("run %s ended: %s", run.id, outcome)
+
+
+@dataclass(frozen=True)
+class RecheckStep:
+    """The re-check of a held run's app once its incident's PBX is back, as a step of the run."""
+
+    level: int
+    title: str = "Re-check the app now that the PBX is back"
+    action: str = incidents.RECHECK
+
+
+def release(
+    ctx: RunContext,
+    s: Session,
+    run: Run,
+    inc: Incident,
+    rec: StepRecord | None,
+    registered: bool,
+    facts: dict[str, Any],
+) -> None:
+    """A held run leaves its incident: closed when its app registers again (`rec` says how that was
+    checked), else back to its own playbook where it was held, with the incident's findings and the
+    re-check's. Its effects are made by the worker woken after the commit."""
+    step = ctx.playbook.steps.get(run.step or "")
+    if rec is not None:
+        _record(s, run, RecheckStep(step.level if step else 1), rec)
+    since = f"{inc.opened_at:%Y-%m-%d %H:%M} UTC"
+    if registered:
+        reason = f"The PBX is back (incident {inc.id}) and the app registers again."
+        _end(ctx, run, "close", None, reason)
+        note_effect(
+            s,
+            run,
+            "end",
+            Note(
+                heading=f"Closed: {inc.title} on {incidents.where(inc.pbx)} is resolved (incident {inc.id})",
+                lines=[reason, f"Cause: {inc.statement} (since {since})."],
+                rows=rows(run),
+            ),
+            kind="close",
+        )
+    else:
+        run.facts = {**run.facts, **inc.facts, **facts}
+        run.state, run.attempts, run.retry_at = RunState.RUNNING, 0, None
+        if rec is not None:
+            lines = [rec.summary]
+        elif inc.dismissed_by:
+            lines = [f"{inc.dismissed_by} said incident {inc.id} is not a PBX problem."]
+        else:
+            lines = ["connbot cannot re-check this user's app: no app backend is configured for it."]
+        note_effect(
+            s,
+            run,
+            f"incident:{inc.id}:released",
+            Note(
+                heading=f"Incident {inc.id} is over; this ticket is checked on its own again",
+                lines=lines,
+                next="connbot goes on with its checks where the incident held them.",
+            ),
+        )
+    ctx.waker.advance_after_commit(s, run.id)

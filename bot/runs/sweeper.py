@@ -1,5 +1,6 @@
-"""The sweep every worker runs periodically: prompts expire and are reminded, and runs and events
-whose wake-up was lost (a worker killed mid-task, the queue restarted) are woken again."""
+"""The sweep every worker runs periodically: prompts expire and are reminded, runs and events whose
+wake-up was lost (a worker killed mid-task, the queue restarted) are woken again, and incidents are
+tended (`bot.runs.recovery`)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ import datetime as dt
 
 from sqlalchemy import select
 
-from bot.runs import prompts
+from bot.runs import prompts, recovery
 from bot.runs.context import RunContext
 from bot.runs.outbox import prompt_effects
 from bot.state.models import Effect, EffectState, Event, Prompt, PromptState, Run, RunState
 
 
 def sweep(ctx: RunContext) -> dict[str, int]:
-    """Periodic housekeeping: expire and remind prompts, resume runs and events that were dropped."""
+    """Periodic housekeeping: expire and remind prompts, resume runs and events that were dropped,
+    tend incidents."""
     now = ctx.clock()
     counts = {"expired": 0, "reminded": 0, "resumed": 0, "events": 0}
     stale = now - dt.timedelta(seconds=ctx.limits.sweep_seconds)
@@ -58,4 +60,5 @@ def sweep(ctx: RunContext) -> dict[str, int]:
         ):
             counts["events"] += 1
             ctx.waker.process_after_commit(s, event_id)
+    counts.update(recovery.tend(ctx))
     return counts

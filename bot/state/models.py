@@ -35,7 +35,14 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 class RunState(StrEnum):
     RUNNING = "running"  # a worker may take its next step
     WAITING = "waiting"  # for an answer to its open prompt
+    HELD = "held"  # by its PBX's open incident, until the PBX is back
     ENDED = "ended"  # closed or escalated for good
+
+
+class IncidentState(StrEnum):
+    OPEN = "open"  # the PBX is failing: new tickets of its users join, their runs are held
+    RECOVERING = "recovering"  # healthy again: the held runs are re-checked, batch by batch
+    CLOSED = "closed"  # every held run was released; the parent issue is resolved
 
 
 class PromptState(StrEnum):
@@ -174,6 +181,10 @@ class Run(Base):
     end_reason: Mapped[str] = mapped_column(Text, default="")
     pbx: Mapped[str | None] = mapped_column(String(64))
     pbx_reason: Mapped[str] = mapped_column(Text, default="")
+    # The incident the run joined (kept after it is released: the incident's children), and the
+    # class of the error the app reported (counted for the incident threshold).
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
+    error_class: Mapped[str | None] = mapped_column(String(32))
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[dt.datetime | None] = mapped_column()
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -255,7 +266,8 @@ class PbxRoute(Base):
 
 
 class PbxHealth(Base):
-    """The last `connbot pbx check` of a PBX instance: one entry per check in `detail`."""
+    """The last check of a PBX instance (`connbot pbx check`, or the periodic one): one entry per
+    check in `detail`."""
 
     __tablename__ = "pbx_health"
 
@@ -263,6 +275,51 @@ class PbxHealth(Base):
     checked_at: Mapped[dt.datetime] = mapped_column()
     ok: Mapped[bool] = mapped_column()
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # when the periodic check (`CONNBOT_HEALTH_CHECK_SECONDS`) looks at the instance next
+    due_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class Incident(Base):
+    """One PBX instance failing in one way (its cause), and the tickets of its users held meanwhile.
+
+    `active_key` is `pbx|cause` until the incident is closed and NULL after, so the unique constraint
+    allows one open incident per instance and cause on every database. `pbx` is "" for the one PBX
+    of a set-up without a PBX directory. `version` counts changes the Slack message shows;
+    `shown_version` is the one it shows."""
+
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pbx: Mapped[str] = mapped_column(String(64), index=True)
+    cause: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(Text)
+    statement: Mapped[str] = mapped_column(Text, default="")
+    active_key: Mapped[str | None] = mapped_column(String(140), unique=True)
+    state: Mapped[IncidentState] = mapped_column(
+        States(IncidentState), default=IncidentState.OPEN, index=True
+    )
+    opened_by: Mapped[str] = mapped_column(Text)
+    facts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    health: Mapped[str] = mapped_column(Text, default="")
+    healthy: Mapped[bool] = mapped_column(default=False)
+    checks: Mapped[int] = mapped_column(default=0)
+    checked_at: Mapped[dt.datetime | None] = mapped_column()
+    next_check_at: Mapped[dt.datetime] = mapped_column()
+    restored_by: Mapped[str | None] = mapped_column(String(255))
+    dismissed_by: Mapped[str | None] = mapped_column(String(255))
+    owner: Mapped[str | None] = mapped_column(String(255))
+    parent_key: Mapped[str | None] = mapped_column(String(64))
+    parent_resolved: Mapped[bool] = mapped_column(default=False)
+    message: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    version: Mapped[int] = mapped_column(default=1)
+    shown_version: Mapped[int] = mapped_column(default=0)
+    remind_at: Mapped[dt.datetime | None] = mapped_column()
+    opened_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    recovered_at: Mapped[dt.datetime | None] = mapped_column()
+    closed_at: Mapped[dt.datetime | None] = mapped_column()
+    close_reason: Mapped[str] = mapped_column(Text, default="")
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[dt.datetime | None] = mapped_column()
 
 
 class Effect(Base):

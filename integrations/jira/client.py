@@ -133,6 +133,27 @@ class JiraClient:
             body["fields"] = fields
         self.jira._session.put(self.jira._get_url(f"issue/{key}"), data=json.dumps(body))
 
+    def create_issue(self, project: str, issue_type: str, summary: str, description: str, label: str) -> str:
+        """Create an issue; its key."""
+        fields = {
+            "project": {"key": project},
+            "issuetype": {"name": issue_type},
+            "summary": summary,
+            "description": description,
+            "labels": [label],
+        }
+        resp = self.jira._session.post(self.jira._get_url("issue"), data=json.dumps({"fields": fields}))
+        return str(resp.json()["key"])
+
+    def linked_keys(self, key: str) -> set[str]:
+        """The keys of the issues linked to the issue, either way."""
+        links = self.jira._get_json(f"issue/{key}", params={"fields": "issuelinks"})["fields"]["issuelinks"]
+        return {str(li.get(f"{way}Issue", {}).get("key")) for li in links for way in ("inward", "outward")}
+
+    def link_issues(self, link_type: str, inward: str, outward: str) -> None:
+        body = {"type": {"name": link_type}, "inwardIssue": {"key": inward}, "outwardIssue": {"key": outward}}
+        self.jira._session.post(self.jira._get_url("issueLink"), data=json.dumps(body))
+
     def search(self, jql: str, limit: int = 500) -> list[dict[str, Any]]:
         """Raw issues matching a JQL query, up to `limit` (Cloud's /search/jql or Server's /search)."""
         issues: list[dict[str, Any]] = []

@@ -89,6 +89,13 @@ class JiraSettings(Section):
     keywords: Words = Field(default_factory=lambda: list(DEFAULT_KEYWORDS))
     patterns: Words = Field(default_factory=list, description="regular expressions on summary + description")
     escalation: dict[int, EscalationTarget] = Field(default_factory=dict)
+    incident_project: str = Field(
+        "", description="project key of the parent issue each incident gets (empty: no parent issue)"
+    )
+    incident_issue_type: str = Field("Task", description="issue type of an incident's parent issue")
+    incident_link_type: str = Field(
+        "Relates", description="the issue link type joining each incident ticket to its parent issue"
+    )
     backfill_minutes: float = Field(5, gt=0, description="how often to search Jira for missed tickets")
     backfill_hours: float = Field(24, gt=0, description="how far back the first search looks")
 

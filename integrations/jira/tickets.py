@@ -104,3 +104,20 @@ class JiraTickets(TicketSystem):
 
     def link(self, ticket: TicketRef) -> str | None:
         return self.client.browse_url(ticket.key)
+
+    def open_parent(self, summary: str, note: Note, marker: str) -> str | None:
+        """The parent issue in `CONNBOT_JIRA_INCIDENT_PROJECT`, labelled with the marker, so that a
+        repeated attempt finds the issue an earlier one created instead of creating a second."""
+        project = self.settings.incident_project
+        if not project:
+            return None
+        label = marker.replace(":", "-")
+        found = self.client.search(f'project = "{project}" AND labels = "{label}"', limit=1)
+        if found:
+            return str(found[0]["key"])
+        kind = self.settings.incident_issue_type
+        return self.client.create_issue(project, kind, summary[:250], render(note, marker), label)
+
+    def link_parent(self, ticket: TicketRef, parent_key: str) -> None:
+        if ticket.first_attempt or parent_key not in self.client.linked_keys(ticket.key):
+            self.client.link_issues(self.settings.incident_link_type, ticket.key, parent_key)

@@ -1,4 +1,5 @@
-"""Block Kit for prompts: the question message, its settled form, the "more detail" modal.
+"""Block Kit for prompts (the question message, its settled form, the "more detail" modal) and for
+an incident's one message.
 
 Pure functions of a `PromptView`, kept within Slack's limits (shared/specs/slack/block_kit_limits.json):
 text that does not fit is cut with a visible "see the ticket for the full output". Buttons carry
@@ -10,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from integrations.prompts import PromptView
+from integrations.prompts import IncidentView, PromptView
 from playbook.models import APPROVE, REJECT
 
 MAX_BLOCKS = 50
@@ -26,6 +27,13 @@ TRUNCATED = "… (see the ticket for the full output)"
 
 ANSWER = "connbot_answer:"
 DETAIL = "connbot_detail"
+INCIDENT = "connbot_incident:"
+# An incident message's actions: (action, button label); the button's value is the incident's id.
+INCIDENT_ACTIONS = (
+    ("restored", "Restored (connbot checks)"),
+    ("dismiss", "Not a PBX problem"),
+    ("assign", "Assign to me"),
+)
 MODAL = "connbot_modal"
 CHOICE_BLOCK, TEXT_BLOCK = "choice", "text"
 Block = dict[str, Any]
@@ -215,3 +223,65 @@ def submitted(values: dict[str, Any]) -> tuple[str, str | None]:
     )
     text = (values.get(TEXT_BLOCK, {}).get(TEXT_BLOCK) or {}).get("value")
     return choice, (text.strip() or None) if isinstance(text, str) else None
+
+
+def incident_action(action_id: str) -> str:
+    return action_id.removeprefix(INCIDENT)
+
+
+def _incident_lines(view: IncidentView) -> str:
+    where = f"PBX *{escape(view.pbx)}*" if view.pbx else "the PBX"
+    lines = [
+        f"*{escape(view.statement)}*",
+        f"{where} · since {view.opened_at:%Y-%m-%d %H:%M} UTC · "
+        f"*{view.tickets}* ticket(s), *{view.users}* user(s)",
+    ]
+    if view.health:
+        at = f" ({view.checked_at:%H:%M:%S} UTC)" if view.checked_at else ""
+        lines.append(f"Latest check{at}: {escape(view.health)}")
+    if view.owner:
+        lines.append(f"Taken by {mention(view.owner)}")
+    if view.restored_by and view.state == "open":
+        lines.append(f"{mention(view.restored_by)} said it is restored; connbot's check does not agree yet.")
+    if view.state == "recovering":
+        lines.append(f"Back: re-checking the users' apps ({view.closed_tickets} of {view.tickets} done).")
+    if view.state == "closed":
+        lines.append(f"Closed: {escape(view.summary)}")
+    links = [f"<{view.url}|incident page>"]
+    if view.parent_key:
+        parent = escape(view.parent_key)
+        links.append(f"<{view.parent_url}|{parent}>" if view.parent_url else parent)
+    lines.append(" · ".join(links))
+    return "\n".join(lines)
+
+
+def incident_message(view: IncidentView) -> tuple[str, list[Block]]:
+    """The incident's one message: what fails, how many are affected, the latest health; while it is
+    open, its actions."""
+    icon = {"open": "🔴", "recovering": "🟡"}.get(view.state, "✅")
+    head = f"{icon} Incident {view.id}: {view.title}"
+    blocks: list[Block] = [
+        {"type": "header", "text": plain(head, HEADER)},
+        section(_incident_lines(view)),
+    ]
+    if view.state == "open":
+        buttons = [
+            {
+                "type": "button",
+                "text": plain(label, BUTTON),
+                "value": str(view.id),
+                "action_id": INCIDENT + act,
+            }
+            for act, label in INCIDENT_ACTIONS
+        ]
+        buttons[0]["style"] = "primary"
+        blocks.append({"type": "actions", "block_id": "incident", "elements": buttons})
+    return clip(f"{head} ({view.tickets} tickets)", 300, "…"), blocks
+
+
+def incident_reminder(view: IncidentView, group: str) -> str:
+    who = mention(view.owner) + " " if view.owner else (f"<!subteam^{group}> " if group else "")
+    return (
+        f"{who}Reminder: incident {view.id} is still open since {view.opened_at:%Y-%m-%d %H:%M} UTC "
+        f"({view.tickets} tickets). {escape(clip(view.health, 500, '…'))}"
+    )

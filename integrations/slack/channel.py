@@ -20,7 +20,7 @@ from typing import Any
 from slack_sdk import WebClient
 
 from integrations.base import PermanentError
-from integrations.prompts import PromptChannel, PromptView
+from integrations.prompts import IncidentView, PromptChannel, PromptView
 from integrations.settings import Sections
 from integrations.slack import blocks
 from integrations.slack.client import GroupMembers, make_client, translated
@@ -28,6 +28,10 @@ from integrations.slack.settings import SlackSettings, enabled
 
 log = logging.getLogger(__name__)
 PROMPT, REMINDER = "connbot_prompt", "connbot_reminder"
+INCIDENT, INCIDENT_REMINDER = "connbot_incident", "connbot_incident_reminder"
+# An incident's message is about level 2's people (the PBX's side), in their channel unless the
+# PBX instance has its own.
+INCIDENT_LEVEL = 2
 
 
 class SlackChannel(PromptChannel):
@@ -98,6 +102,41 @@ class SlackChannel(PromptChannel):
                 thread_ts=where[1],
                 metadata=self.metadata(REMINDER, view.id),
                 text=blocks.reminder_text(view, self.settings.group_for(view.level)),
+            )
+
+    def show_incident(self, view: IncidentView) -> dict[str, object] | None:
+        text, body = blocks.incident_message(view)
+        where = view.message.get("slack")
+        if isinstance(where, dict) and where.get("ts"):
+            with translated("chat.update"):
+                self.client.chat_update(channel=where["channel"], ts=where["ts"], text=text, blocks=body)
+            return None
+        channel = view.channel or self.settings.channel_for(INCIDENT_LEVEL)
+        marker = f"incident-{view.id}"
+        if view.repeat and (ts := self.posted(INCIDENT, marker, channel)):
+            with translated("chat.update"):
+                self.client.chat_update(channel=channel, ts=ts, text=text, blocks=body)
+            return {"slack": {"channel": channel, "ts": ts}}
+        with translated("chat.postMessage"):
+            resp = self.poster.chat_postMessage(
+                channel=channel,
+                text=text,
+                blocks=body,
+                unfurl_links=False,
+                metadata=self.metadata(INCIDENT, marker),
+            )
+        return {"slack": {"channel": resp["channel"], "ts": resp["ts"]}}
+
+    def remind_incident(self, view: IncidentView) -> None:
+        where = view.message.get("slack")
+        if not isinstance(where, dict) or not where.get("ts"):
+            return
+        with translated("chat.postMessage"):
+            self.poster.chat_postMessage(
+                channel=where["channel"],
+                thread_ts=where["ts"],
+                metadata=self.metadata(INCIDENT_REMINDER, f"incident-{view.id}"),
+                text=blocks.incident_reminder(view, self.settings.group_for(INCIDENT_LEVEL)),
             )
 
     @staticmethod

@@ -201,10 +201,15 @@ def lab(settings) -> Iterator[Lab]:
 
 
 @pytest.fixture
-def desk(lab, make_services):
-    """connbot configured by the lab's overlay on the environment (quicker timings on top)."""
+def desk(lab, make_services, settings):
+    """connbot configured by the lab's overlay on the environment (quicker timings on top), with
+    incidents off: these tests follow the playbook's own paths, one ticket at a time. With incidents
+    on (the default), a PBX-side fault joins the ticket to an incident instead
+    (tests/scenario/test_incidents.py)."""
     overlay = {**lab.environment(), "CONNBOT_APP_POLL_INTERVAL": "0.02", "CONNBOT_NET_TIMEOUT": "0.2"}
-    svc = make_services(environ={**os.environ, **overlay})
+    svc = make_services(
+        settings=settings.model_copy(update={"incidents": False}), environ={**os.environ, **overlay}
+    )
     app = create_app(svc.settings, svc)
     lab_web.install(app, lab)
     return svc, app.test_client()

@@ -427,13 +427,16 @@ def test_a_step_whose_system_keeps_failing_is_retried_later_then_takes_its_failu
     assert open_prompt(svc, run_id).step == "record_error", "the failure edge was taken"
 
 
-def test_findings_accumulate_even_from_a_failed_step_and_the_question_carries_the_diagnosis(make_services):
+def test_findings_accumulate_even_from_a_failed_step_and_the_question_carries_the_diagnosis(
+    make_services, settings
+):
     """Asterisk stopped: the account look-up fails with ARI refused; the run keeps that finding, the
     network probe adds SIP refused, and the question a person gets names the cause with both."""
     refused = PermanentError("connection refused by http://pbx1:8088/ari/...").found(
         pbx="pbx1", ari="refused"
     )
     svc = make_services(
+        settings=settings.model_copy(update={"incidents": False}),  # the playbook's own path: no incident
         registry=scripted_registry(
             {
                 **L1_TO_ACCOUNT,
@@ -451,7 +454,7 @@ def test_findings_accumulate_even_from_a_failed_step_and_the_question_carries_th
                 ],
                 "app.test_network": [observed("tcp_refused", device_path="tcp_refused")],
             }
-        )
+        ),
     )
     _, run_id = file(svc)
     run, steps, _comments, _ticket = load(svc, run_id)
@@ -470,13 +473,14 @@ def test_findings_accumulate_even_from_a_failed_step_and_the_question_carries_th
     )
 
 
-def test_the_escalation_comment_names_the_leading_cause_from_the_findings(make_services):
+def test_the_escalation_comment_names_the_leading_cause_from_the_findings(make_services, settings):
     slow = ActionResult(
         outcome="db_ok",
         summary="The realtime database answers; looking up 1001 took 2200 ms.",
         facts={"pbx": "pbx1", "config_lookup": "found", "config_lookup_ms": 2200},
     )
     svc = make_services(
+        settings=settings.model_copy(update={"incidents": False}),  # the playbook's own path: no incident
         registry=scripted_registry(
             {
                 **L1_TO_ACCOUNT,
@@ -486,7 +490,7 @@ def test_the_escalation_comment_names_the_leading_cause_from_the_findings(make_s
                 "pbx.check_database": [slow],
                 "logs.classify": ["none_found"],
             }
-        )
+        ),
     )
     _, run_id = file(svc)
     assert answer(svc, open_prompt(svc, run_id).id, "not_fixed", who="l2-agent")

@@ -1,0 +1,221 @@
+"""Incidents: one PBX instance failing in one way, and the tickets of its users joined to it.
+
+An incident opens when a run's diagnosis leads with a cause the rules mark `incident: true` (a fault
+of the PBX itself: Asterisk, its SIP stack, its database, the network in front of it, overload),
+when the periodic health check of an instance finds one (`bot.runs.recovery`), or when
+`IncidentPolicy.threshold` tickets of one instance report the same app error within the window. At
+most one is open per instance and cause. A run of that instance joins the open incident instead of
+taking its next step: one comment on its ticket, no checks against the failing PBX, no question of
+its own; it is held until the incident's recovery re-checks its app (`bot.runs.recovery`).
+
+Everything here runs inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot.runs.context import RunContext
+from bot.runs.outbox import IncidentLink, add_effect, note_effect
+from bot.state.models import Incident, IncidentState, Run, RunState
+from integrations.tickets import Note
+from playbook.diagnosis import Cause, diagnose, rules_of
+
+log = logging.getLogger(__name__)
+
+# The app's error as a class, from the finding of the app's last registration error (the threshold).
+ERROR_FINDING = "registration_error"
+NO_ERROR = "none"
+RECHECK = "app.recheck"  # how a held run's app is checked when its PBX is back
+BY_COUNT = "reports"  # the cause of an incident opened by the threshold, before a check names one
+
+
+def instance_of(ctx: RunContext, run: Run) -> str | None:
+    """The PBX instance a run's incidents are about: its routed instance, "" for the one PBX of a
+    set-up without a directory, None while it has none (no incident can hold it)."""
+    if ctx.directory is None:
+        return ""
+    return run.pbx or None
+
+
+def where(pbx: str) -> str:
+    return f"PBX {pbx}" if pbx else "the PBX"
+
+
+def incident_cause(ctx: RunContext, facts: Mapping[str, Any]) -> Cause | None:
+    """The leading cause of the findings when it is a fault of the PBX itself."""
+    lead = diagnose(rules_of(ctx.playbook), facts)[0]
+    return lead if lead.incident else None
+
+
+def open_for(s: Session, pbx: str) -> Incident | None:
+    """The instance's open incident (the oldest, if several causes are open)."""
+    return s.scalars(
+        select(Incident)
+        .where(Incident.pbx == pbx, Incident.state == IncidentState.OPEN)
+        .order_by(Incident.id)
+        .limit(1)
+    ).first()
+
+
+def open_incident(
+    ctx: RunContext,
+    s: Session,
+    pbx: str,
+    cause: str,
+    title: str,
+    statement: str,
+    facts: Mapping[str, Any],
+    opened_by: str,
+) -> Incident:
+    """The open incident of the instance and cause: the existing one, or a new one (first check due at
+    once, the parent issue and the Slack message made by the next tending)."""
+    key = f"{pbx}|{cause}"
+    found = s.scalars(select(Incident).where(Incident.active_key == key)).first()
+    if found is not None:
+        return found
+    now = ctx.clock()
+    inc = Incident(
+        pbx=pbx,
+        cause=cause,
+        title=title[:200],
+        statement=statement[:1000],
+        active_key=key,
+        opened_by=opened_by[:300],
+        facts=dict(facts),
+        next_check_at=now,
+        opened_at=now,
+        remind_at=now + dt.timedelta(seconds=ctx.incidents.remind),
+    )
+    try:
+        with s.begin_nested():
+            s.add(inc)
+            s.flush()
+    except IntegrityError:  # another worker opened it first
+        return s.scalars(select(Incident).where(Incident.active_key == key)).one()
+    log.warning("incident %s opened on %s: %s (%s)", inc.id, where(pbx), title, opened_by)
+    return inc
+
+
+def join(ctx: RunContext, s: Session, run: Run, inc: Incident, lines: list[str] | None = None) -> None:
+    """Hold the run in the incident: one comment on its ticket (with `lines` from before, when it has
+    had none yet), a link to the parent issue once there is one, and the incident's message updated."""
+    # Counting the child locks the incident row: the parent issue's creation, which links the children
+    # it sees, cannot miss this one (it reads `parent_key` after the lock).
+    s.execute(update(Incident).where(Incident.id == inc.id).values(version=Incident.version + 1))
+    s.refresh(inc)
+    run.incident_id, run.state = inc.id, RunState.HELD
+    since = f"{inc.opened_at:%Y-%m-%d %H:%M} UTC"
+    note_effect(
+        s,
+        run,
+        f"incident:{inc.id}:joined",
+        Note(
+            heading=f"Part of incident {inc.id}: {inc.title} on {where(inc.pbx)}",
+            lines=[
+                *(lines or []),
+                f"{inc.statement} (since {since}).",
+                "Many users of this PBX are affected: connbot does not check this ticket on its own "
+                "while the PBX fails.",
+            ],
+            next="connbot keeps checking the PBX; when it is back it re-checks this user's app "
+            "and says so here.",
+        ),
+    )
+    if inc.parent_key:
+        link_effect(s, run, inc)
+    ctx.waker.advance_after_commit(s, run.id)  # its effects are made by a worker
+    log.info("run %s joined incident %s", run.id, inc.id)
+
+
+def link_effect(s: Session, run: Run, inc: Incident) -> None:
+    assert inc.parent_key is not None
+    add_effect(
+        s,
+        run,
+        f"run:{run.id}:incident:{inc.id}:link",
+        IncidentLink(kind="incident.link", ticket_id=run.ticket_id, parent_key=inc.parent_key),
+    )
+
+
+def _open_of(ctx: RunContext, s: Session, run: Run) -> Incident | None:
+    pbx = instance_of(ctx, run) if ctx.incidents.enabled else None
+    return open_for(s, pbx) if pbx is not None else None
+
+
+def holding(ctx: RunContext, s: Session, run: Run) -> bool:
+    """Whether the run's instance has an open incident (that the run should join before its next step)."""
+    return _open_of(ctx, s, run) is not None
+
+
+def hold_if_open(ctx: RunContext, s: Session, run: Run, lines: list[str] | None = None) -> bool:
+    """Join the run's instance's open incident, if there is one (its comment starting with `lines`)."""
+    inc = _open_of(ctx, s, run)
+    if inc is None:
+        return False
+    join(ctx, s, run, inc, lines)
+    return True
+
+
+def detect(ctx: RunContext, s: Session, run: Run, facts: Mapping[str, Any]) -> bool:
+    """After a step: open (or find) the incident its findings point at, and join it. Says whether
+    the run was joined."""
+    pbx = instance_of(ctx, run) if ctx.incidents.enabled else None
+    if pbx is None:
+        return False
+    cause = incident_cause(ctx, facts)
+    if cause is not None:
+        inc = open_incident(
+            ctx,
+            s,
+            pbx,
+            cause.id,
+            cause.title,
+            cause.found(),
+            facts,
+            f"the findings of ticket {run.ticket.key}",
+        )
+        return _join_open(ctx, s, run, inc)
+    error = facts.get(ERROR_FINDING)
+    if not isinstance(error, str) or error == NO_ERROR or run.error_class is not None:
+        return False
+    run.error_class = error[:32]
+    policy = ctx.incidents
+    if not policy.threshold:
+        return False
+    since = ctx.clock() - policy.window
+    count = s.scalar(
+        select(func.count())
+        .select_from(Run)
+        .where(Run.pbx.is_(None) if not pbx else Run.pbx == pbx)
+        .where(Run.error_class == run.error_class, Run.created_at >= since)
+    )
+    if (count or 0) < policy.threshold:
+        return False
+    minutes = policy.window.total_seconds() / 60
+    inc = open_incident(
+        ctx,
+        s,
+        pbx,
+        f"{BY_COUNT}:{run.error_class}",
+        f"{count} tickets report the same error",
+        f"{count} users of {where(pbx)} reported the app error '{run.error_class}' within {minutes:g} min",
+        facts,
+        f"{count} tickets with the app error '{run.error_class}' within {minutes:g} min",
+    )
+    return _join_open(ctx, s, run, inc)
+
+
+def _join_open(ctx: RunContext, s: Session, run: Run, inc: Incident) -> bool:
+    """Join the incident unless it is already recovering (its tickets are being released)."""
+    if inc.state != IncidentState.OPEN:
+        return False
+    join(ctx, s, run, inc)
+    return True
