@@ -115,11 +115,18 @@ class TicketSystem(abc.ABC):
     # `close`. A system that keeps no parent issues (the desk: its incident page lists the children)
     # opens none.
 
+    @property
+    def parents(self) -> bool:
+        """Whether this system gives each incident a parent issue (`open_parent`)."""
+        return False
+
     def open_parent(self, summary: str, note: Note, marker: str) -> str | None:
         """Create the incident's parent issue, once per marker; its key, or None when this system
         creates none."""
         return None
 
-    def link_parent(self, ticket: TicketRef, parent_key: str) -> None:
-        """Link the ticket to the parent issue (a no-op when the link exists)."""
-        return None
+    def link_parent(self, ticket: TicketRef, parent_key: str, note: Note | None, marker: str) -> None:
+        """Link the ticket to the parent issue, with the note on the ticket in the same write (once per
+        marker); nothing when the link exists."""
+        if note is not None:
+            self.comment(ticket, note, marker)

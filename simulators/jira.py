@@ -198,9 +198,8 @@ def create(jira: Jira) -> Flask:
                 project=project,
                 issue_type=kind,
             )
-        resp = jsonify(
-            id=str(10000 + len(jira.issues)), key=key, self=f"{request.host_url}{api[1:]}/issue/{key}"
-        )
+        link = f"{request.host_url}{api[1:]}/issue/{key}"
+        resp = jsonify({"id": str(10000 + len(jira.issues)), "key": key, "self": link})
         resp.status_code = 201
         return resp
 
@@ -225,10 +224,15 @@ def create(jira: Jira) -> Flask:
             return _error(404, f"No issue link type with name '{kind}' found.")
         if not inward or not outward:
             return _error(400, "Both an inward and an outward issue are required.")
+        comment = (body.get("comment") or {}).get("body")
         with jira.lock:
-            # as in Jira, each request makes a link: a repeated request shows twice
-            jira.issue(inward).links.append((kind, outward, "outward"))
-            jira.issue(outward).links.append((kind, inward, "inward"))
+            # As Jira documents it: a request that duplicates a link answers "created" and makes no
+            # second link, but its comment (on the "from", outward issue) is added every time.
+            if (kind, inward, "outward") not in jira.issue(outward).links:
+                jira.issue(outward).links.append((kind, inward, "outward"))
+                jira.issue(inward).links.append((kind, outward, "inward"))
+            if comment:
+                jira.issue(outward).comments.append(str(comment))
         return Response(status=201)
 
     @app.get(f"{api}/search")

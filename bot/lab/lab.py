@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +55,24 @@ def _variable(scenario: str, what: str) -> str:
 class Lab:
     """The running simulators of every scenario and the directory that routes lab tickets to them."""
 
-    def __init__(self, data_dir: Path, reconnect_seconds: float = 1.0, db_wait: float = 2.0):
+    def __init__(
+        self,
+        data_dir: Path,
+        reconnect_seconds: float = 1.0,
+        db_wait: float = 2.0,
+        only: Iterable[str] = (),
+        users: Mapping[str, int] | None = None,
+    ):
+        """`only`: the scenarios to run (default all); `users`: how many users a scenario's PBX has
+        (default 1; more for a storm of tickets)."""
         self.directory = data_dir / "lab" / "pbx-directory.yaml"
         self.reconnect_seconds = reconnect_seconds
         self.db_wait = db_wait
-        self.scenarios: dict[str, Scenario] = dict(SCENARIOS)
+        wanted = set(only)
+        self.scenarios: dict[str, Scenario] = {
+            n: s for n, s in SCENARIOS.items() if not wanted or n in wanted
+        }
+        self.users = dict(users or {})
         self.instances: dict[str, Instance] = {}
         dispatcher = DispatcherMiddleware(NotFound())
         self._mounts: dict[str, Any] = dispatcher.mounts  # each scenario's backend under /<scenario>
@@ -73,7 +87,10 @@ class Lab:
         with self._lock:
             for name, scenario in self.scenarios.items():
                 keys = {k: secrets.token_urlsafe(16) for k in ("sip", "ari", "app")}
-                self._build(name, Instance(scenario, keys, self.reconnect_seconds, self.db_wait))
+                inst = Instance(
+                    scenario, keys, self.reconnect_seconds, self.db_wait, users=self.users.get(name, 1)
+                )
+                self._build(name, inst)
         self._apps.start()
         self.directory.parent.mkdir(parents=True, exist_ok=True)
         self.directory.write_text(yaml.safe_dump(self.directory_data(), sort_keys=False), encoding="utf-8")
@@ -89,9 +106,9 @@ class Lab:
             for name, old in list(self.instances.items()):
                 old.stop()
                 ports = (old.pbx.ari.port, old.pbx.sip.port)
-                self._build(
-                    name, Instance(old.scenario, old.keys, self.reconnect_seconds, self.db_wait, ports)
-                )
+                users = self.users.get(name, 1)
+                inst = Instance(old.scenario, old.keys, self.reconnect_seconds, self.db_wait, ports, users)
+                self._build(name, inst)
 
     def repair(self, name: str) -> Instance:
         """Do, in scenario `name`, the fix a person would make outside connbot's reach (`Instance.repair`).

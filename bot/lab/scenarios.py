@@ -192,6 +192,14 @@ SCENARIOS: dict[str, Scenario] = {
 DEFAULT = "password_mismatch"
 
 
+def _accounts(users: list[str], password: str, auth_object: bool) -> dict[str, dict[str, dict[str, str]]]:
+    objects: dict[str, dict[str, dict[str, str]]] = {"endpoint": {}, "aor": {}, "auth": {}} if users else {}
+    for user in users:
+        for kind, found in _account(user, password, auth_object).items():
+            objects[kind].update(found)
+    return {kind: found for kind, found in objects.items() if found}
+
+
 def _account(user: str, password: str, auth_object: bool) -> dict[str, dict[str, dict[str, str]]]:
     objects = {
         "endpoint": {
@@ -220,8 +228,16 @@ def _account(user: str, password: str, auth_object: bool) -> dict[str, dict[str,
     return objects
 
 
+def storm_user(scenario: Scenario, n: int) -> str:
+    """The extension of a scenario's n-th user (0: the scenario's own); others share its fault."""
+    return scenario.device_user if n == 0 else f"{scenario.device_user}{n:03d}"
+
+
 class Instance:
-    """One scenario's world: `pbx` (Asterisk, ARI and SIP) and `backend` (the app's management API)."""
+    """One scenario's world: `pbx` (Asterisk, ARI and SIP) and `backend` (the app's management API).
+
+    `users` > 1 gives the PBX that many users, each with their account and their app's device, all
+    sharing the scenario's fault (a storm of tickets); `device` is the scenario's own user's."""
 
     def __init__(
         self,
@@ -230,16 +246,17 @@ class Instance:
         action_seconds: float,
         db_wait: float,
         ports: tuple[int, int] = (0, 0),
+        users: int = 1,
     ):
         self.scenario = scenario
         self.keys = keys
         self.hidden = scenario.hidden  # a cause no check sees, until a person repairs it
-        user, pw = scenario.device_user, keys["sip"]
+        names, pw = [storm_user(scenario, n) for n in range(users)], keys["sip"]
         self.asterisk = ari.Asterisk(
             ari_password=keys["ari"],
-            objects=_account(user, pw, scenario.auth_object) if scenario.account else {},
+            objects=_accounts(names, pw, scenario.auth_object) if scenario.account else {},
             db_wait=db_wait,
-            online=lambda resource: resource == user and self.device.last_error is None,
+            online=lambda resource: resource in self.registered(),
         )
         self.asterisk.stop_modules(*scenario.stopped)
         self.pbx = Pbx(self.asterisk, "200 OK" if scenario.sip_answers else None)
@@ -251,23 +268,32 @@ class Instance:
             self.pbx.stop_sip_stack()
         if not scenario.asterisk_running:
             self.pbx.stop()
-        self.device = Device(
-            user=user,
-            device_id=f"lab-{user}",
-            server={
-                "host": self.pbx.host,
-                "port": self.pbx.sip_port + (1 if scenario.wrong_port else 0),
-                "transport": "udp",
-            },
-            password=pw if scenario.same_password else pw[::-1] + "x",
-            domain=DOMAIN,
-            realm=REALM,
-            blocked=scenario.user_firewall,
-            failure=lambda _device: self.failure(),
-        )
-        self.device.last_error = TIMEOUT if scenario.transient else self.failure()
-        self.device.log = self._log()
-        self.backend = Backend(token=keys["app"], devices=[self.device], action_seconds=action_seconds)
+        self.devices = [
+            Device(
+                user=user,
+                device_id=f"lab-{user}",
+                server={
+                    "host": self.pbx.host,
+                    "port": self.pbx.sip_port + (1 if scenario.wrong_port else 0),
+                    "transport": "udp",
+                },
+                password=pw if scenario.same_password else pw[::-1] + "x",
+                domain=DOMAIN,
+                realm=REALM,
+                blocked=scenario.user_firewall,
+                failure=self.failure,
+            )
+            for user in names
+        ]
+        self.device = self.devices[0]
+        for device in self.devices:
+            device.last_error = TIMEOUT if scenario.transient else self.failure(device)
+            device.log = self._log(device)
+        self.backend = Backend(token=keys["app"], devices=self.devices, action_seconds=action_seconds)
+
+    def registered(self) -> set[str]:
+        """The users whose app is registered now (their contacts online)."""
+        return {d.user for d in self.devices if d.last_error is None}
 
     @property
     def user(self) -> str:
@@ -290,10 +316,10 @@ class Instance:
     def last_error(self) -> dict[str, Any] | None:
         return self.device.last_error
 
-    def failure(self) -> dict[str, Any] | None:
-        """Why the app cannot register now, as the app reports it (None: it can)."""
-        s, pbx, asterisk, device = self.scenario, self.pbx, self.asterisk, self.device
-        user = s.device_user
+    def failure(self, device: Device) -> dict[str, Any] | None:
+        """Why the device's app cannot register now, as the app reports it (None: it can)."""
+        pbx, asterisk = self.pbx, self.asterisk
+        user = device.user
         if device.blocked:
             return TIMEOUT
         if not pbx.running or not pbx.sip.open:
@@ -322,14 +348,15 @@ class Instance:
         settings) stays as it is."""
         self.pbx.sip.status = "200 OK"
         self.pbx.repair()
-        self.device.blocked = False
+        for device in self.devices:
+            device.blocked = False
         self.hidden = ""
 
-    def _log(self) -> list[str]:
-        error = self.device.last_error
+    def _log(self, device: Device) -> list[str]:
+        error = device.last_error
         lines = [*APP_BOOT_LOG, *self.scenario.log]
         if error and not self.scenario.log:
-            lines.append(f"reg: sip:{self.device.user}@{DOMAIN}: {error['sip_code']} {error['reason']}")
+            lines.append(f"reg: sip:{device.user}@{DOMAIN}: {error['sip_code']} {error['reason']}")
         return lines
 
     def stop(self) -> None:

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.runs.context import RunContext
-from bot.runs.outbox import IncidentLink, add_effect, note_effect
+from bot.runs.outbox import IncidentJoin, add_effect
 from bot.state.models import Incident, IncidentState, Run, RunState
 from integrations.tickets import Note
 from playbook.diagnosis import Cause, diagnose, rules_of
@@ -113,10 +113,10 @@ def join(ctx: RunContext, s: Session, run: Run, inc: Incident, lines: list[str] 
     s.refresh(inc)
     run.incident_id, run.state = inc.id, RunState.HELD
     since = f"{inc.opened_at:%Y-%m-%d %H:%M} UTC"
-    note_effect(
+    joined(
         s,
         run,
-        f"incident:{inc.id}:joined",
+        inc,
         Note(
             heading=f"Part of incident {inc.id}: {inc.title} on {where(inc.pbx)}",
             lines=[
@@ -129,19 +129,17 @@ def join(ctx: RunContext, s: Session, run: Run, inc: Incident, lines: list[str] 
             "and says so here.",
         ),
     )
-    if inc.parent_key:
-        link_effect(s, run, inc)
     ctx.waker.advance_after_commit(s, run.id)  # its effects are made by a worker
     log.info("run %s joined incident %s", run.id, inc.id)
 
 
-def link_effect(s: Session, run: Run, inc: Incident) -> None:
-    assert inc.parent_key is not None
+def joined(s: Session, run: Run, inc: Incident, note: Note | None, what: str = "joined") -> None:
+    """The effect that says so on the run's ticket, linked to the parent issue when it has one by then."""
     add_effect(
         s,
         run,
-        f"run:{run.id}:incident:{inc.id}:link",
-        IncidentLink(kind="incident.link", ticket_id=run.ticket_id, parent_key=inc.parent_key),
+        f"run:{run.id}:incident:{inc.id}:{what}",
+        IncidentJoin(kind="incident.join", ticket_id=run.ticket_id, incident_id=inc.id, note=note),
     )
 
 
@@ -195,7 +193,8 @@ def detect(ctx: RunContext, s: Session, run: Run, facts: Mapping[str, Any]) -> b
         select(func.count())
         .select_from(Run)
         .where(Run.pbx.is_(None) if not pbx else Run.pbx == pbx)
-        .where(Run.error_class == run.error_class, Run.created_at >= since)
+        # reports not yet part of an incident: after a false alarm, counting starts afresh
+        .where(Run.error_class == run.error_class, Run.created_at >= since, Run.incident_id.is_(None))
     )
     if (count or 0) < policy.threshold:
         return False

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from bot.runs import prompts
 from bot.runs.context import RunContext
 from bot.runs.trail import ticket_ref
-from bot.state.models import Effect, EffectState, Prompt, Run, Ticket
+from bot.state.models import Effect, EffectState, Incident, IncidentState, Prompt, Run, Ticket
 from integrations.base import AdapterError, PermanentError, TransientError
 from integrations.prompts import PromptChannel, PromptView
 from integrations.tickets import Note
@@ -43,12 +43,14 @@ class Escalation(BaseModel):
     pbx: str | None = None
 
 
-class IncidentLink(BaseModel):
-    """The run's ticket linked to its incident's parent issue."""
+class IncidentJoin(BaseModel):
+    """The run's ticket joined to its incident: the note, and the link to the incident's parent issue
+    in the same write once there is one (a late parent links with no note)."""
 
-    kind: Literal["incident.link"]
+    kind: Literal["incident.join"]
     ticket_id: int
-    parent_key: str
+    incident_id: int
+    note: Note | None = None
 
 
 class PromptShown(BaseModel):
@@ -59,7 +61,7 @@ class PromptShown(BaseModel):
     channel: str
 
 
-Payload = Annotated[TicketNote | Escalation | IncidentLink | PromptShown, Field(discriminator="kind")]
+Payload = Annotated[TicketNote | Escalation | IncidentJoin | PromptShown, Field(discriminator="kind")]
 _PAYLOAD: TypeAdapter[Payload] = TypeAdapter(Payload)
 
 
@@ -180,6 +182,7 @@ def make(ctx: RunContext, effect: Effect) -> dict[str, Any] | None:
         ticket = s.get(Ticket, payload.ticket_id)
         assert ticket is not None
         ref = ticket_ref(ticket)
+        incident = s.get(Incident, payload.incident_id) if isinstance(payload, IncidentJoin) else None
     ref.first_attempt = effect.attempts == 1
     system = ctx.tickets.get(ref.source)
     if system is None:
@@ -187,8 +190,14 @@ def make(ctx: RunContext, effect: Effect) -> dict[str, Any] | None:
     if isinstance(payload, Escalation):
         ref.pbx = payload.pbx
         system.escalate(ref, payload.level, payload.note, effect.key)
-    elif isinstance(payload, IncidentLink):
-        system.link_parent(ref, payload.parent_key)
+    elif isinstance(payload, IncidentJoin):
+        assert incident is not None
+        if incident.parent_key:
+            system.link_parent(ref, incident.parent_key, payload.note, effect.key)
+        elif system.parents and not incident.parent_error and incident.state == IncidentState.OPEN:
+            raise TransientError(f"the parent issue of incident {incident.id} is not made yet")
+        elif payload.note is not None:
+            system.comment(ref, payload.note, effect.key)
     elif payload.kind == "close":
         system.close(ref, payload.note, effect.key)
     else:

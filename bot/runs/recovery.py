@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, joinedload
 from bot.runs import identify, incidents, steps
 from bot.runs.context import RunContext
 from bot.runs.redact import redact, redact_facts
-from bot.state.models import Incident, IncidentState, PbxHealth, Run, RunState, Ticket
+from bot.state.models import Effect, EffectState, Incident, IncidentState, PbxHealth, Run, RunState, Ticket
 from bot.state.store import rows_updated
 from integrations.base import ActionInput, AdapterError, TransientError
 from integrations.prompts import IncidentView
@@ -456,26 +456,42 @@ def _open_parent(ctx: RunContext, incident_id: int) -> None:
             next="connbot links every affected ticket here and resolves this issue when the PBX is back.",
         )
         marker = _marker(inc, "parent")
-    key = None
     for system in ctx.tickets.values():
         try:
             key = system.open_parent(summary, note, marker)
-        except AdapterError as exc:
+        except TransientError as exc:
             log.warning("incident %s: no parent issue in %s yet: %s", incident_id, system.source, exc)
+            return
+        except AdapterError as exc:  # refused for good: its tickets get plain comments
+            log.error("incident %s: no parent issue can be made in %s: %s", incident_id, system.source, exc)
+            with ctx.store.tx() as s:
+                _locked(ctx, s, incident_id).parent_error = str(exc)[:1000]
+                _wake_children(ctx, s, incident_id)
+            return
         if key:
-            break
-    if key:
-        set_parent(ctx, incident_id, key)
+            set_parent(ctx, incident_id, key)
+            return
 
 
 def set_parent(ctx: RunContext, incident_id: int, key: str) -> None:
-    """Give the incident its parent issue and link every child to it."""
+    """Give the incident its parent issue: the tickets whose joining is still to be said on them are
+    linked as it is said; those already told are linked now."""
     with ctx.store.tx() as s:
         inc = _locked(ctx, s, incident_id)
         inc.parent_key, inc.parent_resolved, inc.version = key, False, inc.version + 1
         for run in s.scalars(select(Run).where(Run.incident_id == incident_id)):
-            incidents.link_effect(s, run, inc)
-            ctx.waker.advance_after_commit(s, run.id)
+            told = s.scalar(
+                select(Effect.state).where(Effect.key == f"run:{run.id}:incident:{inc.id}:joined")
+            )
+            if told != EffectState.PENDING:
+                incidents.joined(s, run, inc, None, f"linked:{key}")
+        _wake_children(ctx, s, incident_id)
+
+
+def _wake_children(ctx: RunContext, s: Session, incident_id: int) -> None:
+    """Wake the incident's held runs, so their joining effects are made (with what changed)."""
+    for run_id in s.scalars(select(Run.id).where(Run.incident_id == incident_id, Run.state == RunState.HELD)):
+        ctx.waker.advance_after_commit(s, run_id)
 
 
 def _resolve_parent(ctx: RunContext, incident_id: int) -> None:

@@ -310,6 +310,7 @@ class Incident(Base):
     owner: Mapped[str | None] = mapped_column(String(255))
     parent_key: Mapped[str | None] = mapped_column(String(64))
     parent_resolved: Mapped[bool] = mapped_column(default=False)
+    parent_error: Mapped[str] = mapped_column(Text, default="")  # why no parent issue could be made
     message: Mapped[dict[str, Any]] = mapped_column(default=dict)
     version: Mapped[int] = mapped_column(default=1)
     shown_version: Mapped[int] = mapped_column(default=0)

@@ -118,6 +118,15 @@ class JiraTickets(TicketSystem):
         kind = self.settings.incident_issue_type
         return self.client.create_issue(project, kind, summary[:250], render(note, marker), label)
 
-    def link_parent(self, ticket: TicketRef, parent_key: str) -> None:
-        if ticket.first_attempt or parent_key not in self.client.linked_keys(ticket.key):
-            self.client.link_issues(self.settings.incident_link_type, ticket.key, parent_key)
+    @property
+    def parents(self) -> bool:
+        return bool(self.settings.incident_project)
+
+    def link_parent(self, ticket: TicketRef, parent_key: str, note: Note | None, marker: str) -> None:
+        """One request: the link, and the note on the ticket (Jira adds a link request's comment to
+        its "from" issue, again on a repeat, so a repeated attempt looks for the link first)."""
+        if not ticket.first_attempt and parent_key in self.client.linked_keys(ticket.key):
+            log.info("jira %s: already linked to %s, skipping", ticket.key, parent_key)
+            return
+        body = render(note, marker) if note is not None else None
+        self.client.link_issues(self.settings.incident_link_type, parent_key, ticket.key, body)

@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column('owner', sa.String(length=255), nullable=True),
         sa.Column('parent_key', sa.String(length=64), nullable=True),
         sa.Column('parent_resolved', sa.Boolean(), nullable=False),
+        sa.Column('parent_error', sa.Text(), nullable=False),
         sa.Column('message', sa.JSON(), nullable=False),
         sa.Column('version', sa.Integer(), nullable=False),
         sa.Column('shown_version', sa.Integer(), nullable=False),
