@@ -21,7 +21,6 @@ from sqlalchemy.orm import selectinload
 
 from bot.lab import Lab
 from bot.lab.scenarios import SCENARIOS, storm_user
-from bot.runs import recovery
 from bot.runs.sweeper import sweep
 from bot.state.models import Incident, Run, StepResult, Ticket
 from bot.web.app import create_app
@@ -29,7 +28,7 @@ from integrations.slack.channel import SlackChannel
 from integrations.slack.settings import SlackSettings
 from simulators.slack import CHANNEL, SlackWebApi
 from tests.fakes import jira as fake_jira
-from tests.fakes.slack_api import BOT_TOKEN, SIGNING_SECRET, InlineExecutor, click, form, signed
+from tests.fakes.slack_api import BOT_TOKEN, SIGNING_SECRET, InlineExecutor
 
 DOWN, HEALTHY = "asterisk_stopped", "healthy_after_reconnect"
 USER_FIELD = "customfield_10050"
@@ -88,9 +87,11 @@ class Storm:
             req = call.request
             if req.method not in ("POST", "PUT") or not req.url.startswith(fake_jira.URL):
                 continue
-            if f"/issue/{key}/" in req.url or req.url.endswith(f"/issue/{key}"):
-                count += 1
-            elif req.url.endswith("/issueLink") and json.loads(req.body)["outwardIssue"]["key"] == key:
+            if (
+                f"/issue/{key}/" in req.url
+                or req.url.endswith(f"/issue/{key}")
+                or (req.url.endswith("/issueLink") and json.loads(req.body)["outwardIssue"]["key"] == key)
+            ):
                 count += 1
         return count
 
