@@ -11,6 +11,7 @@ import click
 from sqlalchemy import select
 
 from bot.cli.common import ConnbotGroup, _fail, _logging, _settings, existing_store, warn_unknown_names
+from bot.cli.incidents import incidents
 from bot.cli.pbx import pbx
 from bot.cli.server import serve as run_server
 from bot.cli.server import work
@@ -285,3 +286,4 @@ def hash_password(name: str | None) -> None:
 
 main.add_command(slack_cli)
 main.add_command(pbx)
+main.add_command(incidents)

@@ -231,12 +231,12 @@ def _tend(ctx: RunContext, incident_id: int, owner: str) -> None:
                 inc.checks += 1
                 inc.next_check_at = now + dt.timedelta(seconds=wait)
             state = inc.state
-    _show(ctx, incident_id)
+    show(ctx, incident_id)
     if state == IncidentState.OPEN:
         _remind(ctx, incident_id)
     elif state == IncidentState.RECOVERING:
         _recover(ctx, incident_id, owner)
-        _show(ctx, incident_id)
+        show(ctx, incident_id)
     else:
         _resolve_parent(ctx, incident_id)
 
@@ -266,7 +266,7 @@ def _recover(ctx: RunContext, incident_id: int, owner: str) -> None:
             settled = list(pool.map(lambda run_id: _settle(ctx, run_id, incident_id), held))
         with ctx.store.tx() as s:
             s.execute(update(Incident).where(Incident.id == incident_id).values(version=Incident.version + 1))
-        _show(ctx, incident_id)
+        show(ctx, incident_id)
         if not any(settled):
             return  # their runs are busy (a worker making their effects): the next sweep goes on
     with ctx.store.tx() as s:
@@ -395,7 +395,7 @@ def view(ctx: RunContext, s: Session, inc: Incident) -> IncidentView:
     )
 
 
-def _show(ctx: RunContext, incident_id: int) -> None:
+def show(ctx: RunContext, incident_id: int) -> None:
     """Create the parent issue if there is none yet, and bring the message up to the incident's
     version. A failure is logged and tried again at the next sweep."""
     _open_parent(ctx, incident_id)

@@ -16,6 +16,7 @@ from bot.web.api import api
 from bot.web.auth import DeskSettings
 from bot.web.current import EXTENSION
 from bot.web.health import health
+from bot.web.incidents import incidents
 from bot.web.pages import desk
 from bot.web.webhooks import jira, slack
 
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     jira.register(app, services.jira, settings.host)
     slack.init_app(app, services)
     app.register_blueprint(desk)
+    app.register_blueprint(incidents)
     _register_errors(app)
     return app
 

@@ -10,7 +10,17 @@ from sqlalchemy import func, select
 
 from bot.runs.intake import QUARANTINED
 from bot.services import Services
-from bot.state.models import Effect, EffectState, Event, Prompt, PromptState, Run, StepResult
+from bot.state.models import (
+    Effect,
+    EffectState,
+    Event,
+    Incident,
+    IncidentState,
+    Prompt,
+    PromptState,
+    Run,
+    StepResult,
+)
 
 
 class StoreCollector(Collector):
@@ -78,9 +88,48 @@ class StoreCollector(Collector):
                 )
                 or 0,
             )
+        yield from self.incidents()
         queue = GaugeMetricFamily("connbot_queue_depth", "Tasks waiting in the queue")
         queue.add_metric([], self.svc.queue.depth())
         yield from (runs, steps, prompts, effects, failed, quarantined, queue)
+
+    def incidents(self) -> Iterator[Metric]:
+        """Open incidents, tickets per incident, time to recovery, time from recovery to all closed."""
+        states = GaugeMetricFamily("connbot_incidents", "Incidents by state", labels=["state"])
+        tickets = GaugeMetricFamily(
+            "connbot_incident_tickets",
+            "Tickets joined to each incident not yet closed",
+            labels=["incident", "pbx"],
+        )
+        recovery = SummaryMetricFamily(
+            "connbot_incident_recovery_seconds", "From an incident's opening to its PBX being back"
+        )
+        settle = SummaryMetricFamily(
+            "connbot_incident_settle_seconds",
+            "From a PBX being back to every ticket of its incident released",
+        )
+        with self.svc.store.tx() as s:
+            by_state = dict(s.execute(select(Incident.state, func.count()).group_by(Incident.state)).all())
+            for state in IncidentState:
+                states.add_metric([state], by_state.get(state, 0))
+            joined = (
+                select(Incident.id, Incident.pbx, func.count(Run.id))
+                .join(Run, Run.incident_id == Incident.id)
+                .where(Incident.state != IncidentState.CLOSED)
+                .group_by(Incident.id, Incident.pbx)
+            )
+            for incident_id, pbx, count in s.execute(joined):
+                tickets.add_metric([str(incident_id), pbx], count)
+            timed = s.execute(
+                select(Incident.opened_at, Incident.recovered_at, Incident.closed_at).where(
+                    Incident.recovered_at.is_not(None)
+                )
+            ).all()
+        back = [(r - o).total_seconds() for o, r, _ in timed if r is not None]
+        done = [(c - r).total_seconds() for _, r, c in timed if r is not None and c is not None]
+        recovery.add_metric([], len(back), sum(back))
+        settle.add_metric([], len(done), sum(done))
+        yield from (states, tickets, recovery, settle)
 
 
 def registry(svc: Services) -> CollectorRegistry:

@@ -1,11 +1,15 @@
-"""Runs, tickets and prompts as plain data, for the JSON API and the CLI alike."""
+"""Runs, tickets, prompts and incidents as plain data, for the JSON API and the CLI alike."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from bot.state.models import EffectState, Event, Prompt, Run, RunState, Ticket
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.runs.recovery import counts
+from bot.state.models import EffectState, Event, Incident, IncidentState, Prompt, Run, RunState, Ticket
 from playbook.diagnosis import Rules, diagnose
 from playbook.facts import findings
 
@@ -148,3 +152,53 @@ def ticket_row(t: Ticket) -> dict[str, Any]:
         "run": run.id if run else None,
         "run_state": run_label(run),
     }
+
+
+def incident_dict(s: Session, inc: Incident, children: bool = False) -> dict[str, Any]:
+    """An incident as plain data (with its tickets, when asked): `incidents show`, the API, the desk."""
+    tickets, users, closed = counts(s, inc.id)
+    at = {
+        name: when.isoformat(timespec="seconds") if when else None
+        for name, when in (
+            ("opened_at", inc.opened_at),
+            ("checked_at", inc.checked_at),
+            ("next_check_at", inc.next_check_at if inc.state == IncidentState.OPEN else None),
+            ("recovered_at", inc.recovered_at),
+            ("closed_at", inc.closed_at),
+        )
+    }
+    data: dict[str, Any] = {
+        "id": inc.id,
+        "pbx": inc.pbx,
+        "cause": inc.cause,
+        "title": inc.title,
+        "statement": inc.statement,
+        "state": inc.state,
+        "opened_by": inc.opened_by,
+        **at,
+        "health": inc.health,
+        "checks": inc.checks,
+        "owner": inc.owner,
+        "restored_by": inc.restored_by,
+        "dismissed_by": inc.dismissed_by,
+        "parent": inc.parent_key,
+        "parent_error": inc.parent_error or None,
+        "summary": inc.close_reason,
+        "tickets": tickets,
+        "users": users,
+        "closed_tickets": closed,
+    }
+    if children:
+        runs = s.scalars(select(Run).where(Run.incident_id == inc.id).order_by(Run.id))
+        data["children"] = [
+            {
+                "run": r.id,
+                "ticket": r.ticket.key,
+                "source": r.ticket.source,
+                "user": r.ticket.user_ref,
+                "state": r.state,
+                "end": r.end_kind,
+            }
+            for r in runs
+        ]
+    return data

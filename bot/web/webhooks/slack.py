@@ -26,14 +26,14 @@ from slack_sdk.signature import SignatureVerifier
 from sqlalchemy.exc import IntegrityError
 
 from bot.errors import BadRequestError, NotFoundError
-from bot.runs import prompts
+from bot.runs import prompts, recovery
 from bot.runs.prompts import Via
 from bot.services import Services
 from bot.state.models import Event, Prompt, PromptState
 from bot.web import jsonbody
 from integrations.base import AdapterError
 from integrations.slack import blocks
-from integrations.slack.channel import SlackChannel
+from integrations.slack.channel import INCIDENT_LEVEL, SlackChannel
 
 log = logging.getLogger(__name__)
 SOURCE = "slack"
@@ -148,6 +148,41 @@ class Interactions:
             self._tell(where, user, note)
         return None
 
+    def incident(self, body: dict[str, Any]) -> None:
+        """A click on an incident message's action: taken if `user` may answer level 2's questions."""
+        action, user = body["actions"][0], body["user"]["id"]
+        where = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+        what = blocks.incident_action(action["action_id"])
+        with self.svc.store.tx() as s:
+            event = Event(
+                source=SOURCE,
+                delivery_id=f"action:{user}:{action['action_ts']}"[:255],
+                kind="incident",
+                payload={"incident": action["value"], "action": what, "user": user},
+                processed_at=self.svc.context.clock(),
+            )
+            try:
+                with s.begin_nested():
+                    s.add(event)
+            except IntegrityError:
+                log.info("slack: incident action %s seen before; ignored", event.delivery_id)
+                return None
+        if not self._quietly(self.channel.may_answer, user, INCIDENT_LEVEL, "question"):
+            note = (
+                f"Sorry, you may not act on incidents ({self.channel.answerers_hint(INCIDENT_LEVEL)} may). "
+                "Nothing changed."
+            )
+        else:
+            try:
+                note = recovery.act(self.svc.context, int(action["value"]), what, user)
+            except (recovery.IncidentActionError, ValueError) as exc:
+                note = f"connbot could not do this: {exc}"
+            else:
+                recovery.show(self.svc.context, int(action["value"]))
+        log.info("slack: incident %s %s by %s: %s", action["value"], what, user, note)
+        self._tell(where, user, note)
+        return None
+
     def _tell(self, where: str | None, user: str, text: str) -> None:
         if where:
             self._quietly(self.channel.ephemeral, where, user, text)
@@ -187,6 +222,7 @@ def bolt_app(svc: Services, channel: SlackChannel) -> App:
     handlers = Interactions(svc, channel)
     app.action(re.compile("^" + re.escape(blocks.ANSWER)))(ack=acknowledge, lazy=[handlers.clicked])
     app.action(blocks.DETAIL)(ack=acknowledge, lazy=[handlers.detail])
+    app.action(re.compile("^" + re.escape(blocks.INCIDENT)))(ack=acknowledge, lazy=[handlers.incident])
     app.view(blocks.MODAL)(ack=acknowledge, lazy=[handlers.submitted])
     return app
 
