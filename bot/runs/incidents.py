@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -24,7 +25,9 @@ from sqlalchemy.orm import Session
 
 from bot.runs.context import RunContext
 from bot.runs.outbox import IncidentJoin, add_effect
+from bot.runs.redact import redact_facts
 from bot.state.models import Incident, IncidentState, Run, RunState
+from integrations.base import ActionInput, AdapterError
 from integrations.tickets import Note
 from playbook.diagnosis import Cause, diagnose, rules_of
 
@@ -34,7 +37,50 @@ log = logging.getLogger(__name__)
 ERROR_FINDING = "registration_error"
 NO_ERROR = "none"
 RECHECK = "app.recheck"  # how a held run's app is checked when its PBX is back
+REGISTERED = "registered"  # the re-check's outcome when the app registers
 BY_COUNT = "reports"  # the cause of an incident opened by the threshold, before a check names one
+
+
+CHECKS = ("pbx.health", "pbx.check_database", "net.check_path")
+
+
+@dataclass(frozen=True)
+class Health:
+    """What one check of a PBX instance found."""
+
+    facts: dict[str, Any]
+    summary: str
+    known: bool  # at least one check could run
+    cause: Cause | None  # the fault of the PBX itself its findings lead with
+
+    @property
+    def healthy(self) -> bool:
+        return self.known and self.cause is None
+
+
+def check(ctx: RunContext, pbx: str) -> Health:
+    """Check an instance with its own adapters (ARI and its modules, its database, the SIP path)."""
+    registry = ctx.registry_for(pbx or None)
+    facts: dict[str, Any] = {}
+    said: list[str] = []
+    for action in CHECKS:
+        if not registry.available(action):
+            continue
+        try:
+            res = registry.execute(action, ActionInput(ticket_key=f"check of {where(pbx)}"))
+            facts.update(redact_facts(res.facts))
+            said.append(res.summary)
+        except AdapterError as exc:
+            facts.update(redact_facts(exc.facts))
+            said.append(f"{action} failed: {exc}")
+    cause = incident_cause(ctx, facts) if facts else None
+    if cause is not None:
+        summary = cause.found()
+    elif said:
+        summary = "no fault of the PBX found: " + " ".join(said)
+    else:
+        summary = "connbot has no adapter that can check this PBX"
+    return Health(facts, summary[:1000], bool(said), cause)
 
 
 def instance_of(ctx: RunContext, run: Run) -> str | None:
@@ -162,25 +208,46 @@ def hold_if_open(ctx: RunContext, s: Session, run: Run, lines: list[str] | None 
     return True
 
 
-def detect(ctx: RunContext, s: Session, run: Run, facts: Mapping[str, Any]) -> bool:
-    """After a step: open (or find) the incident its findings point at, and join it. Says whether
-    the run was joined."""
+def confirm(ctx: RunContext, run: Run, facts: Mapping[str, Any]) -> Health | None:
+    """When a step's findings newly lead with a fault of the PBX itself and no incident is open for
+    it: a check of the PBX, run before any incident is opened (outside a transaction). One ticket's
+    findings can be partial (SIP silent may be the SIP stack or the network in front of it); the
+    PBX's own checks (ARI, its modules, its database, the SIP path) settle it."""
+    pbx = instance_of(ctx, run) if ctx.incidents.enabled else None
+    cause = incident_cause(ctx, facts) if pbx is not None else None
+    if pbx is None or cause is None:
+        return None
+    before = incident_cause(ctx, run.facts)
+    if before is not None and before.id == cause.id:
+        return None  # checked when it first led
+    with ctx.store.tx() as s:
+        if open_for(s, pbx) is not None:
+            return None  # the run joins it
+    return check(ctx, pbx)
+
+
+def detect(
+    ctx: RunContext, s: Session, run: Run, facts: Mapping[str, Any], health: Health | None = None
+) -> bool:
+    """After a step: join the incident its findings point at (opened when `confirm`'s check of the
+    PBX agrees, or when nothing can check the PBX), or the one the threshold opens. Says whether the
+    run was joined."""
     pbx = instance_of(ctx, run) if ctx.incidents.enabled else None
     if pbx is None:
         return False
     cause = incident_cause(ctx, facts)
+    if health is not None:
+        run.facts = {**run.facts, **health.facts}  # the PBX's own check is newer evidence
     if cause is not None:
-        inc = open_incident(
-            ctx,
-            s,
-            pbx,
-            cause.id,
-            cause.title,
-            cause.found(),
-            facts,
-            f"the findings of ticket {run.ticket.key}",
-        )
-        return _join_open(ctx, s, run, inc)
+        inc = open_for(s, pbx)
+        found = f"the findings of ticket {run.ticket.key}"
+        if inc is None and health is not None and health.cause is not None:
+            c = health.cause
+            confirmed = f"{found}, confirmed by a check of {where(pbx)}"
+            inc = open_incident(ctx, s, pbx, c.id, c.title, c.found(), health.facts, confirmed)
+        elif inc is None and health is not None and not health.known:
+            inc = open_incident(ctx, s, pbx, cause.id, cause.title, cause.found(), facts, found)
+        return inc is not None and _join_open(ctx, s, run, inc)
     error = facts.get(ERROR_FINDING)
     if not isinstance(error, str) or error == NO_ERROR or run.error_class is not None:
         return False

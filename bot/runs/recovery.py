@@ -17,7 +17,6 @@ import re
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import distinct, func, or_, select, update
@@ -32,51 +31,8 @@ from bot.state.store import rows_updated
 from integrations.base import ActionInput, AdapterError, TransientError
 from integrations.prompts import IncidentView
 from integrations.tickets import Note, TicketRef
-from playbook.diagnosis import Cause
 
 log = logging.getLogger(__name__)
-
-CHECKS = ("pbx.health", "pbx.check_database", "net.check_path")
-REGISTERED = "registered"  # the re-check's outcome when the app registers
-
-
-@dataclass(frozen=True)
-class Health:
-    """What one check of a PBX instance found."""
-
-    facts: dict[str, Any]
-    summary: str
-    known: bool  # at least one check could run
-    cause: Cause | None  # the fault of the PBX itself its findings lead with
-
-    @property
-    def healthy(self) -> bool:
-        return self.known and self.cause is None
-
-
-def check(ctx: RunContext, pbx: str) -> Health:
-    """Check an instance with its own adapters (ARI and its modules, its database, the SIP path)."""
-    registry = ctx.registry_for(pbx or None)
-    facts: dict[str, Any] = {}
-    said: list[str] = []
-    for action in CHECKS:
-        if not registry.available(action):
-            continue
-        try:
-            res = registry.execute(action, ActionInput(ticket_key=f"check of {incidents.where(pbx)}"))
-            facts.update(redact_facts(res.facts))
-            said.append(res.summary)
-        except AdapterError as exc:
-            facts.update(redact_facts(exc.facts))
-            said.append(f"{action} failed: {exc}")
-    cause = incidents.incident_cause(ctx, facts) if facts else None
-    if cause is not None:
-        summary = cause.found()
-    elif said:
-        summary = "no fault of the PBX found: " + " ".join(said)
-    else:
-        summary = "connbot has no adapter that can check this PBX"
-    return Health(facts, summary[:1000], bool(said), cause)
 
 
 def _owner(what: str) -> str:
@@ -154,7 +110,7 @@ def _periodic(ctx: RunContext) -> int:
         now = ctx.clock()
         if not _claim(ctx, name, now, now + dt.timedelta(seconds=every)):
             continue
-        health = check(ctx, name)
+        health = incidents.check(ctx, name)
         with ctx.store.tx() as s:
             row = s.get(PbxHealth, name)
             assert row is not None
@@ -210,7 +166,7 @@ def _tend(ctx: RunContext, incident_id: int, owner: str) -> None:
             inc.state, inc.version = IncidentState.RECOVERING, inc.version + 1
         state = IncidentState.RECOVERING
     elif state == IncidentState.OPEN and due:
-        health = check(ctx, pbx)
+        health = incidents.check(ctx, pbx)
         now = ctx.clock()
         with ctx.store.tx() as s:
             inc = _locked(ctx, s, incident_id)
@@ -305,7 +261,7 @@ def _settle(ctx: RunContext, run_id: int, incident_id: int) -> bool:
             try:
                 res = registry.execute(incidents.RECHECK, inp)
                 outcome, summary, evidence = res.outcome, res.summary, redact(res.evidence)
-                facts, registered = redact_facts(res.facts), res.outcome == REGISTERED
+                facts, registered = redact_facts(res.facts), res.outcome == incidents.REGISTERED
             except AdapterError as exc:
                 outcome, summary, evidence = (
                     "error",

@@ -194,11 +194,13 @@ def _step(ctx: RunContext, run_id: int, owner: str) -> tuple[bool, bool]:
             event, summary, evidence = engine.Failed(str(exc)), why, {"error": str(exc)}
             facts = redact_facts(exc.facts)
         finished = started + dt.timedelta(seconds=time.perf_counter() - t0)
+        # A fault of the whole PBX in the findings is confirmed by a check of the PBX first.
+        health = incidents.confirm(ctx, run, {**run.facts, **facts}) if isinstance(plan, Execute) else None
     with ctx.store.tx() as s:
         run = _hold(ctx, s, run_id, owner)
         if isinstance(plan, Execute) and isinstance(event, engine.Failed) and retry:
             # What the failure showed (e.g. ARI refused) may already name a fault of the whole PBX.
-            if incidents.detect(ctx, s, run, {**run.facts, **facts}):
+            if incidents.detect(ctx, s, run, {**run.facts, **facts}, health):
                 return False, added_effects(s)
             _retry_later(ctx, s, run, why)
             return False, False
@@ -210,7 +212,7 @@ def _step(ctx: RunContext, run_id: int, owner: str) -> tuple[bool, bool]:
             )
             run.facts = {**run.facts, **facts}
             _move(run, engine.follow(pb, pos, event))
-            if incidents.detect(ctx, s, run, run.facts):
+            if incidents.detect(ctx, s, run, run.facts, health):
                 return False, added_effects(s)
         elif isinstance(plan, Decide):
             now = ctx.clock()
