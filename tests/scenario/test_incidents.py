@@ -446,3 +446,35 @@ def test_incidents_on_the_desk_the_api_the_cli_and_metrics(make_world, monkeypat
     assert closed.exit_code == 0 and "is not a PBX problem" in closed.output
     world.work()
     assert "connbot_incident_settle_seconds_count 0.0" in world.web.get("/metrics").get_data(as_text=True)
+
+
+# the lab's PBX-side presets with incidents on (the default): the incident each opens, named from the
+# PBX's own check, and the ticket closed once a person repairs the fault and says Restored
+PBX_SIDE = {
+    "asterisk_stopped": "asterisk_down",
+    "sip_stack_down": "sip_stack_down",
+    "asterisk_module_down": "sip_stack_down",
+    "realtime_db_down": "realtime_db_down",
+    "database_down": "realtime_db_down",
+    "network_down": "server_network_fault",
+}
+
+
+def test_each_pbx_side_lab_preset_opens_the_incident_of_its_fault(make_world):
+    world = make_world(dict.fromkeys(PBX_SIDE, 1))
+    runs = {name: world.file(name, 0) for name in PBX_SIDE}
+    world.work()
+    found = {i.pbx: i for i in world.incidents()}
+    assert {pbx: i.cause for pbx, i in found.items()} == PBX_SIDE
+    assert all("confirmed by a check of PBX" in i.opened_by for i in found.values())
+    for name, inc in found.items():
+        assert world.run(runs[name]).state == "held"
+        world.lab.repair(name)
+        resp = world.web.post(f"/api/incidents/{inc.id}/restored", json={"by": "Carol"})
+        assert resp.status_code == 200, resp.get_json()
+    world.work(sweeps=3)
+    for name, run_id in runs.items():
+        run = world.run(run_id)
+        assert (run.end_kind, run.ticket.status) == ("close", "closed"), name
+        assert found[name].title in run.ticket.comments[-1].body
+    assert {i.state for i in world.incidents()} == {"closed"}
