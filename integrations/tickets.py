@@ -1,14 +1,18 @@
 """The ticket-system interface (the local desk, Jira) and the notes connbot writes on tickets.
 
 A `Note` is neutral structure; each ticket system renders it in its own markup within its own
-limits. Every write carries a `marker`, the effect's idempotency key: a system must make a
-second write with the same marker a no-op, so a retried job never comments twice.
+limits. A note is for the agents (evidence, diagnosis, questions, hand-overs) or for the customer
+(a short plain reply): on a ticket that has customers (a Jira Service Management request) the first
+kind is an internal note and only the second is public; elsewhere both are ordinary comments.
+Every write carries a `marker`, the effect's idempotency key: a system must make a second write
+with the same marker a no-op, so a retried job never comments twice.
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
@@ -63,13 +67,22 @@ class StepRow(BaseModel):
     seconds: float
 
 
-class Note(BaseModel):
-    """What connbot writes on a ticket: a heading, paragraphs, a table of steps, what happens next."""
+class Audience(StrEnum):
+    """Who a note is for."""
 
-    heading: str
+    AGENTS = "agents"  # internal where the ticket has customers
+    CUSTOMER = "customer"  # public: the reporter and the request's participants see it
+
+
+class Note(BaseModel):
+    """What connbot writes on a ticket: a heading, paragraphs, a table of steps, what happens next.
+    A note for the customer is its `lines` only, as plain text."""
+
+    heading: str = ""
     lines: list[str] = Field(default_factory=list)
     rows: list[StepRow] = Field(default_factory=list)
     next: str = ""
+    audience: Audience = Audience.AGENTS
 
 
 class TicketRef(BaseModel):
@@ -79,6 +92,9 @@ class TicketRef(BaseModel):
     key: str
     summary: str = ""
     pbx: str | None = None  # the PBX instance the ticket was checked against, for per-instance targets
+    # True when the ticket has customers who read its public comments (a service project's request):
+    # notes for the agents are then internal.
+    customers: bool = False
     # True when the store knows no earlier attempt of this write was made (an effect's first attempt,
     # counted before it is made): a system may then skip looking for the write's marker first.
     first_attempt: bool = False

@@ -2,6 +2,10 @@
 
 The state is a `Jira` of `Issue`s (comments, status, resolution, assignee, labels, components,
 fields), so idempotency can be checked by what ends up on an issue; every JQL searched is kept.
+Jira Service Management's comment visibility is kept too: a comment added (on its own, with a
+transition or with an edit) with the property `sd.public.comment` = `{"internal": true}` is an
+internal note, which a customer never sees in the portal (`Issue.portal`); the comment resource
+says so as `jsdPublic` (Cloud platform spec, `Comment`).
 Errors have Jira's shape, `{"errorMessages": [...], "errors": {...}}`, from the Cloud platform
 spec (specs/jira/jira-cloud-platform-v3.bot-subset.json).
 """
@@ -15,6 +19,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
+SD_PUBLIC = "sd.public.comment"
 TRANSITIONS: list[dict[str, Any]] = [
     {"id": "11", "name": "In Progress", "to": {"name": "In Progress"}, "fields": {}},
     {"id": "31", "name": "Done", "to": {"name": "Done"}, "fields": {"resolution": {"required": False}}},
@@ -38,6 +43,24 @@ class Issue:
     issue_type: str = ""
     # (link type, the other issue's key, "inward" or "outward"), in the order they were made
     links: list[tuple[str, str, str]] = field(default_factory=list)
+    # The indices in `comments` of internal notes (Service Management), and every comment's properties.
+    internal: set[int] = field(default_factory=set)
+    properties: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def portal(self) -> list[str]:
+        """The comments a customer sees on the request in the portal: the public ones."""
+        return [body for i, body in enumerate(self.comments) if i not in self.internal]
+
+    def add(self, comment: dict[str, Any]) -> None:
+        """A comment as REST bodies give it: `body` and optional `properties` (EntityProperty)."""
+        properties = list(comment.get("properties") or [])
+        n = len(self.comments)
+        self.comments.append(str(comment["body"]))
+        if properties:
+            self.properties[n] = properties
+        if any(p["key"] == SD_PUBLIC and (p["value"] or {}).get("internal") is True for p in properties):
+            self.internal.add(n)
 
 
 @dataclass
@@ -97,6 +120,23 @@ def _by_fields(jira: Jira, jql: str) -> list[dict[str, Any]] | None:
     return found
 
 
+def _bad_comment(comment: Any) -> str | None:
+    """What is wrong with a comment in a request body, as Jira would refuse it, or None."""
+    if not isinstance(comment, dict) or not isinstance(comment.get("body"), str) or not comment["body"]:
+        return "Comment body can not be empty!"
+    properties = comment.get("properties", [])
+    if not isinstance(properties, list) or not all(
+        isinstance(p, dict) and isinstance(p.get("key"), str) and "value" in p and set(p) <= {"key", "value"}
+        for p in properties
+    ):
+        return "Comment properties must be a list of {key, value} entity properties."
+    return None
+
+
+def _comments(update: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c["add"] for c in update.get("comment", []) if isinstance(c, dict) and "add" in c]
+
+
 def create(jira: Jira) -> Flask:
     """The REST API of `jira`, at `/rest/api/2/...`."""
     app = Flask(__name__)
@@ -118,20 +158,27 @@ def create(jira: Jira) -> Flask:
             start = request.args.get("startAt", 0, type=int)
             size = request.args.get("maxResults", 50, type=int)
             page = [
-                {"id": str(i), "body": b, "author": issue.foreign.get(i, jira.account)}
+                {
+                    "id": str(i),
+                    "body": b,
+                    "author": issue.foreign.get(i, jira.account),
+                    "jsdPublic": i not in issue.internal,
+                    "properties": issue.properties.get(i, []),
+                }
                 for i, b in enumerate(comments)
             ][start : start + size]
             return jsonify(startAt=start, maxResults=size, total=len(comments), comments=page)
 
     @app.post(f"{api}/issue/<key>/comment")
     def add_comment(key: str) -> Response:
-        text = _body().get("body")
-        if not isinstance(text, str) or not text:
-            return _error(400, comment="Comment body can not be empty!")
+        body = _body()
+        problem = _bad_comment(body)
+        if problem:
+            return _error(400, comment=problem)
         with jira.lock:
             issue = jira.issue(key)
-            issue.comments.append(text)
-            resp = jsonify(id=str(len(issue.comments)), body=text)
+            issue.add(body)
+            resp = jsonify(id=str(len(issue.comments) - 1), body=body["body"])
         resp.status_code = 201
         return resp
 
@@ -150,11 +197,16 @@ def create(jira: Jira) -> Flask:
         chosen = next((t for t in TRANSITIONS if t["id"] == wanted), None)
         if chosen is None:
             return _error(400, f"Transition id '{wanted}' is not valid for this issue.")
+        comments = _comments(body.get("update") or {})
+        problem = next(filter(None, map(_bad_comment, comments)), None)
+        if problem:
+            return _error(400, comment=problem)
         with jira.lock:
             issue = jira.issue(key)
             issue.status = str(chosen["to"]["name"])
             issue.resolution = (body.get("fields") or {}).get("resolution", {}).get("name")
-            issue.comments += [c["add"]["body"] for c in (body.get("update") or {}).get("comment", [])]
+            for comment in comments:
+                issue.add(comment)
         return Response(status=204)
 
     @app.put(f"{api}/issue/<key>/assignee")
@@ -167,9 +219,14 @@ def create(jira: Jira) -> Flask:
     def edit(key: str) -> Response:
         body = _body()
         update = body.get("update") or {}
+        comments = _comments(update)
+        problem = next(filter(None, map(_bad_comment, comments)), None)
+        if problem:
+            return _error(400, comment=problem)
         with jira.lock:
             issue = jira.issue(key)
-            issue.comments += [c["add"]["body"] for c in update.get("comment", [])]
+            for comment in comments:
+                issue.add(comment)
             issue.labels += [c["add"] for c in update.get("labels", [])]
             issue.components += [c["add"]["name"] for c in update.get("components", [])]
             issue.fields.update(body.get("fields") or {})

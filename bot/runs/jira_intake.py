@@ -47,6 +47,15 @@ def rules(settings: JiraSettings) -> Rules:
     )
 
 
+SERVICE_DESK = "service_desk"  # projectTypeKey of a Jira Service Management project
+
+
+def service_project(key: str | None, project_type: str | None, settings: JiraSettings) -> bool:
+    """Whether a project is a Service Management project, whose requests have customers: said by the
+    payload's `projectTypeKey`, else by `CONNBOT_JIRA_SERVICE_PROJECTS`."""
+    return project_type == SERVICE_DESK or (key or "") in settings.service_projects
+
+
 def issue_data(f: IssueFields, settings: JiraSettings, keep: tuple[str, ...] = ()) -> dict[str, Any]:
     """What connbot keeps of an issue's fields (only those present in the payload); `keep` names
     custom fields kept as they are (those the PBX routing rules read)."""
@@ -54,6 +63,7 @@ def issue_data(f: IssueFields, settings: JiraSettings, keep: tuple[str, ...] = (
     data: dict[str, Any] = {name: f.custom(name) for name in keep if name in (f.model_extra or {})}
     if "project" in present and f.project:
         data["project"] = f.project.key or f.project.name or ""
+        data["service_desk"] = service_project(f.project.key, f.project.project_type, settings)
     if "issuetype" in present and f.issuetype:
         data["issue_type"] = f.issuetype.name or ""
     if "labels" in present:

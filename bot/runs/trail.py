@@ -7,7 +7,12 @@ from integrations.tickets import StepRow, TicketRef
 
 
 def ticket_ref(ticket: Ticket) -> TicketRef:
-    return TicketRef(source=ticket.source, key=ticket.key, summary=ticket.summary)
+    return TicketRef(
+        source=ticket.source,
+        key=ticket.key,
+        summary=ticket.summary,
+        customers=bool(ticket.fields.get("service_desk")),
+    )
 
 
 def rows(run: Run) -> list[StepRow]:

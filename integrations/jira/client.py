@@ -21,6 +21,17 @@ from integrations.base import PermanentError, TransientError
 from integrations.jira.settings import JiraSettings
 
 PAGE = 100
+# The comment property Jira Service Management reads (Cloud and Data Center alike): `internal: true`
+# makes a comment an internal note that customers never see; without it a comment is public.
+SD_PUBLIC = "sd.public.comment"
+
+
+def comment_body(body: str, internal: bool) -> dict[str, Any]:
+    """A comment as the REST body takes it, on its own or inside `update.comment[].add`."""
+    data: dict[str, Any] = {"body": body}
+    if internal:
+        data["properties"] = [{"key": SD_PUBLIC, "value": {"internal": True}}]
+    return data
 
 
 class _Plain:
@@ -110,16 +121,28 @@ class JiraClient:
             if not got or seen >= int(page.get("total", 0)):
                 return bodies
 
-    def add_comment(self, key: str, body: str) -> None:
-        self.jira.add_comment(key, body)
+    def add_comment(self, key: str, body: str, internal: bool = False) -> None:
+        self._post(f"issue/{key}/comment", comment_body(body, internal))
+
+    def _post(self, path: str, body: dict[str, Any]) -> None:
+        self.jira._session.post(self.jira._get_url(path), data=json.dumps(body))
 
     def transitions(self, key: str) -> list[dict[str, Any]]:
         """The transitions open to the bot on the issue, with the fields each one's screen takes."""
         return list(self.jira.transitions(key, expand="transitions.fields"))
 
-    def transition(self, key: str, transition_id: str, fields: dict[str, Any], comment: str) -> None:
+    def transition(
+        self, key: str, transition_id: str, fields: dict[str, Any], comment: str, internal: bool = False
+    ) -> None:
         """Transition, set fields and comment in one request (atomic in Jira)."""
-        self.jira.transition_issue(key, transition_id, fields=fields, comment=comment)
+        self._post(
+            f"issue/{key}/transitions",
+            {
+                "transition": {"id": transition_id},
+                "fields": fields,
+                "update": {"comment": [{"add": comment_body(comment, internal)}]},
+            },
+        )
 
     def assign(self, key: str, assignee: str) -> None:
         """Assign by accountId on Cloud, by user name on Server/Data Center."""

@@ -38,6 +38,7 @@ class Named(_Open):
     key: str | None = None
     name: str | None = None
     value: str | None = None
+    project_type: str | None = Field(None, alias="projectTypeKey")  # of a project: "service_desk", ...
 
 
 class IssueFields(_Open):

@@ -4,14 +4,15 @@ A comment is a heading, paragraphs, a table of the steps (outcome, what was foun
 who, when), what happens next, and the full evidence of each step as name/value tables inside a
 collapsed block, ending with a small grey reference line carrying the write's marker: that line is
 how a retried job recognises a comment it already made. Evidence is never dumped as JSON; when the
-comment would pass Jira's limit, the evidence block is the first thing left out.
+comment would pass Jira's limit, the evidence block is the first thing left out. A note for the
+customer is its paragraphs only, plain (escaped like everything else), with the same reference line.
 """
 
 from __future__ import annotations
 
 import re
 
-from integrations.tickets import Note, StepRow, evidence_rows
+from integrations.tickets import Audience, Note, StepRow, evidence_rows
 
 LIMIT = 32767
 TRUNCATED = "\n\n*[connbot: this comment was truncated to fit Jira's limit; the full record is in connbot.]*"
@@ -70,7 +71,10 @@ def evidence_block(rows: list[StepRow]) -> str:
 def render(note: Note, marker: str) -> str:
     """The note as one wiki-markup comment of at most `LIMIT` characters, marker line last."""
     footer = "\n\n{color:#97a0af}" + escape(marker_tag(marker)) + "{color}"
-    parts = [f"h3. {escape(note.heading)}", *(escape(line) for line in note.lines if line)]
+    lines = [escape(line) for line in note.lines if line]
+    if note.audience == Audience.CUSTOMER:
+        return "\n\n".join(lines)[: LIMIT - len(footer)] + footer
+    parts = [f"h3. {escape(note.heading)}", *lines]
     if note.rows:
         parts.append(table(note.rows))
     if note.next:

@@ -82,6 +82,10 @@ class JiraSettings(Section):
     user_field: str = Field("", description="custom field holding the user's extension or SIP username")
     request_type_field: str = Field("customfield_10010", description="Service Management request type field")
     projects: Words = Field(default_factory=list)
+    service_projects: Words = Field(
+        default_factory=list,
+        description="keys of Service Management projects, for webhooks that do not carry projectTypeKey",
+    )
     issue_types: Words = Field(default_factory=list)
     request_types: Words = Field(default_factory=list)
     labels: Words = Field(default_factory=list)
@@ -101,6 +105,7 @@ class JiraSettings(Section):
 
     @field_validator(
         "projects",
+        "service_projects",
         "issue_types",
         "request_types",
         "labels",

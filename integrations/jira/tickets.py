@@ -6,6 +6,9 @@ every write that changes the issue carries its comment in the same request (tran
 comment; edit with comment), so "the marker is on the issue" means "the write was made". A
 retried job looks first and does nothing if it finds it; an effect's first attempt (recorded
 before it is made, `TicketRef.first_attempt`) has nothing to find and saves the look.
+
+On a ticket with customers (`TicketRef.customers`, a service project's request) every note for the
+agents is an internal note (`sd.public.comment`), on each path: comment, transition, edit.
 """
 
 from __future__ import annotations
@@ -15,13 +18,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from integrations.base import PermanentError
-from integrations.jira.client import JiraClient
+from integrations.jira.client import JiraClient, comment_body
 from integrations.jira.render import has_marker, render
 from integrations.jira.settings import EscalationTarget, JiraSettings
 from integrations.settings import Sections
-from integrations.tickets import Note, TicketRef, TicketSystem
+from integrations.tickets import Audience, Note, TicketRef, TicketSystem
 
 log = logging.getLogger(__name__)
+
+
+def internal(ticket: TicketRef, note: Note) -> bool:
+    """Whether the note is hidden from the ticket's customers."""
+    return ticket.customers and note.audience == Audience.AGENTS
 
 
 class JiraTickets(TicketSystem):
@@ -57,7 +65,7 @@ class JiraTickets(TicketSystem):
 
     def comment(self, ticket: TicketRef, note: Note, marker: str) -> None:
         if not self._done(ticket, marker):
-            self.client.add_comment(ticket.key, render(note, marker))
+            self.client.add_comment(ticket.key, render(note, marker), internal(ticket, note))
 
     def close(self, ticket: TicketRef, note: Note, marker: str) -> None:
         if self._done(ticket, marker):
@@ -77,7 +85,9 @@ class JiraTickets(TicketSystem):
         screen = chosen.get("fields")
         if self.settings.resolution and (screen is None or "resolution" in screen):
             fields["resolution"] = {"name": self.settings.resolution}
-        self.client.transition(ticket.key, str(chosen["id"]), fields, render(note, marker))
+        self.client.transition(
+            ticket.key, str(chosen["id"]), fields, render(note, marker), internal(ticket, note)
+        )
 
     def escalate(self, ticket: TicketRef, level: int, note: Note, marker: str) -> None:
         if self._done(ticket, marker):
@@ -95,7 +105,9 @@ class JiraTickets(TicketSystem):
         fields = dict(target.fields)
         if target.request_type:
             fields[self.settings.request_type_field] = target.request_type
-        update: dict[str, Any] = {"comment": [{"add": {"body": render(note, marker)}}]}
+        update: dict[str, Any] = {
+            "comment": [{"add": comment_body(render(note, marker), internal(ticket, note))}]
+        }
         if target.labels:
             update["labels"] = [{"add": label} for label in target.labels]
         if target.components:

@@ -13,12 +13,6 @@ from simulators.app_api import Backend, Device
 
 
 @pytest.fixture
-def rsps() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
-@pytest.fixture
 def ari(rsps: responses.RequestsMock) -> FakeAri:
     return FakeAri(rsps)
 

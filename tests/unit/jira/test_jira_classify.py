@@ -153,3 +153,21 @@ def test_a_trimmed_comment_payload_keeps_what_it_does_not_carry(monkeypatch, mak
     ticket, _, _ = _deliver(svc, comment, "d-2")
     assert ticket.summary == "test" and ticket.description == "{noformat}403 Forbidden{noformat}"
     assert ticket.fields["error_text"] == "403 Forbidden"
+
+
+@pytest.mark.parametrize(
+    "name, setting, service",
+    [
+        ("cloud_service_request_created.json", "", True),  # projectTypeKey: service_desk
+        ("cloud_issue_created.json", "", False),  # projectTypeKey: software
+        ("server_issue_created.json", "", False),  # Server 7: no projectTypeKey
+        ("server_issue_created.json", "TEST,HELP", True),  # ... named in CONNBOT_JIRA_SERVICE_PROJECTS
+    ],
+)
+def test_a_service_project_is_known_by_its_project_type_or_the_setting(
+    monkeypatch, make_services, name, setting, service
+):
+    configure(monkeypatch, SERVICE_PROJECTS=setting)
+    svc = make_services(registry=scripted_registry({}))
+    ticket, _, _ = _deliver(svc, fixture(name), "d-1")
+    assert ticket.fields["service_desk"] is service

@@ -12,7 +12,7 @@ from integrations.jira.render import LIMIT, render
 from integrations.jira.settings import JiraSettings
 from integrations.jira.tickets import JiraTickets
 from integrations.tickets import Note, StepRow, TicketRef
-from tests.fakes.jira import URL, FakeJira
+from tests.fakes.jira import URL
 
 REF = TicketRef(source="jira", key="VOIP-7", summary="can't connect")
 ESCALATION = {
@@ -42,17 +42,6 @@ def row(i: int, summary: str = "found it", **evidence) -> StepRow:
         at="2024-07-04T01:48:31+00:00",
         seconds=0.5,
     )
-
-
-@pytest.fixture
-def rsps():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as r:
-        yield r
-
-
-@pytest.fixture
-def fake(rsps):
-    return FakeJira(rsps)
 
 
 def test_comment_is_wiki_markup_with_a_table_and_the_marker():
@@ -138,7 +127,7 @@ def test_close_is_one_transition_with_resolution_and_comment(fake, rsps):
     assert (issue.status, issue.resolution) == ("Done", "Fixed")
     assert len(issue.comments) == 1 and "h3. Closed: fixed" in issue.comments[0]
     posted = [c.request for c in rsps.calls if c.request.method == "POST"]
-    assert len(posted) == 1 and json.loads(posted[0].body)["transition"] == {"id": 31}
+    assert len(posted) == 1 and json.loads(posted[0].body)["transition"] == {"id": "31"}
 
 
 def test_close_with_an_unknown_status_names_the_setting_and_the_choices(fake):
