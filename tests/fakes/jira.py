@@ -71,3 +71,26 @@ def configure(monkeypatch: Any, **extra: str) -> None:
     """Set Cloud Jira settings (`jira_env`) in the environment."""
     for name, value in jira_env(**extra).items():
         monkeypatch.setenv(name, value)
+
+
+def deliver(svc: Any, payload: dict[str, Any], delivery: str, secret: str = "s3cret") -> Any:
+    """Post a webhook delivery to connbot's receiver as Jira does (signed, with its identifier), then
+    let the queue do its work; returns the receiver's answer."""
+    from bot.web.app import create_app
+
+    body = json.dumps(payload).encode()
+    resp = (
+        create_app(services=svc)
+        .test_client()
+        .post(
+            "/webhooks/jira",
+            data=body,
+            headers={
+                "Content-Type": "application/json",
+                "X-Hub-Signature": sign(body, secret),
+                "X-Atlassian-Webhook-Identifier": delivery,
+            },
+        )
+    )
+    svc.queue.run_pending()
+    return resp

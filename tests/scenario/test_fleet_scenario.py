@@ -103,24 +103,8 @@ def test_a_jira_ticket_routes_by_the_reporters_domain_and_escalates_to_its_insta
     svc = make_services()
     payload = fake_jira.fixture("cloud_issue_created.json")
     payload["issue"]["fields"]["reporter"]["emailAddress"] = "bob@Globex.example"
-    body = json.dumps(payload).encode()
-    from bot.web.app import create_app
-
-    resp = (
-        create_app(services=svc)
-        .test_client()
-        .post(
-            "/webhooks/jira",
-            data=body,
-            headers={
-                "Content-Type": "application/json",
-                "X-Hub-Signature": fake_jira.sign(body, "s3cret"),
-                "X-Atlassian-Webhook-Identifier": "fleet-1",
-            },
-        )
-    )
+    resp = fake_jira.deliver(svc, payload, "fleet-1")
     assert resp.status_code == 202
-    svc.queue.run_pending()
 
     issue = jira.issue("VOIP-7")
     assert "Checked against PBX globex (the reporter's e-mail domain is globex.example)." in issue.comments[0]
