@@ -13,6 +13,7 @@ from functools import partial
 from bot.fleet.registry import Fleet, configured_directory
 from bot.runs import intake, jira_intake, steps
 from bot.runs.context import Handler, IncidentPolicy, Limits, RunContext, no_channel
+from bot.runs.replies import Replies
 from bot.settings import Settings
 from bot.state.desk import DeskTickets
 from bot.state.queue import Queue, Tasks
@@ -67,6 +68,7 @@ class Services:
     sections: Sections  # every other section the web and the runs read, loaded once
     intake: dict[str, Handler] = field(default_factory=dict)
     fleet: Fleet | None = None
+    replies: Replies = field(default_factory=Replies.load)
 
     def __post_init__(self) -> None:
         self.context = RunContext(
@@ -97,6 +99,7 @@ class Services:
             ),
             instances=self.instances,
             desk_url=self.settings.public_url.rstrip("/"),
+            replies=self.replies,
         )
         self.queue.bind(
             Tasks(advance=partial(steps.advance, self.context), process=partial(intake.process, self.context))
@@ -146,6 +149,7 @@ class Services:
             sections=sections,
             intake=intake_handlers(jira),
             fleet=fleet,
+            replies=Replies.load(settings.replies, settings.replies_language),
         )
 
     def close(self) -> None:

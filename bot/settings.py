@@ -38,6 +38,14 @@ class Settings(Section):
     diagnosis_rules_replace: bool = Field(
         False, description="the team's rules file replaces the shipped rules instead of extending them"
     )
+    replies: Path | None = Field(
+        None, description="a team's reply templates file: its templates replace the shipped ones by language"
+    )
+    replies_language: str = Field(
+        "en",
+        pattern=r"^[a-z]{2,3}$",
+        description="the customer replies' language when the reporter's is unknown",
+    )
     lease_seconds: float = Field(
         300, gt=0, description="how long a worker may hold a run before another may take it over"
     )

@@ -95,6 +95,7 @@ class TicketRef(BaseModel):
     # True when the ticket has customers who read its public comments (a service project's request):
     # notes for the agents are then internal.
     customers: bool = False
+    reporter: str | None = None  # the reporter's id in the ticket system (accountId, or user name)
     # True when the store knows no earlier attempt of this write was made (an effect's first attempt,
     # counted before it is made): a system may then skip looking for the write's marker first.
     first_attempt: bool = False
@@ -146,3 +147,7 @@ class TicketSystem(abc.ABC):
         marker); nothing when the link exists."""
         if note is not None:
             self.comment(ticket, note, marker)
+
+    def locale(self, ticket: TicketRef) -> str | None:
+        """The reporter's locale (`it_IT`), where the system knows it: the customer replies' language."""
+        return None

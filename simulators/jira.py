@@ -79,6 +79,8 @@ class Jira:
     # the projects and issue types issues can be created in (`POST /issue`), and link types
     projects: dict[str, list[str]] = field(default_factory=lambda: {"OPS": ["Incident", "Task"]})
     link_types: list[str] = field(default_factory=lambda: ["Relates", "Blocks", "Duplicate"])
+    # Users `GET /user` shows, by accountId (Cloud) or name (Server/Data Center), with their `locale`.
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
     search_results: list[dict[str, Any]] = field(default_factory=list)
     searches: list[str] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -181,6 +183,17 @@ def create(jira: Jira) -> Flask:
             resp = jsonify(id=str(len(issue.comments) - 1), body=body["body"])
         resp.status_code = 201
         return resp
+
+    @app.get(f"{api}/user")
+    def user() -> Response:
+        wanted = request.args.get("accountId") or request.args.get("username") or request.args.get("key")
+        if not wanted:
+            return _error(400, "The parameter accountId is required.")
+        with jira.lock:
+            found = jira.users.get(wanted)
+        if found is None:
+            return _error(404, "Specified user does not exist or you do not have required permissions")
+        return jsonify(found)
 
     @app.get(f"{api}/myself")
     def myself() -> Response:

@@ -15,6 +15,7 @@ from typing import Protocol
 from sqlalchemy.orm import Session
 
 from bot.fleet.directory import Directory
+from bot.runs.replies import Replies
 from bot.state.models import Event, Ticket, utcnow
 from bot.state.store import Store
 from integrations.base import Registry
@@ -83,6 +84,7 @@ class RunContext:
     instances: Callable[[], Sequence[str]] = tuple
     desk_url: str = "http://127.0.0.1:8080"  # where people reach the desk's pages (CONNBOT_PUBLIC_URL)
     clock: Callable[[], dt.datetime] = utcnow
+    replies: Replies = field(default_factory=Replies.load)
 
     def channel(self, name: str) -> PromptChannel | None:
         return next((c for c in self.channels if c.name == name), None)

@@ -79,6 +79,7 @@ def issue_data(f: IssueFields, settings: JiraSettings, keep: tuple[str, ...] = (
             "email": f.reporter.email,
             "account_id": f.reporter.account_id,
             "name": f.reporter.name,
+            "key": f.reporter.key,
             "display_name": f.reporter.display_name,
         }
     if "created" in present and f.created:

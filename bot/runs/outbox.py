@@ -1,6 +1,7 @@
-"""The outbox: effects (comments, closing, escalating, showing and settling prompts) are recorded in
-the transaction of the transition that causes them, then made one by one, oldest first, each once
-per idempotency key; a transient failure is retried with backoff, a permanent one given up on."""
+"""The outbox: effects (comments, closing, escalating, replies to the customer, showing and settling
+prompts) are recorded in the transaction of the transition that causes them, then made one by one,
+oldest first, each once per idempotency key; a transient failure is retried with backoff, a
+permanent one given up on."""
 
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ from sqlalchemy.orm import Session
 
 from bot.runs import prompts
 from bot.runs.context import RunContext
-from bot.runs.trail import ticket_ref
+from bot.runs.trail import has_customers, ticket_ref
 from bot.state.models import Effect, EffectState, Incident, IncidentState, Prompt, Run, Ticket
 from integrations.base import AdapterError, PermanentError, TransientError
 from integrations.prompts import PromptChannel, PromptView
-from integrations.tickets import Note
+from integrations.tickets import Audience, Note
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,16 @@ class IncidentJoin(BaseModel):
     note: Note | None = None
 
 
+class CustomerReply(BaseModel):
+    """A public reply to the ticket's customer from a reply template, written in the reporter's
+    language (asked of the ticket system when the reply is made)."""
+
+    kind: Literal["reply"]
+    ticket_id: int
+    template: str
+    values: dict[str, str] = Field(default_factory=dict)
+
+
 class PromptShown(BaseModel):
     """A prompt posted in, settled in or reminded of in one prompt channel."""
 
@@ -61,7 +72,9 @@ class PromptShown(BaseModel):
     channel: str
 
 
-Payload = Annotated[TicketNote | Escalation | IncidentJoin | PromptShown, Field(discriminator="kind")]
+Payload = Annotated[
+    TicketNote | Escalation | IncidentJoin | CustomerReply | PromptShown, Field(discriminator="kind")
+]
 _PAYLOAD: TypeAdapter[Payload] = TypeAdapter(Payload)
 
 
@@ -100,6 +113,36 @@ def escalation_effect(s: Session, run: Run, key: str, note: Note, level: int) ->
         f"run:{run.id}:{key}",
         Escalation(kind="escalate", ticket_id=run.ticket_id, note=note, level=level, pbx=run.pbx),
     )
+
+
+# The run's record of the replies its customer was sent: template (or key) -> when it was recorded.
+REPLIED = "replied"
+
+
+def customer_reply(ctx: RunContext, s: Session, run: Run, template: str, key: str | None = None) -> bool:
+    """Reply to the customer of the run's ticket with the template `template` (a public comment, in
+    the reporter's language), once per run and `key` (default: the template's name). Nothing on a
+    ticket without customers (not a service project's request). Says whether a reply was recorded.
+
+    For any wing that speaks to customers, e.g. `customer_reply(ctx, s, run, "incident_joined")`."""
+    if not has_customers(run.ticket):
+        return False
+    if not ctx.replies.has(template):
+        raise KeyError(f"no reply template {template!r}")
+    key = key or template
+    replied = dict(run.facts.get(REPLIED) or {})
+    if key in replied:
+        return False
+    run.facts = {**run.facts, REPLIED: {**replied, key: ctx.clock().isoformat()}}
+    add_effect(
+        s,
+        run,
+        f"run:{run.id}:reply:{key}",
+        CustomerReply(
+            kind="reply", ticket_id=run.ticket_id, template=template, values={"ticket": run.ticket.key}
+        ),
+    )
+    return True
 
 
 def prompt_effects(
@@ -198,6 +241,9 @@ def make(ctx: RunContext, effect: Effect) -> dict[str, Any] | None:
             raise TransientError(f"the parent issue of incident {incident.id} is not made yet")
         elif payload.note is not None:
             system.comment(ref, payload.note, effect.key)
+    elif isinstance(payload, CustomerReply):
+        text = ctx.replies.text(payload.template, system.locale(ref), **payload.values)
+        system.comment(ref, Note(audience=Audience.CUSTOMER, lines=[text]), effect.key)
     elif payload.kind == "close":
         system.close(ref, payload.note, effect.key)
     else:

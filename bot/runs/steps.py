@@ -19,7 +19,14 @@ from sqlalchemy.orm import Session, joinedload
 
 from bot.runs import identify, incidents, prompts, routing
 from bot.runs.context import RunContext
-from bot.runs.outbox import added_effects, escalation_effect, flush_effects, note_effect, prompt_effects
+from bot.runs.outbox import (
+    added_effects,
+    customer_reply,
+    escalation_effect,
+    flush_effects,
+    note_effect,
+    prompt_effects,
+)
 from bot.runs.redact import redact, redact_facts
 from bot.runs.trail import rows
 from bot.state.models import Incident, Prompt, PromptState, Run, RunState, StepResult, Ticket
@@ -563,6 +570,7 @@ def _resume_route(ctx: RunContext, s: Session, run: Run, prompt: Prompt) -> bool
 
 def _escalate(ctx: RunContext, s: Session, run: Run, plan: Escalate, pos: Position) -> None:
     now = ctx.clock()
+    customer_reply(ctx, s, run, ESCALATED)
     _record(
         s,
         run,
@@ -618,12 +626,19 @@ def _end(ctx: RunContext, run: Run, kind: str, level: int | None, reason: str) -
     run.active_ticket_id, run.ended_at = None, ctx.clock()
 
 
+# The reply templates of the run's ends (a template named after the end step, where there is one,
+# says more than `closed`).
+CLOSED, ESCALATED = "closed", "escalated"
+
+
 def _finish(ctx: RunContext, s: Session, run: Run, plan: Finish) -> None:
     now = ctx.clock()
     outcome = "closed" if plan.kind == "close" else f"escalated_l{plan.level}"
     _record(s, run, plan.step, StepRecord(run.step or "", "end", outcome, plan.reason, now, now))
     _end(ctx, run, plan.kind, plan.level, plan.reason)
     if plan.kind == "close":
+        end = run.step or ""
+        customer_reply(ctx, s, run, end if ctx.replies.has(end) else CLOSED)
         note_effect(
             s,
             run,
@@ -637,6 +652,7 @@ def _finish(ctx: RunContext, s: Session, run: Run, plan: Finish) -> None:
         )
     else:
         assert plan.level is not None
+        customer_reply(ctx, s, run, ESCALATED)
         escalation_effect(
             s,
             run,

@@ -11,8 +11,20 @@ def ticket_ref(ticket: Ticket) -> TicketRef:
         source=ticket.source,
         key=ticket.key,
         summary=ticket.summary,
-        customers=bool(ticket.fields.get("service_desk")),
+        customers=has_customers(ticket),
+        reporter=reporter_id(ticket),
     )
+
+
+def has_customers(ticket: Ticket) -> bool:
+    """Whether the ticket is a request customers follow (on a Jira Service Management project)."""
+    return bool(ticket.fields.get("service_desk"))
+
+
+def reporter_id(ticket: Ticket) -> str | None:
+    """The reporter as the ticket system knows them: accountId (Jira Cloud), else user name or key."""
+    who = ticket.fields.get("reporter") or {}
+    return who.get("account_id") or who.get("name") or who.get("key") or None
 
 
 def rows(run: Run) -> list[StepRow]:

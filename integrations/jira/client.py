@@ -98,6 +98,7 @@ class JiraClient:
         self.jira._session = session  # type: ignore[assignment]
         self.jira.deploymentType = "Cloud" if self.cloud else "Server"
         self._me: str | None = None
+        self._locales: dict[str, str | None] = {}
 
     def browse_url(self, key: str) -> str:
         return f"{self.settings.url}/browse/{key}"
@@ -107,6 +108,18 @@ class JiraClient:
         if self._me is None:
             self._me = user_id(self.jira._get_json("myself"))
         return self._me
+
+    def locale(self, user: str) -> str | None:
+        """A user's locale (asked once per user): by accountId on Cloud, by user name on Server/Data
+        Center. None when Jira does not say (the user's privacy settings) or does not show the user."""
+        if user not in self._locales:
+            params = {"accountId": user} if self.cloud else {"username": user}
+            try:
+                found = self.jira._get_json("user", params=params).get("locale")
+            except PermanentError:
+                found = None
+            self._locales[user] = str(found) if found else None
+        return self._locales[user]
 
     def own_comment_bodies(self, key: str) -> list[str]:
         """The body of every comment connbot's own account wrote on the issue, oldest first (all pages)."""

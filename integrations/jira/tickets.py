@@ -142,3 +142,6 @@ class JiraTickets(TicketSystem):
             return
         body = render(note, marker) if note is not None else None
         self.client.link_issues(self.settings.incident_link_type, parent_key, ticket.key, body)
+
+    def locale(self, ticket: TicketRef) -> str | None:
+        return self.client.locale(ticket.reporter) if ticket.reporter else None

@@ -32,17 +32,50 @@ def deliver(svc, payload: dict, delivery: str) -> None:
     assert resp.status_code == 202, resp.get_json()
 
 
-def test_on_a_service_request_the_agents_notes_are_internal(jira, make_services):
+REQUEST = fixture("cloud_service_request_created.json")
+CUSTOMER = REQUEST["issue"]["fields"]["reporter"]
+LEVEL_1_CANNOT_FIX = {
+    "app.get_status": ["failed"],
+    "app.reconnect": ["still_failing"],
+    "app.get_last_error": ["found"],
+    "app.check_config": ["ok"],
+    "pbx.get_account": ["exists"],
+    "pbx.compare_credentials": ["match"],
+}
+
+
+def first_lines(comments: list[str]) -> list[str]:
+    return [c.split("\n")[0] for c in comments]
+
+
+def test_on_a_service_request_agents_see_every_note_and_the_customer_only_the_reply(jira, make_services):
     svc = make_services(registry=scripted_registry(FIXED_BY_RECONNECTING))
-    deliver(svc, fixture("cloud_service_request_created.json"), "d-1")
+    deliver(svc, REQUEST, "d-1")
     issue = jira.issue("HELP-12")
     assert issue.status == "Done"
-    notes = [c for i, c in enumerate(issue.comments) if i in issue.internal]
-    assert [n.split("\n")[0] for n in notes] == [
+    assert first_lines([c for i, c in enumerate(issue.comments) if i in issue.internal]) == [
         "h3. connbot is triaging this ticket",
         "h3. Closed: Close - temporary network problem",
     ]
-    assert not any("h3." in c for c in issue.portal)
+    [reply] = issue.portal
+    assert reply.startswith(
+        "Your app has reconnected; it was a temporary network problem. Reply here if it happens again."
+    )
+    # The reply goes out before the closing transition (whose note is internal).
+    assert issue.comments.index(reply) < len(issue.comments) - 1
+
+
+def test_a_reply_is_in_the_reporters_language_and_a_hand_over_is_said_once(jira, make_services):
+    jira.jira.users[CUSTOMER["accountId"]] = {**CUSTOMER, "locale": "it_IT"}
+    svc = make_services(registry=scripted_registry(LEVEL_1_CANNOT_FIX, systems=("app", "pbx")))
+    deliver(svc, REQUEST, "d-1")
+    issue = jira.issue("HELP-12")
+    assert first_lines(issue.portal) == [
+        "Abbiamo passato la tua richiesta ai nostri specialisti; ti aggiorneremo qui."
+    ]
+    assert issue.assignee == {"accountId": "5b10ac8d82e05b22cc7d4ef5"}
+    escalation = next(c for c in issue.comments if "escalated to level 2" in c)
+    assert issue.comments.index(escalation) in issue.internal
 
 
 def test_a_project_that_is_not_a_service_project_is_unchanged(jira, make_services):
