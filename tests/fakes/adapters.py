@@ -39,6 +39,17 @@ class ScriptedAdapter(Adapter):
         return ActionResult(outcome=answer, summary=f"{spec.name} found {answer}", evidence={"seen": answer})
 
 
+# Outcomes of the first level's checks that find nothing to fix: the run hands the ticket to level 2.
+LEVEL_1_CANNOT_FIX = {
+    "app.get_status": ["failed"],
+    "app.reconnect": ["still_failing"],
+    "app.get_last_error": ["found"],
+    "app.check_config": ["ok"],
+    "pbx.get_account": ["exists"],
+    "pbx.compare_credentials": ["match"],
+}
+
+
 def scripted_registry(
     script: dict[str, list[Any]], systems: Iterable[str] = ("app", "pbx", "net", "logs")
 ) -> Registry:

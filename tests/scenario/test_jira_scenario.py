@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from bot.state.models import Run
 from bot.web.app import create_app
-from tests.fakes.adapters import scripted_registry
+from tests.fakes.adapters import LEVEL_1_CANNOT_FIX, scripted_registry
 from tests.fakes.jira import FakeJira, configure, fixture, sign
 
 L2 = (
@@ -69,16 +69,8 @@ def test_a_ticket_fixed_by_reconnecting_is_commented_and_closed(jira, rsps, make
 
 
 def test_a_ticket_level_1_cannot_fix_goes_to_the_level_2_target_with_the_evidence(jira, make_services):
-    script = {
-        "app.get_status": ["failed"],
-        "app.reconnect": ["still_failing"],
-        "app.get_last_error": ["found"],
-        "app.check_config": ["ok"],
-        "pbx.get_account": ["exists"],
-        "pbx.compare_credentials": ["match"],
-    }
     # Only the app and the PBX are automated: the level-2 network check waits for a person.
-    svc = make_services(registry=scripted_registry(script, systems=("app", "pbx")))
+    svc = make_services(registry=scripted_registry(LEVEL_1_CANNOT_FIX, systems=("app", "pbx")))
     deliver(svc)
     issue = jira.issue("VOIP-7")
     assert issue.assignee == {"accountId": "5b10ac8d82e05b22cc7d4ef5"}

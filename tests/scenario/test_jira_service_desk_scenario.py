@@ -8,7 +8,7 @@ import pytest
 import responses
 
 from tests.fakes import jira as fake_jira
-from tests.fakes.adapters import scripted_registry
+from tests.fakes.adapters import LEVEL_1_CANNOT_FIX, scripted_registry
 from tests.fakes.jira import FakeJira, configure, fixture
 
 L2 = '{"2": {"assignee": "5b10ac8d82e05b22cc7d4ef5", "components": ["Voice L2"]}}'
@@ -34,14 +34,6 @@ def deliver(svc, payload: dict, delivery: str) -> None:
 
 REQUEST = fixture("cloud_service_request_created.json")
 CUSTOMER = REQUEST["issue"]["fields"]["reporter"]
-LEVEL_1_CANNOT_FIX = {
-    "app.get_status": ["failed"],
-    "app.reconnect": ["still_failing"],
-    "app.get_last_error": ["found"],
-    "app.check_config": ["ok"],
-    "pbx.get_account": ["exists"],
-    "pbx.compare_credentials": ["match"],
-}
 
 
 def first_lines(comments: list[str]) -> list[str]:

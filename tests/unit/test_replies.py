@@ -57,5 +57,5 @@ def test_a_bad_team_file_is_a_clear_error_naming_the_file_and_the_template(tmp_p
 
 
 def test_an_unknown_template_names_the_known_ones():
-    with pytest.raises(KeyError, match="no reply template 'nope' \\(known: .*incident_joined"):
+    with pytest.raises(KeyError, match=r"no reply template 'nope' \(known: .*incident_joined"):
         Replies.load().text("nope")
