@@ -170,6 +170,11 @@ def _check_step(step: Step, catalogue: Mapping[str, ActionSpec]) -> list[str]:
             problems.append("waits for approval but has no on_timeout edge")
     if step.max_visits and not step.on_exhausted:
         problems.append("max_visits needs an on_exhausted edge")
+    if step.ask_customer is not None and step.ask_customer not in step.outcomes:
+        problems.append(
+            f"ask_customer: {step.ask_customer!r} is not one of the step's outcomes "
+            f"(the one a reply from the customer leads to)"
+        )
     if step.collect and not step.ask_text:
         problems.append("collect needs ask_text, the question whose answer it stores")
     unknown_labels = [k for k in step.labels if k not in step.outcomes]

@@ -65,7 +65,9 @@ class Step(BaseModel):
     An escalation with `then` hands the ticket to that level and continues there. `decided` maps
     outcomes to conditions on the findings: when one holds, the step is recorded as decided with
     that outcome and neither run nor asked. A human step with `ask_cause` asks the leading cause's
-    own question, its supporting findings in it.
+    own question, its supporting findings in it. A step with `ask_customer` (one of its outcomes)
+    is something the user can do: where no adapter does it and the ticket has a customer, the
+    customer is asked on the ticket and their reply leads to that outcome, its text the step's input.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -93,6 +95,7 @@ class Step(BaseModel):
     otherwise: StepId | None = None
     decided: dict[str, dict[str, Any]] = Field(default_factory=dict)
     ask_cause: bool = False
+    ask_customer: str | None = None
 
     @property
     def is_end(self) -> bool:

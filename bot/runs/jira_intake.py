@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.runs import intake
+from bot.runs import intake, prompts
 from bot.runs.classify import Candidate, Decision, Rules, classify
 from bot.runs.context import Handler, RunContext
 from bot.state.models import Event, Run, Ticket
@@ -131,14 +131,29 @@ def upsert(s: Session, settings: JiraSettings, payload: WebhookPayload, keep: tu
     return ticket
 
 
+def from_reporter(comment: dict[str, Any], ticket: Ticket) -> bool:
+    """Whether a comment's author is the ticket's reporter (by accountId, else user name or key)."""
+    author, reporter = comment.get("author") or {}, ticket.fields.get("reporter") or {}
+    pairs = [("accountId", "account_id"), ("name", "name"), ("key", "key")]
+    return any(author.get(a) and author.get(a) == reporter.get(r) for a, r in pairs)
+
+
 def make_handler(settings: JiraSettings) -> Handler:
-    """The intake handler for source "jira"."""
+    """The intake handler for source "jira". A comment of the reporter's (Cloud's `comment_created`,
+    or an issue update carrying it) answers the run's open question to the customer, if any."""
 
     def handle(ctx: RunContext, s: Session, event: Event) -> Ticket | None:
         if event.kind not in HANDLED_EVENTS:
             return None
         keep = tuple(ctx.directory.fields) if ctx.directory is not None else ()
-        return upsert(s, settings, WebhookPayload.model_validate(event.payload), keep)
+        payload = WebhookPayload.model_validate(event.payload)
+        ticket = upsert(s, settings, payload, keep)
+        comment = payload.comment
+        if comment is not None and from_reporter(comment, ticket):
+            body = comment.get("body")
+            who = str((comment.get("author") or {}).get("displayName") or "the customer")
+            prompts.customer_replied(ctx, s, ticket, body if isinstance(body, str) else "", who)
+        return ticket
 
     return handle
 

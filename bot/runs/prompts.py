@@ -3,6 +3,10 @@
 A channel (Slack, ...) only shows a prompt and relays answers; the desk reads prompts straight
 from the store. Whoever answers first wins: the answer is a conditional update of an open prompt,
 so a double click, a retried delivery or an answer in a second channel changes nothing.
+
+A question to the customer (kind `customer`) is asked on the ticket itself, as a public reply, and
+shown in no channel; the reporter's reply on the ticket answers it (`customer_replied`), or an
+agent on the desk on their behalf.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from sqlalchemy.orm import Session
 from bot.errors import BadRequestError, NotFoundError
 from bot.runs.context import RunContext
 from bot.runs.trail import rows, ticket_ref
-from bot.state.models import Prompt, PromptState, Run
+from bot.state.models import Prompt, PromptState, Run, Ticket
 from bot.state.store import rows_updated
 from integrations.base import PermanentError
 from integrations.prompts import PromptView
@@ -35,6 +39,10 @@ class Via(StrEnum):
     DESK = "desk"  # the desk's pages
     API = "api"  # the JSON API
     SLACK = "slack"
+    CUSTOMER = "customer"  # the reporter's reply on the ticket
+
+
+CUSTOMER = "customer"  # the kind of a question to the ticket's customer
 
 
 def new_id() -> str:
@@ -84,6 +92,20 @@ def answer_prompt(
     if won:
         ctx.waker.advance_after_commit(s, prompt.run_id)
     return Answered(won, prompt)
+
+
+def customer_replied(ctx: RunContext, s: Session, ticket: Ticket, text: str, who: str) -> Answered | None:
+    """The ticket's reporter replied on the ticket: the answer to its run's open question to the
+    customer, if there is one (its one option, the reply's text bounded). None when nothing waits."""
+    run = s.scalars(select(Run).where(Run.active_ticket_id == ticket.id)).first()
+    prompt = open_for(s, run) if run is not None else None
+    if prompt is None or prompt.kind != CUSTOMER or prompt.state != PromptState.OPEN:
+        return None
+    reply = text.strip()
+    if len(reply) > MAX_TEXT:
+        reply = reply[: MAX_TEXT - 1] + "…"
+    name = " ".join(who.split())[:MAX_NAME] or "the customer"
+    return answer_prompt(ctx, s, prompt.id, prompt.options[0][0], reply or None, name, Via.CUSTOMER)
 
 
 def due(s: Session, now: dt.datetime) -> tuple[list[Prompt], list[Prompt]]:

@@ -28,7 +28,7 @@ from bot.runs.outbox import (
     prompt_effects,
 )
 from bot.runs.redact import redact, redact_facts
-from bot.runs.trail import rows
+from bot.runs.trail import has_customers, reporter_id, rows
 from bot.state.models import Incident, Prompt, PromptState, Run, RunState, StepResult, Ticket
 from bot.state.store import after_commit
 from integrations.base import (
@@ -418,11 +418,16 @@ def _new_prompt(
     )
 
 
-def _show(ctx: RunContext, s: Session, run: Run, prompt: Prompt, heading: str, reason: str) -> None:
-    """Store the prompt, make the run wait for it, post it in every channel and note it on the ticket."""
+def _wait(s: Session, run: Run, prompt: Prompt) -> None:
+    """Store the prompt and make the run wait for it."""
     s.add(prompt)
     run.state = RunState.WAITING
     s.flush()
+
+
+def _show(ctx: RunContext, s: Session, run: Run, prompt: Prompt, heading: str, reason: str) -> None:
+    """Store the prompt, make the run wait for it, post it in every channel and note it on the ticket."""
+    _wait(s, run, prompt)
     prompt_effects(s, run, prompt.id, ctx.channels, "post")
     note_effect(
         s,
@@ -451,6 +456,9 @@ def _ask(ctx: RunContext, s: Session, run: Run, plan: Ask) -> None:
     if plan.cause is not None:
         facts[ASKED_CAUSE] = {"cause": plan.cause.id, "title": plan.cause.title, "found": plan.cause.found()}
     run.facts = facts
+    if _for_customer(ctx, run, plan):
+        _ask_customer(ctx, s, run, plan)
+        return
     prompt = _new_prompt(
         ctx,
         run,
@@ -464,6 +472,61 @@ def _ask(ctx: RunContext, s: Session, run: Run, plan: Ask) -> None:
     )
     what = "Approval needed" if plan.kind == "approval" else "Question for a person"
     _show(ctx, s, run, prompt, f"{what}: {plan.step.title}", plan.reason)
+
+
+def ask_template(step_id: str) -> str:
+    """The reply template a step that the user can do asks the customer with."""
+    return f"ask_{step_id}"
+
+
+def _for_customer(ctx: RunContext, run: Run, plan: Ask) -> bool:
+    """Whether to ask the ticket's customer: a step the user can do, on a ticket with a customer."""
+    return (
+        plan.kind == "question"
+        and plan.step.ask_customer is not None
+        and has_customers(run.ticket)
+        and reporter_id(run.ticket) is not None
+        and ctx.replies.has(ask_template(run.step or ""))
+    )
+
+
+def _ask_customer(ctx: RunContext, s: Session, run: Run, plan: Ask) -> None:
+    """Ask the customer on the ticket (a public reply) and wait for the reporter's reply; shown in no
+    channel, and never reminded (one question, one e-mail)."""
+    step, step_id = plan.step, run.step or ""
+    assert step.ask_customer is not None
+    question = ctx.replies.text(ask_template(step_id))
+    wait = ctx.playbook.wait_for(step)
+    prompt = _new_prompt(
+        ctx,
+        run,
+        step,
+        step_id=step_id,
+        kind=prompts.CUSTOMER,
+        question=question,
+        options=[(step.ask_customer, "The customer replied")],
+        text_label="The customer's reply",
+        wait=wait,
+    )
+    prompt.remind_at = None
+    _wait(s, run, prompt)
+    customer_reply(ctx, s, run, ask_template(step_id), key=f"ask:{prompt.id}")
+    then = ctx.playbook.steps[step.on_timeout or step.on_failure or step_id].title
+    note_effect(
+        s,
+        run,
+        f"prompt:{prompt.id}:asked",
+        Note(
+            heading=f"Question for the customer: {step.title}",
+            lines=[
+                f"Asked on the ticket: {question}",
+                f"Why the customer is asked: {plan.reason}, and the user can do this step. Their "
+                f"reply is taken as '{step.label(step.ask_customer)}', its text kept as the step's input.",
+            ],
+            next=f"The run waits for the reporter's reply until {prompt.expires_at:%Y-%m-%d %H:%M} UTC, "
+            f"then goes on to '{then}'.",
+        ),
+    )
 
 
 def _ask_route(ctx: RunContext, s: Session, run: Run, ticket: Ticket) -> None:
@@ -540,7 +603,8 @@ def _resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) ->
 
 
 def _settle(ctx: RunContext, s: Session, run: Run, prompt: Prompt, heading: str) -> None:
-    prompt_effects(s, run, prompt.id, ctx.channels, "settle")
+    shown_in = () if prompt.kind == prompts.CUSTOMER else ctx.channels
+    prompt_effects(s, run, prompt.id, shown_in, "settle")
     note_effect(s, run, f"prompt:{prompt.id}:settled", Note(heading=heading))
 
 

@@ -4,9 +4,15 @@ public replies."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 import responses
+from sqlalchemy import select
 
+from bot.runs import sweeper
+from bot.state.models import Prompt, PromptState, Run
+from integrations.base import UnsupportedError
 from tests.fakes import jira as fake_jira
 from tests.fakes.adapters import LEVEL_1_CANNOT_FIX, scripted_registry
 from tests.fakes.jira import FakeJira, configure, fixture
@@ -76,3 +82,102 @@ def test_a_project_that_is_not_a_service_project_is_unchanged(jira, make_service
     issue = jira.issue("VOIP-7")
     assert len(issue.comments) == 2 and issue.internal == set() and issue.properties == {}
     assert issue.portal == issue.comments
+
+
+CANNOT_REACH_THE_APP = UnsupportedError("the app of user 1001 takes no remote commands")
+THE_USER_MUST_ACT = {
+    "app.get_status": ["failed"],
+    "app.reconnect": [CANNOT_REACH_THE_APP],
+    "app.get_last_error": [CANNOT_REACH_THE_APP],
+    "app.check_config": ["ok"],
+    "pbx.get_account": ["exists"],
+    "pbx.compare_credentials": ["match"],
+}
+
+
+def comment(author: dict, body: str, at: int) -> dict:
+    """Cloud's `comment_created` for HELP-12 (the recorded payload's shape), by `author`."""
+    payload = fixture("cloud_comment_created.json")
+    payload["timestamp"] = REQUEST["timestamp"] + at
+    payload["issue"]["key"] = "HELP-12"
+    payload["issue"]["fields"]["project"] = REQUEST["issue"]["fields"]["project"]
+    payload["comment"].update(author=author, updateAuthor=author, body=body)
+    return payload
+
+
+def waiting_on(svc) -> Prompt | None:
+    with svc.store.tx() as s:
+        prompt = s.scalars(select(Prompt).where(Prompt.state == PromptState.OPEN)).first()
+        if prompt is not None:
+            s.expunge(prompt)
+        return prompt
+
+
+def test_steps_the_user_can_do_ask_the_customer_and_their_replies_resume_the_run(jira, make_services):
+    svc = make_services(registry=scripted_registry(THE_USER_MUST_ACT, systems=("app", "pbx")))
+    deliver(svc, REQUEST, "d-1")
+    issue = jira.issue("HELP-12")
+    asked = waiting_on(svc)
+    assert asked is not None and (asked.kind, asked.step) == ("customer", "force_reconnect")
+    assert first_lines(issue.portal) == [
+        "Please close the app completely, open it again and wait a minute. Then reply here: does it "
+        "connect now? If not, please write what it shows."
+    ]
+    note = next(c for c in issue.comments if c.startswith("h3. Question for the customer"))
+    assert issue.comments.index(note) in issue.internal and "the app of user 1001" in note
+
+    # Someone else's comment (an agent's, connbot's own) answers nothing.
+    agent = {"accountId": "557058:eb43b4a2", "displayName": "Agent Smith"}
+    deliver(svc, comment(agent, "I'll look at it", 1000), "c-1")
+    assert waiting_on(svc).id == asked.id
+
+    deliver(svc, comment(CUSTOMER, "Still nothing, it shows a red banner", 2000), "c-2")
+    asked_again = waiting_on(svc)
+    assert (asked_again.kind, asked_again.step) == ("customer", "record_error")
+    deliver(svc, comment(CUSTOMER, "SIP/2.0 403 Forbidden {color:red}x{color} [~admin]", 3000), "c-3")
+
+    with svc.store.tx() as s:
+        run = s.scalars(select(Run)).one()
+        by_step = {r.step: r for r in run.steps}
+        assert by_step["force_reconnect"].outcome == "still_failing"
+        assert by_step["force_reconnect"].answered_by == "Giulia Rossi"
+        assert by_step["force_reconnect"].evidence == {"answer_text": "Still nothing, it shows a red banner"}
+        assert by_step["record_error"].outcome == "found"
+        assert run.facts["error_message"].startswith("SIP/2.0 403 Forbidden")
+        assert run.step not in ("force_reconnect", "record_error")
+    # The customer's text reaches the agents' hand-over note escaped: no markup, no mention of its own.
+    escalation = next(c for c in issue.comments if "escalated to level 2" in c)
+    assert "SIP/2.0 403 Forbidden \\{color:red\\}x\\{color\\} \\[~admin\\]" in escalation
+    assert "[~admin]" not in "".join(issue.comments[i] for i in issue.internal)
+
+
+def test_no_reply_in_time_takes_the_steps_timeout_edge(jira, make_services):
+    svc = make_services(registry=scripted_registry(THE_USER_MUST_ACT, systems=("app", "pbx")))
+    deliver(svc, REQUEST, "d-1")
+    asked = waiting_on(svc)
+    svc.context.clock = lambda: asked.expires_at + dt.timedelta(seconds=1)
+    sweeper.sweep(svc.context)
+    svc.queue.run_pending()
+    with svc.store.tx() as s:
+        run = s.scalars(select(Run)).one()
+        timed_out = next(r for r in run.steps if r.step == "force_reconnect")
+        assert timed_out.outcome == "timed_out"
+    # on_failure of force_reconnect: the next step the user can do asks the customer in turn
+    assert waiting_on(svc).step == "record_error"
+
+
+def test_on_a_project_that_is_not_a_service_project_an_agent_is_asked_as_before(jira, make_services):
+    svc = make_services(registry=scripted_registry(THE_USER_MUST_ACT, systems=("app", "pbx")))
+    deliver(svc, fixture("cloud_issue_created.json"), "d-1")
+    asked = waiting_on(svc)
+    assert (asked.kind, asked.step) == ("question", "force_reconnect")
+    assert jira.issue("VOIP-7").internal == set()
+
+
+def test_a_long_reply_is_bounded(jira, make_services):
+    svc = make_services(registry=scripted_registry(THE_USER_MUST_ACT, systems=("app", "pbx")))
+    deliver(svc, REQUEST, "d-1")
+    deliver(svc, comment(CUSTOMER, "it fails " * 2000, 1000), "c-1")
+    with svc.store.tx() as s:
+        [answered] = s.scalars(select(Prompt).where(Prompt.state == PromptState.ANSWERED))
+        assert len(answered.answer_text) == 4000 and answered.answer_text.endswith("…")

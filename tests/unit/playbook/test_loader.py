@@ -96,6 +96,10 @@ def test_the_shipped_playbook_is_valid_against_the_installed_adapters() -> None:
             "step up: an end either closes or escalates",
         ),
         (edit("    on_failure: ask\n", ""), "step check: has no on_failure edge"),
+        (
+            edit("    on_failure: ask\n", "    on_failure: ask\n    ask_customer: fixed\n"),
+            "step check: ask_customer: 'fixed' is not one of the step's outcomes",
+        ),
         (edit("start: check", "start: begin"), "start: no step named 'begin'"),
         (
             edit("{fixed: done, not_fixed: up}", "{fixed: done, not_fixed: check}"),
