@@ -43,6 +43,9 @@ class PromptView(BaseModel):
     expires_at: dt.datetime
     channel_refs: dict[str, object]
     channel: str | None = None  # where the run's PBX instance wants its prompts, overriding the default
+    sla: str | None = (
+        None  # the ticket's SLA clock with the least time left, e.g. "Time to resolution: 25 min left"
+    )
     repeat: bool = False
     """True when an earlier attempt of this call was made and may have landed (its answer was lost)."""
 

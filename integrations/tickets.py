@@ -11,6 +11,7 @@ with the same marker a no-op, so a retried job never comments twice.
 from __future__ import annotations
 
 import abc
+import datetime as dt
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -83,6 +84,33 @@ class Note(BaseModel):
     rows: list[StepRow] = Field(default_factory=list)
     next: str = ""
     audience: Audience = Audience.AGENTS
+
+
+class SlaClock(BaseModel):
+    """One service-level clock of a ticket (Jira Service Management's "Time to first response",
+    "Time to resolution", ...) as it stood when the ticket system last told connbot about it."""
+
+    name: str = Field(max_length=100)
+    ongoing: bool  # a cycle is running (or paused); False once the goal was met or missed
+    paused: bool = False
+    breached: bool = False
+    breach_at: dt.datetime | None = None  # when the running cycle breaches
+    remaining_seconds: float | None = None  # as the system said, frozen while paused
+    goal_seconds: float | None = None
+    first_response: bool = False  # the clock a first public reply stops
+    warn_at: dt.datetime | None = None  # from when a breach is near
+
+    def seconds_left(self, now: dt.datetime) -> float | None:
+        """Seconds to the breach (negative past it); None when no cycle runs."""
+        if not self.ongoing:
+            return None
+        if self.paused or self.breach_at is None:
+            return self.remaining_seconds
+        return (self.breach_at - now).total_seconds()
+
+    def near(self, now: dt.datetime) -> bool:
+        """Running, and within the warning time of its breach (or past it)."""
+        return self.ongoing and not self.paused and self.warn_at is not None and self.warn_at <= now
 
 
 class TicketRef(BaseModel):

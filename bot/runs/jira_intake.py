@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.runs import intake, prompts
+from bot.runs import intake, prompts, sla
 from bot.runs.classify import Candidate, Decision, Rules, classify
 from bot.runs.context import Handler, RunContext
 from bot.state.models import Event, Run, Ticket
@@ -27,6 +27,7 @@ from integrations.jira.models import (
     error_text,
     request_type,
     scalar,
+    sla_clocks,
 )
 from integrations.jira.settings import JiraSettings
 from integrations.jira.tickets import JiraTickets
@@ -84,6 +85,9 @@ def issue_data(f: IssueFields, settings: JiraSettings, keep: tuple[str, ...] = (
         }
     if "created" in present and f.created:
         data["created"] = f.created
+    clocks = sla_clocks(f, settings.sla_first_response, dt.timedelta(minutes=settings.sla_warn_minutes))
+    if clocks:
+        data[sla.FIELD] = [c.model_dump(mode="json") for c in clocks]
     return data
 
 
@@ -148,6 +152,8 @@ def make_handler(settings: JiraSettings) -> Handler:
         keep = tuple(ctx.directory.fields) if ctx.directory is not None else ()
         payload = WebhookPayload.model_validate(event.payload)
         ticket = upsert(s, settings, payload, keep)
+        if ticket.fields.get(sla.FIELD):
+            prompts.bring_reminder_forward(s, ticket, ctx.clock())
         comment = payload.comment
         if comment is not None and from_reporter(comment, ticket):
             body = comment.get("body")

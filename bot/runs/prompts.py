@@ -21,9 +21,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.errors import BadRequestError, NotFoundError
+from bot.runs import sla
 from bot.runs.context import RunContext
 from bot.runs.trail import rows, ticket_ref
-from bot.state.models import Prompt, PromptState, Run, Ticket
+from bot.state.models import Prompt, PromptState, Run, Ticket, utcnow
 from bot.state.store import rows_updated
 from integrations.base import PermanentError
 from integrations.prompts import PromptView
@@ -108,6 +109,22 @@ def customer_replied(ctx: RunContext, s: Session, ticket: Ticket, text: str, who
     return answer_prompt(ctx, s, prompt.id, prompt.options[0][0], reply or None, name, Via.CUSTOMER)
 
 
+def bring_reminder_forward(s: Session, ticket: Ticket, now: dt.datetime) -> None:
+    """The ticket's SLA clocks changed: the open question (to agents) of its run is reminded of
+    when a breach becomes near, if that comes before its reminder (or after the one it had)."""
+    run = s.scalars(select(Run).where(Run.active_ticket_id == ticket.id)).first()
+    prompt = open_for(s, run) if run is not None else None
+    if prompt is None or prompt.state != PromptState.OPEN or prompt.kind == CUSTOMER:
+        return
+    soon = (
+        sla.reminder_at(ticket, prompt.remind_at, now)
+        if prompt.remind_at is not None
+        else sla.next_warning(ticket, now)
+    )
+    if soon is not None and soon < prompt.expires_at:
+        prompt.remind_at = soon
+
+
 def due(s: Session, now: dt.datetime) -> tuple[list[Prompt], list[Prompt]]:
     """Open prompts past their expiry, and open prompts due a reminder."""
     expired = list(
@@ -142,8 +159,14 @@ def open_for(s: Session, run: Run) -> Prompt | None:
     return s.scalars(select(Prompt).where(Prompt.run_id == run.id).order_by(Prompt.seq.desc())).first()
 
 
-def view(prompt: Prompt, tickets: Mapping[str, TicketSystem], channel: str | None = None) -> PromptView:
-    """A prompt with its ticket and what the run found so far, for showing to people."""
+def view(
+    prompt: Prompt,
+    tickets: Mapping[str, TicketSystem],
+    channel: str | None = None,
+    now: dt.datetime | None = None,
+) -> PromptView:
+    """A prompt with its ticket, what the run found so far and its SLA's time left, for showing to people."""
+    now = now or utcnow()
     ticket = prompt.run.ticket
     system = tickets.get(ticket.source)
     labels = dict(prompt.options)
@@ -170,6 +193,7 @@ def view(prompt: Prompt, tickets: Mapping[str, TicketSystem], channel: str | Non
         expires_at=prompt.expires_at,
         channel_refs=dict(prompt.channel_refs),
         channel=channel,
+        sla=sla.time_left(clock, now) if (clock := sla.nearest(ticket, now)) is not None else None,
     )
 
 
@@ -179,4 +203,4 @@ def view_of(ctx: RunContext, prompt_id: str) -> PromptView:
         prompt = s.get(Prompt, prompt_id)
         if prompt is None:
             raise PermanentError(f"no prompt {prompt_id}")
-        return view(prompt, ctx.tickets, ctx.channel_for(prompt.run.pbx))
+        return view(prompt, ctx.tickets, ctx.channel_for(prompt.run.pbx), ctx.clock())

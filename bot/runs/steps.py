@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
-from bot.runs import identify, incidents, prompts, routing
+from bot.runs import identify, incidents, prompts, routing, sla
 from bot.runs.context import RunContext
 from bot.runs.outbox import (
     added_effects,
@@ -110,6 +110,8 @@ def start_run(ctx: RunContext, s: Session, ticket: Ticket) -> Run | None:
     if incidents.hold_if_open(ctx, s, run, lines):  # one comment: the start and the incident together
         return run
     note_effect(s, run, "start", Note(heading="connbot is triaging this ticket", lines=lines))
+    if sla.first_response_running(ticket):
+        customer_reply(ctx, s, run, RECEIVED)  # at once: well within the first-response goal
     if ctx.directory is not None and not found:
         _ask_route(ctx, s, run, ticket)
     s.flush()
@@ -413,7 +415,7 @@ def _new_prompt(
         options=[list(o) for o in options],
         text_label=text_label,
         created_at=now,
-        remind_at=now + dt.timedelta(seconds=wait / 2),
+        remind_at=sla.reminder_at(run.ticket, now + dt.timedelta(seconds=wait / 2), now),
         expires_at=now + dt.timedelta(seconds=wait),
     )
 
@@ -690,9 +692,9 @@ def _end(ctx: RunContext, run: Run, kind: str, level: int | None, reason: str) -
     run.active_ticket_id, run.ended_at = None, ctx.clock()
 
 
-# The reply templates of the run's ends (a template named after the end step, where there is one,
-# says more than `closed`).
-CLOSED, ESCALATED = "closed", "escalated"
+# The reply templates of the run's start (where a first-response SLA runs) and ends (a template
+# named after the end step, where there is one, says more than `closed`).
+RECEIVED, CLOSED, ESCALATED = "received", "closed", "escalated"
 
 
 def _finish(ctx: RunContext, s: Session, run: Run, plan: Finish) -> None:

@@ -8,7 +8,7 @@ import datetime as dt
 
 from sqlalchemy import select
 
-from bot.runs import prompts, recovery
+from bot.runs import prompts, recovery, sla
 from bot.runs.context import RunContext
 from bot.runs.outbox import prompt_effects
 from bot.state.models import Effect, EffectState, Event, Prompt, PromptState, Run, RunState
@@ -27,7 +27,9 @@ def sweep(ctx: RunContext) -> dict[str, int]:
                 counts["expired"] += 1
                 ctx.waker.advance_after_commit(s, prompt.run_id)
         for prompt in remind:
-            prompt.remind_at = None
+            # reminded again when an SLA breach becomes near, if that is still to come
+            later = sla.next_warning(prompt.run.ticket, now)
+            prompt.remind_at = later if later is not None and later < prompt.expires_at else None
             counts["reminded"] += 1
             prompt_effects(s, prompt.run, prompt.id, ctx.channels, "remind")
             ctx.waker.advance_after_commit(s, prompt.run_id)

@@ -7,7 +7,9 @@ from collections.abc import Iterator
 from prometheus_client.core import CollectorRegistry, GaugeMetricFamily, Metric, SummaryMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
+from bot.runs import sla
 from bot.runs.intake import QUARANTINED
 from bot.services import Services
 from bot.state.models import (
@@ -19,7 +21,10 @@ from bot.state.models import (
     Prompt,
     PromptState,
     Run,
+    RunState,
     StepResult,
+    Ticket,
+    utcnow,
 )
 
 
@@ -88,10 +93,39 @@ class StoreCollector(Collector):
                 )
                 or 0,
             )
+            left, near = self._sla(s)
         yield from self.incidents()
         queue = GaugeMetricFamily("connbot_queue_depth", "Tasks waiting in the queue")
         queue.add_metric([], self.svc.queue.depth())
-        yield from (runs, steps, prompts, effects, failed, quarantined, queue)
+        yield from (runs, steps, prompts, effects, failed, quarantined, queue, left, near)
+
+    @staticmethod
+    def _sla(s: Session) -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        """By SLA name, over the tickets of runs not ended: the least time left, and how many are near
+        a breach (or past it)."""
+        left = GaugeMetricFamily(
+            "connbot_sla_seconds_left",
+            "Least time left before an SLA breach among the tickets of runs not ended (negative: breached)",
+            labels=["sla"],
+        )
+        near = GaugeMetricFamily(
+            "connbot_sla_near_breach",
+            "Runs not ended whose ticket is near an SLA breach (CONNBOT_JIRA_SLA_WARN_MINUTES) or past it",
+            labels=["sla"],
+        )
+        now, least, counts = utcnow(), dict[str, float](), dict[str, int]()
+        active = select(Ticket).join(Run, Run.ticket_id == Ticket.id).where(Run.state != RunState.ENDED)
+        for ticket in s.scalars(active):
+            for clock in sla.clocks(ticket):
+                seconds = clock.seconds_left(now)
+                if seconds is None:
+                    continue
+                least[clock.name] = min(seconds, least.get(clock.name, seconds))
+                counts[clock.name] = counts.get(clock.name, 0) + int(clock.near(now))
+        for name in sorted(least):
+            left.add_metric([name], least[name])
+            near.add_metric([name], counts[name])
+        return left, near
 
     def incidents(self) -> Iterator[Metric]:
         """Open incidents, tickets per incident, time to recovery, time from recovery to all closed."""

@@ -35,12 +35,12 @@ from bot.runs import intake, prompts
 from bot.runs.prompts import Via, view
 from bot.runs.trail import ticket_ref
 from bot.services import Services
-from bot.state.models import Effect, EffectState, Prompt, PromptState, Run, RunState, Ticket
+from bot.state.models import Effect, EffectState, Prompt, PromptState, Run, RunState, Ticket, utcnow
 from bot.web import dashboard, extension, svg, worklist
 from bot.web.api import TicketIn, answer, find_tickets
 from bot.web.auth import Access, csrf_ok
 from bot.web.current import services_of
-from bot.web.views import diagnosis_dict, step_dict, ticket_row
+from bot.web.views import diagnosis_dict, sla_list, step_dict, ticket_row
 from integrations.base import AdapterError
 from integrations.prompts import PromptView
 from integrations.tickets import Note, StepRow
@@ -341,6 +341,7 @@ def _run_context(run_id: int) -> dict[str, Any]:
             "prompt": _card(prompt) if prompt else None,
             "name": session.get("name", ""),
             "done": run.state == RunState.ENDED and not pending,
+            "sla": sla_list(run.ticket, utcnow()),
             **diagnosis_dict(rules_of(svc.playbook), run.facts),
         }
         context["live"] = Markup(render_template("_run_live.html", **context))  # autoescaped already

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.runs import sla
 from bot.runs.recovery import counts
-from bot.state.models import EffectState, Event, Incident, IncidentState, Prompt, Run, RunState, Ticket
+from bot.state.models import (
+    EffectState,
+    Event,
+    Incident,
+    IncidentState,
+    Prompt,
+    Run,
+    RunState,
+    Ticket,
+    utcnow,
+)
 from playbook.diagnosis import Rules, diagnose
 from playbook.facts import findings
 
@@ -53,9 +65,28 @@ def diagnosis_dict(rules: Rules, facts: Mapping[str, Any]) -> dict[str, Any]:
     return {"findings": findings(facts), "diagnosis": [c.as_dict() for c in shown]}
 
 
-def run_dict(run: Run, steps: bool = True, rules: Rules | None = None) -> dict[str, Any]:
-    """A run as plain data; with `rules` (those the playbook was loaded with), its findings and
-    diagnosis too."""
+def sla_list(ticket: Ticket, now: dt.datetime) -> list[dict[str, Any]]:
+    """The ticket's SLA clocks with the time left: what the desk and the API show."""
+    return [
+        {
+            "name": c.name,
+            "ongoing": c.ongoing,
+            "paused": c.paused,
+            "breached": c.breached,
+            "breach_at": c.breach_at.isoformat() if c.breach_at else None,
+            "seconds_left": None if (left := c.seconds_left(now)) is None else round(left),
+            "near": c.near(now),
+            "said": sla.time_left(c, now),
+        }
+        for c in sla.clocks(ticket)
+    ]
+
+
+def run_dict(
+    run: Run, steps: bool = True, rules: Rules | None = None, now: dt.datetime | None = None
+) -> dict[str, Any]:
+    """A run as plain data, with its ticket's SLA clocks (time left as of `now`); with `rules`
+    (those the playbook was loaded with), its findings and diagnosis too."""
     data: dict[str, Any] = {
         "id": run.id,
         "ticket": run.ticket.key,
@@ -71,6 +102,7 @@ def run_dict(run: Run, steps: bool = True, rules: Rules | None = None) -> dict[s
         "pbx_reason": run.pbx_reason,
         "created_at": run.created_at.isoformat(),
         "ended_at": run.ended_at.isoformat() if run.ended_at else None,
+        "sla": sla_list(run.ticket, now or utcnow()),
     }
     if steps:
         data["steps"] = [step_dict(r) for r in run.steps]

@@ -6,10 +6,13 @@ Only what connbot reads is declared. Cloud identifies users by `accountId`, Serv
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from integrations.tickets import SlaClock
 
 HANDLED_EVENTS = frozenset({"jira:issue_created", "jira:issue_updated", "comment_created"})
 
@@ -105,3 +108,49 @@ def error_text(description: str | None) -> str:
     rest = _BLOCK.sub("", description)
     parts += [m.group(1).strip() for m in _QUOTED_LINE.finditer(rest)]
     return "\n".join(p for p in parts if p)[:4000]
+
+
+def _millis(value: Any) -> float | None:
+    """Seconds of a Service Management duration (`{"millis": 3600000, "friendly": "1h"}`)."""
+    millis = value.get("millis") if isinstance(value, dict) else None
+    if not isinstance(millis, (int, float)) or isinstance(millis, bool):
+        return None
+    return millis / 1000
+
+
+def _instant(value: Any) -> dt.datetime | None:
+    """A Service Management date (`{"epochMillis": 1720050511971, "iso8601": ...}`) in UTC."""
+    seconds = _millis({"millis": value.get("epochMillis")}) if isinstance(value, dict) else None
+    try:
+        return dt.datetime.fromtimestamp(seconds, dt.UTC) if seconds is not None else None
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def sla_clocks(f: IssueFields, first_response: str, warn: dt.timedelta) -> list[SlaClock]:
+    """The SLA fields of a Service Management issue: custom fields whose value has an `ongoingCycle`
+    or `completedCycles` (the `SlaInformation` shape), each as a clock. `first_response` names the
+    clock a first public reply stops; `warn` is how long before a breach it counts as near."""
+    clocks = []
+    for field_id, value in sorted((f.model_extra or {}).items()):
+        if not isinstance(value, dict) or not ({"ongoingCycle", "completedCycles"} & set(value)):
+            continue
+        name = " ".join(str(value.get("name") or field_id).split())[:100]
+        cycle = value.get("ongoingCycle")
+        done = [c for c in value.get("completedCycles") or [] if isinstance(c, dict)]
+        last = cycle if isinstance(cycle, dict) else (done[-1] if done else {})
+        breach_at = _instant(last.get("breachTime")) if isinstance(cycle, dict) else None
+        clocks.append(
+            SlaClock(
+                name=name,
+                ongoing=isinstance(cycle, dict),
+                paused=bool(last.get("paused")),
+                breached=bool(last.get("breached")),
+                breach_at=breach_at,
+                remaining_seconds=_millis(last.get("remainingTime")),
+                goal_seconds=_millis(last.get("goalDuration")),
+                first_response=name.casefold() == first_response.casefold(),
+                warn_at=breach_at - warn if breach_at is not None else None,
+            )
+        )
+    return clocks

@@ -100,6 +100,12 @@ class JiraSettings(Section):
     incident_link_type: str = Field(
         "Relates", description="the issue link type joining each incident ticket to its parent issue"
     )
+    sla_first_response: str = Field(
+        "Time to first response", description="the name of the SLA a first public reply stops"
+    )
+    sla_warn_minutes: float = Field(
+        30, ge=0, description="how long before an SLA breach a waiting question is reminded of"
+    )
     backfill_minutes: float = Field(5, gt=0, description="how often to search Jira for missed tickets")
     backfill_hours: float = Field(24, gt=0, description="how far back the first search looks")
 

@@ -178,7 +178,7 @@ def reminder_text(view: PromptView, group: str) -> str:
     who = f"<!subteam^{group}> " if group else ""
     return (
         f"{who}Reminder: {escape(view.ticket_key)} still waits for an answer to “{escape(view.title)}”, "
-        f"until {view.expires_at:%Y-%m-%d %H:%M} UTC."
+        f"until {view.expires_at:%Y-%m-%d %H:%M} UTC." + (f" SLA: {escape(view.sla)}." if view.sla else "")
     )
 
 

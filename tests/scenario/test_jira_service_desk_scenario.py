@@ -55,7 +55,8 @@ def test_on_a_service_request_agents_see_every_note_and_the_customer_only_the_re
         "h3. connbot is triaging this ticket",
         "h3. Closed: Close - temporary network problem",
     ]
-    [reply] = issue.portal
+    received, reply = issue.portal
+    assert received.startswith("Thank you, we have your request and are checking your connection now.")
     assert reply.startswith(
         "Your app has reconnected; it was a temporary network problem. Reply here if it happens again."
     )
@@ -69,7 +70,8 @@ def test_a_reply_is_in_the_reporters_language_and_a_hand_over_is_said_once(jira,
     deliver(svc, REQUEST, "d-1")
     issue = jira.issue("HELP-12")
     assert first_lines(issue.portal) == [
-        "Abbiamo passato la tua richiesta ai nostri specialisti; ti aggiorneremo qui."
+        "Grazie, abbiamo ricevuto la tua richiesta e stiamo verificando la connessione. Ti aggiorneremo qui.",
+        "Abbiamo passato la tua richiesta ai nostri specialisti; ti aggiorneremo qui.",
     ]
     assert issue.assignee == {"accountId": "5b10ac8d82e05b22cc7d4ef5"}
     escalation = next(c for c in issue.comments if "escalated to level 2" in c)
@@ -119,7 +121,7 @@ def test_steps_the_user_can_do_ask_the_customer_and_their_replies_resume_the_run
     issue = jira.issue("HELP-12")
     asked = waiting_on(svc)
     assert asked is not None and (asked.kind, asked.step) == ("customer", "force_reconnect")
-    assert first_lines(issue.portal) == [
+    assert first_lines(issue.portal)[1:] == [
         "Please close the app completely, open it again and wait a minute. Then reply here: does it "
         "connect now? If not, please write what it shows."
     ]
