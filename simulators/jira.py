@@ -3,9 +3,9 @@
 The state is a `Jira` of `Issue`s (comments, status, resolution, assignee, labels, components,
 fields), so idempotency can be checked by what ends up on an issue; every JQL searched is kept.
 Jira Service Management's comment visibility is kept too: a comment added (on its own, with a
-transition or with an edit) with the property `sd.public.comment` = `{"internal": true}` is an
-internal note, which a customer never sees in the portal (`Issue.portal`); the comment resource
-says so as `jsdPublic` (Cloud platform spec, `Comment`).
+transition, with an edit or with an issue link) with the property `sd.public.comment` =
+`{"internal": true}` is an internal note, which a customer never sees in the portal
+(`Issue.portal`); the comment resource says so as `jsdPublic` (Cloud platform spec, `Comment`).
 Errors have Jira's shape, `{"errorMessages": [...], "errors": {...}}`, from the Cloud platform
 spec (specs/jira/jira-cloud-platform-v3.bot-subset.json).
 """
@@ -294,15 +294,18 @@ def create(jira: Jira) -> Flask:
             return _error(404, f"No issue link type with name '{kind}' found.")
         if not inward or not outward:
             return _error(400, "Both an inward and an outward issue are required.")
-        comment = (body.get("comment") or {}).get("body")
+        comment = body.get("comment")
+        problem = _bad_comment(comment) if comment is not None else None
+        if problem:
+            return _error(400, comment=problem)
         with jira.lock:
             # As Jira documents it: a request that duplicates a link answers "created" and makes no
             # second link, but its comment (on the "from", outward issue) is added every time.
             if (kind, inward, "outward") not in jira.issue(outward).links:
                 jira.issue(outward).links.append((kind, inward, "outward"))
                 jira.issue(inward).links.append((kind, outward, "inward"))
-            if comment:
-                jira.issue(outward).comments.append(str(comment))
+            if comment is not None:
+                jira.issue(outward).add(comment)
         return Response(status=201)
 
     @app.get(f"{api}/search")

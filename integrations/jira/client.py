@@ -186,7 +186,9 @@ class JiraClient:
         links = self.jira._get_json(f"issue/{key}", params={"fields": "issuelinks"})["fields"]["issuelinks"]
         return {str(li.get(f"{way}Issue", {}).get("key")) for li in links for way in ("inward", "outward")}
 
-    def link_issues(self, link_type: str, inward: str, outward: str, comment: str | None = None) -> None:
+    def link_issues(
+        self, link_type: str, inward: str, outward: str, comment: str | None = None, internal: bool = False
+    ) -> None:
         """Link two issues; a comment goes on the "from" (outward) issue in the same request."""
         body: dict[str, Any] = {
             "type": {"name": link_type},
@@ -194,7 +196,7 @@ class JiraClient:
             "outwardIssue": {"key": outward},
         }
         if comment:
-            body["comment"] = {"body": comment}
+            body["comment"] = comment_body(comment, internal)
         self.jira._session.post(self.jira._get_url("issueLink"), data=json.dumps(body))
 
     def search(self, jql: str, limit: int = 500) -> list[dict[str, Any]]:

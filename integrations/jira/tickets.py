@@ -8,7 +8,8 @@ retried job looks first and does nothing if it finds it; an effect's first attem
 before it is made, `TicketRef.first_attempt`) has nothing to find and saves the look.
 
 On a ticket with customers (`TicketRef.customers`, a service project's request) every note for the
-agents is an internal note (`sd.public.comment`), on each path: comment, transition, edit.
+agents is an internal note (`sd.public.comment`), on each path: comment, transition, edit, and the
+comment of an issue link request.
 """
 
 from __future__ import annotations
@@ -140,8 +141,8 @@ class JiraTickets(TicketSystem):
         if not ticket.first_attempt and parent_key in self.client.linked_keys(ticket.key):
             log.info("jira %s: already linked to %s, skipping", ticket.key, parent_key)
             return
-        body = render(note, marker) if note is not None else None
-        self.client.link_issues(self.settings.incident_link_type, parent_key, ticket.key, body)
+        body, hidden = (render(note, marker), internal(ticket, note)) if note is not None else (None, False)
+        self.client.link_issues(self.settings.incident_link_type, parent_key, ticket.key, body, hidden)
 
     def locale(self, ticket: TicketRef) -> str | None:
         return self.client.locale(ticket.reporter) if ticket.reporter else None

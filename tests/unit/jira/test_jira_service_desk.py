@@ -25,7 +25,8 @@ def ref(key: str, customers: bool) -> TicketRef:
 
 
 def comments_sent(rsps) -> list[dict]:
-    """Every comment connbot sent, as the REST body gave it: on its own, with a transition, with an edit."""
+    """Every comment connbot sent, as the REST body gave it: on its own, with a transition, with an
+    edit, with an issue link."""
     out = []
     for call in rsps.calls:
         if call.request.method not in ("POST", "PUT") or not call.request.body:
@@ -33,6 +34,8 @@ def comments_sent(rsps) -> list[dict]:
         body = json.loads(call.request.body)
         if call.request.url.endswith("/comment"):
             out.append(body)
+        if call.request.url.endswith("/issueLink") and "comment" in body:
+            out.append(body["comment"])
         out += [c["add"] for c in (body.get("update") or {}).get("comment", [])]
     return out
 
@@ -41,16 +44,17 @@ def write_on_every_path(tickets: JiraTickets, key: str, customers: bool) -> None
     note = Note(heading="Level 1 checks done", lines=["PBX pbx1.example.net answered 403 for 1001"])
     tickets.comment(ref(key, customers), note, "run:1:start")
     tickets.escalate(ref(key, customers), 2, note, "run:1:escalate:2")
+    tickets.link_parent(ref(key, customers), "OPS-1", note, "run:1:incident")  # joining an incident
     tickets.close(ref(key, customers), note, "run:1:end")
 
 
 def test_on_a_service_request_every_note_for_the_agents_is_internal_on_every_path(fake, rsps):
     write_on_every_path(system(), "HELP-12", customers=True)
     issue = fake.issue("HELP-12")
-    assert len(issue.comments) == 3 and issue.internal == {0, 1, 2}
+    assert len(issue.comments) == 4 and issue.internal == {0, 1, 2, 3}
     assert issue.portal == []  # the customer sees none of the PBX names, addresses, account states
     sent = comments_sent(rsps)
-    assert len(sent) == 3 and all(c["properties"] == INTERNAL for c in sent)
+    assert len(sent) == 4 and all(c["properties"] == INTERNAL for c in sent)
     assert (issue.status, issue.assignee) == ("Done", {"accountId": "5b10ac8d82e05b22cc7d4ef5"})
 
 
@@ -72,7 +76,7 @@ def test_a_reply_for_the_customer_is_public_short_and_plain(fake):
 def test_a_project_that_is_not_a_service_project_keeps_plain_comments(fake, rsps):
     write_on_every_path(system(), "VOIP-7", customers=False)
     issue = fake.issue("VOIP-7")
-    assert len(issue.comments) == 3 and issue.internal == set() and issue.portal == issue.comments
+    assert len(issue.comments) == 4 and issue.internal == set() and issue.portal == issue.comments
     assert all("properties" not in c for c in comments_sent(rsps))
 
 
