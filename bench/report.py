@@ -34,7 +34,7 @@ def render(r: dict[str, Any]) -> str:
     ]
     out += [f"| {name} | {x['seconds']} | {_load(x)} |" for name, x in r["timing"].items()]
     out += ["", sizes(r), ""]
-    out += _intake(r) + _slack(r) + _triage(r) + _memory(r) + _economy(r)
+    out += _intake(r) + _slack(r) + _triage(r) + _memory(r) + _economy(r) + _storm(r)
     out += [ANALYSIS]
     return "\n".join(out) + "\n"
 
@@ -208,6 +208,52 @@ def _economy(r: dict[str, Any]) -> list[str]:
             f"| {row['scenario']} | {row['end']} | {row['steps']} | {row['prompts']} | {row['jira']} "
             f"({row['jira'] + writes(row['jira_by_kind'])}) | {row['slack']} | {kinds} |"
         )
+    return [*out, ""]
+
+
+def _storm(r: dict[str, Any]) -> list[str]:
+    if "storm" not in r:
+        return []
+    x = r["storm"]
+    out = [
+        "## 6. A storm against a stopped Asterisk, incidents on and off (`bench/storm.py`)",
+        "",
+        "200 users of the lab's stopped PBX and 4 of a healthy one file signed Jira webhooks at 10/s into "
+        "one process (consumer of 4 threads, sweeper every second; Jira simulated at the wire, Slack on "
+        "loopback, the PBXs and app backends the lab's). Then Asterisk is started again: with incidents "
+        "on the incident's next check sees it (checks every 2 s doubling to 10 s here); with incidents off "
+        "someone answers *Fixed* on each ticket's question at once. Per ticket of the stopped PBX. "
+        f"{len(x['rounds'])} rounds, the variants interleaved; medians with [min–max].",
+        "",
+        "| incidents | first comment p50 s | p99 s | last first comment s | Jira calls before the repair | "
+        "Slack calls before | PBX checks before | Jira calls in all | Slack calls in all | repair to all "
+        "closed s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label in ("on", "off"):
+        m = x["median"][label]
+
+        def cell(key: str, m: dict[str, Any] = m) -> str:
+            v = m[key]
+            return f"{v['median']:g} [{v['min']:g}–{v['max']:g}]"
+
+        keys = (
+            "first_comment_p50_s",
+            "first_comment_p99_s",
+            "all_said_s",
+            "jira_before",
+            "slack_before",
+            "pbx_before",
+            "jira_total",
+            "slack_total",
+            "recovery_s",
+        )
+        out.append(f"| {label} | " + " | ".join(cell(k) for k in keys) + " |")
+    out += ["", "| round | incidents | load |", "|---|---|---|"]
+    out += [
+        f"| {n // 2 + 1} | {'on' if x_['incidents'] else 'off'} | {_load(x_)} |"
+        for n, x_ in enumerate(x["rounds"])
+    ]
     return [*out, ""]
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import economy, intake, profile, report, triage
+from bench import economy, intake, profile, report, storm, triage
 from bench.common import ROOT, load, machine
 
 BACKENDS = ("sqlite", "postgres+redis")
@@ -37,6 +37,7 @@ def main() -> None:
             ),
             ("memory", lambda: triage.memory("sqlite", workdir)),
             ("economy", lambda: economy.economy(workdir)),
+            ("storm", lambda: storm.storm(workdir)),
         ]
         for name, step in steps:
             t0, load_before = time.monotonic(), load()
