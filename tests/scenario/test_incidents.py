@@ -101,14 +101,16 @@ class Storm:
 
 
 @pytest.fixture
-def storm(settings, make_services, slack_api, monkeypatch) -> Iterator[Storm]:
+def storm(request, settings, make_services, slack_api) -> Iterator[Storm]:
+    """The storm's world; `(parent project, users of the stopped PBX)` as the parameter (default OPS, 200)."""
+    project, users = getattr(request, "param", ("OPS", 200))
     with Lab(
-        settings.data_dir, reconnect_seconds=0.02, only=[DOWN, HEALTHY], users={DOWN: 200, HEALTHY: 4}
+        settings.data_dir, reconnect_seconds=0.02, only=[DOWN, HEALTHY], users={DOWN: users, HEALTHY: 4}
     ) as lab:
         env = {
             **os.environ,
             **lab.environment(),
-            **fake_jira.jira_env(USER_FIELD=USER_FIELD, INCIDENT_PROJECT="OPS", ESCALATION="{}"),
+            **fake_jira.jira_env(USER_FIELD=USER_FIELD, INCIDENT_PROJECT=project, ESCALATION="{}"),
             "CONNBOT_APP_POLL_INTERVAL": "0.01",
             "CONNBOT_NET_TIMEOUT": "0.2",
             "CONNBOT_NET_PROBES": "1",
@@ -478,3 +480,36 @@ def test_each_pbx_side_lab_preset_opens_the_incident_of_its_fault(make_world):
         assert (run.end_kind, run.ticket.status) == ("close", "closed"), name
         assert found[name].title in run.ticket.comments[-1].body
     assert {i.state for i in world.incidents()} == {"closed"}
+
+
+def test_an_open_incident_is_reminded_in_its_message_thread(make_world):
+    world = make_world({DOWN: 1}, incident_remind_minutes=0.001)
+    world.file(DOWN, 0)
+    world.work()
+    time.sleep(0.1)
+    world.work()
+    assert len(incident_posts(world.slack)) == 1
+    replies = [a for a in world.slack.to("chat.postMessage") if a.get("thread_ts")]
+    assert replies, "no reminder"
+    ts = world.incidents()[0].message["slack"]["ts"]
+    assert all(r["thread_ts"] == ts for r in replies)
+    assert replies[0]["text"].startswith("Reminder: incident 1 is still open since")
+    assert "Asterisk on 127.0.0.1 does not answer" in replies[0]["text"]
+
+
+@pytest.mark.parametrize("storm", [("NOPE", 3)], indirect=True)
+def test_without_a_parent_issue_the_tickets_are_told_alone_and_the_page_says_why(storm):
+    """The parent issue's project does not exist: Jira refuses it for good; the tickets still get
+    their joining comment (no link), and the incident says why there is no parent issue."""
+    keys = [storm.file(DOWN, n) for n in range(3)]
+    for _ in range(3):
+        storm.work()
+        sweep(storm.svc.context)
+    with storm.svc.store.tx() as s:
+        (inc,) = s.scalars(select(Incident)).all()
+    assert inc.parent_key is None and "valid project is required" in inc.parent_error
+    for key in keys:
+        said = [c for c in storm.jira.issue(key).comments if "Part of incident 1" in c]
+        assert len(said) == 1 and storm.jira.issue(key).links == []
+    page = storm.web.get(f"/incidents/{inc.id}").get_data(as_text=True)
+    assert "none: Jira answered HTTP 400" in page
