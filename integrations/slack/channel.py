@@ -69,18 +69,23 @@ class SlackChannel(PromptChannel):
         if self.message_of(view):
             return None
         channel = view.channel or self.settings.channel_for(view.level)
-        if view.repeat and (ts := self.posted(PROMPT, view.id, channel)):
-            return {"slack": {"channel": channel, "ts": ts}}
         text, body = blocks.prompt_message(view)
+        where, _ = self._post_once(PROMPT, view.id, channel, text, body, view.repeat)
+        return {"slack": where}
+
+    def _post_once(
+        self, kind: str, ref: str, channel: str, text: str, body: list[Any], repeat: bool
+    ) -> tuple[dict[str, str], bool]:
+        """Post a message carrying metadata (`kind`, `ref`), unless `repeat` and an earlier attempt's
+        message is found: where it is (the channel's id, as Slack answers it, and ts), and whether it
+        was found rather than posted."""
+        if repeat and (ts := self.posted(kind, ref, channel)):
+            return {"channel": channel, "ts": ts}, True
         with translated("chat.postMessage"):
             resp = self.poster.chat_postMessage(
-                channel=channel,
-                text=text,
-                blocks=body,
-                unfurl_links=False,
-                metadata=self.metadata(PROMPT, view.id),
+                channel=channel, text=text, blocks=body, unfurl_links=False, metadata=self.metadata(kind, ref)
             )
-        return {"slack": {"channel": resp["channel"], "ts": resp["ts"]}}
+        return {"channel": str(resp["channel"]), "ts": str(resp["ts"])}, False
 
     def settle(self, view: PromptView) -> None:
         where = self.message_of(view)
@@ -112,20 +117,11 @@ class SlackChannel(PromptChannel):
                 self.client.chat_update(channel=where["channel"], ts=where["ts"], text=text, blocks=body)
             return None
         channel = view.channel or self.settings.channel_for(INCIDENT_LEVEL)
-        marker = f"incident-{view.id}"
-        if view.repeat and (ts := self.posted(INCIDENT, marker, channel)):
+        where, found = self._post_once(INCIDENT, f"incident-{view.id}", channel, text, body, view.repeat)
+        if found:  # the earlier attempt's message shows an older state
             with translated("chat.update"):
-                self.client.chat_update(channel=channel, ts=ts, text=text, blocks=body)
-            return {"slack": {"channel": channel, "ts": ts}}
-        with translated("chat.postMessage"):
-            resp = self.poster.chat_postMessage(
-                channel=channel,
-                text=text,
-                blocks=body,
-                unfurl_links=False,
-                metadata=self.metadata(INCIDENT, marker),
-            )
-        return {"slack": {"channel": resp["channel"], "ts": resp["ts"]}}
+                self.client.chat_update(channel=where["channel"], ts=where["ts"], text=text, blocks=body)
+        return {"slack": where}
 
     def remind_incident(self, view: IncidentView) -> None:
         where = view.message.get("slack")
