@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -88,6 +89,9 @@ class Settings(Section):
     )
     worker_threads: int = Field(4, ge=1, le=64)
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text, or json: one JSON object a line with the run, ticket, step and PBX"
+    )
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     body_seconds: float = Field(
         10, gt=0, description="how long a client may take to send a request body before it is answered 408"

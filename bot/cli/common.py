@@ -4,7 +4,6 @@ naming what to fix and exit code 2, never a traceback."""
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import click
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from bot import logs
 from bot.fleet.registry import configured_directory
 from bot.settings import Settings, load_settings
 from bot.state.store import Store
@@ -76,7 +76,7 @@ def _settings(**overrides: object) -> Settings:
 
 
 def _logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings.log_level, settings.log_format)
 
 
 def existing_store(settings: Settings) -> Store:

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
+from bot import logs
 from bot.runs import identify, incidents, prompts, routing, sla
 from bot.runs.context import RunContext
 from bot.runs.outbox import (
@@ -29,6 +30,7 @@ from bot.runs.outbox import (
 )
 from bot.runs.redact import redact, redact_facts
 from bot.runs.trail import has_customers, reporter_id, rows
+from bot.state import counters
 from bot.state.models import Incident, Prompt, PromptState, Run, RunState, StepResult, Ticket
 from bot.state.store import after_commit
 from integrations.base import (
@@ -121,6 +123,11 @@ def start_run(ctx: RunContext, s: Session, ticket: Ticket) -> Run | None:
 
 def advance(ctx: RunContext, run_id: int, owner: str) -> bool:
     """Advance a run as far as it can go now. False if another worker holds it."""
+    with logs.bound(run=run_id):  # what is logged meanwhile names the run (and, once read, more)
+        return _advance(ctx, run_id, owner)
+
+
+def _advance(ctx: RunContext, run_id: int, owner: str) -> bool:
     if not ctx.store.acquire(run_id, owner, ctx.limits.lease_seconds):
         return False
     try:
@@ -157,6 +164,7 @@ def _step(ctx: RunContext, run_id: int, owner: str) -> tuple[bool, bool]:
         run = s.get(Run, run_id, options=[joinedload(Run.ticket)])
         if run is None or run.state in (RunState.ENDED, RunState.HELD):
             return False, False
+        logs.bind(ticket=run.ticket.key, step=run.step, pbx=run.pbx)
         pos = Position(run.step or pb.start, run.visits, run.approved)
         if run.state == RunState.WAITING:
             return _resume(ctx, s, run, pos, owner), added_effects(s)
@@ -186,6 +194,7 @@ def _step(ctx: RunContext, run_id: int, owner: str) -> tuple[bool, bool]:
     if lookup is not None:
         return _identify(ctx, run_id, owner, registry, lookup)
     # The action runs outside any transaction: it may take a while.
+    failure: AdapterError | None = None
     if isinstance(plan, Execute):
         started = ctx.clock()
         t0 = time.perf_counter()
@@ -194,9 +203,10 @@ def _step(ctx: RunContext, run_id: int, owner: str) -> tuple[bool, bool]:
             event: engine.Event = engine.Outcome(res.outcome)
             summary, evidence, facts = res.summary, redact(res.evidence), redact_facts(res.facts)
         except (NotConfiguredError, UnsupportedError) as exc:
+            failure = exc
             plan = engine.plan(pb, pos, registry.available, reason=str(exc), facts=run.facts)
         except AdapterError as exc:
-            attempts = run.attempts + 1
+            failure, attempts = exc, run.attempts + 1
             retry = isinstance(exc, TransientError) and attempts < ctx.limits.step_attempts
             why = f"{action} failed" + (f" {attempts} times" if attempts > 1 else "") + f": {exc}"
             # what the adapter saw before it failed (e.g. ARI refused) is kept as findings
@@ -207,6 +217,8 @@ def _step(ctx: RunContext, run_id: int, owner: str) -> tuple[bool, bool]:
         health = incidents.confirm(ctx, run, {**run.facts, **facts}) if isinstance(plan, Execute) else None
     with ctx.store.tx() as s:
         run = _hold(ctx, s, run_id, owner)
+        if failure is not None:
+            counters.adapter_error(s, action, failure)
         if isinstance(plan, Execute) and isinstance(event, engine.Failed) and retry:
             # What the failure showed (e.g. ARI refused) may already name a fault of the whole PBX.
             if incidents.detect(ctx, s, run, {**run.facts, **facts}, health):
@@ -258,16 +270,19 @@ def _identify(
     """Find the ticket's user by the reporter's e-mail, else ask a person. Says whether the run may go
     on, and whether it recorded effects."""
     started, res, why = ctx.clock(), None, "the ticket names no user and no reporter e-mail"
+    failure: AdapterError | None = None
     if lookup.reporter_email and registry.available(identify.ACTION):
         try:
             res = registry.execute(identify.ACTION, lookup)
         except AdapterError as exc:
-            why = f"the look-up by e-mail failed: {exc}"
+            why, failure = f"the look-up by e-mail failed: {exc}", exc
     elif lookup.reporter_email:
         why = f"no adapter is configured for {identify.ACTION}"
     step = identify.IdentifyStep()
     with ctx.store.tx() as s:
         run = _hold(ctx, s, run_id, owner)
+        if failure is not None:
+            counters.adapter_error(s, identify.ACTION, failure)
         if res is not None:
             _record(
                 s,

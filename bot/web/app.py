@@ -8,10 +8,11 @@ from flask import Flask, g, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
+from bot import logs
 from bot.errors import BadRequestError, ConnbotError, NotFoundError
 from bot.services import Services
 from bot.settings import Settings, load_settings
-from bot.web import auth, edge
+from bot.web import auth, edge, metrics
 from bot.web.api import api
 from bot.web.auth import DeskSettings
 from bot.web.current import EXTENSION
@@ -24,13 +25,19 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
-    """Build the web app. With no arguments it reads the settings from the environment."""
-    settings = settings or (services.settings if services else load_settings())
+    """Build the web app. With no arguments (gunicorn's `create_app()`) it reads the settings from the
+    environment and sets up the process's logging as every `connbot` command does."""
+    if settings is None and services is not None:
+        settings = services.settings
+    elif settings is None:
+        settings = load_settings()
+        logs.configure(settings.log_level, settings.log_format)
     services = services or Services.build(settings)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions[EXTENSION] = services
     edge.install(app, settings)
+    metrics.count_refusals(app, services.store)
     auth.install(app, settings, services.sections(DeskSettings), services.store)
     app.register_blueprint(health)
     app.register_blueprint(api)
