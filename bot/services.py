@@ -14,6 +14,7 @@ from bot.fleet.registry import Fleet, configured_directory
 from bot.runs import intake, jira_intake, steps
 from bot.runs.context import Handler, IncidentPolicy, Limits, RunContext, no_channel
 from bot.runs.replies import Replies
+from bot.runs.versions import Playbooks
 from bot.settings import Settings
 from bot.state.desk import DeskTickets
 from bot.state.queue import Queue, Tasks
@@ -24,9 +25,7 @@ from integrations.jira.settings import JiraSettings
 from integrations.prompts import PromptChannel
 from integrations.settings import Sections
 from integrations.tickets import TicketSystem
-from playbook import loader
 from playbook.diagnosis import load_rules
-from playbook.models import Playbook
 
 
 def configured_ticket_systems(sections: Sections, fleet: Fleet | None) -> list[TicketSystem]:
@@ -60,7 +59,7 @@ class Services:
     settings: Settings
     store: Store
     queue: Queue
-    playbook: Playbook
+    playbooks: Playbooks
     registry: Registry
     tickets: dict[str, TicketSystem]
     channels: Sequence[PromptChannel]
@@ -74,7 +73,7 @@ class Services:
         self.context = RunContext(
             store=self.store,
             waker=self.queue,
-            playbook=self.playbook,
+            playbooks=self.playbooks,
             registry_for=self.registry_for,
             tickets=self.tickets,
             channels=self.channels,
@@ -133,7 +132,6 @@ class Services:
         store = Store(settings.sqlalchemy_url)
         registry = registry or (fleet.nowhere if fleet else Registry.configure(discover(), sections))
         rules = load_rules(settings.diagnosis_rules, settings.diagnosis_rules_replace)
-        playbook = loader.load(settings.playbook, registry.catalogue, rules)
         systems: dict[str, TicketSystem] = {"desk": DeskTickets(store)}
         systems.update({t.source: t for t in [*configured_ticket_systems(sections, fleet), *tickets]})
         jira = sections(JiraSettings)
@@ -141,7 +139,7 @@ class Services:
             settings=settings,
             store=store,
             queue=Queue(settings.queue_target),
-            playbook=playbook,
+            playbooks=Playbooks(store, settings.playbook, registry.catalogue, rules),
             registry=registry,
             tickets=systems,
             channels=[*configured_channels(sections), *channels],

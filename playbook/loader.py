@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
 
-from playbook import facts
+from playbook import compare, facts
 from playbook.diagnosis import Rules, load_rules
 from playbook.errors import PlaybookError
 from playbook.models import ActionSpec, Playbook, Step
@@ -56,6 +58,24 @@ def parse(
     return playbook
 
 
+def dump(pb: Playbook) -> str:
+    """The playbook's content as canonical JSON: what a version is the hash of, and what is kept of it."""
+    return json.dumps(pb.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+
+def version(content: str) -> str:
+    """A playbook version: the SHA-256 of its canonical content (`dump`), in hex. Comments and the
+    layout of the YAML file are not content; a changed title, edge or timeout is."""
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
+def restore(content: str, rules: Rules) -> Playbook:
+    """A playbook kept as `dump` made it (checked when it was loaded), with the diagnosis rules."""
+    playbook = Playbook.model_validate_json(content)
+    playbook._rules = rules
+    return playbook
+
+
 def _where(loc: tuple[int | str, ...]) -> str:
     if len(loc) >= 2 and loc[0] == "steps":
         rest = ".".join(str(p) for p in loc[2:])
@@ -75,7 +95,7 @@ def check(pb: Playbook, catalogue: Mapping[str, ActionSpec], rules: Rules) -> li
             if target not in pb.steps:
                 problems.append(f"step {sid}: {label} goes to missing step {target!r}")
     if pb.start in pb.steps:
-        reachable = _reachable(pb)
+        reachable = compare.reachable(pb, pb.start)
         problems += [
             f"step {sid}: unreachable from the start ({pb.start})" for sid in pb.steps if sid not in reachable
         ]
@@ -181,17 +201,6 @@ def _check_step(step: Step, catalogue: Mapping[str, ActionSpec]) -> list[str]:
     if unknown_labels:
         problems.append(f"labels for outcomes it does not have: {', '.join(unknown_labels)}")
     return problems
-
-
-def _reachable(pb: Playbook) -> set[str]:
-    seen, todo = set(), [pb.start]
-    while todo:
-        sid = todo.pop()
-        if sid in seen or sid not in pb.steps:
-            continue
-        seen.add(sid)
-        todo.extend(pb.steps[sid].edges().values())
-    return seen
 
 
 def _cycles(pb: Playbook) -> list[list[str]]:

@@ -230,6 +230,7 @@ def show_run(run_id: int, as_json: bool) -> None:
         return
     click.echo(
         f"run {data['id']}  ticket {data['ticket']} ({data['ticket_source']})  playbook {data['playbook']}"
+        + (f" (version {data['playbook_version'][:12]})" if data["playbook_version"] else "")
     )
     click.echo(f"classification: {data['classification'] or '-'}")
     if data["pbx"] or data["pbx_reason"]:

@@ -1,7 +1,7 @@
 """What the runs wing works with, handed to it by the composition root (`bot.services`).
 
 Nothing in `bot.runs` reaches for settings or builds its own clients: the store, the queue's
-wake-ups, the playbook, the adapters of a PBX instance, the ticket systems, the prompt channels,
+wake-ups, the playbook versions, the adapters of a PBX instance, the ticket systems, the prompt channels,
 the PBX directory, the clock and the limits all come in through a `RunContext`.
 """
 
@@ -16,12 +16,12 @@ from sqlalchemy.orm import Session
 
 from bot.fleet.directory import Directory
 from bot.runs.replies import Replies
+from bot.runs.versions import Playbooks
 from bot.state.models import Event, Ticket, utcnow
 from bot.state.store import Store
 from integrations.base import Registry
 from integrations.prompts import PromptChannel
 from integrations.tickets import TicketSystem
-from playbook.models import Playbook
 
 
 class Waker(Protocol):
@@ -72,7 +72,7 @@ def no_channel(pbx: str | None) -> str | None:
 class RunContext:
     store: Store
     waker: Waker
-    playbook: Playbook
+    playbooks: Playbooks  # the current playbook, and the version each run follows
     registry_for: Callable[[str | None], Registry]
     tickets: Mapping[str, TicketSystem]
     channels: Sequence[PromptChannel]

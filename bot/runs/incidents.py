@@ -29,7 +29,7 @@ from bot.runs.redact import redact_facts
 from bot.state.models import Incident, IncidentState, Run, RunState
 from integrations.base import ActionInput, AdapterError
 from integrations.tickets import Note
-from playbook.diagnosis import Cause, diagnose, rules_of
+from playbook.diagnosis import Cause, diagnose
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def where(pbx: str) -> str:
 
 def incident_cause(ctx: RunContext, facts: Mapping[str, Any]) -> Cause | None:
     """The leading cause of the findings when it is a fault of the PBX itself."""
-    lead = diagnose(rules_of(ctx.playbook), facts)[0]
+    lead = diagnose(ctx.playbooks.rules, facts)[0]
     return lead if lead.incident else None
 
 

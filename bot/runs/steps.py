@@ -43,7 +43,7 @@ from integrations.base import (
 )
 from integrations.tickets import Note
 from playbook import engine
-from playbook.diagnosis import diagnose, rules_of
+from playbook.diagnosis import diagnose
 from playbook.engine import Ask, Decide, Escalate, Execute, Finish, Position
 from playbook.models import APPROVE
 
@@ -85,11 +85,13 @@ def start_run(ctx: RunContext, s: Session, ticket: Ticket) -> Run | None:
     """Start the playbook for a ticket that has never had a run. None if it has (or has one now)."""
     if s.scalar(select(func.count()).select_from(Run).where(Run.ticket_id == ticket.id)):
         return None
-    pos = engine.start(ctx.playbook)
+    version, pb = ctx.playbooks.pin(s)
+    pos = engine.start(pb)
     run = Run(
         ticket_id=ticket.id,
         active_ticket_id=ticket.id,
-        playbook=ctx.playbook.name,
+        playbook=pb.name,
+        playbook_version=version,
         step=pos.step,
         visits=dict(pos.visits),
     )
@@ -99,7 +101,7 @@ def start_run(ctx: RunContext, s: Session, ticket: Ticket) -> Run | None:
             s.flush()
     except IntegrityError:
         return None
-    lines = [f"It runs the '{ctx.playbook.title}' playbook and writes what it finds here, level by level."]
+    lines = [f"It runs the '{pb.title}' playbook and writes what it finds here, level by level."]
     lines += [ticket.match_reason] if ticket.match_reason else []
     found = routing.route(s, ctx.directory, ticket) if ctx.directory is not None else None
     if found:
@@ -159,11 +161,11 @@ def _hold(ctx: RunContext, s: Session, run_id: int, owner: str) -> Run:
 
 def _step(ctx: RunContext, run_id: int, owner: str) -> tuple[bool, bool]:
     """Take one step. Says whether the run moved (and may move again), and whether it recorded effects."""
-    pb = ctx.playbook
     with ctx.store.tx() as s:
         run = s.get(Run, run_id, options=[joinedload(Run.ticket)])
         if run is None or run.state in (RunState.ENDED, RunState.HELD):
             return False, False
+        pb = ctx.playbooks.of(run)
         logs.bind(ticket=run.ticket.key, step=run.step, pbx=run.pbx)
         pos = Position(run.step or pb.start, run.visits, run.approved)
         if run.state == RunState.WAITING:
@@ -311,7 +313,7 @@ def _identify(
             question=identify.QUESTION,
             options=identify.OPTIONS,
             text_label=identify.TEXT_LABEL,
-            wait=ctx.playbook.timeout,
+            wait=ctx.playbooks.of(run).timeout,
         )
         _show(ctx, s, run, prompt, f"Question for a person: {step.title}", why)
     return False, True
@@ -485,7 +487,7 @@ def _ask(ctx: RunContext, s: Session, run: Run, plan: Ask) -> None:
         question=plan.question,
         options=list(plan.options),
         text_label=plan.text_label,
-        wait=ctx.playbook.wait_for(plan.step),
+        wait=ctx.playbooks.of(run).wait_for(plan.step),
     )
     what = "Approval needed" if plan.kind == "approval" else "Question for a person"
     _show(ctx, s, run, prompt, f"{what}: {plan.step.title}", plan.reason)
@@ -513,7 +515,8 @@ def _ask_customer(ctx: RunContext, s: Session, run: Run, plan: Ask) -> None:
     step, step_id = plan.step, run.step or ""
     assert step.ask_customer is not None
     question = ctx.replies.text(ask_template(step_id))
-    wait = ctx.playbook.wait_for(step)
+    pb = ctx.playbooks.of(run)
+    wait = pb.wait_for(step)
     prompt = _new_prompt(
         ctx,
         run,
@@ -528,7 +531,7 @@ def _ask_customer(ctx: RunContext, s: Session, run: Run, plan: Ask) -> None:
     prompt.remind_at = None
     _wait(s, run, prompt)
     customer_reply(ctx, s, run, ask_template(step_id), key=f"ask:{prompt.id}")
-    then = ctx.playbook.steps[step.on_timeout or step.on_failure or step_id].title
+    then = pb.steps[step.on_timeout or step.on_failure or step_id].title
     note_effect(
         s,
         run,
@@ -559,7 +562,7 @@ def _ask_route(ctx: RunContext, s: Session, run: Run, ticket: Ticket) -> None:
         question=routing.question(directory, ticket),
         options=routing.options(directory, ticket),
         text_label=None,
-        wait=ctx.playbook.timeout,
+        wait=ctx.playbooks.of(run).timeout,
     )
     _show(
         ctx,
@@ -580,7 +583,8 @@ def _resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) ->
         return _resume_route(ctx, s, run, prompt)
     if prompt.kind == "identify":
         return _resume_identify(ctx, s, run, prompt)
-    step = ctx.playbook.steps[pos.step]
+    pb = ctx.playbooks.of(run)  # the version the run started on, whatever is loaded now
+    step = pb.steps[pos.step]
     if prompt.state == PromptState.ANSWERED:
         label = dict(prompt.options).get(prompt.answer or "", prompt.answer)
         summary = f"{prompt.answered_by} answered: {label}" + (
@@ -598,7 +602,7 @@ def _resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) ->
                 step,
                 _human(ctx, prompt, pos.step, "approval", "approved" if approved else "rejected", summary),
             )
-            new_pos = engine.approve(pos) if approved else engine.follow(ctx.playbook, pos, engine.Rejected())
+            new_pos = engine.approve(pos) if approved else engine.follow(pb, pos, engine.Rejected())
         else:
             if step.collect and prompt.answer_text:
                 run.facts = {**run.facts, step.collect: prompt.answer_text}
@@ -606,14 +610,12 @@ def _resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) ->
             _record(
                 s, run, step, _human(ctx, prompt, pos.step, "human", prompt.answer or "", summary, evidence)
             )
-            new_pos = engine.follow(ctx.playbook, pos, engine.Outcome(prompt.answer or ""))
+            new_pos = engine.follow(pb, pos, engine.Outcome(prompt.answer or ""))
     else:  # expired or cancelled
-        trail = (
-            f"No answer within {ctx.playbook.wait_for(step) / 3600:g} h: following the step's timeout edge."
-        )
+        trail = f"No answer within {pb.wait_for(step) / 3600:g} h: following the step's timeout edge."
         mode = "approval" if prompt.kind == "approval" else "human"
         _record(s, run, step, StepRecord(pos.step, mode, "timed_out", trail, prompt.created_at, ctx.clock()))
-        new_pos = engine.follow(ctx.playbook, pos, engine.TimedOut())
+        new_pos = engine.follow(pb, pos, engine.TimedOut())
     _move(run, new_pos)
     _settle(ctx, s, run, prompt, f"{step.title}: {trail}")
     return True
@@ -636,7 +638,8 @@ def _resume_route(ctx: RunContext, s: Session, run: Run, prompt: Prompt) -> bool
     else:
         run.pbx_reason, outcome = "no PBX was chosen in time: a person does every step", "timed_out"
         trail = (
-            f"No answer within {ctx.playbook.timeout / 3600:g} h: no PBX is used, a person does every step."
+            f"No answer within {ctx.playbooks.of(run).timeout / 3600:g} h: no PBX is used, a person does "
+            "every step."
         )
     _record(
         s,
@@ -670,12 +673,12 @@ def _escalate(ctx: RunContext, s: Session, run: Run, plan: Escalate, pos: Positi
         ),
         plan.level,
     )
-    _move(run, engine.continue_after(ctx.playbook, pos, plan))
+    _move(run, engine.continue_after(ctx.playbooks.of(run), pos, plan))
 
 
 def _diagnosis(ctx: RunContext, run: Run) -> list[str]:
     """The leading cause and the next candidates, from the run's findings, one sentence each."""
-    rules = rules_of(ctx.playbook)
+    rules = ctx.playbooks.rules
     causes = diagnose(rules, run.facts)
     lead, rest = causes[0], [c for c in causes[1:3] if c.confidence > 0]
     if lead.id == rules.fallback:
@@ -770,7 +773,7 @@ def release(
     """A held run leaves its incident: closed when its app registers again (`rec` says how that was
     checked), else back to its own playbook where it was held, with the incident's findings and the
     re-check's. Its effects are made by the worker woken after the commit."""
-    step = ctx.playbook.steps.get(run.step or "")
+    step = ctx.playbooks.of(run).steps.get(run.step or "")
     if rec is not None:
         _record(s, run, RecheckStep(step.level if step else 1), rec)
     since = f"{inc.opened_at:%Y-%m-%d %H:%M} UTC"

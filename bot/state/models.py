@@ -177,6 +177,20 @@ class Counter(Base):
     value: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class PlaybookVersion(Base):
+    """A playbook as some run started on it, kept for as long as runs may need it: `version` is the
+    SHA-256 of `content`, the playbook's canonical JSON (`playbook.loader.dump`)."""
+
+    __tablename__ = "playbook_versions"
+
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(Text, default="")
+    content: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class Run(Base):
     """One run of a playbook for a ticket: a persistent state machine any worker can advance.
 
@@ -190,6 +204,9 @@ class Run(Base):
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
     active_ticket_id: Mapped[int | None] = mapped_column(unique=True)
     playbook: Mapped[str] = mapped_column(String(64))
+    # The version of the playbook the run started on, which it follows to its end (NULL: a run
+    # started before versions were kept, which follows the playbook loaded now).
+    playbook_version: Mapped[str | None] = mapped_column(String(64), index=True)
     state: Mapped[RunState] = mapped_column(States(RunState), default=RunState.RUNNING, index=True)
     step: Mapped[str | None] = mapped_column(String(64))
     visits: Mapped[dict[str, Any]] = mapped_column(default=dict)

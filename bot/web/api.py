@@ -19,7 +19,6 @@ from bot.state.models import Event, Prompt, PromptState, Run, Ticket
 from bot.web import jsonbody, worklist
 from bot.web.current import services_of
 from bot.web.views import event_dict, prompt_dict, run_dict, ticket_dict
-from playbook.diagnosis import rules_of
 
 api = Blueprint("api", __name__, url_prefix="/api")
 
@@ -143,7 +142,7 @@ def get_run(run_id: int) -> ResponseReturnValue:
         run = s.get(Run, run_id)
         if run is None:
             raise NotFoundError(f"no run {run_id}")
-        return jsonify(run_dict(run, rules=rules_of(svc.playbook)))
+        return jsonify(run_dict(run, rules=svc.playbooks.rules))
 
 
 @api.get("/prompts")

@@ -44,7 +44,6 @@ from bot.web.views import diagnosis_dict, sla_list, step_dict, ticket_row
 from integrations.base import AdapterError
 from integrations.prompts import PromptView
 from integrations.tickets import Note, StepRow
-from playbook.diagnosis import rules_of
 
 desk = Blueprint(
     "desk", __name__, template_folder="templates", static_folder="static", static_url_path="/desk-static"
@@ -254,9 +253,8 @@ class Card:
 def _card(prompt: Prompt) -> Card:
     svc = _svc()
     shown = view(prompt, svc.tickets)
-    found = [
-        r for r in shown.found if r.step not in svc.playbook.steps or not svc.playbook.steps[r.step].is_route
-    ]
+    steps = svc.playbooks.of(prompt.run).steps
+    found = [r for r in shown.found if r.step not in steps or not steps[r.step].is_route]
     return Card(shown, prompt.run_id, prompt.created_at, found[-1] if found else None)
 
 
@@ -321,6 +319,7 @@ def _run_context(run_id: int) -> dict[str, Any]:
             raise NotFoundError(f"no run {run_id}")
         steps = [step_dict(r) for r in run.steps]
         current = run.step if run.state != RunState.ENDED else None
+        pb = svc.playbooks.of(run)  # the version the run follows
         path = [r["step"] for r in steps] + ([current] if current else [])
         trail = svg.Trail(path=path, outcomes={r["step"]: r["outcome"] for r in steps}, current=current)
         prompt = s.scalars(
@@ -335,14 +334,14 @@ def _run_context(run_id: int) -> dict[str, Any]:
             "run": run,
             "ticket": ticket_row(run.ticket),
             "steps": steps,
-            "graph": svg.playbook_graph(svc.playbook, trail),
-            "path_graph": svg.playbook_graph(svc.playbook, trail, path_only=True),
-            "step_title": svc.playbook.steps[current].title if current in svc.playbook.steps else current,
+            "graph": svg.playbook_graph(pb, trail),
+            "path_graph": svg.playbook_graph(pb, trail, path_only=True),
+            "step_title": pb.steps[current].title if current in pb.steps else current,
             "prompt": _card(prompt) if prompt else None,
             "name": session.get("name", ""),
             "done": run.state == RunState.ENDED and not pending,
             "sla": sla_list(run.ticket, utcnow()),
-            **diagnosis_dict(rules_of(svc.playbook), run.facts),
+            **diagnosis_dict(svc.playbooks.rules, run.facts),
         }
         context["live"] = Markup(render_template("_run_live.html", **context))  # autoescaped already
     context["version"] = hashlib.sha256(context["live"].encode()).hexdigest()[:16]

@@ -92,6 +92,7 @@ def run_dict(
         "ticket": run.ticket.key,
         "ticket_source": run.ticket.source,
         "playbook": run.playbook,
+        "playbook_version": run.playbook_version,
         "state": run.state,
         "step": run.step,
         "end": run.end_kind,

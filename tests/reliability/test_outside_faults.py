@@ -333,7 +333,7 @@ def test_a_system_down_for_good_fails_the_step_into_its_failure_edge_with_the_re
         # The step was tried CONNBOT_STEP_ATTEMPTS times (3), each with the transport's own retries.
         assert failed.summary.startswith(f"{action} failed 3 times: ") and "HTTP 503" in failed.summary
         after = run.steps[run.steps.index(failed) + 1].step
-        assert after == w.svc.playbook.steps[step].on_failure
+        assert after == w.svc.playbooks.current().playbook.steps[step].on_failure
     # Bounded: the step's call was tried 3 x 6 times (the runner's attempts, each with the retry policy's),
     # the runner waiting 2 then 4 s between attempts; waits recorded, not slept.
     assert w.faults.injected(system)[:18] == ["503"] * 18 and w.delays[:2] == [2, 4]

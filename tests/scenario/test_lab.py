@@ -247,7 +247,7 @@ def drive(
 @pytest.mark.parametrize("name", list(EXPECTED))
 def test_each_scenario_reaches_its_end_through_the_real_adapters(name, desk):
     svc, client = desk
-    pb = svc.context.playbook
+    pb = svc.playbooks.current().playbook
     answers, findings, (kind, level, last), cause = EXPECTED[name]
     resp = client.post("/api/lab/tickets", json={"summary": "The app cannot connect", "scenario": name})
     assert resp.status_code == 201, resp.get_json()

@@ -31,7 +31,7 @@ def test_a_waiting_run_highlights_its_path_and_the_step_it_waits_at(desk):
     svc.queue.run_pending()
     page = client.get("/runs/1").get_data(as_text=True)
     nodes, edges = _classes(page, "node"), _classes(page, "edge")
-    assert len(nodes) == len(svc.playbook.steps)
+    assert len(nodes) == len(svc.playbooks.current().playbook.steps)
     assert {s for s, c in nodes.items() if "visited" in c} == set(PROMPT_PATH)
     assert {s for s, c in nodes.items() if "current" in c} == {"fix_config_by_hand"}
     assert {e for e, c in edges.items() if "taken" in c} == {
@@ -105,9 +105,10 @@ def test_the_diagram_is_laid_out_by_level_with_labelled_edges_that_pass_no_box(d
     page = client.get("/runs/1").get_data(as_text=True)
     full = page[page.index('<svg class="graph"') : page.index("</svg>")]
     boxes = _boxes(full)
-    assert len(boxes) == len(svc.playbook.steps)
-    lowest_l1 = max(y for sid, (_, y, _, _) in boxes.items() if svc.playbook.steps[sid].level == 1)
-    assert all(y > lowest_l1 for sid, (_, y, _, _) in boxes.items() if svc.playbook.steps[sid].level == 2)
+    steps = svc.playbooks.current().playbook.steps
+    assert len(boxes) == len(steps)
+    lowest_l1 = max(y for sid, (_, y, _, _) in boxes.items() if steps[sid].level == 1)
+    assert all(y > lowest_l1 for sid, (_, y, _, _) in boxes.items() if steps[sid].level == 2)
     edges = re.findall(r'<path class="edge[^"]*" data-from="([^"]+)" data-to="([^"]+)" d="([^"]+)"', full)
     assert len(edges) > 30
     for src, dst, d in edges:
