@@ -16,3 +16,20 @@ def reachable(pb: Playbook, start: str) -> set[str]:
         seen.add(sid)
         todo.extend(pb.steps[sid].edges().values())
     return seen
+
+
+def changes(old: Playbook, new: Playbook) -> dict[str, str]:
+    """Each step added, removed or changed from `old` to `new` (for a change, the fields that
+    differ), in the order of `old` then the added ones of `new`. The playbook's own fields (start,
+    timeout) are compared by the caller."""
+    found: dict[str, str] = {}
+    for sid, step in old.steps.items():
+        if sid not in new.steps:
+            found[sid] = "removed"
+            continue
+        before, after = step.model_dump(), new.steps[sid].model_dump()
+        fields = [k for k in before if before[k] != after[k]]
+        if fields:
+            found[sid] = "changed: " + ", ".join(fields)
+    found.update({sid: "added" for sid in new.steps if sid not in old.steps})
+    return found

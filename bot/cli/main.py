@@ -10,7 +10,15 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from bot.cli.common import ConnbotGroup, _fail, _logging, _settings, existing_store, warn_unknown_names
+from bot.cli.common import (
+    ConnbotGroup,
+    SetupError,
+    _fail,
+    _logging,
+    _settings,
+    existing_store,
+    warn_unknown_names,
+)
 from bot.cli.incidents import incidents
 from bot.cli.pbx import pbx
 from bot.cli.server import serve as run_server
@@ -20,7 +28,7 @@ from bot.errors import NotFoundError
 from bot.lab import LabSettings
 from bot.services import Services
 from bot.settings import Settings
-from bot.state.models import Run, RunState
+from bot.state.models import PlaybookVersion, Run, RunState
 from bot.state.store import Store
 from bot.web.auth import Access, DeskSettings
 from bot.web.auth import hash_password as make_hash
@@ -28,13 +36,16 @@ from bot.web.views import run_dict
 from integrations.base import Registry, discover
 from integrations.settings import load
 from integrations.tickets import plain
-from playbook import loader
+from playbook import compare, loader
 from playbook import render as diagrams
 from playbook.diagnosis import Rules, diagnose, load_rules, rules_of
 from playbook.engine import simulate as walk
 from playbook.errors import PlaybookError
 from playbook.facts import LIST_FINDINGS
 from playbook.facts import check as check_findings
+from playbook.models import Playbook
+from playbook.paths import check as check_path
+from playbook.paths import load_table
 
 
 @click.group(cls=ConnbotGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -184,6 +195,89 @@ def simulate(path: Path | None, outcomes: tuple[str, ...], facts: tuple[str, ...
     if every:
         cause = diagnose(rules_of(pb), check_findings(every))[0]
         click.echo(f"leading cause: {cause.title} ({cause.confidence:.0%}): {cause.question()}")
+
+
+@playbook.command("test")
+@click.argument("table", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--playbook",
+    "path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="the playbook to walk (default: the one the table names, else the shipped one)",
+)
+def test_paths(table: Path, path: Path | None) -> None:
+    """Walk every row of a table of expected paths (see the README, Changing the playbook) through a
+    playbook; name each row that goes another way, and exit 1 if any does (for CI)."""
+    try:
+        expected = load_table(table)
+    except PlaybookError as exc:
+        problems = "\n".join(f"  - {p}" for p in exc.problems)
+        _fail(f"{exc.source} is not a valid table of paths:\n{problems}", 2)
+    pb = _load_playbook(path or expected.playbook)
+    failures = [message for row in expected.rows if (message := check_path(pb, row)) is not None]
+    for message in failures:
+        click.echo(message)
+    total = len(expected.rows)
+    click.echo(f"{pb.name}: {total - len(failures)} of {total} paths as expected")
+    sys.exit(1 if failures else 0)
+
+
+def _version(arg: str, store: Store | None) -> tuple[str, Playbook, str]:
+    """A playbook named on the command line: a file, or a stored version (its first 6 or more hex
+    digits). Its version, the playbook and where it came from."""
+    if Path(arg).is_file():
+        pb = _load_playbook(Path(arg))
+        return loader.version(loader.dump(pb)), pb, arg
+    if store is None or len(arg) < 6 or any(c not in "0123456789abcdef" for c in arg):
+        _fail(f"{arg!r} is neither a playbook file nor a stored version (6 or more hex digits)", 2)
+    with store.tx() as s:
+        found = s.scalars(select(PlaybookVersion).where(PlaybookVersion.version.startswith(arg))).all()
+    if len(found) != 1:
+        _fail(f"{len(found) or 'no'} stored playbook versions start with {arg!r}", 2)
+    kept = found[0]
+    return kept.version, loader.restore(kept.content, _rules(load(Settings))), f"stored, {kept.source}"
+
+
+@playbook.command("diff")
+@click.argument("old")
+@click.argument("new")
+def diff(old: str, new: str) -> None:
+    """The steps changed from OLD to NEW (each a playbook file or a stored version), and the runs under
+    way on OLD that may still reach one: they finish on OLD, new runs start on the file workers load."""
+    settings = _settings()
+    try:
+        store: Store | None = existing_store(settings)
+    except SetupError as exc:
+        store, no_store = None, str(exc)
+    (v_old, pb_old, from_old), (v_new, pb_new, from_new) = _version(old, store), _version(new, store)
+    click.echo(f"old: {v_old[:12]} ({pb_old.name}, {from_old})")
+    click.echo(f"new: {v_new[:12]} ({pb_new.name}, {from_new})")
+    changed = compare.changes(pb_old, pb_new)
+    for field in ("start", "timeout"):
+        if getattr(pb_old, field) != getattr(pb_new, field):
+            click.echo(f"the playbook's {field}: {getattr(pb_old, field)} -> {getattr(pb_new, field)}")
+    click.echo("steps:" if changed else "no step changed")
+    for sid, what in changed.items():
+        click.echo(f"  {sid}: {what}")
+    if store is None:
+        click.echo(f"runs: not checked ({no_store})")
+        return
+    with store.tx() as s:
+        under_way = s.scalars(
+            select(Run).where(Run.state != RunState.ENDED, Run.playbook_version == v_old).order_by(Run.id)
+        ).all()
+        affected = [
+            (run, [sid for sid in changed if sid in compare.reachable(pb_old, run.step or pb_old.start)])
+            for run in under_way
+        ]
+        affected = [(run, ahead) for run, ahead in affected if ahead]
+        click.echo(
+            f"runs under way on {v_old[:12]} that may still reach a changed step: {len(affected)}"
+            + (f" (they finish on {v_old[:12]}; new runs start on the file workers load)" if affected else "")
+        )
+        for run, ahead in affected:
+            click.echo(f"  run {run.id}  {run.ticket.key}  {run.state} at {run.step}: {', '.join(ahead)}")
 
 
 @main.group()

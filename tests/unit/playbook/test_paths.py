@@ -1,16 +1,17 @@
 """Every path of the shipped playbook: each row gives the outcomes (`step=outcome`) and the findings
-a step adds when it runs (`step.finding=value`), and expects the steps visited and the end. The
-last test fails when an edge of the YAML is taken by no row."""
+a step adds when it runs (`step.finding=value`), and expects the steps visited and the end, as a
+team's table for `connbot playbook test` does (`playbook.paths`; the rows here are built from
+shared prefixes). The last test fails when an edge of the YAML is taken by no row."""
 
 from __future__ import annotations
 
 import itertools
-from typing import Any
 
 import pytest
 
 from integrations.base import Registry, discover
 from playbook import engine, loader
+from playbook.paths import parse
 
 PB = loader.load(None, Registry(discover()).catalogue)
 
@@ -425,25 +426,8 @@ ROWS = [
 ]
 
 
-def _value(raw: str) -> Any:
-    return {"true": True, "false": False}.get(raw, raw)
-
-
-def parse(outcomes: str) -> tuple[dict[str, list[str]], dict[str, dict[str, Any]]]:
-    answers: dict[str, list[str]] = {}
-    found: dict[str, dict[str, Any]] = {}
-    for item in outcomes.split():
-        key, _, value = item.partition("=")
-        step, _, finding = key.partition(".")
-        if finding:
-            found.setdefault(step, {})[finding] = _value(value)
-        else:
-            answers.setdefault(step, []).append(value)
-    return answers, found
-
-
 def walk(outcomes: str) -> tuple[list[tuple[str, str]], engine.Finish]:
-    answers, found = parse(outcomes)
+    answers, found = parse(outcomes.split())
     return engine.simulate(PB, answers, found=found)
 
 
