@@ -27,12 +27,16 @@ def render(r: dict[str, Any]) -> str:
         "Redis on 127.0.0.1, on the same 2 CPUs as everything else. The machine is shared with other "
         "sessions' test suites: the 1-minute load average is given with each result (before → after; 2.0 "
         "means both CPUs were already busy on average), and figures vary by some 20 % between runs; the "
-        "ratios and targets are what to read.",
+        "ratios and targets are what to read. An item measured on a later date (the table's last column) "
+        "was re-run on its own since.",
         "",
-        "| item | seconds | load |",
-        "|---|---:|---|",
+        "| item | seconds | load | measured |",
+        "|---|---:|---|---|",
     ]
-    out += [f"| {name} | {x['seconds']} | {_load(x)} |" for name, x in r["timing"].items()]
+    out += [
+        f"| {name} | {x['seconds']} | {_load(x)} | {x.get('date', m['date'])} |"
+        for name, x in r["timing"].items()
+    ]
     out += ["", sizes(r), ""]
     out += _intake(r) + _slack(r) + _triage(r) + _memory(r) + _economy(r) + _storm(r)
     out += [ANALYSIS]
@@ -265,11 +269,30 @@ def writes(by_kind: dict[str, int]) -> int:
 def sizes(r: dict[str, Any]) -> str:
     mem, tri = r["memory"], r["triage"][0]
     return (
-        "Sizes (chosen so that `make bench` stays under 10 minutes on 2 CPUs): intake 2 s warm-up + 8 s "
+        "Sizes (chosen so that `make bench` takes about 12 minutes on 2 CPUs): intake 2 s warm-up + 8 s "
         f"closed loop + 10 s at 200 req/s per endpoint; Slack 200 clicks at 20/s; triage {tri['runs']:,} "
         f"tickets for each of 1, 2 and 4 workers on each backend; memory one worker through {mem['total']:,} "
-        "runs; API economy one run per scenario."
+        "runs; API economy one run per scenario; the storm 204 tickets, 3 rounds of each variant."
     )
+
+
+def _storm_rows(r: dict[str, Any]) -> list[str]:
+    """The storm's headline: incidents on against off, medians (item 6)."""
+    if "storm" not in r:
+        return []
+    on, off = r["storm"]["median"]["on"], r["storm"]["median"]["off"]
+    when = r["timing"]["storm"].get("date", "last run")
+    return [
+        f"| a storm of 200 tickets against a stopped Asterisk ({when}): "
+        "each ticket's first comment, p50 / p99 | "
+        f"incidents on {on['first_comment_p50_s']['median']:g} / {on['first_comment_p99_s']['median']:g} s, "
+        f"off {off['first_comment_p50_s']['median']:g} / {off['first_comment_p99_s']['median']:g} s |",
+        "| the storm, per ticket until the PBX is back: Jira / Slack calls, PBX checks | incidents on "
+        f"{on['jira_before']['median']:g} / {on['slack_before']['median']:g} / "
+        f"{on['pbx_before']['median']:g}, "
+        f"off {off['jira_before']['median']:g} / {off['slack_before']['median']:g} / "
+        f"{off['pbx_before']['median']:g} (off: one question per ticket for a person to answer) |",
+    ]
 
 
 def performance(r: dict[str, Any]) -> str:
@@ -323,6 +346,7 @@ def performance(r: dict[str, Any]) -> str:
             f"after {mem['total']:,} ({mem['growth']:.1%}) |",
             f"| Jira calls per run | {min(jira)} (closed at once) to {max(jira)} |",
             "| Slack calls per run | 2 per question (post, then edit when answered) |",
+            *_storm_rows(r),
             "",
             "Against the targets: intake reaches "
             f"{sq['connbot']['peak']['rps'] / sq['bare']['peak']['rps']:.0%} (SQLite) and "

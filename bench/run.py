@@ -1,4 +1,4 @@
-"""`make bench`: every benchmark in turn (under 10 minutes on 2 CPUs), then bench/RESULTS.md and the
+"""`make bench`: every benchmark in turn (about 12 minutes on 2 CPUs), then bench/RESULTS.md and the
 figures of the README's Performance section rewritten."""
 
 from __future__ import annotations

@@ -27,9 +27,8 @@ from typing import Any
 import responses
 from sqlalchemy import func, select
 
-from bench.common import load, percentile
+from bench.common import load, machine, percentile
 from bot.lab import Lab
-from bot.lab.scenarios import SCENARIOS, storm_user
 from bot.runs.prompts import Via, answer_prompt
 from bot.runs.sweeper import sweep
 from bot.services import Services
@@ -60,24 +59,7 @@ LIMIT = 600  # seconds a phase may take before the round is given up as failed
 
 
 def _webhook(web: Any, key: str, scenario: str, n: int) -> None:
-    payload = fake_jira.fixture("cloud_issue_created.json")
-    payload["issue"]["key"] = key
-    payload["issue"]["fields"].update(
-        summary=f"User {n} cannot connect",
-        description="The app cannot connect.",
-        lab_scenario=scenario,
-        **{USER_FIELD: storm_user(SCENARIOS[scenario], n)},
-    )
-    body = json.dumps(payload).encode()
-    resp = web.post(
-        "/webhooks/jira",
-        data=body,
-        headers={
-            "Content-Type": "application/json",
-            "X-Hub-Signature": fake_jira.sign(body, "s3cret"),
-            "X-Atlassian-Webhook-Identifier": f"storm-{key}",
-        },
-    )
+    resp = fake_jira.post(web, fake_jira.lab_issue(key, scenario, n, USER_FIELD), f"storm-{key}")
     assert resp.status_code in (200, 202), resp.get_data(as_text=True)
 
 
@@ -298,6 +280,7 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory(prefix="connbot-storm-") as tmp:
         t0, before = time.monotonic(), load()
         results["storm"] = storm(Path(tmp))
-        results["timing"]["storm"] = {"seconds": round(time.monotonic() - t0), "load": [before, load()]}
+        took = round(time.monotonic() - t0)
+        results["timing"]["storm"] = {"seconds": took, "load": [before, load()], "date": machine()["date"]}
     (here / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     (here / "RESULTS.md").write_text(report.render(results))

@@ -73,24 +73,41 @@ def configure(monkeypatch: Any, **extra: str) -> None:
         monkeypatch.setenv(name, value)
 
 
+def post(client: Any, payload: dict[str, Any], delivery: str, secret: str = "s3cret") -> Any:
+    """Post a webhook delivery to connbot's receiver (a Flask test client) as Jira does: signed, with
+    its identifier; returns the receiver's answer."""
+    body = json.dumps(payload).encode()
+    return client.post(
+        "/webhooks/jira",
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Hub-Signature": sign(body, secret),
+            "X-Atlassian-Webhook-Identifier": delivery,
+        },
+    )
+
+
 def deliver(svc: Any, payload: dict[str, Any], delivery: str, secret: str = "s3cret") -> Any:
-    """Post a webhook delivery to connbot's receiver as Jira does (signed, with its identifier), then
-    let the queue do its work; returns the receiver's answer."""
+    """`post` a delivery to a receiver of `svc`, then let the queue do its work."""
     from bot.web.app import create_app
 
-    body = json.dumps(payload).encode()
-    resp = (
-        create_app(services=svc)
-        .test_client()
-        .post(
-            "/webhooks/jira",
-            data=body,
-            headers={
-                "Content-Type": "application/json",
-                "X-Hub-Signature": sign(body, secret),
-                "X-Atlassian-Webhook-Identifier": delivery,
-            },
-        )
-    )
+    resp = post(create_app(services=svc).test_client(), payload, delivery, secret)
     svc.queue.run_pending()
     return resp
+
+
+def lab_issue(key: str, scenario: str, n: int, user_field: str) -> dict[str, Any]:
+    """A `jira:issue_created` payload about user `n` of a lab scenario's PBX (routed by the lab's
+    `lab_scenario` field; the user's extension in `user_field`)."""
+    from bot.lab.scenarios import SCENARIOS, storm_user
+
+    payload = fixture("cloud_issue_created.json")
+    payload["issue"]["key"] = key
+    payload["issue"]["fields"].update(
+        summary=f"User {n} cannot connect",
+        description="The app cannot connect since this morning.",
+        lab_scenario=scenario,
+        **{user_field: storm_user(SCENARIOS[scenario], n)},
+    )
+    return payload

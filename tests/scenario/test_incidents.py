@@ -51,25 +51,7 @@ class Storm:
     def file(self, scenario: str, n: int) -> str:
         """A new Jira issue about user `n` of the scenario's PBX, delivered by a signed webhook."""
         key = f"VOIP-{len(self.filed) + 1}"
-        payload = fake_jira.fixture("cloud_issue_created.json")
-        fields = payload["issue"]["fields"]
-        payload["issue"]["key"] = key
-        fields.update(
-            summary=f"User {n} cannot connect",
-            description="The app cannot connect since this morning.",
-            lab_scenario=scenario,
-            **{USER_FIELD: storm_user(SCENARIOS[scenario], n)},
-        )
-        body = json.dumps(payload).encode()
-        resp = self.web.post(
-            "/webhooks/jira",
-            data=body,
-            headers={
-                "Content-Type": "application/json",
-                "X-Hub-Signature": fake_jira.sign(body, "s3cret"),
-                "X-Atlassian-Webhook-Identifier": f"storm-{key}",
-            },
-        )
+        resp = fake_jira.post(self.web, fake_jira.lab_issue(key, scenario, n, USER_FIELD), f"storm-{key}")
         assert resp.status_code in (200, 202), resp.get_data(as_text=True)
         self.filed.append((key, scenario))
         return key
