@@ -3,6 +3,7 @@ error reporting live in `integrations.settings`; each integration's section besi
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -96,6 +97,10 @@ class Settings(Section):
     body_seconds: float = Field(
         10, gt=0, description="how long a client may take to send a request body before it is answered 408"
     )
+    otel_endpoint: str = Field(
+        "",
+        description="an OTLP/HTTP collector (http://host:4318) to send traces to; needs the otel extra",
+    )
     public_url: str = Field("http://127.0.0.1:8080", description="how people reach the desk; used in links")
     admin_token: SecretStr | None = None
 
@@ -111,6 +116,15 @@ class Settings(Section):
     def _queue_url(cls, value: str) -> str:
         if value and not value.startswith(("sqlite://", "redis://", "rediss://")):
             raise ValueError("expected a redis:// or sqlite:/// URL")
+        return value
+
+    @field_validator("otel_endpoint")
+    @classmethod
+    def _otel_endpoint(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("expected the collector's OTLP/HTTP URL, http://host:4318")
+        if value and not _installed("opentelemetry.exporter.otlp.proto.http"):
+            raise ValueError("tracing needs OpenTelemetry: pip install 'connbot[otel]'")
         return value
 
     @field_validator("log_level")
@@ -135,6 +149,13 @@ class Settings(Section):
     def embedded(self) -> bool:
         """True when state lives in local SQLite files."""
         return self.sqlalchemy_url.startswith("sqlite")
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # a parent package is missing
+        return False
 
 
 def load_settings(environ: Mapping[str, str] = os.environ, /, **overrides: object) -> Settings:

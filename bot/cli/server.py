@@ -10,6 +10,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from bot import tracing
 from bot.lab import Lab
 from bot.lab import web as lab_web
 from bot.runs import jira_intake
@@ -72,6 +73,7 @@ class _Embedded(BaseApplication):
                 lab.app_url,
                 lab.directory,
             )
+        tracing.configure(self.settings.otel_endpoint, "connbot")  # here, in the forked worker process
         self.services = Services.build(self.settings, environ=environ)
         app = create_app(self.settings, self.services)
         if lab:
@@ -104,6 +106,7 @@ def serve(settings: Settings, lab: bool = False) -> None:
 
 def work(settings: Settings, registry: Registry | None = None) -> None:
     """Run a worker until SIGINT/SIGTERM. `registry` replaces the discovered adapters (tests)."""
+    tracing.configure(settings.otel_endpoint, "connbot-worker")
     services = Services.build(settings, registry=registry)
     _prepare(settings)
     sweepers = _sweepers(services)

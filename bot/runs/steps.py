@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
-from bot import logs
+from bot import logs, tracing
 from bot.runs import identify, incidents, prompts, routing, sla
 from bot.runs.context import RunContext
 from bot.runs.outbox import (
@@ -201,7 +201,8 @@ def _step(ctx: RunContext, run_id: int, owner: str) -> tuple[bool, bool]:
         started = ctx.clock()
         t0 = time.perf_counter()
         try:
-            res = registry.execute(action, inp)
+            with tracing.span("connbot.adapter", action=action, run=run_id, step=pos.step):
+                res = registry.execute(action, inp)
             event: engine.Event = engine.Outcome(res.outcome)
             summary, evidence, facts = res.summary, redact(res.evidence), redact_facts(res.facts)
         except (NotConfiguredError, UnsupportedError) as exc:
@@ -275,7 +276,8 @@ def _identify(
     failure: AdapterError | None = None
     if lookup.reporter_email and registry.available(identify.ACTION):
         try:
-            res = registry.execute(identify.ACTION, lookup)
+            with tracing.span("connbot.adapter", action=identify.ACTION, run=run_id, step=identify.STEP):
+                res = registry.execute(identify.ACTION, lookup)
         except AdapterError as exc:
             why, failure = f"the look-up by e-mail failed: {exc}", exc
     elif lookup.reporter_email:

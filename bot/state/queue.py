@@ -24,6 +24,7 @@ from huey.consumer import Consumer, Scheduler, Worker
 from huey.storage import SqliteStorage
 from sqlalchemy.orm import Session
 
+from bot import tracing
 from bot.state.outage import OUTAGE_ERRORS, Outage
 from bot.state.store import after_commit
 
@@ -69,15 +70,17 @@ class Queue:
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
 
         @self.huey.task(name="advance_run")
-        def advance_run(run_id: int) -> None:
+        def advance_run(run_id: int, trace: str | None = None) -> None:
             owner = f"{self.owner}:{threading.get_ident()}"
-            if not self.tasks.advance(run_id, owner):
-                # Another worker holds the run; look again shortly so no wake-up is lost.
-                self.advance(run_id, delay=1.0)
+            with tracing.continued(trace), tracing.span("connbot.advance_run", run=run_id):
+                if not self.tasks.advance(run_id, owner):
+                    # Another worker holds the run; look again shortly so no wake-up is lost.
+                    self.advance(run_id, delay=1.0)
 
         @self.huey.task(name="process_event")
-        def process_event(event_id: int) -> None:
-            self.tasks.process(event_id)
+        def process_event(event_id: int, trace: str | None = None) -> None:
+            with tracing.continued(trace), tracing.span("connbot.process_event", event=event_id):
+                self.tasks.process(event_id)
 
         self._advance = advance_run
         self._process = process_event
@@ -91,14 +94,15 @@ class Queue:
             raise RuntimeError("queue tasks ran before Queue.bind()")
         return self._tasks
 
+    # Each task carries the trace of the span that enqueued it, if tracing is on (`bot.tracing`).
     def advance(self, run_id: int, delay: float | None = None) -> None:
         if delay:
-            self._advance.schedule(args=(run_id,), delay=delay)
+            self._advance.schedule(args=(run_id, tracing.carrier()), delay=delay)
         else:
-            self._advance(run_id)
+            self._advance(run_id, tracing.carrier())
 
     def process(self, event_id: int) -> None:
-        self._process(event_id)
+        self._process(event_id, tracing.carrier())
 
     def advance_after_commit(self, s: Session, run_id: int) -> None:
         after_commit(s, lambda: self.advance(run_id))

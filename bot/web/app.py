@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 
 from flask import Flask, g, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from bot import logs
+from bot import logs, tracing
 from bot.errors import BadRequestError, ConnbotError, NotFoundError
 from bot.services import Services
 from bot.settings import Settings, load_settings
@@ -32,12 +33,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     elif settings is None:
         settings = load_settings()
         logs.configure(settings.log_level, settings.log_format)
+        tracing.configure(settings.otel_endpoint, "connbot-web")
     services = services or Services.build(settings)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions[EXTENSION] = services
     edge.install(app, settings)
     metrics.count_refusals(app, services.store)
+    _trace_requests(app)
     auth.install(app, settings, services.sections(DeskSettings), services.store)
     app.register_blueprint(health)
     app.register_blueprint(api)
@@ -47,6 +50,22 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_blueprint(incidents)
     _register_errors(app)
     return app
+
+
+def _trace_requests(app: Flask) -> None:
+    """Each request a span (when tracing is on): the root of the trace of what it enqueues."""
+
+    @app.before_request
+    def start_span() -> None:
+        g.trace = ExitStack()
+        route = request.url_rule.rule if request.url_rule else "(no route)"
+        g.trace.enter_context(tracing.span(f"{request.method} {route}", **{"http.route": route}))
+
+    @app.teardown_request
+    def end_span(_exc: BaseException | None) -> None:
+        stack = g.pop("trace", None)
+        if stack is not None:
+            stack.close()
 
 
 # Paths whose callers are programs: their errors are JSON. Everything else is a page in a browser.
