@@ -43,6 +43,7 @@ class PromptView(BaseModel):
     expires_at: dt.datetime
     channel_refs: dict[str, object]
     channel: str | None = None  # where the run's PBX instance wants its prompts, overriding the default
+    handed_to: str | None = None  # whom a person handed the question to (a Slack user id or a name)
     sla: str | None = (
         None  # the ticket's SLA clock with the least time left, e.g. "Time to resolution: 25 min left"
     )

@@ -20,6 +20,7 @@ from bot.cli.common import (
     warn_unknown_names,
 )
 from bot.cli.incidents import incidents
+from bot.cli.operate import register as operate_commands
 from bot.cli.pbx import pbx
 from bot.cli.server import serve as run_server
 from bot.cli.server import work
@@ -32,7 +33,7 @@ from bot.state.models import PlaybookVersion, Run, RunState
 from bot.state.store import Store
 from bot.web.auth import Access, DeskSettings
 from bot.web.auth import hash_password as make_hash
-from bot.web.views import run_dict
+from bot.web.views import end_label, run_dict
 from integrations.base import Registry, discover
 from integrations.settings import load
 from integrations.tickets import plain
@@ -282,7 +283,7 @@ def diff(old: str, new: str) -> None:
 
 @main.group()
 def runs() -> None:
-    """Inspect runs."""
+    """Inspect runs, and act on them: cancel, retry, rerun, triage."""
 
 
 @runs.command("list")
@@ -299,7 +300,7 @@ def list_runs(limit: int, as_json: bool) -> None:
     if not data:
         click.echo("no runs yet")
     for r in data:
-        end = {"close": "closed", "escalate": f"escalated to level {r['end_level']}"}.get(r["end"] or "", "")
+        end = end_label(r["end"], r["end_level"]) if r["end"] else ""
         click.echo(f"{r['id']:>6}  {r['ticket']:<12} {r['state']:<8} {r['step'] or '':<22} {end}")
 
 
@@ -329,11 +330,7 @@ def show_run(run_id: int, as_json: bool) -> None:
     click.echo(f"classification: {data['classification'] or '-'}")
     if data["pbx"] or data["pbx_reason"]:
         click.echo(f"PBX: {data['pbx'] or 'none'} ({data['pbx_reason']})")
-    state = (
-        data["state"]
-        if data["state"] != RunState.ENDED
-        else ("closed" if data["end"] == "close" else f"escalated to level {data['end_level']}")
-    )
+    state = data["state"] if data["state"] != RunState.ENDED else end_label(data["end"], data["end_level"])
     click.echo(
         f"state: {state}"
         + (f"  (at {data['step']})" if data["state"] != RunState.ENDED else f": {data['end_reason']}")
@@ -346,6 +343,10 @@ def show_run(run_id: int, as_json: bool) -> None:
         )
         if st["summary"]:
             click.echo(f"       {st['summary']}")
+    for e in data["failed_effects"]:
+        click.echo(f"failed effect {e['id']} ({e['kind']}, {e['attempts']} attempts): {e['error']}")
+    for a in data["actions"]:
+        click.echo(f"{a['at'][:19]}  {a['done']}" + (f": {a['why']}" if a["why"] else ""))
     _echo_diagnosis(data["findings"], data["diagnosis"])
 
 
@@ -382,3 +383,4 @@ def hash_password(name: str | None) -> None:
 main.add_command(slack_cli)
 main.add_command(pbx)
 main.add_command(incidents)
+operate_commands(runs, main)

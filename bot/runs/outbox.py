@@ -151,13 +151,14 @@ def prompt_effects(
     prompt_id: str,
     channels: Iterable[PromptChannel],
     what: Literal["post", "settle", "remind"],
+    key: str | None = None,
 ) -> None:
-    """Post, settle or remind of a prompt in every channel."""
+    """Post, settle or remind of a prompt in every channel (once per `key`, default: `what`)."""
     for channel in channels:
         add_effect(
             s,
             run,
-            f"prompt:{prompt_id}:{channel.name}:{what}",
+            f"prompt:{prompt_id}:{channel.name}:{key or what}",
             PromptShown(kind=f"prompt.{what}", prompt_id=prompt_id, channel=channel.name),
         )
 

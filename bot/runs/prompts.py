@@ -35,12 +35,14 @@ MAX_NAME = 255  # prompts.answered_by
 
 
 class Via(StrEnum):
-    """Where an answer was given (kept with the prompt and said on the ticket)."""
+    """Where an answer was given or a person acted (kept with the prompt or the action, and said on
+    the ticket)."""
 
     DESK = "desk"  # the desk's pages
     API = "api"  # the JSON API
     SLACK = "slack"
     CUSTOMER = "customer"  # the reporter's reply on the ticket
+    CLI = "cli"  # the connbot command (operator verbs)
 
 
 CUSTOMER = "customer"  # the kind of a question to the ticket's customer
@@ -193,6 +195,7 @@ def view(
         expires_at=prompt.expires_at,
         channel_refs=dict(prompt.channel_refs),
         channel=channel,
+        handed_to=prompt.handed_to,
         sla=sla.time_left(clock, now) if (clock := sla.nearest(ticket, now)) is not None else None,
     )
 

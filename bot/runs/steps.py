@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, object_session
 
 from bot import logs, tracing
 from bot.runs import identify, incidents, prompts, routing, sla
@@ -425,7 +425,8 @@ def _new_prompt(
     return Prompt(
         id=prompts.new_id(),
         run_id=run.id,
-        seq=len(run.steps) + 1,
+        # after the steps so far, and after a question a person withdrew (`operate.retry`) with no step since
+        seq=max(len(run.steps), _last_prompt_seq(run)) + 1,
         step=step_id,
         kind=kind,
         level=step.level,
@@ -437,6 +438,12 @@ def _new_prompt(
         remind_at=sla.reminder_at(run.ticket, now + dt.timedelta(seconds=wait / 2), now),
         expires_at=now + dt.timedelta(seconds=wait),
     )
+
+
+def _last_prompt_seq(run: Run) -> int:
+    s = object_session(run)
+    assert s is not None
+    return s.scalar(select(func.coalesce(func.max(Prompt.seq), 0)).where(Prompt.run_id == run.id)) or 0
 
 
 def _wait(s: Session, run: Run, prompt: Prompt) -> None:
@@ -707,7 +714,8 @@ def _fixed_cause(ctx: RunContext, run: Run) -> list[str]:
     return [f"Cause: {asked['title']}. {asked['found']}."]
 
 
-def _end(ctx: RunContext, run: Run, kind: str, level: int | None, reason: str) -> None:
+def end_run(ctx: RunContext, run: Run, kind: str, level: int | None, reason: str) -> None:
+    """End the run for good (closed, escalated, or by a person: `bot.runs.operate`)."""
     run.state, run.end_kind, run.end_level, run.end_reason = RunState.ENDED, kind, level, reason
     run.active_ticket_id, run.ended_at = None, ctx.clock()
 
@@ -721,7 +729,7 @@ def _finish(ctx: RunContext, s: Session, run: Run, plan: Finish) -> None:
     now = ctx.clock()
     outcome = "closed" if plan.kind == "close" else f"escalated_l{plan.level}"
     _record(s, run, plan.step, StepRecord(run.step or "", "end", outcome, plan.reason, now, now))
-    _end(ctx, run, plan.kind, plan.level, plan.reason)
+    end_run(ctx, run, plan.kind, plan.level, plan.reason)
     if plan.kind == "close":
         end = run.step or ""
         customer_reply(ctx, s, run, end if ctx.replies.has(end) else CLOSED)
@@ -781,7 +789,7 @@ def release(
     since = f"{inc.opened_at:%Y-%m-%d %H:%M} UTC"
     if registered:
         reason = f"The PBX is back (incident {inc.id}) and the app registers again."
-        _end(ctx, run, "close", None, reason)
+        end_run(ctx, run, "close", None, reason)
         note_effect(
             s,
             run,

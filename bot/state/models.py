@@ -232,6 +232,7 @@ class Run(Base):
     ticket: Mapped[Ticket] = relationship(back_populates="runs")
     steps: Mapped[list[StepResult]] = relationship(back_populates="run", order_by="StepResult.seq")
     effects: Mapped[list[Effect]] = relationship(order_by="Effect.id", viewonly=True)
+    actions: Mapped[list[OperatorAction]] = relationship(order_by="OperatorAction.id", viewonly=True)
 
 
 class StepResult(Base):
@@ -288,8 +289,27 @@ class Prompt(Base):
     remind_at: Mapped[dt.datetime | None] = mapped_column()
     expires_at: Mapped[dt.datetime] = mapped_column()
     channel_refs: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    handed_to: Mapped[str | None] = mapped_column(String(255))  # whom an operator handed it to
 
     run: Mapped[Run] = relationship()
+
+
+class OperatorAction(Base):
+    """A person's action on a run, a prompt or an effect (`bot.runs.operate`): who, when, why, and
+    what it did in a sentence (also written on the ticket)."""
+
+    __tablename__ = "operator_actions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    verb: Mapped[str] = mapped_column(String(16))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
+    effect_id: Mapped[int | None] = mapped_column()
+    prompt_id: Mapped[str | None] = mapped_column(String(32))
+    who: Mapped[str] = mapped_column(String(255))
+    via: Mapped[str] = mapped_column(String(16))
+    why: Mapped[str] = mapped_column(Text, default="")
+    done: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class PbxRoute(Base):

@@ -19,6 +19,7 @@ from bot.web.auth import DeskSettings
 from bot.web.current import EXTENSION
 from bot.web.health import health
 from bot.web.incidents import incidents
+from bot.web.operate import operator
 from bot.web.pages import desk
 from bot.web.webhooks import jira, slack
 
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     slack.init_app(app, services)
     app.register_blueprint(desk)
     app.register_blueprint(incidents)
+    app.register_blueprint(operator)
     _register_errors(app)
     return app
 
@@ -70,7 +72,7 @@ def _trace_requests(app: Flask) -> None:
 
 # Paths whose callers are programs: their errors are JSON. Everything else is a page in a browser.
 MACHINE_PATHS = ("/api/", "/webhooks/", "/slack/", "/healthz", "/readyz", "/metrics")
-TITLES = {400: "Bad Request", 404: "Not Found", 500: "Internal Server Error"}
+TITLES = {400: "Bad Request", 404: "Not Found", 409: "Conflict", 500: "Internal Server Error"}
 
 
 def error_response(status: int, message: str, title: str | None = None) -> ResponseReturnValue:
@@ -89,7 +91,7 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(BadRequestError)
     def bad_request(exc: BadRequestError) -> ResponseReturnValue:
-        return error_response(exc.status, str(exc), "Bad Request" if exc.status == 400 else "Error")
+        return error_response(exc.status, str(exc), TITLES.get(exc.status, "Error"))
 
     @app.errorhandler(NotFoundError)
     def not_found(exc: NotFoundError) -> ResponseReturnValue:

@@ -235,7 +235,7 @@ class StoreCollector(Collector):
 
 
 def _end(kind: str | None, level: int | None) -> str:
-    return "" if kind is None else (kind if kind == "close" else f"level{level}")
+    return "" if kind is None else (f"level{level}" if kind == "escalate" else kind)
 
 
 def _seconds(store: Store) -> Callable[[Any, Any], ColumnElement[Any]]:

@@ -16,6 +16,7 @@ from bot.state.models import (
     Event,
     Incident,
     IncidentState,
+    OperatorAction,
     Prompt,
     Run,
     RunState,
@@ -108,10 +109,11 @@ def run_dict(
     if steps:
         data["steps"] = [step_dict(r) for r in run.steps]
         data["failed_effects"] = [
-            {"kind": e.kind, "key": e.key, "attempts": e.attempts, "error": e.error}
+            {"id": e.id, "kind": e.kind, "key": e.key, "attempts": e.attempts, "error": e.error}
             for e in run.effects
             if e.state == EffectState.FAILED
         ]
+        data["actions"] = [action_dict(a) for a in run.actions]
     if rules is not None:
         data.update(diagnosis_dict(rules, run.facts))
     return data
@@ -136,6 +138,7 @@ def prompt_dict(p: Prompt) -> dict[str, Any]:
         "answered_via": p.answered_via,
         "answered_at": p.answered_at.isoformat() if p.answered_at else None,
         "expires_at": p.expires_at.isoformat(),
+        "handed_to": p.handed_to,
     }
 
 
@@ -160,13 +163,36 @@ def ticket_dict(t: Ticket) -> dict[str, Any]:
     }
 
 
+END_WORDS = {"close": "closed", "cancel": "cancelled", "rerun": "re-run"}
+
+
+def end_label(kind: str | None, level: int | None) -> str:
+    """How a run ended, in words: closed, escalated to level N, cancelled, re-run."""
+    return END_WORDS.get(kind or "", f"escalated to level {level}")
+
+
 def run_label(run: Run | None) -> str:
-    """A run's state in words: running, waiting, closed, escalated to level N."""
+    """A run's state in words: running, waiting, closed, escalated to level N, cancelled, re-run."""
     if run is None:
         return "no run"
     if run.state != RunState.ENDED:
         return run.state
-    return "closed" if run.end_kind == "close" else f"escalated to level {run.end_level}"
+    return end_label(run.end_kind, run.end_level)
+
+
+def action_dict(a: OperatorAction) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "verb": a.verb,
+        "run": a.run_id,
+        "effect": a.effect_id,
+        "prompt": a.prompt_id,
+        "who": a.who,
+        "via": a.via,
+        "why": a.why,
+        "done": a.done,
+        "at": a.at.isoformat(),
+    }
 
 
 def ticket_row(t: Ticket) -> dict[str, Any]:

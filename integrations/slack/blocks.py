@@ -175,7 +175,11 @@ def settled_message(view: PromptView) -> tuple[str, list[Block]]:
 
 
 def reminder_text(view: PromptView, group: str) -> str:
-    who = f"<!subteam^{group}> " if group else ""
+    """A reminder to the level's group, or to the person the question was handed to."""
+    if view.handed_to:
+        who = f"{mention(view.handed_to)}, handed to you: "
+    else:
+        who = f"<!subteam^{group}> " if group else ""
     return (
         f"{who}Reminder: {escape(view.ticket_key)} still waits for an answer to “{escape(view.title)}”, "
         f"until {view.expires_at:%Y-%m-%d %H:%M} UTC." + (f" SLA: {escape(view.sla)}." if view.sla else "")

@@ -104,9 +104,10 @@ class Interactions:
             prompt = s.get(Prompt, prompt_id)
             if prompt is None:
                 return self._tell(where, user, "connbot does not know this question any more.")
-            level, kind = prompt.level, prompt.kind
+            level, kind, handed_to = prompt.level, prompt.kind, prompt.handed_to
             where = where or (prompt.channel_refs.get("slack") or {}).get("channel")
-        allowed = self._quietly(self.channel.may_answer, user, level, kind)
+        # whom a person handed the question to may answer it, whatever its level
+        allowed = user == handed_to or self._quietly(self.channel.may_answer, user, level, kind)
         note = None
         with self.svc.store.tx() as s:
             event = Event(
