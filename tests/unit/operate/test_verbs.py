@@ -225,3 +225,38 @@ def test_the_run_pages_buttons_take_the_verbs(svc, api):
     )
     assert "has already ended" in refused.get_data(as_text=True)
     assert [(v, via) for v, _, via, _ in actions(svc)] == [("hand", "desk"), ("rerun", "desk")]
+
+
+def test_a_held_run_cancelled_leaves_its_incident_and_one_re_run_waits_for_it_again(svc, api):
+    from bot.state.models import Incident
+
+    _, first = file(svc)
+    _, second = file(svc, "Bob can't connect either")
+    with svc.store.tx() as s:
+        inc = Incident(
+            pbx="",
+            cause="asterisk_down",
+            title="Asterisk is down",
+            active_key="|asterisk_down",
+            opened_by="test",
+            next_check_at=svc.context.clock() + dt.timedelta(hours=1),
+        )
+        s.add(inc)
+        s.flush()
+        incident_id = inc.id
+        for run_id in (first, second):
+            run = s.get(Run, run_id)
+            run.state, run.incident_id = "held", incident_id
+    refused = api.post(f"/api/runs/{first}/retry", json={"by": "carol"})
+    assert refused.status_code == 409 and f"held by incident {incident_id}" in refused.json["message"]
+
+    cancelled = api.post(f"/api/runs/{first}/cancel", json={"by": "carol", "why": "user gave up"})
+    assert cancelled.status_code == 200 and f"leaves incident {incident_id}" in cancelled.json["done"]
+    rerun = api.post(f"/api/runs/{second}/rerun", json={"by": "carol"})
+    assert rerun.status_code == 200
+    svc.queue.run_pending()
+    assert any(f"While incident {incident_id} is open" in c for c in comments(svc, second))
+    new = rerun.json["run"]["id"]
+    with svc.store.tx() as s:
+        assert s.get(Run, first).state == "ended" and s.get(Incident, incident_id).state == "open"
+        assert (s.get(Run, new).state, s.get(Run, new).incident_id) == ("held", incident_id)
