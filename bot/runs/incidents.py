@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.runs.context import RunContext
-from bot.runs.outbox import IncidentJoin, add_effect
+from bot.runs.outbox import IncidentJoin, add_effect, customer_reply
 from bot.runs.redact import redact_facts
 from bot.state.models import Incident, IncidentState, Run, RunState
 from integrations.base import ActionInput, AdapterError
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 # The app's error as a class, from the finding of the app's last registration error (the threshold).
 ERROR_FINDING = "registration_error"
 NO_ERROR = "none"
+JOINED = "incident_joined"  # the customer's reply template when a request joins an incident
 RECHECK = "app.recheck"  # how a held run's app is checked when its PBX is back
 REGISTERED = "registered"  # the re-check's outcome when the app registers
 BY_COUNT = "reports"  # the cause of an incident opened by the threshold, before a check names one
@@ -175,6 +176,7 @@ def join(ctx: RunContext, s: Session, run: Run, inc: Incident, lines: list[str] 
             "and says so here.",
         ),
     )
+    customer_reply(ctx, s, run, JOINED)  # on a service request: the customer hears, in plain words
     ctx.waker.advance_after_commit(s, run.id)  # its effects are made by a worker
     log.info("run %s joined incident %s", run.id, inc.id)
 

@@ -790,6 +790,7 @@ def release(
     if registered:
         reason = f"The PBX is back (incident {inc.id}) and the app registers again."
         end_run(ctx, run, "close", None, reason)
+        customer_reply(ctx, s, run, CLOSED)
         note_effect(
             s,
             run,

@@ -179,7 +179,7 @@ class StoreCollector(Collector):
         )
         near = GaugeMetricFamily(
             "connbot_sla_near_breach",
-            "Runs not ended whose ticket is near an SLA breach (CONNBOT_JIRA_SLA_WARN_MINUTES) or past it",
+            "Runs not ended whose ticket is near an SLA breach (within the warning minutes) or past it",
             labels=["sla"],
         )
         now, least, counts = utcnow(), dict[str, float](), dict[str, int]()

@@ -27,7 +27,8 @@ from tests.reliability.conftest import assert_json_error, counts, issue_event, j
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     """Every test here on the embedded store and on PostgreSQL."""
     url = request.getfixturevalue("pg_url") if request.param == "postgres" else ""
-    return Settings(data_dir=tmp_path / "data", sweep_seconds=0.1, database_url=url)
+    # no periodic PBX check: the scripted adapters answer only the steps (tests/conftest.py QUIET)
+    return Settings(data_dir=tmp_path / "data", sweep_seconds=0.1, health_check_seconds=0, database_url=url)
 
 
 @pytest.fixture

@@ -495,3 +495,35 @@ def test_without_a_parent_issue_the_tickets_are_told_alone_and_the_page_says_why
         assert len(said) == 1 and storm.jira.issue(key).links == []
     page = storm.web.get(f"/incidents/{inc.id}").get_data(as_text=True)
     assert "none: Jira answered HTTP 400" in page
+
+
+@pytest.mark.parametrize("storm", [("OPS", 2)], indirect=True)
+def test_on_a_service_request_the_customer_hears_plain_words_and_agents_the_evidence(storm):
+    """Jira Service Management: the joining note (PBX names, findings) is internal; the customer gets
+    the public reply that a server problem affects several users, and at the end that the app connects."""
+    keys = []
+    for n in range(2):
+        key = f"HELP-{n + 1}"
+        payload = fake_jira.lab_issue(key, DOWN, n, USER_FIELD)
+        payload["issue"]["fields"]["project"]["projectTypeKey"] = "service_desk"
+        assert fake_jira.post(storm.web, payload, f"jsm-{key}").status_code == 202
+        keys.append(key)
+    for _ in range(2):
+        storm.work()
+        sweep(storm.svc.context)
+    for key in keys:
+        issue = storm.jira.issue(key)
+        (reply,) = issue.portal
+        assert reply.startswith("A server problem is affecting several users; we will update you here.")
+        assert any("Part of incident 1" in c for c in issue.comments)  # for agents only
+    storm.lab.repair(DOWN)
+    for _ in range(40):  # the next check is due within 0.2 s
+        time.sleep(0.05)
+        sweep(storm.svc.context)
+        storm.work()
+        if all(r.state == "ended" for r in storm.runs().values()):
+            break
+    for key in keys:
+        said = storm.jira.issue(key).portal
+        assert said[-1].startswith("Your app connects again, so we are closing this request."), said
+        assert not any("127.0.0.1" in c or "Asterisk" in c for c in said)

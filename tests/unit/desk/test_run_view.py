@@ -138,7 +138,9 @@ def test_a_waiting_run_is_not_redrawn_while_nothing_moves(desk):
     assert again["version"] == first["version"] and "asked at" in again["html"]
 
 
-def test_the_run_page_shows_evidence_and_findings_as_tables_and_the_diagnosis_in_words(make_services):
+def test_the_run_page_shows_evidence_and_findings_as_tables_and_the_diagnosis_in_words(
+    make_services, settings
+):
     status = ActionResult(
         outcome="failed",
         summary="The app on device d1 is failed.",
@@ -154,7 +156,9 @@ def test_the_run_page_shows_evidence_and_findings_as_tables_and_the_diagnosis_in
         },
     )
     svc = make_services(
-        registry=scripted_registry({"app.get_status": [status], "app.reconnect": ["reconnected"]})
+        # one run's page: the findings name Asterisk down, which with incidents on would check the PBX
+        settings=settings.model_copy(update={"incidents": False}),
+        registry=scripted_registry({"app.get_status": [status], "app.reconnect": ["reconnected"]}),
     )
     client = create_app(svc.settings, svc).test_client()
     _, run_id = intake.file_desk_ticket(svc.context, "Alice can't connect", "", "", "1001")
