@@ -19,6 +19,7 @@ from typing import Any
 
 ANSWERS = Path(__file__).resolve().parent / "slack_web_api"
 CHANNEL = "C0PROMPTS"
+RESPONSES = "/commands/"  # where response_urls point (hooks.slack.com/commands/... at Slack)
 
 
 def _answer(method: str) -> dict[str, Any]:
@@ -71,6 +72,10 @@ class SlackWebApi:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/api/"
 
+    def response_url(self, ref: str = "1") -> str:
+        """A response_url as Slack hands one out with a slash command or a shortcut."""
+        return f"http://127.0.0.1:{self.server.server_address[1]}{RESPONSES}T0TEAM/{ref}/secret"
+
     def start(self) -> SlackWebApi:
         self.thread.start()
         return self
@@ -112,7 +117,8 @@ class SlackWebApi:
 
     def _answer(self, h: BaseHTTPRequestHandler) -> None:
         parsed = urllib.parse.urlsplit(h.path)
-        method = parsed.path.rsplit("/", 1)[-1]
+        # a slash command's or a shortcut's response_url (`response_url()`), else a Web API method
+        method = "response_url" if parsed.path.startswith(RESPONSES) else parsed.path.rsplit("/", 1)[-1]
         raw = h.rfile.read(int(h.headers.get("Content-Length") or 0)).decode()
         if "json" in (h.headers.get("Content-Type") or ""):
             args = json.loads(raw)
@@ -148,6 +154,8 @@ class SlackWebApi:
         h.wfile.write(data)
 
     def _success(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        if method == "response_url":
+            return {"ok": True}
         if args.get("channel") == "C0MISSING":
             return {"ok": False, "error": "channel_not_found"}
         if method.startswith("conversations."):
@@ -189,6 +197,8 @@ class SlackWebApi:
             }
         if method == "usergroups.users.list":
             body["users"] = self.groups.get(args.get("usergroup", ""), [])
+        if method == "views.publish":
+            body["view"].update(id="V0HOME", type="home", blocks=args["view"].get("blocks", []))
         if method == "views.open":
             body["view"].update(
                 id="V0DETAIL", type="modal", private_metadata=args["view"]["private_metadata"]

@@ -18,12 +18,13 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 from slack_sdk import WebClient
+from slack_sdk.webhook import WebhookClient
 
 from integrations.base import PermanentError
 from integrations.prompts import IncidentView, PromptChannel, PromptView
 from integrations.settings import Sections
 from integrations.slack import blocks
-from integrations.slack.client import GroupMembers, make_client, translated
+from integrations.slack.client import TIMEOUT, GroupMembers, make_client, translated
 from integrations.slack.settings import SlackSettings, enabled
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,17 @@ class SlackChannel(PromptChannel):
     def ephemeral(self, channel: str, user: str, text: str) -> None:
         with translated("chat.postEphemeral"):
             self.client.chat_postEphemeral(channel=channel, user=user, text=text)
+
+    def respond(self, response_url: str, text: str) -> None:
+        """Answer a slash command or a shortcut, seen only by whoever used it (its response_url)."""
+        with translated("response_url"):
+            resp = WebhookClient(response_url, timeout=TIMEOUT).send(text=text, response_type="ephemeral")
+        if resp.status_code >= 400:
+            raise PermanentError(f"slack: response_url answered {resp.status_code}")
+
+    def publish_home(self, user: str, view: dict[str, Any]) -> None:
+        with translated("views.publish"):
+            self.client.views_publish(user_id=user, view=view)
 
     def open_modal(self, trigger_id: str, view: PromptView) -> None:
         with translated("views.open"):

@@ -3,11 +3,13 @@ where slack_sdk's errors become connbot's adapter errors."""
 
 from __future__ import annotations
 
+import logging
 import time
 import urllib.error
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from threading import Lock
+from typing import Any, Literal, TypeVar
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -20,8 +22,11 @@ from slack_sdk.http_retry import (
     RetryState,
 )
 
-from integrations.base import PermanentError, TransientError
+from integrations.base import AdapterError, PermanentError, TransientError
 from integrations.slack.settings import SlackSettings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 TIMEOUT = 10
 # Errors in a 200 answer that are worth retrying later; every other `ok: false` is permanent.
@@ -82,6 +87,17 @@ def translated(method: str) -> Iterator[None]:
         raise PermanentError(message, status) from None
     except (urllib.error.URLError, OSError, SlackClientError) as exc:
         raise TransientError(f"Slack {method} failed: {exc}") from None
+
+
+def quietly(fn: Callable[..., T], *args: Any) -> T | Literal[False]:
+    """A Slack call made after a request was acknowledged: a failure is logged (the user sees no
+    reply), never raised into bolt, which would log it as a crash. False when it failed (so
+    `may_answer` failing counts as not allowed)."""
+    try:
+        return fn(*args)
+    except AdapterError as exc:
+        log.warning("slack: %s", exc)
+        return False
 
 
 class GroupMembers:

@@ -31,9 +31,11 @@ from bot.runs.prompts import Via
 from bot.services import Services
 from bot.state.models import Event, Prompt, PromptState
 from bot.web import jsonbody
+from bot.web.webhooks.slack_commands import COMMAND, SHORTCUT, Commands
 from integrations.base import AdapterError
 from integrations.slack import blocks
 from integrations.slack.channel import INCIDENT_LEVEL, SlackChannel
+from integrations.slack.client import quietly
 
 log = logging.getLogger(__name__)
 SOURCE = "slack"
@@ -82,7 +84,7 @@ class Interactions:
                 user,
                 f"This question was already settled. {blocks.outcome_line(view)}",
             )
-        self._quietly(self.channel.open_modal, body["trigger_id"], view)
+        quietly(self.channel.open_modal, body["trigger_id"], view)
 
     def submitted(self, body: dict[str, Any]) -> None:
         form, user = body["view"], body["user"]["id"]
@@ -107,7 +109,7 @@ class Interactions:
             level, kind, handed_to = prompt.level, prompt.kind, prompt.handed_to
             where = where or (prompt.channel_refs.get("slack") or {}).get("channel")
         # whom a person handed the question to may answer it, whatever its level
-        allowed = user == handed_to or self._quietly(self.channel.may_answer, user, level, kind)
+        allowed = user == handed_to or quietly(self.channel.may_answer, user, level, kind)
         note = None
         with self.svc.store.tx() as s:
             event = Event(
@@ -168,7 +170,7 @@ class Interactions:
             except IntegrityError:
                 log.info("slack: incident action %s seen before; ignored", event.delivery_id)
                 return None
-        if not self._quietly(self.channel.may_answer, user, INCIDENT_LEVEL, "question"):
+        if not quietly(self.channel.may_answer, user, INCIDENT_LEVEL, "question"):
             note = (
                 f"Sorry, you may not act on incidents ({self.channel.answerers_hint(INCIDENT_LEVEL)} may). "
                 "Nothing changed."
@@ -186,17 +188,7 @@ class Interactions:
 
     def _tell(self, where: str | None, user: str, text: str) -> None:
         if where:
-            self._quietly(self.channel.ephemeral, where, user, text)
-
-    @staticmethod
-    def _quietly(fn: Any, *args: Any) -> Any:
-        """Slack calls made after ack: a failure is logged (the user sees no reply), never raised
-        into bolt, which would log it as a crash. `may_answer` failing counts as not allowed."""
-        try:
-            return fn(*args)
-        except AdapterError as exc:
-            log.warning("slack: %s", exc)
-            return False
+            quietly(self.channel.ephemeral, where, user, text)
 
 
 def bolt_app(svc: Services, channel: SlackChannel) -> App:
@@ -225,6 +217,10 @@ def bolt_app(svc: Services, channel: SlackChannel) -> App:
     app.action(blocks.DETAIL)(ack=acknowledge, lazy=[handlers.detail])
     app.action(re.compile("^" + re.escape(blocks.INCIDENT)))(ack=acknowledge, lazy=[handlers.incident])
     app.view(blocks.MODAL)(ack=acknowledge, lazy=[handlers.submitted])
+    chat = Commands(svc, channel)
+    app.command(COMMAND)(ack=acknowledge, lazy=[chat.command])
+    app.event("app_home_opened")(ack=acknowledge, lazy=[chat.home])
+    app.shortcut(SHORTCUT)(ack=acknowledge, lazy=[chat.shortcut])
     return app
 
 
@@ -252,7 +248,8 @@ BOLT_ERRORS = {
     ),
     404: (
         "Not Found",
-        "connbot handles only its own prompts' buttons and forms; this request is none of them",
+        "connbot handles only its own prompts' buttons and forms, the /connbot command, its Home tab "
+        "and its message shortcut; this request is none of them",
     ),
 }
 
