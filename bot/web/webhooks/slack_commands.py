@@ -1,10 +1,11 @@
-"""Chat control: the `/connbot` slash command, the App Home tab and the "connbot: this ticket"
+"""Chat control: the `/connbot` slash command, the App Home tab and the "connbot this ticket"
 message shortcut, as bolt lazy listeners (acknowledged first, like every Slack request).
 
-`/connbot status KEY`, `triage KEY`, `rerun KEY [why]`, `cancel KEY [why]`, `incidents`. The
-same permission rules as answering (`SlackChannel.may_answer`): reading needs what answering a
-level-1 question needs; acting on a ticket needs what answering a question of the ticket's level
-needs. Acting goes through the operator verbs (`bot.runs.operate`), recorded as done via Slack.
+`/connbot status KEY`, `triage KEY`, `rerun KEY [why]`, `cancel KEY [why]`, `retry KEY [why]`,
+`hand KEY @someone [why]`, `incidents`. The same permission rules as answering
+(`SlackChannel.may_answer`): reading needs what answering a level-1 question needs; acting on a
+ticket needs what answering a question of the ticket's level needs. Acting goes through the
+operator verbs (`bot.runs.operate`), recorded as done via Slack.
 Answers are ephemeral, through the request's `response_url`.
 """
 
@@ -35,8 +36,12 @@ COMMAND = "/connbot"
 SHORTCUT = "connbot_ticket"
 USAGE = (
     "`/connbot status KEY` · `/connbot triage KEY` · `/connbot rerun KEY [why]` · "
-    "`/connbot cancel KEY [why]` · `/connbot incidents`"
+    "`/connbot cancel KEY [why]` · `/connbot retry KEY [why]` · `/connbot hand KEY @someone [why]` · "
+    "`/connbot incidents`"
 )
+ACTS = ("triage", "rerun", "cancel", "retry", "hand")
+# A user mention as Slack escapes it in a command's text (the manifest's `should_escape: true`).
+MENTION = re.compile(r"<@([UW][A-Z0-9]{2,})(?:\|[^>]*)?>")
 # A ticket key as Jira and the desk make them (PROJECT-123), alone or in a link's path.
 KEY = re.compile(r"\b([A-Z][A-Z0-9_]{0,30}-[1-9][0-9]{0,9})\b")
 MAX_SHORTCUT_KEYS = 5
@@ -62,7 +67,7 @@ class Commands:
             return USAGE
         if verb == "incidents":
             return self._incidents() if self._may(user, 1) else self._refused(1)
-        if verb not in ("status", "triage", "rerun", "cancel"):
+        if verb != "status" and verb not in ACTS:
             return f"connbot knows no command `{escape(verb[:40])}`. {USAGE}"
         if not KEY.fullmatch(key):
             return f"Say which ticket, e.g. `/connbot {verb} OPS-12`."
@@ -73,15 +78,30 @@ class Commands:
             return self._refused(level)
         if verb == "status":
             return self.status(key)
+        to = MENTION.match(why) if verb == "hand" else None
+        if verb == "hand" and to is None:
+            return f"Say whom to hand the question to, e.g. `/connbot hand {key} @someone`."
+        if to is not None:
+            why = why[to.end() :].strip()
         by = operate.Actor(user, Via.SLACK, why)
         try:
             if verb == "triage":
                 done = operate.triage(self.svc.context, key, by)
+            elif to is not None:
+                done = operate.hand(self.svc.context, self._open_question(key), to.group(1), by)
             else:
                 done = operate.on_run(self.svc.context, key, verb, by)
         except (BadRequestError, NotFoundError) as exc:
             return f"connbot could not do this: {escape(str(exc))}"
         return self._said(done.said, user)
+
+    def _open_question(self, key: str) -> str:
+        """The id of the question the ticket's run waits for."""
+        with self.svc.store.tx() as s:
+            prompt = prompts.open_for(s, operate.find_run(s, key))
+            if prompt is None or prompt.state != PromptState.OPEN:
+                raise operate.BusyError(f"no question of ticket {key} waits for an answer")
+            return prompt.id
 
     @staticmethod
     def _said(said: str, user: str) -> str:

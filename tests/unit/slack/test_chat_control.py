@@ -76,6 +76,12 @@ def test_status_rerun_and_cancel_from_the_slash_command(make_slack):
     assert "*DESK-1* Alice can't connect:" in status and f"/runs/{run_id}|run {run_id}> is waiting" in status
     assert "Waits for an answer to “Check the client's connection status”" in status
 
+    assert "Say whom to hand" in slash(world, "hand DESK-1")
+    handed = slash(world, "hand DESK-1 <@W222|dave> on call tonight")
+    assert handed.startswith("<@W111> handed the question") and "to W222" in handed
+    assert "handed to W222" in slash(world, "status DESK-1")
+    assert "the question is withdrawn" in slash(world, "retry DESK-1 adapter is back")
+
     rerun = slash(world, "rerun DESK-1 the PBX was misconfigured")
     assert rerun.startswith("<@W111> re-ran ticket DESK-1 from the start as run")
     cancel = slash(world, "cancel DESK-1 duplicate")
@@ -84,6 +90,8 @@ def test_status_rerun_and_cancel_from_the_slash_command(make_slack):
     with world.svc.store.tx() as s:
         done = [(a.verb, a.who, a.via, a.why) for a in s.scalars(select(OperatorAction))]
     assert done == [
+        ("hand", "W111", "slack", "on call tonight"),
+        ("retry", "W111", "slack", "adapter is back"),
         ("rerun", "W111", "slack", "the PBX was misconfigured"),
         ("cancel", "W111", "slack", "duplicate"),
     ]
