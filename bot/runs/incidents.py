@@ -1,14 +1,16 @@
 """Incidents: one PBX instance failing in one way, and the tickets of its users joined to it.
 
 An incident opens when a run's diagnosis leads with a cause the rules mark `incident: true` (a fault
-of the PBX itself: Asterisk, its SIP stack, its database, the network in front of it, overload),
-when the periodic health check of an instance finds one (`bot.runs.recovery`), or when
-`IncidentPolicy.threshold` tickets of one instance report the same app error within the window. At
-most one is open per instance and cause. A run of that instance joins the open incident instead of
-taking its next step: one comment on its ticket, no checks against the failing PBX, no question of
-its own; it is held until the incident's recovery re-checks its app (`bot.runs.recovery`).
+of the PBX itself: Asterisk, its SIP stack, its database, the network in front of it, overload) and
+a check of the PBX (`check`, the same checks as the periodic one) confirms it; when the periodic
+health check of an instance finds one (`bot.runs.recovery`); or when `IncidentPolicy.threshold`
+tickets of one instance report the same app error within the window. At most one is open per
+instance and cause. A run of that instance joins the open incident instead of taking its next step:
+one comment on its ticket, no checks against the failing PBX, no question of its own; it is held
+until the incident's recovery re-checks its app (`bot.runs.recovery`).
 
-Everything here runs inside the caller's transaction.
+`check` and `confirm` talk to the PBX and run outside any transaction; everything else runs inside
+the caller's.
 """
 
 from __future__ import annotations
