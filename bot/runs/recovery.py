@@ -23,7 +23,7 @@ from sqlalchemy import distinct, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
-from bot.runs import identify, incidents, steps
+from bot.runs import endings, identify, incidents, records
 from bot.runs.context import RunContext
 from bot.runs.redact import redact, redact_facts
 from bot.state.models import Effect, EffectState, Incident, IncidentState, PbxHealth, Run, RunState, Ticket
@@ -269,7 +269,7 @@ def _settle(ctx: RunContext, run_id: int, incident_id: int) -> bool:
                     {"error": str(exc)},
                 )
                 facts = redact_facts(exc.facts)
-            rec = steps.StepRecord(
+            rec = records.StepRecord(
                 "incident_recheck", "auto", outcome, summary, started, ctx.clock(), evidence
             )
         with ctx.store.tx() as s:
@@ -278,7 +278,7 @@ def _settle(ctx: RunContext, run_id: int, incident_id: int) -> bool:
                 return False
             inc = s.get(Incident, incident_id)
             assert inc is not None
-            steps.release(ctx, s, held, inc, rec, registered, facts)
+            endings.release(ctx, s, held, inc, rec, registered, facts)
         return True
     finally:
         ctx.store.release(run_id, owner)

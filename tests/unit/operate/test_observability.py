@@ -103,7 +103,7 @@ def test_json_log_lines_carry_the_run_the_ticket_the_step_and_the_pbx(make_servi
     assert [line["step"] for line in stepped] == ["check_status", "force_reconnect", "close_transient"]
     for line in stepped:
         assert line["run"] == run_id and line["ticket"] == ticket.key and line["pbx"] == "acme"
-        assert line["level"] == "INFO" and line["logger"] == "bot.runs.steps"
+        assert line["level"] == "INFO" and line["logger"] == "bot.runs.records"
         assert line["time"].endswith("+00:00")
     # outside a run: no run fields; a message with a line break is still one line
     assert lines[-1] == {**lines[-1], "message": "not about any run\nforged: line", "level": "WARNING"}

@@ -1,0 +1,194 @@
+"""The ends of a run and of its levels: an escalation that goes on to the next level's checks
+(`escalate`), a close or a final hand-over (`finish`), a run released by its incident (`release`),
+each with the comment that says why from the run's findings."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from bot.runs import asking, incidents, records
+from bot.runs.context import RunContext
+from bot.runs.outbox import (
+    customer_reply,
+    escalation_effect,
+    note_effect,
+)
+from bot.runs.trail import rows
+from bot.state.models import Incident, Run, RunState
+from integrations.tickets import Note
+from playbook import engine
+from playbook.diagnosis import diagnose
+from playbook.engine import Escalate, Finish, Position
+
+log = logging.getLogger(__name__)
+
+
+def escalate(ctx: RunContext, s: Session, run: Run, plan: Escalate, pos: Position) -> None:
+    now = ctx.clock()
+    customer_reply(ctx, s, run, ESCALATED)
+    records.record(
+        s,
+        run,
+        plan.step,
+        records.StepRecord(
+            pos.step, "end", f"escalated_l{plan.level}", f"Escalated to level {plan.level}", now, now
+        ),
+    )
+    escalation_effect(
+        s,
+        run,
+        f"escalate:{plan.level}",
+        Note(
+            heading=f"Level {plan.step.level} checks done: escalated to level {plan.level}",
+            lines=([plan.step.instructions] if plan.step.instructions else []) + _diagnosis(ctx, run),
+            rows=rows(run),
+            next=f"connbot goes on with the level {plan.level} checks.",
+        ),
+        plan.level,
+    )
+    records.move(run, engine.continue_after(ctx.playbooks.of(run), pos, plan))
+
+
+def _diagnosis(ctx: RunContext, run: Run) -> list[str]:
+    """The leading cause and the next candidates, from the run's findings, one sentence each."""
+    rules = ctx.playbooks.rules
+    causes = diagnose(rules, run.facts)
+    lead, rest = causes[0], [c for c in causes[1:3] if c.confidence > 0]
+    if lead.id == rules.fallback:
+        first = "The findings point at no single cause" + (
+            f" (weaker candidates: {', '.join(f'{c.title} {c.confidence:.0%}' for c in rest)})."
+            if rest
+            else "."
+        )
+        return [first]
+    lines = [f"Leading cause: {lead.title} ({lead.confidence:.0%}). {lead.question()}"]
+    if lead.contrary:
+        lines.append(f"Against it: {'; '.join(lead.contrary)}.")
+    if rest:
+        lines.append("Also possible: " + ", ".join(f"{c.title} ({c.confidence:.0%})" for c in rest) + ".")
+    return lines
+
+
+def _fixed_cause(ctx: RunContext, run: Run) -> list[str]:
+    """For a closing comment: the cause a person was asked about (what the fix was for), else the
+    diagnosis of the findings."""
+    asked = run.facts.get(asking.ASKED_CAUSE)
+    if not isinstance(asked, dict):
+        return _diagnosis(ctx, run)
+    return [f"Cause: {asked['title']}. {asked['found']}."]
+
+
+def end_run(ctx: RunContext, run: Run, kind: str, level: int | None, reason: str) -> None:
+    """End the run for good (closed, escalated, or by a person: `bot.runs.operate`)."""
+    run.state, run.end_kind, run.end_level, run.end_reason = RunState.ENDED, kind, level, reason
+    run.active_ticket_id, run.ended_at = None, ctx.clock()
+
+
+# The reply templates of the run's start (where a first-response SLA runs) and ends (a template
+# named after the end step, where there is one, says more than `closed`).
+RECEIVED, CLOSED, ESCALATED = "received", "closed", "escalated"
+
+
+def finish(ctx: RunContext, s: Session, run: Run, plan: Finish) -> None:
+    now = ctx.clock()
+    outcome = "closed" if plan.kind == "close" else f"escalated_l{plan.level}"
+    records.record(
+        s, run, plan.step, records.StepRecord(run.step or "", "end", outcome, plan.reason, now, now)
+    )
+    end_run(ctx, run, plan.kind, plan.level, plan.reason)
+    if plan.kind == "close":
+        end = run.step or ""
+        customer_reply(ctx, s, run, end if ctx.replies.has(end) else CLOSED)
+        note_effect(
+            s,
+            run,
+            "end",
+            Note(
+                heading=f"Closed: {plan.step.title}",
+                lines=[plan.reason, *_fixed_cause(ctx, run)],
+                rows=rows(run),
+            ),
+            kind="close",
+        )
+    else:
+        assert plan.level is not None
+        customer_reply(ctx, s, run, ESCALATED)
+        escalation_effect(
+            s,
+            run,
+            "end",
+            Note(
+                heading=f"Escalated to level {plan.level}",
+                lines=[plan.reason, *_diagnosis(ctx, run)],
+                rows=rows(run),
+                next=f"Level {plan.level} takes over from the evidence above.",
+            ),
+            plan.level,
+        )
+    log.info("run %s ended: %s", run.id, outcome)
+
+
+@dataclass(frozen=True)
+class RecheckStep:
+    """The re-check of a held run's app once its incident's PBX is back, as a step of the run."""
+
+    level: int
+    title: str = "Re-check the app now that the PBX is back"
+    action: str = incidents.RECHECK
+
+
+def release(
+    ctx: RunContext,
+    s: Session,
+    run: Run,
+    inc: Incident,
+    rec: records.StepRecord | None,
+    registered: bool,
+    facts: dict[str, Any],
+) -> None:
+    """A held run leaves its incident: closed when its app registers again (`rec` says how that was
+    checked), else back to its own playbook where it was held, with the incident's findings and the
+    re-check's. Its effects are made by the worker woken after the commit."""
+    step = ctx.playbooks.of(run).steps.get(run.step or "")
+    if rec is not None:
+        records.record(s, run, RecheckStep(step.level if step else 1), rec)
+    since = f"{inc.opened_at:%Y-%m-%d %H:%M} UTC"
+    if registered:
+        reason = f"The PBX is back (incident {inc.id}) and the app registers again."
+        end_run(ctx, run, "close", None, reason)
+        customer_reply(ctx, s, run, CLOSED)
+        note_effect(
+            s,
+            run,
+            "end",
+            Note(
+                heading=f"Closed: {inc.title} on {incidents.where(inc.pbx)} is resolved (incident {inc.id})",
+                lines=[reason, f"Cause: {inc.statement} (since {since})."],
+                rows=rows(run),
+            ),
+            kind="close",
+        )
+    else:
+        run.facts = {**run.facts, **inc.facts, **facts}
+        run.state, run.attempts, run.retry_at = RunState.RUNNING, 0, None
+        if rec is not None:
+            lines = [rec.summary]
+        elif inc.dismissed_by:
+            lines = [f"{inc.dismissed_by} said incident {inc.id} is not a PBX problem."]
+        else:
+            lines = ["connbot cannot re-check this user's app: no app backend is configured for it."]
+        note_effect(
+            s,
+            run,
+            f"incident:{inc.id}:released",
+            Note(
+                heading=f"Incident {inc.id} is over; this ticket is checked on its own again",
+                lines=lines,
+                next="connbot goes on with its checks where the incident held them.",
+            ),
+        )
+    ctx.waker.advance_after_commit(s, run.id)
