@@ -9,7 +9,7 @@ import click
 from sqlalchemy import select
 
 from bot.cli.common import _fail, _settings, existing_store
-from bot.runs import recovery
+from bot.runs import notices
 from bot.services import Services
 from bot.state.models import Incident, IncidentState
 from bot.web.views import incident_dict
@@ -82,9 +82,9 @@ def _echo(d: dict[str, Any]) -> None:
 def _act(incident_id: int, action: str, by: str, key: str = "") -> None:
     svc = Services.build(_settings())
     try:
-        click.echo(recovery.act(svc.context, incident_id, action, by, key))
-        recovery.show(svc.context, incident_id)
-    except recovery.IncidentActionError as exc:
+        click.echo(notices.act(svc.context, incident_id, action, by, key))
+        notices.show(svc.context, incident_id)
+    except notices.IncidentActionError as exc:
         _fail(str(exc), 1)
     finally:
         svc.close()

@@ -21,14 +21,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import distinct, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.runs.context import RunContext
 from bot.runs.outbox import IncidentJoin, add_effect, customer_reply
 from bot.runs.redact import redact_facts
-from bot.state.models import Incident, IncidentState, Run, RunState
+from bot.state.models import Incident, IncidentState, Run, RunState, Ticket
 from integrations.base import ActionInput, AdapterError
 from integrations.tickets import Note
 from playbook.diagnosis import Cause, diagnose
@@ -289,3 +289,27 @@ def _join_open(ctx: RunContext, s: Session, run: Run, inc: Incident) -> bool:
         return False
     join(ctx, s, run, inc)
     return True
+
+
+def locked(ctx: RunContext, s: Session, incident_id: int) -> Incident:
+    """The incident, locked and read afresh, for a transaction that writes it."""
+    if ctx.store.engine.dialect.name == "sqlite":  # take the write lock now (see Store.held)
+        s.execute(update(Incident).where(Incident.id == incident_id).values(version=Incident.version))
+    inc = s.get(Incident, incident_id, with_for_update=True, populate_existing=True)
+    assert inc is not None
+    return inc
+
+
+def counts(s: Session, incident_id: int) -> tuple[int, int, int]:
+    """(tickets, distinct users, tickets closed by the incident's recovery) of an incident."""
+    tickets, users = s.execute(
+        select(func.count(Run.id), func.count(distinct(func.coalesce(Ticket.user_ref, Ticket.reporter))))
+        .join(Ticket, Ticket.id == Run.ticket_id)
+        .where(Run.incident_id == incident_id)
+    ).one()
+    closed = s.scalar(
+        select(func.count(Run.id)).where(
+            Run.incident_id == incident_id, Run.state == RunState.ENDED, Run.end_kind == "close"
+        )
+    )
+    return int(tickets), int(users), int(closed or 0)

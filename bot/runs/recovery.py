@@ -13,24 +13,20 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import re
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
-from sqlalchemy import distinct, func, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
-from bot.runs import endings, identify, incidents, records
+from bot.runs import endings, identify, incidents, notices, records
 from bot.runs.context import RunContext
 from bot.runs.redact import redact, redact_facts
-from bot.state.models import Effect, EffectState, Incident, IncidentState, PbxHealth, Run, RunState, Ticket
+from bot.state.models import Incident, IncidentState, PbxHealth, Run, RunState
 from bot.state.store import rows_updated
-from integrations.base import ActionInput, AdapterError, TransientError
-from integrations.prompts import IncidentView
-from integrations.tickets import Note, TicketRef
+from integrations.base import ActionInput, AdapterError
 
 log = logging.getLogger(__name__)
 
@@ -89,15 +85,6 @@ def _acquire(ctx: RunContext, incident_id: int, owner: str) -> bool:
                 .values(lease_owner=owner, lease_until=now + dt.timedelta(seconds=ctx.limits.lease_seconds)),
             )
         )
-
-
-def _locked(ctx: RunContext, s: Session, incident_id: int) -> Incident:
-    """The incident, locked and read afresh, for a transaction that writes it."""
-    if ctx.store.engine.dialect.name == "sqlite":  # take the write lock now (see Store.held)
-        s.execute(update(Incident).where(Incident.id == incident_id).values(version=Incident.version))
-    inc = s.get(Incident, incident_id, with_for_update=True, populate_existing=True)
-    assert inc is not None
-    return inc
 
 
 # -- the periodic check of every instance
@@ -162,14 +149,14 @@ def _tend(ctx: RunContext, incident_id: int, owner: str) -> None:
         dismissed = inc.dismissed_by is not None
     if state == IncidentState.OPEN and dismissed:
         with ctx.store.tx() as s:
-            inc = _locked(ctx, s, incident_id)
+            inc = incidents.locked(ctx, s, incident_id)
             inc.state, inc.version = IncidentState.RECOVERING, inc.version + 1
         state = IncidentState.RECOVERING
     elif state == IncidentState.OPEN and due:
         health = incidents.check(ctx, pbx)
         now = ctx.clock()
         with ctx.store.tx() as s:
-            inc = _locked(ctx, s, incident_id)
+            inc = incidents.locked(ctx, s, incident_id)
             inc.facts = health.facts or inc.facts
             inc.checked_at, inc.healthy, inc.version = now, health.healthy, inc.version + 1
             if health.healthy or (not health.known and inc.restored_by):
@@ -187,14 +174,14 @@ def _tend(ctx: RunContext, incident_id: int, owner: str) -> None:
                 inc.checks += 1
                 inc.next_check_at = now + dt.timedelta(seconds=wait)
             state = inc.state
-    show(ctx, incident_id)
+    notices.show(ctx, incident_id)
     if state == IncidentState.OPEN:
-        _remind(ctx, incident_id)
+        notices.remind(ctx, incident_id)
     elif state == IncidentState.RECOVERING:
         _recover(ctx, incident_id, owner)
-        show(ctx, incident_id)
+        notices.show(ctx, incident_id)
     else:
-        _resolve_parent(ctx, incident_id)
+        notices.resolve_parent(ctx, incident_id)
 
 
 def _recover(ctx: RunContext, incident_id: int, owner: str) -> None:
@@ -222,16 +209,16 @@ def _recover(ctx: RunContext, incident_id: int, owner: str) -> None:
             settled = list(pool.map(lambda run_id: _settle(ctx, run_id, incident_id), held))
         with ctx.store.tx() as s:
             s.execute(update(Incident).where(Incident.id == incident_id).values(version=Incident.version + 1))
-        show(ctx, incident_id)
+        notices.show(ctx, incident_id)
         if not any(settled):
             return  # their runs are busy (a worker making their effects): the next sweep goes on
     with ctx.store.tx() as s:
-        inc = _locked(ctx, s, incident_id)
+        inc = incidents.locked(ctx, s, incident_id)
         inc.state, inc.closed_at, inc.active_key = IncidentState.CLOSED, ctx.clock(), None
         inc.version += 1
         inc.close_reason = _summary(s, inc)
         log.warning("incident %s closed: %s", inc.id, inc.close_reason)
-    _resolve_parent(ctx, incident_id)
+    notices.resolve_parent(ctx, incident_id)
 
 
 def _settle(ctx: RunContext, run_id: int, incident_id: int) -> bool:
@@ -286,7 +273,7 @@ def _settle(ctx: RunContext, run_id: int, incident_id: int) -> bool:
 
 def _summary(s: Session, inc: Incident) -> str:
     """How the incident went, for its message, its parent issue and `incidents show`."""
-    tickets, users, closed = counts(s, inc.id)
+    tickets, users, closed = incidents.counts(s, inc.id)
     if inc.dismissed_by:
         return (
             f"{inc.dismissed_by} said it is not a PBX problem; {tickets} ticket(s) are checked on their own."
@@ -302,228 +289,3 @@ def _summary(s: Session, inc: Incident) -> str:
 def _duration(delta: dt.timedelta) -> str:
     minutes = int(delta.total_seconds() // 60)
     return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
-
-
-def counts(s: Session, incident_id: int) -> tuple[int, int, int]:
-    """(tickets, distinct users, tickets closed by the incident's recovery) of an incident."""
-    tickets, users = s.execute(
-        select(func.count(Run.id), func.count(distinct(func.coalesce(Ticket.user_ref, Ticket.reporter))))
-        .join(Ticket, Ticket.id == Run.ticket_id)
-        .where(Run.incident_id == incident_id)
-    ).one()
-    closed = s.scalar(
-        select(func.count(Run.id)).where(
-            Run.incident_id == incident_id, Run.state == RunState.ENDED, Run.end_kind == "close"
-        )
-    )
-    return int(tickets), int(users), int(closed or 0)
-
-
-# -- what people see: the message, reminders, the parent issue
-
-
-def view(ctx: RunContext, s: Session, inc: Incident) -> IncidentView:
-    tickets, users, closed = counts(s, inc.id)
-    parent_url = None
-    if inc.parent_key:
-        system = ctx.tickets.get("jira")
-        parent_url = system.link(TicketRef(source="jira", key=inc.parent_key)) if system else None
-    return IncidentView(
-        id=inc.id,
-        pbx=inc.pbx,
-        title=inc.title,
-        statement=inc.statement,
-        state=inc.state,
-        opened_at=inc.opened_at,
-        tickets=tickets,
-        users=users,
-        closed_tickets=closed,
-        health=inc.health,
-        checked_at=inc.checked_at,
-        owner=inc.owner,
-        restored_by=inc.restored_by,
-        parent_key=inc.parent_key,
-        parent_url=parent_url,
-        url=f"{ctx.desk_url}/incidents/{inc.id}",
-        summary=inc.close_reason,
-        channel=ctx.channel_for(inc.pbx or None),
-        message=dict(inc.message),
-    )
-
-
-def show(ctx: RunContext, incident_id: int) -> None:
-    """Create the parent issue if there is none yet, and bring the message up to the incident's
-    version. A failure is logged and tried again at the next sweep."""
-    _open_parent(ctx, incident_id)
-    with ctx.store.tx() as s:
-        inc = s.get(Incident, incident_id)
-        assert inc is not None
-        if inc.shown_version >= inc.version:
-            return
-        version = inc.version
-        shown = view(ctx, s, inc)
-        repeat = bool(inc.message.get("attempted"))
-        if not repeat:
-            inc.message = {**inc.message, "attempted": True}
-    refs: dict[str, Any] = {}
-    for channel in ctx.channels:
-        try:
-            refs.update(channel.show_incident(shown.model_copy(update={"repeat": repeat})) or {})
-        except AdapterError as exc:
-            log.warning(
-                "incident %s: the %s message could not be updated: %s", incident_id, channel.name, exc
-            )
-            return
-    with ctx.store.tx() as s:
-        inc = _locked(ctx, s, incident_id)
-        inc.message = {**inc.message, **refs}
-        inc.shown_version = max(inc.shown_version, version)
-
-
-def _remind(ctx: RunContext, incident_id: int) -> None:
-    now = ctx.clock()
-    with ctx.store.tx() as s:
-        inc = _locked(ctx, s, incident_id)
-        if inc.remind_at is None or inc.remind_at > now:
-            return
-        inc.remind_at = now + dt.timedelta(seconds=ctx.incidents.remind)
-        shown = view(ctx, s, inc)
-    for channel in ctx.channels:
-        try:
-            channel.remind_incident(shown)
-        except AdapterError as exc:
-            log.warning("incident %s: no reminder in %s: %s", incident_id, channel.name, exc)
-
-
-def _marker(inc: Incident, what: str) -> str:
-    return f"connbot:incident:{inc.id}:{inc.opened_at:%Y%m%dT%H%M%S}:{what}"
-
-
-def _open_parent(ctx: RunContext, incident_id: int) -> None:
-    with ctx.store.tx() as s:
-        inc = s.get(Incident, incident_id)
-        assert inc is not None
-        if inc.parent_key or inc.state == IncidentState.CLOSED:
-            return
-        summary = f"Incident {inc.id}: {inc.title} on {incidents.where(inc.pbx)}"
-        note = Note(
-            heading=summary,
-            lines=[f"{inc.statement}.", f"Opened by {inc.opened_by} at {inc.opened_at:%Y-%m-%d %H:%M} UTC."],
-            next="connbot links every affected ticket here and resolves this issue when the PBX is back.",
-        )
-        marker = _marker(inc, "parent")
-    for system in ctx.tickets.values():
-        try:
-            key = system.open_parent(summary, note, marker)
-        except TransientError as exc:
-            log.warning("incident %s: no parent issue in %s yet: %s", incident_id, system.source, exc)
-            return
-        except AdapterError as exc:  # refused for good: its tickets get plain comments
-            log.error("incident %s: no parent issue can be made in %s: %s", incident_id, system.source, exc)
-            with ctx.store.tx() as s:
-                _locked(ctx, s, incident_id).parent_error = str(exc)[:1000]
-                _wake_children(ctx, s, incident_id)
-            return
-        if key:
-            set_parent(ctx, incident_id, key)
-            return
-
-
-def set_parent(ctx: RunContext, incident_id: int, key: str) -> None:
-    """Give the incident its parent issue: the tickets whose joining is still to be said on them are
-    linked as it is said; those already told are linked now."""
-    with ctx.store.tx() as s:
-        inc = _locked(ctx, s, incident_id)
-        inc.parent_key, inc.parent_resolved, inc.version = key, False, inc.version + 1
-        for run in s.scalars(select(Run).where(Run.incident_id == incident_id)):
-            told = s.scalar(
-                select(Effect.state).where(Effect.key == f"run:{run.id}:incident:{inc.id}:joined")
-            )
-            if told != EffectState.PENDING:
-                incidents.joined(s, run, inc, None, f"linked:{key}")
-        _wake_children(ctx, s, incident_id)
-
-
-def _wake_children(ctx: RunContext, s: Session, incident_id: int) -> None:
-    """Wake the incident's held runs, so their joining effects are made (with what changed)."""
-    for run_id in s.scalars(select(Run.id).where(Run.incident_id == incident_id, Run.state == RunState.HELD)):
-        ctx.waker.advance_after_commit(s, run_id)
-
-
-def _resolve_parent(ctx: RunContext, incident_id: int) -> None:
-    with ctx.store.tx() as s:
-        inc = s.get(Incident, incident_id)
-        assert inc is not None
-        if not inc.parent_key or inc.parent_resolved or inc.state != IncidentState.CLOSED:
-            return
-        child = s.scalars(select(Ticket).join(Run).where(Run.incident_id == incident_id).limit(1)).first()
-        source = child.source if child else "jira"
-        ref = TicketRef(source=source, key=inc.parent_key)
-        note = Note(heading=f"Incident {inc.id} is over", lines=[inc.close_reason])
-        marker = _marker(inc, "resolved")
-    system = ctx.tickets.get(source)
-    try:
-        if system is not None:
-            system.close(ref, note, marker)
-    except TransientError as exc:
-        log.warning("incident %s: the parent issue %s is not resolved yet: %s", incident_id, ref.key, exc)
-        return
-    except AdapterError as exc:  # refused for good: said once, not tried again
-        log.error("incident %s: the parent issue %s cannot be resolved: %s", incident_id, ref.key, exc)
-    with ctx.store.tx() as s:
-        inc = _locked(ctx, s, incident_id)
-        inc.parent_resolved = True
-
-
-# -- what people do with an incident
-
-ACTIONS = ("restored", "dismiss", "assign")
-_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,30}-[1-9][0-9]{0,9}$")
-
-
-class IncidentActionError(ValueError):
-    """A person's action on an incident that cannot be taken (unknown incident, closed, bad value)."""
-
-
-def act(ctx: RunContext, incident_id: int, action: str, who: str, value: str = "") -> str:
-    """A person's action on an incident (the desk, Slack, the API, the CLI); what it did, in a sentence.
-
-    restored: the PBX is back, connbot checks now and recovers if the check agrees; dismiss: not a
-    PBX problem, every held ticket is checked on its own; assign: `who` takes it; parent: `value`
-    is an existing issue key to link every ticket to."""
-    who = who.strip()[:255]
-    if not who:
-        raise IncidentActionError("say who acts (a name)")
-    with ctx.store.tx() as s:
-        inc = s.get(Incident, incident_id)
-        if inc is None:
-            raise IncidentActionError(f"no incident {incident_id}")
-        if action == "parent":
-            key = value.strip().upper()
-            if not _KEY.match(key):
-                raise IncidentActionError(f"{value[:40]!r} is not an issue key (like OPS-12)")
-        elif action not in ACTIONS:
-            raise IncidentActionError(
-                f"unknown action {action[:40]!r}: one of {', '.join([*ACTIONS, 'parent'])}"
-            )
-        if inc.state != IncidentState.OPEN and action != "parent":
-            raise IncidentActionError(f"incident {incident_id} is {inc.state}, not open")
-        inc = _locked(ctx, s, incident_id)
-        inc.version += 1
-        if action == "restored":
-            inc.restored_by, inc.next_check_at = who, ctx.clock()
-            done = (
-                f"{who} said the PBX is restored: connbot checks it now and closes the tickets if it agrees."
-            )
-        elif action == "dismiss":
-            inc.dismissed_by = who
-            done = f"{who} said incident {incident_id} is not a PBX problem: its tickets are checked alone."
-        elif action == "assign":
-            inc.owner = who
-            done = f"Incident {incident_id} is taken by {who}."
-        else:
-            done = f"Incident {incident_id}'s tickets are linked to {key}."
-    if action == "parent":
-        set_parent(ctx, incident_id, key)
-    log.info("incident %s: %s", incident_id, done)
-    return done

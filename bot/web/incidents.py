@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from bot.errors import BadRequestError, NotFoundError
-from bot.runs import recovery
+from bot.runs import notices
 from bot.services import Services
 from bot.state.models import Incident, IncidentState
 from bot.web.api import parse
@@ -67,10 +67,10 @@ def _one(incident_id: int) -> dict[str, object]:
 def _act(incident_id: int, action: str, who: str, key: str = "") -> str:
     svc = _svc()
     try:
-        done = recovery.act(svc.context, incident_id, action, who, key)
-    except recovery.IncidentActionError as exc:
+        done = notices.act(svc.context, incident_id, action, who, key)
+    except notices.IncidentActionError as exc:
         raise (NotFoundError if str(exc).startswith("no incident") else BadRequestError)(str(exc)) from None
-    recovery.show(svc.context, incident_id)
+    notices.show(svc.context, incident_id)
     return done
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.runs import sla
-from bot.runs.recovery import counts
+from bot.runs.incidents import counts
 from bot.state.models import (
     EffectState,
     Event,

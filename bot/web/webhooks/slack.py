@@ -26,7 +26,7 @@ from slack_sdk.signature import SignatureVerifier
 from sqlalchemy.exc import IntegrityError
 
 from bot.errors import BadRequestError, NotFoundError
-from bot.runs import prompts, recovery
+from bot.runs import notices, prompts
 from bot.runs.prompts import Via
 from bot.services import Services
 from bot.state.models import Event, Prompt, PromptState
@@ -177,11 +177,11 @@ class Interactions:
             )
         else:
             try:
-                note = recovery.act(self.svc.context, int(action["value"]), what, user)
-            except (recovery.IncidentActionError, ValueError) as exc:
+                note = notices.act(self.svc.context, int(action["value"]), what, user)
+            except (notices.IncidentActionError, ValueError) as exc:
                 note = f"connbot could not do this: {exc}"
             else:
-                recovery.show(self.svc.context, int(action["value"]))
+                notices.show(self.svc.context, int(action["value"]))
         log.info("slack: incident %s %s by %s: %s", action["value"], what, user, note)
         self._tell(where, user, note)
         return None
