@@ -153,6 +153,16 @@ def open_incident(
     return inc
 
 
+def name_cause(s: Session, inc: Incident, cause: Cause) -> None:
+    """An incident opened by count, now that a check of its PBX names what fails: it says so from now
+    on (unless another open incident of the PBX already stands for that cause)."""
+    key = f"{inc.pbx}|{cause.id}"
+    if s.scalars(select(Incident.id).where(Incident.active_key == key)).first() is not None:
+        return
+    inc.cause, inc.active_key = cause.id, key
+    inc.title, inc.statement = cause.title[:200], cause.found()[:1000]
+
+
 def join(ctx: RunContext, s: Session, run: Run, inc: Incident, lines: list[str] | None = None) -> None:
     """Hold the run in the incident: one comment on its ticket (with `lines` from before, when it has
     had none yet), a link to the parent issue once there is one, and the incident's message updated."""

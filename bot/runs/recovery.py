@@ -164,6 +164,8 @@ def _tend(ctx: RunContext, incident_id: int, owner: str) -> None:
                 inc.state, inc.recovered_at = IncidentState.RECOVERING, now
             else:
                 inc.health = health.summary
+                if health.cause is not None and inc.cause.startswith(incidents.BY_COUNT):
+                    incidents.name_cause(s, inc, health.cause)
                 if inc.restored_by:
                     inc.health = (
                         f"{inc.restored_by} said it is restored, but the check at {now:%H:%M:%S} UTC "

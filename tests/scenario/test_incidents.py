@@ -24,7 +24,7 @@ from sqlalchemy.orm import selectinload
 from bot.cli.main import main
 from bot.lab import Lab
 from bot.lab.scenarios import SCENARIOS, storm_user
-from bot.runs import intake
+from bot.runs import incidents, intake
 from bot.runs.sweeper import sweep
 from bot.state.models import Incident, PbxHealth, Run, StepResult, Ticket
 from bot.web.app import create_app
@@ -527,3 +527,35 @@ def test_on_a_service_request_the_customer_hears_plain_words_and_agents_the_evid
         said = storm.jira.issue(key).portal
         assert said[-1].startswith("Your app connects again, so we are closing this request."), said
         assert not any("127.0.0.1" in c or "Asterisk" in c for c in said)
+
+
+def test_an_incident_opened_by_count_is_named_by_its_first_check(make_world):
+    """An incident the threshold opened (the tickets' apps say "refused", nobody knows why yet): its
+    first check of the PBX names what fails, and from then on the incident and its message say that."""
+    world = make_world({DOWN: 2})
+    with world.svc.store.tx() as s:
+        opened_by = "2 tickets with the app error 'refused' within 10 min"
+        incidents.open_incident(
+            world.svc.context,
+            s,
+            DOWN,
+            "reports:refused",
+            "2 tickets report the same error",
+            "...",
+            {},
+            opened_by,
+        )
+    run_id = world.file(DOWN, 0)
+    world.work(sweeps=2)
+    (inc,) = world.incidents()
+    assert inc.opened_by == opened_by and world.run(run_id).incident_id == inc.id
+    assert (inc.cause, inc.title, inc.active_key) == (
+        "asterisk_down",
+        "Asterisk is down",
+        f"{DOWN}|asterisk_down",
+    )
+    assert inc.statement.startswith("Asterisk on 127.0.0.1 does not answer")
+    shown = [*incident_posts(world.slack), *world.slack.to("chat.update")][-1]  # the message as it is now
+    assert "Asterisk is down" in json.dumps(shown["blocks"]) and "same error" not in json.dumps(
+        shown["blocks"]
+    )
