@@ -414,6 +414,8 @@ def test_incidents_on_the_desk_the_api_the_cli_and_metrics(make_world, monkeypat
     assert done["done"] == f"Incident {inc.id} is taken by Carol." and done["incident"]["owner"] == "Carol"
     page = world.web.get(f"/incidents/{inc.id}").get_data(as_text=True)
     assert "Asterisk is down" in page and "DESK-2" in page and "Taken by" in page
+    run_page = world.web.get(f"/runs/{one['children'][0]['run']}").get_data(as_text=True)
+    assert f'href="/incidents/{inc.id}">incident {inc.id}</a>: its PBX fails for every user' in run_page
     assert "Asterisk is down" in world.web.get("/incidents").get_data(as_text=True)
     metrics = world.web.get("/metrics").get_data(as_text=True)
     assert 'connbot_incidents{state="open"} 1.0' in metrics
