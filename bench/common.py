@@ -160,14 +160,15 @@ def wait_http(url: str, timeout: float = 30) -> None:
 
 
 @contextmanager
-def gunicorn(app: str, env: dict[str, str], log: Path) -> Iterator[str]:
-    """gunicorn with the Procfile's settings serving `app` on a free loopback port; yields its base URL."""
+def gunicorn(app: str, env: dict[str, str], log: Path, cwd: Path = ROOT) -> Iterator[str]:
+    """gunicorn with the Procfile's settings serving `app` (from `cwd`) on a free loopback port; yields
+    its base URL."""
     port = free_port()
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", *GUNICORN, app],
             env=env,
-            cwd=ROOT,
+            cwd=cwd,
             stdout=out,
             stderr=out,
         )

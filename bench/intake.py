@@ -11,19 +11,25 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
+import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.common import BIN, ROOT, Backend, CpuMeter, backend, count_rows, env_with, gunicorn, load, upgrade
+from bench.common import BIN, ROOT, CpuMeter, backend, count_rows, env_with, gunicorn, load, upgrade
 
 SECRET = "bench-webhook-secret"
 FIXTURE = ROOT / "tests" / "fixtures" / "jira" / "cloud_issue_created.json"
 POOL = 256
 WRK_SECONDS, WARMUP_SECONDS, RATE, RATE_SECONDS = 8, 2, 200, 10
 CLICKS, CLICK_RATE = 200, 20
+ROUNDS = 3
 
 
 def ensure_wrk() -> str:
@@ -142,40 +148,81 @@ def _pool(workdir: Path) -> tuple[Path, list[tuple[str, str]]]:
     return pool, bodies
 
 
-def bare(workdir: Path) -> dict[str, Any]:
-    """The ceiling: the bare endpoint on the same gunicorn settings, measured once for both backends
-    (it touches no backend)."""
-    pool, bodies = _pool(workdir)
-    with gunicorn("bench.bare:create_app()", env_with(), workdir / "gunicorn-bare.log") as base:
-        return measure(base, "bare", pool, bodies, workdir)
+# The servers a comparison can name: the two ceilings, and connbot on each backend. `before:<backend>`
+# is connbot from the checkout in BENCH_BEFORE (e.g. a worktree of the commit before a change).
+CEILINGS = {"bare": "bench.bare:create_app()", "durable": "bench.durable:create_app()"}
+CONNBOT = ("sqlite", "postgres+redis")
 
 
-def intake(kind: str, workdir: Path, ceiling: dict[str, Any]) -> dict[str, Any]:
-    """Item 1 on one backend: connbot on the Procfile's gunicorn settings, against `ceiling` (`bare()`)."""
-    pool, bodies = _pool(workdir)
+@contextmanager
+def server(name: str, workdir: Path) -> Iterator[tuple[str, dict[str, int | None]]]:
+    """One server of a comparison on a fresh backend: its base URL, and a dict whose "stored" is
+    set, once the server has stopped, to how many events it stored (None for the bare endpoint)."""
+    log, out = workdir / f"gunicorn-{name.replace(':', '-')}.log", {"stored": None}
+    if name == "bare":
+        with gunicorn(CEILINGS[name], env_with(), log) as base:
+            yield base, out
+        return
+    if name == "durable":
+        db = workdir / f"durable-{uuid.uuid4().hex[:6]}.db"
+        env = env_with({"BENCH_DURABLE_DB": str(db), "BENCH_WEBHOOK_SECRET": SECRET})
+        with gunicorn(CEILINGS[name], env, log) as base:
+            yield base, out
+        out["stored"] = count_rows(f"sqlite:///{db}", "SELECT count(*) FROM events")
+        return
+    kind = name.removeprefix("before:")
+    if kind not in CONNBOT:
+        raise SystemExit(
+            f"bench: unknown server {name!r}: one of {[*CEILINGS, *CONNBOT]}, or before:<backend>"
+        )
+    root = Path(os.environ["BENCH_BEFORE"]).resolve() if name.startswith("before:") else ROOT
     with backend(kind, workdir) as be:
-        env = env_with(be.env, {"CONNBOT_JIRA_WEBHOOK_SECRET": SECRET})
+        env = {**env_with(be.env, {"CONNBOT_JIRA_WEBHOOK_SECRET": SECRET}), "PYTHONPATH": str(root)}
         upgrade(env)
-        with gunicorn("bot.web.app:create_app()", env, workdir / f"gunicorn-{kind}.log") as base:
-            connbot = measure(base, f"connbot-{kind}", pool, bodies, workdir)
-        stored = count_rows(be.url, "SELECT count(*) FROM events WHERE source = 'jira'")
-        queued = queue_depth(be)
+        with gunicorn("bot.web.app:create_app()", env, log, cwd=root) as base:
+            yield base, out
+        out["stored"] = count_rows(be.url, "SELECT count(*) FROM events WHERE source = 'jira'")
+
+
+def compare(names: list[str], workdir: Path, rounds: int = ROUNDS) -> dict[str, Any]:
+    """Item 1 with the servers interleaved (A B C A B C ...), each round on a fresh backend; medians
+    and ranges over the rounds, each server's throughput also as a share of the bare endpoint's in
+    the same round."""
+    pool, bodies = _pool(workdir)
+    out: list[dict[str, Any]] = []
+    for n in range(1, rounds + 1):
+        for name in names:
+            print(f"bench: intake round {n}, {name} (load {load()})", file=sys.stderr, flush=True)
+            with server(name, workdir) as (base, stored):
+                x = measure(base, f"{name}-{n}", pool, bodies, workdir)
+            out.append({"round": n, "server": name, **x, **stored})
+    summary = {}
+    for name in names:
+        mine = [x for x in out if x["server"] == name]
+        bare = {x["round"]: x["peak"]["rps"] for x in out if x["server"] == "bare"}
+        summary[name] = {
+            "rps": spread([x["peak"]["rps"] for x in mine]),
+            "p50_ms": spread([x["peak"]["p50_ms"] for x in mine]),
+            "p99_ms": spread([x["peak"]["p99_ms"] for x in mine]),
+            "cpu_busy": spread([x["peak"]["cpu_busy"] for x in mine]),
+            "steady_p99_ms": spread([x["steady"]["p99_ms"] for x in mine]),
+            "of_bare": spread([x["peak"]["rps"] / bare[x["round"]] for x in mine]) if bare else None,
+            # every 2xx stored: what was stored is what was answered 2xx, plus at most the requests
+            # in flight when wrk stopped reading (16 connections, 2 wrk runs)
+            "all_stored": all(
+                x["stored"] is None or (x["errors"] == 0 and 0 <= x["stored"] - x["ok"] <= 32) for x in mine
+            ),
+        }
+    return {"servers": names, "rounds": out, "summary": summary}
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """The median of `values` and their range."""
     return {
-        "backend": kind,
-        "connbot": connbot,
-        "bare": ceiling,
-        "stored": stored,
-        "queued": queued,
-        "ratio": round(connbot["peak"]["rps"] / ceiling["peak"]["rps"], 3),
+        "median": round(statistics.median(values), 3),
+        "min": round(min(values), 3),
+        "max": round(max(values), 3),
     }
-
-
-def queue_depth(be: Backend) -> int:
-    from bot.settings import Settings
-    from bot.state.queue import make_huey
-
-    settings = Settings(**{k.removeprefix("CONNBOT_").lower(): v for k, v in be.env.items()})
-    return int(make_huey(settings.queue_target).pending_count())
 
 
 def open_prompts(n: int, env: dict[str, str]) -> list[tuple[str, str]]:
@@ -268,12 +315,9 @@ def slack_ack(kind: str, workdir: Path) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    import sys
-
     with tempfile.TemporaryDirectory(prefix="connbot-bench-") as tmp:
         what = sys.argv[1] if len(sys.argv) > 1 else "intake"
-        kind = sys.argv[2] if len(sys.argv) > 2 else "sqlite"
-        if what == "intake":
-            print(json.dumps(intake(kind, Path(tmp), bare(Path(tmp))), indent=1))
+        if what == "intake":  # python -m bench.intake intake bare durable sqlite before:sqlite ...
+            print(json.dumps(compare(sys.argv[2:] or ["bare", "durable", "sqlite"], Path(tmp)), indent=1))
         else:
-            print(json.dumps(slack_ack(kind, Path(tmp)), indent=1))
+            print(json.dumps(slack_ack(sys.argv[2] if len(sys.argv) > 2 else "sqlite", Path(tmp)), indent=1))

@@ -54,17 +54,17 @@ def _shares(prof: cProfile.Profile) -> list[dict[str, Any]]:
 def profile() -> dict[str, Any]:
     """ms per request for connbot and the bare endpoint, and connbot's breakdown."""
     from bench.bare import create_app as bare_app
-    from bench.intake import SECRET, environ, signed_bodies
+    from bench.intake import SECRET, signed_bodies
     from bot.services import Services
     from bot.settings import load_settings
     from bot.web.app import create_app
 
     bodies = signed_bodies(REQUESTS + WARMUP)
     with tempfile.TemporaryDirectory(prefix="connbot-profile-") as tmp:
-        with environ(env_with({"CONNBOT_DATA_DIR": tmp, "CONNBOT_JIRA_WEBHOOK_SECRET": SECRET})):
-            svc = Services.build(load_settings())
-            svc.store.upgrade()
-            apps = {"connbot": create_app(services=svc).test_client(), "bare": bare_app().test_client()}
+        env = env_with({"CONNBOT_DATA_DIR": tmp, "CONNBOT_JIRA_WEBHOOK_SECRET": SECRET})
+        svc = Services.build(load_settings(env), environ=env)
+        svc.store.upgrade()
+        apps = {"connbot": create_app(services=svc).test_client(), "bare": bare_app().test_client()}
         try:
 
             def poster(who: str, offset: int) -> Callable[[int], int]:

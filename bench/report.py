@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-INTAKE_P99_MS, RATIO, TRIAGE_MS, RSS_MB, GROWTH, ACK_MS = 50, 0.5, 5, 200, 0.10, 300
+INTAKE_P99_MS, TRIAGE_MS, RSS_MB, GROWTH, ACK_MS = 20, 5, 200, 0.10, 300
+INTAKE_TARGETS = {"sqlite": 0.5, "postgres+redis": 0.4}  # of bare Flask's throughput (issue 16)
 WRITES = ("POST issue/{key}/comment", "POST issue/{key}/transitions", "PUT issue/{key}")
 
 
@@ -43,50 +44,66 @@ def render(r: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _cell(x: dict[str, float], fmt: str = "{:.0f}") -> str:
+    """A median with its range over the rounds."""
+    return f"{fmt.format(x['median'])} [{fmt.format(x['min'])}–{fmt.format(x['max'])}]"
+
+
 def _intake(r: dict[str, Any]) -> list[str]:
+    x = r["intake"]
+    when = r["timing"]["intake"].get("date", r["machine"]["date"])
     out = [
         "## 1. Webhook intake (signed `jira:issue_created`, gunicorn `--workers 2 --threads 4`, the "
         "Procfile's)",
         "",
-        "Closed loop: `wrk -t1 -c16 -d8s` with a pool of 256 pre-signed bodies and a unique "
-        "`X-Atlassian-Webhook-Identifier` per request, after a 2 s warm-up. Fixed rate: 200 requests/s for "
-        "10 s from `bench.loadgen` (open loop, latency counted from when each request was due). No worker "
-        "runs: this is the web tier alone. The bare endpoint touches no backend, so it is measured once.",
+        f"Measured {when}. Closed loop: `wrk -t1 -c16 -d8s` with a pool of 256 pre-signed 4.8 KB bodies and "
+        "a unique `X-Atlassian-Webhook-Identifier` per request, after a 2 s warm-up. Fixed rate: 200 "
+        "requests/s for 10 s from `bench.loadgen` (open loop, latency counted from when each request was "
+        "due). No worker runs: this is the web tier alone. The servers are interleaved (each round runs "
+        f"each once, in turn, on a fresh backend), {max(y['round'] for y in x['rounds'])} rounds; medians "
+        "with [min–max]. `bare` is Flask answering without storing (bench/bare.py); `durable` the least a "
+        "receiver that stores first must do: the HMAC check, a JSON parse and one autocommit INSERT into "
+        "SQLite (bench/durable.py). Throughput is also given as a share of `bare`'s in the same round.",
         "",
-        "| endpoint | backend | req/s | p50 ms | p99 ms | CPUs busy | p99 ms at 200 req/s | 2xx sent | "
-        "events stored | queued | load |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| server | req/s | of bare | p50 ms | p99 ms | CPUs busy | p99 ms at 200 req/s | every 2xx stored |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
-    rows = [("bare", "–", r["intake"][0]["bare"], "–", "–")]
-    rows += [("connbot", x["backend"], x["connbot"], str(x["stored"]), str(x["queued"])) for x in r["intake"]]
-    for who, kind, x, stored, queued in rows:
+    for name in x["servers"]:
+        m = x["summary"][name]
+        of_bare = _cell(m["of_bare"], "{:.0%}") if m["of_bare"] and name != "bare" else "–"
+        stored = "–" if name == "bare" else mark(m["all_stored"])
         out.append(
-            f"| {who} | {kind} | {x['peak']['rps']:.0f} | {x['peak']['p50_ms']:.1f} | "
-            f"{x['peak']['p99_ms']:.1f} | {x['peak'].get('cpu_busy', 0):.0%} | {x['steady']['p99_ms']:.1f} | "
-            f"{x['ok']} | {stored} | {queued} | {_load(x)} |"
+            f"| {name} | {_cell(m['rps'])} | {of_bare} | {_cell(m['p50_ms'], '{:.1f}')} | "
+            f"{_cell(m['p99_ms'], '{:.1f}')} | {_cell(m['cpu_busy'], '{:.0%}')} | "
+            f"{_cell(m['steady_p99_ms'], '{:.1f}')} | {stored} |"
         )
     out += [
         "",
-        "| backend | connbot / bare throughput | target ≥ 50 % | p99 at 200 req/s < 50 ms | "
-        "every 2xx stored |",
+        "| round | server | req/s | 2xx sent | events stored | load |",
+        "|---:|---|---:|---:|---:|---|",
+    ]
+    out += [
+        f"| {y['round']} | {y['server']} | {y['peak']['rps']:.0f} | {y['ok']} | "
+        f"{'–' if y['stored'] is None else y['stored']} | {_load(y)} |"
+        for y in x["rounds"]
+    ]
+    out += [
+        "",
+        "Events stored can exceed the 2xx counted by at most wrk's 16 connections per wrk run (2 runs): "
+        "requests in flight when wrk stops are stored and answered, but wrk no longer reads the answer.",
+        "",
+        "| backend | of bare (median) | target | p99 at 200 req/s < 20 ms | every 2xx stored |",
         "|---|---:|---|---|---|",
     ]
-    for row in r["intake"]:
-        c = row["connbot"]
-        extra = row["stored"] - c["ok"]
-        stored_ok = 0 <= extra <= 32 and c["errors"] == 0
-        out.append(
-            f"| {row['backend']} | {row['ratio']:.0%} | {mark(row['ratio'] >= RATIO)} | "
-            f"{mark(c['steady']['p99_ms'] < INTAKE_P99_MS)} | {mark(stored_ok)} ({c['ok']} answered 2xx, "
-            f"{row['stored']} stored: {extra} more, answered after wrk stopped reading) |"
-        )
-    out += [
-        "",
-        "Events stored can exceed the 2xx wrk counted by at most its 16 connections per wrk run (2 runs): "
-        "requests in flight when wrk stops are stored and answered, but wrk no longer reads the answer. "
-        "Every stored event was also enqueued (`queued`).",
-        "",
-    ]
+    for kind, target in INTAKE_TARGETS.items():
+        if kind in x["summary"]:
+            m = x["summary"][kind]
+            ratio = m["of_bare"]["median"]
+            out.append(
+                f"| {kind} | {ratio:.0%} | ≥ {target:.0%} {mark(ratio >= target)} | "
+                f"{mark(m['steady_p99_ms']['median'] < INTAKE_P99_MS)} | {mark(m['all_stored'])} |"
+            )
+    out.append("")
     p = r["profile"]
     out += [
         "### Where a webhook's time goes (`bench/profile.py`)",
@@ -269,8 +286,9 @@ def writes(by_kind: dict[str, int]) -> int:
 def sizes(r: dict[str, Any]) -> str:
     mem, tri = r["memory"], r["triage"][0]
     return (
-        "Sizes (chosen so that `make bench` takes about 12 minutes on 2 CPUs): intake 2 s warm-up + 8 s "
-        f"closed loop + 10 s at 200 req/s per endpoint; Slack 200 clicks at 20/s; triage {tri['runs']:,} "
+        "Sizes (chosen so that `make bench` takes about 15 minutes on 2 CPUs): intake 2 s warm-up + 8 s "
+        "closed loop + 10 s at 200 req/s per server and round, 3 rounds; Slack 200 clicks at 20/s; "
+        f"triage {tri['runs']:,} "
         f"tickets for each of 1, 2 and 4 workers on each backend; memory one worker through {mem['total']:,} "
         "runs; API economy one run per scenario; the storm 204 tickets, 3 rounds of each variant."
     )
@@ -298,12 +316,13 @@ def _storm_rows(r: dict[str, Any]) -> list[str]:
 def performance(r: dict[str, Any]) -> str:
     """The README's Performance section: the headline figures of the last run."""
     m, p = r["machine"], r["profile"]
-    intake = {x["backend"]: x for x in r["intake"]}
+    intake = r["intake"]["summary"]
     tri = {(x["backend"], x["workers"]): x for x in r["triage"]}
     ack = {x["backend"]: x for x in r["slack"]}
     mem = r["memory"]
     jira = [x["jira"] for x in r["economy"]]
     sq, pg = intake["sqlite"], intake["postgres+redis"]
+    when = r["timing"]["intake"].get("date", m["date"])
 
     def tri_row(kind: str) -> str:
         xs = [tri[(kind, n)] for n in (1, 2, 4) if (kind, n) in tri]
@@ -329,13 +348,15 @@ def performance(r: dict[str, Any]) -> str:
             "",
             "| what | figure |",
             "|---|---|",
-            "| Jira webhook intake, gunicorn `--workers 2 --threads 4`, every event stored | SQLite "
-            f"{sq['connbot']['peak']['rps']:.0f} req/s, PostgreSQL + Redis "
-            f"{pg['connbot']['peak']['rps']:.0f} req/s (bare Flask on the same settings: "
-            f"{sq['bare']['peak']['rps']:.0f} req/s; SQLite's figure varies between about 620 and 1,350 from "
-            "run to run with the two gunicorn processes' waits for its write lock) |",
-            f"| p99 at a steady 200 webhooks/s | SQLite {sq['connbot']['steady']['p99_ms']:.1f} ms, "
-            f"PostgreSQL + Redis {pg['connbot']['steady']['p99_ms']:.1f} ms |",
+            f"| Jira webhook intake ({when}), gunicorn `--workers 2 --threads 4`, every event stored; "
+            "medians of 3 interleaved rounds [range] | SQLite "
+            f"{_cell(sq['rps'])} req/s ({_cell(sq['of_bare'], '{:.0%}')} of bare Flask), PostgreSQL + Redis "
+            f"{_cell(pg['rps'])} req/s ({_cell(pg['of_bare'], '{:.0%}')}); "
+            f"bare Flask {_cell(intake['bare']['rps'])}, "
+            f"the minimal durable receiver {_cell(intake['durable']['rps'])} "
+            f"({_cell(intake['durable']['of_bare'], '{:.0%}')}) |",
+            f"| p99 at a steady 200 webhooks/s | SQLite {sq['steady_p99_ms']['median']:.1f} ms, "
+            f"PostgreSQL + Redis {pg['steady_p99_ms']['median']:.1f} ms |",
             f"| one webhook in process | {p['connbot_ms']:.2f} ms (bare endpoint {p['bare_ms']:.2f} ms) |",
             f"| triage, SQLite, 20 ms adapters | {tri_row('sqlite')} |",
             f"| triage, PostgreSQL + Redis | {tri_row('postgres+redis')} |",
@@ -349,10 +370,9 @@ def performance(r: dict[str, Any]) -> str:
             *_storm_rows(r),
             "",
             "Against the targets: intake reaches "
-            f"{sq['connbot']['peak']['rps'] / sq['bare']['peak']['rps']:.0%} (SQLite) and "
-            f"{pg['connbot']['peak']['rps'] / sq['bare']['peak']['rps']:.0%} (PostgreSQL + Redis) of the "
-            "bare endpoint's throughput, short of 50 %: storing each event durably before answering costs "
-            "several times the bare endpoint's whole request (`bench/RESULTS.md` has the profile). Engine "
+            f"{sq['of_bare']['median']:.0%} (SQLite, target 50 %) and {pg['of_bare']['median']:.0%} "
+            "(PostgreSQL + Redis, target 40 %) of bare Flask's throughput in the same rounds (medians; "
+            "`bench/RESULTS.md` has each round, its load and the profile). Engine "
             "time per step is at the 5 ms target with SQLite and one worker and above it on PostgreSQL, "
             "where each step's round trips share the 2 CPUs with the database. The latency, Slack-ack and "
             "memory targets are met.",

@@ -23,12 +23,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="connbot-bench-") as tmp:
         workdir = Path(tmp)
 
-        def intake_all() -> list[dict[str, Any]]:
-            ceiling = intake.bare(workdir)
-            return [intake.intake(kind, workdir, ceiling) for kind in BACKENDS]
-
         steps: list[tuple[str, Callable[[], Any]]] = [
-            ("intake", intake_all),
+            ("intake", lambda: intake.compare(["bare", "durable", *BACKENDS], workdir)),
             ("profile", profile.profile),
             ("slack", lambda: [intake.slack_ack(kind, workdir) for kind in BACKENDS]),
             (

@@ -36,13 +36,11 @@ DONE_SQL = "SELECT count(*) FROM runs WHERE state IN ('ended', 'waiting')"
 
 def file_tickets(env: dict[str, str], n: int, first: int = 0) -> None:
     """File `n` desk tickets in this process (each enqueues its run), as a burst would arrive."""
-    from bench.intake import environ
     from bot.runs import intake
     from bot.services import Services
     from bot.settings import load_settings
 
-    with environ(env):
-        svc = Services.build(load_settings())
+    svc = Services.build(load_settings(env), environ=env)
     try:
         for i in range(first, first + n):
             intake.file_desk_ticket(

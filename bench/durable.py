@@ -1,0 +1,53 @@
+"""The ceiling for a durable intake: the least a receiver that stores before it answers must do.
+Checks the HMAC, parses the body, commits one INSERT into SQLite (WAL, `synchronous=NORMAL`, as
+connbot's store) and answers; on the same gunicorn settings as connbot
+(`gunicorn 'bench.durable:create_app()'`, the database file in BENCH_DURABLE_DB)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import sqlite3
+import threading
+
+from flask import Flask, jsonify, request
+
+SCHEMA = "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, delivery_id TEXT UNIQUE, body TEXT)"
+INSERT = "INSERT INTO events (delivery_id, body) VALUES (?, ?) ON CONFLICT DO NOTHING RETURNING id"
+
+
+def create_app() -> Flask:
+    app, local = Flask(__name__), threading.local()
+    path, secret = os.environ["BENCH_DURABLE_DB"], os.environ["BENCH_WEBHOOK_SECRET"].encode()
+
+    def db() -> sqlite3.Connection:
+        if not hasattr(local, "conn"):  # one autocommit connection per thread
+            local.conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+            local.conn.execute("PRAGMA journal_mode=WAL")
+            local.conn.execute("PRAGMA synchronous=NORMAL")
+            local.conn.execute(SCHEMA)
+        return local.conn
+
+    @app.post("/webhooks/jira")
+    def receive():  # type: ignore[no-untyped-def]
+        body = request.get_data(cache=False)
+        digest = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(request.headers.get("X-Hub-Signature", "").encode(), digest.encode()):
+            return jsonify(error="Unauthorized"), 401
+        data = json.loads(body)
+        if not isinstance(data, dict):
+            return jsonify(error="Bad Request"), 400
+        row = (
+            db()
+            .execute(INSERT, (request.headers["X-Atlassian-Webhook-Identifier"], body.decode()))
+            .fetchone()
+        )
+        return (jsonify(status="accepted", event=row[0]), 202) if row else (jsonify(status="duplicate"), 200)
+
+    @app.get("/healthz")
+    def healthz():  # type: ignore[no-untyped-def]
+        return jsonify(status="ok")
+
+    return app
