@@ -101,7 +101,11 @@ class Services:
             replies=self.replies,
         )
         self.queue.bind(
-            Tasks(advance=partial(steps.advance, self.context), process=partial(intake.process, self.context))
+            Tasks(
+                advance=partial(steps.advance, self.context),
+                process=partial(intake.process, self.context),
+                pending=partial(intake.pending, self.context),
+            )
         )
 
     def instances(self) -> list[str]:

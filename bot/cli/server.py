@@ -29,11 +29,15 @@ THREADS = 64
 
 
 def _sweepers(services: Services) -> list[Sweeper]:
-    """The periodic jobs every worker runs: the sweeper and, with Jira configured, the backfill."""
-    sweepers = [Sweeper(partial(sweep, services.context), services.settings.sweep_seconds)]
+    """The periodic jobs every worker runs: the stored events' taker, the sweeper and, with Jira
+    configured, the backfill."""
+    sweepers: list[Sweeper] = [
+        services.queue.event_taker(services.settings.sweep_seconds),
+        Sweeper(partial(sweep, services.context), services.settings.sweep_seconds),
+    ]
     backfill = jira_intake.backfiller(services.context)
     if backfill is not None:  # ticks every sweep interval, searches Jira only when due
-        sweepers.append(Sweeper(backfill.tick, services.settings.sweep_seconds))
+        sweepers.append(Sweeper(backfill.tick, services.settings.sweep_seconds, "jira backfill"))
     return sweepers
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 import sqlite3
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from redis.exceptions import RedisError
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
@@ -25,7 +25,7 @@ from bot.state.store import Store
 
 log = logging.getLogger(__name__)
 
-NEW_EVENT = insert(Event).returning(Event.id)
+PENDING_BATCH = 200
 QUARANTINED = "quarantined: "
 DESK_FILED = "desk:ticket_filed"
 MAX_REASON = 500
@@ -47,36 +47,26 @@ def record(
     delivery_id: str,
     kind: str,
     ticket_key: str,
-    payload: dict[str, Any],
-    enqueue: Callable[[Session, int], None],
+    payload: str,
+    wake: Callable[[int], None],
 ) -> tuple[int, bool]:
-    """Store an inbound event once per (source, delivery id). Returns (event id, whether it is new)."""
-    try:
-        with store.tx() as s:
-            # A plain INSERT with its values as parameters (a cached statement): this is every webhook's
-            # path, and the ORM's unit of work cost more than the SQL.
-            event_id = (
-                s.connection()
-                .execute(
-                    NEW_EVENT,
-                    {
-                        "source": source,
-                        "delivery_id": delivery_id,
-                        "kind": kind,
-                        "ticket_key": ticket_key,
-                        "payload": payload,
-                    },
-                )
-                .scalar_one()
-            )
-            enqueue(s, event_id)
-            return event_id, True
-    except IntegrityError:
-        with store.tx() as s:
-            existing = s.scalars(
-                select(Event.id).where(Event.source == source, Event.delivery_id == delivery_id)
-            ).one()
-            return existing, False
+    """Store an inbound event once per (source, delivery id), `payload` the JSON text it came as,
+    and `wake` a worker for a new one (best effort: workers take their work from the stored events,
+    `pending`). Returns (event id, whether it is new)."""
+    event_id, new = store.insert_event(source, delivery_id, kind, ticket_key, payload)
+    if new:
+        wake(event_id)
+    return event_id, new
+
+
+def pending(ctx: RunContext, skip: Collection[int] = ()) -> list[int]:
+    """The stored events not yet processed that this process has a handler for, oldest first
+    (at most PENDING_BATCH), but those in `skip`."""
+    with ctx.store.tx() as s:
+        query = select(Event.id).where(Event.processed_at.is_(None), Event.source.in_(list(ctx.intake)))
+        if skip:
+            query = query.where(Event.id.not_in(list(skip)))
+        return list(s.scalars(query.order_by(Event.id).limit(PENDING_BATCH)))
 
 
 def process(ctx: RunContext, event_id: int) -> None:
@@ -88,11 +78,11 @@ def process(ctx: RunContext, event_id: int) -> None:
     quarantined: marked processed with the reason, said once in the log, listed by `GET
     /api/events?state=quarantined` and counted in `connbot_events_quarantined`. What may pass
     (the database or the queue unreachable, two workers racing for one ticket) is raised, and the
-    sweeper offers the event again."""
+    event is offered again (`pending`)."""
     try:
         with ctx.store.tx() as s:
-            event = s.get(Event, event_id)
-            if event is None or event.processed_at is not None:
+            event = ctx.store.claim_event(s, event_id)
+            if event is None:  # processed already, or another worker has it now
                 return
             handler = ctx.intake.get(event.source)
             if handler is None:

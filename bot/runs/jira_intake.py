@@ -8,6 +8,7 @@ only a few issue fields) update only the fields they carry.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import math
 from typing import Any
@@ -233,8 +234,8 @@ class Backfill:
                 f"backfill:{key}",
                 payload.webhook_event,
                 key,
-                body,
-                self.ctx.waker.process_after_commit,
+                json.dumps(body),
+                self.ctx.waker.wake_event,
             )
             started += int(new)
         if started:

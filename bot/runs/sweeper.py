@@ -1,6 +1,7 @@
-"""The sweep every worker runs periodically: prompts expire and are reminded, runs and events whose
-wake-up was lost (a worker killed mid-task, the queue restarted) are woken again, and incidents are
-tended (`bot.runs.recovery`)."""
+"""The sweep every worker runs periodically: prompts expire and are reminded, runs whose wake-up was
+lost (a worker killed mid-task, the queue restarted) are woken again, and incidents are tended
+(`bot.runs.recovery`). Stored events need no sweep: workers take them from the store
+(`bot.state.queue.Queue.event_taker`)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,14 @@ from sqlalchemy import select
 from bot.runs import prompts, recovery, sla
 from bot.runs.context import RunContext
 from bot.runs.outbox import prompt_effects
-from bot.state.models import Effect, EffectState, Event, Prompt, PromptState, Run, RunState
+from bot.state.models import Effect, EffectState, Prompt, PromptState, Run, RunState
 
 
 def sweep(ctx: RunContext) -> dict[str, int]:
-    """Periodic housekeeping: expire and remind prompts, resume runs and events that were dropped,
-    tend incidents."""
+    """Periodic housekeeping: expire and remind prompts, resume runs that were dropped, tend
+    incidents."""
     now = ctx.clock()
-    counts = {"expired": 0, "reminded": 0, "resumed": 0, "events": 0}
+    counts = {"expired": 0, "reminded": 0, "resumed": 0}
     stale = now - dt.timedelta(seconds=ctx.limits.sweep_seconds)
     with ctx.store.tx() as s:
         expired, remind = prompts.due(s, now)
@@ -55,12 +56,5 @@ def sweep(ctx: RunContext) -> dict[str, int]:
         for run_id in set(s.scalars(idle)) | set(s.scalars(unblocked)) | effects_of:
             counts["resumed"] += 1
             ctx.waker.advance_after_commit(s, run_id)
-        for event_id in s.scalars(
-            select(Event.id).where(
-                Event.processed_at.is_(None), Event.received_at < stale, Event.source.in_(list(ctx.intake))
-            )
-        ):
-            counts["events"] += 1
-            ctx.waker.process_after_commit(s, event_id)
     counts.update(recovery.tend(ctx))
     return counts

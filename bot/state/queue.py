@@ -3,6 +3,10 @@
 Tasks carry ids, never objects. Two tasks exist: `advance_run(run_id)` and `process_event(event_id)`.
 The queue is a wake-up mechanism, not the source of truth: the store is. A task that is lost (a
 worker killed mid-task, Redis restarted) is found again by the sweeper, which every worker runs.
+
+Stored events are taken from the store itself: every worker's `event_taker` processes the events not
+yet processed, woken by a best-effort signal (Redis: a `process_event` task; SQLite: within the
+process, else it looks every EVENT_POLL_SECONDS), so storing an event is the web request's only write.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ import socket
 import sqlite3
 import sys
 import threading
-from collections.abc import Callable
+import time
+from collections import deque
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,13 +57,20 @@ class _SqliteStorage(SqliteStorage):
         return conn
 
 
+EVENT_POLL_SECONDS = 0.25  # how often a worker looks for stored events when no signal can reach it
+EVENT_RETRY_SECONDS = 5.0  # how long an event whose processing failed transiently is left alone
+SIGNALS = 1000  # events signalled within the process and not yet taken, at most (the oldest dropped)
+
+
 @dataclass(frozen=True)
 class Tasks:
     """What the queue's tasks do, given by the composition root: `advance(run_id, owner)` advances
-    a run (False when another worker holds it), `process(event_id)` processes a stored event."""
+    a run (False when another worker holds it), `process(event_id)` processes a stored event
+    (raising what may pass), `pending(skip)` lists the stored events still to process."""
 
     advance: Callable[[int, str], bool]
     process: Callable[[int], None]
+    pending: Callable[[Collection[int]], list[int]]
 
 
 class Queue:
@@ -84,6 +97,10 @@ class Queue:
 
         self._advance = advance_run
         self._process = process_event
+        # Within the process: the events stored here since the taker last looked, with their traces.
+        self._signalled: deque[tuple[int, str | None]] = deque(maxlen=SIGNALS)
+        self._signal = threading.Event()
+        self._retry_at: dict[int, float] = {}
 
     def bind(self, tasks: Tasks) -> None:
         self._tasks = tasks
@@ -101,14 +118,54 @@ class Queue:
         else:
             self._advance(run_id, tracing.carrier())
 
-    def process(self, event_id: int) -> None:
-        self._process(event_id, tracing.carrier())
-
     def advance_after_commit(self, s: Session, run_id: int) -> None:
         after_commit(s, lambda: self.advance(run_id))
 
-    def process_after_commit(self, s: Session, event_id: int) -> None:
-        after_commit(s, lambda: self.process(event_id))
+    @property
+    def shared(self) -> bool:
+        """Whether the queue reaches other processes' workers (Redis), not only this host's file."""
+        return self.url.startswith(("redis://", "rediss://"))
+
+    def wake_event(self, event_id: int) -> None:
+        """Best effort: tell a worker that a stored event waits. Never raises for an outage; a lost
+        signal only delays the event until a worker looks (`event_taker`)."""
+        if not self.shared:
+            self._signalled.append((event_id, tracing.carrier()))
+            self._signal.set()
+            return
+        try:
+            self._process(event_id, tracing.carrier())
+        except OUTAGE_ERRORS as exc:
+            log.warning("event %s stored; no worker signalled (%s: %s)", event_id, type(exc).__name__, exc)
+
+    def take_events(self) -> int:
+        """Process the stored events not yet processed (signalled ones within the trace of the request
+        that stored them); one that fails for a reason that may pass is left for EVENT_RETRY_SECONDS.
+        Returns how many were offered."""
+        traces: dict[int, str | None] = {}
+        while self._signalled:
+            event_id, trace = self._signalled.popleft()
+            traces[event_id] = trace
+        now = time.monotonic()
+        self._retry_at = {k: t for k, t in self._retry_at.items() if t > now}
+        done = 0
+        for event_id in self.tasks.pending(list(self._retry_at)):
+            with (
+                tracing.continued(traces.get(event_id)),
+                tracing.span("connbot.process_event", event=event_id),
+            ):
+                try:
+                    self.tasks.process(event_id)
+                except Exception as exc:
+                    self._retry_at[event_id] = time.monotonic() + EVENT_RETRY_SECONDS
+                    log.warning(
+                        "event %s: processing failed, tried again later: %s: %s",
+                        event_id,
+                        type(exc).__name__,
+                        exc,
+                    )
+            done += 1
+        return done
 
     def depth(self) -> int:
         return int(self.huey.pending_count())
@@ -118,12 +175,24 @@ class Queue:
         self.huey.pending_count()
 
     def run_pending(self) -> int:
-        """Run every task that is due now, in this thread (tests and `connbot runs resume`)."""
-        done = 0
+        """Process the stored events and run every task that is due now, in this thread (tests and
+        `connbot runs resume`)."""
+        done = self.take_events()
         while (task := self.huey.dequeue()) is not None:
             self.huey.execute(task)
             done += 1
         return done
+
+    def event_taker(self, interval: float) -> Sweeper:
+        """The thread that takes stored events in a worker: at once when signalled within the process,
+        else every `interval` seconds (EVENT_POLL_SECONDS unless the queue is shared, whose
+        `process_event` tasks carry the signal across processes)."""
+        return Sweeper(
+            self.take_events,
+            EVENT_POLL_SECONDS if not self.shared else interval,
+            "stored events",
+            self._signal,
+        )
 
     def consumer(self, threads: int, in_process: bool) -> Consumer:
         """A Huey consumer. In-process consumers leave signal handling to the host server."""
@@ -195,24 +264,36 @@ class _InProcessConsumer(_Consumer):
 
 
 class Sweeper(threading.Thread):
-    """Runs `sweep` every `interval` seconds until stopped."""
+    """Runs `sweep` every `interval` seconds until stopped, and at once whenever `signal` is set."""
 
-    def __init__(self, sweep: Callable[[], Any], interval: float):
-        super().__init__(name="connbot-sweeper", daemon=True)
+    def __init__(
+        self,
+        sweep: Callable[[], Any],
+        interval: float,
+        what: str = "sweeper",
+        signal: threading.Event | None = None,
+    ):
+        super().__init__(name=f"connbot-{what.replace(' ', '-')}", daemon=True)
         self._sweep, self._interval = sweep, interval
-        self._stop_event = threading.Event()
-        self.outage = Outage("the database or the queue (sweeper)", log)
+        self._signal = signal or threading.Event()
+        self._stopped = False
+        self.outage = Outage(f"the database or the queue ({what})", log)
 
     def run(self) -> None:
-        while not self._stop_event.wait(self._interval):
+        while True:
+            self._signal.wait(self._interval)
+            self._signal.clear()
+            if self._stopped:
+                return
             try:
                 self._sweep()
             except OUTAGE_ERRORS as exc:  # said once per outage; tried again next round
                 self.outage.failed(exc)
             except Exception:  # a bug: loudly, and the next round still comes
-                log.exception("sweep failed")
+                log.exception("%s failed", self.name)
             else:
                 self.outage.ok()
 
     def stop(self) -> None:
-        self._stop_event.set()
+        self._stopped = True
+        self._signal.set()

@@ -12,23 +12,31 @@ from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Update, create_engine, event, or_, text, update
+from sqlalchemy import TextClause, Update, bindparam, create_engine, event, or_, select, text, update
 from sqlalchemy.engine import CursorResult, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.state.models import Run, utcnow
+from bot.state.models import Event, Run, utcnow
 from bot.state.outage import OUTAGE_ERRORS
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, autocommit: bool = False) -> Engine:
+    """The engine for `url`. `autocommit`: every statement its own transaction, and on PostgreSQL
+    no ping before each checkout (a connection found dead is replaced, and the statement retried,
+    by the caller: `Store.insert_event`)."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            isolation_level="AUTOCOMMIT" if autocommit else None,
+        )
 
         @event.listens_for(engine, "connect")
         def _pragmas(conn: Any, _record: Any) -> None:
@@ -38,7 +46,23 @@ def make_engine(url: str) -> Engine:
             conn.execute("PRAGMA synchronous=NORMAL")
 
         return engine
+    if autocommit:
+        return create_engine(url, isolation_level="AUTOCOMMIT", pool_size=10, max_overflow=20)
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def _new_event(dialect: str) -> TextClause:
+    """One INSERT of an event whose payload is the raw JSON text it came as; no row when the
+    (source, delivery id) is stored already."""
+    payload = "CAST(:payload AS JSON)" if dialect == "postgresql" else ":payload"
+    return text(
+        "INSERT INTO events (source, delivery_id, kind, ticket_key, payload, received_at, outcome) "
+        f"VALUES (:source, :delivery_id, :kind, :ticket_key, {payload}, :received_at, '') "
+        "ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id"
+    ).bindparams(bindparam("received_at", type_=Event.__table__.c.received_at.type))
+
+
+STORED_EVENT = text("SELECT id FROM events WHERE source = :source AND delivery_id = :delivery_id")
 
 
 AFTER_COMMIT = "connbot.after_commit"
@@ -78,11 +102,43 @@ class Store:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         event.listen(self._sessions, "after_commit", _run_after_commit)
         event.listen(self._sessions, "after_rollback", lambda s: s.info.pop(AFTER_COMMIT, None))
+        self._autocommit: Engine | None = None
+        self._new_event = _new_event(self.engine.dialect.name)
 
     @contextmanager
     def tx(self) -> Iterator[Session]:
         with self._sessions.begin() as session:
             yield session
+
+    def insert_event(
+        self, source: str, delivery_id: str, kind: str, ticket_key: str, payload: str
+    ) -> tuple[int, bool]:
+        """Store an inbound event, its `payload` the JSON text as received, in one autocommitted
+        INSERT (on PostgreSQL one round trip). Returns (event id, whether it is new): a second
+        delivery of the same (source, delivery id) stores nothing and returns the first's id."""
+        if self._autocommit is None:
+            self._autocommit = make_engine(self.url, autocommit=True)
+        values = {
+            "source": source,
+            "delivery_id": delivery_id,
+            "kind": kind,
+            "ticket_key": ticket_key,
+            "payload": payload,
+            "received_at": utcnow(),
+        }
+        for attempt in (1, 2):
+            try:
+                with self._autocommit.connect() as conn:
+                    new = conn.execute(self._new_event, values).scalar()
+                    if new is not None:
+                        return int(new), True
+                    return int(conn.execute(STORED_EVENT, values).scalar_one()), False
+            except DBAPIError as exc:
+                # A pooled connection the database dropped (a restart) is replaced, once: the
+                # ping the other engine makes before every checkout, paid only when needed.
+                if not exc.connection_invalidated or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def upgrade(self) -> None:
         """Bring the schema to the newest migration."""
@@ -98,6 +154,8 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._autocommit is not None:
+            self._autocommit.dispose()
 
     # Leases: one worker at a time advances a run. A lease that outlives its holder (a killed
     # worker) expires, and the run is then taken over. Writes made under a lease check that it
@@ -127,6 +185,19 @@ class Store:
             s.execute(update(Run).where(Run.id == run_id).values(lease_owner=Run.lease_owner))
         run = s.get(Run, run_id, with_for_update=True, populate_existing=True)
         return run if run is not None and run.lease_owner == owner else None
+
+    def claim_event(self, s: Session, event_id: int) -> Event | None:
+        """Inside a transaction: the event, locked until the transaction ends, unless it is processed
+        already or another worker holds it (PostgreSQL skips a locked row; SQLite has one writer, so
+        the database's write lock is taken first and the event read after it)."""
+        if self.engine.dialect.name == "sqlite":
+            s.execute(update(Event).where(Event.id == event_id).values(processed_at=Event.processed_at))
+        return s.scalars(
+            select(Event)
+            .where(Event.id == event_id, Event.processed_at.is_(None))
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        ).first()
 
     def release(self, run_id: int, owner: str) -> None:
         with self.tx() as s:

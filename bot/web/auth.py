@@ -35,7 +35,8 @@ import time
 from collections import deque
 from urllib.parse import quote
 
-from flask import Flask, g, jsonify, redirect, request, session
+from flask import Flask, Request, g, jsonify, redirect, request, session
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from pydantic import Field, SecretStr
 from werkzeug.wrappers import Response as WerkzeugResponse
 
@@ -329,6 +330,16 @@ def _too_many(exc: TooManyLogins) -> WerkzeugResponse:
     return response
 
 
+class _DeskSessions(SecureCookieSessionInterface):
+    """The desk's session cookie, not opened for machine endpoints (webhooks, Slack, health and
+    metrics): they have no session, read no cookie and set none."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if request.path.startswith(MACHINE_PREFIXES):
+            return None  # Flask's null session: nothing to read or to save
+        return super().open_session(app, request)
+
+
 def secure_headers(response: WerkzeugResponse) -> WerkzeugResponse:
     """After every request: the security headers, where a view did not set its own."""
     for name, value in HEADERS.items():
@@ -342,6 +353,7 @@ def install(app: Flask, settings: Settings, desk: DeskSettings, store: Store) ->
     access = Access(settings, desk)
     access.store = store
     app.secret_key = access.secret_key
+    app.session_interface = _DeskSessions()
     app.config.update(
         PERMANENT_SESSION_LIFETIME=SESSION_TTL,
         SESSION_COOKIE_HTTPONLY=True,

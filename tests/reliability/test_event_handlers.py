@@ -3,14 +3,11 @@ worker that has one (it used to mark them processed, and those tickets never ran
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-
 import pytest
 import responses
 from sqlalchemy import select
 
-from bot.runs import intake, sweeper
+from bot.runs import intake
 from bot.state.models import Event, Run
 from tests.fakes.adapters import scripted_registry
 from tests.fakes.jira import FakeJira, configure
@@ -29,13 +26,11 @@ def test_jira_events_wait_for_a_worker_with_the_jira_settings(
         "d-1",
         "jira:issue_created",
         "VOIP-1",
-        json.loads(issue_event("VOIP-1")),
-        lambda s, i: None,
+        issue_event("VOIP-1").decode(),
+        plain.queue.wake_event,
     )
     intake.process(plain.context, event_id)
-    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)
-    plain.context.clock = lambda: later
-    assert sweeper.sweep(plain.context)["events"] == 0, "not offered to a worker that cannot handle it"
+    assert plain.queue.run_pending() == 0, "not offered to a worker that cannot handle it"
     with plain.store.tx() as s:
         assert s.get(Event, event_id).processed_at is None
 
@@ -43,8 +38,7 @@ def test_jira_events_wait_for_a_worker_with_the_jira_settings(
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         FakeJira(rsps)
         with_jira = make_services(registry=scripted_registry(script))
-        with_jira.context.clock = lambda: later
-        assert sweeper.sweep(with_jira.context)["events"] == 1
+        assert intake.pending(with_jira.context) == [event_id]
         with_jira.queue.run_pending()
         with with_jira.store.tx() as s:
             assert s.get(Event, event_id).processed_at is not None

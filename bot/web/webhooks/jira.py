@@ -81,12 +81,12 @@ def authenticate(settings: JiraSettings, body: bytes) -> tuple[int, str] | None:
     return 503, NOT_CONFIGURED
 
 
-def parse(body: bytes) -> tuple[WebhookPayload, dict[str, object]]:
+def parse(body: bytes) -> WebhookPayload:
     data = jsonbody.loads(body)
     if not isinstance(data, dict):
         raise BadRequestError("body must be a JSON object (a Jira webhook payload)")
     try:
-        return WebhookPayload.model_validate(data), data
+        return WebhookPayload.model_validate(data)
     except ValidationError as exc:
         problems = [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()]
         raise BadRequestError("not a Jira webhook payload: " + "; ".join(problems)) from None
@@ -108,7 +108,7 @@ def receive() -> ResponseReturnValue:
     failure = authenticate(settings, body)
     if failure is not None:
         return _reject(*failure)
-    payload, data = parse(body)
+    payload = parse(body)
     svc = services_of(current_app)
     try:
         event_id, new = intake.record(
@@ -117,8 +117,8 @@ def receive() -> ResponseReturnValue:
             delivery_id(payload),
             payload.webhook_event,
             payload.issue.key,
-            data,
-            svc.queue.process_after_commit,
+            body.decode(),  # stored as it came (UTF-8, checked by `parse`)
+            svc.queue.wake_event,
         )
     except SQLAlchemyError:
         log.exception("jira webhook for %s could not be stored", payload.issue.key)

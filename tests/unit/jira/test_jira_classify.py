@@ -101,8 +101,8 @@ def _deliver(svc, payload, delivery):
         delivery,
         payload["webhookEvent"],
         payload["issue"]["key"],
-        payload,
-        lambda s, i: None,
+        json.dumps(payload),
+        lambda event_id: None,
     )
     intake.process(svc.context, event_id)
     svc.queue.huey.flush()  # the run is started, not advanced: intake is what this test is about

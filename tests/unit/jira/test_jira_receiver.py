@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import pytest
 from sqlalchemy import func, select
@@ -186,3 +187,30 @@ def test_server_and_cloud_payloads_become_tickets(app_svc):
         assert server.reporter == "admin@admin.com" and server.user_ref is None and server.matched is False
         assert tickets["TEST-11"].summary == "summary updated"
         assert tickets["TEST-24"].summary == "test"
+
+
+def test_the_event_is_the_only_write_and_a_worker_started_later_takes_it_from_the_store(
+    app_svc, make_services
+):
+    """Another process's worker (its own queue, no signal from the web process) finds the stored
+    event by itself; the web request wrote nothing to the queue."""
+    client, web = app_svc
+    resp = post(
+        client, fixture("cloud_issue_created.json"), headers={"X-Atlassian-Webhook-Identifier": "d-1"}
+    )
+    assert resp.status_code == 202
+    assert web.queue.depth() == 0
+    worker = make_services(registry=scripted_registry({}))
+    taker = worker.queue.event_taker(worker.settings.sweep_seconds)
+    taker.start()
+    try:
+        deadline = time.monotonic() + 5
+        while count(web, Run) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        taker.stop()
+        taker.join(5)
+    with web.store.tx() as s:
+        event = s.scalars(select(Event)).one()
+        assert event.processed_at is not None and event.outcome.startswith("started run")
+        assert [r.ticket.key for r in s.scalars(select(Run))] == ["VOIP-7"]
