@@ -23,12 +23,9 @@ REQUESTS, WARMUP = 600, 100
 PARTS = [
     ("HMAC check of the body", "bot/web/webhooks/jira.py", "authenticate"),
     ("JSON parse and pydantic validation", "bot/web/webhooks/jira.py", "parse"),
-    ("store the event: INSERT and commit (intake.record, enqueue included)", "bot/runs/intake.py", "record"),
-    (
-        "of which SQLite commits (the event's and the queue's)",
-        "",
-        "<method 'commit' of 'sqlite3.Connection' objects>",
-    ),
+    ("store the event and wake a worker (intake.record)", "bot/runs/intake.py", "record"),
+    ("of which SQLite's statements", "", "<method 'execute' of 'sqlite3.Cursor' objects>"),
+    ("of which SQLite's explicit commits", "", "<method 'commit' of 'sqlite3.Connection' objects>"),
     ("of which Huey's enqueue (its own SQLite file)", "huey/api.py", "enqueue"),
     ("JSON answer (jsonify)", "flask/json/__init__.py", "jsonify"),
 ]
