@@ -107,8 +107,8 @@ def open_parent(ctx: RunContext, incident_id: int) -> None:
     with ctx.store.tx() as s:
         inc = s.get(Incident, incident_id)
         assert inc is not None
-        if inc.parent_key or inc.state == IncidentState.CLOSED:
-            return
+        if inc.parent_key or inc.parent_error or inc.state == IncidentState.CLOSED:
+            return  # made, refused for good (its tickets get plain comments), or too late
         summary = f"Incident {inc.id}: {inc.title} on {incidents.where(inc.pbx)}"
         note = Note(
             heading=summary,
@@ -221,7 +221,10 @@ def act(ctx: RunContext, incident_id: int, action: str, who: str, value: str = "
             )
         elif action == "dismiss":
             inc.dismissed_by = who
-            done = f"{who} said incident {incident_id} is not a PBX problem: its tickets are checked alone."
+            done = (
+                f"{who} said incident {incident_id} is not a PBX problem: "
+                "its tickets are checked on their own again."
+            )
         elif action == "assign":
             inc.owner = who
             done = f"Incident {incident_id} is taken by {who}."
