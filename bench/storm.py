@@ -1,15 +1,15 @@
 """Item 6: a storm of tickets against one PBX whose Asterisk is stopped, with incidents on and off.
 
 200 users of the lab's stopped PBX and 4 of a healthy one file Jira tickets (signed webhooks) at 10
-per second, while an in-process consumer (4 threads) and a sweeper work them, as `connbot serve`
-does. Jira is the Jira simulator mounted on `responses`, Slack the Web API simulator on loopback, the
-PBXs and app backends the lab's simulators. Then Asterisk is started again (the lab's Repair): with
-incidents on, the incident's next check sees it and connbot re-checks and closes every ticket; with
-incidents off, someone answers *Fixed* on each ticket's own question and connbot re-checks and
-closes it. Measured per variant: from the first ticket to the last one's first comment (joined, or
-its run's first note), the p50/p99 of each ticket's time to its first comment, Jira and Slack calls
-and PBX checks per ticket, and from the repair to every ticket closed. The variants run
-interleaved (on, off, on, off, ...), each round from a fresh lab and database.
+per second, while an in-process consumer (4 threads), the stored events' taker and a sweeper work
+them, as `connbot serve` does. Jira is the Jira simulator mounted on `responses`, Slack the Web API
+simulator on loopback, the PBXs and app backends the lab's simulators. Then Asterisk is started
+again (the lab's Repair): with incidents on, the incident's next check sees it and connbot re-checks
+and closes every ticket; with incidents off, someone answers *Fixed* on each ticket's own question
+and connbot re-checks and closes it. Measured per variant: from the first ticket to the last one's
+first comment (joined, or its run's first note), the p50/p99 of each ticket's time to its first
+comment, Jira and Slack calls and PBX checks per ticket, and from the repair to every ticket closed.
+The variants run interleaved (on, off, on, off, ...), each round from a fresh lab and database.
 
 `python -m bench.storm` runs it alone and rewrites its part of bench/results.json and RESULTS.md.
 """
@@ -113,13 +113,18 @@ def one(incidents: bool, workdir: Path) -> dict[str, Any]:
             web = create_app(services=svc).test_client()
             consumer = svc.queue.consumer(4, in_process=True)
             consumer.start()
-            sweeper = Sweeper(lambda: sweep(svc.context), settings.sweep_seconds)
-            sweeper.start()
+            sweepers = [
+                svc.queue.event_taker(settings.sweep_seconds),
+                Sweeper(lambda: sweep(svc.context), settings.sweep_seconds),
+            ]
+            for sweeper in sweepers:
+                sweeper.start()
             try:
                 return _storm(svc, web, lab, jira, rsps, slack_api, incidents)
             finally:
                 consumer.stop(graceful=True)
-                sweeper.stop()
+                for sweeper in sweepers:
+                    sweeper.stop()
                 svc.close()
     finally:
         lab.stop()
