@@ -497,6 +497,8 @@ def test_without_a_parent_issue_the_tickets_are_told_alone_and_the_page_says_why
         assert len(said) == 1 and storm.jira.issue(key).links == []
     page = storm.web.get(f"/incidents/{inc.id}").get_data(as_text=True)
     assert "none: Jira answered HTTP 400" in page
+    created = [c for c in storm.rsps.calls if c.request.method == "POST" and c.request.url.endswith("/issue")]
+    assert len(created) == 1, "a parent refused for good is not asked for again at every sweep"
 
 
 @pytest.mark.parametrize("storm", [("OPS", 2)], indirect=True)
