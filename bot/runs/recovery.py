@@ -281,7 +281,9 @@ def _summary(s: Session, inc: Incident) -> str:
             f"{inc.dismissed_by} said it is not a PBX problem; {tickets} ticket(s) are checked on their own."
         )
     took = _duration((inc.recovered_at or inc.opened_at) - inc.opened_at)
-    how = "false alarm: the first check found the PBX healthy" if inc.checks == 0 else f"back after {took}"
+    # Only an incident opened by count can be a false alarm: any other was confirmed by a check.
+    false_alarm = inc.checks == 0 and inc.cause.startswith(incidents.BY_COUNT)
+    how = "false alarm: the first check found the PBX healthy" if false_alarm else f"back after {took}"
     return (
         f"{inc.title} on {incidents.where(inc.pbx)} ({how}); {tickets} ticket(s) from {users} user(s): "
         f"{closed} closed after their app registered again, {tickets - closed} checked on their own."
