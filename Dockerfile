@@ -9,9 +9,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     CONNBOT_DATA_DIR=/data \
     PORT=8080
 
+# Optional extras, e.g. `docker build --build-arg EXTRAS=otel .` for OpenTelemetry tracing.
+ARG EXTRAS=""
+
 WORKDIR /app
 COPY . .
-RUN pip install . \
+RUN pip install ".${EXTRAS:+[$EXTRAS]}" \
     && install -m 0755 deploy/entrypoint.sh /usr/local/bin/connbot-entrypoint \
     && useradd --system --uid 10001 --home-dir /data --create-home connbot
 

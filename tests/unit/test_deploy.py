@@ -90,6 +90,13 @@ def test_the_procfile_and_the_image_start_through_the_entrypoint() -> None:
         'ENTRYPOINT ["connbot-entrypoint"]' in docker
         and "deploy/entrypoint.sh /usr/local/bin/connbot-entrypoint" in "\n".join(docker)
     )
+    # the build argument EXTRAS adds extras (e.g. otel) to what pip installs, as the image's sh expands it
+    (install,) = [line.split("pip install ", 1)[1].split(" ")[0] for line in docker if "pip install" in line]
+    for extras, wanted in (("", "."), ("otel", ".[otel]")):
+        said = subprocess.run(
+            ["sh", "-c", f"echo {install}"], env={"EXTRAS": extras}, capture_output=True, text=True
+        )
+        assert said.stdout.strip() == wanted
 
 
 def test_compose_runs_the_migration_before_web_and_worker_on_postgres_and_redis() -> None:
