@@ -114,7 +114,7 @@ def one(incidents: bool, workdir: Path) -> dict[str, Any]:
             consumer = svc.queue.consumer(4, in_process=True)
             consumer.start()
             sweepers = [
-                svc.queue.event_taker(settings.sweep_seconds),
+                svc.queue.event_taker(),
                 Sweeper(lambda: sweep(svc.context), settings.sweep_seconds),
             ]
             for sweeper in sweepers:

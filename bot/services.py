@@ -104,6 +104,7 @@ class Services:
             Tasks(
                 advance=partial(steps.advance, self.context),
                 process=partial(intake.process, self.context),
+                acknowledge=partial(intake.acknowledge, self.context),
                 pending=partial(intake.pending, self.context),
             )
         )

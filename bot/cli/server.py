@@ -32,7 +32,7 @@ def _sweepers(services: Services) -> list[Sweeper]:
     """The periodic jobs every worker runs: the stored events' taker, the sweeper and, with Jira
     configured, the backfill."""
     sweepers: list[Sweeper] = [
-        services.queue.event_taker(services.settings.sweep_seconds),
+        services.queue.event_taker(),
         Sweeper(partial(sweep, services.context), services.settings.sweep_seconds),
     ]
     backfill = jira_intake.backfiller(services.context)

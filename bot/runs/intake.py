@@ -19,6 +19,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from bot.runs.context import RunContext
+from bot.runs.outbox import flush_effects
 from bot.runs.steps import start_run
 from bot.state.models import Event, Ticket, utcnow
 from bot.state.store import Store
@@ -69,8 +70,9 @@ def pending(ctx: RunContext, skip: Collection[int] = ()) -> list[int]:
         return list(s.scalars(query.order_by(Event.id).limit(PENDING_BATCH)))
 
 
-def process(ctx: RunContext, event_id: int) -> None:
-    """Turn a stored event into a ticket update and, where it matches, a run.
+def process(ctx: RunContext, event_id: int) -> int | None:
+    """Turn a stored event into a ticket update and, where it matches, a run. Returns the run it
+    started, which no worker is woken for yet: `acknowledge` it.
 
     An event whose source this process has no handler for (a worker started without the Jira
     settings) is left unprocessed for a worker that has one. An event that fails for a reason
@@ -83,21 +85,37 @@ def process(ctx: RunContext, event_id: int) -> None:
         with ctx.store.tx() as s:
             event = ctx.store.claim_event(s, event_id)
             if event is None:  # processed already, or another worker has it now
-                return
+                return None
             handler = ctx.intake.get(event.source)
             if handler is None:
                 log.debug(
                     "event %s (%s): no handler here; left for a worker that has one", event_id, event.source
                 )
-                return
+                return None
             ticket = handler(ctx, s, event)
-            event.outcome = _start(ctx, s, ticket)
+            event.outcome, started = _start(ctx, s, ticket)
             event.processed_at = utcnow()
             log.info("event %s (%s %s): %s", event.id, event.source, event.kind, event.outcome)
+            return started
     except TRANSIENT:
         raise
     except Exception as exc:
         quarantine(ctx, event_id, reason(exc))
+    return None
+
+
+def acknowledge(ctx: RunContext, run_id: int) -> None:
+    """A run just started from an event: its first effects (the start note on the ticket) are made
+    now, by the event's own work and not behind the runs already queued, under the run's lease like
+    any advance; then a worker is woken for its steps. A run someone else holds already is only woken."""
+    owner = f"acknowledge:{uuid.uuid4().hex}"
+    if ctx.store.acquire(run_id, owner, ctx.limits.lease_seconds):
+        try:
+            if not flush_effects(ctx, run_id):
+                return  # a transient failure: flush_effects has woken the run for a later try
+        finally:
+            ctx.store.release(run_id, owner)
+    ctx.waker.advance(run_id)
 
 
 def reason(exc: BaseException) -> str:
@@ -119,13 +137,13 @@ def quarantine(ctx: RunContext, event_id: int, why: str) -> None:
         log.error("event %s (%s %r) quarantined: %r", event.id, event.source, event.kind[:64], why)
 
 
-def _start(ctx: RunContext, s: Session, ticket: Ticket | None) -> str:
+def _start(ctx: RunContext, s: Session, ticket: Ticket | None) -> tuple[str, int | None]:
     if ticket is None:
-        return "ignored"
+        return "ignored", None
     if not ticket.matched:
-        return f"not a connection issue: {ticket.match_reason}"
-    run = start_run(ctx, s, ticket)
-    return f"started run {run.id}" if run else "ticket already has a run"
+        return f"not a connection issue: {ticket.match_reason}", None
+    run = start_run(ctx, s, ticket, wake=False)
+    return (f"started run {run.id}", run.id) if run else ("ticket already has a run", None)
 
 
 def file_desk_ticket(

@@ -44,8 +44,9 @@ from playbook.engine import Ask, Decide, Escalate, Execute, Position
 log = logging.getLogger(__name__)
 
 
-def start_run(ctx: RunContext, s: Session, ticket: Ticket) -> Run | None:
-    """Start the playbook for a ticket that has never had a run. None if it has (or has one now)."""
+def start_run(ctx: RunContext, s: Session, ticket: Ticket, wake: bool = True) -> Run | None:
+    """Start the playbook for a ticket that has never had a run. None if it has (or has one now).
+    `wake`: a worker is woken for the run once the transaction commits (else the caller does it)."""
     if s.scalar(select(func.count()).select_from(Run).where(Run.ticket_id == ticket.id)):
         return None
     version, pb = ctx.playbooks.pin(s)
@@ -82,7 +83,8 @@ def start_run(ctx: RunContext, s: Session, ticket: Ticket) -> Run | None:
     if ctx.directory is not None and not found:
         asking.ask_route(ctx, s, run, ticket)
     s.flush()
-    ctx.waker.advance_after_commit(s, run.id)
+    if wake:
+        ctx.waker.advance_after_commit(s, run.id)
     return run
 
 

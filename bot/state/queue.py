@@ -6,7 +6,8 @@ worker killed mid-task, Redis restarted) is found again by the sweeper, which ev
 
 Stored events are taken from the store itself: every worker's `event_taker` processes the events not
 yet processed, woken by a best-effort signal (Redis: a `process_event` task; SQLite: within the
-process, else it looks every EVENT_POLL_SECONDS), so storing an event is the web request's only write.
+process), else looking every EVENT_POLL_SECONDS, so storing an event is the web request's only write.
+A run an event starts has its first effects made by that same work, ahead of the queued runs.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class _SqliteStorage(SqliteStorage):
         return conn
 
 
-EVENT_POLL_SECONDS = 0.25  # how often a worker looks for stored events when no signal can reach it
+EVENT_POLL_SECONDS = 0.25  # how often a worker looks for stored events, signalled or not
 EVENT_RETRY_SECONDS = 5.0  # how long an event whose processing failed transiently is left alone
 SIGNALS = 1000  # events signalled within the process and not yet taken, at most (the oldest dropped)
 
@@ -66,10 +67,12 @@ SIGNALS = 1000  # events signalled within the process and not yet taken, at most
 class Tasks:
     """What the queue's tasks do, given by the composition root: `advance(run_id, owner)` advances
     a run (False when another worker holds it), `process(event_id)` processes a stored event
-    (raising what may pass), `pending(skip)` lists the stored events still to process."""
+    (raising what may pass) and returns the run it started, `acknowledge(run_id)` makes such a
+    run's first effects and wakes it, `pending(skip)` lists the stored events still to process."""
 
     advance: Callable[[int, str], bool]
-    process: Callable[[int], None]
+    process: Callable[[int], int | None]
+    acknowledge: Callable[[int], None]
     pending: Callable[[Collection[int]], list[int]]
 
 
@@ -93,7 +96,7 @@ class Queue:
         @self.huey.task(name="process_event")
         def process_event(event_id: int, trace: str | None = None) -> None:
             with tracing.continued(trace), tracing.span("connbot.process_event", event=event_id):
-                self.tasks.process(event_id)
+                self._take(event_id)
 
         self._advance = advance_run
         self._process = process_event
@@ -117,6 +120,12 @@ class Queue:
             self._advance.schedule(args=(run_id, tracing.carrier()), delay=delay)
         else:
             self._advance(run_id, tracing.carrier())
+
+    def _take(self, event_id: int) -> None:
+        """Process a stored event; a run it starts is acknowledged at once, from this same work."""
+        started = self.tasks.process(event_id)
+        if started is not None:
+            self.tasks.acknowledge(started)
 
     def advance_after_commit(self, s: Session, run_id: int) -> None:
         after_commit(s, lambda: self.advance(run_id))
@@ -155,7 +164,7 @@ class Queue:
                 tracing.span("connbot.process_event", event=event_id),
             ):
                 try:
-                    self.tasks.process(event_id)
+                    self._take(event_id)
                 except Exception as exc:
                     self._retry_at[event_id] = time.monotonic() + EVENT_RETRY_SECONDS
                     log.warning(
@@ -183,16 +192,11 @@ class Queue:
             done += 1
         return done
 
-    def event_taker(self, interval: float) -> Sweeper:
+    def event_taker(self) -> Sweeper:
         """The thread that takes stored events in a worker: at once when signalled within the process,
-        else every `interval` seconds (EVENT_POLL_SECONDS unless the queue is shared, whose
-        `process_event` tasks carry the signal across processes)."""
-        return Sweeper(
-            self.take_events,
-            EVENT_POLL_SECONDS if not self.shared else interval,
-            "stored events",
-            self._signal,
-        )
+        else every EVENT_POLL_SECONDS. Also with Redis, whose `process_event` tasks wait behind the
+        runs queued before them: a new ticket's first comment (`Tasks.acknowledge`) does not."""
+        return Sweeper(self.take_events, EVENT_POLL_SECONDS, "stored events", self._signal)
 
     def consumer(self, threads: int, in_process: bool) -> Consumer:
         """A Huey consumer. In-process consumers leave signal handling to the host server."""

@@ -201,7 +201,7 @@ def test_the_event_is_the_only_write_and_a_worker_started_later_takes_it_from_th
     assert resp.status_code == 202
     assert web.queue.depth() == 0
     worker = make_services(registry=scripted_registry({}))
-    taker = worker.queue.event_taker(worker.settings.sweep_seconds)
+    taker = worker.queue.event_taker()
     taker.start()
     try:
         deadline = time.monotonic() + 5
