@@ -127,7 +127,7 @@ def reason(exc: BaseException) -> str:
 
 
 def quarantine(ctx: RunContext, event_id: int, why: str) -> None:
-    """Set an event aside for good, with the reason; the sweeper never offers it again."""
+    """Set an event aside for good, with the reason; no worker takes it again."""
     with ctx.store.tx() as s:
         event = s.get(Event, event_id)
         if event is None or event.processed_at is not None:
