@@ -214,7 +214,7 @@ def test_the_run_pages_buttons_take_the_verbs(svc, api):
     )
     assert "erin handed the question" in handed.get_data(as_text=True)
     # the question's card says whom it was handed to, on the prompts page too
-    assert 'handed to <strong>dave</strong>' in api.get("/prompts").get_data(as_text=True)
+    assert "handed to <strong>dave</strong>" in api.get("/prompts").get_data(as_text=True)
     rerun = api.post(
         f"/runs/{run_id}/act",
         data={"csrf_token": token, "name": "erin", "verb": "rerun", "from": "", "why": "new playbook"},
