@@ -16,16 +16,8 @@ from typing import Any
 
 import responses
 
+from tests.fakes.adapters import LEVEL_1_CANNOT_FIX as L1_DONE
 from tests.fakes.adapters import observed
-
-L1_DONE = {
-    "app.get_status": ["failed"],
-    "app.reconnect": ["still_failing"],
-    "app.get_last_error": ["found"],
-    "app.check_config": ["ok"],
-    "pbx.get_account": ["exists"],
-    "pbx.compare_credentials": ["match"],
-}
 
 
 @dataclass
