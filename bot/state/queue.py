@@ -165,7 +165,7 @@ class Queue:
             ):
                 try:
                     self._take(event_id)
-                except Exception as exc:
+                except OUTAGE_ERRORS as exc:  # the database or the queue is away: said in a line
                     self._retry_at[event_id] = time.monotonic() + EVENT_RETRY_SECONDS
                     log.warning(
                         "event %s: processing failed, tried again later: %s: %s",
@@ -173,6 +173,9 @@ class Queue:
                         type(exc).__name__,
                         exc,
                     )
+                except Exception:  # a bug: loudly, with its traceback; the event is tried again later
+                    self._retry_at[event_id] = time.monotonic() + EVENT_RETRY_SECONDS
+                    log.exception("event %s: processing failed, tried again later", event_id)
             done += 1
         return done
 
