@@ -72,7 +72,7 @@ def _wait(done: Any, what: str) -> float:
     return time.monotonic() - t0
 
 
-def one(incidents: bool, workdir: Path) -> dict[str, Any]:
+def one(incidents: bool, workdir: Path, jira_latency: float = 0.0) -> dict[str, Any]:
     """One storm, from a fresh lab and database."""
     data = workdir / f"storm-{'on' if incidents else 'off'}-{time.monotonic_ns()}"
     settings = Settings(
@@ -107,7 +107,7 @@ def one(incidents: bool, workdir: Path) -> dict[str, Any]:
     try:
         with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
             rsps.add_passthru("http://127.0.0.1")
-            jira = fake_jira.FakeJira(rsps)
+            jira = fake_jira.FakeJira(rsps, latency=jira_latency)
             svc = Services.build(settings, channels=[slack], environ=env)
             svc.store.upgrade()
             web = create_app(services=svc).test_client()

@@ -33,11 +33,15 @@ class FakeJira:
     `issues` is the state, `searches` the JQL asked for."""
 
     def __init__(
-        self, rsps: responses.RequestsMock, url: str = URL, search: list[dict[str, Any]] | None = None
+        self,
+        rsps: responses.RequestsMock,
+        url: str = URL,
+        search: list[dict[str, Any]] | None = None,
+        latency: float = 0.0,
     ):
         self.url = url
         self.jira = jira.Jira(account=dict(BOT_USER), search_results=search or [])
-        mount(rsps, url, jira.create(self.jira))
+        mount(rsps, url, jira.create(self.jira), latency=latency)
 
     @property
     def issues(self) -> dict[str, jira.Issue]:

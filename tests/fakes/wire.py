@@ -9,6 +9,7 @@ simulator's own behaviour.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,12 +27,15 @@ def mount(
     app: Any,
     refused: Callable[[], bool] = lambda: False,
     faults: dict[str, Any] | None = None,
+    latency: float = 0.0,
 ) -> None:
-    """Answer every request under `url` with `app`."""
+    """Answer every request under `url` with `app`, each after `latency` seconds (a real system's
+    round trip)."""
     prefix = urlsplit(url).path.rstrip("/")
     client = Client(app)
 
     def handle(req: requests.PreparedRequest) -> tuple[int, dict[str, str], bytes]:
+        time.sleep(latency)
         if refused():
             raise requests.ConnectionError(f"[Errno 111] Connection refused: {url}")
         parts = urlsplit(req.url or "")

@@ -10,6 +10,7 @@ from bot.state.models import Run, RunState, StepResult
 from bot.web.app import create_app
 from tests.fakes.adapters import scripted_registry
 from tests.reliability.conftest import issue_event, jira_headers
+from tests.reliability.procs import wait_for
 
 QUEUED = 30
 
@@ -28,6 +29,8 @@ def test_a_new_tickets_first_comment_does_not_wait_for_the_queued_runs(jira, mak
     assert resp.status_code == 202
 
     assert svc.queue.take_events() == 1  # what a worker's event taker does; the queued runs wait
+    # made beside the taker (bot.state.queue.ACK_THREADS), so the next event need not wait for Jira
+    wait_for(lambda: jira.issue("VOIP-7").comments, 10, "the first comment")
     (comment,) = jira.issue("VOIP-7").comments
     assert "connbot is triaging this ticket" in comment
     with svc.store.tx() as s:
