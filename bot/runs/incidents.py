@@ -181,8 +181,8 @@ def join(ctx: RunContext, s: Session, run: Run, inc: Incident, lines: list[str] 
             lines=[
                 *(lines or []),
                 f"{inc.statement} (since {since}).",
-                "Many users of this PBX are affected: connbot does not check this ticket on its own "
-                "while the PBX fails.",
+                "While the incident is open, its checks of the PBX stand for this ticket's: connbot "
+                "asks nobody about this ticket alone.",
             ],
             next="connbot keeps checking the PBX; when it is back it re-checks this user's app "
             "and says so here.",

@@ -158,7 +158,7 @@ def _tend(ctx: RunContext, incident_id: int, owner: str) -> None:
         with ctx.store.tx() as s:
             inc = incidents.locked(ctx, s, incident_id)
             inc.facts = health.facts or inc.facts
-            inc.checked_at, inc.healthy, inc.version = now, health.healthy, inc.version + 1
+            inc.checked_at, inc.version = now, inc.version + 1
             if health.healthy or (not health.known and inc.restored_by):
                 inc.health = health.summary if health.known else f"{inc.restored_by} said it is restored"
                 inc.state, inc.recovered_at = IncidentState.RECOVERING, now

@@ -359,7 +359,6 @@ class Incident(Base):
     opened_by: Mapped[str] = mapped_column(Text)
     facts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     health: Mapped[str] = mapped_column(Text, default="")
-    healthy: Mapped[bool] = mapped_column(default=False)
     checks: Mapped[int] = mapped_column(default=0)
     checked_at: Mapped[dt.datetime | None] = mapped_column()
     next_check_at: Mapped[dt.datetime] = mapped_column()

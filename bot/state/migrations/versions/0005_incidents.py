@@ -26,7 +26,6 @@ def upgrade() -> None:
         sa.Column('opened_by', sa.Text(), nullable=False),
         sa.Column('facts', sa.JSON(), nullable=False),
         sa.Column('health', sa.Text(), nullable=False),
-        sa.Column('healthy', sa.Boolean(), nullable=False),
         sa.Column('checks', sa.Integer(), nullable=False),
         sa.Column('checked_at', sa.DateTime(timezone=True), nullable=True),
         sa.Column('next_check_at', sa.DateTime(timezone=True), nullable=False),
