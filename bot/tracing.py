@@ -57,6 +57,11 @@ def flush() -> None:
         _provider.force_flush()
 
 
+def on() -> bool:
+    """Whether spans are being recorded (a caller may then skip building one)."""
+    return _tracer is not None
+
+
 @contextmanager
 def span(name: str, **attributes: str | int) -> Iterator[None]:
     """A span of the current trace around the block (an exception leaving it is recorded on it)."""

@@ -18,7 +18,7 @@ from bot.runs.sweeper import sweep
 from bot.services import Services
 from bot.settings import Settings
 from bot.state.queue import Sweeper
-from bot.state.store import Store
+from bot.state.store import EventListener, Store
 from bot.web.app import create_app
 from integrations.base import Registry
 
@@ -28,13 +28,17 @@ log = logging.getLogger(__name__)
 THREADS = 64
 
 
-def _sweepers(services: Services) -> list[Sweeper]:
-    """The periodic jobs every worker runs: the stored events' taker, the sweeper and, with Jira
-    configured, the backfill."""
-    sweepers: list[Sweeper] = [
-        services.queue.event_taker(),
+def _sweepers(services: Services) -> list[Sweeper | EventListener]:
+    """The threads every worker runs beside its queue consumer: the stored events' taker (and, on
+    PostgreSQL, the listener that wakes it), the sweeper and, with Jira configured, the backfill."""
+    queue = services.queue
+    sweepers: list[Sweeper | EventListener] = [
+        queue.event_taker(),
         Sweeper(partial(sweep, services.context), services.settings.sweep_seconds),
     ]
+    listener = services.store.event_listener(lambda event_id, note: queue.wake_event(event_id, note))
+    if listener is not None:
+        sweepers.append(listener)
     backfill = jira_intake.backfiller(services.context)
     if backfill is not None:  # ticks every sweep interval, searches Jira only when due
         sweepers.append(Sweeper(backfill.tick, services.settings.sweep_seconds, "jira backfill"))

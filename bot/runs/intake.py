@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
+from bot import tracing
 from bot.runs.context import RunContext
 from bot.runs.outbox import flush_effects
 from bot.runs.steps import start_run
@@ -52,9 +53,11 @@ def record(
     wake: Callable[[int], None],
 ) -> tuple[int, bool]:
     """Store an inbound event once per (source, delivery id), `payload` the JSON text it came as,
-    and `wake` a worker for a new one (best effort: workers take their work from the stored events,
-    `pending`). Returns (event id, whether it is new)."""
-    event_id, new = store.insert_event(source, delivery_id, kind, ticket_key, payload)
+    and `wake` this process's worker for a new one (best effort: workers take their work from the
+    stored events, `pending`; on PostgreSQL the INSERT itself wakes every worker, carrying the
+    request's trace). Returns (event id, whether it is new)."""
+    note = tracing.carrier() or ""
+    event_id, new = store.insert_event(source, delivery_id, kind, ticket_key, payload, note)
     if new:
         wake(event_id)
     return event_id, new

@@ -1,13 +1,14 @@
 """The only module that knows the task queue (Huey): task definitions, enqueueing, the consumer.
 
-Tasks carry ids, never objects. Two tasks exist: `advance_run(run_id)` and `process_event(event_id)`.
-The queue is a wake-up mechanism, not the source of truth: the store is. A task that is lost (a
-worker killed mid-task, Redis restarted) is found again by the sweeper, which every worker runs.
+Tasks carry ids, never objects. One task exists: `advance_run(run_id)`. The queue is a wake-up
+mechanism, not the source of truth: the store is. A task that is lost (a worker killed mid-task,
+Redis restarted) is found again by the sweeper, which every worker runs.
 
 Stored events are taken from the store itself: every worker's `event_taker` processes the events not
-yet processed, woken by a best-effort signal (Redis: a `process_event` task; SQLite: within the
-process), else looking every EVENT_POLL_SECONDS, so storing an event is the web request's only write.
-A run an event starts has its first effects made by that same work, ahead of the queued runs.
+yet processed, woken by a best-effort signal (within the process, and on PostgreSQL the INSERT's own
+notice, heard by the store's `EventListener`), else looking every EVENT_POLL_SECONDS, so storing an
+event is the web request's only write and only round trip. A run an event starts has its first
+effects made by that same work, ahead of the queued runs.
 """
 
 from __future__ import annotations
@@ -69,10 +70,11 @@ ACK_THREADS = 8
 
 @dataclass(frozen=True)
 class Tasks:
-    """What the queue's tasks do, given by the composition root: `advance(run_id, owner)` advances
-    a run (False when another worker holds it), `process(event_id)` processes a stored event
-    (raising what may pass) and returns the run it started, `acknowledge(run_id)` makes such a
-    run's first effects and wakes it, `pending(skip)` lists the stored events still to process."""
+    """What the queue's task and the event taker do, given by the composition root:
+    `advance(run_id, owner)` advances a run (False when another worker holds it), `process(event_id)`
+    processes a stored event (raising what may pass) and returns the run it started,
+    `acknowledge(run_id)` makes such a run's first effects and wakes it, `pending(skip)` lists the
+    stored events still to process."""
 
     advance: Callable[[int, str], bool]
     process: Callable[[int], int | None]
@@ -81,7 +83,7 @@ class Tasks:
 
 
 class Queue:
-    """Huey and connbot's two tasks. `bind()` gives the tasks what they do."""
+    """Huey, connbot's task and the event taker. `bind()` gives them what they do."""
 
     def __init__(self, url: str):
         self.url = url
@@ -97,13 +99,7 @@ class Queue:
                     # Another worker holds the run; look again shortly so no wake-up is lost.
                     self.advance(run_id, delay=1.0)
 
-        @self.huey.task(name="process_event")
-        def process_event(event_id: int, trace: str | None = None) -> None:
-            with tracing.continued(trace), tracing.span("connbot.process_event", event=event_id):
-                self._take(event_id, inline=True)  # a consumer thread: its siblings run beside it
-
         self._advance = advance_run
-        self._process = process_event
         # Within the process: the events stored here since the taker last looked, with their traces.
         self._signalled: deque[tuple[int, str | None]] = deque(maxlen=SIGNALS)
         self._signal = threading.Event()
@@ -152,22 +148,13 @@ class Queue:
     def advance_after_commit(self, s: Session, run_id: int) -> None:
         after_commit(s, lambda: self.advance(run_id))
 
-    @property
-    def shared(self) -> bool:
-        """Whether the queue reaches other processes' workers (Redis), not only this host's file."""
-        return self.url.startswith(("redis://", "rediss://"))
-
-    def wake_event(self, event_id: int) -> None:
-        """Best effort: tell a worker that a stored event waits. Never raises for an outage; a lost
-        signal only delays the event until a worker looks (`event_taker`)."""
-        if not self.shared:
-            self._signalled.append((event_id, tracing.carrier()))
-            self._signal.set()
-            return
-        try:
-            self._process(event_id, tracing.carrier())
-        except OUTAGE_ERRORS as exc:
-            log.warning("event %s stored; no worker signalled (%s: %s)", event_id, type(exc).__name__, exc)
+    def wake_event(self, event_id: int, trace: str | None = None) -> None:
+        """Best effort: tell this process's event taker that a stored event waits, within the trace
+        `trace` (by default the current span's). Never fails; a signal nobody takes (a web process
+        without a worker) is dropped after SIGNALS more, and the other workers' takers find the
+        event when they look (`event_taker`) or, on PostgreSQL, when the INSERT's notice reaches them."""
+        self._signalled.append((event_id, trace if trace is not None else tracing.carrier()))
+        self._signal.set()
 
     def take_events(self, inline: bool = False) -> int:
         """Process the stored events not yet processed (signalled ones within the trace of the request
@@ -218,9 +205,9 @@ class Queue:
         return done
 
     def event_taker(self) -> Sweeper:
-        """The thread that takes stored events in a worker: at once when signalled within the process,
-        else every EVENT_POLL_SECONDS. Also with Redis, whose `process_event` tasks wait behind the
-        runs queued before them: a new ticket's first comment (`Tasks.acknowledge`) does not."""
+        """The thread that takes stored events in a worker: at once when signalled (`wake_event`),
+        else every EVENT_POLL_SECONDS. A new ticket's first comment (`Tasks.acknowledge`) so never
+        waits behind the runs queued before it."""
         return Sweeper(self.take_events, EVENT_POLL_SECONDS, "stored events", self._signal)
 
     def consumer(self, threads: int, in_process: bool) -> Consumer:

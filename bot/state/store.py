@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,13 +13,13 @@ from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import TextClause, Update, bindparam, create_engine, event, or_, select, text, update
+from sqlalchemy import Update, create_engine, event, or_, select, text, update
 from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.state.models import Event, Run, utcnow
-from bot.state.outage import OUTAGE_ERRORS
+from bot.state.outage import OUTAGE_ERRORS, Outage
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -51,18 +52,48 @@ def make_engine(url: str, autocommit: bool = False) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
-def _new_event(dialect: str) -> TextClause:
-    """One INSERT of an event whose payload is the raw JSON text it came as; no row when the
-    (source, delivery id) is stored already."""
-    payload = "CAST(:payload AS JSON)" if dialect == "postgresql" else ":payload"
-    return text(
-        "INSERT INTO events (source, delivery_id, kind, ticket_key, payload, received_at, outcome) "
-        f"VALUES (:source, :delivery_id, :kind, :ticket_key, {payload}, :received_at, '') "
-        "ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id"
-    ).bindparams(bindparam("received_at", type_=Event.__table__.c.received_at.type))
+# PostgreSQL's channel on which a stored event is announced to every listening worker.
+EVENTS_CHANNEL = "connbot_events"
 
 
-STORED_EVENT = text("SELECT id FROM events WHERE source = :source AND delivery_id = :delivery_id")
+class _EventInsert:
+    """The INSERT of an inbound event, compiled once for the database's driver and executed on a
+    raw driver connection: no ORM unit of work, no SQLAlchemy statement handling per request (the
+    webhook's path: bench/profile.py). Its `payload` is the raw JSON text as received; no row comes
+    back when the (source, delivery id) is stored already, and `stored` then finds the first's id.
+    On PostgreSQL the same statement announces a new event on EVENTS_CHANNEL (`<id> <note>`), heard
+    by the workers' `EventListener`s once it is committed: the signal costs no round trip of its own."""
+
+    def __init__(self, engine: Engine):
+        dialect = engine.dialect
+        insert = (
+            "INSERT INTO events (source, delivery_id, kind, ticket_key, payload, received_at, outcome) "
+            "VALUES (:source, :delivery_id, :kind, :ticket_key, {payload}, :received_at, '') "
+            "ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id"
+        )
+        if dialect.name == "postgresql":
+            insert = (
+                f"WITH new AS ({insert.format(payload='CAST(:payload AS JSON)')}) "
+                f"SELECT id, pg_notify('{EVENTS_CHANNEL}', id || ' ' || :note) FROM new"
+            )
+        self.new = self._compile(engine, insert.format(payload=":payload"))
+        self.stored = self._compile(
+            engine, "SELECT id FROM events WHERE source = :source AND delivery_id = :delivery_id"
+        )
+        # How SQLAlchemy would bind the timestamp (SQLite stores it as text in its own format).
+        stamp: Callable[[Any], Any] | None = Event.__table__.c.received_at.type.bind_processor(dialect)
+        self.stamp: Callable[[Any], Any] = stamp or (lambda value: value)
+
+    @staticmethod
+    def _compile(engine: Engine, sql: str) -> tuple[str, tuple[str, ...] | None]:
+        """The statement in the driver's parameter style, and the order of its positional parameters."""
+        compiled = text(sql).compile(dialect=engine.dialect)
+        return compiled.string, tuple(compiled.positiontup) if compiled.positiontup else None
+
+    @staticmethod
+    def params(statement: tuple[str, tuple[str, ...] | None], values: dict[str, Any]) -> Any:
+        order = statement[1]
+        return tuple(values[k] for k in order) if order is not None else values
 
 
 AFTER_COMMIT = "connbot.after_commit"
@@ -103,7 +134,7 @@ class Store:
         event.listen(self._sessions, "after_commit", _run_after_commit)
         event.listen(self._sessions, "after_rollback", lambda s: s.info.pop(AFTER_COMMIT, None))
         self._autocommit: Engine | None = None
-        self._new_event = _new_event(self.engine.dialect.name)
+        self._event_insert: _EventInsert | None = None
 
     @contextmanager
     def tx(self) -> Iterator[Session]:
@@ -111,34 +142,71 @@ class Store:
             yield session
 
     def insert_event(
-        self, source: str, delivery_id: str, kind: str, ticket_key: str, payload: str
+        self, source: str, delivery_id: str, kind: str, ticket_key: str, payload: str, note: str = ""
     ) -> tuple[int, bool]:
         """Store an inbound event, its `payload` the JSON text as received, in one autocommitted
-        INSERT (on PostgreSQL one round trip). Returns (event id, whether it is new): a second
-        delivery of the same (source, delivery id) stores nothing and returns the first's id."""
-        if self._autocommit is None:
-            self._autocommit = make_engine(self.url, autocommit=True)
+        INSERT (on PostgreSQL one round trip, a prepared statement after the connection's first
+        few, which also announces the event with `note` to the `EventListener`s). Returns (event
+        id, whether it is new): a second delivery of the same (source, delivery id) stores nothing
+        and returns the first's id. Raises SQLAlchemy's `DBAPIError`."""
+        insert, engine = self._events()
+        dialect = engine.dialect
         values = {
             "source": source,
             "delivery_id": delivery_id,
             "kind": kind,
             "ticket_key": ticket_key,
             "payload": payload,
-            "received_at": utcnow(),
+            "received_at": insert.stamp(utcnow()),
+            "note": note,
         }
         for attempt in (1, 2):
+            conn = engine.raw_connection()
             try:
-                with self._autocommit.connect() as conn:
-                    new = conn.execute(self._new_event, values).scalar()
+                cursor = conn.cursor()
+                statement = insert.new
+                try:
+                    cursor.execute(statement[0], insert.params(statement, values))
+                    new = cursor.fetchone()
                     if new is not None:
-                        return int(new), True
-                    return int(conn.execute(STORED_EVENT, values).scalar_one()), False
-            except DBAPIError as exc:
-                # A pooled connection the database dropped (a restart) is replaced, once: the
-                # ping the other engine makes before every checkout, paid only when needed.
-                if not exc.connection_invalidated or attempt == 2:
-                    raise
+                        return int(new[0]), True
+                    statement = insert.stored
+                    cursor.execute(statement[0], insert.params(statement, values))
+                    first = cursor.fetchone()
+                    assert first is not None  # the INSERT met it
+                    return int(first[0]), False
+                except dialect.loaded_dbapi.Error as exc:
+                    gone = dialect.is_disconnect(exc, conn.dbapi_connection, cursor)
+                    if gone:
+                        conn.invalidate(exc)
+                    # A pooled connection the database dropped (a restart) is replaced, once: the
+                    # ping the other engine makes before every checkout, paid only when needed.
+                    if not gone or attempt == 2:
+                        raise DBAPIError.instance(
+                            statement[0],
+                            None,
+                            exc,
+                            dialect.loaded_dbapi.Error,
+                            connection_invalidated=gone,
+                            dialect=dialect,
+                        ) from exc
+            finally:
+                conn.close()
         raise AssertionError("unreachable")
+
+    def _events(self) -> tuple[_EventInsert, Engine]:
+        """The event INSERT and the autocommit engine it runs on, made at first use."""
+        if self._autocommit is None or self._event_insert is None:
+            self._autocommit = make_engine(self.url, autocommit=True)
+            self._event_insert = _EventInsert(self._autocommit)
+        return self._event_insert, self._autocommit
+
+    def event_listener(self, heard: Callable[[int, str], None]) -> EventListener | None:
+        """On PostgreSQL, a thread (not started) that calls `heard(event id, note)` for each event
+        any process stores; None on SQLite, whose writers share a host and poll."""
+        if self.engine.dialect.name != "postgresql":
+            return None
+        return EventListener(self._events()[1], heard)
 
     def upgrade(self) -> None:
         """Bring the schema to the newest migration."""
@@ -206,3 +274,42 @@ class Store:
                 .where(Run.id == run_id, Run.lease_owner == owner)
                 .values(lease_owner=None, lease_until=None)
             )
+
+
+class EventListener(threading.Thread):
+    """PostgreSQL's LISTEN on EVENTS_CHANNEL: `heard(event id, note)` for every event stored, by any
+    process, as soon as it is committed. Best effort: a notice missed while the database is away
+    only waits for the event taker's next look (it looks every few hundred milliseconds anyway)."""
+
+    WAIT = 1.0  # seconds between looks at whether the listener is stopped
+
+    def __init__(self, engine: Engine, heard: Callable[[int, str], None]):
+        super().__init__(name="connbot-event-listener", daemon=True)
+        self._engine, self._heard = engine, heard
+        self._stopped = threading.Event()
+        self.outage = Outage("the database (event listener)", log)
+
+    def run(self) -> None:
+        while not self._stopped.is_set():
+            conn = None
+            try:
+                conn = self._engine.raw_connection()  # autocommit: a LISTEN takes effect at once
+                pg = conn.dbapi_connection
+                assert pg is not None  # a checked-out connection has its driver's connection
+                pg.execute(f"LISTEN {EVENTS_CHANNEL}")
+                self.outage.ok()
+                while not self._stopped.is_set():
+                    for notice in pg.notifies(timeout=self.WAIT):
+                        event_id, _, note = notice.payload.partition(" ")
+                        self._heard(int(event_id), note)
+            except self._engine.dialect.loaded_dbapi.Error as exc:
+                self.outage.failed(exc)
+                if conn is not None:
+                    conn.invalidate(exc)
+                self._stopped.wait(self.WAIT)
+            finally:
+                if conn is not None:
+                    conn.close()
+
+    def stop(self) -> None:
+        self._stopped.set()

@@ -59,6 +59,8 @@ def _trace_requests(app: Flask) -> None:
 
     @app.before_request
     def start_span() -> None:
+        if not tracing.on():
+            return
         g.trace = ExitStack()
         route = request.url_rule.rule if request.url_rule else "(no route)"
         g.trace.enter_context(tracing.span(f"{request.method} {route}", **{"http.route": route}))

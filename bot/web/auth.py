@@ -342,8 +342,8 @@ class _DeskSessions(SecureCookieSessionInterface):
 
 def secure_headers(response: WerkzeugResponse) -> WerkzeugResponse:
     """After every request: the security headers, where a view did not set its own."""
-    for name, value in HEADERS.items():
-        response.headers.setdefault(name, value)
+    have = set(response.headers.keys(lower=True))
+    response.headers.extend([(name, value) for name, value in HEADERS.items() if name.lower() not in have])
     return response
 
 

@@ -30,7 +30,9 @@ def loads(body: bytes | str, what: str = "body") -> Any:
         raise BadRequestError(f"{what} is not valid JSON: {exc}") from None
     except RecursionError:
         raise BadRequestError(f"{what} is JSON nested deeper than {MAX_DEPTH} levels") from None
-    if depth(data) > MAX_DEPTH:
+    # Each level opens with a bracket, so a text with few brackets needs no walk (a webhook's 4.8 KB
+    # has some 40: the walk was a tenth of its request's time).
+    if body.count("{") + body.count("[") > MAX_DEPTH and depth(data) > MAX_DEPTH:
         raise BadRequestError(f"{what} is JSON nested deeper than {MAX_DEPTH} levels")
     # In JSON a NUL can only be written as an escape (a raw one is already a decoding error above).
     if "\\u0000" in body and (where := nul_path(data)) is not None:

@@ -3,10 +3,16 @@ comment is made by the work that takes its event, not behind the runs already wa
 
 from __future__ import annotations
 
+import queue
+import time
+
+import pytest
 from sqlalchemy import select
 
 from bot.runs import intake
-from bot.state.models import Run, RunState, StepResult
+from bot.settings import Settings
+from bot.state.models import Event, Run, RunState, StepResult
+from bot.state.store import Store
 from bot.web.app import create_app
 from tests.fakes.adapters import scripted_registry
 from tests.reliability.conftest import issue_event, jira_headers
@@ -41,3 +47,39 @@ def test_a_new_tickets_first_comment_does_not_wait_for_the_queued_runs(jira, mak
         runs = list(s.scalars(select(Run)))
         assert len(runs) == QUEUED + 1 and all(r.state == RunState.ENDED for r in runs)
     assert jira.issue("VOIP-7").comments[0] == comment, "the first comment not made twice"
+
+
+@pytest.mark.postgres
+def test_on_postgres_storing_an_event_wakes_every_worker_in_the_same_statement(pg_url: str) -> None:
+    """The web tier's one round trip also announces the event: a worker in another process hears
+    its id (and the request's trace) at once, without a queue message or a wait for its next look;
+    a second delivery of the same event announces nothing."""
+    url = Settings(database_url=pg_url).sqlalchemy_url
+    web, worker = Store(url), Store(url)  # two engines: two processes' connections
+    web.upgrade()
+    heard: queue.Queue[tuple[int, str]] = queue.Queue()
+    listener = worker.event_listener(lambda event_id, note: heard.put((event_id, note)))
+    assert listener is not None
+    listener.start()
+    try:
+        n = 0
+        while heard.empty():  # until the listener is listening: each probe a new event
+            n += 1
+            web.insert_event("jira", f"probe-{n}", "jira:issue_created", "VOIP-0", "{}")
+            time.sleep(0.05)
+            assert n < 100, "the listener never heard a stored event"
+        while not heard.empty():
+            heard.get()
+        body = issue_event("VOIP-8").decode()
+        event_id, new = web.insert_event("jira", "d-8", "jira:issue_created", "VOIP-8", body, "00-trace-01")
+        assert new and heard.get(timeout=5) == (event_id, "00-trace-01")
+        assert web.insert_event("jira", "d-8", "jira:issue_created", "VOIP-8", body, "x") == (event_id, False)
+        time.sleep(0.5)
+        assert heard.empty(), "a duplicate delivery woke the workers"
+        with worker.tx() as s:
+            assert s.get(Event, event_id).payload["issue"]["key"] == "VOIP-8"  # stored as JSON
+    finally:
+        listener.stop()
+        listener.join(5)
+        web.dispose()
+        worker.dispose()
