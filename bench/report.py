@@ -432,7 +432,8 @@ def performance(r: dict[str, Any]) -> str:
             f"the minimal durable receiver {_cell(intake['durable']['rps'])} "
             f"({_cell(intake['durable']['of_bare'], '{:.0%}')})"
             + (
-                f"; the code before issue 16's one-write intake, in the same rounds: SQLite "
+                f"; the code before the raw-connection INSERT and its NOTIFY (main at b98af17), in the "
+                f"same rounds: SQLite "
                 f"{intake['before:sqlite']['rps']['median']:.0f}, PostgreSQL + Redis "
                 f"{intake['before:postgres+redis']['rps']['median']:.0f} req/s"
                 if "before:sqlite" in intake and "before:postgres+redis" in intake
@@ -513,18 +514,24 @@ lock waits grow with whatever else delays the lock's holder)."""
 ANALYSIS = """## What was optimised (before → after)
 
 **Intake as one durable write (issue 16, item 1: bot/state/store.py, bot/runs/intake.py, bot/state/queue.py,
-bot/web/auth.py).** The webhook stores its raw body with one autocommitted `INSERT ... ON CONFLICT DO NOTHING
-RETURNING id` (no ORM session, the parsed payload not serialised again; on PostgreSQL one statement on a pool
-without the per-checkout ping) and answers. Workers take the events not yet processed from the events table
-(the row locked while it is processed), so the request no longer commits a task into Huey's SQLite file, and
-machine endpoints open no session cookie. Measured 2026-12-02 13:07 UTC, interleaved with the code before it
-(the `before:` rows: main at 1fbc4b9) in the same 3 rounds, load 2.5–6.3: SQLite 607 → 944 req/s (medians; 15
-% → 31 % of bare Flask in the same round), PostgreSQL + Redis 377 → 586 req/s (13 % → 19 %); p99 at a steady
-200 req/s 14.4 → 11.6 ms on SQLite and 50.0 → 19.8 ms on PostgreSQL + Redis (one round's 216 ms, under load
-4.6, is in the range). In process (bench/profile.py, SQLite, one thread, load about 4, the two run back to
-back): 0.87 → 0.71 ms a webhook. Earlier (previous engineers): the event stored with a cached Core INSERT
-instead of the ORM's unit of work, 1.08 → 0.85 ms; Huey's SQLite queue with `synchronous=NORMAL`, 2.7 → 1.4
-ms.
+bot/web/).** The webhook stores its raw body with one autocommitted `INSERT ... ON CONFLICT DO NOTHING
+RETURNING id`, compiled once for the driver and executed on a raw driver connection (no ORM session, no
+SQLAlchemy statement handling per request; psycopg prepares it after a connection's first few) and answers.
+Workers take the events not yet processed from the events table (the row locked while it is processed), so
+nothing is committed into Huey's queue. The signal to the workers costs no round trip of its own: on
+PostgreSQL the same statement calls `pg_notify`, and every worker `LISTEN`s (the Redis `process_event` task
+is gone); within `connbot serve` the web tier wakes its own worker. A body with at most 64 brackets skips the
+JSON depth walk (it cannot be deeper), machine endpoints open no session cookie, and the request hooks do
+less (no span object when tracing is off, the query string parsed for a NUL only when it holds one, the
+security headers added in one pass). Measured 2026-12-02 15:49 UTC, interleaved with the code before it (the
+`before:` rows: main at b98af17) in the same 3 rounds, load 0.6–5.1: SQLite 828 → 1124 req/s (medians; 38 %
+→ 48 % of bare Flask in the same round), PostgreSQL + Redis 592 → 945 req/s (27 % → 39 %); p99 at a steady
+200 req/s 8.2 → 9.2 ms on SQLite (within the rounds' spread) and 16.2 → 9.1 ms on PostgreSQL + Redis. In
+process (bench/profile.py, SQLite, one thread): 0.70 → 0.51 ms a webhook (load 0.8 and 2.7). Earlier, on the
+same item: the ORM's unit of work replaced by one autocommit INSERT and the Huey task by the events table
+(main at 1fbc4b9 → b98af17: 15 % → 31 % of bare on SQLite, 13 % → 19 % on PostgreSQL + Redis, in the rounds
+of 13:07 UTC); the event stored with a cached Core INSERT instead of the ORM's unit of work, 1.08 → 0.85 ms;
+Huey's SQLite queue with `synchronous=NORMAL`, 2.7 → 1.4 ms.
 
 **Jira: no comment scan on a write's first attempt (integrations/jira/tickets.py, bot/runs/effects.py).** The
 effect's attempt is recorded before it is made; on the first there is nothing to find, so the write goes
@@ -534,19 +541,21 @@ same runs with one look per write, as before).
 
 ## Targets missed, and where the time goes
 
-**Intake at ≥ 50 % (SQLite) and ≥ 40 % (PostgreSQL + Redis) of bare Flask: missed (31 % and 19 %, medians of
-the 2026-12-02 rounds).** The minimal durable receiver (bench/durable.py) reaches 57 % [36–71 %] of bare Flask
-in the same rounds, so storing before answering is not what stops connbot: what is left is connbot's own work
-per request. In process a webhook takes 0.71 ms against bare Flask's 0.24 ms. Storing is 26 % of it (about
-0.19 ms, of which SQLite's own statement is 2 points: the rest is SQLAlchemy's connection checkout and
-execution around one INSERT), the JSON parse and pydantic validation 13 %, the HMAC 3 %, the answer 4 %, and
-the rest Flask and Werkzeug with connbot's request hooks (host check, NUL refusal, the access guard, the
-security headers) and the test client. Not done, and where the rest would come from: the INSERT on a
-per-thread DBAPI connection without SQLAlchemy's execution layer; validating in the web tier only what intake
-needs (the event kind and the issue key) and leaving the whole payload model to the worker; fewer hooks on
-machine endpoints. On PostgreSQL the CPUs were 93–98 % busy, PostgreSQL itself on the same 2 CPUs as the two
-gunicorn processes and wrk. Bare Flask's own figure varied from 2,170 to 4,921 req/s between rounds with the
-machine's load (2.5–6.3), which is why each ratio is taken within its round.
+**Intake at ≥ 50 % (SQLite) and ≥ 40 % (PostgreSQL + Redis) of bare Flask: missed narrowly (48 % and 39 %,
+medians of the 2026-12-02 15:49 rounds; the best rounds 56 % and 56 %).** The machine was loaded (1-minute
+load 0.6–5.1: another engineer's tests), which is why each ratio is taken within its round; bare Flask itself
+ranged 2,019–2,414 req/s. The minimal durable receiver (bench/durable.py) reached 75 % [68–75 %] of bare in
+the same rounds. Per request, counting the 2 CPUs as busy (they were, 94–98 %): bare Flask 0.91 ms of CPU
+(gunicorn, wrk and the kernel included), the durable receiver 1.33 ms, connbot 1.78 ms. In process a webhook
+takes 0.51 ms against bare Flask's 0.16 ms: SQLite's own work on the INSERT is 10 % of it, the rest of
+storing (the pooled connection's checkout and return, parameters) 8 %, the JSON parse and pydantic
+validation 7 %, connbot's request hooks 6 %, the HMAC 4 %, the answer 5 %, and Flask, Werkzeug and the test
+client the rest. Outside the test client there is one more: the body-deadline middleware (bot/web/edge.py
+`BoundedBody`, which answers 408 to a client that sends its body slowly) reads the body under a socket
+timeout; a tree without it ran at 1,306 against 1,169 req/s in 2 interleaved rounds (noisy: 1,149–1,463 and
+1,050–1,288), and it stays, since it is what keeps slow clients from holding the web tier's threads. Left:
+a per-thread connection instead of the pool's checkout (about 15 µs of 85 µs in a micro-benchmark), and
+validating in the web tier only what intake needs.
 
 **Engine overhead < 5 ms per step: about met on SQLite with one worker, missed on PostgreSQL.** The engine's
 own CPU per step is about 3.3 ms on SQLite and 5.4 ms on PostgreSQL; wall time per step adds every wait:
