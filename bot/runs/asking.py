@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 
 def identify_user(
-    ctx: RunContext, run_id: int, owner: str, registry: Registry, lookup: ActionInput
+    ctx: RunContext, run: Run, owner: str, registry: Registry, lookup: ActionInput
 ) -> tuple[bool, bool]:
     """Find the ticket's user by the reporter's e-mail, else ask a person. Says whether the run may go
     on, and whether it recorded effects."""
@@ -44,7 +44,7 @@ def identify_user(
     failure: AdapterError | None = None
     if lookup.reporter_email and registry.available(identify.ACTION):
         try:
-            with tracing.span("connbot.adapter", action=identify.ACTION, run=run_id, step=identify.STEP):
+            with tracing.span("connbot.adapter", action=identify.ACTION, run=run.id, step=identify.STEP):
                 res = registry.execute(identify.ACTION, lookup)
         except AdapterError as exc:
             why, failure = f"the look-up by e-mail failed: {exc}", exc
@@ -52,7 +52,7 @@ def identify_user(
         why = f"no adapter is configured for {identify.ACTION}"
     step = identify.IdentifyStep()
     with ctx.store.tx() as s:
-        run = records.hold(ctx, s, run_id, owner)
+        records.hold(ctx, s, run, owner)
         if failure is not None:
             counters.adapter_error(s, identify.ACTION, failure)
         if res is not None:
@@ -296,7 +296,7 @@ def resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) -> 
     prompt = prompts.open_for(s, run)
     if prompt is None or prompt.state == PromptState.OPEN:
         return False
-    records.hold(ctx, s, run.id, owner)
+    records.hold(ctx, s, run, owner)
     if prompt.kind == "route":
         return _resume_route(ctx, s, run, prompt)
     if prompt.kind == "identify":

@@ -33,6 +33,10 @@ class Waker(Protocol):
 
     def wake_event(self, event_id: int) -> None: ...
 
+    def waiting(self) -> bool:
+        """Whether other work waits in the queue now (a run hands its worker back after a step)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Limits:

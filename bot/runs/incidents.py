@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import distinct, func, select, update
+from sqlalchemy import ColumnElement, distinct, exists, false, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -208,9 +208,13 @@ def _open_of(ctx: RunContext, s: Session, run: Run) -> Incident | None:
     return open_for(s, pbx) if pbx is not None else None
 
 
-def holding(ctx: RunContext, s: Session, run: Run) -> bool:
-    """Whether the run's instance has an open incident (that the run should join before its next step)."""
-    return _open_of(ctx, s, run) is not None
+def open_exists(ctx: RunContext, run: Run) -> ColumnElement[bool]:
+    """Whether the run's instance has an open incident (that the run should join before its next
+    step), as an expression to evaluate in a statement the caller runs anyway."""
+    pbx = instance_of(ctx, run) if ctx.incidents.enabled else None
+    if pbx is None:
+        return false()
+    return exists().where(Incident.pbx == pbx, Incident.state == IncidentState.OPEN)
 
 
 def hold_if_open(ctx: RunContext, s: Session, run: Run, lines: list[str] | None = None) -> bool:
@@ -238,6 +242,17 @@ def confirm(ctx: RunContext, run: Run, facts: Mapping[str, Any]) -> Health | Non
         if open_for(s, pbx) is not None:
             return None  # the run joins it
     return check(ctx, pbx)
+
+
+def may_detect(ctx: RunContext, run: Run, facts: Mapping[str, Any], health: Health | None) -> bool:
+    """Whether `detect` could join the run to an incident or change it (else it reads nothing)."""
+    pbx = instance_of(ctx, run) if ctx.incidents.enabled else None
+    if pbx is None:
+        return False
+    if health is not None or incident_cause(ctx, facts) is not None:
+        return True
+    error = facts.get(ERROR_FINDING)
+    return isinstance(error, str) and error != NO_ERROR and run.error_class is None
 
 
 def detect(

@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Boolean, ColumnElement, exists, func, literal_column, select, update
+from sqlalchemy.orm import Session, aliased
 
 from bot.runs import prompts
 from bot.runs.context import RunContext
@@ -163,53 +163,71 @@ def prompt_effects(
         )
 
 
-def flush_effects(ctx: RunContext, run_id: int) -> bool:
+# In a RETURNING clause, whether the run of the effect returned has later ones pending (written out:
+# SQLAlchemy renders the columns of a RETURNING clause unqualified, subqueries' too).
+MORE_PENDING: ColumnElement[bool] = literal_column(
+    "EXISTS (SELECT 1 FROM effects AS later WHERE later.run_id = effects.run_id "
+    f"AND later.state = '{EffectState.PENDING.value}' AND later.id > effects.id)",
+    Boolean(),
+)
+
+
+def pending_exists(run_id: int) -> ColumnElement[bool]:
+    """Whether the run has effects still to make, as an expression for a statement run anyway."""
+    return exists().where(Effect.run_id == run_id, Effect.state == EffectState.PENDING)
+
+
+def flush_effects(ctx: RunContext, run_id: int, ticket: Ticket | None = None) -> bool:
     """Make the pending effects of a run, oldest first. False at the first transient failure.
+    `ticket`: the run's ticket as the caller read it (else it is read for each effect).
 
     A transient failure is retried with backoff (the run waits, its effects stay in order) until
     the effect has had `CONNBOT_EFFECT_ATTEMPTS` attempts; then it is failed for good like a
     permanent one, and the run goes on. A prompt that could not be shown in a channel is said on
     the ticket, so people know to answer it on the desk."""
+    other = aliased(Effect)
+    oldest = (
+        select(func.min(other.id))
+        .where(other.run_id == run_id, other.state == EffectState.PENDING)
+        .scalar_subquery()
+    )
+    # The attempt is counted before it is made: after a crash mid-call, the next attempt knows an
+    # earlier one may have landed (channels without idempotency keys look for it first). One
+    # statement takes the oldest pending effect, counts its attempt and says whether more wait.
+    claim = (
+        update(Effect)
+        .where(Effect.id == oldest)
+        .values(attempts=Effect.attempts + 1)
+        .returning(Effect, MORE_PENDING)
+        .execution_options(synchronize_session=False)
+    )
     more = True
-    while more:  # once more only when giving up on an effect recorded a note about it
-        more = False
+    while more:
         with ctx.store.tx() as s:
-            pending = list(
-                s.scalars(
-                    select(Effect)
-                    .where(Effect.run_id == run_id, Effect.state == EffectState.PENDING)
-                    .order_by(Effect.id)
-                )
-            )
-        for effect in pending:
-            # The attempt is counted before it is made: after a crash mid-call, the next attempt knows
-            # an earlier one may have landed (channels without idempotency keys look for it first).
-            with ctx.store.tx() as s:
-                effect.attempts = s.execute(
-                    update(Effect)
-                    .where(Effect.id == effect.id)
-                    .values(attempts=Effect.attempts + 1)
-                    .returning(Effect.attempts)
-                ).scalar_one()
-            try:
-                refs = make(ctx, effect)
-            except TransientError as exc:
-                if effect.attempts < ctx.limits.effect_attempts:
-                    _update_effect(ctx, effect, error=str(exc)[:2000])
-                    log.warning("effect %s (%s) failed, will retry: %s", effect.key, effect.kind, exc)
-                    ctx.waker.advance(run_id, delay=min(300.0, 2.0 ** min(effect.attempts, 8)))
-                    return False
-                more |= _give_up(ctx, effect, f"still failing after {effect.attempts} attempts: {exc}")
-                continue
-            except AdapterError as exc:
-                more |= _give_up(ctx, effect, str(exc))
-                continue
-            _update_effect(ctx, effect, refs, state=EffectState.DONE, done_at=ctx.clock())
+            claimed = s.execute(claim).first()
+        if claimed is None:
+            return True
+        effect, more = claimed[0], bool(claimed[1])
+        try:
+            refs = make(ctx, effect, ticket)
+        except TransientError as exc:
+            if effect.attempts < ctx.limits.effect_attempts:
+                _update_effect(ctx, effect, error=str(exc)[:2000])
+                log.warning("effect %s (%s) failed, will retry: %s", effect.key, effect.kind, exc)
+                ctx.waker.advance(run_id, delay=min(300.0, 2.0 ** min(effect.attempts, 8)))
+                return False
+            more |= _give_up(ctx, effect, f"still failing after {effect.attempts} attempts: {exc}")
+            continue
+        except AdapterError as exc:
+            more |= _give_up(ctx, effect, str(exc))
+            continue
+        _update_effect(ctx, effect, refs, state=EffectState.DONE, done_at=ctx.clock())
     return True
 
 
-def make(ctx: RunContext, effect: Effect) -> dict[str, Any] | None:
-    """Carry out one effect. Returns references to keep with the prompt, if any."""
+def make(ctx: RunContext, effect: Effect, ticket: Ticket | None = None) -> dict[str, Any] | None:
+    """Carry out one effect. Returns references to keep with the prompt, if any. `ticket`: the
+    effect's run's ticket, if the caller has read it already."""
     payload = payload_of(effect)
     if isinstance(payload, PromptShown):
         channel = ctx.channel(payload.channel)
@@ -222,11 +240,13 @@ def make(ctx: RunContext, effect: Effect) -> dict[str, Any] | None:
             "prompt.remind": channel.remind,
         }[payload.kind]
         return call(view)
-    with ctx.store.tx() as s:
-        ticket = s.get(Ticket, payload.ticket_id)
-        assert ticket is not None
-        ref = ticket_ref(ticket)
-        incident = s.get(Incident, payload.incident_id) if isinstance(payload, IncidentJoin) else None
+    incident: Incident | None = None
+    if ticket is None or ticket.id != payload.ticket_id or isinstance(payload, IncidentJoin):
+        with ctx.store.tx() as s:
+            ticket = s.get(Ticket, payload.ticket_id)
+            assert ticket is not None
+            incident = s.get(Incident, payload.incident_id) if isinstance(payload, IncidentJoin) else None
+    ref = ticket_ref(ticket)
     ref.first_attempt = effect.attempts == 1
     system = ctx.tickets.get(ref.source)
     if system is None:

@@ -1,5 +1,9 @@
-"""What a step of a run leaves behind: its step result (`record`), the run's new position (`move`),
-the lease a transaction writes under (`hold`)."""
+"""What a step of a run leaves behind: its step result (`record`, `insert`), the run's new position
+(`move`, `write`), the lease a transaction writes under (`lock`, `hold`, `write`).
+
+A run is read once, when its lease is taken (`bot.runs.steps`), and carried from one transaction to
+the next while the lease is held: nobody writes a run without its lease, so the carried row is the
+stored one. Each write checks the lease is still this worker's in its own WHERE clause."""
 
 from __future__ import annotations
 
@@ -8,11 +12,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import insert as insert_into
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.runs.context import RunContext
-from bot.state.models import Prompt, Run, RunState, StepResult
+from bot.state.models import Prompt, Run, RunState, StepResult, utcnow
+from bot.state.store import rows_updated
 from playbook.engine import Position
 
 log = logging.getLogger(__name__)
@@ -49,12 +56,62 @@ class StepRecord:
     by: str | None = None
 
 
-def hold(ctx: RunContext, s: Session, run_id: int, owner: str) -> Run:
-    """The run, locked and read afresh, for a transaction that writes under this worker's lease."""
-    run = ctx.store.held(s, run_id, owner)
-    if run is None:
-        raise LeaseLost(run_id)
+# What a step may change of its run (written by `write` from the carried run).
+STEP_COLUMNS = (
+    "step",
+    "visits",
+    "approved",
+    "state",
+    "attempts",
+    "retry_at",
+    "facts",
+    "error_class",
+    "incident_id",
+)
+
+
+def lock(s: Session, run: Run, owner: str) -> None:
+    """Inside a transaction: lock the run's row (on SQLite, the database's write lock: Python's sqlite3
+    begins a transaction only at its first write) unless this worker lost its lease (LeaseLost)."""
+    statement = update(Run).where(Run.id == run.id, Run.lease_owner == owner).values(lease_owner=owner)
+    if not rows_updated(s, statement.execution_options(synchronize_session=False)):
+        raise LeaseLost(run.id)
+
+
+def hold(ctx: RunContext, s: Session, run: Run, owner: str) -> Run:
+    """The carried run, locked under this worker's lease and attached to the transaction, for code that
+    changes it through the ORM (its changes are flushed at the commit)."""
+    lock(s, run, owner)
+    if run not in s:
+        s.add(run)
+    s.expire(run, ["steps"])  # results inserted since it was carried (`insert`) are read when needed
     return run
+
+
+def write(
+    ctx: RunContext, s: Session, run: Run, owner: str, holding: ColumnElement[bool], release: bool = False
+) -> bool:
+    """Write what a step changed of the carried run in one UPDATE that checks the lease (LeaseLost
+    when it is not this worker's any more) and extends it, or `release`s it in the same commit.
+    Returns `holding` evaluated in the same statement: whether its PBX has an open incident now."""
+    values = {name: getattr(run, name) for name in STEP_COLUMNS}
+    lease = (
+        {"lease_owner": None, "lease_until": None}
+        if release
+        else {"lease_until": utcnow() + dt.timedelta(seconds=ctx.limits.lease_seconds)}
+    )
+    found = s.execute(
+        update(Run)
+        .where(Run.id == run.id, Run.lease_owner == owner)
+        .values(**values, **lease)
+        .returning(holding)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if found is None:
+        raise LeaseLost(run.id)
+    for name, value in values.items():  # stored now: nothing left for a later flush to write
+        set_committed_value(run, name, value)
+    return bool(found[0])
 
 
 def human(
@@ -79,31 +136,36 @@ def human(
     )
 
 
-def record(s: Session, run: Run, step: StepLike, rec: StepRecord) -> None:
-    # Numbered in the INSERT itself: no need to load the run's earlier results (the run row is locked).
-    seq = (
-        select(func.coalesce(func.max(StepResult.seq), 0) + 1)
-        .where(StepResult.run_id == run.id)
-        .scalar_subquery()
-    )
-    s.add(
-        StepResult(
-            run=run,
-            seq=seq,
-            step=rec.step,
-            title=step.title,
-            level=step.level,
-            action=step.action or "",
-            mode=rec.mode,
-            outcome=rec.outcome,
-            summary=rec.summary[:2000],
-            evidence=rec.evidence,
-            answered_by=rec.by,
-            started_at=rec.started,
-            finished_at=rec.finished,
-        )
-    )
+def _values(run: Run, step: StepLike, rec: StepRecord) -> dict[str, Any]:
+    """A step result's columns. Numbered in the INSERT itself: no need to load the run's earlier
+    results (the run row is locked)."""
     log.info("run %s step %s: %s", run.id, rec.step, rec.outcome)
+    return {
+        "seq": select(func.coalesce(func.max(StepResult.seq), 0) + 1)
+        .where(StepResult.run_id == run.id)
+        .scalar_subquery(),
+        "step": rec.step,
+        "title": step.title,
+        "level": step.level,
+        "action": step.action or "",
+        "mode": rec.mode,
+        "outcome": rec.outcome,
+        "summary": rec.summary[:2000],
+        "evidence": rec.evidence,
+        "answered_by": rec.by,
+        "started_at": rec.started,
+        "finished_at": rec.finished,
+    }
+
+
+def record(s: Session, run: Run, step: StepLike, rec: StepRecord) -> None:
+    """Record a step result of a run attached to the session (`hold`): in the ORM's unit of work."""
+    s.add(StepResult(run=run, **_values(run, step, rec)))
+
+
+def insert(s: Session, run: Run, step: StepLike, rec: StepRecord) -> None:
+    """Record a step result of a carried run at once, in one INSERT (no unit of work)."""
+    s.execute(insert_into(StepResult).values(run_id=run.id, **_values(run, step, rec)))
 
 
 def move(run: Run, pos: Position) -> None:

@@ -12,10 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from bot import logs, tracing
 from bot.runs import asking, endings, identify, incidents, records, routing, sla
@@ -25,6 +27,7 @@ from bot.runs.outbox import (
     customer_reply,
     flush_effects,
     note_effect,
+    pending_exists,
 )
 from bot.runs.redact import redact, redact_facts
 from bot.state import counters
@@ -34,12 +37,14 @@ from integrations.base import (
     ActionInput,
     AdapterError,
     NotConfiguredError,
+    Registry,
     TransientError,
     UnsupportedError,
 )
 from integrations.tickets import Note
 from playbook import engine
-from playbook.engine import Ask, Decide, Escalate, Execute, Position
+from playbook.engine import Ask, Decide, Escalate, Execute, Finish, Plan, Position
+from playbook.models import Playbook
 
 log = logging.getLogger(__name__)
 
@@ -89,142 +94,238 @@ def start_run(ctx: RunContext, s: Session, ticket: Ticket, wake: bool = True) ->
 
 
 def advance(ctx: RunContext, run_id: int, owner: str) -> bool:
-    """Advance a run as far as it can go now. False if another worker holds it."""
+    """Advance a run by one work item. False if another worker holds it."""
     with logs.bound(run=run_id):  # what is logged meanwhile names the run (and, once read, more)
         return _advance(ctx, run_id, owner)
 
 
+@dataclass
+class _Taken:
+    """A run as its lease was taken: read once, carried to the writes of the steps under the lease."""
+
+    run: Run
+    holding: bool  # its PBX has an open incident (that it joins before its next step)
+    effects: bool  # it has effects still to make
+
+
+def _take(ctx: RunContext, run_id: int, owner: str) -> _Taken | None:
+    """Take the run's lease and read the run with its ticket, whether an incident holds its PBX and
+    whether effects wait: two statements, one commit."""
+    with ctx.store.tx() as s:
+        run = ctx.store.take(s, run_id, owner, ctx.limits.lease_seconds)
+        if run is None:
+            return None
+        ticket, holding, effects = s.execute(
+            select(Ticket, incidents.open_exists(ctx, run), pending_exists(run_id)).where(
+                Ticket.id == run.ticket_id
+            )
+        ).one()
+        set_committed_value(run, "ticket", ticket)
+        return _Taken(run, bool(holding), bool(effects))
+
+
 def _advance(ctx: RunContext, run_id: int, owner: str) -> bool:
-    if not ctx.store.acquire(run_id, owner, ctx.limits.lease_seconds):
+    """One work item: the run's pending effects, in order, then its steps until the next would call an
+    outside system (an adapter's action) a second time in the item: effects made count as the first
+    (a comment on the ticket is a call to the ticket system). Then the run goes back to the queue,
+    behind the work already waiting (fair scheduling: one long run does not hold a worker, and a new
+    run's first comment does not wait for the steps of the runs before it). While no other work
+    waits, the worker goes on with the same run under the same lease instead."""
+    taken = _take(ctx, run_id, owner)
+    if taken is None:
         return False
+    run, holding, leased = taken.run, taken.holding, True
     try:
         # Effects first, in order; while one cannot be made, the run waits (a retry is scheduled).
         # After a step, only that step's effects can be pending (whoever records an effect for a
         # run outside its lease also wakes the run up), so a step that recorded none needs no look.
-        ready = flush_effects(ctx, run_id)
+        ready = not taken.effects or flush_effects(ctx, run_id, run.ticket)
+        called = taken.effects
         while ready:
-            moved, added = _step(ctx, run_id, owner)
-            if added:
-                ready = flush_effects(ctx, run_id)
-            if not moved:
+            done = _step(ctx, run, holding, owner, called)
+            holding, leased = done.holding, not done.released
+            called = called or done.called or done.added
+            if done.added:
+                ready = flush_effects(ctx, run_id, run.ticket)
+            if not done.moved:
+                break
+            if done.yielded:  # an outside system was called and other work waits: queue up again
+                if leased:
+                    ctx.store.release(run_id, owner)
+                    leased = False
+                ctx.waker.advance(run_id)
                 break
     except records.LeaseLost:
         log.warning("run %s: lease lost to another worker", run_id)
-        return True
+        leased = False
     finally:
-        ctx.store.release(run_id, owner)
+        if leased:
+            ctx.store.release(run_id, owner)
     return True
 
 
-def _step(ctx: RunContext, run_id: int, owner: str) -> tuple[bool, bool]:
-    """Take one step. Says whether the run moved (and may move again), and whether it recorded effects."""
-    with ctx.store.tx() as s:
-        run = s.get(Run, run_id, options=[joinedload(Run.ticket)])
-        if run is None or run.state in (RunState.ENDED, RunState.HELD):
-            return False, False
-        pb = ctx.playbooks.of(run)
-        logs.bind(ticket=run.ticket.key, step=run.step, pbx=run.pbx)
-        pos = Position(run.step or pb.start, run.visits, run.approved)
-        if run.state == RunState.WAITING:
-            return asking.resume(ctx, s, run, pos, owner), added_effects(s)
-        if run.retry_at is not None and run.retry_at > ctx.clock():
-            return False, False  # woken early: the step is retried at retry_at
-        registry = ctx.registry_for(run.pbx)
-        lookup = (
-            ActionInput(ticket_key=run.ticket.key, reporter_email=identify.email(run.ticket))
-            if identify.needed(run)
-            else None
-        )
-        plan = engine.plan(pb, pos, registry.available, facts=run.facts)
-        # Before acting (or asking, or escalating) for a user of a PBX that has an open incident: join it.
-        held = isinstance(plan, (Execute, Ask, Escalate)) and incidents.holding(ctx, s, run)
-        if isinstance(plan, Execute):
-            inp = ActionInput(
-                ticket_key=run.ticket.key,
-                user=run.ticket.user_ref,
-                reporter_email=identify.email(run.ticket),
-                facts=dict(run.facts),
-                params=dict(plan.step.params),
-            )
-            assert plan.step.action is not None
-            action: str = plan.step.action
-    if held:
-        return _join(ctx, run_id, owner)
-    if lookup is not None:
-        return asking.identify_user(ctx, run_id, owner, registry, lookup)
-    # The action runs outside any transaction: it may take a while.
-    failure: AdapterError | None = None
+@dataclass(frozen=True)
+class _Done:
+    """What one step did: whether the run moved (and may move again), recorded effects, yields to the
+    work waiting (its next step would call an outside system again), had its lease released in the
+    step's own commit, called an adapter; and whether its PBX has an open incident now."""
+
+    moved: bool
+    added: bool = False
+    yielded: bool = False
+    released: bool = False
+    holding: bool = False
+    called: bool = False  # an adapter's action was called
+
+
+def _step(ctx: RunContext, run: Run, holding: bool, owner: str, called: bool) -> _Done:
+    """Take one step of the run as read when its lease was taken (and carried since). `called`:
+    whether this work item called an outside system already (then a step that would call one
+    yields to the work waiting, if any)."""
+    if run.state in (RunState.ENDED, RunState.HELD):
+        return _Done(False)
+    pb = ctx.playbooks.of(run)
+    logs.bind(ticket=run.ticket.key, step=run.step, pbx=run.pbx)
+    pos = Position(run.step or pb.start, run.visits, run.approved)
+    if run.state == RunState.WAITING:
+        with ctx.store.tx() as s:
+            s.add(run)
+            return _Done(asking.resume(ctx, s, run, pos, owner), added_effects(s))
+    if run.retry_at is not None and run.retry_at > ctx.clock():
+        return _Done(False)  # woken early: the step is retried at retry_at
+    registry = ctx.registry_for(run.pbx)
+    plan = engine.plan(pb, pos, registry.available, facts=run.facts)
+    # Before acting (or asking, or escalating) for a user of a PBX that has an open incident: join it.
+    if holding and isinstance(plan, (Execute, Ask, Escalate)):
+        return _join(ctx, run, owner)
+    if called and (identify.needed(run) or isinstance(plan, Execute)) and ctx.waker.waiting():
+        return _Done(True, yielded=True)
+    if identify.needed(run):
+        lookup = ActionInput(ticket_key=run.ticket.key, reporter_email=identify.email(run.ticket))
+        moved, added = asking.identify_user(ctx, run, owner, registry, lookup)
+        return _Done(moved, added, called=True)
     if isinstance(plan, Execute):
-        started = ctx.clock()
-        t0 = time.perf_counter()
-        try:
-            with tracing.span("connbot.adapter", action=action, run=run_id, step=pos.step):
-                res = registry.execute(action, inp)
-            event: engine.Event = engine.Outcome(res.outcome)
-            summary, evidence, facts = res.summary, redact(res.evidence), redact_facts(res.facts)
-        except (NotConfiguredError, UnsupportedError) as exc:
-            failure = exc
-            plan = engine.plan(pb, pos, registry.available, reason=str(exc), facts=run.facts)
-        except AdapterError as exc:
-            failure, attempts = exc, run.attempts + 1
-            retry = isinstance(exc, TransientError) and attempts < ctx.limits.step_attempts
-            why = f"{action} failed" + (f" {attempts} times" if attempts > 1 else "") + f": {exc}"
-            # what the adapter saw before it failed (e.g. ARI refused) is kept as findings
-            event, summary, evidence = engine.Failed(str(exc)), why, {"error": str(exc)}
-            facts = redact_facts(exc.facts)
-        finished = started + dt.timedelta(seconds=time.perf_counter() - t0)
-        # A fault of the whole PBX in the findings is confirmed by a check of the PBX first.
-        health = incidents.confirm(ctx, run, {**run.facts, **facts}) if isinstance(plan, Execute) else None
+        return _execute(ctx, run, pb, pos, plan, registry, owner)
+    return _settle(ctx, run, pb, pos, plan, owner)
+
+
+def _settle(
+    ctx: RunContext,
+    run: Run,
+    pb: Playbook,
+    pos: Position,
+    plan: Plan,
+    owner: str,
+    failure: tuple[str, AdapterError] | None = None,
+) -> _Done:
+    """A step that calls no outside system: a decision by the findings, a question, an escalation,
+    the end. `failure`: the action this step could not automate after all (counted)."""
     with ctx.store.tx() as s:
-        run = records.hold(ctx, s, run_id, owner)
         if failure is not None:
-            counters.adapter_error(s, action, failure)
-        if isinstance(plan, Execute) and isinstance(event, engine.Failed) and retry:
-            # What the failure showed (e.g. ARI refused) may already name a fault of the whole PBX.
-            if incidents.detect(ctx, s, run, {**run.facts, **facts}, health):
-                return False, added_effects(s)
-            _retry_later(ctx, s, run, why)
-            return False, False
-        moved = isinstance(plan, (Execute, Escalate, Decide))
-        if isinstance(plan, Execute):
-            outcome = event.value if isinstance(event, engine.Outcome) else "error"
-            records.record(
-                s,
-                run,
-                plan.step,
-                records.StepRecord(pos.step, "auto", outcome, summary, started, finished, evidence),
-            )
-            run.facts = {**run.facts, **facts}
-            records.move(run, engine.follow(pb, pos, event))
-            if incidents.detect(ctx, s, run, run.facts, health):
-                return False, added_effects(s)
-        elif isinstance(plan, Decide):
+            counters.adapter_error(s, *failure)
+        if isinstance(plan, Decide):
             now = ctx.clock()
             taken = plan.outcome if not plan.step.is_route else f"{plan.outcome}: {plan.target}"
-            records.record(
-                s,
-                run,
-                plan.step,
-                records.StepRecord(
-                    pos.step, "decided", plan.outcome[:64], f"{plan.because or taken} ({taken})", now, now
-                ),
+            rec = records.StepRecord(
+                pos.step, "decided", plan.outcome[:64], f"{plan.because or taken} ({taken})", now, now
             )
             records.move(run, engine.decide(pb, pos, plan))
-        elif isinstance(plan, Ask):
+            holding = records.write(ctx, s, run, owner, incidents.open_exists(ctx, run))
+            records.insert(s, run, plan.step, rec)
+            return _Done(True, holding=holding)
+        records.hold(ctx, s, run, owner)
+        if isinstance(plan, Ask):
             asking.ask(ctx, s, run, plan)
         elif isinstance(plan, Escalate):
             endings.escalate(ctx, s, run, plan, pos)
         else:
+            assert isinstance(plan, Finish)
             endings.finish(ctx, s, run, plan)
-        return moved, added_effects(s)
+        return _Done(isinstance(plan, Escalate), added_effects(s))
 
 
-def _join(ctx: RunContext, run_id: int, owner: str) -> tuple[bool, bool]:
+def _execute(
+    ctx: RunContext,
+    run: Run,
+    pb: Playbook,
+    pos: Position,
+    plan: Execute,
+    registry: Registry,
+    owner: str,
+) -> _Done:
+    """An automated step: the adapter's action, outside any transaction (it may take a while), then
+    its result written under the lease."""
+    assert plan.step.action is not None
+    action: str = plan.step.action
+    inp = ActionInput(
+        ticket_key=run.ticket.key,
+        user=run.ticket.user_ref,
+        reporter_email=identify.email(run.ticket),
+        facts=dict(run.facts),
+        params=dict(plan.step.params),
+    )
+    failure: AdapterError | None = None
+    started = ctx.clock()
+    t0 = time.perf_counter()
+    retry, why = False, ""
+    try:
+        with tracing.span("connbot.adapter", action=action, run=run.id, step=pos.step):
+            res = registry.execute(action, inp)
+        event: engine.Event = engine.Outcome(res.outcome)
+        summary, evidence, facts = res.summary, redact(res.evidence), redact_facts(res.facts)
+    except (NotConfiguredError, UnsupportedError) as exc:  # not automated after all: planned afresh
+        unsupported = engine.plan(pb, pos, registry.available, reason=str(exc), facts=run.facts)
+        return _settle(ctx, run, pb, pos, unsupported, owner, (action, exc))
+    except AdapterError as exc:
+        failure, attempts = exc, run.attempts + 1
+        retry = isinstance(exc, TransientError) and attempts < ctx.limits.step_attempts
+        why = f"{action} failed" + (f" {attempts} times" if attempts > 1 else "") + f": {exc}"
+        # what the adapter saw before it failed (e.g. ARI refused) is kept as findings
+        event, summary, evidence = engine.Failed(str(exc)), why, {"error": str(exc)}
+        facts = redact_facts(exc.facts)
+    finished = started + dt.timedelta(seconds=time.perf_counter() - t0)
+    # A fault of the whole PBX in the findings is confirmed by a check of the PBX first.
+    health = incidents.confirm(ctx, run, {**run.facts, **facts})
+    with ctx.store.tx() as s:
+        if failure is not None:
+            counters.adapter_error(s, action, failure)
+        if retry:
+            records.hold(ctx, s, run, owner)
+            # What the failure showed (e.g. ARI refused) may already name a fault of the whole PBX.
+            if incidents.detect(ctx, s, run, {**run.facts, **facts}, health):
+                return _Done(False, added_effects(s), called=True)
+            _retry_later(ctx, s, run, why)
+            return _Done(False, called=True)
+        outcome = event.value if isinstance(event, engine.Outcome) else "error"
+        rec = records.StepRecord(pos.step, "auto", outcome, summary, started, finished, evidence)
+        run.facts = {**run.facts, **facts}
+        records.move(run, engine.follow(pb, pos, event))
+        # The steps after it that call no outside system (decisions, a question, the end) are taken
+        # in this work item too; before the next call, the run yields to the work already waiting.
+        after = Position(run.step or pb.start, run.visits, run.approved)
+        yielded = isinstance(engine.plan(pb, after, registry.available, facts=run.facts), Execute) and (
+            ctx.waker.waiting()
+        )
+        if not incidents.may_detect(ctx, run, run.facts, health):
+            # Nothing an incident could be found from: one UPDATE and one INSERT, and when the run
+            # yields, its lease released in the same commit.
+            holding = records.write(ctx, s, run, owner, incidents.open_exists(ctx, run), release=yielded)
+            records.insert(s, run, plan.step, rec)
+            return _Done(True, False, yielded, yielded, holding, called=True)
+        # Through the ORM's unit of work: the incident threshold counts this run's error with the others.
+        records.hold(ctx, s, run, owner)
+        records.record(s, run, plan.step, rec)
+        joined = incidents.detect(ctx, s, run, run.facts, health)
+        holding = bool(s.scalar(select(incidents.open_exists(ctx, run))))
+        return _Done(not joined, added_effects(s), yielded, False, holding, called=True)
+
+
+def _join(ctx: RunContext, run: Run, owner: str) -> _Done:
     """Join the open incident of the run's PBX (found before its next step), if it is still open."""
     with ctx.store.tx() as s:
-        run = records.hold(ctx, s, run_id, owner)
+        records.hold(ctx, s, run, owner)
         joined = incidents.hold_if_open(ctx, s, run)
-        return not joined, added_effects(s)
+        return _Done(not joined, added_effects(s))
 
 
 def _retry_later(ctx: RunContext, s: Session, run: Run, why: str) -> None:

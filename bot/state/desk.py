@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
-from bot.state.models import Comment, Ticket
+from bot.state.models import Comment, Ticket, utcnow
 from bot.state.store import Store
 from integrations.tickets import Note, TicketRef, TicketSystem
 
@@ -36,15 +37,30 @@ class DeskTickets(TicketSystem):
         self.store = store
 
     def _write(self, ticket: TicketRef, note: Note, marker: str, **changes: object) -> None:
+        """The comment, once per `marker` (a second write with it changes nothing), and `changes` to
+        the ticket with it: an INSERT ... SELECT that does nothing on the marker's conflict, then
+        the ticket's UPDATE if the comment is new."""
+        mine = (Ticket.source == self.source, Ticket.key == ticket.key)
+        insert = postgresql.insert if self.store.engine.dialect.name == "postgresql" else sqlite.insert
+        new = (
+            insert(Comment)
+            .from_select(
+                ["ticket_id", "author", "body", "marker", "created_at"],
+                select(
+                    Ticket.id,
+                    literal(AUTHOR),
+                    literal(render_text(note)),
+                    literal(marker),
+                    literal(utcnow(), Comment.created_at.type),
+                ).where(*mine),
+            )
+            .on_conflict_do_nothing(index_elements=[Comment.marker])
+            .returning(Comment.ticket_id)
+        )
         with self.store.tx() as s:
-            row = s.scalars(
-                select(Ticket).where(Ticket.source == self.source, Ticket.key == ticket.key)
-            ).one()
-            if s.scalars(select(Comment.id).where(Comment.marker == marker)).first() is not None:
-                return
-            s.add(Comment(ticket_id=row.id, author=AUTHOR, body=render_text(note), marker=marker))
-            for name, value in changes.items():
-                setattr(row, name, value)
+            added = s.execute(new).first()
+            if added is not None and changes:
+                s.execute(update(Ticket).where(Ticket.id == added[0]).values(**changes))
 
     def comment(self, ticket: TicketRef, note: Note, marker: str) -> None:
         self._write(ticket, note, marker)

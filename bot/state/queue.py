@@ -191,6 +191,9 @@ class Queue:
     def depth(self) -> int:
         return int(self.huey.pending_count())
 
+    def waiting(self) -> bool:
+        return self.depth() > 0
+
     def ping(self) -> None:
         """Raise if the queue's storage cannot be reached."""
         self.huey.pending_count()

@@ -118,6 +118,19 @@ def _run_after_commit(s: Session) -> None:
             log.exception("after-commit callback failed")
 
 
+def _lease(run_id: int, owner: str, seconds: float) -> Update:
+    """The UPDATE that takes a run's lease for `owner`, if it is free, expired or `owner`'s already."""
+    now = utcnow()
+    return (
+        update(Run)
+        # Ended runs too: the effects of their last transition may still be to make (a worker killed
+        # right after the end), and a refusal would reschedule the wake-up forever.
+        .where(Run.id == run_id)
+        .where(or_(Run.lease_until.is_(None), Run.lease_until < now, Run.lease_owner == owner))
+        .values(lease_owner=owner, lease_until=now + dt.timedelta(seconds=seconds))
+    )
+
+
 def rows_updated(s: Session, statement: Update) -> int:
     """Run an UPDATE in the session; the number of rows it matched."""
     # An UPDATE's result is a cursor result, which has the count; the session types it as a plain Result.
@@ -230,19 +243,17 @@ class Store:
     # is still held, so a worker that lost its lease cannot overwrite its successor's work.
 
     def acquire(self, run_id: int, owner: str, seconds: float) -> bool:
-        now = utcnow()
         with self.tx() as s:
-            return bool(
-                rows_updated(
-                    s,
-                    update(Run)
-                    # Ended runs too: the effects of their last transition may still be to make (a worker
-                    # killed right after the end), and a refusal would reschedule the wake-up forever.
-                    .where(Run.id == run_id)
-                    .where(or_(Run.lease_until.is_(None), Run.lease_until < now, Run.lease_owner == owner))
-                    .values(lease_owner=owner, lease_until=now + dt.timedelta(seconds=seconds)),
-                )
-            )
+            return bool(rows_updated(s, _lease(run_id, owner, seconds)))
+
+    def take(self, s: Session, run_id: int, owner: str, seconds: float) -> Run | None:
+        """Inside a transaction: take the run's lease and read the run, in one statement (an UPDATE
+        ... RETURNING the row). None if another worker holds it. The run read here is the one this
+        worker's writes under the lease build on (`bot.runs.records`): nobody else writes a run
+        without its lease."""
+        return s.scalars(
+            _lease(run_id, owner, seconds).returning(Run), execution_options={"populate_existing": True}
+        ).first()
 
     def held(self, s: Session, run_id: int, owner: str) -> Run | None:
         """Inside a transaction: lock the run row and read it afresh; None unless `owner` still holds

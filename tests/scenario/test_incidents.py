@@ -187,8 +187,10 @@ def test_a_storm_against_a_stopped_asterisk_is_one_incident_closed_when_it_is_ba
         assert issue.status == "Done" and len(closings) == 1, (key, issue.comments)
         steps = [s.step for s in runs[key].steps]
         assert steps.count("incident_recheck") == 1 and steps[-1] == "incident_recheck", steps
-    # only the ticket whose checks found the fault ran its own checks; every other one none
-    assert sum(len(runs[k].steps) > 1 for k in children) == 1
+    # only tickets of the first wave ran checks of their own: their runs advance side by side, a step
+    # per work item, until one of them finds the fault; every ticket after the incident opened none
+    assert 1 <= sum(len(runs[k].steps) > 1 for k in children[:20]) < 20
+    assert all(len(runs[k].steps) == 1 for k in children[20:])
     with storm.svc.store.tx() as s:
         inc = s.get(Incident, inc.id)
         assert inc.state == "closed" and inc.parent_resolved
@@ -367,10 +369,11 @@ def test_tickets_reporting_the_same_error_open_an_incident_and_a_healthy_pbx_clo
     assert inc.state == "closed" and inc.close_reason.startswith(
         "3 tickets report the same error on PBX healthy_after_reconnect (false alarm"
     )
-    # the first two ran their own way (closed after a reconnect); the third joined, was re-checked, closed
+    # the runs advance side by side (a step per work item): all three were still going when the third
+    # report opened the incident, so each joined it before its next step, was re-checked and closed
     ends = [world.run(r) for r in runs]
     assert [r.end_kind for r in ends] == ["close"] * 3
-    assert [r.incident_id for r in ends] == [None, None, inc.id]
+    assert [r.incident_id for r in ends] == [inc.id] * 3
 
 
 def test_the_periodic_check_opens_an_incident_before_any_ticket(make_world):

@@ -273,6 +273,8 @@ def test_a_run_held_by_another_worker_is_left_alone_until_its_lease_expires(make
     with svc.store.tx() as s:
         s.get(Run, run_id).lease_until = svc.context.clock() - dt.timedelta(seconds=1)
     assert advance(svc.context, run_id, "me") is True
+    assert load(svc, run_id)[2][0].startswith("connbot is triaging"), "the expired lease was taken over"
+    svc.queue.run_pending()  # its later steps, a work item each
     assert load(svc, run_id)[0].state == "ended"
 
 
@@ -409,17 +411,21 @@ def test_a_step_whose_system_keeps_failing_is_retried_later_then_takes_its_failu
             run = s.get(Run, run_id)
             return run.attempts, [(r.step, r.outcome) for r in run.steps]
 
+    def work() -> None:  # the retry the runner scheduled, now; then whatever it queued
+        advance(svc.context, run_id, "me")
+        svc.queue.run_pending()
+
     assert attempts() == (1, []), "the failed attempt is not a result: the step is tried again later"
-    advance(svc.context, run_id, "me")
+    work()
     assert attempts() == (1, []), "not before its time"
     now[0] += dt.timedelta(seconds=2)
-    advance(svc.context, run_id, "me")
+    work()
     assert attempts() == (1, [("check_status", "failed")]), (
         "the second attempt got through; the next step failed once"
     )
     for wait in (2, 4):
         now[0] += dt.timedelta(seconds=wait)
-        advance(svc.context, run_id, "me")
+        work()
     tries, steps = attempts()
     assert tries == 0 and steps == [("check_status", "failed"), ("force_reconnect", "error")]
     with svc.store.tx() as s:

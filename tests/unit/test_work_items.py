@@ -1,0 +1,101 @@
+"""Runs advance a step per work item, behind the work already queued, and each automated step costs
+a bounded number of statements and commits (counted as bench/triage.py counts them)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event, select
+
+from bot.runs import intake
+from bot.state.models import Run, RunState, StepResult
+from tests.fakes.adapters import scripted_registry
+
+# Five automated steps, then closed (bench/triage.py's LONG run).
+LONG = {
+    "app.get_status": "failed",
+    "app.reconnect": "still_failing",
+    "app.get_last_error": "found",
+    "app.check_config": "wrong_port",
+    "app.fix_config": "fixed_connected",
+}
+
+
+def file(svc: Any, n: int) -> list[int]:
+    return [
+        intake.file_desk_ticket(svc.context, f"User {i} can't connect", "", "u@example.com", str(1000 + i))[1]
+        for i in range(n)
+    ]
+
+
+def test_two_queued_runs_take_their_steps_in_turn_on_one_worker_thread(make_services) -> None:
+    svc = make_services(registry=scripted_registry({k: [v] * 2 for k, v in LONG.items()}))
+    first, second = file(svc, 2)
+
+    svc.queue.run_pending()  # one thread takes the queued work items in order
+
+    with svc.store.tx() as s:
+        order = [(r.run_id, r.step) for r in s.scalars(select(StepResult).order_by(StepResult.id))]
+        assert all(r.state == RunState.ENDED for r in s.scalars(select(Run)))
+    runs = [run_id for run_id, _ in order]
+    assert runs.index(second) < len(runs) - 1 - runs[::-1].index(first), (
+        "the second run's first step is taken before the first run ends",
+        order,
+    )
+    # each automated step is a work item of its own: the runs alternate (the end, which calls no
+    # outside system, follows its run's last check in the same work item)
+    assert runs == [first, second] * 4 + [first, first, second, second], order
+
+
+@contextmanager
+def counted(svc: Any) -> Iterator[dict[str, int]]:
+    """Statements and commits on the store's engine meanwhile (the way bench/worker.py counts them)."""
+    tally = {"statements": 0, "commits": 0}
+
+    def statement(*_: Any) -> None:
+        tally["statements"] += 1
+
+    def commit(*_: Any) -> None:
+        tally["commits"] += 1
+
+    event.listen(svc.store.engine, "before_cursor_execute", statement)
+    event.listen(svc.store.engine, "commit", commit)
+    try:
+        yield tally
+    finally:
+        event.remove(svc.store.engine, "before_cursor_execute", statement)
+        event.remove(svc.store.engine, "commit", commit)
+
+
+def work_item(svc: Any) -> None:
+    """What a worker thread does with the next queued task."""
+    task = svc.queue.huey.dequeue()
+    assert task is not None
+    svc.queue.huey.execute(task)
+
+
+def test_an_automated_step_is_four_statements_and_two_commits(backend_settings, make_services) -> None:
+    """With other work waiting, an automated step takes the run's lease and reads the run (with its
+    ticket, whether an incident holds its PBX and whether effects wait) in one transaction, and
+    writes its result and releases the lease in the other. The ends and the effects (here the desk's
+    comments) cost more: over the whole run, at most 6.1 statements and 3.4 commits a step."""
+    n = 4
+    svc = make_services(
+        settings=backend_settings, registry=scripted_registry({k: [v] * n for k, v in LONG.items()})
+    )
+    file(svc, n)
+    with counted(svc) as whole:
+        for _ in range(n):
+            work_item(svc)  # each run's start note (a call to the ticket system: then it yields)
+        with counted(svc) as tally:
+            work_item(svc)  # the first run's first step: nothing else
+        assert tally == {"statements": 4, "commits": 2}
+        svc.queue.run_pending()
+    with svc.store.tx() as s:
+        steps = len(s.scalars(select(StepResult)).all())
+        assert all(r.state == RunState.ENDED for r in s.scalars(select(Run)))
+    assert steps == 6 * n
+    assert whole["statements"] / steps <= 6.1, whole
+    assert whole["commits"] / steps <= 3.4, whole
