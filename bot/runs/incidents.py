@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, distinct, exists, false, func, select, update
+from sqlalchemy import distinct, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -208,13 +208,17 @@ def _open_of(ctx: RunContext, s: Session, run: Run) -> Incident | None:
     return open_for(s, pbx) if pbx is not None else None
 
 
-def open_exists(ctx: RunContext, run: Run) -> ColumnElement[bool]:
-    """Whether the run's instance has an open incident (that the run should join before its next
-    step), as an expression to evaluate in a statement the caller runs anyway."""
-    pbx = instance_of(ctx, run) if ctx.incidents.enabled else None
-    if pbx is None:
-        return false()
-    return exists().where(Incident.pbx == pbx, Incident.state == IncidentState.OPEN)
+def open_sql(ctx: RunContext) -> str:
+    """SQL saying whether the `runs` row's instance has an open incident (that the run should join
+    before its next step), for the statements that take and write a run (written out: it goes into
+    RETURNING clauses, whose columns SQLAlchemy renders unqualified)."""
+    if not ctx.incidents.enabled:
+        return "1 = 0"
+    pbx = "''" if ctx.directory is None else "runs.pbx"  # `instance_of`: NULL has none
+    return (
+        f"EXISTS (SELECT 1 FROM incidents WHERE incidents.state = '{IncidentState.OPEN.value}' "
+        f"AND incidents.pbx = {pbx})"
+    )
 
 
 def hold_if_open(ctx: RunContext, s: Session, run: Run, lines: list[str] | None = None) -> bool:

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, Field, TypeAdapter
-from sqlalchemy import Boolean, ColumnElement, exists, func, literal_column, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Boolean, ColumnElement, Table, bindparam, func, literal_column, select, update
+from sqlalchemy.orm import Session
 
 from bot.runs import prompts
 from bot.runs.context import RunContext
@@ -172,9 +172,34 @@ MORE_PENDING: ColumnElement[bool] = literal_column(
 )
 
 
-def pending_exists(run_id: int) -> ColumnElement[bool]:
-    """Whether the run has effects still to make, as an expression for a statement run anyway."""
-    return exists().where(Effect.run_id == run_id, Effect.state == EffectState.PENDING)
+# SQL saying whether the `runs` row has effects still to make.
+PENDING_SQL = (
+    "EXISTS (SELECT 1 FROM effects WHERE effects.run_id = runs.id "
+    f"AND effects.state = '{EffectState.PENDING.value}')"
+)
+
+
+EFFECTS = cast(Table, Effect.__table__)
+_OTHER = EFFECTS.alias("other")
+# The attempt is counted before it is made: after a crash mid-call, the next attempt knows an earlier
+# one may have landed (channels without idempotency keys look for it first). One statement, built
+# once, takes the run's oldest pending effect, counts its attempt and says whether more wait.
+CLAIM = (
+    update(EFFECTS)
+    .where(
+        EFFECTS.c.id
+        == select(func.min(_OTHER.c.id))
+        .where(_OTHER.c.run_id == bindparam("of_run"), _OTHER.c.state == EffectState.PENDING.value)
+        .scalar_subquery()
+    )
+    .values(attempts=EFFECTS.c.attempts + 1)
+    .returning(*EFFECTS.c, MORE_PENDING)
+)
+DONE = (
+    update(EFFECTS)
+    .where(EFFECTS.c.id == bindparam("effect_id"))
+    .values(state=EffectState.DONE.value, done_at=bindparam("done_at", type_=EFFECTS.c.done_at.type))
+)
 
 
 def flush_effects(ctx: RunContext, run_id: int, ticket: Ticket | None = None) -> bool:
@@ -185,29 +210,14 @@ def flush_effects(ctx: RunContext, run_id: int, ticket: Ticket | None = None) ->
     the effect has had `CONNBOT_EFFECT_ATTEMPTS` attempts; then it is failed for good like a
     permanent one, and the run goes on. A prompt that could not be shown in a channel is said on
     the ticket, so people know to answer it on the desk."""
-    other = aliased(Effect)
-    oldest = (
-        select(func.min(other.id))
-        .where(other.run_id == run_id, other.state == EffectState.PENDING)
-        .scalar_subquery()
-    )
-    # The attempt is counted before it is made: after a crash mid-call, the next attempt knows an
-    # earlier one may have landed (channels without idempotency keys look for it first). One
-    # statement takes the oldest pending effect, counts its attempt and says whether more wait.
-    claim = (
-        update(Effect)
-        .where(Effect.id == oldest)
-        .values(attempts=Effect.attempts + 1)
-        .returning(Effect, MORE_PENDING)
-        .execution_options(synchronize_session=False)
-    )
     more = True
     while more:
         with ctx.store.tx() as s:
-            claimed = s.execute(claim).first()
+            claimed = s.connection().execute(CLAIM, {"of_run": run_id}).first()
         if claimed is None:
             return True
-        effect, more = claimed[0], bool(claimed[1])
+        more = bool(claimed[-1])
+        effect = Effect(**{c.key: value for c, value in zip(EFFECTS.c, claimed, strict=False)})
         try:
             refs = make(ctx, effect, ticket)
         except TransientError as exc:
@@ -221,7 +231,11 @@ def flush_effects(ctx: RunContext, run_id: int, ticket: Ticket | None = None) ->
         except AdapterError as exc:
             more |= _give_up(ctx, effect, str(exc))
             continue
-        _update_effect(ctx, effect, refs, state=EffectState.DONE, done_at=ctx.clock())
+        if refs:
+            _update_effect(ctx, effect, refs, state=EffectState.DONE, done_at=ctx.clock())
+        else:
+            with ctx.store.tx() as s:
+                s.connection().execute(DONE, {"effect_id": effect.id, "done_at": ctx.clock()})
     return True
 
 

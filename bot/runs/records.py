@@ -8,11 +8,23 @@ stored one. Each write checks the lease is still this worker's in its own WHERE 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import (
+    BindParameter,
+    Boolean,
+    ScalarSelect,
+    Table,
+    Update,
+    bindparam,
+    func,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy import insert as insert_into
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -88,30 +100,44 @@ def hold(ctx: RunContext, s: Session, run: Run, owner: str) -> Run:
     return run
 
 
-def write(
-    ctx: RunContext, s: Session, run: Run, owner: str, holding: ColumnElement[bool], release: bool = False
-) -> bool:
+def write(ctx: RunContext, s: Session, run: Run, owner: str, holding: str, release: bool = False) -> bool:
     """Write what a step changed of the carried run in one UPDATE that checks the lease (LeaseLost
     when it is not this worker's any more) and extends it, or `release`s it in the same commit.
-    Returns `holding` evaluated in the same statement: whether its PBX has an open incident now."""
+    Returns the SQL `holding` evaluated in the same statement: whether its PBX has an open incident."""
     values = {name: getattr(run, name) for name in STEP_COLUMNS}
-    lease = (
-        {"lease_owner": None, "lease_until": None}
-        if release
-        else {"lease_until": utcnow() + dt.timedelta(seconds=ctx.limits.lease_seconds)}
-    )
-    found = s.execute(
-        update(Run)
-        .where(Run.id == run.id, Run.lease_owner == owner)
-        .values(**values, **lease)
-        .returning(holding)
-        .execution_options(synchronize_session=False)
-    ).first()
+    params = {f"v_{name}": value for name, value in values.items()}
+    params.update(run_id=run.id, owner=owner)
+    if not release:
+        params["until"] = utcnow() + dt.timedelta(seconds=ctx.limits.lease_seconds)
+    found = s.connection().execute(_write(holding, release), params).first()
     if found is None:
         raise LeaseLost(run.id)
     for name, value in values.items():  # stored now: nothing left for a later flush to write
         set_committed_value(run, name, value)
     return bool(found[0])
+
+
+RUNS, STEP_RESULTS = cast(Table, Run.__table__), cast(Table, StepResult.__table__)
+
+
+def _typed(table: Table, *names: str) -> dict[str, BindParameter[Any]]:
+    return {name: bindparam(f"v_{name}", type_=table.c[name].type) for name in names}
+
+
+@functools.cache
+def _write(holding: str, release: bool) -> Update:
+    """`write`'s UPDATE, built once per kind."""
+    lease = (
+        {"lease_owner": None, "lease_until": None}
+        if release
+        else {"lease_until": bindparam("until", type_=RUNS.c.lease_until.type)}
+    )
+    return (
+        update(RUNS)
+        .where(RUNS.c.id == bindparam("run_id"), RUNS.c.lease_owner == bindparam("owner"))
+        .values(**_typed(RUNS, *STEP_COLUMNS), **lease)
+        .returning(literal_column(holding, Boolean))
+    )
 
 
 def human(
@@ -136,14 +162,25 @@ def human(
     )
 
 
+RESULT_COLUMNS = (
+    "step",
+    "title",
+    "level",
+    "action",
+    "mode",
+    "outcome",
+    "summary",
+    "evidence",
+    "answered_by",
+    "started_at",
+    "finished_at",
+)
+
+
 def _values(run: Run, step: StepLike, rec: StepRecord) -> dict[str, Any]:
-    """A step result's columns. Numbered in the INSERT itself: no need to load the run's earlier
-    results (the run row is locked)."""
+    """A step result's columns but its number."""
     log.info("run %s step %s: %s", run.id, rec.step, rec.outcome)
     return {
-        "seq": select(func.coalesce(func.max(StepResult.seq), 0) + 1)
-        .where(StepResult.run_id == run.id)
-        .scalar_subquery(),
         "step": rec.step,
         "title": step.title,
         "level": step.level,
@@ -158,14 +195,32 @@ def _values(run: Run, step: StepLike, rec: StepRecord) -> dict[str, Any]:
     }
 
 
+def _next_seq(run_id: Any) -> ScalarSelect[int]:
+    """Numbered in the INSERT itself: no need to load the run's earlier results (the run is locked)."""
+    return (
+        select(func.coalesce(func.max(StepResult.seq), 0) + 1)
+        .where(StepResult.run_id == run_id)
+        .scalar_subquery()
+    )
+
+
+# `insert`'s statement, built once.
+INSERT = insert_into(STEP_RESULTS).values(
+    run_id=bindparam("v_run_id"),
+    seq=_next_seq(bindparam("v_run_id")),
+    **_typed(STEP_RESULTS, *RESULT_COLUMNS),
+)
+
+
 def record(s: Session, run: Run, step: StepLike, rec: StepRecord) -> None:
     """Record a step result of a run attached to the session (`hold`): in the ORM's unit of work."""
-    s.add(StepResult(run=run, **_values(run, step, rec)))
+    s.add(StepResult(run=run, seq=_next_seq(run.id), **_values(run, step, rec)))
 
 
 def insert(s: Session, run: Run, step: StepLike, rec: StepRecord) -> None:
     """Record a step result of a carried run at once, in one INSERT (no unit of work)."""
-    s.execute(insert_into(StepResult).values(run_id=run.id, **_values(run, step, rec)))
+    values = _values(run, step, rec)
+    s.connection().execute(INSERT, {"v_run_id": run.id, **{f"v_{k}": v for k, v in values.items()}})
 
 
 def move(run: Run, pos: Position) -> None:

@@ -10,11 +10,12 @@ leaves behind in `bot.runs.records`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import Boolean, Select, bindparam, func, literal_column, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -23,11 +24,11 @@ from bot import logs, tracing
 from bot.runs import asking, endings, identify, incidents, records, routing, sla
 from bot.runs.context import RunContext
 from bot.runs.outbox import (
+    PENDING_SQL,
     added_effects,
     customer_reply,
     flush_effects,
     note_effect,
-    pending_exists,
 )
 from bot.runs.redact import redact, redact_facts
 from bot.state import counters
@@ -112,16 +113,21 @@ def _take(ctx: RunContext, run_id: int, owner: str) -> _Taken | None:
     """Take the run's lease and read the run with its ticket, whether an incident holds its PBX and
     whether effects wait: two statements, one commit."""
     with ctx.store.tx() as s:
-        run = ctx.store.take(s, run_id, owner, ctx.limits.lease_seconds)
-        if run is None:
+        if not ctx.store.take(s, run_id, owner, ctx.limits.lease_seconds):
             return None
-        ticket, holding, effects = s.execute(
-            select(Ticket, incidents.open_exists(ctx, run), pending_exists(run_id)).where(
-                Ticket.id == run.ticket_id
-            )
-        ).one()
+        run, ticket, holding, effects = s.execute(_read(incidents.open_sql(ctx)), {"run_id": run_id}).one()
         set_committed_value(run, "ticket", ticket)
         return _Taken(run, bool(holding), bool(effects))
+
+
+@functools.cache
+def _read(holding: str) -> Select[Run, Ticket, bool, bool]:
+    """The run, its ticket, `holding` and whether effects wait: one SELECT, built once."""
+    return (
+        select(Run, Ticket, literal_column(holding, Boolean), literal_column(PENDING_SQL, Boolean))
+        .join(Ticket, Ticket.id == Run.ticket_id)
+        .where(Run.id == bindparam("run_id"))
+    )
 
 
 def _advance(ctx: RunContext, run_id: int, owner: str) -> bool:
@@ -230,7 +236,7 @@ def _settle(
                 pos.step, "decided", plan.outcome[:64], f"{plan.because or taken} ({taken})", now, now
             )
             records.move(run, engine.decide(pb, pos, plan))
-            holding = records.write(ctx, s, run, owner, incidents.open_exists(ctx, run))
+            holding = records.write(ctx, s, run, owner, incidents.open_sql(ctx))
             records.insert(s, run, plan.step, rec)
             return _Done(True, holding=holding)
         records.hold(ctx, s, run, owner)
@@ -309,14 +315,20 @@ def _execute(
         if not incidents.may_detect(ctx, run, run.facts, health):
             # Nothing an incident could be found from: one UPDATE and one INSERT, and when the run
             # yields, its lease released in the same commit.
-            holding = records.write(ctx, s, run, owner, incidents.open_exists(ctx, run), release=yielded)
+            holding = records.write(ctx, s, run, owner, incidents.open_sql(ctx), release=yielded)
             records.insert(s, run, plan.step, rec)
             return _Done(True, False, yielded, yielded, holding, called=True)
         # Through the ORM's unit of work: the incident threshold counts this run's error with the others.
         records.hold(ctx, s, run, owner)
         records.record(s, run, plan.step, rec)
         joined = incidents.detect(ctx, s, run, run.facts, health)
-        holding = bool(s.scalar(select(incidents.open_exists(ctx, run))))
+        holding = bool(
+            s.scalar(
+                select(literal_column(incidents.open_sql(ctx), Boolean))
+                .select_from(Run)
+                .where(Run.id == run.id)
+            )
+        )
         return _Done(not joined, added_effects(s), yielded, False, holding, called=True)
 
 

@@ -13,7 +13,7 @@ from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Update, create_engine, event, or_, select, text, update
+from sqlalchemy import Table, Update, bindparam, create_engine, event, or_, select, text, update
 from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -118,17 +118,27 @@ def _run_after_commit(s: Session) -> None:
             log.exception("after-commit callback failed")
 
 
-def _lease(run_id: int, owner: str, seconds: float) -> Update:
-    """The UPDATE that takes a run's lease for `owner`, if it is free, expired or `owner`'s already."""
-    now = utcnow()
-    return (
-        update(Run)
-        # Ended runs too: the effects of their last transition may still be to make (a worker killed
-        # right after the end), and a refusal would reschedule the wake-up forever.
-        .where(Run.id == run_id)
-        .where(or_(Run.lease_until.is_(None), Run.lease_until < now, Run.lease_owner == owner))
-        .values(lease_owner=owner, lease_until=now + dt.timedelta(seconds=seconds))
+RUNS = cast(Table, Run.__table__)
+# A run's lease taken for `owner`, if it is free, expired or `owner`'s already; ended runs too: the
+# effects of their last transition may still be to make (a worker killed right after the end), and
+# a refusal would reschedule the wake-up forever. Built once, executed with its parameters.
+TAKE = (
+    update(RUNS)
+    .where(RUNS.c.id == bindparam("run_id"))
+    .where(
+        or_(
+            RUNS.c.lease_until.is_(None),
+            RUNS.c.lease_until < bindparam("now", type_=RUNS.c.lease_until.type),
+            RUNS.c.lease_owner == bindparam("owner"),
+        )
     )
+    .values(lease_owner=bindparam("owner"), lease_until=bindparam("until", type_=RUNS.c.lease_until.type))
+)
+RELEASE = (
+    update(RUNS)
+    .where(RUNS.c.id == bindparam("run_id"), RUNS.c.lease_owner == bindparam("owner"))
+    .values(lease_owner=None, lease_until=None)
+)
 
 
 def rows_updated(s: Session, statement: Update) -> int:
@@ -244,16 +254,13 @@ class Store:
 
     def acquire(self, run_id: int, owner: str, seconds: float) -> bool:
         with self.tx() as s:
-            return bool(rows_updated(s, _lease(run_id, owner, seconds)))
+            return self.take(s, run_id, owner, seconds)
 
-    def take(self, s: Session, run_id: int, owner: str, seconds: float) -> Run | None:
-        """Inside a transaction: take the run's lease and read the run, in one statement (an UPDATE
-        ... RETURNING the row). None if another worker holds it. The run read here is the one this
-        worker's writes under the lease build on (`bot.runs.records`): nobody else writes a run
-        without its lease."""
-        return s.scalars(
-            _lease(run_id, owner, seconds).returning(Run), execution_options={"populate_existing": True}
-        ).first()
+    def take(self, s: Session, run_id: int, owner: str, seconds: float) -> bool:
+        """Inside a transaction: take the run's lease (one UPDATE). False if another worker holds it."""
+        now = utcnow()
+        params = {"run_id": run_id, "owner": owner, "now": now, "until": now + dt.timedelta(seconds=seconds)}
+        return bool(s.connection().execute(TAKE, params).rowcount)
 
     def held(self, s: Session, run_id: int, owner: str) -> Run | None:
         """Inside a transaction: lock the run row and read it afresh; None unless `owner` still holds
@@ -280,11 +287,7 @@ class Store:
 
     def release(self, run_id: int, owner: str) -> None:
         with self.tx() as s:
-            s.execute(
-                update(Run)
-                .where(Run.id == run_id, Run.lease_owner == owner)
-                .values(lease_owner=None, lease_until=None)
-            )
+            s.connection().execute(RELEASE, {"run_id": run_id, "owner": owner})
 
 
 class EventListener(threading.Thread):
