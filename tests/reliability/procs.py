@@ -97,7 +97,8 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 class TcpProxy(threading.Thread):
-    """Forwards 127.0.0.1:<port> to a target. `pause()` stops forwarding (calls hang), `resume()` goes on."""
+    """Forwards 127.0.0.1:<port> to a target. `pause()` stops forwarding (calls hang), `resume()` goes on;
+    `hold_answers()` forwards what clients send but nothing back (an answer lost on its way)."""
 
     def __init__(self, target_port: int, port: int = 0):
         super().__init__(daemon=True)
@@ -106,6 +107,8 @@ class TcpProxy(threading.Thread):
         self.port = int(self.listener.getsockname()[1])
         self.flowing = threading.Event()
         self.flowing.set()
+        self.answering = threading.Event()
+        self.answering.set()
         self.closed = False
 
     def run(self) -> None:
@@ -128,6 +131,8 @@ class TcpProxy(threading.Thread):
                 ready, _, _ = select.select(list(pair), [], [], 0.1)
                 for sock in ready:
                     self.flowing.wait()
+                    if sock is upstream:
+                        self.answering.wait()
                     data = sock.recv(65536)
                     if not data:
                         return
@@ -144,7 +149,11 @@ class TcpProxy(threading.Thread):
     def resume(self) -> None:
         self.flowing.set()
 
+    def hold_answers(self) -> None:
+        self.answering.clear()
+
     def close(self) -> None:
         self.closed = True
         self.flowing.set()
+        self.answering.set()
         self.listener.close()
