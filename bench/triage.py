@@ -3,13 +3,22 @@ call, the engine's own time per step, and a worker's memory as runs accumulate.
 
 Sizes as the issue asks (1,000 tickets per triage configuration, 10,000 runs for memory) fit
 `make bench` in about 8 minutes on 2 CPUs. RSS is sampled along the way, so a leak would show as a
-slope per run after warm-up."""
+slope per run after warm-up.
+
+`compare` is issue 16's storm: 500 desk tickets filed at once, 1 and 2 workers, 20 ms adapters, the
+code before a change (the checkout in BENCH_BEFORE) and after it run alternately, ROUNDS rounds: runs
+per second, statements, commits and CPU per step, and each ticket's time to its first comment.
+`python -m bench.triage compare` runs it alone and rewrites its part of results.json and RESULTS.md."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
 import signal
+import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -17,7 +26,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.common import BIN, ROOT, Backend, CpuMeter, backend, count_rows, env_with, load, upgrade
+from bench.common import (
+    BIN,
+    ROOT,
+    Backend,
+    CpuMeter,
+    backend,
+    count_rows,
+    env_with,
+    load,
+    machine,
+    percentile,
+    upgrade,
+)
 
 # Five automated steps, then closed: status, reconnect, error, config (wrong port), fix.
 LONG = {
@@ -30,6 +51,7 @@ LONG = {
 # Two automated steps, then closed: the shortest run (for the memory benchmark).
 SHORT = {"app.get_status": "failed", "app.reconnect": "reconnected"}
 TICKETS, DELAY, WORKERS = 1000, 0.020, (1, 2, 4)
+STORM, STORM_WORKERS, ROUNDS = 500, (1, 2), 3
 MEMORY_AT = (100, 1000, 5000, 10_000)
 DONE_SQL = "SELECT count(*) FROM runs WHERE state IN ('ended', 'waiting')"
 
@@ -52,18 +74,20 @@ def file_tickets(env: dict[str, str], n: int, first: int = 0) -> None:
 
 @contextmanager
 def workers(
-    n: int, env: dict[str, str], script: dict[str, str], delay: float, workdir: Path
+    n: int, env: dict[str, str], script: dict[str, str], delay: float, workdir: Path, root: Path = ROOT
 ) -> Iterator[tuple[list[subprocess.Popen[bytes]], list[Path], Path]]:
-    """`n` bench workers, built and waiting; touch the yielded go file to let them take work."""
+    """`n` bench workers, built and waiting; touch the yielded go file to let them take work. `root`:
+    the checkout whose connbot they run."""
     go = workdir / f"go-{time.monotonic_ns()}"
     stats = [workdir / f"stats-{go.name}-{i}.json" for i in range(n)]
     with open(workdir / "worker.log", "ab") as log:  # each worker gets its own copy of the descriptor
         procs = [
             subprocess.Popen(
                 [str(BIN / "python"), "-m", "bench.worker"],
-                cwd=ROOT,
+                cwd=root,
                 env={
                     **env,
+                    "PYTHONPATH": str(root),
                     "BENCH_SCRIPT": json.dumps(script),
                     "BENCH_DELAY": str(delay),
                     "BENCH_GO": str(go),
@@ -99,40 +123,110 @@ def wait_done(be: Backend, n: int, timeout: float) -> None:
         time.sleep(0.05)
 
 
-def throughput(kind: str, n_workers: int, workdir: Path) -> dict[str, Any]:
-    """1,000 tickets filed at once, then `n_workers` workers let go; time until every run ended or asks."""
+def throughput(
+    kind: str, n_workers: int, workdir: Path, tickets: int = TICKETS, root: Path = ROOT
+) -> dict[str, Any]:
+    """`tickets` filed at once, then `n_workers` workers (of the checkout `root`) let go; time until every
+    run ended or asks, and each ticket's time to its first comment."""
     with backend(kind, workdir) as be:
         env = env_with(be.env)
         upgrade(env)
-        file_tickets(env, TICKETS)
-        with workers(n_workers, env, LONG, DELAY, workdir) as (_, stats, go):
+        file_tickets(env, tickets)
+        with workers(n_workers, env, LONG, DELAY, workdir, root) as (_, stats, go):
             t0, cpu, load_before = time.perf_counter(), CpuMeter().start(), load()
+            went = dt.datetime.now(dt.UTC)
             go.touch()
-            wait_done(be, TICKETS, 300)
+            wait_done(be, tickets, 600)
             elapsed, busy = time.perf_counter() - t0, cpu.busy()
             time.sleep(0.5)  # the workers' last tallies
             tallies = [json.loads(p.read_text()) for p in stats]
         steps = count_rows(be.url, "SELECT count(*) FROM step_results")
         ended = count_rows(be.url, "SELECT count(*) FROM runs WHERE state = 'ended'")
+        first = [(at - went).total_seconds() for at in first_comments(be.url)]
     task_s = sum(t["task_seconds"] for t in tallies)
     adapter_s = sum(t["adapter_seconds"] for t in tallies)
     return {
         "backend": kind,
         "workers": n_workers,
-        "runs": TICKETS,
+        "runs": tickets,
         "ended": ended,
         "steps": steps,
         "cpu_busy": busy,
         "load": [load_before, load()],
         "cpu_ms_per_step": round(sum(t["task_cpu_seconds"] for t in tallies) / steps * 1000, 2),
         "seconds": round(elapsed, 2),
-        "runs_per_s": round(TICKETS / elapsed, 1),
-        "runs_per_s_per_worker": round(TICKETS / elapsed / n_workers, 1),
+        "runs_per_s": round(tickets / elapsed, 1),
+        "runs_per_s_per_worker": round(tickets / elapsed / n_workers, 1),
         "adapter_calls": sum(t["adapter_calls"] for t in tallies),
         "overhead_ms_per_step": round((task_s - adapter_s) / steps * 1000, 2),
         "statements_per_step": round(sum(t["statements"] for t in tallies) / steps, 1),
         "commits_per_step": round(sum(t["commits"] for t in tallies) / steps, 1),
+        "first_comment_p50_s": round(percentile(first, 50), 2),
+        "first_comment_p99_s": round(percentile(first, 99), 2),
+        "first_comments": len(first),
     }
+
+
+def first_comments(url: str) -> list[dt.datetime]:
+    """When each ticket got its first comment."""
+    from sqlalchemy import create_engine, func, select
+
+    from bot.state.models import Comment
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            first = func.min(Comment.created_at, type_=Comment.created_at.type)
+            return [at for (at,) in conn.execute(select(first).group_by(Comment.ticket_id))]
+    finally:
+        engine.dispose()
+
+
+SIDES = ("before", "after")
+FIGURES = (
+    "runs_per_s",
+    "cpu_busy",
+    "cpu_ms_per_step",
+    "overhead_ms_per_step",
+    "statements_per_step",
+    "commits_per_step",
+    "first_comment_p50_s",
+    "first_comment_p99_s",
+)
+
+
+def compare(workdir: Path, kinds: tuple[str, ...] = ("sqlite", "postgres+redis")) -> dict[str, Any]:
+    """The storm of STORM tickets with the code before (BENCH_BEFORE) and after, alternately, for each
+    backend and number of workers, ROUNDS rounds; every run's figures and the medians with ranges."""
+    before = Path(os.environ["BENCH_BEFORE"]).resolve()
+    rounds: list[dict[str, Any]] = []
+    for r in range(1, ROUNDS + 1):
+        for kind in kinds:
+            for n in STORM_WORKERS:
+                for side, root in zip(SIDES, (before, ROOT), strict=True):
+                    print(f"bench: triage compare round {r} {kind} {n} worker(s) {side}", file=sys.stderr)
+                    row = throughput(kind, n, workdir, STORM, root)
+                    rounds.append({**row, "round": r, "side": side})
+    median: dict[str, Any] = {}
+    for kind in kinds:
+        for n in STORM_WORKERS:
+            for side in SIDES:
+                rows = [x for x in rounds if (x["backend"], x["workers"], x["side"]) == (kind, n, side)]
+                median[f"{kind}|{n}|{side}"] = {
+                    k: {
+                        "median": statistics.median(x[k] for x in rows),
+                        "min": min(x[k] for x in rows),
+                        "max": max(x[k] for x in rows),
+                    }
+                    for k in FIGURES
+                }
+    return {"before": _commit(before), "tickets": STORM, "rounds": rounds, "median": median}
+
+
+def _commit(checkout: Path) -> str:
+    return subprocess.run(
+        ["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
 
 
 def rss_kb(pid: int) -> int:
@@ -179,12 +273,28 @@ def memory(kind: str, workdir: Path, at: tuple[int, ...] = MEMORY_AT) -> dict[st
 
 
 if __name__ == "__main__":
-    import sys
-
     with tempfile.TemporaryDirectory(prefix="connbot-bench-") as tmp:
         if sys.argv[1] == "memory":
             print(
                 json.dumps(memory(sys.argv[2], Path(tmp), tuple(int(n) for n in sys.argv[3:]) or MEMORY_AT))
             )
+        elif sys.argv[1] == "compare":  # BENCH_BEFORE=<checkout> python -m bench.triage compare [backend...]
+            from bench import report
+
+            here = Path(__file__).parent
+            results = json.loads((here / "results.json").read_text())
+            t0, load_before = time.monotonic(), load()
+            results["triage_compare"] = compare(
+                Path(tmp), tuple(sys.argv[2:]) or ("sqlite", "postgres+redis")
+            )
+            results["timing"]["triage_compare"] = {
+                "seconds": round(time.monotonic() - t0),
+                "load": [load_before, load()],
+                "date": machine()["date"],
+            }
+            (here / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+            (here / "RESULTS.md").write_text(report.render(results))
+            readme = ROOT / "README.md"
+            readme.write_text(report.replace_section(readme.read_text(), report.performance(results)))
         else:
             print(json.dumps(throughput(sys.argv[2], int(sys.argv[3]), Path(tmp))))
