@@ -149,7 +149,8 @@ def _advance(ctx: RunContext, run_id: int, owner: str) -> bool:
         called = taken.effects
         while ready:
             done = _step(ctx, run, holding, owner, called)
-            holding, leased = done.holding, not done.released
+            leased = not done.released
+            holding = done.holding if done.holding is not None else done.moved and _holding(ctx, run)
             called = called or done.called or done.added
             if done.added:
                 ready = flush_effects(ctx, run_id, run.ticket)
@@ -180,7 +181,7 @@ class _Done:
     added: bool = False
     yielded: bool = False
     released: bool = False
-    holding: bool = False
+    holding: bool | None = None  # None: not known (looked up before the next step)
     called: bool = False  # an adapter's action was called
 
 
@@ -205,7 +206,7 @@ def _step(ctx: RunContext, run: Run, holding: bool, owner: str, called: bool) ->
     if holding and isinstance(plan, (Execute, Ask, Escalate)):
         return _join(ctx, run, owner)
     if called and (identify.needed(run) or isinstance(plan, Execute)) and ctx.waker.waiting():
-        return _Done(True, yielded=True)
+        return _Done(True, yielded=True, holding=holding)
     if identify.needed(run):
         lookup = ActionInput(ticket_key=run.ticket.key, reporter_email=identify.email(run.ticket))
         moved, added = asking.identify_user(ctx, run, owner, registry, lookup)
@@ -322,14 +323,15 @@ def _execute(
         records.hold(ctx, s, run, owner)
         records.record(s, run, plan.step, rec)
         joined = incidents.detect(ctx, s, run, run.facts, health)
-        holding = bool(
-            s.scalar(
-                select(literal_column(incidents.open_sql(ctx), Boolean))
-                .select_from(Run)
-                .where(Run.id == run.id)
-            )
-        )
-        return _Done(not joined, added_effects(s), yielded, False, holding, called=True)
+        return _Done(not joined, added_effects(s), yielded, False, called=True)
+
+
+def _holding(ctx: RunContext, run: Run) -> bool:
+    """Whether the run's PBX has an open incident now, after a step that did not say (a question
+    answered, an escalation, the user found, an incident's look-up): read on its own."""
+    with ctx.store.tx() as s:
+        sql = literal_column(incidents.open_sql(ctx), Boolean)
+        return bool(s.scalar(select(sql).select_from(Run).where(Run.id == run.id)))
 
 
 def _join(ctx: RunContext, run: Run, owner: str) -> _Done:
@@ -337,7 +339,7 @@ def _join(ctx: RunContext, run: Run, owner: str) -> _Done:
     with ctx.store.tx() as s:
         records.hold(ctx, s, run, owner)
         joined = incidents.hold_if_open(ctx, s, run)
-        return _Done(not joined, added_effects(s))
+        return _Done(not joined, added_effects(s), holding=False)
 
 
 def _retry_later(ctx: RunContext, s: Session, run: Run, why: str) -> None:
