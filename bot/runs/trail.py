@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from bot.state.models import Run, Ticket
+from typing import cast
+
+from sqlalchemy import Table, bindparam, select
+from sqlalchemy.orm import object_session
+
+from bot.state.models import Run, StepResult, Ticket
 from integrations.tickets import StepRow, TicketRef
 
 
@@ -27,7 +32,29 @@ def reporter_id(ticket: Ticket) -> str | None:
     return who.get("account_id") or who.get("name") or who.get("key") or None
 
 
+STEPS = cast(Table, StepResult.__table__)
+# A run's step results as its rows, in order: a Core SELECT built once (no ORM objects to load).
+ROWS = (
+    select(
+        STEPS.c.step,
+        STEPS.c.title,
+        STEPS.c.level,
+        STEPS.c.outcome,
+        STEPS.c.summary,
+        STEPS.c.evidence,
+        STEPS.c.answered_by,
+        STEPS.c.started_at,
+        STEPS.c.finished_at,
+    )
+    .where(STEPS.c.run_id == bindparam("of_run"))
+    .order_by(STEPS.c.seq)
+)
+
+
 def rows(run: Run) -> list[StepRow]:
+    """The rows of a run attached to a session (what it has recorded in it so far included)."""
+    s = object_session(run)
+    assert s is not None
     return [
         StepRow(
             step=r.step,
@@ -38,7 +65,7 @@ def rows(run: Run) -> list[StepRow]:
             evidence=r.evidence,
             by=r.answered_by,
             at=r.finished_at.isoformat(timespec="seconds"),
-            seconds=round(r.seconds, 3),
+            seconds=round((r.finished_at - r.started_at).total_seconds(), 3),
         )
-        for r in run.steps
+        for r in s.execute(ROWS, {"of_run": run.id})
     ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import literal, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.state.models import Comment, Ticket, utcnow
@@ -35,30 +35,37 @@ class DeskTickets(TicketSystem):
 
     def __init__(self, store: Store):
         self.store = store
-
-    def _write(self, ticket: TicketRef, note: Note, marker: str, **changes: object) -> None:
-        """The comment, once per `marker` (a second write with it changes nothing), and `changes` to
-        the ticket with it: an INSERT ... SELECT that does nothing on the marker's conflict, then
-        the ticket's UPDATE if the comment is new."""
-        mine = (Ticket.source == self.source, Ticket.key == ticket.key)
-        insert = postgresql.insert if self.store.engine.dialect.name == "postgresql" else sqlite.insert
-        new = (
+        insert = postgresql.insert if store.engine.dialect.name == "postgresql" else sqlite.insert
+        # The comment, once per marker: an INSERT ... SELECT that does nothing on the marker's
+        # conflict and returns the ticket's id when the comment is new. Built once.
+        self._comment = (
             insert(Comment)
             .from_select(
                 ["ticket_id", "author", "body", "marker", "created_at"],
                 select(
                     Ticket.id,
-                    literal(AUTHOR),
-                    literal(render_text(note)),
-                    literal(marker),
-                    literal(utcnow(), Comment.created_at.type),
-                ).where(*mine),
+                    bindparam("c_author", type_=Comment.author.type),
+                    bindparam("c_body", type_=Comment.body.type),
+                    bindparam("c_marker", type_=Comment.marker.type),
+                    bindparam("c_at", type_=Comment.created_at.type),
+                ).where(Ticket.source == self.source, Ticket.key == bindparam("c_key")),
             )
             .on_conflict_do_nothing(index_elements=[Comment.marker])
             .returning(Comment.ticket_id)
         )
+
+    def _write(self, ticket: TicketRef, note: Note, marker: str, **changes: object) -> None:
+        """The comment, once per `marker` (a second write with it changes nothing), and `changes` to
+        the ticket with it, if the comment is new."""
+        params = {
+            "c_author": AUTHOR,
+            "c_body": render_text(note),
+            "c_marker": marker,
+            "c_at": utcnow(),
+            "c_key": ticket.key,
+        }
         with self.store.tx() as s:
-            added = s.execute(new).first()
+            added = s.connection().execute(self._comment, params).first()
             if added is not None and changes:
                 s.execute(update(Ticket).where(Ticket.id == added[0]).values(**changes))
 
