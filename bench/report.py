@@ -628,11 +628,11 @@ run goes back to the queue behind the work waiting (while nothing waits, the wor
 lease is taken with one prebuilt UPDATE and the run read with its ticket, its PBX's open incident and its
 pending effects in one SELECT; the run is carried to its step's write, one UPDATE that checks the lease in its
 WHERE and releases it when the run yields, and one INSERT of the step result; an effect is claimed in one
-UPDATE ... RETURNING; the desk comments in one INSERT ... SELECT ... ON CONFLICT DO NOTHING. An automated step
-is 4 statements and 2 commits; effects and the end bring the five-check run to 6.0 and 3.3 per step (from
-9.2 and 4.0 on SQLite, 8.2 and 4.0 on PostgreSQL). Measured in the 500-ticket storm above (3 interleaved
-rounds beside main at 453a78b): engine CPU per step 7.8 → 4.3 ms on SQLite and 8.6 → 6.3 ms on PostgreSQL with
-one worker (medians); a new ticket's first comment p99 27.7 → 1.9 s (SQLite) and 37.4 → 4.3 s (PostgreSQL).
+UPDATE ... RETURNING; the desk comments in one INSERT ... SELECT ... ON CONFLICT DO NOTHING; these statements
+are built once and run as Core, and a closing note's rows are read with one SELECT instead of loading the
+run's step results through the ORM. An automated step is 4 statements and 2 commits; effects and the end bring
+the five-check run to 6.0 and 3.3 per step. The 500-ticket storm above has the figures before and after,
+interleaved.
 
 **Intake as one durable write (issue 16, item 1: bot/state/store.py, bot/runs/intake.py, bot/state/queue.py,
 bot/web/).** The webhook stores its raw body with one autocommitted `INSERT ... ON CONFLICT DO NOTHING
