@@ -24,7 +24,7 @@ from sqlalchemy.orm import selectinload
 from bot.cli.main import main
 from bot.lab import Lab
 from bot.lab.scenarios import SCENARIOS, storm_user
-from bot.runs import incidents, intake
+from bot.runs import identify, incidents, intake, prompts
 from bot.runs.sweeper import sweep
 from bot.state.models import Incident, PbxHealth, Run, StepResult, Ticket
 from bot.web.app import create_app
@@ -566,3 +566,32 @@ def test_an_incident_opened_by_count_is_named_by_its_first_check(make_world):
     assert "Asterisk is down" in json.dumps(shown["blocks"]) and "same error" not in json.dumps(
         shown["blocks"]
     )
+
+
+def test_a_question_answered_after_an_incident_opened_joins_it_before_any_check(make_world):
+    """A run waiting for a person when its PBX's incident opens: once answered, it joins the incident
+    before its next step rather than checking the PBX again on its own."""
+    world = make_world({DOWN: 2})
+    _, waiting = intake.file_desk_ticket(
+        world.svc.context, "cannot connect", "", "nobody@example.com", None, {"lab_scenario": DOWN}
+    )
+    world.work()  # the app backend does not know the reporter: a person is asked who the user is
+    assert world.run(waiting).state == "waiting"
+    opener = world.file(DOWN, 0)
+    world.work()
+    (incident,) = world.incidents()
+    assert world.run(opener).incident_id == incident.id and world.run(waiting).state == "waiting"
+
+    with world.svc.store.tx() as s:
+        prompt = prompts.open_for(s, s.get(Run, waiting))
+        assert prompt is not None and prompt.kind == "identify"
+        user = storm_user(SCENARIOS[DOWN], 1)
+        prompts.answer_prompt(world.svc.context, s, prompt.id, identify.GIVEN, user, "Ana", prompts.Via.DESK)
+    world.work()
+    run = world.run(waiting)
+    assert (run.state, run.incident_id) == ("held", incident.id)
+    assert run.ticket.user_ref == user
+    assert [(r.step, r.mode) for r in run.steps] == [
+        (identify.STEP, "auto"),  # the look-up by e-mail, before the question
+        (identify.STEP, "human"),
+    ], "no check of its own after the answer"
