@@ -80,8 +80,10 @@ class _EventInsert:
         self.stored = self._compile(
             engine, "SELECT id FROM events WHERE source = :source AND delivery_id = :delivery_id"
         )
-        # How SQLAlchemy would bind the timestamp (SQLite stores it as text in its own format).
-        stamp: Callable[[Any], Any] | None = Event.__table__.c.received_at.type.bind_processor(dialect)
+        # How SQLAlchemy binds the timestamp on this database (SQLite: text in its own format, the
+        # same the ORM writes, so that times compare as text).
+        column = Event.__table__.c.received_at.type
+        stamp: Callable[[Any], Any] | None = column.dialect_impl(dialect).bind_processor(dialect)
         self.stamp: Callable[[Any], Any] = stamp or (lambda value: value)
 
     @staticmethod

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from bot.runs import intake
 from bot.state.models import Event, Run, Ticket
@@ -43,6 +44,18 @@ def app_svc(monkeypatch, make_services):
     configure(monkeypatch)
     svc = make_services(registry=scripted_registry({}))
     return create_app(services=svc).test_client(), svc
+
+
+def test_a_deliverys_time_is_stored_as_the_store_writes_every_time(app_svc):
+    """The webhook's INSERT bypasses the ORM; its timestamp is still the text the ORM writes (SQLite
+    compares times as text), not the driver's own format with an offset."""
+    client, svc = app_svc
+    assert post(client, fixture("cloud_issue_created.json")).status_code == 202
+    intake.file_desk_ticket(svc.context, "cannot connect", "", "a@example.com", "1001", idempotency_key="k")
+    with svc.store.tx() as s:
+        stored = dict(s.execute(text("SELECT source, received_at FROM events")).all())
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", stored["desk"])  # by the ORM
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", stored["jira"])
 
 
 def test_signed_delivery_is_stored_and_accepted(app_svc):
