@@ -191,12 +191,17 @@ def _triage_compare(r: dict[str, Any]) -> list[str]:
     when = r["timing"]["triage_compare"]["date"]
     kinds = list(dict.fromkeys(y["backend"] for y in x["rounds"]))
     counts = sorted({y["workers"] for y in x["rounds"]})
+    sides = _sides(x)
+    code = (
+        f"The code before (main at {x['before']}) and after run alternately, each run"
+        if x["before"]
+        else "Each run"
+    )
     out = [
-        "### The 500-ticket storm, before and after a step per work item (`python -m bench.triage compare`)",
+        "### The 500-ticket storm (`python -m bench.triage compare`)",
         "",
         f"Measured {when}: {x['tickets']} desk tickets filed at once, then 1 or 2 `connbot worker` processes "
-        "(4 threads each) let go; 20 ms adapters; the five-check run above. The code before (main at "
-        f"{x['before']}) and after run alternately, each run on a fresh backend, "
+        f"(4 threads each) let go; 20 ms adapters; the five-check run above. {code} on a fresh backend, "
         f"{max(y['round'] for y in x['rounds'])} rounds; medians with [min–max]. First comment: from the "
         "workers' start to each ticket's first comment (its start note, made by a worker).",
         "",
@@ -206,7 +211,7 @@ def _triage_compare(r: dict[str, Any]) -> list[str]:
     ]
     for kind in kinds:
         for n in counts:
-            for side in ("before", "after"):
+            for side in sides:
                 m = x["median"][f"{kind}|{n}|{side}"]
                 out.append(
                     f"| {kind} | {n} | {side} | "
@@ -455,21 +460,28 @@ def _storm_rows(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _sides(x: dict[str, Any]) -> list[str]:
+    """The code the storm ran: "after" (this code), and "before" first when it was compared."""
+    return ["before", "after"] if x["before"] else ["after"]
+
+
 def _work_item_rows(r: dict[str, Any]) -> list[str]:
-    """The 500-ticket storm, before → after a step per work item (issue 16, items 2 and 3)."""
+    """The 500-ticket storm (issue 16, items 2 and 3): this code, or the code before → this code."""
     if "triage_compare" not in r:
         return []
     x, rows = r["triage_compare"], []
     when = r["timing"]["triage_compare"]["date"]
+    sides = _sides(x)
     for kind in dict.fromkeys(y["backend"] for y in x["rounds"]):
-        med = {(n, side): x["median"][f"{kind}|{n}|{side}"] for n in (1, 2) for side in ("before", "after")}
+        med = {(n, side): x["median"][f"{kind}|{n}|{side}"] for n in (1, 2) for side in sides}
 
         def ba(n: int, k: str, med: dict[tuple[int, str], Any] = med) -> str:
-            return f"{med[(n, 'before')][k]['median']:g} → {med[(n, 'after')][k]['median']:g}"
+            return " → ".join(f"{med[(n, side)][k]['median']:g}" for side in sides)
 
         rows.append(
-            f"| {x['tickets']} desk tickets at once, {kind}, 20 ms adapters ({when}), before → after a step "
-            f"per work item | runs/s {ba(1, 'runs_per_s')} (1 worker), {ba(2, 'runs_per_s')} (2 workers); "
+            f"| {x['tickets']} desk tickets at once, {kind}, 20 ms adapters ({when})"
+            + (f", main at {x['before']} → this code" if x["before"] else "")
+            + f" | runs/s {ba(1, 'runs_per_s')} (1 worker), {ba(2, 'runs_per_s')} (2 workers); "
             f"first comment p99 {ba(1, 'first_comment_p99_s')} s (1 worker); engine CPU "
             f"{ba(1, 'cpu_ms_per_step')} ms, statements {ba(1, 'statements_per_step')}, commits "
             f"{ba(1, 'commits_per_step')} per step (medians) |"

@@ -1,5 +1,6 @@
-"""`make bench`: every benchmark in turn (about 12 minutes on 2 CPUs), then bench/RESULTS.md and the
-figures of the README's Performance section rewritten."""
+"""`make bench`: every benchmark in turn (about 20 minutes on 2 CPUs), then bench/RESULTS.md and the
+figures of the README's Performance section rewritten. With BENCH_BEFORE naming a checkout of the
+code before a change, the 500-ticket storm (`triage_compare`) runs it beside this code."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ def main() -> None:
             ("memory", lambda: triage.memory("sqlite", workdir)),
             ("economy", lambda: economy.economy(workdir)),
             ("storm", lambda: storm.storm(workdir)),
+            ("triage_compare", lambda: triage.compare(workdir)),
         ]
         for name, step in steps:
             t0, load_before = time.monotonic(), load()

@@ -5,10 +5,11 @@ Sizes as the issue asks (1,000 tickets per triage configuration, 10,000 runs for
 `make bench` in about 8 minutes on 2 CPUs. RSS is sampled along the way, so a leak would show as a
 slope per run after warm-up.
 
-`compare` is issue 16's storm: 500 desk tickets filed at once, 1 and 2 workers, 20 ms adapters, the
-code before a change (the checkout in BENCH_BEFORE) and after it run alternately, ROUNDS rounds: runs
-per second, statements, commits and CPU per step, and each ticket's time to its first comment.
-`python -m bench.triage compare` runs it alone and rewrites its part of results.json and RESULTS.md."""
+`compare` is issue 16's storm: 500 desk tickets filed at once, 1 and 2 workers, 20 ms adapters, ROUNDS
+rounds: runs per second, statements, commits and CPU per step, and each ticket's time to its first
+comment. `make bench` runs this code; with the checkout of the code before a change in BENCH_BEFORE,
+the two run alternately. `python -m bench.triage compare` runs it alone and rewrites its part of
+results.json and RESULTS.md."""
 
 from __future__ import annotations
 
@@ -182,7 +183,6 @@ def first_comments(url: str) -> list[dt.datetime]:
         engine.dispose()
 
 
-SIDES = ("before", "after")
 FIGURES = (
     "runs_per_s",
     "cpu_busy",
@@ -196,21 +196,23 @@ FIGURES = (
 
 
 def compare(workdir: Path, kinds: tuple[str, ...] = ("sqlite", "postgres+redis")) -> dict[str, Any]:
-    """The storm of STORM tickets with the code before (BENCH_BEFORE) and after, alternately, for each
-    backend and number of workers, ROUNDS rounds; every run's figures and the medians with ranges."""
-    before = Path(os.environ["BENCH_BEFORE"]).resolve()
+    """The storm of STORM tickets for each backend and number of workers, ROUNDS rounds, with this
+    code ("after") and, when BENCH_BEFORE names a checkout, the code before, alternately; every run's
+    figures and the medians with ranges."""
+    before = Path(os.environ["BENCH_BEFORE"]).resolve() if os.environ.get("BENCH_BEFORE") else None
+    codes = {"before": before, "after": ROOT} if before is not None else {"after": ROOT}
     rounds: list[dict[str, Any]] = []
     for r in range(1, ROUNDS + 1):
         for kind in kinds:
             for n in STORM_WORKERS:
-                for side, root in zip(SIDES, (before, ROOT), strict=True):
+                for side, root in codes.items():
                     print(f"bench: triage compare round {r} {kind} {n} worker(s) {side}", file=sys.stderr)
                     row = throughput(kind, n, workdir, STORM, root)
                     rounds.append({**row, "round": r, "side": side})
     median: dict[str, Any] = {}
     for kind in kinds:
         for n in STORM_WORKERS:
-            for side in SIDES:
+            for side in codes:
                 rows = [x for x in rounds if (x["backend"], x["workers"], x["side"]) == (kind, n, side)]
                 median[f"{kind}|{n}|{side}"] = {
                     k: {
@@ -220,7 +222,12 @@ def compare(workdir: Path, kinds: tuple[str, ...] = ("sqlite", "postgres+redis")
                     }
                     for k in FIGURES
                 }
-    return {"before": _commit(before), "tickets": STORM, "rounds": rounds, "median": median}
+    return {
+        "before": _commit(before) if before is not None else None,
+        "tickets": STORM,
+        "rounds": rounds,
+        "median": median,
+    }
 
 
 def _commit(checkout: Path) -> str:
@@ -278,7 +285,9 @@ if __name__ == "__main__":
             print(
                 json.dumps(memory(sys.argv[2], Path(tmp), tuple(int(n) for n in sys.argv[3:]) or MEMORY_AT))
             )
-        elif sys.argv[1] == "compare":  # BENCH_BEFORE=<checkout> python -m bench.triage compare [backend...]
+        elif (
+            sys.argv[1] == "compare"
+        ):  # [BENCH_BEFORE=<checkout>] python -m bench.triage compare [backend...]
             from bench import report
 
             here = Path(__file__).parent
