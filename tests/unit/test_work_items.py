@@ -9,18 +9,10 @@ from typing import Any
 
 from sqlalchemy import event, select
 
+from bench.triage import LONG  # five automated steps, then closed
 from bot.runs import intake
 from bot.state.models import Run, RunState, StepResult
 from tests.fakes.adapters import scripted_registry
-
-# Five automated steps, then closed (bench/triage.py's LONG run).
-LONG = {
-    "app.get_status": "failed",
-    "app.reconnect": "still_failing",
-    "app.get_last_error": "found",
-    "app.check_config": "wrong_port",
-    "app.fix_config": "fixed_connected",
-}
 
 
 def file(svc: Any, n: int) -> list[int]:
