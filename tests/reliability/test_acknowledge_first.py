@@ -7,7 +7,7 @@ import queue
 import time
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from bot.runs import intake
 from bot.settings import Settings
@@ -78,6 +78,48 @@ def test_on_postgres_storing_an_event_wakes_every_worker_in_the_same_statement(p
         assert heard.empty(), "a duplicate delivery woke the workers"
         with worker.tx() as s:
             assert s.get(Event, event_id).payload["issue"]["key"] == "VOIP-8"  # stored as JSON
+    finally:
+        listener.stop()
+        listener.join(5)
+        web.dispose()
+        worker.dispose()
+
+
+@pytest.mark.postgres
+def test_the_event_listener_comes_back_after_its_connection_is_cut(pg_url: str, caplog) -> None:
+    """PostgreSQL restarted under a worker (its listening connection terminated): the listener says so
+    once, connects again and hears the next stored event."""
+    url = Settings(database_url=pg_url).sqlalchemy_url
+    web, worker = Store(url), Store(url)
+    web.upgrade()
+    heard: queue.Queue[tuple[int, str]] = queue.Queue()
+    listener = worker.event_listener(lambda event_id, note: heard.put((event_id, note)))
+    assert listener is not None
+    listener.start()
+    try:
+
+        def listening(tag: str) -> None:  # store events until one is heard
+            for n in range(100):
+                web.insert_event("jira", f"{tag}-{n}", "jira:issue_created", "VOIP-0", "{}")
+                try:
+                    heard.get(timeout=0.1)
+                    break
+                except queue.Empty:
+                    continue
+            else:
+                raise AssertionError(f"the listener never heard a stored event ({tag})")
+            while not heard.empty():
+                heard.get()
+
+        listening("before")
+        with web.engine.connect() as conn:  # what a restart does to the worker's connection
+            cut = conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN %'")
+            ).scalars()
+            assert any(cut)
+        listening("after")
+        assert "the database (event listener) unreachable" in caplog.text
+        assert "reachable again" in caplog.text
     finally:
         listener.stop()
         listener.join(5)
