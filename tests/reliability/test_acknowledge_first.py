@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import queue
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import select, text
@@ -49,46 +51,10 @@ def test_a_new_tickets_first_comment_does_not_wait_for_the_queued_runs(jira, mak
     assert jira.issue("VOIP-7").comments[0] == comment, "the first comment not made twice"
 
 
-@pytest.mark.postgres
-def test_on_postgres_storing_an_event_wakes_every_worker_in_the_same_statement(pg_url: str) -> None:
-    """The web tier's one round trip also announces the event: a worker in another process hears
-    its id (and the request's trace) at once, without a queue message or a wait for its next look;
-    a second delivery of the same event announces nothing."""
-    url = Settings(database_url=pg_url).sqlalchemy_url
-    web, worker = Store(url), Store(url)  # two engines: two processes' connections
-    web.upgrade()
-    heard: queue.Queue[tuple[int, str]] = queue.Queue()
-    listener = worker.event_listener(lambda event_id, note: heard.put((event_id, note)))
-    assert listener is not None
-    listener.start()
-    try:
-        n = 0
-        while heard.empty():  # until the listener is listening: each probe a new event
-            n += 1
-            web.insert_event("jira", f"probe-{n}", "jira:issue_created", "VOIP-0", "{}")
-            time.sleep(0.05)
-            assert n < 100, "the listener never heard a stored event"
-        while not heard.empty():
-            heard.get()
-        body = issue_event("VOIP-8").decode()
-        event_id, new = web.insert_event("jira", "d-8", "jira:issue_created", "VOIP-8", body, "00-trace-01")
-        assert new and heard.get(timeout=5) == (event_id, "00-trace-01")
-        assert web.insert_event("jira", "d-8", "jira:issue_created", "VOIP-8", body, "x") == (event_id, False)
-        time.sleep(0.5)
-        assert heard.empty(), "a duplicate delivery woke the workers"
-        with worker.tx() as s:
-            assert s.get(Event, event_id).payload["issue"]["key"] == "VOIP-8"  # stored as JSON
-    finally:
-        listener.stop()
-        listener.join(5)
-        web.dispose()
-        worker.dispose()
-
-
-@pytest.mark.postgres
-def test_the_event_listener_comes_back_after_its_connection_is_cut(pg_url: str, caplog) -> None:
-    """PostgreSQL restarted under a worker (its listening connection terminated): the listener says so
-    once, connects again and hears the next stored event."""
+@contextmanager
+def _listened(pg_url: str) -> Iterator[tuple[Store, queue.Queue[tuple[int, str]]]]:
+    """A web tier's store, and what a worker's event listener (on a store of its own: another
+    process's connections) hears, as (event id, note)."""
     url = Settings(database_url=pg_url).sqlalchemy_url
     web, worker = Store(url), Store(url)
     web.upgrade()
@@ -97,31 +63,57 @@ def test_the_event_listener_comes_back_after_its_connection_is_cut(pg_url: str, 
     assert listener is not None
     listener.start()
     try:
-
-        def listening(tag: str) -> None:  # store events until one is heard
-            for n in range(100):
-                web.insert_event("jira", f"{tag}-{n}", "jira:issue_created", "VOIP-0", "{}")
-                try:
-                    heard.get(timeout=0.1)
-                    break
-                except queue.Empty:
-                    continue
-            else:
-                raise AssertionError(f"the listener never heard a stored event ({tag})")
-            while not heard.empty():
-                heard.get()
-
-        listening("before")
-        with web.engine.connect() as conn:  # what a restart does to the worker's connection
-            cut = conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN %'")
-            ).scalars()
-            assert any(cut)
-        listening("after")
-        assert "the database (event listener) unreachable" in caplog.text
-        assert "reachable again" in caplog.text
+        yield web, heard
     finally:
         listener.stop()
         listener.join(5)
         web.dispose()
         worker.dispose()
+
+
+def _until_heard(web: Store, heard: queue.Queue[tuple[int, str]], tag: str) -> None:
+    """Store events until the listener hears one (it is listening), then forget what it heard."""
+    for n in range(100):
+        web.insert_event("jira", f"{tag}-{n}", "jira:issue_created", "VOIP-0", "{}")
+        try:
+            heard.get(timeout=0.1)
+            break
+        except queue.Empty:
+            continue
+    else:
+        raise AssertionError(f"the listener never heard a stored event ({tag})")
+    while not heard.empty():
+        heard.get()
+
+
+@pytest.mark.postgres
+def test_on_postgres_storing_an_event_wakes_every_worker_in_the_same_statement(pg_url: str) -> None:
+    """The web tier's one round trip also announces the event: a worker in another process hears
+    its id (and the request's trace) at once, without a queue message or a wait for its next look;
+    a second delivery of the same event announces nothing."""
+    with _listened(pg_url) as (web, heard):
+        _until_heard(web, heard, "probe")
+        body = issue_event("VOIP-8").decode()
+        event_id, new = web.insert_event("jira", "d-8", "jira:issue_created", "VOIP-8", body, "00-trace-01")
+        assert new and heard.get(timeout=5) == (event_id, "00-trace-01")
+        assert web.insert_event("jira", "d-8", "jira:issue_created", "VOIP-8", body, "x") == (event_id, False)
+        time.sleep(0.5)
+        assert heard.empty(), "a duplicate delivery woke the workers"
+        with web.tx() as s:
+            assert s.get(Event, event_id).payload["issue"]["key"] == "VOIP-8"  # stored as JSON
+
+
+@pytest.mark.postgres
+def test_the_event_listener_comes_back_after_its_connection_is_cut(pg_url: str, caplog) -> None:
+    """PostgreSQL restarted under a worker (its listening connection terminated): the listener says so
+    once, connects again and hears the next stored event."""
+    with _listened(pg_url) as (web, heard):
+        _until_heard(web, heard, "before")
+        with web.engine.connect() as conn:  # what a restart does to the worker's connection
+            cut = conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN %'")
+            ).scalars()
+            assert any(cut)
+        _until_heard(web, heard, "after")
+    assert "the database (event listener) unreachable" in caplog.text
+    assert "reachable again" in caplog.text
