@@ -648,11 +648,15 @@ PostgreSQL the same statement calls `pg_notify`, and every worker `LISTEN`s (the
 is gone); within `connbot serve` the web tier wakes its own worker. A body with at most 64 brackets skips the
 JSON depth walk (it cannot be deeper), machine endpoints open no session cookie, and the request hooks do
 less (no span object when tracing is off, the query string parsed for a NUL only when it holds one, the
-security headers added in one pass). Measured 2026-12-02 15:49 UTC, interleaved with the code before it (the
-`before:` rows: main at b98af17) in the same 3 rounds, load 0.6–5.1: SQLite 828 → 1124 req/s (medians; 38 %
-→ 48 % of bare Flask in the same round), PostgreSQL + Redis 592 → 945 req/s (27 % → 39 %); p99 at a steady
-200 req/s 8.2 → 9.2 ms on SQLite (within the rounds' spread) and 16.2 → 9.1 ms on PostgreSQL + Redis. In
-process (bench/profile.py, SQLite, one thread): 0.70 → 0.51 ms a webhook (load 0.8 and 2.7). Earlier, on the
+security headers added in one pass, the HMAC key set up once). Measured twice, each time interleaved with the
+code before it (the `before:` rows: main at b98af17), 3 rounds, medians. At 15:49 UTC (every round in this
+file as of commit 453a78b; load 0.6–5.1, every
+server keeping the 2 CPUs 94–98 % busy): SQLite 828 → 1124 req/s (38 % → 48 % of bare Flask in the same
+round), PostgreSQL + Redis 592 → 945 req/s (27 % → 39 %), p99 at a steady 200 req/s 8.2 → 9.2 ms on SQLite
+and 16.2 → 9.1 ms on PostgreSQL + Redis. At 17:29 UTC (the table above, with the HMAC change; load 1.5–3.8):
+PostgreSQL + Redis 710 → 965 req/s, SQLite 1171 → 1120 (no difference beyond the rounds' spread: 595–1452
+before). In process (bench/profile.py, SQLite, one thread): 0.70 → 0.51 ms a webhook (load 0.8 and 2.7).
+Earlier, on the
 same item: the ORM's unit of work replaced by one autocommit INSERT and the Huey task by the events table
 (main at 1fbc4b9 → b98af17: 15 % → 31 % of bare on SQLite, 13 % → 19 % on PostgreSQL + Redis, in the rounds
 of 13:07 UTC); the event stored with a cached Core INSERT instead of the ORM's unit of work, 1.08 → 0.85 ms;
@@ -666,21 +670,30 @@ same runs with one look per write, as before).
 
 ## Targets missed, and where the time goes
 
-**Intake at ≥ 50 % (SQLite) and ≥ 40 % (PostgreSQL + Redis) of bare Flask: missed narrowly (48 % and 39 %,
-medians of the 2026-12-02 15:49 rounds; the best rounds 56 % and 56 %).** The machine was loaded (1-minute
-load 0.6–5.1: another engineer's tests), which is why each ratio is taken within its round; bare Flask itself
-ranged 2,019–2,414 req/s. The minimal durable receiver (bench/durable.py) reached 75 % [68–75 %] of bare in
-the same rounds. Per request, counting the 2 CPUs as busy (they were, 94–98 %): bare Flask 0.91 ms of CPU
-(gunicorn, wrk and the kernel included), the durable receiver 1.33 ms, connbot 1.78 ms. In process a webhook
-takes 0.51 ms against bare Flask's 0.16 ms: SQLite's own work on the INSERT is 10 % of it, the rest of
-storing (the pooled connection's checkout and return, parameters) 8 %, the JSON parse and pydantic
-validation 7 %, connbot's request hooks 6 %, the HMAC 4 %, the answer 5 %, and Flask, Werkzeug and the test
-client the rest. Outside the test client there is one more: the body-deadline middleware (bot/web/edge.py
-`BoundedBody`, which answers 408 to a client that sends its body slowly) reads the body under a socket
-timeout; a tree without it ran at 1,306 against 1,169 req/s in 2 interleaved rounds (noisy: 1,149–1,463 and
-1,050–1,288), and it stays, since it is what keeps slow clients from holding the web tier's threads. Left:
-a per-thread connection instead of the pool's checkout (about 15 µs of 85 µs in a micro-benchmark), and
-validating in the web tier only what intake needs.
+**Intake at ≥ 50 % (SQLite) and ≥ 40 % (PostgreSQL + Redis) of bare Flask: missed (48 % and 39 % in the
+15:49 rounds, 27 % and 23 % in the 17:29 rounds above).** What the share says depends on what held the servers
+back at the time. At 15:49 every server was CPU-bound (94–98 % busy; bare Flask 2,019–2,414 req/s), and the
+minimal durable receiver (bench/durable.py) reached 75 % of bare. At 17:29 bare Flask ran at 1,740 req/s in
+the first round and 4,182–4,535 in the next two, while no SQLite-backed server used the CPUs fully: the
+durable receiver was 60–84 % busy at 1,135–1,393 req/s (27 % of bare), connbot on SQLite 60–86 % at
+1,094–1,147.
+Something other than the CPUs held every SQLite writer to about 1,100–1,450 req/s: SQLite's commit path on
+this virtual machine's disk, or the host taking the CPUs (steal time is not counted as busy); the same code
+and the durable ceiling moved together, so this is the machine, not connbot. (The durable receiver's "every
+2xx stored" reads missed in those rounds because wrk counted one socket error; its stored rows match its 2xx
+answers.) What connbot controls is its CPU per request. At 15:49, counting the 2 CPUs as busy: bare Flask 0.91
+ms of CPU a request (gunicorn, wrk and the kernel included), the durable receiver 1.33 ms, connbot 1.78 ms. In
+process a webhook takes 0.51 ms against bare Flask's 0.16 ms: SQLite's own work on the INSERT is 10 % of it,
+the rest of storing (the pooled connection's checkout and return, parameters) 8 %, the JSON parse and pydantic
+validation 7 %, connbot's request hooks 6 %, the HMAC 4 % (before its key was set up once), the answer 5 %,
+and Flask, Werkzeug and the test client the rest. Outside the test client there is one more: the body-deadline
+middleware (bot/web/edge.py `BoundedBody`, which answers 408 to a client that sends its body slowly) reads the
+body under a socket timeout; a tree without it ran at 1,306 against 1,169 req/s in 2 interleaved rounds
+(noisy: 1,149–1,463 and 1,050–1,288), and it stays, since it is what keeps slow clients from holding the web
+tier's threads. Tried and not kept: a lock so that one process's threads take turns at SQLite's write lock
+instead of sleeping in its busy handler (2 interleaved runs, inconclusive). Left: a per-thread connection
+instead of the pool's checkout (about 15 µs of 85 µs in a micro-benchmark), and validating in the web tier
+only what intake needs.
 
 **Engine overhead < 5 ms per step: about met on SQLite with one worker, missed on PostgreSQL.** The engine's
 own CPU per step is about 3.3 ms on SQLite and 5.4 ms on PostgreSQL; wall time per step adds every wait:
