@@ -409,7 +409,14 @@ def sizes(r: dict[str, Any]) -> str:
         "Slack 200 clicks at 20/s; "
         f"triage {tri['runs']:,} "
         f"tickets for each of 1, 2 and 4 workers on each backend; memory one worker through {mem['total']:,} "
-        "runs; API economy one run per scenario; the storm 204 tickets, 3 rounds of each variant."
+        "runs; API economy one run per scenario; the storm 204 tickets, 3 rounds of each variant"
+        + (
+            f"; the {r['triage_compare']['tickets']}-ticket storm with 1 and 2 workers on each backend, "
+            f"{max(y['round'] for y in r['triage_compare']['rounds'])} rounds"
+            if "triage_compare" in r
+            else ""
+        )
+        + "."
     )
 
 

@@ -178,7 +178,7 @@ RESULT_COLUMNS = (
 
 
 def _values(run: Run, step: StepLike, rec: StepRecord) -> dict[str, Any]:
-    """A step result's columns but its number."""
+    """A step result's columns but its number (and the result said in the log, once, as it is recorded)."""
     log.info("run %s step %s: %s", run.id, rec.step, rec.outcome)
     return {
         "step": rec.step,
