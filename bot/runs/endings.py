@@ -96,8 +96,11 @@ RECEIVED, CLOSED, ESCALATED = "received", "closed", "escalated"
 def finish(ctx: RunContext, s: Session, run: Run, plan: Finish) -> None:
     now = ctx.clock()
     outcome = "closed" if plan.kind == "close" else f"escalated_l{plan.level}"
-    records.record(
-        s, run, plan.step, records.StepRecord(run.step or "", "end", outcome, plan.reason, now, now)
+    records.insert(
+        s.connection(),
+        run,
+        plan.step,
+        records.StepRecord(run.step or "", "end", outcome, plan.reason, now, now),
     )
     end_run(ctx, run, plan.kind, plan.level, plan.reason)
     if plan.kind == "close":

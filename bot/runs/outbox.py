@@ -212,8 +212,8 @@ def flush_effects(ctx: RunContext, run_id: int, ticket: Ticket | None = None) ->
     the ticket, so people know to answer it on the desk."""
     more = True
     while more:
-        with ctx.store.tx() as s:
-            claimed = s.connection().execute(CLAIM, {"of_run": run_id}).first()
+        with ctx.store.engine.begin() as conn:
+            claimed = conn.execute(CLAIM, {"of_run": run_id}).first()
         if claimed is None:
             return True
         more = bool(claimed[-1])
@@ -234,8 +234,8 @@ def flush_effects(ctx: RunContext, run_id: int, ticket: Ticket | None = None) ->
         if refs:
             _update_effect(ctx, effect, refs, state=EffectState.DONE, done_at=ctx.clock())
         else:
-            with ctx.store.tx() as s:
-                s.connection().execute(DONE, {"effect_id": effect.id, "done_at": ctx.clock()})
+            with ctx.store.engine.begin() as conn:
+                conn.execute(DONE, {"effect_id": effect.id, "done_at": ctx.clock()})
     return True
 
 

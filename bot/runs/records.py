@@ -26,12 +26,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import insert as insert_into
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.runs.context import RunContext
 from bot.state.models import Prompt, Run, RunState, StepResult, utcnow
-from bot.state.store import rows_updated
 from playbook.engine import Position
 
 log = logging.getLogger(__name__)
@@ -85,8 +85,7 @@ STEP_COLUMNS = (
 def lock(s: Session, run: Run, owner: str) -> None:
     """Inside a transaction: lock the run's row (on SQLite, the database's write lock: Python's sqlite3
     begins a transaction only at its first write) unless this worker lost its lease (LeaseLost)."""
-    statement = update(Run).where(Run.id == run.id, Run.lease_owner == owner).values(lease_owner=owner)
-    if not rows_updated(s, statement.execution_options(synchronize_session=False)):
+    if not s.connection().execute(LOCK, {"run_id": run.id, "owner": owner}).rowcount:
         raise LeaseLost(run.id)
 
 
@@ -100,7 +99,9 @@ def hold(ctx: RunContext, s: Session, run: Run, owner: str) -> Run:
     return run
 
 
-def write(ctx: RunContext, s: Session, run: Run, owner: str, holding: str, release: bool = False) -> bool:
+def write(
+    ctx: RunContext, conn: Connection, run: Run, owner: str, holding: str, release: bool = False
+) -> bool:
     """Write what a step changed of the carried run in one UPDATE that checks the lease (LeaseLost
     when it is not this worker's any more) and extends it, or `release`s it in the same commit.
     Returns the SQL `holding` evaluated in the same statement: whether its PBX has an open incident."""
@@ -109,7 +110,7 @@ def write(ctx: RunContext, s: Session, run: Run, owner: str, holding: str, relea
     params.update(run_id=run.id, owner=owner)
     if not release:
         params["until"] = utcnow() + dt.timedelta(seconds=ctx.limits.lease_seconds)
-    found = s.connection().execute(_write(holding, release), params).first()
+    found = conn.execute(_write(holding, release), params).first()
     if found is None:
         raise LeaseLost(run.id)
     for name, value in values.items():  # stored now: nothing left for a later flush to write
@@ -118,6 +119,12 @@ def write(ctx: RunContext, s: Session, run: Run, owner: str, holding: str, relea
 
 
 RUNS, STEP_RESULTS = cast(Table, Run.__table__), cast(Table, StepResult.__table__)
+# `lock`'s statement, built once: it changes nothing but takes the row's lock (and SQLite's).
+LOCK = (
+    update(RUNS)
+    .where(RUNS.c.id == bindparam("run_id"), RUNS.c.lease_owner == bindparam("owner"))
+    .values(lease_owner=bindparam("owner"))
+)
 
 
 def _typed(table: Table, *names: str) -> dict[str, BindParameter[Any]]:
@@ -217,10 +224,10 @@ def record(s: Session, run: Run, step: StepLike, rec: StepRecord) -> None:
     s.add(StepResult(run=run, seq=_next_seq(run.id), **_values(run, step, rec)))
 
 
-def insert(s: Session, run: Run, step: StepLike, rec: StepRecord) -> None:
+def insert(conn: Connection, run: Run, step: StepLike, rec: StepRecord) -> None:
     """Record a step result of a carried run at once, in one INSERT (no unit of work)."""
     values = _values(run, step, rec)
-    s.connection().execute(INSERT, {"v_run_id": run.id, **{f"v_{k}": v for k, v in values.items()}})
+    conn.execute(INSERT, {"v_run_id": run.id, **{f"v_{k}": v for k, v in values.items()}})
 
 
 def move(run: Run, pos: Position) -> None:

@@ -14,8 +14,9 @@ import functools
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import Boolean, Select, bindparam, func, literal_column, select
+from sqlalchemy import Boolean, Select, Table, bindparam, func, literal_column, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -33,7 +34,7 @@ from bot.runs.outbox import (
 from bot.runs.redact import redact, redact_facts
 from bot.state import counters
 from bot.state.models import Run, RunState, Ticket
-from bot.state.store import after_commit
+from bot.state.store import after_commit, attribute_keys, detached
 from integrations.base import (
     ActionInput,
     AdapterError,
@@ -111,22 +112,34 @@ class _Taken:
 
 def _take(ctx: RunContext, run_id: int, owner: str) -> _Taken | None:
     """Take the run's lease and read the run with its ticket, whether an incident holds its PBX and
-    whether effects wait: two statements, one commit."""
-    with ctx.store.tx() as s:
-        if not ctx.store.take(s, run_id, owner, ctx.limits.lease_seconds):
+    whether effects wait: two statements, one commit, on a connection of its own (no ORM session:
+    the rows are made into detached instances, as a session's load would leave them after it)."""
+    with ctx.store.engine.begin() as conn:
+        if not ctx.store.take(conn, run_id, owner, ctx.limits.lease_seconds):
             return None
-        run, ticket, holding, effects = s.execute(_read(incidents.open_sql(ctx)), {"run_id": run_id}).one()
-        set_committed_value(run, "ticket", ticket)
-        return _Taken(run, bool(holding), bool(effects))
+        row = conn.execute(_read(incidents.open_sql(ctx)), {"run_id": run_id}).one()
+    n = len(_RUN_KEYS)
+    run, ticket = detached(Run, _RUN_KEYS, row[:n]), detached(Ticket, _TICKET_KEYS, row[n:-2])
+    set_committed_value(run, "ticket", ticket)
+    return _Taken(run, bool(row[-2]), bool(row[-1]))
+
+
+RUNS, TICKETS = cast(Table, Run.__table__), cast(Table, Ticket.__table__)
+_RUN_KEYS, _TICKET_KEYS = attribute_keys(Run), attribute_keys(Ticket)
 
 
 @functools.cache
-def _read(holding: str) -> Select[Run, Ticket, bool, bool]:
-    """The run, its ticket, `holding` and whether effects wait: one SELECT, built once."""
+def _read(holding: str) -> Select[Any]:
+    """The run's columns, its ticket's, `holding` and whether effects wait: one SELECT, built once."""
     return (
-        select(Run, Ticket, literal_column(holding, Boolean), literal_column(PENDING_SQL, Boolean))
-        .join(Ticket, Ticket.id == Run.ticket_id)
-        .where(Run.id == bindparam("run_id"))
+        select(
+            *RUNS.c,
+            *(c.label(f"ticket_{c.name}") for c in TICKETS.c),
+            literal_column(holding, Boolean),
+            literal_column(PENDING_SQL, Boolean),
+        )
+        .join_from(RUNS, TICKETS, TICKETS.c.id == RUNS.c.ticket_id)
+        .where(RUNS.c.id == bindparam("run_id"))
     )
 
 
@@ -237,8 +250,8 @@ def _settle(
                 pos.step, "decided", plan.outcome[:64], f"{plan.because or taken} ({taken})", now, now
             )
             records.move(run, engine.decide(pb, pos, plan))
-            holding = records.write(ctx, s, run, owner, incidents.open_sql(ctx))
-            records.insert(s, run, plan.step, rec)
+            holding = records.write(ctx, s.connection(), run, owner, incidents.open_sql(ctx))
+            records.insert(s.connection(), run, plan.step, rec)
             return _Done(True, holding=holding)
         records.hold(ctx, s, run, owner)
         if isinstance(plan, Ask):
@@ -293,33 +306,38 @@ def _execute(
     finished = started + dt.timedelta(seconds=time.perf_counter() - t0)
     # A fault of the whole PBX in the findings is confirmed by a check of the PBX first.
     health = incidents.confirm(ctx, run, {**run.facts, **facts})
-    with ctx.store.tx() as s:
-        if failure is not None:
+    if retry:
+        assert failure is not None
+        with ctx.store.tx() as s:
             counters.adapter_error(s, action, failure)
-        if retry:
             records.hold(ctx, s, run, owner)
             # What the failure showed (e.g. ARI refused) may already name a fault of the whole PBX.
             if incidents.detect(ctx, s, run, {**run.facts, **facts}, health):
                 return _Done(False, added_effects(s), called=True)
             _retry_later(ctx, s, run, why)
             return _Done(False, called=True)
-        outcome = event.value if isinstance(event, engine.Outcome) else "error"
-        rec = records.StepRecord(pos.step, "auto", outcome, summary, started, finished, evidence)
-        run.facts = {**run.facts, **facts}
-        records.move(run, engine.follow(pb, pos, event))
-        # The steps after it that call no outside system (decisions, a question, the end) are taken
-        # in this work item too; before the next call, the run yields to the work already waiting.
-        after = Position(run.step or pb.start, run.visits, run.approved)
-        yielded = isinstance(engine.plan(pb, after, registry.available, facts=run.facts), Execute) and (
-            ctx.waker.waiting()
-        )
-        if not incidents.may_detect(ctx, run, run.facts, health):
-            # Nothing an incident could be found from: one UPDATE and one INSERT, and when the run
-            # yields, its lease released in the same commit.
-            holding = records.write(ctx, s, run, owner, incidents.open_sql(ctx), release=yielded)
-            records.insert(s, run, plan.step, rec)
-            return _Done(True, False, yielded, yielded, holding, called=True)
-        # Through the ORM's unit of work: the incident threshold counts this run's error with the others.
+    outcome = event.value if isinstance(event, engine.Outcome) else "error"
+    rec = records.StepRecord(pos.step, "auto", outcome, summary, started, finished, evidence)
+    run.facts = {**run.facts, **facts}
+    records.move(run, engine.follow(pb, pos, event))
+    # The steps after it that call no outside system (decisions, a question, the end) are taken in
+    # this work item too; before the next call, the run yields to the work already waiting.
+    after = Position(run.step or pb.start, run.visits, run.approved)
+    yielded = isinstance(engine.plan(pb, after, registry.available, facts=run.facts), Execute) and (
+        ctx.waker.waiting()
+    )
+    if failure is None and not incidents.may_detect(ctx, run, run.facts, health):
+        # Nothing to count, nothing an incident could be found from: one UPDATE and one INSERT on a
+        # connection (no ORM session), and when the run yields, its lease released in the same commit.
+        with ctx.store.engine.begin() as conn:
+            holding = records.write(ctx, conn, run, owner, incidents.open_sql(ctx), release=yielded)
+            records.insert(conn, run, plan.step, rec)
+        return _Done(True, False, yielded, yielded, holding, called=True)
+    # Through the ORM's unit of work: the failure counted with the step, and the incident threshold
+    # counts this run's error with the others.
+    with ctx.store.tx() as s:
+        if failure is not None:
+            counters.adapter_error(s, action, failure)
         records.hold(ctx, s, run, owner)
         records.record(s, run, plan.step, rec)
         joined = incidents.detect(ctx, s, run, run.facts, health)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select, update
+import functools
+from typing import cast
+
+from sqlalchemy import Table, Update, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.state.models import Comment, Ticket, utcnow
@@ -28,6 +31,16 @@ def render_text(note: Note) -> str:
     if note.next:
         parts.append(f"Next: {note.next}")
     return "\n\n".join(p for p in parts if p)
+
+
+TICKETS = cast(Table, Ticket.__table__)
+
+
+@functools.cache
+def _change(columns: tuple[str, ...]) -> Update:
+    """An UPDATE of the ticket's `columns` (parameters of the same names), built once per set."""
+    values = {name: bindparam(name, type_=TICKETS.c[name].type) for name in columns}
+    return update(TICKETS).where(TICKETS.c.id == bindparam("t_id")).values(**values)
 
 
 class DeskTickets(TicketSystem):
@@ -64,10 +77,10 @@ class DeskTickets(TicketSystem):
             "c_at": utcnow(),
             "c_key": ticket.key,
         }
-        with self.store.tx() as s:
-            added = s.connection().execute(self._comment, params).first()
+        with self.store.engine.begin() as conn:
+            added = conn.execute(self._comment, params).first()
             if added is not None and changes:
-                s.execute(update(Ticket).where(Ticket.id == added[0]).values(**changes))
+                conn.execute(_change(tuple(changes)), {"t_id": added[0], **changes})
 
     def comment(self, ticket: TicketRef, note: Note, marker: str) -> None:
         self._write(ticket, note, marker)

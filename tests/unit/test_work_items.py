@@ -3,6 +3,8 @@ a bounded number of statements and commits (counted as bench/triage.py counts th
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -91,3 +93,18 @@ def test_an_automated_step_is_four_statements_and_two_commits(backend_settings, 
     assert steps == 6 * n
     assert whole["statements"] / steps <= 6.1, whole
     assert whole["commits"] / steps <= 3.4, whole
+
+
+def test_a_run_read_with_core_is_a_detached_instance_even_in_a_process_that_made_no_query() -> None:
+    """A worker's first database work may be taking a run's lease: the mappers are not configured
+    yet then (SQLAlchemy does that at the first query), and the row must still become a run."""
+    code = (
+        "from sqlalchemy import inspect\n"
+        "from bot.state.models import Run\n"
+        "from bot.state.store import attribute_keys, detached\n"
+        "keys = attribute_keys(Run)\n"
+        "run = detached(Run, keys, [7 if k == 'id' else None for k in keys])\n"
+        "assert inspect(run).detached and run.id == 7, inspect(run)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
