@@ -39,7 +39,7 @@ def render(r: dict[str, Any]) -> str:
         for name, x in r["timing"].items()
     ]
     out += ["", sizes(r), ""]
-    out += _intake(r) + _slack(r) + _triage(r) + _memory(r) + _economy(r) + _storm(r) + _acknowledge(r)
+    out += _intake(r) + _slack(r) + _triage(r) + _memory(r) + _economy(r) + _storm(r)
     out += [ANALYSIS]
     return "\n".join(out) + "\n"
 
@@ -177,7 +177,7 @@ def _triage(r: dict[str, Any]) -> list[str]:
                 f"overhead target < {TRIAGE_MS} ms/step {mark(best < TRIAGE_MS)} (best {best:.1f} ms wall, "
                 f"{min(x['cpu_ms_per_step'] for x in rows):.1f} ms CPU)."
             )
-    return [*out, "", *_triage_compare(r), BEFORE_AFTER, ""]
+    return [*out, "", *_triage_compare(r)]
 
 
 STORM_FIRST_S, STORM_SCALE = 3.0, 1.6  # issue 16: the 500-ticket storm's targets
@@ -188,7 +188,7 @@ def _triage_compare(r: dict[str, Any]) -> list[str]:
     if "triage_compare" not in r:
         return []
     x = r["triage_compare"]
-    when = r["timing"]["triage_compare"]["date"]
+    when = r["timing"]["triage_compare"].get("date", r["machine"]["date"])
     kinds = list(dict.fromkeys(y["backend"] for y in x["rounds"]))
     counts = sorted({y["workers"] for y in x["rounds"]})
     sides = _sides(x)
@@ -336,66 +336,6 @@ def _storm(r: dict[str, Any]) -> list[str]:
     return [*out, ""]
 
 
-# Before/after comparisons of the storm with incidents off (results key: title, what was run, what changed).
-STORM_CHANGES = {
-    "acknowledge": (
-        "First comment in the storm, before and after acknowledging first (issue 16, item 2)",
-        "the storm above with incidents off",
-        "Before, a ticket's start note was made by the first advance of its run, a queue task behind every "
-        "run queued before it; now the work that takes the ticket's event makes it under the run's lease, "
-        "then wakes the run. This is the bench's storm (204 tickets filed at 10 a second, one process of 4 "
-        "threads, the lab's adapters), not the issue's 500 tickets filed at once with one worker: that one "
-        "was not measured. Runs still advance from start to end in one task, first in first out.",
-    ),
-    "acknowledge_slow_jira": (
-        "First comment in the storm with a Jira answering in 0.3 s, before and after side-by-side "
-        "acknowledgements",
-        "the storm above with incidents off and the simulated Jira answering every call after 0.3 s",
-        "Before, a worker's event taker made each new ticket's first comment itself, one after the other, so "
-        "a Jira answering in 0.3 s let it take about three events a second; now the first comments are made "
-        "by up to 8 threads beside it (`bot.state.queue.ACK_THREADS`). Repair to all closed stays about the "
-        "same (51 against 54 s): the 200 closings' 0.3 s Jira calls bound it.",
-    ),
-}
-
-
-def _acknowledge(r: dict[str, Any]) -> list[str]:
-    """The storm with incidents off, the code before and after a change to the first comment,
-    interleaved (issue 16, item 2)."""
-    out: list[str] = []
-    for key, (title, what, closing) in STORM_CHANGES.items():
-        if key not in r:
-            continue
-        x = r[key]
-        out += [
-            f"### {title}",
-            "",
-            f"Measured {x['date']}: {what}, {len(x['rounds']) // 2} rounds, the code before (main at "
-            + x["before"]
-            + ") and after run alternately, each round in its own process from a fresh lab and database. "
-            "Medians with [min–max]; per ticket of the stopped PBX.",
-            "",
-            "| code | first comment p50 s | p99 s | last first comment s | repair to all closed s |",
-            "|---|---:|---:|---:|---:|",
-        ]
-        for side in ("before", "after"):
-            m = x["median"][side]
-            out.append(
-                f"| {side} | "
-                + " | ".join(
-                    _cell(m[k], "{:g}")
-                    for k in ("first_comment_p50_s", "first_comment_p99_s", "all_said_s", "recovery_s")
-                )
-                + " |"
-            )
-        out += ["", "| round | code | first comment p99 s | load |", "|---:|---|---:|---|"]
-        out += [
-            f"| {y['round']} | {y['side']} | {y['first_comment_p99_s']:g} | {_load(y)} |" for y in x["rounds"]
-        ]
-        out += ["", closing, ""]
-    return out
-
-
 def writes(by_kind: dict[str, int]) -> int:
     """Jira writes in a run: before, each was preceded by one look for its marker."""
     return sum(n for kind, n in by_kind.items() if kind in WRITES)
@@ -436,20 +376,6 @@ def _storm_rows(r: dict[str, Any]) -> list[str]:
         f"{on['pbx_before']['median']:g}, "
         f"off {off['jira_before']['median']:g} / {off['slack_before']['median']:g} / "
         f"{off['pbx_before']['median']:g} (off: one question per ticket for a person to answer) |",
-        *(
-            [
-                f"| the storm, incidents off ({r['acknowledge']['date']}): first comment p50 / p99, before → "
-                "after it was made from the event's own work | "
-                + " / ".join(
-                    f"{r['acknowledge']['median']['before'][k]['median']:g} → "
-                    f"{r['acknowledge']['median']['after'][k]['median']:g} s"
-                    for k in ("first_comment_p50_s", "first_comment_p99_s")
-                )
-                + " (medians) |"
-            ]
-            if "acknowledge" in r
-            else []
-        ),
     ]
 
 
@@ -471,7 +397,7 @@ def _work_item_rows(r: dict[str, Any]) -> list[str]:
     if "triage_compare" not in r:
         return []
     x, rows = r["triage_compare"], []
-    when = r["timing"]["triage_compare"]["date"]
+    when = r["timing"]["triage_compare"].get("date", r["machine"]["date"])
     sides = _sides(x)
     for kind in dict.fromkeys(y["backend"] for y in x["rounds"]):
         med = {(n, side): x["median"][f"{kind}|{n}|{side}"] for n in (1, 2) for side in sides}
@@ -576,7 +502,9 @@ def performance(r: dict[str, Any]) -> str:
             f"{sq['of_bare']['median']:.0%} (SQLite, target 50 %) and {pg['of_bare']['median']:.0%} "
             "(PostgreSQL + Redis, target 40 %) of bare Flask's throughput in the same rounds (medians; "
             "`bench/RESULTS.md` has each round, its load and the profile). Engine "
-            "time per step is at the 5 ms target with SQLite and one worker and above it on PostgreSQL, "
+            "time per step with one worker (1,000 tickets) is "
+            f"{tri[('sqlite', 1)]['overhead_ms_per_step']:.1f} ms on SQLite and "
+            f"{tri[('postgres+redis', 1)]['overhead_ms_per_step']:.1f} ms on PostgreSQL (target 5 ms), "
             "where each step's round trips share the 2 CPUs with the database. The p99 at 200 webhooks/s "
             f"is under {INTAKE_P99_MS} ms in the median on "
             + (
@@ -599,37 +527,6 @@ def performance(r: dict[str, Any]) -> str:
     )
 
 
-BEFORE_AFTER = """### Engine per step, before → after (bot/runs/runner.py, bot/state/store.py)
-
-Same configuration (1,000 tickets, 20 ms adapters), run back to back with `python -m bench.triage throughput
-<backend> <workers>`: the runner and store of 43ca1ce (before), then this branch's (after). The 4-worker runs
-were made while the machine's load was 5–8 (mostly these runs themselves: 16 worker threads and PostgreSQL).
-
-| | SQLite, 1 worker | PostgreSQL + Redis, 1 worker | SQLite, 4 workers | PostgreSQL + Redis, 4 workers |
-|---|---:|---:|---:|---:|
-| runs/s | 28.1 → 29.7 | 18.3 → 21.2 | 67.4 → 68.4 | 34.0 → 36.3 |
-| engine overhead ms/step (wall) | 6.3 → 5.2 | 19.2 → 14.2 | 21.0 → 21.1 | 59.1 → 53.7 |
-| engine CPU ms/step | 3.8 → 3.3 | 6.8 → 5.4 | 4.1 → 3.6 | 7.0 → 5.6 |
-| SQL statements/step | 11.5 → 7.2 | 11.5 → 7.2 | 11.5 → 7.2 | 11.5 → 7.2 |
-| commits/step | 4.8 → 4.0 | 4.8 → 4.0 | 4.8 → 4.0 | 4.8 → 4.0 |
-| CPUs busy | 35 % → 32 % | 56 % → 51 % | 86 % → 77 % | 99 % → 99 % |
-| 1-minute load, before → after | 1.3→1.1, 1.4→1.2 | 1.1→1.5, 1.2→1.6 | 0.9→1.4, 5.3→5.2 | 1.6→6.2, 4.8→8.1 |
-
-What changed, each guarantee kept (tests/reliability green): the lease check now locks *and* reads the run in
-one `SELECT ... FOR UPDATE` (it was a lease SELECT, then the run again); a step result is numbered inside its
-own INSERT (`max(seq) + 1` under the run's row lock) instead of loading every earlier result; the run's ticket
-is loaded with the run (one join, not a lazy load); pending effects are looked for after a step only if that
-step recorded some (whoever records an effect for a run outside its lease also wakes the run, and every
-wake-up looks first); an effect's attempt is still counted and committed before it is made, now as one
-`UPDATE ... RETURNING`, and its outcome as one UPDATE. Per automated step that leaves a read transaction
-(1 statement) and a write transaction (lock-and-read, INSERT, UPDATE); the other statements per step are the
-run's share of its lease, its effects and the desk comments.
-
-The previous engineer's 17.8 and 21.3 runs/s with 2 and 4 SQLite workers were not the code's: the old
-runner measured back to back today does 67 runs/s with 4 workers. They came from a busier machine (SQLite's
-lock waits grow with whatever else delays the lock's holder)."""
-
-
 ANALYSIS = """## What was optimised (before → after)
 
 **A step per work item, cheaper steps (issue 16, items 2 and 3: bot/runs/steps.py, bot/runs/records.py,
@@ -637,13 +534,16 @@ bot/runs/outbox.py, bot/state/store.py, bot/state/desk.py).** An `advance_run` t
 run: its pending effects, then its steps until the next would call an outside system a second time; then the
 run goes back to the queue behind the work waiting (while nothing waits, the worker goes on with it). The
 lease is taken with one prebuilt UPDATE and the run read with its ticket, its PBX's open incident and its
-pending effects in one SELECT; the run is carried to its step's write, one UPDATE that checks the lease in its
-WHERE and releases it when the run yields, and one INSERT of the step result; an effect is claimed in one
-UPDATE ... RETURNING; the desk comments in one INSERT ... SELECT ... ON CONFLICT DO NOTHING; these statements
-are built once and run as Core, and a closing note's rows are read with one SELECT instead of loading the
-run's step results through the ORM. An automated step is 4 statements and 2 commits; effects and the end bring
-the five-check run to 6.0 and 3.3 per step. The 500-ticket storm above has the figures before and after,
-interleaved.
+pending effects in one SELECT, on a connection of its own: the row is made a detached instance directly,
+with no ORM session and no ORM load. The run is carried to its step's write, one UPDATE that checks the
+lease in its WHERE and releases it when the run yields, and one INSERT of the step result, again on a plain
+connection; an effect is claimed in one UPDATE ... RETURNING and marked done in one UPDATE, the desk's
+comment and its change to the ticket are prebuilt statements, and a run's end result is one INSERT. An
+automated step is 4 statements and 2 commits; effects and the end bring the five-check run to 6.0 and 3.3
+per step. The 500-ticket storm above has the figures before (main at 453a78b) and after, interleaved: engine
+CPU per step 5.22 → 2.22 ms on SQLite (−57 %) and 7.35 → 3.81 ms on PostgreSQL + Redis (−48 %). The last
+part of that (the connections instead of ORM sessions) measured alone in process, 6 interleaved rounds of
+300 runs: 1.90 → 1.35 ms a step on SQLite, 3.61 → 2.96 ms on PostgreSQL (3 rounds of 200).
 
 **Intake as one durable write (issue 16, item 1: bot/state/store.py, bot/runs/intake.py, bot/state/queue.py,
 bot/web/).** The webhook stores its raw body with one autocommitted `INSERT ... ON CONFLICT DO NOTHING
@@ -651,84 +551,48 @@ RETURNING id`, compiled once for the driver and executed on a raw driver connect
 SQLAlchemy statement handling per request; psycopg prepares it after a connection's first few) and answers.
 Workers take the events not yet processed from the events table (the row locked while it is processed), so
 nothing is committed into Huey's queue. The signal to the workers costs no round trip of its own: on
-PostgreSQL the same statement calls `pg_notify`, and every worker `LISTEN`s (the Redis `process_event` task
-is gone); within `connbot serve` the web tier wakes its own worker. A body with at most 64 brackets skips the
-JSON depth walk (it cannot be deeper), machine endpoints open no session cookie, and the request hooks do
-less (no span object when tracing is off, the query string parsed for a NUL only when it holds one, the
-security headers added in one pass, the HMAC key set up once). Measured twice, each time interleaved with the
-code before it (the `before:` rows: main at b98af17), 3 rounds, medians. At 15:49 UTC (every round in this
-file as of commit 453a78b; load 0.6–5.1, every
-server keeping the 2 CPUs 94–98 % busy): SQLite 828 → 1124 req/s (38 % → 48 % of bare Flask in the same
-round), PostgreSQL + Redis 592 → 945 req/s (27 % → 39 %), p99 at a steady 200 req/s 8.2 → 9.2 ms on SQLite
-and 16.2 → 9.1 ms on PostgreSQL + Redis. At 17:29 UTC (the table above, with the HMAC change; load 1.5–3.8):
-PostgreSQL + Redis 710 → 965 req/s, SQLite 1171 → 1120 (no difference beyond the rounds' spread: 595–1452
-before). In process (bench/profile.py, SQLite, one thread): 0.70 → 0.51 ms a webhook (load 0.8 and 2.7).
-Earlier, on the
-same item: the ORM's unit of work replaced by one autocommit INSERT and the Huey task by the events table
-(main at 1fbc4b9 → b98af17: 15 % → 31 % of bare on SQLite, 13 % → 19 % on PostgreSQL + Redis, in the rounds
-of 13:07 UTC); the event stored with a cached Core INSERT instead of the ORM's unit of work, 1.08 → 0.85 ms;
-Huey's SQLite queue with `synchronous=NORMAL`, 2.7 → 1.4 ms.
+PostgreSQL the same statement calls `pg_notify`, and every worker `LISTEN`s; within `connbot serve` the web
+tier wakes its own worker. A body with at most 64 brackets skips the JSON depth walk (it cannot be deeper),
+machine endpoints open no session cookie, and the request hooks do less. Measured earlier the same day,
+interleaved with the code before it (main at b98af17), 3 rounds: SQLite 828 → 1124 req/s and PostgreSQL +
+Redis 592 → 945 req/s at 15:49 UTC (every server CPU-bound); in process 0.70 → 0.51 ms a webhook (the run
+above measured 0.78 ms: the profile's single pass moves with the machine as much as that).
 
-**Jira: no comment scan on a write's first attempt (integrations/jira/tickets.py, bot/runs/effects.py).** The
-effect's attempt is recorded before it is made; on the first there is nothing to find, so the write goes
-straight out (`TicketRef.first_attempt`). Later attempts (after a crash or a transient failure) still read
-the comments for the marker first. Jira calls per run: 5–13 → 3–7 (the table's bracketed figures are the
-same runs with one look per write, as before).
+**Jira: no comment scan on a write's first attempt (integrations/jira/tickets.py, bot/runs/effects.py).**
+The effect's attempt is recorded before it is made; on the first there is nothing to find, so the write goes
+straight out (`TicketRef.first_attempt`). Jira calls per run: 5–13 → 3–7.
 
 ## Targets missed, and where the time goes
 
-**Intake at ≥ 50 % (SQLite) and ≥ 40 % (PostgreSQL + Redis) of bare Flask: missed (48 % and 39 % in the
-15:49 rounds, 27 % and 23 % in the 17:29 rounds above).** What the share says depends on what held the servers
-back at the time. At 15:49 every server was CPU-bound (94–98 % busy; bare Flask 2,019–2,414 req/s), and the
-minimal durable receiver (bench/durable.py) reached 75 % of bare. At 17:29 bare Flask ran at 1,740 req/s in
-the first round and 4,182–4,535 in the next two, while no SQLite-backed server used the CPUs fully: the
-durable receiver was 60–84 % busy at 1,135–1,393 req/s (27 % of bare), connbot on SQLite 60–86 % at
-1,094–1,147.
-Something other than the CPUs held every SQLite writer to about 1,100–1,450 req/s: SQLite's commit path on
-this virtual machine's disk, or the host taking the CPUs (steal time is not counted as busy); the same code
-and the durable ceiling moved together, so this is the machine, not connbot. (The durable receiver's "every
-2xx stored" reads missed in those rounds because wrk counted one socket error; its stored rows match its 2xx
-answers.) What connbot controls is its CPU per request. At 15:49, counting the 2 CPUs as busy: bare Flask 0.91
-ms of CPU a request (gunicorn, wrk and the kernel included), the durable receiver 1.33 ms, connbot 1.78 ms. In
-process a webhook takes 0.51 ms against bare Flask's 0.16 ms: SQLite's own work on the INSERT is 10 % of it,
-the rest of storing (the pooled connection's checkout and return, parameters) 8 %, the JSON parse and pydantic
-validation 7 %, connbot's request hooks 6 %, the HMAC 4 % (before its key was set up once), the answer 5 %,
-and Flask, Werkzeug and the test client the rest. Outside the test client there is one more: the body-deadline
-middleware (bot/web/edge.py `BoundedBody`, which answers 408 to a client that sends its body slowly) reads the
-body under a socket timeout; a tree without it ran at 1,306 against 1,169 req/s in 2 interleaved rounds
-(noisy: 1,149–1,463 and 1,050–1,288), and it stays, since it is what keeps slow clients from holding the web
-tier's threads. Tried and not kept: a lock so that one process's threads take turns at SQLite's write lock
-instead of sleeping in its busy handler (2 interleaved runs, inconclusive). Left: a per-thread connection
-instead of the pool's checkout (about 15 µs of 85 µs in a micro-benchmark), and validating in the web tier
+**Intake at ≥ 50 % (SQLite) and ≥ 40 % (PostgreSQL + Redis) of bare Flask: missed (28 % and 25 % in the
+rounds above).** In this run bare Flask answered 5,123–5,556 req/s, and the least a receiver that stores
+first must do (bench/durable.py: the HMAC, a JSON parse, one autocommit SQLite INSERT) reached only 40 % of
+it (2,163–2,491 req/s): on this machine the ceiling the issue's targets assume (its 0.53) is not there to
+reach. Against that ceiling connbot on SQLite makes 68 % (1,527 req/s) and on PostgreSQL + Redis 61 %
+(1,363). Earlier the same day, with every server CPU-bound and bare Flask at about 2,200 req/s, the same
+code made 48 % and 39 %. The remaining difference to the durable receiver is Flask's request handling around
+connbot's own hooks, the pydantic validation of the payload, and the pool's checkout of the autocommit
+connection. Left: a per-thread connection instead of the pool's checkout, and validating in the web tier
 only what intake needs.
 
-**Engine overhead < 5 ms per step: about met on SQLite with one worker, missed on PostgreSQL.** The engine's
-own CPU per step is about 3.3 ms on SQLite and 5.4 ms on PostgreSQL; wall time per step adds every wait:
-about 5 ms on SQLite with one worker (at or just over the target depending on the machine's load) and about
-14 ms on PostgreSQL. Where PostgreSQL's time goes: a step still makes about 11 round trips (7.2 statements
-and 4 commits on average, the run's lease, effects and desk comments included), each costing CPU in psycopg
-and SQLAlchemy (the CPU column) and then a wait for a PostgreSQL backend that shares the same 2 CPUs with the
-worker's 4 threads, Redis and the other session; the threads also wait for the GIL while their neighbours
-work. More worker processes make the wall figure grow (waiting for a CPU) while the CPU figure stays flat.
-What would take it further down: carrying the run from one step's write transaction into the next step
-instead of re-reading it (2 round trips a step), and recording an effect's outcome together with the next
-effect's attempt (1 a effect); both touch the crash-safety argument and are left for the runner's owner.
+**CPU per step halved: met on SQLite (−57 %), just missed on PostgreSQL + Redis (−48 %).** What is left on
+PostgreSQL is mostly round trips' client work: the engine's pool pings every connection it hands out
+(`pool_pre_ping`, one `SELECT 1` per transaction, two per automated step) so that a restarted database costs
+no failed step; pinging only a connection idle for a while would remove most of them, and is left for a
+change with its own test of a database restart under a busy worker.
 
-**Throughput scaling with workers (1, 2, 4).** What limits it on this machine is measured in the table's
-"CPUs busy" column. One worker is limited by its 4 threads, not by the CPU: each run is five 20 ms adapter
-calls plus six steps of engine time, so 4 threads give at most 4 / (0.1 s + 6 × ~5 ms) ≈ 30 runs/s, which
-is what one worker does. Two workers double the threads and come close to doubling the rate; at 4 workers
-the 2 CPUs are nearly saturated (PostgreSQL and Redis, 16 worker threads and the other session all share
-them), so the rate flattens and the wall time per step grows while the CPU per step stays flat. On more
-cores (or hosts) the same code scales further with PostgreSQL + Redis: nothing in connbot serialises runs
-across workers (each run has its own lease).
+**Two workers ≥ 1.6× one in the storm: met on SQLite (1.75×), missed on PostgreSQL + Redis in this run
+(1.56×; 1.71× in the run before).** With two workers PostgreSQL, its 8 worker threads and Redis kept the 2
+CPUs 71–84 % busy: the second worker shares them with the database it talks to.
 
-SQLite has one writer at a time: every commit of every worker process takes the database's single write lock,
-and a process that finds it held sleeps in SQLite's busy handler (steps of 1 to 100 ms) before trying again.
-The engine's wall time per step therefore grows with the number of processes even though its CPU per step
-does not; throughput still rises here because the 20 ms adapter calls, not the writes, dominate a run, but the
-write lock is the ceiling (about 1 / (time a commit holds the lock) transitions a second in all, whatever the
-number of workers). A few workers on SQLite are fine; to scale out, PostgreSQL + Redis.
+**Statements and commits per step.** An automated step is 4 and 2 (tests/unit/test_work_items.py asserts it
+on both databases). Over a whole run it is 6.0 and 3.3: each effect (the start note, the closing note) is
+claimed, made and marked done in three commits, so that an attempt is on record before it is made.
+
+SQLite has one writer at a time: every commit of every worker process takes the database's single write
+lock, and a process that finds it held sleeps in SQLite's busy handler before trying again. A few workers on
+SQLite are fine (less time spent inside each transaction is what made the second worker pay here); to scale
+out, PostgreSQL + Redis.
 """
 
 
