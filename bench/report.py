@@ -13,6 +13,11 @@ def mark(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
+def _when(r: dict[str, Any], item: str) -> str:
+    """When `item` was measured: its own date if it was re-run on its own, else the whole run's."""
+    return str(r["timing"][item].get("date", r["machine"]["date"]))
+
+
 def _load(x: dict[str, Any]) -> str:
     a, b = x.get("load", [0, 0])
     return f"{a:.1f}→{b:.1f}"
@@ -51,7 +56,7 @@ def _cell(x: dict[str, float], fmt: str = "{:.0f}") -> str:
 
 def _intake(r: dict[str, Any]) -> list[str]:
     x = r["intake"]
-    when = r["timing"]["intake"].get("date", r["machine"]["date"])
+    when = _when(r, "intake")
     out = [
         "## 1. Webhook intake (signed `jira:issue_created`, gunicorn `--workers 2 --threads 4`, the "
         "Procfile's)",
@@ -188,7 +193,7 @@ def _triage_compare(r: dict[str, Any]) -> list[str]:
     if "triage_compare" not in r:
         return []
     x = r["triage_compare"]
-    when = r["timing"]["triage_compare"].get("date", r["machine"]["date"])
+    when = _when(r, "triage_compare")
     kinds = list(dict.fromkeys(y["backend"] for y in x["rounds"]))
     counts = sorted({y["workers"] for y in x["rounds"]})
     sides = _sides(x)
@@ -365,7 +370,7 @@ def _storm_rows(r: dict[str, Any]) -> list[str]:
     if "storm" not in r:
         return []
     on, off = r["storm"]["median"]["on"], r["storm"]["median"]["off"]
-    when = r["timing"]["storm"].get("date", "last run")
+    when = _when(r, "storm")
     return [
         f"| a storm of 200 tickets against a stopped Asterisk ({when}): "
         "each ticket's first comment, p50 / p99 | "
@@ -397,7 +402,7 @@ def _work_item_rows(r: dict[str, Any]) -> list[str]:
     if "triage_compare" not in r:
         return []
     x, rows = r["triage_compare"], []
-    when = r["timing"]["triage_compare"].get("date", r["machine"]["date"])
+    when = _when(r, "triage_compare")
     sides = _sides(x)
     for kind in dict.fromkeys(y["backend"] for y in x["rounds"]):
         med = {(n, side): x["median"][f"{kind}|{n}|{side}"] for n in (1, 2) for side in sides}
@@ -440,7 +445,7 @@ def performance(r: dict[str, Any]) -> str:
     mem = r["memory"]
     jira = [x["jira"] for x in r["economy"]]
     sq, pg = intake["sqlite"], intake["postgres+redis"]
-    when = r["timing"]["intake"].get("date", m["date"])
+    when = _when(r, "intake")
 
     def tri_row(kind: str) -> str:
         xs = [tri[(kind, n)] for n in (1, 2, 4) if (kind, n) in tri]
@@ -541,9 +546,7 @@ connection; an effect is claimed in one UPDATE ... RETURNING and marked done in 
 comment and its change to the ticket are prebuilt statements, and a run's end result is one INSERT. An
 automated step is 4 statements and 2 commits; effects and the end bring the five-check run to 6.0 and 3.3
 per step. The 500-ticket storm above has the figures before (main at 453a78b) and after, interleaved: engine
-CPU per step 5.22 → 2.22 ms on SQLite (−57 %) and 7.35 → 3.81 ms on PostgreSQL + Redis (−48 %). The last
-part of that (the connections instead of ORM sessions) measured alone in process, 6 interleaved rounds of
-300 runs: 1.90 → 1.35 ms a step on SQLite, 3.61 → 2.96 ms on PostgreSQL (3 rounds of 200).
+CPU per step 5.22 → 2.22 ms on SQLite (−57 %) and 7.35 → 3.81 ms on PostgreSQL + Redis (−48 %).
 
 **Intake as one durable write (issue 16, item 1: bot/state/store.py, bot/runs/intake.py, bot/state/queue.py,
 bot/web/).** The webhook stores its raw body with one autocommitted `INSERT ... ON CONFLICT DO NOTHING
@@ -555,8 +558,8 @@ PostgreSQL the same statement calls `pg_notify`, and every worker `LISTEN`s; wit
 tier wakes its own worker. A body with at most 64 brackets skips the JSON depth walk (it cannot be deeper),
 machine endpoints open no session cookie, and the request hooks do less. Measured earlier the same day,
 interleaved with the code before it (main at b98af17), 3 rounds: SQLite 828 → 1124 req/s and PostgreSQL +
-Redis 592 → 945 req/s at 15:49 UTC (every server CPU-bound); in process 0.70 → 0.51 ms a webhook (the run
-above measured 0.78 ms: the profile's single pass moves with the machine as much as that).
+Redis 592 → 945 req/s at 15:49 UTC (every server CPU-bound); in process 0.70 → 0.51 ms a webhook (this
+run's profile, one pass and not interleaved with anything, measured 0.78 ms: not a comparison with those).
 
 **Jira: no comment scan on a write's first attempt (integrations/jira/tickets.py, bot/runs/effects.py).**
 The effect's attempt is recorded before it is made; on the first there is nothing to find, so the write goes
@@ -569,14 +572,13 @@ rounds above).** In this run bare Flask answered 5,123–5,556 req/s, and the le
 first must do (bench/durable.py: the HMAC, a JSON parse, one autocommit SQLite INSERT) reached only 40 % of
 it (2,163–2,491 req/s): on this machine the ceiling the issue's targets assume (its 0.53) is not there to
 reach. Against that ceiling connbot on SQLite makes 68 % (1,527 req/s) and on PostgreSQL + Redis 61 %
-(1,363). Earlier the same day, with every server CPU-bound and bare Flask at about 2,200 req/s, the same
-code made 48 % and 39 %. The remaining difference to the durable receiver is Flask's request handling around
-connbot's own hooks, the pydantic validation of the payload, and the pool's checkout of the autocommit
-connection. Left: a per-thread connection instead of the pool's checkout, and validating in the web tier
-only what intake needs.
+(1,363). Earlier the same day, with every server CPU-bound and bare Flask at about 2,200 req/s, the intake
+code (then without its HMAC key set up once) made 48 % and 39 %. Where connbot's time per webhook goes is in
+the profile above. Left: a per-thread connection instead of the pool's checkout, and validating in the web
+tier only what intake needs.
 
-**CPU per step halved: met on SQLite (−57 %), just missed on PostgreSQL + Redis (−48 %).** What is left on
-PostgreSQL is mostly round trips' client work: the engine's pool pings every connection it hands out
+**CPU per step halved: met on SQLite (−57 %), just missed on PostgreSQL + Redis (−48 %).** One cost known and
+left on PostgreSQL (not measured alone): the engine's pool pings every connection it hands out
 (`pool_pre_ping`, one `SELECT 1` per transaction, two per automated step) so that a restarted database costs
 no failed step; pinging only a connection idle for a while would remove most of them, and is left for a
 change with its own test of a database restart under a busy worker.
@@ -591,8 +593,7 @@ claimed, made and marked done in three commits, so that an attempt is on record 
 
 SQLite has one writer at a time: every commit of every worker process takes the database's single write
 lock, and a process that finds it held sleeps in SQLite's busy handler before trying again. A few workers on
-SQLite are fine (less time spent inside each transaction is what made the second worker pay here); to scale
-out, PostgreSQL + Redis.
+SQLite are fine; to scale out, PostgreSQL + Redis.
 """
 
 

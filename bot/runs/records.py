@@ -32,6 +32,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.runs.context import RunContext
 from bot.state.models import Prompt, Run, RunState, StepResult, utcnow
+from bot.state.store import RUNS
 from playbook.engine import Position
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ def write(
     return bool(found[0])
 
 
-RUNS, STEP_RESULTS = cast(Table, Run.__table__), cast(Table, StepResult.__table__)
+STEP_RESULTS = cast(Table, StepResult.__table__)
 # `lock`'s statement, built once: it changes nothing but takes the row's lock (and SQLite's).
 LOCK = (
     update(RUNS)

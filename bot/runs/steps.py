@@ -14,9 +14,9 @@ import functools
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Boolean, Select, Table, bindparam, func, literal_column, select
+from sqlalchemy import Boolean, Select, bindparam, func, literal_column, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -34,7 +34,7 @@ from bot.runs.outbox import (
 from bot.runs.redact import redact, redact_facts
 from bot.state import counters
 from bot.state.models import Run, RunState, Ticket
-from bot.state.store import after_commit, attribute_keys, detached
+from bot.state.store import RUNS, TICKETS, after_commit, attribute_keys, detached
 from integrations.base import (
     ActionInput,
     AdapterError,
@@ -124,7 +124,6 @@ def _take(ctx: RunContext, run_id: int, owner: str) -> _Taken | None:
     return _Taken(run, bool(row[-2]), bool(row[-1]))
 
 
-RUNS, TICKETS = cast(Table, Run.__table__), cast(Table, Ticket.__table__)
 _RUN_KEYS, _TICKET_KEYS = attribute_keys(Run), attribute_keys(Ticket)
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import functools
-from typing import cast
 
-from sqlalchemy import Table, Update, bindparam, select, update
+from sqlalchemy import Update, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.state.models import Comment, Ticket, utcnow
-from bot.state.store import Store
+from bot.state.store import TICKETS, Store
 from integrations.tickets import Note, TicketRef, TicketSystem
 
 AUTHOR = "connbot"
@@ -31,9 +30,6 @@ def render_text(note: Note) -> str:
     if note.next:
         parts.append(f"Next: {note.next}")
     return "\n\n".join(p for p in parts if p)
-
-
-TICKETS = cast(Table, Ticket.__table__)
 
 
 @functools.cache

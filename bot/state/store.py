@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, CursorResult, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, configure_mappers, make_transient_to_detached, sessionmaker
 
-from bot.state.models import Base, Event, Run, utcnow
+from bot.state.models import Base, Event, Run, Ticket, utcnow
 from bot.state.outage import OUTAGE_ERRORS, Outage
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ def _run_after_commit(s: Session) -> None:
             log.exception("after-commit callback failed")
 
 
-RUNS = cast(Table, Run.__table__)
+RUNS, TICKETS = cast(Table, Run.__table__), cast(Table, Ticket.__table__)
 # A run's lease taken for `owner`, if it is free, expired or `owner`'s already; ended runs too: the
 # effects of their last transition may still be to make (a worker killed right after the end), and
 # a refusal would reschedule the wake-up forever. Built once, executed with its parameters.
