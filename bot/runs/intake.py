@@ -14,7 +14,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,7 @@ from bot.runs.context import RunContext
 from bot.runs.outbox import flush_effects
 from bot.runs.steps import start_run
 from bot.state.models import Event, Ticket, utcnow
+from bot.state.outage import said
 from bot.state.store import Store
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,6 @@ log = logging.getLogger(__name__)
 PENDING_BATCH = 200
 QUARANTINED = "quarantined: "
 DESK_FILED = "desk:ticket_filed"
-MAX_REASON = 500
 # Failures that may pass: raised, so that the event is offered again.
 TRANSIENT = (
     RedisError,
@@ -103,7 +103,7 @@ def process(ctx: RunContext, event_id: int) -> int | None:
     except TRANSIENT:
         raise
     except Exception as exc:
-        quarantine(ctx, event_id, reason(exc))
+        quarantine(ctx, event_id, said(exc))
     return None
 
 
@@ -119,14 +119,6 @@ def acknowledge(ctx: RunContext, run_id: int) -> None:
         finally:
             ctx.store.release(run_id, owner)
     ctx.waker.advance(run_id)
-
-
-def reason(exc: BaseException) -> str:
-    """Why an event failed, in one bounded line: the driver's own message for a database error
-    (SQLAlchemy's would carry the statement and its parameters), the exception's otherwise."""
-    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-    text = " ".join(str(cause).split())
-    return f"{type(cause).__name__}: {text}"[:MAX_REASON]
 
 
 def quarantine(ctx: RunContext, event_id: int, why: str) -> None:

@@ -7,10 +7,20 @@ import sqlite3
 import threading
 
 from redis.exceptions import RedisError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 # What a dependency that is down (or on its way back) raises.
 OUTAGE_ERRORS = (RedisError, sqlite3.OperationalError, OSError, SQLAlchemyError)
+MAX_SAID = 500
+
+
+def said(exc: BaseException) -> str:
+    """An error in one bounded line: the driver's own message for a database error (SQLAlchemy's
+    would carry the statement and its parameters, a run's findings among them), the exception's
+    otherwise."""
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    text = " ".join(str(cause).split())
+    return f"{type(cause).__name__}: {text}"[:MAX_SAID]
 
 
 class Outage:
@@ -27,9 +37,7 @@ class Outage:
             self.failures += 1
             first = self.failures == 1
         if first:
-            self.log.warning(
-                "%s unreachable (%s: %s); retrying until it is back", self.what, type(exc).__name__, exc
-            )
+            self.log.warning("%s unreachable (%s); retrying until it is back", self.what, said(exc))
 
     def ok(self) -> None:
         with self._lock:

@@ -34,7 +34,7 @@ from huey.storage import SqliteStorage
 from sqlalchemy.orm import Session
 
 from bot import tracing
-from bot.state.outage import OUTAGE_ERRORS, Outage
+from bot.state.outage import OUTAGE_ERRORS, Outage, said
 from bot.state.store import after_commit
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ class _SqliteStorage(SqliteStorage):
         return conn
 
 
+AGAIN_SECONDS = 1.0  # how soon a run's work item is tried again when it could not be done
 EVENT_POLL_SECONDS = 0.25  # how often a worker looks for stored events, signalled or not
 EVENT_RETRY_SECONDS = 5.0  # how long an event whose processing failed transiently is left alone
 SIGNALS = 1000  # events signalled within the process and not yet taken, at most (the oldest dropped)
@@ -95,9 +96,20 @@ class Queue:
         def advance_run(run_id: int, trace: str | None = None) -> None:
             owner = f"{self.owner}:{threading.get_ident()}"
             with tracing.continued(trace), tracing.span("connbot.advance_run", run=run_id):
-                if not self.tasks.advance(run_id, owner):
-                    # Another worker holds the run; look again shortly so no wake-up is lost.
-                    self.advance(run_id, delay=1.0)
+                try:
+                    advanced = self.tasks.advance(run_id, owner)
+                except OUTAGE_ERRORS as exc:  # e.g. the database restarted under the work item
+                    log.warning(
+                        "run %s: its work item failed, tried again in %g s: %s",
+                        run_id,
+                        AGAIN_SECONDS,
+                        said(exc),
+                    )
+                    advanced = False
+                if not advanced:
+                    # Another worker holds the run, or the work failed: look again shortly so no
+                    # wake-up is lost (and, should the queue be away too, the sweeper finds the run).
+                    self.advance(run_id, delay=AGAIN_SECONDS)
 
         self._advance = advance_run
         # Within the process: the events stored here since the taker last looked, with their traces.
@@ -141,7 +153,7 @@ class Queue:
         try:
             self.tasks.acknowledge(run_id)
         except OUTAGE_ERRORS as exc:  # the sweeper wakes the run later; its effect is stored
-            log.warning("run %s: first effects not made yet: %s: %s", run_id, type(exc).__name__, exc)
+            log.warning("run %s: first effects not made yet: %s", run_id, said(exc))
         except Exception:
             log.exception("run %s: making its first effects failed; the sweeper wakes it again", run_id)
 
@@ -176,12 +188,7 @@ class Queue:
                     self._take(event_id, inline)
                 except OUTAGE_ERRORS as exc:  # the database or the queue is away: said in a line
                     self._retry_at[event_id] = time.monotonic() + EVENT_RETRY_SECONDS
-                    log.warning(
-                        "event %s: processing failed, tried again later: %s: %s",
-                        event_id,
-                        type(exc).__name__,
-                        exc,
-                    )
+                    log.warning("event %s: processing failed, tried again later: %s", event_id, said(exc))
                 except Exception:  # a bug: loudly, with its traceback; the event is tried again later
                     self._retry_at[event_id] = time.monotonic() + EVENT_RETRY_SECONDS
                     log.exception("event %s: processing failed, tried again later", event_id)
