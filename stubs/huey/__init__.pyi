@@ -3,4 +3,3 @@
 # `MYPYPATH=stubs python -m mypy.stubtest huey --ignore-missing-stub`, run outside the repository
 # root, checks them against the installed huey.
 from huey.api import Huey as Huey
-from huey.api import RedisHuey as RedisHuey

@@ -9,11 +9,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from sqlalchemy import event, select
 
 from bench.triage import LONG  # five automated steps, then closed
 from bot.runs import intake
+from bot.settings import Settings
 from bot.state.models import Run, RunState, StepResult
+from tests.conftest import QUIET
 from tests.fakes.adapters import scripted_registry
 
 
@@ -93,6 +96,32 @@ def test_an_automated_step_is_four_statements_and_two_commits(backend_settings, 
     assert steps == 6 * n
     assert whole["statements"] / steps <= 6.1, whole
     assert whole["commits"] / steps <= 3.4, whole
+
+
+@pytest.mark.redis
+def test_an_automated_steps_work_item_is_three_commands_to_redis(tmp_path, redis_url, make_services) -> None:
+    """Take the task, look whether other work waits, queue the run's next work item behind it: no
+    look-up of whether the task was revoked and no clearing of it after (connbot revokes nothing)."""
+    settings = Settings(data_dir=tmp_path / "data", queue_url=redis_url, **QUIET)
+    svc = make_services(settings=settings, registry=scripted_registry({k: [v] * 2 for k, v in LONG.items()}))
+    file(svc, 2)
+    work_item(svc), work_item(svc)  # the start notes
+    redis = svc.queue.huey.storage.conn
+    sent: list[str] = []
+    execute = redis.execute_command
+
+    def counted_command(*args: Any, **options: Any) -> Any:
+        sent.append(str(args[0]).upper())
+        return execute(*args, **options)
+
+    redis.execute_command = counted_command
+    try:
+        work_item(svc)  # the first run's first step
+    finally:
+        redis.execute_command = execute
+    assert sorted(sent) == ["BRPOP", "LLEN", "LPUSH"], sent
+    with svc.store.tx() as s:
+        assert [r.step for r in s.scalars(select(StepResult))] == ["check_status"]
 
 
 def test_a_run_read_with_core_is_a_detached_instance_even_in_a_process_that_made_no_query() -> None:
