@@ -546,7 +546,7 @@ connection; an effect is claimed in one UPDATE ... RETURNING and marked done in 
 comment and its change to the ticket are prebuilt statements, and a run's end result is one INSERT. An
 automated step is 4 statements and 2 commits; effects and the end bring the five-check run to 6.0 and 3.3
 per step. The 500-ticket storm above has the figures before (main at 453a78b) and after, interleaved: engine
-CPU per step 5.22 → 2.22 ms on SQLite (−57 %) and 7.35 → 3.81 ms on PostgreSQL + Redis (−48 %).
+CPU per step 6.73 → 2.80 ms on SQLite (−58 %) and 9.07 → 4.33 ms on PostgreSQL + Redis (−52 %).
 
 **Intake as one durable write (issue 16, item 1: bot/state/store.py, bot/runs/intake.py, bot/state/queue.py,
 bot/web/).** The webhook stores its raw body with one autocommitted `INSERT ... ON CONFLICT DO NOTHING
@@ -567,25 +567,23 @@ straight out (`TicketRef.first_attempt`). Jira calls per run: 5–13 → 3–7.
 
 ## Targets missed, and where the time goes
 
-**Intake at ≥ 50 % (SQLite) and ≥ 40 % (PostgreSQL + Redis) of bare Flask: missed (28 % and 25 % in the
-rounds above).** In this run bare Flask answered 5,123–5,556 req/s, and the least a receiver that stores
-first must do (bench/durable.py: the HMAC, a JSON parse, one autocommit SQLite INSERT) reached only 40 % of
-it (2,163–2,491 req/s): on this machine the ceiling the issue's targets assume (its 0.53) is not there to
-reach. Against that ceiling connbot on SQLite makes 68 % (1,527 req/s) and on PostgreSQL + Redis 61 %
-(1,363). Earlier the same day, with every server CPU-bound and bare Flask at about 2,200 req/s, the intake
-code (then without its HMAC key set up once) made 48 % and 39 %. Where connbot's time per webhook goes is in
-the profile above. Left: a per-thread connection instead of the pool's checkout, and validating in the web
-tier only what intake needs.
+**Intake at >= 50 % (SQLite) and >= 40 % (PostgreSQL + Redis) of bare Flask: not shown by this run.** The
+machine was busy with other work while intake ran: bare Flask answered only about 1,700 req/s and the
+minimal durable receiver (bench/durable.py) ranged from 40 % to 119 % of it across rounds, so the shares
+above (medians 41 % and 45 %, ranges 18-55 % and 10-55 %) say more about the machine than about connbot. In
+the run before (2026-12-02 23:40 UTC, a quiet machine) the durable ceiling itself reached only 40 % of bare,
+connbot 28 % and 25 %. Left: a per-thread connection instead of the pool's checkout, and validating in the
+web tier only what intake needs.
 
-**CPU per step halved: met on SQLite (−57 %), just missed on PostgreSQL + Redis (−48 %).** One cost known and
-left on PostgreSQL (not measured alone): the engine's pool pings every connection it hands out
-(`pool_pre_ping`, one `SELECT 1` per transaction, two per automated step) so that a restarted database costs
-no failed step; pinging only a connection idle for a while would remove most of them, and is left for a
-change with its own test of a database restart under a busy worker.
+**CPU per step halved: met on both (this run: 6.73 -> 2.80 ms on SQLite, -58 %; 9.07 -> 4.33 ms on
+PostgreSQL + Redis, -52 %).** Since the run before: the pool pings a PostgreSQL connection only when it sat
+idle for 10 s (it pinged on every checkout: two `SELECT 1` per automated step), and huey no longer looks up
+and clears each task's revocation (two Redis round trips a task; connbot revokes nothing). Measured alone
+before this run, interleaved, 3 rounds of the storm with 1 worker: the ping 5.43 -> 4.57 ms a step on
+PostgreSQL + Redis; the revocation 3.27 -> 2.87 ms on SQLite and 4.34 -> 4.20 on PostgreSQL + Redis (within
+the spread there).
 
-**Two workers ≥ 1.6× one in the storm: met on SQLite (1.75×), missed on PostgreSQL + Redis in this run
-(1.56×; 1.71× in the run before).** With two workers PostgreSQL, its 8 worker threads and Redis kept the 2
-CPUs 71–84 % busy: the second worker shares them with the database it talks to.
+**Two workers >= 1.6x one in the storm: met on both in this run (SQLite 1.81x, PostgreSQL + Redis 1.67x).**
 
 **Statements and commits per step.** An automated step is 4 and 2 (tests/unit/test_work_items.py asserts it
 on both databases). Over a whole run it is 6.0 and 3.3: each effect (the start note, the closing note) is

@@ -67,7 +67,7 @@ def _ping_idle(engine: Engine, seconds: float) -> None:
     busy process pays no round trip per transaction (the pool's `pre_ping` paid two per automated
     step). A restart under a busy process fails the one statement that meets a dead connection; the
     driver's disconnect error then invalidates the whole pool, and what failed is tried again like
-    any outage (a run's work item by the sweeper, an event by the event taker)."""
+    any outage (a run's work item 1 s later by its task, an event by the event taker)."""
 
     @event.listens_for(engine, "checkin")
     def _idle_from(_dbapi: Any, record: Any) -> None:
@@ -75,7 +75,8 @@ def _ping_idle(engine: Engine, seconds: float) -> None:
 
     @event.listens_for(engine, "checkout")
     def _ping(dbapi: Any, record: Any, _proxy: Any) -> None:
-        if time.monotonic() - record.info.get(IDLE_SINCE, time.monotonic()) < seconds:
+        since = record.info.get(IDLE_SINCE)
+        if since is None or time.monotonic() - since < seconds:
             return
         try:
             engine.dialect.do_ping(dbapi)
