@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.exc import OperationalError
 
+from bench.triage import LONG as SCRIPT  # five automated steps, then closed
 from bot.runs import intake
 from bot.settings import Settings
 from bot.state.models import Comment, Effect, Run
@@ -23,14 +24,6 @@ from tests.reliability.procs import start_worker, stop, wait_for
 
 pytestmark = pytest.mark.postgres
 
-# Five automated steps, then closed.
-SCRIPT = {
-    "app.get_status": "failed",
-    "app.reconnect": "still_failing",
-    "app.get_last_error": "found",
-    "app.check_config": "wrong_port",
-    "app.fix_config": "fixed_connected",
-}
 PATH = ["check_status", "force_reconnect", "record_error", "check_config", "fix_config", "close_config_fixed"]
 RUNS = 60
 
