@@ -567,23 +567,23 @@ straight out (`TicketRef.first_attempt`). Jira calls per run: 5–13 → 3–7.
 
 ## Targets missed, and where the time goes
 
-**Intake at >= 50 % (SQLite) and >= 40 % (PostgreSQL + Redis) of bare Flask: not shown by this run.** The
+**Intake at ≥ 50 % (SQLite) and ≥ 40 % (PostgreSQL + Redis) of bare Flask: not shown by this run.** The
 machine was busy with other work while intake ran: bare Flask answered only about 1,700 req/s and the
 minimal durable receiver (bench/durable.py) ranged from 40 % to 119 % of it across rounds, so the shares
-above (medians 41 % and 45 %, ranges 18-55 % and 10-55 %) say more about the machine than about connbot. In
+above (medians 41 % and 45 %, ranges 18–55 % and 10–55 %) say more about the machine than about connbot. In
 the run before (2026-12-02 23:40 UTC, a quiet machine) the durable ceiling itself reached only 40 % of bare,
 connbot 28 % and 25 %. Left: a per-thread connection instead of the pool's checkout, and validating in the
 web tier only what intake needs.
 
-**CPU per step halved: met on both (this run: 6.73 -> 2.80 ms on SQLite, -58 %; 9.07 -> 4.33 ms on
-PostgreSQL + Redis, -52 %).** Since the run before: the pool pings a PostgreSQL connection only when it sat
+**CPU per step halved: met on both (this run: 6.73 → 2.80 ms on SQLite, −58 %; 9.07 → 4.33 ms on
+PostgreSQL + Redis, −52 %).** Since the run before: the pool pings a PostgreSQL connection only when it sat
 idle for 10 s (it pinged on every checkout: two `SELECT 1` per automated step), and huey no longer looks up
 and clears each task's revocation (two Redis round trips a task; connbot revokes nothing). Measured alone
-before this run, interleaved, 3 rounds of the storm with 1 worker: the ping 5.43 -> 4.57 ms a step on
-PostgreSQL + Redis; the revocation 3.27 -> 2.87 ms on SQLite and 4.34 -> 4.20 on PostgreSQL + Redis (within
+before this run, interleaved, 3 rounds of the storm with 1 worker: the ping 5.43 → 4.57 ms a step on
+PostgreSQL + Redis; the revocation 3.27 → 2.87 ms on SQLite and 4.34 → 4.20 on PostgreSQL + Redis (within
 the spread there).
 
-**Two workers >= 1.6x one in the storm: met on both in this run (SQLite 1.81x, PostgreSQL + Redis 1.67x).**
+**Two workers ≥ 1.6× one in the storm: met on both in this run (SQLite 1.81×, PostgreSQL + Redis 1.67×).**
 
 **Statements and commits per step.** An automated step is 4 and 2 (tests/unit/test_work_items.py asserts it
 on both databases). Over a whole run it is 6.0 and 3.3: each effect (the start note, the closing note) is
