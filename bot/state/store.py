@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -84,6 +86,35 @@ def _ping_idle(engine: Engine, seconds: float) -> None:
             raise InvalidatePoolError(f"an idle connection is gone: {exc}") from exc
 
 
+class WriterLock:
+    """One writer at a time across the processes sharing a SQLite file, for a write that is one
+    statement: a thread lock within the process, `flock` on a file beside the database across them.
+    SQLite's busy handler sleeps 1 to 100 ms between tries when another process holds its write lock;
+    a waiter on `flock` is woken the moment the holder lets go (bench/RESULTS.md, item 1)."""
+
+    def __init__(self, path: str):
+        self._path, self._thread = path, threading.Lock()
+        self._fd, self._pid = -1, -1
+
+    def __enter__(self) -> None:
+        self._thread.acquire()
+        try:
+            if self._pid != os.getpid():  # a descriptor inherited over a fork is the parent's lock too
+                if self._fd >= 0:
+                    os.close(self._fd)
+                self._fd, self._pid = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600), os.getpid()
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._thread.release()
+            raise
+
+    def __exit__(self, *_: object) -> None:
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._thread.release()
+
+
 # PostgreSQL's channel on which a stored event is announced to every listening worker.
 EVENTS_CHANNEL = "connbot_events"
 
@@ -109,6 +140,12 @@ class _EventInsert:
                 f"SELECT id, pg_notify('{EVENTS_CHANNEL}', id || ' ' || :note) FROM new"
             )
         self.new = self._compile(engine, insert.format(payload=":payload"))
+        database = engine.url.database
+        self.writer: AbstractContextManager[None] = (
+            WriterLock(f"{database}.writer")
+            if dialect.name == "sqlite" and database and database != ":memory:"
+            else nullcontext()
+        )
         self.stored = self._compile(
             engine, "SELECT id FROM events WHERE source = :source AND delivery_id = :delivery_id"
         )
@@ -243,8 +280,9 @@ class Store:
                 cursor = conn.cursor()
                 statement = insert.new
                 try:
-                    cursor.execute(statement[0], insert.params(statement, values))
-                    new = cursor.fetchone()
+                    with insert.writer:
+                        cursor.execute(statement[0], insert.params(statement, values))
+                        new = cursor.fetchone()
                     if new is not None:
                         return int(new[0]), True
                     statement = insert.stored

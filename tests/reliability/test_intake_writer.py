@@ -1,0 +1,59 @@
+"""Web processes sharing one SQLite file store their webhooks one at a time through a file lock beside
+the database (`<database>.writer`): a process that finds it held is woken when the other lets go,
+instead of sleeping in SQLite's busy handler; nothing is lost meanwhile."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from sqlalchemy import text
+
+from bot.state.store import Store
+
+# Another process holding the writer lock until its standard input closes.
+HOLD = (
+    "import fcntl, os, sys\n"
+    "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)\n"
+    "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+    "print('held', flush=True)\n"
+    "sys.stdin.read()\n"
+)
+
+
+def _stored(store: Store) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM events")).scalar_one())
+
+
+def test_a_webhook_waits_while_another_process_stores_then_is_stored(tmp_path: Path) -> None:
+    database = tmp_path / "connbot.db"
+    store = Store(f"sqlite:///{database}")
+    store.upgrade()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, f"{database}.writer"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        result: list[tuple[int, bool]] = []
+        webhook = threading.Thread(
+            target=lambda: result.append(
+                store.insert_event("jira", "d-1", "jira:issue_created", "VOIP-1", "{}")
+            )
+        )
+        webhook.start()
+        webhook.join(0.5)
+        assert webhook.is_alive() and _stored(store) == 0, "stored while another process held the lock"
+    finally:
+        holder.communicate(timeout=10)  # its input closed: the other process lets go and ends
+    webhook.join(10)
+    assert not webhook.is_alive() and result == [(1, True)] and _stored(store) == 1
+    # the lock is let go after each webhook: the next one is stored at once, a redelivery found
+    assert store.insert_event("jira", "d-2", "jira:issue_created", "VOIP-2", "{}") == (2, True)
+    assert store.insert_event("jira", "d-1", "jira:issue_created", "VOIP-1", "{}") == (1, False)
+    store.dispose()
