@@ -1,7 +1,8 @@
 """The ceiling for a durable intake: the least a receiver that stores before it answers must do.
-Checks the HMAC, parses the body, commits one INSERT into SQLite (WAL, `synchronous=NORMAL`, as
-connbot's store) and answers; on the same gunicorn settings as connbot
-(`gunicorn 'bench.durable:create_app()'`, the database file in BENCH_DURABLE_DB)."""
+Checks the HMAC, parses the body, commits one INSERT into SQLite (WAL, `synchronous=NORMAL`, one
+writer at a time across the processes through connbot's `WriterLock`, as connbot's store) and
+answers; on the same gunicorn settings as connbot (`gunicorn 'bench.durable:create_app()'`, the
+database file in BENCH_DURABLE_DB)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import threading
 
 from flask import Flask, jsonify, request
 
+from bot.state.store import WriterLock
+
 SCHEMA = "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, delivery_id TEXT UNIQUE, body TEXT)"
 INSERT = "INSERT INTO events (delivery_id, body) VALUES (?, ?) ON CONFLICT DO NOTHING RETURNING id"
 
@@ -21,6 +24,7 @@ INSERT = "INSERT INTO events (delivery_id, body) VALUES (?, ?) ON CONFLICT DO NO
 def create_app() -> Flask:
     app, local = Flask(__name__), threading.local()
     path, secret = os.environ["BENCH_DURABLE_DB"], os.environ["BENCH_WEBHOOK_SECRET"].encode()
+    writer = WriterLock(f"{path}.writer")
 
     def db() -> sqlite3.Connection:
         if not hasattr(local, "conn"):  # one autocommit connection per thread
@@ -39,11 +43,11 @@ def create_app() -> Flask:
         data = json.loads(body)
         if not isinstance(data, dict):
             return jsonify(error="Bad Request"), 400
-        row = (
-            db()
-            .execute(INSERT, (request.headers["X-Atlassian-Webhook-Identifier"], body.decode()))
-            .fetchone()
-        )
+        conn = db()
+        with writer:
+            row = conn.execute(
+                INSERT, (request.headers["X-Atlassian-Webhook-Identifier"], body.decode())
+            ).fetchone()
         return (jsonify(status="accepted", event=row[0]), 202) if row else (jsonify(status="duplicate"), 200)
 
     @app.get("/healthz")

@@ -68,7 +68,8 @@ def _intake(r: dict[str, Any]) -> list[str]:
         f"each once, in turn, on a fresh backend), {max(y['round'] for y in x['rounds'])} rounds; medians "
         "with [min–max]. `bare` is Flask answering without storing (bench/bare.py); `durable` the least a "
         "receiver that stores first must do: the HMAC check, a JSON parse and one autocommit INSERT into "
-        "SQLite (bench/durable.py). Throughput is also given as a share of `bare`'s in the same round.",
+        "SQLite, the web processes taking turns through connbot's writer lock (bench/durable.py). "
+        "Throughput is also given as a share of `bare`'s in the same round.",
         "",
         "| server | req/s | of bare | p50 ms | p99 ms | CPUs busy | p99 ms at 200 req/s | every 2xx stored |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
@@ -203,7 +204,7 @@ def _triage_compare(r: dict[str, Any]) -> list[str]:
         else "Each run"
     )
     out = [
-        "### The 500-ticket storm (`python -m bench.triage compare`)",
+        "### The 500-ticket storm (`python -m bench.run triage_compare`)",
         "",
         f"Measured {when}: {x['tickets']} desk tickets filed at once, then 1 or 2 `connbot worker` processes "
         f"(4 threads each) let go; 20 ms adapters; the five-check run above. {code} on a fresh backend, "
@@ -465,7 +466,9 @@ def performance(r: dict[str, Any]) -> str:
             "minutes; an item re-run on its own since took its own time, in `bench/RESULTS.md`) and "
             "rewrites `bench/RESULTS.md` (the figures, sizes, the machine, the load during each item, "
             "profiles and explanations) and this section of the README. It needs PostgreSQL and Redis on "
-            "127.0.0.1 and installs `wrk` from Debian when missing.",
+            "127.0.0.1 and installs `wrk` from Debian when missing. `.venv/bin/python -m bench.run "
+            "intake slack` (after `make bench` once, for its tools) re-runs only the items named (the "
+            "first table of `bench/RESULTS.md` lists them) and keeps the others' last figures.",
             "",
             f"Last run: {m['date']}, {m['nproc']} CPUs ({m['cpu']}) shared with other work, {m['memory']} "
             f"memory, Python {m['python']}.",
@@ -505,7 +508,8 @@ def performance(r: dict[str, Any]) -> str:
             "",
             "Against the targets: intake reaches "
             f"{sq['of_bare']['median']:.0%} (SQLite, target 50 %) and {pg['of_bare']['median']:.0%} "
-            "(PostgreSQL + Redis, target 40 %) of bare Flask's throughput in the same rounds (medians; "
+            "(PostgreSQL + Redis, target 40 %) of bare Flask's throughput in the same rounds, the minimal "
+            f"receiver that stores first {intake['durable']['of_bare']['median']:.0%} (medians; "
             "`bench/RESULTS.md` has each round, its load and the profile). Engine "
             "time per step with one worker (1,000 tickets) is "
             f"{tri[('sqlite', 1)]['overhead_ms_per_step']:.1f} ms on SQLite and "
@@ -521,7 +525,7 @@ def performance(r: dict[str, Any]) -> str:
             f"{pg['steady_p99_ms']['max']:.0f} ms); the Slack-ack and memory targets are met."
             + _work_item_targets(r),
             "",
-            "Sizing: one process with SQLite takes hundreds of webhooks a second, far beyond a support "
+            "Sizing: a web tier on SQLite stores over a thousand webhooks a second, far beyond a support "
             "team's Jira, and about 7 runs a second per worker thread when adapters answer in 20 ms. SQLite "
             "has one writer at a time: a few worker processes still help while adapter calls dominate, but "
             "every step waits longer for the write lock; to scale further use PostgreSQL + Redis, where more "
@@ -556,10 +560,18 @@ Workers take the events not yet processed from the events table (the row locked 
 nothing is committed into Huey's queue. The signal to the workers costs no round trip of its own: on
 PostgreSQL the same statement calls `pg_notify`, and every worker `LISTEN`s; within `connbot serve` the web
 tier wakes its own worker. A body with at most 64 brackets skips the JSON depth walk (it cannot be deeper),
-machine endpoints open no session cookie, and the request hooks do less. Measured earlier the same day,
-interleaved with the code before it (main at b98af17), 3 rounds: SQLite 828 → 1124 req/s and PostgreSQL +
-Redis 592 → 945 req/s at 15:49 UTC (every server CPU-bound); in process 0.70 → 0.51 ms a webhook (this
-run's profile, one pass and not interleaved with anything, measured 0.78 ms: not a comparison with those).
+machine endpoints open no session cookie, and the request hooks do less. Measured earlier, interleaved with
+the code before it (main at b98af17), 3 rounds: SQLite 828 → 1124 req/s and PostgreSQL + Redis 592 → 945
+req/s (2026-12-02 15:49 UTC, every server CPU-bound).
+
+**SQLite's web processes take turns through a file lock (bot/state/store.py `WriterLock`).** gunicorn's two
+processes both write the one SQLite file; the one that finds the write lock held slept in SQLite's busy
+handler (1 to 100 ms a try), so the CPUs idled while requests waited. Now each event INSERT is made under a
+thread lock and an `flock` on `<database>.writer`: a waiting process is woken as soon as the other is done.
+Interleaved beside main at 8614372 on 2026-12-03 07:43–07:52 UTC, 2 × 3 rounds, medians [range]: 1,252
+[944–1,799] → 1,956 [898–2,272] req/s, p99 56 [42–69] → 24 [23–27] ms.
+The minimal durable receiver, the same way (07:40 UTC, 3 rounds): 2,242 [1,360–2,625] → 2,739 [2,654–2,926]
+req/s, p99 44–50 → 19 ms; bench/durable.py now uses the lock, so the ceiling above is the better receiver.
 
 **Jira: no comment scan on a write's first attempt (integrations/jira/tickets.py, bot/runs/effects.py).**
 The effect's attempt is recorded before it is made; on the first there is nothing to find, so the write goes
@@ -567,31 +579,39 @@ straight out (`TicketRef.first_attempt`). Jira calls per run: 5–13 → 3–7.
 
 ## Targets missed, and where the time goes
 
-**Intake at ≥ 50 % (SQLite) and ≥ 40 % (PostgreSQL + Redis) of bare Flask: not shown by this run.** The
-machine was busy with other work while intake ran: bare Flask answered only about 1,700 req/s and the
-minimal durable receiver (bench/durable.py) ranged from 40 % to 119 % of it across rounds, so the shares
-above (medians 41 % and 45 %, ranges 18–55 % and 10–55 %) say more about the machine than about connbot. In
-the run before (2026-12-02 23:40 UTC, a quiet machine) the durable ceiling itself reached only 40 % of bare,
-connbot 28 % and 25 %. Left: a per-thread connection instead of the pool's checkout, and validating in the
-web tier only what intake needs.
+**Intake at ≥ 50 % (SQLite) and ≥ 40 % (PostgreSQL + Redis) of bare Flask: missed (30 % and 22 % in this
+run).** On this machine bare Flask answers 5,900–6,400 req/s (the issue measured 2,303 elsewhere), and no
+receiver that stores before it answers came near half of that: the minimal one (bench/durable.py: the
+HMAC, a JSON parse, one INSERT under the same lock) reached 42–44 % in every round of this run, 24–47 %
+without the lock. connbot on SQLite ran at 70 % of that ceiling. Its first round on each backend ran while
+the machine lent fewer CPU cycles (CPUs 57–66 % busy); a check right after saw bare Flask itself at 1,880
+req/s, 58 % busy, in such a spell, so those two rounds say little. Where connbot's time goes beyond the
+ceiling's is in the profile above: Flask's request handling, the hooks and pydantic. Left: a per-thread
+connection instead of the pool's checkout; validating in the web tier only what intake needs.
 
-**CPU per step halved: met on both (this run: 6.73 → 2.80 ms on SQLite, −58 %; 9.07 → 4.33 ms on
-PostgreSQL + Redis, −52 %).** Since the run before: the pool pings a PostgreSQL connection only when it sat
-idle for 10 s (it pinged on every checkout: two `SELECT 1` per automated step), and huey no longer looks up
-and clears each task's revocation (two Redis round trips a task; connbot revokes nothing). Measured alone
-before this run, interleaved, 3 rounds of the storm with 1 worker: the ping 5.43 → 4.57 ms a step on
-PostgreSQL + Redis; the revocation 3.27 → 2.87 ms on SQLite and 4.34 → 4.20 on PostgreSQL + Redis (within
-the spread there).
+**CPU per step halved: met on both (the full run's storm, 05:11 UTC: 6.73 → 2.80 ms on SQLite, −58 %; 9.07 →
+4.33 ms on PostgreSQL + Redis, −52 %).** Since the run before: the pool pings a PostgreSQL connection only
+when it sat idle for 10 s (it pinged on every checkout: two `SELECT 1` per automated step), and huey no longer
+looks up and clears each task's revocation (two Redis round trips a task; connbot revokes nothing). Measured
+alone before that run, interleaved, 3 rounds of the storm with 1 worker: the ping 5.43 → 4.57 ms a step on
+PostgreSQL + Redis; the revocation 3.27 → 2.87 ms on SQLite and 4.34 → 4.20 on PostgreSQL + Redis (within the
+spread there).
 
-**Two workers ≥ 1.6× one in the storm: met on both in this run (SQLite 1.81×, PostgreSQL + Redis 1.67×).**
+**Two workers ≥ 1.6× one in the storm: met on both in that run (SQLite 1.81×, PostgreSQL + Redis 1.67×).**
 
-**Statements and commits per step.** An automated step is 4 and 2 (tests/unit/test_work_items.py asserts it
-on both databases). Over a whole run it is 6.0 and 3.3: each effect (the start note, the closing note) is
-claimed, made and marked done in three commits, so that an attempt is on record before it is made.
+**Statements and commits per step: 4 and 2 for an automated step (met); 6.0 and 3.3 over a whole run.**
+tests/unit/test_work_items.py asserts the first on both databases. Over the five-check run each effect
+(the start note, the closing note) is claimed, made and marked done in three commits, so that an attempt
+is on record before it is made. The floor under item 2's design: the start note has its own work item,
+which takes the run's lease and later marks its effect done and lets the lease go (two commits at least);
+the closing note is made after the end is committed and needs one more; with two per automated step, the
+run's 6 step results cannot go below 13 commits (2.2 a step), unless effects were made inside connbot's own
+transactions, which only the desk, in the same database, could be.
 
 SQLite has one writer at a time: every commit of every worker process takes the database's single write
-lock, and a process that finds it held sleeps in SQLite's busy handler before trying again. A few workers on
-SQLite are fine; to scale out, PostgreSQL + Redis.
+lock, and a worker that finds it held sleeps in SQLite's busy handler before trying again (the web
+processes' event INSERTs take turns through the writer lock instead). A few workers on SQLite are fine; to
+scale out, PostgreSQL + Redis.
 """
 
 

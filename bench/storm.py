@@ -11,12 +11,11 @@ first comment (joined, or its run's first note), the p50/p99 of each ticket's ti
 comment, Jira and Slack calls and PBX checks per ticket, and from the repair to every ticket closed.
 The variants run interleaved (on, off, on, off, ...), each round from a fresh lab and database.
 
-`python -m bench.storm` runs it alone and rewrites its part of bench/results.json and RESULTS.md.
+`python -m bench.run storm` runs it alone and rewrites its part of bench/results.json and RESULTS.md.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import sys
@@ -27,7 +26,7 @@ from typing import Any
 import responses
 from sqlalchemy import func, select
 
-from bench.common import load, machine, percentile
+from bench.common import load, percentile
 from bot.lab import Lab
 from bot.runs.prompts import Via, answer_prompt
 from bot.runs.sweeper import sweep
@@ -273,19 +272,3 @@ def _median(xs: list[dict[str, Any]]) -> dict[str, Any]:
         "slack_total": m(lambda x: x["total"]["slack"]),
         "recovery_s": m(lambda x: x["recovery_s"]),
     }
-
-
-if __name__ == "__main__":
-    import tempfile
-
-    from bench import report
-
-    here = Path(__file__).parent
-    results = json.loads((here / "results.json").read_text())
-    with tempfile.TemporaryDirectory(prefix="connbot-storm-") as tmp:
-        t0, before = time.monotonic(), load()
-        results["storm"] = storm(Path(tmp))
-        took = round(time.monotonic() - t0)
-        results["timing"]["storm"] = {"seconds": took, "load": [before, load()], "date": machine()["date"]}
-    (here / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    (here / "RESULTS.md").write_text(report.render(results))

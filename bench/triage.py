@@ -8,7 +8,7 @@ slope per run after warm-up.
 `compare` is issue 16's storm: 500 desk tickets filed at once, 1 and 2 workers, 20 ms adapters, ROUNDS
 rounds: runs per second, statements, commits and CPU per step, and each ticket's time to its first
 comment. `make bench` runs this code; with the checkout of the code before a change in BENCH_BEFORE,
-the two run alternately. `python -m bench.triage compare` runs it alone and rewrites its part of
+the two run alternately. `python -m bench.run triage_compare` runs it alone and rewrites its part of
 results.json and RESULTS.md."""
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from bench.common import (
     count_rows,
     env_with,
     load,
-    machine,
     percentile,
     upgrade,
 )
@@ -285,25 +284,5 @@ if __name__ == "__main__":
             print(
                 json.dumps(memory(sys.argv[2], Path(tmp), tuple(int(n) for n in sys.argv[3:]) or MEMORY_AT))
             )
-        elif (
-            sys.argv[1] == "compare"
-        ):  # [BENCH_BEFORE=<checkout>] python -m bench.triage compare [backend...]
-            from bench import report
-
-            here = Path(__file__).parent
-            results = json.loads((here / "results.json").read_text())
-            t0, load_before = time.monotonic(), load()
-            results["triage_compare"] = compare(
-                Path(tmp), tuple(sys.argv[2:]) or ("sqlite", "postgres+redis")
-            )
-            results["timing"]["triage_compare"] = {
-                "seconds": round(time.monotonic() - t0),
-                "load": [load_before, load()],
-                "date": machine()["date"],
-            }
-            (here / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-            (here / "RESULTS.md").write_text(report.render(results))
-            readme = ROOT / "README.md"
-            readme.write_text(report.replace_section(readme.read_text(), report.performance(results)))
         else:
             print(json.dumps(throughput(sys.argv[2], int(sys.argv[3]), Path(tmp))))
