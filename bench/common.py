@@ -159,10 +159,26 @@ def wait_http(url: str, timeout: float = 30) -> None:
             time.sleep(0.1)
 
 
+@dataclass(frozen=True)
+class Served:
+    """A gunicorn serving on loopback: its base URL, and its master's pid (for its workers' CPU time)."""
+
+    base: str
+    pid: int
+
+    def worker_ticks(self) -> list[int]:
+        """The CPU time (user + system, in clock ticks) each worker process has used so far."""
+        children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
+        ticks = []
+        for child in children:
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(") ", 1)[1].split()
+            ticks.append(int(fields[11]) + int(fields[12]))
+        return ticks
+
+
 @contextmanager
-def gunicorn(app: str, env: dict[str, str], log: Path, cwd: Path = ROOT) -> Iterator[str]:
-    """gunicorn with the Procfile's settings serving `app` (from `cwd`) on a free loopback port; yields
-    its base URL."""
+def gunicorn(app: str, env: dict[str, str], log: Path, cwd: Path = ROOT) -> Iterator[Served]:
+    """gunicorn with the Procfile's settings serving `app` (from `cwd`) on a free loopback port."""
     port = free_port()
     with open(log, "ab") as out:
         proc = subprocess.Popen(
@@ -175,7 +191,7 @@ def gunicorn(app: str, env: dict[str, str], log: Path, cwd: Path = ROOT) -> Iter
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(base + "/healthz")
-        yield base
+        yield Served(base, proc.pid)
     finally:
         proc.terminate()
         proc.wait(30)

@@ -16,13 +16,23 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.common import BIN, ROOT, CpuMeter, backend, count_rows, env_with, gunicorn, load, upgrade
+from bench.common import (
+    BIN,
+    ROOT,
+    CpuMeter,
+    Served,
+    backend,
+    count_rows,
+    env_with,
+    gunicorn,
+    load,
+    upgrade,
+)
 
 SECRET = "bench-webhook-secret"
 FIXTURE = ROOT / "tests" / "fixtures" / "jira" / "cloud_issue_created.json"
@@ -125,19 +135,42 @@ def jira_requests(bodies: list[tuple[str, str]], n: int, tag: str) -> list[dict[
     ]
 
 
-def measure(base: str, name: str, pool: Path, bodies: list[tuple[str, str]], workdir: Path) -> dict[str, Any]:
-    """Warm up, then the closed-loop maximum and the open-loop fixed rate. `ok` counts every 2xx sent."""
-    warm = wrk(base, WARMUP_SECONDS, f"{name}-warm", pool)
-    cpu, load_before = CpuMeter().start(), load()
-    peak = wrk(base, WRK_SECONDS, f"{name}-peak", pool)
-    peak["cpu_busy"] = cpu.busy()
+# gunicorn's workers share one listening socket, and wrk's connections stay open: now and then every
+# one of them lands on the same worker, and the other idles (seen here: bare Flask at 1,850 req/s
+# instead of 6,100, one worker with no CPU time at all). A closed-loop run in which a worker did less
+# than this share of the work is measured again, up to TRIES times in all.
+BALANCED, TRIES = 0.25, 4
+
+
+def measure(
+    served: Served, name: str, pool: Path, bodies: list[tuple[str, str]], workdir: Path
+) -> dict[str, Any]:
+    """Warm up, then the closed-loop maximum (with both workers at work) and the open-loop fixed rate.
+    `ok` counts every 2xx sent."""
+    base = served.base
+    runs = [wrk(base, WARMUP_SECONDS, f"{name}-warm", pool)]
+    load_before = load()
+    for attempt in range(1, TRIES + 1):
+        ticks, cpu = served.worker_ticks(), CpuMeter().start()
+        peak = wrk(base, WRK_SECONDS, f"{name}-peak{attempt}", pool)
+        peak["cpu_busy"] = cpu.busy()
+        used = [b - a for a, b in zip(ticks, served.worker_ticks(), strict=True)]
+        peak["least_worker_share"] = round(min(used) / max(sum(used), 1), 3)
+        peak["tries"] = attempt
+        runs.append(peak)
+        if peak["least_worker_share"] >= BALANCED:
+            break
     steady = fixed_rate(base, jira_requests(bodies, RATE * RATE_SECONDS, f"{name}-rate"), RATE, workdir)
     return {
         "peak": peak,
         "steady": steady,
-        "ok": warm["ok"] + peak["ok"] + steady["ok"],
+        "ok": sum(x["ok"] for x in runs) + steady["ok"],
+        "wrk_runs": len(runs),
         "load": [load_before, load()],
-        "errors": warm["bad"] + peak["bad"] + peak["socket_errors"] + steady["sent"] - steady["ok"],
+        "errors": sum(x["bad"] for x in runs)
+        + sum(x["socket_errors"] for x in runs[1:])
+        + steady["sent"]
+        - steady["ok"],
     }
 
 
@@ -148,39 +181,57 @@ def _pool(workdir: Path) -> tuple[Path, list[tuple[str, str]]]:
     return pool, bodies
 
 
-# The servers a comparison can name: the two ceilings, and connbot on each backend. `before:<backend>`
-# is connbot from the checkout in BENCH_BEFORE (e.g. a worktree of the commit before a change).
-CEILINGS = {"bare": "bench.bare:create_app()", "durable": "bench.durable:create_app()"}
+# The servers a comparison can name: the ceilings (bare Flask, and the minimal durable receiver on
+# each database), and connbot on each backend. `before:<backend>` is connbot from the checkout in
+# BENCH_BEFORE (e.g. a worktree of the commit before a change).
+BARE, DURABLE = "bench.bare:create_app()", "bench.durable:create_app()"
+DURABLE_ON = {"durable": "sqlite", "durable+postgres": "postgres+redis"}
 CONNBOT = ("sqlite", "postgres+redis")
 
 
+def _durable_table(url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    from bench.durable import SCHEMA
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(SCHEMA[engine.dialect.name]))
+    finally:
+        engine.dispose()
+
+
 @contextmanager
-def server(name: str, workdir: Path) -> Iterator[tuple[str, dict[str, int | None]]]:
-    """One server of a comparison on a fresh backend: its base URL, and a dict whose "stored" is
+def server(name: str, workdir: Path) -> Iterator[tuple[Served, dict[str, int | None]]]:
+    """One server of a comparison on a fresh backend: the gunicorn serving it, and a dict whose "stored" is
     set, once the server has stopped, to how many events it stored (None for the bare endpoint)."""
     log, out = workdir / f"gunicorn-{name.replace(':', '-')}.log", {"stored": None}
     if name == "bare":
-        with gunicorn(CEILINGS[name], env_with(), log) as base:
-            yield base, out
+        with gunicorn(BARE, env_with(), log) as served:
+            yield served, out
         return
-    if name == "durable":
-        db = workdir / f"durable-{uuid.uuid4().hex[:6]}.db"
-        env = env_with({"BENCH_DURABLE_DB": str(db), "BENCH_WEBHOOK_SECRET": SECRET})
-        with gunicorn(CEILINGS[name], env, log) as base:
-            yield base, out
-        out["stored"] = count_rows(f"sqlite:///{db}", "SELECT count(*) FROM events")
+    if name in DURABLE_ON:
+        with backend(DURABLE_ON[name], workdir) as be:
+            target = be.env.get("CONNBOT_DATABASE_URL") or be.url.removeprefix("sqlite:///")
+            Path(be.env["CONNBOT_DATA_DIR"]).mkdir(parents=True)
+            _durable_table(be.url)
+            env = env_with({"BENCH_DURABLE_DB": target, "BENCH_WEBHOOK_SECRET": SECRET})
+            with gunicorn(DURABLE, env, log) as served:
+                yield served, out
+            out["stored"] = count_rows(be.url, "SELECT count(*) FROM events")
         return
     kind = name.removeprefix("before:")
     if kind not in CONNBOT:
         raise SystemExit(
-            f"bench: unknown server {name!r}: one of {[*CEILINGS, *CONNBOT]}, or before:<backend>"
+            f"bench: unknown server {name!r}: one of {['bare', *DURABLE_ON, *CONNBOT]}, or before:<backend>"
         )
     root = Path(os.environ["BENCH_BEFORE"]).resolve() if name.startswith("before:") else ROOT
     with backend(kind, workdir) as be:
         env = {**env_with(be.env, {"CONNBOT_JIRA_WEBHOOK_SECRET": SECRET}), "PYTHONPATH": str(root)}
         upgrade(env)
-        with gunicorn("bot.web.app:create_app()", env, log, cwd=root) as base:
-            yield base, out
+        with gunicorn("bot.web.app:create_app()", env, log, cwd=root) as served:
+            yield served, out
         out["stored"] = count_rows(be.url, "SELECT count(*) FROM events WHERE source = 'jira'")
 
 
@@ -193,8 +244,8 @@ def compare(names: list[str], workdir: Path, rounds: int = ROUNDS) -> dict[str, 
     for n in range(1, rounds + 1):
         for name in names:
             print(f"bench: intake round {n}, {name} (load {load()})", file=sys.stderr, flush=True)
-            with server(name, workdir) as (base, stored):
-                x = measure(base, f"{name}-{n}", pool, bodies, workdir)
+            with server(name, workdir) as (served, stored):
+                x = measure(served, f"{name}-{n}", pool, bodies, workdir)
             out.append({"round": n, "server": name, **x, **stored})
     summary = {}
     for name in names:
@@ -208,9 +259,10 @@ def compare(names: list[str], workdir: Path, rounds: int = ROUNDS) -> dict[str, 
             "steady_p99_ms": spread([x["steady"]["p99_ms"] for x in mine]),
             "of_bare": spread([x["peak"]["rps"] / bare[x["round"]] for x in mine]) if bare else None,
             # every 2xx stored: what was stored is what was answered 2xx, plus at most the requests
-            # in flight when wrk stopped reading (16 connections, 2 wrk runs)
+            # in flight when wrk stopped reading (16 connections a wrk run)
             "all_stored": all(
-                x["stored"] is None or (x["errors"] == 0 and 0 <= x["stored"] - x["ok"] <= 32) for x in mine
+                x["stored"] is None or (x["errors"] == 0 and 0 <= x["stored"] - x["ok"] <= 16 * x["wrk_runs"])
+                for x in mine
             ),
         }
     return {"servers": names, "rounds": out, "summary": summary}
@@ -270,7 +322,8 @@ def slack_ack(kind: str, workdir: Path) -> dict[str, Any]:
             )
             upgrade(env)
             prompts = open_prompts(CLICKS, env)
-            with gunicorn("bot.web.app:create_app()", env, workdir / f"gunicorn-slack-{kind}.log") as base:
+            with gunicorn("bot.web.app:create_app()", env, workdir / f"gunicorn-slack-{kind}.log") as served:
+                base = served.base
                 background = subprocess.Popen(
                     [
                         ensure_wrk(),

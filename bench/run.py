@@ -24,7 +24,7 @@ BACKENDS = ("sqlite", "postgres+redis")
 def items(workdir: Path) -> dict[str, Callable[[], Any]]:
     """Each benchmark by name, in the order `make bench` runs them."""
     return {
-        "intake": lambda: intake.compare(["bare", "durable", *BACKENDS], workdir),
+        "intake": lambda: intake.compare(["bare", *intake.DURABLE_ON, *BACKENDS], workdir),
         "profile": profile.profile,
         "slack": lambda: [intake.slack_ack(kind, workdir) for kind in BACKENDS],
         "triage": lambda: [triage.throughput(kind, n, workdir) for kind in BACKENDS for n in triage.WORKERS],
