@@ -62,8 +62,8 @@ def _intake(r: dict[str, Any]) -> list[str]:
     x = r["intake"]
     when = _when(r, "intake")
     out = [
-        "## 1. Webhook intake (signed `jira:issue_created`, gunicorn `--workers 2 --threads 4`, the "
-        "Procfile's)",
+        "## 1. Webhook intake (signed `jira:issue_created`, gunicorn `--workers 2 --threads 4`, issue 16's "
+        "settings)",
         "",
         f"Measured {when}. Closed loop: `wrk -t1 -c16 -d8s` with a pool of 256 pre-signed 4.8 KB bodies and "
         "a unique `X-Atlassian-Webhook-Identifier` per request, after a 2 s warm-up. gunicorn's two "
