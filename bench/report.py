@@ -564,7 +564,7 @@ connection; an effect is claimed in one UPDATE ... RETURNING and marked done in 
 comment and its change to the ticket are prebuilt statements, and a run's end result is one INSERT. An
 automated step is 4 statements and 2 commits; effects and the end bring the five-check run to 6.0 and 3.3
 per step. The 500-ticket storm above has the figures before (main at 453a78b) and after, interleaved: engine
-CPU per step 6.73 → 2.80 ms on SQLite (−58 %) and 9.07 → 4.33 ms on PostgreSQL + Redis (−52 %).
+CPU per step 4.45 → 1.63 ms on SQLite (−63 %) and 6.86 → 3.07 ms on PostgreSQL + Redis (−55 %).
 
 **Intake as one durable write (issue 16, item 1: bot/state/store.py, bot/runs/intake.py, bot/state/queue.py,
 bot/web/).** The webhook stores its raw body with one autocommitted `INSERT ... ON CONFLICT DO NOTHING
@@ -594,26 +594,27 @@ straight out (`TicketRef.first_attempt`). Jira calls per run: 5–13 → 3–7.
 
 ## Targets missed, and where the time goes
 
-**Intake at ≥ 50 % (SQLite) and ≥ 40 % (PostgreSQL + Redis) of bare Flask: missed (38 % and 25 % in this
-run, every round with both of gunicorn's workers at work).** On this machine bare Flask answers 5,600–6,500
-req/s (the issue measured 2,303 elsewhere), and the least a receiver that stores first can do does not
-reach half of that: the minimal receiver (bench/durable.py: the HMAC, a JSON parse, one INSERT) ran at 48 %
-[40–51 %] of bare on SQLite and 31 % [28–32 %] on PostgreSQL, whose server shares the 2 CPUs. connbot ran
-at 79 % of the first (SQLite) and 82 % of the second (PostgreSQL + Redis). Where connbot's time goes beyond
-the ceiling's is in the profile above: Flask's request handling, the hooks and pydantic, which also answer
-a malformed or unsigned body with its 400 or 401. Left: validating in the web tier only what intake needs.
-A connection of its own per thread instead of the pool's checkout is not worth it: the checkout and checkin
-take 6 µs (in process, 3,000 calls, 5 rounds), about 1 % of a webhook.
+**Intake at ≥ 50 % (SQLite) and ≥ 40 % (PostgreSQL + Redis) of bare Flask: missed (35 % and 24 % in this run,
+every round with both of gunicorn's workers at work).** On this machine bare Flask answers 5,700–6,300 req/s
+(the issue measured 2,303 elsewhere), and the least a receiver that stores first can do does not reach half of
+that: the minimal receiver (bench/durable.py: the HMAC, a JSON parse, one INSERT) ran at 43 % [43–47 %] of
+bare on SQLite and 32 % [32–33 %] on PostgreSQL, whose server shares the 2 CPUs; in intake's own run at 08:24
+UTC, 48 % [40–51 %] and 31 %. connbot ran at 75 % of the first (SQLite) and 70 % of the second (PostgreSQL +
+Redis); 79 % and 82 % at 08:24. Where connbot's time goes beyond the ceiling's is in the profile above:
+Flask's request handling, the hooks and pydantic, which also answer a malformed or unsigned body with its 400
+or 401. Left: validating in the web tier only what intake needs. A connection of its own per thread instead of
+the pool's checkout is not worth it: the checkout and checkin take 6 µs (in process, 3,000 calls, 5 rounds),
+about 1 % of a webhook.
 
-**CPU per step halved: met on both (the full run's storm, 05:11 UTC: 6.73 → 2.80 ms on SQLite, −58 %; 9.07 →
-4.33 ms on PostgreSQL + Redis, −52 %).** Since the run before: the pool pings a PostgreSQL connection only
-when it sat idle for 10 s (it pinged on every checkout: two `SELECT 1` per automated step), and huey no longer
-looks up and clears each task's revocation (two Redis round trips a task; connbot revokes nothing). Measured
-alone before that run, interleaved, 3 rounds of the storm with 1 worker: the ping 5.43 → 4.57 ms a step on
-PostgreSQL + Redis; the revocation 3.27 → 2.87 ms on SQLite and 4.34 → 4.20 on PostgreSQL + Redis (within the
-spread there).
+**CPU per step halved: met on both (this run's storm: 4.45 → 1.63 ms on SQLite, −63 %; 6.86 → 3.07 ms on
+PostgreSQL + Redis, −55 %).** The last two changes: the pool pings a PostgreSQL connection only when it sat
+idle for 10 s (it pinged on every checkout: two `SELECT 1` per automated step), and huey no longer looks up
+and clears each task's revocation (two Redis round trips a task; connbot revokes nothing). Measured alone,
+interleaved, 3 rounds of the storm with 1 worker (2026-12-03, on another machine of this kind): the ping 5.43
+→ 4.57 ms a step on PostgreSQL + Redis; the revocation 3.27 → 2.87 ms on SQLite and 4.34 → 4.20 on PostgreSQL
++ Redis (within the spread there).
 
-**Two workers ≥ 1.6× one in the storm: met on both in that run (SQLite 1.81×, PostgreSQL + Redis 1.67×).**
+**Two workers ≥ 1.6× one in the storm: met on both in this run (SQLite 1.84×, PostgreSQL + Redis 1.72×).**
 
 **Statements and commits per step: 4 and 2 for an automated step (met); 6.0 and 3.3 over a whole run.**
 tests/unit/test_work_items.py asserts the first on both databases. Over the five-check run each effect
