@@ -125,7 +125,8 @@ class _EventInsert:
     webhook's path: bench/profile.py). Its `payload` is the raw JSON text as received; no row comes
     back when the (source, delivery id) is stored already, and `stored` then finds the first's id.
     On PostgreSQL the same statement announces a new event on EVENTS_CHANNEL (`<id> <note>`), heard
-    by the workers' `EventListener`s once it is committed: the signal costs no round trip of its own."""
+    by the workers' `EventListener`s once it is committed: the signal costs no round trip of its own.
+    On a SQLite file it is made under the processes' `WriterLock` (`writer`)."""
 
     def __init__(self, engine: Engine):
         dialect = engine.dialect
