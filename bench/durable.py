@@ -1,16 +1,16 @@
 """The ceilings for a durable intake: the least a receiver that stores before it answers must do.
-Checks the HMAC, parses the body, commits one INSERT and answers, on the same gunicorn settings as
-connbot (`gunicorn 'bench.durable:create_app()'`). BENCH_DURABLE_DB names the database: a SQLite
-file (WAL, `synchronous=NORMAL`, one writer at a time across the processes through connbot's
+Checks the HMAC, parses the body (with pydantic's JSON parser, reading what connbot's receiver
+reads: `Delivery`), commits one INSERT and answers, on the same gunicorn settings as connbot
+(`gunicorn 'bench.durable:create_app()'`). BENCH_DURABLE_DB names the database: a SQLite file
+(WAL, `synchronous=NORMAL`, one writer at a time across the processes through connbot's
 `WriterLock`, as connbot's store) or a `postgresql://` URL (an autocommit psycopg connection per
-thread, its INSERT prepared after the first few, as connbot's). Its `events` table is made before the
-server starts (`SCHEMA`)."""
+thread, its INSERT prepared after the first few, as connbot's). Its `events` table is made before
+the server starts (`SCHEMA`)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import os
 import sqlite3
 import threading
@@ -19,8 +19,10 @@ from typing import Any
 
 import psycopg
 from flask import Flask, jsonify, request
+from pydantic import ValidationError
 
 from bot.state.store import WriterLock
+from integrations.jira.models import Delivery
 
 SCHEMA = {
     "sqlite": "CREATE TABLE events (id INTEGER PRIMARY KEY, delivery_id TEXT UNIQUE, body TEXT)",
@@ -54,8 +56,9 @@ def create_app() -> Flask:
         digest = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(request.headers.get("X-Hub-Signature", "").encode(), digest.encode()):
             return jsonify(error="Unauthorized"), 401
-        data = json.loads(body)
-        if not isinstance(data, dict):
+        try:
+            Delivery.model_validate_json(body)
+        except ValidationError:
             return jsonify(error="Bad Request"), 400
         conn = db()
         with writer:

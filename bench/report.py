@@ -75,7 +75,8 @@ def _intake(r: dict[str, Any]) -> list[str]:
         "due). No worker runs: this is the web tier alone. The servers are interleaved (each round runs "
         f"each once, in turn, on a fresh backend), {max(y['round'] for y in x['rounds'])} rounds; medians "
         "with [min–max]. `bare` is Flask answering without storing (bench/bare.py); `durable` the least a "
-        "receiver that stores first must do: the HMAC check, a JSON parse and one autocommit INSERT, into "
+        "receiver that stores first must do: the HMAC check, a JSON parse reading what connbot's receiver "
+        "reads (the event, the issue key, the timestamp: `Delivery`) and one autocommit INSERT, into "
         "SQLite with the web processes taking turns through connbot's writer lock, and "
         "`durable+postgres` into PostgreSQL (bench/durable.py). Throughput is also given as a share of "
         "`bare`'s in the same round.",

@@ -59,17 +59,29 @@ class IssueFields(_Open):
         return (self.model_extra or {}).get(field_id)
 
 
-class Issue(_Open):
-    id: str | None = None
+class IssueKey(BaseModel):
     key: str = Field(min_length=1, max_length=64)
+
+
+class Issue(IssueKey, _Open):
+    id: str | None = None
     fields: IssueFields = Field(default_factory=IssueFields)
 
 
-class WebhookPayload(_Open):
-    """One delivery. `timestamp` is milliseconds since the epoch when Jira sent it."""
+class Delivery(BaseModel):
+    """What the receiver reads of a delivery before it stores the body: the event, the issue's key
+    and `timestamp`, milliseconds since the epoch when Jira sent it. The rest is read by the worker
+    (`WebhookPayload`)."""
 
+    model_config = ConfigDict(populate_by_name=True)
     timestamp: int
     webhook_event: str = Field(alias="webhookEvent", min_length=1, max_length=64)
+    issue: IssueKey
+
+
+class WebhookPayload(Delivery, _Open):
+    """One delivery, as the worker reads it."""
+
     issue_event_type_name: str | None = None
     user: JiraUser | None = None
     issue: Issue

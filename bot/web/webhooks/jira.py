@@ -25,7 +25,7 @@ from bot.runs import intake
 from bot.web import jsonbody
 from bot.web.auth import bound_to_loopback, is_loopback
 from bot.web.current import services_of
-from integrations.jira.models import WebhookPayload
+from integrations.jira.models import Delivery
 from integrations.jira.settings import JiraSettings
 from integrations.settings import SettingsError
 
@@ -88,18 +88,29 @@ def authenticate(settings: JiraSettings, body: bytes) -> tuple[int, str] | None:
     return 503, NOT_CONFIGURED
 
 
-def parse(body: bytes) -> WebhookPayload:
+def parse(body: bytes) -> tuple[Delivery, str]:
+    """What intake reads of the body (`Delivery`) and the body as text, or BadRequestError saying
+    what is wrong. The rest of the payload is the worker's to read: one that does not fit is stored
+    and quarantined, not refused. pydantic's own JSON parser reads a body that cannot hold a NUL
+    or nest too deep (no `\\u0000`, at most MAX_DEPTH brackets); any other body, and one it refuses,
+    is read by `jsonbody.loads`, which names the problem."""
+    if b"\\u0000" not in body and body.count(b"{") + body.count(b"[") <= jsonbody.MAX_DEPTH:
+        try:
+            text = body.decode()
+            return Delivery.model_validate_json(text), text
+        except (UnicodeDecodeError, ValidationError):
+            pass  # said below
     data = jsonbody.loads(body)
     if not isinstance(data, dict):
         raise BadRequestError("body must be a JSON object (a Jira webhook payload)")
     try:
-        return WebhookPayload.model_validate(data)
+        return Delivery.model_validate(data), body.decode()
     except ValidationError as exc:
         problems = [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()]
         raise BadRequestError("not a Jira webhook payload: " + "; ".join(problems)) from None
 
 
-def delivery_id(payload: WebhookPayload) -> str:
+def delivery_id(payload: Delivery) -> str:
     """Jira's delivery identifier (stable across retries), else a hash of event, issue and timestamp."""
     given = request.headers.get("X-Atlassian-Webhook-Identifier", "").strip()
     if given:
@@ -115,7 +126,7 @@ def receive() -> ResponseReturnValue:
     failure = authenticate(settings, body)
     if failure is not None:
         return _reject(*failure)
-    payload = parse(body)
+    payload, text = parse(body)
     svc = services_of(current_app)
     try:
         event_id, new = intake.record(
@@ -124,7 +135,7 @@ def receive() -> ResponseReturnValue:
             delivery_id(payload),
             payload.webhook_event,
             payload.issue.key,
-            body.decode(),  # stored as it came (UTF-8, checked by `parse`)
+            text,  # stored as it came
             svc.queue.wake_event,
         )
     except SQLAlchemyError:

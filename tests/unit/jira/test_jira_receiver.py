@@ -166,6 +166,41 @@ def test_malformed_and_truncated_bodies_are_400_saying_what(app_svc, body, says)
     assert count(svc, Event) == 0
 
 
+def test_a_signed_delivery_whose_other_fields_do_not_fit_is_stored_and_quarantined(app_svc):
+    """The receiver reads only the event, the issue key and the timestamp; the worker reads the
+    rest, and sets aside with the reason a payload it cannot read, rather than Jira losing it to a 400."""
+    client, svc = app_svc
+    payload = fixture("cloud_issue_created.json")
+    payload["issue"]["fields"]["summary"] = {"not": "text"}
+    body = json.dumps(payload).encode()
+    assert post(client, body).status_code == 202
+    process_events(svc)
+    with svc.store.tx() as s:
+        event = s.scalars(select(Event)).one()
+        assert event.payload == payload  # stored as it came
+        assert event.outcome.startswith(intake.QUARANTINED) and "summary" in event.outcome
+    listed = client.get("/api/events?state=quarantined").get_json()["events"]
+    assert [e["id"] for e in listed] == [event.id]
+    assert (count(svc, Ticket), count(svc, Run)) == (0, 0)
+
+
+def test_a_body_with_many_brackets_is_read_the_long_way_to_the_same_delivery(app_svc):
+    """Over 64 brackets the body is read by jsonbody (the depth check) instead of pydantic's parser;
+    what intake stores is the same."""
+    client, svc = app_svc
+    payload = fixture("cloud_issue_created.json")
+    payload["issue"]["fields"]["customfield_10100"] = [[i] for i in range(40)]
+    assert sum(json.dumps(payload).count(c) for c in "{[") > 64
+    assert post(client, payload).status_code == 202
+    with svc.store.tx() as s:
+        event = s.scalars(select(Event)).one()
+    assert (event.kind, event.ticket_key, event.payload) == (
+        payload["webhookEvent"],
+        payload["issue"]["key"],
+        payload,
+    )
+
+
 def test_oversized_body_is_413(monkeypatch, make_services, settings):
     configure(monkeypatch)
     svc = make_services(
