@@ -14,8 +14,11 @@ def mark(ok: bool) -> str:
 
 
 def _when(r: dict[str, Any], item: str) -> str:
-    """When `item` was measured: its own date if it was re-run on its own, else the whole run's."""
-    return str(r["timing"][item].get("date", r["machine"]["date"]))
+    """When `item` was measured: its own date if it was re-run on its own, else the whole run's; and
+    the CPU it ran on, if not the whole run's."""
+    timing, m = r["timing"][item], r["machine"]
+    cpu = timing.get("cpu", m["cpu"])
+    return str(timing.get("date", m["date"])) + (f" on another machine ({cpu})" if cpu != m["cpu"] else "")
 
 
 def _load(x: dict[str, Any]) -> str:
@@ -34,15 +37,12 @@ def render(r: dict[str, Any]) -> str:
         "sessions' test suites: the 1-minute load average is given with each result (before → after; 2.0 "
         "means both CPUs were already busy on average), and figures vary by some 20 % between runs; the "
         "ratios and targets are what to read. An item measured on a later date (the table's last column) "
-        "was re-run on its own since.",
+        "was re-run on its own since, on the machine named there if it was another.",
         "",
         "| item | seconds | load | measured |",
         "|---|---:|---|---|",
     ]
-    out += [
-        f"| {name} | {x['seconds']} | {_load(x)} | {x.get('date', m['date'])} |"
-        for name, x in r["timing"].items()
-    ]
+    out += [f"| {name} | {x['seconds']} | {_load(x)} | {_when(r, name)} |" for name, x in r["timing"].items()]
     out += ["", sizes(r), ""]
     out += _intake(r) + _slack(r) + _triage(r) + _memory(r) + _economy(r) + _storm(r)
     out += [ANALYSIS]
@@ -579,6 +579,17 @@ machine endpoints open no session cookie, and the request hooks do less. Measure
 the code before it (main at b98af17), 3 rounds: SQLite 828 → 1124 req/s and PostgreSQL + Redis 592 → 945
 req/s (2026-12-02 15:49 UTC, every server CPU-bound).
 
+**Intake reads only what it stores an event by (issue 16, item 1: bot/web/webhooks/jira.py,
+integrations/jira/models.py `Delivery`).** The receiver parsed the body with `json.loads` and validated all of
+it as a `WebhookPayload`, which the worker does again when it takes the event. Now pydantic's JSON parser
+reads the body straight into `Delivery` (the event, the issue key, the timestamp); a body that may hold a NUL
+or nest too deep, or that the parser refuses, goes the old way, which names the problem. A signed delivery
+whose other fields do not fit is stored and quarantined by the worker instead of refused. In process, counted
+by callgrind (200 webhooks, SQLite; counts do not depend on the machine's load): 1.55 M → 1.20 M instructions
+a webhook; the minimal receiver took 1.05 M with `json.loads` and now parses the same way. Interleaved beside
+main at baebce9, 3 rounds, on the machine of item 1 (10:09 UTC): SQLite 841 [820–936] → 1,010 [875–1,170]
+req/s; PostgreSQL + Redis 538 [530–590] → 524 [510–564], no gain seen there.
+
 **SQLite's web processes take turns through a file lock (bot/state/store.py `WriterLock`).** gunicorn's two
 processes both write the one SQLite file; the one that finds the write lock held slept in SQLite's busy
 handler (1 to 100 ms a try), so the CPUs idled while requests waited. Now each event INSERT is made under a
@@ -595,17 +606,30 @@ straight out (`TicketRef.first_attempt`). Jira calls per run: 5–13 → 3–7.
 
 ## Targets missed, and where the time goes
 
-**Intake at ≥ 50 % (SQLite) and ≥ 40 % (PostgreSQL + Redis) of bare Flask: missed (35 % and 24 % in this run,
-every round with both of gunicorn's workers at work).** On this machine bare Flask answers 5,700–6,300 req/s
-(the issue measured 2,303 elsewhere), and the least a receiver that stores first can do does not reach half of
-that: the minimal receiver (bench/durable.py: the HMAC, a JSON parse, one INSERT) ran at 43 % [43–47 %] of
-bare on SQLite and 32 % [32–33 %] on PostgreSQL, whose server shares the 2 CPUs; in intake's own run at 08:24
-UTC, 48 % [40–51 %] and 31 %. connbot ran at 75 % of the first (SQLite) and 70 % of the second (PostgreSQL +
-Redis); 79 % and 82 % at 08:24. Where connbot's time goes beyond the ceiling's is in the profile above:
-Flask's request handling, the hooks and pydantic, which also answer a malformed or unsigned body with its 400
-or 401. Left: validating in the web tier only what intake needs. A connection of its own per thread instead of
-the pool's checkout is not worth it: the checkout and checkin take 6 µs (in process, 3,000 calls, 5 rounds),
-about 1 % of a webhook.
+**Intake at ≥ 50 % (SQLite) and ≥ 40 % (PostgreSQL + Redis) of bare Flask: missed (40 % and 25 % in this run,
+on a machine where bare Flask answers 2,400–2,800 req/s, as on the issue's, 2,303).** The least a receiver
+that stores first can do (bench/durable.py) ran at 57 % [56–64 %] on SQLite and 28 % [28–35 %] on PostgreSQL,
+whose server shares the 2 CPUs; connbot at 71 % and 95 % of those. So on PostgreSQL the target is beyond any
+store-first receiver here; on SQLite it is not. Where the CPU goes, from /proc over 8 s of closed loop (2
+rounds, just before this run): the web processes spend 1.20–1.30 ms a webhook in the minimal receiver and
+1.38–1.43 ms in connbot on SQLite; on PostgreSQL 1.26–1.43 ms (minimal) and 1.47–1.89 ms (connbot) in the web
+processes plus 0.38–0.44 and 0.45–0.61 ms in the PostgreSQL server (its JSON check of the payload, the wider
+row and index, the NOTIFY). Beyond the minimal receiver's, connbot's web processes run Flask's request hooks:
+0.13 M of the 1.20 M instructions a webhook (callgrind, all hooks removed). The p99 at a steady 200 req/s on
+PostgreSQL + Redis, 27 ms here, is over the 20 ms target on this machine (3 ms on the faster one of the last
+full run); the interleaved runs before this one gave 14 and 17 ms after the change and 24 and 28 ms before it.
+
+Tried and dropped: announcing new events from a thread of the web process, in one NOTIFY for all stored since
+the last, instead of in each event's INSERT. PostgreSQL makes the commits of transactions that notified take
+turns (8 threads of autocommit INSERTs: 1,410 a second without the NOTIFY, 918 with it, medians of 3 rounds
+measured while a test suite ran beside them), but connbot's intake on PostgreSQL runs at 500–700 a second,
+short of that limit because the CPUs are busy: interleaved beside baebce9 (10:22 UTC, 3 rounds, with the
+change above) 509 [428–724] → 494 [446–506] req/s. The INSERT's own `pg_notify` stays.
+
+A connection of its own per thread instead of the pool's checkout is not worth it either: the checkout and
+checkin take 6 µs (in process, 3,000 calls, 5 rounds), about 1 % of a webhook. The in-process profile above
+times the test client's requests on a busy shared machine: two passes 23 minutes apart gave bare / connbot 73
+% and 41 %, so its shares, not its times, are what to read.
 
 **CPU per step halved: met on both (this run's storm: 4.45 → 1.63 ms on SQLite, −63 %; 6.86 → 3.07 ms on
 PostgreSQL + Redis, −55 %).** The last two changes: the pool pings a PostgreSQL connection only when it sat

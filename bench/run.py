@@ -59,7 +59,7 @@ def main(names: list[str]) -> None:
             took = round(time.monotonic() - t0)
             results["timing"][name] = {"seconds": took, "load": [load_before, load()]}
             if alone:
-                results["timing"][name]["date"] = date
+                results["timing"][name].update(date=date, cpu=machine()["cpu"])
             print(f"bench: {name} done in {took} s (load {load()})", file=sys.stderr, flush=True)
     if not alone:
         results["seconds"] = round(time.monotonic() - started)
