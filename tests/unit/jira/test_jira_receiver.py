@@ -168,7 +168,7 @@ def test_malformed_and_truncated_bodies_are_400_saying_what(app_svc, body, says)
 
 def test_a_signed_delivery_whose_other_fields_do_not_fit_is_stored_and_quarantined(app_svc):
     """The receiver reads only the event, the issue key and the timestamp; the worker reads the
-    rest, and sets aside with the reason a payload it cannot read, rather than Jira losing it to a 400."""
+    rest, and sets aside with the reason a payload it cannot read: kept, not refused with a 400."""
     client, svc = app_svc
     payload = fixture("cloud_issue_created.json")
     payload["issue"]["fields"]["summary"] = {"not": "text"}
