@@ -54,12 +54,12 @@ def main(names: list[str]) -> None:
                 continue
             t0, load_before = time.monotonic(), load()
             print(f"bench: {name} ... (load {load_before})", file=sys.stderr, flush=True)
-            date = machine()["date"]
+            seen = machine()
             results[name] = step()
             took = round(time.monotonic() - t0)
             results["timing"][name] = {"seconds": took, "load": [load_before, load()]}
             if alone:
-                results["timing"][name].update(date=date, cpu=machine()["cpu"])
+                results["timing"][name].update(date=seen["date"], cpu=seen["cpu"])
             print(f"bench: {name} done in {took} s (load {load()})", file=sys.stderr, flush=True)
     if not alone:
         results["seconds"] = round(time.monotonic() - started)
