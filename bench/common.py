@@ -56,22 +56,33 @@ def load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def _cpu_ticks() -> tuple[int, int]:
+def _cpu_ticks() -> tuple[int, int, int]:
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return sum(fields), fields[3] + fields[4]  # all, idle + iowait
+    return sum(fields), fields[3] + fields[4], fields[7]  # all, idle + iowait, steal
 
 
 class CpuMeter:
-    """How busy all CPUs were between `start()` and `busy()` (0..1, from /proc/stat): a benchmark
-    that keeps every CPU busy cannot go faster by adding processes."""
+    """How the CPUs were used between `start()` and now (from /proc/stat): `busy()`, a benchmark
+    that keeps every CPU busy cannot go faster by adding processes; `stolen()`, the time the
+    hypervisor gave another machine (seen here: the p99 of a fixed-rate run follows it)."""
 
     def start(self) -> CpuMeter:
         self.t0 = _cpu_ticks()
         return self
 
+    def _since(self) -> tuple[int, int, int]:
+        total, idle, steal = (b - a for a, b in zip(self.t0, _cpu_ticks(), strict=True))
+        return total, idle, steal
+
     def busy(self) -> float:
-        total, idle = (b - a for a, b in zip(self.t0, _cpu_ticks(), strict=True))
+        """The share of CPU time not idle (0..1), stolen time included."""
+        total, idle, _ = self._since()
         return round(1 - idle / total, 3) if total else 0.0
+
+    def stolen(self) -> float:
+        """The share of CPU time the hypervisor took (0..1)."""
+        total, _, steal = self._since()
+        return round(steal / total, 3) if total else 0.0
 
 
 def percentile(values: Sequence[float], p: float) -> float:

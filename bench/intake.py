@@ -145,22 +145,25 @@ BALANCED, TRIES = 0.25, 4
 def measure(
     served: Served, name: str, pool: Path, bodies: list[tuple[str, str]], workdir: Path
 ) -> dict[str, Any]:
-    """Warm up, then the closed-loop maximum (with both workers at work) and the open-loop fixed rate.
-    `ok` counts every 2xx sent."""
+    """Warm up, then the closed-loop maximum (with both workers at work) and the open-loop fixed rate,
+    each with the share of CPU time the hypervisor took meanwhile (`stolen`). `ok` counts every 2xx
+    sent."""
     base = served.base
     runs = [wrk(base, WARMUP_SECONDS, f"{name}-warm", pool)]
     load_before = load()
     for attempt in range(1, TRIES + 1):
         ticks, cpu = served.worker_ticks(), CpuMeter().start()
         peak = wrk(base, WRK_SECONDS, f"{name}-peak{attempt}", pool)
-        peak["cpu_busy"] = cpu.busy()
+        peak["cpu_busy"], peak["stolen"] = cpu.busy(), cpu.stolen()
         used = [b - a for a, b in zip(ticks, served.worker_ticks(), strict=True)]
         peak["least_worker_share"] = round(min(used) / max(sum(used), 1), 3)
         peak["tries"] = attempt
         runs.append(peak)
         if peak["least_worker_share"] >= BALANCED:
             break
+    cpu = CpuMeter().start()
     steady = fixed_rate(base, jira_requests(bodies, RATE * RATE_SECONDS, f"{name}-rate"), RATE, workdir)
+    steady["stolen"] = cpu.stolen()
     return {
         "peak": peak,
         "steady": steady,
@@ -257,6 +260,8 @@ def compare(names: list[str], workdir: Path, rounds: int = ROUNDS) -> dict[str, 
             "p99_ms": spread([x["peak"]["p99_ms"] for x in mine]),
             "cpu_busy": spread([x["peak"]["cpu_busy"] for x in mine]),
             "steady_p99_ms": spread([x["steady"]["p99_ms"] for x in mine]),
+            "stolen": spread([x["peak"]["stolen"] for x in mine]),
+            "steady_stolen": spread([x["steady"]["stolen"] for x in mine]),
             "of_bare": spread([x["peak"]["rps"] / bare[x["round"]] for x in mine]) if bare else None,
             # every 2xx stored: what was stored is what was answered 2xx, plus at most the requests
             # in flight when wrk stopped reading (16 connections a wrk run)

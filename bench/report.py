@@ -95,12 +95,14 @@ def _intake(r: dict[str, Any]) -> list[str]:
         )
     out += [
         "",
-        "| round | server | req/s | tries | least worker's share | 2xx sent | events stored | load |",
-        "|---:|---|---:|---:|---:|---:|---:|---|",
+        "| round | server | req/s | tries | least worker's share | p99 ms at 200 req/s | CPU stolen "
+        "(closed loop / 200 req/s) | 2xx sent | events stored | load |",
+        "|---:|---|---:|---:|---:|---:|---|---:|---:|---|",
     ]
     out += [
         f"| {y['round']} | {y['server']} | {y['peak']['rps']:.0f} | {y['peak'].get('tries', 1)} | "
-        f"{_share(y['peak'].get('least_worker_share'))} | {y['ok']} | "
+        f"{_share(y['peak'].get('least_worker_share'))} | {y['steady']['p99_ms']:.1f} | "
+        f"{_share(y['peak'].get('stolen'))} / {_share(y['steady'].get('stolen'))} | {y['ok']} | "
         f"{'–' if y['stored'] is None else y['stored']} | {_load(y)} |"
         for y in x["rounds"]
     ]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import weakref
+from collections.abc import Callable
 from contextlib import ExitStack
+from typing import Any
 
 from flask import Flask, g, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
@@ -26,6 +29,23 @@ from bot.web.webhooks import jira, slack
 log = logging.getLogger(__name__)
 
 
+class App(Flask):
+    """Flask, asking once per view or hook whether it is a coroutine function: Flask asks again on
+    every call (`inspect`, nine times a webhook), and the answer cannot change."""
+
+    def __init__(self, import_name: str) -> None:
+        super().__init__(import_name)
+        self._sync: weakref.WeakKeyDictionary[Callable[..., Any], Callable[..., Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        sync = self._sync.get(func)
+        if sync is None:
+            sync = self._sync[func] = super().ensure_sync(func)
+        return sync
+
+
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
     """Build the web app. With no arguments (gunicorn's `create_app()`) it reads the settings from the
     environment and sets up the process's logging as every `connbot` command does."""
@@ -36,7 +56,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         logs.configure(settings.log_level, settings.log_format)
         tracing.configure(settings.otel_endpoint, "connbot-web")
     services = services or Services.build(settings)
-    app = Flask(__name__)
+    app = App(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions[EXTENSION] = services
     edge.install(app, settings)

@@ -286,8 +286,7 @@ def count_refusals(app: Flask, store: Store) -> None:
 
     @app.after_request
     def refused(resp: Response) -> Response:
-        source = WEBHOOKS.get(request.path)
-        if source is not None and resp.status_code >= 400:
+        if resp.status_code >= 400 and (source := WEBHOOKS.get(request.path)) is not None:
             reason = REASONS.get(resp.status_code, "other")
             counters.count(store, counters.WEBHOOKS_REFUSED, source=source, reason=reason)
         return resp

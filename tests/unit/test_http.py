@@ -87,3 +87,20 @@ def test_metrics_report_runs_steps_and_queue(client):
     text = client.get("/metrics").get_data(as_text=True)
     assert 'connbot_runs{end="",state="waiting"} 1.0' in text
     assert "connbot_prompts_open 1.0" in text and "connbot_queue_depth 0.0" in text
+
+
+def test_an_async_view_is_still_refused_as_flask_refuses_it(client):
+    """The app remembers which views are plain functions; a coroutine view still goes through Flask's
+    own handling, which without its `async` extra (not installed) answers with a clear error, not a
+    coroutine that never runs."""
+    app = client.application
+
+    async def later() -> str:
+        return "never"
+
+    app.add_url_rule("/api/later", view_func=later)
+    assert client.get("/healthz").status_code == 200  # a plain view remembered, still plain
+    resp = client.get("/api/later")
+    assert resp.status_code == 500 and resp.json["error"] == "Internal Server Error"
+    with pytest.raises(RuntimeError, match="async"):
+        app.ensure_sync(later)

@@ -64,7 +64,6 @@ def _keyed(secret: str) -> hmac.HMAC:
 def authenticate(settings: JiraSettings, body: bytes) -> tuple[int, str] | None:
     """None if the delivery is authentic, else (status, reason)."""
     signature = request.headers.get("X-Hub-Signature")
-    token = request.args.get("token")
     if settings.webhook_secret is not None and signature is not None:
         mac = _keyed(settings.webhook_secret.get_secret_value()).copy()
         mac.update(body)
@@ -72,6 +71,7 @@ def authenticate(settings: JiraSettings, body: bytes) -> tuple[int, str] | None:
         if hmac.compare_digest(signature.strip().lower().encode(), f"sha256={digest}".encode()):
             return None
         return 401, "X-Hub-Signature does not match the body signed with CONNBOT_JIRA_WEBHOOK_SECRET"
+    token = request.args.get("token")  # the query is parsed only for a delivery not signed
     if settings.webhook_token is not None and token is not None:
         if hmac.compare_digest(token.encode(), settings.webhook_token.get_secret_value().encode()):
             return None
