@@ -15,9 +15,6 @@ is (so timing does not tell them apart); failed logins are throttled per name an
 address (`Throttle`), and at most one password is hashed at a time per process, so a burst of
 logins cannot take the CPUs from everything else. A login on the form is held on the server
 (`DeskSession`, 12 hours); logging out deletes it, so a copied cookie stops working too.
-
-Every answer carries the security headers (`HEADERS`): a Content-Security-Policy allowing only
-the desk's own scripts and styles and no framing, `nosniff` and a same-origin Referrer-Policy.
 """
 
 from __future__ import annotations
@@ -47,15 +44,6 @@ from bot.state.store import Store
 from integrations.settings import Section, SettingsError
 
 SESSION_TTL = dt.timedelta(hours=12)
-HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
-        "form-action 'self'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-}
 SCHEME = "pbkdf2_sha256"
 ITERATIONS = 600_000
 MIN_TOKEN = 16
@@ -340,16 +328,9 @@ class _DeskSessions(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
 
-def secure_headers(response: WerkzeugResponse) -> WerkzeugResponse:
-    """After every request: the security headers, where a view did not set its own."""
-    have = set(response.headers.keys(lower=True))
-    response.headers.extend([(name, value) for name, value in HEADERS.items() if name.lower() not in have])
-    return response
-
-
 def install(app: Flask, settings: Settings, desk: DeskSettings, store: Store) -> Access:
-    """Give the app a session key, the access policy, the security headers and the CSRF token
-    helper for templates; desk logins are held in `store`."""
+    """Give the app a session key, the access policy and the CSRF token helper for templates; desk
+    logins are held in `store`."""
     access = Access(settings, desk)
     access.store = store
     app.secret_key = access.secret_key
@@ -363,7 +344,6 @@ def install(app: Flask, settings: Settings, desk: DeskSettings, store: Store) ->
     )
     app.extensions["connbot.access"] = access
     app.before_request(access.guard)
-    app.after_request(secure_headers)
     app.register_error_handler(TooManyLogins, _too_many)
     app.jinja_env.globals["csrf_token"] = csrf_token
     return access

@@ -10,6 +10,10 @@ A NUL character (U+0000) in the path, the query string or a desk form is refused
 where it was: PostgreSQL cannot hold one in text, and no ticket key, id or field needs one. JSON
 bodies are checked by `jsonbody.loads`. The machine endpoints' bodies (/webhooks/*, /slack/*) are
 read raw by their own views, so their forms are not parsed here.
+
+Every answer carries the security headers (`HEADERS`), but for one it sets itself: a
+Content-Security-Policy allowing only the desk's own scripts and styles and no framing, `nosniff`,
+no framing for older browsers and a same-origin Referrer-Policy.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -28,16 +32,28 @@ from bot.settings import Settings
 from bot.web.auth import MACHINE_PREFIXES
 
 if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 RAW_BODIES = ("/webhooks/", "/slack/")
+HEADERS = [
+    (
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'",
+    ),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "same-origin"),
+]
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 NUL = "\x00"
 
 
 def refuse_nul() -> None:
     """Before every request: a 400 naming the part of the request that carries a NUL character."""
-    if NUL in request.path:
+    path = request.path
+    if NUL in path:
         raise BadRequestError("the URL path contains a NUL character (U+0000)")
     # Only a query that holds a NUL, escaped (%00) or raw, is parsed to name where: most need no parsing.
     query = request.query_string
@@ -46,12 +62,8 @@ def refuse_nul() -> None:
             raise BadRequestError(f"query parameter {_shown(name)}: contains a NUL character (U+0000)")
     if (
         request.method == "POST"
-        and request.mimetype
-        in (
-            "application/x-www-form-urlencoded",
-            "multipart/form-data",
-        )
-        and not request.path.startswith(RAW_BODIES)
+        and not path.startswith(RAW_BODIES)
+        and request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data")
     ):
         for name, value in request.form.items(multi=True):
             if NUL in name or NUL in value:
@@ -137,6 +149,25 @@ class BoundedBody:
         return b"".join(parts)
 
 
+class SecurityHeaders:
+    """WSGI middleware: the security headers (`HEADERS`) added to every answer that does not set
+    them itself, the other middleware's answers included. Added to the plain list handed to the
+    server: through Flask's header objects they took 8 % of a webhook's Python calls."""
+
+    def __init__(self, app: WSGIApplication):
+        self.app = app
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        def start(
+            status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
+        ) -> Callable[[bytes], object]:
+            have = {name.lower() for name, _ in headers}
+            missing = [(name, value) for name, value in HEADERS if name.lower() not in have]
+            return start_response(status, headers + missing, exc_info)
+
+        return self.app(environ, start)
+
+
 def _answer(start_response: StartResponse, status: str, message: str) -> list[bytes]:
     """A JSON error answered by the middleware itself; the connection is closed after it."""
     payload = json.dumps({"error": status.split(" ", 1)[1], "message": message}).encode()
@@ -154,8 +185,8 @@ def _answer(start_response: StartResponse, status: str, message: str) -> list[by
 def install(app: Flask, settings: Settings) -> None:
     hosts = allowed_hosts(settings)
     # Flask's documented way to add WSGI middleware; mypy sees a method being replaced.
-    app.wsgi_app = BoundedBody(  # type: ignore[method-assign]
-        app.wsgi_app, settings.max_body_bytes, settings.body_seconds
+    app.wsgi_app = SecurityHeaders(  # type: ignore[method-assign]
+        BoundedBody(app.wsgi_app, settings.max_body_bytes, settings.body_seconds)
     )
 
     def check_host() -> None:

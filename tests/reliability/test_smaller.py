@@ -57,23 +57,24 @@ def gunicorn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         procs.stop(web)
 
 
-def _chunked(where: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+def _chunked(where: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, http.client.HTTPMessage]:
     conn = http.client.HTTPConnection(where, timeout=30)
     chunks = (body[i : i + 65536] for i in range(0, len(body), 65536))
     conn.request("POST", "/webhooks/jira", body=chunks, headers=headers, encode_chunked=True)
     try:
         resp = conn.getresponse()
-        return resp.status, resp.read()
+        return resp.status, resp.read(), resp.headers
     finally:
         conn.close()
 
 
 def test_an_oversized_chunked_body_is_a_413(gunicorn: str) -> None:
     body = b'{"pad": "' + b"x" * (1024 * 1024 + 10) + b'"}'
-    status, text = _chunked(gunicorn, body, {**jira_headers(body), "Transfer-Encoding": "chunked"})
+    status, text, headers = _chunked(gunicorn, body, {**jira_headers(body), "Transfer-Encoding": "chunked"})
     assert status == 413, text[:300]
+    assert headers["X-Content-Type-Options"] == "nosniff"  # the middleware's own answer, too
     small = b'{"webhookEvent": 1}'
-    status, text = _chunked(gunicorn, small, {**jira_headers(small), "Transfer-Encoding": "chunked"})
+    status, text, _ = _chunked(gunicorn, small, {**jira_headers(small), "Transfer-Encoding": "chunked"})
     assert status == 400, text[:300]  # read whole and signed: refused for its content, not as unsigned
 
 
