@@ -19,8 +19,9 @@ from typing import Any
 from bench.common import env_with
 
 REQUESTS, WARMUP = 600, 100
-# connbot's before/after-request hooks (bot/web/: edge, auth, app, metrics), by function name.
-HOOKS = ("check_host", "refuse_nul", "guard", "start_span", "end_span", "secure_headers", "refused")
+# connbot's before/after-request hooks (bot/web/: edge, auth, app, metrics) and the security headers'
+# start_response (edge.SecurityHeaders), by function name.
+HOOKS = ("check_host", "refuse_nul", "guard", "start_span", "end_span", "start", "refused")
 SQLITE = ("<method 'execute' of 'sqlite3.Cursor' objects>", "<method 'fetchone' of 'sqlite3.Cursor' objects>")
 # (share name, part of the file's path, functions): cumulative time inside them, in a request's order.
 PARTS = [

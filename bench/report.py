@@ -592,6 +592,18 @@ a webhook; the minimal receiver took 1.05 M with `json.loads` and now parses the
 main at baebce9, 3 rounds, on the machine of item 1 (10:09 UTC): SQLite 841 [820–936] → 1,010 [875–1,170]
 req/s; PostgreSQL + Redis 538 [530–590] → 524 [510–564], no gain seen there.
 
+**The web's own work around a webhook (issue 16, item 1: bot/web/app.py `App`, bot/web/edge.py
+`SecurityHeaders`, bot/web/webhooks/jira.py).** Flask asked on every call whether each view and hook is a
+coroutine function (nine `inspect` walks a webhook); the app now asks once per function. The security headers
+went through Werkzeug's header objects after each request, 8 % of a webhook's Python calls; they are now added
+to the plain list of headers handed to the server, so the 408 and 413 the body middleware answers itself carry
+them too (they did not). The receiver parses the query string only for a delivery that is not signed, and the
+NUL check reads the content type only for a desk POST. Counted by callgrind in process (600 webhooks, SQLite,
+Flask's test client included): 1.85 M → 1.72 M instructions a webhook, against 1.38 M for the minimal
+receiver and 1.02 M for bare Flask in the same harness. Interleaved beside main at ac5c400, 3 rounds (12:54
+UTC, the hypervisor taking under 1 % of the CPUs in all but one run): SQLite 1,787 [1,634–1,875] → 1,956
+[1,688–2,291] req/s, of bare Flask 37 % → 46 %; PostgreSQL + Redis 1,230 [1,122–1,324] → 1,291 [1,114–1,314].
+
 **SQLite's web processes take turns through a file lock (bot/state/store.py `WriterLock`).** gunicorn's two
 processes both write the one SQLite file; the one that finds the write lock held slept in SQLite's busy
 handler (1 to 100 ms a try), so the CPUs idled while requests waited. Now each event INSERT is made under a
@@ -608,25 +620,36 @@ straight out (`TicketRef.first_attempt`). Jira calls per run: 5–13 → 3–7.
 
 ## Targets missed, and where the time goes
 
-**Intake at ≥ 50 % (SQLite) and ≥ 40 % (PostgreSQL + Redis) of bare Flask: missed (40 % and 25 % in this run,
-on a machine where bare Flask answers 2,400–2,800 req/s, as on the issue's, 2,303).** The least a receiver
-that stores first can do (bench/durable.py) ran at 57 % [56–64 %] on SQLite and 28 % [28–35 %] on PostgreSQL,
-whose server shares the 2 CPUs; connbot at 71 % and 95 % of those. So on PostgreSQL the target is beyond any
-store-first receiver here; on SQLite it is not. Where the CPU goes, from /proc over 8 s of closed loop (2
-rounds, just before this run): the web processes spend 1.20–1.30 ms a webhook in the minimal receiver and
-1.38–1.43 ms in connbot on SQLite; on PostgreSQL 1.26–1.43 ms (minimal) and 1.47–1.89 ms (connbot) in the web
-processes plus 0.38–0.44 and 0.45–0.61 ms in the PostgreSQL server (its JSON check of the payload, the wider
-row and index, the NOTIFY). Beyond the minimal receiver's, connbot's web processes run Flask's request hooks:
-0.13 M of the 1.20 M instructions a webhook (callgrind, all hooks removed). The p99 at a steady 200 req/s on
-PostgreSQL + Redis, 27 ms here, is over the 20 ms target on this machine (3 ms on the faster one of the last
-full run); the interleaved runs before this one gave 14 and 17 ms after the change and 24 and 28 ms before it.
+**Intake at ≥ 50 % (SQLite) and ≥ 40 % (PostgreSQL + Redis) of bare Flask: missed (42 % and 32 % in this run,
+13:16 UTC, bare Flask at 3,957–4,921 req/s).** The least a receiver that stores first can do
+(bench/durable.py) ran at 50 % [42–60 %] on SQLite and 40 % [29–48 %] on PostgreSQL, whose server shares the 2
+CPUs: connbot at 88 % and 69 % of those. The share of bare Flask depends on the machine: at 10:35 UTC, with
+bare Flask at 2,384–2,846 req/s, the minimal receivers ran at 57 % and 28 %. What connbot's web processes do
+beyond the minimal receiver is 0.34 M instructions a webhook (1.72 M against 1.38 M, above): Flask's request
+hooks (the host check, the NUL check, access, tracing, the refusal counter), the body middleware, the pool's
+checkout and the wake-up of the process's worker. On PostgreSQL the server also checks the payload as JSON and
+stores a wider row with one more index; the INSERT's `pg_notify` is not what limits it: interleaved without it
+(13:24 UTC, 3 rounds), 1,428 [1,269–1,745] req/s against 1,541 [1,391–1,781] with it.
+
+**p99 under 20 ms at a steady 200 req/s: met on both in this run (4.3 and 5.2 ms).** It follows the CPU time
+the hypervisor takes, now recorded for each run (`CPU stolen`): connbot on PostgreSQL + Redis, runs of 10 s
+at 12:19 UTC, 1 % stolen 6 ms, 8 % 11 ms, 24 % 60 ms (the 27 ms of the 10:35 run was in such a spell). Apart
+from that, about one PostgreSQL run in four stalled once for 100–200 ms with nothing stolen (max 135–380 ms):
+gunicorn's access log shows the requests of both web processes taking 170–210 ms at the same moment, so the
+wait is in the database. Not Python's garbage collector (logged in the workers: full collections of 80–125
+ms run while the app loads and at exit, none in the window; `gc.freeze()` after loading makes the later ones
+0.5 ms, not adopted as no window held one), not a new WAL segment (33 files throughout), autovacuum is off
+on this server; a checkpoint writing at the time is not ruled out. The code before the change above showed
+it in none of 12 such runs, this code in 5 of 15, this code without the INSERT's `pg_notify` in 1 of 3; the
+statements sent to PostgreSQL are the same, and the cause was not found.
 
 Tried and dropped: announcing new events from a thread of the web process, in one NOTIFY for all stored since
 the last, instead of in each event's INSERT. PostgreSQL makes the commits of transactions that notified take
 turns (8 threads of autocommit INSERTs: 1,410 a second without the NOTIFY, 918 with it, medians of 3 rounds
 measured while a test suite ran beside them), but connbot's intake on PostgreSQL runs at 500–700 a second,
 short of that limit because the CPUs are busy: interleaved beside baebce9 (10:22 UTC, 3 rounds, with the
-change above) 509 [428–724] → 494 [446–506] req/s. The INSERT's own `pg_notify` stays.
+parse change) 509 [428–724] → 494 [446–506] req/s. On the faster machine of this run connbot reaches
+1,163–1,644 a second, and leaving the NOTIFY out altogether gained nothing (above). The `pg_notify` stays.
 
 A connection of its own per thread instead of the pool's checkout is not worth it either: the checkout and
 checkin take 6 µs (in process, 3,000 calls, 5 rounds), about 1 % of a webhook. The in-process profile above
