@@ -70,9 +70,8 @@ class CpuMeter:
         self.t0 = _cpu_ticks()
         return self
 
-    def _since(self) -> tuple[int, int, int]:
-        total, idle, steal = (b - a for a, b in zip(self.t0, _cpu_ticks(), strict=True))
-        return total, idle, steal
+    def _since(self) -> tuple[int, ...]:
+        return tuple(b - a for a, b in zip(self.t0, _cpu_ticks(), strict=True))
 
     def busy(self) -> float:
         """The share of CPU time not idle (0..1), stolen time included."""

@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 class App(Flask):
     """Flask, asking once per view or hook whether it is a coroutine function: Flask asks again on
-    every call (`inspect`, nine times a webhook), and the answer cannot change."""
+    every call (`inspect`, nine times a webhook), and the answer cannot change. A callable that
+    cannot be weakly referenced is asked every time."""
 
     def __init__(self, import_name: str) -> None:
         super().__init__(import_name)
@@ -40,9 +41,12 @@ class App(Flask):
         )
 
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        sync = self._sync.get(func)
-        if sync is None:
-            sync = self._sync[func] = super().ensure_sync(func)
+        try:
+            sync = self._sync.get(func)
+            if sync is None:
+                sync = self._sync[func] = super().ensure_sync(func)
+        except TypeError:  # no weak reference to it
+            return super().ensure_sync(func)
         return sync
 
 

@@ -11,9 +11,9 @@ where it was: PostgreSQL cannot hold one in text, and no ticket key, id or field
 bodies are checked by `jsonbody.loads`. The machine endpoints' bodies (/webhooks/*, /slack/*) are
 read raw by their own views, so their forms are not parsed here.
 
-Every answer carries the security headers (`HEADERS`), but for one it sets itself: a
+Every answer carries the security headers (`HEADERS`) it does not set itself: a
 Content-Security-Policy allowing only the desk's own scripts and styles and no framing, `nosniff`,
-no framing for older browsers and a same-origin Referrer-Policy.
+`X-Frame-Options: DENY` for older browsers and a same-origin Referrer-Policy.
 """
 
 from __future__ import annotations

@@ -104,3 +104,4 @@ def test_an_async_view_is_still_refused_as_flask_refuses_it(client):
     assert resp.status_code == 500 and resp.json["error"] == "Internal Server Error"
     with pytest.raises(RuntimeError, match="async"):
         app.ensure_sync(later)
+    assert app.ensure_sync(len) is len  # a builtin, which has no weak reference: asked each time
