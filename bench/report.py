@@ -599,10 +599,12 @@ went through Werkzeug's header objects after each request, 8 % of a webhook's Py
 to the plain list of headers handed to the server, so the 408 and 413 the body middleware answers itself carry
 them too (they did not). The receiver parses the query string only for a delivery that is not signed, and the
 NUL check reads the content type only for a desk POST. Counted by callgrind in process (600 webhooks, SQLite,
-Flask's test client included): 1.85 M → 1.72 M instructions a webhook, against 1.38 M for the minimal
-receiver and 1.02 M for bare Flask in the same harness. Interleaved beside main at ac5c400, 3 rounds (12:54
-UTC, the hypervisor taking under 1 % of the CPUs in all but one run): SQLite 1,787 [1,634–1,875] → 1,956
-[1,688–2,291] req/s, of bare Flask 37 % → 46 %; PostgreSQL + Redis 1,230 [1,122–1,324] → 1,291 [1,114–1,314].
+Flask's test client included): 1.85 M → 1.72 M instructions a webhook, against 1.38 M for the minimal receiver
+and 1.02 M for bare Flask in the same harness. Interleaved beside main at ac5c400, 3 rounds (12:54 UTC, the
+hypervisor taking under 1 % of the CPUs in all but one run): SQLite 1,787 [1,634–1,875] → 1,956 [1,688–2,291]
+req/s, of bare Flask 37 % → 46 %; PostgreSQL + Redis 1,230 [1,122–1,324] → 1,291 [1,114–1,314]. Since item 1's
+run, the tracing hooks are registered only when tracing is on (it is set up before the app is built): about
+1.70 M instructions a webhook.
 
 **SQLite's web processes take turns through a file lock (bot/state/store.py `WriterLock`).** gunicorn's two
 processes both write the one SQLite file; the one that finds the write lock held slept in SQLite's busy
@@ -625,11 +627,12 @@ straight out (`TicketRef.first_attempt`). Jira calls per run: 5–13 → 3–7.
 (bench/durable.py) ran at 50 % [42–60 %] on SQLite and 40 % [29–48 %] on PostgreSQL, whose server shares the 2
 CPUs: connbot at 88 % and 69 % of those. The share of bare Flask depends on the machine: at 10:35 UTC, with
 bare Flask at 2,384–2,846 req/s, the minimal receivers ran at 57 % and 28 %. What connbot's web processes do
-beyond the minimal receiver is 0.34 M instructions a webhook (1.72 M against 1.38 M, above): Flask's request
-hooks (the host check, the NUL check, access, tracing, the refusal counter), the body middleware, the pool's
-checkout and the wake-up of the process's worker. On PostgreSQL the server also checks the payload as JSON and
-stores a wider row with one more index; the INSERT's `pg_notify` is not what limits it: interleaved without it
-(13:24 UTC, 3 rounds), 1,428 [1,269–1,745] req/s against 1,541 [1,391–1,781] with it.
+beyond the minimal receiver was 0.34 M instructions a webhook in this run (1.72 M against 1.38 M, above), 0.32
+M since: Flask's request hooks (the host check, the NUL check, access, the refusal counter), the body
+middleware, the pool's checkout and the wake-up of the process's worker. On PostgreSQL the server also checks
+the payload as JSON and stores a wider row with one more index; the INSERT's `pg_notify` is not what limits
+it: interleaved without it (13:24 UTC, 3 rounds), 1,428 [1,269–1,745] req/s against 1,541 [1,391–1,781] with
+it.
 
 **p99 under 20 ms at a steady 200 req/s: met on both in this run (4.3 and 5.2 ms).** It follows the CPU time
 the hypervisor takes, now recorded for each run (`CPU stolen`): connbot on PostgreSQL + Redis, runs of 10 s

@@ -65,7 +65,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.extensions[EXTENSION] = services
     edge.install(app, settings)
     metrics.count_refusals(app, services.store)
-    _trace_requests(app)
+    if tracing.on():  # every connbot process configures tracing before it builds the app
+        _trace_requests(app)
     auth.install(app, settings, services.sections(DeskSettings), services.store)
     app.register_blueprint(health)
     app.register_blueprint(api)
@@ -79,12 +80,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
 
 def _trace_requests(app: Flask) -> None:
-    """Each request a span (when tracing is on): the root of the trace of what it enqueues."""
+    """Each request a span: the root of the trace of what it enqueues."""
 
     @app.before_request
     def start_span() -> None:
-        if not tracing.on():
-            return
         g.trace = ExitStack()
         route = request.url_rule.rule if request.url_rule else "(no route)"
         g.trace.enter_context(tracing.span(f"{request.method} {route}", **{"http.route": route}))
