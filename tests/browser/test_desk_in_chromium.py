@@ -53,6 +53,32 @@ def _browser_or_skip():  # type: ignore[no-untyped-def]
     return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
 
 
+def _wait(driver):  # type: ignore[no-untyped-def]
+    """A 30 s WebDriverWait whose conditions are read again while the page is redrawn or replaced:
+    an element not there yet, gone stale, or one Chromium says "does not belong to the document" (a
+    stale element by another name, raised as a plain WebDriverException while a new page loads)."""
+    from selenium.common.exceptions import (
+        NoSuchElementException,
+        StaleElementReferenceException,
+        WebDriverException,
+    )
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    class Wait(WebDriverWait):
+        def until(self, method, message=""):
+            def again(d):
+                try:
+                    return method(d)
+                except WebDriverException as exc:
+                    if "does not belong to the document" not in str(exc):
+                        raise
+                    return False
+
+            return super().until(again, message)
+
+    return Wait(driver, 30, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
+
+
 def _serve(svc, lab: Lab | None = None) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """The real app and an in-process worker on a free loopback port; yields the base URL."""
     app = create_app(svc.settings, svc)
@@ -144,13 +170,12 @@ def test_file_answer_and_watch_the_ticket_close(served):
 
 @pytest.mark.browser
 def test_a_newcomer_files_the_default_lab_scenario_and_approves_with_one_click(served_lab):
-    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select, WebDriverWait
+    from selenium.webdriver.support.ui import Select
 
     driver = _browser_or_skip()
     # The live panel is re-rendered while the run moves: an element found just before a refresh goes stale.
-    wait = WebDriverWait(driver, 30, ignored_exceptions=(StaleElementReferenceException,))
+    wait = _wait(driver)
     try:
         driver.get(served_lab + "/")
         assert "Lab: this is a simulation." in driver.find_element(By.ID, "lab-banner").text

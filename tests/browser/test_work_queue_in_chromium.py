@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.browser.test_desk_in_chromium import ARTIFACTS, _browser_or_skip, _serve
+from tests.browser.test_desk_in_chromium import ARTIFACTS, _browser_or_skip, _serve, _wait
 from tests.fakes.adapters import observed, scripted_registry
 
 # The shipped playbook up to the approval to create a missing account (for each of up to three tickets).
@@ -50,9 +50,8 @@ def _wait_for_open_prompts(base: str, count: int) -> None:
 
 @pytest.mark.browser
 def test_search_and_filters_narrow_the_ticket_list(served):
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select, WebDriverWait
+    from selenium.webdriver.support.ui import Select
 
     for summary, user in [
         ("Alice can't connect", "1001"),
@@ -69,9 +68,7 @@ def test_search_and_filters_narrow_the_ticket_list(served):
         form.find_element(By.NAME, "q").send_keys("bob")
         form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         # Every click loads a page: wait for its address before reading it (a stale element is read again).
-        wait = WebDriverWait(
-            driver, 30, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
-        )
+        wait = _wait(driver)
         wait.until(lambda d: "q=bob" in d.current_url)
         rows = driver.find_elements(By.CSS_SELECTOR, "#tickets tbody tr")
         assert [r.get_attribute("data-key") for r in rows] == ["DESK-2"]
@@ -136,17 +133,14 @@ def test_the_prompt_card_shows_the_finding_and_tells_approve_from_reject(served)
 
 @pytest.mark.browser
 def test_the_ticket_page_answers_its_question_and_lets_an_agent_act(served):
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select, WebDriverWait
+    from selenium.webdriver.support.ui import Select
 
     _file(served, "Alice can't connect", "1001")
     _wait_for_open_prompts(served, 1)
     driver = _browser_or_skip()
     # The page's live panel may be redrawn while a wait reads it: a stale element is read again.
-    wait = WebDriverWait(
-        driver, 30, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
-    )
+    wait = _wait(driver)
     try:
         driver.get(served + "/tickets/DESK-1")
         assert driver.find_element(By.ID, "level").text == "Level 1"
