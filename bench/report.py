@@ -600,11 +600,11 @@ to the plain list of headers handed to the server, so the 408 and 413 the body m
 them too (they did not). The receiver parses the query string only for a delivery that is not signed, and the
 NUL check reads the content type only for a desk POST. Counted by callgrind in process (600 webhooks, SQLite,
 Flask's test client included): 1.85 M → 1.72 M instructions a webhook, against 1.38 M for the minimal receiver
-and 1.02 M for bare Flask in the same harness. Interleaved beside main at ac5c400, 3 rounds (12:54 UTC, the
-hypervisor taking under 1 % of the CPUs in all but one run): SQLite 1,787 [1,634–1,875] → 1,956 [1,688–2,291]
-req/s, of bare Flask 37 % → 46 %; PostgreSQL + Redis 1,230 [1,122–1,324] → 1,291 [1,114–1,314]. Since item 1's
-run, the tracing hooks are registered only when tracing is on (it is set up before the app is built): about
-1.70 M instructions a webhook.
+and 1.02 M for bare Flask in the same harness. Interleaved beside main at ac5c400, 3 rounds, before the
+tracing change below (12:54 UTC, the hypervisor taking under 1 % of the CPUs in all but one run): SQLite 1,787
+[1,634–1,875] → 1,956 [1,688–2,291] req/s, of bare Flask 37 % → 46 %; PostgreSQL + Redis 1,230 [1,122–1,324] →
+1,291 [1,114–1,314]. Then the tracing hooks were registered only when tracing is on (every connbot process
+sets it up before it builds the app): about 1.70 M instructions a webhook, the code item 1 ran.
 
 **SQLite's web processes take turns through a file lock (bot/state/store.py `WriterLock`).** gunicorn's two
 processes both write the one SQLite file; the one that finds the write lock held slept in SQLite's busy
@@ -622,29 +622,30 @@ straight out (`TicketRef.first_attempt`). Jira calls per run: 5–13 → 3–7.
 
 ## Targets missed, and where the time goes
 
-**Intake at ≥ 50 % (SQLite) and ≥ 40 % (PostgreSQL + Redis) of bare Flask: missed (42 % and 32 % in this run,
-13:16 UTC, bare Flask at 3,957–4,921 req/s).** The least a receiver that stores first can do
-(bench/durable.py) ran at 50 % [42–60 %] on SQLite and 40 % [29–48 %] on PostgreSQL, whose server shares the 2
-CPUs: connbot at 88 % and 69 % of those. The share of bare Flask depends on the machine: at 10:35 UTC, with
-bare Flask at 2,384–2,846 req/s, the minimal receivers ran at 57 % and 28 %. What connbot's web processes do
-beyond the minimal receiver was 0.34 M instructions a webhook in this run (1.72 M against 1.38 M, above), 0.32
-M since: Flask's request hooks (the host check, the NUL check, access, the refusal counter), the body
-middleware, the pool's checkout and the wake-up of the process's worker. On PostgreSQL the server also checks
-the payload as JSON and stores a wider row with one more index; the INSERT's `pg_notify` is not what limits
-it: interleaved without it (13:24 UTC, 3 rounds), 1,428 [1,269–1,745] req/s against 1,541 [1,391–1,781] with
-it.
+**Intake at ≥ 50 % (SQLite) and ≥ 40 % (PostgreSQL + Redis) of bare Flask: missed (43 % and 29 % in this run,
+14:03 UTC, bare Flask at 4,130–4,401 req/s).** The least a receiver that stores first can do
+(bench/durable.py) ran at 52 % [44–53 %] on SQLite and 33 % [23–34 %] on PostgreSQL, whose server shares the 2
+CPUs: connbot at 83 % and 89 % of those. Those ceilings move with the machine: 57 % and 28 % at 10:35 UTC,
+with bare Flask at 2,384–2,846 req/s, and 50 % and 40 % at 13:16 UTC. What connbot's web processes do beyond
+the minimal receiver is 0.32 M instructions a webhook (1.70 M against 1.38 M, above): Flask's request hooks
+(the host check, the NUL check, access, the refusal counter), the body middleware, the pool's checkout and the
+wake-up of the process's worker. On PostgreSQL the server also checks the payload as JSON and stores a wider
+row with one more index; the INSERT's `pg_notify` is not what limits it: interleaved without it (13:24 UTC, 3
+rounds), 1,428 [1,269–1,745] req/s against 1,541 [1,391–1,781] with it.
 
-**p99 under 20 ms at a steady 200 req/s: met on both in this run (4.3 and 5.2 ms).** It follows the CPU time
-the hypervisor takes, now recorded for each run (`CPU stolen`): connbot on PostgreSQL + Redis, runs of 10 s
-at 12:19 UTC, 1 % stolen 6 ms, 8 % 11 ms, 24 % 60 ms (the 27 ms of the 10:35 run was in such a spell). Apart
-from that, about one PostgreSQL run in four stalled once for 100–200 ms with nothing stolen (max 135–380 ms):
-gunicorn's access log shows the requests of both web processes taking 170–210 ms at the same moment, so the
-wait is in the database. Not Python's garbage collector (logged in the workers: full collections of 80–125
-ms run while the app loads and at exit, none in the window; `gc.freeze()` after loading makes the later ones
-0.5 ms, not adopted as no window held one), not a new WAL segment (33 files throughout), autovacuum is off
-on this server; a checkpoint writing at the time is not ruled out. The code before the change above showed
-it in none of 12 such runs, this code in 5 of 15, this code without the INSERT's `pg_notify` in 1 of 3; the
-statements sent to PostgreSQL are the same, and the cause was not found.
+**p99 under 20 ms at a steady 200 req/s: met on SQLite (4.7 ms), missed on PostgreSQL + Redis in this run (81
+ms, rounds of 5 to 253 ms; at 13:16 UTC 5.2 ms).** Two things set it. First the CPU time the hypervisor takes,
+now recorded for each run (`CPU stolen`): connbot on PostgreSQL + Redis, runs of 10 s at 12:19 UTC, 1 % stolen
+6 ms, 8 % 11 ms, 24 % 60 ms (the 27 ms of the 10:35 run was in such a spell). Second, with nothing stolen, a
+run on PostgreSQL now and then stalls once for 100–300 ms: gunicorn's access log shows the requests of both
+web processes taking 170–210 ms at the same moment, so the wait is in the database. Not Python's garbage
+collector (logged in the workers: full collections of 80–125 ms run while the app loads and at exit, none in
+the window; `gc.freeze()` after loading makes the later ones 0.5 ms, not adopted as no window held one), not a
+new WAL segment (33 files throughout), autovacuum is off on this server; a checkpoint writing at the time is
+not ruled out. Of the fixed-rate runs on PostgreSQL with under 1 % stolen this session, p99 over 20 ms came in
+none of 15 with connbot at ac5c400, 9 of 26 with connbot since, 1 of 3 with connbot without the INSERT's
+`pg_notify`, and 1 of 4 with the minimal receiver (this run's round 3: 67 ms, max 97 ms). The statements
+connbot sends did not change; the cause was not found.
 
 Tried and dropped: announcing new events from a thread of the web process, in one NOTIFY for all stored since
 the last, instead of in each event's INSERT. PostgreSQL makes the commits of transactions that notified take
