@@ -4,7 +4,8 @@
 parsed still has to be walked by pydantic, stored and dumped again, so depth is capped well below
 that, and every failure (bad UTF-8, bad JSON, too deep) becomes a `BadRequestError` naming it.
 A NUL character (U+0000), which PostgreSQL cannot store in text, is refused here too, naming the
-field that carries it, rather than failing later in the store.
+field that carries it, rather than failing later in the store; so are NaN and Infinity, which
+`json.loads` takes but JSON (RFC 8259) and PostgreSQL's JSON type do not.
 """
 
 from __future__ import annotations
@@ -15,6 +16,15 @@ from typing import Any
 from bot.errors import BadRequestError
 
 MAX_DEPTH = 64
+NOT_NUMBERS = ("NaN", "Infinity")  # what json.loads reads as a number and JSON has not (-Infinity too)
+
+
+class _NotANumber(ValueError):
+    """A constant `json.loads` met that JSON has not."""
+
+
+def _not_a_number(name: str) -> Any:
+    raise _NotANumber(name)
 
 
 def loads(body: bytes | str, what: str = "body") -> Any:
@@ -25,25 +35,34 @@ def loads(body: bytes | str, what: str = "body") -> Any:
         except UnicodeDecodeError as exc:
             raise BadRequestError(f"{what} is not valid UTF-8 (byte {exc.start})") from None
     try:
-        data = json.loads(body)
+        data = json.loads(body, parse_constant=_not_a_number)
     except json.JSONDecodeError as exc:
         raise BadRequestError(f"{what} is not valid JSON: {exc}") from None
+    except _NotANumber as exc:
+        raise BadRequestError(f"{what} is not valid JSON: {exc} is not a JSON number") from None
     except RecursionError:
         raise BadRequestError(f"{what} is JSON nested deeper than {MAX_DEPTH} levels") from None
-    if may_nest_too_deep(body) and depth(data) > MAX_DEPTH:
+    if _may_nest_too_deep(body) and depth(data) > MAX_DEPTH:
         raise BadRequestError(f"{what} is JSON nested deeper than {MAX_DEPTH} levels")
-    if may_hold_nul(body) and (where := nul_path(data)) is not None:
+    if _may_hold_nul(body) and (where := nul_path(data)) is not None:
         raise BadRequestError(f"{what}: {where[:200] or 'the value'} contains a NUL character (U+0000)")
     return data
 
 
-def may_nest_too_deep(text: str) -> bool:
+def plain(text: str) -> bool:
+    """Whether `text` needs none of the checks `loads` makes beyond parsing it: at most MAX_DEPTH
+    brackets, no NUL escape, no NaN or Infinity. Another JSON parser may then read it (and `loads`,
+    for one that parser refuses, names the problem)."""
+    return not (_may_nest_too_deep(text) or _may_hold_nul(text) or any(n in text for n in NOT_NUMBERS))
+
+
+def _may_nest_too_deep(text: str) -> bool:
     """Whether JSON `text` has more than MAX_DEPTH brackets. Each level opens with one, so a text with
     fewer needs no walk (a webhook's 4.8 KB has some 40: the walk was a tenth of its request's time)."""
     return text.count("{") + text.count("[") > MAX_DEPTH
 
 
-def may_hold_nul(text: str) -> bool:
+def _may_hold_nul(text: str) -> bool:
     """Whether JSON `text` may hold a NUL: it can only be written as an escape (a raw one is a
     decoding error)."""
     return "\\u0000" in text

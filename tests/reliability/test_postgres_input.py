@@ -146,3 +146,17 @@ def test_an_event_that_cannot_be_processed_is_quarantined_once(world, caplog) ->
     svc.queue.run_pending()
     with svc.store.tx() as s:
         assert [r.ticket.key for r in s.scalars(select(Run))] == ["VOIP-8"]
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_a_jira_delivery_with_a_number_json_has_not_is_a_400_not_a_503(world, constant) -> None:  # type: ignore[no-untyped-def]
+    """Python's JSON reader takes NaN and Infinity, PostgreSQL's JSON type refuses them: such a body is
+    not JSON (RFC 8259), answered 400 naming the word, and nothing is stored."""
+    client, svc = world
+    body = json.loads(issue_event("VOIP-1"))
+    body["issue"]["fields"]["customfield_10100"] = float(constant.lower().replace("infinity", "inf"))
+    raw = json.dumps(body).encode()
+    assert constant.encode() in raw
+    resp = client.post("/webhooks/jira", data=raw, headers=jira_headers(raw, "d-1"))
+    assert constant.lstrip("-") in assert_json_error(resp, 400)["message"]
+    assert counts(svc).events == 0

@@ -91,12 +91,12 @@ def authenticate(settings: JiraSettings, body: bytes) -> tuple[int, str] | None:
 def parse(body: bytes) -> tuple[Delivery, str]:
     """What intake reads of the body (`Delivery`) and the body as text, or BadRequestError saying
     what is wrong. The rest of the payload is the worker's to read: one that does not fit is stored
-    and quarantined, not refused. pydantic's own JSON parser reads a body that can neither hold a
-    NUL nor nest too deep; any other body, and one it refuses, is read by `jsonbody.loads`, which
-    names the problem."""
+    and quarantined, not refused. pydantic's own JSON parser reads a body that needs no more checks
+    (`jsonbody.plain`); any other body, and one it refuses, is read by `jsonbody.loads`, which names
+    the problem."""
     try:
         text = body.decode()
-        if not (jsonbody.may_nest_too_deep(text) or jsonbody.may_hold_nul(text)):
+        if jsonbody.plain(text):
             return Delivery.model_validate_json(text), text
     except (UnicodeDecodeError, ValidationError):
         pass  # said below
