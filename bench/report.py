@@ -584,13 +584,13 @@ req/s (2026-12-02 15:49 UTC, every server CPU-bound).
 **Intake reads only what it stores an event by (issue 16, item 1: bot/web/webhooks/jira.py,
 integrations/jira/models.py `Delivery`).** The receiver parsed the body with `json.loads` and validated all of
 it as a `WebhookPayload`, which the worker does again when it takes the event. Now pydantic's JSON parser
-reads the body straight into `Delivery` (the event, the issue key, the timestamp); a body that may hold a NUL
-or nest too deep, or that the parser refuses, goes the old way, which names the problem. A signed delivery
-whose other fields do not fit is stored and quarantined by the worker instead of refused. In process, counted
-by callgrind (200 webhooks, SQLite; counts do not depend on the machine's load): 1.55 M → 1.20 M instructions
-a webhook; the minimal receiver took 1.05 M with `json.loads` and now parses the same way. Interleaved beside
-main at baebce9, 3 rounds, on the machine of item 1 (10:09 UTC): SQLite 841 [820–936] → 1,010 [875–1,170]
-req/s; PostgreSQL + Redis 538 [530–590] → 524 [510–564], no gain seen there.
+reads the body straight into `Delivery` (the event, the issue key, the timestamp); a body that may hold a NUL,
+NaN or Infinity or nest too deep, or that the parser refuses, goes the old way, which names the problem. A
+signed delivery whose other fields do not fit is stored and quarantined by the worker instead of refused. In
+process, counted by callgrind (200 webhooks, SQLite; counts do not depend on the machine's load): 1.55 M →
+1.20 M instructions a webhook; the minimal receiver took 1.05 M with `json.loads` and now parses the same way.
+Interleaved beside main at baebce9, 3 rounds, on the machine of item 1 (10:09 UTC): SQLite 841 [820–936] →
+1,010 [875–1,170] req/s; PostgreSQL + Redis 538 [530–590] → 524 [510–564], no gain seen there.
 
 **The web's own work around a webhook (issue 16, item 1: bot/web/app.py `App`, bot/web/edge.py
 `SecurityHeaders`, bot/web/webhooks/jira.py).** Flask asked on every call whether each view and hook is a
