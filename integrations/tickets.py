@@ -133,6 +133,9 @@ class TicketSystem(abc.ABC):
     """Where tickets live. `source` is the value stored in `tickets.source`."""
 
     source: ClassVar[str]
+    # Whether its tickets live in connbot's own store (the desk): an effect on one is then written in
+    # the transaction that claims it and marks it done (`Store.begin`), all or nothing.
+    in_store: ClassVar[bool] = False
 
     @classmethod
     def configure(cls, sections: Sections, by_pbx: Mapping[str, Mapping[int, Any]]) -> TicketSystem | None:

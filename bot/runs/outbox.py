@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, Field, TypeAdapter
-from sqlalchemy import Boolean, ColumnElement, Table, bindparam, func, literal_column, select, update
+from sqlalchemy import Boolean, ColumnElement, String, Table, bindparam, func, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from bot.runs import prompts
@@ -179,11 +179,21 @@ PENDING_SQL = (
 )
 
 
+# In a RETURNING clause, the source of the ticket of the effect's run: the ticket system the effect is
+# made in, unless it shows a prompt (every effect of a run is on the run's ticket).
+RUN_SOURCE: ColumnElement[str] = literal_column(
+    "(SELECT tickets.source FROM runs JOIN tickets ON tickets.id = runs.ticket_id "
+    "WHERE runs.id = effects.run_id)",
+    String(),
+)
+
+
 EFFECTS = cast(Table, Effect.__table__)
 _OTHER = EFFECTS.alias("other")
 # The attempt is counted before it is made: after a crash mid-call, the next attempt knows an earlier
 # one may have landed (channels without idempotency keys look for it first). One statement, built
-# once, takes the run's oldest pending effect, counts its attempt and says whether more wait.
+# once, takes the run's oldest pending effect, counts its attempt, says whether more wait and where
+# it is made.
 CLAIM = (
     update(EFFECTS)
     .where(
@@ -193,7 +203,7 @@ CLAIM = (
         .scalar_subquery()
     )
     .values(attempts=EFFECTS.c.attempts + 1)
-    .returning(*EFFECTS.c, MORE_PENDING)
+    .returning(*EFFECTS.c, MORE_PENDING, RUN_SOURCE)
 )
 DONE = (
     update(EFFECTS)
@@ -209,15 +219,22 @@ def flush_effects(ctx: RunContext, run_id: int, ticket: Ticket | None = None) ->
     A transient failure is retried with backoff (the run waits, its effects stay in order) until
     the effect has had `CONNBOT_EFFECT_ATTEMPTS` attempts; then it is failed for good like a
     permanent one, and the run goes on. A prompt that could not be shown in a channel is said on
-    the ticket, so people know to answer it on the desk."""
+    the ticket, so people know to answer it on the desk.
+
+    An effect on a ticket of the desk, which lives in connbot's own store, is written in the
+    transaction that claims it and marks it done: one commit, and no attempt can land unrecorded."""
     more = True
     while more:
-        with ctx.store.engine.begin() as conn:
+        with ctx.store.begin() as conn:
             claimed = conn.execute(CLAIM, {"of_run": run_id}).first()
-        if claimed is None:
-            return True
-        more = bool(claimed[-1])
-        effect = Effect(**{c.key: value for c, value in zip(EFFECTS.c, claimed, strict=False)})
+            if claimed is None:
+                return True
+            more = bool(claimed[-2])
+            effect = Effect(**{c.key: value for c, value in zip(EFFECTS.c, claimed, strict=False)})
+            if _in_store(ctx, effect, claimed[-1]):
+                make(ctx, effect, ticket)  # the desk's write joins this transaction
+                conn.execute(DONE, {"effect_id": effect.id, "done_at": ctx.clock()})
+                continue
         try:
             refs = make(ctx, effect, ticket)
         except TransientError as exc:
@@ -237,6 +254,13 @@ def flush_effects(ctx: RunContext, run_id: int, ticket: Ticket | None = None) ->
             with ctx.store.engine.begin() as conn:
                 conn.execute(DONE, {"effect_id": effect.id, "done_at": ctx.clock()})
     return True
+
+
+def _in_store(ctx: RunContext, effect: Effect, source: str | None) -> bool:
+    """Whether the effect is a write in connbot's own store: a note, close or escalation of a ticket
+    whose system keeps its tickets there (the desk), not a prompt shown in a channel."""
+    system = ctx.tickets.get(source or "")
+    return system is not None and system.in_store and not effect.kind.startswith("prompt.")
 
 
 def make(ctx: RunContext, effect: Effect, ticket: Ticket | None = None) -> dict[str, Any] | None:

@@ -41,6 +41,7 @@ def _change(columns: tuple[str, ...]) -> Update:
 
 class DeskTickets(TicketSystem):
     source = "desk"
+    in_store = True
 
     def __init__(self, store: Store):
         self.store = store
@@ -73,7 +74,7 @@ class DeskTickets(TicketSystem):
             "c_at": utcnow(),
             "c_key": ticket.key,
         }
-        with self.store.engine.begin() as conn:
+        with self.store.begin() as conn:  # an effect's own transaction, when it is made in one
             added = conn.execute(self._comment, params).first()
             if added is not None and changes:
                 conn.execute(_change(tuple(changes)), {"t_id": added[0], **changes})

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -237,10 +238,15 @@ def rows_updated(s: Session, statement: Update) -> int:
     return cast(CursorResult[Any], s.execute(statement)).rowcount
 
 
+# The transaction this thread has open through `Store.begin`, with its store.
+_BEGUN: ContextVar[tuple[Store, Connection] | None] = ContextVar("connbot.store.begun", default=None)
+
+
 class Store:
     """Owns the database engine. `tx()` is a transaction with an ORM session; the engine's own
     `begin()` a transaction on a connection, for the hot paths that run prebuilt Core statements
-    (a run's lease, its step's write, an effect's claim)."""
+    (a run's lease, its step's write); `begin()` one that the writes of the desk, the ticket
+    system in this store, join (an effect's claim: `bot.runs.outbox`)."""
 
     def __init__(self, url: str):
         self.url = url
@@ -255,6 +261,21 @@ class Store:
     def tx(self) -> Iterator[Session]:
         with self._sessions.begin() as session:
             yield session
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A transaction on a connection; within another `begin` of this store in the same thread,
+        that one's connection (what is written commits or rolls back with it)."""
+        begun = _BEGUN.get()
+        if begun is not None and begun[0] is self:
+            yield begun[1]
+            return
+        with self.engine.begin() as conn:
+            token = _BEGUN.set((self, conn))
+            try:
+                yield conn
+            finally:
+                _BEGUN.reset(token)
 
     def insert_event(
         self, source: str, delivery_id: str, kind: str, ticket_key: str, payload: str, note: str = ""
