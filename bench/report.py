@@ -250,7 +250,7 @@ def _triage_compare(r: dict[str, Any]) -> list[str]:
         p99, scale, _ = _storm_targets(x, kind)
         out.append(
             f"{kind}, after: first comment p99 with one worker {p99:g} s (target ≤ {STORM_FIRST_S:g} s "
-            f"{mark(p99 <= STORM_FIRST_S)}); 2 workers {scale:.2f}× one worker's runs/s "
+            f"{mark(p99 <= STORM_FIRST_S)}); 2 workers {scale:.3f}× one worker's runs/s "
             f"(target ≥ {STORM_SCALE:g}× {mark(scale >= STORM_SCALE)}; the 2 CPUs, shared with the "
             "database and everything else, were the CPUs busy above)."
         )
@@ -445,7 +445,7 @@ def _work_item_targets(r: dict[str, Any]) -> str:
         p99, scale, two = _storm_targets(x, kind)
         said.append(
             f"{kind}: first comment p99 {p99:g} s with one worker (≤ {STORM_FIRST_S:g} s "
-            f"{mark(p99 <= STORM_FIRST_S)}), two workers {scale:.2f}× one (≥ {STORM_SCALE:g}× "
+            f"{mark(p99 <= STORM_FIRST_S)}), two workers {scale:.3f}× one (≥ {STORM_SCALE:g}× "
             f"{mark(scale >= STORM_SCALE)}, CPUs {two['cpu_busy']['median']:.0%} busy)"
         )
     return f" In the {x['tickets']}-ticket storm: " + "; ".join(said) + "."
@@ -560,14 +560,26 @@ bot/runs/outbox.py, bot/state/store.py, bot/state/desk.py).** An `advance_run` t
 run: its pending effects, then its steps until the next would call an outside system a second time; then the
 run goes back to the queue behind the work waiting (while nothing waits, the worker goes on with it). The
 lease is taken with one prebuilt UPDATE and the run read with its ticket, its PBX's open incident and its
-pending effects in one SELECT, on a connection of its own: the row is made a detached instance directly,
-with no ORM session and no ORM load. The run is carried to its step's write, one UPDATE that checks the
-lease in its WHERE and releases it when the run yields, and one INSERT of the step result, again on a plain
-connection; an effect is claimed in one UPDATE ... RETURNING and marked done in one UPDATE, the desk's
-comment and its change to the ticket are prebuilt statements, and a run's end result is one INSERT. An
-automated step is 4 statements and 2 commits; effects and the end bring the five-check run to 6.0 and 3.3
-per step. The 500-ticket storm above has the figures before (main at 453a78b) and after, interleaved: engine
-CPU per step 4.45 → 1.63 ms on SQLite (−63 %) and 6.86 → 3.07 ms on PostgreSQL + Redis (−55 %).
+pending effects in one SELECT, on a connection of its own: the row is made a detached instance directly, with
+no ORM session and no ORM load. The run is carried to its step's write, one UPDATE that checks the lease in
+its WHERE and releases it when the run yields, and one INSERT of the step result, again on a plain connection;
+an effect is claimed in one UPDATE ... RETURNING and marked done in one UPDATE, the desk's comment and its
+change to the ticket are prebuilt statements, and a run's end result is one INSERT. An automated step is 4
+statements and 2 commits. Measured at 08:38 UTC on the Intel Xeon machine, the storm before (main at 453a78b)
+and after: engine CPU per step 4.45 → 1.63 ms on SQLite (−63 %) and 6.86 → 3.07 ms on PostgreSQL + Redis (−55
+%).
+
+**A desk note in one commit (issue 16, item 3: bot/runs/outbox.py `flush_effects`, bot/state/store.py
+`Store.begin`, bot/state/desk.py).** An effect was claimed (its attempt committed), made, and marked done:
+three commits, so that an attempt is on record before a call to Jira or Slack that may land. The desk keeps
+its tickets in connbot's own database, so its write now joins the claim's transaction (`Store.begin`: a nested
+begin of the same store in the same thread joins the open one), and the claim, the comment (with the ticket's
+change) and the done mark commit together; nothing can land unrecorded. Effects on Jira and Slack are
+unchanged. The five-check desk run: 36 statements and 16 commits instead of 20. The storm above, interleaved
+beside main at d5d0416 (15:37 UTC, AMD EPYC, a machine slower than the Xeon one: bare Flask about 2,300 req/s
+against 4,300): commits 3.3 → 2.7 a step on both databases, runs/s up 1–5 % (SQLite 27.3 → 28.7 with one
+worker, 44.5 → 45.6 with two; PostgreSQL + Redis 18.4 → 19.1 and 28.9 → 30.5), engine CPU a step 3.38 → 3.08
+ms and 5.76 → 5.47 ms, in every round but one in the same direction, within the spread in most.
 
 **Intake as one durable write (issue 16, item 1: bot/state/store.py, bot/runs/intake.py, bot/state/queue.py,
 bot/web/).** The webhook stores its raw body with one autocommitted `INSERT ... ON CONFLICT DO NOTHING
@@ -622,30 +634,33 @@ straight out (`TicketRef.first_attempt`). Jira calls per run: 5–13 → 3–7.
 
 ## Targets missed, and where the time goes
 
-**Intake at ≥ 50 % (SQLite) and ≥ 40 % (PostgreSQL + Redis) of bare Flask: missed (43 % and 29 % in this run,
-14:03 UTC, bare Flask at 4,130–4,401 req/s).** The least a receiver that stores first can do
-(bench/durable.py) ran at 52 % [44–53 %] on SQLite and 33 % [23–34 %] on PostgreSQL, whose server shares the 2
-CPUs: connbot at 83 % and 89 % of those. Those ceilings move with the machine: 57 % and 28 % at 10:35 UTC,
-with bare Flask at 2,384–2,846 req/s, and 50 % and 40 % at 13:16 UTC. What connbot's web processes do beyond
-the minimal receiver is 0.32 M instructions a webhook (1.70 M against 1.38 M, above): Flask's request hooks
-(the host check, the NUL check, access, the refusal counter), the body middleware, the pool's checkout and the
-wake-up of the process's worker. On PostgreSQL the server also checks the payload as JSON and stores a wider
-row with one more index; the INSERT's `pg_notify` is not what limits it: interleaved without it (13:24 UTC, 3
-rounds), 1,428 [1,269–1,745] req/s against 1,541 [1,391–1,781] with it.
+**Intake at ≥ 50 % (SQLite) and ≥ 40 % (PostgreSQL + Redis) of bare Flask: met on SQLite (58 % [56–59 %]),
+missed on PostgreSQL + Redis (37 % [35–38 %]) in this run (16:03 UTC, AMD EPYC, bare Flask at 2,157–2,371
+req/s).** The least a receiver that stores first can do (bench/durable.py) ran at 70 % and 47 %: connbot at 78
+% and 77 % of those. The shares move with the machine: at 14:03 UTC on another AMD EPYC machine, with bare
+Flask at 4,130–4,401 req/s, connbot reached 43 % and 29 % (the minimal receiver 52 % and 33 %); at 15:20 UTC
+on this one, with the same intake code, 51 % [46–51 %] and 32 % [28–38 %] (the minimal receiver 63 % and 39
+%). What connbot's web processes do beyond the minimal receiver is 0.32 M instructions a webhook (1.70 M
+against 1.38 M, counted by callgrind in process): Flask's request hooks (the host check, the NUL check,
+access, the refusal counter), the body middleware, the pool's checkout and the wake-up of the process's
+worker. On PostgreSQL the server also checks the payload as JSON and stores a wider row under a wider key,
+with one more index (the processed mark the workers look for); the INSERT's `pg_notify` is not what limits it:
+interleaved without it (13:24 UTC, 3 rounds), 1,428 [1,269–1,745] req/s against 1,541 [1,391–1,781] with it.
 
-**p99 under 20 ms at a steady 200 req/s: met on SQLite (4.7 ms), missed on PostgreSQL + Redis in this run (81
-ms, rounds of 5 to 253 ms; at 13:16 UTC 5.2 ms).** Two things set it. First the CPU time the hypervisor takes,
-now recorded for each run (`CPU stolen`): connbot on PostgreSQL + Redis, runs of 10 s at 12:19 UTC, 1 % stolen
-6 ms, 8 % 11 ms, 24 % 60 ms (the 27 ms of the 10:35 run was in such a spell). Second, with nothing stolen, a
-run on PostgreSQL now and then stalls once for 100–300 ms: gunicorn's access log shows the requests of both
-web processes taking 170–210 ms at the same moment, so the wait is in the database. Not Python's garbage
-collector (logged in the workers: full collections of 80–125 ms run while the app loads and at exit, none in
-the window; `gc.freeze()` after loading makes the later ones 0.5 ms, not adopted as no window held one), not a
-new WAL segment (33 files throughout), autovacuum is off on this server; a checkpoint writing at the time is
-not ruled out. Of the fixed-rate runs on PostgreSQL with under 1 % stolen this session, p99 over 20 ms came in
-none of 15 with connbot at ac5c400, 9 of 26 with connbot since, 1 of 3 with connbot without the INSERT's
-`pg_notify`, and 1 of 4 with the minimal receiver (this run's round 3: 67 ms, max 97 ms). The statements
-connbot sends did not change; the cause was not found.
+**p99 under 20 ms at a steady 200 req/s: met on both in this run (SQLite 9.8 ms, PostgreSQL + Redis 5.4 ms; no
+round above 10.2 and 5.7 ms).** At 14:03 UTC on the faster machine it was missed on PostgreSQL + Redis (81 ms:
+rounds of 5 to 253 ms). Two things set it. First the CPU time the hypervisor takes, recorded for each run
+(`CPU stolen`): connbot on PostgreSQL + Redis, runs of 10 s at 12:19 UTC, 1 % stolen 6 ms, 8 % 11 ms, 24 % 60
+ms. Second, with nothing stolen, a run on PostgreSQL now and then stalls for 25–300 ms, the requests of both
+web processes at the same moment. Ruled out so far: Python's garbage collector (logged in the workers: no full
+collection in the window), a new WAL segment, autovacuum (off on this server), the disk's flush (a probe of 8
+KiB writes with `fdatasync` at 200 a second beside the server: p99 1.0 ms, max 2–13 ms), the WAL flush of the
+commit (the minimal receiver with `synchronous_commit=off` stalled too: one run of five, max 103 ms, 15:14
+UTC) and a checkpoint (the worst run at 15:07 UTC, p99 33 ms, came before the first checkpoint of the
+experiment began at 15:07:43; later stalls came during checkpoints' writes as well). Bare Flask beside it
+never stalled (0 of 5 runs), the minimal receiver on PostgreSQL did in 1 of 4 runs at 14:03 UTC and 2 of 10 at
+15:14 UTC; connbot had requests above 20 ms in 12 of 14 runs of 10 s at 15:07–15:13 UTC (max 21–63 ms; p99
+above 20 ms in one). The cause is on the database's side and was not found.
 
 Tried and dropped: announcing new events from a thread of the web process, in one NOTIFY for all stored since
 the last, instead of in each event's INSERT. PostgreSQL makes the commits of transactions that notified take
@@ -660,24 +675,34 @@ checkin take 6 µs (in process, 3,000 calls, 5 rounds), about 1 % of a webhook. 
 times the test client's requests on a busy shared machine: two passes 23 minutes apart gave bare / connbot 73
 % and 41 %, so its shares, not its times, are what to read.
 
-**CPU per step halved: met on both (this run's storm: 4.45 → 1.63 ms on SQLite, −63 %; 6.86 → 3.07 ms on
-PostgreSQL + Redis, −55 %).** The last two changes: the pool pings a PostgreSQL connection only when it sat
-idle for 10 s (it pinged on every checkout: two `SELECT 1` per automated step), and huey no longer looks up
-and clears each task's revocation (two Redis round trips a task; connbot revokes nothing). Measured alone,
+**CPU per step halved: met on both (08:38 UTC, Intel Xeon, the storm beside main at 453a78b: 4.45 → 1.63 ms on
+SQLite, −63 %; 6.86 → 3.07 ms on PostgreSQL + Redis, −55 %).** On this run's slower machine the head takes
+3.08 and 5.47 ms. The last two changes before that run: the pool pings a PostgreSQL connection only when it
+sat idle for 10 s (it pinged on every checkout: two `SELECT 1` per automated step), and huey no longer looks
+up and clears each task's revocation (two Redis round trips a task; connbot revokes nothing). Measured alone,
 interleaved, 3 rounds of the storm with 1 worker (2026-12-03, on another machine of this kind): the ping 5.43
 → 4.57 ms a step on PostgreSQL + Redis; the revocation 3.27 → 2.87 ms on SQLite and 4.34 → 4.20 on PostgreSQL
 + Redis (within the spread there).
 
-**Two workers ≥ 1.6× one in the storm: met on both in this run (SQLite 1.84×, PostgreSQL + Redis 1.72×).**
+**Two workers ≥ 1.6× one in the storm: missed narrowly in this run (SQLite 1.589×, PostgreSQL + Redis 1.597×);
+met at 08:38 UTC on the Xeon machine (1.84× and 1.72×).** The code before, in the same rounds: 1.63× and
+1.57×. On SQLite the CPUs were half busy: the second worker process waits for the database's one write lock,
+sleeping in SQLite's busy handler between tries. Tried and dropped (15:50–16:02 UTC, 3 interleaved rounds
+each, SQLite only): every transaction of the store taking the web's `<database>.writer` file lock from its
+first write to its end, so a waiting writer is woken at once. Exclusive across threads and processes it gained
+4–10 % with two workers but lost 1–6 % with one, in every round (within one process the threads then queue for
+the lock and the interpreter together); held per process, shared by its threads, it gained nothing. On
+PostgreSQL + Redis the CPUs were 84 % busy with two workers: the 2 CPUs are shared with the database.
 
-**Statements and commits per step: 4 and 2 for an automated step (met); 6.0 and 3.3 over a whole run.**
-tests/unit/test_work_items.py asserts the first on both databases. Over the five-check run each effect
-(the start note, the closing note) is claimed, made and marked done in three commits, so that an attempt
-is on record before it is made. The floor under item 2's design: the start note has its own work item,
-which takes the run's lease and later marks its effect done and lets the lease go (two commits at least);
-the closing note is made after the end is committed and needs one more; with two per automated step, the
-run's 6 step results cannot go below 13 commits (2.2 a step), unless effects were made inside connbot's own
-transactions, which only the desk, in the same database, could be.
+**Statements and commits per step: 4 and 2 for an automated step (met); 6.0 and 2.7 over a whole run.**
+tests/unit/test_work_items.py asserts both on both databases, and that a desk note is one commit. What is left
+above 4 and 2 over the five-check run: the start note's work item takes the run's lease and reads the run (one
+commit), makes the note (one) and lets the lease go (one), 6 statements; the last work item writes the fifth
+check's result (one), ends the run (one: the end's result, the run's row, the results read for the hand-over,
+the closing note recorded) and makes the note (one), then lets the lease go (one). Lower would take the desk's
+notes made inside the transactions that record them, which would move a desk ticket's start note from the
+worker's work item into the filing itself, where the storm could no longer measure what a Jira ticket's
+acknowledgement waits for.
 
 SQLite has one writer at a time: every commit of every worker process takes the database's single write
 lock, and a worker that finds it held sleeps in SQLite's busy handler before trying again (the web
