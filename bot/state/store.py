@@ -243,10 +243,10 @@ _BEGUN: ContextVar[tuple[Store, Connection] | None] = ContextVar("connbot.store.
 
 
 class Store:
-    """Owns the database engine. `tx()` is a transaction with an ORM session; the engine's own
-    `begin()` a transaction on a connection, for the hot paths that run prebuilt Core statements
-    (a run's lease, its step's write); `begin()` one that the writes of the desk, the ticket
-    system in this store, join (an effect's claim: `bot.runs.outbox`)."""
+    """Owns the database engine. `tx()` is a transaction with an ORM session; `engine.begin()` a
+    transaction on a connection, for the hot paths that run prebuilt Core statements (a run's
+    lease, its step's write); `begin()` such a transaction that the desk's writes made meanwhile in
+    the same thread join (an effect's claim: `bot.runs.outbox`)."""
 
     def __init__(self, url: str):
         self.url = url

@@ -116,12 +116,16 @@ def test_a_desk_note_is_claimed_written_and_marked_done_in_one_commit(
             {"UPDATE": f"UPDATE {words[1]}", "INSERT": f"INSERT {words[2]}"}.get(words[0], words[0])
         )
 
+    def commit(*_: Any) -> None:
+        done.append([])
+
     event.listen(svc.store.engine, "before_cursor_execute", statement)
-    event.listen(svc.store.engine, "commit", lambda *_: done.append([]))
+    event.listen(svc.store.engine, "commit", commit)
     try:
         work_item(svc)
     finally:
         event.remove(svc.store.engine, "before_cursor_execute", statement)
+        event.remove(svc.store.engine, "commit", commit)
     take, note, release, _ = done
     assert take == ["UPDATE runs", "SELECT"], done
     assert note == ["UPDATE effects", "INSERT comments", "UPDATE effects"], done
