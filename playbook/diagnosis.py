@@ -10,6 +10,7 @@ cause is the first at or above the threshold, else the fallback cause (`unknown`
 from __future__ import annotations
 
 import string
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,8 +147,49 @@ def _fill(template: str, findings: Mapping[str, Any]) -> str:
     return template.format_map(_Fill({k: _word(v) for k, v in findings.items()}))
 
 
+# What `diagnose` made of each distinct set of findings, by the rules' id (the rules held meanwhile,
+# so that no other object takes their id): at most RANKED sets, then it starts afresh.
+RANKED = 4096
+_RANKED: dict[tuple[int, tuple[tuple[str, Any], ...]], tuple[Cause, ...]] = {}
+_HELD: dict[int, Rules] = {}
+_MAKING = threading.Lock()
+
+
 def diagnose(rules: Rules, facts: Mapping[str, Any]) -> tuple[Cause, ...]:
-    """Ranked causes, the leading one first; causes with no supporting finding are left out."""
+    """Ranked causes, the leading one first; causes with no supporting finding are left out. Ranked
+    once per distinct findings: a run's step asks of the same findings several times (its plan, the
+    check for an incident, the next plan), and the tickets of one outage share theirs."""
+    key = _findings_key(facts)
+    if key is None:
+        return _diagnose(rules, facts)
+    ranked = _RANKED.get((id(rules), key))
+    if ranked is None:
+        ranked = _diagnose(rules, facts)
+        with _MAKING:
+            if len(_RANKED) >= RANKED:
+                _RANKED.clear()
+                _HELD.clear()
+            _HELD[id(rules)] = rules
+            _RANKED[(id(rules), key)] = ranked
+    return ranked
+
+
+def _findings_key(facts: Mapping[str, Any]) -> tuple[tuple[str, Any], ...] | None:
+    """The facts a diagnosis reads (those named as findings), hashable; None if one cannot be."""
+    key = tuple(
+        (name, tuple(value) if isinstance(value, list) else value)
+        for name in f.Findings.model_fields
+        if name in facts
+        for value in (facts[name],)
+    )
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _diagnose(rules: Rules, facts: Mapping[str, Any]) -> tuple[Cause, ...]:
     found = f.findings(facts)
     ranked = []
     for order, (cid, rule) in enumerate(rules.causes.items()):

@@ -136,6 +136,28 @@ def test_findings_that_do_not_fit_are_ignored_not_trusted() -> None:
     assert diagnosis.diagnose(RULES, {"ari": "on fire", "config_lookup_ms": "slow"})[0].id == "unknown"
 
 
+def test_a_diagnosis_asked_again_follows_the_findings_as_they_are_now() -> None:
+    """Ranked causes are kept per distinct findings: asked again of changed findings (a number
+    crossing a threshold, a list grown, a fact that is no finding), the answer is theirs; findings
+    of a shape no key can hold are still diagnosed; the rules compare as before."""
+    slow = findings("config_lookup=found realtime_db=ok")
+    ranked = [
+        diagnosis.diagnose(RULES, {**slow, "config_lookup_ms": ms})[0].found() for ms in (200, 2500, 200)
+    ]
+    assert ranked[0] == ranked[2] != ranked[1] and "2500 ms" in ranked[1], ranked
+    stopped = findings("ari=reachable pjsip=not_running pbx=pbx1")
+    one, two = (
+        diagnosis.diagnose(RULES, {**stopped, "pjsip_stopped": names})[0].found()
+        for names in (["res_pjsip.so"], ["res_pjsip.so", "chan_pjsip.so"])
+    )
+    assert "chan_pjsip.so" in two and "chan_pjsip.so" not in one, (one, two)
+    assert diagnosis.diagnose(RULES, {**stopped, "replied": {"received": "now"}}) == diagnosis.diagnose(
+        RULES, stopped
+    ), "facts that are no findings do not change the diagnosis"
+    assert diagnosis.diagnose(RULES, {**stopped, "pjsip_stopped": [{"a": 1}]})[0].id == "sip_stack_down"
+    assert diagnosis.load_rules() == RULES, "what a diagnosis keeps is not part of the rules"
+
+
 # -- the rules file: validated at load, extendable by a team
 def _rules(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "rules.yaml"
