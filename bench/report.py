@@ -575,11 +575,24 @@ three commits, so that an attempt is on record before a call to Jira or Slack th
 its tickets in connbot's own database, so its write now joins the claim's transaction (`Store.begin`: a nested
 begin of the same store in the same thread joins the open one), and the claim, the comment (with the ticket's
 change) and the done mark commit together; nothing can land unrecorded. Effects on Jira and Slack are
-unchanged. The five-check desk run: 36 statements and 16 commits instead of 20. The storm above, interleaved
-beside main at d5d0416 (15:37 UTC, AMD EPYC, a machine slower than the Xeon one: bare Flask about 2,300 req/s
-against 4,300): commits 3.3 → 2.7 a step on both databases, runs/s up 1–5 % (SQLite 27.3 → 28.7 with one
-worker, 44.5 → 45.6 with two; PostgreSQL + Redis 18.4 → 19.1 and 28.9 → 30.5), engine CPU a step 3.38 → 3.08
-ms and 5.76 → 5.47 ms, in every round but one in the same direction, within the spread in most.
+unchanged. The five-check desk run: 36 statements and 16 commits instead of 20. The storm, interleaved beside
+main at d5d0416 (15:37 UTC, AMD EPYC, a machine slower than the Xeon one: bare Flask about 2,300 req/s against
+4,300): commits 3.3 → 2.7 a step on both databases, runs/s up 1–5 % (SQLite 27.3 → 28.7 with one worker, 44.5
+→ 45.6 with two; PostgreSQL + Redis 18.4 → 19.1 and 28.9 → 30.5), engine CPU a step 3.38 → 3.08 ms and 5.76 →
+5.47 ms, in every round but one in the same direction, within the spread in most.
+
+**Diagnosis ranked once per distinct findings (issue 16, item 3: playbook/diagnosis.py `diagnose`).** A step
+asked for the ranked causes of the same findings four or five times (its plan; the incident check, which also
+looks at the findings before the step; the incident detection; the next plan), each time validating every
+finding and testing every clause of every cause. The ranked causes are now kept per rules and distinct
+findings (at most 4,096 sets, then afresh), outside the rules, which compare as before. A run whose checks
+report findings ranks them about once a step, one ask in five; the storm's scripted adapters report none, so
+there every ask after a worker's first is a repeat, as for the tickets of one outage, which share their
+findings. Counted in process (cProfile, 200 five-check runs, one worker thread): Python calls a run 13,670 →
+9,723 on SQLite and 21,927 → 17,980 on PostgreSQL + Redis. The storm above, interleaved beside main at c789023
+(16:46 UTC, this machine, loads of 1.5 to 3.6 from other tenants): engine CPU a step 4.05 → 3.80 ms and 4.12 →
+3.74 ms on SQLite with 1 and 2 workers, 6.17 → 5.32 and 6.17 → 5.98 ms on PostgreSQL + Redis; runs/s 25.8 →
+26.3, 39.7 → 40.5, 17.8 → 19.2 and 28.8 → 29.3 (within the spread but for the CPU with one worker).
 
 **Intake as one durable write (issue 16, item 1: bot/state/store.py, bot/runs/intake.py, bot/state/queue.py,
 bot/web/).** The webhook stores its raw body with one autocommitted `INSERT ... ON CONFLICT DO NOTHING
@@ -676,23 +689,25 @@ times the test client's requests on a busy shared machine: two passes 23 minutes
 % and 41 %, so its shares, not its times, are what to read.
 
 **CPU per step halved: met on both (08:38 UTC, Intel Xeon, the storm beside main at 453a78b: 4.45 → 1.63 ms on
-SQLite, −63 %; 6.86 → 3.07 ms on PostgreSQL + Redis, −55 %).** On this run's slower machine the head takes
-3.08 and 5.47 ms. The last two changes before that run: the pool pings a PostgreSQL connection only when it
-sat idle for 10 s (it pinged on every checkout: two `SELECT 1` per automated step), and huey no longer looks
-up and clears each task's revocation (two Redis round trips a task; connbot revokes nothing). Measured alone,
-interleaved, 3 rounds of the storm with 1 worker (2026-12-03, on another machine of this kind): the ping 5.43
-→ 4.57 ms a step on PostgreSQL + Redis; the revocation 3.27 → 2.87 ms on SQLite and 4.34 → 4.20 on PostgreSQL
-+ Redis (within the spread there).
+SQLite, −63 %; 6.86 → 3.07 ms on PostgreSQL + Redis, −55 %).** On this run's slower, busier machine the head
+takes 3.80 and 5.32 ms. The last two changes before that run: the pool pings a PostgreSQL connection only when
+it sat idle for 10 s (it pinged on every checkout: two `SELECT 1` per automated step), and huey no longer
+looks up and clears each task's revocation (two Redis round trips a task; connbot revokes nothing). Measured
+alone, interleaved, 3 rounds of the storm with 1 worker (2026-12-03, on another machine of this kind): the
+ping 5.43 → 4.57 ms a step on PostgreSQL + Redis; the revocation 3.27 → 2.87 ms on SQLite and 4.34 → 4.20 on
+PostgreSQL + Redis (within the spread there).
 
-**Two workers ≥ 1.6× one in the storm: missed narrowly in this run (SQLite 1.589×, PostgreSQL + Redis 1.597×);
-met at 08:38 UTC on the Xeon machine (1.84× and 1.72×).** The code before, in the same rounds: 1.63× and
-1.57×. On SQLite the CPUs were half busy: the second worker process waits for the database's one write lock,
-sleeping in SQLite's busy handler between tries. Tried and dropped (15:50–16:02 UTC, 3 interleaved rounds
-each, SQLite only): every transaction of the store taking the web's `<database>.writer` file lock from its
-first write to its end, so a waiting writer is woken at once. Exclusive across threads and processes it gained
-4–10 % with two workers but lost 1–6 % with one, in every round (within one process the threads then queue for
-the lock and the interpreter together); held per process, shared by its threads, it gained nothing. On
-PostgreSQL + Redis the CPUs were 84 % busy with two workers: the 2 CPUs are shared with the database.
+**Two workers ≥ 1.6× one in the storm: missed in this run (SQLite 1.540×, PostgreSQL + Redis 1.526×); met at
+08:38 UTC on the Xeon machine (1.84× and 1.72×).** The code before, in the same rounds: 1.54× and 1.62×; at
+15:37 UTC on this machine, with the desk note in one commit, 1.589× and 1.597×. The cheaper diagnosis gained
+more with one worker than with two. On SQLite the CPUs were about half busy: the second worker process waits
+for the database's one write lock, sleeping in SQLite's busy handler between tries. Tried and dropped
+(15:50–16:02 UTC, 3 interleaved rounds each, SQLite only): every transaction of the store taking the web's
+`<database>.writer` file lock from its first write to its end, so a waiting writer is woken at once. Exclusive
+across threads and processes it gained 4–10 % with two workers but lost 1–6 % with one, in every round (within
+one process the threads then queue for the lock and the interpreter together); held per process, shared by its
+threads, it gained nothing. On PostgreSQL + Redis the CPUs were 87 % busy with two workers: the 2 CPUs are
+shared with the database.
 
 **Statements and commits per step: 4 and 2 for an automated step (met); 6.0 and 2.7 over a whole run.**
 tests/unit/test_work_items.py asserts both on both databases, and that a desk note is one commit. What is left
