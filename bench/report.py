@@ -590,7 +590,7 @@ report findings ranks them about once a step, one ask in five; the storm's scrip
 there every ask after a worker's first is a repeat, as for the tickets of one outage, which share their
 findings. Counted in process (cProfile, 200 five-check runs, one worker thread): Python calls a run 13,670 →
 9,723 on SQLite and 21,927 → 17,980 on PostgreSQL + Redis. The storm above, interleaved beside main at c789023
-(16:46 UTC, this machine, loads of 1.5 to 3.6 from other tenants): engine CPU a step 4.05 → 3.80 ms and 4.12 →
+(16:45 UTC, this machine, loads of 1.5 to 3.6 from other tenants): engine CPU a step 4.05 → 3.80 ms and 4.12 →
 3.74 ms on SQLite with 1 and 2 workers, 6.17 → 5.32 and 6.17 → 5.98 ms on PostgreSQL + Redis; runs/s 25.8 →
 26.3, 39.7 → 40.5, 17.8 → 19.2 and 28.8 → 29.3 (within the spread but for the CPU with one worker).
 
