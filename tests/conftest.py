@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -10,6 +12,15 @@ from bot.services import Services
 from bot.settings import Settings
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def shared_json(relative: str, what: str) -> Any:
+    """The JSON file `relative` of ../shared (official specs and real payloads, beside this checkout),
+    or a skip saying it is absent; `what` says what the file holds. Usable at a module's top too."""
+    path = SHARED / relative
+    if not path.is_file():
+        pytest.skip(f"{what} is read from {path}, which is not beside this checkout", allow_module_level=True)
+    return json.loads(path.read_text())
 
 
 @pytest.fixture(autouse=True)

@@ -43,10 +43,10 @@ class App(Flask):
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             sync = self._sync.get(func)
-            if sync is None:
-                sync = self._sync[func] = super().ensure_sync(func)
         except TypeError:  # no weak reference to it
             return super().ensure_sync(func)
+        if sync is None:
+            sync = self._sync[func] = super().ensure_sync(func)
         return sync
 
 

@@ -5,20 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import pytest
-
 from integrations.prompts import PromptView
 from integrations.slack import blocks
 from integrations.tickets import StepRow
-from tests.conftest import SHARED
+from tests.conftest import shared_json
 
-LIMITS_FILE = SHARED / "specs/slack/block_kit_limits.json"
-if not LIMITS_FILE.is_file():
-    pytest.skip(
-        f"Slack's Block Kit limits are read from {LIMITS_FILE}, which is not beside this checkout",
-        allow_module_level=True,
-    )
-LIMITS = json.loads(LIMITS_FILE.read_text())
+LIMITS = shared_json("specs/slack/block_kit_limits.json", "Slack's Block Kit limits")
 
 
 def limit(group: str, name: str) -> int:

@@ -7,26 +7,19 @@ import json
 import urllib.parse
 from pathlib import Path
 
-import pytest
 import yaml
 from sqlalchemy import select
 
 from bot.state.models import OperatorAction, Run
 from bot.web.webhooks.slack_commands import COMMAND, SHORTCUT
-from tests.conftest import SHARED
+from tests.conftest import shared_json
 from tests.fakes.slack_api import CHANNEL, form, signed
 from tests.unit.slack.test_interactions import file, human_everywhere
 
-SHAPES = SHARED / "specs/slack/shapes/app-backend"
-
 
 def shape(name: str) -> dict:
-    """Slack's payload shape `name` from the SDK team's samples beside this checkout (../shared),
-    or a skip saying the folder is absent."""
-    path = SHAPES / f"{name}.json"
-    if not path.is_file():
-        pytest.skip(f"Slack's {name} shape is read from {path}, which is not beside this checkout")
-    return dict(json.loads(path.read_text()))
+    """Slack's payload shape `name`, from the SDK team's samples in ../shared (else the test skips)."""
+    return dict(shared_json(f"specs/slack/shapes/app-backend/{name}.json", f"Slack's {name} shape"))
 
 
 def slash(world, text: str, user: str = "W111"):
