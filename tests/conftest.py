@@ -19,7 +19,7 @@ def shared_json(relative: str, what: str) -> Any:
     or a skip saying it is absent; `what` says what the file holds. Usable at a module's top too."""
     path = SHARED / relative
     if not path.is_file():
-        pytest.skip(f"{what} is read from {path}, which is not beside this checkout", allow_module_level=True)
+        pytest.skip(f"{path} is not beside this checkout (it holds {what})", allow_module_level=True)
     return json.loads(path.read_text())
 
 
