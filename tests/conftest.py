@@ -3,10 +3,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from bot.services import Services
 from bot.settings import Settings
@@ -21,6 +23,29 @@ def shared_json(relative: str, what: str) -> Any:
     if not path.is_file():
         pytest.skip(f"{path} is not beside this checkout (it holds {what})", allow_module_level=True)
     return json.loads(path.read_text())
+
+
+@contextmanager
+def transactions(svc: Any) -> Iterator[list[list[str]]]:
+    """The statements of each commit on the store's engine meanwhile (the last list: those after the
+    last commit), each as its verb and, for an UPDATE or INSERT, its table."""
+    done: list[list[str]] = [[]]
+
+    def statement(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        words = sql.split()
+        table = {"UPDATE": 1, "INSERT": 2}.get(words[0])  # where the verb's table is named
+        done[-1].append(f"{words[0]} {words[table]}" if table else words[0])
+
+    def commit(*_: Any) -> None:
+        done.append([])
+
+    event.listen(svc.store.engine, "before_cursor_execute", statement)
+    event.listen(svc.store.engine, "commit", commit)
+    try:
+        yield done
+    finally:
+        event.remove(svc.store.engine, "before_cursor_execute", statement)
+        event.remove(svc.store.engine, "commit", commit)
 
 
 @pytest.fixture(autouse=True)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from bot import tracing
 from bot.runs.context import RunContext
 from bot.runs.outbox import flush_effects
-from bot.runs.steps import start_run
+from bot.runs.steps import start_run, take
 from bot.state.models import Event, Ticket, utcnow
 from bot.state.outage import said
 from bot.state.store import Store
@@ -112,12 +112,16 @@ def acknowledge(ctx: RunContext, run_id: int) -> None:
     now, by the event's own work and not behind the runs already queued, under the run's lease like
     any advance; then a worker is woken for its steps. A run someone else holds already is only woken."""
     owner = f"acknowledge:{uuid.uuid4().hex}"
-    if ctx.store.acquire(run_id, owner, ctx.limits.lease_seconds):
-        try:
-            if not flush_effects(ctx, run_id):
-                return  # a transient failure: flush_effects has woken the run for a later try
+    taken = take(ctx, run_id, owner)
+    if taken is not None:
+        made = False
+        try:  # the lease ends in the commit of the last effect's done mark
+            made = flush_effects(ctx, run_id, taken.run.ticket, release=owner)
         finally:
-            ctx.store.release(run_id, owner)
+            if not made:
+                ctx.store.release(run_id, owner)
+        if not made:
+            return  # a transient failure: flush_effects has woken the run for a later try
     ctx.waker.advance(run_id)
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, Field, TypeAdapter
 from sqlalchemy import Boolean, ColumnElement, String, Table, bindparam, func, literal_column, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from bot.runs import prompts
@@ -212,9 +213,13 @@ DONE = (
 )
 
 
-def flush_effects(ctx: RunContext, run_id: int, ticket: Ticket | None = None) -> bool:
+def flush_effects(
+    ctx: RunContext, run_id: int, ticket: Ticket | None = None, release: str | None = None
+) -> bool:
     """Make the pending effects of a run, oldest first. False at the first transient failure.
-    `ticket`: the run's ticket as the caller read it (else it is read for each effect).
+    `ticket`: the run's ticket as the caller read it (else it is read for each effect). `release`:
+    the owner of the run's lease when the work item ends with these effects: once they are all made
+    (True), the lease is released, in the commit of the last one's done mark where it has one.
 
     A transient failure is retried with backoff (the run waits, its effects stay in order) until
     the effect has had `CONNBOT_EFFECT_ATTEMPTS` attempts; then it is failed for good like a
@@ -223,17 +228,17 @@ def flush_effects(ctx: RunContext, run_id: int, ticket: Ticket | None = None) ->
 
     An effect on a ticket of the desk, which lives in connbot's own store, is written in the
     transaction that claims it and marks it done: one commit, and no attempt can land unrecorded."""
-    more = True
+    more, lease = True, release  # `lease`: still to be released
     while more:
         with ctx.store.begin() as conn:
             claimed = conn.execute(CLAIM, {"of_run": run_id}).first()
             if claimed is None:
-                return True
+                break
             more = bool(claimed[-2])
             effect = Effect(**{c.key: value for c, value in zip(EFFECTS.c, claimed, strict=False)})
             if _in_store(ctx, effect, claimed[-1]):
                 make(ctx, effect, ticket)  # the desk's write joins this transaction
-                conn.execute(DONE, {"effect_id": effect.id, "done_at": ctx.clock()})
+                lease = _mark_done(ctx, conn, run_id, effect, lease, last=not more)
                 continue
         try:
             refs = make(ctx, effect, ticket)
@@ -250,10 +255,24 @@ def flush_effects(ctx: RunContext, run_id: int, ticket: Ticket | None = None) ->
             continue
         if refs:
             _update_effect(ctx, effect, refs, state=EffectState.DONE, done_at=ctx.clock())
-        else:
-            with ctx.store.engine.begin() as conn:
-                conn.execute(DONE, {"effect_id": effect.id, "done_at": ctx.clock()})
+            continue
+        with ctx.store.begin() as conn:
+            lease = _mark_done(ctx, conn, run_id, effect, lease, last=not more)
+    if lease is not None:
+        ctx.store.release(run_id, lease)
     return True
+
+
+def _mark_done(
+    ctx: RunContext, conn: Connection, run_id: int, effect: Effect, lease: str | None, last: bool
+) -> str | None:
+    """In the `Store.begin` on `conn`: mark the effect done and, when it is the `last`, release the
+    run's `lease` (its owner's) in the same commit. Returns the lease still to be released."""
+    conn.execute(DONE, {"effect_id": effect.id, "done_at": ctx.clock()})
+    if lease is None or not last:
+        return lease
+    ctx.store.release(run_id, lease)  # joins the transaction on `conn`
+    return None
 
 
 def _in_store(ctx: RunContext, effect: Effect, source: str | None) -> bool:

@@ -102,7 +102,7 @@ def advance(ctx: RunContext, run_id: int, owner: str) -> bool:
 
 
 @dataclass
-class _Taken:
+class Taken:
     """A run as its lease was taken: read once, carried to the writes of the steps under the lease."""
 
     run: Run
@@ -110,7 +110,7 @@ class _Taken:
     effects: bool  # it has effects still to make
 
 
-def _take(ctx: RunContext, run_id: int, owner: str) -> _Taken | None:
+def take(ctx: RunContext, run_id: int, owner: str) -> Taken | None:
     """Take the run's lease and read the run with its ticket, whether an incident holds its PBX and
     whether effects wait: two statements, one commit, on a connection of its own (no ORM session:
     the rows are made into detached instances, as a session's load would leave them after it)."""
@@ -121,7 +121,7 @@ def _take(ctx: RunContext, run_id: int, owner: str) -> _Taken | None:
     n = len(_RUN_KEYS)
     run, ticket = detached(Run, _RUN_KEYS, row[:n]), detached(Ticket, _TICKET_KEYS, row[n:-2])
     set_committed_value(run, "ticket", ticket)
-    return _Taken(run, bool(row[-2]), bool(row[-1]))
+    return Taken(run, bool(row[-2]), bool(row[-1]))
 
 
 _RUN_KEYS, _TICKET_KEYS = attribute_keys(Run), attribute_keys(Ticket)
@@ -145,11 +145,13 @@ def _read(holding: str) -> Select[Any]:
 def _advance(ctx: RunContext, run_id: int, owner: str) -> bool:
     """One work item: the run's pending effects, in order, then its steps until the next would call an
     outside system (an adapter's action) a second time in the item: effects made count as the first
-    (a comment on the ticket is a call to the ticket system). Then the run goes back to the queue,
-    behind the work already waiting (fair scheduling: one long run does not hold a worker, and a new
-    run's first comment does not wait for the steps of the runs before it). While no other work
-    waits, the worker goes on with the same run under the same lease instead."""
-    taken = _take(ctx, run_id, owner)
+    (a comment on the ticket is a call to the ticket system), so an item that begins with effects
+    while other work waits ends with them. Then the run goes back to the queue, behind the work
+    already waiting (fair scheduling: one long run does not hold a worker, and a new run's first
+    comment does not wait for the steps of the runs before it). While no other work waits, the
+    worker goes on with the same run under the same lease instead. An item that ends with effects
+    releases the lease in the commit of the last one."""
+    taken = take(ctx, run_id, owner)
     if taken is None:
         return False
     run, holding, leased = taken.run, taken.holding, True
@@ -157,7 +159,12 @@ def _advance(ctx: RunContext, run_id: int, owner: str) -> bool:
         # Effects first, in order; while one cannot be made, the run waits (a retry is scheduled).
         # After a step, only that step's effects can be pending (whoever records an effect for a
         # run outside its lease also wakes the run up), so a step that recorded none needs no look.
-        ready = not taken.effects or flush_effects(ctx, run_id, run.ticket)
+        queues = taken.effects and run.state == RunState.RUNNING and ctx.waker.waiting()
+        ready = not taken.effects or flush_effects(ctx, run_id, run.ticket, owner if queues else None)
+        if queues and ready:
+            leased = False
+            ctx.waker.advance(run_id)
+            return True
         called = taken.effects
         while ready:
             done = _step(ctx, run, holding, owner, called)
@@ -165,7 +172,10 @@ def _advance(ctx: RunContext, run_id: int, owner: str) -> bool:
             holding = done.holding if done.holding is not None else done.moved and _holding(ctx, run)
             called = called or done.called or done.added
             if done.added:
-                ready = flush_effects(ctx, run_id, run.ticket)
+                # When the work item ends with these effects, the lease ends with the last one's commit.
+                ends = not done.moved or done.yielded
+                ready = flush_effects(ctx, run_id, run.ticket, owner if ends and leased else None)
+                leased = leased and not (ends and ready)
             if not done.moved:
                 break
             if done.yielded:  # an outside system was called and other work waits: queue up again

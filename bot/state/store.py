@@ -400,7 +400,9 @@ class Store:
         ).first()
 
     def release(self, run_id: int, owner: str) -> None:
-        with self.engine.begin() as conn:
+        """End `owner`'s lease on the run (nothing if it is not theirs), in a `begin` in progress if
+        there is one: e.g. in the commit that marks the run's last effect done."""
+        with self.begin() as conn:
             conn.execute(RELEASE, {"run_id": run_id, "owner": owner})
 
 

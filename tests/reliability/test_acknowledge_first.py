@@ -16,6 +16,7 @@ from bot.settings import Settings
 from bot.state.models import Event, Run, RunState, StepResult
 from bot.state.store import Store
 from bot.web.app import create_app
+from tests.conftest import transactions
 from tests.fakes.adapters import scripted_registry
 from tests.reliability.conftest import issue_event, jira_headers
 from tests.reliability.procs import wait_for
@@ -49,6 +50,27 @@ def test_a_new_tickets_first_comment_does_not_wait_for_the_queued_runs(jira, mak
         runs = list(s.scalars(select(Run)))
         assert len(runs) == QUEUED + 1 and all(r.state == RunState.ENDED for r in runs)
     assert jira.issue("VOIP-7").comments[0] == comment, "the first comment not made twice"
+
+
+def test_a_jira_tickets_acknowledgement_lets_the_lease_go_with_its_done_mark(jira, make_services) -> None:
+    """The first comment on a Jira ticket: the lease taken and the run read with its ticket, the
+    attempt committed before the call, then the done mark and the lease's release in one commit."""
+    svc = make_services(registry=scripted_registry({"app.get_status": ["failed"]}))
+    body = issue_event("VOIP-8")
+    resp = (
+        create_app(services=svc)
+        .test_client()
+        .post("/webhooks/jira", data=body, headers=jira_headers(body, "d-8"))
+    )
+    assert resp.status_code == 202
+    with transactions(svc) as done:
+        assert svc.queue.take_events(inline=True) == 1
+    assert done[-3:] == [["UPDATE effects"], ["UPDATE effects", "UPDATE runs"], []], done
+    assert done[-4] == ["UPDATE runs", "SELECT"], done  # the lease, the run and its ticket
+    assert len(jira.issue("VOIP-8").comments) == 1
+    with svc.store.tx() as s:
+        run = s.scalars(select(Run)).one()
+        assert run.lease_owner is None and run.lease_until is None
 
 
 @contextmanager
