@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 INTAKE_P99_MS, TRIAGE_MS, RSS_MB, GROWTH, ACK_MS = 20, 5, 200, 0.10, 300
 INTAKE_TARGETS = {"sqlite": 0.5, "postgres+redis": 0.4}  # of bare Flask's throughput (issue 16)
+MINIMAL = {"sqlite": "durable", "postgres+redis": "durable+postgres"}  # the minimal receiver beside each
 WRITES = ("POST issue/{key}/comment", "POST issue/{key}/transitions", "PUT issue/{key}")
 
 
@@ -112,8 +114,9 @@ def _intake(r: dict[str, Any]) -> list[str]:
         "warm-up and each try): "
         "requests in flight when wrk stops are stored and answered, but wrk no longer reads the answer.",
         "",
-        "| backend | of bare (median) | target | p99 at 200 req/s < 20 ms | every 2xx stored |",
-        "|---|---:|---|---|---|",
+        "| backend | of bare (median) | target | of the minimal receiver (median) | "
+        "p99 at 200 req/s < 20 ms | every 2xx stored |",
+        "|---|---:|---|---:|---|---|",
     ]
     for kind, target in INTAKE_TARGETS.items():
         if kind in x["summary"]:
@@ -121,6 +124,7 @@ def _intake(r: dict[str, Any]) -> list[str]:
             ratio = m["of_bare"]["median"]
             out.append(
                 f"| {kind} | {ratio:.0%} | ≥ {target:.0%} {mark(ratio >= target)} | "
+                f"{_share(_of_minimal(x['rounds'], kind))} | "
                 f"{mark(m['steady_p99_ms']['median'] < INTAKE_P99_MS)} | {mark(m['all_stored'])} |"
             )
     out.append("")
@@ -526,8 +530,12 @@ def performance(r: dict[str, Any]) -> str:
             f"{sq['of_bare']['median']:.0%} (SQLite, target 50 %) and {pg['of_bare']['median']:.0%} "
             "(PostgreSQL + Redis, target 40 %) of bare Flask's throughput in the same rounds, the minimal "
             f"receiver that stores first {intake['durable']['of_bare']['median']:.0%} on SQLite and "
-            f"{intake['durable+postgres']['of_bare']['median']:.0%} on PostgreSQL (medians; "
-            "`bench/RESULTS.md` has each round, its load and the profile). Engine "
+            f"{intake['durable+postgres']['of_bare']['median']:.0%} on PostgreSQL, so connbot runs at "
+            f"{_share(_of_minimal(r['intake']['rounds'], 'sqlite'))} and "
+            f"{_share(_of_minimal(r['intake']['rounds'], 'postgres+redis'))} of that receiver (medians; "
+            "`bench/RESULTS.md` has each round, its load and the profile). A share of bare Flask moves "
+            "with the machine: bare Flask gains more from a faster CPU than a durable write does "
+            "(`bench/RESULTS.md` compares runs on three machines). Engine "
             "time per step with one worker (1,000 tickets) is "
             f"{tri[('sqlite', 1)]['overhead_ms_per_step']:.1f} ms on SQLite and "
             f"{tri[('postgres+redis', 1)]['overhead_ms_per_step']:.1f} ms on PostgreSQL (target 5 ms), "
@@ -590,9 +598,27 @@ report findings ranks them about once a step, one ask in five; the storm's scrip
 there every ask after a worker's first is a repeat, as for the tickets of one outage, which share their
 findings. Counted in process (cProfile, 200 five-check runs, one worker thread): Python calls a run 13,670 →
 9,723 on SQLite and 21,927 → 17,980 on PostgreSQL + Redis. The storm above, interleaved beside main at c789023
-(16:45 UTC, this machine, loads of 1.5 to 3.6 from other tenants): engine CPU a step 4.05 → 3.80 ms and 4.12 →
+(16:45 UTC, AMD EPYC, loads of 1.5 to 3.6 from other tenants): engine CPU a step 4.05 → 3.80 ms and 4.12 →
 3.74 ms on SQLite with 1 and 2 workers, 6.17 → 5.32 and 6.17 → 5.98 ms on PostgreSQL + Redis; runs/s 25.8 →
 26.3, 39.7 → 40.5, 17.8 → 19.2 and 28.8 → 29.3 (within the spread but for the CPU with one worker).
+
+**A work item that ends with effects lets the lease go in their last commit (issue 16, item 3:
+bot/runs/outbox.py `flush_effects`, bot/runs/steps.py `_advance`, bot/runs/intake.py `acknowledge`).** A work
+item that ended with effects (a new ticket's first note, the closing note) made them and then let the run's
+lease go in a commit of its own. `Store.release` now joins a `Store.begin` in progress, and `flush_effects`
+releases the lease in the commit that marks the last effect done (for the desk, the same commit that writes
+the note). An item that begins with effects while other work waits now ends with them and queues the run again
+(before, it planned its next step first, then yielded); and a Jira ticket's acknowledgement reads the run with
+its ticket in the transaction that takes the lease (`steps.take`), where it read the ticket again in a session
+of its own. A desk ticket's start note in its work item: 3 commits → 2; the acknowledgement of a ticket from
+an event: 4 → 2 on the desk, 5 → 3 on Jira (the lease with the run and its ticket; the attempt, committed
+before the call; the done mark with the lease's release); the last item of a run: 4 → 3. The five-check desk
+run: 36 statements, 16 → 14 commits. The storm, interleaved beside main at 460f613 (18:07 UTC, Intel Xeon, 3
+rounds, loads of 1.4 to 1.8): commits 2.7 → 2.3 a step on both databases; runs/s 34.1 → 34.5 and 61.8 → 63.0
+on SQLite with 1 and 2 workers, 26.1 → 26.2 and 44.6 → 46.3 on PostgreSQL + Redis; first comment p99 0.60 →
+0.54 s and 1.30 → 1.22 s with one worker; engine CPU a step 1.52 → 1.46, 1.54 → 1.50, 2.64 → 2.69 and 2.78 →
+2.61 ms. Most changes are within the spread of the rounds; PostgreSQL's first comment p99 with two workers
+fell outside it (1.20 [1.18–1.22] → 1.07 [1.05–1.08] s).
 
 **Intake as one durable write (issue 16, item 1: bot/state/store.py, bot/runs/intake.py, bot/state/queue.py,
 bot/web/).** The webhook stores its raw body with one autocommitted `INSERT ... ON CONFLICT DO NOTHING
@@ -647,40 +673,53 @@ straight out (`TicketRef.first_attempt`). Jira calls per run: 5–13 → 3–7.
 
 ## Targets missed, and where the time goes
 
-**Intake at ≥ 50 % (SQLite) and ≥ 40 % (PostgreSQL + Redis) of bare Flask: met on SQLite (58 % [56–59 %]),
-missed on PostgreSQL + Redis (37 % [35–38 %]) in this run (16:03 UTC, AMD EPYC, bare Flask at 2,157–2,371
-req/s).** The least a receiver that stores first can do (bench/durable.py) ran at 70 % and 47 %: connbot at 78
-% and 77 % of those. The shares move with the machine: at 14:03 UTC on another AMD EPYC machine, with bare
-Flask at 4,130–4,401 req/s, connbot reached 43 % and 29 % (the minimal receiver 52 % and 33 %); at 15:20 UTC
-on this one, with the same intake code, 51 % [46–51 %] and 32 % [28–38 %] (the minimal receiver 63 % and 39
-%). What connbot's web processes do beyond the minimal receiver is 0.32 M instructions a webhook (1.70 M
-against 1.38 M, counted by callgrind in process): Flask's request hooks (the host check, the NUL check,
-access, the refusal counter), the body middleware, the pool's checkout and the wake-up of the process's
-worker. On PostgreSQL the server also checks the payload as JSON and stores a wider row under a wider key,
-with one more index (the processed mark the workers look for); the INSERT's `pg_notify` is not what limits it:
-interleaved without it (13:24 UTC, 3 rounds), 1,428 [1,269–1,745] req/s against 1,541 [1,391–1,781] with it.
+**Intake at ≥ 50 % (SQLite) and ≥ 40 % (PostgreSQL + Redis) of bare Flask: missed on both in this run (33 %
+[32–42 %] and 23 % [23–26 %]; 17:52 UTC, Intel Xeon, bare Flask at 6,168–7,289 req/s), and so is it by the
+least a receiver that stores first can do (bench/durable.py): 46 % [42–55 %] and 29 % [29–34 %].** Bare Flask
+gains more from a faster CPU than a durable write does, so the shares fall as the machine gets faster. With
+the same intake code, interleaved, 3 rounds each (connbot on PostgreSQL with Redis; the last column is
+connbot's rate over the minimal receiver's, the median of the rounds):
 
-**p99 under 20 ms at a steady 200 req/s: met on both in this run (SQLite 9.8 ms, PostgreSQL + Redis 5.4 ms; no
-round above 10.2 and 5.7 ms).** At 14:03 UTC on the faster machine it was missed on PostgreSQL + Redis (81 ms:
-rounds of 5 to 253 ms). Two things set it. First the CPU time the hypervisor takes, recorded for each run
-(`CPU stolen`): connbot on PostgreSQL + Redis, runs of 10 s at 12:19 UTC, 1 % stolen 6 ms, 8 % 11 ms, 24 % 60
-ms. Second, with nothing stolen, a run on PostgreSQL now and then stalls for 25–300 ms, the requests of both
-web processes at the same moment. Ruled out so far: Python's garbage collector (logged in the workers: no full
-collection in the window), a new WAL segment, autovacuum (off on this server), the disk's flush (a probe of 8
-KiB writes with `fdatasync` at 200 a second beside the server: p99 1.0 ms, max 2–13 ms), the WAL flush of the
-commit (the minimal receiver with `synchronous_commit=off` stalled too: one run of five, max 103 ms, 15:14
-UTC) and a checkpoint (the worst run at 15:07 UTC, p99 33 ms, came before the first checkpoint of the
-experiment began at 15:07:43; later stalls came during checkpoints' writes as well). Bare Flask beside it
-never stalled (0 of 5 runs), the minimal receiver on PostgreSQL did in 1 of 4 runs at 14:03 UTC and 2 of 10 at
-15:14 UTC; connbot had requests above 20 ms in 12 of 14 runs of 10 s at 15:07–15:13 UTC (max 21–63 ms; p99
-above 20 ms in one). The cause is on the database's side and was not found.
+| run | CPU | bare Flask req/s | minimal: SQLite / PostgreSQL | connbot: SQLite / PostgreSQL | ÷ minimal |
+|---|---|---|---|---|---|
+| 16:03 UTC | AMD EPYC | 2,226 | 70 % / 47 % | 58 % / 37 % | 0.85 / 0.80 |
+| 14:03 UTC | AMD EPYC | 4,325 | 52 % / 33 % | 43 % / 29 % | 0.86 / 0.87 |
+| 17:52 UTC | Intel Xeon | 7,160 | 46 % / 29 % | 33 % / 23 % | 0.76 / 0.78 |
+
+A target that names a share of bare Flask is met or missed by the machine; a share of the minimal receiver
+measured beside connbot is the figure the code decides. Here connbot stores 2,377 webhooks a second on SQLite
+and 1,652 on PostgreSQL + Redis. What connbot's web processes do beyond the minimal receiver is 0.32 M
+instructions a webhook (1.70 M against 1.38 M, counted by callgrind in process): Flask's request hooks (the
+host check, the NUL check, access, the refusal counter), the body middleware, the pool's checkout and the
+wake-up of the process's worker. Storing the event (`intake.record`, in process, 3,000 webhooks, SQLite) takes
+56 µs, of which the driver's INSERT and commit take 50. On PostgreSQL the server also checks the payload as
+JSON and stores a wider row under a wider key, with one more index (the processed mark the workers look for);
+the INSERT's `pg_notify` is not what limits it: interleaved without it (13:24 UTC, 3 rounds), 1,428
+[1,269–1,745] req/s against 1,541 [1,391–1,781] with it; again on this run's machine (18:16 UTC, 3 rounds),
+1,677 [1,548–1,778] without it against 1,751 [1,697–1,760] with it.
+
+**p99 under 20 ms at a steady 200 req/s: met on both in this run (SQLite 3.3 ms, PostgreSQL + Redis 3.0 ms; no
+round above 4.2 and 3.5 ms).** At 16:03 UTC on the slower AMD EPYC machine it was met too (9.8 and 5.4 ms); at
+14:03 UTC on the other it was missed on PostgreSQL + Redis (81 ms: rounds of 5 to 253 ms). Two things set it.
+First the CPU time the hypervisor takes, recorded for each run (`CPU stolen`): connbot on PostgreSQL + Redis,
+runs of 10 s at 12:19 UTC, 1 % stolen 6 ms, 8 % 11 ms, 24 % 60 ms. Second, with nothing stolen, a run on
+PostgreSQL now and then stalls for 25–300 ms, the requests of both web processes at the same moment. Ruled out
+so far: Python's garbage collector (logged in the workers: no full collection in the window), a new WAL
+segment, autovacuum (off on this server), the disk's flush (a probe of 8 KiB writes with `fdatasync` at 200 a
+second beside the server: p99 1.0 ms, max 2–13 ms), the WAL flush of the commit (the minimal receiver with
+`synchronous_commit=off` stalled too: one run of five, max 103 ms, 15:14 UTC) and a checkpoint (the worst run
+at 15:07 UTC, p99 33 ms, came before the first checkpoint of the experiment began at 15:07:43; later stalls
+came during checkpoints' writes as well). Bare Flask beside it never stalled (0 of 5 runs), the minimal
+receiver on PostgreSQL did in 1 of 4 runs at 14:03 UTC and 2 of 10 at 15:14 UTC; connbot had requests above 20
+ms in 12 of 14 runs of 10 s at 15:07–15:13 UTC (max 21–63 ms; p99 above 20 ms in one). The cause is on the
+database's side and was not found.
 
 Tried and dropped: announcing new events from a thread of the web process, in one NOTIFY for all stored since
 the last, instead of in each event's INSERT. PostgreSQL makes the commits of transactions that notified take
 turns (8 threads of autocommit INSERTs: 1,410 a second without the NOTIFY, 918 with it, medians of 3 rounds
 measured while a test suite ran beside them), but connbot's intake on PostgreSQL runs at 500–700 a second,
 short of that limit because the CPUs are busy: interleaved beside baebce9 (10:22 UTC, 3 rounds, with the
-parse change) 509 [428–724] → 494 [446–506] req/s. On the faster machine of this run connbot reaches
+parse change) 509 [428–724] → 494 [446–506] req/s. On the machine of 13:24 UTC connbot reached
 1,163–1,644 a second, and leaving the NOTIFY out altogether gained nothing (above). The `pg_notify` stays.
 
 A connection of its own per thread instead of the pool's checkout is not worth it either: the checkout and
@@ -689,34 +728,36 @@ times the test client's requests on a busy shared machine: two passes 23 minutes
 % and 41 %, so its shares, not its times, are what to read.
 
 **CPU per step halved: met on both (08:38 UTC, Intel Xeon, the storm beside main at 453a78b: 4.45 → 1.63 ms on
-SQLite, −63 %; 6.86 → 3.07 ms on PostgreSQL + Redis, −55 %).** On this run's slower, busier machine the head
-takes 3.80 and 5.32 ms. The last two changes before that run: the pool pings a PostgreSQL connection only when
-it sat idle for 10 s (it pinged on every checkout: two `SELECT 1` per automated step), and huey no longer
-looks up and clears each task's revocation (two Redis round trips a task; connbot revokes nothing). Measured
-alone, interleaved, 3 rounds of the storm with 1 worker (2026-12-03, on another machine of this kind): the
-ping 5.43 → 4.57 ms a step on PostgreSQL + Redis; the revocation 3.27 → 2.87 ms on SQLite and 4.34 → 4.20 on
-PostgreSQL + Redis (within the spread there).
+SQLite, −63 %; 6.86 → 3.07 ms on PostgreSQL + Redis, −55 %).** In this run (18:07 UTC, another Intel Xeon
+machine) the head takes 1.46 and 2.69 ms; at 16:45 UTC on a slower AMD EPYC machine, 3.80 and 5.32 ms. The
+last two changes before that run: the pool pings a PostgreSQL connection only when it sat idle for 10 s (it
+pinged on every checkout: two `SELECT 1` per automated step), and huey no longer looks up and clears each
+task's revocation (two Redis round trips a task; connbot revokes nothing). Measured alone, interleaved, 3
+rounds of the storm with 1 worker (2026-12-03, on another machine of this kind): the ping 5.43 → 4.57 ms a
+step on PostgreSQL + Redis; the revocation 3.27 → 2.87 ms on SQLite and 4.34 → 4.20 on PostgreSQL + Redis
+(within the spread there).
 
-**Two workers ≥ 1.6× one in the storm: missed in this run (SQLite 1.540×, PostgreSQL + Redis 1.526×); met at
-08:38 UTC on the Xeon machine (1.84× and 1.72×).** The code before, in the same rounds: 1.54× and 1.62×; at
-15:37 UTC on this machine, with the desk note in one commit, 1.589× and 1.597×. The cheaper diagnosis gained
-more with one worker than with two. On SQLite the CPUs were about half busy: the second worker process waits
-for the database's one write lock, sleeping in SQLite's busy handler between tries. Tried and dropped
-(15:50–16:02 UTC, 3 interleaved rounds each, SQLite only): every transaction of the store taking the web's
-`<database>.writer` file lock from its first write to its end, so a waiting writer is woken at once. Exclusive
-across threads and processes it gained 4–10 % with two workers but lost 1–6 % with one, in every round (within
-one process the threads then queue for the lock and the interpreter together); held per process, shared by its
-threads, it gained nothing. On PostgreSQL + Redis the CPUs were 87 % busy with two workers: the 2 CPUs are
-shared with the database.
+**Two workers ≥ 1.6× one in the storm: met in this run (SQLite 1.83× [63.0 and 34.5 runs/s], PostgreSQL +
+Redis 1.77× [46.3 and 26.2]; 18:07 UTC, Intel Xeon), as at 08:38 UTC on another Xeon machine (1.84× and
+1.72×); missed at 16:45 UTC on the slower AMD EPYC machine (1.540× and 1.526×).** The code before, in this
+run's rounds: 1.81× and 1.71×. On SQLite the CPUs are a third busy with two workers here, half busy on the AMD
+machine: the second worker process waits for the database's one write lock, sleeping in SQLite's busy handler
+between tries. Tried and dropped (15:50–16:02 UTC, AMD EPYC, 3 interleaved rounds each, SQLite only): every
+transaction of the store taking the web's `<database>.writer` file lock from its first write to its end, so a
+waiting writer is woken at once. Exclusive across threads and processes it gained 4–10 % with two workers but
+lost 1–6 % with one, in every round (within one process the threads then queue for the lock and the
+interpreter together); held per process, shared by its threads, it gained nothing. On PostgreSQL + Redis the
+CPUs were 64 % busy with two workers here (87 % on the AMD machine): the 2 CPUs are shared with the database.
 
-**Statements and commits per step: 4 and 2 for an automated step (met); 6.0 and 2.7 over a whole run.**
-tests/unit/test_work_items.py asserts both on both databases, and that a desk note is one commit. What is left
-above 4 and 2 over the five-check run: the start note's work item takes the run's lease and reads the run (one
-commit), makes the note (one) and lets the lease go (one), 6 statements; the last work item writes the fifth
-check's result (one), ends the run (one: the end's result, the run's row, the results read for the hand-over,
-the closing note recorded) and makes the note (one), then lets the lease go (one). Lower would take the desk's
-notes made inside the transactions that record them, which would move a desk ticket's start note from the
-worker's work item into the filing itself, where the storm could no longer measure what a Jira ticket's
+**Statements and commits per step: 4 and 2 for an automated step (met); 6.0 and 2.3 over a whole run.**
+tests/unit/test_work_items.py asserts both on both databases, that a desk note is one commit, and that a work
+item ending with effects lets the lease go in the last one's commit. What is left above 4 and 2 over the
+five-check run: the start note's work item takes the run's lease and reads the run (one commit) and makes the
+note, the lease released with it (one), 6 statements; the last work item takes the lease (one), writes the
+fifth check's result (one), ends the run (one: the end's result, the run's row, the results read for the
+hand-over, the closing note recorded) and makes the note with the lease released (one). Lower would take the
+desk's notes made inside the transactions that record them, which would move a desk ticket's start note from
+the worker's work item into the filing itself, where the storm could no longer measure what a Jira ticket's
 acknowledgement waits for.
 
 SQLite has one writer at a time: every commit of every worker process takes the database's single write
@@ -724,6 +765,18 @@ lock, and a worker that finds it held sleeps in SQLite's busy handler before try
 processes' event INSERTs take turns through the writer lock instead). A few workers on SQLite are fine; to
 scale out, PostgreSQL + Redis.
 """
+
+
+def _of_minimal(rounds: list[dict[str, Any]], kind: str) -> float | None:
+    """The median over the rounds of connbot's throughput on `kind` over the minimal receiver's on the
+    same database in the same round; None when the minimal receiver did not run."""
+    rps = {(y["round"], y["server"]): y["peak"]["rps"] for y in rounds}
+    shares = [
+        v / rps[(n, MINIMAL[kind])]
+        for (n, server), v in rps.items()
+        if server == kind and (n, MINIMAL[kind]) in rps
+    ]
+    return statistics.median(shares) if shares else None
 
 
 def replace_section(readme: str, section: str) -> str:
