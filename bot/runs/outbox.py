@@ -10,7 +10,19 @@ from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, Field, TypeAdapter
-from sqlalchemy import Boolean, ColumnElement, String, Table, bindparam, func, literal_column, select, update
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    String,
+    Table,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -180,21 +192,26 @@ PENDING_SQL = (
 )
 
 
-# In a RETURNING clause, the source of the ticket of the effect's run: the ticket system the effect is
-# made in, unless it shows a prompt (every effect of a run is on the run's ticket).
-RUN_SOURCE: ColumnElement[str] = literal_column(
-    "(SELECT tickets.source FROM runs JOIN tickets ON tickets.id = runs.ticket_id "
-    "WHERE runs.id = effects.run_id)",
-    String(),
+EFFECTS = cast(Table, Effect.__table__)
+_OTHER = EFFECTS.alias("other")
+# Whether the effect is a write in connbot's own store: a note, close or escalation of a ticket whose
+# system keeps its tickets there (the desk: its source among `in_store`), not a prompt shown in a
+# channel (every effect of a run is on the run's ticket).
+IN_STORE: ColumnElement[bool] = and_(
+    EFFECTS.c.kind.not_like("prompt.%"),
+    literal_column(
+        "(SELECT tickets.source FROM runs JOIN tickets ON tickets.id = runs.ticket_id "
+        "WHERE runs.id = effects.run_id)",
+        String(),
+    ).in_(bindparam("in_store", expanding=True)),
 )
 
 
-EFFECTS = cast(Table, Effect.__table__)
-_OTHER = EFFECTS.alias("other")
 # The attempt is counted before it is made: after a crash mid-call, the next attempt knows an earlier
 # one may have landed (channels without idempotency keys look for it first). One statement, built
-# once, takes the run's oldest pending effect, counts its attempt, says whether more wait and where
-# it is made.
+# once, takes the run's oldest pending effect, counts its attempt and says whether more wait; an
+# effect made in connbot's own store (IN_STORE) is marked done by it too, as its write joins the same
+# transaction (they commit or roll back together).
 CLAIM = (
     update(EFFECTS)
     .where(
@@ -203,8 +220,12 @@ CLAIM = (
         .where(_OTHER.c.run_id == bindparam("of_run"), _OTHER.c.state == EffectState.PENDING.value)
         .scalar_subquery()
     )
-    .values(attempts=EFFECTS.c.attempts + 1)
-    .returning(*EFFECTS.c, MORE_PENDING, RUN_SOURCE)
+    .values(
+        attempts=EFFECTS.c.attempts + 1,
+        state=case((IN_STORE, EffectState.DONE.value), else_=EFFECTS.c.state),
+        done_at=case((IN_STORE, bindparam("done_at", type_=EFFECTS.c.done_at.type)), else_=EFFECTS.c.done_at),
+    )
+    .returning(*EFFECTS.c, MORE_PENDING)
 )
 DONE = (
     update(EFFECTS)
@@ -226,19 +247,22 @@ def flush_effects(
     permanent one, and the run goes on. A prompt that could not be shown in a channel is said on
     the ticket, so people know to answer it on the desk.
 
-    An effect on a ticket of the desk, which lives in connbot's own store, is written in the
-    transaction that claims it and marks it done: one commit, and no attempt can land unrecorded."""
+    An effect on a ticket of the desk, which lives in connbot's own store, is claimed and marked done
+    in one statement and written in the same transaction: one commit, and no attempt can land
+    unrecorded."""
     more, lease = True, release  # `lease`: still to be released
+    in_store = [source for source, system in ctx.tickets.items() if system.in_store]
     while more:
         with ctx.store.begin() as conn:
-            claimed = conn.execute(CLAIM, {"of_run": run_id}).first()
+            params = {"of_run": run_id, "in_store": in_store, "done_at": ctx.clock()}
+            claimed = conn.execute(CLAIM, params).first()
             if claimed is None:
                 break
-            more = bool(claimed[-2])
+            more = bool(claimed[-1])
             effect = Effect(**{c.key: value for c, value in zip(EFFECTS.c, claimed, strict=False)})
-            if _in_store(ctx, effect, claimed[-1]):
+            if effect.state == EffectState.DONE:  # made in the store: marked done with its claim
                 make(ctx, effect, ticket)  # the desk's write joins this transaction
-                lease = _mark_done(ctx, conn, run_id, effect, lease, last=not more)
+                lease = _mark_done(ctx, conn, run_id, None, lease, last=not more)
                 continue
         try:
             refs = make(ctx, effect, ticket)
@@ -264,22 +288,17 @@ def flush_effects(
 
 
 def _mark_done(
-    ctx: RunContext, conn: Connection, run_id: int, effect: Effect, lease: str | None, last: bool
+    ctx: RunContext, conn: Connection, run_id: int, effect: Effect | None, lease: str | None, last: bool
 ) -> str | None:
-    """In the `Store.begin` on `conn`: mark the effect done and, when it is the `last`, release the
-    run's `lease` (its owner's) in the same commit. Returns the lease still to be released."""
-    conn.execute(DONE, {"effect_id": effect.id, "done_at": ctx.clock()})
+    """In the `Store.begin` on `conn`: mark the `effect` done (None: its claim did) and, when it is the
+    `last`, release the run's `lease` (its owner's) in the same commit. Returns the lease still to be
+    released."""
+    if effect is not None:
+        conn.execute(DONE, {"effect_id": effect.id, "done_at": ctx.clock()})
     if lease is None or not last:
         return lease
     ctx.store.release(run_id, lease)  # joins the transaction on `conn`
     return None
-
-
-def _in_store(ctx: RunContext, effect: Effect, source: str | None) -> bool:
-    """Whether the effect is a write in connbot's own store: a note, close or escalation of a ticket
-    whose system keeps its tickets there (the desk), not a prompt shown in a channel."""
-    system = ctx.tickets.get(source or "")
-    return system is not None and system.in_store and not effect.kind.startswith("prompt.")
 
 
 def make(ctx: RunContext, effect: Effect, ticket: Ticket | None = None) -> dict[str, Any] | None:

@@ -104,7 +104,7 @@ def test_runs_all_end_once_when_the_database_restarts_under_a_busy_worker(
         "CONNBOT_LEASE_SECONDS": "2",
         "TEST_SCRIPT": json.dumps(SCRIPT),
         "TEST_LOG": str(tmp_path / "actions.log"),
-        "TEST_DELAY": "0.02",
+        "TEST_DELAY": "0.1",  # long enough that the runs are still worked through several restarts
     }
 
     def ended() -> int:  # runs ended with every effect made (the close on the ticket included)
