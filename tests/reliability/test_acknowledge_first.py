@@ -7,6 +7,7 @@ import queue
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
@@ -24,18 +25,23 @@ from tests.reliability.procs import wait_for
 QUEUED = 30
 
 
+def file_on_jira(svc: Any, key: str) -> None:
+    """Jira's webhook for the new issue `key`, stored (not processed yet)."""
+    body = issue_event(key)
+    resp = (
+        create_app(services=svc)
+        .test_client()
+        .post("/webhooks/jira", data=body, headers=jira_headers(body, key))
+    )
+    assert resp.status_code == 202
+
+
 def test_a_new_tickets_first_comment_does_not_wait_for_the_queued_runs(jira, make_services) -> None:
     script = {"app.get_status": ["failed"] * (QUEUED + 1), "app.reconnect": ["reconnected"] * (QUEUED + 1)}
     svc = make_services(registry=scripted_registry(script))
     for n in range(QUEUED):  # runs waiting for a worker, ahead of the new ticket
         intake.file_desk_ticket(svc.context, f"User {n} can't connect", "", "user@example.com", str(1000 + n))
-    body = issue_event("VOIP-7")
-    resp = (
-        create_app(services=svc)
-        .test_client()
-        .post("/webhooks/jira", data=body, headers=jira_headers(body, "d-7"))
-    )
-    assert resp.status_code == 202
+    file_on_jira(svc, "VOIP-7")
 
     assert svc.queue.take_events() == 1  # what a worker's event taker does; the queued runs wait
     # made beside the taker (bot.state.queue.ACK_THREADS), so the next event need not wait for Jira
@@ -56,13 +62,7 @@ def test_a_jira_tickets_acknowledgement_lets_the_lease_go_with_its_done_mark(jir
     """The first comment on a Jira ticket: the lease taken and the run read with its ticket, the
     attempt committed before the call, then the done mark and the lease's release in one commit."""
     svc = make_services(registry=scripted_registry({"app.get_status": ["failed"]}))
-    body = issue_event("VOIP-8")
-    resp = (
-        create_app(services=svc)
-        .test_client()
-        .post("/webhooks/jira", data=body, headers=jira_headers(body, "d-8"))
-    )
-    assert resp.status_code == 202
+    file_on_jira(svc, "VOIP-8")
     with transactions(svc) as done:
         assert svc.queue.take_events(inline=True) == 1
     assert done[-3:] == [["UPDATE effects"], ["UPDATE effects", "UPDATE runs"], []], done
