@@ -94,6 +94,11 @@ def hold(ctx: RunContext, s: Session, run: Run, owner: str) -> Run:
     """The carried run, locked under this worker's lease and attached to the transaction, for code that
     changes it through the ORM (its changes are flushed at the commit)."""
     lock(s, run, owner)
+    return attach(s, run)
+
+
+def attach(s: Session, run: Run) -> Run:
+    """The carried run attached to the transaction, whose `lock` or `write` has checked the lease."""
     if run not in s:
         s.add(run)
     s.expire(run, ["steps"])  # results inserted since it was carried (`insert`) are read when needed

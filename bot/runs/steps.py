@@ -332,10 +332,17 @@ def _execute(
     # The steps after it that call no outside system (decisions, a question, the end) are taken in
     # this work item too; before the next call, the run yields to the work already waiting.
     after = Position(run.step or pb.start, run.visits, run.approved)
-    yielded = isinstance(engine.plan(pb, after, registry.available, facts=run.facts), Execute) and (
-        ctx.waker.waiting()
-    )
+    following = engine.plan(pb, after, registry.available, facts=run.facts)
+    yielded = isinstance(following, Execute) and ctx.waker.waiting()
     if failure is None and not incidents.may_detect(ctx, run, run.facts, health):
+        if isinstance(following, Finish) and not identify.needed(run):
+            # The end follows: written with the result, in one commit (the lease checked by the write).
+            with ctx.store.tx() as s:
+                records.write(ctx, s.connection(), run, owner, incidents.open_sql(ctx))
+                records.insert(s.connection(), run, plan.step, rec)
+                logs.bind(step=run.step)  # what is logged from here on is about the end
+                endings.finish(ctx, s, records.attach(s, run), following)
+                return _Done(False, added_effects(s), called=True)
         # Nothing to count, nothing an incident could be found from: one UPDATE and one INSERT on a
         # connection (no ORM session), and when the run yields, its lease released in the same commit.
         with ctx.store.engine.begin() as conn:
