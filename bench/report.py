@@ -613,23 +613,35 @@ its ticket in the transaction that takes the lease (`steps.take`), where it read
 of its own. A desk ticket's start note in its work item: 3 commits → 2; the acknowledgement of a ticket from
 an event: 4 → 2 on the desk, 5 → 3 on Jira (the lease with the run and its ticket; the attempt, committed
 before the call; the done mark with the lease's release); the last item of a run: 4 → 3. The five-check desk
-run: 36 statements, 16 → 14 commits. The storm, interleaved beside main at 460f613 (the run before this one:
-18:07 UTC, Intel Xeon, 3 rounds, loads of 1.4 to 1.8): commits 2.7 → 2.3 a step on both databases; runs/s 34.1
-→ 34.5 and 61.8 → 63.0 on SQLite with 1 and 2 workers, 26.1 → 26.2 and 44.6 → 46.3 on PostgreSQL + Redis;
-first comment p99 0.60 → 0.54 s and 1.30 → 1.22 s with one worker; engine CPU a step 1.52 → 1.46, 1.54 → 1.50,
-2.64 → 2.69 and 2.78 → 2.61 ms. Most changes are within the spread of the rounds; PostgreSQL's first comment
-p99 with two workers fell outside it (1.20 [1.18–1.22] → 1.07 [1.05–1.08] s).
+run: 36 statements, 16 → 14 commits. The storm, interleaved beside main at 460f613 (18:07 UTC, Intel Xeon, 3
+rounds, loads of 1.4 to 1.8): commits 2.7 → 2.3 a step on both databases; runs/s 34.1 → 34.5 and 61.8 → 63.0
+on SQLite with 1 and 2 workers, 26.1 → 26.2 and 44.6 → 46.3 on PostgreSQL + Redis; first comment p99 0.60 →
+0.54 s and 1.30 → 1.22 s with one worker; engine CPU a step 1.52 → 1.46, 1.54 → 1.50, 2.64 → 2.69 and 2.78 →
+2.61 ms. Most changes are within the spread of the rounds; PostgreSQL's first comment p99 with two workers
+fell outside it (1.20 [1.18–1.22] → 1.07 [1.05–1.08] s).
 
 **A desk effect marked done by the statement that claims it (issue 16, item 3: bot/runs/outbox.py `CLAIM`,
 `IN_STORE`).** The claim of an effect, one `UPDATE ... RETURNING`, now also marks it done when it is made in
 connbot's own store (a note, close or escalation on a desk ticket, not a prompt); the desk's comment is
 written in the same transaction, so they commit or roll back together, and the separate done mark was a
-statement for nothing. The five-check desk run: 36 → 34 statements (6.0 → 5.7 a step), 14 commits. This run's
-storm, interleaved beside main at 4a5cbc8 (18:45 UTC, Intel Xeon, 3 rounds, loads of 0.9 to 2.3): statements
-6.0 → 5.7 a step on both databases; runs/s 33.8 → 34.0 and 61.1 → 59.5 on SQLite with 1 and 2 workers, 25.5 →
-26.4 and 44.4 → 44.3 on PostgreSQL + Redis; engine CPU a step 1.59 → 1.56, 1.62 → 1.73, 3.02 → 2.80 and 2.93 →
-2.88 ms; first comment p99 0.65 → 0.66 s and 1.38 → 1.29 s with one worker. All within the spread of the
-rounds: one statement fewer per desk note is not seen in the storm's throughput.
+statement for nothing. The five-check desk run: 36 → 34 statements (6.0 → 5.7 a step), 14 commits. The storm,
+interleaved beside main at 4a5cbc8 (the run before this one: 18:45 UTC, Intel Xeon, 3 rounds, loads of 0.9 to
+2.3): statements 6.0 → 5.7 a step on both databases; runs/s 33.8 → 34.0 and 61.1 → 59.5 on SQLite with 1 and 2
+workers, 25.5 → 26.4 and 44.4 → 44.3 on PostgreSQL + Redis; engine CPU a step 1.59 → 1.56, 1.62 → 1.73, 3.02 →
+2.80 and 2.93 → 2.88 ms; first comment p99 0.65 → 0.66 s and 1.38 → 1.29 s with one worker. All within the
+spread of the rounds: one statement fewer per desk note is not seen in the storm's throughput.
+
+**A run's end written in the commit of the check before it (issue 16, item 3: bot/runs/steps.py `_execute`,
+bot/runs/records.py `attach`).** When the step after an automated check is the end (which calls no outside
+system) and the user is known, the check's result and the end are one transaction: the result's UPDATE checks
+the lease, then the run is attached to the session and the end recorded (its result, the run's state, the
+closing note). Before, the result committed on its own and the end took the lease's lock again in a commit of
+its own. The five-check desk run: 34 → 33 statements and 14 → 13 commits (5.7 → 5.5 and 2.3 → 2.2 a step).
+This run's storm, interleaved beside main at 2714b0a (19:14 UTC, Intel Xeon, 3 rounds, loads of 0.8 to 2.5):
+statements 5.7 → 5.5 and commits 2.3 → 2.2 a step on both databases; runs/s 34.0 → 33.8 and 60.2 → 59.1 on
+SQLite with 1 and 2 workers, 24.7 → 24.8 and 45.4 → 45.2 on PostgreSQL + Redis; engine CPU a step 1.61 → 1.62,
+1.76 → 1.78, 3.06 → 2.88 and 2.75 → 2.76 ms; first comment p99 0.61 → 0.62 s and 1.30 → 1.18 s with one
+worker. All within the spread of the rounds: one commit fewer a run is not seen in the storm's throughput.
 
 **Intake as one durable write (issue 16, item 1: bot/state/store.py, bot/runs/intake.py, bot/state/queue.py,
 bot/web/).** The webhook stores its raw body with one autocommitted `INSERT ... ON CONFLICT DO NOTHING
@@ -739,8 +751,8 @@ times the test client's requests on a busy shared machine: two passes 23 minutes
 % and 41 %, so its shares, not its times, are what to read.
 
 **CPU per step halved: met on both (08:38 UTC, Intel Xeon, the storm beside main at 453a78b: 4.45 → 1.63 ms on
-SQLite, −63 %; 6.86 → 3.07 ms on PostgreSQL + Redis, −55 %).** In this run (18:45 UTC, another Intel Xeon
-machine) the head takes 1.56 and 2.80 ms; at 16:45 UTC on a slower AMD EPYC machine, 3.80 and 5.32 ms. The
+SQLite, −63 %; 6.86 → 3.07 ms on PostgreSQL + Redis, −55 %).** In this run (19:14 UTC, another Intel Xeon
+machine) the head takes 1.62 and 2.88 ms; at 16:45 UTC on a slower AMD EPYC machine, 3.80 and 5.32 ms. The
 last two changes before that run: the pool pings a PostgreSQL connection only when it sat idle for 10 s (it
 pinged on every checkout: two `SELECT 1` per automated step), and huey no longer looks up and clears each
 task's revocation (two Redis round trips a task; connbot revokes nothing). Measured alone, interleaved, 3
@@ -748,31 +760,32 @@ rounds of the storm with 1 worker (2026-12-03, on another machine of this kind):
 step on PostgreSQL + Redis; the revocation 3.27 → 2.87 ms on SQLite and 4.34 → 4.20 on PostgreSQL + Redis
 (within the spread there).
 
-**Two workers ≥ 1.6× one in the storm: met in this run (SQLite 1.75× [59.5 and 34.0 runs/s], PostgreSQL +
-Redis 1.68× [44.3 and 26.4]; 18:45 UTC, Intel Xeon), and in the run before it (18:07 UTC: 1.83× and 1.77×), as
-at 08:38 UTC on another Xeon machine (1.84× and 1.72×); missed at 16:45 UTC on the slower AMD EPYC machine
-(1.540× and 1.526×).** The code before, in this run's rounds: 1.81× and 1.74×. On SQLite the CPUs are a third
-busy with two workers here, half busy on the AMD machine: the second worker process waits for the database's
-one write lock, sleeping in SQLite's busy handler between tries. Tried and dropped (15:50–16:02 UTC, AMD EPYC,
-3 interleaved rounds each, SQLite only): every transaction of the store taking the web's `<database>.writer`
-file lock from its first write to its end, so a waiting writer is woken at once. Exclusive across threads and
-processes it gained 4–10 % with two workers but lost 1–6 % with one, in every round (within one process the
-threads then queue for the lock and the interpreter together); held per process, shared by its threads, it
-gained nothing. On PostgreSQL + Redis the CPUs were 69 % busy with two workers here (87 % on the AMD machine):
-the 2 CPUs are shared with the database.
+**Two workers ≥ 1.6× one in the storm: met in this run (SQLite 1.75× [59.1 and 33.8 runs/s], PostgreSQL +
+Redis 1.82× [45.2 and 24.8]; 19:14 UTC, Intel Xeon), and in the two runs before it (18:45 UTC: 1.75× and
+1.68×; 18:07 UTC: 1.83× and 1.77×), as at 08:38 UTC on another Xeon machine (1.84× and 1.72×); missed at 16:45
+UTC on the slower AMD EPYC machine (1.540× and 1.526×).** The code before, in this run's rounds: 1.77× and
+1.84×. On SQLite the CPUs are a third busy with two workers here, half busy on the AMD machine: the second
+worker process waits for the database's one write lock, sleeping in SQLite's busy handler between tries. Tried
+and dropped (15:50–16:02 UTC, AMD EPYC, 3 interleaved rounds each, SQLite only): every transaction of the
+store taking the web's `<database>.writer` file lock from its first write to its end, so a waiting writer is
+woken at once. Exclusive across threads and processes it gained 4–10 % with two workers but lost 1–6 % with
+one, in every round (within one process the threads then queue for the lock and the interpreter together);
+held per process, shared by its threads, it gained nothing. On PostgreSQL + Redis the CPUs were 67 % busy with
+two workers here (87 % on the AMD machine): the 2 CPUs are shared with the database.
 
-**Statements and commits per step: 4 and 2 for an automated step (met); 5.7 and 2.3 over a whole run.**
+**Statements and commits per step: 4 and 2 for an automated step (met); 5.5 and 2.2 over a whole run.**
 tests/unit/test_work_items.py asserts both on both databases, that a desk note is one commit with no statement
-of its own for the done mark, and that a work item ending with effects lets the lease go in the last one's
-commit. What is left above 4 and 2 over the five-check run (34 statements and 14 commits for 6 steps): the
-start note's work item takes the run's lease and reads the run (one commit: 2 statements) and makes the note,
-the lease released with it (one: the claim, the comment, the release); the last work item takes the lease
-(one), writes the fifth check's result (one), ends the run (one, through the ORM: the lease checked, the end's
-result, the run's row, the results read for the hand-over, the closing note recorded) and makes the note with
-the lease released (one: the claim, the comment, the ticket's change, the release). Lower would take the end
-written on the carried run without the ORM, in the fifth result's commit, and the desk's notes made inside the
-transactions that record them, which would move a desk ticket's start note from the worker's work item into
-the filing itself, where the storm could no longer measure what a Jira ticket's acknowledgement waits for.
+of its own for the done mark, that a work item ending with effects lets the lease go in the last one's commit,
+and that the last check's result and the end are one commit. What is left above 4 and 2 over the five-check
+run (33 statements and 13 commits for 6 steps): the start note's work item takes the run's lease and reads the
+run (one commit: 2 statements) and makes the note, the lease released with it (one: the claim, the comment,
+the release); the last work item takes the lease (one), writes the fifth check's result and the end (one: the
+result, the lease checked, the end's result, the run's row through the ORM, the results read for the
+hand-over, the closing note recorded) and makes the note with the lease released (one: the claim, the comment,
+the ticket's change, the release). Lower would take the desk's notes made inside the transactions that record
+them, which would move a desk ticket's start note from the worker's work item into the filing itself, where
+the storm could no longer measure what a Jira ticket's acknowledgement waits for, and the closing note into
+the end's commit, which on Jira must stay apart from the call.
 
 SQLite has one writer at a time: every commit of every worker process takes the database's single write
 lock, and a worker that finds it held sleeps in SQLite's busy handler before trying again (the web
