@@ -283,7 +283,7 @@ def _execute(
     owner: str,
 ) -> _Done:
     """An automated step: the adapter's action, outside any transaction (it may take a while), then
-    its result written under the lease."""
+    its result written under the lease (with the run's end, when the end follows)."""
     assert plan.step.action is not None
     action: str = plan.step.action
     inp = ActionInput(
