@@ -5,9 +5,11 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from bench.intake import DURABLE_ON
+
 INTAKE_P99_MS, TRIAGE_MS, RSS_MB, GROWTH, ACK_MS = 20, 5, 200, 0.10, 300
 INTAKE_TARGETS = {"sqlite": 0.5, "postgres+redis": 0.4}  # of bare Flask's throughput (issue 16)
-MINIMAL = {"sqlite": "durable", "postgres+redis": "durable+postgres"}  # the minimal receiver beside each
+MINIMAL = {kind: name for name, kind in DURABLE_ON.items()}  # the minimal receiver beside each backend
 WRITES = ("POST issue/{key}/comment", "POST issue/{key}/transitions", "PUT issue/{key}")
 
 

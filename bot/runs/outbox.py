@@ -23,7 +23,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from bot.runs import prompts
@@ -262,7 +261,7 @@ def flush_effects(
             effect = Effect(**{c.key: value for c, value in zip(EFFECTS.c, claimed, strict=False)})
             if effect.state == EffectState.DONE:  # made in the store: marked done with its claim
                 make(ctx, effect, ticket)  # the desk's write joins this transaction
-                lease = _mark_done(ctx, conn, run_id, None, lease, last=not more)
+                lease = _released(ctx, run_id, lease, last=not more)
                 continue
         try:
             refs = make(ctx, effect, ticket)
@@ -281,23 +280,19 @@ def flush_effects(
             _update_effect(ctx, effect, refs, state=EffectState.DONE, done_at=ctx.clock())
             continue
         with ctx.store.begin() as conn:
-            lease = _mark_done(ctx, conn, run_id, effect, lease, last=not more)
+            conn.execute(DONE, {"effect_id": effect.id, "done_at": ctx.clock()})
+            lease = _released(ctx, run_id, lease, last=not more)
     if lease is not None:
         ctx.store.release(run_id, lease)
     return True
 
 
-def _mark_done(
-    ctx: RunContext, conn: Connection, run_id: int, effect: Effect | None, lease: str | None, last: bool
-) -> str | None:
-    """In the `Store.begin` on `conn`: mark the `effect` done (None: its claim did) and, when it is the
-    `last`, release the run's `lease` (its owner's) in the same commit. Returns the lease still to be
-    released."""
-    if effect is not None:
-        conn.execute(DONE, {"effect_id": effect.id, "done_at": ctx.clock()})
+def _released(ctx: RunContext, run_id: int, lease: str | None, last: bool) -> str | None:
+    """After the `last` effect's done mark, release the run's `lease` (its owner's) in the same commit
+    (the `Store.begin` in progress). Returns the lease still to be released."""
     if lease is None or not last:
         return lease
-    ctx.store.release(run_id, lease)  # joins the transaction on `conn`
+    ctx.store.release(run_id, lease)
     return None
 
 
