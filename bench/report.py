@@ -692,6 +692,19 @@ of wrk's connections on one worker in all 4 tries). The minimal durable receiver
 3 rounds, before the bench checked the workers' balance): 2,242 [1,360–2,625] → 2,739 [2,654–2,926] req/s,
 p99 44–50 → 19 ms; bench/durable.py now uses the lock, so the ceiling above is the better receiver.
 
+**SQLite's checkpoint out of the webhook's way (bot/state/store.py `_EventInsert.wrote`).** SQLite copies its
+write-ahead log into the database when a commit fills it past 1,000 pages, in that commit's call: the event
+INSERT's, under the writer lock. On the AMD EPYC machine of 21:32 UTC a checkpoint took 25–36 ms (a loop of
+4.8 KB INSERTs: one every ~225, p99 0.2 ms, max 36 ms), and every webhook arriving meanwhile waited for it: at
+a steady 200 req/s the p99 was 21.5 ms [15.6–22.9] for connbot and 18.6 ms [15.4–22.7] for the minimal
+receiver, which checkpoints the same way. Now the event connections have SQLite's own checkpoint off; every
+200 new events a process checkpoints in a thread of its own, in passive passes while the others go on writing,
+and copies the last few pages under the writer lock. Without that last step the log never caught up with busy
+writers: 5,000 events from 4 threads left it at 31,700 pages beside a database of 9,900 (now 2,500;
+`test_intake_writer` holds it). Interleaved beside main at d74a882 (21:52–21:58 UTC, 3 rounds, loads of
+2.1–3.2): the steady p99 14.7 [13.7–15.4] → 3.7 [3.6–4.1] ms, its max 21–30 → 7–12 ms; the closed-loop rate
+1,113 [1,022–1,158] → 1,127 [1,108–1,196] req/s, within the spread (the minimal receiver 1,239 [1,159–1,362]).
+
 **Jira: no comment scan on a write's first attempt (integrations/jira/tickets.py, bot/runs/effects.py).**
 The effect's attempt is recorded before it is made; on the first there is nothing to find, so the write goes
 straight out (`TicketRef.first_attempt`). Jira calls per run: 5–13 → 3–7.

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import itertools
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -55,6 +57,8 @@ def make_engine(url: str, autocommit: bool = False, idle_ping: float = IDLE_PING
             conn.execute("PRAGMA busy_timeout=30000")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA synchronous=NORMAL")
+            if autocommit:  # the event INSERT's: it checkpoints out of its writer lock (`_EventInsert`)
+                conn.execute("PRAGMA wal_autocheckpoint=0")
 
         return engine
     if autocommit:
@@ -118,6 +122,12 @@ class WriterLock:
 
 # PostgreSQL's channel on which a stored event is announced to every listening worker.
 EVENTS_CHANNEL = "connbot_events"
+# On a SQLite file, how many new events a process stores between checkpoints of the write-ahead log
+# (`_EventInsert.wrote`): about as often as SQLite's own, every 1,000 pages of log (an event writes six).
+CHECKPOINT_EVERY = 200
+# At most this many passes of the checkpoint while the webhooks write, and the pages a pass may find
+# still to copy for the rest to be copied under the writer lock.
+CHECKPOINT_PASSES, CHECKPOINT_LEFT = 4, 100
 
 
 class _EventInsert:
@@ -148,6 +158,7 @@ class _EventInsert:
             if dialect.name == "sqlite" and database and database != ":memory:"
             else nullcontext()
         )
+        self.engine, self._written, self._checkpointing = engine, itertools.count(1), threading.Lock()
         self.stored = self._compile(
             engine, "SELECT id FROM events WHERE source = :source AND delivery_id = :delivery_id"
         )
@@ -156,6 +167,44 @@ class _EventInsert:
         column = Event.__table__.c.received_at.type
         stamp: Callable[[Any], Any] | None = column.dialect_impl(dialect).bind_processor(dialect)
         self.stamp: Callable[[Any], Any] = stamp or (lambda value: value)
+
+    def wrote(self) -> None:
+        """After a new event: on a SQLite file, every CHECKPOINT_EVERY events of this process, copy
+        the write-ahead log into the database, in a thread of its own (`_checkpoint`). SQLite's own
+        checkpoint, made by the commit that fills the log, held the writer lock, so every webhook
+        waited for its writes and flushes (some 30 ms: bench/RESULTS.md)."""
+        if (
+            isinstance(self.writer, WriterLock)
+            and next(self._written) % CHECKPOINT_EVERY == 0
+            and self._checkpointing.acquire(blocking=False)
+        ):
+            threading.Thread(target=self._checkpoint, name="connbot-checkpoint", daemon=True).start()
+
+    def _checkpoint(self) -> None:
+        """Passive passes copy the log while the webhooks go on writing, until a pass finds little
+        left; the rest is copied under the writer lock, so that the next write starts the log afresh
+        (a checkpoint that never catches up with the writers would let the log grow without bound).
+        Another process's checkpoint in progress does the work; one that fails is said in a line and
+        tried again at the next count."""
+        try:
+            conn = self.engine.raw_connection()
+            try:
+                cursor, copied = conn.cursor(), 0
+                for _ in range(CHECKPOINT_PASSES):
+                    busy, _log, now = cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if busy:
+                        return
+                    if now - copied <= CHECKPOINT_LEFT:
+                        break
+                    copied = now
+                with self.writer:
+                    cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                conn.close()
+        except (sqlite3.Error, DBAPIError) as exc:
+            log.warning("the database's write-ahead log could not be checkpointed: %s", exc)
+        finally:
+            self._checkpointing.release()
 
     @staticmethod
     def _compile(engine: Engine, sql: str) -> tuple[str, tuple[str, ...] | None]:
@@ -306,6 +355,7 @@ class Store:
                         cursor.execute(statement[0], insert.params(statement, values))
                         new = cursor.fetchone()
                     if new is not None:
+                        insert.wrote()
                         return int(new[0]), True
                     statement = insert.stored
                     cursor.execute(statement[0], insert.params(statement, values))
