@@ -638,12 +638,12 @@ bot/runs/records.py `attach`).** When the step after an automated check is the e
 system) and the user is known, the check's result and the end are one transaction: the result's UPDATE checks
 the lease, then the run is attached to the session and the end recorded (its result, the run's state, the
 closing note). Before, the result committed on its own and the end took the lease's lock again in a commit of
-its own. The five-check desk run: 34 → 33 statements and 14 → 13 commits (5.7 → 5.5 and 2.3 → 2.2 a step).
-This run's storm, interleaved beside main at 2714b0a (19:14 UTC, Intel Xeon, 3 rounds, loads of 0.8 to 2.5):
-statements 5.7 → 5.5 and commits 2.3 → 2.2 a step on both databases; runs/s 34.0 → 33.8 and 60.2 → 59.1 on
-SQLite with 1 and 2 workers, 24.7 → 24.8 and 45.4 → 45.2 on PostgreSQL + Redis; engine CPU a step 1.61 → 1.62,
-1.76 → 1.78, 3.06 → 2.88 and 2.75 → 2.76 ms; first comment p99 0.61 → 0.62 s and 1.30 → 1.18 s with one
-worker. All within the spread of the rounds: one commit fewer a run is not seen in the storm's throughput.
+its own. The five-check desk run: 34 → 33 statements and 14 → 13 commits (5.7 → 5.5 and 2.3 → 2.2 a step). The
+storm, interleaved beside main at 2714b0a (19:14 UTC, Intel Xeon, 3 rounds, loads of 0.8 to 2.5): statements
+5.7 → 5.5 and commits 2.3 → 2.2 a step on both databases; runs/s 34.0 → 33.8 and 60.2 → 59.1 on SQLite with 1
+and 2 workers, 24.7 → 24.8 and 45.4 → 45.2 on PostgreSQL + Redis; engine CPU a step 1.61 → 1.62, 1.76 → 1.78,
+3.06 → 2.88 and 2.75 → 2.76 ms; first comment p99 0.61 → 0.62 s and 1.30 → 1.18 s with one worker. All within
+the spread of the rounds: one commit fewer a run is not seen in the storm's throughput.
 
 **Intake as one durable write (issue 16, item 1: bot/state/store.py, bot/runs/intake.py, bot/state/queue.py,
 bot/web/).** The webhook stores its raw body with one autocommitted `INSERT ... ON CONFLICT DO NOTHING
@@ -773,27 +773,30 @@ times the test client's requests on a busy shared machine: two passes 23 minutes
 % and 41 %, so its shares, not its times, are what to read.
 
 **CPU per step halved: met on both (08:38 UTC, Intel Xeon, the storm beside main at 453a78b: 4.45 → 1.63 ms on
-SQLite, −63 %; 6.86 → 3.07 ms on PostgreSQL + Redis, −55 %).** In this run (19:14 UTC, another Intel Xeon
-machine) the head takes 1.62 and 2.88 ms; at 16:45 UTC on a slower AMD EPYC machine, 3.80 and 5.32 ms. The
-last two changes before that run: the pool pings a PostgreSQL connection only when it sat idle for 10 s (it
-pinged on every checkout: two `SELECT 1` per automated step), and huey no longer looks up and clears each
-task's revocation (two Redis round trips a task; connbot revokes nothing). Measured alone, interleaved, 3
-rounds of the storm with 1 worker (2026-12-03, on another machine of this kind): the ping 5.43 → 4.57 ms a
-step on PostgreSQL + Redis; the revocation 3.27 → 2.87 ms on SQLite and 4.34 → 4.20 on PostgreSQL + Redis
-(within the spread there).
+SQLite, −63 %; 6.86 → 3.07 ms on PostgreSQL + Redis, −55 %).** At 19:14 UTC on another Intel Xeon machine the
+head took 1.62 and 2.88 ms; in this run (22:25 UTC, AMD EPYC), 3.31 and 5.25 ms; at 16:45 UTC on a slower AMD
+EPYC machine, 3.80 and 5.32 ms. The last two changes before that run: the pool pings a PostgreSQL connection
+only when it sat idle for 10 s (it pinged on every checkout: two `SELECT 1` per automated step), and huey no
+longer looks up and clears each task's revocation (two Redis round trips a task; connbot revokes nothing).
+Measured alone, interleaved, 3 rounds of the storm with 1 worker (2026-12-03, on another machine of this
+kind): the ping 5.43 → 4.57 ms a step on PostgreSQL + Redis; the revocation 3.27 → 2.87 ms on SQLite and 4.34
+→ 4.20 on PostgreSQL + Redis (within the spread there).
 
-**Two workers ≥ 1.6× one in the storm: met in this run (SQLite 1.75× [59.1 and 33.8 runs/s], PostgreSQL +
-Redis 1.82× [45.2 and 24.8]; 19:14 UTC, Intel Xeon), and in the two runs before it (18:45 UTC: 1.75× and
-1.68×; 18:07 UTC: 1.83× and 1.77×), as at 08:38 UTC on another Xeon machine (1.84× and 1.72×); missed at 16:45
-UTC on the slower AMD EPYC machine (1.540× and 1.526×).** The code before, in this run's rounds: 1.77× and
-1.84×. On SQLite the CPUs are a third busy with two workers here, half busy on the AMD machine: the second
-worker process waits for the database's one write lock, sleeping in SQLite's busy handler between tries. Tried
-and dropped (15:50–16:02 UTC, AMD EPYC, 3 interleaved rounds each, SQLite only): every transaction of the
-store taking the web's `<database>.writer` file lock from its first write to its end, so a waiting writer is
-woken at once. Exclusive across threads and processes it gained 4–10 % with two workers but lost 1–6 % with
-one, in every round (within one process the threads then queue for the lock and the interpreter together);
-held per process, shared by its threads, it gained nothing. On PostgreSQL + Redis the CPUs were 67 % busy with
-two workers here (87 % on the AMD machine): the 2 CPUs are shared with the database.
+**Two workers ≥ 1.6× one in the storm: missed on SQLite and met on PostgreSQL + Redis in this run (1.538×
+[42.9 and 27.9 runs/s] and 1.622× [31.3 and 19.3]; 22:25 UTC, AMD EPYC); met at 19:14 UTC on an Intel Xeon
+(1.75× and 1.82×) and in the two runs before it there (18:45 UTC: 1.75× and 1.68×; 18:07 UTC: 1.83× and
+1.77×), as at 08:38 UTC on another Xeon machine (1.84× and 1.72×); missed at 16:45 UTC on a slower AMD EPYC
+machine (1.540× and 1.526×).** This run's two sides run the same storm code (this session changed only the
+webhook's INSERT, which the storm's desk tickets do not use): the side named before gave 1.561× and 1.660×, so
+the difference between the sides is the noise of the rounds. On SQLite the CPUs are a third busy with two
+workers on the Xeon and half busy on the AMD machines (52 % in this run): the second worker process waits for
+the database's one write lock, sleeping in SQLite's busy handler between tries. Tried and dropped (15:50–16:02
+UTC, AMD EPYC, 3 interleaved rounds each, SQLite only): every transaction of the store taking the web's
+`<database>.writer` file lock from its first write to its end, so a waiting writer is woken at once. Exclusive
+across threads and processes it gained 4–10 % with two workers but lost 1–6 % with one, in every round (within
+one process the threads then queue for the lock and the interpreter together); held per process, shared by its
+threads, it gained nothing. On PostgreSQL + Redis the CPUs were 67 % busy with two workers on the Xeon (85 %
+in this run): the 2 CPUs are shared with the database.
 
 **Statements and commits per step: 4 and 2 for an automated step (met); 5.5 and 2.2 over a whole run.**
 tests/unit/test_work_items.py asserts both on both databases, that a desk note is one commit with no statement
