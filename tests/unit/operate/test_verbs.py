@@ -10,6 +10,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy import select
 
 from bot.cli.main import main
+from bot.runs.prompts import new_id
 from bot.state.models import Comment, Effect, OperatorAction, Prompt, Run, Ticket
 from bot.web.app import create_app
 from tests.fakes.adapters import scripted_registry
@@ -152,6 +153,13 @@ def test_triage_through_the_api_starts_a_ticket_connbot_left_alone(svc, api):
     again = api.post("/api/tickets/DESK-50/triage", json={"by": "carol"})
     assert again.status_code == 409 and "re-run it instead" in again.json["message"]
     assert api.post("/api/tickets/NOPE-1/triage", json={"by": "carol"}).status_code == 404
+
+
+def test_a_questions_id_is_never_read_as_an_option_by_the_cli() -> None:
+    """`connbot prompts hand <id>` takes the id as an argument, and click reads one that begins with "-"
+    as an option (a usage error): one id in 64 did, and so did the test below now and then."""
+    ids = {new_id() for _ in range(10_000)}
+    assert len(ids) == 10_000 and not [i for i in ids if i.startswith("-")]
 
 
 def test_every_verb_through_the_cli_including_on_a_run_a_killed_worker_held(svc):
