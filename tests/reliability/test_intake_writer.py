@@ -63,7 +63,7 @@ def test_the_write_ahead_log_stays_bounded_while_webhooks_are_stored_without_pau
     """The event INSERT's own checkpoints (SQLite's are off on its connections, so that no webhook
     waits under the writer lock for one): made while other webhooks go on writing, they still catch
     up, and the log starts afresh instead of growing with every event (without the last step under
-    the lock it held some three times the database's pages after 5,000 events)."""
+    the lock it held over three times the database's pages after 5,000 events)."""
     database = tmp_path / "connbot.db"
     store = Store(f"sqlite:///{database}")
     store.upgrade()
@@ -80,5 +80,6 @@ def test_the_write_ahead_log_stays_bounded_while_webhooks_are_stored_without_pau
         sender.join()
     assert _stored(store) == 5000
     log_pages, database_pages = (Path(f"{database}{end}").stat().st_size // 4096 for end in ("-wal", ""))
-    assert log_pages < database_pages / 2, f"the log grew to {log_pages} pages beside {database_pages}"
+    # bounded, its high-water mark 0.25-0.5 of the database's pages in runs here; unbounded, over 3 times them
+    assert log_pages < database_pages, f"the log grew to {log_pages} pages beside {database_pages}"
     store.dispose()
