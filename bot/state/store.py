@@ -137,10 +137,11 @@ class _EventInsert:
     back when the (source, delivery id) is stored already, and `stored` then finds the first's id.
     On PostgreSQL the same statement announces a new event on EVENTS_CHANNEL (`<id> <note>`), heard
     by the workers' `EventListener`s once it is committed: the signal costs no round trip of its own.
-    On a SQLite file it is made under the processes' `WriterLock` (`writer`)."""
+    On a SQLite file it is made under the processes' `WriterLock` (`writer`), and the write-ahead
+    log is checkpointed by this process's events (`wrote`), not by SQLite's commit."""
 
     def __init__(self, engine: Engine):
-        dialect = engine.dialect
+        self.engine, dialect = engine, engine.dialect
         insert = (
             "INSERT INTO events (source, delivery_id, kind, ticket_key, payload, received_at, outcome) "
             "VALUES (:source, :delivery_id, :kind, :ticket_key, {payload}, :received_at, '') "
@@ -158,7 +159,7 @@ class _EventInsert:
             if dialect.name == "sqlite" and database and database != ":memory:"
             else nullcontext()
         )
-        self.engine, self._written, self._checkpointing = engine, itertools.count(1), threading.Lock()
+        self._written, self._checkpointing = itertools.count(1), threading.Lock()
         self.stored = self._compile(
             engine, "SELECT id FROM events WHERE source = :source AND delivery_id = :delivery_id"
         )
@@ -303,7 +304,6 @@ class Store:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         event.listen(self._sessions, "after_commit", _run_after_commit)
         event.listen(self._sessions, "after_rollback", lambda s: s.info.pop(AFTER_COMMIT, None))
-        self._autocommit: Engine | None = None
         self._event_insert: _EventInsert | None = None
 
     @contextmanager
@@ -334,7 +334,8 @@ class Store:
         few, which also announces the event with `note` to the `EventListener`s). Returns (event
         id, whether it is new): a second delivery of the same (source, delivery id) stores nothing
         and returns the first's id. Raises SQLAlchemy's `DBAPIError`."""
-        insert, engine = self._events()
+        insert = self._events()
+        engine = insert.engine
         dialect = engine.dialect
         values = {
             "source": source,
@@ -381,19 +382,18 @@ class Store:
                 conn.close()
         raise AssertionError("unreachable")
 
-    def _events(self) -> tuple[_EventInsert, Engine]:
-        """The event INSERT and the autocommit engine it runs on, made at first use."""
-        if self._autocommit is None or self._event_insert is None:
-            self._autocommit = make_engine(self.url, autocommit=True)
-            self._event_insert = _EventInsert(self._autocommit)
-        return self._event_insert, self._autocommit
+    def _events(self) -> _EventInsert:
+        """The event INSERT, with the autocommit engine it runs on, made at first use."""
+        if self._event_insert is None:
+            self._event_insert = _EventInsert(make_engine(self.url, autocommit=True))
+        return self._event_insert
 
     def event_listener(self, heard: Callable[[int, str], None]) -> EventListener | None:
         """On PostgreSQL, a thread (not started) that calls `heard(event id, note)` for each event
         any process stores; None on SQLite, whose writers share a host and poll."""
         if self.engine.dialect.name != "postgresql":
             return None
-        return EventListener(self._events()[1], heard)
+        return EventListener(self._events().engine, heard)
 
     def upgrade(self) -> None:
         """Bring the schema to the newest migration."""
@@ -409,8 +409,8 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
-        if self._autocommit is not None:
-            self._autocommit.dispose()
+        if self._event_insert is not None:
+            self._event_insert.engine.dispose()
 
     # Leases: one worker at a time advances a run. A lease that outlives its holder (a killed
     # worker) expires, and the run is then taken over. Writes made under a lease check that it
