@@ -537,7 +537,7 @@ def performance(r: dict[str, Any]) -> str:
             f"{_share(_of_minimal(r['intake']['rounds'], 'postgres+redis'))} of that receiver (medians; "
             "`bench/RESULTS.md` has each round, its load and the profile). A share of bare Flask moves "
             "with the machine, and on one machine from run to run: bare Flask gains more from a faster "
-            "CPU than a durable write does (`bench/RESULTS.md` compares runs on four machines). Engine "
+            "CPU than a durable write does (`bench/RESULTS.md` compares runs on several machines). Engine "
             "time per step with one worker (1,000 tickets) is "
             f"{tri[('sqlite', 1)]['overhead_ms_per_step']:.1f} ms on SQLite and "
             f"{tri[('postgres+redis', 1)]['overhead_ms_per_step']:.1f} ms on PostgreSQL (target 5 ms), "
@@ -712,12 +712,13 @@ straight out (`TicketRef.first_attempt`). Jira calls per run: 5–13 → 3–7.
 ## Targets missed, and where the time goes
 
 **Intake at ≥ 50 % (SQLite) and ≥ 40 % (PostgreSQL + Redis) of bare Flask: met on SQLite and missed on
-PostgreSQL + Redis in this run (58 % [49–60 %] and 38 % [29–40 %]; 22:13 UTC, AMD EPYC, bare Flask at
-1,919–2,522 req/s). The least a receiver that stores first can do (bench/durable.py) reaches 67 % [52–70 %]
-and 49 % [40–52 %].** Bare Flask gains more from a faster CPU than a durable write does, so the shares fall as
-the machine gets faster, and on one machine they move from run to run. With the same intake code (but for
-SQLite's checkpoint in the last row), interleaved, 3 rounds each (connbot on PostgreSQL with Redis; the last
-column is connbot's rate over the minimal receiver's, the median of the rounds):
+PostgreSQL + Redis in this run (51 % [48–53 %] and 33 % [28–40 %]; 2026-12-04 05:30 UTC, AMD EPYC, bare Flask
+at 3,636–4,754 req/s). The least a receiver that stores first can do (bench/durable.py) reached 53 % [52–57 %]
+and 35 % [31–38 %]: on PostgreSQL not even it reached 40 % here, and connbot reached 0.93 of it.** Bare Flask
+gains more from a faster CPU than a durable write does, so the shares fall as the machine gets faster, and on
+one machine they move from run to run. With the same intake code (but for SQLite's checkpoint in the rows from
+22:13 UTC on), interleaved, 3 rounds each (connbot on PostgreSQL with Redis; the last column is connbot's rate
+over the minimal receiver's, the median of the rounds):
 
 | run | CPU | bare Flask req/s | minimal: SQLite / PostgreSQL | connbot: SQLite / PostgreSQL | ÷ minimal |
 |---|---|---|---|---|---|
@@ -726,23 +727,30 @@ column is connbot's rate over the minimal receiver's, the median of the rounds):
 | 17:52 UTC | Intel Xeon | 7,160 | 46 % / 29 % | 33 % / 23 % | 0.76 / 0.78 |
 | 21:32 UTC | AMD EPYC | 2,182 | 52 % / 36 % | 39 % / 28 % | 0.85 / 0.77 |
 | 22:13 UTC | AMD EPYC (the 21:32 machine) | 2,038 | 67 % / 49 % | 58 % / 38 % | 0.86 / 0.77 |
+| 12-04 05:08 UTC | AMD EPYC | 4,411 | 57 % / 35 % | 36 % / 23 % | 0.63 / 0.78 |
+| 12-04 05:30 UTC | AMD EPYC (the 05:08 machine) | 3,873 | 53 % / 35 % | 51 % / 33 % | 0.93 / 0.93 |
 
-A target that names a share of bare Flask is met or missed by the machine; a share of the minimal receiver
-measured beside connbot is the figure the code decides. Here connbot stores 1,226 webhooks a second on SQLite
-and 728 on PostgreSQL + Redis. Between the last two runs, 41 minutes apart on one machine, the minimal
-receiver, unchanged, went from 1,125 to 1,301 req/s on SQLite and from 723 to 1,011 on PostgreSQL. What
-connbot's web processes do beyond the minimal receiver is 0.32 M instructions a webhook (1.70 M against 1.38
-M, counted by callgrind in process): Flask's request hooks (the host check, the NUL check, access, the refusal
-counter), the body middleware, the pool's checkout and the wake-up of the process's worker. Storing the event
-(`intake.record`, in process, 3,000 webhooks, SQLite) takes 56 µs, of which the driver's INSERT and commit
-take 50. On PostgreSQL the server also checks the payload as JSON and stores a wider row under a wider key,
-with one more index (the processed mark the workers look for); the INSERT's `pg_notify` is not what limits it:
-interleaved without it (13:24 UTC, 3 rounds), 1,428 [1,269–1,745] req/s against 1,541 [1,391–1,781] with it;
-again on the Intel Xeon (18:16 UTC, 3 rounds), 1,677 [1,548–1,778] without it against 1,751 [1,697–1,760] with
-it.
+The rows without a date are of 2026-12-03. A target that names a share of bare Flask is met or missed by the
+machine; a share of the minimal receiver measured beside connbot is the figure the code decides. Here connbot
+stores 2,057 webhooks a second on SQLite and 1,352 on PostgreSQL + Redis. Between the 21:32 and 22:13 UTC
+runs, 41 minutes apart on one machine, the minimal receiver, unchanged, went from 1,125 to 1,301 req/s on
+SQLite and from 723 to 1,011 on PostgreSQL. The full `make bench` of 05:08 UTC ran beside other tenants' work:
+the hypervisor took 5 % and 8 % of the CPUs in two of connbot's SQLite rounds and 18 % in one on PostgreSQL
+(in the minimal receiver's rounds at most 4 %), and its rounds gave connbot 0.52–0.89 of the minimal receiver
+on SQLite; intake was run again on its own at 05:30 UTC, with at most 2 % taken in any closed loop, and that
+run is the one above. What connbot's web processes do beyond the minimal receiver is 0.32 M instructions a
+webhook (1.70 M against 1.38 M, counted by callgrind in process): Flask's request hooks (the host check, the
+NUL check, access, the refusal counter), the body middleware, the pool's checkout and the wake-up of the
+process's worker. Storing the event (`intake.record`, in process, 3,000 webhooks, SQLite) takes 56 µs, of
+which the driver's INSERT and commit take 50. On PostgreSQL the server also checks the payload as JSON and
+stores a wider row under a wider key, with one more index (the processed mark the workers look for); the
+INSERT's `pg_notify` is not what limits it: interleaved without it (13:24 UTC, 3 rounds), 1,428 [1,269–1,745]
+req/s against 1,541 [1,391–1,781] with it; again on the Intel Xeon (18:16 UTC, 3 rounds), 1,677 [1,548–1,778]
+without it against 1,751 [1,697–1,760] with it.
 
-**p99 under 20 ms at a steady 200 req/s: met on both in this run (SQLite 3.8 ms, PostgreSQL + Redis 4.8 ms;
-the worst rounds 4.0 and 128 ms).** On SQLite it was missed on this machine before the checkpoint left the
+**p99 under 20 ms at a steady 200 req/s: met on both in this run (SQLite 3.1 ms, PostgreSQL + Redis 5.2 ms;
+the worst rounds 5.2 and 7.4 ms), as at 22:13 UTC the day before on another AMD EPYC machine (3.8 and 4.8 ms;
+the worst rounds 4.0 and 128 ms).** On SQLite it was missed on that machine before the checkpoint left the
 writer lock (21:32 UTC: 21.5 ms [15.6–22.9], the minimal receiver 18.6 ms; above). At 17:52 UTC on an Intel
 Xeon it was met on both (3.3 and 3.0 ms), at 16:03 UTC on a slower AMD EPYC machine too (9.8 and 5.4 ms); at
 14:03 UTC on another it was missed on PostgreSQL + Redis (81 ms: rounds of 5 to 253 ms). Two things set it.
@@ -768,35 +776,51 @@ parse change) 509 [428–724] → 494 [446–506] req/s. On the machine of 13:24
 1,163–1,644 a second, and leaving the NOTIFY out altogether gained nothing (above). The `pg_notify` stays.
 
 A connection of its own per thread instead of the pool's checkout is not worth it either: the checkout and
-checkin take 6 µs (in process, 3,000 calls, 5 rounds), about 1 % of a webhook. The in-process profile above
-times the test client's requests on a busy shared machine: two passes 23 minutes apart gave bare / connbot 73
-% and 41 %, so its shares, not its times, are what to read.
+checkin take 6 µs (in process, 3,000 calls, 5 rounds), about 1 % of a webhook. Measured again on 2026-12-04
+(AMD EPYC, 04:50–05:07 UTC): the CPU time each process spent a request under `wrk` (8 s, 2 rounds) was 800–863
+µs in connbot's web processes and 278–284 µs in PostgreSQL, against 580–751 and 200–246 for the minimal
+receiver; in one connection's loop of 3,000 INSERTs (5 rounds) the database spent 217 µs [210–260] of CPU on
+connbot's statement and 197 [180–220] on the minimal receiver's, and leaving out the NOTIFY, the JSON check or
+the processed mark's index each came within that spread (203–217 µs). On the web's side the driver's call
+takes 140–150 µs of CPU (the kernel's socket work and libpq's) through psycopg's cursor and through libpq's
+own prepared execute alike, and a cursor kept with each pooled connection instead of a new one a webhook saved
+8 µs, within the spread. The in-process profile above times the test client's requests on a busy shared
+machine: two passes 23 minutes apart gave bare / connbot 73 % and 41 %, so its shares, not its times, are what
+to read.
 
 **CPU per step halved: met on both (08:38 UTC, Intel Xeon, the storm beside main at 453a78b: 4.45 → 1.63 ms on
 SQLite, −63 %; 6.86 → 3.07 ms on PostgreSQL + Redis, −55 %).** At 19:14 UTC on another Intel Xeon machine the
-head took 1.62 and 2.88 ms; in this run (22:25 UTC, AMD EPYC), 3.31 and 5.25 ms; at 16:45 UTC on a slower AMD
-EPYC machine, 3.80 and 5.32 ms. The last two changes before that run: the pool pings a PostgreSQL connection
+head took 1.62 and 2.88 ms; in this run (2026-12-04 05:08 UTC, AMD EPYC), 2.45 and 3.73 ms; at 22:25 UTC on
+another AMD EPYC machine, 3.31 and 5.25 ms, and at 16:45 UTC on a slower one, 3.80 and 5.32 ms. The last two
+changes before the 08:38 run: the pool pings a PostgreSQL connection
 only when it sat idle for 10 s (it pinged on every checkout: two `SELECT 1` per automated step), and huey no
 longer looks up and clears each task's revocation (two Redis round trips a task; connbot revokes nothing).
 Measured alone, interleaved, 3 rounds of the storm with 1 worker (2026-12-03, on another machine of this
 kind): the ping 5.43 → 4.57 ms a step on PostgreSQL + Redis; the revocation 3.27 → 2.87 ms on SQLite and 4.34
 → 4.20 on PostgreSQL + Redis (within the spread there).
 
-**Two workers ≥ 1.6× one in the storm: missed on SQLite and met on PostgreSQL + Redis in this run (1.538×
-[42.9 and 27.9 runs/s] and 1.622× [31.3 and 19.3]; 22:25 UTC, AMD EPYC); met at 19:14 UTC on an Intel Xeon
-(1.75× and 1.82×) and in the two runs before it there (18:45 UTC: 1.75× and 1.68×; 18:07 UTC: 1.83× and
-1.77×), as at 08:38 UTC on another Xeon machine (1.84× and 1.72×); missed at 16:45 UTC on a slower AMD EPYC
-machine (1.540× and 1.526×).** This run's two sides run the same storm code (this session changed only the
-webhook's INSERT, which the storm's desk tickets do not use): the side named before gave 1.561× and 1.660×, so
-the difference between the sides is the noise of the rounds. On SQLite the CPUs are a third busy with two
-workers on the Xeon and half busy on the AMD machines (52 % in this run): the second worker process waits for
-the database's one write lock, sleeping in SQLite's busy handler between tries. Tried and dropped (15:50–16:02
-UTC, AMD EPYC, 3 interleaved rounds each, SQLite only): every transaction of the store taking the web's
-`<database>.writer` file lock from its first write to its end, so a waiting writer is woken at once. Exclusive
-across threads and processes it gained 4–10 % with two workers but lost 1–6 % with one, in every round (within
-one process the threads then queue for the lock and the interpreter together); held per process, shared by its
-threads, it gained nothing. On PostgreSQL + Redis the CPUs were 67 % busy with two workers on the Xeon (85 %
-in this run): the 2 CPUs are shared with the database.
+**Two workers ≥ 1.6× one in the storm: met on both in this run (1.652× [49.9 and 30.2 runs/s] on SQLite and
+1.688× [36.3 and 21.5] on PostgreSQL + Redis; 2026-12-04 05:08 UTC, AMD EPYC). On 2026-12-03: missed on SQLite
+and met on PostgreSQL + Redis at 22:25 UTC on another AMD EPYC machine (1.538× [42.9 and 27.9] and 1.622×
+[31.3 and 19.3]); met at 19:14 UTC on an Intel Xeon (1.75× and 1.82×) and in the two runs before it there
+(18:45 UTC: 1.75× and 1.68×; 18:07 UTC: 1.83× and 1.77×), as at 08:38 UTC on another Xeon machine (1.84× and
+1.72×); missed at 16:45 UTC on a slower AMD EPYC machine (1.540× and 1.526×).** The 22:25 UTC run ran the same
+storm code twice, beside the commit before that session's intake change (which the storm's desk tickets do not
+use): that side gave 1.561× and 1.660×, so the difference between the sides was the noise of the rounds. On
+SQLite the CPUs are a third busy with two workers on the Xeon and about half busy on the AMD machines (44 % in
+this run): the second worker process waits for the database's one write lock, sleeping in SQLite's busy
+handler between tries. Tried and dropped (2026-12-03 15:50–16:02 UTC, AMD EPYC, 3 interleaved rounds each,
+SQLite only): every transaction of the store taking the web's `<database>.writer` file lock from its first
+write to its end, so a waiting writer is woken at once. Exclusive across threads and processes it gained 4–10
+% with two workers but lost 1–6 % with one, in every round (within one process the threads then queue for the
+lock and the interpreter together); held per process, shared by its threads, it gained nothing. Tried again on
+the machine of this run (2026-12-04 04:41–05:04 UTC, 3 interleaved rounds each): exclusive, 50.0 → 53.1 runs/s
+with two workers and 30.6 → 27.7 with one (engine overhead a step 4.4 → 6.2 ms); per process, 51.5 → 49.2 and
+30.9 → 30.9; the queue's writes alone through such a lock, 30.6 → 30.0 and 49.2 → 47.5. The likely cause: a
+thread woken with the lock must then wait for the interpreter before its statement runs, holding the lock
+meanwhile, where SQLite's busy handler retries inside the driver's call, outside the interpreter. On
+PostgreSQL + Redis the CPUs were 67 % busy with two workers on the Xeon (76 % in this run): the 2 CPUs are
+shared with the database.
 
 **Statements and commits per step: 4 and 2 for an automated step (met); 5.5 and 2.2 over a whole run.**
 tests/unit/test_work_items.py asserts both on both databases, that a desk note is one commit with no statement
