@@ -796,12 +796,12 @@ Nor did a receiver without Flask reach 40 %. On an Intel Xeon (2026-12-04 10:12�
 6,083–7,133 req/s, 6 interleaved rounds, loads of 0.2 to 4.1, at most 0.3 % of the CPUs stolen), the minimal
 receiver's work (the HMAC check, the `Delivery` parse, one autocommit INSERT into PostgreSQL) written as a
 plain WSGI callable, under the same gunicorn settings (a prototype, not kept), stored 2,539 [2,192–2,631]
-webhooks a second: 37 % [33–39.9 %] of bare Flask and 1.34× [1.23–1.42] the minimal receiver on Flask, which
-stored 1,880 [1,786–1,994] (27 % [26–31 %]). connbot on PostgreSQL + Redis stored 1,464 [930–1,508]: 22 %
-[13–23 %] of bare Flask and 0.77 [0.47–0.84] of the minimal receiver (the 930: all of wrk's connections on one
-worker in all 4 tries). On that machine no receiver that stores into PostgreSQL before it answers reached 40 %
-of bare Flask, not even one without a web framework; Flask's own handling of a request cost the minimal
-receiver a quarter of its throughput there.
+webhooks a second (the 2,192: one worker idle in all 4 tries): 37 % [33–39.9 %] of bare Flask and 1.34×
+[1.23–1.42] the minimal receiver on Flask, which stored 1,880 [1,786–1,994] (27 % [26–31 %]). connbot on
+PostgreSQL + Redis stored 1,464 [930–1,508]: 22 % [13–23 %] of bare Flask and 0.77 [0.47–0.84] of the minimal
+receiver (the 930: one worker idle in all 4 tries). On that machine none of the three receivers that store
+into PostgreSQL before they answer reached 40 % of bare Flask, not even the one without a web framework;
+Flask's own handling of a request cost the minimal receiver a quarter of its throughput there.
 
 **CPU per step halved: met on both (08:38 UTC, Intel Xeon, the storm beside main at 453a78b: 4.45 → 1.63 ms on
 SQLite, −63 %; 6.86 → 3.07 ms on PostgreSQL + Redis, −55 %).** At 19:14 UTC on another Intel Xeon machine the
