@@ -18,6 +18,16 @@ from contextvars import ContextVar
 FIELDS = ("run", "ticket", "step", "pbx")
 _context: ContextVar[dict[str, object]] = ContextVar("connbot_log_context")
 TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# What a plain-text record shows of a control character: a line break or a terminal's escape
+# sequence in a message (text from a ticket or an outside system) is written as `\n`, `\x1b`.
+_ESCAPES = {
+    c: f"\\x{c:02x}" if c < 256 else f"\\u{c:04x}" for c in (*range(32), *range(127, 160), 0x2028, 0x2029)
+} | {
+    9: "\\t",
+    10: "\\n",
+    13: "\\r",
+}
+_IN_TRACEBACK = {c: e for c, e in _ESCAPES.items() if c != 10}
 
 
 @contextmanager
@@ -52,10 +62,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """`TEXT`, one record a line whatever its message holds: the message's control characters are
+    escaped, and a traceback's lines are indented under it, so no text can pass for a record."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return super().formatMessage(record).translate(_ESCAPES)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(record).translate(_IN_TRACEBACK).replace("\n", "\n    ")
+
+
 def handler(fmt: str) -> logging.Handler:
     """A stderr handler: JSON lines for "json", else plain text."""
     out = logging.StreamHandler()
-    out.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT))
+    out.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     return out
 
 

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -14,7 +15,7 @@ from bot import logs
 from bot.runs import intake
 from bot.state.models import Run
 from bot.web.app import create_app
-from integrations.base import PermanentError, UnsupportedError
+from integrations.base import PermanentError, TransientError, UnsupportedError
 from tests.fakes.adapters import scripted_registry
 from tests.unit.test_runner import answer, file, load, open_prompt
 
@@ -108,3 +109,45 @@ def test_json_log_lines_carry_the_run_the_ticket_the_step_and_the_pbx(make_servi
     # outside a run: no run fields; a message with a line break is still one line
     assert lines[-1] == {**lines[-1], "message": "not about any run\nforged: line", "level": "WARNING"}
     assert not {"run", "ticket", "step", "pbx"} & set(lines[-1])
+
+
+FORGED = "busy\n2026-01-01 00:00:00,000 ERROR bot.web.auth: FORGED admin login\x1b[2J\r"
+
+
+def test_text_log_lines_cannot_be_forged_by_an_outside_systems_error_text(make_services, capsys, caplog):
+    """The app backend's error text, with a line break, a carriage return and a terminal escape in
+    it, is logged on the failing step's line, escaped; a traceback stays under its record, indented."""
+    svc = make_services(
+        registry=scripted_registry(
+            {"app.get_status": [TransientError(FORGED)], "app.reconnect": ["reconnected"]}
+        )
+    )
+    caplog.set_level(logging.INFO)
+    logging.getLogger().addHandler(handler := logs.handler("text"))
+    try:
+        intake.file_desk_ticket(svc.context, "can't connect", "", "a@example.com", "1001")
+        svc.queue.run_pending()
+        try:
+            raise ValueError(FORGED)
+        except ValueError:
+            logging.getLogger("bot").exception("a failure about %s", "DESK-1\nforged: line")
+    finally:
+        logging.getLogger().removeHandler(handler)
+    lines = capsys.readouterr().err.split("\n")
+    assert lines[-1] == ""
+    records = [line for line in lines[:-1] if not line.startswith("    ")]
+    assert all(
+        re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING|ERROR) [a-z_.]+: ", r) for r in records
+    )
+    assert not any("FORGED" in r.split(": ", 1)[0] for r in records)
+    assert not any(c in "".join(lines) for c in "\x1b\r")
+    failed = [r for r in records if "app.get_status failed" in r]
+    assert failed and all(r"busy\n2026-01-01 00:00:00,000 ERROR bot.web.auth: FORGED" in r for r in failed)
+    assert r"\x1b[2J\r" in failed[0]
+    assert records[-1].endswith(r"ERROR bot: a failure about DESK-1\nforged: line")
+    trace = lines[lines.index(records[-1]) + 1 : -1]
+    assert trace[0] == "    Traceback (most recent call last):"
+    assert trace[-2:] == [
+        "    ValueError: busy",
+        r"    2026-01-01 00:00:00,000 ERROR bot.web.auth: FORGED admin login\x1b[2J\r",
+    ]
