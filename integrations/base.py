@@ -33,12 +33,16 @@ GROUP = "connbot.adapters"
 
 
 class AdapterError(Exception):
-    """Something went wrong talking to an outside system. `status` is the HTTP status, if any."""
+    """Something went wrong talking to an outside system. `status` is the HTTP status, if any. The
+    message, which may quote the system's own words, is cut to `MESSAGE` characters: it goes into
+    summaries, evidence and log lines."""
+
+    MESSAGE = 1000
 
     def __init__(self, message: str, status: int | None = None, facts: dict[str, Any] | None = None):
         self.status = status
         self.facts: dict[str, Any] = facts or {}
-        super().__init__(message)
+        super().__init__(message if len(message) <= self.MESSAGE else message[: self.MESSAGE - 1] + "…")
 
     def found(self, **facts: Any) -> AdapterError:
         """Attach findings (checked like a result's) observed before the failure; returns self."""

@@ -75,11 +75,18 @@ def retry_after(resp: requests.Response) -> float | None:
 
 
 def base_url(value: str, api_suffix: str) -> str:
-    """A settings URL checked to be http(s)://host[:port], without a trailing slash or `api_suffix`."""
+    """A settings URL checked to be http(s)://host[:port], without a trailing slash or `api_suffix`.
+    A user or password in it is refused: the URL is quoted in error messages, which reach tickets
+    and logs; credentials have settings of their own, kept secret."""
     value = value.strip().rstrip("/")
     parts = urlsplit(value)
     if value and (parts.scheme not in ("http", "https") or not parts.hostname):
         raise ValueError("expected an http(s)://host[:port] URL")
+    if "@" in parts.netloc:
+        raise ValueError(
+            "expected an http(s)://host[:port] URL without a user or password in it (the URL is quoted "
+            "in messages; give the credentials in their own settings)"
+        )
     return value.removesuffix(api_suffix)
 
 
@@ -119,16 +126,17 @@ def _describe(resp: requests.Response) -> str:
 
 def _said(resp: requests.Response) -> str:
     """What an error answer says in words: a JSON body's message (ARI's `message`, the app API's
-    `error.message`) rather than the JSON itself, which would end up escaped in ticket comments."""
+    `error.message`) rather than the JSON itself, which would end up escaped in ticket comments; on
+    one line, at most 300 characters."""
     try:
         body = resp.json()
     except ValueError:
-        return resp.text[:300].strip()
+        return " ".join(resp.text[:300].split())
     if not isinstance(body, dict):
         return ""
     error = body.get("error")
     message = body.get("message") or (error.get("message") if isinstance(error, dict) else error)
-    return str(message or "")[:300].strip()
+    return " ".join(str(message or "")[:300].split())
 
 
 class Sender(Protocol):

@@ -1,4 +1,5 @@
-"""Last line of defence for secrets: drop values under secret-looking keys before anything is stored."""
+"""Last line of defence for what a step stores as evidence: values under secret-looking keys are
+dropped, and text (an outside system's words) is cut to `TEXT` characters."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ SECRET_KEY = re.compile(
     r"pass(word)?|secret|token|md5_cred|api_key|authorization|credential(?!_fingerprint)", re.I
 )
 REDACTED = "[redacted]"
+TEXT = 2000
 
 
 def redact(value: Any) -> Any:
@@ -19,6 +21,8 @@ def redact(value: Any) -> Any:
         return {k: REDACTED if SECRET_KEY.search(str(k)) else redact(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [redact(v) for v in value]
+    if isinstance(value, str) and len(value) > TEXT:
+        return value[: TEXT - 1] + "…"
     return value
 
 

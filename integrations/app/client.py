@@ -264,7 +264,8 @@ def _code(body: str) -> str | None:
 def _error(resp: requests.Response) -> tuple[str | None, str]:
     try:
         err = resp.json().get("error", {})
-        return err.get("code"), str(err.get("message", ""))[:200]
+        code = err.get("code")
+        return (None if code is None else str(code)[:64]), str(err.get("message", ""))[:200]
     except (ValueError, AttributeError):
         return None, resp.text[:200].strip()
 

@@ -186,7 +186,7 @@ def _message(resp: requests.Response) -> str:
         body = resp.json()
     except ValueError:
         return resp.text[:200].strip()
-    return str(body.get("message", "")) if isinstance(body, dict) else ""
+    return str(body.get("message", ""))[:200] if isinstance(body, dict) else ""
 
 
 def _mapping(data: Any, what: str) -> dict[str, Any]:

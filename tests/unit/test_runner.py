@@ -160,6 +160,29 @@ def test_an_adapter_error_follows_the_failure_edge_with_the_reason(make_services
     assert run.end_kind == "close"
 
 
+def test_an_outside_systems_long_words_are_stored_cut_in_evidence_and_summaries(make_services):
+    """A backend that answers with 200,000 characters (an error text, a reported message) does not
+    put them in the run's record: an error's text is cut to 1,000, any evidence text to 2,000."""
+    huge = "x" * 200_000
+    svc = make_services(
+        registry=scripted_registry(
+            {
+                "app.get_status": [PermanentError(f"HTTP 404 from GET /v1/devices: {huge}")],
+                "app.reconnect": [
+                    ActionResult(outcome="reconnected", summary="ok", evidence={"log": [huge]})
+                ],
+            }
+        )
+    )
+    _, run_id = file(svc)
+    with svc.store.tx() as s:
+        first, second = s.get(Run, run_id).steps[:2]
+        assert first.outcome == "error" and first.summary.startswith("app.get_status failed: HTTP 404 from")
+        assert len(first.summary) < 1100 and len(first.evidence["error"]) == 1000
+        assert first.evidence["error"].endswith("x…")
+        assert second.outcome == "reconnected" and len(second.evidence["log"][0]) == 2000
+
+
 def test_an_account_change_waits_for_approval_and_a_rejection_takes_the_rejected_edge(make_services):
     svc = make_services(registry=scripted_registry({**L1_TO_ACCOUNT, **MISSING}))
     _, run_id = file(svc)
