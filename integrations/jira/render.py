@@ -27,6 +27,13 @@ EVIDENCE = ("{expand:Full evidence, step by step}", "{expand}")
 # markup) and would turn the escape after it into a live `|`: it becomes the look-alike U+29F5.
 _SPECIAL = re.compile(r"([|{}\[\]!])")
 BACKSLASH = "\u29f5"
+# Text that begins like a block of markup (a heading, a quote, a list item, a rule) would be read as
+# one at the start of a paragraph: it is opened with an invisible U+200B, which the block's pattern
+# does not allow before it.
+_BLOCK = re.compile(r"(?:(?:h[1-6]|bq)\.|[*#-]+)(?:\s|$)|-{4}", re.I)
+START = "\u200b"
+# Control characters and bidirectional overrides are not passed on: each is shown as U+FFFD.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def marker_tag(marker: str) -> str:
@@ -36,9 +43,11 @@ def marker_tag(marker: str) -> str:
 
 def escape(text: str) -> str:
     """Any text (from a ticket, a person or an outside system) made inert inside wiki markup and
-    table cells: markup characters escaped, backslashes replaced, lines joined."""
-    text = " ".join(str(text).split()).replace("\\", BACKSLASH)
-    return _SPECIAL.sub(r"\\\1", text) or " "
+    table cells: markup characters escaped, backslashes replaced, lines joined, control characters
+    replaced, and a beginning that would open a block defused."""
+    text = _CONTROL.sub("\ufffd", " ".join(str(text).split()).replace("\\", BACKSLASH))
+    text = _SPECIAL.sub(r"\\\1", text) or " "
+    return START + text if _BLOCK.match(text) else text
 
 
 def _clip(text: str, size: int) -> str:

@@ -12,10 +12,10 @@ from sqlalchemy import select
 
 from bot.state.models import Prompt
 from bot.web.app import create_app
-from integrations.jira.render import marker_tag
+from integrations.jira.render import marker_tag, render
 from integrations.jira.settings import JiraSettings
 from integrations.jira.tickets import JiraTickets
-from integrations.tickets import Note, TicketRef
+from integrations.tickets import Note, StepRow, TicketRef
 from tests.fakes.adapters import scripted_registry
 from tests.fakes.jira import URL
 from tests.reliability.conftest import issue_event, jira_headers
@@ -81,3 +81,29 @@ def test_the_escalation_marker_too(jira) -> None:  # type: ignore[no-untyped-def
     ref = TicketRef(source="jira", key="VOIP-8", first_attempt=False)
     tickets.escalate(ref, 2, Note(heading="Escalated to level 2"), marker)
     assert any("Escalated" in c for c in jira.issue("VOIP-8").comments)
+
+
+BLOCKS = ("h1. URGENT: reset your password", "bq. quoted", "# one", "* two", "- three", "---- ", "H2. x")
+
+
+def test_text_that_begins_like_a_block_does_not_open_one_and_controls_are_not_passed_on() -> None:
+    """A desk agent's comment (or a ticket's words quoted in a paragraph or a step's cell) that
+    begins with `h1. `, `bq. `, a list's bullet or a rule stays a plain paragraph in Jira; a terminal
+    escape or a right-to-left override in it is shown as U+FFFD."""
+    rows = [
+        StepRow(step="s", title=text, level=1, outcome="found", summary=text, at="t", seconds=1.0)
+        for text in BLOCKS
+    ]
+    body = render(
+        Note(heading="Comment from Mallory", lines=[*BLOCKS, "a\x1b[2J b\u202eevil"], rows=rows), "m"
+    )
+    paragraphs = body.split("\n\n")
+    for text in BLOCKS:
+        assert "\u200b" + text.strip() in paragraphs
+    block = re.compile(r"(h[1-6]|bq)\.\s|[*#-]+\s|-{4}", re.I)
+    assert [line for line in body.splitlines() if block.match(line)] == ["h3. Comment from Mallory"]
+    cells = [cell for line in body.splitlines() if line[:1] == "|" != line[1:2] for cell in line.split("|")]
+    assert "\u200bh1. URGENT: reset your password" in cells and "\u200b* two" in cells
+    assert "a\ufffd\\[2J b\ufffdevil" in paragraphs
+    assert not re.search("[\x00-\x1f\u202e]", body.replace("\n", ""))
+    assert "we saw h1. and - lists" in render(Note(heading="h", lines=["we saw h1. and - lists"]), "m")
