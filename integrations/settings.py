@@ -56,6 +56,8 @@ class Section(BaseSettings):
 S = TypeVar("S", bound=Section)
 
 
+# A URL's user and password, not shown when a bad value is quoted back.
+_USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
 _LINE = re.compile(r"^\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*\s*=.*$")
 
 
@@ -164,6 +166,8 @@ def describe(exc: ValidationError, cls: type[BaseSettings]) -> str:
         name = (info.alias if info and info.alias else f"{prefix}{field}").upper()
         secret = info is not None and "SecretStr" in str(info.annotation)
         msg = err["msg"].removeprefix("Value error, ")
-        got = "" if secret or err["type"] == "missing" else f" (got {err['input']!r})"
+        given = err["input"]
+        shown = _USERINFO.sub("***@", given) if isinstance(given, str) else given
+        got = "" if secret or err["type"] == "missing" else f" (got {shown!r})"
         lines.append(f"{name}: {msg}{got}")
     return "\n".join(lines)

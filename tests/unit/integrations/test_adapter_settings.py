@@ -99,6 +99,22 @@ def test_bad_pbx_settings_name_the_variable(
         PbxAdapter.configure(Sections())
 
 
+def test_a_url_with_credentials_in_it_is_refused_without_showing_them(clean_env: pytest.MonkeyPatch) -> None:
+    """The URL is quoted in error messages (connection refused by ...), which reach tickets and logs."""
+    for name, value in {
+        "ARI_URL": "http://connbot:S3cretPW@pbx:8088",
+        "ARI_USERNAME": "u",
+        "ARI_PASSWORD": "p",
+    }.items():
+        clean_env.setenv(f"CONNBOT_{name}", value)
+    with pytest.raises(SettingsError) as caught:
+        PbxAdapter.configure(Sections())
+    assert str(caught.value) == (
+        "CONNBOT_ARI_URL: expected an http(s)://host[:port] URL without a user or password in it (the URL "
+        "is quoted in messages; give the credentials in their own settings) (got 'http://***@pbx:8088')"
+    )
+
+
 @pytest.mark.parametrize(
     "env, named",
     [
