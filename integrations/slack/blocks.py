@@ -46,6 +46,12 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def link(url: str, label: str) -> str:
+    """A mrkdwn link whose label cannot break out of it."""
+    url = url.replace("|", "%7C").replace("<", "%3C").replace(">", "%3E")
+    return f"<{url}|{escape(label).replace('|', '¦')}>"
+
+
 def clip(text: str, limit: int, marker: str = TRUNCATED) -> str:
     return text if len(text) <= limit else text[: limit - len(marker)].rstrip() + marker
 
@@ -87,7 +93,7 @@ def _found(view: PromptView) -> str:
 
 
 def _heading(view: PromptView) -> list[Block]:
-    key = f"<{view.ticket_url}|{escape(view.ticket_key)}>" if view.ticket_url else escape(view.ticket_key)
+    key = link(view.ticket_url, view.ticket_key) if view.ticket_url else escape(view.ticket_key)
     who = f" · user *{escape(view.user)}*" if view.user else ""
     what = "Approval needed" if view.kind == "approval" else "Question"
     return [
@@ -251,10 +257,9 @@ def _incident_lines(view: IncidentView) -> str:
         lines.append(f"Back: re-checking the users' apps ({view.closed_tickets} of {view.tickets} done).")
     if view.state == "closed":
         lines.append(f"Closed: {escape(view.summary)}")
-    links = [f"<{view.url}|incident page>"]
+    links = [link(view.url, "incident page")]
     if view.parent_key:
-        parent = escape(view.parent_key)
-        links.append(f"<{view.parent_url}|{parent}>" if view.parent_url else parent)
+        links.append(link(view.parent_url, view.parent_key) if view.parent_url else escape(view.parent_key))
     lines.append(" · ".join(links))
     return "\n".join(lines)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from integrations.slack.blocks import Block, clip, escape, section
+from integrations.slack.blocks import Block, clip, escape, link, section
 
 SHOWN = 20  # items of each list; the rest are counted
 
@@ -18,11 +18,6 @@ class HomeItem:
     ticket_key: str
     text: str
     url: str
-
-
-def link(url: str, label: str) -> str:
-    """A mrkdwn link whose label cannot break out of it."""
-    return f"<{url.replace('|', '%7C').replace('>', '%3E')}|{escape(label).replace('|', '¦')}>"
 
 
 def _items(title: str, items: list[HomeItem], empty: str) -> list[Block]:

@@ -25,10 +25,10 @@ from bot.runs.prompts import Via
 from bot.services import Services
 from bot.state.models import Incident, IncidentState, Prompt, PromptState, Run, RunState, Ticket
 from bot.web.views import run_label
-from integrations.slack.blocks import escape
+from integrations.slack.blocks import escape, link
 from integrations.slack.channel import SlackChannel
 from integrations.slack.client import quietly
-from integrations.slack.home import HomeItem, home_view, link
+from integrations.slack.home import HomeItem, home_view
 
 log = logging.getLogger(__name__)
 

@@ -97,6 +97,12 @@ def test_prompt_message_has_the_ticket_user_findings_question_and_one_button_per
     assert_within_limits(body)
 
 
+def test_a_ticket_link_cannot_be_broken_out_of_by_its_url_or_key():
+    """A key or URL from Jira (a signed webhook, but only its length checked) stays one link."""
+    _, body = blocks.prompt_message(make_view(ticket_key="K|<!here>", ticket_url="http://x/browse/K>|<!here"))
+    assert body[1]["text"]["text"].startswith("*<http://x/browse/K%3E%7C%3C!here|K¦&lt;!here&gt;>*")
+
+
 def test_no_detail_button_without_a_text_label_and_approvals_confirm():
     _, body = blocks.prompt_message(
         make_view(
