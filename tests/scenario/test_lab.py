@@ -100,15 +100,15 @@ EXPECTED: dict[str, tuple[dict[str, str], list[tuple[str, str]], tuple[str, int,
         "realtime_db_down",
     ),
     "logs_only": (
-        {"act_on_logs": "fixed"},
+        {"fix_cause": "fixed"},
         [
             ("check_database", "db_ok"),
             ("read_client_logs", "nat_keepalive"),
-            ("act_on_logs", "fixed"),
+            ("fix_cause", "fixed"),
             ("recheck_l2", "registered"),
         ],
         ("close", 2, "close_l2_fixed"),
-        "unknown",
+        "nat_keepalive",
     ),
     "nothing_found": (
         {},
@@ -271,8 +271,11 @@ def test_each_scenario_reaches_its_end_through_the_real_adapters(name, desk):
             answers
         )
         comments = "\n".join(c.body for c in run.ticket.comments)
-        named = run.facts.get(ASKED_CAUSE, {}).get("cause") or diagnose(rules_of(pb), run.facts)[0].id
+        asked_about = run.facts.get(ASKED_CAUSE, {})
+        named = asked_about.get("cause") or diagnose(rules_of(pb), run.facts)[0].id
         assert named == cause, " ".join(sorted(run.facts))
+    if kind == "close" and asked_about:  # the closing comment names what the fix was for
+        assert f"Cause: {asked_about['title']}." in comments
     assert f"Checked against PBX {name} (field lab_scenario is '{name}')." in comments
     secrets = svc.sections.environ
     for inst in svc.fleet.directory.instances:

@@ -341,7 +341,7 @@ def test_prompts_approvals_and_escalation_work_the_same_on_every_backend(backend
                 "pbx.compare_credentials": ["password_mismatch"],
                 "pbx.reset_password": ["updated_still_failing"],
                 **L2_PASSING,
-                "logs.classify": [observed("nat_keepalive", log_class="nat_keepalive")],
+                "logs.classify": [observed("max_contacts", log_class="max_contacts")],
                 "app.recheck": ["registered"],
             }
         ),

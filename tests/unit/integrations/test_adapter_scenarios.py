@@ -181,7 +181,7 @@ def test_only_the_client_logs_show_the_cause(ari: FakeAri, phone: Device, health
         "10:05:00.000 pjsua_core.c Error sending keep-alive packet: Network is unreachable",
     ]
     walk = Walk(healthy_sip)
-    assert walk.run() == "act_on_logs"
+    assert walk.run() == "fix_cause" and walk.cause and walk.cause.id == "nat_keepalive"
     assert [walk.outcome(s) for s in ("check_network", "check_asterisk", "check_database")] == [
         "ok",
         "up",

@@ -52,6 +52,11 @@ CORPUS = [
     # the network in front of the PBX: both fail
     ("server_path=tcp_timeout device_path=tcp_timeout", "server_network_fault"),
     ("server_path=sip_no_response", "server_network_fault"),
+    # a stopped SIP stack explains SIP's failure: the network is not blamed
+    ("server_path=sip_no_response sip_port=refuses ari=reachable pjsip=not_running", "sip_stack_down"),
+    # the client log alone names a NAT problem; the device's own test failing points elsewhere
+    ("server_path=ok device_path=ok log_class=nat_keepalive", "nat_keepalive"),
+    ("server_path=ok device_path=tcp_timeout log_class=nat_keepalive", "user_network_blocked"),
     ("server_path=unreachable device_path=unsupported", "server_network_fault"),
     # TLS trust
     ("server_path=tls_expired", "tls_trust"),
@@ -107,6 +112,17 @@ def test_the_corpus_is_large_enough() -> None:
 def test_leading_cause(facts: str, expected: str) -> None:
     causes = diagnosis.diagnose(RULES, findings(facts))
     assert causes[0].id == expected, [(c.id, c.confidence) for c in causes]
+
+
+def test_a_stopped_sip_stack_is_not_also_blamed_on_the_network() -> None:
+    """SIP fails because PJSIP does not run: the hand-over of a stopped SIP stack does not offer a
+    broken network in front of the PBX as a candidate; with PJSIP running it does."""
+    seen = "server_path=sip_no_response device_path=sip_no_response sip_port=refuses ari=reachable pjsip="
+    stopped = diagnosis.diagnose(RULES, findings(seen + "not_running"))
+    assert stopped[0].id == "sip_stack_down"
+    assert "server_network_fault" not in {c.id for c in stopped if c.confidence > 0}
+    running = diagnosis.diagnose(RULES, findings(seen + "running"))
+    assert any(c.id == "server_network_fault" and c.confidence > 0 for c in running)
 
 
 def test_every_shipped_rule_leads_in_some_row() -> None:

@@ -44,12 +44,17 @@ DOWN = (
 DOWN_STEPS = (
     f"{TO_ACCOUNT_STEPS} escalate_l2 check_network check_device_network check_asterisk diagnose_l2 fix_cause"
 )
-NAT = "read_client_logs.log_class=nat_keepalive"
+MAX = "read_client_logs.log_class=max_contacts"
 L3 = "escalate to level 3"
 # every failing result of the path checks, and every class of the log classifier but "nothing found"
 L2_OUTCOMES = tuple(o for o in PB.steps["check_network"].outcomes if o not in ("ok", "degraded"))
 LOG_CLASSES = tuple(o for o in PB.steps["read_client_logs"].outcomes if o != "none_found")
-RULED = ("tls_failure", "dns_failure", "db_backend")  # log classes a diagnosis rule alone makes a cause
+RULED = (
+    "tls_failure",
+    "dns_failure",
+    "db_backend",
+    "nat_keepalive",
+)  # log classes a diagnosis rule alone makes a cause
 NOT_REGISTERED = ("still_failing", "device_offline", "timeout", "ERROR")
 
 ROWS = [
@@ -411,7 +416,7 @@ ROWS = [
     ],
     *[
         (
-            f"{TO_LOGS} read_client_logs=nat_keepalive {NAT} act_on_logs={o}",
+            f"{TO_LOGS} read_client_logs=max_contacts {MAX} act_on_logs={o}",
             f"{TO_LOGS_STEPS} diagnose_logs act_on_logs escalate_l3",
             L3,
         )
@@ -419,7 +424,7 @@ ROWS = [
     ],
     # a fix the check does not confirm: the logs were read already, so level 3
     (
-        f"{TO_LOGS} read_client_logs=nat_keepalive {NAT} act_on_logs=fixed recheck_l2=still_failing",
+        f"{TO_LOGS} read_client_logs=max_contacts {MAX} act_on_logs=fixed recheck_l2=still_failing",
         f"{TO_LOGS_STEPS} diagnose_logs act_on_logs recheck_l2 escalate_l3",
         L3,
     ),
