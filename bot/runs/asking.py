@@ -19,7 +19,7 @@ from bot.runs.outbox import (
     prompt_effects,
 )
 from bot.runs.redact import redact
-from bot.runs.trail import has_customers, reporter_id
+from bot.runs.trail import has_customers, reporter_id, rows
 from bot.state import counters
 from bot.state.models import Prompt, PromptState, Run, RunState, Ticket
 from integrations.base import (
@@ -163,7 +163,9 @@ def _wait(s: Session, run: Run, prompt: Prompt) -> None:
 
 
 def _show(ctx: RunContext, s: Session, run: Run, prompt: Prompt, heading: str, reason: str) -> None:
-    """Store the prompt, make the run wait for it, post it in every channel and note it on the ticket."""
+    """Store the prompt, make the run wait for it, post it in every channel and note it on the ticket
+    with what the checks of its level found so far (the rows of earlier levels are on the ticket
+    already, in their escalation's comment)."""
     _wait(s, run, prompt)
     prompt_effects(s, run, prompt.id, ctx.channels, "post")
     note_effect(
@@ -178,6 +180,7 @@ def _show(ctx: RunContext, s: Session, run: Run, prompt: Prompt, heading: str, r
                 + ", ".join(label for _, label in prompt.options)
                 + ".",
             ],
+            rows=[row for row in rows(run) if row.level == prompt.level],
             next=f"The run waits for an answer until {prompt.expires_at:%Y-%m-%d %H:%M} UTC.",
         ),
     )

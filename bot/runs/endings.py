@@ -75,11 +75,12 @@ def _diagnosis(ctx: RunContext, run: Run) -> list[str]:
 
 def _fixed_cause(ctx: RunContext, run: Run) -> list[str]:
     """For a closing comment: the cause a person was asked about (what the fix was for), else the
-    diagnosis of the findings."""
+    leading cause of the findings, without what to do about it: that is done."""
     asked = run.facts.get(asking.ASKED_CAUSE)
-    if not isinstance(asked, dict):
-        return _diagnosis(ctx, run)
-    return [f"Cause: {asked['title']}. {asked['found']}."]
+    if isinstance(asked, dict):
+        return [f"Cause: {asked['title']}. {asked['found']}."]
+    lead = engine.leading(ctx.playbooks.of(run), run.facts)
+    return [f"Cause: {lead.title}. {lead.found()}."] if lead else []
 
 
 def end_run(ctx: RunContext, run: Run, kind: str, level: int | None, reason: str) -> None:

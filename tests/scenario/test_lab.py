@@ -340,7 +340,7 @@ QUESTIONS = {
     "realtime_db_down": ("fix_cause", ["database behind Asterisk", "Do not create accounts"]),
     "user_network_blocked": ("fix_cause", ["The user's network does not reach the PBX", "device's own test"]),
     "missing_auth_object": ("create_account", ["lacks auth 2014", "Create only the missing objects"]),
-    "unknown_extension": ("confirm_user", ["Nobody knows this user", "typo"]),
+    "unknown_extension": ("confirm_user", ["Neither the app backend nor the PBX has the user", "typo"]),
 }
 
 

@@ -352,6 +352,11 @@ def test_prompts_approvals_and_escalation_work_the_same_on_every_backend(backend
     assert answer(svc, approval.id, "approve", who="lead")
     human = open_prompt(svc, run_id)
     assert human.step == "act_on_logs" and human.level == 2
+    # the question's comment shows what this level's checks found (the logs' class among them);
+    # the first level's rows are on the ticket already, in the escalation's comment
+    asked = [c for c in load(svc, run_id)[2] if "Act on what the client logs show" in c]
+    assert len(asked) == 1 and "Go down into the client logs" in asked[0] and "max_contacts" in asked[0]
+    assert "Check the network" in asked[0] and "Check the client's connection status" not in asked[0]
     assert answer(svc, human.id, "fixed", who="l2-agent")
     run, steps, comments, ticket = load(svc, run_id)
     assert run.end_kind == "close" and ticket.status == "closed" and ticket.level == 2
@@ -497,8 +502,7 @@ def test_findings_accumulate_even_from_a_failed_step_and_the_question_carries_th
     assert (prompt.step, prompt.level) == ("fix_cause", 2)
     assert prompt.question == (
         "Asterisk on pbx1 does not answer: ARI refused connbot's connection; SIP pbx1:5061/tls refused "
-        "the connection; the user's device was refused too. Start or restart Asterisk on pbx1, then "
-        "answer Fixed."
+        "the connection; the user's device was refused too. Start or restart Asterisk on pbx1."
     )
 
 

@@ -76,7 +76,7 @@ def test_the_question_is_the_leading_causes_own_with_its_supporting_findings() -
     ask = engine.plan(PB, pos, lambda _a: True, facts=DOWN)
     assert isinstance(ask, engine.Ask) and ask.question == (
         "Asterisk on pbx1 does not answer: ARI refused connbot's connection; SIP pbx1:5061/tls refused "
-        "the connection. Start or restart Asterisk on pbx1, then answer Fixed."
+        "the connection. Start or restart Asterisk on pbx1."
     )
 
 
@@ -104,7 +104,7 @@ def test_the_approval_tells_plainly_that_nobody_knows_the_user() -> None:
     ask = engine.plan(PB, engine.enter(PB, "create", {}), lambda _a: True, facts=facts)
     assert isinstance(ask, engine.Ask) and ask.kind == "approval"
     assert (
-        "connbot's diagnosis: Nobody knows this user: neither the app backend nor the PBX has it"
+        "connbot's diagnosis: Neither the app backend nor the PBX has the user the ticket names"
         in ask.question
     )
 

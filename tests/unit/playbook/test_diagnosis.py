@@ -144,7 +144,7 @@ def test_a_cause_says_what_supports_and_contradicts_it_in_plain_words() -> None:
     )[0]
     assert lead.question() == (
         "Asterisk on pbx1 does not answer: ARI refused connbot's connection; SIP pbx1:5061/tls refused "
-        "the connection. Start or restart Asterisk on pbx1, then answer Fixed."
+        "the connection. Start or restart Asterisk on pbx1."
     )
 
 
@@ -190,7 +190,7 @@ causes:
     title: The SBC blocks the user
     level: 2
     says: The session border controller drops the user's packets
-    fix: Whitelist the user's network on the SBC, then answer Fixed.
+    fix: Whitelist the user's network on the SBC.
     support:
       - {when: {server_path: ok, device_path: tcp_timeout}, weight: 1, note: "only the device times out"}
 """,
