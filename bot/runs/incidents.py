@@ -7,7 +7,9 @@ health check of an instance finds one (`bot.runs.recovery`); or when `IncidentPo
 tickets of one instance report the same app error within the window. At most one is open per
 instance and cause. A run of that instance joins the open incident instead of taking its next step:
 one comment on its ticket, no checks against the failing PBX, no question of its own; it is held
-until the incident's recovery re-checks its app (`bot.runs.recovery`).
+until the incident's recovery re-checks its app (`bot.runs.recovery`). A run that an incident a
+person dismissed ("not a PBX problem") sent back never joins an incident of that PBX and cause
+again: it goes on its own way, with people's answers to its questions.
 
 `check` and `confirm` talk to the PBX and run outside any transaction; everything else runs inside
 the caller's.
@@ -21,14 +23,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import distinct, func, select, update
+from sqlalchemy import distinct, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.runs.context import RunContext
 from bot.runs.outbox import IncidentJoin, add_effect, customer_reply
 from bot.runs.redact import redact_facts
-from bot.state.models import Incident, IncidentState, Run, RunState, Ticket
+from bot.state.models import Incident, IncidentRun, IncidentState, Run, RunState, Ticket
 from integrations.base import ActionInput, AdapterError
 from integrations.tickets import Note
 from playbook.diagnosis import Cause, diagnose
@@ -104,14 +106,22 @@ def incident_cause(ctx: RunContext, facts: Mapping[str, Any]) -> Cause | None:
     return lead if lead.incident else None
 
 
-def open_for(s: Session, pbx: str) -> Incident | None:
-    """The instance's open incident (the oldest, if several causes are open)."""
-    return s.scalars(
-        select(Incident)
-        .where(Incident.pbx == pbx, Incident.state == IncidentState.OPEN)
-        .order_by(Incident.id)
-        .limit(1)
-    ).first()
+def _may_join(pbx: str, run: str) -> str:
+    """SQL saying whether the `incidents` row is an open incident of the instance `pbx` that the run
+    `run` may join: not one of the PBX and cause of an incident the run was in that a person dismissed."""
+    return (
+        f"incidents.state = '{IncidentState.OPEN.value}' AND incidents.pbx = {pbx} "
+        "AND NOT EXISTS (SELECT 1 FROM incident_runs "
+        "JOIN incidents AS dismissed ON dismissed.id = incident_runs.incident_id "
+        f"WHERE incident_runs.run_id = {run} AND dismissed.dismissed_by IS NOT NULL "
+        "AND dismissed.pbx = incidents.pbx AND dismissed.cause = incidents.cause)"
+    )
+
+
+def open_for(s: Session, pbx: str, run_id: int) -> Incident | None:
+    """The instance's open incident the run may join (the oldest, if several causes are open)."""
+    may_join = text(_may_join(":pbx", ":run_id")).bindparams(pbx=pbx, run_id=run_id)
+    return s.scalars(select(Incident).where(may_join).order_by(Incident.id).limit(1)).first()
 
 
 def open_incident(
@@ -171,6 +181,7 @@ def join(ctx: RunContext, s: Session, run: Run, inc: Incident, lines: list[str] 
     s.execute(update(Incident).where(Incident.id == inc.id).values(version=Incident.version + 1))
     s.refresh(inc)
     run.incident_id, run.state = inc.id, RunState.HELD
+    s.add(IncidentRun(incident_id=inc.id, run_id=run.id))
     since = f"{inc.opened_at:%Y-%m-%d %H:%M} UTC"
     joined(
         s,
@@ -203,27 +214,21 @@ def joined(s: Session, run: Run, inc: Incident, note: Note | None, what: str = "
     )
 
 
-def _open_of(ctx: RunContext, s: Session, run: Run) -> Incident | None:
-    pbx = instance_of(ctx, run) if ctx.incidents.enabled else None
-    return open_for(s, pbx) if pbx is not None else None
-
-
 def open_sql(ctx: RunContext) -> str:
-    """SQL saying whether the `runs` row's instance has an open incident (that the run should join
-    before its next step), for the statements that take and write a run (written out: it goes into
+    """SQL saying whether the `runs` row's instance has an open incident that the run may join (before
+    its next step), for the statements that take and write a run (written out: it goes into
     RETURNING clauses, whose columns SQLAlchemy renders unqualified)."""
     if not ctx.incidents.enabled:
         return "1 = 0"
     pbx = "''" if ctx.directory is None else "runs.pbx"  # `instance_of`: NULL has none
-    return (
-        f"EXISTS (SELECT 1 FROM incidents WHERE incidents.state = '{IncidentState.OPEN.value}' "
-        f"AND incidents.pbx = {pbx})"
-    )
+    return f"EXISTS (SELECT 1 FROM incidents WHERE {_may_join(pbx, 'runs.id')})"
 
 
 def hold_if_open(ctx: RunContext, s: Session, run: Run, lines: list[str] | None = None) -> bool:
-    """Join the run's instance's open incident, if there is one (its comment starting with `lines`)."""
-    inc = _open_of(ctx, s, run)
+    """Join the open incident of the run's instance that it may join, if there is one (its comment
+    starting with `lines`); not one already recovering (its tickets are being released)."""
+    pbx = instance_of(ctx, run) if ctx.incidents.enabled else None
+    inc = open_for(s, pbx, run.id) if pbx is not None else None
     if inc is None:
         return False
     join(ctx, s, run, inc, lines)
@@ -243,7 +248,7 @@ def confirm(ctx: RunContext, run: Run, facts: Mapping[str, Any]) -> Health | Non
     if before is not None and before.id == cause.id:
         return None  # checked when it first led
     with ctx.store.tx() as s:
-        if open_for(s, pbx) is not None:
+        if open_for(s, pbx, run.id) is not None:
             return None  # the run joins it
     return check(ctx, pbx)
 
@@ -272,15 +277,15 @@ def detect(
     if health is not None:
         run.facts = {**run.facts, **health.facts}  # the PBX's own check is newer evidence
     if cause is not None:
-        inc = open_for(s, pbx)
         found = f"the findings of ticket {run.ticket.key}"
-        if inc is None and health is not None and health.cause is not None:
-            c = health.cause
-            confirmed = f"{found}, confirmed by a check of {where(pbx)}"
-            inc = open_incident(ctx, s, pbx, c.id, c.title, c.found(), health.facts, confirmed)
-        elif inc is None and health is not None and not health.known:
-            inc = open_incident(ctx, s, pbx, cause.id, cause.title, cause.found(), facts, found)
-        return inc is not None and _join_open(ctx, s, run, inc)
+        if health is not None and open_for(s, pbx, run.id) is None:
+            if health.cause is not None:
+                c = health.cause
+                confirmed = f"{found}, confirmed by a check of {where(pbx)}"
+                open_incident(ctx, s, pbx, c.id, c.title, c.found(), health.facts, confirmed)
+            elif not health.known:
+                open_incident(ctx, s, pbx, cause.id, cause.title, cause.found(), facts, found)
+        return hold_if_open(ctx, s, run)
     error = facts.get(ERROR_FINDING)
     if not isinstance(error, str) or error == NO_ERROR or run.error_class is not None:
         return False
@@ -299,7 +304,7 @@ def detect(
     if (count or 0) < policy.threshold:
         return False
     minutes = policy.window.total_seconds() / 60
-    inc = open_incident(
+    open_incident(
         ctx,
         s,
         pbx,
@@ -309,15 +314,7 @@ def detect(
         facts,
         f"{count} tickets with the app error '{run.error_class}' within {minutes:g} min",
     )
-    return _join_open(ctx, s, run, inc)
-
-
-def _join_open(ctx: RunContext, s: Session, run: Run, inc: Incident) -> bool:
-    """Join the incident unless it is already recovering (its tickets are being released)."""
-    if inc.state != IncidentState.OPEN:
-        return False
-    join(ctx, s, run, inc)
-    return True
+    return hold_if_open(ctx, s, run)
 
 
 def locked(ctx: RunContext, s: Session, incident_id: int) -> Incident:
@@ -330,11 +327,13 @@ def locked(ctx: RunContext, s: Session, incident_id: int) -> Incident:
 
 
 def counts(s: Session, incident_id: int) -> tuple[int, int, int]:
-    """(tickets, distinct users, tickets closed by the incident's recovery) of an incident."""
+    """(tickets, distinct users, tickets closed by the incident's recovery) of an incident: every
+    ticket that joined it, also those it released that joined a later one."""
     tickets, users = s.execute(
         select(func.count(Run.id), func.count(distinct(func.coalesce(Ticket.user_ref, Ticket.reporter))))
+        .join(IncidentRun, IncidentRun.run_id == Run.id)
         .join(Ticket, Ticket.id == Run.ticket_id)
-        .where(Run.incident_id == incident_id)
+        .where(IncidentRun.incident_id == incident_id)
     ).one()
     closed = s.scalar(
         select(func.count(Run.id)).where(

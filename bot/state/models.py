@@ -219,8 +219,8 @@ class Run(Base):
     end_reason: Mapped[str] = mapped_column(Text, default="")
     pbx: Mapped[str | None] = mapped_column(String(64))
     pbx_reason: Mapped[str] = mapped_column(Text, default="")
-    # The incident the run joined (kept after it is released: the incident's children), and the
-    # class of the error the app reported (counted for the incident threshold).
+    # The incident that holds the run, or last held it (every incident it joined: `IncidentRun`),
+    # and the class of the error the app reported (counted for the incident threshold).
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
     error_class: Mapped[str | None] = mapped_column(String(32))
     lease_owner: Mapped[str | None] = mapped_column(String(64))
@@ -378,6 +378,16 @@ class Incident(Base):
     close_reason: Mapped[str] = mapped_column(Text, default="")
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[dt.datetime | None] = mapped_column()
+
+
+class IncidentRun(Base):
+    """A run that joined an incident: the incident's tickets, kept after they are released (a ticket
+    may join a later incident too)."""
+
+    __tablename__ = "incident_runs"
+
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), primary_key=True, index=True)
 
 
 class Effect(Base):

@@ -29,6 +29,7 @@ from bot.state.models import (
     EffectState,
     Event,
     Incident,
+    IncidentRun,
     IncidentState,
     Prompt,
     PromptState,
@@ -150,8 +151,8 @@ class StoreCollector(Collector):
             for state in IncidentState:
                 states.add_metric([state], by_state.get(state, 0))
             joined = (
-                select(Incident.id, Incident.pbx, func.count(Run.id))
-                .join(Run, Run.incident_id == Incident.id)
+                select(Incident.id, Incident.pbx, func.count(IncidentRun.run_id))
+                .join(IncidentRun, IncidentRun.incident_id == Incident.id)
                 .where(Incident.state != IncidentState.CLOSED)
                 .group_by(Incident.id, Incident.pbx)
             )

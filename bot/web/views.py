@@ -15,6 +15,7 @@ from bot.state.models import (
     EffectState,
     Event,
     Incident,
+    IncidentRun,
     IncidentState,
     OperatorAction,
     Prompt,
@@ -248,7 +249,12 @@ def incident_dict(s: Session, inc: Incident, children: bool = False) -> dict[str
         "closed_tickets": closed,
     }
     if children:
-        runs = s.scalars(select(Run).where(Run.incident_id == inc.id).order_by(Run.id))
+        runs = s.scalars(
+            select(Run)
+            .join(IncidentRun, IncidentRun.run_id == Run.id)
+            .where(IncidentRun.incident_id == inc.id)
+            .order_by(Run.id)
+        )
         data["children"] = [
             {
                 "run": r.id,

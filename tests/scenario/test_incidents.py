@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import responses
 from click.testing import CliRunner
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import selectinload
 
 from bot.cli.main import main
@@ -595,3 +595,82 @@ def test_a_question_answered_after_an_incident_opened_joins_it_before_any_check(
         (identify.STEP, "auto"),  # the look-up by e-mail, before the question
         (identify.STEP, "human"),
     ], "no check of its own after the answer"
+
+
+DB_DOWN = "database_down"
+
+
+def sent_back(world: World) -> tuple[int, Incident, str]:
+    """A ticket of an incident a person dismissed, back on its own way: its playbook's question asks
+    level 2 to fix the cause. Its run, the dismissed incident and the open question's id."""
+    world.work()  # the periodic check opens the incident before any ticket
+    run_id = world.file(DB_DOWN, 0)
+    world.work()
+    (dismissed,) = world.incidents()
+    assert world.run(run_id).incident_id == dismissed.id
+    world.click(dismissed.id, "dismiss", "W222")
+    world.work(sweeps=2)
+    with world.svc.store.tx() as s:
+        prompt = prompts.open_for(s, s.get(Run, run_id))
+        assert prompt is not None and prompt.step == "fix_cause" and prompt.state == "open"
+        return run_id, dismissed, prompt.id
+
+
+def check_again(world: World) -> Incident:
+    """The periodic check, due at once (rather than in a minute): the incident it opens."""
+    with world.svc.store.tx() as s:
+        s.execute(update(PbxHealth).values(due_at=None))
+    world.work()
+    return world.incidents()[-1]
+
+
+def answer(world: World, prompt_id: str, choice: str) -> None:
+    with world.svc.store.tx() as s:
+        prompts.answer_prompt(world.svc.context, s, prompt_id, choice, None, "carol", prompts.Via.DESK)
+    world.work()
+
+
+def test_a_ticket_sent_back_by_not_a_pbx_problem_is_not_taken_by_the_same_fault_opened_again(make_world):
+    """The periodic check finds the fault a person dismissed and opens it as a new incident: the
+    ticket sent back, whose question a person is working on, does not join it; their *Fixed* leads to
+    connbot's own re-check of the ticket."""
+    world = make_world({DB_DOWN: 1}, health_check_seconds=60)
+    run_id, dismissed, prompt_id = sent_back(world)
+    reopened = check_again(world)
+    assert (reopened.id, reopened.cause, reopened.state) == (2, "realtime_db_down", "open")
+    assert reopened.opened_by == "the periodic health check"
+    assert world.run(run_id).state == "waiting"  # its question stays the person's
+
+    world.lab.repair(DB_DOWN)
+    answer(world, prompt_id, "fixed")
+    run = world.run(run_id)
+    assert [(r.step, r.outcome) for r in run.steps][-3:] == [
+        ("fix_cause", "fixed"),
+        ("recheck_l2", "registered"),  # carol's Fixed, checked by connbot
+        ("close_l2_fixed", "closed"),
+    ]
+    assert (run.end_kind, run.ticket.status, run.incident_id) == ("close", "closed", dismissed.id)
+    assert run.ticket.comments[-1].body.startswith("Closed: Close - fixed at the second level")
+    assert not any("Part of incident 2" in c.body for c in run.ticket.comments)
+    assert world.web.get("/api/incidents/2").get_json()["tickets"] == 0
+
+
+def test_a_dismissed_incident_still_lists_the_tickets_it_sent_back(make_world):
+    """A ticket sent back by *Not a PBX problem* joins a later incident of another fault of its PBX
+    (Asterisk stops too): the dismissed incident still lists it, as its summary counts it."""
+    world = make_world({DB_DOWN: 1}, health_check_seconds=60)
+    run_id, dismissed, prompt_id = sent_back(world)
+    world.lab.instances[DB_DOWN].pbx.stop()
+    later = check_again(world)
+    assert (later.id, later.cause) == (2, "asterisk_down")
+    answer(world, prompt_id, "fixed")
+    run = world.run(run_id)
+    assert (run.state, run.incident_id) == ("held", later.id)  # a new fault: it joins that one
+
+    shown = world.web.get(f"/api/incidents/{dismissed.id}").get_json()
+    assert shown["summary"] == "W222 said it is not a PBX problem; 1 ticket(s) are checked on their own."
+    assert (shown["tickets"], shown["users"]) == (1, 1)
+    assert [(c["run"], c["ticket"]) for c in shown["children"]] == [(run_id, run.ticket.key)]
+    page = world.web.get(f"/incidents/{dismissed.id}").get_data(as_text=True)
+    assert run.ticket.key in page and "No ticket has joined yet." not in page
+    assert world.web.get(f"/api/incidents/{later.id}").get_json()["tickets"] == 1
