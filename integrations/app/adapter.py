@@ -41,6 +41,14 @@ _RECHECKED = {
     m.ReconnectOutcome.DEVICE_OFFLINE: m.RecheckOutcome.DEVICE_OFFLINE,
     m.ReconnectOutcome.TIMEOUT: m.RecheckOutcome.TIMEOUT,
 }
+# each registration state as the predicate of "The app on device X ..."
+REGISTRATION = {
+    m.StatusOutcome.REGISTERED: "is registered",
+    m.StatusOutcome.REGISTERING: "is registering",
+    m.StatusOutcome.UNREGISTERED: "is not registered",
+    m.StatusOutcome.FAILED: "failed to register",
+    m.StatusOutcome.UNKNOWN: "does not say whether it is registered",
+}
 # what each checked setting is called in the capabilities' `config_write` list
 WRITE_KEYS = {
     "host": "server",
@@ -134,7 +142,7 @@ class AppAdapter(Adapter):
         )
         err = (reg.get("last_error") or {}).get("message")
         summary = (
-            f"The app on device {device} is {outcome.value}{where}"
+            f"The app on device {device} {REGISTRATION[outcome]}{where}"
             + (f"; last error: {err}" if err and outcome != m.StatusOutcome.REGISTERED else "")
             + "."
         )
@@ -431,11 +439,15 @@ def network_verdict(end: ActionEnd) -> tuple[m.NetworkTestOutcome, str]:
         )
     for tcp in res.get("tcp") or []:
         if isinstance(tcp, dict) and not tcp.get("ok"):
-            kind = {"connection_refused": out.TCP_REFUSED, "timeout": out.TCP_TIMEOUT}.get(
-                str(tcp.get("error")), out.UNREACHABLE
-            )
-            what = kind.value.replace("_", " ")
-            return kind, f"From the user's device, TCP port {tcp.get('port')} of {host}: {what}."
+            port = tcp.get("port")
+            if tcp.get("error") == "connection_refused":
+                return out.TCP_REFUSED, _refused(host, f"on TCP port {port}")
+            if tcp.get("error") == "timeout":
+                return out.TCP_TIMEOUT, (
+                    f"From the user's device, TCP port {port} of {host} does not answer "
+                    "(connection timed out)."
+                )
+            return out.UNREACHABLE, f"From the user's device, {host} cannot be reached on TCP port {port}."
     tls: dict[str, Any] = _dict(res.get("tls"))
     if tls and not tls.get("ok"):
         err = str(tls.get("verify_error") or "").lower()
@@ -453,7 +465,7 @@ def network_verdict(end: ActionEnd) -> tuple[m.NetworkTestOutcome, str]:
     if not sip.get("status_line"):
         if sip.get("error") == "connection_refused":
             kind = out.UNREACHABLE if sip.get("transport") == "udp" else out.TCP_REFUSED
-            return kind, f"From the user's device, {host} refuses SIP ({sip.get('transport')})."
+            return kind, _refused(host, f"for SIP over {str(sip.get('transport')).upper()}")
         return out.SIP_NO_RESPONSE, f"From the user's device, {host} does not answer SIP OPTIONS."
     rtt = _dict(sip.get("rtt_ms"))
     return (
@@ -461,6 +473,12 @@ def network_verdict(end: ActionEnd) -> tuple[m.NetworkTestOutcome, str]:
         f"From the user's device, {host} answers SIP ({str(sip['status_line'])[:60]}) in "
         f"{rtt.get('avg', '?')} ms, {sip.get('loss_pct', '?')} % loss.",
     )
+
+
+def _refused(host: str, where: str) -> str:
+    """A refusal proves the host was reached: TCP refused the connection, or UDP got ICMP port
+    unreachable."""
+    return f"From the user's device, {host} is reached, but nothing listens {where}: connection refused."
 
 
 def _dict(value: Any) -> dict[str, Any]:

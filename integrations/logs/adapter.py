@@ -28,6 +28,22 @@ from integrations.logs.client import SUCCESS, Signature, classify, load_catalogu
 from integrations.logs.settings import LogsSettings
 from integrations.settings import Sections
 
+# what a log shows of each failure class, as the object of "The client log shows ..."
+SHOWS = {
+    m.LogClass.AUTH_FAILURE: "authentication failing",
+    m.LogClass.UNKNOWN_USER: "the PBX not knowing the user",
+    m.LogClass.FORBIDDEN: "registration forbidden",
+    m.LogClass.MAX_CONTACTS: "the account's contact limit reached",
+    m.LogClass.TIMEOUT_NO_RESPONSE: "registration timing out with no answer",
+    m.LogClass.TRANSPORT_REFUSED: "the connection refused",
+    m.LogClass.SERVER_UNAVAILABLE: "the server unavailable",
+    m.LogClass.TLS_FAILURE: "TLS failing",
+    m.LogClass.DNS_FAILURE: "name resolution (DNS) failing",
+    m.LogClass.NAT_KEEPALIVE: "the contact lost between keep-alives (NAT)",
+    m.LogClass.CONFIG_ERROR: "a configuration error",
+    m.LogClass.DB_BACKEND: "database errors",
+}
+
 
 class LogsAdapter(Adapter):
     name = "logs"
@@ -97,8 +113,8 @@ class LogsAdapter(Adapter):
         if matches[-1].cls == SUCCESS:
             return result(
                 m.LogClass.NONE_FOUND,
-                f"The log ends with a successful registration (line {matches[-1].line_no}); earlier failures "
-                f"({last.cls}) are over.",
+                f"The log ends with a successful registration (line {matches[-1].line_no}); what it showed "
+                f"before ({SHOWS[m.LogClass(last.cls)]}) is over.",
                 **evidence,
             ).found(log_class="none_found")
         evidence["class_counts"] = {
@@ -106,6 +122,6 @@ class LogsAdapter(Adapter):
         }
         return result(
             m.LogClass(last.cls),
-            f"Client log shows {last.cls.replace('_', ' ')}: {last.line[:200]}",
+            f"The client log shows {SHOWS[m.LogClass(last.cls)]}: {last.line[:200]}",
             **evidence,
         ).found(log_class=last.cls)

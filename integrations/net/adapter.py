@@ -103,11 +103,7 @@ class NetAdapter(Adapter):
             )
 
         def failed(p: probes.Probe) -> ActionResult:
-            return finish(
-                m.PathOutcome(p.outcome),
-                f"Network path broken at {p.probe} to {p.target}: "
-                f"{p.outcome.replace('_', ' ')} ({p.detail}).",
-            )
+            return finish(m.PathOutcome(p.outcome), _said(p))
 
         if not probes.is_ip(host):
             done.append(probes.resolve(host, port))
@@ -170,10 +166,36 @@ class NetAdapter(Adapter):
         )
 
 
+TLS_FAULT = {
+    m.PathOutcome.TLS_EXPIRED.value: "its certificate has expired",
+    m.PathOutcome.TLS_UNTRUSTED.value: "its certificate is not trusted",
+    m.PathOutcome.TLS_HOSTNAME_MISMATCH.value: "its certificate is for another name",
+    m.PathOutcome.TLS_HANDSHAKE_FAILED.value: "the handshake fails",
+}
+
+
+def _said(p: probes.Probe) -> str:
+    """What a failed probe shows, in one sentence: a refusal proves the host was reached."""
+    if p.outcome == m.PathOutcome.DNS_FAILURE.value:
+        return f"The PBX's name {p.target} does not resolve ({p.detail})."
+    if p.outcome in TLS_FAULT:
+        return f"TLS to {p.target} fails: {TLS_FAULT[p.outcome]} ({p.detail})."
+    host, port = p.target.rsplit(":", 1)
+    number, _, transport = port.partition("/")
+    role = "ARI" if p.probe == "tcp_ari" else "TLS" if p.probe == "tls" else "SIP"
+    where = f"its {role} port {number} ({(transport or 'tcp').upper()})"
+    if p.refused:
+        icmp = " (ICMP port unreachable)" if p.data.get("icmp") else ""
+        return f"The PBX host {host} is reached, but nothing listens on {where}: connection refused{icmp}."
+    if p.outcome == m.PathOutcome.TCP_TIMEOUT.value:
+        return f"The PBX host {host} does not answer on {where}: the connection timed out."
+    if p.outcome == m.PathOutcome.SIP_NO_RESPONSE.value:
+        return f"The PBX host {host} does not answer SIP OPTIONS on {where}: {p.detail}."
+    return f"connbot cannot reach the PBX host {host} on {where}: {p.detail}."
+
+
 SIP_PORT = {
     m.PathOutcome.OK.value: "answers",
-    m.PathOutcome.TCP_REFUSED.value: "refuses",
-    m.PathOutcome.UNREACHABLE.value: "refuses",
     m.PathOutcome.TCP_TIMEOUT.value: "silent",
     m.PathOutcome.SIP_NO_RESPONSE.value: "silent",
 }
@@ -181,13 +203,14 @@ SIP_PORT = {
 
 def _seen(done: list[probes.Probe], transport: str) -> dict[str, Any]:
     """What the probes say about the SIP port over its transport (the last probe of it) and a
-    refused ARI port."""
+    refused ARI port. No route to the host says nothing about the port."""
     seen: dict[str, Any] = {}
     for p in done:
-        if p.probe in ("tcp_sip", f"sip_options_{transport}") and p.outcome in SIP_PORT:
+        state = "refuses" if p.refused else SIP_PORT.get(p.outcome)
+        if p.probe in ("tcp_sip", f"sip_options_{transport}") and state:
             if p.probe == "tcp_sip" and p.ok:
                 continue  # a TCP connect proves the port listens, not that SIP answers
-            seen["sip_port"] = SIP_PORT[p.outcome]
-        if p.probe == "tcp_ari" and p.outcome == m.PathOutcome.TCP_REFUSED.value:
+            seen["sip_port"] = state
+        if p.probe == "tcp_ari" and p.refused:
             seen["ari"] = "refused"
     return seen

@@ -40,6 +40,12 @@ class Probe:
     def ok(self) -> bool:
         return self.outcome == P.OK.value
 
+    @property
+    def refused(self) -> bool:
+        """The host answered that nothing listens on the port: TCP refused the connection, or UDP got
+        ICMP port unreachable (outcome `unreachable`, which otherwise means no route to the host)."""
+        return self.outcome == P.TCP_REFUSED.value or self.data.get("icmp") == "port_unreachable"
+
     def evidence(self) -> dict[str, Any]:
         out = asdict(self)
         out["ok"] = self.ok
@@ -268,10 +274,15 @@ def sip_options(
     except TimeoutError:
         return Probe(label, target, P.SIP_NO_RESPONSE.value, f"no answer within {timeout:g} s", None)
     except ConnectionRefusedError:
-        what = "ICMP port unreachable: nothing listens on UDP" if transport == "udp" else "connection refused"
-        return Probe(
-            label, target, (P.UNREACHABLE if transport == "udp" else P.TCP_REFUSED).value, what, None
-        )
+        if transport == "udp":
+            return Probe(
+                label,
+                target,
+                P.UNREACHABLE.value,
+                "ICMP port unreachable: nothing listens on UDP",
+                data={"icmp": "port_unreachable"},
+            )
+        return Probe(label, target, P.TCP_REFUSED.value, "connection refused")
     except ssl.SSLError as exc:
         return Probe(label, target, P.TLS_HANDSHAKE_FAILED.value, str(exc.reason or exc), None)
     except OSError as exc:

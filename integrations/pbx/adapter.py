@@ -60,6 +60,16 @@ def _ids(value: str | None) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
+def _and(items: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return f"{', '.join(items[:-1])} and {items[-1]}" if len(items) > 1 else items[0]
+
+
+def _are_not(names: list[str], state: str) -> str:
+    """'a is not running', 'a and b are not running'."""
+    return f"{_and(names)} {'are' if len(names) > 1 else 'is'} not {state}"
+
+
 class PbxAdapter(Adapter):
     name = "pbx"
 
@@ -172,7 +182,7 @@ class PbxAdapter(Adapter):
         if missing:
             return result(
                 m.AccountOutcome.INCOMPLETE,
-                f"Account {user} is incomplete on the PBX: its endpoint lacks {', '.join(missing)}.",
+                f"Account {user} is incomplete on the PBX: its endpoint lacks {_and(missing)}.",
                 **evidence,
             ).found(**seen, account="incomplete", account_missing=missing)
         return result(
@@ -244,7 +254,7 @@ class PbxAdapter(Adapter):
         summary = (
             f"Created account {user} on the PBX (auth, AOR, endpoint; context {s.pbx_context})"
             if existing is None
-            else f"Repaired account {user} on the PBX: created only its missing {', '.join(created)}"
+            else f"Repaired account {user} on the PBX: created only its missing {_and(created)}"
         )
         if new_auth:
             summary += (
@@ -499,13 +509,13 @@ class PbxAdapter(Adapter):
         if not_running:
             return result(
                 m.HealthOutcome.MODULE_NOT_RUNNING,
-                f"Asterisk answers but {', '.join(not_running)} is not running.",
+                f"Asterisk answers but {_are_not(not_running, 'running')}.",
                 **evidence,
             ).found(**seen, pjsip="not_running", pjsip_stopped=not_running)
         if not_loaded:
             return result(
                 m.HealthOutcome.MODULE_MISSING,
-                f"Asterisk answers but {', '.join(not_loaded)} is not loaded.",
+                f"Asterisk answers but {_are_not(not_loaded, 'loaded')}.",
                 **evidence,
             ).found(**seen, pjsip="missing", pjsip_stopped=not_loaded)
         return result(
@@ -569,7 +579,7 @@ class PbxAdapter(Adapter):
         if stopped:
             return result(
                 out.ASTERISK_DB_LINK_DOWN,
-                f"Asterisk's database link is down: {', '.join(stopped)} is not running.",
+                f"Asterisk's database link is down: {_are_not(stopped, 'running')}.",
                 **evidence,
             ).found(**seen, realtime_db="link_down")
         if inp.user:
@@ -606,10 +616,18 @@ class PbxAdapter(Adapter):
                     f"(threshold {slow_ms:.0f} ms).",
                     **evidence,
                 ).found(**seen, realtime_db="slow")
-        where = f"answers in {evidence['latency_ms']:.0f} ms and " if self.db is not None else ""
-        lookup = f"; looking up {inp.user} took {evidence['lookup_ms']:.0f} ms" if inp.user else ""
+        said = (
+            [f"The realtime database answers in {evidence['latency_ms']:.0f} ms"]
+            if self.db is not None
+            else []
+        )
+        said.append(
+            f"Asterisk's link to {'it' if said else 'the realtime database'} ({', '.join(realtime)}) is up"
+        )
+        if inp.user:
+            said.append(f"looking up {inp.user} took {evidence['lookup_ms']:.0f} ms")
         return result(
             out.DB_OK,
-            f"The realtime database {where}Asterisk's link to it ({', '.join(realtime)}) is up{lookup}.",
+            f"{_and(said)}.",
             **evidence,
         ).found(**seen, realtime_db="ok")

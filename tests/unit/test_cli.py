@@ -107,7 +107,7 @@ def test_playbook_simulate_prints_the_path_and_the_end():
 def test_runs_list_and_show(make_services, settings, monkeypatch):
     status = ActionResult(
         outcome="failed",
-        summary="The app on device d1 is failed; last error: 408 Request Timeout.",
+        summary="The app on device d1 failed to register; last error: 408 Request Timeout.",
         facts={"device_id": "d1", "registration": "failed", "registration_error": "timeout"},
     )
     reconnected = ActionResult(
@@ -156,7 +156,7 @@ def test_runs_show_says_what_speaks_against_the_leading_cause_and_names_the_othe
 ):
     status = ActionResult(
         outcome="failed",
-        summary="The app on device d2 is failed; last error: 401 Unauthorized.",
+        summary="The app on device d2 failed to register; last error: 401 Unauthorized.",
         facts={"credentials": "password_mismatch", "log_class": "auth_failure", "account": "missing"},
     )
     svc = make_services(

@@ -478,7 +478,10 @@ def test_findings_accumulate_even_from_a_failed_step_and_the_question_carries_th
                 "net.check_path": [
                     ActionResult(
                         outcome="tcp_refused",
-                        summary="Network path broken at tcp_sip to pbx1:5061: tcp refused.",
+                        summary=(
+                            "The PBX host pbx1 is reached, but nothing listens on its SIP port 5061 (TCP): "
+                            "connection refused."
+                        ),
                         facts={
                             "server_path": "tcp_refused",
                             "sip_port": "refuses",

@@ -143,7 +143,7 @@ def test_the_run_page_shows_evidence_and_findings_as_tables_and_the_diagnosis_in
 ):
     status = ActionResult(
         outcome="failed",
-        summary="The app on device d1 is failed.",
+        summary="The app on device d1 failed to register.",
         evidence={"device_id": "d1", "registrar": {"host": "pbx1", "port": 5061}},
         facts={
             "device_id": "d1",

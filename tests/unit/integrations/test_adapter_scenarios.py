@@ -23,6 +23,7 @@ from playbook import engine
 from playbook.diagnosis import Cause
 from playbook.loader import load
 from simulators.app_api import Device
+from simulators.sip import SipPort
 from tests.fakes.sip import sip_responder
 
 ALL = ("app", "pbx", "net", "logs")
@@ -145,12 +146,41 @@ def _still_failing(phone: Device, sip_port: int) -> None:
 
 
 def test_network_path_broken(ari: FakeAri, phone: Device) -> None:
+    """A broken path is silence: the SIP port gets the OPTIONS and nothing comes back, no ICMP."""
+    with SipPort(None) as silent:
+        _still_failing(phone, silent.port)
+        walk = Walk(silent.port)
+        assert walk.run() == "fix_cause" and walk.cause and walk.cause.id == "server_network_fault"
+    assert walk.outcome("compare_password") == "match" and walk.outcome("check_network") == "sip_no_response"
+    assert walk.summary("check_network") == (
+        f"The PBX host 127.0.0.1 does not answer SIP OPTIONS on its SIP port {silent.port} (UDP): "
+        "no answer within 0.3 s."
+    )
+    assert (
+        walk.summary("check_device_network")
+        == "From the user's device, 127.0.0.1 does not answer SIP OPTIONS."
+    )
+
+
+def test_sip_port_refusing_is_no_broken_path(ari: FakeAri, phone: Device) -> None:
+    """res_pjsip.so not running: ARI answers and the SIP port answers with ICMP port unreachable, which
+    proves the host was reached."""
     port = closed_udp_port()
     _still_failing(phone, port)
+    ari.modules["res_pjsip.so"] = "Not Running"
     walk = Walk(port)
-    assert walk.run() == "fix_cause" and walk.cause and walk.cause.id == "server_network_fault"
-    assert walk.outcome("compare_password") == "match" and walk.outcome("check_network") == "unreachable"
-    assert "nothing listens on UDP" in walk.summary("check_network")
+    assert walk.run() == "fix_cause" and walk.cause and walk.cause.id == "sip_stack_down"
+    assert walk.outcome("check_network") == "unreachable"
+    assert walk.summary("check_network") == (
+        f"The PBX host 127.0.0.1 is reached, but nothing listens on its SIP port {port} (UDP): "
+        "connection refused (ICMP port unreachable)."
+    )
+    assert walk.outcome("check_device_network") == "unreachable"
+    assert walk.summary("check_device_network") == (
+        "From the user's device, 127.0.0.1 is reached, but nothing listens for SIP over UDP: "
+        "connection refused."
+    )
+    assert walk.summary("check_asterisk") == "Asterisk answers but res_pjsip.so is not running."
 
 
 def test_asterisk_module_not_running(ari: FakeAri, phone: Device, healthy_sip: int) -> None:

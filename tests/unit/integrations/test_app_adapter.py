@@ -42,10 +42,22 @@ def test_get_status_finds_the_device_and_reports_the_failure(phone: Device) -> N
     assert "401 Unauthorized" in res.summary and res.evidence["registrar"]["port"] == 5060
 
 
-@pytest.mark.parametrize("state", ["registered", "registering", "unregistered", "unknown"])
-def test_get_status_maps_each_state(phone: Device, state: str) -> None:
+@pytest.mark.parametrize(
+    "state, said",
+    [
+        ("registered", "is registered with 127.0.0.1:5060/udp."),
+        ("registering", "is registering with 127.0.0.1:5060/udp; last error: {error}."),
+        ("unregistered", "is not registered with 127.0.0.1:5060/udp; last error: {error}."),
+        ("failed", "failed to register with 127.0.0.1:5060/udp; last error: {error}."),
+        ("unknown", "does not say whether it is registered with 127.0.0.1:5060/udp; last error: {error}."),
+    ],
+)
+def test_get_status_says_each_state_in_words(phone: Device, state: str, said: str) -> None:
     phone.state = state
-    assert app_adapter().get_status(inp()).outcome == state
+    res = app_adapter().get_status(inp())
+    error = "reg: sip:1001@pbx.example.com: 401 Unauthorized"
+    assert res.outcome == state and res.evidence["state"] == state
+    assert res.summary == "The app on device dsk-7f3a " + said.format(error=error)
 
 
 def test_get_status_device_offline(phone: Device) -> None:

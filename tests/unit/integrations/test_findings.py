@@ -143,7 +143,20 @@ def test_the_device_side_network_test_sees_a_user_side_firewall(phone: Device) -
     phone.blocked = True
     res = app_adapter().test_network(inp())
     assert res.outcome == "tcp_timeout" and res.facts["device_path"] == "tcp_timeout"
-    assert res.summary == "From the user's device, TCP port 5060 of 127.0.0.1: tcp timeout."
+    assert (
+        res.summary
+        == "From the user's device, TCP port 5060 of 127.0.0.1 does not answer (connection timed out)."
+    )
+
+
+def test_the_device_side_network_test_says_a_refusal_reached_the_host(phone: Device) -> None:
+    phone.server.update(transport="tcp", port=closed_port())
+    res = app_adapter().test_network(inp())
+    assert res.outcome == "tcp_refused" and res.facts["device_path"] == "tcp_refused"
+    assert res.summary == (
+        "From the user's device, 127.0.0.1 is reached, but nothing listens on TCP port "
+        f"{phone.server['port']}: connection refused."
+    )
 
 
 def test_a_device_without_the_network_test_says_so(phone: Device) -> None:

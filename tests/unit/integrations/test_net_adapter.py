@@ -19,7 +19,7 @@ import trustme
 from wire_fakes import inp, sip_settings
 
 from integrations.net import client as probes
-from integrations.net.adapter import NetAdapter
+from integrations.net.adapter import NetAdapter, _said, _seen
 from integrations.net.settings import NetSettings
 from integrations.pbx.settings import PbxSettings
 from simulators.sip import SipPort
@@ -76,24 +76,73 @@ def test_sip_answering_401_is_a_healthy_path(responders: list[SipPort], transpor
 
 def test_the_ari_port_is_probed_too(responders: list[SipPort]) -> None:
     r = serve(responders, "udp")
-    out, summary, _ev = check(net(r.port, ari=closed_port()))
-    assert out == "tcp_refused" and "tcp_ari" in summary
+    ari = closed_port()
+    res = net(r.port, ari=ari).check_path(inp())
+    assert res.outcome == "tcp_refused" and res.evidence["probes"][-1]["probe"] == "tcp_ari"
+    assert res.summary == (
+        f"The PBX host 127.0.0.1 is reached, but nothing listens on its ARI port {ari} (TCP): "
+        "connection refused."
+    )
+    assert res.facts["ari"] == "refused"
 
 
 def test_a_silent_sip_server_is_no_response(responders: list[SipPort]) -> None:
     r = serve(responders, "udp", status=None)
-    out, _summary, _ev = check(net(r.port, net_probes=2, net_timeout=0.2))
-    assert out == "sip_no_response" and r.seen == 2
+    res = net(r.port, net_probes=2, net_timeout=0.2).check_path(inp())
+    assert res.outcome == "sip_no_response" and r.seen == 2 and res.facts["sip_port"] == "silent"
+    assert res.summary == (
+        f"The PBX host 127.0.0.1 does not answer SIP OPTIONS on its SIP port {r.port} (UDP): "
+        "no answer within 0.2 s."
+    )
 
 
-def test_nothing_listening_on_udp_is_unreachable() -> None:
-    out, summary, _ = check(net(closed_port(socket.SOCK_DGRAM), net_probes=1))
-    assert out == "unreachable" and "ICMP" in summary
+def test_nothing_listening_on_udp_is_a_refusal_not_silence() -> None:
+    """ICMP port unreachable proves the host was reached: the outcome stays the playbook's
+    `unreachable` (there is no UDP refusal among its outcomes), the evidence and the words say refused."""
+    port = closed_port(socket.SOCK_DGRAM)
+    res = net(port, net_probes=1).check_path(inp())
+    assert res.outcome == "unreachable" and res.facts["sip_port"] == "refuses"
+    assert res.evidence["probes"][0]["data"] == {"icmp": "port_unreachable"}
+    assert res.summary == (
+        f"The PBX host 127.0.0.1 is reached, but nothing listens on its SIP port {port} (UDP): "
+        "connection refused (ICMP port unreachable)."
+    )
 
 
 def test_a_closed_tcp_port_is_refused() -> None:
-    out, _summary, ev = check(net(closed_port(), "tcp"))
-    assert out == "tcp_refused" and ev["probes"][0]["probe"] == "tcp_sip"
+    port = closed_port()
+    res = net(port, "tcp").check_path(inp())
+    assert res.outcome == "tcp_refused" and res.evidence["probes"][0]["probe"] == "tcp_sip"
+    assert res.facts["sip_port"] == "refuses"
+    assert res.summary == (
+        f"The PBX host 127.0.0.1 is reached, but nothing listens on its SIP port {port} (TCP): "
+        "connection refused."
+    )
+
+
+@pytest.mark.parametrize(
+    "probe, said, sip_port",
+    [
+        (
+            probes.Probe(
+                "sip_options_udp", "10.0.0.9:5060/udp", "unreachable", "[Errno 113] No route to host"
+            ),
+            "connbot cannot reach the PBX host 10.0.0.9 on its SIP port 5060 (UDP): "
+            "[Errno 113] No route to host.",
+            None,
+        ),
+        (
+            probes.Probe("tcp_sip", "10.0.0.9:5060", "tcp_timeout", "timed out"),
+            "The PBX host 10.0.0.9 does not answer on its SIP port 5060 (TCP): the connection timed out.",
+            "silent",
+        ),
+    ],
+)
+def test_no_route_and_a_timeout_are_no_refusal(probe: probes.Probe, said: str, sip_port: str | None) -> None:
+    """What the probes return when the kernel says EHOSTUNREACH, or when a connect times out (no such
+    host on loopback): neither is a refusal of the port."""
+    assert not probe.refused and _said(probe) == said
+    assert _seen([probe], "udp").get("sip_port") == sip_port
 
 
 def test_loss_degrades_the_path(responders: list[SipPort]) -> None:
@@ -109,8 +158,11 @@ def test_slow_answers_degrade_the_path(responders: list[SipPort]) -> None:
 
 
 def test_a_name_that_does_not_resolve() -> None:
-    out, _summary, ev = check(net(5060, host="pbx.connbot-test.invalid"))
+    out, summary, ev = check(net(5060, host="pbx.connbot-test.invalid"))
     assert out == "dns_failure" and ev["probes"][0]["probe"] == "dns"
+    assert (
+        summary == f"The PBX's name pbx.connbot-test.invalid does not resolve ({ev['probes'][0]['detail']})."
+    )
 
 
 def test_a_name_that_resolves_is_probed(responders: list[SipPort]) -> None:
@@ -155,7 +207,11 @@ def test_tls_with_an_expired_certificate(responders: list[SipPort], ca: trustme.
     r = serve(responders, "tls", tls=tls_server(ca, expired=True))
     out, summary, ev = check(net(r.port, "tls", net_tls_ca=ca_file))
     tls = next(p for p in ev["probes"] if p["probe"] == "tls")
-    assert out == "tls_expired" and "expired" in summary and tls["data"]["days_left"] < 0
+    assert out == "tls_expired" and tls["data"]["days_left"] < 0
+    assert summary == (
+        f"TLS to 127.0.0.1:{r.port} fails: its certificate has expired "
+        "(certificate has expired (verify code 10))."
+    )
 
 
 def test_tls_with_an_untrusted_certificate(responders: list[SipPort], ca: trustme.CA) -> None:

@@ -46,6 +46,19 @@ def test_get_account_incomplete_when_a_referenced_object_is_missing(
     assert out == "incomplete" and named in summary and ev["missing"] == [named]
 
 
+def test_get_account_incomplete_names_each_missing_object(ari: FakeAri) -> None:
+    ari.objects["auth"].clear()
+    ari.objects["aor"].clear()
+    out, summary, _ = outcome_of("get_account")
+    assert out == "incomplete"
+    assert summary == "Account 1001 is incomplete on the PBX: its endpoint lacks auth 1001 and aor 1001."
+    res = pbx_adapter(with_app=False).create_account(inp())
+    assert res.summary == (
+        "Repaired account 1001 on the PBX: created only its missing auth 1001 and aor 1001; the app was NOT "
+        "given the password (no app backend configured): reset it to connect."
+    )
+
+
 def test_get_account_incomplete_when_the_endpoint_references_no_auth(ari: FakeAri) -> None:
     ari.objects["endpoint"]["1001"]["auth"] = ""
     out, _, ev = outcome_of("get_account")
@@ -254,16 +267,38 @@ def test_health_acl_denied_is_an_auth_error(ari: FakeAri) -> None:
     assert outcome_of("health")[0] == "auth_error"
 
 
-def test_health_module_not_running(ari: FakeAri) -> None:
-    ari.modules["res_pjsip.so"] = "Not Running"
+@pytest.mark.parametrize(
+    "stopped, said",
+    [
+        (["res_pjsip.so"], "res_pjsip.so is not running"),
+        (["res_pjsip.so", "chan_pjsip.so"], "res_pjsip.so and chan_pjsip.so are not running"),
+        (
+            ["res_pjsip.so", "res_pjsip_registrar.so", "chan_pjsip.so"],
+            "res_pjsip.so, res_pjsip_registrar.so and chan_pjsip.so are not running",
+        ),
+    ],
+)
+def test_health_module_not_running(ari: FakeAri, stopped: list[str], said: str) -> None:
+    ari.modules.update(dict.fromkeys(stopped, "Not Running"))
     out, summary, _ = outcome_of("health")
-    assert out == "module_not_running" and "res_pjsip.so" in summary
+    assert out == "module_not_running" and summary == f"Asterisk answers but {said}."
 
 
-def test_health_module_missing(ari: FakeAri) -> None:
-    del ari.modules["chan_pjsip.so"]
+@pytest.mark.parametrize(
+    "gone, said",
+    [
+        (["chan_pjsip.so"], "chan_pjsip.so is not loaded"),
+        (
+            ["res_pjsip_registrar.so", "chan_pjsip.so"],
+            "res_pjsip_registrar.so and chan_pjsip.so are not loaded",
+        ),
+    ],
+)
+def test_health_module_missing(ari: FakeAri, gone: list[str], said: str) -> None:
+    for name in gone:
+        del ari.modules[name]
     out, summary, _ = outcome_of("health")
-    assert out == "module_missing" and "chan_pjsip.so" in summary
+    assert out == "module_missing" and summary == f"Asterisk answers but {said}."
 
 
 # -- check_database
@@ -295,13 +330,39 @@ def _unused_port() -> int:
         return s.getsockname()[1]
 
 
-def test_check_database_ok(ari: FakeAri, pg_schema: tuple[str, psycopg.Connection]) -> None:
+@pytest.mark.parametrize("user", ["1001", None])
+def test_check_database_ok(ari: FakeAri, pg_schema: tuple[str, psycopg.Connection], user: str | None) -> None:
     url, conn = pg_schema
     _tables(conn, url)
     ari.modules["res_config_pgsql.so"] = "Running"
-    out, _summary, ev = outcome_of("check_database", pbx_db_url=url)
-    assert out == "db_ok" and ev["tables"] == {"ps_endpoints": True, "ps_auths": True, "ps_aors": True}
-    assert ev["lookup_through_asterisk"] == "found" and ev["latency_ms"] >= 0
+    res = pbx_adapter(pbx_db_url=url).check_database(inp(user=user))
+    ev = res.evidence
+    assert res.outcome == "db_ok" and ev["tables"] == {
+        "ps_endpoints": True,
+        "ps_auths": True,
+        "ps_aors": True,
+    }
+    assert ev["latency_ms"] >= 0 and ev.get("lookup_through_asterisk") == ("found" if user else None)
+    said = f"The realtime database answers in {ev['latency_ms']:.0f} ms"
+    assert res.summary == (
+        f"{said}, Asterisk's link to it (res_config_pgsql.so) is up and looking up 1001 took "
+        f"{ev['lookup_ms']:.0f} ms."
+        if user
+        else f"{said} and Asterisk's link to it (res_config_pgsql.so) is up."
+    )
+
+
+@pytest.mark.parametrize("user", ["1001", None])
+def test_check_database_ok_without_a_database_url_says_only_what_asterisk_shows(
+    ari: FakeAri, user: str | None
+) -> None:
+    ari.modules["res_config_pgsql.so"] = "Running"
+    res = pbx_adapter().check_database(inp(user=user))
+    said = "Asterisk's link to the realtime database (res_config_pgsql.so) is up"
+    assert res.outcome == "db_ok"
+    assert res.summary == (
+        f"{said} and looking up 1001 took {res.evidence['lookup_ms']:.0f} ms." if user else f"{said}."
+    )
 
 
 def test_check_database_slow(ari: FakeAri, pg_schema: tuple[str, psycopg.Connection]) -> None:
@@ -331,10 +392,19 @@ def test_check_database_module_not_loaded(ari: FakeAri, pg_schema: tuple[str, ps
     assert outcome_of("check_database", pbx_db_url=url)[0] == "module_not_loaded"
 
 
-def test_check_database_asterisk_link_down_when_the_driver_stopped(ari: FakeAri) -> None:
-    ari.modules.update({"res_odbc.so": "Not Running", "res_config_odbc.so": "Running"})
+@pytest.mark.parametrize(
+    "odbc, said",
+    [
+        ("Running", "res_odbc.so is not running"),
+        ("Not Running", "res_odbc.so and res_config_odbc.so are not running"),
+    ],
+)
+def test_check_database_asterisk_link_down_when_the_driver_stopped(
+    ari: FakeAri, odbc: str, said: str
+) -> None:
+    ari.modules.update({"res_odbc.so": "Not Running", "res_config_odbc.so": odbc})
     out, summary, _ = outcome_of("check_database")
-    assert out == "asterisk_db_link_down" and "res_odbc.so" in summary
+    assert out == "asterisk_db_link_down" and summary == f"Asterisk's database link is down: {said}."
 
 
 def test_check_database_asterisk_link_down_when_lookups_fail(ari: FakeAri) -> None:

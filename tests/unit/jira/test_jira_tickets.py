@@ -65,7 +65,9 @@ def test_comment_is_wiki_markup_with_a_table_and_the_marker():
 def test_each_step_row_is_one_sentence_and_the_full_evidence_is_a_collapsed_table_never_json():
     status = row(
         1,
-        summary="The app on device d1 is failed with pbx1:5061/tls; last error: 408 Request Timeout.",
+        summary=(
+            "The app on device d1 failed to register with pbx1:5061/tls; last error: 408 Request Timeout."
+        ),
         device_id="d1",
         registrar={"host": "pbx1", "port": 5061, "transport": "tls"},
         probes=[{"probe": "tcp_sip", "ok": True, "ms": 3.25}, {"probe": "tls", "ok": False, "ms": None}],
@@ -74,7 +76,7 @@ def test_each_step_row_is_one_sentence_and_the_full_evidence_is_a_collapsed_tabl
         app_password_set=False,
     )
     body = render(Note(heading="Escalated to level 2", rows=[status, row(2, summary="no evidence")]), "m")
-    found = "The app on device d1 is failed with pbx1:5061/tls; last error: 408 Request Timeout."
+    found = "The app on device d1 failed to register with pbx1:5061/tls; last error: 408 Request Timeout."
     assert f"|Step 1 \\| check|L1|failed|{found}|connbot|" in body
     assert "\\{" not in body and '"host"' not in body and "registrar:" not in body
     evidence = body[body.index("{expand:Full evidence, step by step}") : body.rindex("{expand}")]
