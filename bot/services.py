@@ -23,9 +23,23 @@ from integrations import prompts, tickets
 from integrations.base import Registry, discover, installed
 from integrations.jira.settings import JiraSettings
 from integrations.prompts import PromptChannel
-from integrations.settings import Sections
+from integrations.settings import Sections, SettingsError
 from integrations.tickets import TicketSystem
-from playbook.diagnosis import load_rules
+from playbook.diagnosis import Rules, load_rules
+from playbook.errors import PlaybookError
+
+
+def diagnosis_rules(settings: Settings) -> Rules:
+    """The diagnosis rules: the shipped ones, extended or replaced by CONNBOT_DIAGNOSIS_RULES. A team's
+    file that is not usable is a bad setting, named with its variable."""
+    try:
+        return load_rules(settings.diagnosis_rules, settings.diagnosis_rules_replace)
+    except PlaybookError as exc:
+        if settings.diagnosis_rules is None:  # the shipped rules: a bug, not a setting
+            raise
+        raise SettingsError(
+            f"CONNBOT_DIAGNOSIS_RULES ({exc.source}) is not usable: " + "; ".join(exc.problems)
+        ) from None
 
 
 def configured_ticket_systems(sections: Sections, fleet: Fleet | None) -> list[TicketSystem]:
@@ -136,7 +150,7 @@ class Services:
         fleet = Fleet.build(directory, discover(), sections) if directory else None
         store = Store(settings.sqlalchemy_url)
         registry = registry or (fleet.nowhere if fleet else Registry.configure(discover(), sections))
-        rules = load_rules(settings.diagnosis_rules, settings.diagnosis_rules_replace)
+        rules = diagnosis_rules(settings)
         systems: dict[str, TicketSystem] = {"desk": DeskTickets(store)}
         systems.update({t.source: t for t in [*configured_ticket_systems(sections, fleet), *tickets]})
         jira = sections(JiraSettings)

@@ -9,9 +9,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, FilePath, SecretStr, field_validator
 
 from integrations.settings import Section, load
+
+MIN_TOKEN = 16  # characters of CONNBOT_ADMIN_TOKEN
 
 
 def default_data_dir(environ: Mapping[str, str]) -> Path:
@@ -33,14 +35,14 @@ class Settings(Section):
     queue_url: str = Field("", description="redis://... or sqlite:///path; default a file in data_dir")
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
-    playbook: Path | None = None
-    diagnosis_rules: Path | None = Field(
+    playbook: FilePath | None = None
+    diagnosis_rules: FilePath | None = Field(
         None, description="a team's diagnosis rules file: its causes extend (or override) the shipped ones"
     )
     diagnosis_rules_replace: bool = Field(
         False, description="the team's rules file replaces the shipped rules instead of extending them"
     )
-    replies: Path | None = Field(
+    replies: FilePath | None = Field(
         None, description="a team's reply templates file: its templates replace the shipped ones by language"
     )
     replies_language: str = Field(
@@ -102,7 +104,7 @@ class Settings(Section):
         description="an OTLP/HTTP collector (http://host:4318) to send traces to; needs the otel extra",
     )
     public_url: str = Field("http://127.0.0.1:8080", description="how people reach the desk; used in links")
-    admin_token: SecretStr | None = None
+    admin_token: SecretStr | None = Field(None, description=f"at least {MIN_TOKEN} characters")
 
     @field_validator("database_url")
     @classmethod
@@ -125,6 +127,16 @@ class Settings(Section):
             raise ValueError("expected the collector's OTLP/HTTP URL, http://host:4318")
         if value and not _installed("opentelemetry.exporter.otlp.proto.http"):
             raise ValueError("tracing needs OpenTelemetry: pip install 'connbot[otel]'")
+        return value
+
+    @field_validator("admin_token")
+    @classmethod
+    def _admin_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value) < MIN_TOKEN:
+            raise ValueError(
+                f"has {len(value)} characters; it needs at least {MIN_TOKEN} "
+                "(make one with `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
         return value
 
     @field_validator("log_level")

@@ -17,12 +17,15 @@ import difflib
 import os
 import re
 from collections.abc import Iterable, Mapping
+from importlib.metadata import distributions
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, DotEnvSettingsSource, EnvSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
+
+from playbook.errors import message
 
 
 class SettingsError(Exception):
@@ -34,7 +37,8 @@ PREFIX = "CONNBOT_"
 
 class Section(BaseSettings):
     """Base of every settings section: env prefix `CONNBOT_`, unknown names ignored (and warned
-    about by `unknown_names`). Every subclass is listed in `sections`, so the names are known."""
+    about by `unknown_names`). Every subclass is listed in `sections` when its module is imported,
+    so the names are known (see `every_section`)."""
 
     model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", env_file=None)
     sections: ClassVar[list[type[Section]]] = []
@@ -97,10 +101,21 @@ def config_names(path: str | None) -> set[str]:
     return {name.upper() for name in names if not name.startswith("#")}
 
 
+def every_section() -> list[type[Section]]:
+    """Every settings section: those already imported (the caller's own) and those of every installed
+    integration (the entry points of the groups `connbot.*`), loaded here, since a section is listed
+    when its module is imported."""
+    for dist in distributions():
+        for entry in dist.entry_points:
+            if entry.group.startswith("connbot."):
+                entry.load()
+    return list(Section.sections)
+
+
 def known_names() -> set[str]:
     """Every `CONNBOT_*` name a section reads."""
     names = {f"{PREFIX}CONFIG"}
-    for cls in Section.sections:
+    for cls in every_section():
         names.update(cls.env_name(field) for field in cls.model_fields)
         names.update(cls.extra_names)
     return names
@@ -136,6 +151,19 @@ def load(cls: type[S], environ: Mapping[str, str] = os.environ, /, **overrides: 
         raise SettingsError(f"{name}: expected a JSON value, and this does not parse as JSON") from None
 
 
+def check_all(environ: Mapping[str, str] = os.environ) -> None:
+    """Load every section from `environ`: `SettingsError` with one line per problem of any of them."""
+    config_file(environ)  # a bad file once, not once per section
+    problems = []
+    for cls in every_section():
+        try:
+            load(cls, environ)
+        except SettingsError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise SettingsError("\n".join(problems))
+
+
 class Sections:
     """Settings sections, each loaded (with `load`) from `environ` once, when first asked for: what a
     process's composition root hands to the adapters, ticket systems and prompt channels it configures."""
@@ -165,7 +193,7 @@ def describe(exc: ValidationError, cls: type[BaseSettings]) -> str:
         info = cls.model_fields.get(field)
         name = (info.alias if info and info.alias else f"{prefix}{field}").upper()
         secret = info is not None and "SecretStr" in str(info.annotation)
-        msg = err["msg"].removeprefix("Value error, ")
+        msg = message(err)
         given = err["input"]
         shown = _USERINFO.sub("***@", given) if isinstance(given, str) else given
         got = "" if secret or err["type"] == "missing" else f" (got {shown!r})"

@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from playbook import facts as f
-from playbook.errors import PlaybookError
+from playbook.errors import PlaybookError, message
 from playbook.models import Playbook, StepId
 
 DEFAULT = Path(__file__).with_name("playbooks") / "diagnosis.yaml"
@@ -272,7 +272,7 @@ def parse_rules(data: Any, source: str = "<rules>") -> Rules:
     try:
         rules = Rules.model_validate(data)
     except ValidationError as exc:
-        raise PlaybookError(source, [_where(e["loc"]) + e["msg"] for e in exc.errors()]) from None
+        raise PlaybookError(source, [_where(e["loc"]) + message(e) for e in exc.errors()]) from None
     fallbacks = [cid for cid, c in rules.causes.items() if c.fallback]
     problems = []
     if len(fallbacks) != 1:

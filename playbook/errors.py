@@ -1,6 +1,13 @@
-"""The playbook's one error: a file that fails validation."""
+"""The playbook's one error: a file that fails validation; and how a validation error is worded."""
 
 from __future__ import annotations
+
+from pydantic_core import ErrorDetails
+
+
+def message(error: ErrorDetails) -> str:
+    """A validation error's message, without pydantic's "Value error, " before a validator's words."""
+    return error["msg"].removeprefix("Value error, ")
 
 
 class PlaybookError(Exception):

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from playbook import compare, facts
 from playbook.diagnosis import Rules, load_rules
-from playbook.errors import PlaybookError
+from playbook.errors import PlaybookError, message
 from playbook.models import ActionSpec, Playbook, Step
 
 DEFAULT = Path(__file__).with_name("playbooks") / "connection_issues.yaml"
@@ -47,7 +47,7 @@ def parse(
     try:
         playbook = Playbook.model_validate(data)
     except ValidationError as exc:
-        raise PlaybookError(source, [_where(err["loc"]) + err["msg"] for err in exc.errors()]) from None
+        raise PlaybookError(source, [_where(err["loc"]) + message(err) for err in exc.errors()]) from None
     except RecursionError:  # YAML aliases can make a structure that contains itself
         raise PlaybookError(source, ["the YAML nests too deeply or an alias refers to itself"]) from None
     rules = rules or load_rules()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,19 +28,19 @@ from bot.cli.server import work
 from bot.cli.slack import cli as slack_cli
 from bot.errors import NotFoundError
 from bot.lab import LabSettings
-from bot.services import Services
+from bot.services import Services, diagnosis_rules
 from bot.settings import Settings
 from bot.state.models import PlaybookVersion, Run, RunState
 from bot.state.store import Store
-from bot.web.auth import Access, DeskSettings
+from bot.web.app import create_app
 from bot.web.auth import hash_password as make_hash
 from bot.web.views import end_label, run_dict
 from integrations.base import Registry, discover
-from integrations.settings import load
+from integrations.settings import check_all, load
 from integrations.tickets import plain
 from playbook import compare, loader
 from playbook import render as diagrams
-from playbook.diagnosis import Rules, diagnose, load_rules, rules_of
+from playbook.diagnosis import diagnose, rules_of
 from playbook.engine import simulate as walk
 from playbook.errors import PlaybookError
 from playbook.facts import LIST_FINDINGS
@@ -58,6 +59,7 @@ def main() -> None:
     see the README for each.
     """
     warn_unknown_names()
+    check_all()  # a bad value of any setting stops any command
 
 
 @main.command()
@@ -72,14 +74,16 @@ def main() -> None:
 def serve(host: str | None, port: int | None, lab: bool) -> None:
     """Run the web app and a worker in one process (the embedded default)."""
     settings = _settings(host=host, port=port)
-    Access(settings, load(DeskSettings))  # a desk reachable from other hosts needs a way to log in
     lab = lab or load(LabSettings).lab
-    # The web process builds its services later, where errors are not shown: build them once here
-    # so that a bad setting or playbook is one line (the lab brings its own PBX directory).
-    if lab:
-        loader.load(settings.playbook, Registry(discover()).catalogue, _rules(settings))
-    else:
-        Services.build(settings).close()
+    # The web worker builds its services and app after gunicorn forks, where an error is a traceback
+    # and "Worker failed to boot": build them once here so that a bad setting, playbook or pairing of
+    # settings (a desk on another host without a login) is one line. The lab brings its own directory.
+    environ = {k: v for k, v in os.environ.items() if not (lab and k == "CONNBOT_PBX_DIRECTORY")}
+    services = Services.build(settings, environ=environ)
+    try:
+        create_app(settings, services)
+    finally:
+        services.close()
     _logging(settings)
     run_server(settings, lab=lab)
 
@@ -112,14 +116,9 @@ def playbook() -> None:
     """Check, draw and try out playbooks."""
 
 
-def _rules(settings: Settings) -> Rules:
-    """The diagnosis rules: the shipped ones, extended or replaced by CONNBOT_DIAGNOSIS_RULES."""
-    return load_rules(settings.diagnosis_rules, settings.diagnosis_rules_replace)
-
-
 def _load_playbook(path: Path | None) -> Any:
     try:
-        return loader.load(path, Registry(discover()).catalogue, _rules(load(Settings)))
+        return loader.load(path, Registry(discover()).catalogue, diagnosis_rules(load(Settings)))
     except PlaybookError as exc:
         click.echo(f"connbot: {exc.source} is not a valid playbook:", err=True)
         for problem in exc.problems:
@@ -237,7 +236,11 @@ def _version(arg: str, store: Store | None) -> tuple[str, Playbook, str]:
     if len(found) != 1:
         _fail(f"{len(found) or 'no'} stored playbook versions start with {arg!r}", 2)
     kept = found[0]
-    return kept.version, loader.restore(kept.content, _rules(load(Settings))), f"stored, {kept.source}"
+    return (
+        kept.version,
+        loader.restore(kept.content, diagnosis_rules(load(Settings))),
+        f"stored, {kept.source}",
+    )
 
 
 @playbook.command("diff")
@@ -310,10 +313,7 @@ def list_runs(limit: int, as_json: bool) -> None:
 def show_run(run_id: int, as_json: bool) -> None:
     """Every step of a run with its outcome, evidence summary and timing; its findings and diagnosis."""
     settings = _settings()
-    try:
-        rules = _rules(settings)
-    except PlaybookError as exc:
-        _fail(f"{exc.source} is not a valid diagnosis rules file: {'; '.join(exc.problems)}", 1)
+    rules = diagnosis_rules(settings)
     store = existing_store(settings)
     with store.tx() as s:
         run = s.get(Run, run_id)

@@ -10,7 +10,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from bot import tracing
+from bot import logs, tracing
 from bot.lab import Lab
 from bot.lab import web as lab_web
 from bot.runs import jira_intake
@@ -67,6 +67,16 @@ class _Embedded(BaseApplication):
         self.cfg.set("threads", THREADS)
         self.cfg.set("post_worker_init", self._start_background)
         self.cfg.set("worker_exit", self._stop_background)
+        # gunicorn's own lines ("Starting gunicorn", "Booting worker") go through connbot's handler
+        # like every other (one JSON object a line with CONNBOT_LOG_FORMAT=json).
+        self.cfg.set(
+            "logconfig_dict",
+            {
+                "root": {"level": self.settings.log_level, "handlers": ["connbot"]},
+                "handlers": {"connbot": {"()": logs.handler, "fmt": self.settings.log_format}},
+                "loggers": {"gunicorn.error": {"propagate": True}},
+            },
+        )
 
     def load(self) -> Any:
         lab = None

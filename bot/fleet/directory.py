@@ -8,6 +8,7 @@ the field, as a `SettingsError` (the CLI exits 2).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Mapping
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, FilePath, ValidationError, fi
 from integrations import http
 from integrations.jira.settings import EscalationTarget
 from integrations.settings import Section, SettingsError
+from playbook.errors import message
 
 ENV = "CONNBOT_PBX_DIRECTORY"
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,54}$"  # room for "+remember" in a 64-character answer
@@ -156,11 +158,22 @@ def _where(raw: Any, loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc) or "file"
 
 
-def _semantic(directory: Directory, environ: Mapping[str, str]) -> list[str]:
+def _entries(raw: Any) -> list[tuple[int, Instance]]:
+    """The instance entries that are well formed on their own, numbered from 1: when the file as a
+    whole is not, their problems (duplicates, unset secrets) are reported with its own."""
+    entries = raw.get("instances") if isinstance(raw, dict) else None
+    valid = []
+    for n, entry in enumerate(entries if isinstance(entries, list) else [], 1):
+        with contextlib.suppress(ValidationError):  # reported with the file's errors
+            valid.append((n, Instance.model_validate(entry)))
+    return valid
+
+
+def _semantic(entries: list[tuple[int, Instance]], environ: Mapping[str, str]) -> list[str]:
     problems = []
     names: dict[str, int] = {}
     keys: dict[str, int] = {}
-    for n, inst in enumerate(directory.instances, 1):
+    for n, inst in entries:
         label = f"instance {inst.name!r} (entry {n})"
         if inst.name in names:
             problems.append(f"{label}: name: duplicate of entry {names[inst.name]}")
@@ -179,17 +192,17 @@ def parse(raw: Any, source: str, environ: Mapping[str, str] = os.environ) -> Dir
     """Validate a directory's data (its secrets' variables set in `environ`); `SettingsError` lists
     every problem, one per line."""
     head = f"{ENV} ({source})"
+    problems = []
     try:
         directory = Directory.model_validate(raw)
     except ValidationError as exc:
-        lines = []
         for err in exc.errors():
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown key"
-            lines.append(f"{head}: {_where(raw, tuple(err['loc']))}: {msg}")
-        raise SettingsError("\n".join(lines)) from None
-    if problems := _semantic(directory, environ):
+            msg = "unknown key" if err["type"] == "extra_forbidden" else message(err)
+            problems.append(f"{_where(raw, tuple(err['loc']))}: {msg}")
+        problems += _semantic(_entries(raw), environ)
+    else:
+        problems += _semantic(list(enumerate(directory.instances, 1)), environ)
+    if problems:
         raise SettingsError("\n".join(f"{head}: {p}" for p in problems))
     return directory
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from bot.settings import Settings
+from bot.settings import Settings, load_settings
 from bot.web.app import create_app
 from integrations.settings import SettingsError
 from tests.reliability import procs
@@ -127,7 +127,6 @@ def test_insecure_dev_on_a_socket_bound_beyond_loopback_accepts_nothing(make_ser
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
-def test_a_short_admin_token_is_refused(tmp_path, make_services, host: str) -> None:  # type: ignore[no-untyped-def]
-    settings = Settings(data_dir=tmp_path / "data", host=host, admin_token="12345")
-    with pytest.raises(SettingsError, match="CONNBOT_ADMIN_TOKEN is 5 characters"):
-        create_app(settings, make_services(settings=settings))
+def test_a_short_admin_token_is_refused(tmp_path: Path, host: str) -> None:
+    with pytest.raises(SettingsError, match="CONNBOT_ADMIN_TOKEN: has 5 characters"):
+        load_settings({}, data_dir=tmp_path / "data", host=host, admin_token="12345")

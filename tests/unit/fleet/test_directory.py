@@ -88,6 +88,25 @@ def test_bad_urls_unknown_keys_and_bad_rules_are_each_reported(make_services, mo
     ]
 
 
+def test_every_kind_of_problem_is_reported_at_once(monkeypatch, tmp_path):
+    data = two_customers()
+    data["instances"][0]["sip"]["protocol"] = "udp"  # the file is not well formed as a whole ...
+    data["instances"].append({**data["instances"][1], "customers": []})  # ... and globex twice
+    path = use_directory(monkeypatch, tmp_path, data, secrets={"GLOBEX_ARI_PASSWORD": ""})
+    result = CliRunner().invoke(main, ["pbx", "list"])
+    assert result.exit_code == 2
+    unset = "ari.password_env: environment variable GLOBEX_ARI_PASSWORD is not set"
+    assert result.output.splitlines()[1:] == [
+        f"CONNBOT_PBX_DIRECTORY ({path}): {problem}"
+        for problem in (
+            "instance 'acme' (entry 1): sip.protocol: unknown key",
+            f"instance 'globex' (entry 2): {unset}",
+            "instance 'globex' (entry 3): name: duplicate of entry 2",
+            f"instance 'globex' (entry 3): {unset}",
+        )
+    ]
+
+
 def test_the_cli_stops_with_exit_2_and_one_line_per_problem(monkeypatch, tmp_path):
     data = two_customers()
     data["instances"][0]["ari"]["url"] = "not a url"

@@ -227,11 +227,11 @@ causes:
         (
             "causes: {x: {title: X, says: x, fix: y, support: [{when: {arii: refused}, weight: 1, "
             "note: n}]}}",
-            "cause x: support.0.when: Value error, unknown finding 'arii'",
+            "cause x: support.0.when: unknown finding 'arii'",
         ),
         (
             "causes: {x: {title: X, says: x, fix: y, support: [{when: {ari: sleepy}, weight: 1, note: n}]}}",
-            "cause x: support.0.when: Value error, ari: 'sleepy' is not a possible value",
+            "cause x: support.0.when: ari: 'sleepy' is not a possible value",
         ),
         (
             "causes: {x: {title: X, says: x, fix: y, support: [{when: {ari: refused}, weight: 2, note: n}]}}",
@@ -240,7 +240,7 @@ causes:
         (
             "causes: {x: {title: X, says: 'on {host}', fix: y, support: [{when: {ari: refused}, "
             "weight: 1, note: n}]}}",
-            "cause x: says: Value error, {host} is not a finding",
+            "cause x: says: {host} is not a finding",
         ),
         (
             "causes: {x: {title: X, says: x, fix: y}}",
@@ -249,7 +249,7 @@ causes:
         (
             "causes: {x: {title: X, says: x, fix: y, support: [{when: {config_lookup_ms: {gt: fast}}, "
             "weight: 1, note: n}]}}",
-            "cause x: support.0.when: Value error, config_lookup_ms: gt needs a number",
+            "cause x: support.0.when: config_lookup_ms: gt needs a number",
         ),
     ],
 )

@@ -111,7 +111,7 @@ def test_the_shipped_playbook_is_valid_against_the_installed_adapters() -> None:
         ),
         (
             edit("    title: Ask\n", "    title: Ask\n    timeout: soon\n"),
-            "step ask: timeout: Value error, expected a duration",
+            "step ask: timeout: expected a duration",
         ),
         (
             edit("    title: Ask\n", "    title: Ask\n    colour: red\n"),
