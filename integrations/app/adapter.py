@@ -476,9 +476,12 @@ def network_verdict(end: ActionEnd) -> tuple[m.NetworkTestOutcome, str]:
 
 
 def _refused(host: str, where: str) -> str:
-    """A refusal proves the host was reached: TCP refused the connection, or UDP got ICMP port
-    unreachable."""
-    return f"From the user's device, {host} is reached, but nothing listens {where}: connection refused."
+    """A refusal is an answer from the host's address, not silence: TCP refused the connection, or UDP
+    got ICMP port unreachable."""
+    return (
+        f"From the user's device, {host} refuses connections {where}: nothing listens there, or a "
+        "firewall rejects them."
+    )
 
 
 def _dict(value: Any) -> dict[str, Any]:

@@ -116,6 +116,8 @@ class NetAdapter(Adapter):
             done.append(probes.tcp_connect(*self.ari, s.net_timeout, "tcp_ari"))
         for p in done:
             if not p.ok:
+                if p.probe == "tcp_ari" and transport == "udp":  # SIP's own port too, for the record
+                    done.append(probes.sip_options(host, port, transport, s.net_timeout))
                 return failed(p)
         cafile = str(s.net_tls_ca) if s.net_tls_ca else None
         tls_targets = ([(host, port)] if transport == "tls" else []) + (
@@ -175,7 +177,8 @@ TLS_FAULT = {
 
 
 def _said(p: probes.Probe) -> str:
-    """What a failed probe shows, in one sentence: a refusal proves the host was reached."""
+    """What a failed probe shows, in one sentence: a refusal is an answer from the host's address
+    (nothing listens, or a firewall there rejects), not silence."""
     if p.outcome == m.PathOutcome.DNS_FAILURE.value:
         return f"The PBX's name {p.target} does not resolve ({p.detail})."
     if p.outcome in TLS_FAULT:
@@ -186,7 +189,7 @@ def _said(p: probes.Probe) -> str:
     where = f"its {role} port {number} ({(transport or 'tcp').upper()})"
     if p.refused:
         icmp = " (ICMP port unreachable)" if p.data.get("icmp") else ""
-        return f"The PBX host {host} is reached, but nothing listens on {where}: connection refused{icmp}."
+        return f"The PBX host {host} refuses connections on {where}{icmp}: nothing listens there, or a firewall rejects them."
     if p.outcome == m.PathOutcome.TCP_TIMEOUT.value:
         return f"The PBX host {host} does not answer on {where}: the connection timed out."
     if p.outcome == m.PathOutcome.SIP_NO_RESPONSE.value:

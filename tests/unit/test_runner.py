@@ -479,8 +479,8 @@ def test_findings_accumulate_even_from_a_failed_step_and_the_question_carries_th
                     ActionResult(
                         outcome="tcp_refused",
                         summary=(
-                            "The PBX host pbx1 is reached, but nothing listens on its SIP port 5061 (TCP): "
-                            "connection refused."
+                            "The PBX host pbx1 refuses connections on its SIP port 5061 (TCP): nothing "
+                            "listens there, or a firewall rejects them."
                         ),
                         facts={
                             "server_path": "tcp_refused",

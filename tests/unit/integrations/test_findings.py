@@ -154,8 +154,8 @@ def test_the_device_side_network_test_says_a_refusal_reached_the_host(phone: Dev
     res = app_adapter().test_network(inp())
     assert res.outcome == "tcp_refused" and res.facts["device_path"] == "tcp_refused"
     assert res.summary == (
-        "From the user's device, 127.0.0.1 is reached, but nothing listens on TCP port "
-        f"{phone.server['port']}: connection refused."
+        f"From the user's device, 127.0.0.1 refuses connections on TCP port {phone.server['port']}: "
+        "nothing listens there, or a firewall rejects them."
     )
 
 

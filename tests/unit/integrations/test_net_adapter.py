@@ -78,12 +78,24 @@ def test_the_ari_port_is_probed_too(responders: list[SipPort]) -> None:
     r = serve(responders, "udp")
     ari = closed_port()
     res = net(r.port, ari=ari).check_path(inp())
-    assert res.outcome == "tcp_refused" and res.evidence["probes"][-1]["probe"] == "tcp_ari"
+    assert res.outcome == "tcp_refused" and res.evidence["probes"][0]["probe"] == "tcp_ari"
     assert res.summary == (
-        f"The PBX host 127.0.0.1 is reached, but nothing listens on its ARI port {ari} (TCP): "
-        "connection refused."
+        f"The PBX host 127.0.0.1 refuses connections on its ARI port {ari} (TCP): nothing listens "
+        "there, or a firewall rejects them."
     )
-    assert res.facts["ari"] == "refused"
+    assert res.facts["ari"] == "refused" and res.facts["sip_port"] == "answers"
+
+
+def test_a_stopped_asterisk_refuses_ari_and_sip_alike() -> None:
+    """ARI refused: SIP's port is probed once all the same, so the findings show both refusals."""
+    ari, sip = closed_port(), closed_port(socket.SOCK_DGRAM)
+    res = net(sip, ari=ari).check_path(inp())
+    assert res.outcome == "tcp_refused" and [p["probe"] for p in res.evidence["probes"]] == [
+        "tcp_ari",
+        "sip_options_udp",
+    ]
+    assert res.facts["ari"] == "refused" and res.facts["sip_port"] == "refuses"
+    assert res.summary.startswith(f"The PBX host 127.0.0.1 refuses connections on its ARI port {ari} (TCP)")
 
 
 def test_a_silent_sip_server_is_no_response(responders: list[SipPort]) -> None:
@@ -104,8 +116,8 @@ def test_nothing_listening_on_udp_is_a_refusal_not_silence() -> None:
     assert res.outcome == "unreachable" and res.facts["sip_port"] == "refuses"
     assert res.evidence["probes"][0]["data"] == {"icmp": "port_unreachable"}
     assert res.summary == (
-        f"The PBX host 127.0.0.1 is reached, but nothing listens on its SIP port {port} (UDP): "
-        "connection refused (ICMP port unreachable)."
+        f"The PBX host 127.0.0.1 refuses connections on its SIP port {port} (UDP) (ICMP port "
+        "unreachable): nothing listens there, or a firewall rejects them."
     )
 
 
@@ -115,8 +127,8 @@ def test_a_closed_tcp_port_is_refused() -> None:
     assert res.outcome == "tcp_refused" and res.evidence["probes"][0]["probe"] == "tcp_sip"
     assert res.facts["sip_port"] == "refuses"
     assert res.summary == (
-        f"The PBX host 127.0.0.1 is reached, but nothing listens on its SIP port {port} (TCP): "
-        "connection refused."
+        f"The PBX host 127.0.0.1 refuses connections on its SIP port {port} (TCP): nothing listens "
+        "there, or a firewall rejects them."
     )
 
 

@@ -54,6 +54,11 @@ CORPUS = [
     ("server_path=sip_no_response", "server_network_fault"),
     # a stopped SIP stack explains SIP's failure: the network is not blamed
     ("server_path=sip_no_response sip_port=refuses ari=reachable pjsip=not_running", "sip_stack_down"),
+    # a refusal is an answer from the PBX's address: not by itself a broken network
+    (
+        "server_path=unreachable device_path=unreachable sip_port=refuses ari=reachable pjsip=running",
+        "unknown",
+    ),
     # the client log alone names a NAT problem; the device's own test failing points elsewhere
     ("server_path=ok device_path=ok log_class=nat_keepalive", "nat_keepalive"),
     ("server_path=ok device_path=tcp_timeout log_class=nat_keepalive", "user_network_blocked"),
