@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
@@ -10,6 +9,7 @@ from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from werkzeug.datastructures import MultiDict
 
 from bot.errors import BadRequestError, NotFoundError
 from bot.runs import intake, prompts
@@ -91,7 +91,7 @@ def file_ticket() -> ResponseReturnValue:
     return jsonify(key=earlier[0], run=earlier[1], url=f"/tickets/{earlier[0]}"), 200
 
 
-def find_tickets(svc: Services, args: Mapping[str, str]) -> worklist.Page:
+def find_tickets(svc: Services, args: MultiDict[str, str]) -> worklist.Page:
     """The page of the ticket list these URL parameters ask for (the desk's list and the API's)."""
     configured = [i.name for i in svc.fleet.directory.instances] if svc.fleet else []
     with svc.store.tx() as s:

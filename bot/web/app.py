@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         tracing.configure(settings.otel_endpoint, "connbot-web")
     services = services or Services.build(settings)
     app = App(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes  # a backstop: `edge.BoundedBody` refuses first
     app.extensions[EXTENSION] = services
     edge.install(app, settings)
     metrics.count_refusals(app, services.store)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from flask import Flask, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from bot.errors import BadRequestError
 from bot.settings import Settings
@@ -46,6 +47,7 @@ HEADERS = [
     ("X-Frame-Options", "DENY"),
     ("Referrer-Policy", "same-origin"),
 ]
+TOO_LARGE = "connbot.body_over"  # in the environ of a request whose body is over the limit: the limit
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 NUL = "\x00"
 
@@ -68,6 +70,13 @@ def refuse_nul() -> None:
         for name, value in request.form.items(multi=True):
             if NUL in name or NUL in value:
                 raise BadRequestError(f"form field {_shown(name)}: contains a NUL character (U+0000)")
+
+
+def refuse_too_large() -> None:
+    """Before every request: a 413 for a body `BoundedBody` found over CONNBOT_MAX_BODY_BYTES."""
+    limit = request.environ.get(TOO_LARGE)
+    if limit is not None:
+        raise RequestEntityTooLarge(f"the body is larger than CONNBOT_MAX_BODY_BYTES ({limit} bytes)")
 
 
 def _shown(name: str) -> str:
@@ -93,9 +102,10 @@ class BoundedBody:
     """WSGI middleware: every request body is read here, before any view runs, within a deadline
     and a size limit, and handed on whole. A body not in within `seconds` is answered 408 and the
     connection closed, so a client sending a little and then waiting holds a server thread for
-    `seconds` at most; a body sent without a Content-Length (chunked) over `limit` bytes is answered
-    413, not read truncated (a signature check would call it forged). A Content-Length over the
-    limit is left to Flask's 413."""
+    `seconds` at most. A body over `limit` bytes, by its Content-Length or read so far (chunked, no
+    Content-Length), is not read further, nor truncated (a signature check would call it forged):
+    the app gets the request with no body, marked `TOO_LARGE`, and `refuse_too_large` answers it 413
+    as the app answers any refusal (JSON or a page, counted as a refused webhook)."""
 
     CHUNK = 65536
 
@@ -105,7 +115,9 @@ class BoundedBody:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         declared = environ.get("CONTENT_LENGTH") or ""
         chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
-        if declared.isdigit() and 0 < int(declared) <= self.limit:
+        if declared.isdigit() and int(declared) > self.limit:
+            return self._too_large(environ, start_response)
+        if declared.isdigit() and int(declared) > 0:
             want = int(declared)
         elif chunked and not declared and environ.get("wsgi.input_terminated"):
             want = self.limit + 1
@@ -118,10 +130,13 @@ class BoundedBody:
                 start_response, "408 Request Timeout", f"the body did not arrive within {self.seconds:g} s"
             )
         if len(body) > self.limit:
-            return _answer(
-                start_response, "413 Request Entity Too Large", f"the body is over {self.limit} bytes"
-            )
+            return self._too_large(environ, start_response)
         environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
+        return self.app(environ, start_response)
+
+    def _too_large(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        environ[TOO_LARGE] = self.limit
+        environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(), "0"
         return self.app(environ, start_response)
 
     def _read(self, environ: WSGIEnvironment, want: int) -> bytes:
@@ -198,5 +213,6 @@ def install(app: Flask, settings: Settings) -> None:
                 "CONNBOT_PUBLIC_URL or a loopback name (localhost, 127.0.0.1, [::1])"
             )
 
+    app.before_request(refuse_too_large)
     app.before_request(check_host)
     app.before_request(refuse_nul)

@@ -42,4 +42,4 @@ def readyz() -> ResponseReturnValue:
 def prometheus() -> ResponseReturnValue:
     svc = services_of(current_app)
     reg = current_app.extensions.setdefault("connbot.metrics", metrics.registry(svc))
-    return Response(generate_latest(reg), mimetype=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(reg), content_type=CONTENT_TYPE_LATEST)  # it names its charset

@@ -27,13 +27,18 @@ def _not_a_number(name: str) -> Any:
     raise _NotANumber(name)
 
 
+def decoded(body: bytes, what: str = "body") -> str:
+    """`body` decoded as UTF-8, or `BadRequestError` naming the first byte that is not."""
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequestError(f"{what} is not valid UTF-8 (byte {exc.start})") from None
+
+
 def loads(body: bytes | str, what: str = "body") -> Any:
     """Parse `body` as JSON, or raise `BadRequestError` saying what is wrong with it."""
     if isinstance(body, bytes):
-        try:
-            body = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise BadRequestError(f"{what} is not valid UTF-8 (byte {exc.start})") from None
+        body = decoded(body, what)
     try:
         data = json.loads(body, parse_constant=_not_a_number)
     except json.JSONDecodeError as exc:

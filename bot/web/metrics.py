@@ -1,9 +1,10 @@
-"""Prometheus metrics, read from the store at scrape time so every process reports the same totals:
-the gauges and histograms from the runs, steps and prompts themselves, the counters from the
-store's `counters` (see `bot.state.counters`), which every process adds to."""
+"""Prometheus metrics, read at scrape time so every process reports the same totals: the gauges and
+histograms from the runs, steps and prompts themselves, the counters from the store's `counters` (see
+`bot.state.counters`), which every process adds to, the queue's depth from the queue."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -39,8 +40,10 @@ from bot.state.models import (
     Ticket,
     utcnow,
 )
+from bot.state.outage import OUTAGE_ERRORS, Outage
 from bot.state.store import Store
 
+log = logging.getLogger(__name__)
 HOUR = 3600.0
 STEP_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 WAIT_BUCKETS = (60.0, 300.0, 900.0, 1800.0, HOUR, 2 * HOUR, 4 * HOUR, 8 * HOUR, 24 * HOUR, 72 * HOUR)
@@ -48,10 +51,42 @@ RESOLUTION_BUCKETS = (300.0, 900.0, HOUR, 4 * HOUR, 8 * HOUR, 24 * HOUR, 72 * HO
 
 
 class StoreCollector(Collector):
+    """Every metric, by the dependency it is read from. One that cannot be reached leaves its metrics
+    out of the scrape, which still answers with the rest and `connbot_dependency_up` 0 for it; its
+    outage is said in the log once, and once when it is back (`Outage`), not a traceback a scrape."""
+
     def __init__(self, svc: Services):
         self.svc = svc
+        self.sources = {
+            "database": (self.stored, Outage("the database (metrics)", log)),
+            "queue": (self.queued, Outage("the queue (metrics)", log)),
+        }
 
     def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "connbot_dependency_up",
+            "Whether the dependency could be read for this scrape (0: its metrics are left out)",
+            labels=["dependency"],
+        )
+        for name, (read, outage) in self.sources.items():
+            try:
+                families = list(read())
+            except OUTAGE_ERRORS as exc:
+                outage.failed(exc)
+                up.add_metric([name], 0)
+            else:
+                outage.ok()
+                up.add_metric([name], 1)
+                yield from families
+        yield up
+
+    def queued(self) -> Iterator[Metric]:
+        queue = GaugeMetricFamily("connbot_queue_depth", "Tasks waiting in the queue")
+        queue.add_metric([], self.svc.queue.depth())
+        yield queue
+
+    def stored(self) -> Iterator[Metric]:
+        """The metrics read from the store."""
         runs = GaugeMetricFamily("connbot_runs", "Runs by state and end", labels=["state", "end"])
         prompts = GaugeMetricFamily("connbot_prompts_open", "Questions waiting for a person")
         effects = GaugeMetricFamily("connbot_effects_pending", "Side effects recorded but not yet made")
@@ -115,8 +150,6 @@ class StoreCollector(Collector):
                 for labels, value in counters.totals(s, name):
                     family.add_metric([labels.get(n, "") for n in names], value)
         yield from self.incidents()
-        queue = GaugeMetricFamily("connbot_queue_depth", "Tasks waiting in the queue")
-        queue.add_metric([], self.svc.queue.depth())
         yield from (
             runs,
             *histograms,
@@ -126,7 +159,6 @@ class StoreCollector(Collector):
             quarantined,
             refused,
             adapter_errors,
-            queue,
             left,
             near,
         )

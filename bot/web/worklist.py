@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Select, case, func, or_, select
 from sqlalchemy.orm import Session, selectinload
+from werkzeug.datastructures import MultiDict
 
 from bot.errors import BadRequestError
 from bot.state.models import Prompt, PromptState, Run, Ticket
@@ -127,13 +128,16 @@ def _age(name: str, value: str) -> float | None:
         ) from None
 
 
-def parse(args: Mapping[str, str], known_pbxs: Iterable[str]) -> Query:
+def parse(args: MultiDict[str, str], known_pbxs: Iterable[str]) -> Query:
     """The list query these URL parameters ask for; BadRequestError naming the first bad one."""
     unknown = sorted(set(args) - set(PARAMS))
     if unknown:
         raise BadRequestError(
             f"unknown filter {unknown[0][:64]!r}; the ticket list takes {', '.join(PARAMS)}"
         )
+    repeated = [name for name in PARAMS if len(args.getlist(name)) > 1]
+    if repeated:
+        raise BadRequestError(f"{repeated[0]}: given more than once; the ticket list takes one value of each")
     get = {name: (args.get(name) or "").strip() for name in PARAMS}
     if len(get["q"]) > MAX_SEARCH:
         raise BadRequestError(f"q: the search text is longer than {MAX_SEARCH} characters")

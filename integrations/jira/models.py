@@ -10,7 +10,7 @@ import datetime as dt
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from integrations.tickets import SlaClock
 
@@ -70,11 +70,12 @@ class Issue(IssueKey, _Open):
 
 class Delivery(BaseModel):
     """What the receiver reads of a delivery before it stores the body: the event, the issue's key
-    and `timestamp`, milliseconds since the epoch when Jira sent it. The rest is read by the worker
+    and `timestamp`, milliseconds since the epoch when Jira sent it: a JSON integer in every Jira's
+    payloads, so `true`, `"1"` or `1.5` is refused, not read as one. The rest is read by the worker
     (`WebhookPayload`)."""
 
     model_config = ConfigDict(populate_by_name=True)
-    timestamp: int
+    timestamp: StrictInt
     webhook_event: str = Field(alias="webhookEvent", min_length=1, max_length=64)
     issue: IssueKey
 

@@ -107,10 +107,7 @@ def test_slack_events_fuzz(app, body: bytes) -> None:  # type: ignore[no-untyped
     client, svc = app
     before = counts(svc)
     for encoded in (body, b"payload=" + body):
-        headers = signed(
-            encoded.decode("latin-1")
-        )  # Slack signs the raw bytes; latin-1 keeps them as they are
-        resp = client.post("/slack/events", data=encoded, headers=headers)
+        resp = client.post("/slack/events", data=encoded, headers=signed(encoded))
         assert resp.status_code < 500, resp.get_data(as_text=True)[:300]
         if resp.status_code >= 400:
             assert_json_error(resp)
@@ -156,7 +153,7 @@ def test_deep_nesting_is_a_clear_error_everywhere(app) -> None:  # type: ignore[
 
 
 def test_invalid_utf8_is_named(app) -> None:  # type: ignore[no-untyped-def]
-    client, _svc = app
+    client, svc = app
     body = b'{"webhookEvent": "jira:issue_created", "x": "\xff"}'
     assert (
         "UTF-8"
@@ -164,6 +161,14 @@ def test_invalid_utf8_is_named(app) -> None:  # type: ignore[no-untyped-def]
             "message"
         ]
     )
+    # Slack signs the raw bytes: a signed body that is not UTF-8 verifies, and is refused for what it is
+    for kind, bad in (("json", b'{"type": "\xff"}'), ("x-www-form-urlencoded", b"payload=%7B%7D\xff")):
+        headers = {**signed(bad), "Content-Type": f"application/{kind}"}
+        refused = assert_json_error(client.post("/slack/events", data=bad, headers=headers), 400)
+        assert refused["message"] == f"body is not valid UTF-8 (byte {bad.index(0xFF)})"
+        forged = {**signed(bad, secret="0" * 32), "Content-Type": f"application/{kind}"}
+        assert_json_error(client.post("/slack/events", data=bad, headers=forged), 401)
+    assert counts(svc).events == 0
 
 
 def test_bodies_up_to_the_size_limit_are_read_and_past_it_refused(app) -> None:  # type: ignore[no-untyped-def]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from bot.services import Services
 from bot.settings import Settings
@@ -76,7 +79,10 @@ def test_errors_are_json(client):
     assert page.status_code == 404 and page.content_type.startswith("text/html")
     assert client.delete("/api/tickets").status_code == 405 and client.delete("/api/tickets").is_json
     big = client.post("/api/tickets", data=b"x" * (2 * 1024 * 1024), content_type="application/json")
-    assert big.status_code == 413 and big.json["error"] == "Request Entity Too Large"
+    assert big.status_code == 413 and big.json == {
+        "error": "Request Entity Too Large",
+        "message": "the body is larger than CONNBOT_MAX_BODY_BYTES (1048576 bytes)",
+    }
     assert client.post("/api/prompts/nope/answer", json={"answer": "x", "by": "b"}).status_code == 404
     assert client.get("/api/runs?limit=0").status_code == 400
 
@@ -84,9 +90,56 @@ def test_errors_are_json(client):
 def test_metrics_report_runs_steps_and_queue(client):
     client.post("/api/tickets", json={"summary": "Alice can't connect"})
     client.application.extensions["connbot"].queue.run_pending()
-    text = client.get("/metrics").get_data(as_text=True)
+    resp = client.get("/metrics")
+    text = resp.get_data(as_text=True)
     assert 'connbot_runs{end="",state="waiting"} 1.0' in text
     assert "connbot_prompts_open 1.0" in text and "connbot_queue_depth 0.0" in text
+    assert 'connbot_dependency_up{dependency="database"} 1.0' in text
+    assert 'connbot_dependency_up{dependency="queue"} 1.0' in text
+    assert resp.headers["Content-Type"] == CONTENT_TYPE_LATEST  # its charset once
+
+
+# Nothing listens on port 1: a dependency there is down.
+DEAD = {
+    "database": {"database_url": "postgresql://nobody@127.0.0.1:1/none"},
+    "queue": {"queue_url": "redis://127.0.0.1:1/0"},
+}
+
+
+@pytest.mark.parametrize("down", ["queue", "database"])
+def test_metrics_with_a_dependency_down_serve_the_rest_and_say_so_once(settings, caplog, down):
+    """A scrape is not lost to one source being down: the other's metrics are served, the one down
+    is `connbot_dependency_up` 0 and its metrics are left out, and the log says so in one line, not
+    a traceback a scrape."""
+    svc = Services.build(settings.model_copy(update=DEAD[down]), registry=scripted_registry({}, systems=()))
+    if down == "queue":
+        svc.store.upgrade()
+    try:
+        client = create_app(services=svc).test_client()
+        with caplog.at_level(logging.INFO, logger="bot"):
+            scrapes = [client.get("/metrics") for _ in range(3)]
+    finally:
+        svc.close()
+    assert [r.status_code for r in scrapes] == [200, 200, 200]
+    text = scrapes[-1].get_data(as_text=True)
+    up = "queue" if down == "database" else "database"
+    assert f'connbot_dependency_up{{dependency="{down}"}} 0.0' in text
+    assert f'connbot_dependency_up{{dependency="{up}"}} 1.0' in text
+    samples = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if not line.startswith("#")}
+    if down == "queue":
+        assert "connbot_queue_depth" not in samples and "connbot_prompts_open" in samples
+    else:
+        assert "connbot_queue_depth" in samples and "connbot_prompts_open" not in samples
+    said = [r for r in caplog.records if r.name.startswith("bot.web")]
+    assert len(said) == 1 and f"the {down} (metrics) unreachable" in said[0].getMessage()
+    assert not any(r.exc_info for r in caplog.records)
+
+
+def test_a_repeated_ticket_list_parameter_is_refused_naming_it(client):
+    resp = client.get("/api/tickets?status=open&status=closed")
+    assert resp.status_code == 400
+    assert resp.json["message"].startswith("status: given more than once")
+    assert client.get("/api/tickets?status=open&level=1").status_code == 200
 
 
 def test_an_async_view_is_still_refused_as_flask_refuses_it(client):

@@ -122,7 +122,7 @@ def delivery_id(payload: Delivery) -> str:
 @blueprint.post("/webhooks/jira")
 def receive() -> ResponseReturnValue:
     settings: JiraSettings = current_app.extensions[EXTENSION]
-    body = request.get_data(cache=False)  # over MAX_CONTENT_LENGTH: 413 from Flask
+    body = request.get_data(cache=False)  # one over CONNBOT_MAX_BODY_BYTES never gets here (413)
     failure = authenticate(settings, body)
     if failure is not None:
         return _reject(*failure)

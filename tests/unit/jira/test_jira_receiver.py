@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
@@ -132,8 +134,10 @@ def test_duplicate_deliveries_make_one_run(app_svc):
     # Without the identifier header the same event, issue and timestamp are one delivery too.
     assert post(client, payload).status_code == 202
     assert post(client, payload).status_code == 200
+    # Jira's identifier is the key: a new one is another delivery, stored, whatever its body.
+    assert post(client, payload, headers={"X-Atlassian-Webhook-Identifier": "d-2"}).status_code == 202
     process_events(svc)
-    assert count(svc, Event) == 2
+    assert count(svc, Event) == 3
     assert count(svc, Run) == 1
 
 
@@ -156,6 +160,16 @@ def test_duplicate_deliveries_make_one_run(app_svc):
                 {"webhookEvent": "jira:issue_created", "timestamp": "soon", "issue": {"key": "A-1"}}
             ).encode(),
             "timestamp",
+        ),
+        # Jira's timestamp is a JSON integer (epoch milliseconds): nothing else is read as one
+        *(
+            (
+                json.dumps(
+                    {"webhookEvent": "jira:issue_created", "timestamp": wrong, "issue": {"key": "A-1"}}
+                ).encode(),
+                "timestamp: Input should be a valid integer",
+            )
+            for wrong in (True, "1", 1.5, 1720046912109.0)
         ),
     ],
 )
@@ -201,7 +215,9 @@ def test_a_body_with_many_brackets_is_read_the_long_way_to_the_same_delivery(app
     )
 
 
-def test_oversized_body_is_413(monkeypatch, make_services, settings):
+def test_oversized_body_is_413_with_a_content_length_or_chunked(monkeypatch, make_services, settings):
+    """The same answer, naming the limit and its setting, and the same count as a refusal, whether
+    the body's size is declared or found by reading it."""
     configure(monkeypatch)
     svc = make_services(
         settings=settings.model_copy(update={"max_body_bytes": 2048}), registry=scripted_registry({})
@@ -209,9 +225,39 @@ def test_oversized_body_is_413(monkeypatch, make_services, settings):
     client = create_app(services=svc).test_client()
     payload = fixture("cloud_issue_created.json")
     payload["issue"]["fields"]["description"] = "x" * 5000
-    resp = post(client, payload)
-    assert resp.status_code == 413 and resp.is_json
+    body = json.dumps(payload).encode()
+    headers = {"Content-Type": "application/json", "X-Hub-Signature": sign(body, SECRET)}
+    declared = client.post("/webhooks/jira", data=body, headers=headers)
+    chunked = client.post(
+        "/webhooks/jira",
+        input_stream=io.BytesIO(body),
+        headers={**headers, "Transfer-Encoding": "chunked"},
+        # as gunicorn hands on a chunked body: no Content-Length, the stream ended by the server
+        environ_overrides={"CONTENT_LENGTH": "", "wsgi.input_terminated": True},
+    )
+    for resp in (declared, chunked):
+        assert resp.status_code == 413 and resp.json == {
+            "error": "Request Entity Too Large",
+            "message": "the body is larger than CONNBOT_MAX_BODY_BYTES (2048 bytes)",
+        }
     assert count(svc, Event) == 0
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'connbot_webhooks_refused_total{reason="too_large",source="jira"} 2.0' in text
+
+
+SPECS = Path(__file__).resolve().parents[3].parent / "shared" / "specs" / "jira" / "webhooks"
+
+
+@pytest.mark.skipif(not SPECS.is_dir(), reason=f"Jira's example payloads are not at {SPECS}")
+def test_every_real_jira_payload_is_accepted(app_svc):
+    """Jira's own deliveries (the shared specs' examples, Cloud and Server) all pass the receiver's
+    checks, its integer-only timestamp among them."""
+    client, svc = app_svc
+    names = sorted(p.name for p in SPECS.glob("*.json"))
+    assert names
+    for name in names:
+        assert post(client, (SPECS / name).read_bytes()).status_code == 202, name
+    assert count(svc, Event) == len(names)
 
 
 def test_server_and_cloud_payloads_become_tickets(app_svc):
