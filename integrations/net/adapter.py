@@ -189,7 +189,10 @@ def _said(p: probes.Probe) -> str:
     where = f"its {role} port {number} ({(transport or 'tcp').upper()})"
     if p.refused:
         icmp = " (ICMP port unreachable)" if p.data.get("icmp") else ""
-        return f"The PBX host {host} refuses connections on {where}{icmp}: nothing listens there, or a firewall rejects them."
+        return (
+            f"The PBX host {host} refuses connections on {where}{icmp}: nothing listens there, or a "
+            "firewall rejects them."
+        )
     if p.outcome == m.PathOutcome.TCP_TIMEOUT.value:
         return f"The PBX host {host} does not answer on {where}: the connection timed out."
     if p.outcome == m.PathOutcome.SIP_NO_RESPONSE.value:
