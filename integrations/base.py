@@ -10,7 +10,7 @@ Errors an adapter may raise (anything else is a bug and fails loudly):
     AdapterError
      ├── TransientError      timeouts, 429, 5xx: retried at the transport, then a failed step
      ├── PermanentError      4xx, bad data: a failed step with the message
-     │    └── RefusedError   the connection was refused: a finding, never retried
+     │    └── RefusedError   the connection was refused: a finding, not retried (but an effect is)
      ├── NotConfiguredError  the adapter lacks settings for this: a human is asked instead
      └── UnsupportedError    the device cannot do it (capabilities): a human is asked instead
 """
@@ -59,7 +59,9 @@ class PermanentError(AdapterError):
 
 
 class RefusedError(PermanentError):
-    """The system refused the connection: nothing listens there. A fact about it, not a fault to retry."""
+    """The system refused the connection: nothing listens there. To a check, a fact about the system,
+    not a fault to retry; an effect (connbot's own write, `bot.runs.outbox`) is retried, since the
+    system it writes to refuses connections while it is down or restarting."""
 
 
 class NotConfiguredError(AdapterError):

@@ -10,7 +10,7 @@ import logging
 import re
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.runs import incidents
@@ -149,8 +149,15 @@ def set_parent(ctx: RunContext, incident_id: int, key: str) -> None:
 
 
 def _wake_children(ctx: RunContext, s: Session, incident_id: int) -> None:
-    """Wake the incident's held runs, so their joining effects are made (with what changed)."""
-    for run_id in s.scalars(select(Run.id).where(Run.incident_id == incident_id, Run.state == RunState.HELD)):
+    """Wake the incident's held runs, so their joining effects are made (with what changed): now, not
+    when they are due again after "the parent issue is not made yet"."""
+    held = select(Run.id).where(Run.incident_id == incident_id, Run.state == RunState.HELD)
+    s.execute(
+        update(Effect)
+        .where(Effect.run_id.in_(held), Effect.kind == "incident.join", Effect.state == EffectState.PENDING)
+        .values(retry_at=None)
+    )
+    for run_id in s.scalars(held):
         ctx.waker.advance_after_commit(s, run_id)
 
 

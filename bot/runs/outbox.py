@@ -1,10 +1,11 @@
 """The outbox: effects (comments, closing, escalating, replies to the customer, showing and settling
 prompts) are recorded in the transaction of the transition that causes them, then made one by one,
-oldest first, each once per idempotency key; a transient failure is retried with backoff, a
-permanent one given up on."""
+oldest first, each once per idempotency key; a transient failure (or a refused connection) is
+retried with backoff, a permanent one given up on."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Literal, cast
@@ -20,6 +21,7 @@ from sqlalchemy import (
     case,
     func,
     literal_column,
+    or_,
     select,
     update,
 )
@@ -29,13 +31,18 @@ from bot.runs import prompts
 from bot.runs.context import RunContext
 from bot.runs.trail import has_customers, ticket_ref
 from bot.state.models import Effect, EffectState, Incident, IncidentState, Prompt, Run, Ticket
-from integrations.base import AdapterError, PermanentError, TransientError
+from integrations.base import AdapterError, PermanentError, RefusedError, TransientError
 from integrations.prompts import PromptChannel, PromptView
 from integrations.tickets import Audience, Note
 
 log = logging.getLogger(__name__)
 
 EFFECTS_ADDED = "connbot.effects_added"
+
+# The failures of an effect worth another attempt. A refused connection is one: to a step's check it
+# is a finding (a stopped Asterisk), but an effect is connbot's own write to its ticket system or a
+# channel, which refuses connections while it is down or restarting, and that passes.
+RETRIED = (TransientError, RefusedError)
 
 
 class TicketNote(BaseModel):
@@ -206,44 +213,50 @@ IN_STORE: ColumnElement[bool] = and_(
 )
 
 
+NOW = bindparam("now", type_=EFFECTS.c.done_at.type)
+# The run's oldest pending effect.
+OLDEST = (
+    select(func.min(_OTHER.c.id))
+    .where(_OTHER.c.run_id == bindparam("of_run"), _OTHER.c.state == EffectState.PENDING.value)
+    .scalar_subquery()
+)
 # The attempt is counted before it is made: after a crash mid-call, the next attempt knows an earlier
 # one may have landed (channels without idempotency keys look for it first). One statement, built
-# once, takes the run's oldest pending effect, counts its attempt and says whether more wait; an
-# effect made in connbot's own store (IN_STORE) is marked done by it too, as its write joins the same
-# transaction (they commit or roll back together).
+# once, takes the run's oldest pending effect unless its next attempt is not due yet, counts its
+# attempt and says whether more wait; an effect made in connbot's own store (IN_STORE) is marked done
+# by it too, as its write joins the same transaction (they commit or roll back together).
 CLAIM = (
     update(EFFECTS)
-    .where(
-        EFFECTS.c.id
-        == select(func.min(_OTHER.c.id))
-        .where(_OTHER.c.run_id == bindparam("of_run"), _OTHER.c.state == EffectState.PENDING.value)
-        .scalar_subquery()
-    )
+    .where(EFFECTS.c.id == OLDEST, or_(EFFECTS.c.retry_at.is_(None), EFFECTS.c.retry_at <= NOW))
     .values(
         attempts=EFFECTS.c.attempts + 1,
         state=case((IN_STORE, EffectState.DONE.value), else_=EFFECTS.c.state),
-        done_at=case((IN_STORE, bindparam("done_at", type_=EFFECTS.c.done_at.type)), else_=EFFECTS.c.done_at),
+        done_at=case((IN_STORE, NOW), else_=EFFECTS.c.done_at),
     )
     .returning(*EFFECTS.c, MORE_PENDING)
 )
+# Whether the run has a pending effect (when none was claimed: one whose next attempt is not due yet).
+WAITING = select(OLDEST.is_not(None))
 DONE = (
     update(EFFECTS)
     .where(EFFECTS.c.id == bindparam("effect_id"))
-    .values(state=EffectState.DONE.value, done_at=bindparam("done_at", type_=EFFECTS.c.done_at.type))
+    .values(state=EffectState.DONE.value, done_at=NOW)
 )
 
 
 def flush_effects(
     ctx: RunContext, run_id: int, ticket: Ticket | None = None, release: str | None = None
 ) -> bool:
-    """Make the pending effects of a run, oldest first. False at the first transient failure.
-    `ticket`: the run's ticket as the caller read it (else it is read for each effect). `release`:
-    the owner of the run's lease when the work item ends with these effects: once they are all made
-    (True), the lease is released, in the commit of the last one's done mark where it has one.
+    """Make the pending effects of a run, oldest first. False at the first transient failure, and
+    when the oldest is not due for its next attempt yet (the run was woken before). `ticket`: the
+    run's ticket as the caller read it (else it is read for each effect). `release`: the owner of the
+    run's lease when the work item ends with these effects: once they are all made (True), the lease
+    is released, in the commit of the last one's done mark where it has one.
 
-    A transient failure is retried with backoff (the run waits, its effects stay in order) until
-    the effect has had `CONNBOT_EFFECT_ATTEMPTS` attempts; then it is failed for good like a
-    permanent one, and the run goes on. A prompt that could not be shown in a channel is said on
+    A transient failure (`RETRIED`) is retried with backoff, 2 s doubling to 256 s (the run waits,
+    its effects stay in order; a wake-up before the next attempt is due, such as the sweep's, makes
+    none) until the effect has had `CONNBOT_EFFECT_ATTEMPTS` attempts; then it is failed for good
+    like a permanent one, and the run goes on. A prompt that could not be shown in a channel is said on
     the ticket, so people know to answer it on the desk.
 
     An effect on a ticket of the desk, which lives in connbot's own store, is claimed and marked done
@@ -253,9 +266,11 @@ def flush_effects(
     in_store = [source for source, system in ctx.tickets.items() if system.in_store]
     while more:
         with ctx.store.begin() as conn:
-            params = {"of_run": run_id, "in_store": in_store, "done_at": ctx.clock()}
+            params = {"of_run": run_id, "in_store": in_store, "now": ctx.clock()}
             claimed = conn.execute(CLAIM, params).first()
             if claimed is None:
+                if conn.execute(WAITING, params).scalar():
+                    return False  # woken early: its scheduled wake-up (or the sweep) comes when it is due
                 break
             more = bool(claimed[-1])
             effect = Effect(**{c.key: value for c, value in zip(EFFECTS.c, claimed, strict=False)})
@@ -265,11 +280,13 @@ def flush_effects(
                 continue
         try:
             refs = make(ctx, effect, ticket)
-        except TransientError as exc:
+        except RETRIED as exc:
             if effect.attempts < ctx.limits.effect_attempts:
-                _update_effect(ctx, effect, error=str(exc)[:2000])
+                delay = 2.0 ** min(effect.attempts, 8)
+                retry_at = ctx.clock() + dt.timedelta(seconds=delay)
+                _update_effect(ctx, effect, error=str(exc)[:2000], retry_at=retry_at)
                 log.warning("effect %s (%s) failed, will retry: %s", effect.key, effect.kind, exc)
-                ctx.waker.advance(run_id, delay=min(300.0, 2.0 ** min(effect.attempts, 8)))
+                ctx.waker.advance(run_id, delay=delay)
                 return False
             more |= _give_up(ctx, effect, f"still failing after {effect.attempts} attempts: {exc}")
             continue
@@ -280,7 +297,7 @@ def flush_effects(
             _update_effect(ctx, effect, refs, state=EffectState.DONE, done_at=ctx.clock())
             continue
         with ctx.store.begin() as conn:
-            conn.execute(DONE, {"effect_id": effect.id, "done_at": ctx.clock()})
+            conn.execute(DONE, {"effect_id": effect.id, "now": ctx.clock()})
             lease = _released(ctx, run_id, lease, last=not more)
     if lease is not None:
         ctx.store.release(run_id, lease)

@@ -403,5 +403,7 @@ class Effect(Base):
     state: Mapped[EffectState] = mapped_column(States(EffectState), default=EffectState.PENDING, index=True)
     attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str] = mapped_column(Text, default="")
+    # After an attempt that failed and is to be retried: when the next attempt is due (not before).
+    retry_at: Mapped[dt.datetime | None] = mapped_column()
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     done_at: Mapped[dt.datetime | None] = mapped_column()

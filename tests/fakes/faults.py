@@ -4,7 +4,8 @@ of doing what was asked. A system can also be taken down altogether (`down`).
 
 `Faults.rsps(system, rsps)` stands in for a `responses.RequestsMock` when a fake registers its
 callbacks (FakeJira, FakeAri, app_backend), so every callback first asks the faults; the Slack stub asks
-`Faults.slack`. Everything that happened, faults and waits, goes on one `timeline`, in order.
+`Faults.slack`. Everything that happened, faults and waits, goes on one `timeline`, in order; a test
+that controls the runner's clock puts it there too (`tick`), so that `at` tells when each fault was.
 """
 
 from __future__ import annotations
@@ -56,6 +57,20 @@ class Faults:
     def sleep(self, seconds: float) -> None:
         """A client's wait between attempts: recorded, not slept."""
         self.timeline.append(("sleep", seconds))
+
+    def tick(self, now: float) -> None:
+        """The runner's clock reads `now` (seconds) from here on."""
+        self.timeline.append(("clock", now))
+
+    def at(self, system: str) -> list[float]:
+        """The runner's clock at each fault `system` answered (0 before the first `tick`)."""
+        now, times = 0.0, []
+        for what, v in self.timeline:
+            if what == "clock":
+                now = v
+            elif what == "fault" and v[0] == system:
+                times.append(now)
+        return times
 
     def injected(self, system: str | None = None) -> list[str]:
         return [k for what, v in self.timeline if what == "fault" for s, k in [v] if system in (None, s)]

@@ -7,7 +7,8 @@ where people look, and the run goes on to its end.
 
 Real runner, real adapters and clients; the systems are the wire fakes behind `tests/fakes/faults.py`.
 Nothing sleeps: clients wait through `Faults.sleep`, and the runner's scheduled retries are taken
-from the queue's schedule at once (their delays recorded).
+from the queue's schedule at once (their delays recorded), or each when it is due, beside the
+worker's sweep, by a clock that jumps from one to the next (`World.run_for`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pytest
 import responses
 from sqlalchemy import select
 
+from bot.runs.sweeper import sweep
 from bot.settings import Settings
 from bot.state.models import Effect, Prompt, Run, utcnow
 from bot.web.app import create_app
@@ -38,10 +40,12 @@ from integrations.pbx.settings import PbxSettings
 from integrations.settings import load
 from integrations.slack.channel import SlackChannel
 from integrations.slack.settings import SlackSettings
+from simulators import jira as simulated_jira
 from simulators.app_api import Backend, Device
+from simulators.serve import Server
 from simulators.slack import CHANNEL, SlackWebApi
 from tests.fakes.faults import KINDS, Faults
-from tests.fakes.jira import FakeJira, configure
+from tests.fakes.jira import BOT_USER, FakeJira, configure
 from tests.fakes.slack_api import BOT_TOKEN, SIGNING_SECRET, InlineExecutor
 from tests.reliability.conftest import issue_event, jira_headers
 from tests.unit.integrations.wire_fakes import (
@@ -99,6 +103,40 @@ class World:
                 huey.enqueue(task)
         raise AssertionError("the queue never went quiet")
 
+    def run_for(self, seconds: float) -> None:
+        """Work as a worker does for `seconds` of the runner's clock: each scheduled retry when it is
+        due, the sweep every `CONNBOT_SWEEP_SECONDS`; the clock jumps from one to the next, and each
+        jump goes on the faults' timeline."""
+        huey, interval = self.svc.queue.huey, self.svc.settings.sweep_seconds
+        now = self.skew.total_seconds()
+        end, next_sweep = now + seconds, now + interval
+        due: list[tuple[float, Any]] = []  # (when, task)
+        while True:
+            self.svc.queue.run_pending()
+            wall = huey._get_timestamp()
+            for task in huey.read_schedule(dt.datetime(2100, 1, 1)):
+                delay = (task.eta - wall).total_seconds()
+                self.delays.append(round(delay))
+                due.append((now + delay, task))
+            at = min([when for when, _ in due] + [next_sweep])
+            if at > end:
+                self.skew += dt.timedelta(seconds=end - now)
+                for when, task in due:  # back in the queue's schedule, due when they are left to wait
+                    task.eta = huey._get_timestamp() + dt.timedelta(seconds=when - end)
+                    huey.add_schedule(task)
+                return
+            self.skew += dt.timedelta(seconds=at - now)
+            now = at
+            self.faults.tick(now)
+            if at == next_sweep:
+                sweep(self.svc.context)
+                next_sweep += interval
+            for when, task in due:
+                if when <= now:
+                    task.eta = None  # due now
+                    huey.enqueue(task)
+            due = [(when, task) for when, task in due if when > now]
+
     def reset_accounts(self) -> None:
         """The next ticket finds the PBX and the app as the first did: passwords differ again."""
         self.ari.objects, self.phone.server, self.phone.last_error = copy.deepcopy(self.pristine)
@@ -134,8 +172,11 @@ class World:
 def world(make_services, monkeypatch, tmp_path) -> Iterator[Any]:  # type: ignore[no-untyped-def]
     stubs: list[SlackWebApi] = []
 
-    def make(faults: Faults, **settings: Any) -> World:
-        configure(monkeypatch, RESOLUTION="Fixed")
+    def make(faults: Faults, jira_url: str | None = None, **settings: Any) -> World:
+        """`jira_url`: a Jira on loopback (a `simulators.serve.Server`) instead of the wire fake's."""
+        configure(monkeypatch, RESOLUTION="Fixed", **({"URL": jira_url} if jira_url else {}))
+        if jira_url:
+            rsps.add_passthru(jira_url)
         policy = http.RetryPolicy(
             attempts=6,
             total=3600,
@@ -314,6 +355,64 @@ def test_slack_down_for_good_says_so_on_the_ticket_and_the_question_is_answered_
     )
     assert w.jira.issue("VOIP-1").status == "Done"
     assert metric(w, "connbot_effects_failed") == {"kind=prompt.post": 1}
+
+
+def test_jira_refusing_connections_is_retried_and_its_writes_are_made_when_it_is_back(world) -> None:  # type: ignore[no-untyped-def]
+    # Jira is down: nothing listens on its port (a loopback server, stopped), as when it restarts.
+    state = simulated_jira.Jira(account=dict(BOT_USER))
+    server = Server(simulated_jira.create(state)).start()
+    server.stop()
+    w = world(Faults(rate=0.0), jira_url=server.url, sweep_seconds=15)
+    try:
+        w.file("VOIP-1")
+        w.run_for(60)
+
+        # A minute of it: the ticket's first comment was tried 5 times, 2, 4, 8 and 16 s apart (the sweeps
+        # every 15 s brought no extra attempt), the next one due 32 s later; not given up.
+        [(_, kind, attempts, error)] = effects(w.svc, "pending")
+        assert (kind, attempts) == ("comment", 5) and w.delays == [2, 4, 8, 16, 32]
+        assert error.startswith(f"connection refused by {server.url}/rest/api/2/"), error
+        assert effects(w.svc, "failed") == [] and state.issues == {}
+
+        server.start()  # Jira is back
+        w.answer_all(APPROVE)
+    finally:
+        server.stop()
+    assert w.runs() == {"VOIP-1": EXPECTED}
+    assert effects(w.svc, "failed") == [] and effects(w.svc, "pending") == []
+    issue = state.issue("VOIP-1")
+    headings = [c.split("\n", 1)[0] for c in issue.comments]
+    assert headings[0] == "h3. connbot is triaging this ticket" and len(headings) == 4, headings
+    assert (issue.status, issue.resolution) == ("Done", "Fixed")
+
+
+@pytest.mark.parametrize("back", [True, False], ids=["back-after-12-minutes", "down-for-good"])
+def test_slack_down_for_minutes_a_post_is_retried_for_about_13_minutes(world, back) -> None:  # type: ignore[no-untyped-def]
+    w = world(Faults(rate=0.0, down={"slack"}), sweep_seconds=15)  # CONNBOT_EFFECT_ATTEMPTS: 10
+    w.file("VOIP-1")
+    w.run_for(12 * 60)
+
+    # The question's post was tried 9 times in 12 minutes, backing off 2 s doubling to 256 s, whatever
+    # the sweeps every 15 s; its 10th and last attempt is due 766 s (about 13 minutes) after its first.
+    [first, *_] = tried = w.faults.at("slack")
+    assert [round(t - first) for t in tried] == [0, 2, 6, 14, 30, 62, 126, 254, 510]
+    assert [(kind, n) for _, kind, n, _ in effects(w.svc, "pending") if n] == [("prompt.post", 9)]
+    if back:
+        w.faults.down.discard("slack")
+    w.run_for(5 * 60)
+
+    if back:  # made by its 10th attempt, once
+        assert ("prompt.post", 10) in [(kind, n) for _, kind, n, _ in effects(w.svc, "done")]
+        assert len(w.slack.posts()) == 1 and effects(w.svc, "failed") == effects(w.svc, "pending") == []
+    else:
+        assert [round(t - first) for t in w.faults.at("slack")][9:] == [766]
+        [(_, kind, attempts, error)] = effects(w.svc, "failed")
+        assert (kind, attempts) == ("prompt.post", 10)
+        assert error.startswith("still failing after 10 attempts: Slack ") and "internal_error" in error
+        said = [c for c in w.jira.issue("VOIP-1").comments if "could not be posted in slack" in c]
+        assert len(said) == 1 and "still failing after 10 attempts" in said[0]
+    w.answer_all(APPROVE)
+    assert w.runs() == {"VOIP-1": EXPECTED}
 
 
 @pytest.mark.parametrize(

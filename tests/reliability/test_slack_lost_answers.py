@@ -3,6 +3,8 @@ while waiting) is not posted again: the retry finds the message by its metadata.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from bot.runs import intake, steps
 from tests.fakes.adapters import scripted_registry
 
@@ -19,9 +21,8 @@ def test_a_post_whose_answer_was_lost_is_found_not_repeated(make_slack) -> None:
     world.work()
     prompt = world.open_prompt()
     assert "slack" not in prompt.channel_refs, "the first attempt's answer was lost"
-    steps.advance(
-        world.svc.context, prompt.run_id, "test"
-    )  # the retry the runner scheduled (after a backoff), now
+    world.now[0] += dt.timedelta(seconds=2)
+    steps.advance(world.svc.context, prompt.run_id, "test")  # the retry the runner scheduled, when it is due
     posts = prompt_posts(world.api, prompt.id)
     assert len(posts) == 1, "one message for the prompt"
     assert world.open_prompt().channel_refs["slack"]["ts"] == posts[0]["ts"]
