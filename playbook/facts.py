@@ -126,6 +126,63 @@ class Findings(BaseModel):
 
 
 NAMES = frozenset(Findings.model_fields)
+
+_PATH_WORDS = {
+    "ok": "fine",
+    "dns_failure": "a name that does not resolve",
+    "tcp_refused": "a refused connection",
+    "tcp_timeout": "a connection that times out",
+    "unreachable": "an unreachable host or port",
+    "tls_expired": "an expired certificate",
+    "tls_untrusted": "an untrusted certificate",
+    "tls_hostname_mismatch": "a certificate for another name",
+    "tls_handshake_failed": "a failed TLS handshake",
+    "sip_no_response": "no answer to SIP OPTIONS",
+    "degraded": "a degraded path",
+    "unsupported": "no network test in the app",
+}
+# How a finding's value reads in a sentence (a cause's statement or note: `{realtime_db}`), where its
+# code would not; the codes stay what the findings hold and show as data.
+WORDS: dict[str, dict[str, str]] = {
+    "realtime_db": {
+        "ok": "answering",
+        "unreachable": "unreachable",
+        "slow": "slow",
+        "schema_missing": "missing Asterisk's tables",
+        "link_down": "cut off from Asterisk (its link module is down)",
+        "none": "not used",
+    },
+    "server_path": _PATH_WORDS,
+    "device_path": _PATH_WORDS,
+    "app_config": {
+        "ok": "right",
+        "wrong_host": "the wrong server",
+        "wrong_port": "the wrong port",
+        "wrong_transport": "the wrong transport",
+        "wrong_username": "the wrong user name",
+        "wrong_domain": "the wrong domain",
+        "unresolvable_host": "a server name that does not resolve",
+    },
+    "credentials": {
+        "match": "they match",
+        "password_mismatch": "the password differs",
+        "username_mismatch": "the user name differs",
+        "realm_mismatch": "the realm differs",
+    },
+    "registration_error": {
+        "none": "no error",
+        "auth": "an authentication failure",
+        "not_found": "404 Not Found",
+        "forbidden": "403 Forbidden",
+        "timeout": "a timeout",
+        "refused": "a refused connection",
+        "tls": "a TLS error",
+        "dns": "a DNS error",
+        "unavailable": "503 Service Unavailable",
+        "network_down": "no network",
+        "other": "an error",
+    },
+}
 LIST_FINDINGS = frozenset({"pjsip_stopped", "account_missing"})
 
 

@@ -4,11 +4,13 @@ validation."""
 
 from __future__ import annotations
 
+import re
+import typing
 from pathlib import Path
 
 import pytest
 
-from playbook import diagnosis
+from playbook import diagnosis, facts
 from playbook.errors import PlaybookError
 
 RULES = diagnosis.load_rules()
@@ -262,3 +264,25 @@ def test_rules_are_validated_naming_the_cause_and_field(tmp_path: Path, body: st
     with pytest.raises(PlaybookError) as err:
         diagnosis.load_rules(_rules(tmp_path, body), replace=True)
     assert any(p.startswith(problem) for p in err.value.problems), err.value.problems
+
+
+def test_a_causes_sentences_say_the_findings_in_words_not_codes() -> None:
+    cause = diagnosis.diagnose(RULES, findings("realtime_db=link_down pbx=pbx1"))[0]
+    assert cause.id == "realtime_db_down"
+    assert "the realtime database is cut off from Asterisk (its link module is down)" in cause.found()
+    network = diagnosis.diagnose(RULES, findings("server_path=sip_no_response device_path=tcp_timeout"))[0]
+    assert "connbot's probes find no answer to SIP OPTIONS" in network.found()
+    assert "the device's own test finds a connection that times out too" in network.found()
+    for said in (cause.question(), network.question()):
+        assert not re.search(r"\b[a-z]+_[a-z_]+\b", said), said
+
+
+def _codes(annotation: object) -> set[str]:
+    if isinstance(annotation, str):
+        return {annotation}
+    return {code for arg in typing.get_args(annotation) for code in _codes(arg)}
+
+
+def test_every_code_of_a_finding_said_in_words_has_its_words() -> None:
+    for name, words in facts.WORDS.items():
+        assert _codes(facts.Findings.model_fields[name].annotation) <= set(words), name
