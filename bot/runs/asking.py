@@ -4,6 +4,7 @@ what their answer (or its absence) does to the run (`resume`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 
@@ -192,9 +193,13 @@ ASKED_CAUSE = "asked_cause"
 
 
 def ask(ctx: RunContext, s: Session, run: Run, plan: Ask) -> None:
+    before = run.facts.get(ASKED_CAUSE)
     facts = {k: v for k, v in run.facts.items() if k != ASKED_CAUSE}
     if plan.cause is not None:
         facts[ASKED_CAUSE] = {"cause": plan.cause.id, "title": plan.cause.title, "found": plan.cause.found()}
+        if isinstance(before, dict) and before.get("cause") == plan.cause.id and not plan.step.ask_cause:
+            # a person answered about this cause already: the next question does not put it again
+            plan = dataclasses.replace(plan, cause=None)
     run.facts = facts
     if _for_customer(ctx, run, plan):
         _ask_customer(ctx, s, run, plan)

@@ -170,7 +170,7 @@ def release(
             run,
             "end",
             Note(
-                heading=f"Closed: {inc.title} on {incidents.where(inc.pbx)} is resolved (incident {inc.id})",
+                heading=f"Closed: incident {inc.id} is resolved ({inc.title}, on {incidents.where(inc.pbx)})",
                 lines=[reason, f"Cause: {inc.statement} (since {since})."],
                 rows=rows(run),
             ),

@@ -181,9 +181,8 @@ def test_a_storm_against_a_stopped_asterisk_is_one_incident_closed_when_it_is_ba
     assert Counter(runs[k].end_kind for k in children) == Counter({"close": 200})
     for key in children:
         issue = storm.jira.issue(key)
-        closings = [
-            c for c in issue.comments if "Closed: Asterisk is down on PBX asterisk_stopped is resolved" in c
-        ]
+        closed = "Closed: incident 1 is resolved (Asterisk is down, on PBX asterisk_stopped)"
+        closings = [c for c in issue.comments if closed in c]
         assert issue.status == "Done" and len(closings) == 1, (key, issue.comments)
         steps = [s.step for s in runs[key].steps]
         assert steps.count("incident_recheck") == 1 and steps[-1] == "incident_recheck", steps
@@ -326,7 +325,7 @@ def test_restored_is_checked_first_then_every_ticket_is_closed(make_world):
         run = world.run(run_id)
         assert (run.end_kind, run.ticket.status) == ("close", "closed")
         assert (
-            "Closed: Asterisk is down on PBX asterisk_stopped is resolved (incident 1)"
+            "Closed: incident 1 is resolved (Asterisk is down, on PBX asterisk_stopped)"
             in run.ticket.comments[-1].body
         )
     assert len(incident_posts(world.slack)) == 1

@@ -364,6 +364,25 @@ def test_the_one_question_names_the_cause_and_its_evidence(name, desk, lab):
     assert shown and phrases[0] in comments[-1], comments[-1]
 
 
+def test_a_question_does_not_put_again_the_cause_a_person_just_answered(desk):
+    """The reporter confirmed the unknown user is real: the approval to create the account says what
+    changes, not "check the extension with the reporter" once more."""
+    svc, client = desk
+    resp = client.post("/api/lab/tickets", json={"summary": "Who is 2105?", "scenario": "unknown_extension"})
+    run_id, asked = resp.get_json()["run"], {}
+    for answer in ("real_user", None):
+        svc.queue.run_pending()
+        with svc.store.tx() as s:
+            prompt = s.scalars(select(Prompt).where(Prompt.run_id == run_id, Prompt.state == "open")).one()
+            asked[prompt.step] = prompt.question
+        if answer:
+            client.post(f"/api/prompts/{prompt.id}/answer", json={"answer": answer, "by": "Carol"})
+    assert list(asked) == ["confirm_user", "create_account"]
+    assert "Check the extension in the ticket with the reporter" in asked["confirm_user"]
+    assert "If you approve, connbot will change the user's account" in asked["create_account"]
+    assert "Check the extension" not in asked["create_account"]
+
+
 # scenario: what connbot's own network check says of a port that refuses (an answer, not silence)
 REFUSED = {
     "asterisk_stopped": "its ARI port {ari} (TCP)",
