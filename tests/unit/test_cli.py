@@ -102,6 +102,12 @@ def test_playbook_simulate_prints_the_path_and_the_end():
     )
     missing = run("playbook", "simulate", "--outcome", "check_status=failed")
     assert missing.exit_code == 1 and "no outcome given for step force_reconnect" in missing.output
+    for fact, said in (
+        ("arii=refused", "--fact 'arii=refused': unknown finding 'arii' (known: account, account_missing, "),
+        ("check_network.ari=down", "--fact 'check_network.ari=down': finding ari: Input should be "),
+    ):
+        refused = run("playbook", "simulate", "--outcome", "check_status=failed", "--fact", fact)
+        assert refused.exit_code == 2 and said in refused.output, refused.output
 
 
 def test_runs_list_and_show(make_services, settings, monkeypatch):
