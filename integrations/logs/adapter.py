@@ -27,22 +27,7 @@ from integrations.logs import models as m
 from integrations.logs.client import SUCCESS, Signature, classify, load_catalogue
 from integrations.logs.settings import LogsSettings
 from integrations.settings import Sections
-
-# what a log shows of each failure class, as the object of "The client log shows ..."
-SHOWS = {
-    m.LogClass.AUTH_FAILURE: "authentication failing",
-    m.LogClass.UNKNOWN_USER: "the PBX not knowing the user",
-    m.LogClass.FORBIDDEN: "registration forbidden",
-    m.LogClass.MAX_CONTACTS: "the account's contact limit reached",
-    m.LogClass.TIMEOUT_NO_RESPONSE: "registration timing out with no answer",
-    m.LogClass.TRANSPORT_REFUSED: "the connection refused",
-    m.LogClass.SERVER_UNAVAILABLE: "the server unavailable",
-    m.LogClass.TLS_FAILURE: "TLS failing",
-    m.LogClass.DNS_FAILURE: "name resolution (DNS) failing",
-    m.LogClass.NAT_KEEPALIVE: "the contact lost between keep-alives (NAT)",
-    m.LogClass.CONFIG_ERROR: "a configuration error",
-    m.LogClass.DB_BACKEND: "database errors",
-}
+from playbook.facts import WORDS
 
 
 class LogsAdapter(Adapter):
@@ -114,7 +99,7 @@ class LogsAdapter(Adapter):
             return result(
                 m.LogClass.NONE_FOUND,
                 f"The log ends with a successful registration (line {matches[-1].line_no}); what it showed "
-                f"before ({SHOWS[m.LogClass(last.cls)]}) is over.",
+                f"before ({WORDS['log_class'][last.cls]}) is over.",
                 **evidence,
             ).found(log_class="none_found")
         evidence["class_counts"] = {
@@ -122,6 +107,6 @@ class LogsAdapter(Adapter):
         }
         return result(
             m.LogClass(last.cls),
-            f"The client log shows {SHOWS[m.LogClass(last.cls)]}: {last.line[:200]}",
+            f"The client log shows {WORDS['log_class'][last.cls]}: {last.line[:200]}",
             **evidence,
         ).found(log_class=last.cls)
