@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 
 from bot.runs import incidents
 from bot.runs.context import RunContext
+from bot.runs.outbox import RETRIED
 from bot.state.models import Effect, EffectState, Incident, IncidentState, Run, RunState, Ticket
-from integrations.base import AdapterError, TransientError
+from integrations.base import AdapterError
 from integrations.prompts import IncidentView
 from integrations.tickets import Note, TicketRef
 
@@ -119,7 +120,7 @@ def open_parent(ctx: RunContext, incident_id: int) -> None:
     for system in ctx.tickets.values():
         try:
             key = system.open_parent(summary, note, marker)
-        except TransientError as exc:
+        except RETRIED as exc:  # down or restarting: the next sweep tries again
             log.warning("incident %s: no parent issue in %s yet: %s", incident_id, system.source, exc)
             return
         except AdapterError as exc:  # refused for good: its tickets get plain comments
@@ -176,7 +177,7 @@ def resolve_parent(ctx: RunContext, incident_id: int) -> None:
     try:
         if system is not None:
             system.close(ref, note, marker)
-    except TransientError as exc:
+    except RETRIED as exc:
         log.warning("incident %s: the parent issue %s is not resolved yet: %s", incident_id, ref.key, exc)
         return
     except AdapterError as exc:  # refused for good: said once, not tried again

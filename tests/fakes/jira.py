@@ -41,7 +41,8 @@ class FakeJira:
     ):
         self.url = url
         self.jira = jira.Jira(account=dict(BOT_USER), search_results=search or [])
-        mount(rsps, url, jira.create(self.jira), latency=latency)
+        self.down = False  # True: every connection is refused, as while Jira restarts
+        mount(rsps, url, jira.create(self.jira), refused=lambda: self.down, latency=latency)
 
     @property
     def issues(self) -> dict[str, jira.Issue]:

@@ -8,6 +8,7 @@ simulator's own behaviour.
 
 from __future__ import annotations
 
+import errno
 import re
 import time
 from collections.abc import Callable
@@ -36,8 +37,10 @@ def mount(
 
     def handle(req: requests.PreparedRequest) -> tuple[int, dict[str, str], bytes]:
         time.sleep(latency)
-        if refused():
-            raise requests.ConnectionError(f"[Errno 111] Connection refused: {url}")
+        if refused():  # as requests raises it: the OS's ConnectionRefusedError inside
+            raise requests.ConnectionError(
+                ConnectionRefusedError(errno.ECONNREFUSED, f"Connection refused: {url}")
+            )
         parts = urlsplit(req.url or "")
         for key, answer in (faults or {}).items():
             if key in parts.path:

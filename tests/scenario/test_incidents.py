@@ -483,6 +483,33 @@ def test_an_open_incident_is_reminded_in_its_message_thread(make_world):
     assert "Asterisk on 127.0.0.1 does not answer" in replies[0]["text"]
 
 
+@pytest.mark.parametrize("storm", [("OPS", 2)], indirect=True)
+def test_a_parent_issue_refused_while_jira_restarts_is_made_when_it_is_back(storm):
+    """Jira refuses connections (restarting) when the incident is first tended: its parent issue is
+    asked for again at the next sweeps, not given up, and made once Jira is back."""
+    ctx = storm.svc.context
+    with storm.svc.store.tx() as s:
+        inc_id = incidents.open_incident(
+            ctx, s, DOWN, "asterisk_down", "Asterisk is down", "Asterisk does not answer", {}, "a test"
+        ).id
+    storm.jira.down = True
+    for _ in range(3):
+        sweep(ctx)
+        storm.work()
+        with storm.svc.store.tx() as s:
+            inc = s.get(Incident, inc_id)
+        assert (inc.parent_key, inc.parent_error) == (None, "")
+    assert storm.jira.issues == {}
+
+    storm.jira.down = False  # Jira is back
+    sweep(ctx)
+    storm.work()
+    with storm.svc.store.tx() as s:
+        inc = s.get(Incident, inc_id)
+    assert (inc.parent_key, inc.parent_error) == ("OPS-1", "")
+    assert "Asterisk is down" in storm.jira.issue("OPS-1").summary
+
+
 @pytest.mark.parametrize("storm", [("NOPE", 3)], indirect=True)
 def test_without_a_parent_issue_the_tickets_are_told_alone_and_the_page_says_why(storm):
     """The parent issue's project does not exist: Jira refuses it for good; the tickets still get
