@@ -28,7 +28,7 @@ from integrations.base import (
     AdapterError,
     Registry,
 )
-from integrations.tickets import Note
+from integrations.tickets import Note, StepRow
 from playbook import engine
 from playbook.engine import Ask, Position
 from playbook.models import APPROVE
@@ -163,10 +163,21 @@ def _wait(s: Session, run: Run, prompt: Prompt) -> None:
     s.flush()
 
 
+# The run's fact counting the rows of its steps already on its ticket, in a question's comment or an
+# escalation's: a question's comment carries the rows since (a hand-over or a close carries them all).
+ROWS_TOLD = "rows_told"
+
+
+def tell(run: Run, found: list[StepRow]) -> list[StepRow]:
+    """Count the run's rows `found` as on its ticket; returns those that were not before."""
+    told = run.facts.get(ROWS_TOLD, 0)
+    run.facts = {**run.facts, ROWS_TOLD: len(found)}
+    return found[told:] if isinstance(told, int) else found
+
+
 def _show(ctx: RunContext, s: Session, run: Run, prompt: Prompt, heading: str, reason: str) -> None:
     """Store the prompt, make the run wait for it, post it in every channel and note it on the ticket
-    with what the checks of its level found so far (the rows of earlier levels are on the ticket
-    already, in their escalation's comment)."""
+    with what the checks found since the ticket's last comment that said so."""
     _wait(s, run, prompt)
     prompt_effects(s, run, prompt.id, ctx.channels, "post")
     note_effect(
@@ -181,7 +192,7 @@ def _show(ctx: RunContext, s: Session, run: Run, prompt: Prompt, heading: str, r
                 + ", ".join(label for _, label in prompt.options)
                 + ".",
             ],
-            rows=[row for row in rows(run) if row.level == prompt.level],
+            rows=tell(run, rows(run)),
             next=f"The run waits for an answer until {prompt.expires_at:%Y-%m-%d %H:%M} UTC.",
         ),
     )

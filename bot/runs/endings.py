@@ -38,6 +38,8 @@ def escalate(ctx: RunContext, s: Session, run: Run, plan: Escalate, pos: Positio
             pos.step, "end", f"escalated_l{plan.level}", f"Escalated to level {plan.level}", now, now
         ),
     )
+    found = rows(run)
+    asking.tell(run, found)  # the hand-over carries every row
     escalation_effect(
         s,
         run,
@@ -45,7 +47,7 @@ def escalate(ctx: RunContext, s: Session, run: Run, plan: Escalate, pos: Positio
         Note(
             heading=f"Level {plan.step.level} checks done: escalated to level {plan.level}",
             lines=([plan.step.instructions] if plan.step.instructions else []) + _diagnosis(ctx, run),
-            rows=rows(run),
+            rows=found,
             next=f"connbot goes on with the level {plan.level} checks.",
         ),
         plan.level,
@@ -171,7 +173,7 @@ def release(
             "end",
             Note(
                 heading=f"Closed: incident {inc.id} is resolved ({inc.title}, on {incidents.where(inc.pbx)})",
-                lines=[reason, f"Cause: {inc.statement} (since {since})."],
+                lines=[reason, f"Cause, as found from {since} on: {inc.statement}."],
                 rows=rows(run),
             ),
             kind="close",

@@ -203,7 +203,8 @@ class AppAdapter(Adapter):
         code = end.result.get("sip_code") or end.error.get("sip_code")
         return result(
             m.ReconnectOutcome.STILL_FAILING,
-            f"The app reconnected but still fails to register: {why}" + (f" (SIP {code})." if code else "."),
+            f"connbot made the app reconnect; it still fails to register: {why}"
+            + (f" (SIP {code})." if code else "."),
             device_id=device,
             **end.evidence(),
         ).found(reconnect="failing")

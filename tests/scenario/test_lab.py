@@ -383,6 +383,26 @@ def test_a_question_does_not_put_again_the_cause_a_person_just_answered(desk):
     assert "Check the extension" not in asked["create_account"]
 
 
+def test_a_questions_comment_carries_only_the_rows_not_on_the_ticket_yet(desk):
+    """Two questions in a row: the second's comment shows what happened since the first (the
+    rejected approval), not the first level's checks again."""
+    svc, client = desk
+    resp = client.post("/api/lab/tickets", json={"summary": "x", "scenario": "missing_account"})
+    run_id = resp.get_json()["run"]
+    for answer in ("reject", None):
+        svc.queue.run_pending()
+        with svc.store.tx() as s:
+            prompt = s.scalars(select(Prompt).where(Prompt.run_id == run_id, Prompt.state == "open")).one()
+        if answer:
+            client.post(f"/api/prompts/{prompt.id}/answer", json={"answer": answer, "by": "Carol"})
+    with svc.store.tx() as s:
+        comments = [c.body for c in s.get(Run, run_id).ticket.comments]
+    approval, question = [c for c in comments if c.startswith(("Approval needed", "Question for a person"))]
+    assert "Check the user's account on the PrivateServer" in approval
+    assert "Check the user's account on the PrivateServer" not in question
+    assert "Create the user's account" in question  # the rejected approval, the one row since
+
+
 # scenario: what connbot's own network check says of a port that refuses (an answer, not silence)
 REFUSED = {
     "asterisk_stopped": "its ARI port {ari} (TCP)",

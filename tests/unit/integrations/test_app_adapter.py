@@ -82,6 +82,7 @@ def test_reconnect_still_failing_says_why(phone: Device) -> None:
     phone.failure = lambda device: {"sip_code": 401, "reason": "Unauthorized", "local_error": None}
     res = app_adapter().reconnect(inp())
     assert res.outcome == "still_failing" and "Unauthorized" in res.summary and "401" in res.summary
+    assert res.summary.startswith("connbot made the app reconnect; it still fails to register: ")
 
 
 def test_reconnect_times_out_at_our_deadline(app_api: Backend) -> None:
