@@ -207,9 +207,11 @@ def ask(ctx: RunContext, s: Session, run: Run, plan: Ask) -> None:
     before = run.facts.get(ASKED_CAUSE)
     facts = {k: v for k, v in run.facts.items() if k != ASKED_CAUSE}
     if plan.cause is not None:
-        facts[ASKED_CAUSE] = {"cause": plan.cause.id, "title": plan.cause.title, "found": plan.cause.found()}
-        if isinstance(before, dict) and before.get("cause") == plan.cause.id and not plan.step.ask_cause:
-            # a person answered about this cause already: the next question does not put it again
+        cause, level = plan.cause, plan.step.level
+        facts[ASKED_CAUSE] = {"cause": cause.id, "title": cause.title, "found": cause.found(), "level": level}
+        again = isinstance(before, dict) and (before.get("cause"), before.get("level")) == (cause.id, level)
+        if again and not plan.step.ask_cause:
+            # the same level's people answered about this cause already: not put to them again
             plan = dataclasses.replace(plan, cause=None)
     run.facts = facts
     if _for_customer(ctx, run, plan):

@@ -254,11 +254,11 @@ def _settle(
             counters.adapter_error(s, *failure)
         if isinstance(plan, Decide):
             now = ctx.clock()
-            taken = plan.outcome if not plan.step.is_route else f"{plan.outcome}: {plan.target}"
-            rec = records.StepRecord(
-                pos.step, "decided", plan.outcome[:64], f"{plan.because or taken} ({taken})", now, now
-            )
-            records.move(run, engine.decide(pb, pos, plan))
+            moved = engine.decide(pb, pos, plan)  # past the target's last visit: where that leads
+            why = plan.because or "decided"
+            said = f"{why[:1].upper()}{why[1:]}; on to “{pb.steps[moved.step].title}”."
+            rec = records.StepRecord(pos.step, "decided", plan.outcome[:64], said, now, now)
+            records.move(run, moved)
             holding = records.write(ctx, s.connection(), run, owner, incidents.open_sql(ctx))
             records.insert(s.connection(), run, plan.step, rec)
             return _Done(True, holding=holding)

@@ -339,7 +339,10 @@ QUESTIONS = {
     "sip_stack_down": ("fix_cause", ["runs but its SIP stack does not", "res_pjsip.so"]),
     "realtime_db_down": ("fix_cause", ["database behind Asterisk", "Do not create accounts"]),
     "user_network_blocked": ("fix_cause", ["The user's network does not reach the PBX", "device's own test"]),
-    "missing_auth_object": ("create_account", ["lacks auth 2014", "Create only the missing objects"]),
+    "missing_auth_object": (
+        "create_account",
+        ["lacks auth 2014", "Create only the missing objects (auth 2014)"],
+    ),
     "unknown_extension": ("confirm_user", ["Neither the app backend nor the PBX has the user", "typo"]),
 }
 
@@ -449,9 +452,14 @@ def test_fixed_without_a_fix_is_checked_and_not_closed(desk, lab):
         steps = [(r.step, r.outcome) for r in run.steps]
         status, level = run.ticket.status, run.ticket.level
         recheck = next(r.summary for r in run.steps if r.step == "recheck_l2")
+        decided = next(r.summary for r in run.steps if r.step == "diagnose_logs")
     assert ("recheck_l2", "still_failing") in steps and steps[-1] == ("escalate_l3", "escalated_l3")
     assert (status, level) != ("closed", 2) and level == 3
     assert recheck.startswith("Checked again: the app does not register yet.")
+    # the cause was asked about once already: the decision says where the run really went
+    assert decided.startswith("Leading cause: Asterisk is down (") and decided.endswith(
+        "; on to “Escalate to the third level”."
+    )
 
 
 def test_repair_of_an_unknown_scenario_is_a_clear_404(desk):

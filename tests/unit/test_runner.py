@@ -338,7 +338,7 @@ def test_prompts_approvals_and_escalation_work_the_same_on_every_backend(backend
             {
                 **L1_TO_ACCOUNT,
                 "pbx.get_account": ["exists"],
-                "pbx.compare_credentials": ["password_mismatch"],
+                "pbx.compare_credentials": [observed("password_mismatch", credentials="password_mismatch")],
                 "pbx.reset_password": ["updated_still_failing"],
                 **L2_PASSING,
                 "logs.classify": [observed("max_contacts", log_class="max_contacts")],
@@ -357,6 +357,8 @@ def test_prompts_approvals_and_escalation_work_the_same_on_every_backend(backend
     asked = [c for c in load(svc, run_id)[2] if "Act on what the client logs show" in c]
     assert len(asked) == 1 and "Go down into the client logs" in asked[0] and "max_contacts" in asked[0]
     assert "Check the network" in asked[0] and "Check the client's connection status" not in asked[0]
+    # the first level's approver was asked about the password; the second level is told the diagnosis
+    assert "connbot's diagnosis: The app's credentials do not match the PBX's" in asked[0]
     assert answer(svc, human.id, "fixed", who="l2-agent")
     run, steps, comments, ticket = load(svc, run_id)
     assert run.end_kind == "close" and ticket.status == "closed" and ticket.level == 2
