@@ -72,8 +72,7 @@ def start_run(ctx: RunContext, s: Session, ticket: Ticket, wake: bool = True) ->
             s.flush()
     except IntegrityError:
         return None
-    lines = [f"It runs the '{pb.title}' playbook and writes what it finds here, level by level."]
-    lines += [ticket.match_reason] if ticket.match_reason else []
+    lines = [ticket.match_reason] if ticket.match_reason else []
     found = routing.route(s, ctx.directory, ticket) if ctx.directory is not None else None
     if found:
         run.pbx, run.pbx_reason = found.pbx, found.reason
@@ -84,7 +83,8 @@ def start_run(ctx: RunContext, s: Session, ticket: Ticket, wake: bool = True) ->
         )
     if incidents.hold_if_open(ctx, s, run, lines):  # one comment: the start and the incident together
         return run
-    note_effect(s, run, "start", Note(heading="connbot is triaging this ticket", lines=lines))
+    runs = f"It runs the '{pb.title}' playbook and writes what it finds here, level by level."
+    note_effect(s, run, "start", Note(heading="connbot is triaging this ticket", lines=[runs, *lines]))
     if sla.first_response_running(ticket):
         customer_reply(ctx, s, run, endings.RECEIVED)  # at once: well within the first-response goal
     if ctx.directory is not None and not found:

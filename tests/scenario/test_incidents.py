@@ -168,6 +168,7 @@ def test_a_storm_against_a_stopped_asterisk_is_one_incident_closed_when_it_is_ba
     assert {other for _, other, _ in parent.links} == set(children)
     joined = storm.jira.issue(children[-1]).comments
     assert len(joined) == 1 and "Part of incident 1: Asterisk is down on PBX asterisk_stopped" in joined[0]
+    assert "level by level" not in joined[0]  # it waits for the incident, it runs no playbook
 
     # Asterisk is started again: the next check sees it, every app is re-checked and registers.
     storm.lab.repair(DOWN)
