@@ -172,7 +172,7 @@ def tell(run: Run, found: list[StepRow]) -> list[StepRow]:
     """Count the run's rows `found` as on its ticket; returns those that were not before."""
     told = run.facts.get(ROWS_TOLD, 0)
     run.facts = {**run.facts, ROWS_TOLD: len(found)}
-    return found[told:] if isinstance(told, int) else found
+    return found[told:]
 
 
 def _show(ctx: RunContext, s: Session, run: Run, prompt: Prompt, heading: str, reason: str) -> None:

@@ -337,7 +337,7 @@ def test_serve_runs_the_lab_in_the_web_process_only_when_asked(asked, settings):
 QUESTIONS = {
     "asterisk_stopped": ("fix_cause", ["Asterisk on 127.0.0.1 does not answer", "ARI refused", "refused"]),
     "sip_stack_down": ("fix_cause", ["runs but its SIP stack does not", "res_pjsip.so"]),
-    "realtime_db_down": ("fix_cause", ["database behind Asterisk", "Do not create accounts"]),
+    "realtime_db_down": ("fix_cause", ["cannot use its realtime database", "Do not create accounts"]),
     "user_network_blocked": ("fix_cause", ["The user's network does not reach the PBX", "device's own test"]),
     "missing_auth_object": (
         "create_account",

@@ -270,7 +270,9 @@ def test_a_causes_sentences_say_the_findings_in_words_not_codes() -> None:
     cause = diagnosis.diagnose(RULES, findings("realtime_db=link_down pbx=pbx1"))[0]
     assert cause.id == "realtime_db_down"
     assert "the realtime database is cut off from Asterisk (its link module is down)" in cause.found()
-    assert cause.found().startswith("The realtime database behind Asterisk on pbx1 is unusable: accounts ")
+    assert cause.found().startswith(
+        "Asterisk on pbx1 cannot use its realtime database: the realtime database is "
+    )
     network = diagnosis.diagnose(RULES, findings("server_path=sip_no_response device_path=tcp_timeout"))[0]
     assert "connbot's probes find no answer to SIP OPTIONS" in network.found()
     assert "the device's own test finds a connection that times out too" in network.found()
