@@ -37,7 +37,9 @@ class Ask:
     """Ask a person: a question whose answers are the step's outcomes, or an approval.
 
     `cause` is the leading cause when one is diagnosed: its statement and supporting findings go
-    into the question (for an `ask_cause` step the question is the cause's own)."""
+    into the question (for an `ask_cause` step the question is the cause's own). `account` says
+    whose account an approval changes, at the question's start: the run fills in what it knows
+    (the user, the PBX)."""
 
     step: Step
     kind: str  # "question" | "approval"
@@ -46,6 +48,7 @@ class Ask:
     reason: str
     cause: Cause | None = None
     rejected: str | None = None  # for an approval: the title of the step a rejection leads to
+    account: str = "the user's account"
 
     @property
     def question(self) -> str:
@@ -54,7 +57,7 @@ class Ask:
             return self.cause.question()
         what = self.step.instructions or self.step.title
         base = (
-            f"If you approve, connbot will change the user's account: {what} "
+            f"If you approve, connbot will change {self.account}: {what} "
             + (
                 f"If you reject, nothing is changed and the ticket goes on to “{self.rejected}”."
                 if self.rejected

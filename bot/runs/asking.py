@@ -30,6 +30,7 @@ from integrations.base import (
 )
 from integrations.tickets import Note, StepRow
 from playbook import engine
+from playbook.diagnosis import Cause
 from playbook.engine import Ask, Position
 from playbook.models import APPROVE
 
@@ -201,13 +202,43 @@ def _show(ctx: RunContext, s: Session, run: Run, prompt: Prompt, heading: str, r
 # The run's fact naming the cause the last question (or approval) was asked about, if any: what a
 # closing comment names, since the findings after a fix no longer show the fault.
 ASKED_CAUSE = "asked_cause"
+# The run's fact naming, by cause, the approval of its fix that a person rejected: the step's title
+# and who rejected it. Written as the rejection is recorded, from `ASKED_CAUSE` (which the next
+# question replaces); read wherever the cause is stated, so that its fix is not proposed again.
+REJECTED_FIXES = "rejected_fixes"
+# How much of the ticket's user an approval's question shows (a ticket's field: any length).
+USER_SHOWN = 64
+
+
+def stated(run: Run, cause: Cause) -> Cause:
+    """The cause as a question or a hand-over states it: where a person rejected the approval of its
+    fix, that rejection instead of the fix."""
+    rejected = run.facts.get(REJECTED_FIXES, {}).get(cause.id)
+    if rejected is None:
+        return cause
+    said = f"Its fix, “{rejected['step']}”, was put for approval and rejected by {rejected['by']}."
+    return dataclasses.replace(cause, action=said)
+
+
+def _account(run: Run) -> str:
+    """Whose account an approval changes, as far as the run knows: the ticket's user (extension or
+    SIP username) and the run's PBX instance."""
+    user = run.ticket.user_ref
+    if user:
+        cut = user if len(user) <= USER_SHOWN else user[: USER_SHOWN - 1] + "…"
+        whose = f"the account of {cut}"
+    else:
+        whose = "the account of the ticket's user (not identified)"
+    return whose + (f" on PBX {run.pbx}" if run.pbx else "")
 
 
 def ask(ctx: RunContext, s: Session, run: Run, plan: Ask) -> None:
     before = run.facts.get(ASKED_CAUSE)
     facts = {k: v for k, v in run.facts.items() if k != ASKED_CAUSE}
-    if plan.cause is not None:
-        cause, level = plan.cause, plan.step.level
+    cause = plan.cause and stated(run, plan.cause)
+    plan = dataclasses.replace(plan, account=_account(run), cause=cause)
+    if cause is not None:
+        level = plan.step.level
         facts[ASKED_CAUSE] = {"cause": cause.id, "title": cause.title, "found": cause.found(), "level": level}
         again = isinstance(before, dict) and (before.get("cause"), before.get("level")) == (cause.id, level)
         if again and not plan.step.ask_cause:
@@ -335,6 +366,8 @@ def resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) -> 
         )
         if prompt.kind == "approval":
             approved = prompt.answer == APPROVE
+            if not approved:
+                _rejected(run, step.title, prompt.answered_by)
             records.record(
                 s,
                 run,
@@ -368,6 +401,14 @@ def resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) -> 
     records.move(run, new_pos)
     _settle(ctx, s, run, prompt, f"{step.title}: {trail}")
     return True
+
+
+def _rejected(run: Run, title: str, by: str | None) -> None:
+    """Note that a person rejected `title`, the fix of the cause the approval was about (if one led)."""
+    asked = run.facts.get(ASKED_CAUSE)
+    if isinstance(asked, dict):
+        rejected = {**run.facts.get(REJECTED_FIXES, {}), asked["cause"]: {"step": title, "by": by}}
+        run.facts = {**run.facts, REJECTED_FIXES: rejected}
 
 
 def _settle(ctx: RunContext, s: Session, run: Run, prompt: Prompt, heading: str) -> None:

@@ -113,7 +113,7 @@ def test_the_prompt_card_shows_the_finding_and_tells_approve_from_reject(served)
         assert finding.is_displayed()  # not inside a collapsed list
         assert "Check the PBX's account database" in finding.text and "db ok" in finding.text
         question = card.find_element(By.CSS_SELECTOR, ".question").text
-        assert "If you approve, connbot will change the user's account" in question
+        assert "If you approve, connbot will change the account of 1001: Create" in question
         assert "connbot's diagnosis: The PBX has no account for the user" in question
         assert "If you reject, nothing is changed" in question and "pbx.create_account" not in card.text
         assert "asked" in card.find_element(By.CSS_SELECTOR, "time.asked").text

@@ -200,3 +200,23 @@ def test_prompts_go_to_the_instances_slack_channel_and_a_route_is_answered_in_sl
         run = s.get(Run, unknown)
         assert run.pbx == "globex" and run.pbx_reason == "chosen by W111"
     assert "app.globex.test" in fleet.hosts_called()
+
+
+def test_an_approval_in_slack_names_the_user_and_the_pbx_it_changes_even_in_its_confirm_dialog(
+    fleet, make_slack
+):
+    world = make_slack(None)
+    reaches_the_pbx(fleet, "globex", same_password=False)
+    intake.file_desk_ticket(world.svc.context, "Bob can't connect", "", "bob@globex.example", "1001")
+    world.work()
+    approval = world.open_prompt()
+    assert approval.kind == "approval" and approval.step == "reset_password"
+    blocks = world.api.to("chat.postMessage")[-1]["blocks"]
+    assert blocks[2]["text"]["text"].startswith(
+        "*Approval needed: Change the password so the app and the PrivateServer agree*\n"
+        "If you approve, connbot will change the account of 1001 on PBX globex: Set a new password"
+    )
+    approve = next(b for b in blocks[-2]["elements"] if b["action_id"] == "connbot_answer:approve")
+    confirm = approve["confirm"]["text"]["text"]
+    assert len(confirm) <= 300
+    assert confirm.startswith("If you approve, connbot will change the account of 1001 on PBX globex: ")

@@ -382,8 +382,40 @@ def test_a_question_does_not_put_again_the_cause_a_person_just_answered(desk):
             client.post(f"/api/prompts/{prompt.id}/answer", json={"answer": answer, "by": "Carol"})
     assert list(asked) == ["confirm_user", "create_account"]
     assert "Check the extension in the ticket with the reporter" in asked["confirm_user"]
-    assert "If you approve, connbot will change the user's account" in asked["create_account"]
+    assert (
+        "If you approve, connbot will change the account of 2105 on PBX unknown_extension: "
+        in (asked["create_account"])
+    )
     assert "Check the extension" not in asked["create_account"]
+
+
+def test_a_rejected_password_reset_is_not_proposed_again_by_the_next_levels(desk):
+    """The approver sees whose account on which PBX changes, and rejects: the hand-overs and the
+    second level's question say who rejected the reset instead of proposing it again."""
+    svc, client = desk
+    resp = client.post("/api/lab/tickets", json={"summary": "x", "scenario": "password_mismatch"})
+    run_id = resp.get_json()["run"]
+    svc.queue.run_pending()
+    page = client.get("/prompts").get_data(as_text=True)
+    assert (
+        "If you approve, connbot will change the account of 2004 on PBX password_mismatch: Set a new "
+        "password on the PrivateServer and in the app"
+    ) in page
+    drive(svc, client, run_id, {"reset_password": "reject", "act_on_logs": "not_fixed"})
+    with svc.store.tx() as s:
+        run = s.get(Run, run_id)
+        comments = [c.body for c in run.ticket.comments]
+        asked = s.scalars(select(Prompt).where(Prompt.run_id == run_id, Prompt.step == "act_on_logs")).one()
+    assert run.end_kind == "escalate" and run.end_level == 3
+    to_l2, to_l3 = [c for c in comments if c.startswith(("Level 1 checks done", "Escalated to level 3"))]
+    rejected = (
+        "Its fix, “Change the password so the app and the PrivateServer agree”, was put for approval "
+        "and rejected by Carol."
+    )
+    for said in (to_l2, asked.question, to_l3):
+        assert "The app's credentials do not match the PBX's: the HA1 digests differ" in said
+        assert rejected in said and "Set a new password" not in said
+    assert "Change the password so the app and the PrivateServer agree: rejected by Carol" in to_l3  # its row
 
 
 def test_a_questions_comment_carries_only_the_rows_not_on_the_ticket_yet(desk):

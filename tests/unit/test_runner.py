@@ -7,7 +7,7 @@ import json
 
 from sqlalchemy import select, text
 
-from bot.runs import intake, outbox, prompts, sweeper
+from bot.runs import intake, operate, outbox, prompts, sweeper
 from bot.runs.prompts import Via
 from bot.runs.steps import advance, start_run
 from bot.state.models import Comment, Effect, Prompt, Run, Ticket
@@ -184,11 +184,14 @@ def test_an_outside_systems_long_words_are_stored_cut_in_evidence_and_summaries(
 
 
 def test_an_account_change_waits_for_approval_and_a_rejection_takes_the_rejected_edge(make_services):
-    svc = make_services(registry=scripted_registry({**L1_TO_ACCOUNT, **MISSING}))
+    svc = make_services(registry=scripted_registry({**L1_TO_ACCOUNT, **MISSING}, systems=("app", "pbx")))
     _, run_id = file(svc)
     prompt = open_prompt(svc, run_id)
     assert prompt.kind == "approval" and prompt.step == "create_account"
-    assert prompt.question.startswith("If you approve, connbot will change the user's account")
+    assert prompt.question.startswith(
+        "If you approve, connbot will change the account of 1001: Create the user's account on the "
+        "PrivateServer"
+    )
     assert "pbx.create_account" not in prompt.question  # plain words, not the action's name
     assert (
         "If you reject, nothing is changed and the ticket goes on to “Create the account" in prompt.question
@@ -197,6 +200,51 @@ def test_an_account_change_waits_for_approval_and_a_rejection_takes_the_rejected
     prompt = open_prompt(svc, run_id)
     assert prompt.step == "fix_account_by_hand"
     assert ("create_account", "rejected") in load(svc, run_id)[1]
+    # nobody fixes it by hand: the hand-over says the creation was rejected, and does not propose it
+    assert answer(svc, prompt.id, "not_resolved")
+    handover = next(c for c in load(svc, run_id)[2] if c.startswith("Level 1 checks done"))
+    assert (
+        "Leading cause: The user's account is missing on the PBX (70%). The PBX has no account for the "
+        "user: the PBX has no endpoint for the user; the app backend knows the user. Its fix, “Create the "
+        "user's account, or what it lacks”, was put for approval and rejected by lead."
+    ) in handover
+    assert "Create the account (auth, AOR, endpoint)" not in handover
+
+
+def test_a_rerun_is_not_told_of_the_rejection_in_the_run_before(make_services):
+    """The reset was rejected, the ticket re-run from the comparison and the reset approved: the
+    re-run's hand-over does not say that it was rejected (its own rows show no rejection)."""
+    mismatch = observed("password_mismatch", credentials="password_mismatch")
+    svc = make_services(
+        registry=scripted_registry(
+            {
+                **L1_TO_ACCOUNT,
+                "pbx.get_account": ["exists"],
+                "pbx.compare_credentials": [mismatch, mismatch],
+                "pbx.reset_password": ["updated_still_failing"],
+            },
+            systems=("app", "pbx"),
+        )
+    )
+    _, run_id = file(svc)
+    assert answer(svc, open_prompt(svc, run_id).id, "reject", who="lead")
+    assert "rejected by lead" in load(svc, run_id)[2][-2]  # the hand-over, before level 2's question
+    again = operate.rerun(svc.context, run_id, operate.Actor("carol", Via.API), "compare_password").run_id
+    svc.queue.run_pending()
+    assert answer(svc, open_prompt(svc, again).id, "approve", who="lead")
+    handover = [c for c in load(svc, again)[2] if c.startswith("Level 1 checks done")][-1]
+    assert "Change the password so the app and the PrivateServer agree: updated_still_failing" in handover
+    assert "rejected" not in handover
+
+
+def test_an_approval_shows_a_long_user_cut_so_that_its_start_still_says_what_changes(make_services):
+    svc = make_services(registry=scripted_registry({**L1_TO_ACCOUNT, **MISSING}))
+    intake.file_desk_ticket(svc.context, "Alice can't connect", "", "alice@example.com", "9" * 255)
+    svc.queue.run_pending()
+    with svc.store.tx() as s:
+        question = s.scalars(select(Prompt).where(Prompt.kind == "approval")).one().question
+    start = f"If you approve, connbot will change the account of {'9' * 63}…: Create the user's account"
+    assert question.startswith(start) and len(start) < 200  # what a confirm dialog's 300 characters keep
 
 
 def test_an_approved_account_change_runs_the_action(make_services):

@@ -174,6 +174,25 @@ MISSING = {
 }
 
 
+def test_an_approval_names_the_tickets_user_as_text_and_no_pbx_where_the_run_has_none(make_slack):
+    """The user comes from the ticket: shown, never a mention or a link; with no PBX directory the
+    run has no PBX instance, and none is named."""
+    world = make_slack(scripted_registry(MISSING, systems=("pbx",)))
+    intake.file_desk_ticket(world.svc.context, "Alice can't connect", "", "alice@example.com", "<!here> 1001")
+    world.work()
+    for choice in ("failed", "still_failing", "none", "ok"):
+        world.answer(choice)
+    assert world.open_prompt().kind == "approval"
+    blocks = world.api.to("chat.postMessage")[-1]["blocks"]
+    said = "If you approve, connbot will change the account of {} 1001: Create the user's account"
+    sections = [b["text"]["text"] for b in blocks if b["type"] == "section"]  # mrkdwn
+    assert said.format("&lt;!here&gt;") in sections[1] and not any("<!here>" in t for t in sections)
+    approve = next(b for b in blocks[-2]["elements"] if b["action_id"] == "connbot_answer:approve")
+    confirm = approve["confirm"]["text"]  # plain text: Slack shows it as it is
+    assert confirm["type"] == "plain_text" and confirm["text"].startswith(said.format("<!here>"))
+    assert " on PBX" not in sections[1]
+
+
 def test_approvals_need_a_listed_approver_and_say_what_will_change(make_slack):
     world = make_slack(
         scripted_registry({**MISSING, "pbx.create_account": ["created"]}, systems=("pbx",)),
@@ -185,7 +204,7 @@ def test_approvals_need_a_listed_approver_and_say_what_will_change(make_slack):
     prompt = world.open_prompt()
     assert prompt.kind == "approval"
     text = json.dumps(world.api.to("chat.postMessage")[-1]["blocks"])
-    assert "Approval needed" in text and "If you approve, connbot will change the user's account" in text
+    assert "Approval needed" in text and "If you approve, connbot will change the account of 1001: " in text
     world.answer("approve", user="W222")
     assert world.open_prompt().id == prompt.id  # refused
     world.answer("approve", user="W111")
