@@ -39,6 +39,7 @@ class PromptView(BaseModel):
     answer_label: str | None
     answer_text: str | None
     answered_by: str | None
+    answered_via: str | None = None  # where: slack (then `answered_by` is a Slack user id), desk, ...
     answered_at: dt.datetime | None
     expires_at: dt.datetime
     channel_refs: dict[str, object]
@@ -66,7 +67,9 @@ class IncidentView(BaseModel):
     health: str
     checked_at: dt.datetime | None
     owner: str | None
+    owner_via: str | None = None  # where they took it: slack (then `owner` is a Slack user id), desk, ...
     restored_by: str | None
+    restored_via: str | None = None  # where they said so, as `owner_via`
     parent_key: str | None
     parent_url: str | None
     url: str  # the incident's desk page

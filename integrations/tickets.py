@@ -21,6 +21,9 @@ from pydantic import BaseModel, Field
 from integrations.settings import Sections
 
 GROUP = "connbot.tickets"  # the entry-point group ticket systems are installed under, by `source`
+# Where connbot records that a person acted in Slack (a step's or a prompt's `via`): only then is the
+# name they are recorded by their Slack user id.
+SLACK = "slack"
 
 
 def plain(value: Any) -> str:
@@ -63,9 +66,16 @@ class StepRow(BaseModel):
     outcome: str
     summary: str
     evidence: dict[str, Any] = Field(default_factory=dict)
-    by: str | None = None
+    by: str | None = None  # who answered the step's question
+    via: str | None = None  # where they answered: slack (`by` is their Slack user id), desk, api, customer
     at: str
     seconds: float
+
+    @property
+    def answerer(self) -> str | None:
+        """Who answered, as a ticket names them: a Slack user id said to be one (a ticket system
+        cannot resolve it: `U024BE7LH (Slack)`), any other name as it is."""
+        return f"{self.by} (Slack)" if self.by and self.via == SLACK else self.by
 
 
 class Audience(StrEnum):

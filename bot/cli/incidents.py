@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from bot.cli.common import _fail, _settings, existing_store
 from bot.runs import notices
+from bot.runs.prompts import Via
 from bot.services import Services
 from bot.state.models import Incident, IncidentState
 from bot.web.views import incident_dict
@@ -82,7 +83,7 @@ def _echo(d: dict[str, Any]) -> None:
 def _act(incident_id: int, action: str, by: str, key: str = "") -> None:
     svc = Services.build(_settings())
     try:
-        click.echo(notices.act(svc.context, incident_id, action, by, key))
+        click.echo(notices.act(svc.context, incident_id, action, by, Via.CLI, key))
         notices.show(svc.context, incident_id)
     except notices.IncidentActionError as exc:
         _fail(str(exc), 1)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from bot.runs import incidents
 from bot.runs.context import RunContext
 from bot.runs.outbox import RETRIED
+from bot.runs.prompts import Via
 from bot.state.models import Effect, EffectState, Incident, IncidentState, Run, RunState, Ticket
 from integrations.base import AdapterError
 from integrations.prompts import IncidentView
@@ -46,7 +47,9 @@ def view(ctx: RunContext, s: Session, inc: Incident) -> IncidentView:
         health=inc.health,
         checked_at=inc.checked_at,
         owner=inc.owner,
+        owner_via=inc.owner_via,
         restored_by=inc.restored_by,
+        restored_via=inc.restored_via,
         parent_key=inc.parent_key,
         parent_url=parent_url,
         url=f"{ctx.desk_url}/incidents/{inc.id}",
@@ -197,8 +200,9 @@ class IncidentActionError(ValueError):
     """A person's action on an incident that cannot be taken (unknown incident, closed, bad value)."""
 
 
-def act(ctx: RunContext, incident_id: int, action: str, who: str, value: str = "") -> str:
-    """A person's action on an incident (the desk, Slack, the API, the CLI); what it did, in a sentence.
+def act(ctx: RunContext, incident_id: int, action: str, who: str, via: Via, value: str = "") -> str:
+    """A person's action on an incident (the desk, Slack, the API, the CLI: `via`); what it did, in a
+    sentence.
 
     restored: the PBX is back, connbot checks now and recovers if the check agrees; dismiss: not a
     PBX problem, every held ticket is checked on its own; assign: `who` takes it; parent: `value`
@@ -223,7 +227,7 @@ def act(ctx: RunContext, incident_id: int, action: str, who: str, value: str = "
         inc = incidents.locked(ctx, s, incident_id)
         inc.version += 1
         if action == "restored":
-            inc.restored_by, inc.next_check_at = who, ctx.clock()
+            inc.restored_by, inc.restored_via, inc.next_check_at = who, via.value, ctx.clock()
             done = (
                 f"{who} said the PBX is restored: connbot checks it now and closes the tickets if it agrees."
             )
@@ -234,7 +238,7 @@ def act(ctx: RunContext, incident_id: int, action: str, who: str, value: str = "
                 "its tickets are checked on their own again."
             )
         elif action == "assign":
-            inc.owner = who
+            inc.owner, inc.owner_via = who, via.value
             done = f"Incident {incident_id} is taken by {who}."
         else:
             done = f"Incident {incident_id}'s tickets are linked to {key}."

@@ -193,6 +193,7 @@ def view(
         answer_label=labels.get(prompt.answer or ""),
         answer_text=prompt.answer_text,
         answered_by=prompt.answered_by,
+        answered_via=prompt.answered_via,
         answered_at=prompt.answered_at,
         expires_at=prompt.expires_at,
         channel_refs=dict(prompt.channel_refs),

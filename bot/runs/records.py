@@ -67,6 +67,7 @@ class StepRecord:
     finished: dt.datetime
     evidence: dict[str, Any] = field(default_factory=dict)
     by: str | None = None
+    via: str | None = None  # where `by` answered (`prompts.Via`)
 
 
 # What a step may change of its run (written by `write` from the carried run).
@@ -172,6 +173,7 @@ def human(
         prompt.answered_at or ctx.clock(),
         evidence or {},
         prompt.answered_by,
+        prompt.answered_via,
     )
 
 
@@ -185,6 +187,7 @@ RESULT_COLUMNS = (
     "summary",
     "evidence",
     "answered_by",
+    "answered_via",
     "started_at",
     "finished_at",
 )
@@ -203,6 +206,7 @@ def _values(run: Run, step: StepLike, rec: StepRecord) -> dict[str, Any]:
         "summary": rec.summary[:2000],
         "evidence": rec.evidence,
         "answered_by": rec.by,
+        "answered_via": rec.via,
         "started_at": rec.started,
         "finished_at": rec.finished,
     }

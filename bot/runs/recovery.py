@@ -171,7 +171,7 @@ def _tend(ctx: RunContext, incident_id: int, owner: str) -> None:
                         f"{inc.restored_by} said it is restored, but the check at {now:%H:%M:%S} UTC "
                         f"still finds: {health.summary}"
                     )[:1000]
-                    inc.restored_by = None
+                    inc.restored_by = inc.restored_via = None
                 wait = min(policy.check_max, policy.check * 2**inc.checks)
                 inc.checks += 1
                 inc.next_check_at = now + dt.timedelta(seconds=wait)

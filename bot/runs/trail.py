@@ -43,6 +43,7 @@ ROWS = (
         STEPS.c.summary,
         STEPS.c.evidence,
         STEPS.c.answered_by,
+        STEPS.c.answered_via,
         STEPS.c.started_at,
         STEPS.c.finished_at,
     )
@@ -64,6 +65,7 @@ def rows(run: Run) -> list[StepRow]:
             summary=r.summary,
             evidence=r.evidence,
             by=r.answered_by,
+            via=r.answered_via,
             at=r.finished_at.isoformat(timespec="seconds"),
             seconds=round((r.finished_at - r.started_at).total_seconds(), 3),
         )

@@ -22,7 +22,7 @@ def render_text(note: Note) -> str:
         parts.append(
             "\n".join(
                 f"- [L{r.level}] {r.title}: {r.outcome}"
-                + (f" by {r.by}" if r.by else "")
+                + (f" by {r.answerer}" if r.by else "")
                 + (f" ({r.summary})" if r.summary else "")
                 for r in note.rows
             )

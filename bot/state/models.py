@@ -253,6 +253,7 @@ class StepResult(Base):
     summary: Mapped[str] = mapped_column(Text, default="")
     evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
     answered_by: Mapped[str | None] = mapped_column(String(255))
+    answered_via: Mapped[str | None] = mapped_column(String(16))  # where: slack, desk, api, customer
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -363,8 +364,10 @@ class Incident(Base):
     checked_at: Mapped[dt.datetime | None] = mapped_column()
     next_check_at: Mapped[dt.datetime] = mapped_column()
     restored_by: Mapped[str | None] = mapped_column(String(255))
+    restored_via: Mapped[str | None] = mapped_column(String(16))  # where they said so: slack, desk, ...
     dismissed_by: Mapped[str | None] = mapped_column(String(255))
     owner: Mapped[str | None] = mapped_column(String(255))
+    owner_via: Mapped[str | None] = mapped_column(String(16))  # where they took it: slack, desk, ...
     parent_key: Mapped[str | None] = mapped_column(String(64))
     parent_resolved: Mapped[bool] = mapped_column(default=False)
     parent_error: Mapped[str] = mapped_column(Text, default="")  # why no parent issue could be made

@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from bot.errors import BadRequestError, NotFoundError
 from bot.runs import notices
+from bot.runs.prompts import Via
 from bot.services import Services
 from bot.state.models import Incident, IncidentState
 from bot.web.api import parse
@@ -64,10 +65,10 @@ def _one(incident_id: int) -> dict[str, object]:
         return incident_dict(s, inc, children=True)
 
 
-def _act(incident_id: int, action: str, who: str, key: str = "") -> str:
+def _act(incident_id: int, action: str, who: str, via: Via, key: str = "") -> str:
     svc = _svc()
     try:
-        done = notices.act(svc.context, incident_id, action, who, key)
+        done = notices.act(svc.context, incident_id, action, who, via, key)
     except notices.IncidentActionError as exc:
         raise (NotFoundError if str(exc).startswith("no incident") else BadRequestError)(str(exc)) from None
     notices.show(svc.context, incident_id)
@@ -90,7 +91,7 @@ def api_act(incident_id: int, action: str) -> ResponseReturnValue:
     who = g.get("user") or body.by
     if not who:
         raise BadRequestError("say who acts: a desk login, or `by` in the body")
-    done = _act(incident_id, action, who, body.key)
+    done = _act(incident_id, action, who, Via.API, body.key)
     return jsonify(done=done, incident=_one(incident_id))
 
 
@@ -118,7 +119,8 @@ def page_act(incident_id: int) -> ResponseReturnValue:
         return redirect(back, 303)
     session["name"] = who
     try:
-        flash(_act(incident_id, request.form.get("action", ""), who, request.form.get("key", "")), "ok")
+        action, key = request.form.get("action", ""), request.form.get("key", "")
+        flash(_act(incident_id, action, who, Via.DESK, key), "ok")
     except BadRequestError as exc:
         flash(str(exc), "error")
     return redirect(back, 303)

@@ -59,7 +59,7 @@ def table(rows: list[StepRow]) -> str:
     head = "||Step||Level||Outcome||Found||By||When||"
     lines = [
         f"|{escape(r.title or r.step)}|L{r.level}|{escape(r.outcome)}|{escape(_clip(r.summary, 600))}"
-        f"|{escape(r.by or 'connbot')}"
+        f"|{escape(r.answerer or 'connbot')}"
         f"|{escape(r.at)} ({r.seconds:g} s)|"
         for r in rows
     ]

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from integrations.prompts import IncidentView, PromptView
+from integrations.tickets import SLACK
 from playbook.models import APPROVE, REJECT
 
 MAX_BLOCKS = 50
@@ -64,11 +65,13 @@ def section(text: str) -> Block:
     return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION)}}
 
 
-def mention(who: str | None) -> str:
-    """A Slack user id as a mention; anyone else (a desk user) by name."""
+def mention(who: str | None, via: str | None) -> str:
+    """A person who acted `via` somewhere: a mention when that was Slack (`who` is their Slack user
+    id); anyone else by name, as text, whatever the name looks like: a desk user who calls
+    themselves `U024BE7LH` pings nobody."""
     if not who:
         return "someone"
-    return f"<@{who}>" if _SLACK_USER.match(who) else escape(who)
+    return f"<@{who}>" if via == SLACK and _SLACK_USER.match(who) else escape(who)
 
 
 def answer_action(choice: str) -> str:
@@ -84,7 +87,7 @@ def _found(view: PromptView) -> str:
         return "*What connbot found so far:* nothing yet."
     lines = ["*What connbot found so far:*"]
     for row in view.found:
-        by = f" (by {mention(row.by)})" if row.by else ""
+        by = f" (by {mention(row.by, row.via)})" if row.by else ""
         line = f"• [L{row.level}] {escape(row.title)}: *{escape(row.outcome)}*{by}"
         if row.summary:  # the one-sentence summary; the full evidence is on the ticket
             line += f" — {escape(row.summary)}"
@@ -168,7 +171,7 @@ def outcome_line(view: PromptView) -> str:
         at = f"{view.answered_at:%Y-%m-%d %H:%M} UTC" if view.answered_at else "an unknown time"
         text = f" — “{escape(clip(view.answer_text, 500, '…'))}”" if view.answer_text else ""
         label = escape(view.answer_label or view.answer or "")
-        return f"✅ Answered by {mention(view.answered_by)} at {at}: *{label}*{text}"
+        return f"✅ Answered by {mention(view.answered_by, view.answered_via)} at {at}: *{label}*{text}"
     if view.state == "expired":
         return "⏱ Timed out: following the step's timeout edge."
     return f"This question was {view.state}."
@@ -183,7 +186,9 @@ def settled_message(view: PromptView) -> tuple[str, list[Block]]:
 def reminder_text(view: PromptView, group: str) -> str:
     """A reminder to the level's group, or to the person the question was handed to."""
     if view.handed_to:
-        who = f"{mention(view.handed_to)}, handed to you: "
+        # Whom to hand it to is given as a Slack user id or a desk name (`operate.hand`), wherever it
+        # was handed: the hander chose whom to call, and the Slack user it names may answer.
+        who = f"{mention(view.handed_to, SLACK)}, handed to you: "
     else:
         who = f"<!subteam^{group}> " if group else ""
     return (
@@ -250,9 +255,10 @@ def _incident_lines(view: IncidentView) -> str:
         at = f" ({view.checked_at:%H:%M:%S} UTC)" if view.checked_at else ""
         lines.append(f"Latest check{at}: {escape(view.health)}")
     if view.owner:
-        lines.append(f"Taken by {mention(view.owner)}")
+        lines.append(f"Taken by {mention(view.owner, view.owner_via)}")
     if view.restored_by and view.state == "open":
-        lines.append(f"{mention(view.restored_by)} said it is restored; connbot's check does not agree yet.")
+        who = mention(view.restored_by, view.restored_via)
+        lines.append(f"{who} said it is restored; connbot's check does not agree yet.")
     if view.state == "recovering":
         lines.append(f"Back: re-checking the users' apps ({view.closed_tickets} of {view.tickets} done).")
     if view.state == "closed":
@@ -289,7 +295,9 @@ def incident_message(view: IncidentView) -> tuple[str, list[Block]]:
 
 
 def incident_reminder(view: IncidentView, group: str) -> str:
-    who = mention(view.owner) + " " if view.owner else (f"<!subteam^{group}> " if group else "")
+    who = (
+        mention(view.owner, view.owner_via) + " " if view.owner else (f"<!subteam^{group}> " if group else "")
+    )
     return (
         f"{who}Reminder: incident {view.id} is still open since {view.opened_at:%Y-%m-%d %H:%M} UTC "
         f"({view.tickets} tickets). {escape(clip(view.health, 500, '…'))}"

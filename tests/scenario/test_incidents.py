@@ -483,6 +483,32 @@ def test_an_open_incident_is_reminded_in_its_message_thread(make_world):
     assert "Asterisk on 127.0.0.1 does not answer" in replies[0]["text"]
 
 
+def test_only_a_person_who_acted_in_slack_is_mentioned_on_the_incident(make_world):
+    """A name given on the desk or the API pings nobody, even one that looks like a Slack user id:
+    the incident's message and its reminders name it as text; whoever acts in Slack is mentioned."""
+    world = make_world({DOWN: 1}, incident_remind_minutes=0.001)
+    world.file(DOWN, 0)
+    world.work()
+    (inc,) = world.incidents()
+    for action in ("restored", "assign"):
+        resp = world.web.post(f"/api/incidents/{inc.id}/{action}", json={"by": "U024BE7LH"})
+        assert resp.status_code == 200, resp.get_json()
+    shown = world.slack.to("chat.update")[-1]["blocks"][1]["text"]["text"]
+    assert "U024BE7LH said it is restored" in shown and "Taken by U024BE7LH" in shown
+    time.sleep(0.1)
+    world.work()
+    reminder = [a["text"] for a in world.slack.to("chat.postMessage") if a.get("thread_ts")][-1]
+    assert reminder.startswith("U024BE7LH Reminder: incident 1 is still open")
+    said = json.dumps([world.slack.to("chat.update"), world.slack.to("chat.postMessage")])
+    assert "<@U024BE7LH>" not in said
+    world.click(inc.id, "assign", "W222")
+    assert "Taken by <@W222>" in world.slack.to("chat.update")[-1]["blocks"][1]["text"]["text"]
+    time.sleep(0.1)
+    world.work()
+    reminder = [a["text"] for a in world.slack.to("chat.postMessage") if a.get("thread_ts")][-1]
+    assert reminder.startswith("<@W222> Reminder: incident 1 is still open")
+
+
 @pytest.mark.parametrize("storm", [("OPS", 2)], indirect=True)
 def test_a_parent_issue_refused_while_jira_restarts_is_made_when_it_is_back(storm):
     """Jira refuses connections (restarting) when the incident is first tended: its parent issue is

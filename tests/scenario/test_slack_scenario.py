@@ -62,6 +62,8 @@ def test_a_desk_ticket_answered_in_slack_runs_to_its_end(make_slack):
     assert len(asked) == 2 and "Check the client's connection status" in asked[0]
     assert "Answered by W111 via slack at" in answered[0] and answered[0].endswith(": Failed")
     assert "Answered by W222 via slack" in answered[1]
+    # The closing note names who answered each step, a Slack user id said to be one.
+    assert "- [L1] Check the client's connection status: failed by W111 (Slack)" in bodies[-1]
     assert len(world.api.to("chat.update")) == 2 and len(world.api.to("chat.postEphemeral")) == 0
     assert (
         len([p for p in world.api.to("chat.postMessage") if "thread_ts" not in p]) == 2

@@ -180,7 +180,7 @@ class Interactions:
             )
         else:
             try:
-                note = notices.act(self.svc.context, int(action["value"]), what, user)
+                note = notices.act(self.svc.context, int(action["value"]), what, user, Via.SLACK)
             except (notices.IncidentActionError, ValueError) as exc:
                 note = f"connbot could not do this: {exc}"
             else:

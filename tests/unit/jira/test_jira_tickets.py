@@ -62,6 +62,17 @@ def test_comment_is_wiki_markup_with_a_table_and_the_marker():
     assert body.rstrip().endswith("(connbot ref run:1:escalate:2){color}")
 
 
+def test_a_slack_answerer_is_named_by_their_user_id_said_to_be_one():
+    """Jira cannot resolve a Slack user id: the table says it is one, and a desk user who calls
+    themselves by such an id is not taken for that Slack user."""
+    slack, desk = row(1).model_copy(update={"by": "W111", "via": "slack"}), row(2, summary="fixed")
+    body = render(
+        Note(heading="Escalated", rows=[slack, desk.model_copy(update={"by": "W111", "via": "desk"})]), "m"
+    )
+    assert "|Step 1 \\| check|L1|failed|found it|W111 (Slack)|" in body
+    assert "|Step 2 \\| check|L1|failed|fixed|W111|" in body
+
+
 def test_each_step_row_is_one_sentence_and_the_full_evidence_is_a_collapsed_table_never_json():
     status = row(
         1,

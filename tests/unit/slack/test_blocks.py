@@ -159,6 +159,7 @@ def test_settled_message_replaces_the_buttons_with_who_answered_what():
         answer_label="Found an error",
         answer_text="403 Forbidden",
         answered_by="W111",
+        answered_via="slack",
         answered_at=dt.datetime(2024, 5, 6, 9, 30, tzinfo=dt.UTC),
     )
     _, body = blocks.settled_message(answered)

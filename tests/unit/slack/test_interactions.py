@@ -11,6 +11,7 @@ from bot.runs import intake, prompts, sweeper
 from bot.state.models import Effect, Prompt, Run
 from bot.web.app import create_app
 from tests.fakes.adapters import observed, scripted_registry
+from tests.fakes.desk import csrf
 from tests.fakes.slack_api import CHANNEL, click, form, signed, submission
 
 
@@ -61,6 +62,31 @@ def test_a_click_resumes_the_run_and_edits_the_message(make_slack):
     assert not [b for b in update["blocks"] if b["type"] == "actions"]
     assert "Answered by <@W111> at 2024-05-06 09:00 UTC: *Failed*" in update["blocks"][-1]["text"]["text"]
     assert len(world.api.to("chat.postMessage")) == 2  # the next step's question
+
+
+def test_only_a_person_who_answered_in_slack_is_mentioned(make_slack):
+    """A desk user may call themselves anything, a Slack user id too: only an answer given in Slack
+    names its answerer as a mention; a desk answer names its answerer as text."""
+    world = make_slack(human_everywhere())
+    file(world)
+    world.answer("failed", user="W111")
+    second = world.open_prompt()
+    answered = world.web.post(
+        f"/prompts/{second.id}/answer",
+        data={"csrf_token": csrf(world.web, "/prompts"), "answer": "still_failing", "name": "U024BE7LH"},
+    )
+    assert answered.status_code == 303
+    world.work()
+    settled = world.api.to("chat.update")[1]
+    assert settled["ts"] == second.channel_refs["slack"]["ts"]
+    assert (
+        "Answered by U024BE7LH at 2024-05-06 09:00 UTC: *Still failing*"
+        in settled["blocks"][-1]["text"]["text"]
+    )
+    assert "<@U024BE7LH>" not in json.dumps(settled)
+    # The next question's findings: the Slack answerer mentioned, the desk one by name.
+    found = world.api.to("chat.postMessage")[-1]["blocks"][3]["text"]["text"]
+    assert "*failed* (by <@W111>)" in found and "*still_failing* (by U024BE7LH)" in found
 
 
 def test_a_double_click_and_a_retried_delivery_resume_once(make_slack):
