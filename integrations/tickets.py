@@ -58,12 +58,15 @@ def evidence_rows(evidence: Mapping[str, Any], prefix: str = "") -> list[tuple[s
 
 
 class StepRow(BaseModel):
-    """One visited step as a line of a table on the ticket."""
+    """One visited step as a line of a table on the ticket: people read its outcome in `said`, the
+    words of the playbook (or connbot's own); `outcome` is the code."""
 
     step: str
     title: str
     level: int
     outcome: str
+    # Notes stored before the words were recorded carry none: their code stands in.
+    said: str = Field(default_factory=lambda data: str(data["outcome"]))
     summary: str
     evidence: dict[str, Any] = Field(default_factory=dict)
     by: str | None = None  # who answered the step's question

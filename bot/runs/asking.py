@@ -98,12 +98,15 @@ def _resume_identify(ctx: RunContext, s: Session, run: Run, prompt: Prompt) -> b
         if prompt.state == PromptState.ANSWERED and prompt.answer == identify.GIVEN
         else None
     )
+    said = ""
     if user:
         run.ticket.user_ref = user
         outcome, trail = identify.GIVEN, f"{prompt.answered_by} named the user: {user}."
     else:
         run.facts = {**run.facts, "identify_done": True}
-        outcome = identify.UNKNOWN if prompt.state == PromptState.ANSWERED else "timed_out"
+        outcome = identify.UNKNOWN
+        if prompt.state != PromptState.ANSWERED:
+            outcome, said = "timed_out", records.UNANSWERED
         trail = (
             "Nobody named the user"
             + (f" ({prompt.answered_by})" if prompt.answered_by else " in time")
@@ -113,7 +116,7 @@ def _resume_identify(ctx: RunContext, s: Session, run: Run, prompt: Prompt) -> b
         s,
         run,
         identify.IdentifyStep(),
-        records.human(ctx, prompt, identify.STEP, "human", outcome, trail),
+        records.human(ctx, prompt, identify.STEP, "human", outcome, trail, said=said),
     )
     run.state = RunState.RUNNING
     _settle(ctx, s, run, prompt, f"{identify.IdentifyStep().title}: {trail}")
@@ -373,7 +376,13 @@ def resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) -> 
                 run,
                 step,
                 records.human(
-                    ctx, prompt, pos.step, "approval", "approved" if approved else "rejected", summary
+                    ctx,
+                    prompt,
+                    pos.step,
+                    "approval",
+                    "approved" if approved else "rejected",
+                    summary,
+                    said="Approved" if approved else "Rejected",
                 ),
             )
             new_pos = engine.approve(pos) if approved else engine.follow(pb, pos, engine.Rejected())
@@ -395,7 +404,9 @@ def resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) -> 
             s,
             run,
             step,
-            records.StepRecord(pos.step, mode, "timed_out", trail, prompt.created_at, ctx.clock()),
+            records.StepRecord(
+                pos.step, mode, "timed_out", trail, prompt.created_at, ctx.clock(), said=records.UNANSWERED
+            ),
         )
         new_pos = engine.follow(pb, pos, engine.TimedOut())
     records.move(run, new_pos)
@@ -423,10 +434,11 @@ def _resume_route(ctx: RunContext, s: Session, run: Run, prompt: Prompt) -> bool
     now, step = ctx.clock(), routing.RouteStep()
     if prompt.state == PromptState.ANSWERED and prompt.answer and prompt.answered_by:
         found = routing.answer(s, ctx.directory, run.ticket, prompt.answer, prompt.answered_by, now)
-        run.pbx, run.pbx_reason, outcome = found.pbx, found.reason, found.pbx
+        run.pbx, run.pbx_reason, outcome, said = found.pbx, found.reason, found.pbx, ""
         trail = f"Checked against PBX {found.pbx} ({found.reason} via {prompt.answered_via})."
     else:
         run.pbx_reason, outcome = "no PBX was chosen in time: a person does every step", "timed_out"
+        said = records.UNANSWERED
         trail = (
             f"No answer within {ctx.playbooks.of(run).timeout / 3600:g} h: no PBX is used, a person does "
             "every step."
@@ -435,7 +447,7 @@ def _resume_route(ctx: RunContext, s: Session, run: Run, prompt: Prompt) -> bool
         s,
         run,
         step,
-        records.human(ctx, prompt, routing.STEP, "human", outcome, trail),
+        records.human(ctx, prompt, routing.STEP, "human", outcome, trail, said=said),
     )
     run.state = RunState.RUNNING
     _settle(ctx, s, run, prompt, f"{step.title}: {trail}")

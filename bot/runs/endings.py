@@ -35,7 +35,13 @@ def escalate(ctx: RunContext, s: Session, run: Run, plan: Escalate, pos: Positio
         run,
         plan.step,
         records.StepRecord(
-            pos.step, "end", f"escalated_l{plan.level}", f"Escalated to level {plan.level}", now, now
+            pos.step,
+            "end",
+            f"escalated_l{plan.level}",
+            f"Escalated to level {plan.level}",
+            now,
+            now,
+            said=f"Escalated to level {plan.level}",
         ),
     )
     found = rows(run)
@@ -99,12 +105,16 @@ RECEIVED, CLOSED, ESCALATED = "received", "closed", "escalated"
 
 def finish(ctx: RunContext, s: Session, run: Run, plan: Finish) -> None:
     now = ctx.clock()
-    outcome = "closed" if plan.kind == "close" else f"escalated_l{plan.level}"
+    outcome, said = (
+        ("closed", "Ticket closed")
+        if plan.kind == "close"
+        else (f"escalated_l{plan.level}", f"Escalated to level {plan.level}")
+    )
     records.insert(
         s.connection(),
         run,
         plan.step,
-        records.StepRecord(run.step or "", "end", outcome, plan.reason, now, now),
+        records.StepRecord(run.step or "", "end", outcome, plan.reason, now, now, said=said),
     )
     end_run(ctx, run, plan.kind, plan.level, plan.reason)
     if plan.kind == "close":
@@ -146,6 +156,18 @@ class RecheckStep:
     level: int
     title: str = "Re-check the app now that the PBX is back"
     action: str = incidents.RECHECK
+
+    def label(self, outcome: str) -> str:
+        return RECHECK_WORDS.get(outcome, outcome)
+
+
+# The re-check's outcomes (app.recheck's) in words.
+RECHECK_WORDS = {
+    incidents.REGISTERED: "The app registers again",
+    "still_failing": "The app still fails to register",
+    "device_offline": "The device is offline",
+    "timeout": "The app did not answer in time",
+}
 
 
 def release(

@@ -17,6 +17,13 @@ ACTION = "app.find_user"
 GIVEN, UNKNOWN = "given", "unknown"
 OPTIONS = [(GIVEN, "Here is the user"), (UNKNOWN, "Nobody knows")]
 TEXT_LABEL = "The user's extension or SIP username"
+# The step's outcomes in words: the look-up's (app.find_user) and a person's answer.
+WORDS = {
+    "found": "Found by the reporter's e-mail",
+    "not_found": "Not found by the reporter's e-mail",
+    GIVEN: "A person named the user",
+    UNKNOWN: "Nobody knows the user",
+}
 QUESTION = (
     "The ticket does not say which PBX user (extension or SIP username) it is about, and connbot could "
     "not find out from the reporter's e-mail. Which user is it?"
@@ -30,6 +37,9 @@ class IdentifyStep:
     title: str = "Identify the user"
     level: int = 1
     action: str = ACTION
+
+    def label(self, outcome: str) -> str:
+        return WORDS.get(outcome, outcome)
 
 
 def needed(run: Run) -> bool:

@@ -54,10 +54,15 @@ class StepLike(Protocol):
     @property
     def action(self) -> str | None: ...
 
+    def label(self, outcome: str) -> str:
+        """One of its outcomes in the words people read."""
+        ...
+
 
 @dataclass(frozen=True)
 class StepRecord:
-    """What one step of a run did, as its step result keeps it."""
+    """What one step of a run did, as its step result keeps it. `said`: the outcome in words, where
+    it is not one of the step's own (whose words are the step's `label`)."""
 
     step: str
     mode: str  # auto, human, approval, decided (by the findings) or end
@@ -68,6 +73,12 @@ class StepRecord:
     evidence: dict[str, Any] = field(default_factory=dict)
     by: str | None = None
     via: str | None = None  # where `by` answered (`prompts.Via`)
+    said: str = ""
+
+
+# The words of outcomes connbot records itself, whatever the step (beside their codes).
+UNANSWERED = "No answer in time"  # timed_out
+FAILED = "Failed"  # error: the action failed, its summary says how
 
 
 # What a step may change of its run (written by `write` from the carried run).
@@ -162,6 +173,7 @@ def human(
     outcome: str,
     summary: str,
     evidence: dict[str, Any] | None = None,
+    said: str = "",
 ) -> StepRecord:
     """The record of a step a person settled (or nobody did, in time), from the prompt's question."""
     return StepRecord(
@@ -174,6 +186,7 @@ def human(
         evidence or {},
         prompt.answered_by,
         prompt.answered_via,
+        said,
     )
 
 
@@ -184,6 +197,7 @@ RESULT_COLUMNS = (
     "action",
     "mode",
     "outcome",
+    "said",
     "summary",
     "evidence",
     "answered_by",
@@ -203,6 +217,7 @@ def _values(run: Run, step: StepLike, rec: StepRecord) -> dict[str, Any]:
         "action": step.action or "",
         "mode": rec.mode,
         "outcome": rec.outcome,
+        "said": (rec.said or step.label(rec.outcome))[:200],
         "summary": rec.summary[:2000],
         "evidence": rec.evidence,
         "answered_by": rec.by,

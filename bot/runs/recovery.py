@@ -249,17 +249,25 @@ def _settle(ctx: RunContext, run_id: int, incident_id: int) -> bool:
             started = ctx.clock()
             try:
                 res = registry.execute(incidents.RECHECK, inp)
-                outcome, summary, evidence = res.outcome, res.summary, redact(res.evidence)
+                outcome, said, summary, evidence = res.outcome, "", res.summary, redact(res.evidence)
                 facts, registered = redact_facts(res.facts), res.outcome == incidents.REGISTERED
             except AdapterError as exc:
-                outcome, summary, evidence = (
+                outcome, said, summary, evidence = (
                     "error",
+                    records.FAILED,
                     f"{incidents.RECHECK} failed: {exc}",
                     {"error": str(exc)},
                 )
                 facts = redact_facts(exc.facts)
             rec = records.StepRecord(
-                "incident_recheck", "auto", outcome, summary, started, ctx.clock(), evidence
+                "incident_recheck",
+                "auto",
+                outcome,
+                summary,
+                started,
+                ctx.clock(),
+                evidence,
+                said=said,
             )
         with ctx.store.tx() as s:
             held = ctx.store.held(s, run_id, owner)

@@ -31,6 +31,10 @@ class RouteStep:
     level: int = 1
     action: str = ""
 
+    def label(self, outcome: str) -> str:
+        """Its outcome is the name of the PBX chosen."""
+        return f"PBX {outcome}"
+
 
 @dataclass(frozen=True)
 class Route:

@@ -256,8 +256,19 @@ def _settle(
             now = ctx.clock()
             moved = engine.decide(pb, pos, plan)  # past the target's last visit: where that leads
             why = plan.because or "decided"
-            said = f"{why[:1].upper()}{why[1:]}; on to “{pb.steps[moved.step].title}”."
-            rec = records.StepRecord(pos.step, "decided", plan.outcome[:64], said, now, now)
+            went = pb.steps[moved.step].title
+            summary = f"{why[:1].upper()}{why[1:]}; on to “{went}”."
+            # A decision's outcome (`route 2`, `otherwise`) reads as where it went; a step the
+            # findings answered, as its own outcome's words.
+            rec = records.StepRecord(
+                pos.step,
+                "decided",
+                plan.outcome[:64],
+                summary,
+                now,
+                now,
+                said=went if plan.step.is_route else "",
+            )
             records.move(run, moved)
             holding = records.write(ctx, s.connection(), run, owner, incidents.open_sql(ctx))
             records.insert(s.connection(), run, plan.step, rec)
@@ -325,8 +336,8 @@ def _execute(
                 return _Done(False, added_effects(s), called=True)
             _retry_later(ctx, s, run, why)
             return _Done(False, called=True)
-    outcome = event.value if isinstance(event, engine.Outcome) else "error"
-    rec = records.StepRecord(pos.step, "auto", outcome, summary, started, finished, evidence)
+    outcome, said = (event.value, "") if isinstance(event, engine.Outcome) else ("error", records.FAILED)
+    rec = records.StepRecord(pos.step, "auto", outcome, summary, started, finished, evidence, said=said)
     run.facts = {**run.facts, **facts}
     records.move(run, engine.follow(pb, pos, event))
     # The steps after it that call no outside system (decisions, a question, the end) are taken in

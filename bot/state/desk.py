@@ -21,7 +21,7 @@ def render_text(note: Note) -> str:
     if note.rows:
         parts.append(
             "\n".join(
-                f"- [L{r.level}] {r.title}: {r.outcome}"
+                f"- [L{r.level}] {r.title}: {r.said}"
                 + (f" by {r.answerer}" if r.by else "")
                 + (f" ({r.summary})" if r.summary else "")
                 for r in note.rows

@@ -236,7 +236,8 @@ class Run(Base):
 
 
 class StepResult(Base):
-    """What one visit of one step found: outcome, evidence (secrets redacted), timing."""
+    """What one visit of one step found: outcome (its code and its words), evidence (secrets redacted),
+    timing."""
 
     __tablename__ = "step_results"
     __table_args__ = (UniqueConstraint("run_id", "seq"),)
@@ -249,7 +250,8 @@ class StepResult(Base):
     level: Mapped[int] = mapped_column(default=1)
     action: Mapped[str] = mapped_column(String(64))
     mode: Mapped[str] = mapped_column(String(16))
-    outcome: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(64))  # the code: edges, the API and metrics read it
+    said: Mapped[str] = mapped_column(String(200), default="")  # the outcome in words, for people
     summary: Mapped[str] = mapped_column(Text, default="")
     evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
     answered_by: Mapped[str | None] = mapped_column(String(255))

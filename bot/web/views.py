@@ -37,6 +37,7 @@ def step_dict(r: Any) -> dict[str, Any]:
         "action": r.action,
         "mode": r.mode,
         "outcome": r.outcome,
+        "said": r.said,
         "summary": r.summary,
         "evidence": r.evidence,
         "answered_by": r.answered_by,

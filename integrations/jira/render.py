@@ -1,6 +1,6 @@
 """Notes as Jira wiki markup (REST v2, Cloud and Server alike), within Jira's comment limit.
 
-A comment is a heading, paragraphs, a table of the steps (outcome, what was found in one sentence,
+A comment is a heading, paragraphs, a table of the steps (outcome in words, what was found in one sentence,
 who, when), what happens next, and the full evidence of each step as name/value tables inside a
 collapsed block, ending with a small grey reference line carrying the write's marker: that line is
 how a retried job recognises a comment it already made. Evidence is never dumped as JSON; when the
@@ -55,10 +55,10 @@ def _clip(text: str, size: int) -> str:
 
 
 def table(rows: list[StepRow]) -> str:
-    """One row per step: what was found is the step's one-sentence summary."""
+    """One row per step: its outcome in words, what was found in the step's one-sentence summary."""
     head = "||Step||Level||Outcome||Found||By||When||"
     lines = [
-        f"|{escape(r.title or r.step)}|L{r.level}|{escape(r.outcome)}|{escape(_clip(r.summary, 600))}"
+        f"|{escape(r.title or r.step)}|L{r.level}|{escape(r.said)}|{escape(_clip(r.summary, 600))}"
         f"|{escape(r.answerer or 'connbot')}"
         f"|{escape(r.at)} ({r.seconds:g} s)|"
         for r in rows

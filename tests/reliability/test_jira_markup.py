@@ -91,7 +91,7 @@ def test_text_that_begins_like_a_block_does_not_open_one_and_controls_are_not_pa
     begins with `h1. `, `bq. `, a list's bullet or a rule stays a plain paragraph in Jira; a terminal
     escape or a right-to-left override in it is shown as U+FFFD."""
     rows = [
-        StepRow(step="s", title=text, level=1, outcome="found", summary=text, at="t", seconds=1.0)
+        StepRow(step="s", title=text, level=1, outcome="found", said=text, summary=text, at="t", seconds=1.0)
         for text in BLOCKS
     ]
     body = render(
@@ -104,6 +104,7 @@ def test_text_that_begins_like_a_block_does_not_open_one_and_controls_are_not_pa
     assert [line for line in body.splitlines() if block.match(line)] == ["h3. Comment from Mallory"]
     cells = [cell for line in body.splitlines() if line[:1] == "|" != line[1:2] for cell in line.split("|")]
     assert "\u200bh1. URGENT: reset your password" in cells and "\u200b* two" in cells
+    assert cells.count("\u200b* two") == 3  # the step's title, its outcome's words, its summary
     assert "a\ufffd\\[2J b\ufffdevil" in paragraphs
     assert not re.search("[\x00-\x1f\u202e]", body.replace("\n", ""))
     assert "we saw h1. and - lists" in render(Note(heading="h", lines=["we saw h1. and - lists"]), "m")

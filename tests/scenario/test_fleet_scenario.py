@@ -143,6 +143,12 @@ def test_an_unknown_customer_is_asked_for_and_a_remembered_answer_routes_the_nex
     assert (data["pbx"], data["pbx_reason"]) == ("acme", "chosen by bob, remembered for newco.example")
     assert data["steps"][0]["step"] == "route_pbx" and data["steps"][0]["mode"] == "human"
     assert data["steps"][0]["outcome"] == "acme" and data["end"] == "close"
+    with svc.store.tx() as s:
+        closing = s.get(Run, first).ticket.comments[-1].body
+    assert (
+        closing.startswith("Closed:")
+        and "- [L1] Choose the PBX to check against: PBX acme by bob (" in closing
+    )
 
     monkeypatch.setenv("CONNBOT_DATA_DIR", str(svc.settings.data_dir))
     shown = CliRunner().invoke(main, ["runs", "show", str(first)])

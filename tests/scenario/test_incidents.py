@@ -328,6 +328,7 @@ def test_restored_is_checked_first_then_every_ticket_is_closed(make_world):
         closing = run.ticket.comments[-1].body
         assert "Closed: incident 1 is resolved (Asterisk is down, on PBX asterisk_stopped)" in closing
         assert "Cause, as found from " in closing and " on: Asterisk on " in closing  # over now
+        assert "- [L1] Re-check the app now that the PBX is back: The app registers again (" in closing
     assert len(incident_posts(world.slack)) == 1
 
 

@@ -58,8 +58,12 @@ def test_a_ticket_fixed_by_reconnecting_is_commented_and_closed(jira, rsps, make
     assert len(issue.comments) == 2
     start, end = issue.comments
     assert start.startswith("h3. connbot is triaging this ticket") and 'mentions "can\'t connect"' in start
-    assert end.startswith("h3. Closed:") and "|Check the client's connection status|L1|failed|" in end
-    assert "|Force a manual reconnection of the app|L1|reconnected|" in end
+    assert end.startswith("h3. Closed:")
+    # Each step's outcome in the playbook's words, not its code.
+    assert "|Check the client's connection status|L1|The app's registration failed|" in end
+    assert "|Force a manual reconnection of the app|L1|The app reconnected|" in end
+    assert "|Close - temporary network problem|L1|Ticket closed|" in end
+    assert "|L1|failed|" not in end and "|L1|reconnected|" not in end and "|L1|closed|" not in end
     assert (issue.status, issue.resolution, issue.assignee) == ("Done", "Fixed", None)
     # Each write's first attempt: nothing to look for first (rate limits), so no comment is read.
     assert not [c for c in rsps.calls if c.request.method == "GET" and "/comment" in c.request.url]
@@ -76,12 +80,16 @@ def test_a_ticket_level_1_cannot_fix_goes_to_the_level_2_target_with_the_evidenc
     assert issue.assignee == {"accountId": "5b10ac8d82e05b22cc7d4ef5"}
     assert issue.components == ["Voice L2"] and issue.fields == {"customfield_10060": {"value": "Voice team"}}
     escalation = next(c for c in issue.comments if "escalated to level 2" in c)
-    for title, outcome in [
-        ("Check the client's connection status", "failed"),
-        ("Write down the exact error message", "found"),
-        ("Look for a password mismatch", "match"),
+    for title, said in [
+        ("Check the client's connection status", "The app's registration failed"),
+        ("Force a manual reconnection of the app", "The app still fails to register"),
+        ("Write down the exact error message", "The app shows an error"),
+        ("Look for a password mismatch", "The settings match"),
+        ("Escalate to the second level", "Escalated to level 2"),
     ]:
-        assert f"|{title}|L1|{outcome}|" in escalation
+        assert f"|{title}|L1|{said}|" in escalation
+    for code in ("failed", "still_failing", "found", "match", "escalated_l2"):
+        assert f"|L1|{code}|" not in escalation
     assert "|app.reconnect found still_failing|" in escalation and "*Next:*" in escalation
     assert "|seen|still_failing|" in escalation  # the full evidence, as a table in the collapsed block
     assert issue.status == "To Do"

@@ -415,7 +415,7 @@ def test_a_rejected_password_reset_is_not_proposed_again_by_the_next_levels(desk
     for said in (to_l2, asked.question, to_l3):
         assert "The app's credentials do not match the PBX's: the HA1 digests differ" in said
         assert rejected in said and "Set a new password" not in said
-    assert "Change the password so the app and the PrivateServer agree: rejected by Carol" in to_l3  # its row
+    assert "Change the password so the app and the PrivateServer agree: Rejected by Carol" in to_l3  # its row
 
 
 def test_a_questions_comment_carries_only_the_rows_not_on_the_ticket_yet(desk):

@@ -44,6 +44,11 @@ def test_a_desk_ticket_answered_in_slack_runs_to_its_end(make_slack):
     assert "Answered by <@W111>" in json.dumps(world.api.to("chat.update")[0]["blocks"])
     second = world.open_prompt()
     assert second.step == "force_reconnect"
+    # Its message lists what was found so far, each step's outcome in the playbook's words.
+    asked_next = [p for p in world.api.to("chat.postMessage") if "thread_ts" not in p][1]
+    found = json.dumps(asked_next["blocks"], ensure_ascii=False)
+    assert "[L1] Check the client's connection status: *The app's registration failed* (by <@W111>)" in found
+    assert "*failed*" not in found
     world.answer("reconnected", user="W222")
 
     run = world.web.get(f"/api/runs/{run_id}").get_json()
@@ -52,6 +57,11 @@ def test_a_desk_ticket_answered_in_slack_runs_to_its_end(make_slack):
         ("check_status", "failed", "W111"),
         ("force_reconnect", "reconnected", "W222"),
         ("close_transient", "closed", None),
+    ]  # the API keeps the codes, with the words beside them
+    assert [s["said"] for s in run["steps"]] == [
+        "The app's registration failed",
+        "The app reconnected",
+        "Ticket closed",
     ]
 
     ticket = world.web.get(f"/api/tickets/{key}").get_json()
@@ -60,10 +70,19 @@ def test_a_desk_ticket_answered_in_slack_runs_to_its_end(make_slack):
     asked = [b for b in bodies if b.startswith("Question for a person:")]
     answered = [b for b in bodies if "Answered by" in b]
     assert len(asked) == 2 and "Check the client's connection status" in asked[0]
-    assert "Answered by W111 via slack at" in answered[0] and answered[0].endswith(": Failed")
+    assert "Answered by W111 via slack at" in answered[0] and answered[0].endswith(
+        ": The app's registration failed"
+    )
     assert "Answered by W222 via slack" in answered[1]
-    # The closing note names who answered each step, a Slack user id said to be one.
-    assert "- [L1] Check the client's connection status: failed by W111 (Slack)" in bodies[-1]
+    # The closing note names who answered each step (a Slack user id said to be one) and reads each
+    # step's outcome in words.
+    closed = next(b for b in bodies if b.startswith("Closed:"))
+    assert closed == bodies[-1]
+    assert (
+        "- [L1] Check the client's connection status: The app's registration failed by W111 (Slack)" in closed
+    )
+    assert "- [L1] Force a manual reconnection of the app: The app reconnected by W222 (Slack)" in closed
+    assert ": failed" not in closed and ": reconnected" not in closed
     assert len(world.api.to("chat.update")) == 2 and len(world.api.to("chat.postEphemeral")) == 0
     assert (
         len([p for p in world.api.to("chat.postMessage") if "thread_ts" not in p]) == 2

@@ -106,7 +106,7 @@ def test_without_adapters_every_step_asks_a_person_and_the_answer_moves_the_run(
     run, steps, comments, t = load(svc, run_id)
     assert run.end_kind == "close" and t.status == "closed"
     assert steps[:2] == [("check_status", "failed"), ("force_reconnect", "reconnected")]
-    assert any("Answered by carol via desk" in c and "Reconnected" in c for c in comments)
+    assert any("Answered by carol via desk" in c and "The app reconnected" in c for c in comments)
 
 
 def test_the_first_answer_wins_and_later_ones_change_nothing(make_services):
@@ -153,11 +153,14 @@ def test_an_adapter_error_follows_the_failure_edge_with_the_reason(make_services
         )
     )
     _, run_id = file(svc)
-    run, steps, _, _ = load(svc, run_id)
+    run, steps, comments, _ = load(svc, run_id)
     assert steps[0] == ("check_status", "error")
     with svc.store.tx() as s:
         assert "HTTP 404" in s.get(Run, run_id).steps[0].summary
     assert run.end_kind == "close"
+    assert (
+        "- [L1] Check the client's connection status: Failed (app.get_status failed: HTTP 404" in comments[-1]
+    )
 
 
 def test_an_outside_systems_long_words_are_stored_cut_in_evidence_and_summaries(make_services):
@@ -199,7 +202,17 @@ def test_an_account_change_waits_for_approval_and_a_rejection_takes_the_rejected
     assert answer(svc, prompt.id, "reject", who="lead")
     prompt = open_prompt(svc, run_id)
     assert prompt.step == "fix_account_by_hand"
-    assert ("create_account", "rejected") in load(svc, run_id)[1]
+    _, steps, comments, _ = load(svc, run_id)
+    assert ("create_account", "rejected") in steps
+    # The ticket reads the decision and the refusal in words: where the run went, who refused.
+    approval = next(c for c in comments if c.startswith("Approval needed:"))
+    asked = next(c for c in comments if c.startswith("Question for a person:"))
+    decided = (
+        "- [L1] Decide whether the account can be changed: Create the user's account, or what it lacks ("
+    )
+    assert decided in approval and ": route 1" not in approval
+    assert "- [L1] Create the user's account, or what it lacks: Rejected by lead (" in asked
+    assert ": rejected" not in asked
     # nobody fixes it by hand: the hand-over says the creation was rejected, and does not propose it
     assert answer(svc, prompt.id, "not_resolved")
     handover = next(c for c in load(svc, run_id)[2] if c.startswith("Level 1 checks done"))
@@ -233,7 +246,8 @@ def test_a_rerun_is_not_told_of_the_rejection_in_the_run_before(make_services):
     svc.queue.run_pending()
     assert answer(svc, open_prompt(svc, again).id, "approve", who="lead")
     handover = [c for c in load(svc, again)[2] if c.startswith("Level 1 checks done")][-1]
-    assert "Change the password so the app and the PrivateServer agree: updated_still_failing" in handover
+    said = "Changed, but the app still fails to register"
+    assert f"Change the password so the app and the PrivateServer agree: {said}" in handover
     assert "rejected" not in handover
 
 
@@ -255,10 +269,15 @@ def test_an_approved_account_change_runs_the_action(make_services):
     )
     _, run_id = file(svc)
     assert answer(svc, open_prompt(svc, run_id).id, "approve", who="lead")
-    run, steps, _, _ = load(svc, run_id)
+    run, steps, comments, _ = load(svc, run_id)
     assert ("create_account", "approved") in steps and ("create_account", "created") in steps
     assert steps[-2:] == [("recheck_account", "registered"), ("close_account_fixed", "closed")]
     assert run.end_kind == "close"
+    closed = next(c for c in comments if c.startswith("Closed:"))
+    assert "- [L1] Create the user's account, or what it lacks: Approved by lead (" in closed
+    assert "- [L1] Create the user's account, or what it lacks: Created (" in closed
+    assert "- [L1] Check the account fix: The app registers now (" in closed
+    assert "- [L1] Close - account created or mismatch resolved: Ticket closed (" in closed
 
 
 def test_escalation_hands_the_ticket_to_level_2_with_evidence_and_goes_on(make_services):
@@ -278,8 +297,14 @@ def test_escalation_hands_the_ticket_to_level_2_with_evidence_and_goes_on(make_s
     assert run.end_kind == "escalate" and run.end_level == 3
     assert ticket.level == 3 and ticket.queue == "Level 3" and ticket.status == "open"
     packet = next(c for c in comments if c.startswith("Level 1 checks done: escalated to level 2"))
-    assert "Look for a password mismatch: match" in packet
-    assert comments[-1].startswith("Escalated to level 3") and "Check the network: ok" in comments[-1]
+    assert "Look for a password mismatch: The settings match" in packet
+    assert "Escalate to the second level: Escalated to level 2" in packet
+    assert (
+        comments[-1].startswith("Escalated to level 3")
+        and "Check the network: The path is fine" in comments[-1]
+    )
+    assert "Escalate to the third level: Escalated to level 3" in comments[-1]
+    assert ": match" not in packet and ": escalated_l" not in packet + comments[-1]
 
 
 def test_an_unanswered_prompt_is_reminded_then_times_out_along_the_timeout_edge(make_services):
@@ -310,6 +335,7 @@ def test_an_unanswered_prompt_is_reminded_then_times_out_along_the_timeout_edge(
     run, steps, comments, _ = load(svc, run_id)
     assert ("fix_account_by_hand", "timed_out") in steps and run.end_level == 3
     assert any("No answer within 4 h" in c for c in comments)
+    assert "- [L1] Create the account or resolve the mismatch by hand: No answer in time (" in comments[-1]
     assert not answer(svc, prompt.id, "resolved")
 
 
@@ -433,8 +459,9 @@ def test_a_ticket_without_its_user_finds_it_by_the_reporters_email(make_services
     )
     _, run_id = intake.file_desk_ticket(svc.context, "Alice can't connect", "", "alice@example.com", None)
     svc.queue.run_pending()
-    run, steps, _, ticket = load(svc, run_id)
+    run, steps, comments, ticket = load(svc, run_id)
     assert ticket.user_ref == "1001" and steps[0] == ("identify_user", "found") and run.end_kind == "close"
+    assert "- [L1] Identify the user: Found by the reporter's e-mail (" in comments[-1]
     assert svc.registry.adapters["app"].calls[1][1].user == "1001"
 
 
@@ -451,8 +478,11 @@ def test_a_person_names_the_user_when_nobody_else_can(make_services):
     assert prompt.kind == "identify" and prompt.text_label == "The user's extension or SIP username"
     assert "does not know the reporter's e-mail" in load(svc, run_id)[2][-1]
     assert answer(svc, prompt.id, "given", text=" 1042 \n")
-    run, steps, _comments, ticket = load(svc, run_id)
+    run, steps, comments, ticket = load(svc, run_id)
     assert ticket.user_ref == "1042" and steps[1] == ("identify_user", "given") and run.end_kind == "close"
+    closed = comments[-1]
+    assert "- [L1] Identify the user: Not found by the reporter's e-mail (" in closed
+    assert "- [L1] Identify the user: A person named the user by bob (" in closed
     assert [call[1].user for call in svc.registry.adapters["app"].calls[1:]] == ["1042", "1042"]
 
 

@@ -131,7 +131,8 @@ def test_the_card_shows_the_finding_the_age_and_links(desk):
     page = client.get("/prompts").get_data(as_text=True)
     card = page[page.index(f'id="prompt-{prompt_id}"') :]
     finding = card[card.index('class="finding"') : card.index("</div>")]
-    assert "Fix the configuration" in finding and "forbidden" in finding  # the step that led here
+    assert "Fix the configuration" in finding  # the step that led here, its outcome in the playbook's words
+    assert '<span class="outcome">connbot may not change the app&#39;s configuration</span>' in finding
     assert card.index('class="finding"') < card.index("connbot could not change")  # inside, before the ask
     assert 'href="/runs/1"' in card and 'href="/tickets/DESK-1"' in card
     assert re.search(r"asked \d+ s ago", card) and 'id="level-1"' in page

@@ -43,6 +43,10 @@ def test_a_waiting_run_highlights_its_path_and_the_step_it_waits_at(desk):
     assert (
         "wrong_host" in page and "app.check_config found wrong_host" in page
     )  # outcome and evidence summary
+    # The steps table reads each outcome in the playbook's words, its code small beside it.
+    checked = re.search(r'<tr data-step="check_config">(.*?)</tr>', page, re.S)
+    said = 'The app points at the wrong server <code class="meta">wrong_host</code>'
+    assert checked and f'<td data-label="Outcome">{said}</td>' in checked.group(1)
 
 
 def test_the_live_endpoint_follows_the_run_to_its_end(desk):

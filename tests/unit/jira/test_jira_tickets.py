@@ -37,6 +37,7 @@ def row(i: int, summary: str = "found it", **evidence) -> StepRow:
         title=f"Step {i} | check",
         level=1,
         outcome="failed",
+        said="Registration failed [403]",
         summary=summary,
         evidence=evidence,
         at="2024-07-04T01:48:31+00:00",
@@ -56,7 +57,9 @@ def test_comment_is_wiki_markup_with_a_table_and_the_marker():
     )
     assert body.startswith("h3. Level 1 checks done\n\nFound a \\{weird\\} thing")
     assert "||Step||Level||Outcome||Found||By||When||" in body
-    assert "|Step 1 \\| check|L1|failed|found it|connbot|" in body
+    # the outcome in the playbook's words (escaped like the title: an operator wrote them), not its code
+    assert "|Step 1 \\| check|L1|Registration failed \\[403\\]|found it|connbot|" in body
+    assert "|failed|" not in body
     assert "*Next:* Level 2 takes over." in body
     assert "|registration|failed \\[403\\]|" in body
     assert body.rstrip().endswith("(connbot ref run:1:escalate:2){color}")
@@ -69,8 +72,8 @@ def test_a_slack_answerer_is_named_by_their_user_id_said_to_be_one():
     body = render(
         Note(heading="Escalated", rows=[slack, desk.model_copy(update={"by": "W111", "via": "desk"})]), "m"
     )
-    assert "|Step 1 \\| check|L1|failed|found it|W111 (Slack)|" in body
-    assert "|Step 2 \\| check|L1|failed|fixed|W111|" in body
+    assert "|Step 1 \\| check|L1|Registration failed \\[403\\]|found it|W111 (Slack)|" in body
+    assert "|Step 2 \\| check|L1|Registration failed \\[403\\]|fixed|W111|" in body
 
 
 def test_each_step_row_is_one_sentence_and_the_full_evidence_is_a_collapsed_table_never_json():
@@ -88,7 +91,7 @@ def test_each_step_row_is_one_sentence_and_the_full_evidence_is_a_collapsed_tabl
     )
     body = render(Note(heading="Escalated to level 2", rows=[status, row(2, summary="no evidence")]), "m")
     found = "The app on device d1 failed to register with pbx1:5061/tls; last error: 408 Request Timeout."
-    assert f"|Step 1 \\| check|L1|failed|{found}|connbot|" in body
+    assert f"|Step 1 \\| check|L1|Registration failed \\[403\\]|{found}|connbot|" in body
     assert "\\{" not in body and '"host"' not in body and "registrar:" not in body
     evidence = body[body.index("{expand:Full evidence, step by step}") : body.rindex("{expand}")]
     assert evidence.splitlines()[2:] == [
@@ -156,7 +159,10 @@ def test_escalate_on_cloud_assigns_by_account_id_and_sets_the_level_fields(fake,
     assert issue.assignee == {"accountId": "5b10ac8d82e05b22cc7d4ef5"}
     assert issue.components == ["Voice L2"] and issue.labels == ["connbot-l2"]
     assert issue.fields == {"customfield_10060": {"value": "Voice team"}, "customfield_10010": "42"}
-    assert len(issue.comments) == 1 and "|Step 1 \\| check|L1|failed|" in issue.comments[0]
+    assert (
+        len(issue.comments) == 1
+        and "|Step 1 \\| check|L1|Registration failed \\[403\\]|" in issue.comments[0]
+    )
 
 
 def test_escalate_on_data_center_assigns_by_name(fake):

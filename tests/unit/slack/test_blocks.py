@@ -37,6 +37,7 @@ def make_view(**changes) -> PromptView:
                 title="Check status",
                 level=1,
                 outcome="failed",
+                said="The app fails to register <!here>",
                 summary="app says failed",
                 evidence={"state": "failed"},
                 at="2024-05-06T09:00:00",
@@ -82,10 +83,12 @@ def test_prompt_message_has_the_ticket_user_findings_question_and_one_button_per
         and "1001" in body[1]["text"]["text"]
     )
     assert "&lt;b&gt;now&lt;/b&gt;" in body[2]["text"]["text"]  # ticket text cannot inject mrkdwn links
-    # each step in one sentence; its evidence stays on the ticket, never dumped as key=value or JSON
+    # each step in one sentence, its outcome in the playbook's words (escaped: an operator wrote them,
+    # they mention nobody); its evidence stays on the ticket, never dumped as key=value or JSON
     assert (
         body[3]["text"]["text"]
-        == "*What connbot found so far:*\n• [L1] Check status: *failed* — app says failed"
+        == "*What connbot found so far:*\n• [L1] Check status: *The app fails to register &lt;!here&gt;* — "
+        "app says failed"
     )
     buttons = [b for block in body if block["type"] == "actions" for b in block["elements"]]
     assert [(b["text"]["text"], b["action_id"], b["value"]) for b in buttons] == [

@@ -60,7 +60,10 @@ def test_a_click_resumes_the_run_and_edits_the_message(make_slack):
     update = world.api.to("chat.update")[0]
     assert (update["channel"], update["ts"]) == (CHANNEL, prompt.channel_refs["slack"]["ts"])
     assert not [b for b in update["blocks"] if b["type"] == "actions"]
-    assert "Answered by <@W111> at 2024-05-06 09:00 UTC: *Failed*" in update["blocks"][-1]["text"]["text"]
+    assert (
+        "Answered by <@W111> at 2024-05-06 09:00 UTC: *The app's registration failed*"
+        in update["blocks"][-1]["text"]["text"]
+    )
     assert len(world.api.to("chat.postMessage")) == 2  # the next step's question
 
 
@@ -80,13 +83,14 @@ def test_only_a_person_who_answered_in_slack_is_mentioned(make_slack):
     settled = world.api.to("chat.update")[1]
     assert settled["ts"] == second.channel_refs["slack"]["ts"]
     assert (
-        "Answered by U024BE7LH at 2024-05-06 09:00 UTC: *Still failing*"
+        "Answered by U024BE7LH at 2024-05-06 09:00 UTC: *The app still fails to register*"
         in settled["blocks"][-1]["text"]["text"]
     )
     assert "<@U024BE7LH>" not in json.dumps(settled)
     # The next question's findings: the Slack answerer mentioned, the desk one by name.
     found = world.api.to("chat.postMessage")[-1]["blocks"][3]["text"]["text"]
-    assert "*failed* (by <@W111>)" in found and "*still_failing* (by U024BE7LH)" in found
+    assert "*The app's registration failed* (by <@W111>)" in found
+    assert "*The app still fails to register* (by U024BE7LH)" in found
 
 
 def test_a_double_click_and_a_retried_delivery_resume_once(make_slack):
