@@ -54,7 +54,8 @@ ROWS = (
 
 
 def rows(run: Run) -> list[StepRow]:
-    """The rows of a run attached to a session (what it has recorded in it so far included)."""
+    """The rows of a run attached to a session (what it has recorded in it so far included). A summary
+    that only repeats the row's words (an end's "Escalated to level 2") is left out."""
     s = object_session(run)
     assert s is not None
     return [
@@ -64,7 +65,7 @@ def rows(run: Run) -> list[StepRow]:
             level=r.level,
             outcome=r.outcome,
             said=r.said,
-            summary=r.summary,
+            summary="" if r.summary == r.said else r.summary,  # a run's end says it once
             evidence=r.evidence,
             by=r.answered_by,
             via=r.answered_via,

@@ -304,6 +304,7 @@ def test_escalation_hands_the_ticket_to_level_2_with_evidence_and_goes_on(make_s
         and "Check the network: The path is fine" in comments[-1]
     )
     assert "Escalate to the third level: Escalated to level 3" in comments[-1]
+    assert "Escalated to level 2 (Escalated to level 2)" not in packet  # said once
     assert ": match" not in packet and ": escalated_l" not in packet + comments[-1]
 
 
