@@ -205,22 +205,46 @@ def _show(ctx: RunContext, s: Session, run: Run, prompt: Prompt, heading: str, r
 # The run's fact naming the cause the last question (or approval) was asked about, if any: what a
 # closing comment names, since the findings after a fix no longer show the fault.
 ASKED_CAUSE = "asked_cause"
-# The run's fact naming, by cause, the approval of its fix that a person rejected: the step's title
-# and who rejected it. Written as the rejection is recorded, from `ASKED_CAUSE` (which the next
-# question replaces); read wherever the cause is stated, so that its fix is not proposed again.
-REJECTED_FIXES = "rejected_fixes"
+# The run's fact naming, by cause, what became of its fix put for approval: the step's title, who
+# answered the approval, whether they approved it and, once the approved step is done, its result in
+# the step's own words (its summary). Written from `ASKED_CAUSE` (which the next question replaces):
+# as the approval is answered, and as the approved step's result is recorded (`tried`); read wherever
+# the cause is stated, so that a fix rejected or tried already is not proposed again as untried.
+TRIED_FIXES = "tried_fixes"
 # How much of the ticket's user an approval's question shows (a ticket's field: any length).
 USER_SHOWN = 64
+# How much of a tried fix's result a statement of its cause shows (a step's summary: up to 2,000).
+RESULT_SHOWN = 300
 
 
 def stated(run: Run, cause: Cause) -> Cause:
-    """The cause as a question or a hand-over states it: where a person rejected the approval of its
-    fix, that rejection instead of the fix."""
-    rejected = run.facts.get(REJECTED_FIXES, {}).get(cause.id)
-    if rejected is None:
+    """The cause as a question or a hand-over states it: where its fix was put for approval, what
+    became of it (rejected, or approved and tried with its result) instead of the fix."""
+    fix = run.facts.get(TRIED_FIXES, {}).get(cause.id)
+    if fix is None:
         return cause
-    said = f"Its fix, “{rejected['step']}”, was put for approval and rejected by {rejected['by']}."
-    return dataclasses.replace(cause, action=said)
+    its = f"Its fix, “{fix['step']}”,"
+    if not fix["approved"]:
+        return dataclasses.replace(cause, action=f"{its} was put for approval and rejected by {fix['by']}.")
+    result = fix.get("result")
+    if result is None:
+        return dataclasses.replace(cause, action=f"{its} was approved by {fix['by']}.")
+    if len(result) > RESULT_SHOWN:
+        result = result[: RESULT_SHOWN - 1] + "…"
+    elif not result.endswith("."):
+        result += "."
+    return dataclasses.replace(cause, action=f"{its} was approved by {fix['by']} and tried: {result}")
+
+
+def tried(run: Run, **what: object) -> None:
+    """Note what became of the fix of the cause the approval was about (if one led), in `TRIED_FIXES`:
+    `step`, `by`, `approved` and `result=None` as the approval is answered, `result` (the summary of
+    the approved step's result) as that is recorded."""
+    asked = run.facts.get(ASKED_CAUSE)
+    if isinstance(asked, dict):
+        fixes = run.facts.get(TRIED_FIXES, {})
+        cause = asked["cause"]
+        run.facts = {**run.facts, TRIED_FIXES: {**fixes, cause: {**fixes.get(cause, {}), **what}}}
 
 
 def _account(run: Run) -> str:
@@ -369,8 +393,7 @@ def resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) -> 
         )
         if prompt.kind == "approval":
             approved = prompt.answer == APPROVE
-            if not approved:
-                _rejected(run, step.title, prompt.answered_by)
+            tried(run, step=step.title, by=prompt.answered_by, approved=approved, result=None)
             records.record(
                 s,
                 run,
@@ -396,6 +419,8 @@ def resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) -> 
                 step,
                 records.human(ctx, prompt, pos.step, "human", prompt.answer or "", summary, evidence),
             )
+            if pos.approved:  # an approved step that a person did after all (it could not be automated)
+                tried(run, result=summary)
             new_pos = engine.follow(pb, pos, engine.Outcome(prompt.answer or ""))
     else:  # expired or cancelled
         trail = f"No answer within {pb.wait_for(step) / 3600:g} h: following the step's timeout edge."
@@ -412,14 +437,6 @@ def resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) -> 
     records.move(run, new_pos)
     _settle(ctx, s, run, prompt, f"{step.title}: {trail}")
     return True
-
-
-def _rejected(run: Run, title: str, by: str | None) -> None:
-    """Note that a person rejected `title`, the fix of the cause the approval was about (if one led)."""
-    asked = run.facts.get(ASKED_CAUSE)
-    if isinstance(asked, dict):
-        rejected = {**run.facts.get(REJECTED_FIXES, {}), asked["cause"]: {"step": title, "by": by}}
-        run.facts = {**run.facts, REJECTED_FIXES: rejected}
 
 
 def _settle(ctx: RunContext, s: Session, run: Run, prompt: Prompt, heading: str) -> None:

@@ -63,7 +63,7 @@ def escalate(ctx: RunContext, s: Session, run: Run, plan: Escalate, pos: Positio
 
 def _diagnosis(ctx: RunContext, run: Run) -> list[str]:
     """The leading cause and the next candidates, from the run's findings, one sentence each (of a
-    fix a person rejected, that rejection: `asking.stated`)."""
+    fix put for approval, what became of it: `asking.stated`)."""
     rules = ctx.playbooks.rules
     causes = diagnose(rules, run.facts)
     lead, rest = asking.stated(run, causes[0]), [c for c in causes[1:3] if c.confidence > 0]

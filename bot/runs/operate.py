@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from bot.errors import BadRequestError, NotFoundError
 from bot.runs import prompts
-from bot.runs.asking import ASKED_CAUSE, REJECTED_FIXES, ROWS_TOLD
+from bot.runs.asking import ASKED_CAUSE, ROWS_TOLD
 from bot.runs.context import RunContext
 from bot.runs.endings import end_run
 from bot.runs.outbox import REPLIED, note_effect, prompt_effects
@@ -265,7 +265,9 @@ def rerun(ctx: RunContext, run_id: int, by: Actor, step: str | None = None) -> D
             if step is not None
             else {k: v for k, v in run.facts.items() if k in KEPT_FROM_THE_START}
         )
-        for bookkeeping in (ASKED_CAUSE, REJECTED_FIXES, ROWS_TOLD):  # of the run before, not findings
+        # of the run before, not findings; what became of a fix put for approval (`TRIED_FIXES`) goes
+        # with the findings: the account it changed is as it left it
+        for bookkeeping in (ASKED_CAUSE, ROWS_TOLD):
             facts.pop(bookkeeping, None)
         new = Run(
             ticket_id=run.ticket_id,

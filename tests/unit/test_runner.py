@@ -5,13 +5,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import pytest
 from sqlalchemy import select, text
 
 from bot.runs import intake, operate, outbox, prompts, sweeper
 from bot.runs.prompts import Via
 from bot.runs.steps import advance, start_run
 from bot.state.models import Comment, Effect, Prompt, Run, Ticket
-from integrations.base import ActionResult, PermanentError, TransientError, UnsupportedError
+from integrations.base import (
+    ActionResult,
+    NotConfiguredError,
+    PermanentError,
+    TransientError,
+    UnsupportedError,
+)
 from tests.fakes.adapters import observed, scripted_registry
 
 L1_TO_ACCOUNT = {
@@ -224,9 +231,10 @@ def test_an_account_change_waits_for_approval_and_a_rejection_takes_the_rejected
     assert "Create the account (auth, AOR, endpoint)" not in handover
 
 
-def test_a_rerun_is_not_told_of_the_rejection_in_the_run_before(make_services):
-    """The reset was rejected, the ticket re-run from the comparison and the reset approved: the
-    re-run's hand-over does not say that it was rejected (its own rows show no rejection)."""
+def test_a_rerun_from_a_step_is_told_of_the_rejection_until_the_fix_is_approved(make_services):
+    """The reset was rejected, the ticket re-run from the comparison (with the run's findings): the
+    new approval says the reset was rejected before; approved now and tried, the re-run's hand-over
+    says so, no longer that it was rejected."""
     mismatch = observed("password_mismatch", credentials="password_mismatch")
     svc = make_services(
         registry=scripted_registry(
@@ -244,11 +252,115 @@ def test_a_rerun_is_not_told_of_the_rejection_in_the_run_before(make_services):
     assert "rejected by lead" in load(svc, run_id)[2][-2]  # the hand-over, before level 2's question
     again = operate.rerun(svc.context, run_id, operate.Actor("carol", Via.API), "compare_password").run_id
     svc.queue.run_pending()
-    assert answer(svc, open_prompt(svc, again).id, "approve", who="lead")
+    approval = open_prompt(svc, again)
+    assert "was put for approval and rejected by lead." in approval.question
+    assert answer(svc, approval.id, "approve", who="carol")
     handover = [c for c in load(svc, again)[2] if c.startswith("Level 1 checks done")][-1]
     said = "Changed, but the app still fails to register"
     assert f"Change the password so the app and the PrivateServer agree: {said}" in handover
+    assert (
+        "Its fix, “Change the password so the app and the PrivateServer agree”, was approved by carol and "
+        "tried: pbx.reset_password found updated_still_failing."
+    ) in handover
     assert "rejected" not in handover
+
+
+# What the PBX adapter says of a reset it made that did not end the problem, or could not make.
+RESET_DID_NOT_FIX = {
+    "updated_still_failing": "Set a new password for 1001 on the PBX and in the app, but the app still "
+    "does not register.",
+    "forbidden": "The PBX refused the password change (403: connbot's ARI user is read-only); nothing "
+    "was changed.",
+}
+
+
+@pytest.mark.parametrize("outcome", RESET_DID_NOT_FIX)
+def test_a_hand_over_says_what_came_of_an_approved_reset_instead_of_proposing_it(make_services, outcome):
+    """The reset was approved and made (or refused by the PBX), and the app still fails: the hand-over
+    to level 2 and level 2's question state the mismatch with what came of its fix, in the
+    adapter's words, not the fix as if it had not been tried."""
+    said = RESET_DID_NOT_FIX[outcome]
+    svc = make_services(
+        registry=scripted_registry(
+            {
+                **L1_TO_ACCOUNT,
+                "pbx.get_account": ["exists"],
+                "pbx.compare_credentials": [observed("password_mismatch", credentials="password_mismatch")],
+                "pbx.reset_password": [ActionResult(outcome=outcome, summary=said)],
+                **L2_PASSING,
+            },
+            systems=("app", "pbx", "net"),
+        )
+    )
+    _, run_id = file(svc)
+    assert answer(svc, open_prompt(svc, run_id).id, "approve", who="Carol")
+    handover = next(c for c in load(svc, run_id)[2] if c.startswith("Level 1 checks done"))
+    logs = open_prompt(svc, run_id)  # level 2: no adapter reads the client logs
+    tried = (
+        "Its fix, “Change the password so the app and the PrivateServer agree”, was approved by Carol "
+        f"and tried: {said}"
+    )
+    assert (
+        "Leading cause: The app's password (or user name) differs from the PBX's (90%). The app's "
+        f"credentials do not match the PBX's: the HA1 digests differ. {tried}"
+    ) in handover
+    assert (
+        f"connbot's diagnosis: The app's credentials do not match the PBX's: the HA1 digests differ. {tried}"
+        in (logs.question)
+    )
+    for shown in (handover, logs.question):
+        assert "Set a new password on the PBX and in the app, with approval" not in shown
+
+
+def test_an_approved_reset_a_person_made_by_hand_is_said_with_their_answer(make_services):
+    """connbot cannot set the app's password after all (no app backend): a person makes the approved
+    reset and says it still fails; the hand-over says so in the answer's words."""
+    svc = make_services(
+        registry=scripted_registry(
+            {
+                **L1_TO_ACCOUNT,
+                "pbx.get_account": ["exists"],
+                "pbx.compare_credentials": [observed("password_mismatch", credentials="password_mismatch")],
+                "pbx.reset_password": [NotConfiguredError("pbx.reset_password needs the app backend")],
+            },
+            systems=("app", "pbx"),
+        )
+    )
+    _, run_id = file(svc)
+    assert answer(svc, open_prompt(svc, run_id).id, "approve", who="Carol")
+    by_hand = open_prompt(svc, run_id)
+    assert by_hand.step == "reset_password" and by_hand.kind == "question"
+    assert answer(svc, by_hand.id, "updated_still_failing", who="Dave")
+    handover = next(c for c in load(svc, run_id)[2] if c.startswith("Level 1 checks done"))
+    assert (
+        "Its fix, “Change the password so the app and the PrivateServer agree”, was approved by Carol and "
+        "tried: Dave answered: Changed on both sides, the app still fails."
+    ) in handover
+
+
+def test_a_hand_over_says_an_approved_account_creation_was_refused(make_services):
+    """The PBX refused to write the approved account and nobody creates it by hand: the hand-over
+    says so instead of proposing to create it."""
+    refused = ActionResult(
+        outcome="forbidden_readonly_backend",
+        summary="Cannot create account 1001: the PBX refused to write its auth (403: a read-only backend "
+        "such as pjsip.conf, or a database that refuses writes); do it by hand once the PBX accepts writes.",
+        facts={"config_writable": False},
+    )
+    svc = make_services(
+        registry=scripted_registry({**L1_TO_ACCOUNT, **MISSING, "pbx.create_account": [refused]})
+    )
+    _, run_id = file(svc)
+    assert answer(svc, open_prompt(svc, run_id).id, "approve", who="lead")
+    by_hand = open_prompt(svc, run_id)
+    assert by_hand.step == "fix_account_by_hand"
+    assert answer(svc, by_hand.id, "not_resolved")
+    handover = next(c for c in load(svc, run_id)[2] if c.startswith("Level 1 checks done"))
+    assert (
+        "Its fix, “Create the user's account, or what it lacks”, was approved by lead and tried: Cannot "
+        "create account 1001: the PBX refused to write its auth"
+    ) in handover
+    assert "Create the account (auth, AOR, endpoint)" not in handover
 
 
 def test_an_approval_shows_a_long_user_cut_so_that_its_start_still_says_what_changes(make_services):
