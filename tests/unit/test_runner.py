@@ -334,7 +334,7 @@ def test_an_approved_reset_a_person_made_by_hand_is_said_with_their_answer(make_
     handover = next(c for c in load(svc, run_id)[2] if c.startswith("Level 1 checks done"))
     assert (
         "Its fix, “Change the password so the app and the PrivateServer agree”, was approved by Carol and "
-        "tried: Dave answered: Changed on both sides, the app still fails."
+        "tried: Dave answered: Changed, but the app still fails to register."
     ) in handover
 
 
