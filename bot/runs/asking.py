@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, object_session
@@ -217,10 +219,11 @@ USER_SHOWN = 64
 RESULT_SHOWN = 300
 
 
-def stated(run: Run, cause: Cause) -> Cause:
-    """The cause as a question or a hand-over states it: where its fix was put for approval, what
-    became of it (rejected, or approved and tried with its result) instead of the fix."""
-    fix = run.facts.get(TRIED_FIXES, {}).get(cause.id)
+def stated(facts: Mapping[str, Any], cause: Cause) -> Cause:
+    """The cause as a question, a hand-over or the run's page states it, from the run's `facts`: where
+    its fix was put for approval, what became of it (rejected, or approved and tried with its result)
+    instead of the fix."""
+    fix = facts.get(TRIED_FIXES, {}).get(cause.id)
     if fix is None:
         return cause
     its = f"Its fix, “{fix['step']}”,"
@@ -262,7 +265,7 @@ def _account(run: Run) -> str:
 def ask(ctx: RunContext, s: Session, run: Run, plan: Ask) -> None:
     before = run.facts.get(ASKED_CAUSE)
     facts = {k: v for k, v in run.facts.items() if k != ASKED_CAUSE}
-    cause = plan.cause and stated(run, plan.cause)
+    cause = plan.cause and stated(run.facts, plan.cause)
     plan = dataclasses.replace(plan, account=_account(run), cause=cause)
     if cause is not None:
         level = plan.step.level

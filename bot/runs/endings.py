@@ -66,7 +66,7 @@ def _diagnosis(ctx: RunContext, run: Run) -> list[str]:
     fix put for approval, what became of it: `asking.stated`)."""
     rules = ctx.playbooks.rules
     causes = diagnose(rules, run.facts)
-    lead, rest = asking.stated(run, causes[0]), [c for c in causes[1:3] if c.confidence > 0]
+    lead, rest = asking.stated(run.facts, causes[0]), [c for c in causes[1:3] if c.confidence > 0]
     if lead.id == rules.fallback:
         first = "The findings point at no single cause" + (
             f" (weaker candidates: {', '.join(f'{c.title} {c.confidence:.0%}' for c in rest)})."

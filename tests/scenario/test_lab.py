@@ -391,7 +391,8 @@ def test_a_question_does_not_put_again_the_cause_a_person_just_answered(desk):
 
 def test_a_rejected_password_reset_is_not_proposed_again_by_the_next_levels(desk):
     """The approver sees whose account on which PBX changes, and rejects: the hand-overs and the
-    second level's question say who rejected the reset instead of proposing it again."""
+    second level's question say who rejected the reset instead of proposing it again, as do the run's
+    diagnosis in the API and its page."""
     svc, client = desk
     resp = client.post("/api/lab/tickets", json={"summary": "x", "scenario": "password_mismatch"})
     run_id = resp.get_json()["run"]
@@ -416,6 +417,9 @@ def test_a_rejected_password_reset_is_not_proposed_again_by_the_next_levels(desk
         assert "The app's credentials do not match the PBX's: the HA1 digests differ" in said
         assert rejected in said and "Set a new password" not in said
     assert "Change the password so the app and the PrivateServer agree: Rejected by Carol" in to_l3  # its row
+    lead = client.get(f"/api/runs/{run_id}").get_json()["diagnosis"][0]  # the run's diagnosis, as shown
+    assert lead["cause"] == "password_mismatch" and lead["action"] == rejected
+    assert rejected in client.get(f"/runs/{run_id}").get_data(as_text=True)
 
 
 def test_a_questions_comment_carries_only_the_rows_not_on_the_ticket_yet(desk):
