@@ -111,7 +111,7 @@ def test_the_prompt_card_shows_the_finding_and_tells_approve_from_reject(served)
         card = driver.find_element(By.CSS_SELECTOR, "#level-1 article.prompt.approval")
         finding = card.find_element(By.CSS_SELECTOR, ".question .finding")
         assert finding.is_displayed()  # not inside a collapsed list
-        assert "Check the PBX's account database" in finding.text and "db ok" in finding.text
+        assert "Check the PBX's account database" in finding.text and "The database answers" in finding.text
         question = card.find_element(By.CSS_SELECTOR, ".question").text
         assert "If you approve, connbot will change the account of 1001: Create" in question
         assert "connbot's diagnosis: The PBX has no account for the user" in question
