@@ -80,6 +80,7 @@ def test_the_write_ahead_log_stays_bounded_while_webhooks_are_stored_without_pau
         sender.join()
     assert _stored(store) == 5000
     log_pages, database_pages = (Path(f"{database}{end}").stat().st_size // 4096 for end in ("-wal", ""))
-    # bounded, its high-water mark 0.25-0.5 of the database's pages in runs here; unbounded, over 3 times them
-    assert log_pages < database_pages, f"the log grew to {log_pages} pages beside {database_pages}"
+    # bounded, its high-water mark 0.25-0.5 of the database's pages on a quiet machine and 1.3 times them
+    # with both CPUs busy with other work (the checkpoint's thread waits for one); unbounded, over 3 times
+    assert log_pages < 2 * database_pages, f"the log grew to {log_pages} pages beside {database_pages}"
     store.dispose()
