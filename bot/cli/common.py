@@ -17,7 +17,14 @@ from bot import logs
 from bot.fleet.registry import configured_directory
 from bot.settings import Settings, load_settings
 from bot.state.store import Store
-from integrations.settings import Sections, SettingsError, config_file, config_names, unknown_names
+from integrations.settings import (
+    Sections,
+    SettingsError,
+    check_all,
+    config_file,
+    config_names,
+    unknown_names,
+)
 from playbook.errors import PlaybookError
 
 
@@ -30,8 +37,22 @@ def _fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+class ConnbotCommand(click.Command):
+    """A `connbot` command: a bad value of any setting stops it, once its arguments are parsed (so that
+    `--help` works whatever the settings)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        warn_unknown_names()
+        check_all()
+        return super().invoke(ctx)
+
+
 class ConnbotGroup(click.Group):
-    """The `connbot` group: every command's set-up errors become one line and exit 2."""
+    """A `connbot` group: its commands are `ConnbotCommand`s and its groups `ConnbotGroup`s, and every
+    command's set-up errors become one line and exit 2."""
+
+    command_class = ConnbotCommand
+    group_class = type
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

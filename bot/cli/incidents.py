@@ -8,7 +8,7 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from bot.cli.common import _fail, _settings, existing_store
+from bot.cli.common import ConnbotGroup, _fail, _settings, existing_store
 from bot.runs import notices
 from bot.runs.prompts import Via
 from bot.services import Services
@@ -19,7 +19,7 @@ _ID = click.argument("incident_id", type=int)
 _BY = click.option("--by", required=True, help="who acts (written on the tickets)")
 
 
-@click.group()
+@click.group(cls=ConnbotGroup)
 def incidents() -> None:
     """Incidents: a PBX failing for all its users, and the tickets waiting for it (README, Incidents)."""
 

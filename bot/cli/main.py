@@ -18,7 +18,6 @@ from bot.cli.common import (
     _logging,
     _settings,
     existing_store,
-    warn_unknown_names,
 )
 from bot.cli.incidents import incidents
 from bot.cli.operate import register as operate_commands
@@ -36,7 +35,7 @@ from bot.web.app import create_app
 from bot.web.auth import hash_password as make_hash
 from bot.web.views import end_label, run_dict
 from integrations.base import Registry, discover
-from integrations.settings import check_all, load
+from integrations.settings import load
 from integrations.tickets import plain
 from playbook import compare, loader
 from playbook import render as diagrams
@@ -58,8 +57,6 @@ def main() -> None:
     Settings come from CONNBOT_* environment variables (and the file named by CONNBOT_CONFIG);
     see the README for each.
     """
-    warn_unknown_names()
-    check_all()  # a bad value of any setting stops any command
 
 
 @main.command()

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import click
 from sqlalchemy import select
 
-from bot.cli.common import _fail, _settings, existing_store
+from bot.cli.common import ConnbotCommand, ConnbotGroup, _fail, _settings, existing_store
 from bot.errors import BadRequestError, NotFoundError
 from bot.runs import operate
 from bot.runs.context import RunContext
@@ -58,7 +58,7 @@ def register(runs: click.Group, main: click.Group) -> None:
 _RUN = click.argument("run")
 
 
-@click.command()
+@click.command(cls=ConnbotCommand)
 @_RUN
 @_BY
 @_WHY
@@ -67,7 +67,7 @@ def cancel(run: str, by: str | None, why: str) -> None:
     _do(lambda ctx: operate.on_run(ctx, run, operate.Verb.CANCEL, _actor(by, why)))
 
 
-@click.command()
+@click.command(cls=ConnbotCommand)
 @_RUN
 @_BY
 @_WHY
@@ -76,7 +76,7 @@ def retry(run: str, by: str | None, why: str) -> None:
     _do(lambda ctx: operate.on_run(ctx, run, operate.Verb.RETRY, _actor(by, why)))
 
 
-@click.command()
+@click.command(cls=ConnbotCommand)
 @_RUN
 @click.option("--from", "step", default=None, help="the playbook step to start from (default: its start)")
 @_BY
@@ -86,7 +86,7 @@ def rerun(run: str, step: str | None, by: str | None, why: str) -> None:
     _do(lambda ctx: operate.on_run(ctx, run, operate.Verb.RERUN, _actor(by, why), step))
 
 
-@click.command()
+@click.command(cls=ConnbotCommand)
 @click.argument("key")
 @_BY
 @_WHY
@@ -95,7 +95,7 @@ def triage(key: str, by: str | None, why: str) -> None:
     _do(lambda ctx: operate.triage(ctx, key, _actor(by, why)))
 
 
-@click.group()
+@click.group(cls=ConnbotGroup)
 def effects() -> None:
     """Effects on Jira and Slack that failed for good, and retrying them."""
 
@@ -129,7 +129,7 @@ def retry_effect(effect_id: int, by: str | None, why: str) -> None:
     _do(lambda ctx: operate.retry_effect(ctx, effect_id, _actor(by, why)))
 
 
-@click.group()
+@click.group(cls=ConnbotGroup)
 def prompts() -> None:
     """Questions to people."""
 

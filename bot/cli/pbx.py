@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from bot.cli.common import _settings, existing_store
+from bot.cli.common import ConnbotGroup, _settings, existing_store
 from bot.fleet import health
 from bot.fleet.directory import ENV, Directory
 from bot.fleet.registry import configured_directory, instance_registry
@@ -36,7 +36,7 @@ def _store() -> Store:
     return existing_store(_settings())
 
 
-@click.group()
+@click.group(cls=ConnbotGroup)
 def pbx() -> None:
     """The PBX instances of the directory (CONNBOT_PBX_DIRECTORY)."""
 

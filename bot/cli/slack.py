@@ -7,14 +7,14 @@ import logging
 import click
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-from bot.cli.common import _fail, _logging, _settings
+from bot.cli.common import ConnbotGroup, _fail, _logging, _settings
 from bot.services import Services
 from bot.web.webhooks.slack import bolt_app, slack_channel
 
 log = logging.getLogger(__name__)
 
 
-@click.group("slack")
+@click.group("slack", cls=ConnbotGroup)
 def cli() -> None:
     """Slack interactivity."""
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import click
+import pytest
 from click.testing import CliRunner
 
 from bot.cli.main import main
@@ -39,6 +42,56 @@ def test_a_bad_setting_stops_with_one_line_naming_it_and_exit_2(tmp_path):
 def test_a_missing_config_file_is_named(tmp_path):
     result = run("runs", "list", env={"CONNBOT_CONFIG": str(tmp_path / "nope.env")})
     assert result.exit_code == 2 and f"CONNBOT_CONFIG: no such file: {tmp_path / 'nope.env'}" in result.output
+
+
+def every_command(group: click.Group = main, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """The path of every group and command under `connbot`, e.g. ("db",) and ("db", "upgrade")."""
+    for name, command in group.commands.items():
+        yield (*path, name)
+        if isinstance(command, click.Group):
+            yield from every_command(command, (*path, name))
+
+
+def command_at(path: tuple[str, ...]) -> click.Command:
+    command: click.Command = main
+    for name in path:
+        assert isinstance(command, click.Group)
+        command = command.commands[name]
+    return command
+
+
+BAD_PORT = {"CONNBOT_PORT": "abc"}
+
+
+@pytest.mark.parametrize("path", [(), *every_command()], ids=" ".join)
+def test_help_works_whatever_the_settings(path):
+    result = run(*path, "--help", env=BAD_PORT)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"Usage: {' '.join(('main', *path))} [OPTIONS]")
+    assert "bad settings" not in result.output
+
+
+def test_version_works_whatever_the_settings():
+    result = run("--version", env=BAD_PORT)
+    assert result.exit_code == 0 and "connbot, version" in result.output
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in every_command() if not isinstance(command_at(p), click.Group)], ids=" ".join
+)
+def test_every_command_refuses_a_bad_setting_before_it_does_anything(path):
+    args = [*path]
+    for param in command_at(path).params:
+        if param.required:
+            value = __file__ if isinstance(param.type, click.Path) else "1"
+            args += [param.opts[0], value] if isinstance(param, click.Option) else [value]
+    result = run(*args, env={**BAD_PORT, "CONNBOT_ARI_URL": "notaurl"})  # two sections: all are checked
+    assert result.exit_code == 2
+    assert result.output == (
+        "connbot: bad settings:\n"
+        "CONNBOT_ARI_URL: expected an http(s)://host[:port] URL (got 'notaurl')\n"
+        "CONNBOT_PORT: Input should be a valid integer, unable to parse string as an integer (got 'abc')\n"
+    )
 
 
 def test_settings_come_from_the_config_file_and_the_environment_wins(tmp_path, monkeypatch):
