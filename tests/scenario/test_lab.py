@@ -367,19 +367,26 @@ def test_the_one_question_names_the_cause_and_its_evidence(name, desk, lab):
     assert shown and phrases[0] in comments[-1], comments[-1]
 
 
-def test_a_question_does_not_put_again_the_cause_a_person_just_answered(desk):
-    """The reporter confirmed the unknown user is real: the approval to create the account says what
-    changes, not "check the extension with the reporter" once more."""
-    svc, client = desk
-    resp = client.post("/api/lab/tickets", json={"summary": "Who is 2105?", "scenario": "unknown_extension"})
+def questions(svc, client, scenario: str, answers: tuple[str, ...]) -> tuple[int, dict[str, str]]:
+    """File a ticket of `scenario` and give `answers` to its questions in turn: the run, and the
+    questions asked by step, the last one left open."""
+    resp = client.post("/api/lab/tickets", json={"summary": "The app cannot connect", "scenario": scenario})
     run_id, asked = resp.get_json()["run"], {}
-    for answer in ("real_user", None):
+    for answer in (*answers, None):
         svc.queue.run_pending()
         with svc.store.tx() as s:
             prompt = s.scalars(select(Prompt).where(Prompt.run_id == run_id, Prompt.state == "open")).one()
             asked[prompt.step] = prompt.question
         if answer:
             client.post(f"/api/prompts/{prompt.id}/answer", json={"answer": answer, "by": "Carol"})
+    return run_id, asked
+
+
+def test_a_question_does_not_put_again_the_cause_a_person_just_answered(desk):
+    """The reporter confirmed the unknown user is real: the approval to create the account says what
+    changes, not "check the extension with the reporter" once more."""
+    svc, client = desk
+    _, asked = questions(svc, client, "unknown_extension", ("real_user",))
     assert list(asked) == ["confirm_user", "create_account"]
     assert "Check the extension in the ticket with the reporter" in asked["confirm_user"]
     assert (
@@ -422,18 +429,27 @@ def test_a_rejected_password_reset_is_not_proposed_again_by_the_next_levels(desk
     assert rejected in client.get(f"/runs/{run_id}").get_data(as_text=True)
 
 
+def test_an_account_created_for_a_user_without_a_device_is_not_asked_about_as_missing(desk):
+    """The reporter confirmed 2105 is real and connbot created its account, but the app backend has
+    no device of 2105, so the app cannot register: the person is told that the account exists and
+    the app backend has no device, not asked to create the account again."""
+    svc, client = desk
+    _, asked = questions(svc, client, "unknown_extension", ("real_user", "approve"))
+    assert list(asked) == ["confirm_user", "create_account", "fix_account_by_hand"]
+    question = asked["fix_account_by_hand"]
+    assert (
+        "connbot's diagnosis: The user has an account on the PBX but no device in the app backend: the "
+        "PBX has an endpoint for the user, and the app backend answers that it knows no device of the user. "
+        "Set up the user's app in the app backend for this account" in question
+    )
+    assert "account on the PrivateServer is missing" not in question
+
+
 def test_a_questions_comment_carries_only_the_rows_not_on_the_ticket_yet(desk):
     """Two questions in a row: the second's comment shows what happened since the first (the
     rejected approval), not the first level's checks again."""
     svc, client = desk
-    resp = client.post("/api/lab/tickets", json={"summary": "x", "scenario": "missing_account"})
-    run_id = resp.get_json()["run"]
-    for answer in ("reject", None):
-        svc.queue.run_pending()
-        with svc.store.tx() as s:
-            prompt = s.scalars(select(Prompt).where(Prompt.run_id == run_id, Prompt.state == "open")).one()
-        if answer:
-            client.post(f"/api/prompts/{prompt.id}/answer", json={"answer": answer, "by": "Carol"})
+    run_id, _ = questions(svc, client, "missing_account", ("reject",))
     with svc.store.tx() as s:
         comments = [c.body for c in s.get(Run, run_id).ticket.comments]
     approval, question = [c for c in comments if c.startswith(("Approval needed", "Question for a person"))]

@@ -94,6 +94,8 @@ CORPUS = [
     # nobody knows this user (a typo)
     ("user_known_app=false user_known_pbx=false account=missing", "unknown_user"),
     ("user_known_app=false account=missing ari=reachable realtime_db=ok", "unknown_user"),
+    # the account exists (created, perhaps), but the app backend has no device of the user
+    ("user_known_app=false user_known_pbx=true account=exists", "app_device_missing"),
     # temporary
     ("reconnect=registered", "transient"),
     ("registration=failed reconnect=registered", "transient"),
