@@ -207,11 +207,14 @@ def _show(ctx: RunContext, s: Session, run: Run, prompt: Prompt, heading: str, r
 # The run's fact naming the cause the last question (or approval) was asked about, if any: what a
 # closing comment names, since the findings after a fix no longer show the fault.
 ASKED_CAUSE = "asked_cause"
-# The run's fact naming, by cause, what became of its fix put for approval: the step's title, who
-# answered the approval, whether they approved it and, once the approved step is done, its result in
-# the step's own words (its summary). Written from `ASKED_CAUSE` (which the next question replaces):
-# as the approval is answered, and as the approved step's result is recorded (`tried`); read wherever
-# the cause is stated, so that a fix rejected or tried already is not proposed again as untried.
+# The run's fact saying, by cause, what became of its fix, one record per step (or incident) that
+# acted on it, in the order they did: an approval of the fix (`kind` "approval": the step's title, who
+# answered, whether they approved it, None when no one answered in time, with how long connbot
+# waited, and, once the approved step is done, its result in the step's own words); a person's
+# answer to the question that asked them to do the fix (an `ask_cause` step: "answer", the answer's
+# label); a person's dismissal of the incident that held the run as not a PBX problem ("dismissal").
+# Written by `tried`, mostly from `ASKED_CAUSE` (which the next question replaces); read wherever a
+# cause is stated (`stated`), so that a fix rejected or tried already is not proposed as untried.
 TRIED_FIXES = "tried_fixes"
 # How much of the ticket's user an approval's question shows (a ticket's field: any length).
 USER_SHOWN = 64
@@ -221,33 +224,53 @@ RESULT_SHOWN = 300
 
 def stated(facts: Mapping[str, Any], cause: Cause) -> Cause:
     """The cause as a question, a hand-over or the run's page states it, from the run's `facts`: where
-    its fix was put for approval, what became of it (rejected, or approved and tried with its result)
-    instead of the fix."""
-    fix = facts.get(TRIED_FIXES, {}).get(cause.id)
-    if fix is None:
+    people acted on its fix, what became of it (`fates`) instead of the fix; where they only said
+    that the incident that held the run is not a PBX problem, that before the fix."""
+    fixes = facts.get(TRIED_FIXES, {}).get(cause.id)
+    if not fixes:
         return cause
+    untried = all(fix["kind"] == "dismissal" for fix in fixes.values())
+    return dataclasses.replace(cause, action=fates(facts, cause.id) + (f" {cause.action}" if untried else ""))
+
+
+def fates(facts: Mapping[str, Any], cause: str) -> str:
+    """What became of the fix of `cause` (by id), one sentence per step or incident that acted on it."""
+    return " ".join(map(_fate, facts.get(TRIED_FIXES, {}).get(cause, {}).values()))
+
+
+def _fate(fix: Mapping[str, Any]) -> str:
+    if fix["kind"] == "dismissal":
+        return f"{fix['by']} said incident {fix['incident']} is not a PBX problem."
+    if fix["kind"] == "answer":
+        return f"{fix['by']} tried its fix and answered “{fix['answer']}”."
     its = f"Its fix, “{fix['step']}”,"
+    if fix["approved"] is None:
+        return f"{its} was put for approval; no one answered within {fix['waited']}."
     if not fix["approved"]:
-        return dataclasses.replace(cause, action=f"{its} was put for approval and rejected by {fix['by']}.")
+        return f"{its} was put for approval and rejected by {fix['by']}."
     result = fix.get("result")
     if result is None:
-        return dataclasses.replace(cause, action=f"{its} was approved by {fix['by']}.")
+        return f"{its} was approved by {fix['by']}."
     if len(result) > RESULT_SHOWN:
         result = result[: RESULT_SHOWN - 1] + "…"
     elif not result.endswith("."):
         result += "."
-    return dataclasses.replace(cause, action=f"{its} was approved by {fix['by']} and tried: {result}")
+    return f"{its} was approved by {fix['by']} and tried: {result}"
 
 
-def tried(run: Run, **what: object) -> None:
-    """Note what became of the fix of the cause the approval was about (if one led), in `TRIED_FIXES`:
-    `step`, `by`, `approved` and `result=None` as the approval is answered, `result` (the summary of
-    the approved step's result) as that is recorded."""
-    asked = run.facts.get(ASKED_CAUSE)
-    if isinstance(asked, dict):
-        fixes = run.facts.get(TRIED_FIXES, {})
+def tried(run: Run, key: str, cause: str | None = None, **what: object) -> None:
+    """Note in `TRIED_FIXES`, under `key` (the step or incident that acted on it), what became of the
+    fix of `cause`, by default the cause the last question or approval was about (nothing if none
+    led): `kind` and the record's fields as the approval or the question is answered (or not in
+    time), `result` (the summary of the approved step's result) as that is recorded."""
+    if cause is None:
+        asked = run.facts.get(ASKED_CAUSE)
+        if not isinstance(asked, dict):
+            return
         cause = asked["cause"]
-        run.facts = {**run.facts, TRIED_FIXES: {**fixes, cause: {**fixes.get(cause, {}), **what}}}
+    fixes = run.facts.get(TRIED_FIXES, {})
+    of = fixes.get(cause, {})
+    run.facts = {**run.facts, TRIED_FIXES: {**fixes, cause: {**of, key: {**of.get(key, {}), **what}}}}
 
 
 def _account(run: Run) -> str:
@@ -269,10 +292,21 @@ def ask(ctx: RunContext, s: Session, run: Run, plan: Ask) -> None:
     plan = dataclasses.replace(plan, account=_account(run), cause=cause)
     if cause is not None:
         level = plan.step.level
-        facts[ASKED_CAUSE] = {"cause": cause.id, "title": cause.title, "found": cause.found(), "level": level}
-        again = isinstance(before, dict) and (before.get("cause"), before.get("level")) == (cause.id, level)
+        facts[ASKED_CAUSE] = {
+            "cause": cause.id,
+            "title": cause.title,
+            "found": cause.found(),
+            "level": level,
+            "action": cause.action,
+        }
+        again = isinstance(before, dict) and [before.get(k) for k in ("cause", "level", "action")] == [
+            cause.id,
+            level,
+            cause.action,
+        ]
         if again and not plan.step.ask_cause:
-            # the same level's people answered about this cause already: not put to them again
+            # the same level's people answered about this cause already, and nothing became of its
+            # fix since (`stated`): not put to them again
             plan = dataclasses.replace(plan, cause=None)
     run.facts = facts
     if _for_customer(ctx, run, plan):
@@ -396,7 +430,15 @@ def resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) -> 
         )
         if prompt.kind == "approval":
             approved = prompt.answer == APPROVE
-            tried(run, step=step.title, by=prompt.answered_by, approved=approved, result=None)
+            tried(
+                run,
+                pos.step,
+                kind="approval",
+                step=step.title,
+                by=prompt.answered_by,
+                approved=approved,
+                result=None,
+            )
             records.record(
                 s,
                 run,
@@ -423,11 +465,17 @@ def resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) -> 
                 records.human(ctx, prompt, pos.step, "human", prompt.answer or "", summary, evidence),
             )
             if pos.approved:  # an approved step that a person did after all (it could not be automated)
-                tried(run, result=summary)
+                tried(run, pos.step, result=summary)
+            elif step.ask_cause:  # asked to do the fix of the cause the question states
+                tried(run, pos.step, kind="answer", by=prompt.answered_by, answer=label)
             new_pos = engine.follow(pb, pos, engine.Outcome(prompt.answer or ""))
     else:  # expired or cancelled
-        trail = f"No answer within {pb.wait_for(step) / 3600:g} h: following the step's timeout edge."
+        new_pos = engine.follow(pb, pos, engine.TimedOut())
+        waited = f"{pb.wait_for(step) / 3600:g} h"
+        trail = f"No answer within {waited}: on to “{pb.steps[new_pos.step].title}”."
         mode = "approval" if prompt.kind == "approval" else "human"
+        if prompt.kind == "approval":
+            tried(run, pos.step, kind="approval", step=step.title, by=None, approved=None, waited=waited)
         records.record(
             s,
             run,
@@ -436,7 +484,6 @@ def resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) -> 
                 pos.step, mode, "timed_out", trail, prompt.created_at, ctx.clock(), said=records.UNANSWERED
             ),
         )
-        new_pos = engine.follow(pb, pos, engine.TimedOut())
     records.move(run, new_pos)
     _settle(ctx, s, run, prompt, f"{step.title}: {trail}")
     return True

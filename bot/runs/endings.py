@@ -63,23 +63,30 @@ def escalate(ctx: RunContext, s: Session, run: Run, plan: Escalate, pos: Positio
 
 def _diagnosis(ctx: RunContext, run: Run) -> list[str]:
     """The leading cause and the next candidates, from the run's findings, one sentence each (of a
-    fix put for approval, what became of it: `asking.stated`)."""
+    fix people acted on, what became of it: `asking.stated`), then what became of the fixes of causes
+    that led earlier and lead no longer."""
     rules = ctx.playbooks.rules
     causes = diagnose(rules, run.facts)
     lead, rest = asking.stated(run.facts, causes[0]), [c for c in causes[1:3] if c.confidence > 0]
     if lead.id == rules.fallback:
-        first = "The findings point at no single cause" + (
-            f" (weaker candidates: {', '.join(f'{c.title} {c.confidence:.0%}' for c in rest)})."
-            if rest
-            else "."
-        )
-        return [first]
-    lines = [f"Leading cause: {lead.title} ({lead.confidence:.0%}). {lead.question()}"]
-    if lead.contrary:
-        lines.append(f"Against it: {'; '.join(lead.contrary)}.")
-    if rest:
-        lines.append("Also possible: " + ", ".join(f"{c.title} ({c.confidence:.0%})" for c in rest) + ".")
-    return lines
+        lines = [
+            "The findings point at no single cause"
+            + (
+                f" (weaker candidates: {', '.join(f'{c.title} {c.confidence:.0%}' for c in rest)})."
+                if rest
+                else "."
+            )
+        ]
+    else:
+        lines = [f"Leading cause: {lead.title} ({lead.confidence:.0%}). {lead.question()}"]
+        if lead.contrary:
+            lines.append(f"Against it: {'; '.join(lead.contrary)}.")
+        if rest:
+            lines.append("Also possible: " + ", ".join(f"{c.title} ({c.confidence:.0%})" for c in rest) + ".")
+    earlier = [c for c in run.facts.get(asking.TRIED_FIXES, {}) if c != lead.id and c in rules.causes]
+    return lines + [
+        f"Earlier leading cause: {rules.causes[c].title}. {asking.fates(run.facts, c)}" for c in earlier
+    ]
 
 
 def _fixed_cause(ctx: RunContext, run: Run) -> list[str]:
@@ -204,10 +211,16 @@ def release(
     else:
         run.facts = {**run.facts, **inc.facts, **facts}
         run.state, run.attempts, run.retry_at = RunState.RUNNING, 0, None
-        if rec is not None:
-            lines = [rec.summary]
-        elif inc.dismissed_by:
+        heading = f"Incident {inc.id} is resolved (the PBX is back)"
+        if inc.dismissed_by:
+            heading = f"Incident {inc.id} was dismissed as not a PBX problem"
             lines = [f"{inc.dismissed_by} said incident {inc.id} is not a PBX problem."]
+            # said with its cause wherever the ticket states the cause from now on
+            asking.tried(
+                run, f"incident {inc.id}", inc.cause, kind="dismissal", by=inc.dismissed_by, incident=inc.id
+            )
+        elif rec is not None:
+            lines = [rec.summary]
         else:
             lines = ["connbot cannot re-check this user's app: no app backend is configured for it."]
         note_effect(
@@ -215,7 +228,7 @@ def release(
             run,
             f"incident:{inc.id}:released",
             Note(
-                heading=f"Incident {inc.id} is over; this ticket is checked on its own again",
+                heading=f"{heading}: this ticket is checked on its own again",
                 lines=lines,
                 next="connbot goes on with its checks where the incident held them.",
             ),

@@ -340,7 +340,7 @@ def _execute(
     rec = records.StepRecord(pos.step, "auto", outcome, summary, started, finished, evidence, said=said)
     run.facts = {**run.facts, **facts}
     if pos.approved:
-        asking.tried(run, result=summary)
+        asking.tried(run, pos.step, result=summary)
     records.move(run, engine.follow(pb, pos, event))
     # The steps after it that call no outside system (decisions, a question, the end) are taken in
     # this work item too; before the next call, the run yields to the work already waiting.

@@ -26,7 +26,7 @@ from bot.lab import Lab
 from bot.lab.scenarios import SCENARIOS, storm_user
 from bot.runs import identify, incidents, intake, prompts
 from bot.runs.sweeper import sweep
-from bot.state.models import Incident, PbxHealth, Run, StepResult, Ticket
+from bot.state.models import Incident, PbxHealth, Prompt, Run, StepResult, Ticket
 from bot.web.app import create_app
 from integrations.slack.channel import SlackChannel
 from integrations.slack.settings import SlackSettings
@@ -716,6 +716,28 @@ def test_a_ticket_sent_back_by_not_a_pbx_problem_is_not_taken_by_the_same_fault_
     assert run.ticket.comments[-1].body.startswith("Closed: Close - fixed at the second level")
     assert not any("Part of incident 2" in c.body for c in run.ticket.comments)
     assert world.web.get("/api/incidents/2").get_json()["tickets"] == 0
+
+
+def test_a_ticket_sent_back_by_not_a_pbx_problem_says_so_with_its_cause(make_world):
+    """The ticket's own question about the fault, and its hand-over to level 3 once that did not help,
+    say who dismissed which incident next to the cause; its comment does not call the incident over."""
+    world = make_world({DB_DOWN: 1}, health_check_seconds=60)
+    run_id, dismissed, prompt_id = sent_back(world)
+    with world.svc.store.tx() as s:
+        question = s.get(Prompt, prompt_id).question
+    dismissal = f"W222 said incident {dismissed.id} is not a PBX problem."
+    assert dismissal in question
+    answer(world, prompt_id, "not_fixed")
+    run = world.run(run_id)
+    assert (run.end_kind, run.end_level) == ("escalate", 3)
+    comments = [c.body for c in run.ticket.comments]
+    heading = (
+        f"Incident {dismissed.id} was dismissed as not a PBX problem: this ticket is checked on its own again"
+    )
+    assert any(c.startswith(heading) for c in comments)
+    assert not any(" is over" in c for c in comments)
+    handover = next(c for c in comments if c.startswith("Escalated to level 3"))
+    assert f"{dismissal} carol tried its fix and answered “Still failing”." in handover
 
 
 def test_a_dismissed_incident_still_lists_the_tickets_it_sent_back(make_world):

@@ -445,6 +445,65 @@ def test_an_account_created_for_a_user_without_a_device_is_not_asked_about_as_mi
     assert "account on the PrivateServer is missing" not in question
 
 
+# scenario: the fix of its level 2 cause, as its question asks for it
+FIX_ASKED = {
+    "asterisk_stopped": "Start or restart Asterisk on 127.0.0.1.",
+    "logs_only": "Have the app send keep-alives more often",
+}
+
+
+@pytest.mark.parametrize("name", list(FIX_ASKED))
+def test_level_3_is_told_that_level_2_tried_the_fix_not_asked_to_do_it_again(name, desk):
+    svc, client = desk
+    resp = client.post("/api/lab/tickets", json={"summary": "The app cannot connect", "scenario": name})
+    run_id = resp.get_json()["run"]
+    assert drive(svc, client, run_id, {"fix_cause": "not_fixed"}, name) == ["fix_cause"]
+    with svc.store.tx() as s:
+        run = s.get(Run, run_id)
+        comments = [c.body for c in run.ticket.comments]
+        asked = s.scalars(select(Prompt).where(Prompt.run_id == run_id)).one().question
+    assert FIX_ASKED[name] in asked
+    handover = next(c for c in comments if c.startswith("Escalated to level 3"))
+    assert "Carol tried its fix and answered “Still failing”." in handover
+    assert FIX_ASKED[name] not in handover
+
+
+def test_a_user_confirmed_real_whose_account_creation_was_rejected_is_said_so(desk):
+    """The reporter confirmed 2105 is real, the creation of its account was rejected: the question to
+    create it by hand says the rejection, and level 2 is told both answers with the cause."""
+    svc, client = desk
+    run_id, asked = questions(svc, client, "unknown_extension", ("real_user", "reject", "not_resolved"))
+    assert list(asked) == ["confirm_user", "create_account", "fix_account_by_hand", "read_client_logs"]
+    rejected = (
+        "Its fix, “Create the user's account, or what it lacks”, was put for approval and rejected by Carol."
+    )
+    assert rejected in asked["fix_account_by_hand"]
+    with svc.store.tx() as s:
+        comments = [c.body for c in s.get(Run, run_id).ticket.comments]
+    handover = next(c for c in comments if c.startswith("Level 1 checks done"))
+    assert (
+        "Leading cause: Nobody knows this user (90%). Neither the app backend nor the PBX has the user the "
+        "ticket names: the app backend has no device and the PBX no endpoint for the user. Carol tried its "
+        f"fix and answered “The user is real, create the account”. {rejected}"
+    ) in handover
+
+
+def test_a_hand_over_says_the_fix_tried_for_a_cause_that_no_longer_leads(desk):
+    """connbot created the account of the user the reporter confirmed: nobody-knows-this-user leads no
+    more, but level 2 is still told that its fix was approved and what the creation did."""
+    svc, client = desk
+    run_id, _ = questions(svc, client, "unknown_extension", ("real_user", "approve", "not_resolved"))
+    with svc.store.tx() as s:
+        comments = [c.body for c in s.get(Run, run_id).ticket.comments]
+    handover = next(c for c in comments if c.startswith("Level 1 checks done"))
+    assert "Leading cause: The app backend has no device for the user (90%)." in handover
+    assert (
+        "Earlier leading cause: Nobody knows this user. Carol tried its fix and answered “The user is real, "
+        "create the account”. Its fix, “Create the user's account, or what it lacks”, was approved by Carol "
+        "and tried: Created account 2105 on the PBX"
+    ) in handover
+
+
 def test_a_questions_comment_carries_only_the_rows_not_on_the_ticket_yet(desk):
     """Two questions in a row: the second's comment shows what happened since the first (the
     rejected approval), not the first level's checks again."""

@@ -312,6 +312,41 @@ def test_a_hand_over_says_what_came_of_an_approved_reset_instead_of_proposing_it
         assert "Set a new password on the PBX and in the app, with approval" not in shown
 
 
+def test_an_approval_nobody_answered_is_said_instead_of_proposing_its_fix_again(make_services):
+    """Nobody answered the reset's approval in time: its row says where the run went, and the hand-over
+    to level 2 and level 2's question say that the reset was put for approval and got no answer."""
+    svc = make_services(
+        registry=scripted_registry(
+            {
+                **L1_TO_ACCOUNT,
+                "pbx.get_account": ["exists"],
+                "pbx.compare_credentials": [observed("password_mismatch", credentials="password_mismatch")],
+                **L2_PASSING,
+            },
+            systems=("app", "pbx", "net"),
+        )
+    )
+    now = [dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC)]
+    svc.context.clock = lambda: now[0]
+    _, run_id = file(svc)
+    assert open_prompt(svc, run_id).kind == "approval"
+    now[0] += dt.timedelta(hours=4, seconds=1)
+    assert sweeper.sweep(svc.context)["expired"] == 1
+    svc.queue.run_pending()
+    comments = load(svc, run_id)[2]
+    assert (
+        "Change the password so the app and the PrivateServer agree: No answer within 4 h: on to “Escalate "
+        "to the second level”."
+    ) in comments
+    handover = next(c for c in comments if c.startswith("Level 1 checks done"))
+    unanswered = (
+        "The app's credentials do not match the PBX's: the HA1 digests differ. Its fix, “Change the password "
+        "so the app and the PrivateServer agree”, was put for approval; no one answered within 4 h."
+    )
+    assert unanswered in handover and unanswered in open_prompt(svc, run_id).question
+    assert "Set a new password on the PBX and in the app, with approval" not in handover
+
+
 def test_an_approved_reset_a_person_made_by_hand_is_said_with_their_answer(make_services):
     """connbot cannot set the app's password after all (no app backend): a person makes the approved
     reset and says it still fails; the hand-over says so in the answer's words."""
@@ -361,6 +396,30 @@ def test_a_hand_over_says_an_approved_account_creation_was_refused(make_services
         "create account 1001: the PBX refused to write its auth"
     ) in handover
     assert "Create the account (auth, AOR, endpoint)" not in handover
+
+
+def test_a_hand_over_pointing_at_no_single_cause_still_says_the_fix_tried(make_services):
+    """connbot created the missing account with approval and the app still fails: the account exists
+    now, so no cause leads, but the hand-over still says that the creation was approved and made."""
+    created = ActionResult(
+        outcome="created",
+        summary="Created account 1001 on the PBX (auth, AOR, endpoint; context from-internal).",
+        facts={"account": "exists"},
+    )
+    svc = make_services(
+        registry=scripted_registry(
+            {**L1_TO_ACCOUNT, **MISSING, "pbx.create_account": [created], "app.recheck": ["still_failing"]}
+        )
+    )
+    _, run_id = file(svc)
+    assert answer(svc, open_prompt(svc, run_id).id, "approve", who="lead")
+    assert answer(svc, open_prompt(svc, run_id).id, "not_resolved")
+    handover = next(c for c in load(svc, run_id)[2] if c.startswith("Level 1 checks done"))
+    assert (
+        "The findings point at no single cause.\n\nEarlier leading cause: The user's account is missing on "
+        "the PBX. Its fix, “Create the user's account, or what it lacks”, was approved by lead and tried: "
+        "Created account 1001 on the PBX (auth, AOR, endpoint; context from-internal)."
+    ) in handover
 
 
 def test_an_approval_shows_a_long_user_cut_so_that_its_start_still_says_what_changes(make_services):
