@@ -292,18 +292,18 @@ def ask(ctx: RunContext, s: Session, run: Run, plan: Ask) -> None:
     plan = dataclasses.replace(plan, account=_account(run), cause=cause)
     if cause is not None:
         level = plan.step.level
-        facts[ASKED_CAUSE] = {
+        # what the closing comment names, and what tells whether the next question puts it again
+        asked = {
             "cause": cause.id,
             "title": cause.title,
             "found": cause.found(),
             "level": level,
             "action": cause.action,
         }
-        again = isinstance(before, dict) and [before.get(k) for k in ("cause", "level", "action")] == [
-            cause.id,
-            level,
-            cause.action,
-        ]
+        facts[ASKED_CAUSE] = asked
+        again = isinstance(before, dict) and all(
+            before.get(k) == asked[k] for k in ("cause", "level", "action")
+        )
         if again and not plan.step.ask_cause:
             # the same level's people answered about this cause already, and nothing became of its
             # fix since (`stated`): not put to them again
