@@ -336,7 +336,12 @@ def test_serve_runs_the_lab_in_the_web_process_only_when_asked(asked, settings):
 # the findings that support it)
 QUESTIONS = {
     "asterisk_stopped": ("fix_cause", ["Asterisk on 127.0.0.1 does not answer", "ARI refused", "refused"]),
-    "sip_stack_down": ("fix_cause", ["runs but its SIP stack does not", "res_pjsip.so"]),
+    "sip_stack_down": ("fix_cause", ["runs, but not all of its SIP stack does", "res_pjsip.so"]),
+    # only the registrar stopped: SIP still answers, so not "its SIP stack does not run"
+    "asterisk_module_down": (
+        "fix_cause",
+        ["runs, but not all of its SIP stack does: res_pjsip_registrar.so not running", "module load"],
+    ),
     "realtime_db_down": ("fix_cause", ["cannot use its realtime database", "Do not create accounts"]),
     "user_network_blocked": ("fix_cause", ["The user's network does not reach the PBX", "device's own test"]),
     "missing_auth_object": (
@@ -365,6 +370,22 @@ def test_the_one_question_names_the_cause_and_its_evidence(name, desk, lab):
     # the cause is named in the comment that carries the question, and in the closing comment
     shown = [c for c in comments if phrases[0] in c]
     assert shown and phrases[0] in comments[-1], comments[-1]
+
+
+def test_a_database_link_found_down_outranks_503s_read_as_overload(desk):
+    """database_down, the fix reported as failing: the client log's 503s are no reason to hand level 3
+    an overloaded PBX while res_config_pgsql.so is found not running and look-ups take 2 ms."""
+    svc, client = desk
+    resp = client.post(
+        "/api/lab/tickets", json={"summary": "The app cannot connect", "scenario": "database_down"}
+    )
+    drive(svc, client, resp.get_json()["run"], {"fix_cause": "not_fixed"}, "database_down")
+    with svc.store.tx() as s:
+        run = s.get(Run, resp.get_json()["run"])
+        to_l3 = next(c.body for c in run.ticket.comments if c.body.startswith("Escalated to level 3"))
+    assert run.end_level == 3
+    assert "Leading cause: The realtime database behind Asterisk is down" in to_l3
+    assert "overload" not in to_l3 and "slow" not in to_l3
 
 
 def questions(svc, client, scenario: str, answers: tuple[str, ...]) -> tuple[int, dict[str, str]]:

@@ -199,7 +199,7 @@ def test_runs_list_and_show(make_services, settings, monkeypatch):
         "  user_known_app: yes",
     ]
     assert "device_id" not in shown
-    assert "diagnosis: A temporary problem (100%): The problem was temporary" in lines
+    assert "diagnosis: A temporary problem (100%): The failure did not last" in lines
     assert "  why: the app reconnected and registered; the app is registered" in lines
     assert "  what to do: Nothing to do; close the ticket." in lines
     data = json.loads(run("runs", "show", str(run_id), "--json").output)

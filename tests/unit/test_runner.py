@@ -786,7 +786,7 @@ def test_the_escalation_comment_names_the_leading_cause_from_the_findings(make_s
     assert run.end_level == 3
     assert "Nothing arose" not in comments[-1]
     assert (
-        "Leading cause: The PBX is slow or overloaded (50%). Asterisk on pbx1 answers slowly: "
+        "Leading cause: The PBX is slow or overloaded (50%). Asterisk on pbx1 shows signs of overload: "
         "account look-ups take 2200 ms." in comments[-1]
     )
     level1 = next(c for c in comments if c.startswith("Level 1 checks done"))

@@ -46,6 +46,12 @@ CORPUS = [
     ("ari=reachable realtime_db=slow realtime_db_ms=900 config_lookup=found", "pbx_overloaded"),
     ("ari=reachable config_lookup=found config_lookup_ms=2200", "pbx_overloaded"),
     ("log_class=server_unavailable registration_error=unavailable", "pbx_overloaded"),
+    # 503s with the database link down and account look-ups fast: the database, not overload
+    (
+        "ari=reachable pjsip=running realtime_db=link_down config_lookup=found config_lookup_ms=2 "
+        "server_path=ok log_class=server_unavailable registration_error=unavailable",
+        "realtime_db_down",
+    ),
     # the user's network blocks the PBX: connbot reaches it, the device does not
     ("server_path=ok sip_port=answers device_path=tcp_timeout", "user_network_blocked"),
     ("server_path=ok device_path=unreachable registration_error=timeout", "user_network_blocked"),
@@ -132,6 +138,61 @@ def test_a_stopped_sip_stack_is_not_also_blamed_on_the_network() -> None:
     assert "server_network_fault" not in {c.id for c in stopped if c.confidence > 0}
     running = diagnosis.diagnose(RULES, findings(seen + "running"))
     assert any(c.id == "server_network_fault" and c.confidence > 0 for c in running)
+
+
+def test_503s_do_not_outrank_a_database_link_found_down() -> None:
+    """database_down after the client logs: 503s in the log and from the app, while res_config_pgsql.so
+    is found not running and look-ups answer in 2 ms. The direct finding leads; overload is not offered
+    as a candidate, and nothing is said to be slow."""
+    seen = (
+        "ari=reachable sip_port=answers pjsip=running realtime_db=link_down config_lookup=found "
+        "config_lookup_ms=2 server_path=ok device_path=ok log_class=server_unavailable "
+        "registration_error=unavailable"
+    )
+    causes = diagnosis.diagnose(RULES, {**findings(seen), "pbx": "pbx1"})
+    assert causes[0].id == "realtime_db_down"
+    assert [c.id for c in causes if c.confidence > 0] == ["realtime_db_down"]
+    overload = next(c for c in causes if c.id == "pbx_overloaded")
+    assert overload.contrary == (
+        "rather a database outage: the realtime database is cut off from Asterisk (its link module is down)",
+        "account look-ups take 2 ms",
+    )
+
+
+@pytest.mark.parametrize(
+    ("seen", "said"),
+    [
+        # 503s only: signs of overload, not a measured slowness
+        (
+            "log_class=server_unavailable registration_error=unavailable",
+            "Asterisk on pbx1 shows signs of overload: the log shows 503 Service Unavailable; the app was "
+            "answered 503",
+        ),
+        # only the registrar stopped, SIP answers: not "its SIP stack does not run"
+        (
+            "ari=reachable sip_port=answers pjsip=not_running pjsip_stopped=res_pjsip_registrar.so",
+            "Asterisk on pbx1 runs, but not all of its SIP stack does: res_pjsip_registrar.so not running",
+        ),
+        ("ari=reachable pjsip=missing pjsip_stopped=chan_pjsip.so", "chan_pjsip.so not loaded"),
+        ("reconnect=registered", "The failure did not last: the app reconnected and registered"),
+        (
+            "account=exists registration_error=auth credentials=password_mismatch",
+            "the app failed to authenticate",
+        ),
+    ],
+)
+def test_what_a_leading_cause_says_holds_for_its_findings(seen: str, said: str) -> None:
+    found = {k: [v] if k == "pjsip_stopped" else v for k, v in findings(seen).items()}
+    lead = diagnosis.diagnose(RULES, {**found, "pbx": "pbx1"})[0]
+    assert said in lead.found()
+
+
+def test_no_cause_text_carries_markup() -> None:
+    """Cause texts go to Jira wiki markup, Slack and HTML alike: none uses Markdown code spans."""
+    texts = [
+        t for c in RULES.causes.values() for t in (c.says, c.fix, *(k.note for k in c.support + c.against))
+    ]
+    assert not [t for t in texts if "`" in t]
 
 
 def test_every_shipped_rule_leads_in_some_row() -> None:
