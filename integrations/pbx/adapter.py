@@ -165,8 +165,8 @@ class PbxAdapter(Adapter):
         if endpoint is None:
             return result(
                 m.AccountOutcome.MISSING,
-                f"Account {user} does not exist on the PBX: no PJSIP endpoint {user} "
-                f"(look-up {max(times):.0f} ms, 404).",
+                f"Looking up account {user}, the PBX answered 404 after {max(times):.0f} ms: no PJSIP "
+                f"endpoint {user} was found.",
                 endpoint=user,
                 lookup_ms=max(times),
             ).found(**seen, account="missing")
@@ -247,7 +247,7 @@ class PbxAdapter(Adapter):
             created.append(f"{kind} {oid}")
         new_auth = any(kind == "auth" for kind, _, _ in steps)
         pushed = (
-            (self._push_password(inp, password) if self.app else "no app backend configured")
+            (self._push_password(inp, password) if self.app else "no app backend is configured")
             if new_auth
             else None
         )
@@ -260,7 +260,7 @@ class PbxAdapter(Adapter):
             summary += (
                 "; the app got the new password."
                 if pushed is None
-                else f"; the app was NOT given the password ({pushed}): reset it to connect."
+                else f"; connbot could not give the app the new password: {pushed}."
             )
         else:
             summary += "."
@@ -310,7 +310,7 @@ class PbxAdapter(Adapter):
                 },
             )
         except (PermanentError, TransientError) as exc:
-            return f"app backend: {exc}"
+            return str(exc)
         return None
 
     # -- credentials

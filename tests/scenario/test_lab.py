@@ -455,8 +455,13 @@ def test_an_account_created_for_a_user_without_a_device_is_not_asked_about_as_mi
     no device of 2105, so the app cannot register: the person is told that the account exists and
     the app backend has no device, not asked to create the account again."""
     svc, client = desk
-    _, asked = questions(svc, client, "unknown_extension", ("real_user", "approve"))
+    run_id, asked = questions(svc, client, "unknown_extension", ("real_user", "approve"))
     assert list(asked) == ["confirm_user", "create_account", "fix_account_by_hand"]
+    with svc.store.tx() as s:
+        created = [r.summary for r in s.get(Run, run_id).steps if r.step == "create_account"][-1]
+    assert created.endswith(
+        "; connbot could not give the app the new password: the app backend knows no device of user 2105."
+    )
     question = asked["fix_account_by_hand"]
     assert (
         "connbot's diagnosis: The user has an account on the PBX but no device in the app backend: the "
@@ -552,12 +557,20 @@ def test_a_refused_port_is_said_to_refuse_not_to_be_a_broken_path(name, desk, la
     drive(svc, client, resp.get_json()["run"], EXPECTED[name][0], name)
     pbx = lab.instances[name].pbx
     with svc.store.tx() as s:
-        said = next(r.summary for r in s.get(Run, resp.get_json()["run"]).steps if r.step == "check_network")
+        run = s.get(Run, resp.get_json()["run"])
+        said = next(r.summary for r in run.steps if r.step == "check_network")
+        comments = "\n".join(c.body for c in run.ticket.comments)
     where = REFUSED[name].format(ari=pbx.ari.port, sip=pbx.sip.port)
     assert said == (
         f"The PBX host 127.0.0.1 refuses connections on {where}: nothing listens there, or a firewall "
         "rejects them."
     )
+    # the device's UDP SIP probe got ICMP port unreachable: its row's words say no more than that
+    assert (
+        "Check the network from the user's device: Host or port unreachable (From the user's device, "
+        "127.0.0.1 refuses connections for SIP over UDP" in comments
+    )
+    assert "Server unreachable" not in comments
 
 
 def test_no_account_is_written_during_a_realtime_database_outage(desk, lab):
@@ -566,8 +579,16 @@ def test_no_account_is_written_during_a_realtime_database_outage(desk, lab):
     drive(svc, client, resp.get_json()["run"], {"fix_cause": "fixed"}, "realtime_db_down")
     assert lab.instances["realtime_db_down"].asterisk.writes == []
     with svc.store.tx() as s:
-        steps = [r.step for r in s.get(Run, resp.get_json()["run"]).steps]
+        run = s.get(Run, resp.get_json()["run"])
+        steps = [r.step for r in run.steps]
+        closed = run.ticket.comments[-1].body
     assert "create_account" not in steps and "fix_account_by_hand" not in steps
+    # the look-up's 404 is reported as the PBX's answer, not as an account that does not exist
+    assert (
+        "Check the user's account on the PrivateServer: The PBX does not find the account (Looking up "
+        "account 2012, the PBX answered 404 after " in closed
+    )
+    assert "does not exist" not in closed and "The account is missing" not in closed
 
 
 def test_fixed_without_a_fix_is_checked_and_not_closed(desk, lab):
