@@ -26,7 +26,7 @@ from playbook.models import Playbook, StepId
 DEFAULT = Path(__file__).with_name("playbooks") / "diagnosis.yaml"
 
 
-def _placeholders(template: str) -> list[str]:
+def placeholders(template: str) -> list[str]:
     """The finding names a template refers to; ValueError for anything but plain `{name}`."""
     names = []
     for _, name, spec, conversion in string.Formatter().parse(template):
@@ -56,7 +56,7 @@ class Clause(BaseModel):
     @field_validator("note")
     @classmethod
     def _note(cls, value: str) -> str:
-        _placeholders(value)
+        placeholders(value)
         return value
 
 
@@ -77,7 +77,7 @@ class CauseRule(BaseModel):
     @field_validator("says", "fix")
     @classmethod
     def _template(cls, value: str) -> str:
-        _placeholders(value)
+        placeholders(value)
         return value
 
 
@@ -146,7 +146,9 @@ def _word(name: str, value: Any) -> Any:
     return value
 
 
-def _fill(template: str, findings: Mapping[str, Any]) -> str:
+def fill(template: str, findings: Mapping[str, Any]) -> str:
+    """A template (a cause's texts, a step's instructions) with the findings it names in words; "?"
+    for one not observed."""
     return template.format_map(_Fill({k: _word(k, v) for k, v in findings.items()}))
 
 
@@ -211,10 +213,10 @@ def _diagnose(rules: Rules, facts: Mapping[str, Any]) -> tuple[Cause, ...]:
             rule.title,
             conf,
             rule.level,
-            _fill(rule.says, found),
-            _fill(rule.fix, found),
-            tuple(_fill(c.note, found) for c in support),
-            tuple(_fill(c.note, found) for c in against),
+            fill(rule.says, found),
+            fill(rule.fix, found),
+            tuple(fill(c.note, found) for c in support),
+            tuple(fill(c.note, found) for c in against),
             rule.incident,
         )
         for conf, _, cid, rule, support, against in ranked
@@ -226,8 +228,8 @@ def _diagnose(rules: Rules, facts: Mapping[str, Any]) -> tuple[Cause, ...]:
             rule.title,
             0.0,
             rule.level,
-            _fill(rule.says, found),
-            _fill(rule.fix, found),
+            fill(rule.says, found),
+            fill(rule.fix, found),
             (),
             (),
         )

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from playbook import facts as f
-from playbook.diagnosis import Cause, diagnose, rules_of
+from playbook.diagnosis import Cause, diagnose, fill, rules_of
 from playbook.models import APPROVE, REJECT, Playbook, Step
 
 
@@ -46,6 +46,7 @@ class Ask:
     options: tuple[tuple[str, str], ...]
     text_label: str | None
     reason: str
+    what: str  # the step's instructions (else its title), the findings they name filled in
     cause: Cause | None = None
     rejected: str | None = None  # for an approval: the title of the step a rejection leads to
     account: str = "the user's account"
@@ -55,16 +56,15 @@ class Ask:
         """The question in plain words: an approval says what will change and what a rejection does."""
         if self.step.ask_cause and self.cause is not None:
             return self.cause.question()
-        what = self.step.instructions or self.step.title
         base = (
-            f"If you approve, connbot will change {self.account}: {what} "
+            f"If you approve, connbot will do this for {self.account}: {self.what} "
             + (
                 f"If you reject, nothing is changed and the ticket goes on to “{self.rejected}”."
                 if self.rejected
                 else "If you reject, nothing is changed."
             )
             if self.kind == "approval"
-            else what
+            else self.what
         )
         if self.cause is None:
             return base
@@ -174,6 +174,7 @@ def plan(
             return Decide(step, outcome, step.outcomes[outcome], f"the findings already say so ({because})")
     assert step.action is not None
     cause = leading(pb, facts)
+    what = fill(step.instructions, found) if step.instructions else step.title
     if step.is_human or reason or not available(step.action):
         why = (
             "the step needs a person's judgment"
@@ -181,7 +182,7 @@ def plan(
             else (reason or f"no adapter is configured for {step.action}")
         )
         options = tuple((o, step.label(o)) for o in step.outcomes)
-        return Ask(step, "question", options, step.ask_text, why, cause)
+        return Ask(step, "question", options, step.ask_text, why, what, cause)
     if step.approval and not pos.approved:
         return Ask(
             step,
@@ -189,6 +190,7 @@ def plan(
             ((APPROVE, "Approve"), (REJECT, "Reject")),
             None,
             "it changes the user's account, so a person approves it first",
+            what,
             cause,
             pb.steps[step.on_rejected].title if step.on_rejected else None,
         )

@@ -55,7 +55,12 @@ class Findings(BaseModel):
     realtime_db: Literal["ok", "unreachable", "slow", "schema_missing", "link_down", "none"] | None = None
     realtime_db_ms: float | None = Field(None, ge=0)
     account: Literal["exists", "missing", "incomplete"] | None = None
-    account_missing: list[str] | None = Field(None, max_length=20, description="objects an endpoint lacks")
+    account_missing: list[str] | None = Field(
+        None,
+        max_length=20,
+        description="objects of the user's account not found: those its endpoint names, or of a missing "
+        "account all three (auth, AOR, endpoint)",
+    )
     credentials: Literal["match", "password_mismatch", "username_mismatch", "realm_mismatch"] | None = None
     app_config: (
         Literal[

@@ -11,7 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from playbook import compare, facts
-from playbook.diagnosis import Rules, load_rules
+from playbook.diagnosis import Rules, load_rules, placeholders
 from playbook.errors import PlaybookError, message
 from playbook.models import ActionSpec, Playbook, Step
 
@@ -128,6 +128,13 @@ def _check_findings(step: Step, rules: Rules) -> list[str]:
         problems += [f"decided: {outcome}: {p}" for p in facts.check_condition(cond)]
     if step.ask_cause and not step.is_human:
         problems.append("ask_cause goes with action: human (a question to a person)")
+    try:
+        named = placeholders(step.instructions)
+    except ValueError as exc:
+        problems.append(f"instructions: {exc}")
+    else:
+        if named and step.is_end:
+            problems.append("instructions: an end's are written as they are, so they name no findings")
     return problems
 
 

@@ -74,7 +74,11 @@ class Step(BaseModel):
 
     title: str = Field(min_length=1, max_length=150)
     level: int = Field(1, ge=1, le=9)
-    instructions: str = ""
+    instructions: str = Field(
+        "",
+        description="what the step does, in words for a person (a question, or what an approval changes); "
+        "it may name findings in braces ({account_missing}), filled in when the step is asked",
+    )
     action: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     outcomes: dict[str, StepId] = Field(default_factory=dict)

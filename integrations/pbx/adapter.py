@@ -169,7 +169,9 @@ class PbxAdapter(Adapter):
                 f"endpoint {user} was found.",
                 endpoint=user,
                 lookup_ms=max(times),
-            ).found(**seen, account="missing")
+            ).found(
+                **seen, account="missing", account_missing=[f"auth {user}", f"aor {user}", f"endpoint {user}"]
+            )
         missing += [f"{kind} (none referenced)" for kind, ids in (("auth", auths), ("aor", aors)) if not ids]
         evidence = {
             "endpoint": user,

@@ -17,7 +17,15 @@ TO_APPROVAL = {
     "app.reconnect": ["still_failing"],
     "app.get_last_error": ["found"],
     "app.check_config": ["ok"],
-    "pbx.get_account": [observed("missing", ari="reachable", account="missing", user_known_app=True)],
+    "pbx.get_account": [
+        observed(
+            "missing",
+            ari="reachable",
+            account="missing",
+            account_missing=["auth 1001", "aor 1001", "endpoint 1001"],
+            user_known_app=True,
+        )
+    ],
     "pbx.check_database": [observed("db_ok", realtime_db="ok")],
 }
 
@@ -113,7 +121,7 @@ def test_the_prompt_card_shows_the_finding_and_tells_approve_from_reject(served)
         assert finding.is_displayed()  # not inside a collapsed list
         assert "Check the PBX's account database" in finding.text and "The database answers" in finding.text
         question = card.find_element(By.CSS_SELECTOR, ".question").text
-        assert "If you approve, connbot will change the account of 1001: Create" in question
+        assert "If you approve, connbot will do this for the account of 1001: Create" in question
         assert "connbot's diagnosis: The PBX has no account for the user" in question
         assert "If you reject, nothing is changed" in question and "pbx.create_account" not in card.text
         assert "asked" in card.find_element(By.CSS_SELECTOR, "time.asked").text

@@ -220,9 +220,9 @@ def test_an_approval_in_slack_names_the_user_and_the_pbx_it_changes_even_in_its_
     blocks = world.api.to("chat.postMessage")[-1]["blocks"]
     assert blocks[2]["text"]["text"].startswith(
         "*Approval needed: Change the password so the app and the PrivateServer agree*\n"
-        "If you approve, connbot will change the account of 1001 on PBX globex: Set a new password"
+        "If you approve, connbot will do this for the account of 1001 on PBX globex: Set a new password"
     )
     approve = next(b for b in blocks[-2]["elements"] if b["action_id"] == "connbot_answer:approve")
     confirm = approve["confirm"]["text"]["text"]
     assert len(confirm) <= 300
-    assert confirm.startswith("If you approve, connbot will change the account of 1001 on PBX globex: ")
+    assert confirm.startswith("If you approve, connbot will do this for the account of 1001 on PBX globex: ")

@@ -403,6 +403,22 @@ def questions(svc, client, scenario: str, answers: tuple[str, ...]) -> tuple[int
     return run_id, asked
 
 
+@pytest.mark.parametrize(
+    "scenario, user, created",
+    [
+        ("missing_account", "2003", "auth 2003, aor 2003, endpoint 2003"),  # no endpoint: all of it
+        ("missing_auth_object", "2014", "auth 2014"),  # the endpoint names an auth that does not exist
+    ],
+)
+def test_an_account_approval_says_exactly_what_it_creates(desk, scenario, user, created):
+    svc, client = desk
+    _, asked = questions(svc, client, scenario, ())
+    assert asked["create_account"].startswith(
+        f"If you approve, connbot will do this for the account of {user} on PBX {scenario}: Create {created} "
+        "on the PrivateServer (what connbot did not find of the user's account). "
+    )
+
+
 def test_a_question_does_not_put_again_the_cause_a_person_just_answered(desk):
     """The reporter confirmed the unknown user is real: the approval to create the account says what
     changes, not "check the extension with the reporter" once more."""
@@ -411,7 +427,7 @@ def test_a_question_does_not_put_again_the_cause_a_person_just_answered(desk):
     assert list(asked) == ["confirm_user", "create_account"]
     assert "Check the extension in the ticket with the reporter" in asked["confirm_user"]
     assert (
-        "If you approve, connbot will change the account of 2105 on PBX unknown_extension: "
+        "If you approve, connbot will do this for the account of 2105 on PBX unknown_extension: "
         in (asked["create_account"])
     )
     assert "Check the extension" not in asked["create_account"]
@@ -427,7 +443,7 @@ def test_a_rejected_password_reset_is_not_proposed_again_by_the_next_levels(desk
     svc.queue.run_pending()
     page = client.get("/prompts").get_data(as_text=True)
     assert (
-        "If you approve, connbot will change the account of 2004 on PBX password_mismatch: Set a new "
+        "If you approve, connbot will do this for the account of 2004 on PBX password_mismatch: Set a new "
         "password on the PrivateServer and in the app"
     ) in page
     drive(svc, client, run_id, {"reset_password": "reject", "act_on_logs": "not_fixed"})

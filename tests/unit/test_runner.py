@@ -29,7 +29,15 @@ L1_TO_ACCOUNT = {
 }
 # the account looks missing while the PBX and its database answer: creating it is safe
 MISSING = {
-    "pbx.get_account": [observed("missing", ari="reachable", account="missing", user_known_app=True)],
+    "pbx.get_account": [
+        observed(
+            "missing",
+            ari="reachable",
+            account="missing",
+            account_missing=["auth 1001", "aor 1001", "endpoint 1001"],
+            user_known_app=True,
+        )
+    ],
     "pbx.check_database": [observed("db_ok", realtime_db="ok")],
 }
 L2_PASSING = {
@@ -199,8 +207,8 @@ def test_an_account_change_waits_for_approval_and_a_rejection_takes_the_rejected
     prompt = open_prompt(svc, run_id)
     assert prompt.kind == "approval" and prompt.step == "create_account"
     assert prompt.question.startswith(
-        "If you approve, connbot will change the account of 1001: Create the user's account on the "
-        "PrivateServer"
+        "If you approve, connbot will do this for the account of 1001: Create auth 1001, aor 1001, endpoint "
+        "1001 on the PrivateServer (what connbot did not find of the user's account)."
     )
     assert "pbx.create_account" not in prompt.question  # plain words, not the action's name
     assert (
@@ -428,7 +436,7 @@ def test_an_approval_shows_a_long_user_cut_so_that_its_start_still_says_what_cha
     svc.queue.run_pending()
     with svc.store.tx() as s:
         question = s.scalars(select(Prompt).where(Prompt.kind == "approval")).one().question
-    start = f"If you approve, connbot will change the account of {'9' * 63}…: Create the user's account"
+    start = f"If you approve, connbot will do this for the account of {'9' * 63}…: Create auth"
     assert question.startswith(start) and len(start) < 200  # what a confirm dialog's 300 characters keep
 
 

@@ -148,7 +148,14 @@ def test_the_decisive_finding_is_the_last_check_not_a_decision(make_services):
                 "app.reconnect": ["still_failing"],
                 "app.get_last_error": ["found"],
                 "app.check_config": ["ok"],
-                "pbx.get_account": [observed("missing", ari="reachable", account="missing")],
+                "pbx.get_account": [
+                    observed(
+                        "missing",
+                        ari="reachable",
+                        account="missing",
+                        account_missing=["auth 1001", "aor 1001", "endpoint 1001"],
+                    )
+                ],
                 "pbx.check_database": [observed("db_ok", realtime_db="ok")],
             }
         )

@@ -36,7 +36,7 @@ steps:
     title: Create the account
     action: pbx.create_account
     approval: true
-    instructions: Create it.
+    instructions: Create {account_missing}.
     outcomes: {created: done}
     on_failure: done
     on_rejected: done
@@ -106,6 +106,20 @@ def test_the_approval_tells_plainly_that_nobody_knows_the_user() -> None:
     assert (
         "connbot's diagnosis: Neither the app backend nor the PBX has the user the ticket names"
         in ask.question
+    )
+
+
+def test_an_approval_names_what_changes_from_the_findings() -> None:
+    """The instructions name findings; the approval says them in words, not the template."""
+    facts = {
+        "ari": "reachable",
+        "realtime_db": "ok",
+        "account": "incomplete",
+        "account_missing": ["auth 1001"],
+    }
+    ask = engine.plan(PB, engine.enter(PB, "create", {}), lambda _a: True, facts=facts)
+    assert isinstance(ask, engine.Ask) and ask.question.startswith(
+        "If you approve, connbot will do this for the user's account: Create auth 1001. If you reject, "
     )
 
 

@@ -117,6 +117,14 @@ def test_the_shipped_playbook_is_valid_against_the_installed_adapters() -> None:
             edit("    title: Ask\n", "    title: Ask\n    colour: red\n"),
             "step ask: colour: Extra inputs are not permitted",
         ),
+        (
+            edit("    title: Ask\n", "    title: Ask\n    instructions: Fix {acount_missing}.\n"),
+            "step ask: instructions: {acount_missing} is not a finding",
+        ),
+        (
+            edit("    escalate: 2\n", "    escalate: 2\n    instructions: Look at {pbx}.\n"),
+            "step up: instructions: an end's are written as they are, so they name no findings",
+        ),
         ("steps: [", "not valid YAML"),
         ("- a\n- b\n", "expected a mapping"),
     ],

@@ -199,7 +199,14 @@ def test_more_detail_opens_a_modal_whose_text_reaches_the_run(make_slack):
 
 # the account looks missing while the PBX and its database answer: creating it is offered
 MISSING = {
-    "pbx.get_account": [observed("missing", ari="reachable", account="missing")],
+    "pbx.get_account": [
+        observed(
+            "missing",
+            ari="reachable",
+            account="missing",
+            account_missing=["auth 1001", "aor 1001", "endpoint 1001"],
+        )
+    ],
     "pbx.check_database": [observed("db_ok", realtime_db="ok")],
 }
 
@@ -214,7 +221,7 @@ def test_an_approval_names_the_tickets_user_as_text_and_no_pbx_where_the_run_has
         world.answer(choice)
     assert world.open_prompt().kind == "approval"
     blocks = world.api.to("chat.postMessage")[-1]["blocks"]
-    said = "If you approve, connbot will change the account of {} 1001: Create the user's account"
+    said = "If you approve, connbot will do this for the account of {} 1001: Create auth 1001, aor 1001"
     sections = [b["text"]["text"] for b in blocks if b["type"] == "section"]  # mrkdwn
     assert said.format("&lt;!here&gt;") in sections[1] and not any("<!here>" in t for t in sections)
     approve = next(b for b in blocks[-2]["elements"] if b["action_id"] == "connbot_answer:approve")
@@ -234,7 +241,9 @@ def test_approvals_need_a_listed_approver_and_say_what_will_change(make_slack):
     prompt = world.open_prompt()
     assert prompt.kind == "approval"
     text = json.dumps(world.api.to("chat.postMessage")[-1]["blocks"])
-    assert "Approval needed" in text and "If you approve, connbot will change the account of 1001: " in text
+    assert (
+        "Approval needed" in text and "If you approve, connbot will do this for the account of 1001: " in text
+    )
     world.answer("approve", user="W222")
     assert world.open_prompt().id == prompt.id  # refused
     world.answer("approve", user="W111")
