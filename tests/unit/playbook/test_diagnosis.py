@@ -154,7 +154,7 @@ def test_503s_do_not_outrank_a_database_link_found_down() -> None:
     assert [c.id for c in causes if c.confidence > 0] == ["realtime_db_down"]
     overload = next(c for c in causes if c.id == "pbx_overloaded")
     assert overload.contrary == (
-        "rather a database outage: the realtime database is cut off from Asterisk (its link module is down)",
+        "the realtime database is cut off from Asterisk (its link module is down)",
         "account look-ups take 2 ms",
     )
 
@@ -185,6 +185,12 @@ def test_what_a_leading_cause_says_holds_for_its_findings(seen: str, said: str) 
     found = {k: [v] if k == "pjsip_stopped" else v for k, v in findings(seen).items()}
     lead = diagnosis.diagnose(RULES, {**found, "pbx": "pbx1"})[0]
     assert said in lead.found()
+
+
+def test_no_note_adds_a_colon_to_the_lists_it_is_shown_in() -> None:
+    """Notes are listed after a colon ("…: a; b", "Against it: a; b"): one of their own would chain."""
+    notes = [k.note for c in RULES.causes.values() for k in c.support + c.against]
+    assert not [n for n in notes if ":" in n]
 
 
 def test_no_cause_text_carries_markup() -> None:
