@@ -187,10 +187,11 @@ def test_what_a_leading_cause_says_holds_for_its_findings(seen: str, said: str) 
     assert said in lead.found()
 
 
-def test_no_note_adds_a_colon_to_the_lists_it_is_shown_in() -> None:
-    """Notes are listed after a colon ("…: a; b", "Against it: a; b"): one of their own would chain."""
-    notes = [k.note for c in RULES.causes.values() for k in c.support + c.against]
-    assert not [n for n in notes if ":" in n]
+def test_no_statement_or_note_adds_a_colon_to_the_sentence_it_is_in() -> None:
+    """A cause's statement is followed by its notes after a colon ("…: a; b"), and notes are listed
+    after one ("Against it: a; b"): a colon of their own would chain."""
+    texts = [t for c in RULES.causes.values() for t in (c.says, *(k.note for k in c.support + c.against))]
+    assert not [t for t in texts if ":" in t]
 
 
 def test_no_cause_text_carries_markup() -> None:
