@@ -117,11 +117,16 @@ def session(
     return s
 
 
-def _describe(resp: requests.Response) -> str:
+def _where(url: str, service: str) -> str:
+    """The server of `url` as a message that reaches tickets names it: what it is, when told, host and
+    port (`ARI at pbx.example:8088`), not the request's path."""
+    host = urlsplit(url).netloc
+    return f"{service} at {host}" if service else host
+
+
+def _describe(resp: requests.Response, service: str) -> str:
     said = _said(resp)
-    return f"HTTP {resp.status_code} from {resp.request.method} {resp.url.split('?')[0]}" + (
-        f": {said}" if said else ""
-    )
+    return f"{_where(resp.url, service)} answered HTTP {resp.status_code}" + (f": {said}" if said else "")
 
 
 def _said(resp: requests.Response) -> str:
@@ -152,28 +157,32 @@ def request(
     policy: RetryPolicy,
     *,
     idempotent: bool | None = None,
+    service: str = "",
     **kwargs: Any,
 ) -> requests.Response:
-    """Send one request under the retry policy; returns the final response of a non-retried status."""
+    """Send one request under the retry policy; returns the final response of a non-retried status.
+    `service`: what the server is, in words (`ARI`), for the messages of a failure (`_where`)."""
     method = method.upper()
     retry_all = method in IDEMPOTENT if idempotent is None else idempotent
     kwargs.setdefault("timeout", (policy.connect_timeout, policy.read_timeout))
+
+    where = _where(url, service)
 
     def attempt() -> requests.Response:
         try:
             resp = s.request(method, url, **kwargs)
         except requests.ConnectionError as exc:
             if refused(exc):
-                raise RefusedError(f"connection refused by {url.split('?')[0]}") from exc
+                raise RefusedError(f"{where} refused the connection") from exc
             if retry_all:
-                raise _Retryable(f"cannot reach {url.split('?')[0]}: {type(exc).__name__}") from exc
-            raise TransientError(f"cannot reach {url.split('?')[0]}: {type(exc).__name__}") from exc
+                raise _Retryable(f"cannot reach {where} ({type(exc).__name__})") from exc
+            raise TransientError(f"cannot reach {where} ({type(exc).__name__})") from exc
         except requests.Timeout as exc:
             if retry_all:
-                raise _Retryable(f"timed out: {method} {url.split('?')[0]}") from exc
-            raise TransientError(f"timed out: {method} {url.split('?')[0]}") from exc
+                raise _Retryable(f"{where} did not answer in time") from exc
+            raise TransientError(f"{where} did not answer in time") from exc
         if resp.status_code in ALWAYS_RETRY or (retry_all and resp.status_code in RETRY_IF_IDEMPOTENT):
-            raise _Retryable(_describe(resp), resp.status_code, retry_after(resp), resp.text)
+            raise _Retryable(_describe(resp, service), resp.status_code, retry_after(resp), resp.text)
         return resp
 
     # Exponential backoff with up to a second of jitter, capped; tenacity's own
@@ -199,10 +208,11 @@ def request(
         raise Exhausted(str(exc), exc.status, exc.body) from None
 
 
-def raise_for_status(resp: requests.Response) -> requests.Response:
-    """Pass 2xx/3xx through; 4xx become `PermanentError`, 5xx `TransientError`, with the status."""
+def raise_for_status(resp: requests.Response, service: str = "") -> requests.Response:
+    """Pass 2xx/3xx through; 4xx become `PermanentError`, 5xx `TransientError`, with the status.
+    `service` as `request`'s."""
     if resp.status_code >= 500:
-        raise TransientError(_describe(resp), resp.status_code)
+        raise TransientError(_describe(resp, service), resp.status_code)
     if resp.status_code >= 400:
-        raise PermanentError(_describe(resp), resp.status_code)
+        raise PermanentError(_describe(resp, service), resp.status_code)
     return resp

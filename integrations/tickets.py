@@ -24,6 +24,25 @@ GROUP = "connbot.tickets"  # the entry-point group ticket systems are installed 
 # Where connbot records that a person acted in Slack (a step's or a prompt's `via`): only then is the
 # name they are recorded by their Slack user id.
 SLACK = "slack"
+# Where a person answered or acted (a `via`), in the words of a ticket.
+VIA = {
+    "desk": "on the desk",
+    "api": "through the API",
+    SLACK: "in Slack",
+    "customer": "on the ticket",
+    "cli": "with the connbot command",
+}
+
+
+def answered_by(by: str, via: str | None) -> str:
+    """Who answered and where, in words: `Carol on the desk`, `U024BE7LH in Slack`."""
+    return f"{by} {VIA.get(via or '', '')}".rstrip()
+
+
+def answerer(by: str, via: str | None) -> str:
+    """Who answered, as a ticket names them: a Slack user id said to be one (a ticket system cannot
+    resolve it: `U024BE7LH in Slack`, as `answered_by` says it), any other name as it is."""
+    return answered_by(by, via) if via == SLACK else by
 
 
 def plain(value: Any) -> str:
@@ -76,9 +95,8 @@ class StepRow(BaseModel):
 
     @property
     def answerer(self) -> str | None:
-        """Who answered, as a ticket names them: a Slack user id said to be one (a ticket system
-        cannot resolve it: `U024BE7LH (Slack)`), any other name as it is."""
-        return f"{self.by} (Slack)" if self.by and self.via == SLACK else self.by
+        """Who answered, as a ticket names them (`answerer`)."""
+        return answerer(self.by, self.via) if self.by else None
 
 
 class Audience(StrEnum):

@@ -170,8 +170,8 @@ def plan(
     found = f.findings(facts)
     for outcome, cond in step.decided.items():
         if f.holds(cond, found):
-            because = ", ".join(f"{k}: {_shown(found.get(k))}" for k in cond)
-            return Decide(step, outcome, step.outcomes[outcome], f"the findings already say so ({because})")
+            because = f"the findings already say so: {f.stated(cond, found)}"
+            return Decide(step, outcome, step.outcomes[outcome], because)
     assert step.action is not None
     cause = leading(pb, facts)
     what = fill(step.instructions, found) if step.instructions else step.title
@@ -197,10 +197,6 @@ def plan(
     return Execute(step)
 
 
-def _shown(value: Any) -> str:
-    return ", ".join(map(str, value)) if isinstance(value, list) else str(value).lower()
-
-
 def _route(pb: Playbook, step: Step, facts: Mapping[str, Any]) -> Decide:
     causes = diagnose(rules_of(pb), facts)
     lead = causes[0]
@@ -213,7 +209,7 @@ def _route(pb: Playbook, step: Step, facts: Mapping[str, Any]) -> Decide:
             continue
         because = why if route.cause else ""
         if route.facts:
-            shown = ", ".join(f"{k}: {_shown(found.get(k))}" for k in route.facts)
+            shown = f.stated(route.facts, found)
             because = f"{because}; {shown}" if because else shown
         return Decide(step, f"route {n}", route.goto, because)
     assert step.otherwise is not None  # the loader requires it

@@ -149,6 +149,13 @@ _PATH_WORDS = {
 # How a finding's value reads in a sentence (a cause's statement or note: `{realtime_db}`), where its
 # code would not; the codes stay what the findings hold and show as data.
 WORDS: dict[str, dict[str, str]] = {
+    "ari": {
+        "reachable": "answers connbot",
+        "refused": "refuses connbot's connection",
+        "timeout": "does not answer in time",
+        "unauthorised": "refuses connbot's credentials",
+        "error": "answers with an error",
+    },
     "realtime_db": {
         "ok": "answering",
         "unreachable": "unreachable",
@@ -203,6 +210,27 @@ WORDS: dict[str, dict[str, str]] = {
         "other": "an error",
     },
 }
+# How a finding that a step's decision tests reads in the step's row ("{}": its value in words, as
+# `WORDS` say it): a playbook's `decided` and route `facts` test only these.
+STATED = {
+    "ari": "Asterisk's REST interface (ARI) {}",
+    "realtime_db": "the realtime database is {}",
+}
+
+
+def stated(cond: Mapping[str, Any], found: Mapping[str, Any]) -> str:
+    """The findings a condition tested, as they are, in words: `the realtime database is answering`."""
+    return " and ".join(STATED[name].format(_said(name, found.get(name))) for name in cond)
+
+
+def _said(name: str, value: Any) -> str:
+    if value is None:
+        return "not known"
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return WORDS.get(name, {}).get(str(value), str(value))
+
+
 LIST_FINDINGS = frozenset({"pjsip_stopped", "account_missing"})
 
 

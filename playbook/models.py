@@ -11,6 +11,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
 HUMAN = "human"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DOES = re.compile(r"\s*\(connbot [^)]*\)$")  # what connbot does on an answer, closing its label
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,11 @@ class Step(BaseModel):
 
     def label(self, outcome: str) -> str:
         return self.labels.get(outcome) or outcome.replace("_", " ").capitalize()
+
+    def said(self, outcome: str) -> str:
+        """An answer as its row reads it: the label without what connbot does on it (a closing
+        `(connbot checks again)` tells the person who answers, on the button)."""
+        return _DOES.sub("", self.label(outcome))
 
 
 class Playbook(BaseModel):

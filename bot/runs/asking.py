@@ -30,7 +30,7 @@ from integrations.base import (
     AdapterError,
     Registry,
 )
-from integrations.tickets import Note, StepRow
+from integrations.tickets import VIA, Note, StepRow, answered_by
 from playbook import engine
 from playbook.diagnosis import Cause
 from playbook.engine import Ask, Position
@@ -101,12 +101,14 @@ def _resume_identify(ctx: RunContext, s: Session, run: Run, prompt: Prompt) -> b
         else None
     )
     said = ""
+    # The row reads the outcome and who answered; its summary what follows (the user named).
     if user:
         run.ticket.user_ref = user
-        outcome, trail = identify.GIVEN, f"{prompt.answered_by} named the user: {user}."
+        outcome, summary = identify.GIVEN, user
+        trail = f"{prompt.answered_by} named the user: {user}."
     else:
         run.facts = {**run.facts, "identify_done": True}
-        outcome = identify.UNKNOWN
+        outcome, summary = identify.UNKNOWN, "The steps that need the user fail or ask a person."
         if prompt.state != PromptState.ANSWERED:
             outcome, said = "timed_out", records.UNANSWERED
         trail = (
@@ -118,7 +120,7 @@ def _resume_identify(ctx: RunContext, s: Session, run: Run, prompt: Prompt) -> b
         s,
         run,
         identify.IdentifyStep(),
-        records.human(ctx, prompt, identify.STEP, "human", outcome, trail, said=said),
+        records.human(ctx, prompt, identify.STEP, "human", outcome, summary, said=said),
     )
     run.state = RunState.RUNNING
     _settle(ctx, s, run, prompt, f"{identify.IdentifyStep().title}: {trail}")
@@ -421,11 +423,10 @@ def resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) -> 
     step = pb.steps[pos.step]
     if prompt.state == PromptState.ANSWERED:
         label = dict(prompt.options).get(prompt.answer or "", prompt.answer)
-        summary = f"{prompt.answered_by} answered: {label}" + (
-            f" ({prompt.answer_text})" if prompt.answer_text else ""
-        )
+        # The row reads the answer and who gave it; its summary only what they wrote.
+        summary = prompt.answer_text or ""
         trail = (
-            f"Answered by {prompt.answered_by} via {prompt.answered_via}"
+            f"Answered by {answered_by(prompt.answered_by or '', prompt.answered_via)}"
             f" at {prompt.answered_at:%Y-%m-%d %H:%M} UTC: {label}"
         )
         if prompt.kind == "approval":
@@ -458,16 +459,23 @@ def resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) -> 
             if step.collect and prompt.answer_text:
                 run.facts = {**run.facts, step.collect: prompt.answer_text}
             evidence = {"answer_text": prompt.answer_text} if prompt.answer_text else {}
+            said = step.said(prompt.answer or "")
             records.record(
                 s,
                 run,
                 step,
-                records.human(ctx, prompt, pos.step, "human", prompt.answer or "", summary, evidence),
+                records.human(
+                    ctx, prompt, pos.step, "human", prompt.answer or "", summary, evidence, said=said
+                ),
             )
             if pos.approved:  # an approved step that a person did after all (it could not be automated)
-                tried(run, pos.step, result=summary)
+                tried(
+                    run,
+                    pos.step,
+                    result=f"{prompt.answered_by} answered: {said}" + (f" ({summary})" if summary else ""),
+                )
             elif step.ask_cause:  # asked to do the fix of the cause the question states
-                tried(run, pos.step, kind="answer", by=prompt.answered_by, answer=label)
+                tried(run, pos.step, kind="answer", by=prompt.answered_by, answer=said)
             new_pos = engine.follow(pb, pos, engine.Outcome(prompt.answer or ""))
     else:  # expired or cancelled
         new_pos = engine.follow(pb, pos, engine.TimedOut())
@@ -502,7 +510,8 @@ def _resume_route(ctx: RunContext, s: Session, run: Run, prompt: Prompt) -> bool
     if prompt.state == PromptState.ANSWERED and prompt.answer and prompt.answered_by:
         found = routing.answer(s, ctx.directory, run.ticket, prompt.answer, prompt.answered_by, now)
         run.pbx, run.pbx_reason, outcome, said = found.pbx, found.reason, found.pbx, ""
-        trail = f"Checked against PBX {found.pbx} ({found.reason} via {prompt.answered_via})."
+        where = f"{found.reason} {VIA.get(prompt.answered_via or '', '')}".rstrip()
+        trail = f"Checked against PBX {found.pbx} ({where})."
     else:
         run.pbx_reason, outcome = "no PBX was chosen in time: a person does every step", "timed_out"
         said = records.UNANSWERED

@@ -38,7 +38,7 @@ def escalate(ctx: RunContext, s: Session, run: Run, plan: Escalate, pos: Positio
             pos.step,
             "end",
             f"escalated_l{plan.level}",
-            f"Escalated to level {plan.level}",
+            "",  # the row's words say it, the note's heading too
             now,
             now,
             said=f"Escalated to level {plan.level}",
@@ -69,14 +69,10 @@ def _diagnosis(ctx: RunContext, run: Run) -> list[str]:
     causes = diagnose(rules, run.facts)
     lead, rest = asking.stated(run.facts, causes[0]), [c for c in causes[1:3] if c.confidence > 0]
     if lead.id == rules.fallback:
-        lines = [
-            "The findings point at no single cause"
-            + (
-                f" (weaker candidates: {', '.join(f'{c.title} {c.confidence:.0%}' for c in rest)})."
-                if rest
-                else "."
-            )
-        ]
+        weaker = ", ".join(f"{c.title} ({c.confidence:.0%})" for c in rest)
+        lines = ["The findings point at no single cause."] + (
+            [f"Weaker candidates: {weaker}."] if rest else []
+        )
     else:
         lines = [f"Leading cause: {lead.title} ({lead.confidence:.0%}). {lead.question()}"]
         if lead.contrary:
@@ -121,7 +117,8 @@ def finish(ctx: RunContext, s: Session, run: Run, plan: Finish) -> None:
         s.connection(),
         run,
         plan.step,
-        records.StepRecord(run.step or "", "end", outcome, plan.reason, now, now, said=said),
+        # The row's words say how the run ended; why is the note's own paragraph (and the run's end reason).
+        records.StepRecord(run.step or "", "end", outcome, "", now, now, said=said),
     )
     end_run(ctx, run, plan.kind, plan.level, plan.reason)
     if plan.kind == "close":

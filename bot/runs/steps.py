@@ -255,19 +255,17 @@ def _settle(
         if isinstance(plan, Decide):
             now = ctx.clock()
             moved = engine.decide(pb, pos, plan)  # past the target's last visit: where that leads
-            why = plan.because or "decided"
-            went = pb.steps[moved.step].title
-            summary = f"{why[:1].upper()}{why[1:]}; on to “{went}”."
-            # A decision's outcome (`route 2`, `otherwise`) reads as where it went; a step the
-            # findings answered, as its own outcome's words.
+            # A decision's outcome (`route 2`, `otherwise`) reads as where it went, a step the findings
+            # answered as its own outcome's words (the next row is where it went); the summary says why.
+            why = plan.because
             rec = records.StepRecord(
                 pos.step,
                 "decided",
                 plan.outcome[:64],
-                summary,
+                f"{why[:1].upper()}{why[1:]}." if why else "",
                 now,
                 now,
-                said=went if plan.step.is_route else "",
+                said=pb.steps[moved.step].title if plan.step.is_route else "",
             )
             records.move(run, moved)
             holding = records.write(ctx, s.connection(), run, owner, incidents.open_sql(ctx))
@@ -320,8 +318,12 @@ def _execute(
         failure, attempts = exc, run.attempts + 1
         retry = isinstance(exc, TransientError) and attempts < ctx.limits.step_attempts
         why = f"{action} failed" + (f" {attempts} times" if attempts > 1 else "") + f": {exc}"
-        # what the adapter saw before it failed (e.g. ARI refused) is kept as findings
-        event, summary, evidence = engine.Failed(str(exc)), why, {"error": str(exc)}
+        # The row reads the step's title, "Failed" and why in the adapter's words (the action's id
+        # is for the log); what the adapter saw before it failed (e.g. ARI refused) is kept as findings.
+        reason = f"{str(exc)[:1].upper()}{str(exc)[1:]}" + (
+            f"; tried {attempts} times." if attempts > 1 else ""
+        )
+        event, summary, evidence = engine.Failed(str(exc)), reason, {"error": str(exc)}
         facts = redact_facts(exc.facts)
     finished = started + dt.timedelta(seconds=time.perf_counter() - t0)
     # A fault of the whole PBX in the findings is confirmed by a check of the PBX first.

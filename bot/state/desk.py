@@ -9,7 +9,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.state.models import Comment, Ticket, utcnow
 from bot.state.store import TICKETS, Store
-from integrations.tickets import Note, TicketRef, TicketSystem
+from integrations.tickets import Note, StepRow, TicketRef, TicketSystem
 
 AUTHOR = "connbot"
 
@@ -19,17 +19,18 @@ def render_text(note: Note) -> str:
     parts = [note.heading]
     parts += note.lines
     if note.rows:
-        parts.append(
-            "\n".join(
-                f"- [L{r.level}] {r.title}: {r.said}"
-                + (f" by {r.answerer}" if r.by else "")
-                + (f" ({r.summary})" if r.summary else "")
-                for r in note.rows
-            )
-        )
+        parts.append("\n".join(f"- [L{r.level}] {r.title}: {r.said}{_more(r)}" for r in note.rows))
     if note.next:
         parts.append(f"Next: {note.next}")
     return "\n\n".join(p for p in parts if p)
+
+
+def _more(row: StepRow) -> str:
+    """What a row adds to its words, in parentheses: who answered (and what they wrote), else the summary."""
+    more = ": ".join(
+        ([f"answered by {row.answerer}"] if row.by else []) + ([row.summary] if row.summary else [])
+    )
+    return f" ({more})" if more else ""
 
 
 @functools.cache

@@ -182,7 +182,8 @@ class AppAdapter(Adapter):
         if end.registered:
             return result(
                 m.ReconnectOutcome.RECONNECTED,
-                f"The app reconnected and registered after {end.waited_s:.0f} s.",
+                "The app reconnected and registered"
+                + (f" after {end.waited_s:.0f} s." if end.waited_s >= 0.5 else " within a second."),
                 device_id=device,
                 **end.evidence(),
             ).found(reconnect="registered", registration="registered", registration_error="none")

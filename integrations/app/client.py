@@ -91,7 +91,9 @@ class AppClient:
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         where = f"app API {method} {path.split('?')[0]}"
         try:
-            resp = http.request(self._session, method, self.base + path, self.policy, **kwargs)
+            resp = http.request(
+                self._session, method, self.base + path, self.policy, service="the app API", **kwargs
+            )
         except http.Exhausted as exc:
             # Only the contract's own 503 says the app is offline; a proxy's 503 is the backend being down.
             if exc.status == 503 and _code(exc.body) == "device_offline":
@@ -109,7 +111,7 @@ class AppClient:
             raise AppForbiddenError(text, resp.status_code)
         if resp.status_code == 501:
             raise UnsupportedError(text, 501)
-        http.raise_for_status(resp)
+        http.raise_for_status(resp, "the app API")
         raise AdapterError(text, resp.status_code)  # pragma: no cover - raise_for_status raised
 
     def users_by_email(self, email: str) -> list[dict[str, Any]]:

@@ -58,7 +58,7 @@ class PolicySession(requests.Session):
             kwargs["data"] = json.dumps(kwargs["data"])
         method_s = method.decode() if isinstance(method, bytes) else method
         url_s = url.decode() if isinstance(url, bytes) else url
-        resp = http.request(_Plain(self), method_s, url_s, self.policy, **kwargs)
+        resp = http.request(_Plain(self), method_s, url_s, self.policy, service="Jira", **kwargs)
         if resp.status_code >= 400:
             what = f"Jira answered HTTP {resp.status_code} to {method_s.upper()} {url_s.split('?')[0]}"
             detail = parse_error_msg(resp) or resp.text[:300].strip()

@@ -163,7 +163,7 @@ class NetAdapter(Adapter):
         return finish(
             m.PathOutcome.OK,
             f"The path to {host}:{port}/{transport} is fine: SIP answers ({answer}), {stats['rtt_avg_ms']} "
-            f"ms round trip, {stats['loss_pct']} % loss{note}.",
+            f"ms round trip, {stats['loss_pct']:g} % loss{note}.",
             stats=stats,
         )
 

@@ -492,9 +492,8 @@ class PbxAdapter(Adapter):
                 error=str(exc),
             ).found(**exc.facts)
         except (TransientError, RefusedError) as exc:
-            how = "refuses connections" if isinstance(exc, RefusedError) else "does not answer"
             return result(
-                m.HealthOutcome.DOWN, f"Asterisk on {self.pbx} {how} on ARI: {exc}", error=str(exc)
+                m.HealthOutcome.DOWN, f"Asterisk on {self.pbx} does not answer: {exc}.", error=str(exc)
             ).found(**exc.facts)
         modules = {name: self.ari.module(name) for name in SIP_MODULES}
         states = {name: (mod or {}).get("status", "missing") for name, mod in modules.items()}

@@ -91,7 +91,7 @@ class AriClient:
         self._session = http.session(auth=(username, password.get_secret_value()), verify=verify)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        resp = http.request(self._session, method, self.base + path, self.policy, **kwargs)
+        resp = http.request(self._session, method, self.base + path, self.policy, service="ARI", **kwargs)
         if resp.status_code < 400:
             return _json(resp) if resp.content else None
         message = _message(resp)
@@ -113,7 +113,7 @@ class AriClient:
             raise AriNotFoundError(f"{where}: 404 {message}", 404)
         if resp.status_code == 400:
             raise InvalidFieldsError(f"{where}: 400 {message}", 400)
-        http.raise_for_status(resp)
+        http.raise_for_status(resp, "ARI")
         return None  # pragma: no cover - raise_for_status raised
 
     # -- health

@@ -87,7 +87,7 @@ def _found(view: PromptView) -> str:
         return "*What connbot found so far:* nothing yet."
     lines = ["*What connbot found so far:*"]
     for row in view.found:
-        by = f" (by {mention(row.by, row.via)})" if row.by else ""
+        by = f" (answered by {mention(row.by, row.via)})" if row.by else ""
         line = f"• [L{row.level}] {escape(row.title)}: *{escape(row.said)}*{by}"
         if row.summary:  # the one-sentence summary; the full evidence is on the ticket
             line += f" — {escape(row.summary)}"

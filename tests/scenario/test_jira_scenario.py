@@ -10,7 +10,9 @@ import pytest
 import responses
 from sqlalchemy import select
 
-from bot.state.models import Run
+from bot.runs import prompts
+from bot.runs.prompts import Via
+from bot.state.models import Prompt, Run
 from bot.web.app import create_app
 from tests.fakes.adapters import LEVEL_1_CANNOT_FIX, scripted_registry
 from tests.fakes.jira import FakeJira, configure, fixture, sign
@@ -96,3 +98,29 @@ def test_a_ticket_level_1_cannot_fix_goes_to_the_level_2_target_with_the_evidenc
     with svc.store.tx() as s:
         run = s.scalars(select(Run)).one()
         assert run.state == "waiting" and run.step == "check_network"
+
+
+def test_a_persons_answer_reads_on_jira_as_the_answer_who_gave_it_and_what_they_wrote(jira, make_services):
+    """An answer given in Slack: the answer's comment names the person and where, as the rows do;
+    the step's row reads the answer, its summary only what they wrote, the By column who answered."""
+    steps = {
+        **LEVEL_1_CANNOT_FIX,
+        "app.test_network": ["ok"],
+        "pbx.health": ["up"],
+        "pbx.check_database": ["db_ok"],
+    }
+    svc = make_services(registry=scripted_registry(steps, systems=("app", "pbx")))
+    deliver(svc)
+    with svc.store.tx() as s:
+        run_id = s.scalars(select(Run)).one().id
+        prompt = s.scalars(select(Prompt).where(Prompt.run_id == run_id, Prompt.state == "open")).one()
+        prompts.answer_prompt(
+            svc.context, s, prompt.id, "ok", "Traceroute reaches the PBX", "W111", Via.SLACK
+        )
+    svc.queue.run_pending()
+    issue = jira.issue("VOIP-7")
+    answered = next(c for c in issue.comments if "Check the network: Answered" in c)
+    assert "Check the network: Answered by W111 in Slack at " in answered and " via " not in answered
+    after = issue.comments[issue.comments.index(answered) + 1]
+    assert "|Check the network|L2|The path is fine|Traceroute reaches the PBX|W111 in Slack|" in after
+    assert "answered:" not in after

@@ -6,6 +6,7 @@ answer, given as a person would."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -460,7 +461,9 @@ def test_a_rejected_password_reset_is_not_proposed_again_by_the_next_levels(desk
     for said in (to_l2, asked.question, to_l3):
         assert "The app's credentials do not match the PBX's: the HA1 digests differ" in said
         assert rejected in said and "Set a new password" not in said
-    assert "Change the password so the app and the PrivateServer agree: Rejected by Carol" in to_l3  # its row
+    assert (
+        "Change the password so the app and the PrivateServer agree: Rejected (answered by Carol)" in to_l3
+    )  # its row
     lead = client.get(f"/api/runs/{run_id}").get_json()["diagnosis"][0]  # the run's diagnosis, as shown
     assert lead["cause"] == "password_mismatch" and lead["action"] == rejected
     assert rejected in client.get(f"/runs/{run_id}").get_data(as_text=True)
@@ -555,6 +558,11 @@ def test_a_questions_comment_carries_only_the_rows_not_on_the_ticket_yet(desk):
         comments = [c.body for c in s.get(Run, run_id).ticket.comments]
     approval, question = [c for c in comments if c.startswith(("Approval needed", "Question for a person"))]
     assert "Check the user's account on the PrivateServer" in approval
+    # the decision reads where it went, and why in the findings' words
+    assert (
+        "- [L1] Decide whether the account can be changed: Create the user's account, or what it lacks "
+        "(Asterisk's REST interface (ARI) answers connbot and the realtime database is answering.)\n"
+    ) in approval
     assert "Check the user's account on the PrivateServer" not in question
     assert "Create the user's account" in question  # the rejected approval, the one row since
 
@@ -621,17 +629,48 @@ def test_fixed_without_a_fix_is_checked_and_not_closed(desk, lab):
         steps = [(r.step, r.outcome) for r in run.steps]
         status, level = run.ticket.status, run.ticket.level
         recheck = next(r.summary for r in run.steps if r.step == "recheck_l2")
-        decided = next(r.summary for r in run.steps if r.step == "diagnose_logs")
+        decided = next((r.said, r.summary) for r in run.steps if r.step == "diagnose_logs")
     assert ("recheck_l2", "still_failing") in steps and steps[-1] == ("escalate_l3", "escalated_l3")
     assert (status, level) != ("closed", 2) and level == 3
     assert recheck.startswith("Checked again: the app does not register yet.")
-    # the cause was asked about once already: the decision says where the run really went
-    assert decided.startswith("Leading cause: Asterisk is down (") and decided.endswith(
-        "; on to “Escalate to the third level”."
-    )
+    # the cause was asked about once already: the decision reads where the run really went, and why
+    assert decided[0] == "Escalate to the third level"
+    assert re.fullmatch(r"Leading cause: Asterisk is down \(\d+%\)\.", decided[1]), decided[1]
 
 
 def test_repair_of_an_unknown_scenario_is_a_clear_404(desk):
     _, client = desk
     resp = client.post("/api/lab/scenarios/nope/repair")
     assert resp.status_code == 404 and "no lab scenario 'nope'" in resp.get_json()["message"]
+
+
+def test_the_rows_say_each_thing_once_in_words(desk, lab):
+    """Asterisk is stopped and the person's fix does not help: every row on the ticket reads in
+    words, without the action's id, the request's path or a finding's code, and says each thing once
+    (an answer and who gave it, a decision and where it went, an end and why: the paragraph above)."""
+    svc, client = desk
+    resp = client.post("/api/lab/tickets", json={"summary": "x", "scenario": "asterisk_stopped"})
+    drive(svc, client, resp.get_json()["run"], {"fix_cause": "not_fixed"}, "asterisk_stopped")
+    with svc.store.tx() as s:
+        comments = [c.body for c in s.get(Run, resp.get_json()["run"]).ticket.comments]
+    handover = next(c for c in comments if c.startswith("Escalated to level 3"))
+    ari = lab.instances["asterisk_stopped"].pbx.ari.port
+    rows = [
+        "- [L1] Check the user's account on the PrivateServer: Failed "
+        f"(ARI at 127.0.0.1:{ari} refused the connection)",
+        "- [L1] Escalate to the second level: Escalated to level 2",
+        "- [L2] Check the server services - Asterisk: Asterisk is down (The findings already say so: "
+        "Asterisk's REST interface (ARI) refuses connbot's connection.)",
+        "- [L2] Decide on the leading cause: Fix the cause connbot found (Leading cause: Asterisk is down",
+        "- [L2] Fix the cause connbot found: Still failing (answered by Carol)",
+        "- [L2] Decide on what the client logs show: Escalate to the third level (Leading cause: Asterisk",
+    ]
+    lines = handover.splitlines()
+    for row in rows:
+        assert any(line.startswith(row) for line in lines), row
+    assert lines[-3] == "- [L2] Escalate to the third level: Escalated to level 3"
+    answered = next(c for c in comments if c.startswith("Fix the cause connbot found: Answered"))
+    assert answered.startswith("Fix the cause connbot found: Answered by Carol through the API at ")
+    for said in comments:
+        for leak in ("pbx.get_account", "http://", "/ari/", "ari: ", "Ari:", "; on to", "answered:", " via "):
+            assert leak not in said, (leak, said)

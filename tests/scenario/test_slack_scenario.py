@@ -47,7 +47,10 @@ def test_a_desk_ticket_answered_in_slack_runs_to_its_end(make_slack):
     # Its message lists what was found so far, each step's outcome in the playbook's words.
     asked_next = [p for p in world.api.to("chat.postMessage") if "thread_ts" not in p][1]
     found = json.dumps(asked_next["blocks"], ensure_ascii=False)
-    assert "[L1] Check the client's connection status: *The app's registration failed* (by <@W111>)" in found
+    assert (
+        "[L1] Check the client's connection status: *The app's registration failed* (answered by <@W111>)"
+        in found
+    )
     assert "*failed*" not in found
     world.answer("reconnected", user="W222")
 
@@ -70,18 +73,22 @@ def test_a_desk_ticket_answered_in_slack_runs_to_its_end(make_slack):
     asked = [b for b in bodies if b.startswith("Question for a person:")]
     answered = [b for b in bodies if "Answered by" in b]
     assert len(asked) == 2 and "Check the client's connection status" in asked[0]
-    assert "Answered by W111 via slack at" in answered[0] and answered[0].endswith(
+    assert "Answered by W111 in Slack at" in answered[0] and answered[0].endswith(
         ": The app's registration failed"
     )
-    assert "Answered by W222 via slack" in answered[1]
+    assert "Answered by W222 in Slack at" in answered[1]
     # The closing note names who answered each step (a Slack user id said to be one) and reads each
     # step's outcome in words.
     closed = next(b for b in bodies if b.startswith("Closed:"))
     assert closed == bodies[-1]
     assert (
-        "- [L1] Check the client's connection status: The app's registration failed by W111 (Slack)" in closed
+        "- [L1] Check the client's connection status: The app's registration failed "
+        "(answered by W111 in Slack)\n" in closed
     )
-    assert "- [L1] Force a manual reconnection of the app: The app reconnected by W222 (Slack)" in closed
+    assert (
+        "- [L1] Force a manual reconnection of the app: The app reconnected (answered by W222 in Slack)\n"
+        in closed
+    )
     assert ": failed" not in closed and ": reconnected" not in closed
     assert len(world.api.to("chat.update")) == 2 and len(world.api.to("chat.postEphemeral")) == 0
     assert (

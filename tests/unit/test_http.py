@@ -54,7 +54,7 @@ def test_filing_a_ticket_starts_a_run_that_asks_a_person(client):
     assert [s["step"] for s in run["steps"]] == ["check_status"] and run["step"] == "force_reconnect"
     ticket = client.get(f"/api/tickets/{key}").json
     assert ticket["comments"][0]["body"].startswith("connbot is triaging")
-    assert any("Answered by bob via api" in c["body"] for c in ticket["comments"])
+    assert any("Answered by bob through the API" in c["body"] for c in ticket["comments"])
 
 
 @pytest.mark.parametrize(

@@ -122,7 +122,7 @@ def test_an_answer_through_the_json_api_is_recorded_via_api(desk):
     assert resp.status_code == 200 and resp.get_json()["answered_via"] == "api"
     svc.queue.run_pending()
     page = client.get("/tickets/DESK-1").get_data(as_text=True)
-    assert "Answered by Erin via api" in page
+    assert "Answered by Erin through the API" in page
 
 
 def test_the_card_shows_the_finding_the_age_and_links(desk):

@@ -29,9 +29,14 @@ def closed_port() -> int:
 def test_a_refused_connection_is_not_retried() -> None:
     policy = http.RetryPolicy(attempts=5, total=30.0, backoff=1.0, max_backoff=1.0, sleep=time.sleep)
     start = time.monotonic()
-    with pytest.raises(RefusedError, match="connection refused"):
-        http.request(http.session(), "GET", f"http://127.0.0.1:{closed_port()}/ari/asterisk/ping", policy)
+    port = closed_port()
+    with pytest.raises(RefusedError) as err:
+        http.request(
+            http.session(), "GET", f"http://127.0.0.1:{port}/ari/asterisk/ping", policy, service="ARI"
+        )
     assert time.monotonic() - start < 1.0  # one attempt, no backoff
+    # The message reaches tickets: it names the server by what it is, host and port, not the path.
+    assert str(err.value) == f"ARI at 127.0.0.1:{port} refused the connection"
 
 
 def test_a_finding_outside_its_vocabulary_is_rejected_naming_it() -> None:
@@ -59,11 +64,16 @@ def test_asterisk_stopped_the_account_step_fails_at_once_saying_ari_refused() ->
         refused_pbx().get_account(inp())
     assert time.monotonic() - start < 1.0
     assert err.value.facts == {"pbx": "127.0.0.1", "ari": "refused"}
+    assert re.fullmatch(r"ARI at 127\.0\.0\.1:\d+ refused the connection", str(err.value))
 
 
 def test_asterisk_stopped_health_says_down_with_the_finding() -> None:
     res = refused_pbx().health(inp())
-    assert res.outcome == "down" and "refuses connections" in res.summary
+    assert res.outcome == "down"
+    assert re.fullmatch(
+        r"Asterisk on 127\.0\.0\.1 does not answer: ARI at 127\.0\.0\.1:\d+ refused the connection\.",
+        res.summary,
+    )
     assert res.facts["ari"] == "refused"
 
 

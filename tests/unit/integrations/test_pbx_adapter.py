@@ -83,11 +83,11 @@ def test_wrong_ari_password_is_a_clear_permanent_error(ari: FakeAri) -> None:
         (
             (500, {}, json.dumps({"message": "Internal Server Error"})),
             TransientError,
-            r"HTTP 500 from GET \S+: Internal Server Error$",
+            r"^ARI at \S+ answered HTTP 500: Internal Server Error$",
         ),
         ((200, {}, "<html>not json"), PermanentError, "malformed JSON"),
         ((200, {}, json.dumps({"unexpected": "object"})), PermanentError, "expected a list"),
-        (requests.ReadTimeout("read timed out"), TransientError, "timed out"),
+        (requests.ReadTimeout("read timed out"), TransientError, r"^ARI at [^/\s]+ did not answer in time$"),
     ],
 )
 def test_get_account_maps_server_errors(ari: FakeAri, answer: object, error: type, text: str) -> None:

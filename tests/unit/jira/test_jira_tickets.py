@@ -72,7 +72,7 @@ def test_a_slack_answerer_is_named_by_their_user_id_said_to_be_one():
     body = render(
         Note(heading="Escalated", rows=[slack, desk.model_copy(update={"by": "W111", "via": "desk"})]), "m"
     )
-    assert "|Step 1 \\| check|L1|Registration failed \\[403\\]|found it|W111 (Slack)|" in body
+    assert "|Step 1 \\| check|L1|Registration failed \\[403\\]|found it|W111 in Slack|" in body
     assert "|Step 2 \\| check|L1|Registration failed \\[403\\]|fixed|W111|" in body
 
 

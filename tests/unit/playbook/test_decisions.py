@@ -65,7 +65,10 @@ DOWN = {"ari": "refused", "sip_port": "refuses", "pbx": "pbx1", "sip_target": "p
 def test_a_step_the_findings_answer_is_decided_not_run() -> None:
     p = engine.plan(PB, engine.start(PB), lambda _a: True, facts=DOWN)
     assert isinstance(p, engine.Decide) and (p.outcome, p.target) == ("down", "decide")
-    assert p.because == "the findings already say so (ari: refused)"
+    assert (
+        p.because
+        == "the findings already say so: Asterisk's REST interface (ARI) refuses connbot's connection"
+    )
     assert isinstance(engine.plan(PB, engine.start(PB), lambda _a: True, facts={}), engine.Execute)
 
 
@@ -170,3 +173,21 @@ def test_steps_reading_findings_are_validated(change: str, problem: str) -> None
     with pytest.raises(PlaybookError) as err:
         loader.parse(text, CATALOGUE)
     assert any(p.startswith(problem) for p in err.value.problems), err.value.problems
+
+
+def test_a_step_decides_only_by_findings_its_row_can_say_in_words() -> None:
+    text = PLAYBOOK.replace("      down: {ari: refused}", "      down: {pjsip: not_running}", 1)
+    with pytest.raises(PlaybookError) as err:
+        loader.parse(text, CATALOGUE)
+    assert "step health: decided: down: pjsip: a step does not decide by this finding" in " ".join(
+        err.value.problems
+    ), err.value.problems
+
+
+def test_a_decision_by_the_findings_says_them_in_words() -> None:
+    facts = {"ari": "reachable", "realtime_db": "none"}
+    p = engine.plan(PB, engine.Position("gate"), lambda _a: True, facts=facts)
+    assert isinstance(p, engine.Decide) and p.target == "create"
+    assert (
+        p.because == "Asterisk's REST interface (ARI) answers connbot and the realtime database is not used"
+    )

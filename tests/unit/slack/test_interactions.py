@@ -89,8 +89,8 @@ def test_only_a_person_who_answered_in_slack_is_mentioned(make_slack):
     assert "<@U024BE7LH>" not in json.dumps(settled)
     # The next question's findings: the Slack answerer mentioned, the desk one by name.
     found = world.api.to("chat.postMessage")[-1]["blocks"][3]["text"]["text"]
-    assert "*The app's registration failed* (by <@W111>)" in found
-    assert "*The app still fails to register* (by U024BE7LH)" in found
+    assert "*The app's registration failed* (answered by <@W111>)" in found
+    assert "*The app still fails to register* (answered by U024BE7LH)" in found
 
 
 def test_a_double_click_and_a_retried_delivery_resume_once(make_slack):
