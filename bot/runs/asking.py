@@ -422,15 +422,19 @@ def resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) -> 
     pb = ctx.playbooks.of(run)  # the version the run started on, whatever is loaded now
     step = pb.steps[pos.step]
     if prompt.state == PromptState.ANSWERED:
-        label = dict(prompt.options).get(prompt.answer or "", prompt.answer)
-        # The row reads the answer and who gave it; its summary only what they wrote.
+        # The answer as its outcome reads (not the button's "Fixed (connbot checks again)"); the row
+        # says who gave it, its summary only what they wrote.
+        approved = prompt.kind == "approval" and prompt.answer == APPROVE
+        if prompt.kind == "approval":
+            said = "Approved" if approved else "Rejected"
+        else:
+            said = step.said(prompt.answer or "")
         summary = prompt.answer_text or ""
         trail = (
             f"Answered by {answered_by(prompt.answered_by or '', prompt.answered_via)}"
-            f" at {prompt.answered_at:%Y-%m-%d %H:%M} UTC: {label}"
+            f" at {prompt.answered_at:%Y-%m-%d %H:%M} UTC: {said}"
         )
         if prompt.kind == "approval":
-            approved = prompt.answer == APPROVE
             tried(
                 run,
                 pos.step,
@@ -451,7 +455,7 @@ def resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) -> 
                     "approval",
                     "approved" if approved else "rejected",
                     summary,
-                    said="Approved" if approved else "Rejected",
+                    said=said,
                 ),
             )
             new_pos = engine.approve(pos) if approved else engine.follow(pb, pos, engine.Rejected())
@@ -459,7 +463,6 @@ def resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) -> 
             if step.collect and prompt.answer_text:
                 run.facts = {**run.facts, step.collect: prompt.answer_text}
             evidence = {"answer_text": prompt.answer_text} if prompt.answer_text else {}
-            said = step.said(prompt.answer or "")
             records.record(
                 s,
                 run,

@@ -145,8 +145,7 @@ def finish(ctx: RunContext, s: Session, run: Run, plan: Finish) -> None:
             Note(
                 heading=f"Escalated to level {plan.level}",
                 lines=[plan.reason, *_diagnosis(ctx, run)],
-                rows=rows(run),
-                next=f"Level {plan.level} takes over from the evidence above.",
+                rows=rows(run),  # the heading and the paragraph say who takes over: no "Next:" again
             ),
             plan.level,
         )

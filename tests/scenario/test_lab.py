@@ -629,10 +629,15 @@ def test_fixed_without_a_fix_is_checked_and_not_closed(desk, lab):
         steps = [(r.step, r.outcome) for r in run.steps]
         status, level = run.ticket.status, run.ticket.level
         recheck = next(r.summary for r in run.steps if r.step == "recheck_l2")
+        comments = [c.body for c in run.ticket.comments]
         decided = next((r.said, r.summary) for r in run.steps if r.step == "diagnose_logs")
     assert ("recheck_l2", "still_failing") in steps and steps[-1] == ("escalate_l3", "escalated_l3")
     assert (status, level) != ("closed", 2) and level == 3
     assert recheck.startswith("Checked again: the app does not register yet.")
+    # the answer reads as what the person said happened, not the button's "(connbot checks again)"
+    answered = next(c for c in comments if c.startswith("Fix the cause connbot found: Answered"))
+    assert answered.endswith(" UTC: Fixed")
+    assert "- [L2] Fix the cause connbot found: Fixed (answered by Carol)\n" in comments[-1]
     # the cause was asked about once already: the decision reads where the run really went, and why
     assert decided[0] == "Escalate to the third level"
     assert re.fullmatch(r"Leading cause: Asterisk is down \(\d+%\)\.", decided[1]), decided[1]
@@ -668,7 +673,7 @@ def test_the_rows_say_each_thing_once_in_words(desk, lab):
     lines = handover.splitlines()
     for row in rows:
         assert any(line.startswith(row) for line in lines), row
-    assert lines[-3] == "- [L2] Escalate to the third level: Escalated to level 3"
+    assert lines[-1] == "- [L2] Escalate to the third level: Escalated to level 3"  # said once, above
     answered = next(c for c in comments if c.startswith("Fix the cause connbot found: Answered"))
     assert answered.startswith("Fix the cause connbot found: Answered by Carol through the API at ")
     for said in comments:
