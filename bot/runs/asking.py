@@ -513,8 +513,10 @@ def _resume_route(ctx: RunContext, s: Session, run: Run, prompt: Prompt) -> bool
     if prompt.state == PromptState.ANSWERED and prompt.answer and prompt.answered_by:
         found = routing.answer(s, ctx.directory, run.ticket, prompt.answer, prompt.answered_by, now)
         run.pbx, run.pbx_reason, outcome, said = found.pbx, found.reason, found.pbx, ""
-        where = f"{found.reason} {VIA.get(prompt.answered_via or '', '')}".rstrip()
-        trail = f"Checked against PBX {found.pbx} ({where})."
+        where = VIA.get(prompt.answered_via or "", "")
+        trail = f"Checked against PBX {found.pbx} ({found.reason})" + (
+            f", answered {where}." if where else "."
+        )
     else:
         run.pbx_reason, outcome = "no PBX was chosen in time: a person does every step", "timed_out"
         said = records.UNANSWERED

@@ -147,7 +147,9 @@ def test_an_unknown_customer_is_asked_for_and_a_remembered_answer_routes_the_nex
         closing = s.get(Run, first).ticket.comments[-1].body
     assert (
         closing.startswith("Closed:")
-        and "- [L1] Choose the PBX to check against: PBX acme (answered by bob: " in closing
+        and "- [L1] Choose the PBX to check against: PBX acme (answered by bob: Checked against PBX acme "
+        "(chosen by bob, remembered for newco.example), answered on the desk.)\n"
+        in closing
     )
 
     monkeypatch.setenv("CONNBOT_DATA_DIR", str(svc.settings.data_dir))
