@@ -39,7 +39,7 @@ from bot.state.models import (
     Ticket,
 )
 from bot.state.store import rows_updated
-from integrations.tickets import Note
+from integrations.tickets import VIA, Note
 from playbook import engine
 
 MAX_WHO = 255
@@ -189,7 +189,7 @@ def _withdraw(ctx: RunContext, s: Session, run: Run) -> Prompt | None:
 
 
 def _because(by: Actor) -> str:
-    return f" (via {by.via.value})"
+    return f" ({VIA[by.via.value]})"
 
 
 def _title(ctx: RunContext, run: Run) -> str:

@@ -10,9 +10,10 @@ from click.testing import CliRunner, Result
 from sqlalchemy import select
 
 from bot.cli.main import main
-from bot.runs.prompts import new_id
+from bot.runs.prompts import Via, new_id
 from bot.state.models import Comment, Effect, OperatorAction, Prompt, Run, Ticket
 from bot.web.app import create_app
+from integrations.tickets import VIA
 from tests.fakes.adapters import scripted_registry
 from tests.unit.test_runner import file, load, open_prompt
 
@@ -66,6 +67,7 @@ def test_cancel_through_the_api_withdraws_the_question_ends_the_run_and_says_so(
         assert s.get(Prompt, prompt.id).state == "cancelled"
     said = comments(svc, run_id)[-1]
     assert f"carol cancelled run {run_id}" in said and "Why: duplicate of DESK-7" in said
+    assert "' (through the API)" in said and "via api" not in said
     assert actions(svc) == [("cancel", "carol", "api", "duplicate of DESK-7")]
     assert api.get(f"/api/runs/{run_id}").json["actions"][0]["who"] == "carol"
     again = api.post(f"/api/runs/{run_id}/cancel", json={"by": "carol"})
@@ -270,3 +272,7 @@ def test_a_held_run_cancelled_leaves_its_incident_and_one_re_run_waits_for_it_ag
     with svc.store.tx() as s:
         assert s.get(Run, first).state == "ended" and s.get(Incident, incident_id).state == "open"
         assert (s.get(Run, new).state, s.get(Run, new).incident_id) == ("held", incident_id)
+
+
+def test_every_place_a_person_acts_from_is_said_in_words() -> None:
+    assert set(VIA) == {v.value for v in Via}
