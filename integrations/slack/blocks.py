@@ -155,7 +155,7 @@ def prompt_message(view: PromptView) -> tuple[str, list[Block]]:
                 "type": "mrkdwn",
                 "text": (
                     f"Waiting for an answer until {view.expires_at:%Y-%m-%d %H:%M} UTC; "
-                    "then the step's timeout edge is taken."
+                    "with none by then, connbot goes on as the playbook says for no answer."
                     + (" Only the level's approvers may approve." if view.kind == "approval" else "")
                 ),
             }
@@ -173,7 +173,7 @@ def outcome_line(view: PromptView) -> str:
         label = escape(view.answer_label or view.answer or "")
         return f"✅ Answered by {mention(view.answered_by, view.answered_via)} at {at}: *{label}*{text}"
     if view.state == "expired":
-        return "⏱ Timed out: following the step's timeout edge."
+        return "⏱ No answer in time: connbot went on as the playbook says for no answer."
     return f"This question was {view.state}."
 
 
