@@ -286,7 +286,7 @@ def test_reminder_in_the_thread_then_the_timeout_edge(make_slack):
     world.work()
     _, step, steps, _ = run_of(world, run_id)
     assert steps[0][:2] == ("check_status", "timed_out") and step == "force_reconnect"
-    assert "Timed out" in world.api.to("chat.update")[-1]["blocks"][-1]["text"]["text"]
+    assert "No answer in time" in world.api.to("chat.update")[-1]["blocks"][-1]["text"]["text"]
     # A click on the timed-out prompt changes nothing and says so.
     world.send(click(prompt.id, "connbot_answer:failed", action_ts="4.1"))
     assert "Timed out" in world.api.to("chat.postEphemeral")[-1]["text"]
