@@ -289,7 +289,7 @@ def test_reminder_in_the_thread_then_the_timeout_edge(make_slack):
     assert "No answer in time" in world.api.to("chat.update")[-1]["blocks"][-1]["text"]["text"]
     # A click on the timed-out prompt changes nothing and says so.
     world.send(click(prompt.id, "connbot_answer:failed", action_ts="4.1"))
-    assert "Timed out" in world.api.to("chat.postEphemeral")[-1]["text"]
+    assert "No answer in time" in world.api.to("chat.postEphemeral")[-1]["text"]
     assert len(run_of(world, run_id)[2]) == 1
 
 
