@@ -30,7 +30,7 @@ from integrations.base import (
     AdapterError,
     Registry,
 )
-from integrations.tickets import VIA, Note, StepRow, answered_by
+from integrations.tickets import VIA, Note, StepRow, answered_by, answerer
 from playbook import engine
 from playbook.diagnosis import Cause
 from playbook.engine import Ask, Position
@@ -430,6 +430,8 @@ def resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) -> 
         else:
             said = step.said(prompt.answer or "")
         summary = prompt.answer_text or ""
+        # as a ticket names them (a Slack user id said to be one): what a cause's statement says
+        who = answerer(prompt.answered_by or "", prompt.answered_via)
         trail = (
             f"Answered by {answered_by(prompt.answered_by or '', prompt.answered_via)}"
             f" at {prompt.answered_at:%Y-%m-%d %H:%M} UTC: {said}"
@@ -440,7 +442,7 @@ def resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) -> 
                 pos.step,
                 kind="approval",
                 step=step.title,
-                by=prompt.answered_by,
+                by=who,
                 approved=approved,
                 result=None,
             )
@@ -475,10 +477,10 @@ def resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) -> 
                 tried(
                     run,
                     pos.step,
-                    result=f"{prompt.answered_by} answered: {said}" + (f" ({summary})" if summary else ""),
+                    result=f"{who} answered: {said}" + (f" ({summary})" if summary else ""),
                 )
             elif step.ask_cause:  # asked to do the fix of the cause the question states
-                tried(run, pos.step, kind="answer", by=prompt.answered_by, answer=said)
+                tried(run, pos.step, kind="answer", by=who, answer=said)
             new_pos = engine.follow(pb, pos, engine.Outcome(prompt.answer or ""))
     else:  # expired or cancelled
         new_pos = engine.follow(pb, pos, engine.TimedOut())

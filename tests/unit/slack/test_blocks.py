@@ -172,7 +172,8 @@ def test_settled_message_replaces_the_buttons_with_who_answered_what():
         == "✅ Answered by <@W111> at 2024-05-06 09:30 UTC: *Found an error* — “403 Forbidden”"
     )
     _, body = blocks.settled_message(make_view(state="expired"))
-    assert body[-1]["text"]["text"] == "⏱ No answer in time: connbot went on as the playbook says for no answer."
+    said = "⏱ No answer in time: connbot went on as the playbook says for no answer."
+    assert body[-1]["text"]["text"] == said
 
 
 def test_detail_modal_carries_the_prompt_id_and_reads_back_choice_and_text():

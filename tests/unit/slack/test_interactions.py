@@ -258,6 +258,22 @@ def test_approvals_need_a_listed_approver_and_say_what_will_change(make_slack):
     assert state == "ended"
 
 
+def test_a_fix_rejected_in_slack_is_said_with_who_rejected_it_as_a_slack_user(make_slack):
+    """The next question states the cause with the rejection of its fix, naming the Slack user id as
+    one (a ticket cannot resolve it), not proposing the fix again."""
+    world = make_slack(scripted_registry(MISSING, systems=("pbx",)), answerers_l1="W111")
+    file(world)
+    for choice in ("failed", "still_failing", "none", "ok"):
+        world.answer(choice)
+    assert world.open_prompt().kind == "approval"
+    world.answer("reject", user="W111")
+    question = world.open_prompt().question
+    assert (
+        "Its fix, “Create the user's account, or what it lacks”, was put for approval and rejected by "
+        "W111 in Slack." in question
+    )
+
+
 def test_no_one_may_approve_when_no_approvers_are_listed(make_slack):
     world = make_slack(scripted_registry(MISSING, systems=("pbx",)))
     file(world)
