@@ -211,7 +211,8 @@ WORDS: dict[str, dict[str, str]] = {
     },
 }
 # How a finding that a step's decision tests reads in the step's row ("{}": its value in words, as
-# `WORDS` say it): a playbook's `decided` and route `facts` test only these.
+# `WORDS` say it); a finding without a phrase here reads "<its name> is <its value>", underscores
+# as spaces (`sip port is refuses`): a playbook that decides by it should add one.
 STATED = {
     "ari": "Asterisk's REST interface (ARI) {}",
     "realtime_db": "the realtime database is {}",
@@ -220,7 +221,10 @@ STATED = {
 
 def stated(cond: Mapping[str, Any], found: Mapping[str, Any]) -> str:
     """The findings a condition tested, as they are, in words: `the realtime database is answering`."""
-    return " and ".join(STATED[name].format(_said(name, found.get(name))) for name in cond)
+    return " and ".join(
+        STATED.get(name, name.replace("_", " ") + " is {}").format(_said(name, found.get(name)))
+        for name in cond
+    )
 
 
 def _said(name: str, value: Any) -> str:
@@ -228,7 +232,7 @@ def _said(name: str, value: Any) -> str:
         return "not known"
     if isinstance(value, list):
         return ", ".join(map(str, value))
-    return WORDS.get(name, {}).get(str(value), str(value))
+    return WORDS.get(name, {}).get(str(value), str(value).replace("_", " "))
 
 
 LIST_FINDINGS = frozenset({"pjsip_stopped", "account_missing"})

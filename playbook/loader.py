@@ -6,7 +6,6 @@ import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -122,11 +121,11 @@ def _check_findings(step: Step, rules: Rules) -> list[str]:
                 f"(known: {', '.join(rules.causes)})"
             )
         if route.facts:
-            problems += [f"route {n}: facts: {p}" for p in _decidable(route.facts)]
+            problems += [f"route {n}: facts: {p}" for p in facts.check_condition(route.facts)]
     for outcome, cond in step.decided.items():
         if outcome not in step.outcomes:
             problems.append(f"decided: {outcome!r} is not one of the step's outcomes")
-        problems += [f"decided: {outcome}: {p}" for p in _decidable(cond)]
+        problems += [f"decided: {outcome}: {p}" for p in facts.check_condition(cond)]
     if step.ask_cause and not step.is_human:
         problems.append("ask_cause goes with action: human (a question to a person)")
     try:
@@ -137,18 +136,6 @@ def _check_findings(step: Step, rules: Rules) -> list[str]:
         if named and step.is_end:
             problems.append("instructions: an end's are written as they are, so they name no findings")
     return problems
-
-
-def _decidable(cond: Any) -> list[str]:
-    """Problems with a condition a step decides by: its findings must also read in the step's row."""
-    problems = facts.check_condition(cond)
-    if problems:
-        return problems
-    return [
-        f"{name}: a step does not decide by this finding (it decides by {', '.join(facts.STATED)})"
-        for name in cond
-        if name not in facts.STATED
-    ]
 
 
 def _check_step(step: Step, catalogue: Mapping[str, ActionSpec]) -> list[str]:

@@ -175,13 +175,13 @@ def test_steps_reading_findings_are_validated(change: str, problem: str) -> None
     assert any(p.startswith(problem) for p in err.value.problems), err.value.problems
 
 
-def test_a_step_decides_only_by_findings_its_row_can_say_in_words() -> None:
-    text = PLAYBOOK.replace("      down: {ari: refused}", "      down: {pjsip: not_running}", 1)
-    with pytest.raises(PlaybookError) as err:
-        loader.parse(text, CATALOGUE)
-    assert "step health: decided: down: pjsip: a step does not decide by this finding" in " ".join(
-        err.value.problems
-    ), err.value.problems
+def test_a_decision_by_a_finding_without_a_phrase_reads_its_name_and_value_without_underscores() -> None:
+    pb = loader.parse(
+        PLAYBOOK.replace("      down: {ari: refused}", "      down: {pjsip: not_running}", 1), CATALOGUE
+    )
+    p = engine.plan(pb, engine.Position("health"), lambda _a: True, facts={"pjsip": "not_running"})
+    assert isinstance(p, engine.Decide) and p.outcome == "down"
+    assert "pjsip is not running" in p.because and "not_running" not in p.because
 
 
 def test_a_decision_by_the_findings_says_them_in_words() -> None:
