@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.browser.test_desk_in_chromium import ARTIFACTS, _browser_or_skip, _serve, _wait
-from tests.fakes.adapters import observed, scripted_registry
+from tests.fakes.adapters import account_not_found, observed, scripted_registry
 
 # The shipped playbook up to the approval to create a missing account (for each of up to three tickets).
 TO_APPROVAL = {
@@ -17,15 +17,7 @@ TO_APPROVAL = {
     "app.reconnect": ["still_failing"],
     "app.get_last_error": ["found"],
     "app.check_config": ["ok"],
-    "pbx.get_account": [
-        observed(
-            "missing",
-            ari="reachable",
-            account="missing",
-            account_missing=["auth 1001", "aor 1001", "endpoint 1001"],
-            user_known_app=True,
-        )
-    ],
+    "pbx.get_account": [account_not_found(user_known_app=True)],
     "pbx.check_database": [observed("db_ok", realtime_db="ok")],
 }
 

@@ -66,3 +66,10 @@ def observed(outcome: str, **findings: Any) -> ActionResult:
     return ActionResult(
         outcome=outcome, summary=f"found {outcome}", evidence={"seen": outcome}, facts=findings
     )
+
+
+def account_not_found(user: str = "1001", **findings: Any) -> ActionResult:
+    """`pbx.get_account` finding no account of `user` on a PBX whose ARI answers: its three objects
+    missing, as the real adapter reports them."""
+    missing = [f"auth {user}", f"aor {user}", f"endpoint {user}"]
+    return observed("missing", ari="reachable", account="missing", account_missing=missing, **findings)

@@ -19,7 +19,7 @@ from integrations.base import (
     TransientError,
     UnsupportedError,
 )
-from tests.fakes.adapters import observed, scripted_registry
+from tests.fakes.adapters import account_not_found, observed, scripted_registry
 
 L1_TO_ACCOUNT = {
     "app.get_status": ["failed"],
@@ -29,15 +29,7 @@ L1_TO_ACCOUNT = {
 }
 # the account looks missing while the PBX and its database answer: creating it is safe
 MISSING = {
-    "pbx.get_account": [
-        observed(
-            "missing",
-            ari="reachable",
-            account="missing",
-            account_missing=["auth 1001", "aor 1001", "endpoint 1001"],
-            user_known_app=True,
-        )
-    ],
+    "pbx.get_account": [account_not_found(user_known_app=True)],
     "pbx.check_database": [observed("db_ok", realtime_db="ok")],
 }
 L2_PASSING = {

@@ -9,7 +9,7 @@ import pytest
 from bot.runs import intake
 from bot.state.models import Prompt, Run, Ticket
 from bot.web.app import create_app
-from tests.fakes.adapters import observed, scripted_registry
+from tests.fakes.adapters import account_not_found, observed, scripted_registry
 from tests.fakes.desk import csrf
 
 
@@ -148,14 +148,7 @@ def test_the_decisive_finding_is_the_last_check_not_a_decision(make_services):
                 "app.reconnect": ["still_failing"],
                 "app.get_last_error": ["found"],
                 "app.check_config": ["ok"],
-                "pbx.get_account": [
-                    observed(
-                        "missing",
-                        ari="reachable",
-                        account="missing",
-                        account_missing=["auth 1001", "aor 1001", "endpoint 1001"],
-                    )
-                ],
+                "pbx.get_account": [account_not_found()],
                 "pbx.check_database": [observed("db_ok", realtime_db="ok")],
             }
         )

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from bot.runs import intake, prompts, sweeper
 from bot.state.models import Effect, Prompt, Run
 from bot.web.app import create_app
-from tests.fakes.adapters import observed, scripted_registry
+from tests.fakes.adapters import account_not_found, observed, scripted_registry
 from tests.fakes.desk import csrf
 from tests.fakes.slack_api import CHANNEL, click, form, signed, submission
 
@@ -199,14 +199,7 @@ def test_more_detail_opens_a_modal_whose_text_reaches_the_run(make_slack):
 
 # the account looks missing while the PBX and its database answer: creating it is offered
 MISSING = {
-    "pbx.get_account": [
-        observed(
-            "missing",
-            ari="reachable",
-            account="missing",
-            account_missing=["auth 1001", "aor 1001", "endpoint 1001"],
-        )
-    ],
+    "pbx.get_account": [account_not_found()],
     "pbx.check_database": [observed("db_ok", realtime_db="ok")],
 }
 
