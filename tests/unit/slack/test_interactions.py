@@ -91,6 +91,9 @@ def test_only_a_person_who_answered_in_slack_is_mentioned(make_slack):
     found = world.api.to("chat.postMessage")[-1]["blocks"][3]["text"]["text"]
     assert "*The app's registration failed* (answered by <@W111>)" in found
     assert "*The app still fails to register* (answered by U024BE7LH)" in found
+    # The desk's card of that question: the Slack answerer said to be one, the desk one by name.
+    card = world.web.get("/prompts").get_data(as_text=True)
+    assert "(answered by W111 in Slack)" in card and "(answered by U024BE7LH)" in card
 
 
 def test_a_double_click_and_a_retried_delivery_resume_once(make_slack):
