@@ -758,25 +758,25 @@ index (the processed mark the workers look for); the INSERT's `pg_notify` is not
 without it (13:24 UTC, 3 rounds), 1,428 [1,269–1,745] req/s against 1,541 [1,391–1,781] with it; again on the
 Intel Xeon (18:16 UTC, 3 rounds), 1,677 [1,548–1,778] without it against 1,751 [1,697–1,760] with it.
 
-**p99 under 20 ms at a steady 200 req/s: met on both in this run (SQLite 1.9 ms, PostgreSQL + Redis 2.5 ms;
-the worst rounds 2.2 and 2.6 ms), as at 05:08 UTC on a slower AMD EPYC machine (3.1 and 5.2 ms; the worst
-rounds 5.2 and 7.4 ms) and at 22:13 UTC the day before on another (3.8 and 4.8 ms; the worst rounds 4.0 and
-128 ms).** On SQLite it was missed on that machine before the checkpoint left the writer lock (21:32 UTC: 21.5
-ms [15.6–22.9], the minimal receiver 18.6 ms; above). At 17:52 UTC on an Intel Xeon it was met on both (3.3
-and 3.0 ms), at 16:03 UTC on a slower AMD EPYC machine too (9.8 and 5.4 ms); at 14:03 UTC on another it was
-missed on PostgreSQL + Redis (81 ms: rounds of 5 to 253 ms). Two things set it. First the CPU time the
-hypervisor takes, recorded for each run (`CPU stolen`): connbot on PostgreSQL + Redis, runs of 10 s at 12:19
-UTC, 1 % stolen 6 ms, 8 % 11 ms, 24 % 60 ms. Second, with nothing stolen, a run on PostgreSQL now and then
-stalls for 25–300 ms, the requests of both web processes at the same moment. Ruled out so far: Python's
-garbage collector (logged in the workers: no full collection in the window), a new WAL segment, autovacuum
-(off on this server), the disk's flush (a probe of 8 KiB writes with `fdatasync` at 200 a second beside the
-server: p99 1.0 ms, max 2–13 ms), the WAL flush of the commit (the minimal receiver with
-`synchronous_commit=off` stalled too: one run of five, max 103 ms, 15:14 UTC) and a checkpoint (the worst run
-at 15:07 UTC, p99 33 ms, came before the first checkpoint of the experiment began at 15:07:43; later stalls
-came during checkpoints' writes as well). Bare Flask beside it never stalled (0 of 5 runs), the minimal
-receiver on PostgreSQL did in 1 of 4 runs at 14:03 UTC and 2 of 10 at 15:14 UTC; connbot had requests above 20
-ms in 12 of 14 runs of 10 s at 15:07–15:13 UTC (max 21–63 ms; p99 above 20 ms in one). The cause is on the
-database's side and was not found.
+**p99 under 20 ms at a steady 200 req/s: met on both in the last run (SQLite 3.4 ms, PostgreSQL + Redis 7.9
+ms; the worst rounds 4.0 and 14.9 ms; 15:50 UTC, Intel Xeon), as in the full run of 14:19 UTC (1.9 and 2.5 ms;
+the worst rounds 2.2 and 2.6 ms), at 05:08 UTC on a slower AMD EPYC machine (3.1 and 5.2 ms; the worst rounds
+5.2 and 7.4 ms) and at 22:13 UTC the day before on another (3.8 and 4.8 ms; the worst rounds 4.0 and 128
+ms).** On SQLite it was missed on that machine before the checkpoint left the writer lock (21:32 UTC: 21.5 ms
+[15.6–22.9], the minimal receiver 18.6 ms; above). At 17:52 UTC on an Intel Xeon it was met on both (3.3 and
+3.0 ms), at 16:03 UTC on a slower AMD EPYC machine too (9.8 and 5.4 ms); at 14:03 UTC on another it was missed
+on PostgreSQL + Redis (81 ms: rounds of 5 to 253 ms). Two things set it. First the CPU time the hypervisor
+takes, recorded for each run (`CPU stolen`): connbot on PostgreSQL + Redis, runs of 10 s at 12:19 UTC, 1 %
+stolen 6 ms, 8 % 11 ms, 24 % 60 ms. Second, with nothing stolen, a run on PostgreSQL now and then stalls for
+25–300 ms, the requests of both web processes at the same moment. Ruled out so far: Python's garbage collector
+(logged in the workers: no full collection in the window), a new WAL segment, autovacuum (off on this server),
+the disk's flush (a probe of 8 KiB writes with `fdatasync` at 200 a second beside the server: p99 1.0 ms, max
+2–13 ms), the WAL flush of the commit (the minimal receiver with `synchronous_commit=off` stalled too: one run
+of five, max 103 ms, 15:14 UTC) and a checkpoint (the worst run at 15:07 UTC, p99 33 ms, came before the first
+checkpoint of the experiment began at 15:07:43; later stalls came during checkpoints' writes as well). Bare
+Flask beside it never stalled (0 of 5 runs), the minimal receiver on PostgreSQL did in 1 of 4 runs at 14:03
+UTC and 2 of 10 at 15:14 UTC; connbot had requests above 20 ms in 12 of 14 runs of 10 s at 15:07–15:13 UTC
+(max 21–63 ms; p99 above 20 ms in one). The cause is on the database's side and was not found.
 
 Tried and dropped: announcing new events from a thread of the web process, in one NOTIFY for all stored since
 the last, instead of in each event's INSERT. PostgreSQL makes the commits of transactions that notified take
@@ -816,7 +816,8 @@ Flask's own handling of a request cost the minimal receiver a quarter of its thr
 
 **CPU per step halved: met on both (08:38 UTC, Intel Xeon, the storm beside main at 453a78b: 4.45 → 1.63 ms on
 SQLite, −63 %; 6.86 → 3.07 ms on PostgreSQL + Redis, −55 %).** At 19:14 UTC on another Intel Xeon machine the
-head took 1.62 and 2.88 ms; in this run (2026-12-04 14:19 UTC, AMD EPYC), 0.92 and 1.52 ms; at 05:08 UTC on a
+head took 1.62 and 2.88 ms; in the full run of 2026-12-04 14:19 UTC (AMD EPYC), 0.92 and 1.52 ms; at 17:25 UTC
+on a slower Intel Xeon, 2.84 and 4.31 ms (the code of stop 35, beside it, 2.70 and 4.18); at 05:08 UTC on a
 slower AMD EPYC machine, 2.45 and 3.73 ms; at 22:25 UTC the day before on another, 3.31 and 5.25 ms, and at
 16:45 UTC on a slower one, 3.80 and 5.32 ms. The last two changes before the 08:38 run: the pool pings a
 PostgreSQL connection only when it sat idle for 10 s (it pinged on every checkout: two `SELECT 1` per
@@ -825,29 +826,40 @@ connbot revokes nothing). Measured alone, interleaved, 3 rounds of the storm wit
 another machine of this kind): the ping 5.43 → 4.57 ms a step on PostgreSQL + Redis; the revocation 3.27 →
 2.87 ms on SQLite and 4.34 → 4.20 on PostgreSQL + Redis (within the spread there).
 
-**Two workers ≥ 1.6× one in the storm: met on both in this run (1.896× [69.0 and 36.4 runs/s] on SQLite and
-1.879× [59.2 and 31.5] on PostgreSQL + Redis; 2026-12-04 14:19 UTC, AMD EPYC), as at 05:08 UTC on a slower AMD
-EPYC machine (1.652× [49.9 and 30.2] and 1.688× [36.3 and 21.5]). On 2026-12-03: missed on SQLite and met on
-PostgreSQL + Redis at 22:25 UTC on the previous session's AMD EPYC machine (1.538× [42.9 and 27.9] and 1.622×
-[31.3 and 19.3]); met at 19:14 UTC on an Intel Xeon (1.75× and 1.82×) and in the two runs before it there
-(18:45 UTC: 1.75× and 1.68×; 18:07 UTC: 1.83× and 1.77×), as at 08:38 UTC on another Xeon machine (1.84× and
-1.72×); missed at 16:45 UTC on a slower AMD EPYC machine (1.540× and 1.526×).** The 22:25 UTC run ran the same
-storm code twice, beside the commit before that session's intake change (which the storm's desk tickets do not
-use): that side gave 1.561× and 1.660×, so the difference between the sides was the noise of the rounds. On
-SQLite the CPUs are a third busy with two workers on the Xeon and about half busy on the slower AMD machines
-(44 % at 05:08 UTC, 24 % in this run): the second worker process waits for the database's one write lock,
-sleeping in SQLite's busy handler between tries. Tried and dropped (2026-12-03 15:50–16:02 UTC, AMD EPYC, 3
-interleaved rounds each, SQLite only): every transaction of the store taking the web's `<database>.writer`
-file lock from its first write to its end, so a waiting writer is woken at once. Exclusive across threads and
-processes it gained 4–10 % with two workers but lost 1–6 % with one, in every round (within one process the
-threads then queue for the lock and the interpreter together); held per process, shared by its threads, it
-gained nothing. Tried again on the machine of the 05:08 UTC run (2026-12-04 04:41–05:04 UTC, 3 interleaved
-rounds each): exclusive, 50.0 → 53.1 runs/s with two workers and 30.6 → 27.7 with one (engine overhead a step
-4.4 → 6.2 ms); per process, 51.5 → 49.2 and 30.9 → 30.9; the queue's writes alone through such a lock, 30.6 →
-30.0 and 49.2 → 47.5. The likely cause: a thread woken with the lock must then wait for the interpreter before
-its statement runs, holding the lock meanwhile, where SQLite's busy handler retries inside the driver's call,
-outside the interpreter. On PostgreSQL + Redis the CPUs were 67 % busy with two workers on the Xeon (76 % at
-05:08 UTC, 50 % in this run): the 2 CPUs are shared with the database.
+The changes of stop 36 (each step's result stored with its outcome in words, a record of the fixes people
+acted on) beside the code before them (main at e17e292), 2026-12-04 17:25 UTC on a slower Intel Xeon, 3
+interleaved rounds with the code before run first in each pair: engine CPU a step 2.70 → 2.84 ms on SQLite and
+4.18 → 4.31 ms on PostgreSQL + Redis with one worker, runs/s 29.6 → 29.2 and 20.3 → 19.5, the first comment's
+p99 0.94 → 0.86 s and 1.67 → 2.04 s. Run again on PostgreSQL + Redis with one worker and the order reversed
+(17:37 UTC, 3 rounds, this code first): engine CPU 3.89 → 4.23 ms a step, runs/s 20.6 → 20.2, the first
+comment's p99 1.65 → 1.62 s. The p99's difference followed the order, not the code; a few per cent more CPU a
+step stayed in both orders, within the spread of the rounds.
+
+**Two workers ≥ 1.6× one in the storm: met on both in the last run (1.716× [50.1 and 29.2 runs/s] on SQLite
+and 1.764× [34.4 and 19.5] on PostgreSQL + Redis; 2026-12-04 17:25 UTC, a slower Intel Xeon), as in the full
+run of 14:19 UTC (1.896× [69.0 and 36.4] and 1.879× [59.2 and 31.5]; AMD EPYC) and at 05:08 UTC on a slower
+AMD EPYC machine (1.652× [49.9 and 30.2] and 1.688× [36.3 and 21.5]). On 2026-12-03: missed on SQLite and met
+on PostgreSQL + Redis at 22:25 UTC on the previous session's AMD EPYC machine (1.538× [42.9 and 27.9] and
+1.622× [31.3 and 19.3]); met at 19:14 UTC on an Intel Xeon (1.75× and 1.82×) and in the two runs before it
+there (18:45 UTC: 1.75× and 1.68×; 18:07 UTC: 1.83× and 1.77×), as at 08:38 UTC on another Xeon machine (1.84×
+and 1.72×); missed at 16:45 UTC on a slower AMD EPYC machine (1.540× and 1.526×).** The 22:25 UTC run ran the
+same storm code twice, beside the commit before that session's intake change (which the storm's desk tickets
+do not use): that side gave 1.561× and 1.660×, so the difference between the sides was the noise of the
+rounds. On SQLite the CPUs are a third busy with two workers on the Xeon and about half busy on the slower AMD
+machines (44 % at 05:08 UTC, 24 % at 14:19 UTC, 46 % at 17:25 UTC): the second worker process waits for the
+database's one write lock, sleeping in SQLite's busy handler between tries. Tried and dropped (2026-12-03
+15:50–16:02 UTC, AMD EPYC, 3 interleaved rounds each, SQLite only): every transaction of the store taking the
+web's `<database>.writer` file lock from its first write to its end, so a waiting writer is woken at once.
+Exclusive across threads and processes it gained 4–10 % with two workers but lost 1–6 % with one, in every
+round (within one process the threads then queue for the lock and the interpreter together); held per process,
+shared by its threads, it gained nothing. Tried again on the machine of the 05:08 UTC run (2026-12-04
+04:41–05:04 UTC, 3 interleaved rounds each): exclusive, 50.0 → 53.1 runs/s with two workers and 30.6 → 27.7
+with one (engine overhead a step 4.4 → 6.2 ms); per process, 51.5 → 49.2 and 30.9 → 30.9; the queue's writes
+alone through such a lock, 30.6 → 30.0 and 49.2 → 47.5. The likely cause: a thread woken with the lock must
+then wait for the interpreter before its statement runs, holding the lock meanwhile, where SQLite's busy
+handler retries inside the driver's call, outside the interpreter. On PostgreSQL + Redis the CPUs were 67 %
+busy with two workers on the Xeon (76 % at 05:08 UTC, 50 % at 14:19 UTC, 77 % at 17:25 UTC): the 2 CPUs are
+shared with the database.
 
 **Statements and commits per step: 4 and 2 for an automated step (met); 5.5 and 2.2 over a whole run.**
 tests/unit/test_work_items.py asserts both on both databases, that a desk note is one commit with no statement
