@@ -214,9 +214,11 @@ ASKED_CAUSE = "asked_cause"
 # answered, whether they approved it, None when no one answered in time, with how long connbot
 # waited, and, once the approved step is done, its result in the step's own words); a person's
 # answer to the question that asked them to do the fix (an `ask_cause` step: "answer", the answer's
-# label); a person's dismissal of the incident that held the run as not a PBX problem ("dismissal").
-# Written by `tried`, mostly from `ASKED_CAUSE` (which the next question replaces); read wherever a
-# cause is stated (`stated`), so that a fix rejected or tried already is not proposed as untried.
+# label), or that no one answered it in time ("unanswered": the level asked, how long connbot waited;
+# the fix is still proposed after it); a person's dismissal of the incident that held the run as not a
+# PBX problem ("dismissal"). Written by `tried`, mostly from `ASKED_CAUSE` (which the next question
+# replaces); read wherever a cause is stated (`stated`), so that a fix rejected or tried already is not
+# proposed as untried.
 TRIED_FIXES = "tried_fixes"
 # How much of the ticket's user an approval's question shows (a ticket's field: any length).
 USER_SHOWN = 64
@@ -231,7 +233,7 @@ def stated(facts: Mapping[str, Any], cause: Cause) -> Cause:
     fixes = facts.get(TRIED_FIXES, {}).get(cause.id)
     if not fixes:
         return cause
-    untried = all(fix["kind"] == "dismissal" for fix in fixes.values())
+    untried = all(fix["kind"] in ("dismissal", "unanswered") for fix in fixes.values())
     return dataclasses.replace(cause, action=fates(facts, cause.id) + (f" {cause.action}" if untried else ""))
 
 
@@ -243,6 +245,8 @@ def fates(facts: Mapping[str, Any], cause: str) -> str:
 def _fate(fix: Mapping[str, Any]) -> str:
     if fix["kind"] == "dismissal":
         return f"{fix['by']} said incident {fix['incident']} is not a PBX problem."
+    if fix["kind"] == "unanswered":
+        return f"Level {fix['level']} was asked to do its fix; no one answered within {fix['waited']}."
     if fix["kind"] == "answer":
         return f"{fix['by']} tried its fix and answered “{fix['answer']}”."
     its = f"Its fix, “{fix['step']}”,"
@@ -489,6 +493,8 @@ def resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) -> 
         mode = "approval" if prompt.kind == "approval" else "human"
         if prompt.kind == "approval":
             tried(run, pos.step, kind="approval", step=step.title, by=None, approved=None, waited=waited)
+        elif step.ask_cause:  # asked to do the fix of the cause the question states, and no one did
+            tried(run, pos.step, kind="unanswered", level=step.level, waited=waited)
         records.record(
             s,
             run,

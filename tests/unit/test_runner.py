@@ -759,6 +759,44 @@ def test_findings_accumulate_even_from_a_failed_step_and_the_question_carries_th
     )
 
 
+def test_a_fix_level_2_was_asked_to_do_and_nobody_answered_is_said_to_level_3(make_services, settings):
+    """Level 2 was asked to do the leading cause's fix and no one answered in time: level 3 reads that,
+    and the fix, which nobody tried, after it."""
+    slow = ActionResult(
+        outcome="db_ok",
+        summary="The realtime database answers; looking up 1001 took 2200 ms.",
+        facts={"pbx": "pbx1", "config_lookup": "found", "config_lookup_ms": 2200},
+    )
+    svc = make_services(
+        settings=settings.model_copy(update={"incidents": False}),  # the playbook's own path: no incident
+        registry=scripted_registry(
+            {
+                **L1_TO_ACCOUNT,
+                "pbx.get_account": ["exists"],
+                "pbx.compare_credentials": ["match"],
+                **L2_PASSING,
+                "pbx.check_database": [slow],
+                "logs.classify": ["none_found"],
+            }
+        ),
+    )
+    now = [dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC)]
+    svc.context.clock = lambda: now[0]
+    _, run_id = file(svc)
+    asked = open_prompt(svc, run_id)
+    assert asked.level == 2
+    now[0] += dt.timedelta(hours=4, seconds=1)
+    assert sweeper.sweep(svc.context)["expired"] == 1
+    svc.queue.run_pending()
+    run, _steps, comments, _ticket = load(svc, run_id)
+    assert run.end_level == 3
+    leading = next(line for line in comments[-1].splitlines() if line.startswith("Leading cause:"))
+    assert leading.endswith(
+        "account look-ups take 2200 ms. Level 2 was asked to do its fix; no one answered within 4 h. "
+        "Find what loads pbx1 (CPU, database, traffic) and relieve it."
+    ), leading
+
+
 def test_the_escalation_comment_names_the_leading_cause_from_the_findings(make_services, settings):
     slow = ActionResult(
         outcome="db_ok",
