@@ -759,26 +759,30 @@ def test_findings_accumulate_even_from_a_failed_step_and_the_question_carries_th
     )
 
 
+# Level 1 finds nothing wrong, level 2 account look-ups of 2200 ms and nothing in the logs: the PBX
+# looks overloaded, and level 2 is asked to relieve it.
+SLOW_PBX = {
+    **L1_TO_ACCOUNT,
+    "pbx.get_account": ["exists"],
+    "pbx.compare_credentials": ["match"],
+    **L2_PASSING,
+    "pbx.check_database": [
+        ActionResult(
+            outcome="db_ok",
+            summary="The realtime database answers; looking up 1001 took 2200 ms.",
+            facts={"pbx": "pbx1", "config_lookup": "found", "config_lookup_ms": 2200},
+        )
+    ],
+    "logs.classify": ["none_found"],
+}
+
+
 def test_a_fix_level_2_was_asked_to_do_and_nobody_answered_is_said_to_level_3(make_services, settings):
     """Level 2 was asked to do the leading cause's fix and no one answered in time: level 3 reads that,
     and the fix, which nobody tried, after it."""
-    slow = ActionResult(
-        outcome="db_ok",
-        summary="The realtime database answers; looking up 1001 took 2200 ms.",
-        facts={"pbx": "pbx1", "config_lookup": "found", "config_lookup_ms": 2200},
-    )
     svc = make_services(
         settings=settings.model_copy(update={"incidents": False}),  # the playbook's own path: no incident
-        registry=scripted_registry(
-            {
-                **L1_TO_ACCOUNT,
-                "pbx.get_account": ["exists"],
-                "pbx.compare_credentials": ["match"],
-                **L2_PASSING,
-                "pbx.check_database": [slow],
-                "logs.classify": ["none_found"],
-            }
-        ),
+        registry=scripted_registry(SLOW_PBX),
     )
     now = [dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC)]
     svc.context.clock = lambda: now[0]
@@ -798,23 +802,9 @@ def test_a_fix_level_2_was_asked_to_do_and_nobody_answered_is_said_to_level_3(ma
 
 
 def test_the_escalation_comment_names_the_leading_cause_from_the_findings(make_services, settings):
-    slow = ActionResult(
-        outcome="db_ok",
-        summary="The realtime database answers; looking up 1001 took 2200 ms.",
-        facts={"pbx": "pbx1", "config_lookup": "found", "config_lookup_ms": 2200},
-    )
     svc = make_services(
         settings=settings.model_copy(update={"incidents": False}),  # the playbook's own path: no incident
-        registry=scripted_registry(
-            {
-                **L1_TO_ACCOUNT,
-                "pbx.get_account": ["exists"],
-                "pbx.compare_credentials": ["match"],
-                **L2_PASSING,
-                "pbx.check_database": [slow],
-                "logs.classify": ["none_found"],
-            }
-        ),
+        registry=scripted_registry(SLOW_PBX),
     )
     _, run_id = file(svc)
     assert answer(svc, open_prompt(svc, run_id).id, "not_fixed", who="l2-agent")
