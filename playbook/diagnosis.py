@@ -134,22 +134,10 @@ class _Fill(dict[str, Any]):
         return "?"
 
 
-def _word(name: str, value: Any) -> Any:
-    """A finding as it reads in a sentence: a code in words (`facts.WORDS`), lists joined,
-    milliseconds without a trailing `.0`."""
-    if isinstance(value, list):
-        return ", ".join(map(str, value))
-    if isinstance(value, float):
-        return f"{value:.0f}" if abs(value) >= 10 else f"{value:g}"
-    if isinstance(value, str):
-        return f.WORDS.get(name, {}).get(value, value)
-    return value
-
-
 def fill(template: str, findings: Mapping[str, Any]) -> str:
     """A template (a cause's texts, a step's instructions) with the findings it names in words; "?"
     for one not observed."""
-    return template.format_map(_Fill({k: _word(k, v) for k, v in findings.items()}))
+    return template.format_map(_Fill({k: f.in_words(k, v) for k, v in findings.items()}))
 
 
 # What `diagnose` made of each distinct set of findings, by the rules' id (the rules held meanwhile,

@@ -219,20 +219,27 @@ STATED = {
 }
 
 
-def stated(cond: Mapping[str, Any], found: Mapping[str, Any]) -> str:
-    """The findings a condition tested, as they are, in words: `the realtime database is answering`."""
-    return " and ".join(
-        STATED.get(name, name.replace("_", " ") + " is {}").format(_said(name, found.get(name)))
-        for name in cond
-    )
-
-
-def _said(name: str, value: Any) -> str:
-    if value is None:
-        return "not known"
+def in_words(name: str, value: Any) -> Any:
+    """A finding as it reads in a sentence: a code in words (`WORDS`), lists joined, milliseconds
+    without a trailing `.0`."""
     if isinstance(value, list):
         return ", ".join(map(str, value))
-    return WORDS.get(name, {}).get(str(value), str(value).replace("_", " "))
+    if isinstance(value, float):
+        return f"{value:.0f}" if abs(value) >= 10 else f"{value:g}"
+    if isinstance(value, str):
+        return WORDS.get(name, {}).get(value, value)
+    return value
+
+
+def stated(cond: Mapping[str, Any], found: Mapping[str, Any]) -> str:
+    """The findings a condition tested, as they are, in words: `the realtime database is answering`
+    (a code without words of its own without its underscores)."""
+    return " and ".join(
+        STATED.get(name, name.replace("_", " ") + " is {}").format(
+            "not known" if found.get(name) is None else str(in_words(name, found[name])).replace("_", " ")
+        )
+        for name in cond
+    )
 
 
 LIST_FINDINGS = frozenset({"pjsip_stopped", "account_missing"})
