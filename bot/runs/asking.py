@@ -215,7 +215,8 @@ ASKED_CAUSE = "asked_cause"
 # waited, and, once the approved step is done, its result in the step's own words); a person's
 # answer to the question that asked them to do the fix (an `ask_cause` step: "answer", the answer's
 # label), or that no one answered it in time ("unanswered": the level asked, how long connbot waited;
-# the fix is still proposed after it); a person's dismissal of the incident that held the run as not a
+# the fix is still proposed after it); what connbot's check of the app found after a fix answered or
+# approved ("check", written by `checked`); a person's dismissal of the incident that held the run as not a
 # PBX problem ("dismissal"). Written by `tried`, mostly from `ASKED_CAUSE` (which the next question
 # replaces); read wherever a cause is stated (`stated`), so that a fix rejected or tried already is not
 # proposed as untried.
@@ -247,8 +248,9 @@ def _fate(fix: Mapping[str, Any]) -> str:
         return f"{fix['by']} said incident {fix['incident']} is not a PBX problem."
     if fix["kind"] == "unanswered":
         return f"Level {fix['level']} was asked to do its fix; no one answered within {fix['waited']}."
+    check = f" {_cut(fix['check'])}" if fix.get("check") else ""
     if fix["kind"] == "answer":
-        return f"{fix['by']} tried its fix and answered “{fix['answer']}”."
+        return f"Asked to do its fix, {fix['by']} answered “{fix['answer']}”.{check}"
     its = f"Its fix, “{fix['step']}”,"
     if fix["approved"] is None:
         return f"{its} was put for approval; no one answered within {fix['waited']}."
@@ -256,12 +258,15 @@ def _fate(fix: Mapping[str, Any]) -> str:
         return f"{its} was put for approval and rejected by {fix['by']}."
     result = fix.get("result")
     if result is None:
-        return f"{its} was approved by {fix['by']}."
-    if len(result) > RESULT_SHOWN:
-        result = result[: RESULT_SHOWN - 1] + "…"
-    elif not result.endswith("."):
-        result += "."
-    return f"{its} was approved by {fix['by']} and tried: {result}"
+        return f"{its} was approved by {fix['by']}.{check}"
+    return f"{its} was approved by {fix['by']} and tried: {_cut(result)}{check}"
+
+
+def _cut(said: str) -> str:
+    """A step's summary as a sentence of a cause's statement: at most `RESULT_SHOWN` characters."""
+    if len(said) > RESULT_SHOWN:
+        return said[: RESULT_SHOWN - 1] + "…"
+    return said if said.endswith(".") else said + "."
 
 
 def tried(run: Run, key: str, cause: str | None = None, **what: object) -> None:
@@ -277,6 +282,24 @@ def tried(run: Run, key: str, cause: str | None = None, **what: object) -> None:
     fixes = run.facts.get(TRIED_FIXES, {})
     of = fixes.get(cause, {})
     run.facts = {**run.facts, TRIED_FIXES: {**fixes, cause: {**of, key: {**of.get(key, {}), **what}}}}
+
+
+def checked(run: Run, summary: str) -> None:
+    """Note a check of the app (a step that made it reconnect: `app.recheck`) on every fix of the
+    cause last asked about that people said they made, or approved, and that no check followed yet:
+    the statement says what connbot found after it, not only what people answered."""
+    asked = run.facts.get(ASKED_CAUSE)
+    fixes = run.facts.get(TRIED_FIXES, {})
+    if not isinstance(asked, dict) or asked["cause"] not in fixes:
+        return
+    of = fixes[asked["cause"]]
+    done = {
+        key: {**fix, "check": summary}
+        for key, fix in of.items()
+        if "check" not in fix and (fix["kind"] == "answer" or fix.get("approved"))
+    }
+    if done:
+        run.facts = {**run.facts, TRIED_FIXES: {**fixes, asked["cause"]: {**of, **done}}}
 
 
 def _account(run: Run) -> str:

@@ -343,6 +343,8 @@ def _execute(
     run.facts = {**run.facts, **facts}
     if pos.approved:
         asking.tried(run, pos.step, result=summary)
+    elif "recheck" in facts:  # the app made to reconnect after a fix people made or approved
+        asking.checked(run, summary)
     records.move(run, engine.follow(pb, pos, event))
     # The steps after it that call no outside system (decisions, a question, the end) are taken in
     # this work item too; before the next call, the run yields to the work already waiting.

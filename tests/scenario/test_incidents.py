@@ -737,7 +737,7 @@ def test_a_ticket_sent_back_by_not_a_pbx_problem_says_so_with_its_cause(make_wor
     assert any(c.startswith(heading) for c in comments)
     assert not any(" is over" in c for c in comments)
     handover = next(c for c in comments if c.startswith("Escalated to level 3"))
-    assert f"{dismissal} carol tried its fix and answered “Still failing”." in handover
+    assert f"{dismissal} Asked to do its fix, carol answered “Still failing”." in handover
 
 
 def test_a_dismissed_incident_still_lists_the_tickets_it_sent_back(make_world):

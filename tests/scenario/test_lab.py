@@ -416,7 +416,9 @@ def test_an_account_approval_says_exactly_what_it_creates(desk, scenario, user, 
     _, asked = questions(svc, client, scenario, ())
     assert asked["create_account"].startswith(
         f"If you approve, connbot will do this for the account of {user} on PBX {scenario}: Create {created} "
-        "on the PrivateServer (what connbot did not find of the user's account). "
+        "on the PrivateServer (what connbot did not find of the user's account). A new auth gets a new "
+        "random password, which connbot also gives the user's app if the app backend has a device of the "
+        "user. "
     )
 
 
@@ -509,7 +511,7 @@ def test_level_3_is_told_that_level_2_tried_the_fix_not_asked_to_do_it_again(nam
         asked = s.scalars(select(Prompt).where(Prompt.run_id == run_id)).one().question
     assert FIX_ASKED[name] in asked
     handover = next(c for c in comments if c.startswith("Escalated to level 3"))
-    assert "Carol tried its fix and answered “Still failing”." in handover
+    assert "Asked to do its fix, Carol answered “Still failing”." in handover
     assert FIX_ASKED[name] not in handover
 
 
@@ -528,8 +530,8 @@ def test_a_user_confirmed_real_whose_account_creation_was_rejected_is_said_so(de
     handover = next(c for c in comments if c.startswith("Level 1 checks done"))
     assert (
         "Leading cause: Nobody knows this user (90%). Neither the app backend nor the PBX has the user the "
-        "ticket names: the app backend has no device and the PBX no endpoint for the user. Carol tried its "
-        f"fix and answered “The user is real, create the account”. {rejected}"
+        "ticket names: the app backend has no device and the PBX no endpoint for the user. Asked to do its "
+        f"fix, Carol answered “The user is real, create the account”. {rejected}"
     ) in handover
 
 
@@ -543,9 +545,9 @@ def test_a_hand_over_says_the_fix_tried_for_a_cause_that_no_longer_leads(desk):
     handover = next(c for c in comments if c.startswith("Level 1 checks done"))
     assert "Leading cause: The app backend has no device for the user (90%)." in handover
     assert (
-        "Earlier leading cause: Nobody knows this user. Carol tried its fix and answered “The user is real, "
-        "create the account”. Its fix, “Create the user's account, or what it lacks”, was approved by Carol "
-        "and tried: Created account 2105 on the PBX"
+        "Earlier leading cause: Nobody knows this user. Asked to do its fix, Carol answered “The user is "
+        "real, create the account”. Its fix, “Create the user's account, or what it lacks”, was approved "
+        "by Carol and tried: Created account 2105 on the PBX"
     ) in handover
 
 
@@ -638,6 +640,11 @@ def test_fixed_without_a_fix_is_checked_and_not_closed(desk, lab):
     answered = next(c for c in comments if c.startswith("Fix the cause connbot found: Answered"))
     assert answered.endswith(" UTC: Fixed")
     assert "- [L2] Fix the cause connbot found: Fixed (answered by Carol)\n" in comments[-1]
+    # the hand-over says what connbot's check found after that answer, not only the answer
+    assert (
+        "Asked to do its fix, Carol answered “Fixed”. Checked again: the app does not register yet."
+        in (comments[-1])
+    )
     # the cause was asked about once already: the decision reads where the run really went, and why
     assert decided[0] == "Escalate to the third level"
     assert re.fullmatch(r"Leading cause: Asterisk is down \(\d+%\)\.", decided[1]), decided[1]
