@@ -471,11 +471,20 @@ class PbxAdapter(Adapter):
                 f"Set a new password for {user} on the PBX and in the app; the app registers now.",
                 **evidence,
             )
-        return result(
+        # What the comparison before the reset found no longer holds: compared again, so that the
+        # findings say whether the credentials now agree (a user name or realm the reset left alone).
+        try:
+            again = self.compare_credentials(inp)
+            compared = f" Compared again: {again.summary}"
+        except AdapterError as exc:
+            again, compared = None, f" connbot could not compare the credentials again: {exc}."
+        res = result(
             m.ResetPasswordOutcome.UPDATED_STILL_FAILING,
-            f"Set a new password for {user} on the PBX and in the app, but the app still does not register.",
+            f"Set a new password for {user} on the PBX and in the app, but the app still does not register."
+            + compared,
             **evidence,
         )
+        return res.found(**again.facts) if again is not None else res
 
     # -- services
     @action(m.HealthOutcome)

@@ -263,10 +263,12 @@ def test_a_rerun_from_a_step_is_told_of_the_rejection_until_the_fix_is_approved(
     assert "rejected" not in handover
 
 
-# What the PBX adapter says of a reset it made that did not end the problem, or could not make.
+# What the PBX adapter says of a reset it made that did not end the problem (comparing the
+# credentials again, which differ still), or could not make.
 RESET_DID_NOT_FIX = {
     "updated_still_failing": "Set a new password for 1001 on the PBX and in the app, but the app still "
-    "does not register.",
+    "does not register. Compared again: The app's password for 1001 differs from the PBX's (HA1 digests "
+    "differ).",
     "forbidden": "The PBX refused the password change (403: connbot's ARI user is read-only); nothing "
     "was changed.",
 }
@@ -308,6 +310,37 @@ def test_a_hand_over_says_what_came_of_an_approved_reset_instead_of_proposing_it
     )
     for shown in (handover, logs.question):
         assert "Set a new password on the PBX and in the app, with approval" not in shown
+
+
+def test_a_reset_after_which_the_credentials_match_hands_over_no_mismatch(make_services):
+    """The approved reset made the passwords agree (the adapter compared them again) but the app still
+    fails: level 2 is not told that the HA1 digests differ as the leading cause; the mismatch is an
+    earlier cause, with its fix and what came of it."""
+    said = (
+        "Set a new password for 1001 on the PBX and in the app, but the app still does not register. "
+        "Compared again: The app's username, realm and password for 1001 match the PBX's."
+    )
+    reset = ActionResult(outcome="updated_still_failing", summary=said, facts={"credentials": "match"})
+    svc = make_services(
+        registry=scripted_registry(
+            {
+                **L1_TO_ACCOUNT,
+                "pbx.get_account": ["exists"],
+                "pbx.compare_credentials": [observed("password_mismatch", credentials="password_mismatch")],
+                "pbx.reset_password": [reset],
+                **L2_PASSING,
+            },
+            systems=("app", "pbx", "net"),
+        )
+    )
+    _, run_id = file(svc)
+    assert answer(svc, open_prompt(svc, run_id).id, "approve", who="Carol")
+    handover = next(c for c in load(svc, run_id)[2] if c.startswith("Level 1 checks done"))
+    assert "Leading cause: The app's password" not in handover
+    assert (
+        "Earlier leading cause: The app's password (or user name) differs from the PBX's. Its fix, “Change "
+        f"the password so the app and the PrivateServer agree”, was approved by Carol and tried: {said}"
+    ) in handover
 
 
 def test_an_approval_nobody_answered_is_said_instead_of_proposing_its_fix_again(make_services):

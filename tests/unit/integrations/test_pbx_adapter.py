@@ -225,6 +225,12 @@ def test_reset_password_still_failing(ari: FakeAri, app_api: Backend, phone: Dev
     phone.failure = lambda device: {"sip_code": 403, "reason": "Forbidden", "local_error": None}
     res = pbx_adapter().reset_password(inp())
     assert res.outcome == "updated_still_failing" and res.evidence["action_status"] == "failed"
+    # the credentials are compared again: the comparison before the reset no longer holds
+    assert res.summary == (
+        "Set a new password for 1001 on the PBX and in the app, but the app still does not register. "
+        "Compared again: The app's username, realm and password for 1001 match the PBX's."
+    )
+    assert res.facts["credentials"] == "match"
 
 
 def test_reset_password_forbidden_by_the_pbx_changes_nothing(ari: FakeAri, phone: Device) -> None:
