@@ -542,12 +542,15 @@ def _resume_route(ctx: RunContext, s: Session, run: Run, prompt: Prompt) -> bool
     assert ctx.directory is not None
     now, step = ctx.clock(), routing.RouteStep()
     if prompt.state == PromptState.ANSWERED and prompt.answer and prompt.answered_by:
-        found = routing.answer(s, ctx.directory, run.ticket, prompt.answer, prompt.answered_by, now)
+        who = answerer(prompt.answered_by, prompt.answered_via)
+        found = routing.answer(s, ctx.directory, run.ticket, prompt.answer, who, now)
         run.pbx, run.pbx_reason, outcome, said = found.pbx, found.reason, found.pbx, ""
         where = VIA.get(prompt.answered_via or "", "")
         trail = f"Checked against PBX {found.pbx} ({found.reason})" + (
             f", answered {where}." if where else "."
         )
+        # the row reads the PBX and who chose it already: its summary only what else the answer did
+        summary = f"Remembered for {found.remembered}." if found.remembered else ""
     else:
         run.pbx_reason, outcome = "no PBX was chosen in time: a person does every step", "timed_out"
         said = records.UNANSWERED
@@ -555,11 +558,12 @@ def _resume_route(ctx: RunContext, s: Session, run: Run, prompt: Prompt) -> bool
             f"No answer within {ctx.playbooks.of(run).timeout / 3600:g} h: no PBX is used, a person does "
             "every step."
         )
+        summary = trail
     records.record(
         s,
         run,
         step,
-        records.human(ctx, prompt, routing.STEP, "human", outcome, trail, said=said),
+        records.human(ctx, prompt, routing.STEP, "human", outcome, summary, said=said),
     )
     run.state = RunState.RUNNING
     _settle(ctx, s, run, prompt, f"{step.title}: {trail}")

@@ -40,6 +40,7 @@ class RouteStep:
 class Route:
     pbx: str
     reason: str
+    remembered: str = ""  # the customer key a person's choice was remembered for just now
 
 
 def _strings(value: Any) -> list[str]:
@@ -125,5 +126,5 @@ def answer(s: Session, directory: Directory, ticket: Ticket, value: str, who: st
         row = s.get(PbxRoute, key.casefold()) or PbxRoute(customer_key=key.casefold())
         row.pbx, row.remembered_by, row.created_at = name, who, now
         s.add(row)
-        return Route(name, f"chosen by {who}, remembered for {key}")
+        return Route(name, f"chosen by {who}, remembered for {key}", key)
     return Route(name, f"chosen by {who}")

@@ -147,8 +147,8 @@ def test_an_unknown_customer_is_asked_for_and_a_remembered_answer_routes_the_nex
         closing = s.get(Run, first).ticket.comments[-1].body
     assert (
         closing.startswith("Closed:")
-        and "- [L1] Choose the PBX to check against: PBX acme (answered by bob: Checked against PBX acme "
-        "(chosen by bob, remembered for newco.example), answered on the desk.)\n"
+        and "- [L1] Choose the PBX to check against: PBX acme (answered by bob: Remembered for "
+        "newco.example.)\n"
         in closing
     )
 
@@ -206,7 +206,7 @@ def test_prompts_go_to_the_instances_slack_channel_and_a_route_is_answered_in_sl
     world.work()
     with world.svc.store.tx() as s:
         run = s.get(Run, unknown)
-        assert run.pbx == "globex" and run.pbx_reason == "chosen by W111"
+        assert run.pbx == "globex" and run.pbx_reason == "chosen by W111 in Slack"
     assert "app.globex.test" in fleet.hosts_called()
 
 
