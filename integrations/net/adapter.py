@@ -186,11 +186,11 @@ def _said(p: probes.Probe) -> str:
     host, port = p.target.rsplit(":", 1)
     number, _, transport = port.partition("/")
     role = "ARI" if p.probe == "tcp_ari" else "TLS" if p.probe == "tls" else "SIP"
-    where = f"its {role} port {number} ({(transport or 'tcp').upper()})"
+    icmp = ": ICMP port unreachable" if p.refused and p.data.get("icmp") else ""
+    where = f"its {role} port {number} ({(transport or 'tcp').upper()}{icmp})"
     if p.refused:
-        icmp = " (ICMP port unreachable)" if p.data.get("icmp") else ""
         return (
-            f"The PBX host {host} refuses connections on {where}{icmp}: nothing listens there, or a "
+            f"The PBX host {host} refuses connections on {where}: nothing listens there, or a "
             "firewall rejects them."
         )
     if p.outcome == m.PathOutcome.TCP_TIMEOUT.value:

@@ -572,7 +572,7 @@ def test_a_questions_comment_carries_only_the_rows_not_on_the_ticket_yet(desk):
 # scenario: what connbot's own network check says of a port that refuses (an answer, not silence)
 REFUSED = {
     "asterisk_stopped": "its ARI port {ari} (TCP)",
-    "sip_stack_down": "its SIP port {sip} (UDP) (ICMP port unreachable)",
+    "sip_stack_down": "its SIP port {sip} (UDP: ICMP port unreachable)",
 }
 
 

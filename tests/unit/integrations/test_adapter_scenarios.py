@@ -172,7 +172,7 @@ def test_sip_port_refusing_is_no_broken_path(ari: FakeAri, phone: Device) -> Non
     assert walk.run() == "fix_cause" and walk.cause and walk.cause.id == "sip_stack_down"
     assert walk.outcome("check_network") == "unreachable"
     assert walk.summary("check_network") == (
-        f"The PBX host 127.0.0.1 refuses connections on its SIP port {port} (UDP) (ICMP port "
+        f"The PBX host 127.0.0.1 refuses connections on its SIP port {port} (UDP: ICMP port "
         "unreachable): nothing listens there, or a firewall rejects them."
     )
     assert walk.outcome("check_device_network") == "unreachable"

@@ -116,7 +116,7 @@ def test_nothing_listening_on_udp_is_a_refusal_not_silence() -> None:
     assert res.outcome == "unreachable" and res.facts["sip_port"] == "refuses"
     assert res.evidence["probes"][0]["data"] == {"icmp": "port_unreachable"}
     assert res.summary == (
-        f"The PBX host 127.0.0.1 refuses connections on its SIP port {port} (UDP) (ICMP port "
+        f"The PBX host 127.0.0.1 refuses connections on its SIP port {port} (UDP: ICMP port "
         "unreachable): nothing listens there, or a firewall rejects them."
     )
 
