@@ -214,12 +214,12 @@ ASKED_CAUSE = "asked_cause"
 # answered, whether they approved it, None when no one answered in time, with how long connbot
 # waited, and, once the approved step is done, its result in the step's own words); a person's
 # answer to the question that asked them to do the fix (an `ask_cause` step: "answer", the answer's
-# label), or that no one answered it in time ("unanswered": the level asked, how long connbot waited;
-# the fix is still proposed after it); what connbot's check of the app found after a fix answered or
-# approved ("check", written by `checked`); a person's dismissal of the incident that held the run as not a
-# PBX problem ("dismissal"). Written by `tried`, mostly from `ASKED_CAUSE` (which the next question
-# replaces); read wherever a cause is stated (`stated`), so that a fix rejected or tried already is not
-# proposed as untried.
+# words and what they wrote with it), or that no one answered it in time ("unanswered": the level
+# asked, how long connbot waited; the fix is still proposed after it); what connbot's check of the
+# app found after a fix answered or approved ("check", written by `checked`); a person's dismissal of
+# the incident that held the run as not a PBX problem ("dismissal"). Written by `tried`, mostly from
+# `ASKED_CAUSE` (which the next question replaces); read wherever a cause is stated (`stated`), so
+# that a fix rejected or tried already is not proposed as untried.
 TRIED_FIXES = "tried_fixes"
 # How much of the ticket's user an approval's question shows (a ticket's field: any length).
 USER_SHOWN = 64
@@ -248,9 +248,10 @@ def _fate(fix: Mapping[str, Any]) -> str:
         return f"{fix['by']} said incident {fix['incident']} is not a PBX problem."
     if fix["kind"] == "unanswered":
         return f"Level {fix['level']} was asked to do its fix; no one answered within {fix['waited']}."
-    check = f" {_cut(fix['check'])}" if fix.get("check") else ""
+    check = f" {_sentence(fix['check'])}" if fix.get("check") else ""
     if fix["kind"] == "answer":
-        return f"Asked to do its fix, {fix['by']} answered “{fix['answer']}”.{check}"
+        wrote = f" ({_cut(fix['text'].rstrip('. '))})" if fix.get("text") else ""
+        return f"Asked to do its fix, {fix['by']} answered “{fix['answer']}”{wrote}.{check}"
     its = f"Its fix, “{fix['step']}”,"
     if fix["approved"] is None:
         return f"{its} was put for approval; no one answered within {fix['waited']}."
@@ -259,14 +260,17 @@ def _fate(fix: Mapping[str, Any]) -> str:
     result = fix.get("result")
     if result is None:
         return f"{its} was approved by {fix['by']}.{check}"
-    return f"{its} was approved by {fix['by']} and tried: {_cut(result)}{check}"
+    return f"{its} was approved by {fix['by']} and tried: {_sentence(result)}{check}"
 
 
 def _cut(said: str) -> str:
-    """A step's summary as a sentence of a cause's statement: at most `RESULT_SHOWN` characters."""
-    if len(said) > RESULT_SHOWN:
-        return said[: RESULT_SHOWN - 1] + "…"
-    return said if said.endswith(".") else said + "."
+    """A step's summary or a person's words, in a cause's statement: at most `RESULT_SHOWN` characters."""
+    return said if len(said) <= RESULT_SHOWN else said[: RESULT_SHOWN - 1] + "…"
+
+
+def _sentence(said: str) -> str:
+    cut = _cut(said)
+    return cut if cut.endswith((".", "…")) else cut + "."
 
 
 def tried(run: Run, key: str, cause: str | None = None, **what: object) -> None:
@@ -507,7 +511,7 @@ def resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) -> 
                     result=f"{who} answered: {said}" + (f" ({summary})" if summary else ""),
                 )
             elif step.ask_cause:  # asked to do the fix of the cause the question states
-                tried(run, pos.step, kind="answer", by=who, answer=said)
+                tried(run, pos.step, kind="answer", by=who, answer=said, text=summary)
             new_pos = engine.follow(pb, pos, engine.Outcome(prompt.answer or ""))
     else:  # expired or cancelled
         new_pos = engine.follow(pb, pos, engine.TimedOut())

@@ -217,10 +217,11 @@ def desk(lab, make_services, settings):
 
 
 def drive(
-    svc, client, run_id: int, answers: dict[str, str], scenario: str = "", repair: bool = True
+    svc, client, run_id: int, answers: dict[str, str], scenario: str = "", repair: bool = True, text: str = ""
 ) -> list[str]:
     """Work the queue until the run ends, answering each question as a person would: before
-    answering "fixed" they repair the fault (unless `repair` is off: a person who says so untruly).
+    answering "fixed" they repair the fault (unless `repair` is off: a person who says so untruly);
+    `text`, what they write with each answer.
 
     Returns the steps asked.
     """
@@ -237,9 +238,8 @@ def drive(
             assert question[1] in answers, f"unexpected question at {question[1]}"
             if answers[question[1]] == "fixed" and repair:
                 assert client.post(f"/api/lab/scenarios/{scenario}/repair").status_code == 200
-            resp = client.post(
-                f"/api/prompts/{question[0]}/answer", json={"answer": answers[question[1]], "by": "Carol"}
-            )
+            answer = {"answer": answers[question[1]], "by": "Carol", **({"text": text} if text else {})}
+            resp = client.post(f"/api/prompts/{question[0]}/answer", json=answer)
             assert resp.status_code == 200, resp.get_json()
             asked.append(question[1])
     raise AssertionError(f"run {run_id} did not end")
@@ -504,14 +504,16 @@ def test_level_3_is_told_that_level_2_tried_the_fix_not_asked_to_do_it_again(nam
     svc, client = desk
     resp = client.post("/api/lab/tickets", json={"summary": "The app cannot connect", "scenario": name})
     run_id = resp.get_json()["run"]
-    assert drive(svc, client, run_id, {"fix_cause": "not_fixed"}, name) == ["fix_cause"]
+    written = "Restarted it twice, no change."
+    assert drive(svc, client, run_id, {"fix_cause": "not_fixed"}, name, text=written) == ["fix_cause"]
     with svc.store.tx() as s:
         run = s.get(Run, run_id)
         comments = [c.body for c in run.ticket.comments]
         asked = s.scalars(select(Prompt).where(Prompt.run_id == run_id)).one().question
     assert FIX_ASKED[name] in asked
     handover = next(c for c in comments if c.startswith("Escalated to level 3"))
-    assert "Asked to do its fix, Carol answered “Still failing”." in handover
+    # with what they wrote: level 3 reads what was tried
+    assert "Asked to do its fix, Carol answered “Still failing” (Restarted it twice, no change)." in handover
     assert FIX_ASKED[name] not in handover
 
 
