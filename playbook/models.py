@@ -124,6 +124,10 @@ class Step(BaseModel):
                 edges[label] = target
         return edges
 
+    def route_taken(self, outcome: str) -> Route | None:
+        """The route a decision recorded as `outcome` took (its edge, "route N"); None for another."""
+        return next((r for n, r in enumerate(self.route, 1) if outcome == f"route {n}"), None)
+
     def label(self, outcome: str) -> str:
         return self.labels.get(outcome) or outcome.replace("_", " ").capitalize()
 

@@ -241,8 +241,10 @@ def _level(value: str) -> int:
 @dataclass(frozen=True)
 class Card:
     """An open prompt as the desk shows it: what every channel shows, and the run, when it was asked
-    and the decisive finding (the last step that found something before the question: the playbook's
-    decisions on the findings are passed over, they find nothing themselves)."""
+    and the decisive finding: the step that led to the question, or, where the playbook decided on
+    findings just before it, the check before that decision (a decision finds nothing itself). A
+    decision on the leading cause alone, or for want of one, has none: the question states the
+    diagnosis, and the last check before it decided nothing."""
 
     view: PromptView
     run: int
@@ -255,6 +257,11 @@ def _card(prompt: Prompt) -> Card:
     shown = view(prompt, svc.tickets)
     steps = svc.playbooks.of(prompt.run).steps
     found = [r for r in shown.found if r.step not in steps or not steps[r.step].is_route]
+    last = shown.found[-1] if shown.found else None
+    if last is not None and last.step in steps and steps[last.step].is_route:
+        taken = steps[last.step].route_taken(last.outcome)
+        if taken is None or not taken.facts:
+            found = []
     return Card(shown, prompt.run_id, prompt.created_at, found[-1] if found else None)
 
 

@@ -9,7 +9,7 @@ import pytest
 from bot.runs import intake
 from bot.state.models import Prompt, Run, Ticket
 from bot.web.app import create_app
-from tests.fakes.adapters import account_not_found, observed, scripted_registry
+from tests.fakes.adapters import LEVEL_1_CANNOT_FIX, account_not_found, observed, scripted_registry
 from tests.fakes.desk import csrf
 
 
@@ -159,3 +159,37 @@ def test_the_decisive_finding_is_the_last_check_not_a_decision(make_services):
     box = re.search(r'<div class="finding" role="note">(.*?)</div>', page, re.S)
     assert box and "Check the PBX&#39;s account database before changing an account" in box.group(1)
     assert "Decide whether the account can be changed" not in box.group(1)
+
+
+@pytest.mark.parametrize(
+    "device, step",
+    [
+        # every level 2 check passes: no cause stands out, the playbook goes on to the client logs
+        ("ok", "read_client_logs"),
+        # the device's own test gets no answer where connbot's does: the playbook decides on the
+        # leading cause alone (the user's network)
+        (observed("sip_no_response", device_path="sip_no_response"), "fix_cause"),
+    ],
+)
+def test_a_question_after_a_decision_on_no_finding_shows_no_check_as_decisive(make_services, device, step):
+    """The level 2 decision before the question went by the leading cause (or for want of one), not
+    by a finding: the card does not show the last check (the database answers) as what led here;
+    the question states the diagnosis."""
+    svc = make_services(
+        registry=scripted_registry(
+            {
+                **LEVEL_1_CANNOT_FIX,
+                "net.check_path": [observed("ok", server_path="ok")],
+                "app.test_network": [device],
+                "pbx.health": ["up"],
+                "pbx.check_database": ["db_ok"],
+            },
+            systems=("app", "pbx", "net"),
+        )
+    )
+    client = create_app(svc.settings, svc).test_client()
+    _waiting_prompt(svc)
+    with svc.store.tx() as s:
+        assert s.query(Prompt).one().step == step
+    page = client.get("/prompts").get_data(as_text=True)
+    assert 'class="finding"' not in page
