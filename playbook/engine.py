@@ -177,7 +177,7 @@ def plan(
     what = fill(step.instructions, found) if step.instructions else step.title
     if step.is_human or reason or not available(step.action):
         why = (
-            "the step needs a person's judgment"
+            "the playbook leaves this step to a person: connbot cannot do it itself"
             if step.is_human
             else (reason or f"no adapter is configured for {step.action}")
         )

@@ -371,6 +371,11 @@ def test_the_one_question_names_the_cause_and_its_evidence(name, desk, lab):
     # the cause is named in the comment that carries the question, and in the closing comment
     shown = [c for c in comments if phrases[0] in c]
     assert shown and phrases[0] in comments[-1], comments[-1]
+    # and why a person is asked: the playbook leaves the fix to people, not a judgment call
+    if svc.playbooks.current().playbook.steps[step].is_human:
+        question = next(c for c in shown if c.startswith("Question for a person"))
+        why = "Why a person is asked: the playbook leaves this step to a person: connbot cannot do it itself."
+        assert why in question
 
 
 def test_a_database_link_found_down_outranks_503s_read_as_overload(desk):
