@@ -36,7 +36,7 @@ class PromptView(BaseModel):
     found: list[StepRow]
     state: str
     answer: str | None
-    answer_label: str | None
+    answer_said: str | None  # the answer as its outcome reads ("Fixed", "Approved"), as on the ticket
     answer_text: str | None
     answered_by: str | None
     answered_via: str | None = None  # where: slack (then `answered_by` is a Slack user id), desk, ...

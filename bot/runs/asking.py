@@ -456,10 +456,7 @@ def resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) -> 
         # The answer as its outcome reads (not the button's "Fixed (connbot checks again)"); the row
         # says who gave it, its summary only what they wrote.
         approved = prompt.kind == "approval" and prompt.answer == APPROVE
-        if prompt.kind == "approval":
-            said = "Approved" if approved else "Rejected"
-        else:
-            said = step.said(prompt.answer or "")
+        said = prompts.said(prompt, step)
         summary = prompt.answer_text or ""
         # as a ticket names them (a Slack user id said to be one): what a cause's statement says
         who = answerer(prompt.answered_by or "", prompt.answered_via)

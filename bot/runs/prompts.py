@@ -29,6 +29,7 @@ from bot.state.store import rows_updated
 from integrations.base import PermanentError
 from integrations.prompts import PromptView
 from integrations.tickets import TicketSystem
+from playbook.models import APPROVE, Playbook, Step
 
 MAX_TEXT = 4000
 MAX_NAME = 255  # prompts.answered_by
@@ -163,17 +164,33 @@ def open_for(s: Session, run: Run) -> Prompt | None:
     return s.scalars(select(Prompt).where(Prompt.run_id == run.id).order_by(Prompt.seq.desc())).first()
 
 
+def said(prompt: Prompt, step: Step | None) -> str:
+    """A prompt's answer as its outcome reads, what its step's row and the message it is settled in
+    say: an approval's "Approved" or "Rejected"; an answer to a playbook step in the step's words
+    (`Step.said`: "Fixed", not the button's "Fixed (connbot checks again)"); an answer to a question
+    of connbot's own, which has no step (which PBX, which user), as its option reads."""
+    answer = prompt.answer or ""
+    if prompt.kind == "approval":
+        return "Approved" if answer == APPROVE else "Rejected"
+    if step is None:
+        labels: dict[str, str] = dict(prompt.options)
+        return labels.get(answer, answer)
+    return step.said(answer)
+
+
 def view(
     prompt: Prompt,
     tickets: Mapping[str, TicketSystem],
+    pb: Playbook,
     channel: str | None = None,
     now: dt.datetime | None = None,
 ) -> PromptView:
-    """A prompt with its ticket, what the run found so far and its SLA's time left, for showing to people."""
+    """A prompt with its ticket, what the run found so far and its SLA's time left, for showing to
+    people; `pb` is the playbook version its run follows, whose words its answer is said in."""
     now = now or utcnow()
     ticket = prompt.run.ticket
     system = tickets.get(ticket.source)
-    labels = dict(prompt.options)
+    step = None if prompt.kind in ("route", "identify") else pb.steps.get(prompt.step)
     return PromptView(
         id=prompt.id,
         ticket_key=ticket.key,
@@ -190,7 +207,7 @@ def view(
         found=rows(prompt.run),
         state=prompt.state,
         answer=prompt.answer,
-        answer_label=labels.get(prompt.answer or ""),
+        answer_said=said(prompt, step) if prompt.state == PromptState.ANSWERED else None,
         answer_text=prompt.answer_text,
         answered_by=prompt.answered_by,
         answered_via=prompt.answered_via,
@@ -209,4 +226,6 @@ def view_of(ctx: RunContext, prompt_id: str) -> PromptView:
         prompt = s.get(Prompt, prompt_id)
         if prompt is None:
             raise PermanentError(f"no prompt {prompt_id}")
-        return view(prompt, ctx.tickets, ctx.channel_for(prompt.run.pbx), ctx.clock())
+        return view(
+            prompt, ctx.tickets, ctx.playbooks.of(prompt.run), ctx.channel_for(prompt.run.pbx), ctx.clock()
+        )

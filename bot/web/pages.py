@@ -254,8 +254,9 @@ class Card:
 
 def _card(prompt: Prompt) -> Card:
     svc = _svc()
-    shown = view(prompt, svc.tickets)
-    steps = svc.playbooks.of(prompt.run).steps
+    pb = svc.playbooks.of(prompt.run)
+    shown = view(prompt, svc.tickets, pb)
+    steps = pb.steps
     found = [r for r in shown.found if r.step not in steps or not steps[r.step].is_route]
     last = shown.found[-1] if shown.found else None
     if last is not None and last.step in steps and steps[last.step].is_route:

@@ -170,8 +170,8 @@ def outcome_line(view: PromptView) -> str:
     if view.state == "answered":
         at = f"{view.answered_at:%Y-%m-%d %H:%M} UTC" if view.answered_at else "an unknown time"
         text = f" — “{escape(clip(view.answer_text, 500, '…'))}”" if view.answer_text else ""
-        label = escape(view.answer_label or view.answer or "")
-        return f"✅ Answered by {mention(view.answered_by, view.answered_via)} at {at}: *{label}*{text}"
+        said = escape(view.answer_said or view.answer or "")
+        return f"✅ Answered by {mention(view.answered_by, view.answered_via)} at {at}: *{said}*{text}"
     if view.state == "expired":
         return "⏱ No answer in time: connbot went on as the playbook says for no answer."
     return f"This question was {view.state}."

@@ -147,7 +147,8 @@ class Interactions:
                 else:
                     event.outcome = "answered" if result.won else f"too late: {result.prompt.state}"
                     if not result.won:
-                        settled = blocks.outcome_line(prompts.view(result.prompt, self.svc.tickets))
+                        pb = self.svc.playbooks.of(result.prompt.run)
+                        settled = blocks.outcome_line(prompts.view(result.prompt, self.svc.tickets, pb))
                         note = f"This question was already settled. {settled} Nothing changed."
             log.info("slack: %s on prompt %s by %s: %s", choice, prompt_id, user, event.outcome)
         if note:

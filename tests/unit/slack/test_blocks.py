@@ -46,7 +46,7 @@ def make_view(**changes) -> PromptView:
         ],
         state="open",
         answer=None,
-        answer_label=None,
+        answer_said=None,
         answer_text=None,
         answered_by=None,
         answered_at=None,
@@ -159,7 +159,7 @@ def test_settled_message_replaces_the_buttons_with_who_answered_what():
     answered = make_view(
         state="answered",
         answer="found",
-        answer_label="Found an error",
+        answer_said="Found an error",
         answer_text="403 Forbidden",
         answered_by="W111",
         answered_via="slack",

@@ -11,7 +11,7 @@ from bot.runs import intake, prompts, sweeper
 from bot.state.models import Effect, Prompt, Run
 from bot.web.app import create_app
 from tests.fakes.adapters import account_not_found, observed, scripted_registry
-from tests.fakes.desk import csrf
+from tests.fakes.desk import csrf, one_prompt_registry
 from tests.fakes.slack_api import CHANNEL, click, form, signed, submission
 
 
@@ -94,6 +94,26 @@ def test_only_a_person_who_answered_in_slack_is_mentioned(make_slack):
     # The desk's card of that question: the Slack answerer said to be one, the desk one by name.
     card = world.web.get("/prompts").get_data(as_text=True)
     assert "(answered by W111 in Slack)" in card and "(answered by U024BE7LH)" in card
+
+
+def test_the_settled_message_says_the_answer_as_the_ticket_does_not_as_its_button(make_slack):
+    """The button tells the person what connbot does on their answer; once answered, the message
+    says the answer as its outcome reads, in the words of the ticket's comment."""
+    world = make_slack(one_prompt_registry())
+    _, run_id = file(world)
+    prompt = world.answer("connected", user="W111")
+    asked = world.api.to("chat.postMessage")[0]  # the one question on the way
+    assert "Fixed, the app connects (connbot checks again)" in json.dumps(asked["blocks"])
+    settled = next(u for u in world.api.to("chat.update") if u["ts"] == prompt.channel_refs["slack"]["ts"])
+    assert settled["blocks"][-1]["text"]["text"] == (
+        "✅ Answered by <@W111> at 2024-05-06 09:00 UTC: *Fixed, the app connects*"
+    )
+    with world.svc.store.tx() as s:
+        comments = [c.body for c in s.get(Run, run_id).ticket.comments]
+    assert (
+        "Fix the configuration by hand: Answered by W111 in Slack at 2024-05-06 09:00 UTC: "
+        "Fixed, the app connects" in comments
+    )
 
 
 def test_a_double_click_and_a_retried_delivery_resume_once(make_slack):
@@ -243,6 +263,9 @@ def test_approvals_need_a_listed_approver_and_say_what_will_change(make_slack):
     world.answer("approve", user="W222")
     assert world.open_prompt().id == prompt.id  # refused
     world.answer("approve", user="W111")
+    # the approval's message says it as the ticket does: approved, not the button's "Approve"
+    settled = next(u for u in world.api.to("chat.update") if u["ts"] == prompt.channel_refs["slack"]["ts"])
+    assert settled["blocks"][-1]["text"]["text"].endswith(": *Approved*")
     world.answer("registered", user="W111")  # no app adapter here: a person checks the fix
     state, _, steps, _ = run_of(world, run_id)
     assert steps[-4:] == [
