@@ -36,7 +36,7 @@ from bot.web.auth import hash_password as make_hash
 from bot.web.views import end_label, run_dict
 from integrations.base import Registry, discover
 from integrations.settings import load
-from integrations.tickets import plain
+from integrations.tickets import answerer, plain
 from playbook import compare, loader
 from playbook import render as diagrams
 from playbook.diagnosis import diagnose, rules_of
@@ -339,9 +339,10 @@ def show_run(run_id: int, as_json: bool) -> None:
         + (f"  (at {data['step']})" if data["state"] != RunState.ENDED else f": {data['end_reason']}")
     )
     for st in data["steps"]:
-        who = f" by {st['answered_by']}" if st["answered_by"] else ""
+        code = f" [{st['outcome']}]" if st["said"] != st["outcome"] else ""
+        who = f" (answered by {answerer(st['answered_by'], st['answered_via'])})" if st["answered_by"] else ""
         click.echo(
-            f"{st['seq']:>3}. [L{st['level']}] {st['title']}  -> {st['outcome']}{who}  "
+            f"{st['seq']:>3}. [L{st['level']}] {st['title']}  -> {st['said']}{code}{who}  "
             f"({st['seconds']:.2f}s, {st['mode']})"
         )
         if st["summary"]:

@@ -43,7 +43,7 @@ from bot.web.current import services_of
 from bot.web.views import diagnosis_dict, sla_list, step_dict, ticket_row
 from integrations.base import AdapterError
 from integrations.prompts import PromptView
-from integrations.tickets import Note, StepRow
+from integrations.tickets import Note, StepRow, answerer
 
 desk = Blueprint(
     "desk", __name__, template_folder="templates", static_folder="static", static_url_path="/desk-static"
@@ -92,6 +92,7 @@ def _common() -> dict[str, Any]:
         "user": g.get("user"),
         "login_required": _access().login_required(),
         "duration": dashboard.duration,
+        "answerer": answerer,
         "extension": extension.of(current_app),
     }
 

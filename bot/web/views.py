@@ -42,6 +42,7 @@ def step_dict(r: Any) -> dict[str, Any]:
         "summary": r.summary,
         "evidence": r.evidence,
         "answered_by": r.answered_by,
+        "answered_via": r.answered_via,
         "started_at": r.started_at.isoformat(),
         "seconds": round(r.seconds, 3),
     }

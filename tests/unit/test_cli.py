@@ -187,7 +187,8 @@ def test_runs_list_and_show(make_services, settings, monkeypatch):
     shown = run("runs", "show", str(run_id)).output
     assert "classification: Filed on the desk as a connection issue." in shown
     assert "state: closed: The user experienced a temporary network problem" in shown
-    assert "2. [L1] Force a manual reconnection of the app  -> reconnected" in shown
+    # each step's outcome in the playbook's words, its code beside them (the JSON has both)
+    assert "2. [L1] Force a manual reconnection of the app  -> The app reconnected [reconnected]  (" in shown
     assert "       The app on device d1 reconnected and registered in 2 s." in shown
     # the findings as plain lines (the device id passed between steps is no finding), then the diagnosis
     lines = shown.splitlines()
@@ -203,6 +204,7 @@ def test_runs_list_and_show(make_services, settings, monkeypatch):
     assert "  why: the app reconnected and registered; the app is registered" in lines
     assert "  what to do: Nothing to do; close the ticket." in lines
     data = json.loads(run("runs", "show", str(run_id), "--json").output)
+    assert (data["steps"][1]["outcome"], data["steps"][1]["said"]) == ("reconnected", "The app reconnected")
     assert data["findings"]["reconnect"] == "registered" and "device_id" not in data["findings"]
     assert data["diagnosis"][0]["cause"] == "transient" and data["diagnosis"][0]["confidence"] == 1.0
     assert run("runs", "show", "99").exit_code == 1

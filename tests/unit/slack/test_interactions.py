@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
+from click.testing import CliRunner
 from sqlalchemy import select
 
+from bot.cli.main import main
 from bot.runs import intake, prompts, sweeper
 from bot.state.models import Effect, Prompt, Run
 from bot.web.app import create_app
@@ -113,6 +116,23 @@ def test_the_settled_message_says_the_answer_as_the_ticket_does_not_as_its_butto
     assert (
         "Fix the configuration by hand: Answered by W111 in Slack at 2024-05-06 09:00 UTC: "
         "Fixed, the app connects" in comments
+    )
+
+
+def test_a_slack_answerer_is_said_to_be_one_on_the_run_page_and_by_runs_show(make_slack, monkeypatch):
+    """Who answered a step reads as the ticket names them wherever people read it: a Slack user id
+    said to be one, not a bare id."""
+    world = make_slack(one_prompt_registry())
+    _, run_id = file(world)
+    world.answer("connected", user="W111")
+    page = world.web.get(f"/runs/{run_id}").get_data(as_text=True)
+    row = re.search(r'<tr data-step="fix_config_by_hand">(.*?)</tr>', page, re.S)
+    assert row and '<td data-label="By">W111 in Slack</td>' in row.group(1)
+    monkeypatch.setenv("CONNBOT_DATA_DIR", str(world.svc.settings.data_dir))
+    shown = CliRunner().invoke(main, ["runs", "show", str(run_id)]).output
+    assert (
+        "[L1] Fix the configuration by hand  -> Fixed, the app connects [connected] "
+        "(answered by W111 in Slack)  (" in shown
     )
 
 
