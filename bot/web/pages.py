@@ -330,7 +330,7 @@ def _run_context(run_id: int) -> dict[str, Any]:
         current = run.step if run.state != RunState.ENDED else None
         pb = svc.playbooks.of(run)  # the version the run follows
         path = [r["step"] for r in steps] + ([current] if current else [])
-        trail = svg.Trail(path=path, outcomes={r["step"]: r["outcome"] for r in steps}, current=current)
+        trail = svg.Trail(path=path, said={r["step"]: r["said"] for r in steps}, current=current)
         prompt = s.scalars(
             select(Prompt).where(Prompt.run_id == run.id, Prompt.state == PromptState.OPEN)
         ).first()

@@ -22,10 +22,11 @@ LABEL_W = 26  # characters of an edge label before it is cut (the whole label is
 
 @dataclass(frozen=True)
 class Trail:
-    """What a run did on the graph: steps in visiting order, each step's last outcome, where it is now."""
+    """What a run did on the graph: steps in visiting order, each step's last outcome in words (its
+    step result's `said`; the edges are labelled with the codes), where it is now."""
 
     path: Sequence[str]
-    outcomes: dict[str, str]
+    said: dict[str, str]
     current: str | None
 
 
@@ -195,11 +196,12 @@ def playbook_graph(pb: Playbook, trail: Trail | None = None, path_only: bool = F
         )
         for n, line in enumerate(_lines(step.title, 30, 2)):
             out.append(f'<text x="{x + NODE_W / 2:.0f}" y="{y + 18 + n * 14:.0f}">{escape(line)}</text>')
-        outcome = trail.outcomes.get(sid) if trail else None
-        caption = outcome.replace("_", " ") if outcome else (step.action or "")
+        said = trail.said.get(sid) if trail else None
+        caption = _lines(said or step.action or "", 32, 1)[0]
+        whole = f"<title>{escape(said)}</title>" if said else ""  # words cut to the box, whole as a tooltip
         out.append(
-            f'<text class="{"outcome" if outcome else "caption"}" x="{x + NODE_W / 2:.0f}" '
-            f'y="{y + NODE_H - 8:.0f}">{escape(_lines(caption, 32, 1)[0])}</text></g>'
+            f'<text class="{"outcome" if said else "caption"}" x="{x + NODE_W / 2:.0f}" '
+            f'y="{y + NODE_H - 8:.0f}">{escape(caption)}{whole}</text></g>'
         )
     out.append("</svg>")
     return Markup("".join(out))

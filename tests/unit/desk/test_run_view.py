@@ -38,6 +38,12 @@ def test_a_waiting_run_highlights_its_path_and_the_step_it_waits_at(desk):
         f"{a}>{b}" for a, b in itertools.pairwise(PROMPT_PATH)
     }
     assert "human" in nodes["fix_config_by_hand"] and "end-close" in nodes["close_config_fixed"]
+    # A visited step's caption reads its outcome in words, cut to its box and whole in its tooltip.
+    node = re.search(r'<g class="[^"]*" data-step="check_config">(.*?)</g>', page, re.S)
+    assert node and (
+        '<text class="outcome"' in node.group(1)
+        and "The app points at the wrong…<title>The app points at the wrong server</title>" in node.group(1)
+    )
     assert 'class="progress waiting"' in page and "Waiting for a person" in page
     assert 'data-answer="connected"' in page  # the question can be answered right here
     assert (
