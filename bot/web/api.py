@@ -18,7 +18,7 @@ from bot.services import Services
 from bot.state.models import Event, Prompt, PromptState, Run, Ticket
 from bot.web import jsonbody, worklist
 from bot.web.current import services_of
-from bot.web.views import event_dict, prompt_dict, run_dict, ticket_dict
+from bot.web.views import already, event_dict, prompt_dict, run_dict, ticket_dict
 
 api = Blueprint("api", __name__, url_prefix="/api")
 
@@ -174,8 +174,7 @@ def answer_prompt(prompt_id: str) -> ResponseReturnValue:
     if not won:
         return jsonify(
             error="Conflict",
-            message=f"already {data['state']}"
-            + (f" by {data['answered_by']}" if data["answered_by"] else ""),
+            message=already(data),
             prompt=data,
         ), 409
     return jsonify(data)

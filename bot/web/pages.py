@@ -40,7 +40,7 @@ from bot.web import dashboard, extension, svg, worklist
 from bot.web.api import TicketIn, answer, find_tickets
 from bot.web.auth import Access, csrf_ok
 from bot.web.current import services_of
-from bot.web.views import diagnosis_dict, sla_list, step_dict, ticket_row
+from bot.web.views import already, diagnosis_dict, sla_list, step_dict, ticket_row
 from integrations.base import AdapterError
 from integrations.prompts import PromptView
 from integrations.tickets import Note, StepRow, answerer
@@ -296,8 +296,7 @@ def answer_prompt(prompt_id: str) -> ResponseReturnValue:
         label = next((o["label"] for o in data["options"] if o["value"] == data["answer"]), data["answer"])
         flash(f"{data['ticket']}: answered “{label}”. connbot goes on.", "ok")
     else:
-        by = f" by {data['answered_by']}" if data["answered_by"] else ""
-        flash(f"{data['ticket']}: this question was already {data['state']}{by}.", "error")
+        flash(f"{data['ticket']}: this question was {already(data)}.", "error")
     return redirect(back, 303)
 
 

@@ -25,6 +25,7 @@ from bot.state.models import (
     Ticket,
     utcnow,
 )
+from integrations.tickets import answerer
 from playbook.diagnosis import Rules, diagnose
 from playbook.facts import findings
 
@@ -145,6 +146,13 @@ def prompt_dict(p: Prompt) -> dict[str, Any]:
         "expires_at": p.expires_at.isoformat(),
         "handed_to": p.handed_to,
     }
+
+
+def already(prompt: Mapping[str, Any]) -> str:
+    """What a late answer to a settled prompt (as `prompt_dict`) is told: `already answered by W111 in
+    Slack`, who answered named as a ticket names them (`answerer`)."""
+    by = prompt["answered_by"]
+    return f"already {prompt['state']}" + (f" by {answerer(by, prompt['answered_via'])}" if by else "")
 
 
 def ticket_dict(t: Ticket) -> dict[str, Any]:

@@ -136,6 +136,20 @@ def test_a_slack_answerer_is_said_to_be_one_on_the_run_page_and_by_runs_show(mak
     )
 
 
+def test_a_late_answer_on_the_desk_or_the_api_names_the_slack_answerer_as_one(make_slack):
+    world = make_slack(one_prompt_registry())
+    file(world)
+    prompt = world.answer("connected", user="W111")
+    late = world.web.post(
+        f"/prompts/{prompt.id}/answer",
+        data={"csrf_token": csrf(world.web, "/tickets/DESK-1"), "answer": "still_failing", "name": "Dave"},
+        follow_redirects=True,
+    )
+    assert "this question was already answered by W111 in Slack." in late.get_data(as_text=True)
+    api = world.web.post(f"/api/prompts/{prompt.id}/answer", json={"answer": "still_failing", "by": "Erin"})
+    assert api.status_code == 409 and api.get_json()["message"] == "already answered by W111 in Slack"
+
+
 def test_a_double_click_and_a_retried_delivery_resume_once(make_slack):
     world = make_slack(human_everywhere())
     _, run_id = file(world)
