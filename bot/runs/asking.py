@@ -101,11 +101,12 @@ def _resume_identify(ctx: RunContext, s: Session, run: Run, prompt: Prompt) -> b
         else None
     )
     said = ""
+    who = answerer(prompt.answered_by or "", prompt.answered_via)  # as a ticket names them
     # The row reads the outcome and who answered; its summary what follows (the user named).
     if user:
         run.ticket.user_ref = user
         outcome, summary = identify.GIVEN, user
-        trail = f"{prompt.answered_by} named the user: {user}."
+        trail = f"{who} named the user: {user}."
     else:
         run.facts = {**run.facts, "identify_done": True}
         outcome, summary = identify.UNKNOWN, "The steps that need the user fail or ask a person."
@@ -113,7 +114,7 @@ def _resume_identify(ctx: RunContext, s: Session, run: Run, prompt: Prompt) -> b
             outcome, said = "timed_out", records.UNANSWERED
         trail = (
             "Nobody named the user"
-            + (f" ({prompt.answered_by})" if prompt.answered_by else " in time")
+            + (f" ({who})" if prompt.answered_by else " in time")
             + ": the steps that need the user fail or ask a person."
         )
     records.record(

@@ -150,6 +150,21 @@ def test_a_late_answer_on_the_desk_or_the_api_names_the_slack_answerer_as_one(ma
     assert api.status_code == 409 and api.get_json()["message"] == "already answered by W111 in Slack"
 
 
+def test_a_user_named_in_slack_is_said_on_the_ticket_with_the_slack_user_who_named_them(make_slack):
+    world = make_slack(human_everywhere())
+    _, run_id = intake.file_desk_ticket(
+        world.svc.context, "Someone can't connect", "", "help@x.example", None
+    )
+    world.work()
+    prompt = world.open_prompt()
+    assert prompt.kind == "identify"
+    assert world.send(submission(prompt.id, "given", "1042", user="W111")).status_code == 200
+    world.work()
+    with world.svc.store.tx() as s:
+        comments = [c.body for c in s.get(Run, run_id).ticket.comments]
+    assert "Identify the user: W111 in Slack named the user: 1042." in comments
+
+
 def test_a_double_click_and_a_retried_delivery_resume_once(make_slack):
     world = make_slack(human_everywhere())
     _, run_id = file(world)
