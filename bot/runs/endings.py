@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot.runs import asking, incidents, records
+from bot.runs import asking, fixes, incidents, records
 from bot.runs.context import RunContext
 from bot.runs.outbox import (
     customer_reply,
@@ -63,11 +63,11 @@ def escalate(ctx: RunContext, s: Session, run: Run, plan: Escalate, pos: Positio
 
 def _diagnosis(ctx: RunContext, run: Run) -> list[str]:
     """The leading cause and the next candidates, from the run's findings, one sentence each (of a
-    fix people acted on, what became of it: `asking.stated`), then what became of the fixes of causes
+    fix people acted on, what became of it: `fixes.stated`), then what became of the fixes of causes
     that led earlier and lead no longer."""
     rules = ctx.playbooks.rules
     causes = diagnose(rules, run.facts)
-    lead, rest = asking.stated(run.facts, causes[0]), [c for c in causes[1:3] if c.confidence > 0]
+    lead, rest = fixes.stated(run.facts, causes[0]), [c for c in causes[1:3] if c.confidence > 0]
     if lead.id == rules.fallback:
         weaker = ", ".join(f"{c.title} ({c.confidence:.0%})" for c in rest)
         lines = ["The findings point at no single cause."] + (
@@ -79,16 +79,16 @@ def _diagnosis(ctx: RunContext, run: Run) -> list[str]:
             lines.append(f"Against it: {'; '.join(lead.contrary)}.")
         if rest:
             lines.append("Also possible: " + ", ".join(f"{c.title} ({c.confidence:.0%})" for c in rest) + ".")
-    earlier = [c for c in run.facts.get(asking.TRIED_FIXES, {}) if c != lead.id and c in rules.causes]
+    earlier = [c for c in run.facts.get(fixes.TRIED_FIXES, {}) if c != lead.id and c in rules.causes]
     return lines + [
-        f"Earlier leading cause: {rules.causes[c].title}. {asking.fates(run.facts, c)}" for c in earlier
+        f"Earlier leading cause: {rules.causes[c].title}. {fixes.fates(run.facts, c)}" for c in earlier
     ]
 
 
 def _fixed_cause(ctx: RunContext, run: Run) -> list[str]:
     """For a closing comment: the cause a person was asked about (what the fix was for), else the
     leading cause of the findings, without what to do about it: that is done."""
-    asked = run.facts.get(asking.ASKED_CAUSE)
+    asked = run.facts.get(fixes.ASKED_CAUSE)
     if isinstance(asked, dict):
         return [f"Cause: {asked['title']}. {asked['found']}."]
     lead = engine.leading(ctx.playbooks.of(run), run.facts)
@@ -212,7 +212,7 @@ def release(
             heading = f"Incident {inc.id} was dismissed as not a PBX problem"
             lines = [f"{inc.dismissed_by} said incident {inc.id} is not a PBX problem."]
             # said with its cause wherever the ticket states the cause from now on
-            asking.tried(
+            fixes.tried(
                 run, f"incident {inc.id}", inc.cause, kind="dismissal", by=inc.dismissed_by, incident=inc.id
             )
         elif rec is not None:

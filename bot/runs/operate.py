@@ -22,9 +22,10 @@ from sqlalchemy.orm import Session
 
 from bot.errors import BadRequestError, NotFoundError
 from bot.runs import prompts
-from bot.runs.asking import ASKED_CAUSE, ROWS_TOLD
+from bot.runs.asking import ROWS_TOLD
 from bot.runs.context import RunContext
 from bot.runs.endings import end_run
+from bot.runs.fixes import ASKED_CAUSE
 from bot.runs.outbox import REPLIED, note_effect, prompt_effects
 from bot.runs.prompts import Via
 from bot.runs.steps import start_run

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from bot import logs, tracing
-from bot.runs import asking, endings, identify, incidents, records, routing, sla
+from bot.runs import asking, endings, fixes, identify, incidents, records, routing, sla
 from bot.runs.context import RunContext
 from bot.runs.outbox import (
     PENDING_SQL,
@@ -342,9 +342,9 @@ def _execute(
     rec = records.StepRecord(pos.step, "auto", outcome, summary, started, finished, evidence, said=said)
     run.facts = {**run.facts, **facts}
     if pos.approved:
-        asking.tried(run, pos.step, result=summary)
+        fixes.tried(run, pos.step, result=summary)
     elif "recheck" in facts:  # the app made to reconnect after a fix people made or approved
-        asking.checked(run, summary)
+        fixes.checked(run, summary)
     records.move(run, engine.follow(pb, pos, event))
     # The steps after it that call no outside system (decisions, a question, the end) are taken in
     # this work item too; before the next call, the run yields to the work already waiting.

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.runs import sla
-from bot.runs.asking import stated
+from bot.runs.fixes import stated
 from bot.runs.incidents import counts
 from bot.state.models import (
     EffectState,
@@ -66,7 +66,7 @@ def diagnosis_dict(rules: Rules, facts: Mapping[str, Any]) -> dict[str, Any]:
     """A run's findings (not the ids its steps pass on) and its diagnosis: the leading cause first
     (the fallback cause when the findings point at none), then the other candidates with some
     confidence, each as `Cause.as_dict()`, a fix already put for approval said as what became of it
-    (`asking.stated`). What `runs show`, the API and the desk's run page show."""
+    (`fixes.stated`). What `runs show`, the API and the desk's run page show."""
     causes = [stated(facts, c) for c in diagnose(rules, facts)]
     shown = [causes[0], *(c for c in causes[1:] if c.confidence > 0)]
     return {"findings": findings(facts), "diagnosis": [c.as_dict() for c in shown]}

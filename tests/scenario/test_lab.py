@@ -16,7 +16,7 @@ from sqlalchemy import select
 from bot.cli import server
 from bot.lab import SCENARIOS, Lab
 from bot.lab import web as lab_web
-from bot.runs.asking import ASKED_CAUSE
+from bot.runs.fixes import ASKED_CAUSE
 from bot.state.models import Prompt, Run
 from bot.web.app import create_app
 from playbook.diagnosis import diagnose, rules_of
