@@ -14,6 +14,7 @@ from bot.runs.prompts import Via
 from bot.services import Services
 from bot.state.models import Incident, IncidentState
 from bot.web.views import incident_dict
+from integrations.tickets import answerer
 
 _ID = click.argument("incident_id", type=int)
 _BY = click.option("--by", required=True, help="who acts (written on the tickets)")
@@ -69,7 +70,9 @@ def _echo(d: dict[str, Any]) -> None:
     click.echo(f"latest check: {d['checked_at'] or 'none yet'}: {d['health'] or '-'}")
     if d["next_check_at"]:
         click.echo(f"next check: {d['next_check_at']}")
-    for label, key in (("taken by", "owner"), ("parent issue", "parent"), ("outcome", "summary")):
+    if d["owner"]:
+        click.echo(f"taken by: {answerer(d['owner'], d['owner_via'])}")
+    for label, key in (("parent issue", "parent"), ("outcome", "summary")):
         if d[key]:
             click.echo(f"{label}: {d[key]}")
     click.echo(

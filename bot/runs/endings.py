@@ -19,7 +19,7 @@ from bot.runs.outbox import (
 )
 from bot.runs.trail import rows
 from bot.state.models import Incident, Run, RunState
-from integrations.tickets import Note
+from integrations.tickets import Note, answerer
 from playbook import engine
 from playbook.diagnosis import diagnose
 from playbook.engine import Escalate, Finish, Position
@@ -210,11 +210,10 @@ def release(
         heading = f"Incident {inc.id} is resolved (the PBX is back)"
         if inc.dismissed_by:
             heading = f"Incident {inc.id} was dismissed as not a PBX problem"
-            lines = [f"{inc.dismissed_by} said incident {inc.id} is not a PBX problem."]
+            who = answerer(inc.dismissed_by, inc.dismissed_via)  # as a ticket names them
+            lines = [f"{who} said incident {inc.id} is not a PBX problem."]
             # said with its cause wherever the ticket states the cause from now on
-            fixes.tried(
-                run, f"incident {inc.id}", inc.cause, kind="dismissal", by=inc.dismissed_by, incident=inc.id
-            )
+            fixes.tried(run, f"incident {inc.id}", inc.cause, kind="dismissal", by=who, incident=inc.id)
         elif rec is not None:
             lines = [rec.summary]
         else:

@@ -20,7 +20,7 @@ from bot.runs.prompts import Via
 from bot.state.models import Effect, EffectState, Incident, IncidentState, Run, RunState, Ticket
 from integrations.base import AdapterError
 from integrations.prompts import IncidentView
-from integrations.tickets import Note, TicketRef
+from integrations.tickets import Note, TicketRef, answerer
 
 log = logging.getLogger(__name__)
 
@@ -226,20 +226,21 @@ def act(ctx: RunContext, incident_id: int, action: str, who: str, via: Via, valu
             raise IncidentActionError(f"incident {incident_id} is {inc.state}, not open")
         inc = incidents.locked(ctx, s, incident_id)
         inc.version += 1
+        name = answerer(who, via.value)  # as the tickets name them: `W111 in Slack`, `Carol`
         if action == "restored":
             inc.restored_by, inc.restored_via, inc.next_check_at = who, via.value, ctx.clock()
             done = (
-                f"{who} said the PBX is restored: connbot checks it now and closes the tickets if it agrees."
+                f"{name} said the PBX is restored: connbot checks it now and closes the tickets if it agrees."
             )
         elif action == "dismiss":
-            inc.dismissed_by = who
+            inc.dismissed_by, inc.dismissed_via = who, via.value
             done = (
-                f"{who} said incident {incident_id} is not a PBX problem: "
+                f"{name} said incident {incident_id} is not a PBX problem: "
                 "its tickets are checked on their own again."
             )
         elif action == "assign":
             inc.owner, inc.owner_via = who, via.value
-            done = f"Incident {incident_id} is taken by {who}."
+            done = f"Incident {incident_id} is taken by {name}."
         else:
             done = f"Incident {incident_id}'s tickets are linked to {key}."
     if action == "parent":

@@ -27,6 +27,7 @@ from bot.runs.redact import redact, redact_facts
 from bot.state.models import Incident, IncidentState, PbxHealth, Run, RunState
 from bot.state.store import rows_updated
 from integrations.base import ActionInput, AdapterError
+from integrations.tickets import answerer
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +160,9 @@ def _tend(ctx: RunContext, incident_id: int, owner: str) -> None:
             inc = incidents.locked(ctx, s, incident_id)
             inc.facts = health.facts or inc.facts
             inc.checked_at, inc.version = now, inc.version + 1
+            restorer = answerer(inc.restored_by or "", inc.restored_via)  # as the tickets name them
             if health.healthy or (not health.known and inc.restored_by):
-                inc.health = health.summary if health.known else f"{inc.restored_by} said it is restored"
+                inc.health = health.summary if health.known else f"{restorer} said it is restored"
                 inc.state, inc.recovered_at = IncidentState.RECOVERING, now
             else:
                 inc.health = health.summary
@@ -168,7 +170,7 @@ def _tend(ctx: RunContext, incident_id: int, owner: str) -> None:
                     incidents.name_cause(s, inc, health.cause)
                 if inc.restored_by:
                     inc.health = (
-                        f"{inc.restored_by} said it is restored, but the check at {now:%H:%M:%S} UTC "
+                        f"{restorer} said it is restored, but the check at {now:%H:%M:%S} UTC "
                         f"still finds: {health.summary}"
                     )[:1000]
                     inc.restored_by = inc.restored_via = None
@@ -286,7 +288,8 @@ def _summary(s: Session, inc: Incident) -> str:
     tickets, users, closed = incidents.counts(s, inc.id)
     if inc.dismissed_by:
         return (
-            f"{inc.dismissed_by} said it is not a PBX problem; {tickets} ticket(s) are checked on their own."
+            f"{answerer(inc.dismissed_by, inc.dismissed_via)} said it is not a PBX problem; "
+            f"{tickets} ticket(s) are checked on their own."
         )
     took = _duration((inc.recovered_at or inc.opened_at) - inc.opened_at)
     # Only an incident opened by count can be a false alarm: any other was confirmed by a check.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ from integrations.slack.channel import SlackChannel
 from integrations.slack.settings import SlackSettings
 from simulators.slack import CHANNEL, SlackWebApi
 from tests.fakes import jira as fake_jira
+from tests.fakes.desk import csrf
 from tests.fakes.slack_api import BOT_TOKEN, SIGNING_SECRET, InlineExecutor, click, form, signed
 
 DOWN, HEALTHY = "asterisk_stopped", "healthy_after_reconnect"
@@ -318,13 +320,20 @@ def test_restored_is_checked_first_then_every_ticket_is_closed(make_world):
     # Someone not allowed to act: refused, nothing changes.
     world.click(inc.id, "restored", "W999")
     assert "you may not act on incidents" in world.slack.to("chat.postEphemeral")[-1]["text"]
-    # Allowed, but Asterisk still does not run: the check disagrees, the incident stays open.
+    # Allowed, but Asterisk still does not run: the check disagrees, the incident stays open. Who
+    # said it is named as the tickets name a Slack user, on the page and in the message alike.
     world.click(inc.id, "restored", "W222")
+    told = world.slack.to("chat.postEphemeral")[-1]["text"]
+    assert told.startswith("W222 in Slack said the PBX is restored: connbot checks it now")
     world.work()
     (inc,) = world.incidents()
     assert inc.state == "open" and inc.restored_by is None
-    assert inc.health.startswith("W222 said it is restored, but the check at")
-    assert "Asterisk on 127.0.0.1 does not answer" in inc.health
+    page = world.web.get(f"/incidents/{inc.id}").get_data(as_text=True)
+    health = re.search(r'<dd id="health">(.*?)</dd>', page, re.S).group(1)
+    assert "UTC: W222 in Slack said it is restored, but the check at" in health
+    assert "Asterisk on 127.0.0.1 does not answer" in health
+    shown = world.slack.to("chat.update")[-1]["blocks"][1]["text"]["text"]
+    assert "W222 in Slack said it is restored, but the check at" in shown
     assert all(world.run(r).state == "held" for r in runs)
     # Repaired: Restored again, the check agrees, every app registers, every ticket is closed.
     world.lab.repair(DOWN)
@@ -342,22 +351,36 @@ def test_restored_is_checked_first_then_every_ticket_is_closed(make_world):
     assert len(incident_posts(world.slack)) == 1
 
 
-def test_not_a_pbx_problem_sends_every_ticket_back_to_its_own_checks(make_world):
+def test_not_a_pbx_problem_sends_every_ticket_back_to_its_own_checks(make_world, monkeypatch, settings):
+    """Who took and dismissed the incident in Slack is named as the tickets name a Slack user ('W222
+    in Slack'): on the tickets, the page, the CLI, the parent's summary; the message mentions them."""
     world = make_world({DOWN: 2})
     runs = [world.file(DOWN, n) for n in range(2)]
     world.work()
     (inc,) = world.incidents()
     world.click(inc.id, "assign", "W222")
+    assert world.slack.to("chat.postEphemeral")[-1]["text"] == f"Incident {inc.id} is taken by W222 in Slack."
+    assert "Taken by <@W222>" in world.slack.to("chat.update")[-1]["blocks"][1]["text"]["text"]
     world.click(inc.id, "dismiss", "W222")
+    told = world.slack.to("chat.postEphemeral")[-1]["text"]
+    assert told.startswith(f"W222 in Slack said incident {inc.id} is not a PBX problem: its tickets are")
     world.work()
     incidents = world.incidents()
     assert incidents[0].state == "closed" and incidents[0].owner == "W222"
-    assert incidents[0].close_reason.startswith("W222 said it is not a PBX problem")
+    summary = "W222 in Slack said it is not a PBX problem; 2 ticket(s) are checked on their own."
+    shown = world.web.get(f"/api/incidents/{inc.id}").get_json()
+    assert (shown["summary"], shown["owner_via"], shown["dismissed_via"]) == (summary, "slack", "slack")
+    assert f"Closed: {summary}" in world.slack.to("chat.update")[-1]["blocks"][1]["text"]["text"]
+    page = world.web.get(f"/incidents/{inc.id}").get_data(as_text=True)
+    assert '<dd id="owner">W222 in Slack</dd>' in page and f'<dd id="summary">{summary}</dd>' in page
+    monkeypatch.setenv("CONNBOT_DATA_DIR", str(settings.data_dir))
+    cli = CliRunner().invoke(main, ["incidents", "show", str(inc.id)]).output
+    assert "taken by: W222 in Slack\n" in cli and f"outcome: {summary}\n" in cli
     for run_id in runs:
         run = world.run(run_id)
         assert "incident_recheck" not in [s.step for s in run.steps]
         said = [c.body for c in run.ticket.comments]
-        assert any("W222 said incident 1 is not a PBX problem." in c for c in said)
+        assert any("W222 in Slack said incident 1 is not a PBX problem." in c for c in said)
         # back on their own way: the playbook's own question about the cause, one per ticket
         assert run.state == "waiting" and run.incident_id == incidents[0].id
     # Their findings named this fault before the person's word: it does not open an incident again.
@@ -518,6 +541,44 @@ def test_only_a_person_who_acted_in_slack_is_mentioned_on_the_incident(make_worl
     world.work()
     reminder = [a["text"] for a in world.slack.to("chat.postMessage") if a.get("thread_ts")][-1]
     assert reminder.startswith("<@W222> Reminder: incident 1 is still open")
+
+
+def test_who_acted_on_the_desk_the_api_or_the_cli_is_named_as_given(make_world, monkeypatch, settings):
+    """A person who took, restored or dismissed the incident on the desk, through the API or with the
+    connbot command is their name as given, even one like a Slack user id: never 'in Slack', never a
+    mention; the incident keeps where each acted."""
+    world = make_world({DOWN: 1})
+    run_id = world.file(DOWN, 0)
+    world.work()
+    (inc,) = world.incidents()
+    name = "U024BE7LH"
+    # the desk's form: taken
+    token = csrf(world.web, f"/incidents/{inc.id}")
+    form = {"csrf_token": token, "name": name, "action": "assign"}
+    page = world.web.post(f"/incidents/{inc.id}", data=form, follow_redirects=True).get_data(as_text=True)
+    assert f"Incident {inc.id} is taken by {name}." in page and f'<dd id="owner">{name}</dd>' in page
+    # the API: restored, while Asterisk still does not run
+    done = world.web.post(f"/api/incidents/{inc.id}/restored", json={"by": name}).get_json()
+    assert done["done"].startswith(f"{name} said the PBX is restored: connbot checks it now")
+    assert (done["incident"]["owner_via"], done["incident"]["restored_via"]) == ("desk", "api")
+    world.work()
+    shown = world.web.get(f"/api/incidents/{inc.id}").get_json()
+    assert shown["health"].startswith(f"{name} said it is restored, but the check at")
+    # the CLI: not a PBX problem
+    monkeypatch.setenv("CONNBOT_DATA_DIR", str(settings.data_dir))
+    closed = CliRunner().invoke(main, ["incidents", "close", str(inc.id), "--by", name])
+    assert closed.output.startswith(f"{name} said incident {inc.id} is not a PBX problem: its tickets")
+    world.work()
+    summary = f"{name} said it is not a PBX problem; 1 ticket(s) are checked on their own."
+    shown = world.web.get(f"/api/incidents/{inc.id}").get_json()
+    assert (shown["summary"], shown["owner_via"], shown["dismissed_via"]) == (summary, "desk", "cli")
+    cli = CliRunner().invoke(main, ["incidents", "show", str(inc.id)]).output
+    assert f"taken by: {name}\n" in cli and f"outcome: {summary}\n" in cli
+    said = [c.body for c in world.run(run_id).ticket.comments]
+    assert any(f"{name} said incident {inc.id} is not a PBX problem." in c for c in said)
+    slack = json.dumps([world.slack.to("chat.update"), world.slack.to("chat.postMessage")])
+    assert f"Closed: {summary}" in slack
+    assert "in Slack" not in json.dumps(said) + slack and f"<@{name}>" not in slack
 
 
 @pytest.mark.parametrize("storm", [("OPS", 2)], indirect=True)
@@ -725,7 +786,7 @@ def test_a_ticket_sent_back_by_not_a_pbx_problem_says_so_with_its_cause(make_wor
     run_id, dismissed, prompt_id = sent_back(world)
     with world.svc.store.tx() as s:
         question = s.get(Prompt, prompt_id).question
-    dismissal = f"W222 said incident {dismissed.id} is not a PBX problem."
+    dismissal = f"W222 in Slack said incident {dismissed.id} is not a PBX problem."
     assert dismissal in question
     answer(world, prompt_id, "not_fixed")
     run = world.run(run_id)
@@ -753,7 +814,8 @@ def test_a_dismissed_incident_still_lists_the_tickets_it_sent_back(make_world):
     assert (run.state, run.incident_id) == ("held", later.id)  # a new fault: it joins that one
 
     shown = world.web.get(f"/api/incidents/{dismissed.id}").get_json()
-    assert shown["summary"] == "W222 said it is not a PBX problem; 1 ticket(s) are checked on their own."
+    said = "W222 in Slack said it is not a PBX problem; 1 ticket(s) are checked on their own."
+    assert shown["summary"] == said
     assert (shown["tickets"], shown["users"]) == (1, 1)
     assert [(c["run"], c["ticket"]) for c in shown["children"]] == [(run_id, run.ticket.key)]
     page = world.web.get(f"/incidents/{dismissed.id}").get_data(as_text=True)
