@@ -70,6 +70,8 @@ class IncidentView(BaseModel):
     owner_via: str | None = None  # where they took it: slack (then `owner` is a Slack user id), desk, ...
     restored_by: str | None
     restored_via: str | None = None  # where they said so, as `owner_via`
+    dismissed_by: str | None = None  # who said it is not a PBX problem
+    dismissed_via: str | None = None  # where they said so, as `owner_via`
     parent_key: str | None
     parent_url: str | None
     url: str  # the incident's desk page

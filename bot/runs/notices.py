@@ -50,6 +50,8 @@ def view(ctx: RunContext, s: Session, inc: Incident) -> IncidentView:
         owner_via=inc.owner_via,
         restored_by=inc.restored_by,
         restored_via=inc.restored_via,
+        dismissed_by=inc.dismissed_by,
+        dismissed_via=inc.dismissed_via,
         parent_key=inc.parent_key,
         parent_url=parent_url,
         url=f"{ctx.desk_url}/incidents/{inc.id}",

@@ -256,10 +256,13 @@ def _incident_lines(view: IncidentView) -> str:
         lines.append(f"Latest check{at}: {escape(view.health)}")
     if view.owner:
         lines.append(f"Taken by {mention(view.owner, view.owner_via)}")
-    if view.restored_by and view.state == "open":
+    if view.dismissed_by and view.state != "closed":
+        who = mention(view.dismissed_by, view.dismissed_via)
+        lines.append(f"{who} said it is not a PBX problem: its tickets are checked on their own again.")
+    elif view.restored_by and view.state == "open":
         who = mention(view.restored_by, view.restored_via)
         lines.append(f"{who} said it is restored; connbot's check does not agree yet.")
-    if view.state == "recovering":
+    elif view.state == "recovering":
         lines.append(f"Back: re-checking the users' apps ({view.closed_tickets} of {view.tickets} done).")
     if view.state == "closed":
         lines.append(f"Closed: {escape(view.summary)}")
@@ -279,7 +282,7 @@ def incident_message(view: IncidentView) -> tuple[str, list[Block]]:
         {"type": "header", "text": plain(head, HEADER)},
         section(_incident_lines(view)),
     ]
-    if view.state == "open":
+    if view.state == "open" and not view.dismissed_by:
         buttons = [
             {
                 "type": "button",

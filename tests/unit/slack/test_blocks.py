@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from integrations.prompts import PromptView
+from integrations.prompts import IncidentView, PromptView
 from integrations.slack import blocks
 from integrations.tickets import StepRow
 from tests.conftest import shared_json
@@ -186,3 +186,44 @@ def test_detail_modal_carries_the_prompt_id_and_reads_back_choice_and_text():
         "text": {"text": {"value": " 403 \n"}},
     }
     assert blocks.submitted(values) == ("found", "403")
+
+
+def _incident(**changes: object) -> IncidentView:
+    return IncidentView(
+        id=3,
+        pbx="acme",
+        title="Asterisk is down",
+        statement="Asterisk on pbx1 does not answer",
+        state="open",
+        opened_at=dt.datetime(2026, 12, 4, 9, 0, tzinfo=dt.UTC),
+        tickets=4,
+        users=3,
+        closed_tickets=0,
+        health="ARI refused the connection",
+        checked_at=None,
+        owner=None,
+        restored_by=None,
+        parent_key=None,
+        parent_url=None,
+        url="https://desk.example/incidents/3",
+        summary="",
+        message={},
+    ).model_copy(update=changes)
+
+
+def test_a_dismissed_incident_says_who_dismissed_it_not_that_the_pbx_is_back():
+    """Between a person's *Not a PBX problem* and the incident's close, its message says so: not
+    'Back: re-checking the users' apps' (nothing is re-checked), and no buttons to act on it again."""
+    for state in ("open", "recovering"):
+        _, shown = blocks.incident_message(_incident(state=state, dismissed_by="W222", dismissed_via="slack"))
+        text = json.dumps(shown)
+        assert "<@W222> said it is not a PBX problem: its tickets are checked on their own again." in text
+        assert "Back: re-checking" not in text and '"actions"' not in text
+    # a desk name shaped like a Slack id is no mention
+    _, shown = blocks.incident_message(_incident(dismissed_by="U024BE7LH", dismissed_via="desk"))
+    assert "U024BE7LH said it is not a PBX problem" in json.dumps(shown) and "<@U024BE7LH>" not in json.dumps(
+        shown
+    )
+    # while the PBX really is back, the re-checks are counted
+    _, shown = blocks.incident_message(_incident(state="recovering", closed_tickets=1))
+    assert "Back: re-checking the users' apps (1 of 4 done)." in json.dumps(shown)
