@@ -344,7 +344,10 @@ QUESTIONS = {
         ["runs, but not all of its SIP stack does: res_pjsip_registrar.so not running", "module load"],
     ),
     "realtime_db_down": ("fix_cause", ["cannot use its realtime database", "Do not create accounts"]),
-    "user_network_blocked": ("fix_cause", ["The user's network does not reach the PBX", "device's own test"]),
+    "user_network_blocked": (
+        "fix_cause",
+        ["The user's device does not reach the PBX", "device's own test", "fail2ban after failed logins"],
+    ),
     "missing_auth_object": (
         "create_account",
         ["lacks auth 2014", "Create only the missing objects (auth 2014)"],
