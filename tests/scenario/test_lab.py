@@ -344,6 +344,11 @@ QUESTIONS = {
         ["runs, but not all of its SIP stack does: res_pjsip_registrar.so not running", "module load"],
     ),
     "realtime_db_down": ("fix_cause", ["cannot use its realtime database", "Do not create accounts"]),
+    # SIP silent while ARI answers: the path, or a PJSIP transport that does not listen there
+    "network_down": (
+        "fix_cause",
+        ["The network path to 127.0.0.1:", "a PJSIP transport of Asterisk listens"],
+    ),
     "user_network_blocked": (
         "fix_cause",
         ["The user's device does not reach the PBX", "device's own test", "fail2ban after failed logins"],
