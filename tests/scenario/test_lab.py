@@ -507,7 +507,8 @@ def test_an_account_created_for_a_user_without_a_device_is_not_asked_about_as_mi
 
 # scenario: the fix of its level 2 cause, as its question asks for it
 FIX_ASKED = {
-    "asterisk_stopped": "Start or restart Asterisk on 127.0.0.1.",
+    "asterisk_stopped": "Start or restart Asterisk on 127.0.0.1"
+    "; if it runs, check the host's firewall, which refuses connections the same way.",
     "logs_only": "Have the app send keep-alives more often",
 }
 

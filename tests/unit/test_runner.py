@@ -788,7 +788,8 @@ def test_findings_accumulate_even_from_a_failed_step_and_the_question_carries_th
     assert (prompt.step, prompt.level) == ("fix_cause", 2)
     assert prompt.question == (
         "Asterisk on pbx1 does not answer: ARI refused connbot's connection; SIP pbx1:5061/tls refused "
-        "the connection; the user's device was refused too. Start or restart Asterisk on pbx1."
+        "the connection; the user's device was refused too. Start or restart Asterisk on pbx1"
+        "; if it runs, check the host's firewall, which refuses connections the same way."
     )
 
 

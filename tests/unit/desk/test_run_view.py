@@ -193,7 +193,10 @@ def test_the_run_page_shows_evidence_and_findings_as_tables_and_the_diagnosis_in
     text = html.unescape(" ".join(re.sub(r"<[^>]+>", " ", part).split()))
     assert "Leading cause Asterisk is down (90 %) : Asterisk on <i>pbx1</i> does not answer" in text
     assert "Why ARI refused connbot's connection SIP pbx1:5061/tls refused the connection" in text
-    assert "What to do Start or restart Asterisk on <i>pbx1</i>." in text
+    assert (
+        "What to do Start or restart Asterisk on <i>pbx1</i>; if it runs, check the host's firewall, which "
+        "refuses connections the same way." in text
+    )
     assert "What speaks against it" not in text and "device_id" not in part and "{" not in part
     api = client.get(f"/api/runs/{run_id}").get_json()
     assert api["findings"]["ari"] == "refused" and "device_id" not in api["findings"]

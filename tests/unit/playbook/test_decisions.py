@@ -79,7 +79,8 @@ def test_the_question_is_the_leading_causes_own_with_its_supporting_findings() -
     ask = engine.plan(PB, pos, lambda _a: True, facts=DOWN)
     assert isinstance(ask, engine.Ask) and ask.question == (
         "Asterisk on pbx1 does not answer: ARI refused connbot's connection; SIP pbx1:5061/tls refused "
-        "the connection. Start or restart Asterisk on pbx1."
+        "the connection. Start or restart Asterisk on pbx1"
+        "; if it runs, check the host's firewall, which refuses connections the same way."
     )
 
 

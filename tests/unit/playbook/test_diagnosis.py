@@ -221,7 +221,8 @@ def test_a_cause_says_what_supports_and_contradicts_it_in_plain_words() -> None:
     )[0]
     assert lead.question() == (
         "Asterisk on pbx1 does not answer: ARI refused connbot's connection; SIP pbx1:5061/tls refused "
-        "the connection. Start or restart Asterisk on pbx1."
+        "the connection. Start or restart Asterisk on pbx1"
+        "; if it runs, check the host's firewall, which refuses connections the same way."
     )
 
 
