@@ -121,7 +121,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "logs_only",
             "Cause only in the client logs",
-            "Every check passes, but the app's log shows its NAT keep-alives failing.",
+            "Every check passes, but the app's log shows its keep-alives failing.",
             "Level 2 reads the client logs and asks a person to act on them (Repair, then Fixed).",
             "2008",
             hidden="NAT binding lost",
