@@ -56,7 +56,8 @@ def _fate(fix: Mapping[str, Any]) -> str:
         return f"Level {fix['level']} was asked to do its fix; no one answered within {fix['waited']}."
     check = f" {_sentence(fix['check'])}" if fix.get("check") else ""
     if fix["kind"] == "answer":
-        wrote = f" ({_cut(fix['text'].rstrip('. '))})" if fix.get("text") else ""
+        # what they wrote, on one line (a person's text may span several)
+        wrote = f" ({_cut(' '.join(fix['text'].split()).rstrip('. '))})" if fix.get("text") else ""
         return f"Asked to do its fix, {fix['by']} answered “{fix['answer']}”{wrote}.{check}"
     its = f"Its fix, “{fix['step']}”,"
     if fix["approved"] is None:

@@ -520,7 +520,7 @@ def test_level_3_is_told_that_level_2_tried_the_fix_not_asked_to_do_it_again(nam
     svc, client = desk
     resp = client.post("/api/lab/tickets", json={"summary": "The app cannot connect", "scenario": name})
     run_id = resp.get_json()["run"]
-    written = "Restarted it twice, no change."
+    written = "Restarted it twice,\n  no change."
     assert drive(svc, client, run_id, {"fix_cause": "not_fixed"}, name, text=written) == ["fix_cause"]
     with svc.store.tx() as s:
         run = s.get(Run, run_id)
