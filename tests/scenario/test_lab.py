@@ -349,7 +349,7 @@ QUESTIONS = {
     # SIP silent while ARI answers: the path, or a PJSIP transport that does not listen there
     "network_down": (
         "fix_cause",
-        ["The network path to 127.0.0.1:", "a PJSIP transport of Asterisk listens"],
+        ["SIP messages to 127.0.0.1:", "a PJSIP transport of Asterisk listens"],
     ),
     "user_network_blocked": (
         "fix_cause",
