@@ -126,8 +126,9 @@ def _check_findings(step: Step, rules: Rules) -> list[str]:
         if outcome not in step.outcomes:
             problems.append(f"decided: {outcome!r} is not one of the step's outcomes")
         problems += [f"decided: {outcome}: {p}" for p in facts.check_condition(cond)]
-    if step.ask_cause and not step.is_human:
-        problems.append("ask_cause goes with action: human (a question to a person)")
+    for key in ("ask_cause", "fixes_cause"):
+        if getattr(step, key) and not step.is_human:
+            problems.append(f"{key} goes with action: human (a question to a person)")
     try:
         named = placeholders(step.instructions)
     except ValueError as exc:

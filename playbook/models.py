@@ -66,7 +66,9 @@ class Step(BaseModel):
     An escalation with `then` hands the ticket to that level and continues there. `decided` maps
     outcomes to conditions on the findings: when one holds, the step is recorded as decided with
     that outcome and neither run nor asked. A human step with `ask_cause` asks the leading cause's
-    own question, its supporting findings in it. A step with `ask_customer` (one of its outcomes)
+    own question, its supporting findings in it; a human step with `fixes_cause` asks people to put
+    right what the findings show, so their answer is said with the cause its question stated, as an
+    `ask_cause` step's is (`bot/runs/fixes.py`). A step with `ask_customer` (one of its outcomes)
     is something the user can do: where no adapter does it and the ticket has a customer, the
     customer is asked on the ticket and their reply leads to that outcome, its text the step's input.
     """
@@ -100,6 +102,7 @@ class Step(BaseModel):
     otherwise: StepId | None = None
     decided: dict[str, dict[str, Any]] = Field(default_factory=dict)
     ask_cause: bool = False
+    fixes_cause: bool = False
     ask_customer: str | None = None
 
     @property

@@ -410,7 +410,7 @@ def resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) -> 
                     pos.step,
                     result=f"{who} answered: {said}" + (f" ({summary})" if summary else ""),
                 )
-            elif step.ask_cause:  # asked to do the fix of the cause the question states
+            elif step.ask_cause or step.fixes_cause:  # asked to do the fix of the cause it states
                 tried(run, pos.step, kind="answer", by=who, answer=said, text=summary)
             new_pos = engine.follow(pb, pos, engine.Outcome(prompt.answer or ""))
     else:  # expired or cancelled
@@ -420,7 +420,7 @@ def resume(ctx: RunContext, s: Session, run: Run, pos: Position, owner: str) -> 
         mode = "approval" if prompt.kind == "approval" else "human"
         if prompt.kind == "approval":
             tried(run, pos.step, kind="approval", step=step.title, by=None, approved=None, waited=waited)
-        elif step.ask_cause:  # asked to do the fix of the cause the question states, and no one did
+        elif step.ask_cause or step.fixes_cause:  # asked to do the fix of the cause it states; no one did
             tried(run, pos.step, kind="unanswered", level=step.level, waited=waited)
         records.record(
             s,

@@ -21,9 +21,9 @@ ASKED_CAUSE = "asked_cause"
 # acted on it, in the order they did: an approval of the fix (`kind` "approval": the step's title, who
 # answered, whether they approved it, None when no one answered in time, with how long connbot
 # waited, and, once the approved step is done, its result in the step's own words); a person's
-# answer to the question that asked them to do the fix (an `ask_cause` step: "answer", the answer's
-# words and what they wrote with it), or that no one answered it in time ("unanswered": the level
-# asked, how long connbot waited; the fix is still proposed after it); what connbot's check of the
+# answer to the question that asked them to do the fix (`ask_cause`, `fixes_cause`: "answer", the
+# answer's words and what they wrote with it), or that no one answered it in time ("unanswered": the
+# level asked, how long connbot waited; the fix is still proposed after it); what connbot's check of the
 # app found after a fix answered or approved ("check", written by `checked`); a person's dismissal of
 # the incident that held the run as not a PBX problem ("dismissal"). Written by `tried`, mostly from
 # `ASKED_CAUSE` (which the next question replaces); read wherever a cause is stated (`stated`), so

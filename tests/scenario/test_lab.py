@@ -562,6 +562,10 @@ def test_a_hand_over_says_the_fix_tried_for_a_cause_that_no_longer_leads(desk):
         comments = [c.body for c in s.get(Run, run_id).ticket.comments]
     handover = next(c for c in comments if c.startswith("Level 1 checks done"))
     assert "Leading cause: The app backend has no device for the user (90%)." in handover
+    # level 1 was asked to put it right by hand and said it still fails: not proposed again as untried
+    tried = "knows no device of the user. Asked to do its fix, Carol answered “Still failing”."
+    assert tried in handover
+    assert "Set up the user's app in the app backend" not in handover
     assert (
         "Earlier leading cause: Nobody knows this user. Asked to do its fix, Carol answered “The user is "
         "real, create the account”. Its fix, “Create the user's account, or what it lacks”, was approved "

@@ -192,3 +192,10 @@ def test_a_decision_by_the_findings_says_them_in_words() -> None:
     assert (
         p.because == "Asterisk's REST interface (ARI) answers connbot and the realtime database is not used"
     )
+
+
+def test_fixes_cause_goes_with_a_question_to_a_person() -> None:
+    text = PLAYBOOK.replace("    approval: true\n", "    approval: true\n    fixes_cause: true\n", 1)
+    with pytest.raises(PlaybookError) as err:
+        loader.parse(text, CATALOGUE)
+    assert "step create: fixes_cause goes with action: human" in str(err.value)
