@@ -340,7 +340,7 @@ def ask_route(ctx: RunContext, s: Session, run: Run, ticket: Ticket) -> None:
         run,
         prompt,
         f"Question for a person: {step.title}",
-        "no routing rule matching a known customer",
+        "checking the wrong PBX would read, or change, another customer's accounts",
     )
 
 

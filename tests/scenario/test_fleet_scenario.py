@@ -134,6 +134,10 @@ def test_an_unknown_customer_is_asked_for_and_a_remembered_answer_routes_the_nex
         ("globex+remember", "globex, and remember it for newco.example"),
     ]
     assert "'newco.example' is in no instance's list" in prompt.question
+    with svc.store.tx() as s:
+        asked = s.get(Run, first).ticket.comments[-1].body
+    # why connbot asks rather than guesses
+    assert "Why a person is asked: checking the wrong PBX would read, or change, another customer's" in asked
 
     with svc.store.tx() as s:
         assert prompts.answer_prompt(svc.context, s, prompt.id, "acme+remember", None, "bob", Via.DESK).won
