@@ -174,7 +174,6 @@ def plan(
             return Decide(step, outcome, step.outcomes[outcome], because)
     assert step.action is not None
     cause = leading(pb, facts)
-    what = fill(step.instructions, found) if step.instructions else step.title
     if step.is_human or reason or not available(step.action):
         why = (
             "the playbook leaves this step to a person: connbot cannot do it itself"
@@ -182,7 +181,7 @@ def plan(
             else (reason or f"no adapter is configured for {step.action}")
         )
         options = tuple((o, step.label(o)) for o in step.outcomes)
-        return Ask(step, "question", options, step.ask_text, why, what, cause)
+        return Ask(step, "question", options, step.ask_text, why, _what(step, found), cause)
     if step.approval and not pos.approved:
         return Ask(
             step,
@@ -190,11 +189,17 @@ def plan(
             ((APPROVE, "Approve"), (REJECT, "Reject")),
             None,
             "it changes the user's account, so a person approves it first",
-            what,
+            _what(step, found),
             cause,
             pb.steps[step.on_rejected].title if step.on_rejected else None,
         )
     return Execute(step)
+
+
+def _what(step: Step, found: Mapping[str, Any]) -> str:
+    """What a question or an approval says the step does: its instructions with the findings they
+    name filled in (only when asked: an automated step needs no words), else its title."""
+    return fill(step.instructions, found) if step.instructions else step.title
 
 
 def _route(pb: Playbook, step: Step, facts: Mapping[str, Any]) -> Decide:

@@ -124,7 +124,7 @@ SCENARIOS: dict[str, Scenario] = {
             "Every check passes, but the app's log shows its keep-alives failing.",
             "Level 2 reads the client logs and asks a person to act on them (Repair, then Fixed).",
             "2008",
-            hidden="NAT binding lost",
+            hidden="the device's connection drops between keep-alives",
             log=("pjsua_core.c Error sending keep-alive packet: Network is unreachable",) * 3,
         ),
         Scenario(

@@ -262,7 +262,7 @@ def _settle(
                 pos.step,
                 "decided",
                 plan.outcome[:64],
-                f"{why[:1].upper()}{why[1:]}." if why else "",
+                f"{_capital(why)}." if why else "",
                 now,
                 now,
                 said=pb.steps[moved.step].title if plan.step.is_route else "",
@@ -320,9 +320,7 @@ def _execute(
         why = f"{action} failed" + (f" {attempts} times" if attempts > 1 else "") + f": {exc}"
         # The row reads the step's title, "Failed" and why in the adapter's words (the action's id
         # is for the log); what the adapter saw before it failed (e.g. ARI refused) is kept as findings.
-        reason = f"{str(exc)[:1].upper()}{str(exc)[1:]}" + (
-            f"; tried {attempts} times." if attempts > 1 else ""
-        )
+        reason = _capital(str(exc)) + (f"; tried {attempts} times." if attempts > 1 else "")
         event, summary, evidence = engine.Failed(str(exc)), reason, {"error": str(exc)}
         facts = redact_facts(exc.facts)
     finished = started + dt.timedelta(seconds=time.perf_counter() - t0)
@@ -401,3 +399,8 @@ def _retry_later(ctx: RunContext, s: Session, run: Run, why: str) -> None:
     run_id = run.id
     after_commit(s, lambda: ctx.waker.advance(run_id, delay=delay))
     log.warning("run %s step %s: %s; trying again in %g s", run.id, run.step, why, delay)
+
+
+def _capital(said: str) -> str:
+    """A reason (a decision's, an adapter's error) as the start of a row's sentence."""
+    return said[:1].upper() + said[1:]
