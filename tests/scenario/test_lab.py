@@ -344,7 +344,7 @@ QUESTIONS = {
         ["runs, but not all of its SIP stack does: res_pjsip_registrar.so not running", "module load"],
     ),
     "realtime_db_down": ("fix_cause", ["cannot use its realtime database", "Do not create accounts"]),
-    # keep-alives failing in the client log: a NAT binding lost, or the device's connection dropping
+    # keep-alives failing in the client log (a NAT router's timeout, or the device's connection dropping)
     "logs_only": ("fix_cause", ["The app's registration is lost between keep-alives", "connection dropping"]),
     # SIP silent while ARI answers: the path, or a PJSIP transport that does not listen there
     "network_down": (
