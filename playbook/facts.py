@@ -61,6 +61,12 @@ class Findings(BaseModel):
         description="objects of the user's account not found: those its endpoint names, or of a missing "
         "account all three (auth, AOR, endpoint)",
     )
+    endpoint_unset: list[Literal["auth", "AOR"]] | None = Field(
+        None,
+        max_length=2,
+        description="what the user's endpoint names none of: creating objects cannot complete such an "
+        "account, only setting the endpoint can",
+    )
     credentials: Literal["match", "password_mismatch", "username_mismatch", "realm_mismatch"] | None = None
     app_config: (
         Literal[
@@ -216,6 +222,7 @@ WORDS: dict[str, dict[str, str]] = {
 STATED = {
     "ari": "Asterisk's REST interface (ARI) {}",
     "realtime_db": "the realtime database is {}",
+    "endpoint_unset": "the user's endpoint names no {}",
 }
 
 
@@ -242,7 +249,15 @@ def stated(cond: Mapping[str, Any], found: Mapping[str, Any]) -> str:
     )
 
 
-LIST_FINDINGS = frozenset({"pjsip_stopped", "account_missing"})
+LIST_FINDINGS = frozenset({"pjsip_stopped", "account_missing", "endpoint_unset"})
+
+
+def written(name: str, raw: str) -> Any:
+    """A finding's value as written in a command's `--fact` or a paths table: a list finding's items
+    separated by commas, `true` and `false` as booleans."""
+    if name in LIST_FINDINGS:
+        return raw.split(",")
+    return {"true": True, "false": False}.get(raw, raw)
 
 
 def check(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,7 @@ import yaml
 
 from playbook.engine import Unanswered, simulate
 from playbook.errors import PlaybookError
+from playbook.facts import written
 from playbook.models import Playbook
 
 Walk = tuple[dict[str, list[str]], dict[str, dict[str, Any]]]
@@ -102,10 +103,6 @@ def load_table(path: Path) -> Table:
     return Table(rows, path.parent / named if named else None)
 
 
-def _value(raw: str) -> Any:
-    return {"true": True, "false": False}.get(raw, raw)
-
-
 def parse(outcomes: tuple[str, ...] | list[str]) -> Walk:
     """`STEP=OUTCOME` and `STEP.FINDING=VALUE` words as the answers and findings `simulate` takes."""
     answers: dict[str, list[str]] = {}
@@ -114,7 +111,7 @@ def parse(outcomes: tuple[str, ...] | list[str]) -> Walk:
         key, _, value = item.partition("=")
         step, _, finding = key.partition(".")
         if finding:
-            found.setdefault(step, {})[finding] = _value(value)
+            found.setdefault(step, {})[finding] = written(finding, value)
         else:
             answers.setdefault(step, []).append(value)
     return answers, found

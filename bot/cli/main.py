@@ -42,7 +42,7 @@ from playbook import render as diagrams
 from playbook.diagnosis import diagnose, rules_of
 from playbook.engine import simulate as walk
 from playbook.errors import PlaybookError
-from playbook.facts import LIST_FINDINGS, NAMES
+from playbook.facts import NAMES, written
 from playbook.facts import check as check_findings
 from playbook.models import Playbook
 from playbook.paths import check as check_path
@@ -182,7 +182,7 @@ def simulate(path: Path | None, outcomes: tuple[str, ...], facts: tuple[str, ...
         if name not in NAMES:
             _fail(f"--fact {item!r}: unknown finding {name!r} (known: {', '.join(sorted(NAMES))})", 2)
         into = found.setdefault(step, {}) if step else start
-        into[name] = value.split(",") if name in LIST_FINDINGS else value
+        into[name] = written(name, value)
         try:
             check_findings({name: into[name]})
         except ValueError as exc:

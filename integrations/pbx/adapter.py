@@ -172,7 +172,7 @@ class PbxAdapter(Adapter):
             ).found(
                 **seen, account="missing", account_missing=[f"auth {user}", f"aor {user}", f"endpoint {user}"]
             )
-        missing += [f"{kind} (none referenced)" for kind, ids in (("auth", auths), ("aor", aors)) if not ids]
+        unset = [kind for kind, ids in (("auth", auths), ("AOR", aors)) if not ids]
         evidence = {
             "endpoint": user,
             "auth": auths,
@@ -180,13 +180,20 @@ class PbxAdapter(Adapter):
             "context": endpoint.get("context"),
             "transport": endpoint.get("transport"),
             "missing": missing,
+            "unset": unset,
         }
-        if missing:
+        if missing or unset:
+            lacks = [f"names no {kind}" for kind in unset] + ([f"lacks {_and(missing)}"] if missing else [])
             return result(
                 m.AccountOutcome.INCOMPLETE,
-                f"Account {user} is incomplete on the PBX: its endpoint lacks {_and(missing)}.",
+                f"Account {user} is incomplete on the PBX: its endpoint {_and(lacks)}.",
                 **evidence,
-            ).found(**seen, account="incomplete", account_missing=missing)
+            ).found(
+                **seen,
+                account="incomplete",
+                **({"account_missing": missing} if missing else {}),
+                **({"endpoint_unset": unset} if unset else {}),
+            )
         return result(
             m.AccountOutcome.EXISTS,
             f"Account {user} exists on the PBX (endpoint, auth {','.join(auths)}, AOR {','.join(aors)}).",

@@ -437,6 +437,27 @@ def test_an_account_approval_says_exactly_what_it_creates(desk, scenario, user, 
     )
 
 
+def test_an_endpoint_that_names_no_auth_is_asked_by_hand_not_offered_for_creation(desk, lab):
+    """connbot creates only the objects an endpoint names: an endpoint with no auth set is no account
+    it can complete, so nobody is asked to approve a creation that would then be refused."""
+    svc, client = desk
+    del lab.instances["missing_auth_object"].objects["endpoint"]["2014"]["auth"]
+    run_id, asked = questions(svc, client, "missing_auth_object", ())
+    assert list(asked) == ["fix_account_by_hand"]
+    assert (
+        "connbot's diagnosis: The user's endpoint on 127.0.0.1 is incomplete: the endpoint names no auth. "
+        "Set the endpoint's auth by hand (connbot creates only the objects an endpoint names; it does not "
+        "change an endpoint)." in asked["fix_account_by_hand"]
+    )
+    assert lab.instances["missing_auth_object"].asterisk.writes == []
+    with svc.store.tx() as s:
+        rows = {r.step: r.summary for r in s.get(Run, run_id).steps}
+    assert rows["check_account"].startswith(
+        "Account 2014 is incomplete on the PBX: its endpoint names no auth"
+    )
+    assert rows["account_gate"] == "The user's endpoint names no auth."
+
+
 def test_a_question_does_not_put_again_the_cause_a_person_just_answered(desk):
     """The reporter confirmed the unknown user is real: the approval to create the account says what
     changes, not "check the extension with the reporter" once more."""

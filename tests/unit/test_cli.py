@@ -147,7 +147,7 @@ def test_playbook_simulate_prints_the_path_and_the_end():
         *("--outcome", "recheck_account=registered"),
     )
     assert result.exit_code == 0, result.output
-    assert " 7. [L1] account_gate: route 3" in result.output
+    assert " 7. [L1] account_gate: route 4" in result.output
     assert " 8. [L1] create_account: REJECTED" in result.output
     assert result.output.strip().endswith(
         "leading cause: The user's account is missing on the PBX (50%): The PBX has no account for the user: "

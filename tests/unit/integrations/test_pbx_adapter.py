@@ -67,8 +67,15 @@ def test_get_account_incomplete_names_each_missing_object(ari: FakeAri) -> None:
 
 def test_get_account_incomplete_when_the_endpoint_references_no_auth(ari: FakeAri) -> None:
     ari.objects["endpoint"]["1001"]["auth"] = ""
-    out, _, ev = outcome_of("get_account")
-    assert out == "incomplete" and "auth (none referenced)" in ev["missing"]
+    del ari.objects["aor"]["1001"]
+    found = pbx_adapter(with_app=False).get_account(inp())
+    assert found.outcome == "incomplete" and found.evidence["unset"] == ["auth"]
+    assert (
+        found.summary
+        == "Account 1001 is incomplete on the PBX: its endpoint names no auth and lacks aor 1001."
+    )
+    # only the AOR is an object to create; the endpoint's missing auth setting is a finding of its own
+    assert found.facts["account_missing"] == ["aor 1001"] and found.facts["endpoint_unset"] == ["auth"]
 
 
 def test_wrong_ari_password_is_a_clear_permanent_error(ari: FakeAri) -> None:

@@ -92,6 +92,8 @@ CORPUS = [
     # conflicting: missing, but the look-up was slow and the database link down -> the database
     ("account=missing realtime_db=link_down", "realtime_db_down"),
     ("account=incomplete account_missing=auth_1001 ari=reachable", "account_incomplete"),
+    # the endpoint sets no AOR: nothing to create, the endpoint itself is to be set
+    ("account=incomplete endpoint_unset=AOR ari=reachable", "endpoint_unset"),
     ("credentials=password_mismatch", "password_mismatch"),
     ("credentials=realm_mismatch log_class=auth_failure", "password_mismatch"),
     ("account=exists log_class=auth_failure registration_error=auth", "password_mismatch"),
@@ -115,7 +117,7 @@ def findings(text: str) -> dict[str, object]:
     out: dict[str, object] = {}
     for item in text.split():
         name, _, value = item.partition("=")
-        out[name] = [value.replace("_", " ")] if name == "account_missing" else value
+        out[name] = [value.replace("_", " ")] if name in ("account_missing", "endpoint_unset") else value
     return out
 
 

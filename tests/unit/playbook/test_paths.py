@@ -148,6 +148,15 @@ ROWS = [
         f"{TO_ACCOUNT_STEPS} check_backend account_gate create_account recheck_account close_account_fixed",
         "close",
     ),
+    # the endpoint names no auth: connbot cannot set it, so a person is asked, with no approval first
+    (
+        f"{TO_ACCOUNT} check_account=incomplete check_account.ari=reachable check_account.account=incomplete "
+        "check_account.endpoint_unset=auth check_backend=db_ok check_backend.realtime_db=ok "
+        "fix_account_by_hand=resolved recheck_account=registered",
+        f"{TO_ACCOUNT_STEPS} check_backend account_gate fix_account_by_hand recheck_account "
+        "close_account_fixed",
+        "close",
+    ),
     # the creation fails or is refused: a person does it (once), connbot checks their word
     *[
         (
