@@ -26,6 +26,7 @@ TIMEOUT = {"sip_code": 408, "reason": "Request Timeout", "local_error": "timeout
 REFUSED = {"sip_code": 503, "reason": "Connection refused", "local_error": "connection_refused"}
 UNAVAILABLE = {"sip_code": 503, "reason": "Service Unavailable", "local_error": None}
 UNAUTHORIZED = {"sip_code": 401, "reason": "Unauthorized", "local_error": None}
+NOT_FOUND = {"sip_code": 404, "reason": "Not Found", "local_error": None}
 
 
 @dataclass(frozen=True)
@@ -335,10 +336,18 @@ class Instance:
             return UNAUTHORIZED
         if any(asterisk.modules.get(m) != "Running" for m in (ari.REGISTRAR_MODULE, ari.DB_LINK_MODULE)):
             return UNAVAILABLE
-        endpoint = asterisk.objects.get("endpoint", {}).get(user)
-        auth = asterisk.objects.get("auth", {}).get(endpoint.get("auth", "")) if endpoint else None
-        if not auth or auth.get("password") != device.password:
+        objects = asterisk.objects
+        endpoint = objects.get("endpoint", {}).get(user)
+        if endpoint is None:
             return UNAUTHORIZED
+        # PJSIP challenges only an endpoint that names an auth; its registrar then looks for the AOR
+        # the request is for among the endpoint's (404 when the endpoint names none of that name)
+        if endpoint.get("auth"):
+            auth = objects.get("auth", {}).get(endpoint["auth"])
+            if not auth or auth.get("password") != device.password:
+                return UNAUTHORIZED
+        if user not in endpoint.get("aors", "").split(",") or user not in objects.get("aor", {}):
+            return NOT_FOUND
         return None
 
     def repair(self) -> None:

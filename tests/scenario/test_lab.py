@@ -437,25 +437,48 @@ def test_an_account_approval_says_exactly_what_it_creates(desk, scenario, user, 
     )
 
 
-def test_an_endpoint_that_names_no_auth_is_asked_by_hand_not_offered_for_creation(desk, lab):
-    """connbot creates only the objects an endpoint names: an endpoint with no auth set is no account
-    it can complete, so nobody is asked to approve a creation that would then be refused."""
+@pytest.mark.parametrize(
+    "scenario, user, said",
+    [
+        ("healthy_after_reconnect", "2001", "names no AOR."),
+        # the auth object it names does not exist either: one question asks for both
+        ("missing_auth_object", "2014", "names no AOR; it lacks auth 2014."),
+    ],
+)
+def test_an_endpoint_that_names_no_aor_is_asked_by_hand_not_offered_for_creation(
+    desk, lab, scenario, user, said
+):
+    """connbot creates only the objects an endpoint names: an endpoint with no AOR set (PJSIP's
+    registrar answers the app 404) is no account it can complete, so nobody is asked to approve a
+    creation that would then be refused."""
     svc, client = desk
-    del lab.instances["missing_auth_object"].objects["endpoint"]["2014"]["auth"]
-    run_id, asked = questions(svc, client, "missing_auth_object", ())
+    del lab.instances[scenario].objects["endpoint"][user]["aors"]
+    run_id, asked = questions(svc, client, scenario, ())
     assert list(asked) == ["fix_account_by_hand"]
     assert (
-        "connbot's diagnosis: The user's endpoint on 127.0.0.1 is incomplete: the endpoint names no auth. "
-        "Set the endpoint's auth by hand (connbot creates only the objects an endpoint names; it does not "
-        "change an endpoint)." in asked["fix_account_by_hand"]
+        f"connbot's diagnosis: The user's endpoint on 127.0.0.1 is incomplete: the endpoint {said} Set "
+        "the endpoint's AOR by hand, and create what it names that does not exist (connbot creates the "
+        "objects an endpoint names but does not change an endpoint)." in asked["fix_account_by_hand"]
     )
-    assert lab.instances["missing_auth_object"].asterisk.writes == []
+    assert lab.instances[scenario].asterisk.writes == []
     with svc.store.tx() as s:
         rows = {r.step: r.summary for r in s.get(Run, run_id).steps}
     assert rows["check_account"].startswith(
-        "Account 2014 is incomplete on the PBX: its endpoint names no auth"
+        f"Account {user} is incomplete on the PBX: its endpoint names no AOR"
     )
-    assert rows["account_gate"] == "The user's endpoint names no auth."
+    assert rows["account_gate"] == "The user's endpoint names no AOR."
+
+
+def test_an_endpoint_without_auth_is_not_challenged(desk, lab):
+    """As PJSIP: an endpoint that names no auth takes the app's REGISTER without a challenge, so the
+    app registers and nothing is asked."""
+    svc, client = desk
+    del lab.instances["password_mismatch"].objects["endpoint"]["2004"]["auth"]  # its password differs
+    resp = client.post("/api/lab/tickets", json={"summary": "x", "scenario": "password_mismatch"})
+    assert drive(svc, client, resp.get_json()["run"], {}) == []
+    with svc.store.tx() as s:
+        run = s.get(Run, resp.get_json()["run"])
+        assert (run.end_kind, [r.step for r in run.steps][-1]) == ("close", "close_transient")
 
 
 def test_a_question_does_not_put_again_the_cause_a_person_just_answered(desk):
