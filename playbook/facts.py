@@ -67,6 +67,11 @@ class Findings(BaseModel):
         description="what the user's endpoint names none of: creating objects cannot complete such an "
         "account, only setting the endpoint can",
     )
+    contacts_full: bool | None = Field(
+        None,
+        description="the user's AOR takes one contact and keeps it (max_contacts 1, remove_existing off), "
+        "and one is registered: the PBX refuses the app's registration (403)",
+    )
     credentials: Literal["match", "password_mismatch", "username_mismatch", "realm_mismatch"] | None = None
     app_config: (
         Literal[

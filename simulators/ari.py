@@ -40,6 +40,7 @@ DESCRIPTIONS = {
     DB_LINK_MODULE: "PostgreSQL RealTime Configuration Driver",
 }
 STARTED = "2026-01-05T08:00:01.000+0000"
+TRUE = frozenset({"yes", "true", "y", "t", "1", "on"})  # what Asterisk's ast_true takes as on
 
 
 def timestamp() -> str:

@@ -27,6 +27,7 @@ REFUSED = {"sip_code": 503, "reason": "Connection refused", "local_error": "conn
 UNAVAILABLE = {"sip_code": 503, "reason": "Service Unavailable", "local_error": None}
 UNAUTHORIZED = {"sip_code": 401, "reason": "Unauthorized", "local_error": None}
 NOT_FOUND = {"sip_code": 404, "reason": "Not Found", "local_error": None}
+FORBIDDEN = {"sip_code": 403, "reason": "Forbidden", "local_error": None}
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class Scenario:
     sip_stack_running: bool = True  # False: res_pjsip not running, ARI answers, SIP refuses
     database_up: bool = True  # False: the realtime database behind Asterisk is unreachable
     user_firewall: bool = False  # the user's own network drops the device's packets to the PBX
+    other_device: bool = False  # another device holds the user's one registration (max_contacts 1, kept)
     real_user: str = ""  # the extension that exists, when the ticket names another (a typo)
     hidden: str = ""  # a cause nobody's check sees (only, perhaps, the client's log)
     log: tuple[str, ...] = ()  # what the app's log shows beyond its start
@@ -180,6 +182,16 @@ SCENARIOS: dict[str, Scenario] = {
             auth_object=False,
         ),
         Scenario(
+            "contact_limit",
+            "Another device holds the registration",
+            "The user's account takes one device at a time (max_contacts 1, remove_existing no) and "
+            "another device of the user is registered: the PBX answers the app 403 Forbidden.",
+            "Level 1 names the registration that holds the account's one place and asks once; "
+            "the other device signs out (Repair), and connbot checks the app before closing.",
+            "2016",
+            other_device=True,
+        ),
+        Scenario(
             "unknown_extension",
             "Ticket names an unknown extension",
             "The ticket names extension 2105, which neither the app backend nor the PBX knows "
@@ -193,15 +205,15 @@ SCENARIOS: dict[str, Scenario] = {
 DEFAULT = "password_mismatch"
 
 
-def _accounts(users: list[str], password: str, auth_object: bool) -> dict[str, dict[str, dict[str, str]]]:
+def _accounts(users: list[str], password: str, scenario: Scenario) -> dict[str, dict[str, dict[str, str]]]:
     objects: dict[str, dict[str, dict[str, str]]] = {"endpoint": {}, "aor": {}, "auth": {}} if users else {}
     for user in users:
-        for kind, found in _account(user, password, auth_object).items():
+        for kind, found in _account(user, password, scenario).items():
             objects[kind].update(found)
     return {kind: found for kind, found in objects.items() if found}
 
 
-def _account(user: str, password: str, auth_object: bool) -> dict[str, dict[str, dict[str, str]]]:
+def _account(user: str, password: str, scenario: Scenario) -> dict[str, dict[str, dict[str, str]]]:
     objects = {
         "endpoint": {
             user: {
@@ -214,9 +226,15 @@ def _account(user: str, password: str, auth_object: bool) -> dict[str, dict[str,
                 "direct_media": "false",
             }
         },
-        "aor": {user: {"max_contacts": "1", "remove_existing": "yes", "qualify_frequency": "0"}},
+        "aor": {
+            user: {
+                "max_contacts": "1",
+                "remove_existing": "no" if scenario.other_device else "yes",
+                "qualify_frequency": "0",
+            }
+        },
     }
-    if auth_object:
+    if scenario.auth_object:
         objects["auth"] = {
             user: {
                 "auth_type": "userpass",
@@ -252,12 +270,13 @@ class Instance:
         self.scenario = scenario
         self.keys = keys
         self.hidden = scenario.hidden  # a cause no check sees, until a person repairs it
+        self.held = scenario.other_device  # another device holds each user's registration
         names, pw = [storm_user(scenario, n) for n in range(users)], keys["sip"]
         self.asterisk = ari.Asterisk(
             ari_password=keys["ari"],
-            objects=_accounts(names, pw, scenario.auth_object) if scenario.account else {},
+            objects=_accounts(names, pw, scenario) if scenario.account else {},
             db_wait=db_wait,
-            online=lambda resource: resource in self.registered(),
+            online=lambda resource: resource in self.registered() or (self.held and resource in names),
         )
         self.asterisk.stop_modules(*scenario.stopped)
         self.pbx = Pbx(self.asterisk, "200 OK" if scenario.sip_answers else None)
@@ -346,8 +365,15 @@ class Instance:
             auth = objects.get("auth", {}).get(endpoint["auth"])
             if not auth or auth.get("password") != device.password:
                 return UNAUTHORIZED
-        if user not in endpoint.get("aors", "").split(",") or user not in objects.get("aor", {}):
+        aor = objects.get("aor", {}).get(user)
+        if user not in endpoint.get("aors", "").split(",") or aor is None:
             return NOT_FOUND
+        if (
+            self.held
+            and aor.get("max_contacts") == "1"
+            and aor.get("remove_existing", "").lower() not in ari.TRUE
+        ):
+            return FORBIDDEN  # the registrar keeps the other device's contact and refuses this one
         return None
 
     def repair(self) -> None:
@@ -360,6 +386,7 @@ class Instance:
         for device in self.devices:
             device.blocked = False
         self.hidden = ""
+        self.held = False  # the other device signs out
 
     def _log(self, device: Device) -> list[str]:
         error = device.last_error

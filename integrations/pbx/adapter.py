@@ -49,6 +49,7 @@ from integrations.settings import Sections
 SIP_MODULES = ("res_pjsip.so", "res_pjsip_registrar.so", "chan_pjsip.so")
 DB_MODULES = ("res_odbc.so", "res_config_odbc.so", "res_config_pgsql.so")
 REALTIME_MODULES = ("res_config_odbc.so", "res_config_pgsql.so")
+TRUE = frozenset({"yes", "true", "y", "t", "1", "on"})  # what Asterisk's ast_true takes as on
 
 
 def new_password() -> SecretStr:
@@ -146,14 +147,16 @@ class PbxAdapter(Adapter):
     # -- accounts
     @action(m.AccountOutcome)
     def get_account(self, inp: ActionInput) -> ActionResult:
-        """Whether the user's endpoint, auth and AOR exist."""
+        """Whether the user's endpoint, auth and AOR exist, and whether a registration holds an AOR that
+        takes one."""
         user = self._user(inp)
         times: list[float] = []
         with self._ari():
             endpoint = self._lookup("endpoint", user, times)
             auths, aors = _ids((endpoint or {}).get("auth")), _ids((endpoint or {}).get("aors"))
             missing = [f"auth {a}" for a in auths if self._lookup("auth", a, times) is None]
-            missing += [f"aor {a}" for a in aors if self._lookup("aor", a, times) is None]
+            found_aors = {a: self._lookup("aor", a, times) for a in aors}
+            missing += [f"aor {a}" for a, aor in found_aors.items() if aor is None]
         seen = {
             "pbx": self.pbx,
             "ari": "reachable",
@@ -194,11 +197,22 @@ class PbxAdapter(Adapter):
                 **({"account_missing": missing} if missing else {}),
                 **({"endpoint_unset": unset} if unset else {}),
             )
+        summary = f"Account {user} exists on the PBX (endpoint, auth {','.join(auths)}, AOR {','.join(aors)})"
+        aor = found_aors.get(user) or (found_aors[aors[0]] if len(aors) == 1 else None)
+        if aor is None or aor.get("max_contacts") != "1" or aor.get("remove_existing", "").lower() in TRUE:
+            return result(m.AccountOutcome.EXISTS, summary + ".", **evidence).found(**seen, account="exists")
+        # The AOR takes one contact and keeps it: while one is registered, the registrar refuses the
+        # app's own with 403 (another device, or the app's earlier registration from another address
+        # until it expires). PJSIP calls an endpoint online when a contact of its AORs is available.
+        with self._ari():
+            state = self.ari.endpoint_state(user)
+        full = state == "online"
+        summary += "; its AOR takes one device at a time (max_contacts 1, remove_existing off) and " + (
+            "one is registered now: the PBX refuses any other (403)." if full else "none is registered now."
+        )
         return result(
-            m.AccountOutcome.EXISTS,
-            f"Account {user} exists on the PBX (endpoint, auth {','.join(auths)}, AOR {','.join(aors)}).",
-            **evidence,
-        ).found(**seen, account="exists")
+            m.AccountOutcome.EXISTS, summary, **evidence, max_contacts=1, endpoint_state=state
+        ).found(**seen, account="exists", contacts_full=full)
 
     @action(m.CreateAccountOutcome, changes_account=True)
     def create_account(self, inp: ActionInput) -> ActionResult:

@@ -132,6 +132,15 @@ class AriClient:
         except AriNotFoundError:
             return None
 
+    def endpoint_state(self, resource: str) -> str | None:
+        """A PJSIP endpoint's state (`online`: a contact of one of its AORs is available; `offline`,
+        `unknown`), or None when ARI knows no such endpoint."""
+        try:
+            found = _mapping(self._call("GET", f"/endpoints/PJSIP/{quote(resource, safe='')}"), "endpoint")
+        except AriNotFoundError:
+            return None
+        return str(found.get("state") or "unknown")
+
     # -- dynamic configuration (sorcery objects of res_pjsip)
     def _object_path(self, object_type: str, object_id: str) -> str:
         return f"/asterisk/config/dynamic/res_pjsip/{quote(object_type)}/{quote(object_id, safe='')}"

@@ -178,6 +178,18 @@ EXPECTED: dict[str, tuple[dict[str, str], list[tuple[str, str]], tuple[str, int,
         ("close", 1, "close_account_fixed"),
         "account_incomplete",
     ),
+    "contact_limit": (
+        {"free_registration": "resolved"},
+        [
+            ("check_account", "exists"),
+            ("compare_password", "match"),
+            ("credentials_gate", "route 1"),
+            ("free_registration", "resolved"),
+            ("recheck_account", "registered"),
+        ],
+        ("close", 1, "close_account_fixed"),
+        "contact_limit",
+    ),
     "unknown_extension": (
         {"confirm_user": "wrong_extension"},
         [
@@ -220,7 +232,8 @@ def drive(
     svc, client, run_id: int, answers: dict[str, str], scenario: str = "", repair: bool = True, text: str = ""
 ) -> list[str]:
     """Work the queue until the run ends, answering each question as a person would: before
-    answering "fixed" they repair the fault (unless `repair` is off: a person who says so untruly);
+    answering "fixed" (or "resolved") they repair the fault (unless `repair` is off: a person who
+    says so untruly);
     `text`, what they write with each answer.
 
     Returns the steps asked.
@@ -236,7 +249,7 @@ def drive(
             question = (prompt.id, prompt.step) if prompt else None
         if question:
             assert question[1] in answers, f"unexpected question at {question[1]}"
-            if answers[question[1]] == "fixed" and repair:
+            if answers[question[1]] in ("fixed", "resolved") and repair:
                 assert client.post(f"/api/lab/scenarios/{scenario}/repair").status_code == 200
             answer = {"answer": answers[question[1]], "by": "Carol", **({"text": text} if text else {})}
             resp = client.post(f"/api/prompts/{question[0]}/answer", json=answer)

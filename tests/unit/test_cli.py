@@ -107,7 +107,7 @@ def test_settings_come_from_the_config_file_and_the_environment_wins(tmp_path, m
 
 def test_playbook_validate_and_render_show_both_levels():
     result = run("playbook", "validate")
-    assert result.exit_code == 0 and "connection_issues: valid (35 steps, 7 ends)" in result.output
+    assert result.exit_code == 0 and "connection_issues: valid (37 steps, 7 ends)" in result.output
     mermaid = run("playbook", "render").output
     assert mermaid.startswith("flowchart TD") and '"Level 1"' in mermaid and '"Level 2"' in mermaid
     assert (

@@ -32,6 +32,29 @@ def test_get_account_exists_names_its_parts(ari: FakeAri) -> None:
     assert ev["auth"] == ["1001"] and ev["aors"] == ["1001"] and ev["missing"] == []
 
 
+@pytest.mark.parametrize("online", [True, False])
+def test_get_account_says_whether_a_registration_holds_an_account_of_one_place(
+    ari: FakeAri, online: bool
+) -> None:
+    """An AOR with max_contacts 1 that keeps its contact (remove_existing off) has no room for the app
+    while PJSIP calls the endpoint online: the PBX answers the app's REGISTER 403."""
+    ari.objects["aor"]["1001"]["remove_existing"] = "no"
+    ari.asterisk.online = lambda resource: online and resource == "1001"
+    found = pbx_adapter(with_app=False).get_account(inp())
+    assert found.outcome == "exists" and found.facts["contacts_full"] is online
+    assert found.summary == (
+        "Account 1001 exists on the PBX (endpoint, auth 1001, AOR 1001); its AOR takes one device at a time "
+        "(max_contacts 1, remove_existing off) and "
+        + ("one is registered now: the PBX refuses any other (403)." if online else "none is registered now.")
+    )
+
+
+def test_get_account_says_nothing_of_registrations_when_a_new_one_replaces_the_old(ari: FakeAri) -> None:
+    ari.asterisk.online = lambda resource: True  # remove_existing is true in the fixture
+    found = pbx_adapter(with_app=False).get_account(inp())
+    assert "contacts_full" not in found.facts and found.summary.endswith("AOR 1001).")
+
+
 def test_get_account_missing(ari: FakeAri) -> None:
     ari.objects["endpoint"].clear()
     out, summary, _ = outcome_of("get_account")

@@ -94,6 +94,11 @@ CORPUS = [
     ("account=incomplete account_missing=auth_1001 ari=reachable", "account_incomplete"),
     # the endpoint sets no AOR: nothing to create, the endpoint itself is to be set
     ("account=incomplete endpoint_unset=AOR ari=reachable", "endpoint_unset"),
+    # a registration holds the account's one place and the PBX answers the app 403
+    ("account=exists contacts_full=true registration_error=forbidden credentials=match", "contact_limit"),
+    ("log_class=max_contacts", "contact_limit"),
+    # the AOR has room: a 403 is not the contact limit
+    ("account=exists contacts_full=false registration_error=forbidden", "unknown"),
     ("credentials=password_mismatch", "password_mismatch"),
     ("credentials=realm_mismatch log_class=auth_failure", "password_mismatch"),
     ("account=exists log_class=auth_failure registration_error=auth", "password_mismatch"),

@@ -27,7 +27,7 @@ MISSING = (
 )
 MISSING_STEPS = f"{TO_ACCOUNT_STEPS} check_backend account_gate"
 TO_L2 = f"{TO_ACCOUNT} check_account=exists compare_password=match"
-TO_L2_STEPS = f"{TO_ACCOUNT_STEPS} compare_password escalate_l2 check_network"
+TO_L2_STEPS = f"{TO_ACCOUNT_STEPS} compare_password credentials_gate escalate_l2 check_network"
 # the second level's checks, all passing
 L2_OK = "check_network=ok check_device_network=ok check_asterisk=up check_database=db_ok"
 L2_OK_STEPS = "check_network check_device_network check_asterisk check_database diagnose_l2"
@@ -291,11 +291,30 @@ ROWS = [
         (
             f"{TO_ACCOUNT} check_account=exists compare_password=unknown check_password_by_hand={o} "
             f"{L2_OK} read_client_logs=none_found",
-            f"{TO_ACCOUNT_STEPS} compare_password check_password_by_hand escalate_l2 {L2_OK_STEPS} "
+            f"{TO_ACCOUNT_STEPS} compare_password check_password_by_hand {gate}escalate_l2 {L2_OK_STEPS} "
             "read_client_logs escalate_l3",
             L3,
         )
-        for o in ("same", "TIMEOUT")
+        for o, gate in (("same", "credentials_gate "), ("TIMEOUT", ""))
+    ],
+    # the credentials match, but another registration holds the account's one place: level 1 frees it
+    (
+        f"{TO_ACCOUNT} check_account=exists check_account.contacts_full=true compare_password=match "
+        "compare_password.registration_error=forbidden free_registration=resolved recheck_account=registered",
+        f"{TO_ACCOUNT_STEPS} compare_password credentials_gate free_registration recheck_account "
+        "close_account_fixed",
+        "close",
+    ),
+    *[
+        (
+            f"{TO_ACCOUNT} check_account=exists check_account.contacts_full=true compare_password=match "
+            f"compare_password.registration_error=forbidden free_registration={o} {L2_OK} "
+            "read_client_logs=none_found",
+            f"{TO_ACCOUNT_STEPS} compare_password credentials_gate free_registration escalate_l2 "
+            f"{L2_OK_STEPS} read_client_logs escalate_l3",
+            L3,
+        )
+        for o in ("not_resolved", "TIMEOUT")
     ],
     *[
         (
