@@ -203,16 +203,27 @@ class PbxAdapter(Adapter):
             return result(m.AccountOutcome.EXISTS, summary + ".", **evidence).found(**seen, account="exists")
         # The AOR takes one contact and keeps it: while one is registered, the registrar refuses the
         # app's own with 403 (another device, or the app's earlier registration from another address
-        # until it expires). PJSIP calls an endpoint online when a contact of its AORs is available.
+        # until it expires). PJSIP calls an endpoint online when a contact of its AORs is available:
+        # with qualify on, only one that answers OPTIONS, so offline then does not mean none is there.
         with self._ari():
             state = self.ari.endpoint_state(user)
-        full = state == "online"
-        summary += "; its AOR takes one device at a time (max_contacts 1, remove_existing off) and " + (
-            "one is registered now: the PBX refuses any other (403)." if full else "none is registered now."
-        )
+        qualify = aor.get("qualify_frequency", "0") not in ("", "0")
+        full = True if state == "online" else False if state == "offline" and not qualify else None
+        if full:
+            now = "one is registered now: the PBX refuses any other (403)."
+        elif full is False:
+            now = "none is registered now."
+        else:
+            now = f"ARI gives the endpoint's state as {state or 'unknown'}" + (
+                ": with qualify on, a registration that does not answer may still hold the place."
+                if qualify
+                else "."
+            )
+        summary += f"; its AOR takes one device at a time (max_contacts 1, remove_existing off) and {now}"
+        found = {} if full is None else {"contacts_full": full}
         return result(
             m.AccountOutcome.EXISTS, summary, **evidence, max_contacts=1, endpoint_state=state
-        ).found(**seen, account="exists", contacts_full=full)
+        ).found(**seen, account="exists", **found)
 
     @action(m.CreateAccountOutcome, changes_account=True)
     def create_account(self, inp: ActionInput) -> ActionResult:

@@ -49,6 +49,18 @@ def test_get_account_says_whether_a_registration_holds_an_account_of_one_place(
     )
 
 
+def test_an_offline_endpoint_with_qualify_on_may_still_hold_its_place(ari: FakeAri) -> None:
+    """With qualify on, PJSIP calls an endpoint offline when its contact does not answer OPTIONS, and
+    that contact still takes the AOR's one place: connbot does not say the place is free."""
+    ari.objects["aor"]["1001"].update(remove_existing="no", qualify_frequency="60")
+    found = pbx_adapter(with_app=False).get_account(inp())
+    assert "contacts_full" not in found.facts
+    assert found.summary.endswith(
+        "and ARI gives the endpoint's state as offline: with qualify on, a registration that does not "
+        "answer may still hold the place."
+    )
+
+
 def test_get_account_says_nothing_of_registrations_when_a_new_one_replaces_the_old(ari: FakeAri) -> None:
     ari.asterisk.online = lambda resource: True  # remove_existing is true in the fixture
     found = pbx_adapter(with_app=False).get_account(inp())
