@@ -28,6 +28,7 @@ UNAVAILABLE = {"sip_code": 503, "reason": "Service Unavailable", "local_error": 
 UNAUTHORIZED = {"sip_code": 401, "reason": "Unauthorized", "local_error": None}
 NOT_FOUND = {"sip_code": 404, "reason": "Not Found", "local_error": None}
 FORBIDDEN = {"sip_code": 403, "reason": "Forbidden", "local_error": None}
+SERVER_ERROR = {"sip_code": 500, "reason": "Internal Server Error", "local_error": None}
 
 
 @dataclass(frozen=True)
@@ -359,11 +360,14 @@ class Instance:
         endpoint = objects.get("endpoint", {}).get(user)
         if endpoint is None:
             return UNAUTHORIZED
-        # PJSIP challenges only an endpoint that names an auth; its registrar then looks for the AOR
-        # the request is for among the endpoint's (404 when the endpoint names none of that name)
+        # PJSIP challenges only an endpoint that names an auth, and answers 500 when that auth object
+        # cannot be found ("Couldn't find auth"); its registrar then looks for the AOR the request is
+        # for among the endpoint's (404 when the endpoint names none of that name)
         if endpoint.get("auth"):
             auth = objects.get("auth", {}).get(endpoint["auth"])
-            if not auth or auth.get("password") != device.password:
+            if auth is None:
+                return SERVER_ERROR
+            if auth.get("password") != device.password:
                 return UNAUTHORIZED
         aor = objects.get("aor", {}).get(user)
         if user not in endpoint.get("aors", "").split(",") or aor is None:
