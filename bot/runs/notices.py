@@ -234,8 +234,9 @@ def act(ctx: RunContext, incident_id: int, action: str, who: str, via: Via, valu
             done = (
                 f"{name} said the PBX is restored: connbot checks it now and closes the tickets if it agrees."
             )
-        elif action == "dismiss":
+        elif action == "dismiss":  # no longer open: its tickets are released at the next sweep
             inc.dismissed_by, inc.dismissed_via = who, via.value
+            inc.state = IncidentState.RECOVERING
             done = (
                 f"{name} said incident {incident_id} is not a PBX problem: "
                 "its tickets are checked on their own again."

@@ -147,13 +147,7 @@ def _tend(ctx: RunContext, incident_id: int, owner: str) -> None:
         assert inc is not None
         state, pbx = inc.state, inc.pbx
         due = inc.next_check_at <= ctx.clock() or inc.restored_by is not None
-        dismissed = inc.dismissed_by is not None
-    if state == IncidentState.OPEN and dismissed:
-        with ctx.store.tx() as s:
-            inc = incidents.locked(ctx, s, incident_id)
-            inc.state, inc.version = IncidentState.RECOVERING, inc.version + 1
-        state = IncidentState.RECOVERING
-    elif state == IncidentState.OPEN and due:
+    if state == IncidentState.OPEN and due:
         health = incidents.check(ctx, pbx)
         now = ctx.clock()
         with ctx.store.tx() as s:

@@ -364,6 +364,18 @@ def test_not_a_pbx_problem_sends_every_ticket_back_to_its_own_checks(make_world,
     world.click(inc.id, "dismiss", "W222")
     told = world.slack.to("chat.postEphemeral")[-1]["text"]
     assert told.startswith(f"W222 in Slack said incident {inc.id} is not a PBX problem: its tickets are")
+    # no longer open from the click on, before any sweep: no actions on its page, none taken
+    assert world.web.get(f"/api/incidents/{inc.id}").get_json()["state"] == "recovering"
+    page = world.web.get(f"/incidents/{inc.id}").get_data(as_text=True)
+    assert 'id="incident-actions"' not in page
+    assert (
+        '<dd id="dismissed">W222 in Slack said it is not a PBX problem: its tickets go back to their own '
+        "playbook</dd>" in page
+    )
+    late = world.web.post(f"/api/incidents/{inc.id}/restored", json={"by": "carol"})
+    assert (
+        late.status_code == 400 and f"incident {inc.id} is recovering, not open" in late.get_json()["message"]
+    )
     world.work()
     incidents = world.incidents()
     assert incidents[0].state == "closed" and incidents[0].owner == "W222"
