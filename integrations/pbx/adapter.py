@@ -201,29 +201,31 @@ class PbxAdapter(Adapter):
         aor = found_aors.get(user) or (found_aors[aors[0]] if len(aors) == 1 else None)
         if aor is None or aor.get("max_contacts") != "1" or aor.get("remove_existing", "").lower() in TRUE:
             return result(m.AccountOutcome.EXISTS, summary + ".", **evidence).found(**seen, account="exists")
-        # The AOR takes one contact and keeps it: while one is registered, the registrar refuses the
-        # app's own with 403 (another device, or the app's earlier registration from another address
-        # until it expires). PJSIP calls an endpoint online when a contact of its AORs is available:
-        # with qualify on, only one that answers OPTIONS, so offline then does not mean none is there.
-        with self._ari():
-            state = self.ari.endpoint_state(user)
-        qualify = aor.get("qualify_frequency", "0") not in ("", "0")
-        full = True if state == "online" else False if state == "offline" and not qualify else None
-        if full:
-            now = "one is registered now: the PBX refuses any other (403)."
-        elif full is False:
-            now = "none is registered now."
-        else:
-            now = f"ARI gives the endpoint's state as {state or 'unknown'}" + (
-                ": with qualify on, a registration that does not answer may still hold the place."
-                if qualify
-                else "."
-            )
+        state, now, found = self._one_place(user, aor)
         summary += f"; its AOR takes one device at a time (max_contacts 1, remove_existing off) and {now}"
-        found = {} if full is None else {"contacts_full": full}
         return result(
             m.AccountOutcome.EXISTS, summary, **evidence, max_contacts=1, endpoint_state=state
         ).found(**seen, account="exists", **found)
+
+    def _one_place(self, user: str, aor: dict[str, str]) -> tuple[str | None, str, dict[str, bool]]:
+        """Of an AOR that takes one contact and keeps it: the endpoint's state in ARI, whether a
+        registration holds the place (in words), and `contacts_full` where ARI can tell.
+
+        While one is registered, the registrar refuses the app's own with 403 (another device, or the
+        app's earlier registration from another address until it expires). PJSIP calls an endpoint
+        online when a contact of its AORs is available: with qualify on, only one that answers
+        OPTIONS, so offline then does not mean that none holds the place."""
+        with self._ari():
+            state = self.ari.endpoint_state(user)
+        if state == "online":
+            return state, "one is registered now: the PBX refuses any other (403).", {"contacts_full": True}
+        qualify = aor.get("qualify_frequency", "0") not in ("", "0")
+        if state == "offline" and not qualify:
+            return state, "none is registered now.", {"contacts_full": False}
+        said = f"ARI gives the endpoint's state as {state or 'unknown'}"
+        if qualify:
+            said += ": with qualify on, a registration that does not answer may still hold the place"
+        return state, said + ".", {}
 
     @action(m.CreateAccountOutcome, changes_account=True)
     def create_account(self, inp: ActionInput) -> ActionResult:
