@@ -370,7 +370,7 @@ class Instance:
             if auth.get("password") != device.password:
                 return UNAUTHORIZED
         aor = objects.get("aor", {}).get(user)
-        if user not in endpoint.get("aors", "").split(",") or aor is None:
+        if user not in [a.strip() for a in endpoint.get("aors", "").split(",")] or aor is None:
             return NOT_FOUND
         if (
             self.held
