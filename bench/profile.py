@@ -19,18 +19,18 @@ from typing import Any
 from bench.common import env_with
 
 REQUESTS, WARMUP = 600, 100
-# connbot's before/after-request hooks (bot/web/: edge, auth, app, metrics) and the security headers'
-# start_response (edge.SecurityHeaders), by function name.
-HOOKS = ("check_host", "refuse_nul", "guard", "start_span", "end_span", "start", "refused")
+# connbot's WSGI middleware around the webhook (bot/web/edge.py): the body read within its deadline
+# (BoundedBody._read) and the security headers (SecurityHeaders' start_response), by function name.
 SQLITE = ("<method 'execute' of 'sqlite3.Cursor' objects>", "<method 'fetchone' of 'sqlite3.Cursor' objects>")
 # (share name, part of the file's path, functions): cumulative time inside them, in a request's order.
+# A signed webhook is answered by `SignedDeliveries`, before Flask (bot/web/webhooks/jira.py).
 PARTS = [
-    ("HMAC check of the body", "bot/web/webhooks/jira.py", ("authenticate",)),
-    ("JSON parse and pydantic validation", "bot/web/webhooks/jira.py", ("parse",)),
+    ("read the body within its deadline (edge.BoundedBody)", "bot/web/edge.py", ("_read",)),
+    ("HMAC check of the body", "bot/web/webhooks/jira.py", ("signed",)),
+    ("JSON parse and pydantic validation", "bot/web/webhooks/jira.py", ("parse_plain",)),
     ("store the event and wake a worker (intake.record)", "bot/runs/intake.py", ("record",)),
     ("of which SQLite's own work on the INSERT (an autocommit)", "", SQLITE),
-    ("connbot's request hooks (host, NUL, access, tracing, headers, refusals)", "/bot/web/", HOOKS),
-    ("JSON answer (jsonify)", "flask/json/__init__.py", ("jsonify",)),
+    ("the security headers (edge.SecurityHeaders)", "bot/web/edge.py", ("start",)),
 ]
 
 

@@ -143,7 +143,8 @@ def _intake(r: dict[str, Any]) -> list[str]:
     ]
     out += [f"| {x['part']} | {x['share']:.0%} |" for x in p["parts"]]
     named = sum(x["share"] for x in p["parts"] if not x["part"].startswith("of which"))
-    out += [f"| the rest: Flask and Werkzeug request handling, the test client | {1 - named:.0%} |", ""]
+    rest = "the rest: Werkzeug's test client (its request, its answer) and the WSGI calls"
+    out += [f"| {rest} | {1 - named:.0%} |", ""]
     return out
 
 

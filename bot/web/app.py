@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app = App(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes  # a backstop: `edge.BoundedBody` refuses first
     app.extensions[EXTENSION] = services
+    jira.register(app, services.jira, settings.host)  # its middleware first: edge's wraps it
     edge.install(app, settings)
     metrics.count_refusals(app, services.store)
     if tracing.on():  # every connbot process configures tracing before it builds the app
@@ -70,7 +71,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     auth.install(app, settings, services.sections(DeskSettings), services.store)
     app.register_blueprint(health)
     app.register_blueprint(api)
-    jira.register(app, services.jira, settings.host)
     slack.init_app(app, services)
     app.register_blueprint(desk)
     app.register_blueprint(incidents)

@@ -48,6 +48,7 @@ HEADERS = [
     ("Referrer-Policy", "same-origin"),
 ]
 TOO_LARGE = "connbot.body_over"  # in the environ of a request whose body is over the limit: the limit
+BODY = "connbot.body"  # in the environ of a request whose body was read whole: its bytes
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 NUL = "\x00"
 
@@ -100,12 +101,13 @@ def _host_name(host: str) -> str | None:
 
 class BoundedBody:
     """WSGI middleware: every request body is read here, before any view runs, within a deadline
-    and a size limit, and handed on whole. A body not in within `seconds` is answered 408 and the
-    connection closed, so a client sending a little and then waiting holds a server thread for
-    `seconds` at most. A body over `limit` bytes, by its Content-Length or read so far (chunked, no
-    Content-Length), is not read further, nor truncated (a signature check would call it forged):
-    the app gets the request with no body, marked `TOO_LARGE`, and `refuse_too_large` answers it 413
-    as the app answers any refusal (JSON or a page, counted as a refused webhook)."""
+    and a size limit, and handed on whole (its bytes also as `BODY`). A body not in within
+    `seconds` is answered 408 and the connection closed, so a client sending a little and then
+    waiting holds a server thread for `seconds` at most. A body over `limit` bytes, by its
+    Content-Length or read so far (chunked, no Content-Length), is not read further, nor truncated
+    (a signature check would call it forged): the app gets the request with no body, marked
+    `TOO_LARGE`, and `refuse_too_large` answers it 413 as the app answers any refusal (JSON or a
+    page, counted as a refused webhook)."""
 
     CHUNK = 65536
 
@@ -132,6 +134,7 @@ class BoundedBody:
         if len(body) > self.limit:
             return self._too_large(environ, start_response)
         environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
+        environ[BODY] = body
         return self.app(environ, start_response)
 
     def _too_large(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from flask import request
 from sqlalchemy import func, select, text
 
 from bot.runs import intake
@@ -308,3 +309,44 @@ def test_the_event_is_the_only_write_and_a_worker_started_later_takes_it_from_th
         event = s.scalars(select(Event)).one()
         assert event.processed_at is not None and event.outcome.startswith("started run")
         assert [r.ticket.key for r in s.scalars(select(Run))] == ["VOIP-7"]
+
+
+def test_the_common_delivery_is_answered_before_flask_as_the_view_answers_it(monkeypatch, make_services):
+    """A signed delivery without a query string is stored and answered by `SignedDeliveries`, none of
+    Flask's request handling run; the same delivery again with a query goes through the view, which
+    answers it the same way (here: the duplicate). Both answers carry the security headers."""
+    configure(monkeypatch)
+    app = create_app(services=make_services(registry=scripted_registry({})))
+    seen: list[str] = []
+    app.before_request(lambda: seen.append(request.full_path))
+    client, payload = app.test_client(), fixture("cloud_issue_created.json")
+    first = post(client, payload, headers={"X-Atlassian-Webhook-Identifier": "d-1"})
+    assert (first.status_code, first.data, seen) == (202, b'{"event":1,"status":"accepted"}\n', [])
+    again = post(client, payload, headers={"X-Atlassian-Webhook-Identifier": "d-1"}, query="?from=jira")
+    assert (again.status_code, again.data, seen) == (
+        200,
+        b'{"event":1,"status":"duplicate"}\n',
+        ["/webhooks/jira?from=jira"],
+    )
+    for resp in (first, again):
+        assert resp.content_type == "application/json"
+        assert (
+            resp.headers["X-Content-Type-Options"] == "nosniff" and "Content-Security-Policy" in resp.headers
+        )
+
+
+def test_a_delivery_the_store_cannot_take_is_503_said_in_the_log_and_taken_when_jira_retries(app_svc, caplog):
+    client, svc = app_svc
+    payload = fixture("cloud_issue_created.json")
+    with svc.store.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE events RENAME TO events_away"))
+    with caplog.at_level(logging.ERROR):
+        resp = post(client, payload, headers={"X-Atlassian-Webhook-Identifier": "d-1"})
+    assert (
+        resp.status_code == 503 and resp.json["message"] == "the event could not be stored; Jira will retry"
+    )
+    assert "jira webhook for VOIP-7 could not be stored" in caplog.text
+    with svc.store.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE events_away RENAME TO events"))
+    assert post(client, payload, headers={"X-Atlassian-Webhook-Identifier": "d-1"}).status_code == 202
+    assert count(svc, Event) == 1
