@@ -79,7 +79,8 @@ def _intake(r: dict[str, Any]) -> list[str]:
         "due). No worker runs: this is the web tier alone. The servers are interleaved (each round runs "
         f"each once, in turn, on a fresh backend), {max(y['round'] for y in x['rounds'])} rounds; medians "
         "with [min–max]. `bare` is Flask answering without storing (bench/bare.py); `durable` the least a "
-        "receiver that stores first must do: the HMAC check, a JSON parse reading what connbot's receiver "
+        "receiver that stores first must do, a plain WSGI callable as connbot's `SignedDeliveries` is: the "
+        "HMAC check, a JSON parse reading what connbot's receiver "
         "reads (the event, the issue key, the timestamp: `Delivery`) and one autocommit INSERT, into "
         "SQLite with the web processes taking turns through connbot's writer lock, and "
         "`durable+postgres` into PostgreSQL (bench/durable.py). Throughput is also given as a share of "
@@ -710,21 +711,47 @@ writers: 5,000 events from 4 threads left it at 31,700 pages beside a database o
 The effect's attempt is recorded before it is made; on the first there is nothing to find, so the write goes
 straight out (`TicketRef.first_attempt`). Jira calls per run: 5–13 → 3–7.
 
+**The common Jira delivery answered before Flask (issue 16, item 1: bot/web/webhooks/jira.py
+`SignedDeliveries`, bot/web/edge.py).** A signed delivery without a query string whose body pydantic's parser
+reads is stored and answered by WSGI middleware between edge's (the body read within its deadline, the
+security headers) and Flask; any other request, a failed store included, goes on to the Flask view, which
+answers every case as before. In the web processes under `wrk` a webhook cost about 300 µs of CPU in gunicorn
+and Flask before any of connbot's work (bare Flask: 285–317 µs a request). Interleaved beside main at
+880f56c, 3 rounds (2026-12-04 22:16–22:26 UTC, Intel Xeon, bare Flask at 5,132–5,998 req/s, loads of 0.7 to
+3.6, no CPU stolen): SQLite 2,187 [2,157–2,367] → 3,102 [3,082–3,219] req/s, of bare Flask 40 % [38–42 %] →
+56 % [51–60 %]; PostgreSQL + Redis 1,610 [1,598–1,617] → 2,046 [1,976–2,127], 28 % [27–32 %] → 37 %
+[34–39 %]; the p99 at 200 req/s 2.5 → 2.0 ms and 4.2 → 3.2 ms. The minimal receiver (bench/durable.py) is
+now a plain WSGI callable too, so that it still does the same job minimally: on Flask it took 2,729 req/s on
+SQLite in those rounds and connbot 3,102.
+
 ## Targets missed, and where the time goes
 
-**Intake at ≥ 50 % (SQLite) and ≥ 40 % (PostgreSQL + Redis) of bare Flask: missed on both in the last run (42
-% [36–44 %] and 29 % [29–29 %]; 2026-12-04 15:50 UTC, intake re-run on its own on an Intel Xeon, bare Flask at
-3,718–4,132 req/s). The least a receiver that stores first can do (bench/durable.py) reached 48 % [44–52 %]
-and 36 % [29–37 %]: there not even it reached the PostgreSQL target, and connbot reached 0.85 and 0.80 of it.
-In the full run of 14:19 UTC (AMD EPYC, bare Flask at 8,450–8,634 req/s, the fastest machine measured yet)
-connbot reached 39 % [38–39 %] and 29 % [28–30 %], the minimal receiver 42 % [40–44 %] and 34 % [33–34 %]:
-0.94 and 0.88 of it.** At 05:30 UTC the same day, on a slower AMD EPYC machine (bare Flask at 3,636–4,754
-req/s), connbot met the SQLite target (51 % [48–53 %]) and missed the PostgreSQL one (33 % [28–40 %]). Bare
-Flask gains more from a faster CPU than a durable write does, so the shares fall as the machine gets faster,
-and on one machine they move from run to run. With the same intake code (but for SQLite's checkpoint in the
-rows from 22:13 UTC on, and one more request hook, the 413 check, in the last row), interleaved, 3 rounds each
-(connbot on PostgreSQL with Redis; the last column is connbot's rate over the minimal receiver's, the median
-of the rounds):
+**Intake at ≥ 50 % (SQLite) and ≥ 40 % (PostgreSQL + Redis) of bare Flask: SQLite met, PostgreSQL + Redis
+missed in the last run (59 % [52–60 %] and 38 % [37–38 %]; 2026-12-04 22:28 UTC, intake re-run on its own
+on an Intel Xeon, bare Flask at 5,094–5,220 req/s, loads of 1.5 to 4.3, no CPU stolen).** The least a receiver
+that stores first can do, now a plain WSGI callable (bench/durable.py), reached 67 % [57–71 %] and 53 %
+[50–53 %]; connbot reached 0.88 and 0.73 of it. Before the middleware (main at 880f56c, the rounds of the
+paragraph above) connbot reached 40 % and 28 %. On PostgreSQL, the CPU time a webhook cost under `wrk` (8 s,
+2 rounds, 22:57 UTC, from /proc): connbot's web processes 444–504 µs and PostgreSQL's 202–218 µs; the minimal
+receiver's 304–380 and 157–177 µs; bare Flask's 285–317 µs. Both CPUs were busy (82–86 %, wrk included): the
+rest of the gap is connbot's own work in both places. Tried this time and not kept, each interleaved beside
+the code above, 3 rounds (22:40–23:15 UTC): (a) announcing new events from a thread of each web process, all
+those stored while it sent the last in one statement, instead of in each event's INSERT: 1,628 [1,594–1,769]
+req/s against 1,948 [1,810–1,981], and with 10 ms of gathering before each send 1,830 [1,759–1,841] against
+1,862 [1,851–1,963]. In a loop of 8 connections with nothing else running, PostgreSQL took 3,317 of connbot's
+INSERTs a second with the NOTIFY and 5,802 without it (the commits of transactions that notify take turns),
+but under the web tier the CPUs, not those turns, set the rate: leaving the NOTIFY out altogether (which would
+leave the workers to find each event by their next look) gave 2,124 [2,115–2,162] against 2,072
+[2,057–2,078]. (b) A connection held by each server thread instead of the pool's checkout and checkin: 2,322
+[2,193–2,390] against 2,152 [2,025–2,290] in 8-second closed loops, 3 rounds (ranges overlapping); and it
+would hold a connection per server thread, the Procfile's 64 per process, beyond PostgreSQL's default 100
+connections with two web processes. (c) The pool without its rollback on checkin, the same way: 2,047
+[2,000–2,201], no gain.
+
+Earlier runs, with the code before the middleware and the minimal receiver on Flask, interleaved, 3 rounds
+each (connbot on PostgreSQL with Redis; the last column is connbot's rate over the minimal receiver's, the
+median of the rounds), show how a share of bare Flask moves with the machine, and on one machine from run to
+run:
 
 | run | CPU | bare Flask req/s | minimal: SQLite / PostgreSQL | connbot: SQLite / PostgreSQL | ÷ minimal |
 |---|---|---|---|---|---|
@@ -738,26 +765,10 @@ of the rounds):
 | 12-04 14:19 UTC | AMD EPYC | 8,585 | 42 % / 34 % | 39 % / 29 % | 0.94 / 0.88 |
 | 12-04 15:50 UTC | Intel Xeon | 3,778 | 48 % / 36 % | 42 % / 29 % | 0.85 / 0.80 |
 
-The rows without a date are of 2026-12-03. A target that names a share of bare Flask is met or missed by the
-machine; a share of the minimal receiver measured beside connbot is the figure the code decides. In the last
-run connbot stored 1,560 webhooks a second on SQLite and 1,085 on PostgreSQL + Redis (3,308 and 2,440 at 14:19
-UTC on the faster machine); every 2xx it answered was stored, in every round. At 14:19 UTC the minimal
-receiver on SQLite answered one request of its first round's 2-second warm-up with an error status, so its own
-"every 2xx stored" column showed missed (bench/durable.py, not connbot's code; the bench records the count,
-not the status). Between the 21:32 and 22:13 UTC runs, 41 minutes apart on one machine, the minimal receiver,
-unchanged, went from 1,125 to 1,301 req/s on SQLite and from 723 to 1,011 on PostgreSQL. The full `make bench`
-of 05:08 UTC ran beside other tenants' work: the hypervisor took 5 % and 8 % of the CPUs in two of connbot's
-SQLite rounds and 18 % in one on PostgreSQL (in the minimal receiver's rounds at most 4 %), and its rounds
-gave connbot 0.52–0.89 of the minimal receiver on SQLite; intake was run again on its own at 05:30 UTC, with
-at most 2 % taken in any closed loop, and that run is the one above. What connbot's web processes do beyond
-the minimal receiver is 0.32 M instructions a webhook (1.70 M against 1.38 M, counted by callgrind in
-process): Flask's request hooks (the host check, the NUL check, access, the refusal counter), the body
-middleware, the pool's checkout and the wake-up of the process's worker. Storing the event (`intake.record`,
-in process, 3,000 webhooks, SQLite) takes 56 µs, of which the driver's INSERT and commit take 50. On
-PostgreSQL the server also checks the payload as JSON and stores a wider row under a wider key, with one more
-index (the processed mark the workers look for); the INSERT's `pg_notify` is not what limits it: interleaved
-without it (13:24 UTC, 3 rounds), 1,428 [1,269–1,745] req/s against 1,541 [1,391–1,781] with it; again on the
-Intel Xeon (18:16 UTC, 3 rounds), 1,677 [1,548–1,778] without it against 1,751 [1,697–1,760] with it.
+The rows without a date are of 2026-12-03. Bare Flask gains more from a faster CPU than a durable write does,
+so the shares fall as the machine gets faster: a target that names a share of bare Flask is met or missed
+partly by the machine, and a share of the minimal receiver measured beside connbot is the figure the code
+decides. Every 2xx connbot answered was stored, in every round of every run.
 
 **p99 under 20 ms at a steady 200 req/s: met on both in the last run (SQLite 3.4 ms, PostgreSQL + Redis 7.9
 ms; the worst rounds 4.0 and 14.9 ms; 15:50 UTC, Intel Xeon), as in the full run of 14:19 UTC (1.9 and 2.5 ms;
@@ -779,16 +790,9 @@ Flask beside it never stalled (0 of 5 runs), the minimal receiver on PostgreSQL 
 UTC and 2 of 10 at 15:14 UTC; connbot had requests above 20 ms in 12 of 14 runs of 10 s at 15:07–15:13 UTC
 (max 21–63 ms; p99 above 20 ms in one). The cause is on the database's side and was not found.
 
-Tried and dropped: announcing new events from a thread of the web process, in one NOTIFY for all stored since
-the last, instead of in each event's INSERT. PostgreSQL makes the commits of transactions that notified take
-turns (8 threads of autocommit INSERTs: 1,410 a second without the NOTIFY, 918 with it, medians of 3 rounds
-measured while a test suite ran beside them), but connbot's intake on PostgreSQL runs at 500–700 a second,
-short of that limit because the CPUs are busy: interleaved beside baebce9 (10:22 UTC, 3 rounds, with the
-parse change) 509 [428–724] → 494 [446–506] req/s. On the machine of 13:24 UTC connbot reached
-1,163–1,644 a second, and leaving the NOTIFY out altogether gained nothing (above). The `pg_notify` stays.
-
-A connection of its own per thread instead of the pool's checkout is not worth it either: the checkout and
-checkin take 6 µs (in process, 3,000 calls, 5 rounds), about 1 % of a webhook. Measured again on 2026-12-04
+Earlier, with the code before the middleware: a connection of its own per thread instead of the pool's
+checkout was not worth it: the checkout and checkin took 6 µs (in process, 3,000 calls, 5 rounds), about 1 %
+of a webhook then. Measured again on 2026-12-04
 (AMD EPYC, 04:50–05:07 UTC): the CPU time each process spent a request under `wrk` (8 s, 2 rounds) was 800–863
 µs in connbot's web processes and 278–284 µs in PostgreSQL, against 580–751 and 200–246 for the minimal
 receiver; in one connection's loop of 3,000 INSERTs (5 rounds) the database spent 217 µs [210–260] of CPU on
@@ -803,17 +807,6 @@ to arrive into one multi-row statement and one commit, each request answered aft
 [1,129–1,525] for connbot (05:50 UTC, 3 interleaved rounds, a prototype not kept). The in-process profile
 above times the test client's requests on a busy shared machine: two passes 23 minutes apart gave bare /
 connbot 73 % and 41 %, so its shares, not its times, are what to read.
-
-Nor did a receiver without Flask reach 40 %. On an Intel Xeon (2026-12-04 10:12–10:26 UTC, bare Flask at
-6,083–7,133 req/s, 6 interleaved rounds, loads of 0.2 to 4.1, at most 0.3 % of the CPUs stolen), the minimal
-receiver's work (the HMAC check, the `Delivery` parse, one autocommit INSERT into PostgreSQL) written as a
-plain WSGI callable, under the same gunicorn settings (a prototype, not kept), stored 2,539 [2,192–2,631]
-webhooks a second (the 2,192: one worker idle in all 4 tries): 37 % [33–39.9 %] of bare Flask and 1.34×
-[1.23–1.42] the minimal receiver on Flask, which stored 1,880 [1,786–1,994] (27 % [26–31 %]). connbot on
-PostgreSQL + Redis stored 1,464 [930–1,508]: 22 % [13–23 %] of bare Flask and 0.77 [0.47–0.84] of the minimal
-receiver (the 930: one worker idle in all 4 tries). On that machine none of the three receivers that store
-into PostgreSQL before they answer reached 40 % of bare Flask, not even the one without a web framework;
-Flask's own handling of a request cost the minimal receiver a quarter of its throughput there.
 
 **CPU per step halved: met on both (08:38 UTC, Intel Xeon, the storm beside main at 453a78b: 4.45 → 1.63 ms on
 SQLite, −63 %; 6.86 → 3.07 ms on PostgreSQL + Redis, −55 %).** At 19:14 UTC on another Intel Xeon machine the

@@ -3,9 +3,11 @@ comment is made by the work that takes its event, not behind the runs already wa
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -139,3 +141,34 @@ def test_the_event_listener_comes_back_after_its_connection_is_cut(pg_url: str, 
         _until_heard(web, heard, "after")
     assert "the database (event listener) unreachable" in caplog.text
     assert "reachable again" in caplog.text
+
+
+@pytest.mark.postgres
+def test_on_postgres_events_stored_at_once_by_many_threads_are_each_announced_once(pg_url: str) -> None:
+    """Of 400 events stored by 8 threads at once, every one is heard by the worker, once, with its
+    own note."""
+    with _listened(pg_url) as (web, heard):
+        _until_heard(web, heard, "probe")
+
+        def store(thread: int) -> list[tuple[int, str]]:
+            return [
+                (
+                    web.insert_event(
+                        "jira", f"t{thread}-{n}", "jira:issue_created", "VOIP-1", "{}", f"n{thread}-{n}"
+                    )[0],
+                    f"n{thread}-{n}",
+                )
+                for n in range(50)
+            ]
+
+        with ThreadPoolExecutor(8) as pool:
+            stored = sorted(x for part in pool.map(store, range(8)) for x in part)
+        got = []
+        deadline = time.monotonic() + 10
+        while len(got) < len(stored) and time.monotonic() < deadline:
+            with contextlib.suppress(queue.Empty):
+                got.append(heard.get(timeout=0.2))
+        time.sleep(0.3)
+        while not heard.empty():
+            got.append(heard.get())
+        assert sorted(got) == stored
