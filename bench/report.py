@@ -730,7 +730,11 @@ SQLite in those rounds and connbot 3,102.
 missed in the last run (59 % [52–60 %] and 38 % [37–38 %]; 2026-12-04 22:28 UTC, intake re-run on its own
 on an Intel Xeon, bare Flask at 5,094–5,220 req/s, loads of 1.5 to 4.3, no CPU stolen).** The least a receiver
 that stores first can do, now a plain WSGI callable (bench/durable.py), reached 67 % [57–71 %] and 53 %
-[50–53 %]; connbot reached 0.88 and 0.73 of it. Before the middleware (main at 880f56c, the rounds of the
+[50–53 %]; connbot reached 0.88 and 0.73 of it. The same code again at 23:10 UTC on the same machine (bare
+Flask at 5,705–6,332 req/s, loads of 0.4 to 3.8): connbot 49 % [46–57 %] on SQLite and 36 % [36–37 %] on
+PostgreSQL + Redis, the minimal receiver 60 % [55–62 %] and 47 % [44–51 %] (connbot 0.82 and 0.77 of it): on
+this machine the SQLite target is met in one run and missed in the other, within the spread of each; the
+PostgreSQL one is missed in both. Before the middleware (main at 880f56c, the rounds of the
 paragraph above) connbot reached 40 % and 28 %. On PostgreSQL, the CPU time a webhook cost under `wrk` (8 s,
 2 rounds, 22:57 UTC, from /proc): connbot's web processes 444–504 µs and PostgreSQL's 202–218 µs; the minimal
 receiver's 304–380 and 157–177 µs; bare Flask's 285–317 µs. Both CPUs were busy (82–86 %, wrk included): the
