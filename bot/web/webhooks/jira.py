@@ -42,6 +42,7 @@ blueprint = Blueprint("jira_webhook", __name__)
 EXTENSION = "connbot.jira"
 PATH, JSON = "/webhooks/jira", "application/json"
 STATUS_LINES = {202: "202 Accepted", 200: "200 OK"}
+STORE_FAILED = "connbot.store_failed"  # in the environ: why `SignedDeliveries` could not store the delivery
 NOT_CONFIGURED = (
     "Jira webhooks are not configured: set CONNBOT_JIRA_WEBHOOK_SECRET (the webhook's secret) or "
     "CONNBOT_JIRA_WEBHOOK_TOKEN (and add ?token=... to the webhook URL); "
@@ -166,6 +167,9 @@ def receive() -> ResponseReturnValue:
         return _reject(*failure)
     payload, text = parse(body)
     try:
+        failed = request.environ.get(STORE_FAILED)
+        if failed is not None:  # `SignedDeliveries` tried: its error is answered here, not tried again
+            raise failed
         status, answer = store(
             services_of(current_app), payload, text, request.headers.get("X-Atlassian-Webhook-Identifier", "")
         )
@@ -183,8 +187,9 @@ class SignedDeliveries:
     reads (`parse_plain`), is stored and answered here, without Flask's handling of a request (a
     quarter of a receiver's time: bench/RESULTS.md). Any other request, a delivery whose signature
     does not match or whose store fails included, goes on to the app, whose view (`receive`)
-    answers every case: the refusals logged and counted, a failed store tried again (a delivery
-    is stored once by its id, so a store that failed after its commit answers "duplicate")."""
+    answers every case, the refusals logged and counted; a store that failed here is not tried
+    again there (its error is handed on as `STORE_FAILED`), so a database that does not answer
+    keeps Jira waiting once, not twice."""
 
     def __init__(self, app: WSGIApplication, secret: str, svc: Services):
         self.app, self.secret, self.svc = app, secret, svc
@@ -204,8 +209,8 @@ class SignedDeliveries:
                 status, answer = store(
                     self.svc, *plain, environ.get("HTTP_X_ATLASSIAN_WEBHOOK_IDENTIFIER", "")
                 )
-            except Exception:
-                pass  # the view tries again, and answers and logs what failed
+            except Exception as exc:
+                environ[STORE_FAILED] = exc  # the view answers it, logged and counted
             else:
                 start_response(
                     STATUS_LINES[status], [("Content-Type", JSON), ("Content-Length", str(len(answer)))]
