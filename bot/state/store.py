@@ -20,7 +20,7 @@ from typing import Any, TypeVar, cast
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Table, Update, bindparam, create_engine, event, or_, select, text, update
-from sqlalchemy.engine import Connection, CursorResult, Engine
+from sqlalchemy.engine import Connection, CursorResult, Engine, make_url
 from sqlalchemy.exc import DBAPIError, InvalidatePoolError
 from sqlalchemy.orm import Session, configure_mappers, make_transient_to_detached, sessionmaker
 
@@ -34,13 +34,17 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 # A pooled PostgreSQL connection unused for this long is pinged before it is used again (`_ping_idle`).
 IDLE_PING_SECONDS = 10.0
 IDLE_SINCE = "connbot.idle_since"  # in a pooled connection's info: when it was last checked in
+# How long connecting to PostgreSQL may take before it fails, unless the URL says (`?connect_timeout=`):
+# without it, a database host that does not answer holds a thread for the kernel's TCP timeout (minutes).
+CONNECT_SECONDS = 10
 
 
 def make_engine(url: str, autocommit: bool = False, idle_ping: float = IDLE_PING_SECONDS) -> Engine:
     """The engine for `url`. On PostgreSQL, a connection that sat idle in the pool for `idle_ping`
     seconds is pinged before it is handed out (`_ping_idle`), and `autocommit`: every statement its
     own transaction, with no ping at all (a connection found dead is replaced, and the statement
-    retried, by the caller: `Store.insert_event`)."""
+    retried, by the caller: `Store.insert_event`). A PostgreSQL connection not made within
+    CONNECT_SECONDS fails, unless the URL names its own `connect_timeout`."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -61,9 +65,12 @@ def make_engine(url: str, autocommit: bool = False, idle_ping: float = IDLE_PING
                 conn.execute("PRAGMA wal_autocheckpoint=0")
 
         return engine
+    connect = {} if "connect_timeout" in make_url(url).query else {"connect_timeout": CONNECT_SECONDS}
     if autocommit:
-        return create_engine(url, isolation_level="AUTOCOMMIT", pool_size=10, max_overflow=20)
-    engine = create_engine(url, pool_size=10, max_overflow=20)
+        return create_engine(
+            url, isolation_level="AUTOCOMMIT", pool_size=10, max_overflow=20, connect_args=connect
+        )
+    engine = create_engine(url, pool_size=10, max_overflow=20, connect_args=connect)
     _ping_idle(engine, idle_ping)
     return engine
 
@@ -347,7 +354,12 @@ class Store:
             "note": note,
         }
         for attempt in (1, 2):
-            conn = engine.raw_connection()
+            try:
+                conn = engine.raw_connection()
+            except dialect.loaded_dbapi.Error as exc:  # the database refused or did not answer
+                raise DBAPIError.instance(
+                    None, None, exc, dialect.loaded_dbapi.Error, dialect=dialect
+                ) from exc
             try:
                 cursor = conn.cursor()
                 statement = insert.new

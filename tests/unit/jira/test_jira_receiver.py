@@ -4,6 +4,7 @@ import io
 import json
 import logging
 import re
+import socket
 import time
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from flask import request
 from sqlalchemy import func, select, text
 
 from bot.runs import intake
+from bot.services import Services
 from bot.state.models import Event, Run, Ticket
 from bot.web.app import create_app
 from tests.fakes.adapters import scripted_registry
@@ -350,3 +352,27 @@ def test_a_delivery_the_store_cannot_take_is_503_said_in_the_log_and_taken_when_
         conn.execute(text("ALTER TABLE events_away RENAME TO events"))
     assert post(client, payload, headers={"X-Atlassian-Webhook-Identifier": "d-1"}).status_code == 202
     assert count(svc, Event) == 1
+
+
+def test_a_delivery_while_the_database_refuses_connections_is_503_not_an_internal_error(
+    monkeypatch, settings, caplog
+):
+    """PostgreSQL down (its port closed): the delivery is answered 503, which Jira retries, with the
+    reason logged; not a 500 that says connbot hit an internal error."""
+    with socket.socket() as sock:  # a port nothing listens on once it is closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    configure(monkeypatch)
+    down = settings.model_copy(update={"database_url": f"postgresql://connbot@127.0.0.1:{port}/connbot"})
+    svc = Services.build(down, registry=scripted_registry({}))
+    try:
+        client = create_app(services=svc).test_client()
+        with caplog.at_level(logging.ERROR):
+            resp = post(client, fixture("cloud_issue_created.json"))
+        assert (
+            resp.status_code == 503
+            and resp.json["message"] == "the event could not be stored; Jira will retry"
+        )
+        assert "jira webhook for VOIP-7 could not be stored" in caplog.text and "unhandled" not in caplog.text
+    finally:
+        svc.close()
