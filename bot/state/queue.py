@@ -30,6 +30,7 @@ from typing import Any
 from huey.api import Huey
 from huey.consumer import Consumer, Scheduler, Worker
 from huey.storage import RedisStorage, SqliteStorage
+from redis import ConnectionPool
 from sqlalchemy.orm import Session
 
 from bot import tracing
@@ -39,9 +40,21 @@ from bot.state.store import after_commit
 log = logging.getLogger(__name__)
 
 
+# How long connecting to Redis, and then any one reply, may take before the call fails, unless the URL
+# says (`?socket_connect_timeout=`, `?socket_timeout=`): without them, a Redis host that does not answer
+# holds a thread for the kernel's TCP timeout, or for ever. Longer than huey's blocking read (1 s).
+REDIS_SECONDS = 10
+
+
 def make_huey(url: str) -> Huey:
     if url.startswith(("redis://", "rediss://")):
-        return _Huey("connbot", storage_class=RedisStorage, url=url, blocking=True, read_timeout=1)
+        # The URL's own options override these.
+        pool = ConnectionPool.from_url(
+            url, socket_connect_timeout=REDIS_SECONDS, socket_timeout=REDIS_SECONDS
+        )
+        return _Huey(
+            "connbot", storage_class=RedisStorage, connection_pool=pool, blocking=True, read_timeout=1
+        )
     filename = url.split("///", 1)[-1]
     os.makedirs(os.path.dirname(os.path.abspath(filename)), exist_ok=True)
     return _Huey("connbot", storage_class=_SqliteStorage, filename=filename, timeout=30)
