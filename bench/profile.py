@@ -19,11 +19,12 @@ from typing import Any
 from bench.common import env_with
 
 REQUESTS, WARMUP = 600, 100
-# connbot's WSGI middleware around the webhook (bot/web/edge.py): the body read within its deadline
-# (BoundedBody._read) and the security headers (SecurityHeaders' start_response), by function name.
+# SQLite's own work: the driver's C methods, by name.
 SQLITE = ("<method 'execute' of 'sqlite3.Cursor' objects>", "<method 'fetchone' of 'sqlite3.Cursor' objects>")
 # (share name, part of the file's path, functions): cumulative time inside them, in a request's order.
-# A signed webhook is answered by `SignedDeliveries`, before Flask (bot/web/webhooks/jira.py).
+# A signed webhook is answered by `SignedDeliveries` (bot/web/webhooks/jira.py), inside edge's WSGI
+# middleware (bot/web/edge.py: the body read within its deadline, `BoundedBody._read`; the security
+# headers, `SecurityHeaders`' start_response `start`), before Flask.
 PARTS = [
     ("read the body within its deadline (edge.BoundedBody)", "bot/web/edge.py", ("_read",)),
     ("HMAC check of the body", "bot/web/webhooks/jira.py", ("signed",)),

@@ -146,9 +146,10 @@ def store(svc: Services, payload: Delivery, text: str, given_id: str) -> tuple[i
     across retries) or, without one, a hash of event, issue and timestamp. Returns the answer: 202
     and `{"event": id, "status": "accepted"}`, or 200 and `"duplicate"` for a delivery stored
     already. Raises SQLAlchemy's errors."""
-    given_id = given_id.strip()
-    seed = f"{payload.webhook_event}|{payload.issue.key}|{payload.timestamp}"
-    delivery = given_id[:255] if given_id else "sha256:" + hashlib.sha256(seed.encode()).hexdigest()
+    delivery = given_id.strip()[:255]
+    if not delivery:
+        seed = f"{payload.webhook_event}|{payload.issue.key}|{payload.timestamp}"
+        delivery = "sha256:" + hashlib.sha256(seed.encode()).hexdigest()
     event_id, new = intake.record(
         svc.store, "jira", delivery, payload.webhook_event, payload.issue.key, text, svc.queue.wake_event
     )
