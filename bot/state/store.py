@@ -8,6 +8,7 @@ import fcntl
 import itertools
 import logging
 import os
+import queue
 import sqlite3
 import threading
 import time
@@ -22,7 +23,9 @@ from alembic.config import Config
 from sqlalchemy import Table, Update, bindparam, create_engine, event, or_, select, text, update
 from sqlalchemy.engine import Connection, CursorResult, Engine, make_url
 from sqlalchemy.exc import DBAPIError, InvalidatePoolError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, configure_mappers, make_transient_to_detached, sessionmaker
+from sqlalchemy.pool import NullPool, PoolProxiedConnection
 
 from bot.state.models import Base, Event, Run, Ticket, utcnow
 from bot.state.outage import OUTAGE_ERRORS, Outage, said
@@ -41,19 +44,19 @@ CONNECT_SECONDS = 10
 
 def make_engine(url: str, autocommit: bool = False, idle_ping: float = IDLE_PING_SECONDS) -> Engine:
     """The engine for `url`. On PostgreSQL, a connection that sat idle in the pool for `idle_ping`
-    seconds is pinged before it is handed out (`_ping_idle`), and `autocommit`: every statement its
-    own transaction, with no ping at all (a connection found dead is replaced, and the statement
-    retried, by the caller: `Store.insert_event`). A PostgreSQL connection not made within
-    CONNECT_SECONDS fails, unless the URL names its own `connect_timeout`."""
+    seconds is pinged before it is handed out (`_ping_idle`). `autocommit`: every statement its own
+    transaction, on a connection the engine makes and keeps none of (`NullPool`): the event
+    INSERT's connections are kept by `HeldConnections`, with no ping (a connection found dead is
+    replaced, and the statement retried, by `Store.insert_event`). A PostgreSQL connection not made
+    within CONNECT_SECONDS fails, unless the URL names its own `connect_timeout`."""
+    autocommitted: dict[str, Any] = (
+        {"isolation_level": "AUTOCOMMIT", "poolclass": NullPool} if autocommit else {}
+    )
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            url,
-            connect_args={"check_same_thread": False, "timeout": 30},
-            isolation_level="AUTOCOMMIT" if autocommit else None,
-        )
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **autocommitted)
 
         @event.listens_for(engine, "connect")
         def _pragmas(conn: Any, _record: Any) -> None:
@@ -67,9 +70,7 @@ def make_engine(url: str, autocommit: bool = False, idle_ping: float = IDLE_PING
         return engine
     connect = {} if "connect_timeout" in make_url(url).query else {"connect_timeout": CONNECT_SECONDS}
     if autocommit:
-        return create_engine(
-            url, isolation_level="AUTOCOMMIT", pool_size=10, max_overflow=20, connect_args=connect
-        )
+        return create_engine(url, connect_args=connect, **autocommitted)
     engine = create_engine(url, pool_size=10, max_overflow=20, connect_args=connect)
     _ping_idle(engine, idle_ping)
     return engine
@@ -137,6 +138,75 @@ CHECKPOINT_EVERY = 200
 CHECKPOINT_PASSES, CHECKPOINT_LEFT = 4, 100
 
 
+# The event INSERT's connections in a process (`HeldConnections`): at most this many in use at once, as
+# many as the pool it replaced let out (10 kept, 20 more while busy), and how long a webhook waits for one.
+EVENT_CONNECTIONS, EVENT_CONNECTIONS_KEPT, EVENT_CONNECTION_WAIT = 30, 10, 30.0
+
+Held = tuple[PoolProxiedConnection, Any]  # a driver connection and its cursor, used again and again
+
+
+class HeldConnections:
+    """The event INSERT's connections, each with its cursor, made by the autocommit engine (which
+    keeps none: `make_engine`) and kept here between webhooks: at most `size` in use at once, a
+    webhook beyond them waiting up to `wait` seconds, then failing with SQLAlchemy's pool
+    `TimeoutError` (answered 503: Jira retries); the last `kept` given back stay open. SQLAlchemy's
+    pool, and a cursor made for every INSERT, cost a webhook 35 µs of CPU, a fifth of its whole in
+    process (bench/RESULTS.md); here it is a token from a queue and a connection from a list."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        size: int = EVENT_CONNECTIONS,
+        kept: int = EVENT_CONNECTIONS_KEPT,
+        wait: float = EVENT_CONNECTION_WAIT,
+    ):
+        self._engine, self.size, self.kept, self.wait = engine, size, kept, wait
+        self._tokens: queue.SimpleQueue[None] = queue.SimpleQueue()  # one for each connection not in use
+        for _ in range(size):
+            self._tokens.put(None)
+        self._idle: list[Held] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> Held:
+        """A connection and its cursor, the last given back or a new one. Raises PoolTimeout, or the
+        driver's error when a new one cannot be made."""
+        try:
+            self._tokens.get(timeout=self.wait)
+        except queue.Empty:
+            raise PoolTimeout(
+                f"no database connection for the event INSERT within {self.wait:g} s: {self.size} in use"
+            ) from None
+        try:
+            with self._lock:
+                if self._idle:
+                    return self._idle.pop()
+            conn = self._engine.raw_connection()
+            return conn, conn.cursor()
+        except BaseException:
+            self._tokens.put(None)
+            raise
+
+    def give(self, held: Held, keep: bool) -> None:
+        """Back from its use: kept for the next one if `keep` and fewer than `kept` are, else closed."""
+        try:
+            if keep:
+                with self._lock:
+                    if len(self._idle) < self.kept:
+                        self._idle.append(held)
+                        return
+            held[0].close()
+        finally:
+            self._tokens.put(None)
+
+    def drop(self) -> None:
+        """Close every connection kept: the database cut one (a restart cuts them all), or the store is
+        disposed of."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn, _cursor in idle:
+            conn.close()
+
+
 class _EventInsert:
     """The INSERT of an inbound event, compiled once for the database's driver and executed on a
     raw driver connection: no ORM unit of work, no SQLAlchemy statement handling per request (the
@@ -145,10 +215,12 @@ class _EventInsert:
     On PostgreSQL the same statement announces a new event on EVENTS_CHANNEL (`<id> <note>`), heard
     by the workers' `EventListener`s once it is committed: the signal costs no round trip of its own.
     On a SQLite file it is made under the processes' `WriterLock` (`writer`), and the write-ahead
-    log is checkpointed by this process's events (`wrote`), not by SQLite's commit."""
+    log is checkpointed by this process's events (`wrote`), not by SQLite's commit. Its
+    connections are `held`."""
 
     def __init__(self, engine: Engine):
         self.engine, dialect = engine, engine.dialect
+        self.held = HeldConnections(engine)
         insert = (
             "INSERT INTO events (source, delivery_id, kind, ticket_key, payload, received_at, outcome) "
             "VALUES (:source, :delivery_id, :kind, :ticket_key, {payload}, :received_at, '') "
@@ -342,8 +414,7 @@ class Store:
         id, whether it is new): a second delivery of the same (source, delivery id) stores nothing
         and returns the first's id. Raises SQLAlchemy's `DBAPIError`."""
         insert = self._events()
-        engine = insert.engine
-        dialect = engine.dialect
+        held, dialect = insert.held, insert.engine.dialect
         values = {
             "source": source,
             "delivery_id": delivery_id,
@@ -355,13 +426,12 @@ class Store:
         }
         for attempt in (1, 2):
             try:
-                conn = engine.raw_connection()
+                conn, cursor = held.take()
             except dialect.loaded_dbapi.Error as exc:  # the database refused or did not answer
                 raise DBAPIError.instance(
                     None, None, exc, dialect.loaded_dbapi.Error, dialect=dialect
                 ) from exc
             try:
-                cursor = conn.cursor()
                 statement = insert.new
                 try:
                     with insert.writer:
@@ -377,10 +447,11 @@ class Store:
                     return int(first[0]), False
                 except dialect.loaded_dbapi.Error as exc:
                     gone = dialect.is_disconnect(exc, conn.dbapi_connection, cursor)
-                    if gone:
+                    if gone:  # the others kept were most likely cut with it (a restart)
                         conn.invalidate(exc)
-                    # A pooled connection the database dropped (a restart) is replaced, once: the
-                    # ping the other engine makes before every checkout, paid only when needed.
+                        held.drop()
+                    # A kept connection the database cut is replaced, once: the ping the other
+                    # engine makes before every checkout, paid only when needed.
                     if not gone or attempt == 2:
                         raise DBAPIError.instance(
                             statement[0],
@@ -391,7 +462,7 @@ class Store:
                             dialect=dialect,
                         ) from exc
             finally:
-                conn.close()
+                held.give((conn, cursor), keep=conn.is_valid)
         raise AssertionError("unreachable")
 
     def _events(self) -> _EventInsert:
@@ -422,6 +493,7 @@ class Store:
     def dispose(self) -> None:
         self.engine.dispose()
         if self._event_insert is not None:
+            self._event_insert.held.drop()
             self._event_insert.engine.dispose()
 
     # Leases: one worker at a time advances a run. A lease that outlives its holder (a killed
