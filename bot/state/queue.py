@@ -195,7 +195,8 @@ class Queue:
         without a worker) is dropped after SIGNALS more, and the other workers' takers find the
         event when they look (`event_taker`) or, on PostgreSQL, when the INSERT's notice reaches them."""
         self._signalled.append((event_id, trace if trace is not None else tracing.carrier()))
-        self._signal.set()
+        if not self._signal.is_set():  # set and not yet cleared: the taker has yet to look, and will see it
+            self._signal.set()
 
     def take_events(self, inline: bool = False) -> int:
         """Process the stored events not yet processed (signalled ones within the trace of the request

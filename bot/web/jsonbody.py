@@ -16,7 +16,7 @@ from typing import Any
 from bot.errors import BadRequestError
 
 MAX_DEPTH = 64
-NOT_NUMBERS = ("NaN", "Infinity")  # what json.loads reads as a number and JSON has not (-Infinity too)
+NAN, INFINITY = "NaN", "Infinity"  # what json.loads reads as a number and JSON has not (-Infinity too)
 
 
 class _NotANumber(ValueError):
@@ -58,7 +58,7 @@ def plain(text: str) -> bool:
     """Whether `text` needs none of the checks `loads` makes beyond parsing it: at most MAX_DEPTH
     brackets, no NUL escape, no NaN or Infinity. Another JSON parser may then read it (and `loads`,
     for one that parser refuses, names the problem)."""
-    return not (_may_nest_too_deep(text) or _may_hold_nul(text) or any(n in text for n in NOT_NUMBERS))
+    return not (_may_nest_too_deep(text) or _may_hold_nul(text) or NAN in text or INFINITY in text)
 
 
 def _may_nest_too_deep(text: str) -> bool:
