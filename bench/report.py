@@ -724,6 +724,21 @@ and Flask before any of connbot's work (bare Flask: 285–317 µs a request). In
 now a plain WSGI callable too, so that it still does the same job minimally: on Flask it took 2,729 req/s on
 SQLite in those rounds and connbot 3,102.
 
+**The event INSERT's connections kept by connbot (issue 16, item 1: bot/state/store.py `HeldConnections`).** A
+webhook took its connection from SQLAlchemy's pool, made a cursor, and gave the connection back (the pool's
+checkout, checkin and reset events); now the connection and its cursor are kept together between webhooks, a
+token from a queue bounding them to 30 in use per process, as the pool did, and the last 10 given back kept
+open. In process (one thread, 3,000 webhooks into PostgreSQL, 3 interleaved rounds, 2026-12-05 00:15–00:24
+UTC, AMD EPYC) a webhook's CPU went from 157–179 µs to 124–146 µs (the minimal receiver: 106–116 µs); the pool
+was about 20 µs of it and the cursor, measured on top of that, about 15. Interleaved beside main at edec1ce, 3
+rounds (00:25–00:32 UTC, bare Flask at 5,440–6,010 req/s, loads of 0.4 to 3.4, no CPU stolen): PostgreSQL +
+Redis 2,379 [2,362–2,464] → 2,606 [2,446–2,631] req/s, of bare Flask 41 % [41–44 %] → 45 % [44–45 %], higher
+in every round; SQLite 3,387 [3,257–3,598] → 3,518 [3,266–3,663], 62 % [54–62 %] → 61 % [54–67 %], within the
+spread; the p99 at 200 req/s 2.4 → 2.1 ms and 1.6 → 1.6 ms. Found on the way: after a restart of PostgreSQL
+that cut two or more pooled connections, the first delivery met one, was tried again on the next, met that one
+too, and was answered 503; now every connection kept is closed when one is found cut
+(`test_event_connections`).
+
 ## Targets missed, and where the time goes
 
 **Intake at ≥ 50 % (SQLite) and ≥ 40 % (PostgreSQL + Redis) of bare Flask: SQLite met, PostgreSQL + Redis
