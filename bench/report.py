@@ -739,36 +739,43 @@ that cut two or more pooled connections, the first delivery met one, was tried a
 too, and was answered 503; now every connection kept is closed when one is found cut
 (`test_event_connections`).
 
-## Targets missed, and where the time goes
+## The targets, and where the time goes
 
-**Intake at ≥ 50 % (SQLite) and ≥ 40 % (PostgreSQL + Redis) of bare Flask: SQLite met, PostgreSQL + Redis
-missed in the last run (59 % [52–60 %] and 38 % [37–38 %]; 2026-12-04 22:28 UTC, intake re-run on its own on
-an Intel Xeon, bare Flask at 5,094–5,220 req/s, loads of 1.5 to 4.3, no CPU stolen).** The least a receiver
-that stores first can do, now a plain WSGI callable (bench/durable.py), reached 67 % [57–71 %] and 53 % [50–53
-%]; connbot reached 0.88 and 0.73 of it. The same code again at 23:10 UTC on the same machine (bare Flask at
-5,705–6,332 req/s, loads of 0.4 to 3.8): connbot 49 % [46–57 %] on SQLite and 36 % [36–37 %] on PostgreSQL +
-Redis, the minimal receiver 60 % [55–62 %] and 47 % [44–51 %] (connbot 0.82 and 0.77 of it): on this machine
-the SQLite target is met in one run and missed in the other, within the spread of each; the PostgreSQL one is
-missed in both. Before the middleware (main at 880f56c, the rounds of the paragraph above) connbot reached 40
-% and 28 %. On PostgreSQL, the CPU time a webhook cost under `wrk` (8 s, 2 rounds, 22:57 UTC, from /proc):
-connbot's web processes 444–504 µs and PostgreSQL's 202–218 µs; the minimal receiver's 304–380 and 157–177 µs;
-bare Flask's 285–317 µs. Both CPUs were busy (82–86 %, wrk included), so what connbot does beyond the minimal
-receiver in either place is throughput lost. In process (one thread, 3,000 webhooks into PostgreSQL, 3 rounds,
-23:05 UTC) connbot's middleware took 159–165 µs of CPU a webhook and the minimal receiver 96–103; of the
-difference, the pool's checkout and checkin about 15 µs (175–185 against 155–163 with a connection kept by the
-thread) and the checks that let pydantic's parser read the body (`jsonbody.plain`: the brackets counted, a NUL
-escape, NaN, Infinity) 10 µs. Tried this time and not kept, each interleaved beside the code above, 3 rounds
-(22:40–23:15 UTC): (a) announcing new events from a thread of each web process, all those stored while it sent
-the last in one statement, instead of in each event's INSERT: 1,628 [1,594–1,769] req/s against 1,948
-[1,810–1,981], and with 10 ms of gathering before each send 1,830 [1,759–1,841] against 1,862 [1,851–1,963].
-In a loop of 8 connections with nothing else running, PostgreSQL took 3,317 of connbot's INSERTs a second with
-the NOTIFY and 5,802 without it (the commits of transactions that notify take turns), but under the web tier
-the CPUs, not those turns, set the rate: leaving the NOTIFY out altogether (which would leave the workers to
-find each event by their next look) gave 2,124 [2,115–2,162] against 2,072 [2,057–2,078]. (b) A connection
-held by each server thread instead of the pool's checkout and checkin: 2,322 [2,193–2,390] against 2,152
-[2,025–2,290] in 8-second closed loops, 3 rounds (ranges overlapping); and it would hold a connection per
-server thread, the Procfile's 64 per process, beyond PostgreSQL's default 100 connections with two web
-processes. (c) The pool without its rollback on checkin, the same way: 2,047 [2,000–2,201], no gain.
+**Intake at ≥ 50 % (SQLite) and ≥ 40 % (PostgreSQL + Redis) of bare Flask: met on both in the last run (59 %
+[55–66 %] and 44 % [43–44 %]; 2026-12-05 00:35 UTC, intake re-run on its own on an AMD EPYC, bare Flask at
+5,476–6,164 req/s, loads of 0.6 to 3.3, no CPU stolen).** The least a receiver that stores first can do, a
+plain WSGI callable (bench/durable.py), reached 66 % [64–75 %] and 49 % [48–53 %]; connbot 0.89 and 0.89 of
+it. On this machine, the code before the held connections (main at edec1ce) reached 41 % [41–44 %] on
+PostgreSQL + Redis in the rounds interleaved with them (above) and 40 % [37–43 %] in three more (00:13–00:21
+UTC): the target was then met narrowly, and missed in some rounds. On the Intel Xeon machine of the two runs
+before (2026-12-04 22:28 and 23:10 UTC, with that code, bare Flask at 5,094–6,332 req/s) connbot reached 59 %
+and 49 % on SQLite and 38 % and 36 % on PostgreSQL + Redis, beside the minimal receiver at 67 % and 60 %, 53 %
+and 47 % (connbot 0.88 and 0.82, 0.73 and 0.77 of it); the held connections were not measured there, so
+whether they lift that machine over 40 % is not known. Where a PostgreSQL webhook's time went before them, on
+that machine: its CPU under `wrk` (8 s, 2 rounds, 22:57 UTC, from /proc) was 444–504 µs in connbot's web
+processes and 202–218 µs in PostgreSQL's; the minimal receiver's 304–380 and 157–177 µs; bare Flask's 285–317
+µs. Both CPUs were busy (82–86 %, wrk included), so what connbot does beyond the minimal receiver in either
+place is throughput lost. In process (one thread, 3,000 webhooks into PostgreSQL, 3 rounds, 23:05 UTC)
+connbot's middleware took 159–165 µs of CPU a webhook and the minimal receiver 96–103; of the difference, the
+pool's checkout and checkin about 15 µs (175–185 against 155–163 with a connection kept by the thread) and the
+checks that let pydantic's parser read the body (`jsonbody.plain`: the brackets counted, a NUL escape, NaN,
+Infinity) 10 µs. The held connections now take away the pool's part and the cursor's. Left on PostgreSQL's
+side (one connection, 4,000 INSERTs a variant, 4 interleaved rounds, 2026-12-05 00:12 UTC): of its 179 µs of
+CPU an event, the JSON column's check of the body about 10 µs and the NOTIFY about 5 (161 µs for the same row
+into a text column, without the NOTIFY). Both are kept: the first would take a migration of the events table
+for 10 µs, and the second is how the workers hear of a new event at once. Tried on 2026-12-04 and not kept,
+each interleaved beside the code of then, 3 rounds (22:40–23:15 UTC): (a) announcing new events from a thread
+of each web process, all those stored while it sent the last in one statement, instead of in each event's
+INSERT: 1,628 [1,594–1,769] req/s against 1,948 [1,810–1,981], and with 10 ms of gathering before each send
+1,830 [1,759–1,841] against 1,862 [1,851–1,963]. In a loop of 8 connections with nothing else running,
+PostgreSQL took 3,317 of connbot's INSERTs a second with the NOTIFY and 5,802 without it (the commits of
+transactions that notify take turns), but under the web tier the CPUs, not those turns, set the rate: leaving
+the NOTIFY out altogether (which would leave the workers to find each event by their next look) gave 2,124
+[2,115–2,162] against 2,072 [2,057–2,078]. (b) A connection held by each server thread instead of the pool's
+checkout and checkin: 2,322 [2,193–2,390] against 2,152 [2,025–2,290] in 8-second closed loops, 3 rounds
+(ranges overlapping); it would hold a connection per server thread, the Procfile's 64 per process, beyond
+PostgreSQL's default 100 connections with two web processes, which the held connections' bound of 30 does not.
+(c) The pool without its rollback on checkin, the same way: 2,047 [2,000–2,201], no gain.
 
 Earlier runs, with the code before the middleware and the minimal receiver on Flask, interleaved, 3 rounds
 each (connbot on PostgreSQL with Redis; the last column is connbot's rate over the minimal receiver's, the
@@ -792,8 +799,9 @@ so the shares fall as the machine gets faster: a target that names a share of ba
 partly by the machine, and a share of the minimal receiver measured beside connbot is the figure the code
 decides. Every 2xx connbot answered was stored, in every round of every run.
 
-**p99 under 20 ms at a steady 200 req/s: met on both in the last run (SQLite 3.4 ms, PostgreSQL + Redis 7.9
-ms; the worst rounds 4.0 and 14.9 ms; 15:50 UTC, Intel Xeon), as in the full run of 14:19 UTC (1.9 and 2.5 ms;
+**p99 under 20 ms at a steady 200 req/s: met on both in the last run (SQLite 1.6 ms, PostgreSQL + Redis 2.1
+ms; the worst rounds 1.7 and 2.7 ms; 2026-12-05 00:35 UTC, AMD EPYC), as on 2026-12-04 at 15:50 UTC on an
+Intel Xeon (3.4 and 7.9 ms; the worst rounds 4.0 and 14.9 ms), in the full run of 14:19 UTC (1.9 and 2.5 ms;
 the worst rounds 2.2 and 2.6 ms), at 05:08 UTC on a slower AMD EPYC machine (3.1 and 5.2 ms; the worst rounds
 5.2 and 7.4 ms) and at 22:13 UTC the day before on another (3.8 and 4.8 ms; the worst rounds 4.0 and 128
 ms).** On SQLite it was missed on that machine before the checkpoint left the writer lock (21:32 UTC: 21.5 ms
