@@ -741,41 +741,43 @@ too, and was answered 503; now every connection kept is closed when one is found
 
 ## The targets, and where the time goes
 
-**Intake at ≥ 50 % (SQLite) and ≥ 40 % (PostgreSQL + Redis) of bare Flask: met on both in the last run (59 %
-[55–66 %] and 44 % [43–44 %]; 2026-12-05 00:35 UTC, intake re-run on its own on an AMD EPYC, bare Flask at
-5,476–6,164 req/s, loads of 0.6 to 3.3, no CPU stolen).** The least a receiver that stores first can do, a
-plain WSGI callable (bench/durable.py), reached 66 % [64–75 %] and 49 % [48–53 %]; connbot 0.89 and 0.89 of
-it. On this machine, the code before the held connections (main at edec1ce) reached 41 % [41–44 %] on
-PostgreSQL + Redis in the rounds interleaved with them (above) and 40 % [37–43 %] in three more (00:13–00:21
-UTC): the target was then met narrowly, and missed in some rounds. On the Intel Xeon machine of the two runs
-before (2026-12-04 22:28 and 23:10 UTC, with that code, bare Flask at 5,094–6,332 req/s) connbot reached 59 %
-and 49 % on SQLite and 38 % and 36 % on PostgreSQL + Redis, beside the minimal receiver at 67 % and 60 %, 53 %
-and 47 % (connbot 0.88 and 0.82, 0.73 and 0.77 of it); the held connections were not measured there, so
-whether they lift that machine over 40 % is not known. Where a PostgreSQL webhook's time went before them, on
-that machine: its CPU under `wrk` (8 s, 2 rounds, 22:57 UTC, from /proc) was 444–504 µs in connbot's web
-processes and 202–218 µs in PostgreSQL's; the minimal receiver's 304–380 and 157–177 µs; bare Flask's 285–317
-µs. Both CPUs were busy (82–86 %, wrk included), so what connbot does beyond the minimal receiver in either
-place is throughput lost. In process (one thread, 3,000 webhooks into PostgreSQL, 3 rounds, 23:05 UTC)
-connbot's middleware took 159–165 µs of CPU a webhook and the minimal receiver 96–103; of the difference, the
-pool's checkout and checkin about 15 µs (175–185 against 155–163 with a connection kept by the thread) and the
-checks that let pydantic's parser read the body (`jsonbody.plain`: the brackets counted, a NUL escape, NaN,
-Infinity) 10 µs. The held connections now take away the pool's part and the cursor's. Left on PostgreSQL's
-side (one connection, 4,000 INSERTs a variant, 4 interleaved rounds, 2026-12-05 00:12 UTC): of its 179 µs of
-CPU an event, the JSON column's check of the body about 10 µs and the NOTIFY about 5 (161 µs for the same row
-into a text column, without the NOTIFY). Both are kept: the first would take a migration of the events table
-for 10 µs, and the second is how the workers hear of a new event at once. Tried on 2026-12-04 and not kept,
-each interleaved beside the code of then, 3 rounds (22:40–23:15 UTC): (a) announcing new events from a thread
-of each web process, all those stored while it sent the last in one statement, instead of in each event's
-INSERT: 1,628 [1,594–1,769] req/s against 1,948 [1,810–1,981], and with 10 ms of gathering before each send
-1,830 [1,759–1,841] against 1,862 [1,851–1,963]. In a loop of 8 connections with nothing else running,
-PostgreSQL took 3,317 of connbot's INSERTs a second with the NOTIFY and 5,802 without it (the commits of
-transactions that notify take turns), but under the web tier the CPUs, not those turns, set the rate: leaving
-the NOTIFY out altogether (which would leave the workers to find each event by their next look) gave 2,124
-[2,115–2,162] against 2,072 [2,057–2,078]. (b) A connection held by each server thread instead of the pool's
-checkout and checkin: 2,322 [2,193–2,390] against 2,152 [2,025–2,290] in 8-second closed loops, 3 rounds
-(ranges overlapping); it would hold a connection per server thread, the Procfile's 64 per process, beyond
-PostgreSQL's default 100 connections with two web processes, which the held connections' bound of 30 does not.
-(c) The pool without its rollback on checkin, the same way: 2,047 [2,000–2,201], no gain.
+**Intake at ≥ 50 % (SQLite) and ≥ 40 % (PostgreSQL + Redis) of bare Flask: met on both in the last run (62 %
+[58–70 %] and 43 % [41–46 %]; 2026-12-05 00:55 UTC, intake re-run on its own on an AMD EPYC, bare Flask at
+5,122–6,001 req/s, loads of 0.6 to 5.3, at most 0.1 % of the CPU stolen) and in the run before it on the same
+machine (59 % [55–66 %] and 44 % [43–44 %]; 00:35 UTC, loads of 0.6 to 3.3).** The least a receiver that
+stores first can do, a plain WSGI callable (bench/durable.py), reached 71 % [63–80 %] and 46 % [45–55 %] in
+the last run (66 % and 49 % in the one before); connbot 0.88 and 0.92 of it (0.89 and 0.89). On this machine,
+the code before the held connections (main at edec1ce) reached 41 % [41–44 %] on PostgreSQL + Redis in the
+rounds interleaved with them (above) and 40 % [37–43 %] in three more (00:13–00:21 UTC): the target was then
+met narrowly, and missed in some rounds. On the Intel Xeon machine of the two runs before (2026-12-04 22:28
+and 23:10 UTC, with that code, bare Flask at 5,094–6,332 req/s) connbot reached 59 % and 49 % on SQLite and 38
+% and 36 % on PostgreSQL + Redis, beside the minimal receiver at 67 % and 60 %, 53 % and 47 % (connbot 0.88
+and 0.82, 0.73 and 0.77 of it); the held connections were not measured there, so whether they lift that
+machine over 40 % is not known. Where a PostgreSQL webhook's time went before them, on that machine: its CPU
+under `wrk` (8 s, 2 rounds, 22:57 UTC, from /proc) was 444–504 µs in connbot's web processes and 202–218 µs in
+PostgreSQL's; the minimal receiver's 304–380 and 157–177 µs; bare Flask's 285–317 µs. Both CPUs were busy
+(82–86 %, wrk included), so what connbot does beyond the minimal receiver in either place is throughput lost.
+In process (one thread, 3,000 webhooks into PostgreSQL, 3 rounds, 23:05 UTC) connbot's middleware took 159–165
+µs of CPU a webhook and the minimal receiver 96–103; of the difference, the pool's checkout and checkin about
+15 µs (175–185 against 155–163 with a connection kept by the thread) and the checks that let pydantic's parser
+read the body (`jsonbody.plain`: the brackets counted, a NUL escape, NaN, Infinity) 10 µs. The held
+connections now take away the pool's part and the cursor's. Left on PostgreSQL's side (one connection, 4,000
+INSERTs a variant, 4 interleaved rounds, 2026-12-05 00:12 UTC): of its 179 µs of CPU an event, the JSON
+column's check of the body about 10 µs and the NOTIFY about 5 (161 µs for the same row into a text column,
+without the NOTIFY). Both are kept: the first would take a migration of the events table for 10 µs, and the
+second is how the workers hear of a new event at once. Tried on 2026-12-04 and not kept, each interleaved
+beside the code of then, 3 rounds (22:40–23:15 UTC): (a) announcing new events from a thread of each web
+process, all those stored while it sent the last in one statement, instead of in each event's INSERT: 1,628
+[1,594–1,769] req/s against 1,948 [1,810–1,981], and with 10 ms of gathering before each send 1,830
+[1,759–1,841] against 1,862 [1,851–1,963]. In a loop of 8 connections with nothing else running, PostgreSQL
+took 3,317 of connbot's INSERTs a second with the NOTIFY and 5,802 without it (the commits of transactions
+that notify take turns), but under the web tier the CPUs, not those turns, set the rate: leaving the NOTIFY
+out altogether (which would leave the workers to find each event by their next look) gave 2,124 [2,115–2,162]
+against 2,072 [2,057–2,078]. (b) A connection held by each server thread instead of the pool's checkout and
+checkin: 2,322 [2,193–2,390] against 2,152 [2,025–2,290] in 8-second closed loops, 3 rounds (ranges
+overlapping); it would hold a connection per server thread, the Procfile's 64 per process, beyond PostgreSQL's
+default 100 connections with two web processes; the held connections keep the pool's bound (30 a process). (c)
+The pool without its rollback on checkin, the same way: 2,047 [2,000–2,201], no gain.
 
 Earlier runs, with the code before the middleware and the minimal receiver on Flask, interleaved, 3 rounds
 each (connbot on PostgreSQL with Redis; the last column is connbot's rate over the minimal receiver's, the
@@ -840,15 +842,17 @@ connbot 73 % and 41 %, so its shares, not its times, are what to read.
 
 **CPU per step halved: met on both (08:38 UTC, Intel Xeon, the storm beside main at 453a78b: 4.45 → 1.63 ms on
 SQLite, −63 %; 6.86 → 3.07 ms on PostgreSQL + Redis, −55 %).** At 19:14 UTC on another Intel Xeon machine the
-head took 1.62 and 2.88 ms; in the full run of 2026-12-04 14:19 UTC (AMD EPYC), 0.92 and 1.52 ms; at 17:25 UTC
-on a slower Intel Xeon, 2.84 and 4.31 ms (the code of stop 35, beside it, 2.70 and 4.18); at 05:08 UTC on a
-slower AMD EPYC machine, 2.45 and 3.73 ms; at 22:25 UTC the day before on another, 3.31 and 5.25 ms, and at
-16:45 UTC on a slower one, 3.80 and 5.32 ms. The last two changes before the 08:38 run: the pool pings a
-PostgreSQL connection only when it sat idle for 10 s (it pinged on every checkout: two `SELECT 1` per
-automated step), and huey no longer looks up and clears each task's revocation (two Redis round trips a task;
-connbot revokes nothing). Measured alone, interleaved, 3 rounds of the storm with 1 worker (2026-12-03, on
-another machine of this kind): the ping 5.43 → 4.57 ms a step on PostgreSQL + Redis; the revocation 3.27 →
-2.87 ms on SQLite and 4.34 → 4.20 on PostgreSQL + Redis (within the spread there).
+head took 1.62 and 2.88 ms; in the last run (the storm on its own, 2026-12-05 01:02 UTC, AMD EPYC) 1.44 and
+2.36 ms (the code before the held connections, main at edec1ce, beside it: 1.50 and 2.41); in the full run of
+2026-12-04 14:19 UTC (AMD EPYC), 0.92 and 1.52 ms; at 17:25 UTC on a slower Intel Xeon, 2.84 and 4.31 ms (the
+code of stop 35, beside it, 2.70 and 4.18); at 05:08 UTC on a slower AMD EPYC machine, 2.45 and 3.73 ms; at
+22:25 UTC the day before on another, 3.31 and 5.25 ms, and at 16:45 UTC on a slower one, 3.80 and 5.32 ms. The
+last two changes before the 08:38 run: the pool pings a PostgreSQL connection only when it sat idle for 10 s
+(it pinged on every checkout: two `SELECT 1` per automated step), and huey no longer looks up and clears each
+task's revocation (two Redis round trips a task; connbot revokes nothing). Measured alone, interleaved, 3
+rounds of the storm with 1 worker (2026-12-03, on another machine of this kind): the ping 5.43 → 4.57 ms a
+step on PostgreSQL + Redis; the revocation 3.27 → 2.87 ms on SQLite and 4.34 → 4.20 on PostgreSQL + Redis
+(within the spread there).
 
 The changes of stop 36 (each step's result stored with its outcome in words, a record of the fixes people
 acted on) beside the code before them (main at e17e292), 2026-12-04 17:25 UTC on a slower Intel Xeon, 3
@@ -859,31 +863,33 @@ p99 0.94 → 0.86 s and 1.67 → 2.04 s. Run again on PostgreSQL + Redis with on
 comment's p99 1.65 → 1.62 s. The p99's difference followed the order, not the code; a few per cent more CPU a
 step stayed in both orders, within the spread of the rounds.
 
-**Two workers ≥ 1.6× one in the storm: met on both in the last run (1.716× [50.1 and 29.2 runs/s] on SQLite
-and 1.764× [34.4 and 19.5] on PostgreSQL + Redis; 2026-12-04 17:25 UTC, a slower Intel Xeon), as in the full
-run of 14:19 UTC (1.896× [69.0 and 36.4] and 1.879× [59.2 and 31.5]; AMD EPYC) and at 05:08 UTC on a slower
-AMD EPYC machine (1.652× [49.9 and 30.2] and 1.688× [36.3 and 21.5]). On 2026-12-03: missed on SQLite and met
-on PostgreSQL + Redis at 22:25 UTC on the previous session's AMD EPYC machine (1.538× [42.9 and 27.9] and
-1.622× [31.3 and 19.3]); met at 19:14 UTC on an Intel Xeon (1.75× and 1.82×) and in the two runs before it
+**Two workers ≥ 1.6× one in the storm: met on both in the last run (1.766× [61.1 and 34.6 runs/s] on SQLite
+and 1.812× [49.1 and 27.1] on PostgreSQL + Redis; 2026-12-05 01:02 UTC, AMD EPYC; the code before the held
+connections beside it, 3 interleaved rounds: 1.861× [62.9 and 33.8] and 1.810× [49.4 and 27.3]), as on
+2026-12-04 at 17:25 UTC on a slower Intel Xeon (1.716× [50.1 and 29.2] and 1.764× [34.4 and 19.5]), in the
+full run of 14:19 UTC (1.896× [69.0 and 36.4] and 1.879× [59.2 and 31.5]; AMD EPYC) and at 05:08 UTC on a
+slower AMD EPYC machine (1.652× [49.9 and 30.2] and 1.688× [36.3 and 21.5]). On 2026-12-03: missed on SQLite
+and met on PostgreSQL + Redis at 22:25 UTC on the previous session's AMD EPYC machine (1.538× [42.9 and 27.9]
+and 1.622× [31.3 and 19.3]); met at 19:14 UTC on an Intel Xeon (1.75× and 1.82×) and in the two runs before it
 there (18:45 UTC: 1.75× and 1.68×; 18:07 UTC: 1.83× and 1.77×), as at 08:38 UTC on another Xeon machine (1.84×
 and 1.72×); missed at 16:45 UTC on a slower AMD EPYC machine (1.540× and 1.526×).** The 22:25 UTC run ran the
 same storm code twice, beside the commit before that session's intake change (which the storm's desk tickets
 do not use): that side gave 1.561× and 1.660×, so the difference between the sides was the noise of the
 rounds. On SQLite the CPUs are a third busy with two workers on the Xeon and about half busy on the slower AMD
-machines (44 % at 05:08 UTC, 24 % at 14:19 UTC, 46 % at 17:25 UTC): the second worker process waits for the
-database's one write lock, sleeping in SQLite's busy handler between tries. Tried and dropped (2026-12-03
-15:50–16:02 UTC, AMD EPYC, 3 interleaved rounds each, SQLite only): every transaction of the store taking the
-web's `<database>.writer` file lock from its first write to its end, so a waiting writer is woken at once.
-Exclusive across threads and processes it gained 4–10 % with two workers but lost 1–6 % with one, in every
-round (within one process the threads then queue for the lock and the interpreter together); held per process,
-shared by its threads, it gained nothing. Tried again on the machine of the 05:08 UTC run (2026-12-04
-04:41–05:04 UTC, 3 interleaved rounds each): exclusive, 50.0 → 53.1 runs/s with two workers and 30.6 → 27.7
-with one (engine overhead a step 4.4 → 6.2 ms); per process, 51.5 → 49.2 and 30.9 → 30.9; the queue's writes
-alone through such a lock, 30.6 → 30.0 and 49.2 → 47.5. The likely cause: a thread woken with the lock must
-then wait for the interpreter before its statement runs, holding the lock meanwhile, where SQLite's busy
-handler retries inside the driver's call, outside the interpreter. On PostgreSQL + Redis the CPUs were 67 %
-busy with two workers on the Xeon (76 % at 05:08 UTC, 50 % at 14:19 UTC, 77 % at 17:25 UTC): the 2 CPUs are
-shared with the database.
+machines (44 % at 05:08 UTC, 24 % at 14:19 UTC, 46 % at 17:25 UTC; 32 % in the last run): the second worker
+process waits for the database's one write lock, sleeping in SQLite's busy handler between tries. Tried and
+dropped (2026-12-03 15:50–16:02 UTC, AMD EPYC, 3 interleaved rounds each, SQLite only): every transaction of
+the store taking the web's `<database>.writer` file lock from its first write to its end, so a waiting writer
+is woken at once. Exclusive across threads and processes it gained 4–10 % with two workers but lost 1–6 % with
+one, in every round (within one process the threads then queue for the lock and the interpreter together);
+held per process, shared by its threads, it gained nothing. Tried again on the machine of the 05:08 UTC run
+(2026-12-04 04:41–05:04 UTC, 3 interleaved rounds each): exclusive, 50.0 → 53.1 runs/s with two workers and
+30.6 → 27.7 with one (engine overhead a step 4.4 → 6.2 ms); per process, 51.5 → 49.2 and 30.9 → 30.9; the
+queue's writes alone through such a lock, 30.6 → 30.0 and 49.2 → 47.5. The likely cause: a thread woken with
+the lock must then wait for the interpreter before its statement runs, holding the lock meanwhile, where
+SQLite's busy handler retries inside the driver's call, outside the interpreter. On PostgreSQL + Redis the
+CPUs were 67 % busy with two workers on the Xeon (76 % at 05:08 UTC, 50 % at 14:19 UTC, 77 % at 17:25 UTC; 64
+% in the last run): the 2 CPUs are shared with the database.
 
 **Statements and commits per step: 4 and 2 for an automated step (met); 5.5 and 2.2 over a whole run.**
 tests/unit/test_work_items.py asserts both on both databases, that a desk note is one commit with no statement
