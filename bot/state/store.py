@@ -40,6 +40,9 @@ IDLE_SINCE = "connbot.idle_since"  # in a pooled connection's info: when it was 
 # How long connecting to PostgreSQL may take before it fails, unless the URL says (`?connect_timeout=`):
 # without it, a database host that does not answer holds a thread for the kernel's TCP timeout (minutes).
 CONNECT_SECONDS = 10
+# The connections a process keeps open to the database, and how many more it opens while busy: for the
+# engine's pool, and again for the event INSERT's (`HeldConnections`). How long a webhook waits for one.
+POOL_KEPT, POOL_OVERFLOW, EVENT_CONNECTION_WAIT = 10, 20, 30.0
 
 
 def make_engine(url: str, autocommit: bool = False, idle_ping: float = IDLE_PING_SECONDS) -> Engine:
@@ -71,7 +74,7 @@ def make_engine(url: str, autocommit: bool = False, idle_ping: float = IDLE_PING
     connect = {} if "connect_timeout" in make_url(url).query else {"connect_timeout": CONNECT_SECONDS}
     if autocommit:
         return create_engine(url, connect_args=connect, **autocommitted)
-    engine = create_engine(url, pool_size=10, max_overflow=20, connect_args=connect)
+    engine = create_engine(url, pool_size=POOL_KEPT, max_overflow=POOL_OVERFLOW, connect_args=connect)
     _ping_idle(engine, idle_ping)
     return engine
 
@@ -138,10 +141,6 @@ CHECKPOINT_EVERY = 200
 CHECKPOINT_PASSES, CHECKPOINT_LEFT = 4, 100
 
 
-# The event INSERT's connections in a process (`HeldConnections`): at most this many in use at once, as
-# many as the pool it replaced let out (10 kept, 20 more while busy), and how long a webhook waits for one.
-EVENT_CONNECTIONS, EVENT_CONNECTIONS_KEPT, EVENT_CONNECTION_WAIT = 30, 10, 30.0
-
 Held = tuple[PoolProxiedConnection, Any]  # a driver connection and its cursor, used again and again
 
 
@@ -156,8 +155,8 @@ class HeldConnections:
     def __init__(
         self,
         engine: Engine,
-        size: int = EVENT_CONNECTIONS,
-        kept: int = EVENT_CONNECTIONS_KEPT,
+        size: int = POOL_KEPT + POOL_OVERFLOW,
+        kept: int = POOL_KEPT,
         wait: float = EVENT_CONNECTION_WAIT,
     ):
         self._engine, self.size, self.kept, self.wait = engine, size, kept, wait
@@ -451,7 +450,7 @@ class Store:
                         conn.invalidate(exc)
                         held.drop()
                     # A kept connection the database cut is replaced, once: the ping the other
-                    # engine makes before every checkout, paid only when needed.
+                    # engine makes before handing out an idle connection, paid only when needed.
                     if not gone or attempt == 2:
                         raise DBAPIError.instance(
                             statement[0],
